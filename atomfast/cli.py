@@ -1,0 +1,68 @@
+"""The ``atomfast`` command line. Each command lives in ``atomfast/commands/<name>.py`` with
+``add_arguments(parser)`` and ``main(args) -> int``; modules are imported only when used.
+
+Command names and flags are a contract (DESIGN.md: Command line).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS = {
+    "run": "collect from an exchange: websocket -> books -> Avro -> sink",
+    "replay": "push a recorded capture through scheme, book and encoder, offline; JSON summary last",
+    "simulate": "serve a capture as a local exchange (websocket + recorded REST answers)",
+    "record": "record raw frames (with ns receive times) from an exchange to a capture file",
+    "consume": "decode Avro to JSON lines, from Kafka or the files sink",
+    "process": "raw topic -> normalised topics, as L3 Atom's stream processor",
+    "serve": "gRPC control server (level4's Control service) and cluster node",
+    "ctl": "client of the control server: start, stop, list, nodes, online",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atomfast",
+        description="Fast, verified cryptocurrency market-data collector.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(f"atomfast.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"atomfast.commands.{name}":
+                raise
+            sub._choices_actions = [a for a in sub._choices_actions if a.dest != name]
+            p.set_defaults(_unavailable=name)
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "_unavailable", None):
+        print(f"atomfast {args._unavailable}: not available in this build", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

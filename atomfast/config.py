@@ -1,0 +1,181 @@
+"""Settings: CLI flags > environment > keys/.env > config.ini > defaults.
+
+Names are the seeds' (DESIGN.md: Settings), so their deployments carry over. Secrets are kept in
+``Secret`` objects whose repr and str never show the value.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+
+class Secret:
+    """A secret string that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+@dataclass
+class Settings:
+    kafka_bootstrap_servers: str = ""
+    kafka_sasl_key: str = ""
+    kafka_sasl_secret: Secret = field(default_factory=lambda: Secret(""))
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_topic_prefix: str = ""
+    schema_registry_url: str = ""
+    schema_registry_api_key: str = ""
+    schema_registry_api_secret: Secret = field(default_factory=lambda: Secret(""))
+    hostname: str = ""
+    rpc_port: int = 50051
+    max_data_feeds: int = 25
+    data_dir: str = "data"
+    #: exchange -> default symbols, from config.ini sections ([kraken] symbols = BTC-USD, ETH-USD)
+    symbols: dict[str, list[str]] = field(default_factory=dict)
+
+    def symbols_for(self, exchange: str) -> list[str]:
+        return list(self.symbols.get(exchange, []))
+
+
+# environment name -> Settings field (KAFKA_ENDPOINTS is level4's alias of the bootstrap servers)
+ENV_NAMES = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka_bootstrap_servers",
+    "KAFKA_ENDPOINTS": "kafka_bootstrap_servers",
+    "KAFKA_SASL_KEY": "kafka_sasl_key",
+    "KAFKA_SASL_SECRET": "kafka_sasl_secret",
+    "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
+    "KAFKA_TOPIC_PREFIX": "kafka_topic_prefix",
+    "SCHEMA_REGISTRY_URL": "schema_registry_url",
+    "SCHEMA_REGISTRY_API_KEY": "schema_registry_api_key",
+    "SCHEMA_REGISTRY_API_SECRET": "schema_registry_api_secret",
+    "HOSTNAME": "hostname",
+    "RPC_PORT": "rpc_port",
+    "MAX_DATA_FEEDS": "max_data_feeds",
+    "ATOMFAST_DATA_DIR": "data_dir",
+}
+_TYPES = {f.name: f.type for f in fields(Settings)}
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """``KEY=value`` lines (``#`` comments, optional quotes, optional ``export``)."""
+    out: dict[str, str] = {}
+    p = Path(path)
+    if not p.is_file():
+        return out
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise SettingsError(f"{p}:{n}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _convert(name: str, raw: object, source: str):
+    kind = _TYPES[name]
+    if kind in ("int", int):
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise SettingsError(f"{source}: {name.upper()} must be a whole number, got {raw!r}") from None
+        if value <= 0 or (name == "rpc_port" and value > 65535):
+            raise SettingsError(f"{source}: {name.upper()} out of range: {value}")
+        return value
+    if kind in ("Secret", Secret):
+        return raw if isinstance(raw, Secret) else Secret(str(raw))
+    return str(raw).strip()
+
+
+def load_settings(
+    overrides: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    env_file: str | Path = "keys/.env",
+    config_ini: str | Path = "config.ini",
+) -> Settings:
+    """Settings from all sources, highest first: ``overrides`` (CLI flags, by field name),
+    environment, ``keys/.env``, ``config.ini`` ([atomfast] keys by environment name; one
+    section per exchange with ``symbols``), defaults."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+
+    ini = configparser.ConfigParser()
+    ini_path = Path(config_ini)
+    if ini_path.is_file():
+        try:
+            ini.read(ini_path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise SettingsError(f"{ini_path}: {exc}") from None
+        for section in ini.sections():
+            if section == "atomfast":
+                for key, value in ini.items(section):
+                    name = ENV_NAMES.get(key.upper())
+                    if name is None:
+                        raise SettingsError(f"{ini_path}: unknown setting {key!r} in [atomfast]")
+                    values[name], sources[name] = value, str(ini_path)
+            elif ini.has_option(section, "symbols"):
+                syms = [s.strip() for s in ini.get(section, "symbols").replace("\n", ",").split(",")]
+                settings.symbols[section.lower()] = [s for s in syms if s]
+    for layer, source in ((read_env_file(env_file), str(env_file)), (env, "environment")):
+        for key, name in ENV_NAMES.items():
+            if key == "KAFKA_ENDPOINTS" and "KAFKA_BOOTSTRAP_SERVERS" in layer:
+                continue  # the explicit name wins over the alias
+            if key in layer and layer[key] != "":
+                values[name], sources[name] = layer[key], source
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in _TYPES:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name], sources[name] = value, "command line"
+    for name, value in values.items():
+        if name == "symbols":
+            continue
+        setattr(settings, name, _convert(name, value, sources[name]))
+    if settings.kafka_sasl_mechanism.upper() not in MECHANISMS:
+        raise SettingsError(
+            f"{sources.get('kafka_sasl_mechanism', 'settings')}: KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)}"
+        )
+    settings.kafka_sasl_mechanism = settings.kafka_sasl_mechanism.upper()
+    if bool(settings.kafka_sasl_key) != bool(settings.kafka_sasl_secret):
+        raise SettingsError("KAFKA_SASL_KEY and KAFKA_SASL_SECRET go together: set both or neither")
+    if not settings.hostname:
+        import socket
+
+        settings.hostname = socket.gethostname()
+    return settings

@@ -1,0 +1,118 @@
+"""Counters and latency histograms shared by schemes, pipeline, feeds and sinks.
+
+Plain attributes and a log-bucketed histogram: increments on the hot path are attribute
+additions, nothing more. ``Metrics.summary()`` is the replay summary of the design.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+
+log = logging.getLogger("atomfast")
+
+
+class LatencyHistogram:
+    """Nanosecond latencies in buckets of ~4.4% width (16 per power of two), 1 ns .. ~1100 s."""
+
+    __slots__ = ("counts", "total", "max_ns")
+    SUB = 16
+    NBUCKETS = 40 * SUB
+
+    def __init__(self) -> None:
+        self.counts = [0] * self.NBUCKETS
+        self.total = 0
+        self.max_ns = 0
+
+    def record(self, ns: int) -> None:
+        if ns < 1:
+            ns = 1
+        exp = ns.bit_length() - 1
+        sub = ((ns << 4) >> exp) & 15  # position within the power of two, in SUB steps
+        idx = exp * self.SUB + sub
+        if idx >= self.NBUCKETS:
+            idx = self.NBUCKETS - 1
+        self.counts[idx] += 1
+        self.total += 1
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def percentile(self, q: float) -> int:
+        """Upper bound (ns) of the bucket holding the q-th percentile (0 < q <= 100); 0 if empty."""
+        if not self.total:
+            return 0
+        rank = max(1, math.ceil(self.total * q / 100.0))
+        seen = 0
+        for idx, n in enumerate(self.counts):
+            seen += n
+            if seen >= rank:
+                exp, sub = divmod(idx, self.SUB)
+                return min(((self.SUB + sub + 1) << exp) >> 4, self.max_ns)
+        return self.max_ns
+
+    def snapshot(self) -> dict:
+        return {
+            "count": self.total,
+            "p50_us": self.percentile(50) / 1000,
+            "p99_us": self.percentile(99) / 1000,
+            "p99.9_us": self.percentile(99.9) / 1000,
+            "max_us": self.max_ns / 1000,
+        }
+
+
+class ErrorLog:
+    """Bad input is counted per kind and logged once per kind with a sample (then every 1000th)."""
+
+    __slots__ = ("counts", "logger")
+
+    def __init__(self, logger: logging.Logger = log) -> None:
+        self.counts: Counter[str] = Counter()
+        self.logger = logger
+
+    def report(self, kind: str, detail: str, sample: bytes | str = b"") -> None:
+        n = self.counts[kind] + 1
+        self.counts[kind] = n
+        if n == 1 or n % 1000 == 0:
+            if isinstance(sample, (bytes, bytearray, memoryview)):
+                sample = bytes(sample[:200]).decode("utf-8", "replace")
+            self.logger.warning("%s (%d so far): %s; sample: %.200s", kind, n, detail, sample)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class Metrics:
+    """One per process: what the status line, the metrics endpoint and the replay summary show."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.frames = 0
+        self.bytes = 0
+        self.events: Counter[str] = Counter()
+        self.checksum_ok = 0
+        self.checksum_failed = 0
+        self.gaps = 0
+        self.resyncs = 0
+        self.reconnects = 0
+        self.errors = ErrorLog()
+        #: frame receipt -> produce() handed over (or written), and -> broker delivery report
+        self.produce_latency = LatencyHistogram()
+        self.delivery_latency = LatencyHistogram()
+
+    def summary(self, seconds: float | None = None) -> dict:
+        if seconds is None:
+            seconds = time.monotonic() - self.started
+        return {
+            "frames": self.frames,
+            "events": dict(sorted(self.events.items())),
+            "checksum_ok": self.checksum_ok,
+            "checksum_failed": self.checksum_failed,
+            "gaps": self.gaps,
+            "resyncs": self.resyncs,
+            "errors": self.errors.total,
+            "seconds": round(seconds, 6),
+            "error_kinds": dict(self.errors.counts),
+            "reconnects": self.reconnects,
+        }
