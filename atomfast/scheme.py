@@ -118,6 +118,10 @@ class Scheme:
     def ping_message(self) -> str | bytes | None:
         return None
 
+    def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
+        """A REST answer (e.g. a book snapshot): fetched by the feed, or recorded inline in a
+        capture and delivered by replay at the time it arrived. Default: ignored."""
+
     def resubscribe(self, conn: Connection, native: str) -> None:
         """Reload one book after a resync. Default: reconnect (every book of it is reloaded)."""
         conn.reconnect(f"resync {native}")
