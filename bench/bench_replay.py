@@ -1,0 +1,87 @@
+"""Replay throughput: recorded captures through decode -> book -> checksum -> encode -> null sink.
+
+atomfast (``Replay`` with a ``NullSink``: every event Avro-encoded, nothing kept) side by side
+with cryptofeed's ``raw_data_collection.playback`` on the same files, doing the same work:
+``checksum_validation=True`` and a callback that serialises every event to bytes (for a book,
+its delta). Both read the capture files inside the timed round.
+
+    pytest bench/bench_replay.py --benchmark-only
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+
+import pytest
+
+from atomfast.capture import open_capture
+from atomfast.replay import Replay
+from atomfast.sinks.null import NullSink
+
+from .conftest import capture
+
+CASES = {
+    # name: (exchange, capture files, cryptofeed feed name)
+    "kraken-book": ("kraken", ["cryptofeed/KRAKEN.ws.50.0"], "KRAKEN"),
+    "kraken-trades+ticker": ("kraken", ["cryptofeed/KRAKEN.ws.48.0", "cryptofeed/KRAKEN.ws.49.0"], "KRAKEN"),
+    "kraken-futures": ("kraken-futures", ["cryptofeed/KRAKEN_FUTURES.ws.1.0"], "KRAKEN_FUTURES"),
+}
+
+
+def _atomfast_round(exchange, paths):
+    replay = Replay(open_capture(*paths), exchange, NullSink())
+    metrics = replay.run()
+    assert metrics.checksum_failed == 0
+    return metrics.frames
+
+
+def _recv_frames(paths) -> int:
+    return sum(1 for f in open_capture(*paths).frames() if f.kind == "recv")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_atomfast(benchmark, case):
+    exchange, rel, _ = CASES[case]
+    paths = [capture(r) for r in rel]
+    frames = _recv_frames(paths)
+    benchmark.group = f"replay {case}"
+    benchmark.extra_info.update(units=frames, unit="frame")
+    got = benchmark.pedantic(_atomfast_round, args=(exchange, paths), rounds=7, iterations=1, warmup_rounds=1)
+    assert got == frames
+
+
+def _cryptofeed_round(feed_name, paths):
+    from cryptofeed.exchanges import EXCHANGE_MAP
+    from cryptofeed.raw_data_collection import playback
+
+    out = []
+
+    async def serialise(obj, receipt_ts):
+        # the same work as atomfast's encoder: every event to bytes (a book: its delta)
+        if getattr(obj, "delta", None) is not None:
+            out.append(json.dumps(obj.delta, default=str).encode())
+        else:
+            out.append(json.dumps(obj.to_dict(numeric_type=str), default=str).encode())
+
+    original = EXCHANGE_MAP[feed_name]
+    EXCHANGE_MAP[feed_name] = functools.partial(original, checksum_validation=True)
+    try:
+        files = [str(p) for p in paths]
+        prefix = paths[0].name.split(".ws.")[0]
+        files = [str(paths[0].with_name(prefix + ".0"))] + files
+        stats = playback(feed_name, files, callbacks={"l2_book": serialise, "trades": serialise, "ticker": serialise})
+    finally:
+        EXCHANGE_MAP[feed_name] = original
+    return stats, len(out)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_cryptofeed(benchmark, case):
+    pytest.importorskip("cryptofeed")
+    _exchange, rel, feed_name = CASES[case]
+    paths = [capture(r) for r in rel]
+    benchmark.group = f"replay {case}"
+    benchmark.extra_info.update(units=_recv_frames(paths), unit="frame")
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    benchmark.pedantic(_cryptofeed_round, args=(feed_name, paths), rounds=3, iterations=1, warmup_rounds=1)
