@@ -153,7 +153,7 @@ def load_settings(
                 settings.symbols[section.lower()] = [s for s in syms if s]
     for layer, source in ((read_env_file(env_file), str(env_file)), (env, "environment")):
         for key, name in ENV_NAMES.items():
-            if key == "KAFKA_ENDPOINTS" and "KAFKA_BOOTSTRAP_SERVERS" in layer:
+            if key == "KAFKA_ENDPOINTS" and layer.get("KAFKA_BOOTSTRAP_SERVERS"):
                 continue  # the explicit name wins over the alias
             if key in layer and layer[key] != "":
                 values[name], sources[name] = layer[key], source
