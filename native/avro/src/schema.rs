@@ -39,9 +39,16 @@ pub struct Field {
 pub enum NamedKind {
     /// Filled in after the definition's children are parsed (a placeholder while parsing).
     Pending,
-    Record { fields: Vec<Field> },
-    Enum { symbols: Vec<String>, lookup: Option<HashMap<String, u32>> },
-    Fixed { size: usize },
+    Record {
+        fields: Vec<Field>,
+    },
+    Enum {
+        symbols: Vec<String>,
+        lookup: Option<HashMap<String, u32>>,
+    },
+    Fixed {
+        size: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -54,8 +61,13 @@ impl Named {
     pub fn enum_index(&self, symbol: &[u8]) -> Option<u32> {
         match &self.kind {
             NamedKind::Enum { symbols, lookup } => match lookup {
-                Some(map) => std::str::from_utf8(symbol).ok().and_then(|s| map.get(s).copied()),
-                None => symbols.iter().position(|s| s.as_bytes() == symbol).map(|i| i as u32),
+                Some(map) => std::str::from_utf8(symbol)
+                    .ok()
+                    .and_then(|s| map.get(s).copied()),
+                None => symbols
+                    .iter()
+                    .position(|s| s.as_bytes() == symbol)
+                    .map(|i| i as u32),
             },
             _ => None,
         }
@@ -93,7 +105,9 @@ pub struct Program {
     pub name: String,
 }
 
-const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
 
 fn primitive(name: &str) -> Option<Node> {
     Some(match name {
@@ -119,13 +133,20 @@ type PResult<T> = Result<T, String>;
 /// Parse a schema JSON text into a [`Program`].
 pub fn parse(text: &str) -> PResult<Program> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let mut parser = Parser { named: Vec::new(), by_name: HashMap::new() };
+    let mut parser = Parser {
+        named: Vec::new(),
+        by_name: HashMap::new(),
+    };
     let root = parser.node(&value, "")?;
     let name = match &root {
         Node::Record(i) | Node::Enum(i) | Node::Fixed(i) => parser.named[*i].fullname.clone(),
         _ => value.to_string(),
     };
-    Ok(Program { root, named: parser.named, name })
+    Ok(Program {
+        root,
+        named: parser.named,
+        name,
+    })
 }
 
 impl Parser {
@@ -134,7 +155,9 @@ impl Parser {
             Value::String(s) => self.reference(s, ns),
             Value::Array(items) => self.union(items, ns),
             Value::Object(obj) => {
-                let ty = obj.get("type").ok_or_else(|| format!("schema object without \"type\": {v}"))?;
+                let ty = obj
+                    .get("type")
+                    .ok_or_else(|| format!("schema object without \"type\": {v}"))?;
                 match ty {
                     Value::String(t) => match t.as_str() {
                         "record" | "error" => self.named_type(v, ns, "record"),
@@ -145,7 +168,8 @@ impl Parser {
                             Ok(Node::Array(Box::new(self.node(items, ns)?)))
                         }
                         "map" => {
-                            let values = obj.get("values").ok_or("map schema without \"values\"")?;
+                            let values =
+                                obj.get("values").ok_or("map schema without \"values\"")?;
                             Ok(Node::Map(Box::new(self.node(values, ns)?)))
                         }
                         // A primitive (logicalType and other attributes ignored) or a reference.
@@ -167,7 +191,9 @@ impl Parser {
         let index = if name.contains('.') {
             self.by_name.get(name)
         } else if !ns.is_empty() {
-            self.by_name.get(&format!("{ns}.{name}")).or_else(|| self.by_name.get(name))
+            self.by_name
+                .get(&format!("{ns}.{name}"))
+                .or_else(|| self.by_name.get(name))
         } else {
             self.by_name.get(name)
         };
@@ -194,7 +220,11 @@ impl Parser {
                 Some(Value::Null) | None => ns.to_string(),
                 Some(other) => return Err(format!("invalid namespace {other}")),
             };
-            let full = if own_ns.is_empty() { name.to_string() } else { format!("{own_ns}.{name}") };
+            let full = if own_ns.is_empty() {
+                name.to_string()
+            } else {
+                format!("{own_ns}.{name}")
+            };
             (full, own_ns)
         };
         let short = fullname.rsplit('.').next().unwrap_or("");
@@ -205,7 +235,10 @@ impl Parser {
             return Err(format!("type {fullname:?} is defined twice"));
         }
         let index = self.named.len();
-        self.named.push(Named { fullname: fullname.clone(), kind: NamedKind::Pending });
+        self.named.push(Named {
+            fullname: fullname.clone(),
+            kind: NamedKind::Pending,
+        });
         self.by_name.insert(fullname.clone(), index);
         let kind = match kind {
             "record" => {
@@ -220,13 +253,20 @@ impl Parser {
                         .and_then(Value::as_str)
                         .ok_or_else(|| format!("a field of record {fullname:?} has no \"name\""))?;
                     if out.iter().any(|o| o.name == fname) {
-                        return Err(format!("record {fullname:?} has two fields named {fname:?}"));
+                        return Err(format!(
+                            "record {fullname:?} has two fields named {fname:?}"
+                        ));
                     }
                     let fty = f
                         .get("type")
                         .ok_or_else(|| format!("field {fullname}.{fname} has no \"type\""))?;
-                    let node = self.node(fty, &own_ns).map_err(|e| format!("field {fullname}.{fname}: {e}"))?;
-                    out.push(Field { name: fname.to_string(), node });
+                    let node = self
+                        .node(fty, &own_ns)
+                        .map_err(|e| format!("field {fullname}.{fname}: {e}"))?;
+                    out.push(Field {
+                        name: fname.to_string(),
+                        node,
+                    });
                 }
                 NamedKind::Record { fields: out }
             }
@@ -237,25 +277,36 @@ impl Parser {
                     .ok_or_else(|| format!("enum {fullname:?} without a \"symbols\" array"))?;
                 let mut out: Vec<String> = Vec::with_capacity(symbols.len());
                 for s in symbols {
-                    let s = s.as_str().ok_or_else(|| format!("enum {fullname:?}: symbol {s} is not a string"))?;
+                    let s = s
+                        .as_str()
+                        .ok_or_else(|| format!("enum {fullname:?}: symbol {s} is not a string"))?;
                     if out.iter().any(|o| o == s) {
                         return Err(format!("enum {fullname:?}: duplicate symbol {s:?}"));
                     }
                     out.push(s.to_string());
                 }
                 let lookup = if out.len() > 8 {
-                    Some(out.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect())
+                    Some(
+                        out.iter()
+                            .enumerate()
+                            .map(|(i, s)| (s.clone(), i as u32))
+                            .collect(),
+                    )
                 } else {
                     None
                 };
-                NamedKind::Enum { symbols: out, lookup }
+                NamedKind::Enum {
+                    symbols: out,
+                    lookup,
+                }
             }
             _ => {
-                let size = obj
-                    .get("size")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| format!("fixed {fullname:?} without a non-negative integer \"size\""))?;
-                NamedKind::Fixed { size: size as usize }
+                let size = obj.get("size").and_then(Value::as_u64).ok_or_else(|| {
+                    format!("fixed {fullname:?} without a non-negative integer \"size\"")
+                })?;
+                NamedKind::Fixed {
+                    size: size as usize,
+                }
             }
         };
         let node = match kind {
@@ -301,7 +352,12 @@ impl Parser {
         }
         let mut candidates: [Vec<u32>; N_KINDS] = Default::default();
         let pick = |pred: &dyn Fn(&Node) -> bool| -> Vec<u32> {
-            branches.iter().enumerate().filter(|(_, b)| pred(b)).map(|(i, _)| i as u32).collect()
+            branches
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| pred(b))
+                .map(|(i, _)| i as u32)
+                .collect()
         };
         candidates[K_NONE] = pick(&|b| matches!(b, Node::Null));
         candidates[K_BOOL] = pick(&|b| matches!(b, Node::Boolean));
@@ -318,6 +374,10 @@ impl Parser {
         candidates[K_TUPLE].extend(pick(&|b| matches!(b, Node::Array(_))));
         candidates[K_LIST] = pick(&|b| matches!(b, Node::Array(_)));
         candidates[K_DICT] = pick(&|b| matches!(b, Node::Map(_)));
-        Ok(Node::Union(Box::new(Union { branches, labels, candidates })))
+        Ok(Node::Union(Box::new(Union {
+            branches,
+            labels,
+            candidates,
+        })))
     }
 }

@@ -1,0 +1,3 @@
+from ._native import Encoder as Encoder, __version__ as __version__
+
+__all__ = ["Encoder", "__version__"]
