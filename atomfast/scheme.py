@@ -245,7 +245,7 @@ class Scheme:
         symbol = self.instrument(native).symbol
         for side in (BID, ASK):
             if book.count(side) > depth:
-                for price, _size in book.levels(side)[depth:]:
+                for price, _size in book.levels(side, start=depth):
                     self.emit("lob", Lob(self.exchange, symbol, float(price), 0.0, SIDE_NAMES[side], event_ms, atom_us))
         book.truncate(depth)
 

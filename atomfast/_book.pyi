@@ -1,0 +1,140 @@
+"""Type stubs for the compiled order books (native/book/_book.pyx).
+
+Prices and sizes are exchange decimal strings (``str`` or ``bytes``): ``[+-]digits[.digits]``
+with an optional exponent (``1.5e-7``). They are parsed exactly into int64 ticks at the book's
+scale; the books reject negative values. Every parse failure raises ``ValueError`` (empty,
+not a number, negative, non-zero digits beyond the scale, out of int64 range, more than 255
+decimals written) and leaves the book unchanged; a value of another type raises ``TypeError``.
+Strings returned by the books are rebuilt in plain notation with the decimals the value was
+sent with (identical to the sent text unless it used an exponent, a '+' or leading zeros).
+"""
+from typing import Final, Hashable
+
+_Decimal = str | bytes
+
+BID: Final[int]  # 0
+ASK: Final[int]  # 1
+TOP_CHANGED: Final[int]  # 1: best bid or best ask price or size changed by this call
+CROSSED: Final[int]  # 2: after this call best bid >= best ask, both sides non-empty
+UNKNOWN: Final[int]  # 4: delete/update of a level or order not in the book (book unchanged)
+
+LEVEL_BYTES: Final[int]  # bytes per L2 price level node (32)
+L3_LEVEL_BYTES: Final[int]  # bytes per L3 price level (44: node + order queue head/tail/count)
+ORDER_BYTES: Final[int]  # bytes per L3 order (24)
+
+class L2Book:
+    """Level-2 book: total size per exact price, per side (red-black tree of C structs).
+
+    ``capacity`` is the initial number of level nodes for both sides together; the pool
+    doubles as needed. ``price_decimals`` and ``size_decimals`` are within 0..18.
+    """
+
+    def __init__(self, price_decimals: int = 8, size_decimals: int = 8, capacity: int = 1024) -> None: ...
+    @property
+    def price_decimals(self) -> int: ...
+    @property
+    def size_decimals(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of C memory held by the level pool (allocated nodes, used or free)."""
+    def apply(self, side: int, price: _Decimal, size: _Decimal) -> int:
+        """Set the total size at ``price``; size 0 removes the level (UNKNOWN if absent).
+        Returns TOP_CHANGED | CROSSED | UNKNOWN flags."""
+    def apply_ticks(self, side: int, price: int, size: int) -> int:
+        """As ``apply`` with already-scaled integers (sent decimals = the book's scale)."""
+    def truncate(self, depth: int) -> int:
+        """Keep the best ``depth`` levels per side; returns the number of levels removed."""
+    def clear(self) -> None: ...
+    def best_bid(self) -> tuple[float, float] | None:
+        """(price, size) of the best bid, or None when there is no bid."""
+    def best_ask(self) -> tuple[float, float] | None: ...
+    def best(self) -> tuple[float, float, float, float]:
+        """(bid_price, bid_size, ask_price, ask_size); 0.0 for an empty side."""
+    def levels(self, side: int, n: int = -1, start: int = 0) -> list[tuple[str, str]]:
+        """Best ``n`` levels (all when n < 0), best first, as (price, size) strings as sent,
+        after skipping the best ``start`` (``levels(side, start=depth)``: what
+        ``truncate(depth)`` would drop)."""
+    def get(self, side: int, price: _Decimal) -> str | None:
+        """The size string at ``price``, or None."""
+    def count(self, side: int) -> int:
+        """Number of levels on ``side``."""
+    def __len__(self) -> int:
+        """Number of levels on both sides."""
+    def checksum_kraken(self, book_scale: bool = False) -> int:
+        """Kraken websocket v1/v2 CRC-32 (unsigned) of the top 10 asks then top 10 bids.
+        ``book_scale=False``: values written with their sent decimals (v1 strings);
+        ``True``: with the book's scale (v2 numbers; build the book at the pair's precision)."""
+    def checksum_okx(self) -> int:
+        """OKX CRC-32 (signed) of the top 25 levels, "bidPx:bidSz:askPx:askSz:..." as sent."""
+    def checksum_bitfinex(self) -> int:
+        """Bitfinex P0 CRC-32 (signed): top 25 "bidPx:bidAmt:askPx:-askAmt:..." as JavaScript
+        prints numbers (exponent form below 1e-6)."""
+    def _validate(self) -> None:
+        """Internal (tests): raise AssertionError if a tree or cache invariant is broken."""
+
+class L3Book:
+    """Level-3 book: orders by id, queued in arrival order at each exact price.
+
+    Order ids are any hashable object as given (str or int); ``1`` and ``"1"`` are different
+    orders. ``count(side)`` and ``len()`` count orders; ``level_count(side)`` counts levels.
+    """
+
+    def __init__(self, price_decimals: int = 8, size_decimals: int = 8, capacity: int = 1024) -> None: ...
+    @property
+    def price_decimals(self) -> int: ...
+    @property
+    def size_decimals(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of C memory held by the level and order pools."""
+    def add(self, order_id: Hashable, side: int, price: _Decimal, size: _Decimal) -> int:
+        """New order at the back of its level. An id already in the book is replaced (removed,
+        then added at the back of its new level). Size 0 behaves like ``remove``."""
+    def update(self, order_id: Hashable, size: _Decimal) -> int:
+        """New remaining size, queue position kept; 0 removes; unknown id -> UNKNOWN."""
+    def change(self, order_id: Hashable, price: _Decimal, size: _Decimal) -> int:
+        """New price and size: moves to the back of the level at the new price (keeps its
+        position if the price is unchanged); size 0 removes; unknown id -> UNKNOWN."""
+    def remove(self, order_id: Hashable) -> int:
+        """Remove an order; unknown id -> UNKNOWN."""
+    def order(self, order_id: Hashable) -> tuple[int, str, str] | None:
+        """(side, price, size) with strings as sent, or None."""
+    def __contains__(self, order_id: object) -> bool: ...
+    def clear(self) -> None: ...
+    def best_bid(self) -> tuple[float, float] | None:
+        """(price, level total size) of the best bid, or None."""
+    def best_ask(self) -> tuple[float, float] | None: ...
+    def best(self) -> tuple[float, float, float, float]:
+        """(bid_price, bid_total, ask_price, ask_total); 0.0 for an empty side."""
+    def levels(self, side: int, n: int = -1, start: int = 0) -> list[tuple[str, str, int]]:
+        """Best ``n`` levels after the best ``start``, best first: (price, total size, order
+        count). The price is written
+        as the order that opened the level sent it; the total with the most decimals any order
+        at that level was sent with."""
+    def orders_at(self, side: int, price: _Decimal) -> list[tuple[Hashable, str]]:
+        """(order_id, size) at ``price`` in arrival order; [] when there is no such level."""
+    def count(self, side: int) -> int:
+        """Number of orders on ``side``."""
+    def level_count(self, side: int) -> int:
+        """Number of price levels on ``side``."""
+    def __len__(self) -> int:
+        """Number of orders on both sides."""
+    def checksum_bitfinex(self) -> int:
+        """Bitfinex R0 (raw book) CRC-32 (signed): top 25 orders per side (price priority, then
+        arrival order), "bidId:bidAmt:askId:-askAmt:..." with JavaScript number text."""
+    def _validate(self) -> None:
+        """Internal (tests): raise AssertionError if a tree, queue or total is inconsistent."""
+
+def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
+    """(ticks, decimals as sent): ``parse_decimal("0.1000", 8) == (10000000, 4)``. Negative
+    values are accepted here (not by the books)."""
+
+def parse_ticks(value: _Decimal, decimals: int = 8) -> int:
+    """Ticks of a decimal string: ``parse_ticks("1.5", 2) == 150``."""
+
+def format_ticks(ticks: int, decimals: int = 8, sent_decimals: int = -1) -> str:
+    """``ticks * 10**-decimals`` written with ``sent_decimals`` decimals (default: ``decimals``);
+    ValueError if that would drop non-zero digits."""
+
+def format_js(ticks: int, decimals: int = 8) -> str:
+    """JavaScript Number toString text of ``ticks * 10**-decimals`` ("1.5e-7", "0.5", "100")."""

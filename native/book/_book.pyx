@@ -1,0 +1,1793 @@
+# cython: language_level=3
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: nonecheck=False, overflowcheck=False, infer_types=True, embedsignature=True
+"""Compiled order books for atomfast: L2 (price levels) and L3 (order by order).
+
+Everything that moves on the hot path lives in C:
+
+* Prices and sizes arrive as the exchange's decimal strings (``str`` or ``bytes``) and are
+  parsed here, straight from the string's buffer, into ``int64`` ticks at the book's fixed
+  scale (``price_decimals`` / ``size_decimals``). Floats are never compared: a float only
+  appears on the way out (``best_bid()`` and friends).
+* Each side is a red-black tree of ``Level`` structs keyed on the exact price in ticks. The
+  nodes live in one pool per book: a malloc/realloc'ed array of structs, addressed by
+  ``int32`` index (index 0 is the tree's black sentinel), with a free list. No Python
+  object exists per level. Insert/update/delete are O(log n); the best level of each side
+  is cached, so best bid/ask are O(1); top-N walks the tree in order.
+* Each level remembers how many decimals its price and size were SENT with, so the
+  exchange's string can be rebuilt exactly ("0.1000" comes back as "0.1000"); the
+  exchange checksums (Kraken, OKX, Bitfinex) are computed from those rebuilt strings,
+  with a table CRC-32 (the same CRC as zlib's) fed piece by piece: no big buffer, no
+  Python string.
+
+The L3 book keeps, per level, a doubly linked list of ``Order`` structs (arrival order) in a
+second pool and maintains the level's total size. Only the order-id -> slot map is a Python
+``dict`` (see ``L3Book``).
+
+Not thread-safe: a book belongs to one thread (the hot path holds the GIL throughout).
+"""
+
+from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint8_t, INT64_MAX
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset, memcpy
+from cpython.unicode cimport PyUnicode_Check
+from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object unicode)
+    void* PyUnicode_DATA(object unicode)
+    Py_ssize_t PyUnicode_GET_LENGTH(object unicode)
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+
+
+# ---------------------------------------------------------------------------------------
+# Public constants
+# ---------------------------------------------------------------------------------------
+
+BID = 0
+ASK = 1
+TOP_CHANGED = 1   # best bid or best ask price or size changed by this call
+CROSSED = 2       # after this call best bid >= best ask (both sides non-empty)
+UNKNOWN = 4       # delete/update of a level or order that is not in the book (book unchanged)
+
+cdef enum:
+    C_BID = 0
+    C_ASK = 1
+    F_TOP = 1
+    F_CROSSED = 2
+    F_UNKNOWN = 4
+
+cdef enum:
+    MAX_SCALE = 18           # 10**18 < 2**63: the largest scale whose unit fits in int64
+    MAX_SENT = 255           # sent decimals are stored in a uint8
+    FMT_BUF = 320            # sign + 19 integer digits + '.' + 255 decimals, with room
+    MAX_CAPACITY = 1 << 30   # int32 indices
+
+cdef int64_t P10[19]
+cdef int _i
+P10[0] = 1
+for _i in range(1, 19):
+    P10[_i] = P10[_i - 1] * 10
+
+
+# ---------------------------------------------------------------------------------------
+# CRC-32 (ISO-HDLC, reflected polynomial 0xEDB88320): identical to zlib.crc32
+# ---------------------------------------------------------------------------------------
+
+cdef uint32_t CRC_TABLE[256]
+
+
+cdef void _crc_init() noexcept:
+    cdef uint32_t c
+    cdef int i, k
+    for i in range(256):
+        c = <uint32_t>i
+        for k in range(8):
+            if c & 1:
+                c = (c >> 1) ^ 0xEDB88320u
+            else:
+                c = c >> 1
+        CRC_TABLE[i] = c
+
+
+_crc_init()
+
+
+# The running state is kept pre-inverted: start with 0xFFFFFFFF, finish with ~state.
+cdef inline uint32_t _crc_feed(uint32_t state, const char* p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        state = CRC_TABLE[(state ^ <uint8_t>p[i]) & 0xFF] ^ (state >> 8)
+    return state
+
+
+cdef inline uint32_t _crc_byte(uint32_t state, char b) noexcept nogil:
+    return CRC_TABLE[(state ^ <uint8_t>b) & 0xFF] ^ (state >> 8)
+
+
+# ---------------------------------------------------------------------------------------
+# Decimal parsing: exchange string -> int64 ticks at a fixed scale, plus decimals as sent
+# ---------------------------------------------------------------------------------------
+
+cdef enum ParseStatus:
+    P_OK = 0
+    P_EMPTY = 1
+    P_SYNTAX = 2
+    P_NEGATIVE = 3
+    P_PRECISION = 4     # non-zero digits beyond the book's scale
+    P_RANGE = 5         # does not fit in int64 ticks
+    P_SENT = 6          # more than 255 decimals as sent: cannot be remembered
+
+
+cdef int _parse_dec(const char* s, Py_ssize_t n, int scale, bint allow_negative,
+                    int64_t* out, int* sent) noexcept nogil:
+    """Parse ``[+-]digits[.digits][(e|E)[+-]digits]`` exactly.
+
+    The value is kept as m * 10**(-need) with m free of trailing zeros, so that a string
+    like "1.000000000000000000000" (many zeros) neither overflows nor loses exactness.
+    ``sent`` receives the number of decimals the string was written with (after the
+    exponent), e.g. "0.1000" -> 4, "1.5e-7" -> 8, "1e3" -> 0.
+    """
+    cdef Py_ssize_t i = 0
+    cdef bint neg = False
+    cdef bint over = False
+    cdef uint64_t m = 0
+    cdef int pend = 0          # zeros after the last non-zero digit, not yet folded into m
+    cdef int frac = 0          # digits written after '.'
+    cdef int exp = 0
+    cdef bint eneg = False
+    cdef Py_ssize_t start
+    cdef int d, k
+    cdef int64_t need, shift, sent_dec
+    cdef char c
+
+    if n <= 0:
+        return P_EMPTY
+    c = s[0]
+    if c == c'-' or c == c'+':
+        neg = c == c'-'
+        i = 1
+    # integer part: at least one digit
+    start = i
+    while i < n:
+        c = s[i]
+        if c < c'0' or c > c'9':
+            break
+        d = c - c'0'
+        if d == 0:
+            if m != 0:
+                pend += 1
+        elif not over:
+            k = pend + 1
+            if k > 18 or m > (<uint64_t>INT64_MAX - <uint64_t>d) // <uint64_t>P10[k]:
+                over = True
+            else:
+                m = m * <uint64_t>P10[k] + <uint64_t>d
+                pend = 0
+        i += 1
+    if i == start:
+        return P_SYNTAX
+    # fraction: '.' must be followed by at least one digit
+    if i < n and s[i] == c'.':
+        i += 1
+        start = i
+        while i < n:
+            c = s[i]
+            if c < c'0' or c > c'9':
+                break
+            d = c - c'0'
+            frac += 1
+            if frac > 100000:
+                return P_SENT
+            if d == 0:
+                if m != 0:
+                    pend += 1
+            elif not over:
+                k = pend + 1
+                if k > 18 or m > (<uint64_t>INT64_MAX - <uint64_t>d) // <uint64_t>P10[k]:
+                    over = True
+                else:
+                    m = m * <uint64_t>P10[k] + <uint64_t>d
+                    pend = 0
+            i += 1
+        if i == start:
+            return P_SYNTAX
+    # exponent (JSON numbers such as Bitfinex's 1.5e-7)
+    if i < n and (s[i] == c'e' or s[i] == c'E'):
+        i += 1
+        if i < n and (s[i] == c'-' or s[i] == c'+'):
+            eneg = s[i] == c'-'
+            i += 1
+        start = i
+        while i < n:
+            c = s[i]
+            if c < c'0' or c > c'9':
+                break
+            if exp < 100000:
+                exp = exp * 10 + (c - c'0')
+            i += 1
+        if i == start:
+            return P_SYNTAX
+        if eneg:
+            exp = -exp
+    if i != n:
+        return P_SYNTAX
+    if over:
+        return P_RANGE
+    if neg and m != 0 and not allow_negative:
+        return P_NEGATIVE
+
+    sent_dec = <int64_t>frac - exp
+    if sent_dec < 0:
+        sent_dec = 0
+    if sent_dec > MAX_SENT:
+        return P_SENT
+    if m == 0:
+        out[0] = 0
+        sent[0] = <int>sent_dec
+        return P_OK
+    # value = m * 10**(pend - frac + exp); ticks = value * 10**scale
+    need = <int64_t>frac - exp - pend
+    shift = scale - need
+    if shift < 0:
+        return P_PRECISION       # m has no trailing zeros: the extra digits are non-zero
+    if shift > 18 or m > <uint64_t>INT64_MAX // <uint64_t>P10[shift]:
+        return P_RANGE
+    out[0] = <int64_t>(m * <uint64_t>P10[shift])
+    if neg:
+        out[0] = -out[0]
+    sent[0] = <int>sent_dec
+    return P_OK
+
+
+cdef const char* _buffer(object value, Py_ssize_t* n) except NULL:
+    if PyUnicode_Check(value):
+        if PyUnicode_IS_COMPACT_ASCII(value):
+            # ASCII str (what json decoders make): its own buffer, nothing is allocated
+            n[0] = PyUnicode_GET_LENGTH(value)
+            return <const char*>PyUnicode_DATA(value)
+        return PyUnicode_AsUTF8AndSize(value, n)
+    if PyBytes_Check(value):
+        n[0] = PyBytes_GET_SIZE(value)
+        return PyBytes_AS_STRING(value)
+    raise TypeError(f"expected a decimal number as str or bytes, got {type(value).__name__}")
+
+
+cdef int _raise_parse(int status, object value, str what, int scale) except -1:
+    if status == P_EMPTY:
+        raise ValueError(f"empty {what} string")
+    if status == P_SYNTAX:
+        raise ValueError(f"invalid {what} {value!r}: not a decimal number")
+    if status == P_NEGATIVE:
+        raise ValueError(f"invalid {what} {value!r}: negative")
+    if status == P_PRECISION:
+        raise ValueError(f"{what} {value!r} has non-zero digits beyond the book's "
+                         f"{scale} decimals")
+    if status == P_RANGE:
+        raise ValueError(f"{what} {value!r} is out of range at {scale} decimals "
+                         f"(int64 ticks)")
+    raise ValueError(f"{what} {value!r} is written with more than {MAX_SENT} decimals")
+
+
+cdef inline int _parse(object value, int scale, bint allow_negative, str what,
+                       int64_t* out, int* sent) except -1:
+    cdef Py_ssize_t n
+    cdef const char* s = _buffer(value, &n)
+    cdef int status = _parse_dec(s, n, scale, allow_negative, out, sent)
+    if status != P_OK:
+        _raise_parse(status, value, what, scale)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting: ticks -> decimal text (exact, as sent) and JavaScript Number text (Bitfinex)
+# ---------------------------------------------------------------------------------------
+
+cdef inline int _utoa(char* out, uint64_t v) noexcept nogil:
+    """Decimal digits of v (at least one), returns the length."""
+    cdef char tmp[24]
+    cdef int k = 0, j
+    while True:
+        tmp[k] = <char>(c'0' + <int>(v % 10))
+        k += 1
+        v //= 10
+        if v == 0:
+            break
+    for j in range(k):
+        out[j] = tmp[k - 1 - j]
+    return k
+
+
+cdef int _fmt_fixed(char* out, int64_t ticks, int scale, int dec) noexcept nogil:
+    """ticks at `scale` written with exactly `dec` decimals (no exponent).
+
+    Exact when the value has at most `dec` significant decimals, which holds for every
+    value stored with the decimals it was sent with. Returns the length."""
+    cdef int pos = 0, k, j
+    cdef uint64_t v, ip, fp
+    cdef char digits[24]
+    if ticks < 0:
+        out[0] = c'-'
+        pos = 1
+        v = <uint64_t>(-(ticks + 1)) + 1
+    else:
+        v = <uint64_t>ticks
+    ip = v // <uint64_t>P10[scale]
+    fp = v % <uint64_t>P10[scale]
+    pos += _utoa(out + pos, ip)
+    if dec <= 0:
+        return pos
+    out[pos] = c'.'
+    pos += 1
+    if dec <= scale:
+        fp //= <uint64_t>P10[scale - dec]
+        k = dec
+    else:
+        k = scale
+    # fp zero-padded to k digits
+    for j in range(k - 1, -1, -1):
+        out[pos + j] = <char>(c'0' + <int>(fp % 10))
+        fp //= 10
+    pos += k
+    for j in range(dec - k):
+        out[pos] = c'0'
+        pos += 1
+    return pos
+
+
+cdef int _fmt_js(char* out, int64_t ticks, int scale, bint negate) noexcept nogil:
+    """The text JavaScript's Number.prototype.toString gives for ticks * 10**-scale.
+
+    ECMAScript Number::toString: shortest digits s (k of them) and exponent n with
+    value = s * 10**(n - k); plain notation while 1e-7 < |value| < 1e21, otherwise
+    "d.ddde-7". The decimal stored here is taken as the shortest representation of the
+    double the exchange formatted, which holds for up to 15 significant digits.
+    """
+    cdef int pos = 0, k, t = 0, n, j, e
+    cdef uint64_t v
+    cdef char d[24]
+    if ticks == 0:
+        out[0] = c'0'
+        return 1
+    if ticks < 0:
+        v = <uint64_t>(-(ticks + 1)) + 1
+        negate = not negate
+    else:
+        v = <uint64_t>ticks
+    while v % 10 == 0:
+        v //= 10
+        t += 1
+    k = _utoa(d, v)
+    n = k + t - scale
+    if negate:
+        out[0] = c'-'
+        pos = 1
+    if k <= n <= 21:
+        memcpy(out + pos, d, k)
+        pos += k
+        for j in range(n - k):
+            out[pos] = c'0'
+            pos += 1
+    elif 0 < n <= 21:
+        memcpy(out + pos, d, n)
+        pos += n
+        out[pos] = c'.'
+        pos += 1
+        memcpy(out + pos, d + n, k - n)
+        pos += k - n
+    elif -6 < n <= 0:
+        out[pos] = c'0'
+        out[pos + 1] = c'.'
+        pos += 2
+        for j in range(-n):
+            out[pos] = c'0'
+            pos += 1
+        memcpy(out + pos, d, k)
+        pos += k
+    else:
+        out[pos] = d[0]
+        pos += 1
+        if k > 1:
+            out[pos] = c'.'
+            pos += 1
+            memcpy(out + pos, d + 1, k - 1)
+            pos += k - 1
+        out[pos] = c'e'
+        pos += 1
+        e = n - 1
+        if e < 0:
+            out[pos] = c'-'
+            e = -e
+        else:
+            out[pos] = c'+'
+        pos += 1
+        pos += _utoa(out + pos, <uint64_t>e)
+    return pos
+
+
+cdef inline uint32_t _crc_kraken(uint32_t state, int64_t ticks, int scale, int dec) noexcept nogil:
+    """Kraken: the value's text with '.' removed, then leading zeros removed."""
+    cdef char buf[FMT_BUF]
+    cdef int n = _fmt_fixed(buf, ticks, scale, dec), i
+    cdef bint lead = True
+    for i in range(n):
+        if buf[i] == c'.':
+            continue
+        if lead and buf[i] == c'0':
+            continue
+        lead = False
+        state = _crc_byte(state, buf[i])
+    return state
+
+
+cdef inline str _text(int64_t ticks, int scale, int dec):
+    cdef char buf[FMT_BUF]
+    cdef int n = _fmt_fixed(buf, ticks, scale, dec)
+    return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+# ---------------------------------------------------------------------------------------
+# Red-black tree of price levels over a node pool
+# ---------------------------------------------------------------------------------------
+
+# One price level: 32 bytes (8 price + 8 size + 3*4 links + 4 flag bytes), so a 1000-level
+# L2 book costs 32 KB of nodes (32 bytes per level, plus pool slack up to the capacity).
+# The L3 book adds a 12-byte LevelQueue per level (44 bytes per level) and 24 bytes per order.
+cdef struct Level:
+    int64_t price       # ticks at price_decimals (the key)
+    int64_t size        # ticks at size_decimals (L3: the level's total)
+    int32_t left
+    int32_t right
+    int32_t parent
+    uint8_t red
+    uint8_t pdec        # decimals the price was sent with
+    uint8_t sdec        # decimals the size was sent with (L3: the most any order used)
+    uint8_t spare
+
+
+cdef struct Pool:
+    Level* n            # n[0] is the black sentinel (CLRS "nil")
+    char* extra         # optional parallel array (L3: LevelQueue), esize bytes per node
+    size_t esize
+    int32_t cap         # allocated nodes, sentinel included
+    int32_t top         # first never-used index
+    int32_t free        # head of the free list (linked through .right), 0 = empty
+
+
+cdef struct Side:
+    int32_t root
+    int32_t best        # cached: max for bids, min for asks; 0 when empty
+    int32_t count
+    int32_t is_bid
+
+
+cdef int _pool_init(Pool* p, Py_ssize_t capacity, size_t esize) except -1:
+    if capacity < 1:
+        capacity = 1
+    if capacity > MAX_CAPACITY:
+        raise ValueError(f"capacity must be at most {MAX_CAPACITY}")
+    p.cap = <int32_t>capacity + 1
+    p.n = <Level*>malloc(<size_t>p.cap * sizeof(Level))
+    p.esize = esize
+    p.extra = NULL
+    if p.n == NULL:
+        raise MemoryError()
+    if esize:
+        p.extra = <char*>malloc(<size_t>p.cap * esize)
+        if p.extra == NULL:
+            free(p.n)
+            p.n = NULL
+            raise MemoryError()
+    memset(&p.n[0], 0, sizeof(Level))
+    p.top = 1
+    p.free = 0
+    return 0
+
+
+cdef void _pool_release(Pool* p) noexcept nogil:
+    free(p.n)
+    free(p.extra)
+    p.n = NULL
+    p.extra = NULL
+
+
+cdef inline void _pool_reset(Pool* p) noexcept nogil:
+    memset(&p.n[0], 0, sizeof(Level))
+    p.top = 1
+    p.free = 0
+
+
+cdef int32_t _pool_grow(Pool* p) noexcept nogil:
+    """Double the pool; indices stay valid (realloc may move the arrays). 0 = no memory."""
+    cdef int64_t cap = <int64_t>p.cap * 2
+    cdef Level* nn
+    cdef char* ne
+    if cap > MAX_CAPACITY + 1:
+        cap = MAX_CAPACITY + 1
+    if cap <= p.cap:
+        return 0
+    nn = <Level*>realloc(p.n, <size_t>cap * sizeof(Level))
+    if nn == NULL:
+        return 0
+    p.n = nn
+    if p.esize:
+        ne = <char*>realloc(p.extra, <size_t>cap * p.esize)
+        if ne == NULL:
+            return 0
+        p.extra = ne
+    p.cap = <int32_t>cap
+    return 1
+
+
+cdef inline int32_t _pool_alloc(Pool* p) noexcept nogil:
+    cdef int32_t i = p.free
+    if i != 0:
+        p.free = p.n[i].right
+        return i
+    if p.top == p.cap and not _pool_grow(p):
+        return 0
+    i = p.top
+    p.top += 1
+    return i
+
+
+cdef inline void _pool_free(Pool* p, int32_t i) noexcept nogil:
+    p.n[i].right = p.free
+    p.free = i
+
+
+cdef inline int32_t _minimum(Level* n, int32_t x) noexcept nogil:
+    while n[x].left != 0:
+        x = n[x].left
+    return x
+
+
+cdef inline int32_t _maximum(Level* n, int32_t x) noexcept nogil:
+    while n[x].right != 0:
+        x = n[x].right
+    return x
+
+
+cdef inline int32_t _successor(Level* n, int32_t x) noexcept nogil:
+    cdef int32_t y
+    if n[x].right != 0:
+        return _minimum(n, n[x].right)
+    y = n[x].parent
+    while y != 0 and x == n[y].right:
+        x = y
+        y = n[y].parent
+    return y
+
+
+cdef inline int32_t _predecessor(Level* n, int32_t x) noexcept nogil:
+    cdef int32_t y
+    if n[x].left != 0:
+        return _maximum(n, n[x].left)
+    y = n[x].parent
+    while y != 0 and x == n[y].left:
+        x = y
+        y = n[y].parent
+    return y
+
+
+cdef inline int32_t _next_worse(Level* n, Side* t, int32_t x) noexcept nogil:
+    """The next level away from the top of the book (0 at the end)."""
+    if t.is_bid:
+        return _predecessor(n, x)
+    return _successor(n, x)
+
+
+cdef inline int32_t _next_better(Level* n, Side* t, int32_t x) noexcept nogil:
+    if t.is_bid:
+        return _successor(n, x)
+    return _predecessor(n, x)
+
+
+cdef inline int32_t _worst(Level* n, Side* t) noexcept nogil:
+    if t.root == 0:
+        return 0
+    if t.is_bid:
+        return _minimum(n, t.root)
+    return _maximum(n, t.root)
+
+
+cdef inline void _rotate_left(Level* n, Side* t, int32_t x) noexcept nogil:
+    cdef int32_t y = n[x].right
+    cdef int32_t xp = n[x].parent
+    n[x].right = n[y].left
+    if n[y].left != 0:
+        n[n[y].left].parent = x
+    n[y].parent = xp
+    if xp == 0:
+        t.root = y
+    elif x == n[xp].left:
+        n[xp].left = y
+    else:
+        n[xp].right = y
+    n[y].left = x
+    n[x].parent = y
+
+
+cdef inline void _rotate_right(Level* n, Side* t, int32_t x) noexcept nogil:
+    cdef int32_t y = n[x].left
+    cdef int32_t xp = n[x].parent
+    n[x].left = n[y].right
+    if n[y].right != 0:
+        n[n[y].right].parent = x
+    n[y].parent = xp
+    if xp == 0:
+        t.root = y
+    elif x == n[xp].right:
+        n[xp].right = y
+    else:
+        n[xp].left = y
+    n[y].right = x
+    n[x].parent = y
+
+
+cdef inline int32_t _find(Level* n, Side* t, int64_t price) noexcept nogil:
+    cdef int32_t x = t.best
+    if x != 0 and n[x].price == price:     # updates at the top of the book are the most common
+        return x
+    x = t.root
+    while x != 0:
+        if price < n[x].price:
+            x = n[x].left
+        elif price > n[x].price:
+            x = n[x].right
+        else:
+            return x
+    return 0
+
+
+cdef void _insert_fixup(Level* n, Side* t, int32_t z) noexcept nogil:
+    cdef int32_t zp, zpp, y
+    while n[n[z].parent].red:
+        zp = n[z].parent
+        zpp = n[zp].parent
+        if zp == n[zpp].left:
+            y = n[zpp].right
+            if n[y].red:
+                n[zp].red = 0
+                n[y].red = 0
+                n[zpp].red = 1
+                z = zpp
+            else:
+                if z == n[zp].right:
+                    z = zp
+                    _rotate_left(n, t, z)
+                    zp = n[z].parent
+                    zpp = n[zp].parent
+                n[zp].red = 0
+                n[zpp].red = 1
+                _rotate_right(n, t, zpp)
+        else:
+            y = n[zpp].left
+            if n[y].red:
+                n[zp].red = 0
+                n[y].red = 0
+                n[zpp].red = 1
+                z = zpp
+            else:
+                if z == n[zp].left:
+                    z = zp
+                    _rotate_right(n, t, z)
+                    zp = n[z].parent
+                    zpp = n[zp].parent
+                n[zp].red = 0
+                n[zpp].red = 1
+                _rotate_left(n, t, zpp)
+    n[t.root].red = 0
+
+
+cdef int32_t _find_or_insert(Pool* p, Side* t, int64_t price, bint* created) noexcept nogil:
+    """The level at `price`, created (size 0) if absent. 0 = out of memory."""
+    cdef Level* n = p.n
+    cdef int32_t x = t.best, y = 0, z
+    created[0] = False
+    if x != 0 and n[x].price == price:
+        return x
+    x = t.root
+    while x != 0:
+        y = x
+        if price < n[x].price:
+            x = n[x].left
+        elif price > n[x].price:
+            x = n[x].right
+        else:
+            return x
+    z = _pool_alloc(p)
+    if z == 0:
+        return 0
+    n = p.n                                 # the pool may have moved
+    n[z].price = price
+    n[z].size = 0
+    n[z].left = 0
+    n[z].right = 0
+    n[z].parent = y
+    n[z].red = 1
+    n[z].pdec = 0
+    n[z].sdec = 0
+    n[z].spare = 0
+    if y == 0:
+        t.root = z
+    elif price < n[y].price:
+        n[y].left = z
+    else:
+        n[y].right = z
+    _insert_fixup(n, t, z)
+    t.count += 1
+    if t.best == 0 or (price > n[t.best].price if t.is_bid else price < n[t.best].price):
+        t.best = z
+    created[0] = True
+    return z
+
+
+cdef inline void _transplant(Level* n, Side* t, int32_t u, int32_t v) noexcept nogil:
+    cdef int32_t up = n[u].parent
+    if up == 0:
+        t.root = v
+    elif u == n[up].left:
+        n[up].left = v
+    else:
+        n[up].right = v
+    n[v].parent = up                        # also on the sentinel: the fixup reads it
+
+
+cdef void _delete_fixup(Level* n, Side* t, int32_t x) noexcept nogil:
+    cdef int32_t xp, w
+    while x != t.root and not n[x].red:
+        xp = n[x].parent
+        if x == n[xp].left:
+            w = n[xp].right
+            if n[w].red:
+                n[w].red = 0
+                n[xp].red = 1
+                _rotate_left(n, t, xp)
+                w = n[xp].right
+            if not n[n[w].left].red and not n[n[w].right].red:
+                n[w].red = 1
+                x = xp
+            else:
+                if not n[n[w].right].red:
+                    n[n[w].left].red = 0
+                    n[w].red = 1
+                    _rotate_right(n, t, w)
+                    w = n[xp].right
+                n[w].red = n[xp].red
+                n[xp].red = 0
+                n[n[w].right].red = 0
+                _rotate_left(n, t, xp)
+                x = t.root
+        else:
+            w = n[xp].left
+            if n[w].red:
+                n[w].red = 0
+                n[xp].red = 1
+                _rotate_right(n, t, xp)
+                w = n[xp].left
+            if not n[n[w].right].red and not n[n[w].left].red:
+                n[w].red = 1
+                x = xp
+            else:
+                if not n[n[w].left].red:
+                    n[n[w].right].red = 0
+                    n[w].red = 1
+                    _rotate_left(n, t, w)
+                    w = n[xp].left
+                n[w].red = n[xp].red
+                n[xp].red = 0
+                n[n[w].left].red = 0
+                _rotate_right(n, t, xp)
+                x = t.root
+    n[x].red = 0
+
+
+cdef void _erase(Pool* p, Side* t, int32_t z) noexcept nogil:
+    """Unlink level z and return its node to the pool. Nodes are relinked, never copied,
+    so every other index (and an iteration cursor) stays valid."""
+    cdef Level* n = p.n
+    cdef int32_t x, y = z
+    cdef uint8_t y_red = n[z].red
+    if z == t.best:
+        t.best = _next_worse(n, t, z)
+    if n[z].left == 0:
+        x = n[z].right
+        _transplant(n, t, z, x)
+    elif n[z].right == 0:
+        x = n[z].left
+        _transplant(n, t, z, x)
+    else:
+        y = _minimum(n, n[z].right)
+        y_red = n[y].red
+        x = n[y].right
+        if n[y].parent == z:
+            n[x].parent = y
+        else:
+            _transplant(n, t, y, x)
+            n[y].right = n[z].right
+            n[n[y].right].parent = y
+        _transplant(n, t, z, y)
+        n[y].left = n[z].left
+        n[n[y].left].parent = y
+        n[y].red = n[z].red
+    if not y_red:
+        _delete_fixup(n, t, x)
+    n[0].parent = 0
+    n[0].red = 0
+    t.count -= 1
+    _pool_free(p, z)
+
+
+cdef inline void _side_reset(Side* t, bint is_bid) noexcept nogil:
+    t.root = 0
+    t.best = 0
+    t.count = 0
+    t.is_bid = is_bid
+
+
+cdef int _black_height(Level* n, int32_t x, str name) except -1:
+    cdef int hl, hr
+    if x == 0:
+        return 1
+    if n[x].red and (n[n[x].left].red or n[n[x].right].red):
+        raise AssertionError(f"{name}: red node with a red child")
+    if n[x].left != 0 and (n[n[x].left].parent != x or n[n[x].left].price >= n[x].price):
+        raise AssertionError(f"{name}: bad left link")
+    if n[x].right != 0 and (n[n[x].right].parent != x or n[n[x].right].price <= n[x].price):
+        raise AssertionError(f"{name}: bad right link")
+    hl = _black_height(n, n[x].left, name)
+    hr = _black_height(n, n[x].right, name)
+    if hl != hr:
+        raise AssertionError(f"{name}: black heights differ")
+    return hl + (0 if n[x].red else 1)
+
+
+cdef int _validate_side(Level* n, Side* t, str name) except -1:
+    """Check every red-black and cache invariant of one side (tests only)."""
+    cdef int32_t x, prev = 0, seen = 0
+    if n[0].red:
+        raise AssertionError("sentinel is red")
+    if t.root != 0 and (n[t.root].red or n[t.root].parent != 0):
+        raise AssertionError(f"{name}: bad root")
+    _black_height(n, t.root, name)
+    x = _minimum(n, t.root) if t.root else 0
+    while x != 0:
+        if prev != 0 and n[prev].price >= n[x].price:
+            raise AssertionError(f"{name}: in-order walk not increasing")
+        prev = x
+        seen += 1
+        x = _successor(n, x)
+    if seen != t.count:
+        raise AssertionError(f"{name}: count {t.count} but {seen} nodes")
+    if t.count == 0:
+        if t.best != 0:
+            raise AssertionError(f"{name}: best cached on an empty side")
+    else:
+        x = _maximum(n, t.root) if t.is_bid else _minimum(n, t.root)
+        if x != t.best:
+            raise AssertionError(f"{name}: cached best is stale")
+    return 0
+
+
+cdef inline int _check_side(int side) except -1:
+    if side != C_BID and side != C_ASK:
+        raise ValueError(f"side must be BID (0) or ASK (1), got {side}")
+    return 0
+
+
+cdef int _check_decimals(int price_decimals, int size_decimals) except -1:
+    if not 0 <= price_decimals <= MAX_SCALE:
+        raise ValueError(f"price_decimals must be within 0..{MAX_SCALE}, got {price_decimals}")
+    if not 0 <= size_decimals <= MAX_SCALE:
+        raise ValueError(f"size_decimals must be within 0..{MAX_SCALE}, got {size_decimals}")
+    return 0
+
+
+# Flags shared by both books. A snapshot of one side's top before a call:
+cdef struct Top:
+    int64_t price
+    int64_t size
+    bint present
+
+
+cdef inline void _top(Level* n, Side* t, Top* out) noexcept nogil:
+    cdef int32_t b = t.best
+    out.present = b != 0
+    out.price = n[b].price if b else 0
+    out.size = n[b].size if b else 0
+
+
+cdef inline int _top_changed(Level* n, Side* t, Top* before) noexcept nogil:
+    cdef int32_t b = t.best
+    if (b != 0) != before.present:
+        return F_TOP
+    if b != 0 and (n[b].price != before.price or n[b].size != before.size):
+        return F_TOP
+    return 0
+
+
+cdef inline int _crossed(Level* n, Side* sides) noexcept nogil:
+    cdef int32_t b = sides[C_BID].best, a = sides[C_ASK].best
+    if b != 0 and a != 0 and n[b].price >= n[a].price:
+        return F_CROSSED
+    return 0
+
+
+cdef inline object _best_tuple(Level* n, Side* t, double pscale, double sscale):
+    cdef int32_t b = t.best
+    if b == 0:
+        return None
+    return (n[b].price / pscale, n[b].size / sscale)
+
+
+# ---------------------------------------------------------------------------------------
+# L2 book
+# ---------------------------------------------------------------------------------------
+
+cdef class L2Book:
+    """Level-2 book: price -> total size per side, keyed on exact prices.
+
+    ``apply(side, price, size)`` sets the total size at a price (0 removes the level) and
+    returns flags (TOP_CHANGED | CROSSED | UNKNOWN). Bad input raises ValueError and
+    leaves the book unchanged. ``capacity`` is the initial number of level nodes (both
+    sides together); the pool grows by doubling as needed.
+    """
+
+    cdef Pool pool
+    cdef Side sides[2]
+    cdef int pscale
+    cdef int sscale
+    cdef double pdiv
+    cdef double sdiv
+    # The tuples last returned by best_bid()/best_ask()/best(), reused until the top of the
+    # book changes (tuples are immutable): most reads follow updates below the top.
+    cdef object _cache_bid
+    cdef object _cache_ask
+    cdef object _cache_best
+
+    def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
+        _check_decimals(price_decimals, size_decimals)
+        self.pscale = price_decimals
+        self.sscale = size_decimals
+        self.pdiv = <double>P10[price_decimals]
+        self.sdiv = <double>P10[size_decimals]
+        _pool_init(&self.pool, capacity, 0)
+        _side_reset(&self.sides[C_BID], True)
+        _side_reset(&self.sides[C_ASK], False)
+
+    def __dealloc__(self):
+        _pool_release(&self.pool)
+
+    @property
+    def price_decimals(self):
+        """Fixed scale of prices: a price is stored as round(price * 10**price_decimals)."""
+        return self.pscale
+
+    @property
+    def size_decimals(self):
+        """Fixed scale of sizes."""
+        return self.sscale
+
+    @property
+    def nbytes(self):
+        """Bytes of C memory held by the level pool (allocated nodes, used or free)."""
+        return <Py_ssize_t>self.pool.cap * sizeof(Level)
+
+    cdef int _set(self, int side, int64_t price, int64_t size, int pdec, int sdec) except -1:
+        cdef Side* t = &self.sides[side]
+        cdef Top before
+        cdef int32_t x
+        cdef bint created
+        cdef int flags = 0
+        cdef Level* n = self.pool.n
+        _top(n, t, &before)
+        if size == 0:
+            x = _find(n, t, price)
+            if x == 0:
+                flags = F_UNKNOWN
+            else:
+                _erase(&self.pool, t, x)
+        else:
+            x = _find_or_insert(&self.pool, t, price, &created)
+            if x == 0:
+                raise MemoryError("order book level pool exhausted")
+            n = self.pool.n
+            n[x].size = size
+            n[x].pdec = <uint8_t>pdec
+            n[x].sdec = <uint8_t>sdec
+        n = self.pool.n
+        if _top_changed(n, t, &before):
+            flags |= F_TOP
+            self._cache_best = None
+            if side == C_BID:
+                self._cache_bid = None
+            else:
+                self._cache_ask = None
+        return flags | _crossed(n, self.sides)
+
+    cdef void _forget_tops(self) noexcept:
+        self._cache_bid = None
+        self._cache_ask = None
+        self._cache_best = None
+
+    def apply(self, int side, price, size):
+        """Set the total size at `price` on `side` (BID or ASK); size 0 removes the level.
+
+        `price` and `size` are exchange decimal strings (str or bytes). Returns
+        TOP_CHANGED | CROSSED | UNKNOWN flags (UNKNOWN: removal of an absent level).
+        Raises ValueError (book unchanged) on a malformed, negative or too precise value.
+        """
+        cdef int64_t p, s
+        cdef int pd, sd
+        _check_side(side)
+        _parse(price, self.pscale, False, "price", &p, &pd)
+        _parse(size, self.sscale, False, "size", &s, &sd)
+        return self._set(side, p, s, pd, sd)
+
+    def apply_ticks(self, int side, int64_t price, int64_t size):
+        """As apply(), with already-scaled integers (sent decimals = the book's scale)."""
+        _check_side(side)
+        if price < 0:
+            raise ValueError(f"invalid price {price}: negative")
+        if size < 0:
+            raise ValueError(f"invalid size {size}: negative")
+        return self._set(side, price, size, self.pscale, self.sscale)
+
+    def truncate(self, Py_ssize_t depth):
+        """Keep only the best `depth` levels of each side; returns how many were removed.
+
+        Kraken: "after each update, truncate your book to the subscribed depth: you will
+        not receive qty 0 for levels that fall out of scope"
+        (https://docs.kraken.com/api/docs/guides/spot-ws-book-v2).
+        """
+        cdef int removed = 0, s
+        cdef Side* t
+        cdef int32_t x, nx
+        if depth < 0:
+            raise ValueError("depth must be >= 0")
+        for s in range(2):
+            t = &self.sides[s]
+            if t.count <= depth:
+                continue
+            x = _worst(self.pool.n, t)
+            while t.count > depth:
+                nx = _next_better(self.pool.n, t, x)
+                _erase(&self.pool, t, x)
+                removed += 1
+                x = nx
+        if removed:
+            self._forget_tops()
+        return removed
+
+    def clear(self):
+        """Remove every level (memory is kept for reuse)."""
+        self._forget_tops()
+        _pool_reset(&self.pool)
+        _side_reset(&self.sides[C_BID], True)
+        _side_reset(&self.sides[C_ASK], False)
+
+    def best_bid(self):
+        """(price, size) of the best bid as floats, or None."""
+        if self._cache_bid is None:
+            self._cache_bid = _best_tuple(self.pool.n, &self.sides[C_BID], self.pdiv, self.sdiv)
+        return self._cache_bid
+
+    def best_ask(self):
+        """(price, size) of the best ask as floats, or None."""
+        if self._cache_ask is None:
+            self._cache_ask = _best_tuple(self.pool.n, &self.sides[C_ASK], self.pdiv, self.sdiv)
+        return self._cache_ask
+
+    def best(self):
+        """(bid_price, bid_size, ask_price, ask_size) as floats; 0.0 for an empty side."""
+        cdef Level* n = self.pool.n
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        if self._cache_best is None:
+            self._cache_best = (
+                n[b].price / self.pdiv if b else 0.0, n[b].size / self.sdiv if b else 0.0,
+                n[a].price / self.pdiv if a else 0.0, n[a].size / self.sdiv if a else 0.0)
+        return self._cache_best
+
+    def levels(self, int side, Py_ssize_t n=-1, Py_ssize_t start=0):
+        """The best `n` levels of `side` (all when n < 0), best first, as (price, size)
+        strings rebuilt with the decimals they were sent with; `start` skips the best
+        `start` levels first (levels(side, start=depth): what truncate(depth) would drop)."""
+        cdef Side* t
+        cdef int32_t x
+        cdef list out = []
+        _check_side(side)
+        t = &self.sides[side]
+        x = t.best
+        while x != 0 and start > 0:
+            x = _next_worse(self.pool.n, t, x)
+            start -= 1
+        while x != 0 and n != 0:
+            out.append((_text(self.pool.n[x].price, self.pscale, self.pool.n[x].pdec),
+                        _text(self.pool.n[x].size, self.sscale, self.pool.n[x].sdec)))
+            x = _next_worse(self.pool.n, t, x)
+            n -= 1
+        return out
+
+    def get(self, int side, price):
+        """The size string at `price` on `side`, or None."""
+        cdef int64_t p
+        cdef int pd
+        cdef int32_t x
+        _check_side(side)
+        _parse(price, self.pscale, False, "price", &p, &pd)
+        x = _find(self.pool.n, &self.sides[side], p)
+        if x == 0:
+            return None
+        return _text(self.pool.n[x].size, self.sscale, self.pool.n[x].sdec)
+
+    def count(self, int side):
+        """Number of levels on `side`."""
+        _check_side(side)
+        return self.sides[side].count
+
+    def __len__(self):
+        return self.sides[C_BID].count + self.sides[C_ASK].count
+
+    def __repr__(self):
+        return (f"L2Book(price_decimals={self.pscale}, size_decimals={self.sscale}, "
+                f"bids={self.sides[C_BID].count}, asks={self.sides[C_ASK].count})")
+
+    def checksum_kraken(self, bint book_scale=False):
+        """Kraken spot websocket (v1 and v2) book checksum, as an unsigned CRC-32.
+
+        Top 10 asks (low to high) then top 10 bids (high to low); for each level the price
+        then the size, each with '.' removed and then leading zeros removed; CRC-32 of the
+        concatenation. v1 sends fixed-precision strings: use the decimals as sent
+        (book_scale=False). v2 sends JSON numbers: construct the book at the pair's
+        price/qty precision and pass book_scale=True.
+        https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
+        https://docs.kraken.com/api/docs/guides/spot-ws-book-v2
+        """
+        cdef uint32_t state = 0xFFFFFFFFu
+        cdef int s, i
+        cdef Side* t
+        cdef int32_t x
+        cdef Level* n = self.pool.n
+        for s in range(2):
+            t = &self.sides[C_ASK if s == 0 else C_BID]
+            x = t.best
+            i = 0
+            while x != 0 and i < 10:
+                state = _crc_kraken(state, n[x].price, self.pscale,
+                                    self.pscale if book_scale else n[x].pdec)
+                state = _crc_kraken(state, n[x].size, self.sscale,
+                                    self.sscale if book_scale else n[x].sdec)
+                x = _next_worse(n, t, x)
+                i += 1
+        return <uint32_t>~state
+
+    def checksum_okx(self):
+        """OKX order book checksum (signed int32).
+
+        Top 25 levels interleaved per rank "bidPx:bidSz:askPx:askSz:..." (once one side
+        runs out, the other continues alone), prices and sizes exactly as sent, CRC-32 as
+        a signed 32-bit integer. https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
+        """
+        cdef uint32_t state = 0xFFFFFFFFu
+        cdef char buf[FMT_BUF]
+        cdef int i, k, ln
+        cdef bint first = True
+        cdef Level* n = self.pool.n
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, x
+        for i in range(25):
+            if b == 0 and a == 0:
+                break
+            for k in range(2):
+                x = b if k == 0 else a
+                if x == 0:
+                    continue
+                if not first:
+                    state = _crc_byte(state, c':')
+                first = False
+                ln = _fmt_fixed(buf, n[x].price, self.pscale, n[x].pdec)
+                state = _crc_feed(state, buf, ln)
+                state = _crc_byte(state, c':')
+                ln = _fmt_fixed(buf, n[x].size, self.sscale, n[x].sdec)
+                state = _crc_feed(state, buf, ln)
+            if b:
+                b = _predecessor(n, b)
+            if a:
+                a = _successor(n, a)
+        return <int32_t>(~state)
+
+    def checksum_bitfinex(self):
+        """Bitfinex P0 (price-aggregated) book checksum (signed int32).
+
+        Top 25 per side interleaved "bidPrice:bidAmount:askPrice:-askAmount" (ask amounts
+        negative, as Bitfinex sends them), every number as JavaScript's Number toString
+        prints it ("0.5", "1e-7": exponent form below 1e-6), CRC-32 as a signed int.
+        https://docs.bitfinex.com/docs/ws-websocket-checksum; the exponent form for prices
+        below 1e-6 is what the server uses (bitfinexcom/bfx-api-node-models issue #70).
+        """
+        cdef uint32_t state = 0xFFFFFFFFu
+        cdef char buf[FMT_BUF]
+        cdef int i, k, ln
+        cdef bint first = True
+        cdef Level* n = self.pool.n
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, x
+        for i in range(25):
+            if b == 0 and a == 0:
+                break
+            for k in range(2):
+                x = b if k == 0 else a
+                if x == 0:
+                    continue
+                if not first:
+                    state = _crc_byte(state, c':')
+                first = False
+                ln = _fmt_js(buf, n[x].price, self.pscale, False)
+                state = _crc_feed(state, buf, ln)
+                state = _crc_byte(state, c':')
+                ln = _fmt_js(buf, n[x].size, self.sscale, k == 1)
+                state = _crc_feed(state, buf, ln)
+            if b:
+                b = _predecessor(n, b)
+            if a:
+                a = _successor(n, a)
+        return <int32_t>(~state)
+
+    def _validate(self):
+        """Check the red-black tree and cache invariants; raises AssertionError (tests)."""
+        _validate_side(self.pool.n, &self.sides[C_BID], "bids")
+        _validate_side(self.pool.n, &self.sides[C_ASK], "asks")
+
+
+# ---------------------------------------------------------------------------------------
+# L3 book
+# ---------------------------------------------------------------------------------------
+
+# One resting order: 24 bytes.
+cdef struct Order:
+    int64_t size        # remaining size, ticks at size_decimals
+    int32_t prev        # neighbours in the level's queue (arrival order), -1 = none
+    int32_t next        # (also the free-list link)
+    int32_t level       # node index of its price level
+    uint8_t side
+    uint8_t pdec        # decimals its price was sent with
+    uint8_t sdec        # decimals its size was sent with
+    uint8_t spare
+
+
+# Per level, parallel to the level pool (Pool.extra): 12 bytes.
+cdef struct LevelQueue:
+    int32_t head
+    int32_t tail
+    int32_t count
+
+
+LEVEL_BYTES = sizeof(Level)                             # 32: one L2 price level
+L3_LEVEL_BYTES = sizeof(Level) + sizeof(LevelQueue)     # 44: one L3 price level
+ORDER_BYTES = sizeof(Order)                             # 24: one L3 order
+
+
+cdef class L3Book:
+    """Level-3 (order-by-order) book.
+
+    order id -> (side, price, remaining size). Each price level keeps its orders in arrival
+    order (a doubly linked list of C structs) and its total size; levels live in the same
+    red-black tree as the L2 book. Order ids are any hashable object as given (Coinbase
+    UUID str, Bitfinex int, ...): the id -> slot map is a Python dict keyed by the id object
+    (acceptable for now: one dict lookup per call; everything else is C).
+
+    Semantics (all mutating calls return TOP_CHANGED | CROSSED | UNKNOWN flags, where
+    "top" is the best level's price and total size):
+    * add(id, side, price, size): new order at the back of its level. An id that is
+      already present is REPLACED (the old order is removed, the new one joins the back
+      of its level). A size of 0 behaves like remove(id).
+    * update(id, size): new remaining size, keeps its queue position; 0 removes.
+    * change(id, price, size): new price (and size): the order goes to the back of the
+      level at the new price; if the price is unchanged it keeps its position (= update).
+    * remove(id).
+    Unknown ids in update/change/remove return UNKNOWN and leave the book unchanged.
+    """
+
+    cdef Pool pool
+    cdef Side sides[2]
+    cdef Order* o
+    cdef int32_t ocap
+    cdef int32_t otop
+    cdef int32_t ofree
+    cdef int32_t norders[2]
+    cdef dict _index            # order id -> slot (int)
+    cdef list _ids              # slot -> order id
+    cdef int pscale
+    cdef int sscale
+    cdef double pdiv
+    cdef double sdiv
+    cdef object _cache_bid      # as in L2Book: the last best tuples, until the top changes
+    cdef object _cache_ask
+    cdef object _cache_best
+
+    def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
+        _check_decimals(price_decimals, size_decimals)
+        self.pscale = price_decimals
+        self.sscale = size_decimals
+        self.pdiv = <double>P10[price_decimals]
+        self.sdiv = <double>P10[size_decimals]
+        _pool_init(&self.pool, capacity, sizeof(LevelQueue))
+        _side_reset(&self.sides[C_BID], True)
+        _side_reset(&self.sides[C_ASK], False)
+        if capacity < 1:
+            capacity = 1
+        self.ocap = <int32_t>capacity
+        self.o = <Order*>malloc(<size_t>self.ocap * sizeof(Order))
+        if self.o == NULL:
+            raise MemoryError()
+        self.otop = 0
+        self.ofree = -1
+        self.norders[0] = 0
+        self.norders[1] = 0
+        self._index = {}
+        self._ids = [None] * self.ocap
+
+    def __dealloc__(self):
+        _pool_release(&self.pool)
+        free(self.o)
+
+    @property
+    def price_decimals(self):
+        return self.pscale
+
+    @property
+    def size_decimals(self):
+        return self.sscale
+
+    @property
+    def nbytes(self):
+        """Bytes of C memory held by the level and order pools (allocated, used or free)."""
+        return (<Py_ssize_t>self.pool.cap * (sizeof(Level) + sizeof(LevelQueue))
+                + <Py_ssize_t>self.ocap * sizeof(Order))
+
+    # -- order slots ---------------------------------------------------------------
+
+    cdef int32_t _alloc_order(self) except -1:
+        cdef int32_t i = self.ofree
+        cdef int64_t cap
+        cdef Order* no
+        if i != -1:
+            self.ofree = self.o[i].next
+            return i
+        if self.otop == self.ocap:
+            cap = <int64_t>self.ocap * 2
+            if cap > MAX_CAPACITY:
+                cap = MAX_CAPACITY
+            if cap <= self.ocap:
+                raise MemoryError("order pool exhausted")
+            no = <Order*>realloc(self.o, <size_t>cap * sizeof(Order))
+            if no == NULL:
+                raise MemoryError("order pool exhausted")
+            self.o = no
+            self._ids.extend([None] * <Py_ssize_t>(cap - self.ocap))
+            self.ocap = <int32_t>cap
+        i = self.otop
+        self.otop += 1
+        return i
+
+    cdef inline int32_t _slot(self, object order_id) except -2:
+        v = self._index.get(order_id)
+        if v is None:
+            return -1
+        return <int32_t>v
+
+    cdef inline LevelQueue* _queues(self) noexcept:
+        return <LevelQueue*>self.pool.extra
+
+    cdef void _unlink(self, int32_t i) noexcept:
+        """Take order i out of its level (dropping the level when it empties)."""
+        cdef Order* o = &self.o[i]
+        cdef LevelQueue* q = &self._queues()[o.level]
+        if o.prev != -1:
+            self.o[o.prev].next = o.next
+        else:
+            q.head = o.next
+        if o.next != -1:
+            self.o[o.next].prev = o.prev
+        else:
+            q.tail = o.prev
+        q.count -= 1
+        self.pool.n[o.level].size -= o.size
+        self.norders[o.side] -= 1
+        if q.count == 0:
+            _erase(&self.pool, &self.sides[o.side], o.level)
+
+    cdef int _link(self, int32_t i, int side, int64_t price, int pdec) except -1:
+        """Append order i (size, sdec already set) to the back of its level."""
+        cdef bint created
+        cdef int32_t x = _find_or_insert(&self.pool, &self.sides[side], price, &created)
+        cdef LevelQueue* q
+        cdef Order* o = &self.o[i]
+        cdef Level* lv
+        if x == 0:
+            raise MemoryError("order book level pool exhausted")
+        lv = &self.pool.n[x]
+        q = &self._queues()[x]
+        if created:
+            q.head = -1
+            q.tail = -1
+            q.count = 0
+            lv.pdec = <uint8_t>pdec
+        o.side = <uint8_t>side
+        o.pdec = <uint8_t>pdec
+        o.level = x
+        o.prev = q.tail
+        o.next = -1
+        if q.tail != -1:
+            self.o[q.tail].next = i
+        else:
+            q.head = i
+        q.tail = i
+        q.count += 1
+        lv.size += o.size
+        if o.sdec > lv.sdec:
+            lv.sdec = o.sdec
+        self.norders[side] += 1
+        return 0
+
+    cdef void _free_order(self, int32_t i, object order_id) noexcept:
+        del self._index[order_id]
+        self._ids[i] = None
+        self.o[i].next = self.ofree
+        self.ofree = i
+
+    cdef int _flags(self, Top* tb, Top* ta) noexcept:
+        cdef Level* n = self.pool.n
+        cdef int flags = _crossed(n, self.sides)
+        if _top_changed(n, &self.sides[C_BID], tb):
+            flags |= F_TOP
+            self._cache_bid = None
+            self._cache_best = None
+        if _top_changed(n, &self.sides[C_ASK], ta):
+            flags |= F_TOP
+            self._cache_ask = None
+            self._cache_best = None
+        return flags
+
+    cdef int _check_room(self, int side, int64_t price, int64_t size) except -1:
+        cdef int32_t x = _find(self.pool.n, &self.sides[side], price)
+        if x != 0 and self.pool.n[x].size > INT64_MAX - size:
+            raise ValueError("level total size would overflow int64 ticks")
+        return 0
+
+    # -- public API ----------------------------------------------------------------
+
+    def add(self, order_id, int side, price, size):
+        """Add an order at the back of its price level (an existing id is replaced)."""
+        cdef int64_t p, s
+        cdef int pd, sd
+        cdef int32_t i
+        cdef Top tb, ta
+        _check_side(side)
+        _parse(price, self.pscale, False, "price", &p, &pd)
+        _parse(size, self.sscale, False, "size", &s, &sd)
+        if s == 0:
+            return self.remove(order_id)
+        self._check_room(side, p, s)
+        i = self._slot(order_id)
+        _top(self.pool.n, &self.sides[C_BID], &tb)
+        _top(self.pool.n, &self.sides[C_ASK], &ta)
+        if i != -1:
+            self._unlink(i)                  # replace: keep the slot, requeue at the back
+        else:
+            i = self._alloc_order()
+            self._index[order_id] = i
+            self._ids[i] = order_id
+        self.o[i].size = s
+        self.o[i].sdec = <uint8_t>sd
+        try:
+            self._link(i, side, p, pd)
+        except MemoryError:
+            self._free_order(i, order_id)
+            raise
+        return self._flags(&tb, &ta)
+
+    def update(self, order_id, size):
+        """New remaining size of an order, keeping its queue position; 0 removes it."""
+        cdef int64_t s
+        cdef int sd
+        cdef int32_t i
+        cdef Order* o
+        cdef Level* lv
+        cdef Top tb, ta
+        _parse(size, self.sscale, False, "size", &s, &sd)
+        i = self._slot(order_id)
+        if i == -1:
+            return F_UNKNOWN | _crossed(self.pool.n, self.sides)
+        if s == 0:
+            return self.remove(order_id)
+        o = &self.o[i]
+        lv = &self.pool.n[o.level]
+        if s > o.size and lv.size - o.size > INT64_MAX - s:
+            raise ValueError("level total size would overflow int64 ticks")
+        _top(self.pool.n, &self.sides[C_BID], &tb)
+        _top(self.pool.n, &self.sides[C_ASK], &ta)
+        lv.size += s - o.size
+        o.size = s
+        o.sdec = <uint8_t>sd
+        if o.sdec > lv.sdec:
+            lv.sdec = o.sdec
+        return self._flags(&tb, &ta)
+
+    def change(self, order_id, price, size):
+        """New price and size of an order: it moves to the back of the new level (keeps its
+        place if the price is unchanged); size 0 removes it."""
+        cdef int64_t p, s
+        cdef int pd, sd, side
+        cdef int32_t i
+        cdef Top tb, ta
+        _parse(price, self.pscale, False, "price", &p, &pd)
+        _parse(size, self.sscale, False, "size", &s, &sd)
+        i = self._slot(order_id)
+        if i == -1:
+            return F_UNKNOWN | _crossed(self.pool.n, self.sides)
+        if s == 0:
+            return self.remove(order_id)
+        side = self.o[i].side
+        if self.pool.n[self.o[i].level].price == p:
+            flags = self.update(order_id, size)
+            self.o[i].pdec = <uint8_t>pd
+            return flags
+        self._check_room(side, p, s)
+        _top(self.pool.n, &self.sides[C_BID], &tb)
+        _top(self.pool.n, &self.sides[C_ASK], &ta)
+        self._unlink(i)
+        self.o[i].size = s
+        self.o[i].sdec = <uint8_t>sd
+        try:
+            self._link(i, side, p, pd)
+        except MemoryError:
+            self._free_order(i, order_id)
+            raise
+        return self._flags(&tb, &ta)
+
+    def remove(self, order_id):
+        """Remove an order; UNKNOWN if the id is not in the book."""
+        cdef int32_t i = self._slot(order_id)
+        cdef Top tb, ta
+        if i == -1:
+            return F_UNKNOWN | _crossed(self.pool.n, self.sides)
+        _top(self.pool.n, &self.sides[C_BID], &tb)
+        _top(self.pool.n, &self.sides[C_ASK], &ta)
+        self._unlink(i)
+        self._free_order(i, order_id)
+        return self._flags(&tb, &ta)
+
+    def order(self, order_id):
+        """(side, price, size) of an order with strings as sent, or None."""
+        cdef int32_t i = self._slot(order_id)
+        cdef Order* o
+        if i == -1:
+            return None
+        o = &self.o[i]
+        return (<int>o.side, _text(self.pool.n[o.level].price, self.pscale, o.pdec),
+                _text(o.size, self.sscale, o.sdec))
+
+    def __contains__(self, order_id):
+        return order_id in self._index
+
+    def clear(self):
+        """Remove every order (memory is kept for reuse)."""
+        self._cache_bid = None
+        self._cache_ask = None
+        self._cache_best = None
+        _pool_reset(&self.pool)
+        _side_reset(&self.sides[C_BID], True)
+        _side_reset(&self.sides[C_ASK], False)
+        self.otop = 0
+        self.ofree = -1
+        self.norders[0] = 0
+        self.norders[1] = 0
+        self._index.clear()
+        self._ids = [None] * self.ocap
+
+    def best_bid(self):
+        """(price, level total) of the best bid as floats, or None."""
+        if self._cache_bid is None:
+            self._cache_bid = _best_tuple(self.pool.n, &self.sides[C_BID], self.pdiv, self.sdiv)
+        return self._cache_bid
+
+    def best_ask(self):
+        """(price, level total) of the best ask as floats, or None."""
+        if self._cache_ask is None:
+            self._cache_ask = _best_tuple(self.pool.n, &self.sides[C_ASK], self.pdiv, self.sdiv)
+        return self._cache_ask
+
+    def best(self):
+        """(bid_price, bid_total, ask_price, ask_total) as floats; 0.0 for an empty side."""
+        cdef Level* n = self.pool.n
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        if self._cache_best is None:
+            self._cache_best = (
+                n[b].price / self.pdiv if b else 0.0, n[b].size / self.sdiv if b else 0.0,
+                n[a].price / self.pdiv if a else 0.0, n[a].size / self.sdiv if a else 0.0)
+        return self._cache_best
+
+    def levels(self, int side, Py_ssize_t n=-1, Py_ssize_t start=0):
+        """The best `n` levels (all when n < 0), best first: (price, total size, order count),
+        after skipping the best `start` levels. The total is written with the most decimals
+        any of its orders was sent with."""
+        cdef Side* t
+        cdef int32_t x
+        cdef list out = []
+        cdef Level* lv
+        _check_side(side)
+        t = &self.sides[side]
+        x = t.best
+        while x != 0 and start > 0:
+            x = _next_worse(self.pool.n, t, x)
+            start -= 1
+        while x != 0 and n != 0:
+            lv = &self.pool.n[x]
+            out.append((_text(lv.price, self.pscale, lv.pdec), _text(lv.size, self.sscale, lv.sdec),
+                        self._queues()[x].count))
+            x = _next_worse(self.pool.n, t, x)
+            n -= 1
+        return out
+
+    def orders_at(self, int side, price):
+        """[(order_id, size), ...] at `price` on `side`, in arrival (queue) order."""
+        cdef int64_t p
+        cdef int pd
+        cdef int32_t x, i
+        cdef list out = []
+        _check_side(side)
+        _parse(price, self.pscale, False, "price", &p, &pd)
+        x = _find(self.pool.n, &self.sides[side], p)
+        if x == 0:
+            return out
+        i = self._queues()[x].head
+        while i != -1:
+            out.append((self._ids[i], _text(self.o[i].size, self.sscale, self.o[i].sdec)))
+            i = self.o[i].next
+        return out
+
+    def count(self, int side):
+        """Number of orders on `side`."""
+        _check_side(side)
+        return self.norders[side]
+
+    def level_count(self, int side):
+        """Number of price levels on `side`."""
+        _check_side(side)
+        return self.sides[side].count
+
+    def __len__(self):
+        return self.norders[0] + self.norders[1]
+
+    def __repr__(self):
+        return (f"L3Book(price_decimals={self.pscale}, size_decimals={self.sscale}, "
+                f"bid_orders={self.norders[0]}, ask_orders={self.norders[1]})")
+
+    def checksum_bitfinex(self):
+        """Bitfinex raw book (R0) checksum (signed int32).
+
+        The top 25 orders per side (best price first, arrival order within a price),
+        interleaved "bidId:bidAmount:askId:-askAmount:...", amounts as JavaScript's Number
+        toString prints them, CRC-32 as a signed int.
+        https://docs.bitfinex.com/docs/ws-websocket-checksum
+        """
+        cdef uint32_t state = 0xFFFFFFFFu
+        cdef char buf[FMT_BUF]
+        cdef int32_t cur[2]
+        cdef int32_t lvl[2]
+        cdef int i, k, ln
+        cdef bint first = True
+        cdef Py_ssize_t idlen
+        cdef const char* idp
+        cdef Level* n = self.pool.n
+        cdef LevelQueue* q = self._queues()
+        cdef str idtext
+        for k in range(2):
+            lvl[k] = self.sides[k].best
+            cur[k] = q[lvl[k]].head if lvl[k] else -1
+        for i in range(25):
+            if cur[0] == -1 and cur[1] == -1:
+                break
+            for k in range(2):
+                if cur[k] == -1:
+                    continue
+                if not first:
+                    state = _crc_byte(state, c':')
+                first = False
+                idtext = str(self._ids[cur[k]])
+                idp = PyUnicode_AsUTF8AndSize(idtext, &idlen)
+                state = _crc_feed(state, idp, idlen)
+                state = _crc_byte(state, c':')
+                ln = _fmt_js(buf, self.o[cur[k]].size, self.sscale, k == C_ASK)
+                state = _crc_feed(state, buf, ln)
+                # next order: along the queue, then the next level's head
+                cur[k] = self.o[cur[k]].next
+                if cur[k] == -1:
+                    lvl[k] = _next_worse(n, &self.sides[k], lvl[k])
+                    cur[k] = q[lvl[k]].head if lvl[k] else -1
+        return <int32_t>(~state)
+
+    def _validate(self):
+        """Check tree, queue and total invariants; raises AssertionError (tests)."""
+        cdef int s, cnt, total_orders
+        cdef int32_t x, i, prev
+        cdef int64_t total
+        cdef LevelQueue* q
+        for s in range(2):
+            _validate_side(self.pool.n, &self.sides[s], "bids" if s == 0 else "asks")
+            total_orders = 0
+            x = self.sides[s].best
+            while x != 0:
+                q = &self._queues()[x]
+                cnt = 0
+                total = 0
+                prev = -1
+                i = q.head
+                while i != -1:
+                    if self.o[i].prev != prev or self.o[i].level != x or self.o[i].side != s:
+                        raise AssertionError("broken order queue")
+                    total += self.o[i].size
+                    cnt += 1
+                    prev = i
+                    i = self.o[i].next
+                if prev != q.tail or cnt != q.count or cnt == 0:
+                    raise AssertionError("bad queue tail/count")
+                if total != self.pool.n[x].size:
+                    raise AssertionError("level total differs from the sum of its orders")
+                total_orders += cnt
+                x = _next_worse(self.pool.n, &self.sides[s], x)
+            if total_orders != self.norders[s]:
+                raise AssertionError("order count mismatch")
+        if len(self._index) != self.norders[0] + self.norders[1]:
+            raise AssertionError("index size mismatch")
+
+
+# ---------------------------------------------------------------------------------------
+# Parse helpers (for schemes and tests)
+# ---------------------------------------------------------------------------------------
+
+def parse_decimal(value, int decimals=8):
+    """(ticks, sent_decimals) of a decimal string at `decimals` scale; negatives allowed.
+
+    parse_decimal("0.1000", 8) == (10000000, 4). Raises ValueError like the books do."""
+    cdef int64_t t
+    cdef int sent
+    if not 0 <= decimals <= MAX_SCALE:
+        raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
+    _parse(value, decimals, True, "value", &t, &sent)
+    return (t, sent)
+
+
+def parse_ticks(value, int decimals=8):
+    """The int64 ticks of a decimal string at `decimals` scale: parse_ticks("1.5", 2) == 150."""
+    return parse_decimal(value, decimals)[0]
+
+
+def format_ticks(int64_t ticks, int decimals=8, int sent_decimals=-1):
+    """Text of `ticks` at `decimals` scale, written with `sent_decimals` decimals (default:
+    the scale). Raises ValueError if that would drop non-zero digits."""
+    cdef int64_t rem
+    if not 0 <= decimals <= MAX_SCALE:
+        raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
+    if sent_decimals < 0:
+        sent_decimals = decimals
+    if sent_decimals > MAX_SENT:
+        raise ValueError(f"sent_decimals must be at most {MAX_SENT}")
+    if sent_decimals < decimals:
+        rem = ticks % P10[decimals - sent_decimals]
+        if rem != 0:
+            raise ValueError(f"{ticks} at {decimals} decimals needs more than "
+                             f"{sent_decimals} decimals")
+    return _text(ticks, decimals, sent_decimals)
+
+
+def format_js(int64_t ticks, int decimals=8):
+    """Text JavaScript's Number toString gives for ticks * 10**-decimals (Bitfinex)."""
+    cdef char buf[FMT_BUF]
+    cdef int n
+    if not 0 <= decimals <= MAX_SCALE:
+        raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
+    n = _fmt_js(buf, ticks, decimals, False)
+    return PyUnicode_DecodeASCII(buf, n, NULL)

@@ -1,0 +1,696 @@
+"""The compiled order books (atomfast._book): parsing, flags, and model-based state machines.
+
+The state machines drive L2Book and L3Book with random operations next to a plain-dict model
+and compare everything observable after every step (levels, strings as sent, best, counts,
+flags, the exchange checksums against Python reference implementations), plus the C tree's
+own red-black invariants (``_validate``).
+"""
+from __future__ import annotations
+
+import zlib
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from atomfast import book as bk
+from atomfast._book import (
+    ASK,
+    BID,
+    CROSSED,
+    TOP_CHANGED,
+    UNKNOWN,
+    L2Book,
+    L3Book,
+    format_js,
+    format_ticks,
+    parse_decimal,
+    parse_ticks,
+)
+from atomfast._book import LEVEL_BYTES, L3_LEVEL_BYTES, ORDER_BYTES
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference implementations (pure Python, independent of the C code)
+
+
+def fixed(ticks: int, scale: int, dec: int) -> str:
+    """ticks * 10**-scale written with `dec` decimals (exact)."""
+    sign = "-" if ticks < 0 else ""
+    ip, fp = divmod(abs(ticks), 10**scale)
+    digits = f"{fp:0{scale}d}" if scale else ""
+    if dec <= scale:
+        assert set(digits[dec:]) <= {"0"}, "would drop digits"
+        frac = digits[:dec]
+    else:
+        frac = digits + "0" * (dec - scale)
+    return f"{sign}{ip}" + (f".{frac}" if dec else "")
+
+
+def needed_decimals(ticks: int, scale: int) -> int:
+    if ticks == 0:
+        return 0
+    n = scale
+    while n > 0 and ticks % 10 == 0:
+        ticks //= 10
+        n -= 1
+    return n
+
+
+def js_number(text: str, negate: bool = False) -> str:
+    """ECMAScript Number::toString of a decimal (assumed shortest round-trip digits)."""
+    d = Decimal(text)
+    if negate:
+        d = -d
+    if d == 0:
+        return "0"
+    sign, digits, exponent = d.normalize().as_tuple()
+    s = "".join(map(str, digits))
+    k = len(s)
+    n = exponent + k
+    out = "-" if sign else ""
+    if k <= n <= 21:
+        out += s + "0" * (n - k)
+    elif 0 < n <= 21:
+        out += s[:n] + "." + s[n:]
+    elif -6 < n <= 0:
+        out += "0." + "0" * (-n) + s
+    else:
+        e = n - 1
+        out += s[0] + ("." + s[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    return out
+
+
+def signed32(crc: int) -> int:
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def kraken_ref(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
+    def piece(v: str) -> str:
+        return v.replace(".", "").lstrip("0")
+
+    text = "".join(piece(p) + piece(s) for p, s in asks[:10] + bids[:10])
+    return zlib.crc32(text.encode())
+
+
+def interleave(bids: list[str], asks: list[str]) -> list[str]:
+    out = []
+    for i in range(max(len(bids), len(asks))):
+        if i < len(bids):
+            out.append(bids[i])
+        if i < len(asks):
+            out.append(asks[i])
+    return out
+
+
+def okx_ref(bids, asks) -> int:
+    parts = interleave([f"{p}:{s}" for p, s in bids[:25]], [f"{p}:{s}" for p, s in asks[:25]])
+    return signed32(zlib.crc32(":".join(parts).encode()))
+
+
+def bitfinex_ref(bids, asks) -> int:
+    parts = interleave(
+        [f"{js_number(p)}:{js_number(s)}" for p, s in bids[:25]],
+        [f"{js_number(p)}:{js_number(s, negate=True)}" for p, s in asks[:25]],
+    )
+    return signed32(zlib.crc32(":".join(parts).encode()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+@pytest.mark.parametrize(
+    "text, decimals, ticks, sent",
+    [
+        ("56789.10", 2, 5678910, 2),
+        ("56789.10", 8, 5678910000000, 2),
+        ("0.000022900", 9, 22900, 9),
+        ("0.000022900", 8, 2290, 9),  # more decimals than the scale, the extra ones are zeros
+        ("0.1000", 8, 10000000, 4),
+        ("1", 0, 1, 0),
+        ("0", 8, 0, 0),
+        ("0.00000000", 8, 0, 8),
+        ("1.5e-7", 8, 15, 8),
+        ("1E3", 2, 100000, 0),
+        ("1.50e2", 2, 15000, 0),
+        ("2.5e+1", 1, 250, 0),
+        ("12e-2", 2, 12, 2),
+        ("+3.25", 2, 325, 2),
+        ("007.5", 1, 75, 1),
+        ("92233720368.54775807", 8, 2**63 - 1, 8),
+        ("1.000000000000000000000000000000", 8, 100000000, 30),
+        ("0e5", 8, 0, 0),
+    ],
+)
+def test_parse_exact(text, decimals, ticks, sent):
+    assert parse_decimal(text, decimals) == (ticks, sent)
+    assert parse_decimal(text.encode(), decimals) == (ticks, sent)
+    assert parse_ticks(text, decimals) == ticks
+
+
+def test_parse_negative_allowed_by_helper_but_not_by_books():
+    assert parse_decimal("-0.5", 2) == (-50, 1)
+    b = L2Book(2, 2)
+    with pytest.raises(ValueError, match="negative"):
+        b.apply(BID, "-0.5", "1")
+    with pytest.raises(ValueError, match="negative"):
+        b.apply(BID, "0.5", "-1")
+    assert len(b) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "1.", ".5", "1e", "1e-", "1.2.3", " 1", "1 ", "0x10", "nan", "inf", "--1", "1,5",
+     "+", "-", "e5", "1_000", "\uff11", "1.5f", b"\xff", "١"],
+)
+def test_parse_garbage_raises_and_leaves_book_unchanged(text):
+    b = L2Book(4, 4)
+    b.apply(BID, "1.5", "2")
+    with pytest.raises(ValueError):
+        b.apply(BID, text, "1")
+    with pytest.raises(ValueError):
+        b.apply(ASK, "2", text)
+    assert b.levels(BID) == [("1.5", "2")] and b.count(ASK) == 0
+
+
+@pytest.mark.parametrize(
+    "text, decimals, message",
+    [
+        ("0.123456789", 8, "non-zero digits beyond"),
+        ("1.05", 1, "non-zero digits beyond"),
+        ("1.5e-9", 8, "non-zero digits beyond"),
+        ("92233720368.54775808", 8, "out of range"),
+        ("99999999999999999999", 0, "out of range"),
+        ("1" + "0" * 19, 0, "out of range"),
+        ("1e19", 0, "out of range"),
+        ("0." + "0" * 256, 8, "more than 255 decimals"),
+        ("", 8, "empty"),
+    ],
+)
+def test_parse_rejections(text, decimals, message):
+    b = L2Book(decimals, decimals)
+    b.apply(ASK, "1", "1")
+    before = b.levels(ASK)
+    with pytest.raises(ValueError, match=message):
+        b.apply(ASK, text, "1")
+    with pytest.raises(ValueError, match=message):
+        b.apply(ASK, "1", text)
+    assert b.levels(ASK) == before and len(b) == 1
+
+
+def test_parse_type_errors():
+    b = L2Book()
+    for bad in (1.5, 2, None, bytearray(b"1")):
+        with pytest.raises(TypeError):
+            b.apply(BID, bad, "1")
+    with pytest.raises(ValueError, match="side"):
+        b.apply(2, "1", "1")
+    with pytest.raises(ValueError, match="side"):
+        b.levels(-1)
+    with pytest.raises(ValueError):
+        L2Book(19, 8)
+    with pytest.raises(ValueError):
+        L3Book(8, -1)
+
+
+def test_strings_come_back_as_sent():
+    b = L2Book(8, 8)
+    b.apply(BID, "0.1000", "1.50000000")
+    b.apply(BID, "0.000022900", "13355.87450757")  # 9 decimals sent on an 8-decimal book
+    b.apply(BID, b"56789.1", b"0.0")  # bytes; zero size on an absent level: nothing added
+    b.apply(ASK, "1.5e-7", "2e1")  # exponent notation: rebuilt in plain notation
+    b.apply(ASK, "3", "1")
+    assert b.levels(BID) == [("0.1000", "1.50000000"), ("0.000022900", "13355.87450757")]
+    assert b.levels(ASK) == [("0.00000015", "20"), ("3", "1")]
+    assert b.levels(ASK, 1) == [("0.00000015", "20")]
+    assert b.levels(BID, 0) == []
+    assert b.get(BID, "0.1") == "1.50000000" and b.get(BID, "0.2") is None
+    # the latest representation wins
+    b.apply(BID, "0.10", "1.5")
+    assert b.levels(BID)[0] == ("0.10", "1.5")
+
+
+def test_format_helpers():
+    assert format_ticks(2290, 8, 9) == "0.000022900"
+    assert format_ticks(150, 2) == "1.50"
+    assert format_ticks(150, 2, 1) == "1.5"
+    assert format_ticks(-100, 2, 0) == "-1"
+    assert format_ticks(-5, 2) == "-0.05"
+    with pytest.raises(ValueError):
+        format_ticks(151, 2, 1)
+    cases = {
+        (15, 8): "1.5e-7", (10, 8): "1e-7", (100, 8): "0.000001", (123, 10): "1.23e-8",
+        (1, 0): "1", (5000, 2): "50", (12345, 2): "123.45", (0, 8): "0", (-5, 8): "-5e-8",
+        (10**18, 0): "1000000000000000000", (56, 8): "5.6e-7", (60712_4250231, 7): "60712.4250231",
+    }
+    for (ticks, scale), text in cases.items():
+        assert format_js(ticks, scale) == text
+        assert js_number(fixed(ticks, scale, scale)) == text
+
+
+def test_struct_sizes_meet_the_memory_target():
+    # target: under 100 bytes per level for a 1000-level book
+    assert LEVEL_BYTES == 32
+    assert L3_LEVEL_BYTES == 44 and ORDER_BYTES == 24
+    for capacity in (1024, 1):  # the default, and grown by doubling from a single node
+        b = L2Book(capacity=capacity)
+        for i in range(500):
+            b.apply_ticks(BID, 1000 + i, 1)
+            b.apply_ticks(ASK, 5000 + i, 1)
+        assert len(b) == 1000
+        assert b.nbytes / len(b) < 100
+    assert L2Book(capacity=1024).nbytes == 1025 * 32  # + the sentinel node
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags
+
+
+def test_top_changed_is_exact():
+    b = L2Book(2, 2)
+    assert b.apply(BID, "100", "1") == TOP_CHANGED  # first bid
+    assert b.apply(BID, "99", "5") == 0  # worse level
+    assert b.apply(BID, "99", "6") == 0  # size change below the top
+    assert b.apply(BID, "100", "1.00") == 0  # same value re-sent: nothing changed
+    assert b.apply(BID, "100", "2") == TOP_CHANGED  # size at the top
+    assert b.apply(BID, "101", "1") == TOP_CHANGED  # better price
+    assert b.apply(BID, "99", "0") == 0  # delete below the top
+    assert b.apply(BID, "101", "0") == TOP_CHANGED  # delete the top
+    assert b.best_bid() == (100.0, 2.0)
+    assert b.apply(ASK, "105", "1") == TOP_CHANGED
+    assert b.apply(ASK, "106", "1") == 0
+    assert b.apply_ticks(ASK, 10500, 300) == TOP_CHANGED
+    assert b.apply_ticks(ASK, 10500, 300) == 0
+    assert b.truncate(1) == 1  # bids: only 100 is left; asks: 106 goes
+    assert b.levels(ASK) == [("105.00", "3.00")]
+
+
+def test_unknown_and_crossed():
+    b = L2Book(2, 2)
+    assert b.apply(BID, "100", "0") == UNKNOWN
+    assert len(b) == 0
+    assert b.apply(BID, "100", "1") == TOP_CHANGED
+    assert b.apply(ASK, "101", "1") == TOP_CHANGED
+    assert b.apply(ASK, "100", "1") == TOP_CHANGED | CROSSED  # equal prices cross
+    assert b.apply(ASK, "99", "0") == UNKNOWN | CROSSED  # still crossed, book unchanged
+    assert b.apply(BID, "50", "1") == CROSSED
+    assert b.apply(ASK, "100", "0") == TOP_CHANGED  # uncrossed
+    assert b.apply(BID, "102", "1") == TOP_CHANGED | CROSSED
+    assert b.best() == (102.0, 1.0, 101.0, 1.0)
+    b.clear()
+    assert b.best() == (0.0, 0.0, 0.0, 0.0) and b.best_bid() is None and b.best_ask() is None
+    assert b.apply(ASK, "1", "1") == TOP_CHANGED  # one side only never crosses
+
+
+def test_l3_flags():
+    b = L3Book(2, 2)
+    assert b.remove("x") == UNKNOWN
+    assert b.update("x", "1") == UNKNOWN
+    assert b.change("x", "1", "1") == UNKNOWN
+    assert b.add("a", BID, "100", "1") == TOP_CHANGED
+    assert b.add("b", BID, "100", "2") == TOP_CHANGED  # the level total changed
+    assert b.add("c", BID, "99", "2") == 0
+    assert b.update("c", "3") == 0
+    assert b.update("a", "1") == 0
+    assert b.update("a", "0.5") == TOP_CHANGED
+    assert b.add("d", ASK, "100", "1") == TOP_CHANGED | CROSSED
+    assert b.remove("d") == TOP_CHANGED
+    assert b.change("c", "101", "3") == TOP_CHANGED
+    assert b.best_bid() == (101.0, 3.0)
+    assert b.remove("zz") == UNKNOWN
+    assert len(b) == 3 and b.count(BID) == 3 and b.count(ASK) == 0 and b.level_count(BID) == 2
+
+
+def test_l3_semantics():
+    b = L3Book(8, 8)
+    b.add("a", BID, "10.0", "1")
+    b.add("b", BID, "10.00", "2.50")
+    b.add(7, BID, "10", "0.25")
+    assert b.orders_at(BID, "10") == [("a", "1"), ("b", "2.50"), (7, "0.25")]
+    assert b.levels(BID) == [("10.0", "3.75", 3)]
+    b.update("a", "0.5")  # keeps its place
+    assert [i for i, _ in b.orders_at(BID, "10")] == ["a", "b", 7]
+    b.change("a", "10", "0.4")  # same price: keeps its place
+    assert [i for i, _ in b.orders_at(BID, "10")] == ["a", "b", 7]
+    b.change("a", "11", "0.4")  # new price: back of the new level
+    b.change("a", "10", "0.4")  # and back again: back of the queue
+    assert [i for i, _ in b.orders_at(BID, "10")] == ["b", 7, "a"]
+    b.add("b", ASK, "12", "1")  # an id already present is replaced (here: moves side)
+    assert b.order("b") == (ASK, "12", "1")
+    assert [i for i, _ in b.orders_at(BID, "10")] == [7, "a"]
+    assert b.add("c", BID, "9", "0") == UNKNOWN  # size 0 on add: remove semantics
+    assert "c" not in b and "a" in b
+    assert b.order("zz") is None
+    assert b.orders_at(ASK, "99") == []
+    with pytest.raises(ValueError):
+        b.add("e", BID, "1.000000001", "1")
+    assert "e" not in b
+    with pytest.raises(TypeError):
+        b.add(["unhashable"], BID, "1", "1")
+    b._validate()
+    b.clear()
+    assert len(b) == 0 and b.levels(BID) == [] and b.order(7) is None
+    b.add(7, BID, "1", "1")
+    assert b.order(7) == (BID, "1", "1")
+    b._validate()
+
+
+def test_growth_far_beyond_capacity_and_truncate():
+    b = L2Book(2, 2, capacity=1)
+    for i in range(1, 5001):
+        b.apply_ticks(BID, i, i)
+        b.apply_ticks(ASK, 10000 + i, i)
+    b._validate()
+    assert len(b) == 10000 and b.best() == (50.0, 50.0, 100.01, 0.01)
+    assert b.truncate(1000) == 8000
+    b._validate()
+    assert b.count(BID) == 1000 and b.levels(BID)[-1] == ("40.01", "40.01")
+    assert b.levels(ASK)[-1] == ("110.00", "10.00")
+    assert b.truncate(0) == 2000 and len(b) == 0
+    b._validate()
+    with pytest.raises(ValueError):
+        b.truncate(-1)
+    l3 = L3Book(2, 2, capacity=1)
+    for i in range(3000):
+        l3.add(i, i % 2, str(1000 + (i % 50) if i % 2 else 900 - (i % 50)), "1")
+    l3._validate()
+    assert len(l3) == 3000 and l3.level_count(BID) == 25
+
+
+def test_facade_exports():
+    for name in ("L2Book", "L3Book", "BID", "ASK", "TOP_CHANGED", "CROSSED", "UNKNOWN",
+                 "parse_ticks", "parse_decimal", "format_ticks", "format_js"):
+        assert getattr(bk, name) is not None and name in bk.__all__
+    assert bk.L2Book is L2Book
+
+
+# ---------------------------------------------------------------------------------------------
+# Model-based state machines
+
+P_SCALE = 4
+S_SCALE = 6
+
+
+@st.composite
+def decimal_text(draw, scale: int, allow_zero: bool):
+    base = draw(st.integers(0 if allow_zero else 1, 30))
+    ticks = base * draw(st.sampled_from([1, 10, 100, 1000, 10000]))
+    dec = draw(st.integers(needed_decimals(ticks, scale), scale + 2))
+    text = fixed(ticks, scale, dec)
+    return ticks, text
+
+
+prices = decimal_text(P_SCALE, allow_zero=False)
+sizes = decimal_text(S_SCALE, allow_zero=True)
+nonzero_sizes = decimal_text(S_SCALE, allow_zero=False)
+sides = st.sampled_from([BID, ASK])
+garbage = st.sampled_from(["", "x", "1.", "1e", "-1", "0.0000001", "1.0000001", "1" * 30])
+
+
+def _top(levels: dict, side: int):
+    if not levels:
+        return None
+    p = max(levels) if side == BID else min(levels)
+    return p, levels[p][2]
+
+
+class L2Machine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.book = L2Book(P_SCALE, S_SCALE, capacity=2)
+        self.model = {BID: {}, ASK: {}}  # price ticks -> (price text, size text, size ticks)
+
+    def _flags(self, before):
+        flags = 0
+        for s in (BID, ASK):
+            if _top(self.model[s], s) != before[s]:
+                flags |= TOP_CHANGED
+        b, a = _top(self.model[BID], BID), _top(self.model[ASK], ASK)
+        if b and a and b[0] >= a[0]:
+            flags |= CROSSED
+        return flags
+
+    @rule(side=sides, price=prices, size=sizes, as_bytes=st.booleans())
+    def apply(self, side, price, size, as_bytes):
+        before = {s: _top(self.model[s], s) for s in (BID, ASK)}
+        (pt, ptext), (st_, stext) = price, size
+        args = (ptext.encode(), stext.encode()) if as_bytes else (ptext, stext)
+        got = self.book.apply(side, *args)
+        unknown = 0
+        if st_ == 0:
+            if pt in self.model[side]:
+                del self.model[side][pt]
+            else:
+                unknown = UNKNOWN
+        else:
+            self.model[side][pt] = (ptext, stext, st_)
+        assert got == self._flags(before) | unknown
+
+    @rule(side=sides, price=st.integers(1, 300000), size=st.integers(0, 30000000))
+    def apply_ticks(self, side, price, size):
+        before = {s: _top(self.model[s], s) for s in (BID, ASK)}
+        got = self.book.apply_ticks(side, price, size)
+        unknown = 0
+        if size == 0:
+            if self.model[side].pop(price, None) is None:
+                unknown = UNKNOWN
+        else:
+            self.model[side][price] = (fixed(price, P_SCALE, P_SCALE), fixed(size, S_SCALE, S_SCALE), size)
+        assert got == self._flags(before) | unknown
+
+    @rule(side=sides, bad=garbage, which=st.booleans())
+    def apply_garbage(self, side, bad, which):
+        with pytest.raises(ValueError):
+            if which:
+                self.book.apply(side, bad, "1")
+            else:
+                self.book.apply(side, "1", bad)
+
+    @rule(depth=st.integers(0, 12))
+    def truncate(self, depth):
+        removed = 0
+        for s in (BID, ASK):
+            keep = sorted(self.model[s], reverse=(s == BID))[:depth]
+            removed += len(self.model[s]) - len(keep)
+            self.model[s] = {p: self.model[s][p] for p in keep}
+        assert self.book.truncate(depth) == removed
+
+    @rule()
+    def clear(self):
+        self.book.clear()
+        self.model = {BID: {}, ASK: {}}
+
+    def _levels(self, side):
+        m = self.model[side]
+        return [(m[p][0], m[p][1]) for p in sorted(m, reverse=(side == BID))]
+
+    @invariant()
+    def matches_model(self):
+        book = self.book
+        book._validate()
+        bids, asks = self._levels(BID), self._levels(ASK)
+        assert book.levels(BID) == bids
+        assert book.levels(ASK) == asks
+        assert book.levels(BID, 3) == bids[:3]
+        assert book.levels(ASK, start=2) == asks[2:]
+        assert book.levels(BID, 2, start=1) == bids[1:3]
+        assert book.count(BID) == len(bids) and book.count(ASK) == len(asks)
+        assert len(book) == len(bids) + len(asks)
+        tops = []
+        for s, getter in ((BID, book.best_bid), (ASK, book.best_ask)):
+            top = _top(self.model[s], s)
+            want = None if top is None else (top[0] / 10**P_SCALE, top[1] / 10**S_SCALE)
+            assert getter() == want
+            tops += list(want) if want else [0.0, 0.0]
+        assert book.best() == tuple(tops)
+        assert book.checksum_kraken() == kraken_ref(bids, asks)
+        scaled = lambda lv: [(fixed(parse_ticks(p, P_SCALE), P_SCALE, P_SCALE),  # noqa: E731
+                              fixed(parse_ticks(s, S_SCALE), S_SCALE, S_SCALE)) for p, s in lv]
+        assert book.checksum_kraken(book_scale=True) == kraken_ref(scaled(bids), scaled(asks))
+        assert book.checksum_okx() == okx_ref(bids, asks)
+        assert book.checksum_bitfinex() == bitfinex_ref(bids, asks)
+
+
+L2Machine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestL2Book = L2Machine.TestCase
+
+
+class L3Machine(RuleBasedStateMachine):
+    """Model: order id -> dict; per (side, price ticks) level: price text, max sdec, queue."""
+
+    ids = st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, "a", "b", "c", "d", "e", "f"])
+
+    def __init__(self):
+        super().__init__()
+        self.book = L3Book(P_SCALE, S_SCALE, capacity=1)
+        self.orders = {}  # id -> [side, price ticks, price text, size ticks, size text]
+        self.levels = {}  # (side, price ticks) -> {"ptext", "sdec", "queue"}
+
+    # -- model helpers
+    def _tops(self):
+        out = {}
+        for s in (BID, ASK):
+            keys = [p for (side, p) in self.levels if side == s]
+            if not keys:
+                out[s] = None
+                continue
+            p = max(keys) if s == BID else min(keys)
+            out[s] = (p, sum(self.orders[i][3] for i in self.levels[(s, p)]["queue"]))
+        return out
+
+    def _flags(self, before):
+        after = self._tops()
+        flags = TOP_CHANGED if after != before else 0
+        if after[BID] and after[ASK] and after[BID][0] >= after[ASK][0]:
+            flags |= CROSSED
+        return flags
+
+    def _crossed(self):
+        return self._flags(self._tops())
+
+    def _unlink(self, oid):
+        side, pt = self.orders[oid][0], self.orders[oid][1]
+        lv = self.levels[(side, pt)]
+        lv["queue"].remove(oid)
+        if not lv["queue"]:
+            del self.levels[(side, pt)]
+
+    def _link(self, oid):
+        side, pt, ptext, _, stext = self.orders[oid]
+        sdec = len(stext.partition(".")[2])
+        lv = self.levels.setdefault((side, pt), {"ptext": ptext, "sdec": 0, "queue": []})
+        lv["queue"].append(oid)
+        lv["sdec"] = max(lv["sdec"], sdec)
+
+    def _remove(self, oid):
+        self._unlink(oid)
+        del self.orders[oid]
+
+    # -- rules
+    @rule(oid=ids, side=sides, price=prices, size=sizes)
+    def add(self, oid, side, price, size):
+        before = self._tops()
+        got = self.book.add(oid, side, price[1], size[1])
+        if size[0] == 0:
+            if oid not in self.orders:
+                assert got == UNKNOWN | self._crossed()
+                return
+            self._remove(oid)
+        else:
+            if oid in self.orders:
+                self._unlink(oid)
+            self.orders[oid] = [side, price[0], price[1], size[0], size[1]]
+            self._link(oid)
+        assert got == self._flags(before)
+
+    @rule(oid=ids, size=sizes)
+    def update(self, oid, size):
+        before = self._tops()
+        got = self.book.update(oid, size[1])
+        if oid not in self.orders:
+            assert got == UNKNOWN | self._crossed()
+            return
+        if size[0] == 0:
+            self._remove(oid)
+        else:
+            o = self.orders[oid]
+            o[3], o[4] = size
+            lv = self.levels[(o[0], o[1])]
+            lv["sdec"] = max(lv["sdec"], len(size[1].partition(".")[2]))
+        assert got == self._flags(before)
+
+    @rule(oid=ids, price=prices, size=sizes)
+    def change(self, oid, price, size):
+        before = self._tops()
+        got = self.book.change(oid, price[1], size[1])
+        if oid not in self.orders:
+            assert got == UNKNOWN | self._crossed()
+            return
+        o = self.orders[oid]
+        if size[0] == 0:
+            self._remove(oid)
+        elif price[0] == o[1]:
+            o[2], o[3], o[4] = price[1], size[0], size[1]
+            lv = self.levels[(o[0], o[1])]
+            lv["sdec"] = max(lv["sdec"], len(size[1].partition(".")[2]))
+        else:
+            self._unlink(oid)
+            o[1], o[2], o[3], o[4] = price[0], price[1], size[0], size[1]
+            self._link(oid)
+        assert got == self._flags(before)
+
+    @rule(oid=ids)
+    def remove(self, oid):
+        before = self._tops()
+        got = self.book.remove(oid)
+        if oid not in self.orders:
+            assert got == UNKNOWN | self._crossed()
+            return
+        self._remove(oid)
+        assert got == self._flags(before)
+
+    @rule(oid=ids, side=sides, bad=garbage)
+    def add_garbage(self, oid, side, bad):
+        with pytest.raises(ValueError):
+            self.book.add(oid, side, bad, "1")
+        with pytest.raises(ValueError):
+            self.book.update(oid, bad)
+
+    @precondition(lambda self: len(self.orders) > 10)
+    @rule()
+    def clear(self):
+        self.book.clear()
+        self.orders.clear()
+        self.levels.clear()
+
+    # -- invariants
+    def _model_levels(self, side):
+        keys = sorted((p for (s, p) in self.levels if s == side), reverse=(side == BID))
+        out = []
+        for p in keys:
+            lv = self.levels[(side, p)]
+            total = sum(self.orders[i][3] for i in lv["queue"])
+            out.append((lv["ptext"], fixed(total, S_SCALE, lv["sdec"]), len(lv["queue"])))
+        return keys, out
+
+    @invariant()
+    def matches_model(self):
+        book = self.book
+        book._validate()
+        flat = {}
+        for side in (BID, ASK):
+            keys, want = self._model_levels(side)
+            assert book.levels(side) == want
+            assert book.levels(side, 2, start=1) == want[1:3]
+            assert book.level_count(side) == len(keys)
+            assert book.count(side) == sum(1 for o in self.orders.values() if o[0] == side)
+            flat[side] = []
+            for p, (ptext, _, _) in zip(keys, want):
+                queue = self.levels[(side, p)]["queue"]
+                assert book.orders_at(side, ptext) == [(i, self.orders[i][4]) for i in queue]
+                flat[side] += [(str(i), self.orders[i][4]) for i in queue]
+        assert len(book) == len(self.orders)
+        for oid, (side, _, ptext, _, stext) in self.orders.items():
+            assert book.order(oid) == (side, ptext, stext)
+        tops = self._tops()
+        for s, getter in ((BID, book.best_bid), (ASK, book.best_ask)):
+            want = None if tops[s] is None else (tops[s][0] / 10**P_SCALE, tops[s][1] / 10**S_SCALE)
+            assert getter() == want
+        parts = interleave(
+            [f"{i}:{js_number(s)}" for i, s in flat[BID][:25]],
+            [f"{i}:{js_number(s, negate=True)}" for i, s in flat[ASK][:25]],
+        )
+        assert book.checksum_bitfinex() == signed32(zlib.crc32(":".join(parts).encode()))
+
+
+L3Machine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestL3Book = L3Machine.TestCase
