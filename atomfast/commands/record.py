@@ -1,0 +1,119 @@
+"""`atomfast record --exchange NAME --out FILE [...]`: raw frames with ns receive times.
+
+Like ``run`` (same connection plan, subscriptions, pings, watchdog, reconnects), but what is
+written is the traffic itself, in atomfast's record format (``atomfast.capture.RecordWriter``;
+gzip when FILE ends in .gz): every connection's ``open``, the messages sent, every received frame
+with its ``time.time_ns()`` receive time, and the REST answers (the instrument listing, and any
+snapshot a scheme fetched). The scheme still sees each frame, so that its protocol duties (a
+server-level ping to answer, a snapshot to fetch, a resync) are carried out as in a live run,
+but its events are discarded: nothing normalised is written. ``replay`` and ``simulate`` read the
+file back. Recorded through a local endpoint (``--endpoint ws://127.0.0.1:P``, a simulator), the
+``open`` lines name the scheme's own URL (so replay picks the same scheme), not the local one.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .run import StartError, UsageError, add_common_arguments, execute, is_local, prepare, print_summary, \
+    quiet_picows, resolve, run_async, validate
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common_arguments(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="capture file to write (.gz: gzip)")
+    p.add_argument("--no-status", action="store_true", help="no live status line / periodic status log")
+
+
+class DiscardSink:
+    """Events of a recording go nowhere (no encoding either); poll() flushes the capture file."""
+
+    framing = None
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.events = 0
+        self._last_flush = time.monotonic()
+
+    def write(self, topic, records, keys, values) -> None:
+        self.events += len(records)
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush >= 1.0:
+            self._last_flush = now
+            self.writer.fh.flush()
+
+    def flush(self, timeout: float = 30.0) -> int:
+        self.writer.fh.flush()
+        return 0
+
+    def close(self) -> None:
+        self.writer.fh.flush()
+
+    def stats(self) -> dict:
+        return {"queue": 0}
+
+
+def main(args: argparse.Namespace) -> int:
+    quiet_picows()
+    try:
+        setup = prepare(args, "record")
+    except UsageError as exc:
+        print(f"atomfast record: {exc}", file=sys.stderr)
+        return 2
+    return run_async(_main(setup, args))
+
+
+async def _main(setup, args: argparse.Namespace) -> int:
+    from ..capture import RecordWriter
+    from ..metrics import Metrics
+
+    started = time.monotonic()
+    metrics = Metrics()
+    try:
+        await resolve(setup)
+        validate(setup)
+    except UsageError as exc:
+        print(f"atomfast record: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:
+        print(f"atomfast record: {exc}", file=sys.stderr)
+        return 1
+    try:
+        writer = RecordWriter(args.out, setup.exchange)
+    except OSError as exc:
+        print(f"atomfast record: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        if setup.instruments_url:
+            writer.rest(time.time_ns(), setup.instruments_url, setup.instruments_body)
+
+        # Through a local endpoint (a simulator) the recording names the exchange's own URL, so
+        # that replay and simulate pick the scheme that was spoken.
+        scheme_url = setup.scheme_cls.ws_url
+
+        def on_open(conn, ts_ns: int) -> None:
+            writer.open(ts_ns, conn.id, scheme_url if is_local(conn.url) else conn.url)
+
+        def on_send(conn, data: bytes, ts_ns: int) -> None:
+            writer.sent(ts_ns, conn.id, data)
+
+        def on_frame(conn, data, ts_ns: int, binary: bool) -> None:
+            writer.recv(ts_ns, conn.id, bytes(data), binary)
+
+        def on_rest(url: str, body: bytes, ts_ns: int) -> None:
+            writer.rest(ts_ns, url, body)
+
+        hooks = {"open_hook": on_open, "send_hook": on_send, "frame_hook": on_frame, "rest_hook": on_rest}
+        try:
+            reason, _group = await execute(setup, args, DiscardSink(writer), metrics, hooks=hooks,
+                                           status=not args.no_status)
+        except UsageError as exc:
+            print(f"atomfast record: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        writer.close()
+    print_summary("record", reason, metrics, started)
+    return 1 if reason == "all connections gave up" else 0

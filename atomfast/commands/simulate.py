@@ -1,0 +1,79 @@
+"""`atomfast simulate CAPTURE [CAPTURE...] --port P`: serve a capture as a local exchange.
+
+Websocket and the recorded REST answers on the same port (plain HTTP GET is answered by the
+websocket server's upgrade handler); ``--rest-port R`` adds a second listener. Prints
+``listening ws://HOST:P rest http://HOST:R`` on stdout once ready. See atomfast/simulator.py.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("capture", nargs="+", help="capture file(s): cryptofeed X.ws.N.0 (REST companions found beside it) or atomfast record files")
+    p.add_argument("--port", type=int, required=True, help="websocket (and REST) port; 0 picks a free one")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--rest-port", type=int, default=None,
+                   help="also answer REST on this port (REST is always served on --port too)")
+    p.add_argument("--pace", choices=("recorded", "fast"), default="recorded",
+                   help="recorded: the recorded gaps between frames; fast: as fast as the socket takes them")
+    p.add_argument("--loop", action="store_true", help="start the capture over when it ends")
+    p.add_argument("--close-after", type=int, default=0, metavar="N",
+                   help="drop each client connection after N frames (reconnect tests)")
+    p.add_argument("--resume", action="store_true",
+                   help="a reconnecting client continues where the previous one stopped (default: from the start)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..simulator import Simulator
+
+    if not 0 <= args.port <= 65535 or (args.rest_port is not None and not 0 <= args.rest_port <= 65535):
+        print("atomfast simulate: ports must be 0..65535", file=sys.stderr)
+        return 2
+    if args.close_after < 0:
+        print("atomfast simulate: --close-after must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        sim = Simulator(args.capture, args.host, args.port, args.pace, args.loop, args.close_after, args.resume,
+                        args.rest_port)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"atomfast simulate: {exc}", file=sys.stderr)
+        return 2
+    if not sim.recordings:
+        print(f"atomfast simulate: no websocket connection in {', '.join(args.capture)}", file=sys.stderr)
+        return 2
+    logging.getLogger("picows").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    try:
+        return runner(_serve(sim))
+    except OSError as exc:
+        print(f"atomfast simulate: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(sim) -> int:
+    await sim.start()
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, done.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+    frames = sum(len(rc.frames) for rc in sim.recordings)
+    logging.getLogger("atomfast.simulator").info(
+        "%d recorded connection(s), %d frames, %d REST answer(s); pace %s",
+        len(sim.recordings), frames, len(sim.rest), sim.pace)
+    print(f"listening {sim.url} rest {sim.rest_url}", flush=True)
+    await done.wait()
+    await sim.close()
+    return 0

@@ -1,0 +1,605 @@
+"""The websocket side: connect, subscribe, ping, watch, reconnect; frames straight to the scheme.
+
+``FeedGroup`` runs every connection of one scheme's plan (``scheme.plan(url)``); each
+``FeedConnection`` is one planned connection for its whole life, across reconnects, and is the
+``Connection`` the scheme sees (``id``, ``url``, ``plan``, ``state``, ``send``, ``reconnect``, plus
+``fetch`` for REST snapshots). Transport: picows on the running (uvloop) event loop.
+
+Hot path (``_Listener.on_ws_frame``): payload -> ``recv_ns = time.time_ns()`` ->
+``scheme.on_frame(conn, data, recv_ns)`` -> ``pipeline.end_frame(recv_ns)``, synchronously inside
+picows' callback: no Future, task or queue between a frame and the sink.
+
+Protocol details:
+- PING frames are answered by picows (``enable_auto_pong``); PONG frames count as activity.
+- Fragmented messages (first frame without FIN, then CONTINUATION frames) are reassembled here.
+- A message over ``scheme.max_frame_bytes`` is bad input (counted under "frame too large") and the
+  connection is reconnected (its books reload from a fresh snapshot). picows' own
+  ``max_frame_size`` is set higher, as a memory bound; a frame over that one ends the connection
+  in picows and is counted the same way.
+- CLOSE from the server is answered and the connection reconnected.
+- Application-level pings every ``scheme.ping_interval`` s: ``scheme.ping_message()``, or a
+  websocket PING frame when the scheme has no message of its own.
+- Watchdog: a connection silent for ``scheme.silence_timeout`` s is dropped and reconnected.
+- Reconnect: exponential backoff with full jitter (``Backoff``), forever unless ``max_retries``;
+  the attempt counter restarts after a connection that stayed up ``stable_after`` s.
+  ``scheme.on_close`` marks the connection's books unsynced and says ``disconnected``;
+  ``scheme.on_open`` (on the new connection) says ``connected`` and resubscribes.
+- ``stop()``: every connection closed (CLOSE 1000), ``disconnected`` then one ``stopped`` status.
+  The caller closes the pipeline (which flushes the sink).
+- Housekeeping timer (``poll_interval``, 100 ms): ``sink.poll()``, watchdog, pings.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError, ws_connect
+
+from . import rest
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .scheme import ConnectionPlan, Scheme
+
+log = logging.getLogger("atomfast.feed")
+
+TEXT = WSMsgType.TEXT
+BINARY = WSMsgType.BINARY
+CONTINUATION = WSMsgType.CONTINUATION
+CLOSE = WSMsgType.CLOSE
+PONG = WSMsgType.PONG
+
+_time_ns = time.time_ns
+
+#: picows' hard limit is this many times the scheme's limit (it bounds the read buffer)
+HARD_LIMIT_FACTOR = 2
+
+
+class RawFrame(NamedTuple):
+    """A received frame as it came (``--raw``: the ``raw`` topic), before any normalisation."""
+
+    exchange: str
+    symbol: str  # "" (a frame belongs to a connection, not a market)
+    data: str  # the frame's text (binary frames: latin-1)
+    atom_timestamp: int  # receive time, µs since epoch
+
+
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+
+    __slots__ = ("base", "cap", "attempt", "_random")
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+        self._random = rng
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** min(self.attempt, 62)))
+        self.attempt += 1
+        return self._random() * ceiling
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _Listener(WSListener):
+    """picows' callbacks for one connection attempt."""
+
+    def __init__(self, conn: "FeedConnection") -> None:
+        super().__init__()
+        self.conn = conn
+        group = conn.group
+        self.metrics = group.metrics
+        self.on_frame = group.scheme.on_frame
+        self.end_frame = group.pipeline.end_frame
+        self.limit = group.scheme.max_frame_bytes
+        self.max_frames = group.max_frames
+        self.memoryview = group.pass_memoryview
+        self.hook = group.frame_hook
+        self.frag: bytearray | None = None
+        self.frag_binary = False
+
+    def on_ws_connected(self, transport) -> None:
+        self.conn._on_connected(transport)
+
+    def on_ws_disconnected(self, transport) -> None:
+        self.conn.connected = False
+
+    def on_ws_frame(self, transport, frame) -> None:
+        conn = self.conn
+        if conn.closing is not None:
+            return  # closing (reconnect/stop requested): nothing more from this connection
+        mt = frame.msg_type
+        if mt is TEXT or mt is BINARY:
+            if not frame.fin:
+                self._begin_fragments(frame, mt is BINARY)
+                return
+            n = frame.payload_size
+            if n > self.limit:
+                self._too_large(frame, n)
+                return
+            binary = mt is BINARY
+            if self.memoryview:
+                data = frame.get_payload_as_memoryview()
+            else:
+                data = frame.get_payload_as_bytes()
+        elif mt is CONTINUATION:
+            data = self._continue_fragments(frame)
+            if data is None:
+                return
+            n = len(data)
+            binary = self.frag_binary
+        elif mt is PONG:
+            conn.last_ns = _time_ns()
+            return
+        elif mt is CLOSE:
+            conn._on_close_frame(frame)
+            return
+        else:
+            return
+        recv_ns = _time_ns()
+        conn.last_ns = recv_ns
+        metrics = self.metrics
+        metrics.frames += 1
+        metrics.bytes += n
+        if self.hook is not None:
+            self.hook(conn, data, recv_ns, binary)
+        try:
+            self.on_frame(conn, data, recv_ns)
+        except Exception as exc:  # a scheme must not raise; if it does, count it and go on
+            metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
+        try:
+            self.end_frame(recv_ns)
+        except Exception as exc:
+            metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
+        if self.max_frames and metrics.frames >= self.max_frames:
+            conn.group.stop("max frames")
+
+    # --- rare paths ----------------------------------------------------------------------------
+    def _too_large(self, frame, n: int) -> None:
+        sample = bytes(frame.get_payload_as_memoryview()[:200]) if frame.payload_size else b""
+        self._report_too_large(n, sample)
+
+    def _report_too_large(self, n: int, sample: bytes) -> None:
+        conn = self.conn
+        transport = conn.transport
+        if transport is not None and transport.is_close_frame_sent:
+            return  # picows already refused it (over its hard limit): counted when the close completes
+        self.metrics.frames += 1
+        self.metrics.bytes += n
+        conn.group.scheme.bad_input("frame too large", f"{n} bytes > {self.limit} (max_frame_bytes)", sample)
+        self.frag = None
+        conn.reconnect("frame too large")
+
+    def _begin_fragments(self, frame, binary: bool) -> None:
+        if frame.payload_size > self.limit:
+            self._too_large(frame, frame.payload_size)
+            return
+        self.frag = bytearray(frame.get_payload_as_memoryview())
+        self.frag_binary = binary
+
+    def _continue_fragments(self, frame) -> bytes | None:
+        frag = self.frag
+        if frag is None:
+            self.conn.group.scheme.bad_input("protocol", "CONTINUATION frame without a first fragment",
+                                             frame.get_payload_as_bytes()[:200])
+            return None
+        if len(frag) + frame.payload_size > self.limit:
+            self._report_too_large(len(frag) + frame.payload_size, bytes(frag[:200]))
+            return None
+        frag += frame.get_payload_as_memoryview()
+        if not frame.fin:
+            return None
+        self.frag = None
+        return bytes(frag)
+
+
+class FeedConnection:
+    """One planned connection, across reconnects: the ``Connection`` a scheme sees."""
+
+    def __init__(self, group: "FeedGroup", conn_id: int, plan: "ConnectionPlan") -> None:
+        self.group = group
+        self.id = conn_id
+        self.url = plan.url
+        self.plan = plan
+        #: per-connection scheme state (cleared on every new connection)
+        self.state: dict = {}
+        self.transport: Any = None
+        self.connected = False
+        #: the reason a close was requested (reconnect/stop/watchdog); None while running
+        self.closing: str | None = None
+        self.close_frame_reason: str | None = None
+        self.last_ns = 0  # last activity (frame, pong, connect), time.time_ns()
+        self.next_ping = 0.0  # loop time
+        self.opened_at = 0.0  # loop time of the last successful connect
+        self.connects = 0
+        self.backoff = Backoff(group.backoff_base, group.backoff_cap)
+        self.task: asyncio.Task | None = None
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"<FeedConnection {self.id} {self.url} {'up' if self.connected else 'down'}>"
+
+    # --- the Connection protocol ----------------------------------------------------------------
+    def send(self, message: str | bytes) -> None:
+        transport = self.transport
+        if transport is None or not self.connected or self.closing is not None:
+            log.debug("conn %d: not connected, dropped outgoing %.100r", self.id, message)
+            return
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        transport.send(TEXT, data)
+        hook = self.group.send_hook
+        if hook is not None:
+            hook(self, data, _time_ns())
+
+    def reconnect(self, reason: str, abort: bool = False) -> None:
+        """Close this connection (if open) and connect again, after the backoff delay."""
+        if not self.connected or self.closing is not None:
+            return
+        self.closing = reason
+        transport = self.transport
+        log.info("%s conn %d: reconnecting (%s)", self.group.scheme.exchange, self.id, reason)
+        try:
+            if abort:
+                transport.disconnect(graceful=False)
+            else:
+                transport.send_close(WSCloseCode.GOING_AWAY, reason[:100].encode())
+                transport.disconnect()
+        except Exception:  # noqa: BLE001 - already going down
+            transport.disconnect(graceful=False)
+
+    def fetch(self, url: str) -> None:
+        """GET ``url`` in the background (the REST override applied); the answer goes to
+        ``scheme.on_rest(url, body, recv_ns)``. Failures are counted as "rest error"."""
+        self.group.fetch(url)
+
+    # --- life ------------------------------------------------------------------------------------
+    def _on_connected(self, transport) -> None:
+        group = self.group
+        recv_ns = _time_ns()
+        self.transport = transport
+        self.connected = True
+        self.closing = None
+        self.close_frame_reason = None
+        self.state.clear()
+        self.last_ns = recv_ns
+        self.connects += 1
+        loop = group.loop
+        self.opened_at = loop.time()
+        self.next_ping = self.opened_at + group.scheme.ping_interval
+        if group.open_hook is not None:
+            group.open_hook(self, recv_ns)
+        try:
+            group.scheme.on_open(self, recv_ns)
+        except Exception as exc:
+            group.metrics.errors.report("internal error", f"on_open: {type(exc).__name__}: {exc}")
+            log.exception("%s conn %d: on_open failed", group.scheme.exchange, self.id)
+        group._end_frame()
+
+    def _on_close_frame(self, frame) -> None:
+        try:
+            code = frame.get_close_code()
+            reason = frame.get_close_reason()
+        except Exception:  # noqa: BLE001 - malformed close: picows complains itself
+            code, reason = None, ""
+        code_text = getattr(code, "value", code)
+        self.close_frame_reason = f"closed by server ({code_text}{': ' + reason if reason else ''})"
+        self.closing = self.close_frame_reason
+        transport = self.transport
+        try:
+            if not transport.is_close_frame_sent:
+                transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        except Exception:  # noqa: BLE001
+            transport.disconnect(graceful=False)
+
+    async def run(self) -> None:
+        group = self.group
+        scheme = group.scheme
+        metrics = group.metrics
+        first = True
+        try:
+            while not group.stopping:
+                if not first:
+                    if group.max_retries is not None and self.backoff.attempt >= group.max_retries:
+                        log.error("%s conn %d: giving up after %d reconnect attempts", scheme.exchange, self.id,
+                                  self.backoff.attempt)
+                        break
+                    delay = self.backoff.next()
+                    metrics.reconnects += 1
+                    log.info("%s conn %d: reconnect in %.2f s", scheme.exchange, self.id, delay)
+                    if await group._sleep(delay):
+                        break
+                first = False
+                transport = await self._connect()
+                if transport is None:
+                    continue
+                reason = await self._wait_closed(transport)
+                self.connected = False
+                self.transport = None
+                up = group.loop.time() - self.opened_at
+                if up >= group.stable_after:
+                    self.backoff.reset()
+                if group.stopping and self.closing is None:
+                    reason = group.stop_reason or "stopped"
+                log.log(logging.INFO if group.stopping else logging.WARNING,
+                        "%s conn %d: disconnected after %.1f s (%s)", scheme.exchange, self.id, up, reason)
+                try:
+                    scheme.on_close(self, reason, _time_ns())
+                except Exception as exc:
+                    metrics.errors.report("internal error", f"on_close: {type(exc).__name__}: {exc}")
+                    log.exception("%s conn %d: on_close failed", scheme.exchange, self.id)
+                group._end_frame()
+        finally:
+            self.connected = False
+            self.done = True
+            group._connection_done(self)
+
+    async def _connect(self):
+        group = self.group
+        url = self.url
+        try:
+            transport, _listener = await asyncio.wait_for(
+                ws_connect(
+                    lambda: _Listener(self),
+                    url,
+                    ssl_context=group.ssl_context if url.startswith("wss:") else None,
+                    websocket_handshake_timeout=group.connect_timeout,
+                    enable_auto_pong=True,
+                    max_frame_size=group.scheme.max_frame_bytes * HARD_LIMIT_FACTOR + 65536,
+                    logger_name="atomfast",
+                ),
+                group.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except (OSError, WSError, asyncio.TimeoutError, ssl.SSLError, ValueError) as exc:
+            msg = str(exc) or type(exc).__name__
+            if isinstance(exc, asyncio.TimeoutError):
+                msg = f"timed out after {group.connect_timeout:g} s"
+            log.warning("%s conn %d: cannot connect to %s: %s", group.scheme.exchange, self.id, url, msg)
+            return None
+        if not self.connected and not transport.is_disconnected:
+            # the handshake completed but on_ws_connected did not run (cannot happen in picows 1.x+)
+            self._on_connected(transport)
+        return transport
+
+    async def _wait_closed(self, transport) -> str:
+        reason = ""
+        try:
+            await transport.wait_disconnected()
+        except WSProtocolError as exc:
+            code = getattr(exc, "code", None)
+            detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+            if code == WSCloseCode.MESSAGE_TOO_BIG:
+                self.group.scheme.bad_input("frame too large", str(detail), b"")
+                reason = "frame too large"
+            else:
+                self.group.scheme.bad_input("protocol", str(detail), b"")
+                reason = f"protocol error: {detail}"
+        except asyncio.CancelledError:
+            transport.disconnect(graceful=False)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection is gone either way
+            reason = f"{type(exc).__name__}: {exc}"
+        return self.closing or self.close_frame_reason or reason or "connection lost"
+
+
+class FeedGroup:
+    """All the connections of one scheme's plan, their housekeeping, and a clean stop."""
+
+    def __init__(
+        self,
+        scheme: "Scheme",
+        pipeline: "Pipeline",
+        *,
+        url: str | None = None,
+        rest_base: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retries: int | None = None,
+        stable_after: float = 10.0,
+        max_frames: int = 0,
+        poll_interval: float = 0.1,
+        connect_timeout: float = 15.0,
+        raw: bool = False,
+        frame_hook: Callable[[FeedConnection, bytes, int, bool], None] | None = None,
+        send_hook: Callable[[FeedConnection, bytes, int], None] | None = None,
+        open_hook: Callable[[FeedConnection, int], None] | None = None,
+        rest_hook: Callable[[str, bytes, int], None] | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.pipeline = pipeline
+        self.metrics: Metrics = pipeline.metrics
+        self.url = url or scheme.ws_url
+        self.rest_base = rest_base
+        self.ssl_context = ssl_context or rest.ssl_context()
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retries = max_retries
+        self.stable_after = stable_after
+        self.max_frames = max_frames
+        self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+        self.raw = raw
+        self.user_frame_hook = frame_hook
+        self.send_hook = send_hook
+        self.open_hook = open_hook
+        self.rest_hook = rest_hook
+        self.frame_hook = frame_hook if not raw else self._raw_hook
+        #: hand the scheme a memoryview (valid during on_frame only) where it says it can take one
+        self.pass_memoryview = bool(getattr(scheme, "accepts_memoryview", False)) and self.frame_hook is None
+        self._raw_key = f"{scheme.exchange}:".encode()
+        self.connections = [FeedConnection(self, i, plan) for i, plan in enumerate(scheme.plan(self.url))]
+        self.stopping = False
+        self.stop_reason = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._fetches: set[asyncio.Task] = set()
+
+    def _raw_hook(self, conn: FeedConnection, data, recv_ns: int, binary: bool) -> None:
+        data = bytes(data)
+        text = data.decode("latin-1") if binary else data.decode("utf-8", "replace")
+        rec = RawFrame(self.scheme.exchange, "", text, recv_ns // 1000)
+        sink = self.pipeline.sink
+        sink.write("raw", [rec], [self._raw_key], None if sink.framing is None else [data])
+        self.metrics.events["raw"] += 1
+        if self.user_frame_hook is not None:
+            self.user_frame_hook(conn, data, recv_ns, binary)
+
+    def _end_frame(self) -> None:
+        try:
+            self.pipeline.end_frame()
+        except Exception as exc:
+            self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
+
+    # --- running ---------------------------------------------------------------------------------
+    async def run(self) -> str:
+        """Connect everything and run until ``stop()`` (or every connection gave up).
+
+        Returns the stop reason. Emits the final ``stopped`` status; does not close the pipeline.
+        """
+        self.loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        if self.stopping:
+            self._stop_event.set()
+        log.info("%s: %d connection(s) to %s", self.scheme.exchange, len(self.connections), self.url)
+        self._timer = self.loop.call_later(self.poll_interval, self._tick)
+        for conn in self.connections:
+            conn.task = self.loop.create_task(conn.run(), name=f"feed-{self.scheme.exchange}-{conn.id}")
+        try:
+            await asyncio.gather(*(c.task for c in self.connections), return_exceptions=True)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            for t in list(self._fetches):
+                t.cancel()
+        if not self.stop_reason:
+            self.stop_reason = "all connections gave up"
+        self.scheme.status("", "stopped", self.stop_reason, _time_ns())
+        self._end_frame()
+        try:
+            self.pipeline.sink.poll()
+        except Exception:  # noqa: BLE001
+            pass
+        return self.stop_reason
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Close every connection and end ``run()``. Safe to call more than once, from callbacks."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_reason = reason
+        log.info("%s: stopping (%s)", self.scheme.exchange, reason)
+        if self._stop_event is not None:
+            self._stop_event.set()
+        for conn in self.connections:
+            if conn.connected and conn.closing is None:
+                conn.closing = reason
+                try:
+                    conn.transport.send_close(WSCloseCode.OK)
+                    conn.transport.disconnect()
+                except Exception:  # noqa: BLE001
+                    conn.transport.disconnect(graceful=False)
+                if self.loop is not None:
+                    self.loop.call_later(2.0, self._force_close, conn)
+            elif conn.task is not None and not conn.done and not conn.connected:
+                # connecting: cancel the attempt (sleeping ones wake up on the event)
+                conn.task.cancel()
+
+    @staticmethod
+    def _force_close(conn: FeedConnection) -> None:
+        if conn.connected and conn.transport is not None:
+            conn.transport.disconnect(graceful=False)
+
+    async def _sleep(self, delay: float) -> bool:
+        """Sleep ``delay`` s; True when stopped meanwhile."""
+        assert self._stop_event is not None
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        return self.stopping
+
+    def _connection_done(self, conn: FeedConnection) -> None:
+        if all(c.done for c in self.connections) and self._stop_event is not None:
+            self._stop_event.set()
+
+    def _tick(self) -> None:
+        loop = self.loop
+        try:
+            self.pipeline.sink.poll()
+        except Exception as exc:
+            self.metrics.errors.report("sink error", f"poll: {type(exc).__name__}: {exc}")
+        scheme = self.scheme
+        silence = scheme.silence_timeout
+        interval = scheme.ping_interval
+        now = loop.time()
+        now_ns = _time_ns()
+        for conn in self.connections:
+            if not conn.connected or conn.closing is not None:
+                continue
+            if silence and (now_ns - conn.last_ns) > silence * 1e9:
+                conn.reconnect(f"silent for {(now_ns - conn.last_ns) / 1e9:.1f} s", abort=True)
+                continue
+            if interval and now >= conn.next_ping:
+                conn.next_ping = now + interval
+                try:
+                    msg = scheme.ping_message()
+                    if msg is None:
+                        conn.transport.send_ping()
+                    else:
+                        conn.send(msg)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s conn %d: ping failed: %s", scheme.exchange, conn.id, exc)
+        if not self.stopping or any(not c.done for c in self.connections):
+            self._timer = loop.call_later(self.poll_interval, self._tick)
+
+    # --- REST from a scheme ------------------------------------------------------------------------
+    def rest_url(self, url: str) -> str:
+        """An exchange REST URL, moved onto the REST override when there is one."""
+        return rest.rebase(url, self.rest_base, self.scheme.rest_url)
+
+    def fetch(self, url: str) -> None:
+        loop = self.loop or asyncio.get_running_loop()
+        task = loop.create_task(self._fetch(url))
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, url: str) -> None:
+        scheme = self.scheme
+        try:
+            body = await rest.fetch(self.rest_url(url))
+        except rest.RestError as exc:
+            self.metrics.errors.report("rest error", str(exc))
+            handler = getattr(scheme, "on_rest_error", None)
+            if handler is not None:
+                handler(url, exc, _time_ns())
+                self._end_frame()
+            return
+        if self.stopping:
+            return
+        recv_ns = _time_ns()
+        if self.rest_hook is not None:
+            self.rest_hook(url, body, recv_ns)
+        try:
+            scheme.on_rest(url, body, recv_ns)
+        except Exception as exc:
+            self.metrics.errors.report("internal error", f"on_rest: {type(exc).__name__}: {exc}", body[:200])
+        try:
+            self.pipeline.end_frame(recv_ns)
+        except Exception as exc:
+            self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
+
+
+__all__ = ["Backoff", "FeedConnection", "FeedGroup", "RawFrame"]
