@@ -11,8 +11,8 @@ Formats (see ../shared/fixtures/README.md):
   (``{"lastUpdateId":...}``) sits inline where it arrived.
 * atomfast ``record`` -- text (gzip when the name ends in .gz), first line
   ``#atomfast-capture 1 <exchange>``, then ``<ns> <conn> <kind> <payload>`` where kind is
-  ``open`` (payload: url), ``sent``, ``recv`` (text frame), ``bin`` (base64 of a binary frame or of
-  a text frame holding a newline), ``rest`` (payload: ``<url> <body>``).
+  ``open`` (payload: url), ``sent``, ``recv`` (text frame), ``text64`` (base64 of a text frame
+  holding a newline), ``bin`` (base64 of a binary frame), ``rest`` (payload: ``<url> <body>``).
 
 Every reader yields ``Frame``s; several connections are merged in time order.
 """
@@ -160,9 +160,9 @@ def _read_record(path: Path) -> Iterator[Frame]:
                 yield Frame(ts, conn, OPEN, payload, b"")
             elif kind == RECV:
                 yield Frame(ts, conn, RECV, urls.get(conn, ""), payload.encode("utf-8", "surrogateescape"))
-            elif kind == "bin":
+            elif kind == "bin" or kind == "text64":
                 raw = base64.b64decode(payload)
-                yield Frame(ts, conn, RECV, urls.get(conn, ""), raw, True)
+                yield Frame(ts, conn, RECV, urls.get(conn, ""), raw, kind == "bin")
             elif kind == SENT:
                 yield Frame(ts, conn, SENT, urls.get(conn, ""), payload.encode())
             elif kind == REST:
@@ -248,8 +248,10 @@ class RecordWriter:
         self.fh.write(f"{ts_ns} {conn} sent {payload.replace(chr(10), ' ')}\n")
 
     def recv(self, ts_ns: int, conn: int, data: bytes, binary: bool = False) -> None:
-        if binary or b"\n" in data:
+        if binary:
             self.fh.write(f"{ts_ns} {conn} bin {base64.b64encode(data).decode()}\n")
+        elif b"\n" in data:
+            self.fh.write(f"{ts_ns} {conn} text64 {base64.b64encode(data).decode()}\n")
         else:
             self.fh.write(f"{ts_ns} {conn} recv {data.decode('utf-8', 'surrogateescape')}\n")
 

@@ -50,6 +50,9 @@ class Connection(Protocol):
 
     def reconnect(self, reason: str) -> None: ...
 
+    def fetch(self, url: str) -> None:
+        """GET ``url`` in the background; the answer arrives at ``Scheme.on_rest``."""
+
 
 class ConnectionPlan(NamedTuple):
     url: str
@@ -76,6 +79,8 @@ class Scheme:
     silence_timeout: ClassVar[float] = 30.0  # watchdog: reconnect a connection silent this long
     max_frame_bytes: ClassVar[int] = 8 * 1024 * 1024
     is_default: ClassVar[bool] = True  # the scheme `run --exchange NAME` picks among several
+    #: on_frame may receive a memoryview of picows' buffer (valid only during the call)
+    accepts_memoryview: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ def test_record_format_round_trip(tmp_path):
     w.sent(3, 0, '{"method":"subscribe"}')
     w.recv(4, 0, b'{"channel":"heartbeat"}')
     w.recv(5, 0, b"\x1f\x8b binary\nwith newline", binary=True)
+    w.recv(6, 0, b'{"pretty":\n 1}')
     w.close()
     cap = open_capture(out)
     assert cap.exchange == "kraken"
@@ -60,6 +61,7 @@ def test_record_format_round_trip(tmp_path):
         (3, SENT, b'{"method":"subscribe"}', False),
         (4, RECV, b'{"channel":"heartbeat"}', False),
         (5, RECV, b"\x1f\x8b binary\nwith newline", True),
+        (6, RECV, b'{"pretty":\n 1}', False),
     ]
 
 
