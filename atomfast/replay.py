@@ -2,8 +2,11 @@
 offline and as fast as it goes. Used by ``atomfast replay``, the tests and the benchmarks.
 
 Each recorded connection becomes a ``ReplayConnection``: what the scheme sends (subscribe,
-resubscribe after a resync, pings) is kept in ``sent``; a reconnect request is counted. The
-recorded receive time of each frame is its ``recv_ns``, so the output is deterministic.
+resubscribe after a resync, pings) is kept in ``sent``; a reconnect request is counted; a REST
+``fetch`` is answered, right after the current frame, with the capture's next recorded answer
+for that url (cryptofeed's ``.http`` files); where the capture holds REST answers inline
+(hftbacktest), they reach ``Scheme.on_rest`` at the time they arrived. The recorded receive time
+of each frame is its ``recv_ns``, so the output is deterministic.
 """
 from __future__ import annotations
 
@@ -24,19 +27,23 @@ log = logging.getLogger("atomfast.replay")
 class ReplayConnection:
     """The Connection a scheme sees during a replay."""
 
-    def __init__(self, conn_id: int, url: str) -> None:
+    def __init__(self, conn_id: int, url: str, fetches: list[str] | None = None) -> None:
         self.id = conn_id
         self.url = url
         self.plan = ConnectionPlan(url, [])
         self.state: dict = {}
         self.sent: list[str | bytes] = []
         self.reconnects: list[str] = []
+        self.fetches: list[str] = fetches if fetches is not None else []
 
     def send(self, message: str | bytes) -> None:
         self.sent.append(message)
 
     def reconnect(self, reason: str) -> None:
         self.reconnects.append(reason)
+
+    def fetch(self, url: str) -> None:
+        self.fetches.append(url)
 
 
 def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict:
@@ -69,12 +76,33 @@ class Replay:
             tuple(self.scheme_cls.channels),
         )
         self.connections: dict[int, ReplayConnection] = {}
+        #: REST requests made by the scheme, answered after the current frame
+        self.fetches: list[str] = []
+        #: url -> index of the next recorded answer to hand out
+        self._answered: dict[str, int] = {}
+        self.unanswered: list[str] = []
 
     def connection(self, conn_id: int, url: str) -> ReplayConnection:
         conn = self.connections.get(conn_id)
         if conn is None:
-            conn = self.connections[conn_id] = ReplayConnection(conn_id, url or self.scheme_cls.ws_url)
+            conn = self.connections[conn_id] = ReplayConnection(conn_id, url or self.scheme_cls.ws_url, self.fetches)
         return conn
+
+    def _answer_fetches(self, recv_ns: int) -> None:
+        """Hand each requested url its next recorded answer (in recorded order)."""
+        while self.fetches:
+            url = self.fetches.pop(0)
+            answers = self.capture.rest.get(url)
+            if answers is None:
+                match = [u for u in self.capture.rest if u.endswith(url) or url.endswith(u)]
+                answers = self.capture.rest[match[0]] if match else None
+            i = self._answered.get(url, 0)
+            if not answers or i >= len(answers):
+                self.unanswered.append(url)  # an inline REST frame may still bring it
+                continue
+            self._answered[url] = i + 1
+            self.scheme.on_rest(url, answers[i][1], recv_ns)
+            self.pipeline.end_frame()
 
     def run(self, max_frames: int = 0) -> Metrics:
         scheme, pipeline, metrics = self.scheme, self.pipeline, self.metrics
@@ -96,11 +124,15 @@ class Replay:
                 except Exception as exc:  # a scheme must not raise; if it does, count it and go on
                     metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", data)
                 end_frame()
+                if self.fetches:
+                    self._answer_fetches(frame.ts_ns)
                 if max_frames and metrics.frames >= max_frames:
                     break
             elif kind == OPEN:
                 scheme.on_open(self.connection(frame.conn, frame.url), frame.ts_ns)
                 end_frame()
+                if self.fetches:
+                    self._answer_fetches(frame.ts_ns)
             elif kind == REST:
                 scheme.on_rest(frame.url, frame.data, frame.ts_ns)
                 end_frame()
