@@ -1,0 +1,359 @@
+"""Kraken Futures (``wss://futures.kraken.com/ws/v1``), exchange name ``kraken-futures``.
+
+Channel map (atomfast topic -> Kraken feed): lob -> ``book`` (``book_snapshot`` + deltas, + our
+``spread``), trades -> ``trade`` (``trade_snapshot`` + trades), ticker -> ``ticker``;
+funding_rate and open_interest also come from ``ticker`` (one subscription serves the three).
+``ticker_lite`` messages (the recorded capture's) become tickers too.
+
+Books: no checksum; every message carries ``seq``, consecutive per product. A snapshot sets
+the sequence; a delta whose ``seq`` is not the last + 1 is a gap: ``metrics.gaps`` += 1 and the
+product is resynced (status ``resync``, book dropped, deltas ignored until a fresh snapshot,
+requested by unsubscribe + subscribe of that product's book). A malformed book message resyncs
+its product too. Messages are validated before the book is touched.
+
+Trades: ``trade_id`` is Kraken's ``uid``; ``taker_side`` its ``side`` (the taker's). Trades are
+emitted once: a ``trade_snapshot`` (sent on every (re)subscription, repeating recent trades)
+skips the trades whose per-product ``seq`` is not above the last one emitted, and is emitted
+oldest first; live trades are always emitted.
+
+Ticker: ``ticker`` gives best bid/ask with sizes; ``ticker_lite`` has no sizes (0.0) and no time
+(receive time). funding_rate: ``funding_rate`` = Kraken's ``relative_funding_rate`` (the rate as
+a fraction, comparable across exchanges; Kraken's own ``funding_rate`` is an absolute amount
+per contract), ``predicted_rate`` = ``relative_funding_rate_prediction``, ``next_funding_time``
+= ``next_funding_rate_time`` (ms), ``mark_price`` = ``markPrice``; only where the message has
+them (perpetuals). open_interest = ``openInterest`` (in contracts).
+
+Keep-alive: Kraken closes a connection that does not ping within 60 s. Its protocol has no
+application-level ping message: ``ping_message()`` is None and the feed sends a websocket ping
+control frame every ``ping_interval`` (30 s).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import msgspec
+
+from ...book import ASK, BID, L2Book
+from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from ..kraken.parse import ALIASES, ms_ok, valid_level
+from . import messages as m
+from .parse import parse_instruments, product_instrument
+
+#: msgspec raises RecursionError (not DecodeError) on JSON nested deeper than it will go
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_MALFORMED = (msgspec.DecodeError, RecursionError)
+_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
+_TOP_CHANGED = 1
+_UNKNOWN = 4
+_SIDES = {"buy": BID, "sell": ASK}
+_MAX = 1e18
+
+
+def _ok(x: float) -> bool:
+    return 0.0 <= x < _MAX  # False for NaN and inf
+
+
+class KrakenFuturesScheme(Scheme):
+    exchange = "kraken-futures"
+    ws_url = "wss://futures.kraken.com/ws/v1"
+    rest_url = "https://futures.kraken.com"
+    instruments_path = "/derivatives/api/v3/instruments"
+    channels = {"lob": "book", "trades": "trade", "ticker": "ticker", "funding_rate": "ticker", "open_interest": "ticker"}
+    default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
+    aliases = ALIASES
+    symbols_per_message = 50
+    ping_interval = 30.0
+    silence_timeout = 30.0
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: product -> seq of the last book message applied
+        self.seqs: dict[str, int] = {}
+        #: product -> seq of the last trade emitted
+        self.trade_seqs: dict[str, int] = {}
+        self._symbols: dict[str, str] = {}
+        wanted = set(self.channel_names)
+        self._want_ticker = "ticker" in wanted
+        self._want_funding = "funding_rate" in wanted
+        self._want_oi = "open_interest" in wanted
+
+    # --- instruments and symbols --------------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_instruments(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        inst = product_instrument(native)
+        if inst.native != native:
+            raise KeyError(f"kraken-futures: product ids are upper case, not {native!r}")
+        return inst
+
+    def symbol_of(self, native: str) -> str:
+        sym = self._symbols.get(native)
+        if sym is None:
+            sym = self._symbols[native] = self.instrument(native).symbol
+        return sym
+
+    def known(self, native: str, data: bytes) -> bool:
+        if native in self._symbols:
+            return True
+        try:
+            self.symbol_of(native)
+        except KeyError:
+            self.bad_input("unknown product", repr(native), data)
+            return False
+        return True
+
+    # --- subscriptions ------------------------------------------------------------------------
+    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
+        """As the base, with the feeds several topics share (``ticker``) subscribed once."""
+        out = []
+        for p in super().plan(url):
+            merged: dict[str, list[str]] = {}
+            for channel, natives in p.subscriptions:
+                have = merged.setdefault(channel, [])
+                have.extend(n for n in natives if n not in have)
+            out.append(ConnectionPlan(p.url, list(merged.items())))
+        return out
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        return [m.encode({"event": "subscribe", "feed": channel, "product_ids": natives}).decode()]
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        conn.send(m.encode({"event": "unsubscribe", "feed": "book", "product_ids": [native]}).decode())
+        conn.send(m.encode({"event": "subscribe", "feed": "book", "product_ids": [native]}).decode())
+
+    def ping_message(self) -> None:
+        return None  # no application-level ping in this protocol: the feed pings at websocket level
+
+    # --- frames -------------------------------------------------------------------------------
+    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if len(data) > self.max_frame_bytes:
+            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
+            return
+        if data[:1] != b"{":
+            self.bad_input("not a JSON object", "frame does not start with {", data)
+            return
+        try:
+            msg = m.data_decoder.decode(data)
+        except msgspec.ValidationError:
+            self._on_other(conn, data, recv_ns)
+            return
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        cls = msg.__class__
+        if cls is m.FBook:
+            self._on_delta(conn, msg, data, recv_ns)
+        elif cls is m.FTicker:
+            self._on_ticker(msg, data, recv_ns)
+        elif cls is m.FTrade:
+            self._on_trades(msg.product_id, (msg,), data, recv_ns, False)
+        elif cls is m.FBookSnapshot:
+            self._on_snapshot(conn, msg, data, recv_ns)
+        elif cls is m.FTradeSnapshot:
+            self._on_trades(msg.product_id, sorted(msg.trades, key=lambda t: t.seq), data, recv_ns, True)
+        elif cls is m.FTickerLite:
+            self._on_ticker_lite(msg, data, recv_ns)
+        # heartbeat: nothing to publish
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """An event message, or a data message that failed validation."""
+        try:
+            ev = m.event_decoder.decode(data)
+        except _DECODE_ERRORS:
+            ev = None
+        if ev is not None:
+            self._on_event(ev, data, recv_ns)
+            return
+        try:
+            obj = m.any_decoder.decode(data)
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        feed = obj.get("feed") if isinstance(obj, dict) else None
+        product = obj.get("product_id") if isinstance(obj, dict) else None
+        if feed in ("book", "book_snapshot"):
+            self.bad_input("malformed book message", f"{feed} message failed validation", data)
+            if isinstance(product, str) and product in self.books:
+                self.resync(conn, product, f"malformed {feed} message", recv_ns)
+            return
+        if feed in ("trade", "trade_snapshot", "ticker", "ticker_lite", "heartbeat"):
+            self.bad_input(f"malformed {feed} message", "failed validation", data)
+            return
+        self.bad_input("unknown message", f"feed {feed!r}", data)
+
+    def _on_event(self, ev: m.FEvent, data: bytes, recv_ns: int) -> None:
+        kind = ev.event
+        if kind in ("info", "unsubscribed"):
+            return
+        products = [p for p in (ev.product_ids or ()) if isinstance(p, str)]
+        if kind == "subscribed":
+            for p in products:
+                if self.known(p.upper(), data):
+                    self.status(self.symbol_of(p.upper()), "subscribed", ev.feed, recv_ns)
+            return
+        if kind in ("subscribed_failed", "unsubscribed_failed", "error", "alert"):
+            self.bad_input("subscription error" if "subscribed" in kind else "exchange error",
+                           f"{kind}: {ev.message or ev.feed}", data)
+            if kind == "subscribed_failed":
+                for p in products or [""]:
+                    sym = self.symbol_of(p.upper()) if p and self.known(p.upper(), data) else ""
+                    self.status(sym, "stopped", f"subscribe {ev.feed} failed: {ev.message}", recv_ns)
+            return
+        self.bad_input("unknown message", f"event {kind!r}", data)
+
+    # --- book ---------------------------------------------------------------------------------
+    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
+        self.bad_input(kind, detail, data)
+        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
+
+    def _on_delta(self, conn: Connection, msg: m.FBook, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        if native in self.unsynced:
+            return
+        book = self.books.get(native)
+        if book is None:
+            if self.known(native, data):
+                self.resync(conn, native, "book delta before its snapshot", recv_ns)
+            return
+        expected = self.seqs.get(native, -2) + 1
+        if msg.seq != expected:
+            self.metrics.gaps += 1
+            self.resync(conn, native, f"sequence gap: expected seq {expected}, got {msg.seq}", recv_ns)
+            return
+        side = _SIDES.get(msg.side)
+        price = bytes(msg.price)
+        qty = bytes(msg.qty)
+        if side is None or not ms_ok(msg.timestamp) or not valid_level(price, qty, book.price_decimals, book.size_decimals):
+            self._book_failed(conn, native, "malformed book delta", f"{msg.side!r} {price!r} {qty!r}", data, recv_ns)
+            return
+        try:
+            f = book.apply(side, price, qty)
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+            return
+        self.seqs[native] = msg.seq
+        if f & _UNKNOWN:
+            return
+        atom_us = recv_ns // 1000
+        event_ms = msg.timestamp
+        self.emit("lob", Lob(self.exchange, self.symbol_of(native), float(price), float(qty), SIDE_NAMES[side], event_ms, atom_us))
+        if f & _TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    @staticmethod
+    def _levels(levels: list[m.FLevel], pd: int, sd: int) -> list[tuple[bytes, bytes]] | None:
+        """The levels as (price, qty) raw digits, or None if any is not a valid level."""
+        out = []
+        for lv in levels:
+            p = bytes(lv.price)
+            q = bytes(lv.qty)
+            if not valid_level(p, q, pd, sd):
+                return None
+            out.append((p, q))
+        return out
+
+    def _apply(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
+        emit, exchange, side_name, apply = self.emit, self.exchange, SIDE_NAMES[side], book.apply
+        flags = 0
+        for price, size in levels:
+            f = apply(side, price, size)
+            if f & _UNKNOWN:
+                continue
+            flags |= f
+            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
+        return flags
+
+    def _on_snapshot(self, conn: Connection, msg: m.FBookSnapshot, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        if not self.known(native, data):
+            return
+        inst = self.instrument(native)
+        bids = self._levels(msg.bids, inst.price_decimals, inst.size_decimals)
+        asks = self._levels(msg.asks, inst.price_decimals, inst.size_decimals)
+        if bids is None or asks is None or not ms_ok(msg.timestamp):
+            self._book_failed(conn, native, "malformed book snapshot", "level not a non-negative number", data, recv_ns)
+            return
+        event_ms = msg.timestamp
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(native, recv_ns, event_ms)
+        symbol = self.symbol_of(native)
+        try:
+            flags = self._apply(book, BID, bids, symbol, event_ms, atom_us)
+            flags |= self._apply(book, ASK, asks, symbol, event_ms, atom_us)
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+            return
+        self.seqs[native] = msg.seq
+        if flags & _TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    # --- trades and tickers -------------------------------------------------------------------
+    def _on_trades(self, native: str, trades, data: bytes, recv_ns: int, snapshot: bool) -> None:
+        for t in trades:
+            if not (_ok(t.price) and _ok(t.qty)) or t.side not in ("buy", "sell") or not ms_ok(t.time):
+                self.bad_input("malformed trade", f"{t.price!r} {t.qty!r} {t.side!r}", data)
+                return
+        if not self.known(native, data):
+            return
+        symbol = self.symbol_of(native)
+        last = self.trade_seqs.get(native, -1)
+        atom_us = recv_ns // 1000
+        emit, exchange = self.emit, self.exchange
+        for t in trades:
+            if t.seq <= last:
+                if snapshot:
+                    continue  # already emitted: a snapshot after a reconnect repeats recent trades
+            else:
+                last = t.seq
+            emit("trades", Trade(exchange, symbol, t.price, t.qty, t.side, t.uid or str(t.seq), t.time, atom_us))
+        self.trade_seqs[native] = last
+
+    def _on_ticker(self, msg: m.FTicker, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        if not ms_ok(msg.time):
+            self.bad_input("malformed ticker", f"time {msg.time!r}", data)
+            return
+        if not self.known(native, data):
+            return
+        atom_us = recv_ns // 1000
+        event_ms = msg.time
+        symbol = self.symbol_of(native)
+        if self._want_ticker and msg.bid is not None and msg.ask is not None:
+            bs = msg.bid_size if msg.bid_size is not None else 0.0
+            asz = msg.ask_size if msg.ask_size is not None else 0.0
+            if _ok(msg.bid) and _ok(msg.ask) and _ok(bs) and _ok(asz):
+                self.emit("ticker", Ticker(self.exchange, symbol, msg.bid, bs, msg.ask, asz, event_ms, atom_us))
+            else:
+                self.bad_input("malformed ticker", f"{msg.bid!r} {bs!r} {msg.ask!r} {asz!r}", data)
+        if self._want_funding and msg.relative_funding_rate is not None and msg.next_funding_rate_time is not None:
+            rate = msg.relative_funding_rate
+            predicted = msg.relative_funding_rate_prediction if msg.relative_funding_rate_prediction is not None else 0.0
+            mark = msg.markPrice if msg.markPrice is not None else 0.0
+            if math.isfinite(rate) and math.isfinite(predicted) and _ok(mark) and ms_ok(msg.next_funding_rate_time):
+                self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, rate, msg.next_funding_rate_time,
+                                                      predicted, event_ms, atom_us))
+            else:
+                self.bad_input("malformed funding rate", f"{rate!r} {predicted!r} {mark!r}", data)
+        if self._want_oi and msg.openInterest is not None:
+            if _ok(msg.openInterest):
+                self.emit("open_interest", OpenInterest(self.exchange, symbol, msg.openInterest, event_ms, atom_us))
+            else:
+                self.bad_input("malformed open interest", repr(msg.openInterest), data)
+
+    def _on_ticker_lite(self, msg: m.FTickerLite, data: bytes, recv_ns: int) -> None:
+        if not self._want_ticker or msg.bid is None or msg.ask is None:
+            return
+        if not (_ok(msg.bid) and _ok(msg.ask)):
+            self.bad_input("malformed ticker", f"{msg.bid!r} {msg.ask!r}", data)
+            return
+        native = msg.product_id
+        if not self.known(native, data):
+            return
+        atom_us = recv_ns // 1000
+        self.emit("ticker", Ticker(self.exchange, self.symbol_of(native), msg.bid, 0.0, msg.ask, 0.0, atom_us // 1000, atom_us))
