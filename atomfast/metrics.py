@@ -115,4 +115,8 @@ class Metrics:
             "seconds": round(seconds, 6),
             "error_kinds": dict(self.errors.counts),
             "reconnects": self.reconnects,
+            "latency": {
+                "frame_to_produce": self.produce_latency.snapshot(),
+                "produce_to_delivery": self.delivery_latency.snapshot(),
+            },
         }

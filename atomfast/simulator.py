@@ -173,6 +173,7 @@ class _ClientListener(WSListener):
         start = rc.cursor if sim.resume else 0
         sent = 0
         recorded = sim.pace == "recorded"
+        rate = sim.rate
         text, binary = WSMsgType.TEXT, WSMsgType.BINARY
         writable = self.writable
         try:
@@ -181,7 +182,11 @@ class _ClientListener(WSListener):
                 t0_rec = frames[start][0] if start < len(frames) else 0
                 for i in range(start, len(frames)):
                     ts, data, is_binary = frames[i]
-                    if recorded:
+                    if rate:
+                        delay = t0_wall + (i - start) / rate - loop.time()
+                        if delay > 0.0005:
+                            await asyncio.sleep(delay)
+                    elif recorded:
                         delay = t0_wall + (ts - t0_rec) / 1e9 - loop.time()
                         if delay > 0.0005:
                             await asyncio.sleep(delay)
@@ -227,14 +232,18 @@ class Simulator:
         close_after: int = 0,
         resume: bool = False,
         rest_port: int | None = None,
+        rate: float = 0.0,
     ) -> None:
         if pace not in ("recorded", "fast"):
             raise ValueError(f"pace must be recorded or fast, not {pace!r}")
+        if rate < 0:
+            raise ValueError(f"rate must be >= 0 frames/s, not {rate!r}")
         self.paths = [Path(p) for p in paths]
         self.host = host
         self.port = port
         self.rest_port = rest_port
         self.pace = pace
+        self.rate = rate  # frames/s per client connection; 0 = by pace
         self.loop_capture = loop
         self.close_after = close_after
         self.resume = resume

@@ -45,3 +45,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for name, unit, ns in sorted(rows, key=lambda r: r[2]):
             ratio = f"{ns / base:.2f}" if base else "-"
             tr.write_line(f"| {group} | {name} | {unit} | {ns:,.0f} | {1e9 / ns:,.0f} | {ratio} |")
+
+
+# the real Kafka broker of the test suite (started once per session, or KAFKA_BOOTSTRAP_SERVERS)
+from tests.conftest import _kafka_session, kafka_bootstrap  # noqa: E402,F401

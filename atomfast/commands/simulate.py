@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also answer REST on this port (REST is always served on --port too)")
     p.add_argument("--pace", choices=("recorded", "fast"), default="recorded",
                    help="recorded: the recorded gaps between frames; fast: as fast as the socket takes them")
+    p.add_argument("--rate", type=float, default=0.0, metavar="FRAMES_PER_S",
+                   help="play at a fixed rate per connection instead of --pace (for latency benchmarks)")
     p.add_argument("--loop", action="store_true", help="start the capture over when it ends")
     p.add_argument("--close-after", type=int, default=0, metavar="N",
                    help="drop each client connection after N frames (reconnect tests)")
@@ -39,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         sim = Simulator(args.capture, args.host, args.port, args.pace, args.loop, args.close_after, args.resume,
-                        args.rest_port)
+                        args.rest_port, args.rate)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"atomfast simulate: {exc}", file=sys.stderr)
         return 2
