@@ -1,0 +1,969 @@
+"""Bitfinex websocket v2 (``wss://api-pub.bitfinex.com/ws/2``): spot pairs and perpetual futures.
+
+Channel map (atomfast topic -> Bitfinex channel; the plan's channel names in brackets):
+
+=============  ===================================================  =============
+topic          Bitfinex subscription                                plan channel
+=============  ===================================================  =============
+lob            ``book`` prec ``P0`` (price levels), len 250         ``book``
+lob_l3         ``book`` prec ``R0`` (raw book: one row per order)   ``book-R0``
+trades         ``trades`` (snapshot, ``te``/``tu``)                 ``trades``
+ticker         ``ticker``                                           ``ticker``
+candle         ``candles`` key ``trade:1m:SYMBOL``                  ``candles``
+funding_rate   ``status`` key ``deriv:SYMBOL`` (perpetuals only)    ``status``
+open_interest  ``status`` key ``deriv:SYMBOL`` (perpetuals only)    ``status``
+=============  ===================================================  =============
+
+plus ``spread`` from our own book whenever its top changes (from the R0 book only when ``lob``
+is not subscribed).
+
+Connection protocol. On open: ``{"event":"conf","flags":196608}`` (SEQ_ALL 65536 + OB_CHECKSUM
+131072), then one subscribe message per (channel, symbol), at most 25 channels a connection.
+Each ``subscribed`` event maps its ``chanId`` to (channel, symbol) in ``conn.state``. Info
+events: 20051 (server restart) reconnects; 20060 (maintenance starts) pauses: every book of the
+connection is untrusted (status ``resync``) and nothing is resubscribed; 20061 (maintenance
+ended) resumes: every channel of the connection is unsubscribed and subscribed again, as
+Bitfinex advises. Error events are counted as bad input (a subscription error also says
+``stopped`` for its market).
+
+Book sync. With SEQ_ALL every channel message (heartbeats too) ends with the connection's
+sequence number, which must be the previous one + 1: a lost message (a jump), or a duplicated
+or late one (a number not above the last: counted too, the last stays) counts in
+``metrics.gaps`` and resyncs every book of the connection (any of them may have lost an update).
+A checksum message ``[CHANNEL_ID, "cs", CHECKSUM, SEQ]`` is compared with our book's
+``checksum_bitfinex()`` (top 25 levels, or orders for R0): ``checksum_ok``/``checksum_failed``;
+a mismatch resyncs that book. A resync (status ``resync`` with the reason, book dropped, its
+updates ignored) reloads the book by unsubscribing and subscribing its channel on the
+connection: the new subscription starts with a snapshot (status ``snapshot``, then its levels);
+if that snapshot is lost in a later gap, or malformed, the book is asked for again. A whole
+message is validated before the book is touched; a book message that cannot be read resyncs
+that book, and a channel message that cannot be attributed to a subscription (unreadable
+channel id, unknown channel) resyncs every book of the connection.
+
+Hot path: a one-row P0/R0 update is recognised from its first bytes (the channel id as written,
+then ``[`` not followed by ``[``/``]``), decoded once into its Struct, sequence-checked inline,
+applied, and published with events built by ``tuple.__new__``.
+
+P0 rows ``[PRICE, COUNT, AMOUNT]``: AMOUNT > 0 bid, < 0 ask, COUNT 0 deletes the level (AMOUNT
+1/-1 names the side). R0 rows ``[ORDER_ID, PRICE, AMOUNT]``: PRICE 0 removes the order; an
+order seen again is moved (same price: its queue place is kept, as for a partial fill).
+
+Trades: the snapshot (oldest first) and ``te`` are published; ``tu`` repeats a ``te`` about a
+second later with the same trade id and is published only if its id was not (trade ids already
+published are remembered per market, so a resubscription's snapshot does not repeat them).
+The sign of AMOUNT is the taker's side. Candles: the newest candle of a snapshot, then every
+update (``closed`` when it updates a candle older than the newest seen). Books, tickers and
+candles carry no exchange time: their ``event_timestamp`` is the receive time.
+
+Recorded capture (``BITFINEX.ws.11.0``): ``wss://api.bitfinex.com/ws/2`` (the same protocol,
+the authenticated host), conf flags 65536 (sequence numbers, no checksums), P0 books of len 100.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import msgspec
+
+from ...book import L3Book, parse_ticks
+from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, Spread, Ticker, Trade
+from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from . import messages as m
+from .parse import (
+    ALIASES,
+    candle_end,
+    ms_ok,
+    native_of,
+    pair_instrument,
+    parse_pair_lists,
+    positive,
+    timeframe_name,
+    timeframe_ok,
+)
+
+SEQ_ALL = 65536
+OB_CHECKSUM = 131072
+CONF_FLAGS = SEQ_ALL | OB_CHECKSUM
+
+INFO_RECONNECT = 20051
+INFO_MAINTENANCE_START = 20060
+INFO_MAINTENANCE_END = 20061
+
+#: channel kinds (per subscription)
+BOOK, RAW, TRADES, TICKER, CANDLES, STATUS = range(1, 7)
+#: plan channel name -> kind
+KINDS = {"book": BOOK, "book-R0": RAW, "trades": TRADES, "ticker": TICKER, "candles": CANDLES, "status": STATUS}
+KIND_CHANNELS = {v: k for k, v in KINDS.items()}
+RAW_SUFFIX = "|R0"  # key of a raw (L3) book in ``books``/``unsynced``: native + "|R0"
+
+_STATE = "bitfinex"
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
+_TOP_CHANGED = 1
+_UNKNOWN = 4
+_MAX_FLOAT = 1e18
+_INT32 = 1 << 31
+_SEEN_TRADES = 4096  # trade ids remembered per market (te/tu and snapshot repeats)
+#: events are built with tuple.__new__ (the NamedTuple's own __new__ is a Python function)
+_new = tuple.__new__
+_p0_update = m.p0_update_decoder.decode
+_r0_update = m.r0_update_decoder.decode
+
+
+def _ok(x: float) -> bool:
+    return 0.0 <= x < _MAX_FLOAT  # False for NaN and inf
+
+
+def _ok_pos(x: float) -> bool:
+    return 0.0 < x < _MAX_FLOAT
+
+
+class _Chan:
+    """One subscription of a connection (a ``chanId``)."""
+
+    __slots__ = ("kind", "is_book", "book", "native", "key", "symbol", "timeframe", "last_mts", "dead")
+
+    def __init__(self, kind: int, native: str, key: str, symbol: str, timeframe: str = "") -> None:
+        self.kind = kind
+        self.is_book = kind == BOOK or kind == RAW
+        self.book = None  # the book, once this subscription's snapshot arrived
+        self.native = native
+        self.key = key  # book key (native, or native + "|R0"); native for other kinds
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.last_mts = 0  # candles: start of the newest candle seen
+        self.dead = False  # unsubscribed by us (resync): its remaining messages are ignored
+
+
+class _ConnState:
+    """Per connection: channel ids, the last sequence number, the confirmed conf flags."""
+
+    __slots__ = ("channels", "prefix", "seq", "flags", "seq_on", "paused")
+
+    def __init__(self) -> None:
+        self.channels: dict[int, _Chan] = {}
+        #: the chanId as it is written at the start of a frame (b"232955") -> channel (hot path)
+        self.prefix: dict[bytes, _Chan] = {}
+        self.seq: int | None = None
+        self.flags = 0
+        self.seq_on = False
+        self.paused = False
+
+
+class BitfinexScheme(Scheme):
+    """Bitfinex websocket v2, public channels (see the module docstring)."""
+
+    exchange = "bitfinex"
+    ws_url = "wss://api-pub.bitfinex.com/ws/2"
+    rest_url = "https://api-pub.bitfinex.com"
+    #: the exchange pairs; perpetuals (``pub:list:pair:futures``) are named by rule (``F0``)
+    instruments_path = "/v2/conf/pub:list:pair:exchange"
+    channels = {
+        "lob": "book",
+        "lob_l3": "book-R0",
+        "trades": "trades",
+        "ticker": "ticker",
+        "candle": "candles",
+        "funding_rate": "status",
+        "open_interest": "status",
+    }
+    default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
+    aliases = ALIASES
+    symbols_per_message = 1  # Bitfinex subscribes one symbol per message
+    subscriptions_per_connection = 25  # "You can subscribe to 25 channels ... on the same connection"
+    ping_interval = 20.0  # {"event":"ping"}; Bitfinex also sends "hb" every 15 s per quiet channel
+    silence_timeout = 40.0
+    #: book subscriptions: number of price points (P0) / orders (R0): 1, 25, 100 or 250
+    book_len = "250"
+    raw_book_len = "250"
+    #: candle time frame (1m, 5m, 15m, 30m, 1h, 3h, 6h, 12h, 1D, 1W, 14D, 1M)
+    candle_timeframe = "1m"
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        names = self.channel_names
+        self._want_funding = "funding_rate" in names
+        self._want_oi = "open_interest" in names
+        self._raw_spread = "lob" not in names  # spread from the R0 book only without P0
+        #: native -> normalised symbol (hot-path cache)
+        self._symbols: dict[str, str] = {}
+        #: native -> trade ids published (insertion-ordered, bounded)
+        self._seen: dict[str, dict[int, None]] = {}
+        self._ping_id = 0
+
+    # --- instruments --------------------------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_pair_lists(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return pair_instrument(native)
+
+    def native_symbols(self) -> list[str]:
+        """The configured symbols as websocket symbols. Symbols the listing does not name (the
+        perpetuals, when only the exchange pairs were listed) are named by Bitfinex's rule."""
+        out = []
+        for sym in self.symbols:
+            inst = self.by_symbol.get(sym) or self.instruments.get(sym)
+            if inst is None:
+                native = native_of(sym)
+                try:
+                    inst = pair_instrument(native) if native else None
+                except KeyError:
+                    inst = None
+                if inst is None or inst.symbol != sym or inst.kind != "perp":
+                    raise ValueError(f"{self.exchange}: unknown symbol {sym!r}")
+                inst = self.instrument(native)
+            out.append(inst.native)
+        return out
+
+    def symbol_of(self, native: str) -> str:
+        sym = self._symbols.get(native)
+        if sym is None:
+            sym = self._symbols[native] = self.instrument(native).symbol
+        return sym
+
+    def known(self, native: str, data: bytes) -> bool:
+        if native in self._symbols:
+            return True
+        try:
+            self.symbol_of(native)
+        except KeyError:
+            self.bad_input("unknown pair", repr(native), data)
+            return False
+        return True
+
+    # --- subscriptions ------------------------------------------------------------------------
+    def _subscription(self, channel: str, native: str) -> dict:
+        if channel == "book":
+            return {"event": "subscribe", "channel": "book", "symbol": native, "prec": "P0", "freq": "F0",
+                    "len": self.book_len}
+        if channel == "book-R0":
+            return {"event": "subscribe", "channel": "book", "symbol": native, "prec": "R0", "freq": "F0",
+                    "len": self.raw_book_len}
+        if channel == "candles":
+            return {"event": "subscribe", "channel": "candles", "key": f"trade:{self.candle_timeframe}:{native}"}
+        if channel == "status":
+            return {"event": "subscribe", "channel": "status", "key": f"deriv:{native}"}
+        return {"event": "subscribe", "channel": channel, "symbol": native}
+
+    def _applies(self, channel: str, native: str) -> bool:
+        """Whether ``channel`` exists for ``native`` (``status`` only for perpetuals)."""
+        if channel != "status":
+            return True
+        try:
+            return self.instrument(native).kind == "perp"
+        except KeyError:
+            return False
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        return [m.encode(self._subscription(channel, n)).decode() for n in natives if self._applies(channel, n)]
+
+    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
+        """As ``Scheme.plan``, counting Bitfinex channels: ``funding_rate`` and ``open_interest``
+        share one ``status`` subscription, which exists for perpetuals only."""
+        natives = self.native_symbols()
+        cap = self.subscriptions_per_connection
+        wanted: list[tuple[str, list[str]]] = []
+        for name in self.channel_names:
+            channel = self.channels[name]
+            if any(c == channel for c, _ in wanted):
+                continue
+            subs = [n for n in natives if self._applies(channel, n)]
+            if subs:
+                wanted.append((channel, subs))
+        plans: list[ConnectionPlan] = []
+        current: list[tuple[str, list[str]]] = []
+        used = 0
+        for channel, pending in wanted:
+            while pending:
+                room = cap - used
+                if room <= 0:
+                    plans.append(ConnectionPlan(url or self.ws_url, current))
+                    current, used = [], 0
+                    continue
+                take, pending = pending[:room], pending[room:]
+                current.append((channel, take))
+                used += len(take)
+        if current:
+            plans.append(ConnectionPlan(url or self.ws_url, current))
+        return plans
+
+    def ping_message(self) -> str:
+        self._ping_id += 1
+        return f'{{"event":"ping","cid":{self._ping_id}}}'
+
+    def on_open(self, conn: Connection, recv_ns: int) -> None:
+        """Connected: fresh per-connection state, conf (sequence numbers + checksums), subscribe."""
+        conn.state[_STATE] = _ConnState()
+        self.status("", "connected", conn.url, recv_ns)
+        conn.send(m.encode({"event": "conf", "flags": CONF_FLAGS}).decode())
+        for channel, natives in conn.plan.subscriptions:
+            for msg in self.subscribe_messages(channel, natives):
+                conn.send(msg)
+
+    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
+        """Disconnected: every book of the connection (P0 and R0) is untrusted until its snapshot."""
+        for channel, natives in conn.plan.subscriptions:
+            suffix = RAW_SUFFIX if channel == "book-R0" else ""
+            if channel in ("book", "book-R0"):
+                self.unsynced.update(n + suffix for n in natives if n + suffix in self.books)
+        st = conn.state.get(_STATE)
+        if st is not None:
+            self.unsynced.update(c.key for c in st.channels.values() if c.kind in (BOOK, RAW) and c.key in self.books)
+        self.status("", "disconnected", reason, recv_ns)
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        """Reload one book: unsubscribe its channel on this connection and subscribe it again
+        (the new subscription starts with a snapshot). ``native`` is the book key."""
+        st = self._state(conn)
+        if st.paused:
+            return  # maintenance: everything is resubscribed when it ends (20061)
+        if native.endswith(RAW_SUFFIX):
+            kind, sym = RAW, native[: -len(RAW_SUFFIX)]
+        else:
+            kind, sym = BOOK, native
+        for chan_id, ch in st.channels.items():
+            if ch.kind == kind and ch.native == sym and not ch.dead:
+                ch.dead = True
+                conn.send(m.encode({"event": "unsubscribe", "chanId": chan_id}).decode())
+        conn.send(m.encode(self._subscription(KIND_CHANNELS[kind], sym)).decode())
+
+    def _resubscribe_all(self, conn: Connection, st: _ConnState) -> None:
+        for chan_id, ch in list(st.channels.items()):
+            if ch.dead:
+                continue
+            ch.dead = True
+            conn.send(m.encode({"event": "unsubscribe", "chanId": chan_id}).decode())
+            conn.send(m.encode(self._subscription(KIND_CHANNELS[ch.kind], ch.native)).decode())
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _state(self, conn: Connection) -> _ConnState:
+        st = conn.state.get(_STATE)
+        if st is None:
+            st = conn.state[_STATE] = _ConnState()
+        return st
+
+    def _raw_book(self, native: str) -> tuple[str, L3Book]:
+        """The R0 book of ``native`` (created on first use) under its key ``native|R0``."""
+        key = native + RAW_SUFFIX
+        book = self.books.get(key)
+        if book is None:
+            inst = self.instrument(native)
+            self.instruments[key] = inst  # so that status/resync name the market of the key
+            book = self.books[key] = L3Book(inst.price_decimals, inst.size_decimals)
+        return key, book
+
+    def _gap(self, conn: Connection, st: _ConnState, reason: str, recv_ns: int, count: bool = True) -> None:
+        """The stream of this connection lost its order: every book on it is reloaded."""
+        if count:
+            self.metrics.gaps += 1
+        for ch in list(st.channels.values()):
+            if ch.is_book and not ch.dead:
+                self._reload(conn, ch, reason, recv_ns)
+
+    def _check_seq(self, conn: Connection, st: _ConnState, seq: int | None, data: bytes, recv_ns: int) -> None:
+        if seq is None:
+            if st.seq_on:
+                self.bad_input("missing sequence number", "SEQ_ALL is on", data)
+                self._gap(conn, st, "message without sequence number", recv_ns, count=False)
+            return
+        last = st.seq
+        if last is None:
+            st.seq = seq
+            return
+        if seq == last + 1:
+            st.seq = seq
+            return
+        if seq > last:
+            st.seq = seq
+            self._gap(conn, st, f"sequence gap: expected {last + 1}, got {seq}", recv_ns)
+        else:  # duplicate or late (reordered): the baseline stays
+            self._gap(conn, st, f"sequence out of order: expected {last + 1}, got {seq}", recv_ns)
+
+    def _tail_seq(self, data: bytes) -> int | None:
+        """The trailing sequence number of a well-formed JSON array frame the typed decoders
+        refused (so the count goes on); None if the frame is not JSON at all."""
+        try:
+            parts = m.parts_decoder.decode(data)
+            if len(parts) < 3:
+                return None
+            seq = msgspec.json.decode(parts[-1], type=int)
+        except (*_DECODE_ERRORS, TypeError):
+            return None
+        return seq
+
+    def _book_failed(self, conn: Connection, ch: _Chan, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
+        self.bad_input(kind, detail, data)
+        self._reload(conn, ch, f"{kind}: {detail}", recv_ns)
+
+    def _reload(self, conn: Connection, ch: _Chan, reason: str, recv_ns: int) -> None:
+        """Resync the book of subscription ``ch``. A book already being reloaded whose new
+        subscription has not delivered a usable snapshot (the snapshot was lost in a gap, or
+        malformed) is asked for again: otherwise it would wait for ever."""
+        if ch.key not in self.unsynced:
+            self.resync(conn, ch.key, reason, recv_ns)
+        elif not ch.dead and ch.book is None:
+            self.resubscribe(conn, ch.key)
+
+    # --- frames -------------------------------------------------------------------------------
+    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if data[:1] != b"[":
+            if data[:1] == b"{":
+                self._on_event(conn, data, recv_ns)
+            else:
+                self.bad_input("not a JSON message", "frame starts with neither [ nor {", data)
+            return
+        st = conn.state.get(_STATE)
+        if st is None:
+            st = self._state(conn)
+        comma = data.find(b",", 1, 24)
+        ch = st.prefix.get(data[1:comma]) if comma > 0 else None
+        # hot path: a one-row book update "[chanId,[...],seq]" (element 1 "[", not "[[" or "[]")
+        if ch is not None and ch.is_book and len(data) > comma + 2 and data[comma + 1] == 91 and (
+                data[comma + 2] != 91 and data[comma + 2] != 93):
+            try:
+                msg = _p0_update(data) if ch.kind == BOOK else _r0_update(data)
+            except _DECODE_ERRORS as exc:
+                self._decode_failed(conn, st, ch, exc, data, recv_ns)
+                return
+            seq = msg.seq
+            last = st.seq
+            if seq is None or last is None or seq != last + 1:
+                self._check_seq(conn, st, seq, data, recv_ns)
+            else:
+                st.seq = seq
+            if not ch.dead:
+                if ch.kind == BOOK:
+                    self._p0_update(conn, ch, msg.level, data, recv_ns)
+                else:
+                    self._r0_update(conn, ch, msg.order, data, recv_ns)
+            return
+        self._on_array(conn, st, data, comma, recv_ns)
+
+    def _decode_failed(self, conn: Connection, st: _ConnState, ch: _Chan | None, exc: Exception, data: bytes,
+                       recv_ns: int) -> None:
+        malformed_json = isinstance(exc, RecursionError) or (
+            isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError))
+        self._malformed(conn, st, ch, "malformed JSON" if malformed_json else "malformed message", str(exc), data,
+                        recv_ns)
+
+    def _on_array(self, conn: Connection, st: _ConnState, data: bytes, comma: int, recv_ns: int) -> None:
+        """Every array frame but one-row book updates: snapshots, tagged messages (hb, cs, te,
+        tu), tickers, candles, status; frames of unknown channels; unusually written frames."""
+        chan_id = -1
+        if comma > 0:
+            try:
+                chan_id = int(data[1:comma])
+            except ValueError:
+                chan_id = -1
+        if chan_id < 0:
+            self._malformed(conn, st, None, "malformed message", "no channel id", data, recv_ns)
+            return
+        # the shape of element 1: "[[" / "[]" snapshot, "[n" one row, '"' a tagged message
+        c1 = data[comma + 1:comma + 2]
+        if c1 == b"[":
+            c2 = data[comma + 2:comma + 3]
+            shape = "snapshot" if c2 == b"[" or c2 == b"]" else "row"
+            tag = ""
+        elif c1 == b'"':
+            end = data.find(b'"', comma + 2, comma + 12)
+            tag = data[comma + 2:end].decode("ascii", "replace") if end > 0 else "?"
+            shape = "tag"
+        else:
+            shape, tag = self._classify(data)
+            if not shape:
+                self._malformed(conn, st, st.channels.get(chan_id), "malformed message", "unreadable element 1", data,
+                                recv_ns)
+                return
+        if shape == "tag" and tag == "hb":
+            self._on_heartbeat(conn, st, data, recv_ns)
+            return
+        ch = st.channels.get(chan_id)
+        if ch is None:
+            self._malformed(conn, st, None, "unknown channel", f"chanId {chan_id}", data, recv_ns)
+            return
+        kind = ch.kind
+        try:
+            if kind == BOOK:
+                if shape == "row":
+                    msg = m.p0_update_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._p0_update(conn, ch, msg.level, data, recv_ns)
+                elif shape == "snapshot":
+                    msg = m.p0_snapshot_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._p0_snapshot(conn, ch, msg.levels, data, recv_ns)
+                elif tag == "cs":
+                    msg = m.checksum_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._checksum(conn, ch, msg.checksum, data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"book message {tag!r}", data, recv_ns)
+            elif kind == TRADES:
+                if shape == "tag" and (tag == "te" or tag == "tu"):
+                    msg = m.trade_update_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    self._trades(ch, (msg.trade,), data, recv_ns)
+                elif shape == "snapshot":
+                    msg = m.trades_snapshot_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    self._trades(ch, msg.trades[::-1], data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"trades message {tag or shape!r}", data, recv_ns)
+            elif kind == RAW:
+                if shape == "row":
+                    msg = m.r0_update_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._r0_update(conn, ch, msg.order, data, recv_ns)
+                elif shape == "snapshot":
+                    msg = m.r0_snapshot_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._r0_snapshot(conn, ch, msg.orders, data, recv_ns)
+                elif tag == "cs":
+                    msg = m.checksum_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if not ch.dead:
+                        self._checksum(conn, ch, msg.checksum, data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"raw book message {tag!r}", data, recv_ns)
+            elif kind == TICKER:
+                if shape == "row":
+                    msg = m.ticker_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    self._ticker(ch, msg.ticker, data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"ticker message {tag or shape!r}", data, recv_ns)
+            elif kind == CANDLES:
+                if shape == "row":
+                    msg = m.candle_update_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    self._candles(ch, (msg.candle,), data, recv_ns)
+                elif shape == "snapshot":
+                    msg = m.candles_snapshot_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    if msg.candles:
+                        self._candles(ch, (max(msg.candles, key=lambda c: c.mts),), data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"candles message {tag or shape!r}", data, recv_ns)
+            else:  # STATUS
+                if shape == "row":
+                    msg = m.status_decoder.decode(data)
+                    self._check_seq(conn, st, msg.seq, data, recv_ns)
+                    self._status(ch, msg.status, data, recv_ns)
+                else:
+                    self._malformed(conn, st, ch, "unknown message", f"status message {tag or shape!r}", data, recv_ns)
+        except _DECODE_ERRORS as exc:
+            self._decode_failed(conn, st, ch, exc, data, recv_ns)
+
+    def _classify(self, data: bytes) -> tuple[str, str]:
+        """Shape and tag of a frame whose element 1 does not follow the comma directly."""
+        try:
+            parts = m.parts_decoder.decode(data)
+        except _DECODE_ERRORS:
+            return "", ""
+        if len(parts) < 2:
+            return "", ""
+        p1 = bytes(parts[1])
+        if p1[:1] == b"[":
+            inner = p1[1:].lstrip()
+            return ("snapshot" if inner[:1] in (b"[", b"]") else "row"), ""
+        if p1[:1] == b'"':
+            try:
+                return "tag", msgspec.json.decode(p1, type=str)
+            except _DECODE_ERRORS:
+                return "", ""
+        return "", ""
+
+    def _malformed(self, conn: Connection, st: _ConnState, ch: _Chan | None, kind: str, detail: str, data: bytes,
+                   recv_ns: int) -> None:
+        """A channel message that cannot be used: keep the sequence count going where its number
+        can be read, count it, and reload the book it was for; when it cannot be told which
+        channel it was for, every book of the connection (it may have been an update of any)."""
+        seq = self._tail_seq(data)
+        if seq is not None:
+            self._check_seq(conn, st, seq, data, recv_ns)
+        self.bad_input(kind, detail, data)
+        if ch is None:
+            self._gap(conn, st, f"{kind}: {detail}", recv_ns, count=False)
+        elif ch.is_book and not ch.dead:
+            self._reload(conn, ch, f"{kind}: {detail}", recv_ns)
+
+    def _on_heartbeat(self, conn: Connection, st: _ConnState, data: bytes, recv_ns: int) -> None:
+        """``[CHANNEL_ID, "hb"(, SEQ)]``: nothing to publish, but it takes a sequence number
+        (also on a channel whose ``subscribed`` event has not arrived yet)."""
+        try:
+            parts = m.parts_decoder.decode(data)
+            if not 2 <= len(parts) <= 3:
+                raise ValueError(f"heartbeat of {len(parts)} elements")
+            seq = msgspec.json.decode(parts[2], type=int) if len(parts) == 3 else None
+        except (*_DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed heartbeat", str(exc), data)
+            return
+        self._check_seq(conn, st, seq, data, recv_ns)
+
+    # --- P0 book ------------------------------------------------------------------------------
+    def _p0_snapshot(self, conn: Connection, ch: _Chan, levels: list[m.P0Level], data: bytes, recv_ns: int) -> None:
+        native = ch.native
+        inst = self.instrument(native)
+        pd, sd = inst.price_decimals, inst.size_decimals
+        rows = []
+        for lv in levels:
+            price = bytes(lv.price)
+            amount = bytes(lv.amount)
+            if amount[:1] == b"-":
+                side, size = 1, amount[1:]
+            else:
+                side, size = 0, amount
+            if lv.count <= 0 or not positive(price, pd) or not positive(size, sd):
+                self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
+                                  recv_ns)
+                return
+            rows.append((side, price, size))
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        book = ch.book = self.begin_snapshot(native, recv_ns, ms)
+        emit, exchange, symbol = self.emit, self.exchange, ch.symbol
+        apply = book.apply
+        flags = 0
+        try:
+            for side, price, size in rows:
+                f = apply(side, price, size)
+                if f & _UNKNOWN:
+                    continue
+                flags |= f
+                emit("lob", _new(Lob, (exchange, symbol, float(price), float(size), SIDE_NAMES[side], ms, atom_us)))
+        except _BOOK_ERRORS as exc:  # validated above: not expected
+            self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
+            return
+        if flags & _TOP_CHANGED:
+            emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
+
+    def _p0_update(self, conn: Connection, ch: _Chan, lv: m.P0Level, data: bytes, recv_ns: int) -> None:
+        native = ch.native
+        if native in self.unsynced:
+            return  # reloading: nothing of this book until its snapshot
+        book = ch.book
+        if book is None:
+            self._reload(conn, ch, "book update before its snapshot", recv_ns)
+            return
+        price = bytes(lv.price)
+        amount = bytes(lv.amount)
+        count = lv.count
+        if amount[:1] == b"-":
+            side, size = 1, amount[1:]
+        else:
+            side, size = 0, amount
+        # price > 0 and amount != 0: a JSON number is zero only if it starts with 0 and has no
+        # other digit before its exponent; the book checks everything else exactly (sign,
+        # format, range, decimals) and refuses the level whole
+        if price[:1] == b"0":
+            z = price.strip(b"0.")
+            if not z or z[:1] in b"eE":
+                count = -1
+        if size[:1] == b"0":
+            z = size.strip(b"0.")
+            if not z or z[:1] in b"eE":
+                count = -1
+        if count <= 0:
+            if count < 0:
+                self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
+                                  recv_ns)
+                return
+            size = b"0"  # COUNT 0: the level goes
+        try:
+            f = book.apply(side, price, size)
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
+            return
+        if f & _UNKNOWN:
+            return
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        self.emit("lob", _new(Lob, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side], ms, atom_us)))
+        if f & _TOP_CHANGED:
+            self.emit("spread", _new(Spread, (self.exchange, ch.symbol, *book.best(), ms, atom_us)))
+
+    # --- R0 book ------------------------------------------------------------------------------
+    def _r0_snapshot(self, conn: Connection, ch: _Chan, orders: list[m.R0Order], data: bytes, recv_ns: int) -> None:
+        key, book = self._raw_book(ch.native)
+        pd, sd = book.price_decimals, book.size_decimals
+        rows = []
+        for o in orders:
+            price = bytes(o.price)
+            amount = bytes(o.amount)
+            if amount[:1] == b"-":
+                side, size = 1, amount[1:]
+            else:
+                side, size = 0, amount
+            if o.order_id < 0 or not positive(price, pd) or not positive(size, sd):
+                self._book_failed(conn, ch, "malformed book order", f"{o.order_id!r} {price!r} {amount!r}", data,
+                                  recv_ns)
+                return
+            rows.append((o.order_id, side, price, size))
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        self.begin_snapshot(key, recv_ns, ms)
+        ch.book = book
+        emit, exchange, symbol = self.emit, self.exchange, ch.symbol
+        add = book.add
+        flags = 0
+        try:
+            for oid, side, price, size in rows:
+                flags |= add(oid, side, price, size)
+                emit("lob_l3", _new(LobL3, (exchange, symbol, float(price), float(size), SIDE_NAMES[side], str(oid), ms,
+                                            atom_us)))
+        except _BOOK_ERRORS as exc:  # validated above: not expected
+            self._book_failed(conn, ch, "malformed book order", str(exc), data, recv_ns)
+            return
+        if flags & _TOP_CHANGED and self._raw_spread:
+            emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
+
+    def _r0_update(self, conn: Connection, ch: _Chan, o: m.R0Order, data: bytes, recv_ns: int) -> None:
+        key = ch.key
+        if key in self.unsynced:
+            return
+        book = ch.book
+        if book is None:
+            self._reload(conn, ch, "book update before its snapshot", recv_ns)
+            return
+        oid = o.order_id
+        price = bytes(o.price)
+        amount = bytes(o.amount)
+        if amount[:1] == b"-":
+            side, size = 1, amount[1:]
+        else:
+            side, size = 0, amount
+        # PRICE 0 removes the order; a JSON number not starting with 0 is not zero
+        removal = False
+        if price[:1] == b"0":
+            try:
+                removal = parse_ticks(price, book.price_decimals) == 0
+            except _BOOK_ERRORS:
+                removal = None
+        if removal is None or oid < 0 or not positive(size, book.size_decimals) or price[:1] == b"-":
+            self._book_failed(conn, ch, "malformed book order", f"{oid!r} {price!r} {amount!r}", data, recv_ns)
+            return
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        try:
+            if removal:
+                known = book.order(oid)
+                if known is None:
+                    return  # not in the book (e.g. beyond its length): nothing changes
+                f = book.remove(oid)
+                self.emit("lob_l3", _new(LobL3, (self.exchange, ch.symbol, float(known[1]), 0.0, SIDE_NAMES[known[0]],
+                                                str(oid), ms, atom_us)))
+            else:
+                known = book.order(oid)
+                if known is not None and known[0] == side:
+                    f = book.change(oid, price, size)
+                else:
+                    f = book.add(oid, side, price, size)
+                self.emit("lob_l3", _new(LobL3, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side],
+                                                str(oid), ms, atom_us)))
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, ch, "malformed book order", str(exc), data, recv_ns)
+            return
+        if f & _TOP_CHANGED and self._raw_spread:
+            self.emit("spread", _new(Spread, (self.exchange, ch.symbol, *book.best(), ms, atom_us)))
+
+    # --- checksums ----------------------------------------------------------------------------
+    def _checksum(self, conn: Connection, ch: _Chan, expected: int, data: bytes, recv_ns: int) -> None:
+        key = ch.key
+        if key in self.unsynced:
+            return
+        book = ch.book
+        if book is None:
+            return  # no snapshot on this subscription yet: nothing to compare
+        if not -_INT32 <= expected < _INT32:
+            self._book_failed(conn, ch, "malformed checksum", repr(expected), data, recv_ns)
+            return
+        got = book.checksum_bitfinex()
+        if got == expected:
+            self.metrics.checksum_ok += 1
+        else:
+            self.metrics.checksum_failed += 1
+            self.resync(conn, key, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
+
+    # --- trades, ticker, candles, status ------------------------------------------------------
+    def _trades(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
+        for t in rows:
+            a = t.amount
+            if not (_ok_pos(t.price) and a == a and a != 0.0 and -_MAX_FLOAT < a < _MAX_FLOAT and ms_ok(t.mts)
+                    and 0 <= t.id < 1 << 63):
+                self.bad_input("malformed trade", f"{t.id!r} {t.mts!r} {a!r} {t.price!r}", data)
+                return
+        seen = self._seen.get(ch.native)
+        if seen is None:
+            seen = self._seen[ch.native] = {}
+        atom_us = recv_ns // 1000
+        emit, exchange, symbol = self.emit, self.exchange, ch.symbol
+        for t in rows:
+            tid = t.id
+            if tid in seen:
+                continue
+            seen[tid] = None
+            if len(seen) > _SEEN_TRADES:
+                del seen[next(iter(seen))]
+            a = t.amount
+            if a > 0:
+                emit("trades", _new(Trade, (exchange, symbol, t.price, a, BUY, str(tid), t.mts, atom_us)))
+            else:
+                emit("trades", _new(Trade, (exchange, symbol, t.price, -a, SELL, str(tid), t.mts, atom_us)))
+
+    def _ticker(self, ch: _Chan, t: m.TickerRow, data: bytes, recv_ns: int) -> None:
+        if not (_ok(t.bid) and _ok(t.bid_size) and _ok(t.ask) and _ok(t.ask_size)):
+            self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
+            return
+        atom_us = recv_ns // 1000
+        self.emit("ticker", Ticker(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
+                                   atom_us))
+
+    def _candles(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
+        tf = ch.timeframe
+        interval = timeframe_name(tf)
+        atom_us = recv_ns // 1000
+        for c in rows:
+            if not (ms_ok(c.mts) and _ok(c.open) and _ok(c.close) and _ok(c.high) and _ok(c.low) and _ok(c.volume)):
+                self.bad_input("malformed candle", repr(c), data)
+                continue
+            closed = c.mts < ch.last_mts
+            if c.mts > ch.last_mts:
+                ch.last_mts = c.mts
+            self.emit("candle", Candle(self.exchange, ch.symbol, c.mts, candle_end(c.mts, tf), interval, 0, closed,
+                                       c.open, c.high, c.low, c.close, c.volume, atom_us // 1000, atom_us))
+
+    def _status(self, ch: _Chan, s: m.DerivStatus, data: bytes, recv_ns: int) -> None:
+        if not ms_ok(s.mts):
+            self.bad_input("malformed status", f"time {s.mts!r}", data)
+            return
+        atom_us = recv_ns // 1000
+        if self._want_funding and s.current_funding is not None:
+            rate = s.current_funding
+            predicted = s.next_funding_accrued if s.next_funding_accrued is not None else 0.0
+            mark = s.mark_price if s.mark_price is not None else 0.0
+            nxt = s.next_funding_mts if s.next_funding_mts is not None else 0
+            if math.isfinite(rate) and math.isfinite(predicted) and abs(rate) < _MAX_FLOAT and abs(
+                    predicted) < _MAX_FLOAT and _ok(mark) and ms_ok(nxt):
+                self.emit("funding_rate", FundingRate(self.exchange, ch.symbol, mark, rate, nxt, predicted, s.mts,
+                                                      atom_us))
+            else:
+                self.bad_input("malformed funding rate", f"{rate!r} {predicted!r} {mark!r} {nxt!r}", data)
+        if self._want_oi and s.open_interest is not None:
+            if _ok(s.open_interest):
+                self.emit("open_interest", OpenInterest(self.exchange, ch.symbol, s.open_interest, s.mts, atom_us))
+            else:
+                self.bad_input("malformed open interest", repr(s.open_interest), data)
+
+    # --- events -------------------------------------------------------------------------------
+    def _on_event(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        try:
+            ev = m.event_decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            self.bad_input("unknown message", str(exc), data)
+            return
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        name = ev.event
+        if name == "subscribed":
+            self._on_subscribed(conn, ev, data, recv_ns)
+        elif name == "unsubscribed":
+            if ev.chanId is not None:
+                st = self._state(conn)
+                st.channels.pop(ev.chanId, None)
+                st.prefix.pop(str(ev.chanId).encode(), None)
+        elif name == "info":
+            self._on_info(conn, ev, data, recv_ns)
+        elif name == "conf":
+            st = self._state(conn)
+            if ev.status == "OK" and ev.flags is not None:
+                st.flags = ev.flags
+                st.seq_on = bool(ev.flags & SEQ_ALL)
+            else:
+                self.bad_input("conf failed", f"status {ev.status!r} flags {ev.flags!r}", data)
+        elif name == "error":
+            self._on_error(conn, ev, data, recv_ns)
+        elif name == "pong":
+            return
+        else:
+            self.bad_input("unknown event", repr(name), data)
+
+    def _on_subscribed(self, conn: Connection, ev: m.Event, data: bytes, recv_ns: int) -> None:
+        channel, chan_id = ev.channel, ev.chanId
+        timeframe = ""
+        native = ev.symbol or ""
+        if channel == "book":
+            kind = RAW if ev.prec == "R0" else BOOK
+            if ev.prec not in ("P0", "R0"):
+                self.bad_input("unsupported book precision", repr(ev.prec), data)
+                return
+        elif channel == "trades":
+            kind = TRADES
+        elif channel == "ticker":
+            kind = TICKER
+        elif channel == "candles":
+            kind = CANDLES
+            prefix, _, rest = (ev.key or "").partition(":")
+            timeframe, _, native = rest.partition(":")
+            if prefix != "trade" or not timeframe_ok(timeframe):
+                self.bad_input("unsupported candles key", repr(ev.key), data)
+                return
+        elif channel == "status":
+            kind = STATUS
+            prefix, _, native = (ev.key or "").partition(":")
+            if prefix != "deriv":
+                self.bad_input("unsupported status key", repr(ev.key), data)
+                return
+        else:
+            self.bad_input("unknown channel", f"subscribed to {channel!r}", data)
+            return
+        if chan_id is None or not native:
+            self.bad_input("malformed subscribed event", f"chanId {chan_id!r} symbol {native!r}", data)
+            return
+        if not self.known(native, data):
+            return
+        key = native + RAW_SUFFIX if kind == RAW else native
+        if kind == RAW:
+            self._raw_book(native)
+        st = self._state(conn)
+        ch = st.channels[chan_id] = _Chan(kind, native, key, self.symbol_of(native), timeframe)
+        st.prefix[str(chan_id).encode()] = ch
+        self.status(self.symbol_of(native), "subscribed", KIND_CHANNELS[kind], recv_ns)
+
+    def _on_info(self, conn: Connection, ev: m.Event, data: bytes, recv_ns: int) -> None:
+        code = ev.code
+        if code is None:
+            return  # the greeting: {"event":"info","version":2,"platform":{"status":1}}
+        st = self._state(conn)
+        if code == INFO_RECONNECT:
+            conn.reconnect(f"bitfinex info {code}: {ev.msg or 'server restart'}")
+        elif code == INFO_MAINTENANCE_START:
+            st.paused = True
+            self._gap(conn, st, f"exchange maintenance ({code})", recv_ns, count=False)
+        elif code == INFO_MAINTENANCE_END:
+            st.paused = False
+            self._resubscribe_all(conn, st)
+
+    def _on_error(self, conn: Connection, ev: m.Event, data: bytes, recv_ns: int) -> None:
+        detail = f"{ev.code}: {ev.msg or '(no message)'}"
+        self.bad_input("exchange error", detail, data)
+        native = ev.symbol or ""
+        if not native and ev.key:  # "deriv:tBTCF0:USTF0", "trade:1m:tBTCUSD"
+            native = ev.key[6:] if ev.key.startswith("deriv:") else ev.key.split(":", 2)[-1]
+        symbol = ""
+        if native:
+            try:
+                symbol = self.symbol_of(native)
+            except KeyError:
+                symbol = ""
+        if ev.channel or symbol:
+            self.status(symbol, "stopped", f"{ev.channel or ''} error {detail}", recv_ns)
