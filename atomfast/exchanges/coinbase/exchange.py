@@ -1,0 +1,626 @@
+"""Coinbase Exchange (``wss://ws-feed.exchange.coinbase.com``): ``CoinbaseScheme``.
+
+Channel map (atomfast topic -> Coinbase channel):
+
+- lob -> ``level2_batch`` (``snapshot`` then ``l2update``; the public, unauthenticated variant
+  of ``level2``, same messages in 50 ms batches; ``level2`` itself needs authentication since
+  2023-08-01). Both are parsed (the recorded capture holds ``level2``). ``spread`` is emitted
+  from our own book whenever its top changes.
+- trades -> ``matches`` (``match``; ``side`` is the MAKER's side, so ``taker_side`` is the other).
+- ticker -> ``ticker`` (best bid/ask; sizes where sent, else 0).
+- lob_l3 and trades_l3 -> ``full`` (``received``/``open``/``done``/``match``/``change``;
+  authenticated since 2023-08-01: set COINBASE_API_KEY, COINBASE_API_SECRET and
+  COINBASE_API_PASSPHRASE and the subscribe message is signed).
+
+Every ``match`` message (``matches`` or ``full``) gives a ``trades`` and a ``trades_l3`` event
+(where the topic is subscribed): it names the maker and the taker order. A match delivered
+twice (both channels on one connection) is published once: per product, a match whose
+``sequence`` is not above the last published one is dropped. ``last_match`` (the trade before
+the subscription) is not published.
+
+Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, every level as a
+``lob`` event); ``l2update``s follow. There are no sequence numbers or checksums in level 2:
+an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
+best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
+
+Level 3 sync (``full``), per product, once the ``subscriptions`` answer lists it: buffer the
+sequenced messages, GET ``/products/{id}/book?level=3`` (the REST level-3 snapshot), apply it
+(status ``snapshot`` with reason ``lob_l3``, every order as a ``lob_l3`` event), drop the
+buffered messages with ``sequence`` <= the snapshot's, then every message must be the previous
++ 1: a message at or below it is a duplicate (ignored), one above it is a gap (``gaps`` + 1,
+status ``resync``, book dropped, buffer again and fetch a new snapshot). A snapshot older than
+the buffered stream (its sequence + 1 is not the first buffered one above it) is fetched
+again. ``open`` adds the order, ``done`` removes it (ignored for orders not on the book),
+``match`` reduces the maker's remaining size (removes it at 0; a maker not on the book, on the
+other side or smaller than the match is an inconsistency: resync), ``change`` sets the new size
+(and, for ``modify_order``, the new price; queue position kept only when the size goes down at
+the same price), ``received`` only advances the sequence. ``lob_l3`` events carry the order's
+remaining size (0: removed). ``spread`` comes from the level-3 book only for products without
+a level-2 book.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import time
+from typing import Sequence
+
+import msgspec
+
+from ...book import ASK, BID, L2Book, L3Book, format_ticks, parse_decimal
+from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
+from ...scheme import SIDE_NAMES, Connection, Instrument, Scheme
+from . import messages as m
+from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
+
+_MALFORMED = (msgspec.DecodeError, RecursionError)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
+_TOP_CHANGED = 1
+_CROSSED = 2
+_UNKNOWN = 4
+_SIDES = {BUY: BID, SELL: ASK}
+_OTHER = {BUY: SELL, SELL: BUY}
+_FULL_TYPES = {"received", "open", "done", "match", "change"}
+_L2_TYPES = {"snapshot", "l2update"}
+#: channels Coinbase only serves to authenticated subscribers
+AUTH_CHANNELS = frozenset({"full", "level2", "level3"})
+#: REST retry after a failed level-3 snapshot: first delay, cap (ns)
+_RETRY_NS = 1_000_000_000
+_RETRY_CAP_NS = 30_000_000_000
+
+
+class L3State:
+    """One product's level-3 book and its sync state."""
+
+    __slots__ = ("conn", "native", "symbol", "book", "seq", "buffer", "fetching", "retry_at", "backoff")
+
+    def __init__(self, conn: Connection, native: str, symbol: str, book: L3Book) -> None:
+        self.conn = conn
+        self.native = native
+        self.symbol = symbol
+        self.book = book
+        self.seq = -1  # sequence of the last applied message
+        #: messages held while the snapshot is on its way (None: synced)
+        self.buffer: list | None = []
+        self.fetching = False
+        self.retry_at = 0
+        self.backoff = _RETRY_NS
+
+
+class CoinbaseScheme(Scheme):
+    exchange = "coinbase"
+    ws_url = "wss://ws-feed.exchange.coinbase.com"
+    rest_url = "https://api.exchange.coinbase.com"
+    instruments_path = "/products"
+    channels = {
+        "lob": "level2_batch",
+        "trades": "matches",
+        "ticker": "ticker",
+        "lob_l3": "full",
+        "trades_l3": "full",
+    }
+    default_channels = ("lob", "trades", "ticker")
+    symbols_per_message = 100
+    #: no application ping on Coinbase: a websocket ping (answered by a pong) keeps quiet
+    #: connections alive for the silence watchdog
+    ping_interval = 10.0
+    silence_timeout = 30.0
+    #: full-channel messages held per product while its level-3 snapshot is on its way
+    l3_buffer_limit = 200_000
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        names = set(self.channel_names)
+        self._want_trades = "trades" in names
+        self._want_trades_l3 = "trades_l3" in names
+        #: native -> normalised symbol (hot-path cache)
+        self._symbols: dict[str, str] = {}
+        #: native -> sequence of the last published match (duplicates dropped)
+        self._last_trade_seq: dict[str, int] = {}
+        #: native -> level-3 book and sync state
+        self.l3: dict[str, L3State] = {}
+        #: level-3 snapshot url -> the state that asked for it
+        self._rest_pending: dict[str, L3State] = {}
+
+    # --- instruments --------------------------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_products(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return guess_instrument(native)
+
+    def symbol_of(self, native: str) -> str:
+        sym = self._symbols.get(native)
+        if sym is None:
+            sym = self._symbols[native] = self.instrument(native).symbol
+        return sym
+
+    def known(self, native, data: bytes) -> bool:
+        """Whether ``native`` names a product (listed, or a well-formed id); bad input if not."""
+        if native in self._symbols:
+            return True
+        if native.__class__ is not str:
+            self.bad_input("unknown product", repr(native)[:100], data)
+            return False
+        try:
+            self.symbol_of(native)
+        except KeyError:
+            self.bad_input("unknown product", repr(native)[:100], data)
+            return False
+        return True
+
+    # --- subscriptions ------------------------------------------------------------------------
+    def plan(self, url: str | None = None):
+        # TODO(lead): move to Scheme -- two topics served by one exchange channel (lob_l3 and
+        # trades_l3 both come from ``full``) should be subscribed once.
+        seen: set[str] = set()
+        names = []
+        for name in self.channel_names:
+            if self.channels[name] not in seen:
+                seen.add(self.channels[name])
+                names.append(name)
+        saved = self.channel_names
+        self.channel_names = names
+        try:
+            return super().plan(url)
+        finally:
+            self.channel_names = saved
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        msg: dict = {"type": "subscribe", "product_ids": natives, "channels": [channel]}
+        if channel in AUTH_CHANNELS:
+            msg.update(self.auth_fields())
+        return [m.encode(msg).decode()]
+
+    @staticmethod
+    def auth_fields() -> dict:
+        """The signature fields of an authenticated subscribe (``{}`` without credentials):
+        HMAC-SHA256 of ``timestamp + "GET" + "/users/self/verify"`` with the base64-decoded
+        secret, base64-encoded (Coinbase Exchange websocket authentication)."""
+        key = os.environ.get("COINBASE_API_KEY", "")
+        secret = os.environ.get("COINBASE_API_SECRET", "")
+        passphrase = os.environ.get("COINBASE_API_PASSPHRASE", "")
+        if not (key and secret and passphrase):
+            return {}
+        ts = f"{time.time():.3f}"
+        try:
+            digest = hmac.new(base64.b64decode(secret), f"{ts}GET/users/self/verify".encode(), hashlib.sha256).digest()
+        except (ValueError, TypeError):
+            return {}
+        return {"signature": base64.b64encode(digest).decode(), "key": key, "passphrase": passphrase, "timestamp": ts}
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        """Reload one level-2 book: unsubscribe and subscribe its channel (a new snapshot)."""
+        channel = conn.state.get("coinbase_l2", {}).get(native) or self.channels["lob"]
+        conn.send(m.encode({"type": "unsubscribe", "product_ids": [native], "channels": [channel]}).decode())
+        for msg in self.subscribe_messages(channel, [native]):
+            conn.send(msg)
+
+    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
+        # TODO(lead): move to Scheme -- level-3 books of the connection are dropped too (the
+        # next connection's ``subscriptions`` answer starts their sync again).
+        for native, st in list(self.l3.items()):
+            if st.conn is conn:
+                st.book.clear()
+                del self.l3[native]
+        conn.state.pop("coinbase_subs", None)
+        super().on_close(conn, reason, recv_ns)
+
+    # --- frames -------------------------------------------------------------------------------
+    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        try:
+            msg = m.decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            self._on_invalid(conn, data, str(exc), recv_ns)
+            return
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        cls = msg.__class__
+        if cls is m.L2Update:
+            self._on_l2update(conn, msg, data, recv_ns)
+        elif cls is m.Match:
+            self._on_match(conn, msg, data, recv_ns)
+        elif cls is m.Received or cls is m.Open or cls is m.Done or cls is m.Change:
+            st = self.l3.get(msg.product_id)
+            if st is not None:
+                self._sequenced(st, msg, recv_ns)
+        elif cls is m.Ticker:
+            self._on_ticker(msg, data, recv_ns)
+        elif cls is m.Snapshot:
+            self._on_snapshot(conn, msg, data, recv_ns)
+        elif cls is m.Subscriptions:
+            self._on_subscriptions(conn, msg, data, recv_ns)
+        elif cls is m.LastMatch:
+            if msg.sequence > self._last_trade_seq.get(msg.product_id, -1):
+                self._last_trade_seq[msg.product_id] = msg.sequence
+        elif cls is m.Error:
+            self.bad_input("exchange error", f"{msg.message}: {msg.reason}", data)
+            self.status("", "stopped", f"error: {msg.message}: {msg.reason}"[:500], recv_ns)
+        # heartbeat, status, activate: nothing to publish
+
+    def _on_invalid(self, conn: Connection, data: bytes, detail: str, recv_ns: int) -> None:
+        """Valid JSON that is not a well-formed known message: say what it was; a book message
+        (level 2 or a sequenced level-3 one) that cannot be read resyncs that book."""
+        try:
+            head = m.any_decoder.decode(data)
+        except _DECODE_ERRORS:
+            self.bad_input("unknown message", detail, data)
+            return
+        kind = head.type
+        if kind.__class__ is not str or not (kind in _L2_TYPES or kind in _FULL_TYPES or kind in (
+                "ticker", "last_match", "subscriptions", "heartbeat", "error", "activate", "status")):
+            self.bad_input("unknown message", detail, data)
+            return
+        self.bad_input(f"malformed {kind} message", detail, data)
+        native = head.product_id
+        if native.__class__ is not str:
+            return
+        if kind in _L2_TYPES and (native in self.books or kind == "snapshot") and self.known(native, data):
+            self.resync(conn, native, f"malformed {kind} message", recv_ns)
+        if kind in _FULL_TYPES:
+            st = self.l3.get(native)
+            if st is not None and st.buffer is None:
+                self._l3_resync(st, f"malformed {kind} message", recv_ns)
+
+    # --- level 2 ------------------------------------------------------------------------------
+    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
+        self.bad_input(kind, detail, data)
+        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
+
+    def _crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int) -> bool:
+        bp, _bs, ap, _as = book.best()
+        if 0.0 < ap <= bp:
+            self.metrics.gaps += 1
+            self.resync(conn, native, f"book crossed: bid {bp!r} >= ask {ap!r}", recv_ns)
+            return True
+        return False
+
+    def _on_snapshot(self, conn: Connection, msg: m.Snapshot, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        if not self.known(native, data):
+            return
+        inst = self.instrument(native)
+        pd, sd = inst.price_decimals, inst.size_decimals
+        for levels in (msg.bids, msg.asks):
+            for price, size in levels:
+                if not valid_level(price, size, pd, sd):
+                    self._book_failed(conn, native, "malformed snapshot level", f"{price!r} {size!r}", data, recv_ns)
+                    return
+        atom_us = recv_ns // 1000
+        try:
+            event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
+        except ValueError as exc:
+            self._book_failed(conn, native, "malformed snapshot", str(exc), data, recv_ns)
+            return
+        book = self.begin_snapshot(native, recv_ns, event_ms)
+        self.apply_levels(native, book, BID, msg.bids, event_ms, atom_us)
+        self.apply_levels(native, book, ASK, msg.asks, event_ms, atom_us)
+        if self._crossed(conn, native, book, recv_ns):
+            return
+        self.emit_spread(native, book, event_ms, atom_us)
+
+    def _on_l2update(self, conn: Connection, msg: m.L2Update, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        if native in self.unsynced:
+            return  # reloading: nothing until its snapshot
+        book = self.books.get(native)
+        if book is None:
+            if self.known(native, data):
+                self.resync(conn, native, "book update before its snapshot", recv_ns)
+            return
+        changes = msg.changes
+        # validate the whole message before touching the book (a single level: the book
+        # validates it and refuses it whole)
+        if len(changes) == 1:
+            side = changes[0][0]
+            if side != BUY and side != SELL:
+                self._book_failed(conn, native, "malformed book level", f"side {side!r}", data, recv_ns)
+                return
+        else:
+            pd, sd = book.price_decimals, book.size_decimals
+            for side, price, size in changes:
+                if (side != BUY and side != SELL) or not valid_level(price, size, pd, sd):
+                    self._book_failed(conn, native, "malformed book level", f"{side!r} {price!r} {size!r}", data, recv_ns)
+                    return
+        atom_us = recv_ns // 1000
+        try:
+            event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
+        except ValueError as exc:
+            self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
+            return
+        emit = self.emit
+        exchange = self.exchange
+        symbol = self._symbols[native]
+        apply = book.apply
+        flags = 0
+        try:
+            for side, price, size in changes:
+                f = apply(BID if side == BUY else ASK, price, size)
+                if f & _UNKNOWN:
+                    continue
+                flags |= f
+                emit("lob", Lob(exchange, symbol, float(price), float(size), side, event_ms, atom_us))
+        except _BOOK_ERRORS as exc:  # the single level of the message was refused (nothing applied)
+            self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            return
+        if flags & _CROSSED and self._crossed(conn, native, book, recv_ns):
+            return
+        if flags & _TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    # --- ticker, trades -----------------------------------------------------------------------
+    def _on_ticker(self, msg: m.Ticker, data: bytes, recv_ns: int) -> None:
+        values = (msg.best_bid, msg.best_bid_size, msg.best_ask, msg.best_ask_size)
+        if msg.best_bid is None and msg.best_ask is None:
+            return  # no quote in it (nothing for the ticker topic)
+        for v in values:
+            if v is not None and not is_plain(v):
+                self.bad_input("malformed ticker", repr(values), data)
+                return
+        atom_us = recv_ns // 1000
+        try:
+            event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
+        except ValueError as exc:
+            self.bad_input("malformed ticker", str(exc), data)
+            return
+        if not self.known(msg.product_id, data):
+            return
+        bp, bs, ap, asz = (float(v) if v is not None else 0.0 for v in values)
+        self.emit("ticker", Ticker(self.exchange, self._symbols[msg.product_id], bp, bs, ap, asz, event_ms, atom_us))
+
+    def _on_match(self, conn: Connection, msg: m.Match, data: bytes, recv_ns: int) -> None:
+        native = msg.product_id
+        side = msg.side
+        if (side != BUY and side != SELL) or not is_plain(msg.price) or not is_plain(msg.size):
+            self.bad_input("malformed match", f"{side!r} {msg.price!r} {msg.size!r}", data)
+            st = self.l3.get(native)
+            if st is not None and st.buffer is None:
+                self._l3_resync(st, "malformed match message", recv_ns)
+            return
+        atom_us = recv_ns // 1000
+        try:
+            event_ms = rfc3339_to_ms(msg.time)
+        except ValueError as exc:
+            self.bad_input("malformed match", str(exc), data)
+            st = self.l3.get(native)
+            if st is not None and st.buffer is None:
+                self._l3_resync(st, "malformed match message", recv_ns)
+            return
+        if native not in self._symbols and not self.known(native, data):
+            return
+        seq = msg.sequence
+        if seq > self._last_trade_seq.get(native, -1):
+            self._last_trade_seq[native] = seq
+            symbol = self._symbols[native]
+            taker = _OTHER[side]
+            price = float(msg.price)
+            size = float(msg.size)
+            tid = str(msg.trade_id)
+            if self._want_trades:
+                self.emit("trades", Trade(self.exchange, symbol, price, size, taker, tid, event_ms, atom_us))
+            if self._want_trades_l3:
+                self.emit("trades_l3", TradeL3(self.exchange, symbol, price, size, taker, tid, msg.maker_order_id,
+                                               msg.taker_order_id, event_ms, atom_us))
+        st = self.l3.get(native)
+        if st is not None:
+            self._sequenced(st, msg, recv_ns)
+
+    # --- subscriptions, errors ----------------------------------------------------------------
+    def _on_subscriptions(self, conn: Connection, msg: m.Subscriptions, data: bytes, recv_ns: int) -> None:
+        """The answer to every (un)subscribe: ALL this connection's subscriptions. New ones are
+        announced (status ``subscribed``); a new ``full`` product starts its level-3 sync."""
+        current: set[tuple[str, str]] = set()
+        l2 = conn.state.setdefault("coinbase_l2", {})
+        for ch in msg.channels:
+            if ch.__class__ is str:
+                continue
+            for pid in ch.product_ids:
+                current.add((ch.name, pid))
+        before = conn.state.get("coinbase_subs") or set()
+        conn.state["coinbase_subs"] = current
+        for name, pid in sorted(current - before):
+            if not self.known(pid, data):
+                continue
+            self.status(self._symbols[pid], "subscribed", name, recv_ns)
+            if name == "level2" or name == "level2_batch":
+                l2[pid] = name
+            elif name == "full":
+                self._l3_start(conn, pid, recv_ns)
+
+    # --- level 3 ------------------------------------------------------------------------------
+    def _l3_start(self, conn: Connection, native: str, recv_ns: int) -> None:
+        inst = self.instrument(native)
+        old = self.l3.get(native)
+        book = old.book if old is not None else L3Book(inst.price_decimals, inst.size_decimals)
+        book.clear()
+        st = self.l3[native] = L3State(conn, native, inst.symbol, book)
+        self._l3_fetch(st)
+
+    def _l3_url(self, native: str) -> str:
+        return f"{self.rest_url}/products/{native}/book?level=3"
+
+    def _l3_fetch(self, st: L3State) -> None:
+        url = self._l3_url(st.native)
+        self._rest_pending[url] = st
+        st.fetching = True
+        st.conn.fetch(url)
+
+    def _l3_resync(self, st: L3State, reason: str, recv_ns: int) -> None:
+        """The level-3 book of ``st`` can no longer be trusted: say why, drop it, reload it."""
+        # TODO(lead): move to Scheme -- Scheme.resync and Scheme.unsynced know level-2 books only
+        if st.buffer is not None:
+            return  # already reloading
+        self.metrics.resyncs += 1
+        st.book.clear()
+        st.buffer = []
+        st.seq = -1
+        self.status(st.symbol, "resync", f"lob_l3: {reason}", recv_ns)
+        if not st.fetching:
+            self._l3_fetch(st)
+
+    def _sequenced(self, st: L3State, msg, recv_ns: int) -> None:
+        """One sequenced full-channel message of a product with level-3 state."""
+        buffer = st.buffer
+        if buffer is not None:
+            buffer.append((msg, recv_ns))
+            if len(buffer) > self.l3_buffer_limit:
+                # the snapshot is late: keep the newer half (the alignment check on the
+                # snapshot then asks for a newer one if what was dropped is needed)
+                del buffer[: len(buffer) // 2]
+                self.bad_input("level-3 buffer overflow", f"{st.native}: snapshot not arrived", b"")
+            if not st.fetching and recv_ns >= st.retry_at:
+                self._l3_fetch(st)
+            return
+        seq = msg.sequence
+        last = st.seq
+        if seq <= last:
+            return  # a duplicate or an old message
+        if seq != last + 1:
+            self.metrics.gaps += 1
+            self._l3_resync(st, f"sequence gap: expected {last + 1}, got {seq}", recv_ns)
+            st.buffer.append((msg, recv_ns))
+            return
+        if self._apply_full(st, msg, recv_ns):
+            st.seq = seq
+
+    def _l3_fail(self, st: L3State, kind: str, detail: str, recv_ns: int) -> bool:
+        self.bad_input(kind, f"{st.native}: {detail}", b"")
+        self._l3_resync(st, f"{kind}: {detail}", recv_ns)
+        return False
+
+    def _apply_full(self, st: L3State, msg, recv_ns: int) -> bool:
+        """Apply one in-sequence message to the level-3 book; False (and resynced) if it cannot
+        be applied consistently."""
+        cls = msg.__class__
+        if cls is m.Received:
+            return True
+        try:
+            event_ms = rfc3339_to_ms(msg.time) if msg.time else recv_ns // 1_000_000
+        except ValueError as exc:
+            return self._l3_fail(st, "malformed level-3 message", str(exc), recv_ns)
+        atom_us = recv_ns // 1000
+        book = st.book
+        oid = msg.maker_order_id if cls is m.Match else msg.order_id
+        if cls is m.Open:
+            side = msg.side
+            if (side != BUY and side != SELL) or not oid or not valid_level(
+                    msg.price, msg.remaining_size, book.price_decimals, book.size_decimals):
+                return self._l3_fail(st, "malformed open", f"{side!r} {msg.price!r} {msg.remaining_size!r}", recv_ns)
+            flags = book.add(oid, _SIDES[side], msg.price, msg.remaining_size)
+            self.emit("lob_l3", LobL3(self.exchange, st.symbol, float(msg.price), float(msg.remaining_size), side, oid,
+                                      event_ms, atom_us))
+        else:
+            order = book.order(oid)
+            if order is None:
+                if cls is m.Match:  # every maker rests on the book
+                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} is not on the book", recv_ns)
+                return True  # done/change of an order that never rested (received, market): ignored
+            side_i, price, size = order
+            if cls is m.Done:
+                flags = book.remove(oid)
+                new_price, new_size = price, "0"
+            elif cls is m.Match:
+                if msg.side != SIDE_NAMES[side_i]:
+                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} is on the other side", recv_ns)
+                sd = book.size_decimals
+                try:
+                    have, d1 = parse_decimal(size, sd)
+                    fill, d2 = parse_decimal(msg.size, sd)
+                except (ValueError, TypeError) as exc:
+                    return self._l3_fail(st, "malformed match", str(exc), recv_ns)
+                left = have - fill
+                if fill <= 0 or left < 0:
+                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} has {size}, match {msg.size}", recv_ns)
+                new_price, new_size = price, format_ticks(left, sd, min(sd, max(d1, d2))) if left else "0"
+                flags = book.update(oid, new_size)
+            else:  # Change
+                new_size = msg.new_size if msg.new_size is not None else size
+                new_price = msg.new_price if msg.new_price is not None else price
+                pd, sd = book.price_decimals, book.size_decimals
+                if not valid_level(new_price, new_size, pd, sd):
+                    return self._l3_fail(st, "malformed change", f"{new_price!r} {new_size!r}", recv_ns)
+                try:
+                    same_price = parse_decimal(new_price, pd)[0] == parse_decimal(price, pd)[0]
+                    smaller = parse_decimal(new_size, sd)[0] <= parse_decimal(size, sd)[0]
+                except (ValueError, TypeError) as exc:
+                    return self._l3_fail(st, "malformed change", str(exc), recv_ns)
+                if same_price and smaller:
+                    flags = book.update(oid, new_size)  # keeps its place in the queue
+                elif same_price:
+                    flags = book.remove(oid) | book.add(oid, side_i, price, new_size)  # to the back
+                else:
+                    flags = book.change(oid, new_price, new_size)
+            self.emit("lob_l3", LobL3(self.exchange, st.symbol, float(new_price), float(new_size), SIDE_NAMES[side_i],
+                                      oid, event_ms, atom_us))
+        if flags & _TOP_CHANGED and st.native not in self.books:
+            self.emit_spread(st.native, book, event_ms, atom_us)
+        return True
+
+    # --- REST: the level-3 snapshot -----------------------------------------------------------
+    def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
+        st = self._rest_pending.pop(url, None)
+        if st is None or self.l3.get(st.native) is not st:
+            return  # not ours, or the state it was asked for is gone
+        st.fetching = False
+        if st.buffer is None:
+            return  # synced meanwhile (an answer to an older request)
+        try:
+            snap = m.level3_decoder.decode(body)
+        except _DECODE_ERRORS as exc:
+            self._snapshot_failed(st, "malformed level-3 snapshot", str(exc), body, recv_ns)
+            return
+        book = st.book
+        pd, sd = book.price_decimals, book.size_decimals
+        for levels in (snap.bids, snap.asks):
+            for price, size, oid in levels:
+                if not oid or not valid_level(price, size, pd, sd):
+                    self._snapshot_failed(st, "malformed level-3 snapshot", f"{price!r} {size!r} {oid!r}", body, recv_ns)
+                    return
+        seq = snap.sequence
+        buffer = st.buffer
+        after = [msg.sequence for msg, _ in buffer if msg.sequence > seq]
+        if after and min(after) != seq + 1:
+            # older than the stream we hold (messages between them are lost to us): a newer one
+            self._l3_fetch(st)
+            return
+        atom_us = recv_ns // 1000
+        try:
+            event_ms = rfc3339_to_ms(snap.time) if snap.time else atom_us // 1000
+        except ValueError:
+            event_ms = atom_us // 1000
+        # TODO(lead): move to Scheme -- begin_snapshot for level-3 books (status reason names the book)
+        book.clear()
+        self.status(st.symbol, "snapshot", "lob_l3", recv_ns, event_ms)
+        emit, exchange, symbol = self.emit, self.exchange, st.symbol
+        add = book.add
+        for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
+            for price, size, oid in levels:
+                add(oid, side, price, size)
+                emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, oid, event_ms, atom_us))
+        st.seq = seq
+        st.buffer = None
+        st.backoff = _RETRY_NS
+        if st.native not in self.books:
+            self.emit_spread(st.native, book, event_ms, atom_us)
+        for msg, rns in buffer:
+            self._sequenced(st, msg, rns)
+
+    def _snapshot_failed(self, st: L3State, kind: str, detail: str, body: bytes, recv_ns: int) -> None:
+        self.bad_input(kind, detail, body)
+        st.retry_at = recv_ns + st.backoff
+        st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
+
+    def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
+        """A failed snapshot GET: asked again (with backoff) on the product's next message."""
+        st = self._rest_pending.pop(url, None)
+        if st is not None and self.l3.get(st.native) is st:
+            st.fetching = False
+            st.retry_at = recv_ns + st.backoff
+            st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
