@@ -1,0 +1,720 @@
+"""What the three Binance schemes share: combined-stream dispatch, subscriptions, the local order
+book sync (diff depth + REST snapshot), trades, tickers, candles, funding and open interest.
+
+Dispatch: every market-data frame is ``{"stream":"<symbol>@<channel>...","data":{...}}``; the
+byte after the ``@`` names the kind (depth, trade, aggTrade, bookTicker, kline, markPrice), and
+the frame is decoded once into that kind's Struct. Anything else (subscription answers, errors,
+``serverShutdown``, a wrapper with its keys in another order, garbage) takes the tolerant slow
+path, which classifies it and counts bad input.
+
+Book sync (developers.binance.com "How to manage a local order book correctly", spot and
+futures pages), per market:
+
+1. Diff-depth events are buffered until the book is live; the first buffered event fetches the
+   REST snapshot (``conn.fetch(rest_url + depth_path?symbol=X&limit=1000)``; the answer comes to
+   ``on_rest``; replay hands over the capture's recorded answer, or delivers an inline one with
+   url ``""``). Events arriving while the request is in flight are buffered.
+2. Snapshot: buffered events it covers are dropped (spot: ``u <= lastUpdateId``; futures:
+   ``u < lastUpdateId``). If the first remaining event does not reach back to the snapshot
+   (spot: ``U > lastUpdateId + 1``; futures: ``U > lastUpdateId`` and ``pu != lastUpdateId``),
+   the snapshot is older than the stream we hold: it is discarded and a fresh one fetched (at most
+   ``max_snapshot_attempts`` in a row, then the connection is reconnected). A failed request
+   (``on_rest_error``) is asked again by the next depth event, ``retry_delay_ns`` (doubling) of
+   receive time later. An inline answer (url ``""``) goes to the one market waiting for one.
+3. Otherwise status ``snapshot``, the levels (``lob`` events), then the buffered events through
+   the live rules below.
+4. Live: spot: an event with ``u <= `` the book's id is stale and ignored; ``U > id + 1`` is a gap;
+   otherwise applied (``U == id + 1`` in a healthy stream). Futures (USD-M, COIN-M): ``pu`` must
+   equal the previous event's ``u``; the first event after the snapshot must straddle it
+   (``U <= lastUpdateId <= u``, or continue it exactly: ``pu == lastUpdateId``). A gap:
+   ``metrics.gaps += 1``, ``resync`` (status ``resync``, book dropped, nothing published for the
+   market), a fresh snapshot fetched at once, the event that revealed the gap buffered for it.
+
+A whole message is validated (every level parsed by the book's own C parser, price > 0,
+size >= 0) before the book is touched; the parsed ticks then go in with ``apply_ticks`` (one parse
+per number) and the events' floats are the ticks over the scale (the same double as
+``float(text)``). A malformed depth message resyncs its market when live; while buffering it
+empties the buffer (the lost event can only be covered by a snapshot taken after it).
+
+Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
+market of the connection that carries the ``openInterest`` pseudo channel) every
+``open_interest_interval`` s. The Scheme has no timer hook: the poll rides on the feed's
+application ping (``ping_message``, every ``ping_interval`` s; it returns None so the feed still
+sends its websocket PING, whose PONG keeps quiet connections from the silence watchdog).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import ClassVar, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from ...book import ASK, BID, L2Book, parse_ticks
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Scheme
+from . import messages as m
+from .parse import MAX_VALUE, ms_ok, native_of_stream
+
+log = logging.getLogger("atomfast.exchanges.binance")
+
+#: msgspec raises RecursionError (not DecodeError) on JSON nested deeper than it will go, and
+#: UnicodeDecodeError on a string that is not UTF-8
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
+_MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
+_TOP_CHANGED = 1
+_UNKNOWN = 4
+#: ticks below this convert to float exactly (ticks / scale == float(text))
+_EXACT = 1 << 53
+#: events are built as plain tuples of their NamedTuple type (the generated ``__new__`` costs a
+#: Python frame per event: a third of the event's cost on a 60-level depth message)
+_new = tuple.__new__
+
+_D, _T, _A, _B, _K, _M = (ord(c) for c in "dtabkm")
+#: the kind of an unwrapped payload, by its event type ``e``
+_EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade", "bookTicker": "bookTicker",
+                "kline": "kline", "markPriceUpdate": "markPrice", "serverShutdown": "serverShutdown"}
+
+OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
+
+
+def _ticks(levels: list[tuple[str, str]], pd: int, sd: int) -> list[int]:
+    """Every level's (price, size) as ticks, flat; ValueError/TypeError on any bad level, before
+    anything is applied (the book's own parser: signs, NaN, exponents, digits beyond the scale,
+    int64 overflow)."""
+    pt = parse_ticks
+    out: list[int] = []
+    push = out.append
+    for p, s in levels:
+        tp = pt(p, pd)
+        ts = pt(s, sd)
+        if tp <= 0 or ts < 0:
+            raise ValueError(f"level [{p!r}, {s!r}]: price must be > 0 and size >= 0")
+        push(tp)
+        push(ts)
+    return out
+
+
+class _Sync:
+    """Sync state of one market's book."""
+
+    __slots__ = ("live", "fresh", "last", "buffer", "pending", "conn", "attempts", "retry_ns")
+
+    def __init__(self, conn: Connection | None = None) -> None:
+        self.live = False  # the book is trusted and published
+        self.fresh = False  # live, and no event applied since the snapshot
+        self.last = -1  # update id of the book (snapshot lastUpdateId, then each event's u)
+        self.buffer: list[tuple[m.Depth, int]] = []  # (event, recv_ns) while not live
+        self.pending = False  # a snapshot request is in flight
+        self.conn = conn  # where the last depth event came from (fetches go through it)
+        self.attempts = 0  # snapshot requests since the book was last live
+        self.retry_ns = 0  # after a REST error: no new request before this receive time
+
+
+class BinanceScheme(Scheme):
+    """Base of ``BinanceSpotScheme``, ``BinanceFuturesScheme`` and ``BinanceDeliveryScheme``."""
+
+    depth_path: ClassVar[str] = ""
+    open_interest_path: ClassVar[str] = ""
+    snapshot_limit: ClassVar[int] = 1000
+    #: futures continuity (``pu`` == previous ``u``); spot: ``U`` == previous ``u`` + 1
+    pu_chain: ClassVar[bool] = False
+    #: exchange channel prefix -> websocket url, where a venue routes streams by path (USD-M)
+    channel_urls: ClassVar[dict[str, str]] = {}
+    #: Binance caps a connection at 1024 streams and 5 (spot) / 10 (futures) incoming messages
+    #: a second: 200 streams a connection, subscribed in ONE message at connect
+    symbols_per_message = 200
+    subscriptions_per_connection = 200
+    #: the server pings every 20 s (spot) / 3 min (futures); our ping's PONG keeps quiet
+    #: connections (a few illiquid markets) clear of the silence watchdog, and drives the
+    #: open-interest poll
+    ping_interval = 10.0
+    silence_timeout = 30.0
+    open_interest_interval: ClassVar[float] = 30.0
+    max_buffer: ClassVar[int] = 10_000
+    max_snapshot_attempts: ClassVar[int] = 10
+    #: after a failed snapshot request, wait this long (ns of receive time, doubling) before the next
+    retry_delay_ns: ClassVar[int] = 1_000_000_000
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: native -> book sync state
+        self.sync: dict[str, _Sync] = {}
+        #: native -> normalised symbol (hot-path cache)
+        self._symbols: dict[str, str] = {}
+        #: conn.id -> (conn, natives) polled for open interest
+        self._oi: dict[int, tuple[Connection, list[str]]] = {}
+        self._oi_next = 0.0
+        self._next_id = 0
+        self._handlers = {
+            _D: (m.depth_frame, self._on_depth),
+            _T: (m.trade_frame, self._on_trade),
+            _A: (m.agg_trade_frame, self._on_agg_trade),
+            _B: (m.book_ticker_frame, self._on_book_ticker),
+            _K: (m.kline_frame, self._on_kline),
+            _M: (m.mark_price_frame, self._on_mark_price),
+        }
+
+    # --- symbols ---------------------------------------------------------------------------
+    def symbol_of(self, native: str, data: bytes = b"") -> str | None:
+        """The normalised symbol of a native name; None (bad input counted) if it is none."""
+        sym = self._symbols.get(native)
+        if sym is None:
+            try:
+                sym = self._symbols[native] = self.instrument(native).symbol
+            except KeyError:
+                self.bad_input("unknown market", repr(native)[:100], data)
+                return None
+        return sym
+
+    # --- connections and subscriptions ------------------------------------------------------
+    def stream_names(self, channel: str, natives: list[str]) -> list[str]:
+        return [f"{n.lower()}@{channel}" for n in natives]
+
+    def _subscribe(self, streams: list[str]) -> str:
+        self._next_id += 1
+        return m.encode({"method": "SUBSCRIBE", "params": streams, "id": self._next_id}).decode()
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        if channel == OPEN_INTEREST:
+            return []
+        return [self._subscribe(self.stream_names(channel, natives))]
+
+    def url_for(self, channel: str) -> str:
+        for prefix, url in self.channel_urls.items():
+            if channel.startswith(prefix):
+                return url
+        return self.ws_url
+
+    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
+        """Connections within ``subscriptions_per_connection``; where the venue routes streams by
+        path (``channel_urls``), each route gets its own connections (an explicit ``url`` other
+        than ``ws_url``, e.g. a local simulator, takes everything)."""
+        if not self.channel_urls or (url is not None and url.rstrip("/") != self.ws_url.rstrip("/")):
+            return super().plan(url)
+        # TODO(lead): move to Scheme: per-channel websocket urls (``channel_urls``) in Scheme.plan
+        groups: dict[str, list[str]] = {}
+        for name in self.channel_names:
+            groups.setdefault(self.url_for(self.channels[name]), []).append(name)
+        saved = self.channel_names
+        plans: list[ConnectionPlan] = []
+        try:
+            for route, names in groups.items():
+                self.channel_names = names
+                plans += super().plan(route)
+        finally:
+            self.channel_names = saved
+        return plans
+
+    def on_open(self, conn: Connection, recv_ns: int) -> None:
+        """Connected: ONE ``SUBSCRIBE`` for all the connection's streams (Binance disconnects a
+        client sending more than 5 (spot) / 10 (futures) messages a second), and the first
+        open-interest poll."""
+        # TODO(lead): move to Scheme: let a scheme batch a connection's whole plan into its
+        # subscribe messages (Scheme.on_open sends one message per channel and batch)
+        self.status("", "connected", conn.url, recv_ns)
+        streams: list[str] = []
+        oi: list[str] = []
+        for channel, natives in conn.plan.subscriptions:
+            if channel == OPEN_INTEREST:
+                oi.extend(natives)
+            else:
+                streams.extend(self.stream_names(channel, natives))
+        step = self.symbols_per_message
+        for i in range(0, len(streams), step):
+            conn.send(self._subscribe(streams[i : i + step]))
+        if oi and self.open_interest_path:
+            self._oi[conn.id] = (conn, oi)
+            self._poll_open_interest(conn, oi)
+            self._oi_next = max(self._oi_next, time.monotonic() + self.open_interest_interval)
+
+    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
+        super().on_close(conn, reason, recv_ns)
+        self._oi.pop(conn.id, None)
+        for channel, natives in conn.plan.subscriptions:
+            if channel.startswith("depth"):
+                for native in natives:
+                    st = self.sync.get(native)
+                    if st is not None:
+                        # a request still in flight stays pending: its answer is checked
+                        # against what the new connection buffers
+                        st.live = st.fresh = False
+                        st.buffer = []
+                        st.attempts = 0
+
+    def ping_message(self) -> str | bytes | None:
+        # TODO(lead): move to Scheme: a timer hook (``on_timer(now)`` every ``timer_interval``
+        # s from FeedGroup._tick); meanwhile the open-interest poll rides on the ping
+        if self._oi:
+            now = time.monotonic()
+            if now >= self._oi_next:
+                self._oi_next = now + self.open_interest_interval
+                for conn, natives in list(self._oi.values()):
+                    self._poll_open_interest(conn, natives)
+        return None  # the feed sends a websocket PING frame
+
+    def _poll_open_interest(self, conn: Connection, natives: list[str]) -> None:
+        base = self.rest_url + self.open_interest_path
+        for native in natives:
+            conn.fetch(f"{base}?symbol={native}")
+
+    # --- frames -------------------------------------------------------------------------------
+    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if data[:11] == b'{"stream":"':
+            at = data.find(b"@", 11, 96)
+            if at > 0 and at + 1 < len(data):
+                kind = data[at + 1]
+                entry = self._handlers.get(kind)
+                # diff depth is "depth@..." or "depth"; "depth5"/"depth20" (partial) are not ours
+                if entry is not None and (kind != _D or data[at + 6 : at + 7] in (b"@", b'"')):
+                    try:
+                        msg = entry[0].decode(data)
+                    except _DECODE_ERRORS:
+                        self._slow(conn, data, recv_ns)  # diagnose (and resync a book message)
+                        return
+                    entry[1](conn, msg.data, data, recv_ns)
+                    return
+        self._slow(conn, data, recv_ns)
+
+    def _slow(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """Not a well-formed market-data frame of a known kind: classify it."""
+        try:
+            p = m.probe.decode(data)
+        except msgspec.ValidationError as exc:
+            self.bad_input("unknown message", str(exc), data)
+            return
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        if p.stream is not None or len(p.data):
+            self._payload(conn, p.stream or "", bytes(p.data), data, recv_ns)
+        elif p.e is not None:
+            self._payload(conn, "", data, data, recv_ns)
+        elif isinstance(p.event, dict) and p.event.get("e") == "serverShutdown":
+            conn.reconnect("server shutdown")
+        elif p.error is not None or p.code is not None:
+            detail = p.error if p.error is not None else {"code": p.code, "msg": p.msg}
+            self.bad_input("exchange error", repr(detail)[:200], data)
+        elif p.id is not None:
+            if p.result is None:
+                self.status("", "subscribed", f"request {p.id}", recv_ns)
+            # other answers (LIST_SUBSCRIPTIONS, GET_PROPERTY): nothing to publish
+        else:
+            self.bad_input("unknown message", "not a stream message, answer or error", data)
+
+    @staticmethod
+    def _kind(stream: str, event: str | None) -> str:
+        if stream:
+            _, _, channel = stream.partition("@")
+            if channel == "depth" or channel.startswith("depth@"):
+                return "depth"
+            if channel in ("trade", "aggTrade", "bookTicker"):
+                return channel
+            if channel.startswith("kline_"):
+                return "kline"
+            if channel.startswith("markPrice"):
+                return "markPrice"
+            return ""
+        return _EVENT_KINDS.get(event or "", "")
+
+    _PAYLOADS: ClassVar[dict[str, tuple]] = {
+        "depth": (m.depth, "_on_depth"),
+        "trade": (m.trade, "_on_trade"),
+        "aggTrade": (m.agg_trade, "_on_agg_trade"),
+        "bookTicker": (m.book_ticker, "_on_book_ticker"),
+        "kline": (m.kline, "_on_kline"),
+        "markPrice": (m.mark_price, "_on_mark_price"),
+    }
+
+    def _payload(self, conn: Connection, stream: str, payload: bytes, data: bytes, recv_ns: int) -> None:
+        """A payload whose kind comes from its stream name (or, unwrapped, its ``e``)."""
+        event = None
+        if not stream:
+            try:
+                event = m.probe.decode(payload).e
+            except _DECODE_ERRORS:
+                event = None
+        kind = self._kind(stream, event)
+        if kind == "serverShutdown":
+            conn.reconnect("server shutdown")
+            return
+        entry = self._PAYLOADS.get(kind)
+        if entry is None:
+            self.bad_input("unknown stream", repr(stream or event)[:100], data)
+            return
+        try:
+            msg = entry[0].decode(payload)
+        except _DECODE_ERRORS as exc:
+            self.bad_input(f"malformed {kind} message", str(exc), data)
+            if kind == "depth":
+                self._depth_lost(conn, stream, payload, recv_ns)
+            return
+        getattr(self, entry[1])(conn, msg, data, recv_ns)
+
+    def _depth_lost(self, conn: Connection, stream: str, payload: bytes, recv_ns: int) -> None:
+        """A depth message we could not read: its market's book cannot be trusted."""
+        native = native_of_stream(stream) if stream else ""
+        if not native:
+            try:
+                native = m.probe.decode(payload).s or ""
+            except _DECODE_ERRORS:
+                native = ""
+        st = self.sync.get(native)
+        if st is not None:
+            st.conn = conn
+            self._lost(st, native, recv_ns)
+
+    # --- book sync ----------------------------------------------------------------------------
+    def snapshot_url(self, native: str) -> str:
+        return f"{self.rest_url}{self.depth_path}?symbol={native}&limit={self.snapshot_limit}"
+
+    def _on_depth(self, conn: Connection, d: m.Depth, data: bytes, recv_ns: int) -> None:
+        native = d.s
+        st = self.sync.get(native)
+        if st is None:
+            if self.symbol_of(native, data) is None:
+                return
+            st = self.sync[native] = _Sync(conn)
+        st.conn = conn
+        if self.pu_chain and d.pu is None:
+            self.bad_input("malformed depth message", "futures depth update without pu", data)
+            self._lost(st, native, recv_ns)
+            return
+        if st.live:
+            self._live(st, native, d, data, recv_ns)
+            return
+        buf = st.buffer
+        buf.append((d, recv_ns))
+        if len(buf) > self.max_buffer:
+            del buf[: len(buf) // 2]
+        if not st.pending and recv_ns >= st.retry_ns:
+            self._fetch_snapshot(st, native)
+
+    def _lost(self, st: _Sync, native: str, recv_ns: int) -> None:
+        """A depth event of ``native`` could not be used: resync a live book; while buffering,
+        empty the buffer (the lost event can only be covered by a snapshot taken after it)."""
+        if st.live:
+            self.resync(st.conn, native, "malformed book message", recv_ns)
+        else:
+            st.buffer = []
+
+    def _live(self, st: _Sync, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> None:
+        last = st.last
+        if self.pu_chain:
+            if d.pu != last:
+                if not st.fresh:
+                    self._gap(st, native, d, f"pu {d.pu} != previous u {last}", recv_ns)
+                    return
+                if d.u < last:
+                    return  # the snapshot covers it
+                if d.U > last:
+                    self._gap(st, native, d, f"first update [{d.U}, {d.u}] after snapshot {last}", recv_ns)
+                    return
+        else:
+            if d.u <= last:
+                return  # stale: the book has it already
+            if d.U > last + 1:
+                self._gap(st, native, d, f"U {d.U} != previous u {last} + 1", recv_ns)
+                return
+        self._apply(st, native, d, data, recv_ns)
+
+    def _gap(self, st: _Sync, native: str, d: m.Depth, reason: str, recv_ns: int) -> None:
+        self.metrics.gaps += 1
+        self.resync(st.conn, native, f"gap: {reason}", recv_ns)
+        if st.live:  # resync did not restart it (cannot happen: live books are never in unsynced)
+            self._restart(st, native)
+        st.buffer.append((d, recv_ns))  # the event after the gap waits for the fresh snapshot
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        """Reload one book: a fresh REST snapshot (the stream itself is fine)."""
+        st = self.sync.get(native)
+        if st is None:
+            st = self.sync[native] = _Sync(conn)
+        if conn is not None:
+            st.conn = conn
+        self._restart(st, native)
+
+    def _restart(self, st: _Sync, native: str) -> None:
+        st.live = st.fresh = False
+        st.buffer = []
+        if not st.pending:
+            self._fetch_snapshot(st, native)
+
+    def _fetch_snapshot(self, st: _Sync, native: str) -> None:
+        conn = st.conn
+        if conn is None:
+            return
+        st.attempts += 1
+        if st.attempts > self.max_snapshot_attempts:
+            self.bad_input("snapshot attempts exhausted",
+                           f"{native}: {st.attempts - 1} snapshots in a row did not fit the stream", b"")
+            st.attempts = 0
+            st.buffer = []
+            conn.reconnect(f"{native}: no usable depth snapshot")
+            return
+        st.pending = True
+        conn.fetch(self.snapshot_url(native))
+
+    def _apply(self, st: _Sync, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> None:
+        book = self.books[native]
+        try:
+            bids = _ticks(d.b, book.price_decimals, book.size_decimals)
+            asks = _ticks(d.a, book.price_decimals, book.size_decimals)
+        except _BOOK_ERRORS as exc:
+            self.bad_input("malformed book level", str(exc), data or b"")
+            self.resync(st.conn, native, f"malformed book level: {exc}", recv_ns)
+            return
+        ms = d.T or d.E
+        if not ms_ok(ms):
+            self.bad_input("malformed depth message", f"time {ms}", data or b"")
+            self.resync(st.conn, native, f"malformed depth message: time {ms}", recv_ns)
+            return
+        atom_us = recv_ns // 1000
+        symbol = self._symbols[native]
+        flags = 0
+        if bids:
+            flags = self._levels(book, BID, d.b, bids, symbol, ms, atom_us)
+        if asks:
+            flags |= self._levels(book, ASK, d.a, asks, symbol, ms, atom_us)
+        st.last = d.u
+        st.fresh = False
+        if flags & _TOP_CHANGED:
+            self.emit_spread(native, book, ms, atom_us)
+
+    def _levels(self, book: L2Book, side: int, levels: list[tuple[str, str]], ticks: list[int], symbol: str,
+                ms: int, atom_us: int) -> int:
+        """Validated levels onto one side; a ``lob`` event per change. Returns the flags."""
+        emit = self.emit
+        exchange = self.exchange
+        side_name = SIDE_NAMES[side]
+        apply = book.apply_ticks
+        ps = 10.0 ** book.price_decimals
+        ss = 10.0 ** book.size_decimals
+        flags = 0
+        j = 0
+        for p, s in levels:
+            tp = ticks[j]
+            ts = ticks[j + 1]
+            j += 2
+            f = apply(side, tp, ts)
+            if f & _UNKNOWN:
+                continue  # removal of a level the book does not hold
+            flags |= f
+            emit("lob", _new(Lob, (exchange, symbol, tp / ps if tp < _EXACT else float(p),
+                                   ts / ss if ts < _EXACT else float(s), side_name, ms, atom_us)))
+        return flags
+
+    def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
+        if self.open_interest_path and self.open_interest_path in url:
+            self._on_open_interest(url, body, recv_ns)
+            return
+        native = self._native_of_url(url)
+        try:
+            snap = m.snapshot.decode(body)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed snapshot", str(exc), body)
+            target = native or self._awaiting()
+            st = self.sync.get(target)
+            if st is not None and not st.live:
+                st.pending = False
+                self._fetch_snapshot(st, target)
+            return
+        native = native or snap.symbol or self._awaiting()
+        if not native:
+            self.bad_input("snapshot for an unknown market", f"url {url!r}", body)
+            return
+        st = self.sync.get(native)
+        if st is None:
+            if self.symbol_of(native, body) is None:
+                return
+            st = self.sync[native] = _Sync()
+        st.pending = False
+        if st.live:
+            return  # a late answer to an earlier request: the book is live already
+        self._snapshot(st, native, snap, body, recv_ns)
+
+    def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
+        """A snapshot request failed (counted as "rest error" by the feed): the next depth event
+        asks again, after ``retry_delay_ns`` (doubling with the attempts)."""
+        native = self._native_of_url(url)
+        st = self.sync.get(native or "")
+        if st is not None and self.depth_path in url:
+            st.pending = False
+            st.retry_ns = recv_ns + self.retry_delay_ns * (1 << min(st.attempts, 5))
+
+    @staticmethod
+    def _native_of_url(url: str) -> str:
+        if not url:
+            return ""
+        values = parse_qs(urlsplit(url).query).get("symbol")
+        return values[0] if values else ""
+
+    def _awaiting(self) -> str:
+        """The one market waiting for a snapshot (an inline answer names none), or ""."""
+        pending = [n for n, st in self.sync.items() if st.pending and not st.live]
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            waiting = [n for n, st in self.sync.items() if not st.live and st.buffer]
+            if len(waiting) == 1:
+                return waiting[0]
+        return ""
+
+    def _snapshot(self, st: _Sync, native: str, snap: m.DepthSnapshot, body: bytes, recv_ns: int) -> None:
+        lid = snap.lastUpdateId
+        buf = st.buffer
+        i = 0
+        n = len(buf)
+        if self.pu_chain:
+            while i < n and buf[i][0].u < lid:
+                i += 1
+        else:
+            while i < n and buf[i][0].u <= lid:
+                i += 1
+        if i:
+            del buf[:i]
+        if buf:
+            first = buf[0][0]
+            too_old = (first.U > lid and first.pu != lid) if self.pu_chain else first.U > lid + 1
+            if too_old:
+                log.debug("%s %s: snapshot %d older than the buffered stream (U %d): fetching again",
+                          self.exchange, native, lid, first.U)
+                self._fetch_snapshot(st, native)
+                return
+        book = self.book(native)
+        try:
+            bids = _ticks(snap.bids, book.price_decimals, book.size_decimals)
+            asks = _ticks(snap.asks, book.price_decimals, book.size_decimals)
+        except _BOOK_ERRORS as exc:
+            self.bad_input("malformed snapshot", str(exc), body)
+            self._fetch_snapshot(st, native)
+            return
+        ms = snap.T or snap.E or recv_ns // 1_000_000
+        if not ms_ok(ms):
+            self.bad_input("malformed snapshot", f"time {ms}", body)
+            self._fetch_snapshot(st, native)
+            return
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(native, recv_ns, ms)
+        symbol = self._symbols.get(native) or self.symbol_of(native) or native
+        flags = self._levels(book, BID, snap.bids, bids, symbol, ms, atom_us)
+        flags |= self._levels(book, ASK, snap.asks, asks, symbol, ms, atom_us)
+        st.live = st.fresh = True
+        st.last = lid
+        st.attempts = 0
+        st.retry_ns = 0
+        if flags & _TOP_CHANGED:
+            self.emit_spread(native, book, ms, atom_us)
+        st.buffer = []
+        for d, ns in buf:
+            if st.live:
+                self._live(st, native, d, None, ns)
+            else:  # a gap among the buffered events restarted the sync: keep the rest for it
+                st.buffer.append((d, ns))
+
+    # --- trades, tickers, candles, funding, open interest --------------------------------------
+    def _on_trade(self, conn: Connection, t: m.Trade, data: bytes, recv_ns: int) -> None:
+        self._trade(t.s, t.p, t.q, t.m, t.t, t.T, data, recv_ns)
+
+    def _on_agg_trade(self, conn: Connection, t: m.AggTrade, data: bytes, recv_ns: int) -> None:
+        self._trade(t.s, t.p, t.q, t.m, t.a, t.T, data, recv_ns)
+
+    def _trade(self, native: str, p: str, q: str, buyer_maker: bool, trade_id: int, ms: int, data: bytes,
+               recv_ns: int) -> None:
+        symbol = self._symbols.get(native) or self.symbol_of(native, data)
+        if symbol is None:
+            return
+        try:
+            price = float(p)
+            size = float(q)
+        except ValueError:
+            price = size = -1.0
+        if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE and 0 <= ms < 10**14):
+            self.bad_input("malformed trade", f"{p!r} {q!r} T={ms}", data)
+            return
+        # m: the buyer is the maker, so the taker sold
+        self.emit("trades", _new(Trade, (self.exchange, symbol, price, size, SELL if buyer_maker else BUY,
+                                         str(trade_id), ms, recv_ns // 1000)))
+
+    def _on_book_ticker(self, conn: Connection, t: m.BookTicker, data: bytes, recv_ns: int) -> None:
+        symbol = self._symbols.get(t.s) or self.symbol_of(t.s, data)
+        if symbol is None:
+            return
+        try:
+            bp, bs, ap, asz = float(t.b), float(t.B), float(t.a), float(t.A)
+        except ValueError:
+            bp = -1.0
+            bs = ap = asz = 0.0
+        ms = t.T or t.E
+        if not (0.0 <= bp < MAX_VALUE and 0.0 <= bs < MAX_VALUE and 0.0 <= ap < MAX_VALUE
+                and 0.0 <= asz < MAX_VALUE and 0 <= ms < 10**14):
+            self.bad_input("malformed ticker", f"{t.b!r} {t.B!r} {t.a!r} {t.A!r} T={ms}", data)
+            return
+        atom_us = recv_ns // 1000
+        self.emit("ticker", _new(Ticker, (self.exchange, symbol, bp, bs, ap, asz, ms or atom_us // 1000, atom_us)))
+
+    def _on_kline(self, conn: Connection, msg: m.Kline, data: bytes, recv_ns: int) -> None:
+        symbol = self._symbols.get(msg.s) or self.symbol_of(msg.s, data)
+        if symbol is None:
+            return
+        k = msg.k
+        try:
+            o, h, lo, c, v = float(k.o), float(k.h), float(k.l), float(k.c), float(k.v)
+        except ValueError:
+            o = -1.0
+            h = lo = c = v = 0.0
+        if not (all(0.0 <= x < MAX_VALUE for x in (o, h, lo, c, v)) and 0 <= k.n < 1 << 31
+                and ms_ok(k.t) and ms_ok(k.T) and k.T >= k.t and ms_ok(msg.E) and 0 < len(k.i) <= 8):
+            self.bad_input("malformed kline", repr(k)[:200], data)
+            return
+        # Binance's close time is the candle's last ms: ``end`` is exclusive (close time + 1), as
+        # on the other venues (end - start == the interval)
+        self.emit("candle", Candle(self.exchange, symbol, k.t, k.T + 1, k.i, k.n, k.x, o, h, lo, c, v, msg.E,
+                                   recv_ns // 1000))
+
+    def _on_mark_price(self, conn: Connection, msg: m.MarkPrice, data: bytes, recv_ns: int) -> None:
+        if not msg.r or not msg.T:
+            return  # a delivery contract (COIN-M quarterly): no funding
+        symbol = self._symbols.get(msg.s) or self.symbol_of(msg.s, data)
+        if symbol is None:
+            return
+        try:
+            mark = float(msg.p)
+            rate = float(msg.r)
+        except ValueError:
+            mark = -1.0
+            rate = 0.0
+        if not (0.0 <= mark < MAX_VALUE and -1.0 < rate < 1.0 and ms_ok(msg.T) and ms_ok(msg.E)):
+            self.bad_input("malformed markPrice", f"{msg.p!r} {msg.r!r} T={msg.T}", data)
+            return
+        # ``r`` is the rate of the running period, settled at T: Binance's estimate of the coming
+        # payment. The stream carries no other prediction: predicted_rate repeats it
+        self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, rate, msg.T, rate, msg.E,
+                                              recv_ns // 1000))
+
+    def _on_open_interest(self, url: str, body: bytes, recv_ns: int) -> None:
+        try:
+            ans = m.open_interest.decode(body)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed openInterest", str(exc), body)
+            return
+        symbol = self._symbols.get(ans.symbol) or self.symbol_of(ans.symbol, body)
+        if symbol is None:
+            return
+        try:
+            oi = float(ans.openInterest)
+        except ValueError:
+            oi = -1.0
+        ms = ans.time or recv_ns // 1_000_000
+        if not (0.0 <= oi < MAX_VALUE and ms_ok(ms)):
+            self.bad_input("malformed openInterest", f"{ans.openInterest!r} time={ans.time}", body)
+            return
+        self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, ms, recv_ns // 1000))
+
+
+__all__ = ["BinanceScheme", "OPEN_INTEREST"]
