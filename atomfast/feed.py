@@ -35,7 +35,7 @@ import logging
 import random
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError, ws_connect
 
@@ -58,15 +58,6 @@ _time_ns = time.time_ns
 
 #: picows' hard limit is this many times the scheme's limit (it bounds the read buffer)
 HARD_LIMIT_FACTOR = 2
-
-
-class RawFrame(NamedTuple):
-    """A received frame as it came (``--raw``: the ``raw`` topic), before any normalisation."""
-
-    exchange: str
-    symbol: str  # "" (a frame belongs to a connection, not a market)
-    data: str  # the frame's text (binary frames: latin-1)
-    atom_timestamp: int  # receive time, µs since epoch
 
 
 class Backoff:
@@ -231,7 +222,7 @@ class FeedConnection:
     def send(self, message: str | bytes) -> None:
         transport = self.transport
         if transport is None or not self.connected or self.closing is not None:
-            log.debug("conn %d: not connected, dropped outgoing %.100r", self.id, message)
+            log.debug("conn %d: not connected, dropped outgoing %.100r", self.id, self.group.scheme.redact(message))
             return
         data = message.encode() if isinstance(message, str) else bytes(message)
         transport.send(TEXT, data)
@@ -258,7 +249,7 @@ class FeedConnection:
     def fetch(self, url: str) -> None:
         """GET ``url`` in the background (the REST override applied); the answer goes to
         ``scheme.on_rest(url, body, recv_ns)``. Failures are counted as "rest error"."""
-        self.group.fetch(url)
+        self.group.fetch(url, self)
 
     # --- life ------------------------------------------------------------------------------------
     def _on_connected(self, transport) -> None:
@@ -276,6 +267,8 @@ class FeedConnection:
         self.next_ping = self.opened_at + group.scheme.ping_interval
         if group.open_hook is not None:
             group.open_hook(self, recv_ns)
+        if group.raw_tap is not None:
+            group.raw_tap.open(self, recv_ns)
         try:
             group.scheme.on_open(self, recv_ns)
         except Exception as exc:
@@ -331,8 +324,11 @@ class FeedConnection:
                     reason = group.stop_reason or "stopped"
                 log.log(logging.INFO if group.stopping else logging.WARNING,
                         "%s conn %d: disconnected after %.1f s (%s)", scheme.exchange, self.id, up, reason)
+                closed_ns = _time_ns()
+                if group.raw_tap is not None:
+                    group.raw_tap.close(self, reason, closed_ns)
                 try:
-                    scheme.on_close(self, reason, _time_ns())
+                    scheme.on_close(self, reason, closed_ns)
                 except Exception as exc:
                     metrics.errors.report("internal error", f"on_close: {type(exc).__name__}: {exc}")
                     log.exception("%s conn %d: on_close failed", scheme.exchange, self.id)
@@ -437,7 +433,12 @@ class FeedGroup:
         self.frame_hook = frame_hook if not raw else self._raw_hook
         #: hand the scheme a memoryview (valid during on_frame only) where it says it can take one
         self.pass_memoryview = bool(getattr(scheme, "accepts_memoryview", False)) and self.frame_hook is None
-        self._raw_key = f"{scheme.exchange}:".encode()
+        #: raw=True: frames and connection events to the raw topic (atomfast.processor.RawTap)
+        self.raw_tap = None
+        if raw:
+            from .processor import RawTap
+
+            self.raw_tap = RawTap(pipeline, scheme)
         self.connections = [FeedConnection(self, i, plan) for i, plan in enumerate(scheme.plan(self.url))]
         self.stopping = False
         self.stop_reason = ""
@@ -447,12 +448,7 @@ class FeedGroup:
         self._fetches: set[asyncio.Task] = set()
 
     def _raw_hook(self, conn: FeedConnection, data, recv_ns: int, binary: bool) -> None:
-        data = bytes(data)
-        text = data.decode("latin-1") if binary else data.decode("utf-8", "replace")
-        rec = RawFrame(self.scheme.exchange, "", text, recv_ns // 1000)
-        sink = self.pipeline.sink
-        sink.write("raw", [rec], [self._raw_key], None if sink.framing is None else [data])
-        self.metrics.events["raw"] += 1
+        self.raw_tap.frame(conn, data, recv_ns, binary)
         if self.user_frame_hook is not None:
             self.user_frame_hook(conn, data, recv_ns, binary)
 
@@ -486,7 +482,13 @@ class FeedGroup:
                 t.cancel()
         if not self.stop_reason:
             self.stop_reason = "all connections gave up"
-        self.scheme.status("", "stopped", self.stop_reason, _time_ns())
+        stop_ns = _time_ns()
+        if self.raw_tap is not None:
+            try:
+                self.raw_tap.stop(self.stop_reason, stop_ns, [c.id for c in self.connections])
+            except Exception as exc:  # noqa: BLE001
+                self.metrics.errors.report("sink error", f"raw: {type(exc).__name__}: {exc}")
+        self.scheme.status("", "stopped", self.stop_reason, stop_ns)
         self._end_frame()
         try:
             self.pipeline.sink.poll()
@@ -570,13 +572,13 @@ class FeedGroup:
         """An exchange REST URL, moved onto the REST override when there is one."""
         return rest.rebase(url, self.rest_base, self.scheme.rest_url)
 
-    def fetch(self, url: str) -> None:
+    def fetch(self, url: str, conn: FeedConnection | None = None) -> None:
         loop = self.loop or asyncio.get_running_loop()
-        task = loop.create_task(self._fetch(url))
+        task = loop.create_task(self._fetch(url, conn))
         self._fetches.add(task)
         task.add_done_callback(self._fetches.discard)
 
-    async def _fetch(self, url: str) -> None:
+    async def _fetch(self, url: str, conn: FeedConnection | None = None) -> None:
         scheme = self.scheme
         try:
             body = await rest.fetch(self.rest_url(url))
@@ -584,7 +586,10 @@ class FeedGroup:
             self.metrics.errors.report("rest error", str(exc))
             handler = getattr(scheme, "on_rest_error", None)
             if handler is not None:
-                handler(url, exc, _time_ns())
+                failed_ns = _time_ns()
+                if self.raw_tap is not None:
+                    self.raw_tap.rest_error(conn, url, exc, failed_ns)
+                handler(url, exc, failed_ns)
                 self._end_frame()
             return
         if self.stopping:
@@ -592,6 +597,8 @@ class FeedGroup:
         recv_ns = _time_ns()
         if self.rest_hook is not None:
             self.rest_hook(url, body, recv_ns)
+        if self.raw_tap is not None:
+            self.raw_tap.rest(conn, url, body, recv_ns)
         try:
             scheme.on_rest(url, body, recv_ns)
         except Exception as exc:
@@ -602,4 +609,4 @@ class FeedGroup:
             self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
 
 
-__all__ = ["Backoff", "FeedConnection", "FeedGroup", "RawFrame"]
+__all__ = ["Backoff", "FeedConnection", "FeedGroup"]

@@ -11,6 +11,7 @@ calls ``self.emit(topic, record)`` for each event; the caller ends the frame.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
@@ -81,6 +82,8 @@ class Scheme:
     is_default: ClassVar[bool] = True  # the scheme `run --exchange NAME` picks among several
     #: on_frame may receive a memoryview of picows' buffer (valid only during the call)
     accepts_memoryview: ClassVar[bool] = False
+    #: fields of outgoing JSON messages that carry credentials: never recorded, never logged
+    secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -122,6 +125,20 @@ class Scheme:
 
     def ping_message(self) -> str | bytes | None:
         return None
+
+    @classmethod
+    def redact(cls, message: str | bytes) -> str | bytes:
+        """An outgoing message fit for a log or a recording: ``secret_fields`` masked."""
+        if not cls.secret_fields:
+            return message
+        try:
+            obj = json.loads(message)
+        except ValueError:
+            return "<unparseable message withheld: it may carry credentials>"
+        if isinstance(obj, dict) and any(f in obj for f in cls.secret_fields):
+            obj = {k: ("***" if k in cls.secret_fields else v) for k, v in obj.items()}
+            return json.dumps(obj, separators=(",", ":"))
+        return message
 
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
         """A REST answer (e.g. a book snapshot): fetched by the feed, or recorded inline in a

@@ -97,8 +97,10 @@ async def _main(setup, args: argparse.Namespace) -> int:
         def on_open(conn, ts_ns: int) -> None:
             writer.open(ts_ns, conn.id, scheme_url if is_local(conn.url) else conn.url)
 
+        redact = setup.scheme_cls.redact
+
         def on_send(conn, data: bytes, ts_ns: int) -> None:
-            writer.sent(ts_ns, conn.id, data)
+            writer.sent(ts_ns, conn.id, redact(data))  # credentials never reach a recording
 
         def on_frame(conn, data, ts_ns: int, binary: bool) -> None:
             writer.recv(ts_ns, conn.id, bytes(data), binary)

@@ -92,6 +92,7 @@ class L3State:
 
 class CoinbaseScheme(Scheme):
     exchange = "coinbase"
+    secret_fields = ("signature", "key", "passphrase")  # of the authenticated subscribe
     ws_url = "wss://ws-feed.exchange.coinbase.com"
     rest_url = "https://api.exchange.coinbase.com"
     instruments_path = "/products"
