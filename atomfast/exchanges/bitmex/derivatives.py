@@ -1,0 +1,594 @@
+"""BitMEX (``wss://ws.bitmex.com/realtime``), exchange name ``bitmex``: perpetuals, dated
+futures (and spot pairs where listed).
+
+Channel map (atomfast topic -> BitMEX table, subscribed as ``table:SYMBOL``):
+
+==============  ================  ==========================================================
+topic           table             published from
+==============  ================  ==========================================================
+lob (+spread)   ``orderBookL2``   partial + insert/update/delete keyed by ``id`` (full depth)
+trades          ``trade``         each trade; ``side`` = taker side, ``trdMatchID`` = id
+ticker          ``quote``         best bid/ask price and size
+funding_rate    ``instrument``    ``fundingRate``, ``indicativeFundingRate``,
+                                  ``fundingTimestamp``, ``markPrice`` (perpetuals)
+open_interest   ``instrument``    ``openInterest`` (contracts)
+candle          ``tradeBin1m``    one closed 1-minute bin
+==============  ================  ==========================================================
+
+Books: a ``partial`` is the whole book (status ``snapshot`` first); ``insert`` adds levels,
+``update`` sets a level's new total ``size``, ``delete`` removes it, each row keyed by ``id``.
+We keep ``id -> (side, price)`` per symbol: the recorded 2021 capture sends no price on updates
+and deletes (BitMEX sends it on every action since 2023; where it comes it must agree with the
+price known for that id). BitMEX's rule for the start: messages that come before the ``partial``
+are dropped ("drop any messages received until you have received the partial"). BitMEX has no
+sequence numbers and no checksum: an update or delete of an ``id`` we do not hold, or an
+``id`` whose side or price disagrees with what we hold, means a message was lost: that is a gap
+(``metrics.gaps`` += 1) and the symbol is resynced (status ``resync``, book dropped, its rows
+ignored) by unsubscribing and subscribing its ``orderBookL2`` again, which brings a fresh
+``partial``. A message is checked whole, per symbol, before that symbol's book is touched; a
+malformed one resyncs the symbol. ``event_timestamp`` of a level is its row's ``timestamp``
+(BitMEX has sent one on every book row since 2022) or, in older streams, the receive time.
+
+Trades: every ``trade`` row (``side`` Buy/Sell is the taker's); the ``partial`` that a
+(re)subscription brings repeats recent trades: those already published are skipped.
+Sizes everywhere are BitMEX contracts, as the venue gives them (``XBTUSD``: 1 USD each).
+
+funding_rate (when a funding field changes, or with the partial): ``funding_rate`` =
+``fundingRate`` (the rate of the coming funding), ``predicted_rate`` = ``indicativeFundingRate``,
+``next_funding_time`` = ``fundingTimestamp``, ``mark_price`` = the last ``markPrice``. Instrument
+updates carry only the fields that changed, so the last value of each is kept per symbol. The
+``funding`` table (one row per settlement, every 8 h) adds nothing the ``instrument`` table does
+not already say, and is not subscribed.
+
+Keep-alive: BitMEX answers the text ``ping`` with ``pong``; we send it every ``ping_interval``
+(its docs: ping when nothing came for 5 s); a silent connection is reconnected by the watchdog.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import msgspec
+from msgspec import UNSET
+
+from ...book import parse_ticks
+from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...scheme import ASK, BID, SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from . import messages as m
+from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
+
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_MALFORMED = (msgspec.DecodeError, RecursionError)
+_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
+_TOP_CHANGED = 1
+_UNKNOWN = 4
+_MAX = 1e18
+_ZERO = b"0"
+_SIDES = {"Buy": BID, "Sell": ASK}
+_TAKER = {"Buy": "buy", "Sell": "sell"}
+_BIN_MINUTES = {"tradeBin1m": 1, "tradeBin5m": 5, "tradeBin1h": 60, "tradeBin1d": 1440}
+_BIN_NAMES = {1: "1m", 5: "5m", 60: "1h", 1440: "1d"}
+_any_decoder = msgspec.json.Decoder()
+
+
+def _ok(x: float) -> bool:
+    return 0.0 <= x < _MAX  # False for NaN and inf
+
+
+def _valid_size(size: bytes, decimals: int) -> bool:
+    if size[:1] in (b"-", b"+", b""):
+        return False
+    try:
+        return parse_ticks(size, decimals) >= 0
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _same_price(a: bytes, b: bytes, decimals: int) -> bool:
+    if a == b:
+        return True
+    try:
+        return parse_ticks(a, decimals) == parse_ticks(b, decimals)
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+class _Malformed(Exception):
+    pass
+
+
+class _Gap(Exception):
+    pass
+
+
+class BitmexScheme(Scheme):
+    exchange = "bitmex"
+    ws_url = "wss://ws.bitmex.com/realtime"
+    rest_url = "https://www.bitmex.com"
+    instruments_path = "/api/v1/instrument/active"
+    channels = {"lob": "orderBookL2", "trades": "trade", "ticker": "quote", "funding_rate": "instrument",
+                "open_interest": "instrument", "candle": "tradeBin1m"}
+    default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
+    aliases = ALIASES
+    symbols_per_message = 20
+    ping_interval = 5.0
+    silence_timeout = 15.0
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: symbol -> {row id: (side, price as sent)} of its live book
+        self.ids: dict[str, dict[int, tuple[int, bytes]]] = {}
+        self._symbols: dict[str, str] = {}
+        #: symbol -> (time of the newest trade published, trdMatchIDs published at that time)
+        self._trades_seen: dict[str, tuple[int, set[str]]] = {}
+        #: symbol -> [markPrice, fundingRate, indicativeFundingRate, fundingTimestamp ms]
+        self._instrument_state: dict[str, list] = {}
+        wanted = set(self.channel_names)
+        self._want_funding = "funding_rate" in wanted
+        self._want_oi = "open_interest" in wanted
+        self._handlers = {"orderBookL2": self._on_book, "trade": self._on_trades, "quote": self._on_quotes,
+                          "instrument": self._on_instruments, **{t: self._on_bins for t in _BIN_MINUTES}}
+
+    # --- instruments and symbols --------------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_instruments(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return symbol_instrument(native)
+
+    def symbol_of(self, native: str) -> str:
+        sym = self._symbols.get(native)
+        if sym is None:
+            sym = self._symbols[native] = self.instrument(native).symbol
+        return sym
+
+    def known(self, native: str, data: bytes) -> bool:
+        if native in self._symbols:
+            return True
+        try:
+            self.symbol_of(native)
+        except KeyError:
+            self.bad_input("unknown symbol", repr(native), data)
+            return False
+        return True
+
+    # --- subscriptions ------------------------------------------------------------------------
+    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
+        """As the base, with a table several topics share (``instrument``) subscribed once."""
+        # TODO(lead): move to Scheme (Kraken Futures and Deribit do the same)
+        out = []
+        for p in super().plan(url):
+            merged: dict[str, list[str]] = {}
+            for channel, natives in p.subscriptions:
+                have = merged.setdefault(channel, [])
+                seen = set(have)
+                have.extend(n for n in natives if n not in seen)
+            out.append(ConnectionPlan(p.url, list(merged.items())))
+        return out
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        return [m.encode({"op": "subscribe", "args": [f"{channel}:{n}" for n in natives]}).decode()]
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        topic = f"{self.channels['lob']}:{native}"
+        conn.send(m.encode({"op": "unsubscribe", "args": [topic]}).decode())
+        conn.send(m.encode({"op": "subscribe", "args": [topic]}).decode())
+
+    def ping_message(self) -> str:
+        return "ping"
+
+    # --- frames -------------------------------------------------------------------------------
+    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if len(data) > self.max_frame_bytes:
+            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
+            return
+        if data[:1] != b"{":
+            if data == b"pong":
+                return
+            self.bad_input("not a JSON object", "frame does not start with {", data)
+            return
+        try:
+            env = m.envelope_decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            self.bad_input("malformed message", str(exc), data)
+            return
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        table = env.table
+        if table:
+            handler = self._handlers.get(table)
+            if handler is None:
+                self.bad_input("unknown table", repr(table), data)
+                return
+            handler(conn, env, data, recv_ns)
+        elif env.success is not None or env.subscribe or env.unsubscribe:
+            self._on_subscribed(env, data, recv_ns)
+        elif env.error or env.status:
+            self._on_error(env, data, recv_ns)
+        elif env.info:
+            return  # welcome
+        else:
+            self.bad_input("unknown message", "no table, info, success or error", data)
+
+    def _on_error(self, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        """``{"status": 400, "error": "...", "request": {"op": "subscribe", "args": [...]}}``: counted;
+        a refused subscription stops those topics (status ``stopped`` per symbol)."""
+        reason = f"{env.status} {env.error}"[:200]
+        self.bad_input("exchange error", reason, data)
+        req = env.request
+        if req is None or req.op != "subscribe":
+            return
+        args = [req.args] if isinstance(req.args, str) else (req.args or [])
+        for topic in args:
+            table, _, native = topic.partition(":")
+            symbol = self.symbol_of(native) if native in self._symbols or native in self.instruments else ""
+            self.status(symbol, "stopped", f"subscribe {table} failed: {reason}", recv_ns)
+
+    def _on_subscribed(self, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        if env.unsubscribe:
+            return
+        if not env.success:
+            self.bad_input("subscription error", env.error or env.subscribe, data)
+            return
+        table, _, native = env.subscribe.partition(":")
+        if native and self.known(native, data):
+            self.status(self.symbol_of(native), "subscribed", table, recv_ns)
+
+    def _row_symbols(self, raw: msgspec.Raw) -> list[str]:
+        """The symbols named by rows that failed validation (to resync their books)."""
+        try:
+            rows = _any_decoder.decode(raw)
+        except _DECODE_ERRORS:
+            return []
+        if not isinstance(rows, list):
+            return []
+        out = []
+        for r in rows:
+            s = r.get("symbol") if isinstance(r, dict) else None
+            if isinstance(s, str) and s not in out:
+                out.append(s)
+        return out
+
+    # --- book ---------------------------------------------------------------------------------
+    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int,
+                     gap: bool = False) -> None:
+        if gap:
+            self.metrics.gaps += 1
+        else:
+            self.bad_input(kind, detail, data)
+        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
+
+    def _on_book(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        action = env.action
+        try:
+            rows = m.l2_decoder.decode(env.data)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed book message", str(exc), data)
+            natives = self._row_symbols(env.data)
+            if env.filter is not None and env.filter.symbol:
+                natives.append(env.filter.symbol)
+            for native in natives:
+                if native in self.books or (action == "partial" and native in self.instruments):
+                    self.resync(conn, native, "malformed book message", recv_ns)
+            return
+        if action == "partial":
+            self._on_partial(conn, env, rows, data, recv_ns)
+            return
+        if action not in ("insert", "update", "delete"):
+            self.bad_input("malformed book message", f"action {action!r}", data)
+            return
+        if not rows:
+            return
+        first = rows[0].symbol
+        for r in rows:
+            if r.symbol != first:
+                break
+        else:
+            if first in self._symbols or self.known(first, data):
+                self._apply_rows(conn, first, rows, action, data, recv_ns)
+            return
+        groups: dict[str, list[m.L2Row]] = {}
+        for r in rows:
+            groups.setdefault(r.symbol, []).append(r)
+        if not all(n in self._symbols or self.known(n, data) for n in groups):
+            # a row naming no market: the message is corrupt, and the rows of the others are lost
+            for native in groups:
+                if native in self.books:
+                    self.resync(conn, native, "book message with a row of no market", recv_ns)
+            return
+        for native, group in groups.items():
+            self._apply_rows(conn, native, group, action, data, recv_ns)
+
+    def _apply_rows(self, conn: Connection, native: str, rows: list[m.L2Row], action: str, data: bytes,
+                    recv_ns: int) -> None:
+        book = self.books.get(native)
+        if book is None or native in self.unsynced:
+            return  # before its partial (BitMEX: drop them), or resyncing
+        try:
+            ops, changes = self._check_rows(self.ids[native], rows, action, book.price_decimals,
+                                            book.size_decimals, recv_ns // 1_000_000)
+        except _Gap as exc:
+            self._book_failed(conn, native, "book gap", str(exc), data, recv_ns, gap=True)
+            return
+        except _Malformed as exc:
+            self._book_failed(conn, native, "malformed book row", str(exc), data, recv_ns)
+            return
+        emit, exchange, apply = self.emit, self.exchange, book.apply
+        symbol = self._symbols[native]
+        atom_us = recv_ns // 1000
+        flags = 0
+        event_ms = 0
+        try:
+            for side, price, size, event_ms in ops:
+                f = apply(side, price, size)
+                if f & _UNKNOWN:
+                    continue
+                flags |= f
+                emit("lob", Lob(exchange, symbol, float(price), float(size), SIDE_NAMES[side], event_ms, atom_us))
+        except _BOOK_ERRORS as exc:  # not expected after the checks above
+            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+            return
+        if changes:
+            ids = self.ids[native]
+            for rid, entry in changes.items():
+                if entry is None:
+                    ids.pop(rid, None)
+                else:
+                    ids[rid] = entry
+        if flags & _TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    @staticmethod
+    def _check_rows(ids: dict, rows: list[m.L2Row], action: str, pd: int, sd: int, recv_ms: int):
+        """The (side, price, size, event ms) of each row, and the id changes, without touching
+        anything; raises _Gap (a row that shows a lost message) or _Malformed."""
+        ops = []
+        changes: dict[int, tuple[int, bytes] | None] = {}
+        for r in rows:
+            side = _SIDES.get(r.side)
+            if side is None:
+                raise _Malformed(f"side {r.side!r}")
+            rid = r.id
+            known = changes[rid] if rid in changes else ids.get(rid)
+            ts = r.timestamp
+            if ts:
+                try:
+                    event_ms = iso_to_ms(ts)
+                except ValueError as exc:
+                    raise _Malformed(str(exc)) from None
+            else:
+                event_ms = recv_ms
+            if action == "insert":
+                price = bytes(r.price)
+                size = bytes(r.size)
+                if not valid_level(price, size, pd, sd):
+                    raise _Malformed(f"level {price!r} {size!r}")
+                if known is not None and (known[0] != side or not _same_price(known[1], price, pd)):
+                    raise _Gap(f"insert of id {rid} held at another level")
+                changes[rid] = (side, price)
+                ops.append((side, price, size, event_ms))
+                continue
+            if known is None:
+                raise _Gap(f"{action} of unknown id {rid}")
+            if known[0] != side:
+                raise _Gap(f"{action} of id {rid} on the other side")
+            price = known[1]
+            if r.price:
+                sent = bytes(r.price)
+                if sent != price and not _same_price(sent, price, pd):
+                    if not valid_level(sent, _ZERO, pd, sd):
+                        raise _Malformed(f"price {sent!r}")
+                    raise _Gap(f"{action} of id {rid} at price {sent.decode()}, held at {price.decode()}")
+            if action == "update":
+                size = bytes(r.size)
+                if not _valid_size(size, sd):
+                    raise _Malformed(f"size {size!r}")
+            else:
+                size = _ZERO
+                changes[rid] = None
+            ops.append((side, price, size, event_ms))
+        return ops, changes
+
+    def _on_partial(self, conn: Connection, env: m.Envelope, rows: list[m.L2Row], data: bytes, recv_ns: int) -> None:
+        groups: dict[str, list[m.L2Row]] = {}
+        if env.filter is not None and env.filter.symbol:
+            groups[env.filter.symbol] = []
+        for r in rows:
+            groups.setdefault(r.symbol, []).append(r)
+        recv_ms = recv_ns // 1_000_000
+        atom_us = recv_ns // 1000
+        for native, group in groups.items():
+            if not self.known(native, data):
+                continue
+            inst = self.instrument(native)
+            pd, sd = inst.price_decimals, inst.size_decimals
+            levels = []
+            try:
+                for r in group:
+                    side = _SIDES.get(r.side)
+                    price, size = bytes(r.price), bytes(r.size)
+                    if side is None or not valid_level(price, size, pd, sd):
+                        raise _Malformed(f"{r.side!r} {price!r} {size!r}")
+                    try:
+                        event_ms = iso_to_ms(r.timestamp) if r.timestamp else recv_ms
+                    except ValueError as exc:
+                        raise _Malformed(str(exc)) from None
+                    levels.append((r.id, side, price, size, event_ms))
+            except _Malformed as exc:
+                self._book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
+                continue
+            snap_ms = max((lv[4] for lv in levels), default=0) if group and group[0].timestamp else 0
+            book = self.begin_snapshot(native, recv_ns, snap_ms)
+            ids = self.ids[native] = {}
+            symbol = self.symbol_of(native)
+            emit, exchange, apply = self.emit, self.exchange, book.apply
+            flags = 0
+            try:
+                for rid, side, price, size, event_ms in levels:
+                    ids[rid] = (side, price)
+                    f = apply(side, price, size)
+                    if f & _UNKNOWN:
+                        continue
+                    flags |= f
+                    emit("lob", Lob(exchange, symbol, float(price), float(size), SIDE_NAMES[side], event_ms, atom_us))
+            except _BOOK_ERRORS as exc:
+                self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+                continue
+            if flags & _TOP_CHANGED:
+                self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
+
+    # --- trades, quotes, instruments, bins ----------------------------------------------------
+    def _on_trades(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        try:
+            rows = m.trade_decoder.decode(env.data)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed trade message", str(exc), data)
+            return
+        parsed = []
+        for t in rows:
+            taker = _TAKER.get(t.side)
+            try:
+                ms = iso_to_ms(t.timestamp)
+            except ValueError:
+                ms = -1
+            if taker is None or ms < 0 or not (_ok(t.price) and _ok(t.size)) or not t.trdMatchID:
+                self.bad_input("malformed trade", f"{t.side!r} {t.price!r} {t.size!r} {t.timestamp!r}", data)
+                return
+            if not self.known(t.symbol, data):
+                return
+            parsed.append((t, taker, ms))
+        partial = env.action == "partial"
+        if partial:
+            parsed.sort(key=lambda x: x[2])
+        atom_us = recv_ns // 1000
+        emit, exchange, seen_all = self.emit, self.exchange, self._trades_seen
+        for t, taker, ms in parsed:
+            native = t.symbol
+            seen = seen_all.get(native)
+            if seen is None or ms > seen[0]:
+                seen_all[native] = (ms, {t.trdMatchID})
+            elif ms == seen[0]:
+                if t.trdMatchID in seen[1]:
+                    continue  # published already
+                seen[1].add(t.trdMatchID)
+            elif partial:
+                continue  # older than what we published: a repeat
+            emit("trades", Trade(exchange, self._symbols[native], t.price, t.size, taker, t.trdMatchID, ms, atom_us))
+
+    def _on_quotes(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        try:
+            rows = m.quote_decoder.decode(env.data)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed quote message", str(exc), data)
+            return
+        out = []
+        for q in rows:
+            bp = q.bidPrice if q.bidPrice is not None else 0.0
+            bs = q.bidSize if q.bidSize is not None else 0.0
+            ap = q.askPrice if q.askPrice is not None else 0.0
+            asz = q.askSize if q.askSize is not None else 0.0
+            try:
+                ms = iso_to_ms(q.timestamp)
+            except ValueError:
+                ms = -1
+            if ms < 0 or not (_ok(bp) and _ok(bs) and _ok(ap) and _ok(asz)):
+                self.bad_input("malformed quote", f"{bp!r} {bs!r} {ap!r} {asz!r} {q.timestamp!r}", data)
+                return
+            if not self.known(q.symbol, data):
+                return
+            out.append((q.symbol, bp, bs, ap, asz, ms))
+        atom_us = recv_ns // 1000
+        for native, bp, bs, ap, asz, ms in out:
+            self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, ms, atom_us))
+
+    def _on_instruments(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        try:
+            rows = m.instrument_decoder.decode(env.data)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed instrument message", str(exc), data)
+            return
+        recv_ms = recv_ns // 1_000_000
+        checked = []
+        for r in rows:
+            try:
+                ms = iso_to_ms(r.timestamp) if r.timestamp is not UNSET else recv_ms
+                fts = r.fundingTimestamp
+                fts_ms = iso_to_ms(fts) if fts is not UNSET and fts is not None else fts
+            except ValueError as exc:
+                self.bad_input("malformed instrument", str(exc), data)
+                return
+            for name in ("markPrice", "openInterest"):
+                v = getattr(r, name)
+                if v is not UNSET and v is not None and not _ok(v):
+                    self.bad_input("malformed instrument", f"{name} {v!r}", data)
+                    return
+            for name in ("fundingRate", "indicativeFundingRate"):
+                v = getattr(r, name)
+                if v is not UNSET and v is not None and not math.isfinite(v):
+                    self.bad_input("malformed instrument", f"{name} {v!r}", data)
+                    return
+            if r.symbol.startswith("."):
+                continue  # an index (.BXBT), not a market
+            if not self.known(r.symbol, data):
+                return
+            checked.append((r, ms, fts_ms))
+        atom_us = recv_ns // 1000
+        partial = env.action == "partial"
+        for r, ms, fts_ms in checked:
+            native = r.symbol
+            state = self._instrument_state.get(native)
+            if state is None:
+                state = self._instrument_state[native] = [None, None, None, None]
+            if r.markPrice is not UNSET:
+                state[0] = r.markPrice
+            funding_changed = partial
+            if r.fundingRate is not UNSET:
+                state[1] = r.fundingRate
+                funding_changed = True
+            if r.indicativeFundingRate is not UNSET:
+                state[2] = r.indicativeFundingRate
+                funding_changed = True
+            if fts_ms is not UNSET:
+                state[3] = fts_ms
+                funding_changed = True
+            symbol = self._symbols[native]
+            if self._want_funding and funding_changed and state[1] is not None:
+                self.emit("funding_rate", FundingRate(
+                    self.exchange, symbol, state[0] if state[0] is not None else 0.0, state[1],
+                    state[3] if state[3] is not None else 0, state[2] if state[2] is not None else 0.0, ms, atom_us))
+            if self._want_oi and r.openInterest is not UNSET and r.openInterest is not None:
+                self.emit("open_interest", OpenInterest(self.exchange, symbol, r.openInterest, ms, atom_us))
+
+    def _on_bins(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        minutes = _BIN_MINUTES[env.table]
+        try:
+            rows = m.tradebin_decoder.decode(env.data)
+        except _DECODE_ERRORS as exc:
+            self.bad_input("malformed trade bin", str(exc), data)
+            return
+        out = []
+        for b in rows:
+            if b.open is None or b.high is None or b.low is None or b.close is None:
+                continue  # a bin without a price (no trade ever)
+            vol = b.volume if b.volume is not None else 0.0
+            try:
+                end = iso_to_ms(b.timestamp)
+            except ValueError:
+                end = -1
+            prices_ok = _ok(b.open) and _ok(b.high) and _ok(b.low) and _ok(b.close) and _ok(vol)
+            if end < minutes * 60_000 or not prices_ok or not 0 <= b.trades < 2**31:
+                self.bad_input("malformed trade bin", f"{b.timestamp!r} {b.open!r} {b.close!r} {b.trades!r}", data)
+                return
+            if not self.known(b.symbol, data):
+                return
+            out.append((b, end, vol))
+        atom_us = recv_ns // 1000
+        for b, end, vol in out:
+            self.emit("candle", Candle(self.exchange, self._symbols[b.symbol], end - minutes * 60_000, end,
+                                       _BIN_NAMES[minutes], b.trades, True, b.open, b.high, b.low, b.close, vol, end,
+                                       atom_us))

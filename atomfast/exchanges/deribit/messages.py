@@ -1,0 +1,102 @@
+"""Deribit websocket (JSON-RPC 2.0 over ``wss://www.deribit.com/ws/api/v2``) as msgspec Structs.
+
+Every frame is one JSON-RPC object: a notification ``{"method": "subscription", "params":
+{"channel": ..., "data": ...}}``, a heartbeat ``{"method": "heartbeat", "params": {"type":
+"test_request"|"heartbeat"}}``, or the answer to one of our requests (``result`` or ``error``,
+with our ``id``). The envelope is decoded first with ``data`` left as ``msgspec.Raw``; the data
+is then decoded with the Struct of its channel (``book``, ``trades``, ``ticker``,
+``chart.trades``). Book prices and amounts stay ``msgspec.Raw``: the exact digits go to the book.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+from msgspec import Raw, Struct
+
+EMPTY = Raw(b"")
+
+
+class RpcError(Struct, gc=False):
+    code: int = 0
+    message: str = ""
+
+
+class Params(Struct, gc=False):
+    channel: str = ""
+    data: Raw = EMPTY
+    type: str = ""  # heartbeat: "test_request" | "heartbeat"
+
+
+class Envelope(Struct, gc=False):
+    jsonrpc: str = ""
+    method: str = ""
+    params: Union[Params, None] = None
+    id: Union[int, str, None] = None
+    result: Raw = EMPTY
+    error: Union[RpcError, None] = None
+
+
+#: one book level: [action, price, amount]; action "new" | "change" | "delete"
+Level = tuple[str, Raw, Raw]
+
+
+class Book(Struct, gc=False):
+    """``book.{instrument}.{interval}``: ``type`` "snapshot" (with ``change_id``) or "change"
+    (with ``prev_change_id`` too)."""
+
+    instrument_name: str
+    change_id: int
+    timestamp: int
+    type: str = ""
+    prev_change_id: Union[int, None] = None
+    bids: list[Level] = []
+    asks: list[Level] = []
+
+
+class Trade(Struct, gc=False):
+    """One trade of ``trades.{instrument}.{interval}``; ``direction`` is the taker's side."""
+
+    instrument_name: str
+    trade_id: Union[str, int]
+    timestamp: int
+    price: float
+    amount: float
+    direction: str
+    trade_seq: int = 0
+
+
+class Ticker(Struct, gc=False):
+    """``ticker.{instrument}.{interval}`` (the fields we publish; the rest is skipped)."""
+
+    instrument_name: str
+    timestamp: int
+    best_bid_price: Union[float, None] = None
+    best_bid_amount: Union[float, None] = None
+    best_ask_price: Union[float, None] = None
+    best_ask_amount: Union[float, None] = None
+    mark_price: Union[float, None] = None
+    open_interest: Union[float, None] = None
+    current_funding: Union[float, None] = None
+    funding_8h: Union[float, None] = None
+
+
+class Chart(Struct, gc=False):
+    """``chart.trades.{instrument}.{resolution}``: the current candle of that resolution."""
+
+    tick: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    cost: Union[float, None] = None
+
+
+envelope_decoder = msgspec.json.Decoder(Envelope)
+book_decoder = msgspec.json.Decoder(Book)
+trades_decoder = msgspec.json.Decoder(list[Trade])
+ticker_decoder = msgspec.json.Decoder(Ticker)
+chart_decoder = msgspec.json.Decoder(Chart)
+channels_decoder = msgspec.json.Decoder(list[str])
+encode = msgspec.json.Encoder().encode
