@@ -112,22 +112,33 @@ def _read_frames(path: Path, conn: int) -> Iterator[Frame]:
 
 
 def _read_cryptofeed_ws(path: Path, conn: int) -> Iterator[Frame]:
+    """Binary-mode parse: a received line is ``<digits>.<digits>: <payload>`` (the common case,
+    split without a regex and without decoding the payload); other lines are rare."""
     url = ""
-    with _open_text(path) as fh:
+    new = tuple.__new__  # Frame(...) without the Python-level NamedTuple __new__
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
         for line in fh:
-            line = line.rstrip("\n")
+            if line[-1:] == b"\n":
+                line = line[:-1]
             if not line:
                 continue
-            m = _CF_RECV.match(line)
+            if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
+                ts, sep, payload = line.partition(b": ")
+                if sep:
+                    whole, _, frac = ts.partition(b".")
+                    ts_ns = int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
+                    if payload[:2] in (b"b'", b'b"'):
+                        yield Frame(ts_ns, conn, RECV, url, ast.literal_eval(payload.decode("utf-8", "surrogateescape")), True)
+                    else:
+                        yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
+                    continue
+            text = line.decode("utf-8", "surrogateescape")
+            m = _CF_SENT.match(text)
             if m:
-                data, binary = _payload_bytes(m.group(2))
-                yield Frame(_secs_to_ns(m.group(1)), conn, RECV, url, data, binary)
+                yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode("utf-8", "surrogateescape"))
                 continue
-            m = _CF_SENT.match(line)
-            if m:
-                yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode())
-                continue
-            m = _CF_OPEN.match(line)
+            m = _CF_OPEN.match(text)
             if m:
                 url = m.group(1)
                 yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
