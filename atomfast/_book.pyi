@@ -63,7 +63,11 @@ class L2Book:
     def checksum_kraken(self, book_scale: bool = False) -> int:
         """Kraken websocket v1/v2 CRC-32 (unsigned) of the top 10 asks then top 10 bids.
         ``book_scale=False``: values written with their sent decimals (v1 strings);
-        ``True``: with the book's scale (v2 numbers; build the book at the pair's precision)."""
+        ``True``: with the book's scale (v2 numbers; build the book at the pair's precision).
+
+        The first checksum call gives the book a fixed 6.4 KB cache (not in ``nbytes``) of
+        the level texts it wrote; later calls only rewrite the levels that changed. Use one
+        kind of checksum per book: mixing kinds is correct but rewrites every level."""
     def checksum_okx(self) -> int:
         """OKX CRC-32 (signed) of the top 25 levels, "bidPx:bidSz:askPx:askSz:..." as sent."""
     def checksum_bitfinex(self) -> int:
@@ -138,3 +142,9 @@ def format_ticks(ticks: int, decimals: int = 8, sent_decimals: int = -1) -> str:
 
 def format_js(ticks: int, decimals: int = 8) -> str:
     """JavaScript Number toString text of ``ticks * 10**-decimals`` ("1.5e-7", "0.5", "100")."""
+
+# Internal (tests): the CRC-32 the checksums use, as zlib.crc32(data, value); clmul=False forces
+# the table implementation. _CRC_CLMUL: whether the CPU's carry-less multiply is used.
+_CRC_CLMUL: Final[bool]
+
+def _crc32(data: bytes, value: int = 0, clmul: bool = True) -> int: ...

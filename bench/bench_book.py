@@ -13,7 +13,11 @@ Captures: Kraken websocket v1 ``book-1000`` (6 pairs, one book each: snapshots t
 Binance USD-M ``btcusdt@depth@0ms`` (REST snapshot, then the diff updates after it, first 200k
 deltas). Nothing is truncated (same work for all): the Binance book grows to ~6,900 levels,
 the Kraken books to ~3,500 levels in all. ``extra_info`` carries ``ns_per_delta`` (median
-round / deltas) and ``levels_at_end``. Run with::
+round / deltas) and ``levels_at_end``.
+
+Checksums: the Kraken v1 replay as a client runs it (apply the update's levels, truncate to
+1000, verify the update's CRC32), ``checksum_kraken()`` against the same check written in
+Python (``levels()`` strings, ``str`` work, ``zlib.crc32``). Run with::
 
     pytest bench/bench_book.py --benchmark-only
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 
 import pytest
 
@@ -198,3 +203,81 @@ def test_binance_usdm_book(benchmark, binance, impl):
     deltas, scales = binance
     assert len(deltas) == BINANCE_DELTAS
     _run(benchmark, impl, deltas, scales, rounds=7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kraken checksum per update
+
+
+def _kraken_updates():
+    """[(book, [(side, price, size), ...], checksum or None)], snapshots first, and the scales."""
+    path = capture("cryptofeed/KRAKEN.ws.50.0")
+    events: list[tuple[int, list[tuple[int, str, str]], int | None]] = []
+    books: dict[int, int] = {}
+    scales: list[tuple[int, int]] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("wss://"):
+                continue
+            payload = line.partition(": ")[2]
+            if not payload.startswith("["):
+                continue
+            msg = json.loads(payload)
+            rows, crc = [], None
+            for part in msg[1:-2]:
+                if "as" in part or "bs" in part:
+                    first = (part.get("as") or part["bs"])[0][0]
+                    books[msg[0]] = len(scales)
+                    scales.append((len(first.partition(".")[2]), 8))
+                for key, side in (("as", ASK), ("a", ASK), ("bs", BID), ("b", BID)):
+                    rows += [(side, level[0], level[1]) for level in part.get(key, ())]
+                crc = int(part["c"]) if "c" in part else crc
+            events.append((books[msg[0]], rows, crc))
+    return events, scales
+
+
+def _python_kraken_checksum(book) -> int:
+    def piece(v: str) -> str:
+        return v.replace(".", "").lstrip("0")
+
+    text = "".join(piece(p) + piece(s) for p, s in book.levels(ASK, 10) + book.levels(BID, 10))
+    return zlib.crc32(text.encode())
+
+
+def replay_checksums(events, scales, checksum):
+    books = [L2Book(p, s) for p, s in scales]
+    bad = 0
+    for i, rows, crc in events:
+        book = books[i]
+        for side, price, size in rows:
+            book.apply(side, price, size)
+        if crc is not None:
+            book.truncate(1000)
+            bad += checksum(book) != crc
+    return bad
+
+
+CHECKSUMS = {
+    "atomfast": lambda book: book.checksum_kraken(),
+    "python-zlib": _python_kraken_checksum,
+}
+
+
+@pytest.fixture(scope="module")
+def kraken_updates():
+    return _kraken_updates()
+
+
+@pytest.mark.benchmark(group="l2-book: kraken book-1000 replay + checksum per update")
+@pytest.mark.parametrize("impl", list(CHECKSUMS))
+def test_kraken_checksum_replay(benchmark, kraken_updates, impl):
+    events, scales = kraken_updates
+    updates = sum(crc is not None for _, _, crc in events)
+    assert updates == 2437
+    bad = benchmark.pedantic(replay_checksums, args=(events, scales, CHECKSUMS[impl]), rounds=15,
+                             iterations=1, warmup_rounds=1)
+    assert bad == 0  # every CRC32 of the capture
+    info = benchmark.extra_info
+    info["units"] = updates
+    info["unit"] = "update"
+    info["ns_per_update"] = round(benchmark.stats.stats.median / updates * 1e9, 1)

@@ -29,7 +29,7 @@ from atomfast._book import (
     parse_decimal,
     parse_ticks,
 )
-from atomfast._book import LEVEL_BYTES, L3_LEVEL_BYTES, ORDER_BYTES
+from atomfast._book import LEVEL_BYTES, L3_LEVEL_BYTES, ORDER_BYTES, _crc32, _CRC_CLMUL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +249,113 @@ def test_format_helpers():
     for (ticks, scale), text in cases.items():
         assert format_js(ticks, scale) == text
         assert js_number(fixed(ticks, scale, scale)) == text
+
+
+def test_parse_fast_path_agrees_with_the_general_parser():
+    # Plain "[+-]digits[.digits]" strings of up to 19 digits take a fast path; the same text
+    # with an exponent of 0 takes the general one: values, decimals and errors must agree.
+    import random
+
+    rng = random.Random(5)
+    texts = ["0", "-0", "+0", "00", "0.0", "1", "-1", "+1.5", "0.00002290", "22900.72005",
+             "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+             "922337203685477580.7", "92233720368547758.08", "9999999999999999999",
+             "1234567890.123456789", "12345678901.23456789", "0.0000000000000000001",
+             "0.00000000000000000010", "1.00000000", "12345678.12345678", "0.12345678"]
+    for _ in range(3000):
+        ip = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 12)))
+        fp = "".join(rng.choice("00123456789") for _ in range(rng.randrange(0, 12)))
+        texts.append(rng.choice(["", "", "-", "+"]) + ip + ("." + fp if fp else ""))
+
+    def outcome(text, decimals):
+        try:
+            return parse_decimal(text, decimals)
+        except ValueError as exc:
+            return str(exc).replace("e0'", "'")
+
+    for text in texts:
+        for decimals in (0, 2, 5, 8, 10, 18):
+            assert outcome(text, decimals) == outcome(text + "e0", decimals), (text, decimals)
+
+
+def test_formatting_matches_the_reference():
+    import random
+
+    rng = random.Random(3)
+    values = [0, 1, 9, 10, 99, 100, 2**63 - 1, -(2**63), -1, -10]
+    values += [10**k + d for k in range(19) for d in (-1, 0, 1)]
+    values += [rng.randrange(-(2**63), 2**63) for _ in range(300)]
+    values += [rng.randrange(1, 10**rng.randrange(1, 12)) * 10**rng.randrange(0, 8) for _ in range(300)]
+    for ticks in values:
+        if not -(2**63) <= ticks < 2**63:
+            continue
+        for scale in range(19):
+            dec = needed_decimals(ticks, scale)
+            for sent in {dec, scale, scale + 3, dec + 1}:
+                assert format_ticks(ticks, scale, sent) == fixed(ticks, scale, sent)
+            if abs(ticks) < 10**15:  # js_number assumes the shortest round-trip digits
+                assert format_js(ticks, scale) == js_number(fixed(ticks, scale, scale))
+
+
+def test_crc_matches_zlib_on_every_path():
+    import random
+
+    rng = random.Random(9)
+    for n in list(range(300)) + [511, 512, 513, 1000, 4096, 10000]:
+        data = rng.randbytes(n)
+        value = rng.getrandbits(32) if n % 2 else 0
+        want = zlib.crc32(data, value)
+        assert _crc32(data, value) == want  # carry-less multiply from 64 bytes, where the CPU has it
+        assert _crc32(data, value, clmul=False) == want  # slicing-by-8 tables
+    assert isinstance(_CRC_CLMUL, bool)
+
+
+def test_checksum_text_cache_follows_every_change():
+    # A book keeps the texts of the levels its last checksum wrote and reuses those whose
+    # price/size/decimals are unchanged. Drive one book per checksum (so that the cache is
+    # warm) through insertions above the top (shifts), removals, size and decimals changes,
+    # truncation and clear, against the reference after every step.
+    import random
+
+    rng = random.Random(21)
+    kinds = {
+        "kraken": (lambda b: b.checksum_kraken(), kraken_ref),
+        "okx": (lambda b: b.checksum_okx(), okx_ref),
+        "bitfinex": (lambda b: b.checksum_bitfinex(), bitfinex_ref),
+    }
+    for name, (checksum, ref) in kinds.items():
+        for trial in range(12):
+            book = L2Book(P_SCALE, S_SCALE)
+            model = {BID: {}, ASK: {}}
+            width = (12, 40, 200)[trial % 3]
+            for _ in range(250):
+                side = rng.choice((BID, ASK))
+                pt = (5000 - rng.randrange(width)) if side == BID else (5001 + rng.randrange(width))
+                pt *= 10
+                if rng.random() < 0.3:
+                    book.apply(side, fixed(pt, P_SCALE, P_SCALE), "0")
+                    model[side].pop(pt, None)
+                else:
+                    st_ = rng.choice((0, 5, 10**6, 123456, rng.randrange(1, 10**8)))
+                    if st_ == 0:
+                        st_ = 1
+                    pdec = rng.choice((needed_decimals(pt, P_SCALE), P_SCALE, P_SCALE + 30))
+                    sdec = rng.choice((needed_decimals(st_, S_SCALE), S_SCALE, S_SCALE + 1))
+                    ptext, stext = fixed(pt, P_SCALE, pdec), fixed(st_, S_SCALE, sdec)
+                    book.apply(side, ptext, stext)
+                    model[side][pt] = (ptext, stext)
+                if rng.random() < 0.02:
+                    depth = rng.randrange(0, 30)
+                    book.truncate(depth)
+                    for s in (BID, ASK):
+                        keep = sorted(model[s], reverse=(s == BID))[:depth]
+                        model[s] = {p: model[s][p] for p in keep}
+                if rng.random() < 0.01:
+                    book.clear()
+                    model = {BID: {}, ASK: {}}
+                bids = [model[BID][p] for p in sorted(model[BID], reverse=True)]
+                asks = [model[ASK][p] for p in sorted(model[ASK])]
+                assert checksum(book) == ref(bids, asks), (name, trial)
 
 
 def test_struct_sizes_meet_the_memory_target():

@@ -16,9 +16,14 @@ Everything that moves on the hot path lives in C:
   is cached, so best bid/ask are O(1); top-N walks the tree in order.
 * Each level remembers how many decimals its price and size were SENT with, so the
   exchange's string can be rebuilt exactly ("0.1000" comes back as "0.1000"); the
-  exchange checksums (Kraken, OKX, Bitfinex) are computed from those rebuilt strings,
-  with a table CRC-32 (the same CRC as zlib's) fed piece by piece: no big buffer, no
-  Python string.
+  exchange checksums (Kraken, OKX, Bitfinex) are computed from those rebuilt strings:
+  written into one stack buffer (digits 8 at a time, SWAR), then one CRC-32 pass over it
+  (the same CRC as zlib's; carry-less multiplication where the CPU has PCLMULQDQ, else
+  slicing-by-8 tables). No Python string. A book that computes checksums keeps the texts
+  of the levels its last checksum wrote (a fixed 6.4 KB, see "Checksum text cache") and
+  only rewrites the levels that changed since.
+* The parse of a plain ``digits[.digits]`` string (what exchanges send) takes a fast path
+  (one pass, 8 fraction digits at once); exponents and errors go to the general parser.
 
 The L3 book keeps, per level, a doubly linked list of ``Order`` structs (arrival order) in a
 second pool and maintains the level's total size. Only the order-id -> slot map is a Python
@@ -27,10 +32,11 @@ second pool and maintains the level's total size. Only the order-id -> slot map 
 Not thread-safe: a book belongs to one thread (the hot path holds the GIL throughout).
 """
 
-from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint8_t, INT64_MAX
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, uint8_t, INT64_MAX
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
 from cpython.unicode cimport PyUnicode_Check
+from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
@@ -40,6 +46,7 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object unicode)
     Py_ssize_t PyUnicode_GET_LENGTH(object unicode)
     object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+    long long PyLong_AsLongLongAndOverflow(object obj, int* overflow) except? -1
 
 
 # ---------------------------------------------------------------------------------------
@@ -62,49 +69,170 @@ cdef enum:
 cdef enum:
     MAX_SCALE = 18           # 10**18 < 2**63: the largest scale whose unit fits in int64
     MAX_SENT = 255           # sent decimals are stored in a uint8
-    FMT_BUF = 320            # sign + 19 integer digits + '.' + 255 decimals, with room
+    FMT_BUF = 320            # sign + 19 integer digits + '.' + 255 decimals, with room for
+                             # the fixed-size (8..25 byte) stores the formatters make
+    CK_BUF = 4096            # a checksum's string buffer (on the stack), flushed to the CRC
+                             # when more than CK_BUF - 2 * FMT_BUF (Kraken; OKX/Bitfinex: 4 *)
+                             # bytes are pending: room for the longest level(s) and the
+                             # fixed-size copies past them
     MAX_CAPACITY = 1 << 30   # int32 indices
 
 cdef int64_t P10[19]
+cdef int64_t P10_LIMIT[19]   # INT64_MAX // 10**k: m * 10**k fits in int64 iff m <= P10_LIMIT[k]
 cdef int _i
 P10[0] = 1
 for _i in range(1, 19):
     P10[_i] = P10[_i - 1] * 10
+for _i in range(19):
+    P10_LIMIT[_i] = INT64_MAX // P10[_i]
 
 
 # ---------------------------------------------------------------------------------------
 # CRC-32 (ISO-HDLC, reflected polynomial 0xEDB88320): identical to zlib.crc32
 # ---------------------------------------------------------------------------------------
+#
+# A checksum first writes its whole string into one stack buffer, then runs the CRC over it
+# in one go. On x86-64 CPUs with PCLMULQDQ (every x86-64 CPU since 2010; checked at import
+# with cpuid) the CRC folds 64 bytes per step with carry-less multiplications, as in
+# "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ Instruction" (Gopal et al.,
+# Intel, 2009): a few hundred instructions for a Kraken string (~300 bytes), where a
+# byte-by-byte table CRC needs ~6 instructions per byte and zlib 1.2.13's ~4 per byte.
+# Elsewhere (and for the last < 16 bytes, and for buffers < 64 bytes) a slicing-by-8 table
+# CRC. The running state is kept pre-inverted: start with 0xFFFFFFFF, finish with ~state.
 
-cdef uint32_t CRC_TABLE[256]
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+
+    static uint32_t af_crc_tab[8][256];
+    static int af_crc_clmul_ok = 0;     /* the CPU has PCLMULQDQ (set by af_crc_init) */
+    static int af_crc_use_clmul = 0;    /* use it (tests switch it off to check the tables) */
+
+    static uint32_t af_crc_sw(uint32_t c, const unsigned char *p, size_t n)
+    {
+        while (n >= 8) {
+            uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8
+                               | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+            uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8
+                          | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+            c = af_crc_tab[7][lo & 0xff] ^ af_crc_tab[6][(lo >> 8) & 0xff]
+                ^ af_crc_tab[5][(lo >> 16) & 0xff] ^ af_crc_tab[4][lo >> 24]
+                ^ af_crc_tab[3][hi & 0xff] ^ af_crc_tab[2][(hi >> 8) & 0xff]
+                ^ af_crc_tab[1][(hi >> 16) & 0xff] ^ af_crc_tab[0][hi >> 24];
+            p += 8;
+            n -= 8;
+        }
+        while (n--)
+            c = af_crc_tab[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+        return c;
+    }
+
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #define AF_CRC_CLMUL 1
+    #include <cpuid.h>
+    #include <emmintrin.h>
+    #include <wmmintrin.h>
+
+    /* x * k (both 64-bit halves, carry-less) folded onto y: the 128-bit lane x moved
+       forward by the distance k encodes, then the next data added. */
+    #define AF_FOLD(x, k, y) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128((x), (k), 0x00), \
+                                         _mm_clmulepi64_si128((x), (k), 0x11)), (y))
+    #define AF_LOAD(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+
+    /* n >= 64 and a multiple of 16. Constants: x^k mod P(x), bit-reflected, from the paper
+       (k1/k2: fold by 4x128 bits, k3/k4: by 128, k5: 96 -> 64 bits, then P and mu). */
+    __attribute__((target("sse2,pclmul")))
+    static uint32_t af_crc_clmul(uint32_t c, const unsigned char *p, size_t n)
+    {
+        const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596LL, 0x0154442bd4LL);
+        const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009eLL, 0x01751997d0LL);
+        const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124LL);
+        const __m128i pmu = _mm_set_epi64x(0x01f7011641LL, 0x01db710641LL);
+        const __m128i low32 = _mm_setr_epi32(-1, 0, -1, 0);
+        __m128i a = AF_LOAD(p), b = AF_LOAD(p + 16), d = AF_LOAD(p + 32), e = AF_LOAD(p + 48);
+        a = _mm_xor_si128(a, _mm_cvtsi32_si128((int)c));
+        p += 64;
+        n -= 64;
+        while (n >= 64) {
+            a = AF_FOLD(a, k1k2, AF_LOAD(p));
+            b = AF_FOLD(b, k1k2, AF_LOAD(p + 16));
+            d = AF_FOLD(d, k1k2, AF_LOAD(p + 32));
+            e = AF_FOLD(e, k1k2, AF_LOAD(p + 48));
+            p += 64;
+            n -= 64;
+        }
+        a = AF_FOLD(a, k3k4, b);
+        a = AF_FOLD(a, k3k4, d);
+        a = AF_FOLD(a, k3k4, e);
+        while (n >= 16) {
+            a = AF_FOLD(a, k3k4, AF_LOAD(p));
+            p += 16;
+            n -= 16;
+        }
+        /* 128 -> 64 bits */
+        b = _mm_clmulepi64_si128(a, k3k4, 0x10);
+        a = _mm_xor_si128(_mm_srli_si128(a, 8), b);
+        /* 96 -> 64 bits */
+        b = _mm_srli_si128(a, 4);
+        a = _mm_clmulepi64_si128(_mm_and_si128(a, low32), k5, 0x00);
+        a = _mm_xor_si128(a, b);
+        /* Barrett reduction to 32 bits */
+        b = _mm_clmulepi64_si128(_mm_and_si128(a, low32), pmu, 0x10);
+        b = _mm_clmulepi64_si128(_mm_and_si128(b, low32), pmu, 0x00);
+        a = _mm_xor_si128(a, b);
+        return (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(a, 4));
+    }
+    #undef AF_FOLD
+    #undef AF_LOAD
+    #endif
+
+    static void af_crc_init(void)
+    {
+        uint32_t c;
+        int i, k;
+        for (i = 0; i < 256; i++) {
+            c = (uint32_t)i;
+            for (k = 0; k < 8; k++)
+                c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+            af_crc_tab[0][i] = c;
+        }
+        for (i = 0; i < 256; i++)
+            for (k = 1; k < 8; k++)
+                af_crc_tab[k][i] = (af_crc_tab[k - 1][i] >> 8)
+                                   ^ af_crc_tab[0][af_crc_tab[k - 1][i] & 0xff];
+    #ifdef AF_CRC_CLMUL
+        {
+            unsigned int eax, ebx, ecx, edx;
+            if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_PCLMUL))
+                af_crc_clmul_ok = 1;
+        }
+    #endif
+        af_crc_use_clmul = af_crc_clmul_ok;
+    }
+
+    /* The running (pre-inverted) state after n more bytes. */
+    static inline uint32_t af_crc(uint32_t c, const char *s, size_t n)
+    {
+        const unsigned char *p = (const unsigned char *)s;
+    #ifdef AF_CRC_CLMUL
+        if (n >= 64 && af_crc_use_clmul) {
+            size_t m = n & ~(size_t)15;
+            c = af_crc_clmul(c, p, m);
+            p += m;
+            n -= m;
+        }
+    #endif
+        return af_crc_sw(c, p, n);
+    }
+    """
+    int af_crc_clmul_ok
+    int af_crc_use_clmul
+    void af_crc_init() noexcept nogil
+    uint32_t af_crc(uint32_t state, const char* p, size_t n) noexcept nogil
 
 
-cdef void _crc_init() noexcept:
-    cdef uint32_t c
-    cdef int i, k
-    for i in range(256):
-        c = <uint32_t>i
-        for k in range(8):
-            if c & 1:
-                c = (c >> 1) ^ 0xEDB88320u
-            else:
-                c = c >> 1
-        CRC_TABLE[i] = c
-
-
-_crc_init()
-
-
-# The running state is kept pre-inverted: start with 0xFFFFFFFF, finish with ~state.
-cdef inline uint32_t _crc_feed(uint32_t state, const char* p, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        state = CRC_TABLE[(state ^ <uint8_t>p[i]) & 0xFF] ^ (state >> 8)
-    return state
-
-
-cdef inline uint32_t _crc_byte(uint32_t state, char b) noexcept nogil:
-    return CRC_TABLE[(state ^ <uint8_t>b) & 0xFF] ^ (state >> 8)
+af_crc_init()
 
 
 # ---------------------------------------------------------------------------------------
@@ -242,6 +370,110 @@ cdef int _parse_dec(const char* s, Py_ssize_t n, int scale, bint allow_negative,
     return P_OK
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \
+        && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* If p[0:8] are 8 ASCII digits, their value into *v and 1; else 0. (SWAR: the digit
+       test and the 8 -> 4 -> 2 -> 1 lane merges of the usual 8-digit parser.) */
+    static inline int af_parse8(const char *p, uint64_t *v)
+    {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (((w + 0x4646464646464646ULL) | (w - 0x3030303030303030ULL)) & 0x8080808080808080ULL)
+            return 0;
+        w -= 0x3030303030303030ULL;
+        w = (w * 10) + (w >> 8);
+        *v = (((w & 0x000000FF000000FFULL) * 0x000F424000000064ULL)
+              + (((w >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+        return 1;
+    }
+    #else
+    static inline int af_parse8(const char *p, uint64_t *v)
+    {
+        (void)p;
+        (void)v;
+        return 0;
+    }
+    #endif
+    """
+    int af_parse8(const char* p, uint64_t* v) noexcept nogil
+
+
+cdef inline int _parse_plain(const char* s, Py_ssize_t n, int scale, bint allow_negative,
+                             int64_t* out, int* sent) noexcept nogil:
+    """Fast path of _parse_dec for what exchanges send: ``[+-]digits[.digits]`` with at most
+    19 digits in all. Returns the same status as _parse_dec, or -1 when the string is not of
+    that form (exponent, syntax error, too many digits): _parse_dec then decides.
+
+    All digits go into one uint64 (< 10**19: no overflow); the value is m * 10**-frac, so
+    the ticks are m * 10**(scale - frac), or m / 10**(frac - scale) when that is exact."""
+    cdef Py_ssize_t i = 0, start
+    cdef bint neg = False
+    cdef uint64_t m = 0, d, q
+    cdef int frac = 0, shift
+    cdef char c
+    if n <= 0 or n > 21:                # sign + 19 digits + '.'
+        return -1
+    c = s[0]
+    if c == c'-' or c == c'+':
+        neg = c == c'-'
+        i = 1
+    start = i
+    while i < n:                        # integer part
+        d = <uint64_t>(<uint8_t>s[i]) - <uint64_t>48      # '0'
+        if d > 9:
+            break
+        m = m * 10 + d
+        i += 1
+    if i == start:
+        return -1
+    if i < n:                           # fraction
+        if s[i] != c'.':
+            return -1
+        i += 1
+        frac = <int>(n - i)
+        if frac == 0:
+            return -1
+        if i + 8 <= n and af_parse8(s + i, &q):     # 8 digits at once (sizes at 8 decimals)
+            m = m * 100000000 + q
+            i += 8
+        while i < n:
+            d = <uint64_t>(<uint8_t>s[i]) - <uint64_t>48
+            if d > 9:
+                return -1
+            m = m * 10 + d
+            i += 1
+        if n - start - 1 > 19:
+            return -1
+    elif n - start > 19:
+        return -1
+    if m > <uint64_t>INT64_MAX:
+        return -1
+    if neg and m != 0 and not allow_negative:
+        return P_NEGATIVE
+    sent[0] = frac
+    if m == 0:
+        out[0] = 0
+        return P_OK
+    shift = scale - frac
+    if shift >= 0:
+        if m > <uint64_t>P10_LIMIT[shift]:
+            return P_RANGE
+        m *= <uint64_t>P10[shift]
+    else:
+        if -shift > 18:                 # m < 10**19 is not a multiple of 10**19
+            return P_PRECISION
+        q = m // <uint64_t>P10[-shift]
+        if q * <uint64_t>P10[-shift] != m:
+            return P_PRECISION          # non-zero digits beyond the scale
+        m = q
+    out[0] = -<int64_t>m if neg else <int64_t>m
+    return P_OK
+
+
 cdef const char* _buffer(object value, Py_ssize_t* n) except NULL:
     if PyUnicode_Check(value):
         if PyUnicode_IS_COMPACT_ASCII(value):
@@ -275,7 +507,9 @@ cdef inline int _parse(object value, int scale, bint allow_negative, str what,
                        int64_t* out, int* sent) except -1:
     cdef Py_ssize_t n
     cdef const char* s = _buffer(value, &n)
-    cdef int status = _parse_dec(s, n, scale, allow_negative, out, sent)
+    cdef int status = _parse_plain(s, n, scale, allow_negative, out, sent)
+    if status < 0:
+        status = _parse_dec(s, n, scale, allow_negative, out, sent)
     if status != P_OK:
         _raise_parse(status, value, what, scale)
     return 0
@@ -285,18 +519,117 @@ cdef inline int _parse(object value, int scale, bint allow_negative, str what,
 # Formatting: ticks -> decimal text (exact, as sent) and JavaScript Number text (Bitfinex)
 # ---------------------------------------------------------------------------------------
 
+cdef extern from *:
+    """
+    #include <string.h>
+
+    static const uint64_t af_pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
+    /* Number of decimal digits of v (1 for 0). */
+    static inline int af_ndigits(uint64_t v)
+    {
+    #if defined(__GNUC__) || defined(__clang__)
+        /* floor(log10(2) * bits) is the digit count or one less */
+        int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+        return t + ((v | 1) >= af_pow10[t]);
+    #else
+        int t = 1;
+        while (t < 20 && v >= af_pow10[t])
+            t++;
+        return t;
+    #endif
+    }
+
+    #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \
+        && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* The 8 digits of n < 10**8 as ASCII in one word, the first digit in the lowest byte
+       (SWAR: the lanes are split 4+4 digits, then 2+2, then 1+1, by multiplications with
+       reciprocals that are exact in range: x*10486 >> 20 == x/100 for x < 10**4 and
+       x*103 >> 10 == x/10 for x < 100). */
+    static inline uint64_t af_digits8(uint32_t n)
+    {
+        uint64_t hi = n / 10000u, x, q;
+        x = hi | ((uint64_t)(n - (uint32_t)hi * 10000u) << 32);
+        q = ((x * 10486u) >> 20) & 0x0000007F0000007FULL;
+        x = q | ((x - q * 100u) << 16);
+        q = ((x * 103u) >> 10) & 0x000F000F000F000FULL;
+        x = q | ((x - q * 10u) << 8);
+        return x | 0x3030303030303030ULL;
+    }
+
+    #if defined(__GNUC__) || defined(__clang__)
+    #define AF_INLINE static inline __attribute__((always_inline))
+    #else
+    #define AF_INLINE static inline
+    #endif
+
+    /* The last k digits of v, zero-padded, at out[0:k] (k <= 20, v < 10**k). Stores 8 bytes
+       at a time: may write up to 8 bytes past out + k (every caller leaves that room). */
+    AF_INLINE void af_put_digits(char *out, uint64_t v, int k)
+    {
+        uint64_t w, mid, lo;
+        if (k <= 8) {
+            if (k <= 0)
+                return;
+            w = af_digits8((uint32_t)v) >> (8 * (8 - k));
+            memcpy(out, &w, 8);
+            return;
+        }
+        lo = v % 100000000u;
+        v /= 100000000u;
+        if (k <= 16) {
+            w = af_digits8((uint32_t)v) >> (8 * (16 - k));
+            memcpy(out, &w, 8);
+        } else {
+            mid = v % 100000000u;
+            w = af_digits8((uint32_t)(v / 100000000u)) >> (8 * (24 - k));
+            memcpy(out, &w, 8);
+            w = af_digits8((uint32_t)mid);
+            memcpy(out + k - 16, &w, 8);
+        }
+        w = af_digits8((uint32_t)lo);
+        memcpy(out + k - 8, &w, 8);
+    }
+    #else
+    static inline void af_put_digits(char *out, uint64_t v, int k)
+    {
+        while (k > 0) {
+            out[--k] = (char)('0' + (int)(v % 10));
+            v /= 10;
+        }
+    }
+    #endif
+
+    /* Move p[0:n] (n <= 23) one byte right; moves 24 bytes: p[1:25] is overwritten. */
+    static inline void af_shift1(char *p, int n)
+    {
+        char t[24];
+        (void)n;
+        memcpy(t, p, 24);
+        memcpy(p + 1, t, 24);
+    }
+
+    /* n <= 24 '0's at p; writes 24 bytes. */
+    static inline void af_zeros24(char *p, int n)
+    {
+        (void)n;
+        memcpy(p, "000000000000000000000000", 24);
+    }
+    """
+    int af_ndigits(uint64_t v) noexcept nogil
+    void af_put_digits(char* out, uint64_t v, int k) noexcept nogil
+    void af_shift1(char* p, int n) noexcept nogil
+    void af_zeros24(char* p, int n) noexcept nogil
+
+
 cdef inline int _utoa(char* out, uint64_t v) noexcept nogil:
     """Decimal digits of v (at least one), returns the length."""
-    cdef char tmp[24]
-    cdef int k = 0, j
-    while True:
-        tmp[k] = <char>(c'0' + <int>(v % 10))
-        k += 1
-        v //= 10
-        if v == 0:
-            break
-    for j in range(k):
-        out[j] = tmp[k - 1 - j]
+    cdef int k = af_ndigits(v)
+    af_put_digits(out, v, k)
     return k
 
 
@@ -304,37 +637,69 @@ cdef int _fmt_fixed(char* out, int64_t ticks, int scale, int dec) noexcept nogil
     """ticks at `scale` written with exactly `dec` decimals (no exponent).
 
     Exact when the value has at most `dec` significant decimals, which holds for every
-    value stored with the decimals it was sent with. Returns the length."""
-    cdef int pos = 0, k, j
-    cdef uint64_t v, ip, fp
-    cdef char digits[24]
+    value stored with the decimals it was sent with. Returns the length (at most
+    1 + 19 + 1 + 255 < FMT_BUF); may write up to 25 bytes past it."""
+    cdef int pos = 0, d, k
+    cdef uint64_t u
     if ticks < 0:
         out[0] = c'-'
         pos = 1
-        v = <uint64_t>(-(ticks + 1)) + 1
+        u = <uint64_t>(-(ticks + 1)) + 1
     else:
-        v = <uint64_t>ticks
-    ip = v // <uint64_t>P10[scale]
-    fp = v % <uint64_t>P10[scale]
-    pos += _utoa(out + pos, ip)
-    if dec <= 0:
-        return pos
-    out[pos] = c'.'
-    pos += 1
-    if dec <= scale:
-        fp //= <uint64_t>P10[scale - dec]
-        k = dec
+        u = <uint64_t>ticks
+    # u: the value times 10**d, an integer; the text is u with d decimals, then zeros
+    if dec < scale:
+        u //= <uint64_t>P10[scale - dec]
+        d = dec
     else:
-        k = scale
-    # fp zero-padded to k digits
-    for j in range(k - 1, -1, -1):
-        out[pos + j] = <char>(c'0' + <int>(fp % 10))
-        fp //= 10
-    pos += k
-    for j in range(dec - k):
+        d = scale
+    k = af_ndigits(u)
+    if k > d:                           # "ddd" or "ddd.ddd"
+        af_put_digits(out + pos, u, k)
+        if dec > 0:
+            af_shift1(out + pos + k - d, d)
+            out[pos + k - d] = c'.'
+            pos += 1
+        pos += k
+    else:                               # "0.0ddd" (d >= k >= 1)
         out[pos] = c'0'
-        pos += 1
+        out[pos + 1] = c'.'
+        pos += 2
+        af_zeros24(out + pos, d - k)    # d <= 18
+        af_put_digits(out + pos + d - k, u, k)
+        pos += d
+    if dec > d:
+        memset(out + pos, c'0', dec - d)
+        pos += dec - d
     return pos
+
+
+cdef inline int _fmt_kraken(char* out, int64_t ticks, int scale, int dec) noexcept nogil:
+    """Kraken's checksum text of a value: its text with `dec` decimals, '.' removed, then
+    leading zeros removed, i.e. the digits of the integer value * 10**dec (nothing for 0).
+    Returns the length (at most 19 + 255 < FMT_BUF)."""
+    cdef uint64_t v
+    cdef int k, i, j
+    cdef char tmp[FMT_BUF]
+    if ticks < 0:                       # not in a book (negatives are rejected): '-' is the
+        k = _fmt_fixed(tmp, ticks, scale, dec)      # first character, no zero is leading
+        j = 0
+        for i in range(k):
+            if tmp[i] != c'.':
+                out[j] = tmp[i]
+                j += 1
+        return j
+    v = <uint64_t>ticks
+    if dec < scale:
+        v //= <uint64_t>P10[scale - dec]
+    if v == 0:
+        return 0
+    k = af_ndigits(v)
+    af_put_digits(out, v, k)
+    if dec > scale:
+        memset(out + k, c'0', dec - scale)
+        k += dec - scale
+    return k
 
 
 cdef int _fmt_js(char* out, int64_t ticks, int scale, bint negate) noexcept nogil:
@@ -345,9 +710,8 @@ cdef int _fmt_js(char* out, int64_t ticks, int scale, bint negate) noexcept nogi
     "d.ddde-7". The decimal stored here is taken as the shortest representation of the
     double the exchange formatted, which holds for up to 15 significant digits.
     """
-    cdef int pos = 0, k, t = 0, n, j, e
-    cdef uint64_t v
-    cdef char d[24]
+    cdef int pos = 0, k, t = 0, n, e
+    cdef uint64_t v, q
     if ticks == 0:
         out[0] = c'0'
         return 1
@@ -356,44 +720,50 @@ cdef int _fmt_js(char* out, int64_t ticks, int scale, bint negate) noexcept nogi
         negate = not negate
     else:
         v = <uint64_t>ticks
-    while v % 10 == 0:
-        v //= 10
+    # strip the trailing zeros: v * 10**t (a quotient and a product per test)
+    q = v // 10000
+    while q * 10000 == v:
+        v = q
+        t += 4
+        q = v // 10000
+    q = v // 100
+    if q * 100 == v:
+        v = q
+        t += 2
+    q = v // 10
+    if q * 10 == v:
+        v = q
         t += 1
-    k = _utoa(d, v)
+    k = af_ndigits(v)
     n = k + t - scale
     if negate:
         out[0] = c'-'
         pos = 1
-    if k <= n <= 21:
-        memcpy(out + pos, d, k)
-        pos += k
-        for j in range(n - k):
-            out[pos] = c'0'
-            pos += 1
-    elif 0 < n <= 21:
-        memcpy(out + pos, d, n)
+    if k <= n <= 21:                    # "ddd000"
+        af_put_digits(out + pos, v, k)
+        af_zeros24(out + pos + k, n - k)
         pos += n
-        out[pos] = c'.'
-        pos += 1
-        memcpy(out + pos, d + n, k - n)
-        pos += k - n
-    elif -6 < n <= 0:
+    elif 0 < n <= 21:                   # k > n: "ddd.ddd" (k - n <= 18)
+        af_put_digits(out + pos, v, k)
+        af_shift1(out + pos + n, k - n)
+        out[pos + n] = c'.'
+        pos += k + 1
+    elif -6 < n <= 0:                   # "0.00ddd"
         out[pos] = c'0'
         out[pos + 1] = c'.'
         pos += 2
-        for j in range(-n):
-            out[pos] = c'0'
-            pos += 1
-        memcpy(out + pos, d, k)
+        af_zeros24(out + pos, -n)
+        pos += -n
+        af_put_digits(out + pos, v, k)
         pos += k
-    else:
-        out[pos] = d[0]
-        pos += 1
+    else:                               # "d.ddde-7"
+        af_put_digits(out + pos + 1, v, k)
+        out[pos] = out[pos + 1]
         if k > 1:
-            out[pos] = c'.'
+            out[pos + 1] = c'.'
+            pos += k + 1
+        else:
             pos += 1
-            memcpy(out + pos, d + 1, k - 1)
-            pos += k - 1
         out[pos] = c'e'
         pos += 1
         e = n - 1
@@ -407,19 +777,170 @@ cdef int _fmt_js(char* out, int64_t ticks, int scale, bint negate) noexcept nogi
     return pos
 
 
-cdef inline uint32_t _crc_kraken(uint32_t state, int64_t ticks, int scale, int dec) noexcept nogil:
-    """Kraken: the value's text with '.' removed, then leading zeros removed."""
-    cdef char buf[FMT_BUF]
-    cdef int n = _fmt_fixed(buf, ticks, scale, dec), i
-    cdef bint lead = True
-    for i in range(n):
-        if buf[i] == c'.':
-            continue
-        if lead and buf[i] == c'0':
-            continue
-        lead = False
-        state = _crc_byte(state, buf[i])
-    return state
+# ---------------------------------------------------------------------------------------
+# Checksum text cache
+# ---------------------------------------------------------------------------------------
+#
+# The checksums write the same levels call after call: an update rarely touches more than
+# a level or two of the top 10/25. A book that computes checksums keeps, per side, the
+# text each of the levels its last checksum wrote ("price", separator, "size"), in book
+# order (TL_MAX levels at most). The next checksum walks the same side in the same order,
+# so it meets the old entries in order too: a level whose price, size and decimals are
+# those of an old entry copies its text; one whose price and decimals are those of an old
+# entry reuses the price part and only writes the size; any other level is written in
+# full. Levels inserted or removed above only shift the list. Nothing can go stale: the
+# entries are keyed on the values (the text of a value depends only on the value, its
+# decimals, the book's scale and the kind of checksum), not on the nodes. 2 sides x 2
+# lists x 25 levels x 64 bytes (6.4 KB per book), allocated by the first checksum call;
+# without that memory the checksums write every level.
+
+cdef enum:
+    TL_MAX = 25                 # levels per side (the deepest checksum: OKX, Bitfinex)
+    TE_TEXT = 42                # longer texts are not kept (exotic decimals)
+    TE_COPY = 48                # bytes copied on a hit (a fixed-size copy)
+
+cdef enum LevelKind:            # how a checksum writes a level; 0: no text
+    LK_KRAKEN = 1               # digits of price then size, no '.' nor leading zeros
+    LK_OKX = 2                  # "price:size" as sent
+    LK_BFX_BID = 3              # "price:size" as JavaScript prints them
+    LK_BFX_ASK = 4              # "price:-size"
+
+
+cdef struct TextEntry:          # 64 bytes: the text of one level
+    int64_t price
+    int64_t size
+    uint32_t key                # kind | price decimals << 8 | size decimals << 16 (0: none)
+    uint8_t plen                # length of the price part (with the separator)
+    uint8_t len
+    char text[TE_TEXT]
+
+
+cdef struct TextSide:
+    TextEntry* old              # the last checksum's list, best level first
+    TextEntry* cur              # the list being written
+    int32_t nold
+    int32_t ncur
+    int32_t j                   # first old entry not yet passed
+
+
+cdef struct TextCache:
+    TextSide side[2]
+    TextEntry* mem
+
+
+cdef TextCache* _tc_new() noexcept nogil:
+    cdef TextCache* tc = <TextCache*>calloc(1, sizeof(TextCache))
+    cdef int k
+    if tc == NULL:
+        return NULL
+    # one spare entry at the end: a hit copies TE_COPY bytes from a TE_TEXT field
+    tc.mem = <TextEntry*>calloc(4 * TL_MAX + 1, sizeof(TextEntry))
+    if tc.mem == NULL:
+        free(tc)
+        return NULL
+    for k in range(2):
+        tc.side[k].old = tc.mem + (2 * k) * TL_MAX
+        tc.side[k].cur = tc.mem + (2 * k + 1) * TL_MAX
+    return tc
+
+
+cdef void _tc_free(TextCache* tc) noexcept nogil:
+    if tc != NULL:
+        free(tc.mem)
+        free(tc)
+
+
+cdef inline void _tc_begin(TextCache* tc) noexcept nogil:
+    if tc != NULL:
+        tc.side[0].j = 0
+        tc.side[0].ncur = 0
+        tc.side[1].j = 0
+        tc.side[1].ncur = 0
+
+
+cdef inline void _tc_end(TextCache* tc) noexcept nogil:
+    cdef TextEntry* t
+    cdef int k
+    if tc != NULL:
+        for k in range(2):
+            t = tc.side[k].old
+            tc.side[k].old = tc.side[k].cur
+            tc.side[k].cur = t
+            tc.side[k].nold = tc.side[k].ncur
+
+
+cdef inline int _fmt_price(char* out, int kind, int64_t ticks, int scale, int dec) noexcept nogil:
+    """The price part of a level's text (with its separator)."""
+    cdef int n
+    if kind == LK_KRAKEN:
+        return _fmt_kraken(out, ticks, scale, dec)
+    if kind == LK_OKX:
+        n = _fmt_fixed(out, ticks, scale, dec)
+    else:
+        n = _fmt_js(out, ticks, scale, False)
+    out[n] = c':'
+    return n + 1
+
+
+cdef inline int _fmt_size(char* out, int kind, int64_t ticks, int scale, int dec) noexcept nogil:
+    if kind == LK_KRAKEN:
+        return _fmt_kraken(out, ticks, scale, dec)
+    if kind == LK_OKX:
+        return _fmt_fixed(out, ticks, scale, dec)
+    return _fmt_js(out, ticks, scale, kind == LK_BFX_ASK)
+
+
+cdef inline int _tc_level(TextCache* tc, int side, Level* lv, int kind, int pscale, int pdec,
+                          int sscale, int sdec, char* out) noexcept nogil:
+    """Write the text of level lv, the next level of `side` in book order, into out (which
+    has room for TE_COPY bytes past it). Returns the length. At most TL_MAX levels per side
+    and per checksum (the callers' loops guarantee it)."""
+    cdef TextSide* ts
+    cdef TextEntry* o = NULL
+    cdef TextEntry* e
+    cdef int64_t price = lv.price, size = lv.size
+    cdef uint32_t key
+    cdef int n, p
+    if kind >= LK_BFX_BID:
+        pdec = 0                        # the JavaScript text does not depend on decimals
+        sdec = 0
+    if tc == NULL:
+        n = _fmt_price(out, kind, price, pscale, pdec)
+        return n + _fmt_size(out + n, kind, size, sscale, sdec)
+    ts = &tc.side[side]
+    key = <uint32_t>kind | (<uint32_t>pdec << 8) | (<uint32_t>sdec << 16)
+    e = &ts.cur[ts.ncur]
+    ts.ncur += 1
+    # the old entry at this price, if any (old entries better than it were removed)
+    while ts.j < ts.nold:
+        o = &ts.old[ts.j]
+        if o.price == price:
+            ts.j += 1
+            break
+        if (o.price < price) if side == C_BID else (o.price > price):
+            o = NULL                    # not reached yet: a new level
+            break
+        ts.j += 1
+        o = NULL
+    if o != NULL and (o.key & 0xFFFF) == (key & 0xFFFF):
+        if o.key == key and o.size == size:
+            memcpy(out, o.text, TE_COPY)
+            e[0] = o[0]
+            return e.len
+        p = o.plen                      # the price part is still right
+        memcpy(out, o.text, TE_COPY)
+    else:
+        p = _fmt_price(out, kind, price, pscale, pdec)
+    n = p + _fmt_size(out + p, kind, size, sscale, sdec)
+    e.price = price
+    e.size = size
+    e.key = 0
+    if n <= TE_TEXT:
+        e.key = key
+        e.plen = <uint8_t>p
+        e.len = <uint8_t>n
+        memcpy(e.text, out, TE_TEXT)    # a fixed-size copy (out has the room)
+    return n
 
 
 cdef inline str _text(int64_t ticks, int scale, int dec):
@@ -947,6 +1468,7 @@ cdef class L2Book:
     cdef object _cache_bid
     cdef object _cache_ask
     cdef object _cache_best
+    cdef TextCache* tcache      # checksum texts (NULL until the first checksum call)
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -954,12 +1476,20 @@ cdef class L2Book:
         self.sscale = size_decimals
         self.pdiv = <double>P10[price_decimals]
         self.sdiv = <double>P10[size_decimals]
+        self.tcache = NULL
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
         _side_reset(&self.sides[C_ASK], False)
 
     def __dealloc__(self):
         _pool_release(&self.pool)
+        _tc_free(self.tcache)
+
+    cdef inline TextCache* _tc(self) noexcept:
+        if self.tcache == NULL:
+            self.tcache = _tc_new()
+        _tc_begin(self.tcache)
+        return self.tcache
 
     @property
     def price_decimals(self):
@@ -1147,22 +1677,35 @@ cdef class L2Book:
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v2
         """
         cdef uint32_t state = 0xFFFFFFFFu
-        cdef int s, i
-        cdef Side* t
+        cdef char buf[CK_BUF]
+        cdef Py_ssize_t pos = 0
+        cdef int i
+        cdef int ps = self.pscale, ss = self.sscale
         cdef int32_t x
         cdef Level* n = self.pool.n
-        for s in range(2):
-            t = &self.sides[C_ASK if s == 0 else C_BID]
-            x = t.best
-            i = 0
-            while x != 0 and i < 10:
-                state = _crc_kraken(state, n[x].price, self.pscale,
-                                    self.pscale if book_scale else n[x].pdec)
-                state = _crc_kraken(state, n[x].size, self.sscale,
-                                    self.sscale if book_scale else n[x].sdec)
-                x = _next_worse(n, t, x)
-                i += 1
-        return <uint32_t>~state
+        cdef TextCache* tc = self._tc()
+        x = self.sides[C_ASK].best                 # asks, low to high
+        i = 0
+        while x != 0 and i < 10:
+            if pos > CK_BUF - 2 * FMT_BUF:
+                state = af_crc(state, buf, pos)
+                pos = 0
+            pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
+                             ss, ss if book_scale else n[x].sdec, buf + pos)
+            x = _successor(n, x)
+            i += 1
+        x = self.sides[C_BID].best                 # bids, high to low
+        i = 0
+        while x != 0 and i < 10:
+            if pos > CK_BUF - 2 * FMT_BUF:
+                state = af_crc(state, buf, pos)
+                pos = 0
+            pos += _tc_level(tc, C_BID, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
+                             ss, ss if book_scale else n[x].sdec, buf + pos)
+            x = _predecessor(n, x)
+            i += 1
+        _tc_end(tc)
+        return <uint32_t>~af_crc(state, buf, pos)
 
     def checksum_okx(self):
         """OKX order book checksum (signed int32).
@@ -1172,31 +1715,33 @@ cdef class L2Book:
         a signed 32-bit integer. https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
         """
         cdef uint32_t state = 0xFFFFFFFFu
-        cdef char buf[FMT_BUF]
-        cdef int i, k, ln
-        cdef bint first = True
+        cdef char buf[CK_BUF]
+        cdef Py_ssize_t pos = 0
+        cdef int i
+        cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, x
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
                 break
-            for k in range(2):
-                x = b if k == 0 else a
-                if x == 0:
-                    continue
-                if not first:
-                    state = _crc_byte(state, c':')
-                first = False
-                ln = _fmt_fixed(buf, n[x].price, self.pscale, n[x].pdec)
-                state = _crc_feed(state, buf, ln)
-                state = _crc_byte(state, c':')
-                ln = _fmt_fixed(buf, n[x].size, self.sscale, n[x].sdec)
-                state = _crc_feed(state, buf, ln)
+            if pos > CK_BUF - 4 * FMT_BUF:
+                state = af_crc(state, buf, pos)
+                pos = 0
             if b:
+                pos += _tc_level(tc, C_BID, &n[b], LK_OKX, ps, n[b].pdec, ss, n[b].sdec, buf + pos)
+                buf[pos] = c':'
+                pos += 1
                 b = _predecessor(n, b)
             if a:
+                pos += _tc_level(tc, C_ASK, &n[a], LK_OKX, ps, n[a].pdec, ss, n[a].sdec, buf + pos)
+                buf[pos] = c':'
+                pos += 1
                 a = _successor(n, a)
-        return <int32_t>(~state)
+        _tc_end(tc)
+        if pos:
+            pos -= 1                    # no ':' after the last number
+        return <int32_t>(~af_crc(state, buf, pos))
 
     def checksum_bitfinex(self):
         """Bitfinex P0 (price-aggregated) book checksum (signed int32).
@@ -1208,31 +1753,33 @@ cdef class L2Book:
         below 1e-6 is what the server uses (bitfinexcom/bfx-api-node-models issue #70).
         """
         cdef uint32_t state = 0xFFFFFFFFu
-        cdef char buf[FMT_BUF]
-        cdef int i, k, ln
-        cdef bint first = True
+        cdef char buf[CK_BUF]
+        cdef Py_ssize_t pos = 0
+        cdef int i
+        cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, x
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
                 break
-            for k in range(2):
-                x = b if k == 0 else a
-                if x == 0:
-                    continue
-                if not first:
-                    state = _crc_byte(state, c':')
-                first = False
-                ln = _fmt_js(buf, n[x].price, self.pscale, False)
-                state = _crc_feed(state, buf, ln)
-                state = _crc_byte(state, c':')
-                ln = _fmt_js(buf, n[x].size, self.sscale, k == 1)
-                state = _crc_feed(state, buf, ln)
+            if pos > CK_BUF - 4 * FMT_BUF:
+                state = af_crc(state, buf, pos)
+                pos = 0
             if b:
+                pos += _tc_level(tc, C_BID, &n[b], LK_BFX_BID, ps, 0, ss, 0, buf + pos)
+                buf[pos] = c':'
+                pos += 1
                 b = _predecessor(n, b)
             if a:
+                pos += _tc_level(tc, C_ASK, &n[a], LK_BFX_ASK, ps, 0, ss, 0, buf + pos)
+                buf[pos] = c':'
+                pos += 1
                 a = _successor(n, a)
-        return <int32_t>(~state)
+        _tc_end(tc)
+        if pos:
+            pos -= 1                    # no ':' after the last number
+        return <int32_t>(~af_crc(state, buf, pos))
 
     def _validate(self):
         """Check the red-black tree and cache invariants; raises AssertionError (tests)."""
@@ -1674,15 +2221,17 @@ cdef class L3Book:
         https://docs.bitfinex.com/docs/ws-websocket-checksum
         """
         cdef uint32_t state = 0xFFFFFFFFu
-        cdef char buf[FMT_BUF]
+        cdef char buf[CK_BUF]
+        cdef Py_ssize_t pos = 0
         cdef int32_t cur[2]
         cdef int32_t lvl[2]
-        cdef int i, k, ln
-        cdef bint first = True
+        cdef int i, k, overflow
+        cdef long long iid
         cdef Py_ssize_t idlen
         cdef const char* idp
         cdef Level* n = self.pool.n
         cdef LevelQueue* q = self._queues()
+        cdef object oid
         cdef str idtext
         for k in range(2):
             lvl[k] = self.sides[k].best
@@ -1693,21 +2242,38 @@ cdef class L3Book:
             for k in range(2):
                 if cur[k] == -1:
                     continue
-                if not first:
-                    state = _crc_byte(state, c':')
-                first = False
-                idtext = str(self._ids[cur[k]])
-                idp = PyUnicode_AsUTF8AndSize(idtext, &idlen)
-                state = _crc_feed(state, idp, idlen)
-                state = _crc_byte(state, c':')
-                ln = _fmt_js(buf, self.o[cur[k]].size, self.sscale, k == C_ASK)
-                state = _crc_feed(state, buf, ln)
+                if pos > CK_BUF - 2 * FMT_BUF:
+                    state = af_crc(state, buf, pos)
+                    pos = 0
+                oid = self._ids[cur[k]]
+                iid = -1
+                overflow = 1
+                if PyLong_CheckExact(oid):  # Bitfinex ids: int, written in C (= str(int))
+                    iid = PyLong_AsLongLongAndOverflow(oid, &overflow)
+                if overflow == 0 and iid >= 0:
+                    pos += _utoa(buf + pos, <uint64_t>iid)
+                else:
+                    idtext = str(oid)
+                    idp = PyUnicode_AsUTF8AndSize(idtext, &idlen)
+                    if idlen > CK_BUF - FMT_BUF - pos:
+                        state = af_crc(af_crc(state, buf, pos), idp, idlen)
+                        pos = 0
+                    else:
+                        memcpy(buf + pos, idp, idlen)
+                        pos += idlen
+                buf[pos] = c':'
+                pos += 1
+                pos += _fmt_js(buf + pos, self.o[cur[k]].size, self.sscale, k == C_ASK)
+                buf[pos] = c':'
+                pos += 1
                 # next order: along the queue, then the next level's head
                 cur[k] = self.o[cur[k]].next
                 if cur[k] == -1:
                     lvl[k] = _next_worse(n, &self.sides[k], lvl[k])
                     cur[k] = q[lvl[k]].head if lvl[k] else -1
-        return <int32_t>(~state)
+        if pos:
+            pos -= 1                    # no ':' after the last number
+        return <int32_t>(~af_crc(state, buf, pos))
 
     def _validate(self):
         """Check tree, queue and total invariants; raises AssertionError (tests)."""
@@ -1791,3 +2357,22 @@ def format_js(int64_t ticks, int decimals=8):
         raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
     n = _fmt_js(buf, ticks, decimals, False)
     return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+# ---------------------------------------------------------------------------------------
+# CRC self-check (tests)
+# ---------------------------------------------------------------------------------------
+
+_CRC_CLMUL = bool(af_crc_clmul_ok)   # the CPU's PCLMULQDQ is used for strings >= 64 bytes
+
+
+def _crc32(bytes data, uint32_t value=0, bint clmul=True):
+    """zlib.crc32(data, value) as the checksums compute it (tests); clmul=False forces the
+    table CRC. Not thread-safe (switches the CRC for the whole module while it runs)."""
+    global af_crc_use_clmul
+    cdef uint32_t r
+    cdef int saved = af_crc_use_clmul
+    af_crc_use_clmul = af_crc_clmul_ok if clmul else 0
+    r = ~af_crc(~value, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
+    af_crc_use_clmul = saved
+    return r
