@@ -26,7 +26,9 @@ Protocol details:
   ``scheme.on_open`` (on the new connection) says ``connected`` and resubscribes.
 - ``stop()``: every connection closed (CLOSE 1000), ``disconnected`` then one ``stopped`` status.
   The caller closes the pipeline (which flushes the sink).
-- Housekeeping timer (``poll_interval``, 100 ms): ``sink.poll()``, watchdog, pings.
+- Housekeeping timer (``poll_interval``, 100 ms): ``sink.poll()``, watchdog, pings, and every
+  ``scheme.timer_interval`` s ``scheme.on_timer(connections that are up, now_ns)`` (a failure is
+  counted as "internal error"; the pipeline's frame is ended after it).
 """
 from __future__ import annotations
 
@@ -445,6 +447,7 @@ class FeedGroup:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._next_scheme_timer = 0.0  # loop time of the next scheme.on_timer call
         self._fetches: set[asyncio.Task] = set()
 
     def _raw_hook(self, conn: FeedConnection, data, recv_ns: int, binary: bool) -> None:
@@ -470,6 +473,7 @@ class FeedGroup:
             self._stop_event.set()
         log.info("%s: %d connection(s) to %s", self.scheme.exchange, len(self.connections), self.url)
         self._timer = self.loop.call_later(self.poll_interval, self._tick)
+        self._next_scheme_timer = self.loop.time() + self.scheme.timer_interval
         for conn in self.connections:
             conn.task = self.loop.create_task(conn.run(), name=f"feed-{self.scheme.exchange}-{conn.id}")
         try:
@@ -564,6 +568,16 @@ class FeedGroup:
                         conn.send(msg)
                 except Exception as exc:  # noqa: BLE001
                     log.warning("%s conn %d: ping failed: %s", scheme.exchange, conn.id, exc)
+        timer = scheme.timer_interval
+        if timer and now >= self._next_scheme_timer and not self.stopping:
+            self._next_scheme_timer = now + timer
+            up = [c for c in self.connections if c.connected and c.closing is None]
+            try:
+                scheme.on_timer(up, now_ns)
+            except Exception as exc:  # a scheme must not raise; if it does, count it and go on
+                self.metrics.errors.report("internal error", f"on_timer: {type(exc).__name__}: {exc}")
+                log.exception("%s: on_timer failed", scheme.exchange)
+            self._end_frame()
         if not self.stopping or any(not c.done for c in self.connections):
             self._timer = loop.call_later(self.poll_interval, self._tick)
 

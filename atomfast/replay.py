@@ -47,23 +47,28 @@ class ReplayConnection:
 
 
 def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict:
-    """The instrument listing the capture recorded, parsed by the scheme ({} where absent)."""
-    if not scheme_cls.instruments_path:
+    """The instrument listings (``instruments_paths``) the capture recorded, parsed by the
+    scheme and merged; those it lacks are left out ({} where it holds none)."""
+    if not scheme_cls.instruments_paths:
         return {}
-    body = capture.rest_body(scheme_cls.rest_url + scheme_cls.instruments_path)
-    if body is None:
-        body = capture.rest_body(scheme_cls.instruments_path)
-    if body is None:
+    bodies = []
+    for path in scheme_cls.instruments_paths:
+        body = capture.rest_body(scheme_cls.rest_url + path)
+        if body is None:
+            body = capture.rest_body(path)
+        if body is not None:
+            bodies.append(body)
+    if not bodies:
         log.warning("%s: capture holds no instrument listing; symbols are guessed", scheme_cls.exchange)
         return {}
-    return scheme_cls.parse_instruments(body)
+    return scheme_cls.merge_instruments(bodies)
 
 
 class Replay:
     """One capture wired to one scheme and one sink."""
 
     def __init__(self, capture: Capture, exchange: str, sink, metrics: Metrics | None = None,
-                 scheme_cls: type[Scheme] | None = None) -> None:
+                 scheme_cls: type[Scheme] | None = None, raw: bool = False, session: str | None = None) -> None:
         self.capture = capture
         self.metrics = metrics if metrics is not None else Metrics()
         self.scheme_cls = scheme_cls or scheme_for(exchange, capture.urls[0] if capture.urls else None)
@@ -81,6 +86,12 @@ class Replay:
         #: url -> index of the next recorded answer to hand out
         self._answered: dict[str, int] = {}
         self.unanswered: list[str] = []
+        #: raw=True: what the scheme is handed also goes to the raw topic (atomfast.processor)
+        self.raw_tap = None
+        if raw:
+            from .processor import RawTap
+
+            self.raw_tap = RawTap(self.pipeline, self.scheme, session)
 
     def connection(self, conn_id: int, url: str) -> ReplayConnection:
         conn = self.connections.get(conn_id)
@@ -101,6 +112,8 @@ class Replay:
                 self.unanswered.append(url)  # an inline REST frame may still bring it
                 continue
             self._answered[url] = i + 1
+            if self.raw_tap is not None:
+                self.raw_tap.rest(None, url, answers[i][1], recv_ns)
             self.scheme.on_rest(url, answers[i][1], recv_ns)
             self.pipeline.end_frame()
 
@@ -108,8 +121,11 @@ class Replay:
         scheme, pipeline, metrics = self.scheme, self.pipeline, self.metrics
         on_frame, end_frame = scheme.on_frame, pipeline.end_frame
         limit = scheme.max_frame_bytes
+        tap = self.raw_tap
+        last_ns = 0
         started = time.perf_counter()
         for frame in self.capture.frames():
+            last_ns = frame.ts_ns
             kind = frame.kind
             if kind == RECV:
                 conn = self.connections.get(frame.conn) or self.connection(frame.conn, frame.url)
@@ -119,6 +135,8 @@ class Replay:
                 if len(data) > limit:
                     scheme.bad_input("frame too large", f"{len(data)} bytes > {limit}", data[:200])
                     continue
+                if tap is not None:
+                    tap.frame(conn, data, frame.ts_ns, frame.binary)
                 try:
                     on_frame(conn, data, frame.ts_ns)
                 except Exception as exc:  # a scheme must not raise; if it does, count it and go on
@@ -129,20 +147,27 @@ class Replay:
                 if max_frames and metrics.frames >= max_frames:
                     break
             elif kind == OPEN:
-                scheme.on_open(self.connection(frame.conn, frame.url), frame.ts_ns)
+                conn = self.connection(frame.conn, frame.url)
+                if tap is not None:
+                    tap.open(conn, frame.ts_ns)
+                scheme.on_open(conn, frame.ts_ns)
                 end_frame()
                 if self.fetches:
                     self._answer_fetches(frame.ts_ns)
             elif kind == REST:
+                if tap is not None:
+                    tap.rest(None, frame.url, frame.data, frame.ts_ns)
                 scheme.on_rest(frame.url, frame.data, frame.ts_ns)
                 end_frame()
+        if tap is not None:
+            tap.end(last_ns, self.connections)
         pipeline.close()
         self.seconds = time.perf_counter() - started
         return metrics
 
 
 def replay_capture(paths: Sequence[str | Path], exchange: str, sink, metrics: Metrics | None = None,
-                   max_frames: int = 0) -> Replay:
-    replay = Replay(open_capture(*paths), exchange, sink, metrics)
+                   max_frames: int = 0, raw: bool = False) -> Replay:
+    replay = Replay(open_capture(*paths), exchange, sink, metrics, raw=raw)
     replay.run(max_frames)
     return replay

@@ -2,8 +2,12 @@
 
 An exchange module declares a ``Scheme`` subclass: endpoints, channel map, symbol rules and limits
 as class attributes; behaviour in a few small methods (``subscribe_messages``, ``on_frame``,
-``parse_instruments``, optionally ``ping_message``/``resubscribe``). Everything shared lives here:
-the books, the lob/spread/status emission, resync bookkeeping, bad-input accounting.
+``parse_instruments``, optionally ``ping_message``/``resubscribe``/``on_timer``). Everything shared
+lives here: the connection plan, the books (level 2 and level 3), the lob/spread/status emission,
+resync bookkeeping, bad-input accounting, the decode errors every venue catches.
+A level-3 book's ``status`` events name it in their reason (``snapshot`` with reason ``lob_l3``,
+``resync`` with a reason starting ``lob_l3: ``), so that consumers clear the right copy of a
+market's book; a level-2 book's statuses name none.
 
 The hot path is ``on_frame(conn, data, recv_ns)``: called by the feed straight from picows'
 ``on_ws_frame`` (or by replay), it decodes ``data`` with msgspec into the scheme's Structs and
@@ -15,13 +19,24 @@ import json
 import logging
 from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
-from .book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
+import msgspec
+
+from .book import ASK, BID, CROSSED, TOP_CHANGED, L2Book, L3Book
 from .events import BUY, SELL, Lob, Spread, Status
 from .metrics import Metrics
 
 log = logging.getLogger("atomfast.scheme")
 
 SIDE_NAMES = (BUY, SELL)  # indexed by BID (0) / ASK (1)
+
+#: what msgspec raises on input it cannot decode: DecodeError (ValidationError, a subclass, for
+#: valid JSON of the wrong shape), RecursionError (JSON nested deeper than it will go) and
+#: UnicodeDecodeError (a string, or a key, that is not UTF-8)
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
+#: the same without ValidationError: not JSON at all (caught after ``except msgspec.ValidationError``)
+MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+#: the book kinds a ``resync`` may name
+LOB, LOB_L3 = "lob", "lob_l3"
 
 
 class Instrument(NamedTuple):
@@ -69,14 +84,24 @@ class Scheme:
     ws_url: ClassVar[str] = ""
     rest_url: ClassVar[str] = ""  # base of the REST API (instruments, snapshots)
     instruments_path: ClassVar[str] = ""  # REST path listing the instruments ("" = none)
-    #: atomfast channel (topic family) -> the exchange's channel name
+    #: every REST path listing instruments, in order: their answers are merged (a later listing
+    #: wins for a market two of them name), and a listing that cannot be had is left out as long
+    #: as one answered. Set it where the instruments are spread over several listings; a class
+    #: that sets only ``instruments_path`` gets ``(instruments_path,)``.
+    instruments_paths: ClassVar[tuple[str, ...]] = ()
+    #: atomfast channel (topic family) -> the exchange's channel name (several topics may share
+    #: one channel: it is subscribed once)
     channels: ClassVar[dict[str, str]] = {}
+    #: exchange channel prefix -> websocket url, where the venue serves channels on different
+    #: urls: ``plan`` gives each url its own connections (unless another url is asked for)
+    channel_urls: ClassVar[dict[str, str]] = {}
     default_channels: ClassVar[tuple[str, ...]] = ("lob", "trades", "ticker")
     #: symbol aliases applied when normalising (Kraken: XBT -> BTC)
     aliases: ClassVar[dict[str, str]] = {}
     symbols_per_message: ClassVar[int] = 50  # symbols in one subscribe message
     subscriptions_per_connection: ClassVar[int] = 0  # (channel, symbol) pairs; 0 = no cap
     ping_interval: ClassVar[float] = 0.0  # seconds between application-level pings; 0 = none
+    timer_interval: ClassVar[float] = 0.0  # seconds between ``on_timer`` calls by the feed; 0 = none
     silence_timeout: ClassVar[float] = 30.0  # watchdog: reconnect a connection silent this long
     max_frame_bytes: ClassVar[int] = 8 * 1024 * 1024
     is_default: ClassVar[bool] = True  # the scheme `run --exchange NAME` picks among several
@@ -84,6 +109,13 @@ class Scheme:
     accepts_memoryview: ClassVar[bool] = False
     #: fields of outgoing JSON messages that carry credentials: never recorded, never logged
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    #: the bad-input kind of a name that is no market (``known``): the venue's word for one
+    unknown_market: ClassVar[str] = "unknown market"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "instruments_paths" not in cls.__dict__ and "instruments_path" in cls.__dict__:
+            cls.instruments_paths = (cls.instruments_path,) if cls.instruments_path else ()
 
     def __init__(
         self,
@@ -97,6 +129,8 @@ class Scheme:
         self.metrics = metrics if metrics is not None else Metrics()
         self.instruments: dict[str, Instrument] = dict(instruments or {})
         self.by_symbol: dict[str, Instrument] = {i.symbol: i for i in self.instruments.values()}
+        #: native -> normalised symbol (hot-path cache of ``symbol_of``)
+        self._symbols: dict[str, str] = {}
         self.symbols = list(symbols)
         self.channel_names = list(channels) or list(self.default_channels)
         unknown = [c for c in self.channel_names if c not in self.channels]
@@ -109,12 +143,24 @@ class Scheme:
         self.books: dict[str, L2Book] = {}
         #: native symbols whose book is not trusted: updates are dropped until a snapshot
         self.unsynced: set[str] = set()
+        #: native symbol -> live L3 book (order by order), for the venues that keep one
+        self.l3books: dict[str, L3Book] = {}
+        #: native symbols whose level-3 book is not trusted (until its next snapshot)
+        self.unsynced_l3: set[str] = set()
 
     # --- per exchange ----------------------------------------------------------------------
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
-        """Instruments from the REST listing at ``instruments_path``, keyed by native name."""
+        """Instruments from one REST listing (of ``instruments_paths``), keyed by native name."""
         raise NotImplementedError
+
+    @classmethod
+    def merge_instruments(cls, bodies: Iterable[bytes]) -> dict[str, Instrument]:
+        """The instruments of several listings (``instruments_paths`` order), merged."""
+        out: dict[str, Instrument] = {}
+        for body in bodies:
+            out.update(cls.parse_instruments(body))
+        return out
 
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         """The message(s) subscribing ``natives`` to the exchange channel ``channel``."""
@@ -125,6 +171,11 @@ class Scheme:
 
     def ping_message(self) -> str | bytes | None:
         return None
+
+    def on_timer(self, conns: Sequence[Connection], now_ns: int) -> None:
+        """Every ``timer_interval`` s (the feed's housekeeping), with the connections that are up:
+        periodic work that is not a frame (e.g. a REST poll). What it emits is published at once
+        (the feed ends the frame after it). Default: nothing."""
 
     @classmethod
     def redact(cls, message: str | bytes) -> str | bytes:
@@ -144,9 +195,11 @@ class Scheme:
         """A REST answer (e.g. a book snapshot): fetched by the feed, or recorded inline in a
         capture and delivered by replay at the time it arrived. Default: ignored."""
 
-    def resubscribe(self, conn: Connection, native: str) -> None:
-        """Reload one book after a resync. Default: reconnect (every book of it is reloaded)."""
-        conn.reconnect(f"resync {native}")
+    def resubscribe(self, conn: Connection, native: str, book: str = LOB) -> None:
+        """Reload one book after a resync (``book``: ``lob``, or ``lob_l3`` for a level-3 book:
+        a venue keeping level-3 books overrides this with ``book``). Default: reconnect (every
+        book of it is reloaded)."""
+        conn.reconnect(f"resync {native}" if book == LOB else f"resync {native} {book}")
 
     # --- shared behaviour --------------------------------------------------------------------
     def native_symbols(self) -> list[str]:
@@ -159,41 +212,80 @@ class Scheme:
             out.append(inst.native)
         return out
 
+    def plan_natives(self, channel: str, natives: list[str]) -> list[str]:
+        """The markets of ``natives`` that the exchange channel ``channel`` exists for (e.g. a
+        funding channel for perpetuals only). Default: all of them."""
+        return natives
+
+    def url_for(self, channel: str) -> str:
+        """The websocket url serving the exchange channel ``channel`` (``channel_urls``)."""
+        for prefix, url in self.channel_urls.items():
+            if channel.startswith(prefix):
+                return url
+        return self.ws_url
+
     def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """Split the subscriptions into connections within ``subscriptions_per_connection``."""
+        """Split the subscriptions into connections within ``subscriptions_per_connection``.
+
+        Each exchange channel is subscribed once, however many topics it serves. Where the venue
+        serves channels on different urls (``channel_urls``), each url gets its own connections;
+        an explicit ``url`` other than ``ws_url`` (e.g. a local simulator) takes everything.
+        """
         natives = self.native_symbols()
-        cap = self.subscriptions_per_connection or (len(natives) * len(self.channel_names)) or 1
+        routed = bool(self.channel_urls) and (url is None or url.rstrip("/") == self.ws_url.rstrip("/"))
+        routes: dict[str, list[tuple[str, list[str]]]] = {}
+        for channel in dict.fromkeys(self.channels[n] for n in self.channel_names):
+            route = self.url_for(channel) if routed else (url or self.ws_url)
+            routes.setdefault(route, []).append((channel, self.plan_natives(channel, natives)))
         plans: list[ConnectionPlan] = []
-        current: list[tuple[str, list[str]]] = []
-        used = 0
-        for name in self.channel_names:
-            channel = self.channels[name]
-            pending = list(natives)
-            while pending:
-                room = cap - used
-                if room <= 0:
-                    plans.append(ConnectionPlan(url or self.ws_url, current))
-                    current, used = [], 0
-                    continue
-                take, pending = pending[:room], pending[room:]
-                current.append((channel, take))
-                used += len(take)
-        if current:
-            plans.append(ConnectionPlan(url or self.ws_url, current))
+        for route, wanted in routes.items():
+            cap = self.subscriptions_per_connection or sum(len(subs) for _, subs in wanted) or 1
+            current: list[tuple[str, list[str]]] = []
+            used = 0
+            for channel, pending in wanted:
+                while pending:
+                    room = cap - used
+                    if room <= 0:
+                        plans.append(ConnectionPlan(route, current))
+                        current, used = [], 0
+                        continue
+                    take, pending = pending[:room], pending[room:]
+                    current.append((channel, take))
+                    used += len(take)
+            if current:
+                plans.append(ConnectionPlan(route, current))
         return plans
 
+    def subscribe_plan(self, plan: ConnectionPlan) -> list[str | bytes]:
+        """Every message subscribing a connection's plan, in order: ``subscribe_messages`` for
+        each channel, ``symbols_per_message`` markets at a time. A venue that takes several
+        channels in one message overrides this (Binance: one message for the whole plan)."""
+        step = self.symbols_per_message
+        out: list[str | bytes] = []
+        for channel, natives in plan.subscriptions:
+            for i in range(0, len(natives), step):
+                out.extend(self.subscribe_messages(channel, natives[i : i + step]))
+        return out
+
     def on_open(self, conn: Connection, recv_ns: int) -> None:
-        """Connected: say so, and subscribe this connection's plan in batches."""
+        """Connected: say so, and subscribe this connection's plan (``subscribe_plan``)."""
         self.status("", "connected", conn.url, recv_ns)
-        for channel, natives in conn.plan.subscriptions:
-            for i in range(0, len(natives), self.symbols_per_message):
-                for msg in self.subscribe_messages(channel, natives[i : i + self.symbols_per_message]):
-                    conn.send(msg)
+        for msg in self.subscribe_plan(conn.plan):
+            conn.send(msg)
 
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
-        """Disconnected: every book of the connection is untrusted until its next snapshot."""
-        for _channel, natives in conn.plan.subscriptions:
+        """Disconnected: every book of the connection is untrusted until its next snapshot; the
+        level-3 books it carried (the ``lob_l3`` channel's markets) are dropped at once."""
+        l3_channel = self.channels.get(LOB_L3)
+        l3books = self.l3books
+        for channel, natives in conn.plan.subscriptions:
             self.unsynced.update(n for n in natives if n in self.books)
+            if channel == l3_channel and l3books:
+                for n in natives:
+                    book = l3books.get(n)
+                    if book is not None:
+                        self.unsynced_l3.add(n)
+                        book.clear()
         self.status("", "disconnected", reason, recv_ns)
 
     def instrument(self, native: str) -> Instrument:
@@ -203,6 +295,27 @@ class Scheme:
             inst = self.instruments[native] = self.guess_instrument(native)
             self.by_symbol[inst.symbol] = inst
         return inst
+
+    def symbol_of(self, native: str) -> str:
+        """The normalised symbol of a native name (cached); KeyError if it names no market."""
+        sym = self._symbols.get(native)
+        if sym is None:
+            sym = self._symbols[native] = self.instrument(native).symbol
+        return sym
+
+    def known(self, native: str, data: bytes) -> bool:
+        """Whether ``native`` names a market (listed, or a well-formed name); bad input
+        (``unknown_market``) if not."""
+        if native in self._symbols:
+            return True
+        if native.__class__ is str:
+            try:
+                self.symbol_of(native)
+                return True
+            except KeyError:
+                pass
+        self.bad_input(self.unknown_market, repr(native)[:100], data)
+        return False
 
     def guess_instrument(self, native: str) -> Instrument:
         """Fallback for a market the instrument listing did not name (e.g. a replayed capture)."""
@@ -219,6 +332,14 @@ class Scheme:
             book = self.books[native] = L2Book(inst.price_decimals, inst.size_decimals)
         return book
 
+    def l3book(self, native: str) -> L3Book:
+        """The level-3 book of ``native`` (created, empty, on first use)."""
+        book = self.l3books.get(native)
+        if book is None:
+            inst = self.instrument(native)
+            book = self.l3books[native] = L3Book(inst.price_decimals, inst.size_decimals)
+        return book
+
     def status(self, symbol: str, status: str, reason: str, recv_ns: int, event_ms: int = 0) -> None:
         ats = recv_ns // 1000
         self.emit("status", Status(self.exchange, symbol, status, reason, event_ms or ats // 1000, ats))
@@ -229,6 +350,15 @@ class Scheme:
         book.clear()
         self.unsynced.discard(native)
         self.status(self.instrument(native).symbol, "snapshot", "", recv_ns, event_ms)
+        return book
+
+    def begin_snapshot_l3(self, native: str, recv_ns: int, event_ms: int = 0) -> L3Book:
+        """A (re)loaded level-3 book: status ``snapshot`` with reason ``lob_l3`` first (consumers
+        clear their copy of the market's level-3 book), then the empty book."""
+        book = self.l3book(native)
+        book.clear()
+        self.unsynced_l3.discard(native)
+        self.status(self.instrument(native).symbol, "snapshot", LOB_L3, recv_ns, event_ms)
         return book
 
     def apply_levels(
@@ -247,11 +377,12 @@ class Scheme:
         """
         emit = self.emit
         exchange = self.exchange
-        symbol = self.instrument(native).symbol
+        symbol = self._symbols.get(native) or self.symbol_of(native)
         side_name = SIDE_NAMES[side]
+        apply = book.apply
         flags = 0
         for price, size in levels:
-            f = book.apply(side, price, size)
+            f = apply(side, price, size)
             if f & 4:  # UNKNOWN: nothing changed
                 continue
             flags |= f
@@ -271,18 +402,27 @@ class Scheme:
                     self.emit("lob", Lob(self.exchange, symbol, float(price), 0.0, SIDE_NAMES[side], event_ms, atom_us))
         book.truncate(depth)
 
-    def resync(self, conn: Connection, native: str, reason: str, recv_ns: int) -> None:
-        """The book of ``native`` can no longer be trusted: say why, drop it, reload it."""
-        if native in self.unsynced:
+    def resync(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
+        """The book of ``native`` (``book``: ``lob``, or ``lob_l3`` for its level-3 book) can no
+        longer be trusted: say why (a level-3 reason starts ``lob_l3: ``), drop it, reload it
+        (``resubscribe``)."""
+        if book == LOB:
+            unsynced, books, said = self.unsynced, self.books, reason
+        else:
+            unsynced, books, said = self.unsynced_l3, self.l3books, f"{book}: {reason}"
+        if native in unsynced:
             return  # already reloading
         self.metrics.resyncs += 1
-        self.unsynced.add(native)
-        book = self.books.get(native)
-        if book is not None:
-            book.clear()
-        self.status(self.instrument(native).symbol, "resync", reason, recv_ns)
-        log.warning("%s %s: resync (%s)", self.exchange, native, reason)
-        self.resubscribe(conn, native)
+        unsynced.add(native)
+        dropped = books.get(native)
+        if dropped is not None:
+            dropped.clear()
+        self.status(self.instrument(native).symbol, "resync", said, recv_ns)
+        log.warning("%s %s: resync (%s)", self.exchange, native, said)
+        if book == LOB:
+            self.resubscribe(conn, native)
+        else:
+            self.resubscribe(conn, native, book)
 
     def bad_input(self, kind: str, detail: str, data: bytes) -> None:
         self.metrics.errors.report(f"{self.exchange}: {kind}", detail, data)
@@ -292,6 +432,10 @@ __all__ = [
     "ASK",
     "BID",
     "CROSSED",
+    "DECODE_ERRORS",
+    "LOB",
+    "LOB_L3",
+    "MALFORMED",
     "TOP_CHANGED",
     "Connection",
     "ConnectionPlan",

@@ -309,6 +309,43 @@ def test_application_and_protocol_pings():
     assert metrics.reconnects == 0  # answered pings kept the watchdog quiet for > silence_timeout
 
 
+def test_scheme_timer_gets_the_connections_that_are_up_and_a_failure_is_counted():
+    """``on_timer`` every ``timer_interval`` s with the connections that are up; what it emits is
+    published (the frame is ended after it); an exception is an "internal error", not the end."""
+
+    class Timed(EchoScheme):
+        timer_interval = 0.1
+
+        def __init__(self, emit, metrics=None, **kw) -> None:
+            super().__init__(emit, metrics, **kw)
+            self.ticks: list[tuple[list[int], int]] = []
+
+        def on_timer(self, conns, now_ns):
+            self.ticks.append(([c.id for c in conns], now_ns))
+            self.emit("trades", Trade("echo", "BTC-USD", 1.0, 1.0, "buy", "timer", 0, now_ns // 1000))
+            if len(self.ticks) == 2:
+                raise RuntimeError("boom")
+
+    class Srv(ServerListener):
+        pass
+
+    scheme, sink, pipeline, metrics, _ = make(Timed)
+
+    async def go():
+        server, url = await serve(Srv)
+        try:
+            await run_group(scheme, pipeline, url, lambda g: len(scheme.ticks) >= 5 and
+                            sum(1 for ids, _ in scheme.ticks if ids == [0]) >= 2, timeout=10)
+        finally:
+            server.close()
+
+    uvloop.run(go())
+    assert all(ids in ([], [0]) for ids, _ in scheme.ticks)
+    assert [ns for _, ns in scheme.ticks] == sorted(ns for _, ns in scheme.ticks)
+    assert metrics.errors.counts["internal error"] == 1
+    assert sum(1 for t, r in sink.records if t == "trades" and r.trade_id == "timer") >= 5
+
+
 def test_fragmented_messages_are_reassembled_and_server_pings_answered():
     class Frag(ServerListener):
         @staticmethod
@@ -824,7 +861,8 @@ def test_run_raw_and_metrics_endpoint(tmp_path):
     assert f"atomfast_frames_total {len(frames)}" in body
     assert 'atomfast_events_total{topic="lob"}' in body and "atomfast_checksum_failed_total " in body
     raws = [json.loads(ln) for ln in out.splitlines() if ln.startswith('{"topic":"raw"')]
-    assert [x["data"].encode() for x in raws] == frames
+    # raw also holds the connection's open/close and the stop (atomfast process needs them)
+    assert [x["data"].encode() for x in raws if x["kind"] == "frame"] == frames
     assert summary_of(err)["stopped"] == "SIGINT"
 
 

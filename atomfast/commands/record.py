@@ -3,7 +3,7 @@
 Like ``run`` (same connection plan, subscriptions, pings, watchdog, reconnects), but what is
 written is the traffic itself, in atomfast's record format (``atomfast.capture.RecordWriter``;
 gzip when FILE ends in .gz): every connection's ``open``, the messages sent, every received frame
-with its ``time.time_ns()`` receive time, and the REST answers (the instrument listing, and any
+with its ``time.time_ns()`` receive time, and the REST answers (the instrument listings, and any
 snapshot a scheme fetched). The scheme still sees each frame, so that its protocol duties (a
 server-level ping to answer, a snapshot to fetch, a resync) are carried out as in a live run,
 but its events are discarded: nothing normalised is written. ``replay`` and ``simulate`` read the
@@ -87,8 +87,8 @@ async def _main(setup, args: argparse.Namespace) -> int:
         print(f"atomfast record: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        if setup.instruments_url:
-            writer.rest(time.time_ns(), setup.instruments_url, setup.instruments_body)
+        for url, body in setup.listings:  # every instrument listing fetched
+            writer.rest(time.time_ns(), url, body)
 
         # Through a local endpoint (a simulator) the recording names the exchange's own URL, so
         # that replay and simulate pick the scheme that was spoken.

@@ -1,9 +1,11 @@
 """`atomfast run --exchange NAME ...`: websocket -> scheme/books -> Avro -> sink, until stopped.
 
-Start-up: settings; the scheme; the instrument listing over REST (``scheme.rest_url +
-instruments_path``, or the ``--rest-endpoint`` override); symbol/channel validation; the sink
+Start-up: settings; the scheme; the instrument listings over REST (``scheme.rest_url +`` each of
+``instruments_paths``, or the ``--rest-endpoint`` override; several are merged, and one not
+answered is left out as long as another answered); symbol/channel validation; the sink
 (``make_sink``); the feed on uvloop. Bad settings (unknown exchange, symbol, channel, scheme,
-sink, bad URL): one line on stderr, exit 2. An unreachable REST listing: one line, exit 1.
+sink, bad URL): one line on stderr, exit 2. No REST listing answered, or one unreadable: one
+line, exit 1.
 SIGINT/SIGTERM, ``--duration`` or ``--max-frames``: connections closed, ``stopped`` status,
 pipeline closed (the sink flushed), a ``summary: {json}`` line on stderr, exit 0.
 
@@ -88,6 +90,9 @@ class Setup:
     rest_base: str | None
     scheme_cls: Any = None
     instruments: dict = field(default_factory=dict)
+    #: every instrument listing fetched: (the exchange's url, body), in ``instruments_paths`` order
+    listings: list = field(default_factory=list)
+    #: the first of ``listings``
     instruments_url: str = ""
     instruments_body: bytes = b""
 
@@ -209,19 +214,33 @@ async def resolve(setup: Setup) -> None:
         if setup.scheme_cls is None:
             setup.scheme_cls = scheme_for(setup.exchange)
     cls = setup.scheme_cls
-    if cls.instruments_path:
-        original = cls.rest_url + cls.instruments_path
-        url = rebase(original, setup.rest_base, cls.rest_url)
-        try:
-            body = await fetch(url)
-        except RestError as exc:
-            raise StartError(f"cannot fetch the instrument listing: {exc}") from None
-        try:
-            setup.instruments = cls.parse_instruments(body)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is one clear line
-            raise StartError(f"cannot read the instrument listing from {url}: {type(exc).__name__}: {exc}") from None
-        setup.instruments_url, setup.instruments_body = original, body
-        log.info("%s: %d instruments from %s", setup.exchange, len(setup.instruments), url)
+    if cls.instruments_paths:
+        originals = [cls.rest_url + path for path in cls.instruments_paths]
+        urls = [rebase(original, setup.rest_base, cls.rest_url) for original in originals]
+        answers = await asyncio.gather(*(fetch(url) for url in urls), return_exceptions=True)
+        failed = []
+        for url, answer in zip(urls, answers):
+            if isinstance(answer, RestError):
+                failed.append(answer)
+                if len(urls) > 1:
+                    log.warning("%s: instrument listing left out: %s", setup.exchange, answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+        if len(failed) == len(urls):
+            raise StartError(f"cannot fetch the instrument listing: {failed[0]}")
+        instruments: dict = {}
+        for original, url, body in zip(originals, urls, answers):
+            if isinstance(body, BaseException):
+                continue
+            try:
+                instruments.update(cls.parse_instruments(body))
+            except Exception as exc:  # noqa: BLE001 - any parse failure is one clear line
+                raise StartError(f"cannot read the instrument listing from {url}: {type(exc).__name__}: {exc}") from None
+            setup.listings.append((original, body))
+        setup.instruments = instruments
+        setup.instruments_url, setup.instruments_body = setup.listings[0]
+        log.info("%s: %d instruments from %s", setup.exchange, len(setup.instruments),
+                 ", ".join(url for url, body in zip(urls, answers) if not isinstance(body, BaseException)))
 
 
 def validate(setup: Setup) -> None:

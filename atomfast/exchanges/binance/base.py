@@ -37,10 +37,11 @@ per number) and the events' floats are the ticks over the scale (the same double
 empties the buffer (the lost event can only be covered by a snapshot taken after it).
 
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
-market of the connection that carries the ``openInterest`` pseudo channel) every
-``open_interest_interval`` s. The Scheme has no timer hook: the poll rides on the feed's
-application ping (``ping_message``, every ``ping_interval`` s; it returns None so the feed still
-sends its websocket PING, whose PONG keeps quiet connections from the silence watchdog).
+market of the connection that carries the ``openInterest`` pseudo channel) when the connection
+opens, then every ``open_interest_interval`` s from the feed's timer (``on_timer``, every
+``timer_interval`` s). ``ping_message`` (None: the feed sends a websocket PING, whose PONG keeps
+quiet connections from the silence watchdog) also looks at the poll's schedule, as it did before
+the timer hook existed.
 """
 from __future__ import annotations
 
@@ -53,16 +54,12 @@ import msgspec
 
 from ...book import ASK, BID, L2Book, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, ConnectionPlan, Scheme
 from . import messages as m
 from .parse import MAX_VALUE, ms_ok, native_of_stream
 
 log = logging.getLogger("atomfast.exchanges.binance")
 
-#: msgspec raises RecursionError (not DecodeError) on JSON nested deeper than it will go, and
-#: UnicodeDecodeError on a string that is not UTF-8
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
-_MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
@@ -121,18 +118,17 @@ class BinanceScheme(Scheme):
     snapshot_limit: ClassVar[int] = 1000
     #: futures continuity (``pu`` == previous ``u``); spot: ``U`` == previous ``u`` + 1
     pu_chain: ClassVar[bool] = False
-    #: exchange channel prefix -> websocket url, where a venue routes streams by path (USD-M)
-    channel_urls: ClassVar[dict[str, str]] = {}
     #: Binance caps a connection at 1024 streams and 5 (spot) / 10 (futures) incoming messages
     #: a second: 200 streams a connection, subscribed in ONE message at connect
     symbols_per_message = 200
     subscriptions_per_connection = 200
     #: the server pings every 20 s (spot) / 3 min (futures); our ping's PONG keeps quiet
-    #: connections (a few illiquid markets) clear of the silence watchdog, and drives the
-    #: open-interest poll
+    #: connections (a few illiquid markets) clear of the silence watchdog
     ping_interval = 10.0
     silence_timeout = 30.0
     open_interest_interval: ClassVar[float] = 30.0
+    #: the feed's timer looks at the open-interest poll's schedule this often
+    timer_interval = 1.0
     max_buffer: ClassVar[int] = 10_000
     max_snapshot_attempts: ClassVar[int] = 10
     #: after a failed snapshot request, wait this long (ns of receive time, doubling) before the next
@@ -143,8 +139,6 @@ class BinanceScheme(Scheme):
         super().__init__(emit, metrics, instruments, symbols, channels)
         #: native -> book sync state
         self.sync: dict[str, _Sync] = {}
-        #: native -> normalised symbol (hot-path cache)
-        self._symbols: dict[str, str] = {}
         #: conn.id -> (conn, natives) polled for open interest
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
@@ -159,16 +153,9 @@ class BinanceScheme(Scheme):
         }
 
     # --- symbols ---------------------------------------------------------------------------
-    def symbol_of(self, native: str, data: bytes = b"") -> str | None:
-        """The normalised symbol of a native name; None (bad input counted) if it is none."""
-        sym = self._symbols.get(native)
-        if sym is None:
-            try:
-                sym = self._symbols[native] = self.instrument(native).symbol
-            except KeyError:
-                self.bad_input("unknown market", repr(native)[:100], data)
-                return None
-        return sym
+    def _symbol(self, native: str, data: bytes = b"") -> str | None:
+        """The normalised symbol of a native name; None (bad input counted: ``known``) if it is none."""
+        return self._symbols.get(native) or (self.symbol_of(native) if self.known(native, data) else None)
 
     # --- connections and subscriptions ------------------------------------------------------
     def stream_names(self, channel: str, natives: list[str]) -> list[str]:
@@ -183,49 +170,21 @@ class BinanceScheme(Scheme):
             return []
         return [self._subscribe(self.stream_names(channel, natives))]
 
-    def url_for(self, channel: str) -> str:
-        for prefix, url in self.channel_urls.items():
-            if channel.startswith(prefix):
-                return url
-        return self.ws_url
-
-    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """Connections within ``subscriptions_per_connection``; where the venue routes streams by
-        path (``channel_urls``), each route gets its own connections (an explicit ``url`` other
-        than ``ws_url``, e.g. a local simulator, takes everything)."""
-        if not self.channel_urls or (url is not None and url.rstrip("/") != self.ws_url.rstrip("/")):
-            return super().plan(url)
-        # TODO(lead): move to Scheme: per-channel websocket urls (``channel_urls``) in Scheme.plan
-        groups: dict[str, list[str]] = {}
-        for name in self.channel_names:
-            groups.setdefault(self.url_for(self.channels[name]), []).append(name)
-        saved = self.channel_names
-        plans: list[ConnectionPlan] = []
-        try:
-            for route, names in groups.items():
-                self.channel_names = names
-                plans += super().plan(route)
-        finally:
-            self.channel_names = saved
-        return plans
-
-    def on_open(self, conn: Connection, recv_ns: int) -> None:
-        """Connected: ONE ``SUBSCRIBE`` for all the connection's streams (Binance disconnects a
-        client sending more than 5 (spot) / 10 (futures) messages a second), and the first
-        open-interest poll."""
-        # TODO(lead): move to Scheme: let a scheme batch a connection's whole plan into its
-        # subscribe messages (Scheme.on_open sends one message per channel and batch)
-        self.status("", "connected", conn.url, recv_ns)
+    def subscribe_plan(self, plan: ConnectionPlan) -> list[str | bytes]:
+        """ONE ``SUBSCRIBE`` for all the connection's streams (``symbols_per_message`` streams a
+        message): Binance disconnects a client sending more than 5 (spot) / 10 (futures)
+        messages a second. ``openInterest`` is a poll, not a stream."""
         streams: list[str] = []
-        oi: list[str] = []
-        for channel, natives in conn.plan.subscriptions:
-            if channel == OPEN_INTEREST:
-                oi.extend(natives)
-            else:
+        for channel, natives in plan.subscriptions:
+            if channel != OPEN_INTEREST:
                 streams.extend(self.stream_names(channel, natives))
         step = self.symbols_per_message
-        for i in range(0, len(streams), step):
-            conn.send(self._subscribe(streams[i : i + step]))
+        return [self._subscribe(streams[i : i + step]) for i in range(0, len(streams), step)]
+
+    def on_open(self, conn: Connection, recv_ns: int) -> None:
+        """Connected: the subscription (``subscribe_plan``), and the first open-interest poll."""
+        super().on_open(conn, recv_ns)
+        oi = [n for channel, natives in conn.plan.subscriptions if channel == OPEN_INTEREST for n in natives]
         if oi and self.open_interest_path:
             self._oi[conn.id] = (conn, oi)
             self._poll_open_interest(conn, oi)
@@ -245,15 +204,27 @@ class BinanceScheme(Scheme):
                         st.buffer = []
                         st.attempts = 0
 
+    def on_timer(self, conns, now_ns: int) -> None:
+        """The open-interest poll: every ``open_interest_interval`` s, each open connection
+        carrying ``openInterest`` asks for its markets."""
+        if not self._oi:
+            return
+        now = time.monotonic()
+        if now < self._oi_next:
+            return
+        polled = False
+        for conn in conns:
+            entry = self._oi.get(conn.id)
+            if entry is not None and entry[0] is conn:
+                self._poll_open_interest(conn, entry[1])
+                polled = True
+        if polled:
+            self._oi_next = now + self.open_interest_interval
+
     def ping_message(self) -> str | bytes | None:
-        # TODO(lead): move to Scheme: a timer hook (``on_timer(now)`` every ``timer_interval``
-        # s from FeedGroup._tick); meanwhile the open-interest poll rides on the ping
-        if self._oi:
-            now = time.monotonic()
-            if now >= self._oi_next:
-                self._oi_next = now + self.open_interest_interval
-                for conn, natives in list(self._oi.values()):
-                    self._poll_open_interest(conn, natives)
+        # the open-interest poll is the timer's (on_timer); the ping looks at its schedule too,
+        # as before the timer hook existed (test_open_interest_poll_and_answers drives it so)
+        self.on_timer([conn for conn, _natives in self._oi.values()], time.time_ns())
         return None  # the feed sends a websocket PING frame
 
     def _poll_open_interest(self, conn: Connection, natives: list[str]) -> None:
@@ -274,7 +245,7 @@ class BinanceScheme(Scheme):
                 if entry is not None and (kind != _D or data[at + 6 : at + 7] in (b"@", b'"')):
                     try:
                         msg = entry[0].decode(data)
-                    except _DECODE_ERRORS:
+                    except DECODE_ERRORS:
                         self._slow(conn, data, recv_ns)  # diagnose (and resync a book message)
                         return
                     entry[1](conn, msg.data, data, recv_ns)
@@ -288,7 +259,7 @@ class BinanceScheme(Scheme):
         except msgspec.ValidationError as exc:
             self.bad_input("unknown message", str(exc), data)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         if p.stream is not None or len(p.data):
@@ -337,7 +308,7 @@ class BinanceScheme(Scheme):
         if not stream:
             try:
                 event = m.probe.decode(payload).e
-            except _DECODE_ERRORS:
+            except DECODE_ERRORS:
                 event = None
         kind = self._kind(stream, event)
         if kind == "serverShutdown":
@@ -349,7 +320,7 @@ class BinanceScheme(Scheme):
             return
         try:
             msg = entry[0].decode(payload)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input(f"malformed {kind} message", str(exc), data)
             if kind == "depth":
                 self._depth_lost(conn, stream, payload, recv_ns)
@@ -362,7 +333,7 @@ class BinanceScheme(Scheme):
         if not native:
             try:
                 native = m.probe.decode(payload).s or ""
-            except _DECODE_ERRORS:
+            except DECODE_ERRORS:
                 native = ""
         st = self.sync.get(native)
         if st is not None:
@@ -377,7 +348,7 @@ class BinanceScheme(Scheme):
         native = d.s
         st = self.sync.get(native)
         if st is None:
-            if self.symbol_of(native, data) is None:
+            if self._symbol(native, data) is None:
                 return
             st = self.sync[native] = _Sync(conn)
         st.conn = conn
@@ -516,7 +487,7 @@ class BinanceScheme(Scheme):
         native = self._native_of_url(url)
         try:
             snap = m.snapshot.decode(body)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             target = native or self._awaiting()
             st = self.sync.get(target)
@@ -530,7 +501,7 @@ class BinanceScheme(Scheme):
             return
         st = self.sync.get(native)
         if st is None:
-            if self.symbol_of(native, body) is None:
+            if self._symbol(native, body) is None:
                 return
             st = self.sync[native] = _Sync()
         st.pending = False
@@ -601,7 +572,7 @@ class BinanceScheme(Scheme):
             return
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
-        symbol = self._symbols.get(native) or self.symbol_of(native) or native
+        symbol = self._symbols.get(native) or self._symbol(native) or native
         flags = self._levels(book, BID, snap.bids, bids, symbol, ms, atom_us)
         flags |= self._levels(book, ASK, snap.asks, asks, symbol, ms, atom_us)
         st.live = st.fresh = True
@@ -626,7 +597,7 @@ class BinanceScheme(Scheme):
 
     def _trade(self, native: str, p: str, q: str, buyer_maker: bool, trade_id: int, ms: int, data: bytes,
                recv_ns: int) -> None:
-        symbol = self._symbols.get(native) or self.symbol_of(native, data)
+        symbol = self._symbols.get(native) or self._symbol(native, data)
         if symbol is None:
             return
         try:
@@ -642,7 +613,7 @@ class BinanceScheme(Scheme):
                                          str(trade_id), ms, recv_ns // 1000)))
 
     def _on_book_ticker(self, conn: Connection, t: m.BookTicker, data: bytes, recv_ns: int) -> None:
-        symbol = self._symbols.get(t.s) or self.symbol_of(t.s, data)
+        symbol = self._symbols.get(t.s) or self._symbol(t.s, data)
         if symbol is None:
             return
         try:
@@ -659,7 +630,7 @@ class BinanceScheme(Scheme):
         self.emit("ticker", _new(Ticker, (self.exchange, symbol, bp, bs, ap, asz, ms or atom_us // 1000, atom_us)))
 
     def _on_kline(self, conn: Connection, msg: m.Kline, data: bytes, recv_ns: int) -> None:
-        symbol = self._symbols.get(msg.s) or self.symbol_of(msg.s, data)
+        symbol = self._symbols.get(msg.s) or self._symbol(msg.s, data)
         if symbol is None:
             return
         k = msg.k
@@ -680,7 +651,7 @@ class BinanceScheme(Scheme):
     def _on_mark_price(self, conn: Connection, msg: m.MarkPrice, data: bytes, recv_ns: int) -> None:
         if not msg.r or not msg.T:
             return  # a delivery contract (COIN-M quarterly): no funding
-        symbol = self._symbols.get(msg.s) or self.symbol_of(msg.s, data)
+        symbol = self._symbols.get(msg.s) or self._symbol(msg.s, data)
         if symbol is None:
             return
         try:
@@ -700,10 +671,10 @@ class BinanceScheme(Scheme):
     def _on_open_interest(self, url: str, body: bytes, recv_ns: int) -> None:
         try:
             ans = m.open_interest.decode(body)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed openInterest", str(exc), body)
             return
-        symbol = self._symbols.get(ans.symbol) or self.symbol_of(ans.symbol, body)
+        symbol = self._symbols.get(ans.symbol) or self._symbol(ans.symbol, body)
         if symbol is None:
             return
         try:

@@ -25,6 +25,7 @@ import datetime as _dt
 import re
 
 from ...scheme import Instrument
+from .._common import MAX_MS, ms_ok  # noqa: F401 (this module's API)
 from . import messages as m
 
 #: quote assets, longest first within equal suffixes (for names the listing does not give)
@@ -160,14 +161,8 @@ def guess_futures(native: str) -> Instrument:
 # --------------------------------------------------------------------------------------------
 # small checks
 
-#: exchange times in ms must be below this (year 5138): they go into Avro longs
-MAX_MS = 10**14
 #: prices and sizes beyond this are absurd (and NaN / inf fail the comparison)
 MAX_VALUE = 1e15
-
-
-def ms_ok(ms: int) -> bool:
-    return 0 <= ms < MAX_MS
 
 
 def value_ok(x: float) -> bool:

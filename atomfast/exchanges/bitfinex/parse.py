@@ -20,6 +20,7 @@ import datetime as _dt
 
 from ...book import parse_ticks
 from ...scheme import Instrument
+from .._common import MAX_MS, ms_ok  # noqa: F401 (this module's API)
 from . import messages as m
 
 PRICE_DECIMALS = 10
@@ -134,14 +135,6 @@ def positive(text: bytes, decimals: int) -> bool:
         return parse_ticks(text, decimals) > 0
     except (ValueError, TypeError):
         return False
-
-
-#: exchange times in ms must be below this (year 5138): they go into Avro longs
-MAX_MS = 10**14
-
-
-def ms_ok(ms: int) -> bool:
-    return 0 <= ms < MAX_MS
 
 
 # --------------------------------------------------------------------------------------------

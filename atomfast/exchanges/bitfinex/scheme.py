@@ -67,7 +67,7 @@ import msgspec
 
 from ...book import L3Book, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, Spread, Ticker, Trade
-from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -97,7 +97,6 @@ KIND_CHANNELS = {v: k for k, v in KINDS.items()}
 RAW_SUFFIX = "|R0"  # key of a raw (L3) book in ``books``/``unsynced``: native + "|R0"
 
 _STATE = "bitfinex"
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
@@ -154,10 +153,14 @@ class BitfinexScheme(Scheme):
     """Bitfinex websocket v2, public channels (see the module docstring)."""
 
     exchange = "bitfinex"
+    unknown_market = "unknown pair"
     ws_url = "wss://api-pub.bitfinex.com/ws/2"
     rest_url = "https://api-pub.bitfinex.com"
-    #: the exchange pairs; perpetuals (``pub:list:pair:futures``) are named by rule (``F0``)
+    #: the exchange pairs
     instruments_path = "/v2/conf/pub:list:pair:exchange"
+    #: the exchange pairs and the perpetuals, merged; a perpetual no listing names (the recorded
+    #: capture holds the futures list under its 2021 key) is named by rule (``F0``: native_symbols)
+    instruments_paths = (instruments_path, "/v2/conf/pub:list:pair:futures")
     channels = {
         "lob": "book",
         "lob_l3": "book-R0",
@@ -185,8 +188,6 @@ class BitfinexScheme(Scheme):
         self._want_funding = "funding_rate" in names
         self._want_oi = "open_interest" in names
         self._raw_spread = "lob" not in names  # spread from the R0 book only without P0
-        #: native -> normalised symbol (hot-path cache)
-        self._symbols: dict[str, str] = {}
         #: native -> trade ids published (insertion-ordered, bounded)
         self._seen: dict[str, dict[int, None]] = {}
         self._ping_id = 0
@@ -217,22 +218,6 @@ class BitfinexScheme(Scheme):
             out.append(inst.native)
         return out
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown pair", repr(native), data)
-            return False
-        return True
-
     # --- subscriptions ------------------------------------------------------------------------
     def _subscription(self, channel: str, native: str) -> dict:
         if channel == "book":
@@ -259,35 +244,9 @@ class BitfinexScheme(Scheme):
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         return [m.encode(self._subscription(channel, n)).decode() for n in natives if self._applies(channel, n)]
 
-    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """As ``Scheme.plan``, counting Bitfinex channels: ``funding_rate`` and ``open_interest``
-        share one ``status`` subscription, which exists for perpetuals only."""
-        natives = self.native_symbols()
-        cap = self.subscriptions_per_connection
-        wanted: list[tuple[str, list[str]]] = []
-        for name in self.channel_names:
-            channel = self.channels[name]
-            if any(c == channel for c, _ in wanted):
-                continue
-            subs = [n for n in natives if self._applies(channel, n)]
-            if subs:
-                wanted.append((channel, subs))
-        plans: list[ConnectionPlan] = []
-        current: list[tuple[str, list[str]]] = []
-        used = 0
-        for channel, pending in wanted:
-            while pending:
-                room = cap - used
-                if room <= 0:
-                    plans.append(ConnectionPlan(url or self.ws_url, current))
-                    current, used = [], 0
-                    continue
-                take, pending = pending[:room], pending[room:]
-                current.append((channel, take))
-                used += len(take)
-        if current:
-            plans.append(ConnectionPlan(url or self.ws_url, current))
-        return plans
+    def plan_natives(self, channel: str, natives: list[str]) -> list[str]:
+        """``status`` (funding_rate and open_interest share it) exists for perpetuals only."""
+        return [n for n in natives if self._applies(channel, n)]
 
     def ping_message(self) -> str:
         self._ping_id += 1
@@ -389,7 +348,7 @@ class BitfinexScheme(Scheme):
             if len(parts) < 3:
                 return None
             seq = msgspec.json.decode(parts[-1], type=int)
-        except (*_DECODE_ERRORS, TypeError):
+        except (*DECODE_ERRORS, TypeError):
             return None
         return seq
 
@@ -426,7 +385,7 @@ class BitfinexScheme(Scheme):
                 data[comma + 2] != 91 and data[comma + 2] != 93):
             try:
                 msg = _p0_update(data) if ch.kind == BOOK else _r0_update(data)
-            except _DECODE_ERRORS as exc:
+            except DECODE_ERRORS as exc:
                 self._decode_failed(conn, st, ch, exc, data, recv_ns)
                 return
             seq = msg.seq
@@ -445,8 +404,7 @@ class BitfinexScheme(Scheme):
 
     def _decode_failed(self, conn: Connection, st: _ConnState, ch: _Chan | None, exc: Exception, data: bytes,
                        recv_ns: int) -> None:
-        malformed_json = isinstance(exc, RecursionError) or (
-            isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError))
+        malformed_json = not isinstance(exc, msgspec.ValidationError)  # one of DECODE_ERRORS
         self._malformed(conn, st, ch, "malformed JSON" if malformed_json else "malformed message", str(exc), data,
                         recv_ns)
 
@@ -560,14 +518,14 @@ class BitfinexScheme(Scheme):
                     self._status(ch, msg.status, data, recv_ns)
                 else:
                     self._malformed(conn, st, ch, "unknown message", f"status message {tag or shape!r}", data, recv_ns)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self._decode_failed(conn, st, ch, exc, data, recv_ns)
 
     def _classify(self, data: bytes) -> tuple[str, str]:
         """Shape and tag of a frame whose element 1 does not follow the comma directly."""
         try:
             parts = m.parts_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return "", ""
         if len(parts) < 2:
             return "", ""
@@ -578,7 +536,7 @@ class BitfinexScheme(Scheme):
         if p1[:1] == b'"':
             try:
                 return "tag", msgspec.json.decode(p1, type=str)
-            except _DECODE_ERRORS:
+            except DECODE_ERRORS:
                 return "", ""
         return "", ""
 
@@ -604,7 +562,7 @@ class BitfinexScheme(Scheme):
             if not 2 <= len(parts) <= 3:
                 raise ValueError(f"heartbeat of {len(parts)} elements")
             seq = msgspec.json.decode(parts[2], type=int) if len(parts) == 3 else None
-        except (*_DECODE_ERRORS, ValueError) as exc:
+        except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed heartbeat", str(exc), data)
             return
         self._check_seq(conn, st, seq, data, recv_ns)
@@ -870,7 +828,7 @@ class BitfinexScheme(Scheme):
         except msgspec.ValidationError as exc:
             self.bad_input("unknown message", str(exc), data)
             return
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         name = ev.event

@@ -53,12 +53,10 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import ASK, BID, SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-_MALFORMED = (msgspec.DecodeError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
@@ -103,6 +101,7 @@ class _Gap(Exception):
 
 class BitmexScheme(Scheme):
     exchange = "bitmex"
+    unknown_market = "unknown symbol"
     ws_url = "wss://ws.bitmex.com/realtime"
     rest_url = "https://www.bitmex.com"
     instruments_path = "/api/v1/instrument/active"
@@ -119,7 +118,6 @@ class BitmexScheme(Scheme):
         super().__init__(emit, metrics, instruments, symbols, channels)
         #: symbol -> {row id: (side, price as sent)} of its live book
         self.ids: dict[str, dict[int, tuple[int, bytes]]] = {}
-        self._symbols: dict[str, str] = {}
         #: symbol -> (time of the newest trade published, trdMatchIDs published at that time)
         self._trades_seen: dict[str, tuple[int, set[str]]] = {}
         #: symbol -> [markPrice, fundingRate, indicativeFundingRate, fundingTimestamp ms]
@@ -138,36 +136,7 @@ class BitmexScheme(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return symbol_instrument(native)
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown symbol", repr(native), data)
-            return False
-        return True
-
     # --- subscriptions ------------------------------------------------------------------------
-    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """As the base, with a table several topics share (``instrument``) subscribed once."""
-        # TODO(lead): move to Scheme (Kraken Futures and Deribit do the same)
-        out = []
-        for p in super().plan(url):
-            merged: dict[str, list[str]] = {}
-            for channel, natives in p.subscriptions:
-                have = merged.setdefault(channel, [])
-                seen = set(have)
-                have.extend(n for n in natives if n not in seen)
-            out.append(ConnectionPlan(p.url, list(merged.items())))
-        return out
-
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         return [m.encode({"op": "subscribe", "args": [f"{channel}:{n}" for n in natives]}).decode()]
 
@@ -196,7 +165,7 @@ class BitmexScheme(Scheme):
         except msgspec.ValidationError as exc:
             self.bad_input("malformed message", str(exc), data)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         table = env.table
@@ -243,7 +212,7 @@ class BitmexScheme(Scheme):
         """The symbols named by rows that failed validation (to resync their books)."""
         try:
             rows = _any_decoder.decode(raw)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return []
         if not isinstance(rows, list):
             return []
@@ -267,7 +236,7 @@ class BitmexScheme(Scheme):
         action = env.action
         try:
             rows = m.l2_decoder.decode(env.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed book message", str(exc), data)
             natives = self._row_symbols(env.data)
             if env.filter is not None and env.filter.symbol:
@@ -446,7 +415,7 @@ class BitmexScheme(Scheme):
     def _on_trades(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
             rows = m.trade_decoder.decode(env.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed trade message", str(exc), data)
             return
         parsed = []
@@ -483,7 +452,7 @@ class BitmexScheme(Scheme):
     def _on_quotes(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
             rows = m.quote_decoder.decode(env.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed quote message", str(exc), data)
             return
         out = []
@@ -509,7 +478,7 @@ class BitmexScheme(Scheme):
     def _on_instruments(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
             rows = m.instrument_decoder.decode(env.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed instrument message", str(exc), data)
             return
         recv_ms = recv_ns // 1_000_000
@@ -568,7 +537,7 @@ class BitmexScheme(Scheme):
         minutes = _BIN_MINUTES[env.table]
         try:
             rows = m.tradebin_decoder.decode(env.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed trade bin", str(exc), data)
             return
         out = []

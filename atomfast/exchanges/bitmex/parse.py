@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from ...book import parse_ticks
 from ...scheme import Instrument
+from .._common import MAX_MS, decimals_of, ms_ok, valid_level  # noqa: F401 (this module's API)
 
 ALIASES = {"XBT": "BTC"}
 QUOTES = ("USDT", "USDC", "USD", "EUR", "XBT", "ETH")
@@ -36,42 +35,12 @@ MONTH_CODES = "FGHJKMNQUVXZ"
 #: decimals of a guessed instrument (a symbol the listing did not hold)
 GUESS_PRICE_DECIMALS = 10
 GUESS_SIZE_DECIMALS = 4
-#: exchange times in ms must be below this (year 5138): they go into Avro longs
-MAX_MS = 10**14
-
 _FUTURE = re.compile(r"([A-Z0-9]+?)([FGHJKMNQUVXZ])([0-9]{2})")
 
 
 def normalise_asset(asset: str) -> str:
     asset = asset.upper()
     return ALIASES.get(asset, asset)
-
-
-def ms_ok(ms: int) -> bool:
-    return 0 <= ms < MAX_MS
-
-
-def valid_level(price: bytes, size: bytes, price_decimals: int, size_decimals: int) -> bool:
-    """Whether the book takes this level exactly as sent: price > 0, size >= 0, no sign, a
-    decimal number (exponent allowed) within the book's scale and int64 range."""
-    if price[:1] in (b"-", b"+", b"") or size[:1] in (b"-", b"+", b""):
-        return False
-    try:
-        return parse_ticks(price, price_decimals) > 0 and parse_ticks(size, size_decimals) >= 0
-    except (ValueError, TypeError, OverflowError):
-        return False
-
-
-def decimals_of(value: float | int | str | None, default: int = 8) -> int:
-    """Decimals of a tick or lot size: 0.5 -> 1, 1e-08 -> 8, 100 -> 0."""
-    if value is None:
-        return default
-    try:
-        d = Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()
-    except (InvalidOperation, ValueError):
-        return default
-    exp = d.as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else default
 
 
 # --- times -------------------------------------------------------------------------------------

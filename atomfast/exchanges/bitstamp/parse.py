@@ -12,34 +12,20 @@ epoch, a string of digits) -> ``event_timestamp`` in ms (truncated).
 """
 from __future__ import annotations
 
-import re
 from typing import Union
 
 import msgspec
 
-from ...book import parse_ticks
 from ...scheme import Instrument
+from .._common import is_plain, valid_level  # noqa: F401 (this module's API)
 
 #: books keep at least this many decimals (the listing's ``base_decimals`` of USDT pairs is 5,
 #: the feed writes 8 in places)
 MIN_DECIMALS = 8
 MAX_DECIMALS = 12
 
-is_plain = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
-_SIGNS = "+-"
 #: µs since the epoch: at most 17 digits (year 5138)
 MAX_US = 10**17
-
-
-def valid_level(price: str, size: str, price_decimals: int, size_decimals: int) -> bool:
-    """Whether the book takes this level exactly: price > 0, size >= 0, no sign, a decimal
-    within the book's scale and range (the same C parser as the book)."""
-    if price.__class__ is not str or size.__class__ is not str or price[:1] in _SIGNS or size[:1] in _SIGNS:
-        return False
-    try:
-        return parse_ticks(price, price_decimals) > 0 and parse_ticks(size, size_decimals) >= 0
-    except (ValueError, TypeError):
-        return False
 
 
 def micros(text: str) -> int:

@@ -42,25 +42,20 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import ASK, BID, L2Book, L3Book
-from ...events import BUY, SELL, Lob, LobL3, Trade, TradeL3
-from ...scheme import SIDE_NAMES, Connection, Instrument, Scheme
+from ...book import ASK, BID, L3Book
+from ...events import BUY, SELL, LobL3, Trade, TradeL3
+from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import guess_instrument, is_plain, micros, parse_pairs, valid_level
 
-_MALFORMED = (msgspec.DecodeError, RecursionError)
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _CROSSED = 2
-_UNKNOWN = 4
 _ORDER_EVENTS = {"order_created", "order_changed", "order_deleted"}
 _KNOWN_EVENTS = _ORDER_EVENTS | {"data", "trade", "bts:subscription_succeeded", "bts:unsubscription_succeeded",
                                  "bts:request_reconnect", "bts:heartbeat", "bts:error"}
 _RETRY_NS = 1_000_000_000
 _RETRY_CAP_NS = 30_000_000_000
-
-LOB, LOB_L3 = "lob", "lob_l3"
 
 
 def _text(s: str, raw) -> str:
@@ -81,7 +76,7 @@ class BookSync:
         self.pair = pair
         self.symbol = symbol
         self.kind = kind
-        self.book = book  # the L3Book (level 2: the scheme's L2Book in ``books``)
+        self.book = book  # level 3: the scheme's ``l3books`` entry (level 2: its L2Book in ``books``)
         #: events held while the snapshot is on its way (None: synced)
         self.buffer: list | None = []
         self.snap_mts = 0  # the snapshot's microtimestamp
@@ -112,7 +107,6 @@ class BitstampScheme(Scheme):
         names = set(self.channel_names)
         self._want_trades = "trades" in names
         self._want_trades_l3 = "trades_l3" in names
-        self._symbols: dict[str, str] = {}
         #: market -> level-2 / level-3 book sync
         self.l2: dict[str, BookSync] = {}
         self.l3: dict[str, BookSync] = {}
@@ -127,62 +121,37 @@ class BitstampScheme(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return guess_instrument(native)
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown market", repr(native)[:100], data)
-            return False
-        return True
-
     # --- subscriptions ------------------------------------------------------------------------
-    def plan(self, url: str | None = None):
-        # TODO(lead): move to Scheme -- two topics served by one exchange channel (trades and
-        # trades_l3 both come from ``live_trades``) should be subscribed once.
-        seen: set[str] = set()
-        names = []
-        for name in self.channel_names:
-            if self.channels[name] not in seen:
-                seen.add(self.channels[name])
-                names.append(name)
-        saved = self.channel_names
-        self.channel_names = names
-        try:
-            return super().plan(url)
-        finally:
-            self.channel_names = saved
-
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         return [m.encode({"event": "bts:subscribe", "data": {"channel": f"{channel}_{n}"}}).decode() for n in natives]
 
     def ping_message(self) -> str:
         return '{"event":"bts:heartbeat"}'
 
-    def resubscribe(self, conn: Connection, native: str) -> None:
-        """Reload one level-2 book: the diff stream goes on; buffer it and fetch a new snapshot."""
-        st = self.l2.get(native)
-        if st is None:
-            st = self.l2[native] = BookSync(conn, native, self.symbol_of(native), LOB)
+    def resubscribe(self, conn: Connection, native: str, book: str = LOB) -> None:
+        """Reload one book (level 2 or 3): the stream goes on; buffer it and fetch a new snapshot."""
+        if book == LOB_L3:
+            st = self.l3.get(native)
+            if st is None:
+                self._start(conn, native, LOB_L3)
+                return
+        else:
+            st = self.l2.get(native)
+            if st is None:
+                st = self.l2[native] = BookSync(conn, native, self.symbol_of(native), LOB)
         st.conn = conn
         self._restart(st)
 
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
-        # TODO(lead): move to Scheme -- every book of the connection (level 3 too) is untrusted
-        # until the next connection's snapshot.
+        """As the base (every book of the connection is untrusted until the next connection's
+        snapshot; its level-3 books dropped); each book's sync waits for that snapshot."""
         for st in (*self.l2.values(), *self.l3.values()):
             if st.conn is conn and st.buffer is None:
                 st.buffer = []
                 if st.kind == LOB:
                     self.unsynced.add(st.pair)
                 else:
+                    self.unsynced_l3.add(st.pair)
                     st.book.clear()
         super().on_close(conn, reason, recv_ns)
 
@@ -191,15 +160,13 @@ class BitstampScheme(Scheme):
         table = self.l2 if kind == LOB else self.l3
         st = table.get(pair)
         if st is None:
-            book = None
-            if kind == LOB_L3:
-                inst = self.instrument(pair)
-                book = L3Book(inst.price_decimals, inst.size_decimals)
+            book = self.l3book(pair) if kind == LOB_L3 else None
             st = table[pair] = BookSync(conn, pair, self.symbol_of(pair), kind, book)
         st.conn = conn
         if kind == LOB and pair in self.books:
             self.unsynced.add(pair)
         elif kind == LOB_L3:
+            self.unsynced_l3.add(pair)  # until the snapshot
             st.book.clear()
         self._restart(st)
         return st
@@ -241,28 +208,13 @@ class BitstampScheme(Scheme):
         if st is None:
             return
         if st.buffer is None:
-            if st.kind == LOB:
-                self.resync(st.conn, st.pair, f"{kind}: {detail}", recv_ns)
-            else:
-                self._l3_resync(st, f"{kind}: {detail}", recv_ns)
+            self.resync(st.conn, st.pair, f"{kind}: {detail}", recv_ns, st.kind)
         elif st.fetching:
             st.refetch = True  # the snapshot must be newer than the event we lost
 
     def _gap(self, st: BookSync, reason: str, recv_ns: int) -> None:
         self.metrics.gaps += 1
-        if st.kind == LOB:
-            self.resync(st.conn, st.pair, reason, recv_ns)
-        else:
-            self._l3_resync(st, reason, recv_ns)
-
-    def _l3_resync(self, st: BookSync, reason: str, recv_ns: int) -> None:
-        # TODO(lead): move to Scheme -- Scheme.resync and Scheme.unsynced know level-2 books only
-        if st.buffer is not None:
-            return  # already reloading
-        self.metrics.resyncs += 1
-        st.book.clear()
-        self.status(st.symbol, "resync", f"lob_l3: {reason}", recv_ns)
-        self._restart(st)
+        self.resync(st.conn, st.pair, reason, recv_ns, st.kind)
 
     # --- frames -------------------------------------------------------------------------------
     def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
@@ -273,7 +225,7 @@ class BitstampScheme(Scheme):
         except msgspec.ValidationError as exc:
             self._on_invalid(data, str(exc), recv_ns)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         cls = msg.__class__
@@ -296,7 +248,7 @@ class BitstampScheme(Scheme):
     def _on_invalid(self, data: bytes, detail: str, recv_ns: int) -> None:
         try:
             head = m.any_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             self.bad_input("unknown message", detail, data)
             return
         event, channel = head.event, head.channel
@@ -355,18 +307,6 @@ class BitstampScheme(Scheme):
             return
         self._apply_diff(st, mts, d.bids, d.asks, recv_ns)
 
-    def _apply_levels(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        emit, exchange, apply = self.emit, self.exchange, book.apply
-        side_name = SIDE_NAMES[side]
-        flags = 0
-        for price, size in levels:
-            f = apply(side, price, size)
-            if f & _UNKNOWN:
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
-
     def _crossed(self, book) -> str:
         bp, _bs, ap, _as = book.best()
         return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
@@ -382,8 +322,8 @@ class BitstampScheme(Scheme):
         book = self.books[pair]
         event_ms = mts // 1000
         atom_us = recv_ns // 1000
-        flags = self._apply_levels(book, BID, bids, st.symbol, event_ms, atom_us)
-        flags |= self._apply_levels(book, ASK, asks, st.symbol, event_ms, atom_us)
+        flags = self.apply_levels(st.pair, book, BID, bids, event_ms, atom_us)
+        flags |= self.apply_levels(st.pair, book, ASK, asks, event_ms, atom_us)
         if flags & _CROSSED:
             reason = self._crossed(book)
             if reason:
@@ -495,7 +435,7 @@ class BitstampScheme(Scheme):
         try:
             snap = (m.rest_book_decoder if st.kind == LOB else m.rest_orders_decoder).decode(body)
             snap_mts = micros(snap.microtimestamp)
-        except (*_DECODE_ERRORS, ValueError) as exc:
+        except (*DECODE_ERRORS, ValueError) as exc:
             self._snapshot_failed(st, "malformed snapshot", str(exc), body, recv_ns)
             return
         if st.kind == LOB:
@@ -524,8 +464,8 @@ class BitstampScheme(Scheme):
         atom_us = recv_ns // 1000
         if st.kind == LOB:
             book = self.begin_snapshot(st.pair, recv_ns, event_ms)
-            self._apply_levels(book, BID, snap.bids, st.symbol, event_ms, atom_us)
-            self._apply_levels(book, ASK, snap.asks, st.symbol, event_ms, atom_us)
+            self.apply_levels(st.pair, book, BID, snap.bids, event_ms, atom_us)
+            self.apply_levels(st.pair, book, ASK, snap.asks, event_ms, atom_us)
             reason = self._crossed(book)
             if reason:
                 self.bad_input("crossed snapshot", f"{st.pair}: {reason}", b"")
@@ -534,10 +474,7 @@ class BitstampScheme(Scheme):
                 return
             self.emit_spread(st.pair, book, event_ms, atom_us)
         else:
-            book = st.book
-            # TODO(lead): move to Scheme -- begin_snapshot for level-3 books
-            book.clear()
-            self.status(st.symbol, "snapshot", "lob_l3", recv_ns, event_ms)
+            book = self.begin_snapshot_l3(st.pair, recv_ns, event_ms)  # ``st.book``, emptied
             emit, exchange, symbol, add = self.emit, self.exchange, st.symbol, book.add
             i = 0
             for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):

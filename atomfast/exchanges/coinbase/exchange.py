@@ -51,12 +51,10 @@ import msgspec
 
 from ...book import ASK, BID, L2Book, L3Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
-from ...scheme import SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
 
-_MALFORMED = (msgspec.DecodeError, RecursionError)
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _CROSSED = 2
@@ -92,6 +90,7 @@ class L3State:
 
 class CoinbaseScheme(Scheme):
     exchange = "coinbase"
+    unknown_market = "unknown product"
     secret_fields = ("signature", "key", "passphrase")  # of the authenticated subscribe
     ws_url = "wss://ws-feed.exchange.coinbase.com"
     rest_url = "https://api.exchange.coinbase.com"
@@ -117,8 +116,6 @@ class CoinbaseScheme(Scheme):
         names = set(self.channel_names)
         self._want_trades = "trades" in names
         self._want_trades_l3 = "trades_l3" in names
-        #: native -> normalised symbol (hot-path cache)
-        self._symbols: dict[str, str] = {}
         #: native -> sequence of the last published match (duplicates dropped)
         self._last_trade_seq: dict[str, int] = {}
         #: native -> level-3 book and sync state
@@ -134,43 +131,7 @@ class CoinbaseScheme(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return guess_instrument(native)
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native, data: bytes) -> bool:
-        """Whether ``native`` names a product (listed, or a well-formed id); bad input if not."""
-        if native in self._symbols:
-            return True
-        if native.__class__ is not str:
-            self.bad_input("unknown product", repr(native)[:100], data)
-            return False
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown product", repr(native)[:100], data)
-            return False
-        return True
-
     # --- subscriptions ------------------------------------------------------------------------
-    def plan(self, url: str | None = None):
-        # TODO(lead): move to Scheme -- two topics served by one exchange channel (lob_l3 and
-        # trades_l3 both come from ``full``) should be subscribed once.
-        seen: set[str] = set()
-        names = []
-        for name in self.channel_names:
-            if self.channels[name] not in seen:
-                seen.add(self.channels[name])
-                names.append(name)
-        saved = self.channel_names
-        self.channel_names = names
-        try:
-            return super().plan(url)
-        finally:
-            self.channel_names = saved
-
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         msg: dict = {"type": "subscribe", "product_ids": natives, "channels": [channel]}
         if channel in AUTH_CHANNELS:
@@ -194,19 +155,27 @@ class CoinbaseScheme(Scheme):
             return {}
         return {"signature": base64.b64encode(digest).decode(), "key": key, "passphrase": passphrase, "timestamp": ts}
 
-    def resubscribe(self, conn: Connection, native: str) -> None:
-        """Reload one level-2 book: unsubscribe and subscribe its channel (a new snapshot)."""
+    def resubscribe(self, conn: Connection, native: str, book: str = LOB) -> None:
+        """Reload one book. Level 2: unsubscribe and subscribe its channel (a new snapshot).
+        Level 3: buffer the product's messages again and fetch a new REST snapshot."""
+        if book == LOB_L3:
+            st = self.l3.get(native)
+            if st is not None:
+                st.buffer = []
+                st.seq = -1
+                if not st.fetching:
+                    self._l3_fetch(st)
+            return
         channel = conn.state.get("coinbase_l2", {}).get(native) or self.channels["lob"]
         conn.send(m.encode({"type": "unsubscribe", "product_ids": [native], "channels": [channel]}).decode())
         for msg in self.subscribe_messages(channel, [native]):
             conn.send(msg)
 
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
-        # TODO(lead): move to Scheme -- level-3 books of the connection are dropped too (the
-        # next connection's ``subscriptions`` answer starts their sync again).
+        """As the base (which drops the connection's level-3 books); their sync state goes too:
+        the next connection's ``subscriptions`` answer starts it again."""
         for native, st in list(self.l3.items()):
             if st.conn is conn:
-                st.book.clear()
                 del self.l3[native]
         conn.state.pop("coinbase_subs", None)
         super().on_close(conn, reason, recv_ns)
@@ -220,7 +189,7 @@ class CoinbaseScheme(Scheme):
         except msgspec.ValidationError as exc:
             self._on_invalid(conn, data, str(exc), recv_ns)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         cls = msg.__class__
@@ -251,7 +220,7 @@ class CoinbaseScheme(Scheme):
         (level 2 or a sequenced level-3 one) that cannot be read resyncs that book."""
         try:
             head = m.any_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             self.bad_input("unknown message", detail, data)
             return
         kind = head.type
@@ -268,7 +237,7 @@ class CoinbaseScheme(Scheme):
         if kind in _FULL_TYPES:
             st = self.l3.get(native)
             if st is not None and st.buffer is None:
-                self._l3_resync(st, f"malformed {kind} message", recv_ns)
+                self.resync(st.conn, native, f"malformed {kind} message", recv_ns, LOB_L3)
 
     # --- level 2 ------------------------------------------------------------------------------
     def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
@@ -383,7 +352,7 @@ class CoinbaseScheme(Scheme):
             self.bad_input("malformed match", f"{side!r} {msg.price!r} {msg.size!r}", data)
             st = self.l3.get(native)
             if st is not None and st.buffer is None:
-                self._l3_resync(st, "malformed match message", recv_ns)
+                self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
             return
         atom_us = recv_ns // 1000
         try:
@@ -392,7 +361,7 @@ class CoinbaseScheme(Scheme):
             self.bad_input("malformed match", str(exc), data)
             st = self.l3.get(native)
             if st is not None and st.buffer is None:
-                self._l3_resync(st, "malformed match message", recv_ns)
+                self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
             return
         if native not in self._symbols and not self.known(native, data):
             return
@@ -437,11 +406,10 @@ class CoinbaseScheme(Scheme):
 
     # --- level 3 ------------------------------------------------------------------------------
     def _l3_start(self, conn: Connection, native: str, recv_ns: int) -> None:
-        inst = self.instrument(native)
-        old = self.l3.get(native)
-        book = old.book if old is not None else L3Book(inst.price_decimals, inst.size_decimals)
+        book = self.l3book(native)
         book.clear()
-        st = self.l3[native] = L3State(conn, native, inst.symbol, book)
+        self.unsynced_l3.add(native)  # until the snapshot
+        st = self.l3[native] = L3State(conn, native, self.instrument(native).symbol, book)
         self._l3_fetch(st)
 
     def _l3_url(self, native: str) -> str:
@@ -452,19 +420,6 @@ class CoinbaseScheme(Scheme):
         self._rest_pending[url] = st
         st.fetching = True
         st.conn.fetch(url)
-
-    def _l3_resync(self, st: L3State, reason: str, recv_ns: int) -> None:
-        """The level-3 book of ``st`` can no longer be trusted: say why, drop it, reload it."""
-        # TODO(lead): move to Scheme -- Scheme.resync and Scheme.unsynced know level-2 books only
-        if st.buffer is not None:
-            return  # already reloading
-        self.metrics.resyncs += 1
-        st.book.clear()
-        st.buffer = []
-        st.seq = -1
-        self.status(st.symbol, "resync", f"lob_l3: {reason}", recv_ns)
-        if not st.fetching:
-            self._l3_fetch(st)
 
     def _sequenced(self, st: L3State, msg, recv_ns: int) -> None:
         """One sequenced full-channel message of a product with level-3 state."""
@@ -485,7 +440,7 @@ class CoinbaseScheme(Scheme):
             return  # a duplicate or an old message
         if seq != last + 1:
             self.metrics.gaps += 1
-            self._l3_resync(st, f"sequence gap: expected {last + 1}, got {seq}", recv_ns)
+            self.resync(st.conn, st.native, f"sequence gap: expected {last + 1}, got {seq}", recv_ns, LOB_L3)
             st.buffer.append((msg, recv_ns))
             return
         if self._apply_full(st, msg, recv_ns):
@@ -493,7 +448,7 @@ class CoinbaseScheme(Scheme):
 
     def _l3_fail(self, st: L3State, kind: str, detail: str, recv_ns: int) -> bool:
         self.bad_input(kind, f"{st.native}: {detail}", b"")
-        self._l3_resync(st, f"{kind}: {detail}", recv_ns)
+        self.resync(st.conn, st.native, f"{kind}: {detail}", recv_ns, LOB_L3)
         return False
 
     def _apply_full(self, st: L3State, msg, recv_ns: int) -> bool:
@@ -574,7 +529,7 @@ class CoinbaseScheme(Scheme):
             return  # synced meanwhile (an answer to an older request)
         try:
             snap = m.level3_decoder.decode(body)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self._snapshot_failed(st, "malformed level-3 snapshot", str(exc), body, recv_ns)
             return
         book = st.book
@@ -596,9 +551,7 @@ class CoinbaseScheme(Scheme):
             event_ms = rfc3339_to_ms(snap.time) if snap.time else atom_us // 1000
         except ValueError:
             event_ms = atom_us // 1000
-        # TODO(lead): move to Scheme -- begin_snapshot for level-3 books (status reason names the book)
-        book.clear()
-        self.status(st.symbol, "snapshot", "lob_l3", recv_ns, event_ms)
+        self.begin_snapshot_l3(st.native, recv_ns, event_ms)  # ``book`` itself, emptied
         emit, exchange, symbol = self.emit, self.exchange, st.symbol
         add = book.add
         for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):

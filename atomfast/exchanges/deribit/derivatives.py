@@ -52,17 +52,14 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import ASK, BID, L2Book
-from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
+from ...book import ASK, BID
+from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import ms_ok, name_instrument, parse_instruments, valid_level
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-_MALFORMED = (msgspec.DecodeError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
-_UNKNOWN = 4
 _MAX = 1e18
 _ZERO = b"0"
 _ACTIONS = ("new", "change", "delete")
@@ -86,15 +83,15 @@ def _resolution_minutes(res: str) -> int:
 
 class DeribitScheme(Scheme):
     exchange = "deribit"
+    unknown_market = "unknown instrument"
     ws_url = "wss://www.deribit.com/ws/api/v2"
     rest_url = "https://www.deribit.com"
-    #: every currency at once (``any``); the recorded capture fetched one listing per currency
+    #: every currency at once (``any``)
     instruments_path = "/api/v2/public/get_instruments?currency=any&expired=false"
-    # TODO(lead): move to Scheme and read it in replay.instruments_from_capture and run.py: the
-    # listings to merge when ``instruments_path`` is not answered (the recorded capture, and the
-    # simulator serving it, hold one listing per currency). Unused until then.
-    instruments_fallback_paths = tuple(f"/api/v2/public/get_instruments?currency={c}&expired=false"
-                                       for c in ("BTC", "ETH", "SOL", "USDC", "USDT"))
+    #: ``any``, then one listing per currency, merged: the recorded capture (and the simulator
+    #: serving it) holds the per-currency listings only; a listing not answered is left out
+    instruments_paths = (instruments_path, *(f"/api/v2/public/get_instruments?currency={c}&expired=false"
+                                             for c in ("BTC", "ETH", "SOL", "USDC", "USDT")))
     channels = {"lob": "book", "trades": "trades", "ticker": "ticker", "funding_rate": "ticker",
                 "open_interest": "ticker", "candle": "chart.trades"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
@@ -113,7 +110,6 @@ class DeribitScheme(Scheme):
         super().__init__(emit, metrics, instruments, symbols, channels)
         #: instrument -> change_id of the last book message applied
         self.change_ids: dict[str, int] = {}
-        self._symbols: dict[str, str] = {}
         self._last_funding: dict[str, tuple[float, float]] = {}
         self._last_oi: dict[str, float] = {}
         #: (instrument, resolution) -> the last candle published (not yet closed)
@@ -134,22 +130,6 @@ class DeribitScheme(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return name_instrument(native)
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown instrument", repr(native), data)
-            return False
-        return True
-
     # --- requests -----------------------------------------------------------------------------
     def request(self, conn: Connection, method: str, params: dict) -> str:
         """A JSON-RPC request (its id remembered on the connection, to read the answer)."""
@@ -167,19 +147,6 @@ class DeribitScheme(Scheme):
         if channel == "chart.trades":
             return f"chart.trades.{native}.{self.candle_resolution}"
         return f"{channel}.{native}.{self.interval}"
-
-    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """As the base, with a channel several topics share (``ticker``) subscribed once."""
-        # TODO(lead): move to Scheme (Kraken Futures does the same)
-        out = []
-        for p in super().plan(url):
-            merged: dict[str, list[str]] = {}
-            for channel, natives in p.subscriptions:
-                have = merged.setdefault(channel, [])
-                seen = set(have)
-                have.extend(n for n in natives if n not in seen)
-            out.append(ConnectionPlan(p.url, list(merged.items())))
-        return out
 
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         chans = [self.channel_name(channel, n) for n in natives]
@@ -215,7 +182,7 @@ class DeribitScheme(Scheme):
         except msgspec.ValidationError as exc:
             self.bad_input("malformed message", str(exc), data)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         params = env.params
@@ -252,7 +219,7 @@ class DeribitScheme(Scheme):
             return
         try:
             chans = m.channels_decoder.decode(raw)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed subscribe answer", str(exc), data)
             return
         for chan in chans:
@@ -283,21 +250,10 @@ class DeribitScheme(Scheme):
             out.append((p, a))
         return out
 
-    def _apply(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        emit, exchange, side_name, apply = self.emit, self.exchange, SIDE_NAMES[side], book.apply
-        flags = 0
-        for price, size in levels:
-            f = apply(side, price, size)
-            if f & _UNKNOWN:
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
-
     def _on_book(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
         try:
             msg = m.book_decoder.decode(params.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             parts = params.channel.split(".")
             native = parts[1] if len(parts) > 2 else ""
             self.bad_input("malformed book message", str(exc), data)
@@ -337,10 +293,9 @@ class DeribitScheme(Scheme):
             return
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
-        symbol = self.symbol_of(native)
         try:
-            flags = self._apply(book, BID, bids, symbol, event_ms, atom_us)
-            flags |= self._apply(book, ASK, asks, symbol, event_ms, atom_us)
+            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
+            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
         except _BOOK_ERRORS as exc:
             self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
@@ -359,10 +314,9 @@ class DeribitScheme(Scheme):
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        symbol = self.symbol_of(native)
         try:
-            flags = self._apply(book, BID, bids, symbol, event_ms, atom_us)
-            flags |= self._apply(book, ASK, asks, symbol, event_ms, atom_us)
+            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
+            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
         except _BOOK_ERRORS as exc:
             self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
@@ -374,7 +328,7 @@ class DeribitScheme(Scheme):
     def _on_trades(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
         try:
             trades = m.trades_decoder.decode(params.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed trades message", str(exc), data)
             return
         for t in trades:
@@ -393,7 +347,7 @@ class DeribitScheme(Scheme):
     def _on_ticker(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
         try:
             t = m.ticker_decoder.decode(params.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed ticker", str(exc), data)
             return
         native = t.instrument_name
@@ -442,7 +396,7 @@ class DeribitScheme(Scheme):
         native, res = parts[2], parts[3]
         try:
             c = m.chart_decoder.decode(params.data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed candle", str(exc), data)
             return
         if not (ms_ok(c.tick) and _ok(c.open) and _ok(c.high) and _ok(c.low) and _ok(c.close) and _ok(c.volume)):

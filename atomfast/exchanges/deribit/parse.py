@@ -29,8 +29,8 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from ...book import parse_ticks
 from ...scheme import Instrument
+from .._common import MAX_MS, decimals_of, ms_ok, valid_level  # noqa: F401 (this module's API)
 
 MONTHS = {m: i for i, m in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
@@ -38,38 +38,6 @@ MONTHS = {m: i for i, m in enumerate(
 #: decimals of a guessed instrument (a name the listing did not hold)
 GUESS_PRICE_DECIMALS = 8
 GUESS_SIZE_DECIMALS = 8
-#: exchange times in ms must be below this (year 5138): they go into Avro longs
-MAX_MS = 10**14
-
-
-def ms_ok(ms: int) -> bool:
-    return 0 <= ms < MAX_MS
-
-
-def valid_level(price: bytes, size: bytes, price_decimals: int, size_decimals: int) -> bool:
-    """Whether the book takes this level exactly as sent: price > 0, size >= 0, no sign, a
-    decimal number (exponent allowed) within the book's scale and int64 range. The book's own
-    parser, so a whole message can be checked before any of it is applied."""
-    if price[:1] in (b"-", b"+", b"") or size[:1] in (b"-", b"+", b""):
-        return False
-    try:
-        return parse_ticks(price, price_decimals) > 0 and parse_ticks(size, size_decimals) >= 0
-    except (ValueError, TypeError, OverflowError):
-        return False
-
-
-def decimals_of(value: float | int | str | None, default: int = 8) -> int:
-    """Decimals of a tick or lot size: 0.5 -> 1, 0.0005 -> 4, 1e-05 -> 5, 10 -> 0."""
-    if value is None:
-        return default
-    try:
-        d = Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()
-    except (InvalidOperation, ValueError):
-        return default
-    exp = d.as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else default
-
-
 def expiry_from_code(code: str) -> str:
     """``24SEP21`` -> ``20210924``; ``6AUG21`` -> ``20210806``. KeyError if not a date code."""
     if not (6 <= len(code) <= 7 and code.isascii()):

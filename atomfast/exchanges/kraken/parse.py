@@ -16,53 +16,17 @@ v1 ``"1618678133.626511"`` (seconds) -> 1618678133626; v2 RFC 3339
 """
 from __future__ import annotations
 
-import datetime as _dt
-import re
-from decimal import Decimal, InvalidOperation
-
 import msgspec
 
-from ...book import parse_ticks
 from ...scheme import Instrument
+from .._common import MAX_MS, decimals_of, is_plain, ms_ok, rfc3339_to_ms, valid_level  # noqa: F401 (this module's API)
 
 ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
-
-#: a plain non-negative decimal, at most 16 integer digits and 20 decimals (trade and ticker
-#: strings; book levels are checked by ``valid_level`` at the book's scale)
-_PLAIN = r"[0-9]{1,16}(?:\.[0-9]{1,20})?"
-is_plain_str = re.compile(_PLAIN).fullmatch
-_SIGNS_STR = "+-"
-_SIGNS_BYTES = b"+-"
-
-
-def valid_level(price: str | bytes, size: str | bytes, price_decimals: int, size_decimals: int) -> bool:
-    """Whether the book will take this level exactly as the exchange wrote it: price > 0,
-    size >= 0, no sign, a decimal number (exponent allowed) within the book's scale and range.
-
-    The same C parser as ``L2Book.apply``: checking a whole message first means a malformed
-    message is refused before the book is touched.
-    """
-    signs = _SIGNS_STR if price.__class__ is str else _SIGNS_BYTES
-    if price[:1] in signs or size[:1] in signs:  # also true for "" (refused)
-        return False
-    try:
-        return parse_ticks(price, price_decimals) > 0 and parse_ticks(size, size_decimals) >= 0
-    except (ValueError, TypeError):
-        return False
 
 
 def normalise_asset(asset: str) -> str:
     asset = asset.upper()
     return ALIASES.get(asset, asset)
-
-
-#: exchange times in ms must be below this (year 5138): they go into Avro longs
-MAX_MS = 10**14
-
-
-def ms_ok(ms: int) -> bool:
-    """An exchange time in ms that is not absurd (0 <= ms < MAX_MS)."""
-    return 0 <= ms < MAX_MS
 
 
 def _secs_parts(text: str) -> tuple[str, str]:
@@ -85,87 +49,6 @@ def secs_to_us(text: str) -> int:
     """``"1618678142.557535"`` -> 1618678142557535 exactly. ValueError if malformed."""
     whole, frac = _secs_parts(text)
     return int(whole) * 1_000_000 + int((frac + "000000")[:6])
-
-
-_EPOCH = _dt.date(1970, 1, 1)
-_day_ms_cache: dict[str, int] = {}
-
-
-_second_cache: dict[str, int] = {}
-
-
-def rfc3339_to_ms(text: str) -> int:
-    """``"2023-10-06T17:35:55.440295Z"`` -> 1696613755440 (UTC, truncated to the ms).
-
-    Accepts ``Z`` or ``+00:00``, any number of fraction digits (v2 ohlc sends nine), or none.
-    ValueError if malformed. The whole seconds are cached (messages of one second share them).
-    """
-    head = text[:19]
-    base = _second_cache.get(head)
-    if base is not None:
-        rest = text[19:]
-        if rest == "Z":
-            return base
-        if rest[:1] == "." and rest[-1:] == "Z":
-            frac = rest[1:-1]
-            if 0 < len(frac) <= 12 and frac.isdigit() and frac.isascii():
-                return base + int((frac + "00")[:3])
-    ms = _rfc3339_to_ms(text)
-    if base is None:
-        if len(_second_cache) >= 65536:
-            _second_cache.clear()
-        _second_cache[head] = ms - ms % 1000
-    return ms
-
-
-def _rfc3339_to_ms(text: str) -> int:
-    day = text[:10]
-    base = _day_ms_cache.get(day)
-    if base is None:
-        try:
-            d = _dt.date(int(day[0:4]), int(day[5:7]), int(day[8:10]))
-        except (ValueError, IndexError):
-            raise ValueError(f"bad timestamp {text!r}") from None
-        if day[4] != "-" or day[7] != "-":
-            raise ValueError(f"bad timestamp {text!r}")
-        base = (d - _EPOCH).days * 86_400_000
-        if len(_day_ms_cache) < 4096:
-            _day_ms_cache[day] = base
-    if len(text) < 19 or text[10] not in "Tt " or text[13] != ":" or text[16] != ":":
-        raise ValueError(f"bad timestamp {text!r}")
-    hh, mm, ss = text[11:13], text[14:16], text[17:19]
-    if not (hh.isdigit() and mm.isdigit() and ss.isdigit() and hh.isascii() and mm.isascii() and ss.isascii()):
-        raise ValueError(f"bad timestamp {text!r}")
-    ms = 0
-    rest = text[19:]
-    if rest[:1] == ".":
-        i = 1
-        while i < len(rest) and "0" <= rest[i] <= "9":
-            i += 1
-        frac = rest[1:i]
-        if not frac:
-            raise ValueError(f"bad timestamp {text!r}")
-        ms = int((frac + "000")[:3])
-        rest = rest[i:]
-    if rest not in ("Z", "z", "+00:00", ""):
-        raise ValueError(f"bad timestamp {text!r}")
-    h, m, s = int(hh), int(mm), int(ss)
-    if h > 23 or m > 59 or s > 60:
-        raise ValueError(f"bad timestamp {text!r}")
-    ms += base + ((h * 60 + m) * 60 + s) * 1000
-    if not 0 <= ms < MAX_MS:
-        raise ValueError(f"timestamp out of range {text!r}")
-    return ms
-
-
-def decimals_of(value: float | str | int) -> int:
-    """Number of decimals of a tick size: 0.5 -> 1, 0.0001 -> 4, 1e-05 -> 5, 1 -> 0."""
-    try:
-        d = Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()
-    except InvalidOperation:
-        return 8
-    exp = d.as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else 8
 
 
 def spot_instrument(ws_pair: str, price_decimals: int = 8, size_decimals: int = 8, v2: bool = False) -> Instrument:

@@ -25,11 +25,11 @@ import msgspec
 
 from ...book import ASK, BID, L2Book
 from ...events import Candle, Lob, Ticker, Trade
-from ...scheme import SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import (
     ALIASES,
-    is_plain_str,
+    is_plain,
     parse_asset_pairs,
     rfc3339_to_ms,
     secs_to_ms,
@@ -38,9 +38,6 @@ from .parse import (
     valid_level,
 )
 
-#: msgspec raises RecursionError (not DecodeError) on JSON nested deeper than it will go
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-_MALFORMED = (msgspec.DecodeError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
@@ -64,6 +61,7 @@ class _KrakenSpot(Scheme):
     instruments_path = "/0/public/AssetPairs"
     channels = {"lob": "book", "trades": "trade", "ticker": "ticker", "candle": "ohlc"}
     aliases = ALIASES
+    unknown_market = "unknown pair"
     symbols_per_message = 50
     #: Kraken sends a heartbeat about every second when a connection is otherwise quiet; our
     #: application ping keeps the connection (and any proxy on the way) from idling out
@@ -79,8 +77,6 @@ class _KrakenSpot(Scheme):
         super().__init__(emit, metrics, instruments, symbols, channels)
         #: native -> depth of its book subscription (truncation depth)
         self.depths: dict[str, int] = {}
-        #: native -> normalised symbol (hot-path cache)
-        self._symbols: dict[str, str] = {}
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -89,41 +85,8 @@ class _KrakenSpot(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return spot_instrument(native, v2=self._v2)
 
-    def symbol_of(self, native: str) -> str:
-        """The normalised symbol of a native name; KeyError if it is not a market name at all."""
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        """Whether ``native`` names a market (listed, or a well-formed pair); bad input if not."""
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown pair", repr(native), data)
-            return False
-        return True
-
-    def _apply(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        """(price, size) pairs onto one side, a ``lob`` event per change; returns the flags."""
-        emit = self.emit
-        exchange = self.exchange
-        side_name = SIDE_NAMES[side]
-        apply = book.apply
-        flags = 0
-        for price, size in levels:
-            f = apply(side, price, size)
-            if f & _UNKNOWN:
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
-
     def _apply_v1(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        """v1 levels (Structs with ``price``/``volume`` strings) onto one side; see ``_apply``."""
+        """v1 levels (Structs with ``price``/``volume`` strings) onto one side, as ``apply_levels``."""
         emit = self.emit
         exchange = self.exchange
         side_name = SIDE_NAMES[side]
@@ -266,7 +229,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             cid = m.int_decoder.decode(parts[0])
             name = m.str_decoder.decode(parts[-2])
             pair = m.str_decoder.decode(parts[-1])
-        except (*_DECODE_ERRORS, ValueError) as exc:
+        except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed message", str(exc), data)
             return None
         entry = self._channel_entry(name, pair)
@@ -282,7 +245,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     def _on_book(self, conn: Connection, data: bytes, native: str, depth: int, recv_ns: int) -> None:
         try:
             msg = m.v1_book_decoder.decode(data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self._book_failed(conn, native, "malformed book message", str(exc), data, recv_ns)
             return
         first, second = msg.first, msg.second
@@ -432,10 +395,10 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     def _on_trades(self, data: bytes, recv_ns: int) -> None:
         try:
             msg = m.v1_trade_decoder.decode(data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed trade message", str(exc), data)
             return
-        valid = is_plain_str
+        valid = is_plain
         out = []
         for i, t in enumerate(msg.trades):
             if not (valid(t.price) and valid(t.volume)) or t.side not in ("b", "s"):
@@ -459,11 +422,11 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     def _on_ticker(self, data: bytes, recv_ns: int) -> None:
         try:
             msg = m.v1_ticker_decoder.decode(data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed ticker message", str(exc), data)
             return
         a, b = msg.ticker.a, msg.ticker.b
-        valid = is_plain_str
+        valid = is_plain
         if not (valid(a[0]) and valid(a[2]) and valid(b[0]) and valid(b[2])):
             self.bad_input("malformed ticker", f"a={a!r} b={b!r}", data)
             return
@@ -476,11 +439,11 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     def _on_ohlc(self, data: bytes, interval: int, recv_ns: int) -> None:
         try:
             msg = m.v1_ohlc_decoder.decode(data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             self.bad_input("malformed ohlc message", str(exc), data)
             return
         c = msg.ohlc
-        valid = is_plain_str
+        valid = is_plain
         if not all(valid(x) for x in (c.open, c.high, c.low, c.close, c.volume)) or not 0 <= c.count < 1 << 31:
             self.bad_input("malformed ohlc", repr(c), data)
             return
@@ -509,7 +472,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         except msgspec.ValidationError as exc:
             self.bad_input("unknown message", str(exc), data)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         cls = ev.__class__
@@ -600,7 +563,7 @@ class KrakenSpotScheme(_KrakenSpot):
         except msgspec.ValidationError:
             self._on_other(conn, data, recv_ns)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         cls = msg.__class__
@@ -618,14 +581,14 @@ class KrakenSpotScheme(_KrakenSpot):
         """Not a well-formed channel message: a method response, or a malformed message."""
         try:
             resp = m.v2_response_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             resp = None
         if resp is not None:
             self._on_response(conn, resp, data, recv_ns)
             return
         try:
             anybook = m.v2_any_book_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             anybook = None
         if anybook is not None and anybook.channel == "book":
             symbols = [d.get("symbol") for d in anybook.data if isinstance(d, dict)]
@@ -637,7 +600,7 @@ class KrakenSpotScheme(_KrakenSpot):
             return
         try:
             m.any_decoder.decode(data)
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         self.bad_input("unknown message", "not a known channel message or method response", data)
@@ -715,10 +678,9 @@ class KrakenSpotScheme(_KrakenSpot):
             depth = self.depths.get(native) or self.book_depth
             if kind == "snapshot":
                 book = self.begin_snapshot(native, recv_ns, event_ms)
-            symbol = self._symbols.get(native) or self.symbol_of(native)
             try:
-                flags = self._apply(book, BID, bids, symbol, event_ms, atom_us)
-                flags |= self._apply(book, ASK, asks, symbol, event_ms, atom_us)
+                flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
+                flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
             except _BOOK_ERRORS as exc:  # a single level the book refused (nothing applied)
                 self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
                 continue

@@ -34,16 +34,14 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import ASK, BID, L2Book
+from ...book import ASK, BID
 from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import SIDE_NAMES, Connection, ConnectionPlan, Instrument, Scheme
-from ..kraken.parse import ALIASES, ms_ok, valid_level
+from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from .._common import ms_ok, valid_level
+from ..kraken.parse import ALIASES
 from . import messages as m
 from .parse import parse_instruments, product_instrument
 
-#: msgspec raises RecursionError (not DecodeError) on JSON nested deeper than it will go
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-_MALFORMED = (msgspec.DecodeError, RecursionError)
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
@@ -57,6 +55,7 @@ def _ok(x: float) -> bool:
 
 class KrakenFuturesScheme(Scheme):
     exchange = "kraken-futures"
+    unknown_market = "unknown product"
     ws_url = "wss://futures.kraken.com/ws/v1"
     rest_url = "https://futures.kraken.com"
     instruments_path = "/derivatives/api/v3/instruments"
@@ -73,7 +72,6 @@ class KrakenFuturesScheme(Scheme):
         self.seqs: dict[str, int] = {}
         #: product -> seq of the last trade emitted
         self.trade_seqs: dict[str, int] = {}
-        self._symbols: dict[str, str] = {}
         wanted = set(self.channel_names)
         self._want_ticker = "ticker" in wanted
         self._want_funding = "funding_rate" in wanted
@@ -90,34 +88,7 @@ class KrakenFuturesScheme(Scheme):
             raise KeyError(f"kraken-futures: product ids are upper case, not {native!r}")
         return inst
 
-    def symbol_of(self, native: str) -> str:
-        sym = self._symbols.get(native)
-        if sym is None:
-            sym = self._symbols[native] = self.instrument(native).symbol
-        return sym
-
-    def known(self, native: str, data: bytes) -> bool:
-        if native in self._symbols:
-            return True
-        try:
-            self.symbol_of(native)
-        except KeyError:
-            self.bad_input("unknown product", repr(native), data)
-            return False
-        return True
-
     # --- subscriptions ------------------------------------------------------------------------
-    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
-        """As the base, with the feeds several topics share (``ticker``) subscribed once."""
-        out = []
-        for p in super().plan(url):
-            merged: dict[str, list[str]] = {}
-            for channel, natives in p.subscriptions:
-                have = merged.setdefault(channel, [])
-                have.extend(n for n in natives if n not in have)
-            out.append(ConnectionPlan(p.url, list(merged.items())))
-        return out
-
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         return [m.encode({"event": "subscribe", "feed": channel, "product_ids": natives}).decode()]
 
@@ -143,7 +114,7 @@ class KrakenFuturesScheme(Scheme):
         except msgspec.ValidationError:
             self._on_other(conn, data, recv_ns)
             return
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         cls = msg.__class__
@@ -165,14 +136,14 @@ class KrakenFuturesScheme(Scheme):
         """An event message, or a data message that failed validation."""
         try:
             ev = m.event_decoder.decode(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             ev = None
         if ev is not None:
             self._on_event(ev, data, recv_ns)
             return
         try:
             obj = m.any_decoder.decode(data)
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
         feed = obj.get("feed") if isinstance(obj, dict) else None
@@ -258,17 +229,6 @@ class KrakenFuturesScheme(Scheme):
             out.append((p, q))
         return out
 
-    def _apply(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        emit, exchange, side_name, apply = self.emit, self.exchange, SIDE_NAMES[side], book.apply
-        flags = 0
-        for price, size in levels:
-            f = apply(side, price, size)
-            if f & _UNKNOWN:
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
-
     def _on_snapshot(self, conn: Connection, msg: m.FBookSnapshot, data: bytes, recv_ns: int) -> None:
         native = msg.product_id
         if not self.known(native, data):
@@ -282,10 +242,9 @@ class KrakenFuturesScheme(Scheme):
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        symbol = self.symbol_of(native)
         try:
-            flags = self._apply(book, BID, bids, symbol, event_ms, atom_us)
-            flags |= self._apply(book, ASK, asks, symbol, event_ms, atom_us)
+            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
+            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
         except _BOOK_ERRORS as exc:
             self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return

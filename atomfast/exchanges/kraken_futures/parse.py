@@ -15,7 +15,8 @@ from __future__ import annotations
 import msgspec
 
 from ...scheme import Instrument
-from ..kraken.parse import decimals_of, normalise_asset
+from .._common import decimals_of
+from ..kraken.parse import normalise_asset
 
 QUOTES = ("USDT", "USDC", "USD", "EUR", "GBP", "CHF", "JPY", "AUD", "CAD", "XBT", "BTC", "ETH")
 LINEAR = ("PF", "FF", "PV", "FV")

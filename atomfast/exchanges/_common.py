@@ -1,0 +1,142 @@
+"""Helpers several venues' ``parse`` modules share: number and level checks, tick decimals,
+exact timestamps. (The leading underscore keeps the venue registry from taking this for a venue.)
+
+Numbers: prices and sizes go to the books as the exact text the exchange sent (strings, or the
+raw bytes of JSON numbers, never through a float). ``valid_level`` checks a level with the
+book's own parser before any level of a message is applied; ``is_plain`` checks the strings
+that only become floats (trades, tickers).
+
+Timestamps: exchange time in ms, converted exactly (no float) and bounded (``MAX_MS``: they go
+into Avro longs).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from decimal import Decimal, InvalidOperation
+
+from ..book import parse_ticks
+
+#: exchange times in ms must be below this (year 5138): they go into Avro longs
+MAX_MS = 10**14
+
+#: a plain non-negative decimal: at most 16 integer digits and 20 decimals
+is_plain = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
+
+
+def ms_ok(ms: int) -> bool:
+    """An exchange time in ms that is not absurd (0 <= ms < MAX_MS)."""
+    return 0 <= ms < MAX_MS
+
+
+def valid_level(price: str | bytes, size: str | bytes, price_decimals: int, size_decimals: int) -> bool:
+    """Whether the book takes this level exactly as the exchange wrote it: price > 0, size >= 0,
+    no sign, a decimal number (exponent allowed) within the book's scale and int64 range; both
+    strings or both bytes (anything else is refused).
+
+    The same C parser as ``L2Book.apply``: checking a whole message first means a malformed
+    message is refused before the book is touched.
+    """
+    cls = price.__class__
+    if cls is str:
+        signs = "+-"
+    elif cls is bytes:
+        signs = b"+-"
+    else:
+        return False
+    if size.__class__ is not cls or price[:1] in signs or size[:1] in signs:  # also true for "" (refused)
+        return False
+    try:
+        return parse_ticks(price, price_decimals) > 0 and parse_ticks(size, size_decimals) >= 0
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def decimals_of(value: float | int | str | None, default: int = 8) -> int:
+    """Decimals of a tick or lot size: 0.5 -> 1, "0.0001" -> 4, 1e-05 -> 5, 10 -> 0; ``default``
+    for None or what is not a number."""
+    if value is None:
+        return default
+    try:
+        d = Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()
+    except (InvalidOperation, ValueError):
+        return default
+    exp = d.as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else default
+
+
+_EPOCH = _dt.date(1970, 1, 1)
+_day_cache: dict[str, int] = {}
+_second_cache: dict[str, int] = {}
+
+
+def _bad(text: str) -> ValueError:
+    return ValueError(f"bad timestamp {text!r}")
+
+
+def rfc3339_to_ms(text: str) -> int:
+    """``"2021-04-17T16:43:37.075687Z"`` -> 1618677817075 (UTC, truncated to the ms).
+
+    Accepts ``Z`` (or ``z``) or ``+00:00``, ``T`` (or ``t`` or a space) between date and time,
+    up to 12 fraction digits (Kraken's v2 ohlc sends nine), or none. ValueError if malformed. The
+    whole seconds are cached: the messages of one second share them.
+    """
+    head = text[:19]
+    base = _second_cache.get(head)
+    if base is not None:
+        rest = text[19:]
+        if rest[:1] == "." and rest[-1:] == "Z":
+            frac = rest[1:-1]
+            if 0 < len(frac) <= 12 and frac.isdigit() and frac.isascii():
+                return base + int((frac + "00")[:3])
+        elif rest == "Z":
+            return base
+    ms = _rfc3339_to_ms(text)
+    if base is None:
+        if len(_second_cache) >= 65536:
+            _second_cache.clear()
+        _second_cache[head] = ms - ms % 1000
+    return ms
+
+
+def _rfc3339_to_ms(text: str) -> int:
+    if len(text) < 19 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt " or text[13] != ":" or text[16] != ":":
+        raise _bad(text)
+    day = text[:10]
+    base = _day_cache.get(day)
+    if base is None:
+        y, mo, d = day[0:4], day[5:7], day[8:10]
+        if not all(p.isdigit() and p.isascii() for p in (y, mo, d)):
+            raise _bad(text)
+        try:
+            base = (_dt.date(int(y), int(mo), int(d)) - _EPOCH).days * 86_400_000
+        except ValueError:
+            raise _bad(text) from None
+        if len(_day_cache) < 4096:
+            _day_cache[day] = base
+    hh, mm, ss = text[11:13], text[14:16], text[17:19]
+    if not all(p.isdigit() and p.isascii() for p in (hh, mm, ss)):
+        raise _bad(text)
+    h, m, s = int(hh), int(mm), int(ss)
+    if h > 23 or m > 59 or s > 60:
+        raise _bad(text)
+    ms = 0
+    rest = text[19:]
+    if rest[:1] == ".":
+        i = 1
+        while i < len(rest) and "0" <= rest[i] <= "9":
+            i += 1
+        frac = rest[1:i]
+        if not frac or len(frac) > 12:
+            raise _bad(text)
+        ms = int((frac + "000")[:3])
+        rest = rest[i:]
+    if rest not in ("Z", "z", "+00:00", ""):
+        raise _bad(text)
+    ms += base + ((h * 60 + m) * 60 + s) * 1000
+    if not 0 <= ms < MAX_MS:
+        raise _bad(text)
+    return ms
+
+
+__all__ = ["MAX_MS", "decimals_of", "is_plain", "ms_ok", "rfc3339_to_ms", "valid_level"]
