@@ -49,6 +49,14 @@ class Settings:
     kafka_sasl_secret: Secret = field(default_factory=lambda: Secret(""))
     kafka_sasl_mechanism: str = "PLAIN"
     kafka_topic_prefix: str = ""
+    #: topics created at start: partitions and replication factor ("": the cluster's own
+    #: defaults, num.partitions and default.replication.factor)
+    kafka_topic_partitions: str = ""
+    kafka_replication_factor: str = ""
+    #: lz4 (default), zstd, none, gzip, snappy
+    kafka_compression: str = ""
+    #: when the broker is gone longer than the local queue holds: block (default) or spill
+    kafka_buffer_policy: str = ""
     schema_registry_url: str = ""
     schema_registry_api_key: str = ""
     schema_registry_api_secret: Secret = field(default_factory=lambda: Secret(""))
@@ -71,6 +79,10 @@ ENV_NAMES = {
     "KAFKA_SASL_SECRET": "kafka_sasl_secret",
     "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
     "KAFKA_TOPIC_PREFIX": "kafka_topic_prefix",
+    "KAFKA_TOPIC_PARTITIONS": "kafka_topic_partitions",
+    "KAFKA_REPLICATION_FACTOR": "kafka_replication_factor",
+    "KAFKA_COMPRESSION": "kafka_compression",
+    "KAFKA_BUFFER_POLICY": "kafka_buffer_policy",
     "SCHEMA_REGISTRY_URL": "schema_registry_url",
     "SCHEMA_REGISTRY_API_KEY": "schema_registry_api_key",
     "SCHEMA_REGISTRY_API_SECRET": "schema_registry_api_secret",

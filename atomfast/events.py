@@ -133,7 +133,32 @@ class Status(NamedTuple):
     atom_timestamp: int
 
 
+class Raw(NamedTuple):
+    """An untouched websocket frame, or a connection event, as the collector received it
+    (``run --raw``; the input of ``atomfast process``). ``kind`` is one of RAW_KINDS; ``data``
+    is the payload as text: UTF-8 as received, or, with ``binary``, one code point
+    U+0000..U+00FF per byte (latin-1). See ``atomfast.processor``."""
+
+    exchange: str
+    symbol: str  # "": a frame belongs to a connection, not to a market
+    session: str  # the collector process run (host-pid-random)
+    connection: int  # connection number within the session
+    kind: str
+    url: str
+    binary: bool
+    data: str
+    receive_ns: int  # receive time, ns since epoch
+    event_timestamp: int  # receive time, ms
+    atom_timestamp: int  # receive time, µs
+
+
+RAW_KINDS = ("frame", "open", "attach", "close", "rest", "rest_error", "stop", "end")
+
 STATUS_VALUES = ("connected", "subscribed", "snapshot", "resync", "disconnected", "stopped")
+#: said by the Kafka sink (symbol ""): the local queue is full and the feed waits
+#: (``backpressure``), events go to local files (``spilling``), Kafka takes events again
+#: (``recovered``); the reason tells how long and how many
+SINK_STATUS_VALUES = ("backpressure", "spilling", "recovered")
 
 TOPICS: dict[str, type] = {
     "lob": Lob,
@@ -146,4 +171,5 @@ TOPICS: dict[str, type] = {
     "funding_rate": FundingRate,
     "open_interest": OpenInterest,
     "status": Status,
+    "raw": Raw,
 }

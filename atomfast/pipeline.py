@@ -68,6 +68,13 @@ class Pipeline:
             self.metrics.produce_latency.record(time.time_ns() - recv_ns)
         return written
 
+    def discard(self) -> None:
+        """Drop what the frame produced, unwritten (``atomfast process`` rebuilding its state
+        from records whose outputs were delivered before)."""
+        for topic in self._topics_used:
+            self._pending[topic] = []
+        self._topics_used.clear()
+
     def close(self) -> None:
         self.end_frame()
         self.sink.close()

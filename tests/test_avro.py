@@ -193,6 +193,14 @@ EVENTS: dict[str, list[tuple]] = {
         ev.Status("kraken", "BTC-USD", "resync", "checksum mismatch: 3512 != 991", T_MS, T_US),
         ev.Status("binance", "BTC-USDT", "snapshot", "", T_MS, T_US),
     ],
+    "raw": [
+        ev.Raw("kraken", "", "host-123-ab12cd34", 0, "frame", "", False,
+               '[1234,{"a":[["5541.30000","2.50700000","1534614248.456738"]],"c":"974942666"},"book-10","XBT/USD"]',
+               T_US * 1000 + 789, T_MS, T_US),
+        ev.Raw("huobi", "", "h-1-x", 7, "frame", "", True, bytes(range(256)).decode("latin-1"), 1, 0, 0),
+        ev.Raw("binance", "", "s", 2**31 - 1, "rest", "https://api.binance.com/api/v3/depth?symbol=BTCUSDT", False,
+               '{"lastUpdateId":1,"bids":[],"asks":[]} ünï', 0, 0, 0),
+    ],
 }
 
 

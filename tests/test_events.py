@@ -20,6 +20,7 @@ SEED_RECORD_NAMES = {
     "open_interest": "open_interest",
     "spread": "Spread",
     "status": "Status",
+    "raw": "Raw",
 }
 
 
@@ -45,4 +46,14 @@ def test_seed_lob_fields_exact():
     schema = json.loads((SCHEMAS / "lob.avsc").read_text())
     assert [(f["name"], f["type"]) for f in schema["fields"][:5]] == [
         ("exchange", "string"), ("symbol", "string"), ("price", "double"), ("size", "double"), ("side", "string"),
+    ]
+
+
+def test_raw_record_fields():
+    """raw (run --raw, the input of atomfast process): an added record, same conventions."""
+    schema = json.loads((SCHEMAS / "raw.avsc").read_text())
+    assert [(f["name"], f["type"]) for f in schema["fields"][:-2]] == [
+        ("exchange", "string"), ("symbol", "string"), ("session", "string"), ("connection", "int"),
+        ("kind", "string"), ("url", "string"), ("binary", "boolean"), ("data", "string"),
+        ("receive_ns", "long"),
     ]

@@ -16,6 +16,7 @@ from atomfast.events import (
     Lob,
     LobL3,
     OpenInterest,
+    Raw,
     Spread,
     Status,
     Ticker,
@@ -53,6 +54,7 @@ RECORDS = {
         FundingRate("binance-futures", "BTC-USDT-PERP", 97000.5, -0.0001, T_MS + 3600_000, 0.000095, T_MS, T_US)
     ],
     "open_interest": [OpenInterest("binance-futures", "BTC-USDT-PERP", 81234.567, T_MS, T_US)],
+    "raw": [Raw("kraken", "", "host-1-ab", 0, "frame", "", False, '{"event":"heartbeat"}', T_US * 1000, T_MS, T_US)],
     "status": [
         Status("kraken", "", "connected", "", T_MS, T_US),
         Status("kraken", "BTC-USD", "resync", "checksum mismatch", T_MS, T_US),

@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "null encodes and discards")
     p.add_argument("--data-dir", default=None, help="files sink directory (default: settings' data dir)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N received frames")
+    p.add_argument("--raw", action="store_true",
+                   help="also publish what the scheme is handed to the raw topic (as run --raw)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
             from ..sinks import make_sink
 
             sink = make_sink(args.sink, settings, metrics, data_dir=args.data_dir)
-        replay = replay_capture(args.capture, args.exchange, sink, metrics, args.max_frames)
+        replay = replay_capture(args.capture, args.exchange, sink, metrics, args.max_frames, raw=args.raw)
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"atomfast replay: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,11 @@
 """Sinks: where encoded events go. ``make_sink`` picks one by name; sinks are imported lazily,
 so confluent_kafka is loaded only when Kafka is used.
 
-- ``kafka``: confluent-kafka producer (KAFKA_BOOTSTRAP_SERVERS required)
+- ``kafka``: confluent-kafka producer (KAFKA_BOOTSTRAP_SERVERS required); with
+  SCHEMA_REGISTRY_URL the schemas are registered at start and values are Confluent-framed
+  (``atomfast.registry``); topics are created when missing (KAFKA_TOPIC_PARTITIONS,
+  KAFKA_REPLICATION_FACTOR; default: the cluster's own defaults); KAFKA_COMPRESSION;
+  KAFKA_BUFFER_POLICY block|spill (spill: to the files sink's data dir)
 - ``files``: Avro object container files under the data directory (the default without Kafka)
 - ``stdout``: JSON lines, ``{"topic": ..., fields...}``
 - ``null``: encodes and discards (benchmarks)
@@ -28,9 +32,10 @@ RAW_TOPIC = "raw"
 
 
 def all_topics() -> list[str]:
+    """Every topic, raw last (``atomfast.events.TOPICS`` holds raw as well)."""
     from ..events import TOPICS
 
-    return [*TOPICS, RAW_TOPIC]
+    return [*(t for t in TOPICS if t != RAW_TOPIC), RAW_TOPIC]
 
 
 def default_sink_name(settings: "Settings") -> str:
@@ -70,7 +75,7 @@ def make_sink(
             return FileSink(directory, metrics=metrics)
         return FileSink(directory)
     if name == "kafka":
-        return _make_kafka(settings, metrics)
+        return _make_kafka(settings, metrics, data_dir)
     if name == "null":
         from .null import NullSink
 
@@ -78,19 +83,79 @@ def make_sink(
     raise SettingsError(f"unknown sink {name!r}: choose one of {', '.join(SINK_NAMES)}")
 
 
-def _make_kafka(settings: "Settings", metrics: "Metrics | None") -> "Sink":
+def _int_setting(name: str, text: str, minimum: int) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, not {value}")
+    return value
+
+
+def kafka_options(settings: "Settings") -> dict:
+    """The Kafka sink's settings beyond the connection, checked (SettingsError)."""
+    from .kafka import COMPRESSION, POLICIES
+
+    compression = (settings.kafka_compression or "lz4").strip().lower()
+    if compression not in COMPRESSION:
+        raise SettingsError(f"KAFKA_COMPRESSION must be one of {', '.join(COMPRESSION)}, not {compression!r}")
+    policy = (settings.kafka_buffer_policy or "block").strip().lower()
+    if policy not in POLICIES:
+        raise SettingsError(f"KAFKA_BUFFER_POLICY must be one of {', '.join(POLICIES)}, not {policy!r}")
+    return {
+        "partitions": _int_setting("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions, 1) or -1,
+        "replication_factor": _int_setting("KAFKA_REPLICATION_FACTOR", settings.kafka_replication_factor, 1) or -1,
+        "compression": compression,
+        "policy": policy,
+    }
+
+
+def register_schemas(settings: "Settings", topics: list[str], prefix: str | None = None) -> dict[str, int]:
+    """Register the topics' schemas at SCHEMA_REGISTRY_URL (once, at start): topic -> id."""
+    from ..registry import RegistryError, SchemaRegistry
+    from ..registry import register_schemas as register
+
+    try:
+        registry = SchemaRegistry(settings.schema_registry_url, settings.schema_registry_api_key,
+                                  settings.schema_registry_api_secret.get())
+        return register(registry, topics, settings.kafka_topic_prefix if prefix is None else prefix)
+    except RegistryError as exc:
+        raise SettingsError(f"schema registry: {exc}") from None
+
+
+def make_kafka_sink(
+    settings: "Settings",
+    metrics: "Metrics | None" = None,
+    *,
+    topic_prefix: str | None = None,
+    topics: list[str] | None = None,
+    data_dir: str | None = None,
+    policy: str | None = None,
+    **overrides,
+) -> "Sink":
+    """The Kafka sink of the settings: SASL, compression, buffer policy (spilling to the data
+    dir), the Schema Registry's ids (confluent framing) when SCHEMA_REGISTRY_URL is set, and
+    every topic of ``topics`` (default: all) created when missing. ``topic_prefix`` defaults
+    to KAFKA_TOPIC_PREFIX; ``policy`` overrides KAFKA_BUFFER_POLICY; ``overrides`` are
+    librdkafka properties."""
     if not settings.kafka_bootstrap_servers:
         raise SettingsError(
             "the kafka sink needs KAFKA_BOOTSTRAP_SERVERS (or KAFKA_ENDPOINTS): set it in the "
             "environment, keys/.env or config.ini [atomfast], or choose --sink files"
         )
-    from .kafka import KafkaSink, KafkaSinkError
+    from .kafka import RAW_TOPIC_CONFIG, KafkaSink, KafkaSinkError
 
+    options = kafka_options(settings)
+    prefix = settings.kafka_topic_prefix if topic_prefix is None else topic_prefix
+    topics = all_topics() if topics is None else list(topics)
+    kwargs: dict = {}
     if settings.schema_registry_url:
-        # TODO: register schemas/*.avsc under "<prefix><topic>-value" and publish framing="confluent"
-        log.warning("SCHEMA_REGISTRY_URL is set, but registering schemas is not implemented yet: "
-                    "publishing Avro single-object encoding")
-    kwargs = {}
+        kwargs["framing"] = "confluent"
+        kwargs["schema_ids"] = register_schemas(settings, topics, prefix)
     if metrics is not None:
         record = metrics.delivery_latency.record  # produce() -> broker acknowledgement, ns
         kwargs["on_delivered"] = lambda _topic, latency_ns: record(latency_ns)
@@ -101,13 +166,20 @@ def _make_kafka(settings: "Settings", metrics: "Metrics | None") -> "Sink":
             sasl_key=settings.kafka_sasl_key or None,
             sasl_secret=settings.kafka_sasl_secret.get() or None,
             sasl_mechanism=settings.kafka_sasl_mechanism,
-            topic_prefix=settings.kafka_topic_prefix,
+            topic_prefix=prefix,
+            policy=policy or options["policy"],
+            spill_dir=data_dir or settings.data_dir,
+            **{"compression.type": options["compression"], **overrides},
             **kwargs,
         )
     except KafkaSinkError as exc:  # messages are free of secrets
         raise SettingsError(f"{where}: {exc}") from None
     try:
-        sink.ensure_topics(all_topics())
+        plain = [t for t in topics if t != RAW_TOPIC]
+        sink.ensure_topics(plain, options["partitions"], options["replication_factor"])
+        if RAW_TOPIC in topics:
+            sink.ensure_topics([RAW_TOPIC], options["partitions"], options["replication_factor"],
+                               config=RAW_TOPIC_CONFIG)
     except KafkaSinkError as exc:
         sink.close(timeout=1.0)
         raise SettingsError(f"{where}: {exc}") from None
@@ -115,3 +187,7 @@ def _make_kafka(settings: "Settings", metrics: "Metrics | None") -> "Sink":
         sink.close(timeout=1.0)
         raise
     return sink
+
+
+def _make_kafka(settings: "Settings", metrics: "Metrics | None", data_dir: str | None = None) -> "Sink":
+    return make_kafka_sink(settings, metrics, data_dir=data_dir)

@@ -12,6 +12,24 @@ Secrets (``sasl.password``, ``sasl.username`` i.e. the API key, any ``*password*
 ``*secret*`` property) are kept in :class:`Secret` wrappers and scrubbed from every log line
 and exception message the sink produces; ``repr()`` shows none of them.
 
+When the broker is gone longer than the local queue can hold (``produce`` keeps failing for
+``stall_timeout`` seconds), the sink says so loudly, a log line at ERROR and a ``status``
+event (``backpressure`` or ``spilling``, symbol ``""``, for each exchange whose events wait),
+then applies ``policy``:
+
+- ``block`` (default): :meth:`write` keeps waiting (polling and retrying) until the broker
+  takes messages again: the feed stops reading its websockets meanwhile, and its connections
+  may be dropped by the exchange (the books then reload from fresh snapshots). A reminder is
+  logged every ``log_interval`` seconds.
+- ``spill``: every event goes to a :class:`~atomfast.sinks.files.FileSink` under
+  ``spill_dir`` (the data lake layout: ``consume --from files`` reads it) until the local
+  queue has drained below half, then Kafka again. Messages still queued when the sink is
+  closed without a broker are taken back from librdkafka (purged) and spilled too.
+
+Either way a ``recovered`` status event follows, with how long it lasted and how many events
+were spilled. Messages never expire in the local queue (``message.timeout.ms=0``): only the
+policy decides, nothing is dropped by a timer.
+
 Delivery latency: pass ``on_delivered(topic, latency_ns)`` and it is called from
 :meth:`poll` / :meth:`flush` for every delivered message, with the time librdkafka measured
 from ``produce()`` to the broker's acknowledgement. Time from a frame's receipt to the delivery
@@ -21,7 +39,9 @@ carry a per-message receive time (it would cost an object per message on the hot
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -29,33 +49,60 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from .base import Framing
 
-__all__ = ["KafkaSink", "KafkaSinkError", "Secret", "DEFAULT_PRODUCER_CONFIG", "SASL_MECHANISMS"]
+__all__ = [
+    "KafkaSink",
+    "KafkaSinkError",
+    "Secret",
+    "DEFAULT_PRODUCER_CONFIG",
+    "SASL_MECHANISMS",
+    "POLICIES",
+    "RAW_TOPIC_CONFIG",
+]
 
 log = logging.getLogger(__name__)
 _rdlog = logging.getLogger(__name__ + ".librdkafka")
 
 FRAMINGS = ("single_object", "confluent", "none")
+#: what write() does when the broker is gone longer than the local queue can hold
+POLICIES = ("block", "spill")
+#: the raw topic holds whole websocket frames (up to a scheme's max_frame_bytes, 8 MiB) and
+#: session descriptions: its batches may exceed the broker's 1 MiB default
+RAW_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+RAW_TOPIC_CONFIG = {"max.message.bytes": str(RAW_MAX_MESSAGE_BYTES + 65536)}
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 COMPRESSION = ("lz4", "zstd", "none", "gzip", "snappy")
 
 #: Producer defaults. The first three are the design's guarantees and cannot be overridden.
-#: The throughput knobs are educated first picks, to be settled by the producer benchmark:
-#: - linger.ms 10: market data arrives in bursts of small (50-100 byte) records; waiting 10 ms
-#:   fills batches of hundreds to thousands of records (good lz4 ratio, few requests) while
-#:   keeping publish latency well under a typical consumer's tolerance.
-#: - batch.size 1 MiB / batch.num.messages 20000: upper bounds that linger reaches first at
-#:   normal rates, and that keep requests large during a snapshot burst (an order-book load).
-#: - queue.buffering.max.messages 500000: ~50 MB of records absorbs a burst or a broker
-#:   fail-over of several seconds before write() starts to block (back-pressure).
+#: The throughput knobs were settled by bench/bench_kafka.py (and a sweep of linger.ms 0..50 x
+#: none/lz4/zstd) against a local broker, with the Kraken book capture's events (60-byte
+#: values, 2.5 per frame):
+#: - linger.ms 5 (librdkafka's default since 1.5, and Java's since Kafka 4.0; Java's was 0):
+#:   at 20k events/s the delivery latency p50 is ~6 ms with 5 ms, ~2.5 ms with 1 ms and ~11 ms
+#:   with 10 ms, while 5 ms makes 2.6x fewer produce requests than 1 ms (5x fewer than 0) and
+#:   costs ~4% more bytes on the wire than 10 ms. Market data is latency-sensitive: 5 ms.
+#: - compression lz4: 84 -> 27 bytes per event on the wire (3.1x) for ~0.3 us of CPU per event;
+#:   zstd gives 19 bytes (4.4x) for ~0.5 us more: set KAFKA_COMPRESSION=zstd where the link
+#:   or the hosted cluster's bill is the limit.
+#: - batch.size 1 MiB / batch.num.messages 20000 (librdkafka's 1 MB / 10000; Java's batch.size
+#:   is 16 KiB, which would cut a book snapshot into ~270-event requests): linger fills
+#:   batches first at normal rates; the bounds keep requests large in a snapshot burst.
+#: - queue.buffering.max.messages 500000 (~50 MB of records): a burst or a broker fail-over
+#:   of many seconds before write() meets a full queue and the back-pressure policy.
+#: - message.timeout.ms 0: a message waits in the queue until it is delivered (librdkafka's
+#:   default would drop it after 5 minutes): only the policy decides what happens when the
+#:   broker stays away (block, or spill to local files), never a timer.
+#: - message.max.bytes 16 MiB + 64 KiB: a whole websocket frame (raw topic) fits.
 DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "partitioner": "murmur2_random",
     "compression.type": "lz4",
-    "linger.ms": 10,
+    "linger.ms": 5,
     "batch.size": 1_048_576,
     "batch.num.messages": 20_000,
     "queue.buffering.max.messages": 500_000,
+    "message.timeout.ms": 0,
+    "message.max.bytes": RAW_MAX_MESSAGE_BYTES + 65536,
     "client.id": "atomfast",
 }
 _FIXED = {"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"}
@@ -187,6 +234,11 @@ class KafkaSink:
     framed: ``"single_object"`` (default, no registry) or ``"confluent"`` (registry schema ids).
     ``topic_prefix`` is put in front of every topic name, in :meth:`write` and
     :meth:`ensure_topics` alike; :meth:`stats` reports the topics as named on the broker.
+    ``schema_ids`` (topic -> Schema Registry id, confluent framing) is what the pipeline's
+    encoder frames values with (``Pipeline`` reads ``sink.schema_ids``).
+
+    ``policy`` (``block`` or ``spill``), ``spill_dir`` and ``stall_timeout``: what happens when
+    the local queue stays full (module docstring).
     """
 
     def __init__(
@@ -195,11 +247,23 @@ class KafkaSink:
         *,
         topic_prefix: str = "",
         framing: Framing = "single_object",
+        schema_ids: Mapping[str, int] | None = None,
         on_delivered: Callable[[str, int], None] | None = None,
         log_interval: float = 10.0,
+        policy: str = "block",
+        spill_dir: str | os.PathLike | None = None,
+        stall_timeout: float = 2.0,
     ):
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {FRAMINGS}, not {framing!r}")
+        if framing == "confluent" and not schema_ids:
+            # values may be framed by the caller (tests, tools); status events need the ids
+            schema_ids = None
+        policy = (policy or "block").strip().lower()
+        if policy not in POLICIES:
+            raise KafkaSinkError(f"buffer policy must be one of {POLICIES}, not {policy!r}")
+        if policy == "spill" and not spill_dir:
+            raise KafkaSinkError("the spill policy needs a directory for the local files (spill_dir)")
         conf: dict[str, Any] = dict(DEFAULT_PRODUCER_CONFIG)
         for key, value in config.items():
             if isinstance(value, Secret):
@@ -228,9 +292,28 @@ class KafkaSink:
         qmax = int(conf.get("queue.buffering.max.messages", 100_000))
         if int(conf.get("batch.num.messages", 10_000)) > qmax:
             conf["batch.num.messages"] = qmax
+        self._queue_max = qmax
 
         self.framing: Framing | None = framing
+        self.schema_ids: dict[str, int] | None = dict(schema_ids) if schema_ids else None
         self.topic_prefix = topic_prefix
+        self.policy = policy
+        self.spill_dir = Path(spill_dir) if spill_dir else None
+        self.stall_timeout = float(stall_timeout)
+        self._log_interval = log_interval
+        #: "ok", "blocked" (write() waits for room) or "spilling" (events go to local files)
+        self.state = "ok"
+        self._stall_since = 0.0  # monotonic time the current episode began
+        self._stall_wall_ns = 0  # its wall-clock time (for the status events)
+        self._stall_reminder = 0.0
+        self._stall_exchanges: set[str] = set()
+        self._spill: Any = None  # the FileSink, created when first needed
+        self._spilled = 0  # events written to the spill files, in all
+        self._spilled_episode = 0
+        self._episodes = 0
+        self._pending_status: list[tuple[str, bytes, bytes]] = []  # (topic, key, value) to produce
+        self._status_encoder: Any = None
+        self._purging = False
         self._conf = conf
         self._redact = _Redactor(v.reveal() for v in conf.values() if isinstance(v, Secret))
         self._on_delivered = on_delivered
@@ -265,8 +348,12 @@ class KafkaSink:
         topic_prefix: str = "",
         *,
         framing: Framing = "single_object",
+        schema_ids: Mapping[str, int] | None = None,
         on_delivered: Callable[[str, int], None] | None = None,
         log_interval: float = 10.0,
+        policy: str = "block",
+        spill_dir: str | os.PathLike | None = None,
+        stall_timeout: float = 2.0,
         **overrides: Any,
     ) -> "KafkaSink":
         """The sink from the deployment settings (KAFKA_BOOTSTRAP_SERVERS, KAFKA_SASL_KEY,
@@ -308,8 +395,12 @@ class KafkaSink:
             config,
             topic_prefix=topic_prefix,
             framing=framing,
+            schema_ids=schema_ids,
             on_delivered=on_delivered,
             log_interval=log_interval,
+            policy=policy,
+            spill_dir=spill_dir,
+            stall_timeout=stall_timeout,
         )
 
     def _client_config(self, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -354,29 +445,187 @@ class KafkaSink:
             raise ValueError(f"{len(keys)} keys for {len(values)} values on topic {topic!r}")
         if self._closed:
             raise KafkaSinkError("write() on a closed KafkaSink")
+        if self.state == "spilling":
+            if self._spilling(topic, records, keys, values):
+                return
+            self._recovered()
         name = self._topics.get(topic)
         if name is None:
             name = self._topics[topic] = self.topic_prefix + topic
         produce = self._produce
-        for key, value in zip(keys, values):
-            try:
+        i = 0
+        try:
+            for key, value in zip(keys, values):
                 produce(name, value, key)
-            except BufferError:
-                self._wait_and_produce(name, value, key)
+                i += 1
+        except BufferError:
+            self._queue_full(topic, name, records, keys, values, i)
+            if self.state == "blocked":
+                self._recovered()
 
-    def _wait_and_produce(self, name: str, value: bytes, key: bytes) -> None:
-        while True:
+    # ---------------------------------------------------------------------------------------
+    # back-pressure (rare path)
+
+    def _queue_full(self, topic: str, name: str, records: Sequence[tuple], keys: Sequence[bytes],
+                    values: Sequence[bytes], start: int) -> None:
+        """The local queue is full at message ``start`` of this write: poll and retry; after
+        ``stall_timeout`` seconds without room, say so and apply the policy."""
+        produce, poll = self._produce, self._poll
+        n = len(values)
+        i = start
+        began = time.monotonic()
+        while i < n:
+            try:
+                produce(name, values[i], keys[i])
+                i += 1
+                continue
+            except BufferError:
+                pass
             self.backpressure_waits += 1
-            self._poll(0.05)
+            poll(0.05)
+            now = time.monotonic()
+            if self.state == "ok" and now - began >= self.stall_timeout:
+                self._stalled(keys[i], began)
+            if self.state == "blocked" and now - self._stall_reminder >= self._log_interval:
+                self._stall_reminder = now
+                log.error("kafka: still waiting for the broker after %.0fs (%d messages queued "
+                          "locally; policy block: the feed waits)", now - self._stall_since,
+                          len(self._producer))
+            if self.state == "spilling":
+                self._spill_write(topic, records[i:] if len(records) == n else (), keys[i:], values[i:])
+                return
+
+    def _stalled(self, key: bytes, began: float) -> None:
+        """The queue has been full for stall_timeout seconds: the broker is gone longer than
+        the local buffer can hold. Loud: an ERROR and a status event; then the policy."""
+        self._episodes += 1
+        self._stall_since = began
+        self._stall_reminder = time.monotonic()
+        self._stall_wall_ns = time.time_ns() - int((time.monotonic() - began) * 1e9)
+        self._stall_exchanges = {_exchange_of(key)}
+        queued = len(self._producer)
+        errors = ", ".join(f"{k} x{v}" for k, v in self._errors.totals.items()) or "none"
+        if self.policy == "spill":
+            self.state = "spilling"
+            self._spilled_episode = 0
+            reason = (f"kafka local queue full for {self.stall_timeout:g}s ({queued} messages): "
+                      f"events go to local files in {self.spill_dir}")
+            log.error("kafka: the broker is gone longer than the local queue can hold (%d messages "
+                      "queued, client errors: %s): policy spill: every event goes to %s until it is back",
+                      queued, errors, self.spill_dir)
+            self._say("spilling", reason, self._stall_wall_ns, spill=True)
+        else:
+            self.state = "blocked"
+            reason = (f"kafka local queue full for {self.stall_timeout:g}s ({queued} messages): "
+                      "the feed waits for the broker")
+            log.error("kafka: the broker is gone longer than the local queue can hold (%d messages "
+                      "queued, client errors: %s): policy block: the feed waits until it is back",
+                      queued, errors)
+            self._say("backpressure", reason, self._stall_wall_ns)
+
+    def _spilling(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes],
+                  values: Sequence[bytes]) -> bool:
+        """In spill mode: True when this write went to the files (Kafka still backed up)."""
+        self._poll(0)
+        if len(self._producer) * 2 > self._queue_max:
+            self._spill_write(topic, records, keys, values)
+            return True
+        return False  # drained below half: back to Kafka (write() then says "recovered")
+
+    def _spill_write(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes],
+                     values: Sequence[bytes]) -> None:
+        if not keys:
+            return
+        for key in keys[:1]:
+            self._stall_exchanges.add(_exchange_of(key))
+        if len(records) != len(values) or not records or not isinstance(records[0], tuple) or not records[0]:
+            # values framed by the caller without records: their bodies, as stored
+            self._spill_sink().write(topic, (), keys, [self._body(v) for v in values])
+        else:
+            self._spill_sink().write(topic, records, keys, None)
+        self._spilled += len(keys)
+        self._spilled_episode += len(keys)
+
+    def _spill_sink(self) -> Any:
+        if self._spill is None:
+            from .files import FileSink
+
+            self._spill = FileSink(self.spill_dir)
+        return self._spill
+
+    def _body(self, value: bytes) -> bytes:
+        """A framed value's bare Avro body (what the files hold)."""
+        if self.framing == "single_object" and value[:2] == b"\xc3\x01":
+            return value[10:]
+        if self.framing == "confluent" and value[:1] == b"\x00":
+            return value[5:]
+        return value
+
+    def _recovered(self) -> None:
+        """The broker takes messages again: produce the pending status events, say so."""
+        seconds = time.monotonic() - self._stall_since
+        was = self.state
+        self.state = "ok"
+        if was == "spilling":
+            if self._spill is not None:
+                self._spill.flush()
+            reason = (f"kafka back after {seconds:.1f}s; {self._spilled_episode} events were "
+                      f"written to local files in {self.spill_dir}")
+        else:
+            reason = f"kafka back after {seconds:.1f}s of back-pressure; nothing was dropped"
+        log.warning("kafka: %s", reason)
+        self._say("recovered", reason, time.time_ns(), spill=was == "spilling")
+        self._produce_pending()
+
+    def _say(self, status: str, reason: str, wall_ns: int, spill: bool = False) -> None:
+        """A ``status`` event per exchange of the episode: to the spill files (when spilling)
+        and to Kafka (now if the queue has room, else as soon as it has)."""
+        from ..events import Status
+
+        ms, us = wall_ns // 1_000_000, wall_ns // 1000
+        records = [Status(x, "", status, reason, ms, us) for x in sorted(self._stall_exchanges)]
+        if not records:
+            return
+        keys = [f"{r.exchange}:".encode() for r in records]
+        if spill:
+            self._spill_sink().write("status", records, keys, None)
+        try:
+            values = self._encoder().encode_many("status", records)
+        except Exception as exc:  # noqa: BLE001 - no schema id for status: the log line stays
+            log.warning("kafka: cannot encode the %s status event: %s", status, exc)
+            return
+        name = self._topics.get("status") or self._topics.setdefault("status", self.topic_prefix + "status")
+        self._pending_status.extend((name, k, v) for k, v in zip(keys, values))
+        self._produce_pending()
+
+    def _produce_pending(self) -> None:
+        while self._pending_status:
+            name, key, value = self._pending_status[0]
             try:
                 self._produce(name, value, key)
-                return
             except BufferError:
-                continue
+                return
+            self._pending_status.pop(0)
+
+    def _encoder(self) -> Any:
+        if self._status_encoder is None:
+            from ..avro import AvroEncoder
+
+            framing = self.framing if self.framing in ("single_object", "confluent") else "single_object"
+            self._status_encoder = AvroEncoder(framing, self.schema_ids or {}) if framing == "confluent" \
+                else AvroEncoder(framing)
+        return self._status_encoder
 
     def poll(self) -> None:
-        """Serve delivery reports and client errors; emit pending failure counts."""
+        """Serve delivery reports and client errors; emit pending failure counts; leave spill
+        mode once the queue has drained."""
         self._poll(0)
+        if self._pending_status:
+            self._produce_pending()
+        if self.state == "spilling" and len(self._producer) * 2 <= self._queue_max:
+            self._recovered()
+        if self._spill is not None:
+            self._spill.poll()
         self._failures.maybe_report()
         self._errors.maybe_report()
 
@@ -384,15 +633,34 @@ class KafkaSink:
         """Wait up to ``timeout`` seconds for every queued message; return how many remain."""
         if self._closed:
             return 0
+        if self._pending_status:
+            self._produce_pending()
         remaining = self._producer.flush(timeout)
+        if self._pending_status:  # produced now that the queue has room
+            self._produce_pending()
+            remaining = self._producer.flush(timeout)
+        if self._spill is not None:
+            self._spill.flush()
         self._failures.maybe_report()
         return remaining
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush (up to ``timeout``), report what could not be delivered, release. Idempotent."""
+        """Flush (up to ``timeout``), report what could not be delivered, release. Idempotent.
+
+        With the spill policy, what is still queued after ``timeout`` is taken back from
+        librdkafka and written to the spill files (messages already sent, whose answer is
+        missing, cannot be taken back: they are reported as undelivered)."""
         if self._closed:
             return
-        remaining = self._producer.flush(timeout)
+        remaining = self.flush(timeout)
+        if remaining and self.policy == "spill":
+            self._purging = True
+            try:
+                self._producer.purge(in_queue=True, in_flight=False)
+                self._producer.poll(0)  # the purged messages' reports: spilled in _on_delivery
+                remaining = self._producer.flush(min(timeout, 5.0))
+            finally:
+                self._purging = False
         self._closed = True
         if remaining:
             log.error(
@@ -400,6 +668,10 @@ class KafkaSink:
                 "(delivered %d, failed %d)",
                 remaining, timeout, self._delivered_total, self._failed_total,
             )
+        if self._spill is not None:
+            self._spill.close()
+            log.warning("kafka sink: %d event(s) in all were written to the spill files in %s",
+                        self._spilled, self.spill_dir)
         self._failures.maybe_report(force=True)
         self._errors.maybe_report(force=True)
         self._admin = None
@@ -416,6 +688,10 @@ class KafkaSink:
             "failure_reasons": dict(self._failures.totals),
             "client_errors": dict(self._errors.totals),
             "closed": closed,
+            "policy": self.policy,
+            "state": self.state,
+            "stalls": self._episodes,
+            "spilled": self._spilled,
         }
 
     # ---------------------------------------------------------------------------------------
@@ -434,6 +710,10 @@ class KafkaSink:
                         hook(topic, int(latency * 1e9))
                     except Exception:  # a broken hook must not break delivery accounting
                         log.exception("on_delivered hook failed")
+        elif self._purging and err.code() == KafkaError._PURGE_QUEUE:
+            # closing without a broker, spill policy: the message goes to the local files
+            bare = topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic
+            self._spill_write(bare, (), [msg.key() or b""], [msg.value()])
         else:
             self._failed[topic] = self._failed.get(topic, 0) + 1
             self._failed_total += 1
@@ -457,8 +737,9 @@ class KafkaSink:
         timeout: float = 30.0,
     ) -> list[str]:
         """Create the missing ones of ``topics`` (prefixed). Existing topics are left as they
-        are. Waits until the created topics show in the metadata; returns their names.
-        Raises :class:`KafkaSinkError` naming each topic that could not be created and why."""
+        are. ``partitions`` / ``replication_factor`` -1: the cluster's own defaults
+        (num.partitions, default.replication.factor; brokers 2.4+). Waits until the created
+        topics show in the metadata; returns their names. Raises :class:`KafkaSinkError` naming each topic that could not be created and why."""
         names = [self.topic_prefix + t for t in topics]
         if not names:
             return []
@@ -500,8 +781,9 @@ class KafkaSink:
             )
         if created:
             self._wait_for_metadata(admin, created, timeout)
-            log.info("created Kafka topics %s (%d partitions, rf %d)", created, partitions,
-                     replication_factor)
+            log.info("created Kafka topics %s (%s partitions, replication factor %s)", created,
+                     partitions if partitions > 0 else "the cluster's default",
+                     replication_factor if replication_factor > 0 else "the cluster's default")
         return created
 
     def _admin_client(self) -> AdminClient:
@@ -556,6 +838,11 @@ class KafkaSink:
 
     def __getstate__(self):
         raise TypeError("a KafkaSink is not picklable")
+
+
+def _exchange_of(key: bytes) -> str:
+    """The exchange of a message key ``exchange:symbol`` (or ``exchange:session/conn``)."""
+    return bytes(key).split(b":", 1)[0].decode("utf-8", "replace")
 
 
 def _describe(e: BaseException) -> str:
