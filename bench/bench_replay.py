@@ -57,7 +57,7 @@ def test_atomfast(benchmark, case):
     paths = [capture(r) for r in rel]
     frames = _recv_frames(paths)
     benchmark.group = f"replay {case}"
-    benchmark.extra_info.update(units=frames, unit="frame")
+    benchmark.extra_info.update(units=frames, unit="frame", impl="atomfast")
     got = benchmark.pedantic(_atomfast_round, args=(exchange, paths), rounds=7, iterations=1, warmup_rounds=1)
     assert got == frames
 
@@ -98,6 +98,6 @@ def test_cryptofeed(benchmark, case):
         pytest.skip(f"cryptofeed cannot replay the {case} capture (see CASES)")
     paths = [capture(r) for r in rel]
     benchmark.group = f"replay {case}"
-    benchmark.extra_info.update(units=_recv_frames(paths), unit="frame")
+    benchmark.extra_info.update(units=_recv_frames(paths), unit="frame", impl="cryptofeed")
     asyncio.set_event_loop(asyncio.new_event_loop())
     benchmark.pedantic(_cryptofeed_round, args=(feed_name, paths), rounds=3, iterations=1, warmup_rounds=1)

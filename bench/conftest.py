@@ -1,7 +1,8 @@
 """Benchmark helpers: where the captures are, and one ratio table per group at the end.
 
 Each benchmark sets ``benchmark.extra_info["units"]`` (what one round processes: frames,
-deltas, records) and ``["unit"]`` (its name). The table shows the median cost per unit and
+deltas, records), ``["unit"]`` (its name) and optionally ``["impl"]`` (the implementation's
+name, where the test's parameter is not it). The table shows the median cost per unit and
 each row's ratio to the atomfast row of its group (names starting with ``atomfast``).
 """
 from __future__ import annotations
@@ -40,7 +41,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for b in benches:
             info = b["extra_info"]
             ns = b.stats.median / info["units"] * 1e9
-            rows.append((b.name.split("[")[-1].rstrip("]") if "[" in b.name else b.name, info.get("unit", "unit"), ns))
+            name = info.get("impl") or (b.name.split("[")[-1].rstrip("]") if "[" in b.name else b.name)
+            rows.append((name, info.get("unit", "unit"), ns))
         base = next((ns for name, _u, ns in rows if name.startswith("atomfast")), None)
         for name, unit, ns in sorted(rows, key=lambda r: r[2]):
             ratio = f"{ns / base:.2f}" if base else "-"
