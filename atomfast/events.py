@@ -159,6 +159,10 @@ STATUS_VALUES = ("connected", "subscribed", "snapshot", "resync", "disconnected"
 #: (``backpressure``), events go to local files (``spilling``), Kafka takes events again
 #: (``recovered``); the reason tells how long and how many
 SINK_STATUS_VALUES = ("backpressure", "spilling", "recovered")
+#: said by `atomfast serve` about a market of the cluster: started on a node, moved to another
+#: (reason: from, to, why), handed over before a rebalance, failed to start, or unplaced (no
+#: node has room under MAX_DATA_FEEDS; it stays in the desired set)
+CONTROL_STATUS_VALUES = ("started", "moved", "handover", "failed", "unplaced")
 
 TOPICS: dict[str, type] = {
     "lob": Lob,
