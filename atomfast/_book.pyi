@@ -8,9 +8,16 @@ decimals written) and leaves the book unchanged; a value of another type raises 
 Strings returned by the books are rebuilt in plain notation with the decimals the value was
 sent with (identical to the sent text unless it used an exponent, a '+' or leading zeros).
 """
-from typing import Final, Hashable
+from typing import Any, Final, Hashable, Protocol
 
 _Decimal = str | bytes
+#: a message's levels: (price, size) pairs, or objects with ``price`` and ``size`` attributes
+_Levels = list[Any] | tuple[Any, ...]
+
+
+class _Rows(Protocol):
+    def append(self, row: tuple, /) -> None: ...
+
 
 BID: Final[int]  # 0
 ASK: Final[int]  # 1
@@ -40,6 +47,17 @@ class L2Book:
     def apply(self, side: int, price: _Decimal, size: _Decimal) -> int:
         """Set the total size at ``price``; size 0 removes the level (UNKNOWN if absent).
         Returns TOP_CHANGED | CROSSED | UNKNOWN flags."""
+    def check_sides(self, first_levels: _Levels | None, second_levels: _Levels | None = None) -> None:
+        """Parse the levels as ``apply_sides`` would, applying nothing (ValueError if bad)."""
+    def apply_sides(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
+                    rows: _Rows, row_type: type[tuple], exchange: str, symbol: str, event_ms: int,
+                    atom_us: int, depth: int = 0) -> int:
+        """One message's levels, all parsed before any is applied: ``first_levels`` on side
+        ``first``, then ``second_levels`` on the other; a ``row_type(exchange, symbol, price,
+        size, side, event_ms, atom_us)`` appended to ``rows`` per change (side "buy"/"sell",
+        floats equal to float() of the strings); then, with ``depth`` > 0, truncation to
+        ``depth`` levels a side with a size-0.0 row per dropped level. Returns the flags.
+        ValueError (book unchanged) on any bad level."""
     def apply_ticks(self, side: int, price: int, size: int) -> int:
         """As ``apply`` with already-scaled integers (sent decimals = the book's scale)."""
     def truncate(self, depth: int) -> int:
@@ -132,6 +150,12 @@ class L3Book:
 def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
     """(ticks, decimals as sent): ``parse_decimal("0.1000", 8) == (10000000, 4)``. Negative
     values are accepted here (not by the books)."""
+
+def seconds_to_ms(text: str | bytes) -> int:
+    """``"1618678133.626511"`` -> 1618678133626 (exact, truncated); ValueError if malformed."""
+
+def seconds_to_us(text: str | bytes) -> int:
+    """``"1618678142.557535"`` -> 1618678142557535 (exact, truncated); ValueError if malformed."""
 
 def parse_ticks(value: _Decimal, decimals: int = 8) -> int:
     """Ticks of a decimal string: ``parse_ticks("1.5", 2) == 150``."""

@@ -272,6 +272,15 @@ class AvroEncoder:
             index = self._lookup(topic)
         return self._native.encode_many(index, records)
 
+    def encode_keyed(self, topic: str, records: Sequence[tuple]) -> tuple[list[bytes], list[bytes]]:
+        """``(keys, values)``: ``encode_many``'s values and each record's Kafka key
+        ``b"exchange:symbol"`` (its first two fields), in the same native call."""
+        try:
+            index = self._index[topic]
+        except KeyError:
+            index = self._lookup(topic)
+        return self._native.encode_keyed(index, records)
+
     def encode_block(self, topic: str, records: Sequence[tuple]) -> bytes:
         """The bodies of a batch concatenated, no prefix: an object container file block."""
         return self._native.encode_block(self._all_index[topic], records)

@@ -2,7 +2,8 @@
 
 ``L2Book`` keeps price levels (total size per price), ``L3Book`` keeps individual orders in
 queue order per price level. Both are red-black trees of C structs keyed on exact prices:
-prices and sizes are given as the exchange's decimal strings (``str`` or ``bytes``), parsed in C
+prices and sizes are given as the exchange's decimal strings (``str`` or ``bytes``, or a read-only
+bytes-like such as ``msgspec.Raw``: a JSON number's digits as sent), parsed in C
 into ``int64`` ticks at the book's fixed scale (``price_decimals`` / ``size_decimals``), never
 compared as floats. The decimals each value was sent with are remembered, so ``levels()`` and
 the exchange checksums rebuild the exchange's strings exactly ("0.1000" stays "0.1000").
@@ -44,6 +45,8 @@ from atomfast._book import (
     format_ticks,
     parse_decimal,
     parse_ticks,
+    seconds_to_ms,
+    seconds_to_us,
 )
 
 __all__ = [
@@ -61,4 +64,6 @@ __all__ = [
     "format_ticks",
     "parse_decimal",
     "parse_ticks",
+    "seconds_to_ms",
+    "seconds_to_us",
 ]

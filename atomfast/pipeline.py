@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Pipeline:
-    __slots__ = ("sink", "encoder", "metrics", "_pending", "_keys", "_topics_used")
+    __slots__ = ("sink", "encoder", "metrics", "_frame", "_keys", "_schema_index", "_encode_keyed")
 
     def __init__(self, sink: "Sink", metrics: Metrics | None = None, encoder: "AvroEncoder | None" = None) -> None:
         self.sink = sink
@@ -28,52 +28,75 @@ class Pipeline:
 
             encoder = AvroEncoder(sink.framing, getattr(sink, "schema_ids", None))
         self.encoder = encoder
-        self._pending: dict[str, list[tuple]] = {}
-        self._topics_used: list[str] = []
-        #: (exchange, symbol) -> b"exchange:symbol", the Kafka message key
+        if encoder is not None:
+            # AvroEncoder.encode_keyed without its Python frame: topic -> schema index (the
+            # encoder's own dict, which set_schema_id keeps current), then the Rust call
+            self._schema_index = encoder._index
+            self._encode_keyed = encoder._native.encode_keyed
+        #: topic -> the records of the current frame (topics in first-use order)
+        self._frame: dict[str, list[tuple]] = {}
+        #: (exchange, symbol) -> b"exchange:symbol", the Kafka message key (without an encoder)
         self._keys: dict[tuple[str, str], bytes] = {}
 
     def emit(self, topic: str, record: tuple) -> None:
-        pending = self._pending.get(topic)
-        if pending is None:
-            pending = self._pending[topic] = []
-        if not pending:
-            self._topics_used.append(topic)
-        pending.append(record)
+        rows = self._frame.get(topic)
+        if rows is None:
+            rows = self._frame[topic] = []
+        rows.append(record)
+
+    def rows(self, topic: str) -> list[tuple]:
+        """The list the current frame's ``topic`` records go to: a batch call (the book's
+        ``apply_sides``) appends to it directly, as ``emit`` would one by one."""
+        rows = self._frame.get(topic)
+        if rows is None:
+            rows = self._frame[topic] = []
+        return rows
 
     def end_frame(self, recv_ns: int = 0) -> int:
-        """Encode and write what the frame produced; returns the number of events written."""
-        if not self._topics_used:
+        """Encode and write what the frame produced; returns the number of events written.
+        Each topic's records go to the encoder in one call (values and keys together) and to
+        the sink in one ``write``."""
+        frame = self._frame
+        if not frame:
             return 0
+        self._frame = {}
         written = 0
-        keys_cache = self._keys
+        encoder = self.encoder
+        write = self.sink.write
         events = self.metrics.events
-        for topic in self._topics_used:
-            records = self._pending[topic]
-            keys = []
-            for r in records:
-                k = (r[0], r[1])
-                key = keys_cache.get(k)
-                if key is None:
-                    key = keys_cache[k] = f"{r[0]}:{r[1]}".encode()
-                keys.append(key)
-            values = self.encoder.encode_many(topic, records) if self.encoder is not None else None
-            self.sink.write(topic, records, keys, values)
+        for topic, records in frame.items():
+            if not records:
+                continue
+            if encoder is not None:
+                index = self._schema_index.get(topic)
+                if index is None:
+                    index = encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
+                keys, values = self._encode_keyed(index, records)
+            else:
+                keys, values = self._keys_of(records), None
+            write(topic, records, keys, values)
             n = len(records)
-            events[topic] += n
+            events[topic] = events.get(topic, 0) + n  # (a Counter's += is 2x slower)
             written += n
-            self._pending[topic] = []
-        self._topics_used.clear()
-        if recv_ns:
+        if recv_ns and written:
             self.metrics.produce_latency.record(time.time_ns() - recv_ns)
         return written
+
+    def _keys_of(self, records: list[tuple]) -> list[bytes]:
+        cache = self._keys
+        keys = []
+        for r in records:
+            k = (r[0], r[1])
+            key = cache.get(k)
+            if key is None:
+                key = cache[k] = f"{r[0]}:{r[1]}".encode()
+            keys.append(key)
+        return keys
 
     def discard(self) -> None:
         """Drop what the frame produced, unwritten (``atomfast process`` rebuilding its state
         from records whose outputs were delivered before)."""
-        for topic in self._topics_used:
-            self._pending[topic] = []
-        self._topics_used.clear()
+        self._frame = {}
 
     def close(self) -> None:
         self.end_frame()

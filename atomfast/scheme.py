@@ -24,6 +24,7 @@ import msgspec
 from .book import ASK, BID, CROSSED, TOP_CHANGED, L2Book, L3Book
 from .events import BUY, SELL, Lob, Spread, Status
 from .metrics import Metrics
+from .pipeline import Pipeline
 
 log = logging.getLogger("atomfast.scheme")
 
@@ -77,6 +78,34 @@ class ConnectionPlan(NamedTuple):
 
 Emit = Callable[[str, tuple], None]
 
+_PIPELINE_EMIT = Pipeline.emit
+
+
+class _EmitRows:
+    """What ``Scheme.rows`` gives where ``emit`` is not a pipeline's (a filter, a test's list):
+    ``append`` hands the record to ``emit``."""
+
+    __slots__ = ("emit", "topic")
+
+    def __init__(self, emit: Emit, topic: str) -> None:
+        self.emit = emit
+        self.topic = topic
+
+    def append(self, record: tuple) -> None:
+        self.emit(self.topic, record)
+
+    @classmethod
+    def factory(cls, emit: Emit) -> Callable[[str], "_EmitRows"]:
+        made: dict[str, _EmitRows] = {}
+
+        def rows(topic: str) -> _EmitRows:
+            r = made.get(topic)
+            if r is None:
+                r = made[topic] = cls(emit, topic)
+            return r
+
+        return rows
+
 
 class Scheme:
     # --- declarative part: every exchange module sets these ---------------------------------
@@ -126,6 +155,11 @@ class Scheme:
         channels: Sequence[str] = (),
     ) -> None:
         self.emit = emit
+        #: topic -> the list a batch call appends that topic's records to (``Pipeline.rows``
+        #: where ``emit`` is a pipeline's; else a list-like that hands each record to ``emit``)
+        owner = getattr(emit, "__self__", None)
+        self.rows: Callable[[str], list] = (
+            owner.rows if getattr(emit, "__func__", None) is _PIPELINE_EMIT else _EmitRows.factory(emit))
         self.metrics = metrics if metrics is not None else Metrics()
         self.instruments: dict[str, Instrument] = dict(instruments or {})
         self.by_symbol: dict[str, Instrument] = {i.symbol: i for i in self.instruments.values()}
@@ -373,34 +407,23 @@ class Scheme:
         """Apply (price, size) strings to one side; a `lob` event for each change. Returns flags.
 
         A delete of a level the book does not hold changes nothing and is not published.
-        Raises ValueError (from the book) on a malformed number: the caller resyncs.
+        Raises ValueError (from the book) on a malformed number, with NOTHING applied (every
+        level is parsed first): the caller resyncs.
         """
-        emit = self.emit
-        exchange = self.exchange
+        if levels.__class__ is not list and levels.__class__ is not tuple:
+            levels = list(levels)
         symbol = self._symbols.get(native) or self.symbol_of(native)
-        side_name = SIDE_NAMES[side]
-        apply = book.apply
-        flags = 0
-        for price, size in levels:
-            f = apply(side, price, size)
-            if f & 4:  # UNKNOWN: nothing changed
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
+        return book.apply_sides(side, levels, None, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
 
     def emit_spread(self, native: str, book: L2Book, event_ms: int, atom_us: int) -> None:
         bp, bs, ap, asz = book.best()
         self.emit("spread", Spread(self.exchange, self.instrument(native).symbol, bp, bs, ap, asz, event_ms, atom_us))
 
     def truncate(self, native: str, book: L2Book, depth: int, event_ms: int, atom_us: int) -> None:
-        """Keep ``depth`` levels a side, publishing the dropped ones as removals."""
-        symbol = self.instrument(native).symbol
-        for side in (BID, ASK):
-            if book.count(side) > depth:
-                for price, _size in book.levels(side, start=depth):
-                    self.emit("lob", Lob(self.exchange, symbol, float(price), 0.0, SIDE_NAMES[side], event_ms, atom_us))
-        book.truncate(depth)
+        """Keep ``depth`` levels a side, publishing the dropped ones as removals (bids first,
+        best first)."""
+        symbol = self._symbols.get(native) or self.symbol_of(native)
+        book.apply_sides(BID, None, None, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us, depth)
 
     def resync(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
         """The book of ``native`` (``book``: ``lob``, or ``lob_l3`` for its level-3 book) can no

@@ -888,3 +888,18 @@ HYPO_GENERIC = {
 @given(value=strategy(HYPO_GENERIC, named_types(HYPO_GENERIC)))
 def test_hypothesis_generic_schema(value):
     same_encoding(HYPO_GENERIC, value)
+
+
+def test_encode_keyed_gives_encode_many_values_and_exchange_symbol_keys():
+    enc = AvroEncoder("single_object")
+    records = [ev.Lob("kraken", "KSM-BTC", 0.007626, 0.6248, "sell", 1618678134675, 1618678134675900),
+               ev.Lob("kraken", "KSM-BTC", 0.007617, 0.0, "sell", 1618678134675, 1618678134675900),
+               ev.Lob("binance", "BTC-USDT-PERP", 56999.9, 1.5, "buy", 1723075200001, 1723075200001234),
+               ev.Lob("kraken", "KSM-BTC", 0.0076, 1.0, "buy", 1618678134675, 1618678134675900)]
+    keys, values = enc.encode_keyed("lob", records)
+    assert keys == [b"kraken:KSM-BTC", b"kraken:KSM-BTC", b"binance:BTC-USDT-PERP", b"kraken:KSM-BTC"]
+    assert keys[0] is keys[1]  # consecutive records of one market share their key object
+    assert values == enc.encode_many("lob", records)
+    assert enc.encode_keyed("lob", []) == ([], [])
+    st_ = ev.Status("kraken", "Ünïcode", "snapshot", "", 1, 2)
+    assert enc.encode_keyed("status", [st_])[0] == ["kraken:Ünïcode".encode()]

@@ -265,7 +265,7 @@ def test_updates_while_snapshot_in_flight_are_buffered_spot():
     assert out[0] == ("status", Status("binance", "BTC-USDT", "snapshot", "", 1_700_000_000_000, T0 // 1000))
     assert h.scheme.sync["BTCUSDT"].last == 16
     book = h.scheme.books["BTCUSDT"]
-    assert book.levels(BID) == [("100.00000000", "3.00000000")]  # snapshot, then [16, 16]
+    assert book.levels(BID) == [("100.00", "3")]  # snapshot, then [16, 16] (as Binance wrote them)
     assert book.levels(ASK) == []  # removed by [13, 15]
     assert [r for t, r in out if t == "lob"] == [
         Lob("binance", "BTC-USDT", 100.0, 1.0, "buy", 1_700_000_000_000, T0 // 1000),
@@ -317,7 +317,7 @@ def test_spot_live_rules():
     # snapshot (2 levels, spread), [10, 12] (1 level, spread), [13, 13] (1 level, spread);
     # a frame's events reach the sink topic by topic
     assert [t for t, _ in out] == ["status"] + ["lob"] * 4 + ["spread"] * 3
-    assert h.scheme.books["BTCUSDT"].levels(BID) == [("100.00000000", "4.00000000")]
+    assert h.scheme.books["BTCUSDT"].levels(BID) == [("100.00", "4")]
 
 
 def test_futures_first_event_must_straddle_snapshot():

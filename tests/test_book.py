@@ -10,8 +10,9 @@ from __future__ import annotations
 import zlib
 from decimal import Decimal
 
+import msgspec
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -801,3 +802,129 @@ L3Machine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestL3Book = L3Machine.TestCase
+
+
+# ---------------------------------------------------------------------------------------------
+# apply_sides: a message's levels in one call, validated whole, rows built in C
+
+
+class _Row(tuple):
+    """A stand-in row type (events.Lob is one too: a tuple subclass)."""
+
+    __slots__ = ()
+
+
+_level_text = st.builds(
+    lambda i, f, d: f"{i}.{str(f).zfill(d)}" if d else str(i),
+    st.integers(1, 99_999), st.integers(0, 99_999), st.integers(0, 5))
+_size_text = st.one_of(st.just("0"), st.just("0.00000"), _level_text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_level_text, _size_text), max_size=12),
+       st.lists(st.tuples(_level_text, _size_text), max_size=12),
+       st.sampled_from([BID, ASK]), st.integers(0, 6))
+def test_apply_sides_equals_apply_one_by_one(first_levels, second_levels, first, depth):
+    batch, single = L2Book(5, 5), L2Book(5, 5)
+    for b in (batch, single):  # a book with something in it
+        b.apply(BID, "100.5", "1")
+        b.apply(ASK, "101.25", "2")
+    rows: list = []
+    flags = batch.apply_sides(first, first_levels, second_levels, rows, _Row, "x", "S", 7, 8, depth)
+    want_rows, want_flags = [], 0
+    for side, levels in ((first, first_levels), (1 - first, second_levels)):
+        for price, size in levels:
+            f = single.apply(side, price, size)
+            if not f & UNKNOWN:
+                want_flags |= f
+                want_rows.append(("x", "S", float(price), float(size), "buy" if side == BID else "sell", 7, 8))
+    if depth:
+        for side in (BID, ASK):
+            for price, _ in single.levels(side, start=depth):
+                want_rows.append(("x", "S", float(price), 0.0, "buy" if side == BID else "sell", 7, 8))
+        single.truncate(depth)
+    assert [tuple(r) for r in rows] == want_rows
+    assert all(type(r) is _Row for r in rows)
+    assert flags == want_flags
+    assert batch.levels(BID) == single.levels(BID) and batch.levels(ASK) == single.levels(ASK)
+    batch._validate()
+
+
+@pytest.mark.parametrize("bad", [("-1", "1"), ("+1", "1"), ("1", "-0"), ("0", "1"), ("1.123456", "1"), ("abc", "1"),
+                                 ("1", ""), ("1",), (1, "1"), ("1e999", "1")])
+def test_apply_sides_refuses_a_message_whole(bad):
+    book = L2Book(5, 5)
+    book.apply(ASK, "101.25", "2")
+    rows: list = []
+    with pytest.raises((ValueError, TypeError)):
+        # the good levels come first: none of them may be applied
+        book.apply_sides(BID, [("100", "1"), ("99", "2")], [("102", "1"), bad], rows, _Row, "x", "S", 1, 2)
+    assert rows == []
+    assert book.levels(BID) == [] and book.levels(ASK) == [("101.25", "2")]
+    with pytest.raises((ValueError, TypeError)):
+        book.check_sides([("100", "1")], [bad])
+
+
+class _V1Level(msgspec.Struct, array_like=True):  # as kraken's V1Level: price, size, timestamp
+    price: str
+    size: str
+    timestamp: str
+
+
+class _V2Level(msgspec.Struct, rename={"size": "qty"}):  # as kraken's V2Level: the raw digits
+    price: msgspec.Raw
+    size: msgspec.Raw
+
+
+def test_apply_sides_reads_struct_levels_and_raw_digits():
+    Level, RawLevel = _V1Level, _V2Level
+    book, rows = L2Book(8, 8), []
+    # KRAKEN.ws.50.0: [3648,{"a":[["0.00761700","0.00000000","1618678134.675888"]],...
+    v1 = msgspec.json.decode(b'[["0.00761700","0.00000000","1618678134.675888"],["0.00762600","0.62480000","1"]]',
+                             type=list[Level])
+    v2 = msgspec.json.decode(b'[{"price":0.5666,"qty":4831.75496356}]', type=list[RawLevel])
+    book.apply_sides(ASK, v1, v2, rows, _Row, "kraken", "KSM-BTC", 1, 2)
+    assert [tuple(r) for r in rows] == [("kraken", "KSM-BTC", 0.007626, 0.6248, "sell", 1, 2),
+                                        ("kraken", "KSM-BTC", 0.5666, 4831.75496356, "buy", 1, 2)]
+    assert book.levels(BID) == [("0.5666", "4831.75496356")]  # the digits as sent
+
+
+def test_apply_sides_floats_beyond_2_pow_53_ticks_come_from_the_text():
+    book, rows = L2Book(8, 8), []
+    price = "123456789.12345679"  # 12345678912345679 ticks > 2**53: ticks / 1e8 may round differently
+    book.apply_sides(BID, [(price, "90071992.54740993")], None, rows, _Row, "x", "S", 1, 2)
+    assert rows[0][2] == float(price) and rows[0][3] == float("90071992.54740993")
+
+
+def test_apply_sides_appends_to_anything_with_append_and_checks_its_row_type():
+    class Sink:
+        def __init__(self):
+            self.got = []
+
+        def append(self, row):
+            self.got.append(row)
+
+    book, sink = L2Book(2, 2), Sink()
+    book.apply_sides(ASK, (("1.5", "2"),), None, sink, _Row, "x", "S", 1, 2)
+    assert [tuple(r) for r in sink.got] == [("x", "S", 1.5, 2.0, "sell", 1, 2)]
+    with pytest.raises(TypeError):
+        book.apply_sides(ASK, [("1.5", "2")], None, [], dict, "x", "S", 1, 2)
+    with pytest.raises(TypeError):
+        book.apply_sides(ASK, iter([("1.5", "2")]), None, [], _Row, "x", "S", 1, 2)
+
+
+@pytest.mark.parametrize("text,ms,us", [
+    ("1618678133.626511", 1618678133626, 1618678133626511),  # KRAKEN.ws.50.0's first snapshot level
+    ("1618678133", 1618678133000, 1618678133000000),
+    ("1618678133.", 1618678133000, 1618678133000000),
+    ("12345678901.123456789012", 12345678901123, 12345678901123456),
+])
+def test_seconds_to_ms_and_us_exact(text, ms, us):
+    assert bk.seconds_to_ms(text) == ms and bk.seconds_to_us(text) == us
+    assert bk.seconds_to_ms(text.encode()) == ms
+
+
+@pytest.mark.parametrize("text", ["", ".5", "1a", "1.5x", "123456789012.1", "1.1234567890123", "\uff11\uff12", "-1", None])
+def test_seconds_to_ms_refuses(text):
+    with pytest.raises(ValueError):
+        bk.seconds_to_ms(text)

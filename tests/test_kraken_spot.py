@@ -533,7 +533,7 @@ def test_v1_malformed_update_resyncs_and_never_corrupts():
                "c": "1"}, "book-10", "XBT/USD"]
     produced = h.feed(json.dumps(msg))
     assert not [r for t, r in produced if t == "lob"]
-    assert [r.reason for t, r in produced if t == "status"] == ["malformed book level: '49999.00000' '-1.00000000'"]
+    assert [r.reason for t, r in produced if t == "status"] == ["malformed book level: invalid size '-1.00000000': signed"]
     assert h.metrics.errors.counts["kraken: malformed book level"] == 1
     assert h.metrics.resyncs == 1 and "XBT/USD" in h.scheme.unsynced and book.count(0) == 0
     assert before[0]  # it was a real book
@@ -571,7 +571,7 @@ def test_v1_unknown_channel_id_is_learnt_from_the_message():
                       1618678142592855000)
     assert [r for _, r in produced] == [Trade("kraken", "XMR-USD", 354.11, 0.89594024, "sell", "1618678142557535-0",
                                               1618678142557, 1618678142592855)]
-    assert h.conn.state["kraken_v1"][993] == ("trade", "XMR/USD", 0)
+    assert h.conn.state["kraken_v1"][b"993"] == ("trade", "XMR/USD", 0)
 
 
 def test_v1_ohlc():

@@ -63,3 +63,53 @@ def test_records_only_sink_gets_no_values():
     p.emit("lob", rec)
     p.end_frame()
     assert sink.writes == [("lob", [rec], [b"kraken:BTC-USD"], None)]
+
+
+def test_rows_is_the_frame_list_a_batch_call_appends_to():
+    """A book's apply_sides appends straight to Pipeline.rows(topic); the frame then leaves as
+    one write with the keys computed in Rust (encode_keyed), equal to f"{exchange}:{symbol}"."""
+    from atomfast.book import ASK, L2Book
+
+    sink = CollectingSink()
+    p = Pipeline(sink)
+    book = L2Book(8, 8)
+    # a real Kraken v1 update (KRAKEN.ws.50.0, KSM/XBT): one ask removed, one added
+    book.apply(ASK, "0.00761700", "1.00000000")
+    rows = p.rows("lob")
+    assert p.rows("lob") is rows
+    flags = book.apply_sides(ASK, [("0.00761700", "0.00000000"), ("0.00762600", "0.62480000")], None, rows, Lob,
+                             "kraken", "KSM-BTC", 1618678134675, 1618678134675900)
+    assert flags & 1  # the best ask changed
+    p.emit("lob", Lob("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", 1, 2))
+    assert p.end_frame() == 3
+    ((topic, records, keys, values),) = sink.writes
+    assert records == [Lob("kraken", "KSM-BTC", 0.007617, 0.0, "sell", 1618678134675, 1618678134675900),
+                       Lob("kraken", "KSM-BTC", 0.007626, 0.6248, "sell", 1618678134675, 1618678134675900),
+                       Lob("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", 1, 2)]
+    assert keys == [b"kraken:KSM-BTC", b"kraken:KSM-BTC", b"kraken:ADA-BTC"]
+    assert [decode(v)[1] for v in values] == [r._asdict() for r in records]
+
+
+def test_an_unused_rows_list_writes_nothing():
+    sink = CollectingSink()
+    p = Pipeline(sink)
+    p.rows("lob")
+    assert p.end_frame() == 0
+    assert sink.writes == []
+
+
+def test_scheme_rows_hands_records_to_any_emit():
+    """A scheme whose emit is not a pipeline's (a cluster filter, a test) still gets every
+    record of a batch call, in order, through emit."""
+    from atomfast.book import BID, L2Book
+    from atomfast.exchanges.kraken import KrakenSpotV1Scheme
+
+    got = []
+    scheme = KrakenSpotV1Scheme(lambda topic, record: got.append((topic, record)))
+    book = L2Book(1, 8)
+    book.apply_sides(BID, [("56274.9", "0.5"), ("56270.0", "1")], None, scheme.rows("lob"), Lob, "kraken",
+                     "BTC-CHF", 5, 6)
+    assert got == [("lob", Lob("kraken", "BTC-CHF", 56274.9, 0.5, "buy", 5, 6)),
+                   ("lob", Lob("kraken", "BTC-CHF", 56270.0, 1.0, "buy", 5, 6))]
+    p = Pipeline(CollectingSink())
+    assert KrakenSpotV1Scheme(p.emit).rows("lob") is p.rows("lob")

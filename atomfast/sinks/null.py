@@ -12,7 +12,8 @@ class NullSink:
         self.bytes = 0
 
     def write(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes], values: Sequence[bytes] | None) -> None:
-        self.messages[topic] += len(records)
+        messages = self.messages
+        messages[topic] = messages.get(topic, 0) + len(records)
         if values is not None:
             self.bytes += sum(map(len, values))
 

@@ -38,6 +38,12 @@ from libc.string cimport memset, memcpy
 from cpython.unicode cimport PyUnicode_Check
 from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
+from cpython.list cimport PyList_CheckExact, PyList_GET_SIZE, PyList_GET_ITEM, PyList_Append
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.type cimport PyType_IsSubtype
+from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytearray cimport PyByteArray_Check
 
 
 cdef extern from "Python.h":
@@ -47,6 +53,36 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object unicode)
     object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
     long long PyLong_AsLongLongAndOverflow(object obj, int* overflow) except? -1
+
+
+cdef extern from *:
+    """
+    /* One event row: an instance of a tuple subclass (a NamedTuple such as events.Lob) built
+       the way tuple.__new__(cls, ...) builds one (cls->tp_alloc), with its 7 fields
+       (exchange, symbol, price, size, side, event_timestamp, atom_timestamp) set in place. */
+    static PyObject* af_row7(PyTypeObject* t, PyObject* a, PyObject* b, double p, PyObject* pobj,
+                             double s, PyObject* sobj, PyObject* side, PyObject* e, PyObject* at) {
+        PyObject* row = t->tp_alloc(t, 7);
+        PyObject* fp;
+        PyObject* fs;
+        if (row == NULL) return NULL;
+        fp = pobj ? PyFloat_FromString(pobj) : PyFloat_FromDouble(p);
+        if (fp == NULL) { Py_DECREF(row); return NULL; }
+        fs = sobj ? PyFloat_FromString(sobj) : PyFloat_FromDouble(s);
+        if (fs == NULL) { Py_DECREF(fp); Py_DECREF(row); return NULL; }
+        Py_INCREF(a); Py_INCREF(b); Py_INCREF(side); Py_INCREF(e); Py_INCREF(at);
+        PyTuple_SET_ITEM(row, 0, a);
+        PyTuple_SET_ITEM(row, 1, b);
+        PyTuple_SET_ITEM(row, 2, fp);
+        PyTuple_SET_ITEM(row, 3, fs);
+        PyTuple_SET_ITEM(row, 4, side);
+        PyTuple_SET_ITEM(row, 5, e);
+        PyTuple_SET_ITEM(row, 6, at);
+        return row;
+    }
+    """
+    object af_row7(PyTypeObject* t, object a, object b, double p, PyObject* pobj, double s,
+                   PyObject* sobj, object side, object e, object at)
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,6 +511,8 @@ cdef inline int _parse_plain(const char* s, Py_ssize_t n, int scale, bint allow_
 
 
 cdef const char* _buffer(object value, Py_ssize_t* n) except NULL:
+    cdef Py_buffer view
+    cdef const char* p
     if PyUnicode_Check(value):
         if PyUnicode_IS_COMPACT_ASCII(value):
             # ASCII str (what json decoders make): its own buffer, nothing is allocated
@@ -484,6 +522,15 @@ cdef const char* _buffer(object value, Py_ssize_t* n) except NULL:
     if PyBytes_Check(value):
         n[0] = PyBytes_GET_SIZE(value)
         return PyBytes_AS_STRING(value)
+    if PyObject_CheckBuffer(value) and not PyByteArray_Check(value):
+        # a read-only bytes-like view (msgspec.Raw: the digits of a JSON number as sent) whose
+        # memory is owned by an immutable object and stays put while `value` lives
+        if PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) == 0:
+            n[0] = view.len
+            p = <const char*>view.buf
+            PyBuffer_Release(&view)
+            if view.readonly:
+                return p
     raise TypeError(f"expected a decimal number as str or bytes, got {type(value).__name__}")
 
 
@@ -1445,6 +1492,80 @@ cdef inline object _best_tuple(Level* n, Side* t, double pscale, double sscale):
 
 
 # ---------------------------------------------------------------------------------------
+# Batches: a message's levels validated whole, applied, and published as event rows
+# ---------------------------------------------------------------------------------------
+
+# One parsed level of a batch (apply_sides): what the book stores, plus the level it came from
+# (borrowed from the caller's list for the call) for the rare float that needs the string.
+cdef struct Parsed:
+    int64_t price
+    int64_t size
+    int32_t pdec
+    int32_t sdec
+    PyObject* item
+
+# ticks below 2**53 convert to float exactly: ticks / 10**scale is then the double nearest
+# the decimal (IEEE division rounds correctly), which is what float(text) gives
+cdef int64_t EXACT_FLOAT = 9007199254740992
+
+# side names of the event rows (events.BUY / events.SELL; DESIGN.md: bid = buy, ask = sell)
+cdef str ROW_BUY = "buy"
+cdef str ROW_SELL = "sell"
+cdef str _PRICE = "price"
+cdef str _SIZE = "size"
+
+
+cdef inline int _level_item(object item, PyObject** price, PyObject** size) except -1:
+    """(price, size) of one level: a tuple/list (first two items) or an object with ``price``
+    and ``size`` attributes (a msgspec Struct). Borrowed references, valid while ``item`` is."""
+    cdef Py_ssize_t n
+    cdef object v
+    if PyTuple_CheckExact(item):
+        n = PyTuple_GET_SIZE(item)
+        if n < 2:
+            raise ValueError(f"level {item!r}: expected [price, size]")
+        price[0] = PyTuple_GET_ITEM(item, 0)
+        size[0] = PyTuple_GET_ITEM(item, 1)
+    elif PyList_CheckExact(item):
+        n = PyList_GET_SIZE(item)
+        if n < 2:
+            raise ValueError(f"level {item!r}: expected [price, size]")
+        price[0] = PyList_GET_ITEM(item, 0)
+        size[0] = PyList_GET_ITEM(item, 1)
+    else:
+        # a Struct holds its fields: the borrowed pointers stay valid while the item lives
+        v = PyObject_GetAttr(item, _PRICE)
+        price[0] = <PyObject*>v
+        v = PyObject_GetAttr(item, _SIZE)
+        size[0] = <PyObject*>v
+    return 0
+
+
+cdef inline Py_ssize_t _batch_len(object levels) except -1:
+    if levels is None:
+        return 0
+    if PyList_CheckExact(levels):
+        return PyList_GET_SIZE(levels)
+    if PyTuple_CheckExact(levels):
+        return PyTuple_GET_SIZE(levels)
+    raise TypeError(f"levels must be a list or tuple, got {type(levels).__name__}")
+
+
+cdef inline object _batch_item(object levels, Py_ssize_t i):
+    if PyList_CheckExact(levels):
+        return <object>PyList_GET_ITEM(levels, i)
+    return <object>PyTuple_GET_ITEM(levels, i)
+
+
+cdef inline int _put_row(object rows, object row) except -1:
+    if PyList_CheckExact(rows):
+        PyList_Append(rows, row)
+    else:
+        rows.append(row)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
 # L2 book
 # ---------------------------------------------------------------------------------------
 
@@ -1469,6 +1590,8 @@ cdef class L2Book:
     cdef object _cache_ask
     cdef object _cache_best
     cdef TextCache* tcache      # checksum texts (NULL until the first checksum call)
+    cdef Parsed* scratch        # apply_sides: the message's levels, parsed (grown as needed)
+    cdef Py_ssize_t scratch_cap
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -1477,6 +1600,8 @@ cdef class L2Book:
         self.pdiv = <double>P10[price_decimals]
         self.sdiv = <double>P10[size_decimals]
         self.tcache = NULL
+        self.scratch = NULL
+        self.scratch_cap = 0
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
         _side_reset(&self.sides[C_ASK], False)
@@ -1484,6 +1609,7 @@ cdef class L2Book:
     def __dealloc__(self):
         _pool_release(&self.pool)
         _tc_free(self.tcache)
+        free(self.scratch)
 
     cdef inline TextCache* _tc(self) noexcept:
         if self.tcache == NULL:
@@ -1565,6 +1691,135 @@ cdef class L2Book:
         if size < 0:
             raise ValueError(f"invalid size {size}: negative")
         return self._set(side, price, size, self.pscale, self.sscale)
+
+    cdef Parsed* _scratch(self, Py_ssize_t n) except NULL:
+        cdef Parsed* grown
+        if n > self.scratch_cap:
+            grown = <Parsed*>realloc(self.scratch, (n + 16) * sizeof(Parsed))
+            if grown == NULL:
+                raise MemoryError()
+            self.scratch = grown
+            self.scratch_cap = n + 16
+        return self.scratch
+
+    cdef int _parse_batch(self, object levels, Py_ssize_t n, Parsed* out) except -1:
+        cdef Py_ssize_t i, ln
+        cdef PyObject* po
+        cdef PyObject* so
+        cdef const char* b
+        cdef int status, sent
+        cdef object item
+        for i in range(n):
+            item = _batch_item(levels, i)
+            _level_item(item, &po, &so)
+            out[i].item = <PyObject*>item
+            b = _buffer(<object>po, &ln)
+            if ln and (b[0] == 43 or b[0] == 45):       # '+' / '-': exchanges send no signs
+                raise ValueError(f"invalid price {<object>po!r}: signed")
+            status = _parse_plain(b, ln, self.pscale, False, &out[i].price, &sent)
+            if status < 0:
+                status = _parse_dec(b, ln, self.pscale, False, &out[i].price, &sent)
+            if status != P_OK:
+                _raise_parse(status, <object>po, "price", self.pscale)
+            if out[i].price == 0:
+                raise ValueError(f"invalid price {<object>po!r}: zero")
+            out[i].pdec = sent
+            b = _buffer(<object>so, &ln)
+            if ln and (b[0] == 43 or b[0] == 45):
+                raise ValueError(f"invalid size {<object>so!r}: signed")
+            status = _parse_plain(b, ln, self.sscale, False, &out[i].size, &sent)
+            if status < 0:
+                status = _parse_dec(b, ln, self.sscale, False, &out[i].size, &sent)
+            if status != P_OK:
+                _raise_parse(status, <object>so, "size", self.sscale)
+            out[i].sdec = sent
+        return 0
+
+    cdef object _row(self, type row_type, object exchange, object symbol, int side, Parsed* lv,
+                     object event_ms, object atom_us):
+        cdef PyObject* po = NULL
+        cdef PyObject* so = NULL
+        cdef object price_obj, size_obj
+        if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
+            # beyond 2**53 ticks the division may round differently: float() of the text
+            _level_item(<object>lv.item, &po, &so)
+            if lv.price < EXACT_FLOAT:
+                po = NULL
+            if lv.size < EXACT_FLOAT:
+                so = NULL
+        return af_row7(<PyTypeObject*>row_type, exchange, symbol, lv.price / self.pdiv, po,
+                       lv.size / self.sdiv, so, ROW_BUY if side == C_BID else ROW_SELL,
+                       event_ms, atom_us)
+
+    def check_sides(self, first_levels, second_levels=None):
+        """Parse the levels as apply_sides() would, applying nothing: ValueError on the first
+        bad level (e.g. a snapshot is checked whole before the book is cleared for it)."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Parsed* lv
+        if n1 + n2:
+            lv = self._scratch(n1 + n2)
+            self._parse_batch(first_levels, n1, lv)
+            self._parse_batch(second_levels, n2, lv + n1)
+
+    def apply_sides(self, int first, first_levels, second_levels, rows, type row_type,
+                    exchange, symbol, event_ms, atom_us, Py_ssize_t depth=0):
+        """Apply one message's levels: `first_levels` on side `first` (BID or ASK), then
+        `second_levels` on the other side, and append an event row to `rows` for each level
+        that changed the book; returns the OR of the flags (as apply()).
+
+        Each side's levels are a list (or tuple) of `(price, size)` pairs or of objects with
+        `price` and `size` attributes (exchange decimal strings, str or bytes; None: no
+        levels). EVERY level is parsed before any is applied: a malformed, signed, zero
+        (price) or too precise value raises ValueError and leaves the book unchanged.
+        A removal of a level the book does not hold changes nothing and makes no row.
+
+        A row is `row_type(exchange, symbol, price, size, side, event_ms, atom_us)` (a tuple
+        subclass: events.Lob), with `side` "buy" (BID) or "sell" (ASK) and the price and size
+        as floats equal to float() of the strings. `rows` is a list (or anything with
+        `append`). With `depth` > 0, the levels beyond the best `depth` of each side are then
+        removed, each with a row of size 0.0 (bids first, best first), as truncate(depth).
+        """
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Py_ssize_t i
+        cdef Parsed* lv
+        cdef int side, f, flags = 0, s
+        cdef Side* t
+        cdef int32_t x
+        cdef Level* n
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if n1 + n2 == 0 and depth <= 0:
+            return 0
+        if n1 + n2:
+            lv = self._scratch(n1 + n2)
+            self._parse_batch(first_levels, n1, lv)
+            self._parse_batch(second_levels, n2, lv + n1)
+        for i in range(n1 + n2):
+            side = first if i < n1 else 1 - first
+            f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
+            if f & F_UNKNOWN:
+                continue
+            flags |= f
+            _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
+        if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
+            for s in range(2):
+                t = &self.sides[s]
+                if t.count <= depth:
+                    continue
+                n = self.pool.n
+                x = t.best
+                for i in range(depth):
+                    x = _next_worse(n, t, x)
+                while x != 0:
+                    _put_row(rows, af_row7(<PyTypeObject*>row_type, exchange, symbol,
+                                           n[x].price / self.pdiv, NULL, 0.0, NULL,
+                                           ROW_BUY if s == C_BID else ROW_SELL, event_ms, atom_us))
+                    x = _next_worse(n, t, x)
+            self.truncate(depth)
+        return flags
 
     def truncate(self, Py_ssize_t depth):
         """Keep only the best `depth` levels of each side; returns how many were removed.
@@ -2329,6 +2584,52 @@ def parse_decimal(value, int decimals=8):
 def parse_ticks(value, int decimals=8):
     """The int64 ticks of a decimal string at `decimals` scale: parse_ticks("1.5", 2) == 150."""
     return parse_decimal(value, decimals)[0]
+
+
+cdef object _seconds(object text, int digits):
+    """Decimal seconds ``WHOLE[.FRAC]`` (1..11 integer digits, at most 12 decimals, ASCII
+    digits only) -> an integer count of 10**-digits s, truncated; ValueError otherwise."""
+    cdef Py_ssize_t n, i = 0, nw, nf = 0
+    cdef const char* s
+    cdef int64_t whole = 0, frac = 0
+    cdef int kept = 0
+    if not PyUnicode_Check(text) and not PyBytes_Check(text):
+        raise ValueError(f"bad timestamp {text!r}")
+    s = _buffer(text, &n)
+    while i < n and 48 <= s[i] <= 57:
+        if i < 11:
+            whole = whole * 10 + (s[i] - 48)
+        i += 1
+    nw = i
+    if nw == 0 or nw > 11:
+        raise ValueError(f"bad timestamp {text!r}")
+    if i < n:
+        if s[i] != 46:              # '.'
+            raise ValueError(f"bad timestamp {text!r}")
+        i += 1
+        while i < n and 48 <= s[i] <= 57:
+            if kept < digits:
+                frac = frac * 10 + (s[i] - 48)
+                kept += 1
+            nf += 1
+            i += 1
+        if i < n or nf > 12:
+            raise ValueError(f"bad timestamp {text!r}")
+    while kept < digits:
+        frac *= 10
+        kept += 1
+    return whole * P10[digits] + frac
+
+
+def seconds_to_ms(text):
+    """Exchange seconds as text -> ms, exact and truncated: ``"1618678133.626511"`` ->
+    1618678133626 (Kraken v1). 1..11 integer digits, at most 12 decimals; else ValueError."""
+    return _seconds(text, 3)
+
+
+def seconds_to_us(text):
+    """As seconds_to_ms, in µs: ``"1618678142.557535"`` -> 1618678142557535."""
+    return _seconds(text, 6)
 
 
 def format_ticks(int64_t ticks, int decimals=8, int sent_decimals=-1):

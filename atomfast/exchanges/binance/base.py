@@ -30,10 +30,9 @@ futures pages), per market:
    ``metrics.gaps += 1``, ``resync`` (status ``resync``, book dropped, nothing published for the
    market), a fresh snapshot fetched at once, the event that revealed the gap buffered for it.
 
-A whole message is validated (every level parsed by the book's own C parser, price > 0,
-size >= 0) before the book is touched; the parsed ticks then go in with ``apply_ticks`` (one parse
-per number) and the events' floats are the ticks over the scale (the same double as
-``float(text)``). A malformed depth message resyncs its market when live; while buffering it
+A whole message goes to the book in one call (``L2Book.apply_sides``): every level is parsed
+by its C parser (price > 0, size >= 0, no sign) before any is applied, and the ``lob`` events
+are built there (floats: the ticks over the scale, the same double as ``float(text)``). A malformed depth message resyncs its market when live; while buffering it
 empties the buffer (the lost event can only be covered by a snapshot taken after it).
 
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
@@ -52,11 +51,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from ...book import ASK, BID, L2Book, parse_ticks
+from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, ConnectionPlan, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, ConnectionPlan, Scheme
 from . import messages as m
-from .parse import MAX_VALUE, ms_ok, native_of_stream
+from .parse import MAX_MS, MAX_VALUE, ms_ok, native_of_stream
 
 log = logging.getLogger("atomfast.exchanges.binance")
 
@@ -64,7 +63,6 @@ _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 _TOP_CHANGED = 1
 _UNKNOWN = 4
 #: ticks below this convert to float exactly (ticks / scale == float(text))
-_EXACT = 1 << 53
 #: events are built as plain tuples of their NamedTuple type (the generated ``__new__`` costs a
 #: Python frame per event: a third of the event's cost on a 60-level depth message)
 _new = tuple.__new__
@@ -75,23 +73,6 @@ _EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade"
                 "kline": "kline", "markPriceUpdate": "markPrice", "serverShutdown": "serverShutdown"}
 
 OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
-
-
-def _ticks(levels: list[tuple[str, str]], pd: int, sd: int) -> list[int]:
-    """Every level's (price, size) as ticks, flat; ValueError/TypeError on any bad level, before
-    anything is applied (the book's own parser: signs, NaN, exponents, digits beyond the scale,
-    int64 overflow)."""
-    pt = parse_ticks
-    out: list[int] = []
-    push = out.append
-    for p, s in levels:
-        tp = pt(p, pd)
-        ts = pt(s, sd)
-        if tp <= 0 or ts < 0:
-            raise ValueError(f"level [{p!r}, {s!r}]: price must be > 0 and size >= 0")
-        push(tp)
-        push(ts)
-    return out
 
 
 class _Sync:
@@ -433,52 +414,23 @@ class BinanceScheme(Scheme):
 
     def _apply(self, st: _Sync, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> None:
         book = self.books[native]
-        try:
-            bids = _ticks(d.b, book.price_decimals, book.size_decimals)
-            asks = _ticks(d.a, book.price_decimals, book.size_decimals)
-        except _BOOK_ERRORS as exc:
-            self.bad_input("malformed book level", str(exc), data or b"")
-            self.resync(st.conn, native, f"malformed book level: {exc}", recv_ns)
-            return
         ms = d.T or d.E
-        if not ms_ok(ms):
+        if not 0 <= ms < MAX_MS:
             self.bad_input("malformed depth message", f"time {ms}", data or b"")
             self.resync(st.conn, native, f"malformed depth message: time {ms}", recv_ns)
             return
         atom_us = recv_ns // 1000
-        symbol = self._symbols[native]
-        flags = 0
-        if bids:
-            flags = self._levels(book, BID, d.b, bids, symbol, ms, atom_us)
-        if asks:
-            flags |= self._levels(book, ASK, d.a, asks, symbol, ms, atom_us)
+        try:  # every level parsed before any is applied (a bad one: nothing applied)
+            flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
+                                     atom_us)
+        except _BOOK_ERRORS as exc:
+            self.bad_input("malformed book level", str(exc), data or b"")
+            self.resync(st.conn, native, f"malformed book level: {exc}", recv_ns)
+            return
         st.last = d.u
         st.fresh = False
         if flags & _TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
-
-    def _levels(self, book: L2Book, side: int, levels: list[tuple[str, str]], ticks: list[int], symbol: str,
-                ms: int, atom_us: int) -> int:
-        """Validated levels onto one side; a ``lob`` event per change. Returns the flags."""
-        emit = self.emit
-        exchange = self.exchange
-        side_name = SIDE_NAMES[side]
-        apply = book.apply_ticks
-        ps = 10.0 ** book.price_decimals
-        ss = 10.0 ** book.size_decimals
-        flags = 0
-        j = 0
-        for p, s in levels:
-            tp = ticks[j]
-            ts = ticks[j + 1]
-            j += 2
-            f = apply(side, tp, ts)
-            if f & _UNKNOWN:
-                continue  # removal of a level the book does not hold
-            flags |= f
-            emit("lob", _new(Lob, (exchange, symbol, tp / ps if tp < _EXACT else float(p),
-                                   ts / ss if ts < _EXACT else float(s), side_name, ms, atom_us)))
-        return flags
 
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
         if self.open_interest_path and self.open_interest_path in url:
@@ -558,9 +510,8 @@ class BinanceScheme(Scheme):
                 self._fetch_snapshot(st, native)
                 return
         book = self.book(native)
-        try:
-            bids = _ticks(snap.bids, book.price_decimals, book.size_decimals)
-            asks = _ticks(snap.asks, book.price_decimals, book.size_decimals)
+        try:  # the whole snapshot parsed before the book is cleared for it
+            book.check_sides(snap.bids, snap.asks)
         except _BOOK_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             self._fetch_snapshot(st, native)
@@ -573,8 +524,7 @@ class BinanceScheme(Scheme):
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
         symbol = self._symbols.get(native) or self._symbol(native) or native
-        flags = self._levels(book, BID, snap.bids, bids, symbol, ms, atom_us)
-        flags |= self._levels(book, ASK, snap.asks, asks, symbol, ms, atom_us)
+        flags = book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
         st.live = st.fresh = True
         st.last = lid
         st.attempts = 0

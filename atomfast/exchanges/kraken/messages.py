@@ -21,10 +21,11 @@ from msgspec import Raw, Struct
 
 
 class V1Level(Struct, array_like=True, gc=False):
-    """``["price", "volume", "timestamp"(, "r")]``: "r" marks a republished level."""
+    """``["price", "volume", "timestamp"(, "r")]``: "r" marks a republished level. (``size``:
+    the book's ``apply_sides`` reads a level's ``price`` and ``size``.)"""
 
     price: str
-    volume: str
+    size: str
     timestamp: str
     flag: str = ""
 
@@ -147,9 +148,12 @@ V1Event = Union[V1SubscriptionStatus, V1SystemStatus, V1Heartbeat, V1Pong, V1Err
 # v2 (objects tagged by "channel"; method responses tagged by "method")
 
 
-class V2Level(Struct, gc=False):
+class V2Level(Struct, gc=False, rename={"size": "qty"}):
+    """``{"price": 0.5666, "qty": 4831.75496356}``: the raw digits (``size``: the book's
+    ``apply_sides`` reads a level's ``price`` and ``size``)."""
+
     price: Raw
-    qty: Raw
+    size: Raw
 
 
 class V2Book(Struct, gc=False):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ...book import seconds_to_ms, seconds_to_us
 from ...scheme import Instrument
 from .._common import MAX_MS, decimals_of, is_plain, ms_ok, rfc3339_to_ms, valid_level  # noqa: F401 (this module's API)
 
@@ -29,26 +30,11 @@ def normalise_asset(asset: str) -> str:
     return ALIASES.get(asset, asset)
 
 
-def _secs_parts(text: str) -> tuple[str, str]:
-    whole, _, frac = text.partition(".")
-    if not (0 < len(whole) <= 11 and whole.isdigit() and whole.isascii()) or (
-        frac and not (len(frac) <= 12 and frac.isdigit() and frac.isascii())
-    ):
-        raise ValueError(f"bad timestamp {text!r}")
-    return whole, frac
-
-
-def secs_to_ms(text: str) -> int:
-    """``"1618678133.626511"`` -> 1618678133626 exactly (truncated). ValueError if malformed
-    (or beyond the year 5138)."""
-    whole, frac = _secs_parts(text)
-    return int(whole) * 1000 + int((frac + "000")[:3])
-
-
-def secs_to_us(text: str) -> int:
-    """``"1618678142.557535"`` -> 1618678142557535 exactly. ValueError if malformed."""
-    whole, frac = _secs_parts(text)
-    return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+#: ``"1618678133.626511"`` -> 1618678133626 exactly (truncated); ValueError if malformed (1..11
+#: integer digits, at most 12 decimals). In C, with the book's number parsing.
+secs_to_ms = seconds_to_ms
+#: ``"1618678142.557535"`` -> 1618678142557535 exactly; ValueError if malformed.
+secs_to_us = seconds_to_us
 
 
 def spot_instrument(ws_pair: str, price_decimals: int = 8, size_decimals: int = 8, v2: bool = False) -> Instrument:

@@ -25,7 +25,7 @@ import msgspec
 
 from ...book import ASK, BID, L2Book
 from ...events import Candle, Lob, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -35,7 +35,6 @@ from .parse import (
     secs_to_ms,
     secs_to_us,
     spot_instrument,
-    valid_level,
 )
 
 _BOOK_ERRORS = (ValueError, OverflowError, TypeError)
@@ -48,6 +47,17 @@ INTERVALS = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: 
 
 def interval_name(minutes: int) -> str:
     return INTERVALS.get(minutes) or f"{minutes}m"
+
+
+def _newest(*sides) -> str:
+    """The newest timestamp of a v1 message's levels ("" for none)."""
+    newest = ""
+    for levels in sides:
+        if levels:
+            for lv in levels:
+                if lv.timestamp > newest:
+                    newest = lv.timestamp
+    return newest
 
 
 def _ok_float(x: float) -> bool:
@@ -85,23 +95,6 @@ class _KrakenSpot(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return spot_instrument(native, v2=self._v2)
 
-    def _apply_v1(self, book: L2Book, side: int, levels, symbol: str, event_ms: int, atom_us: int) -> int:
-        """v1 levels (Structs with ``price``/``volume`` strings) onto one side, as ``apply_levels``."""
-        emit = self.emit
-        exchange = self.exchange
-        side_name = SIDE_NAMES[side]
-        apply = book.apply
-        flags = 0
-        for lv in levels:
-            price = lv.price
-            size = lv.volume
-            f = apply(side, price, size)
-            if f & _UNKNOWN:
-                continue
-            flags |= f
-            emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        return flags
-
     def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
         self.bad_input(kind, detail, data)
         self.resync(conn, native, f"{kind}: {detail}", recv_ns)
@@ -116,10 +109,6 @@ class _KrakenSpot(Scheme):
         else:
             self.metrics.checksum_failed += 1
             self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
-
-    def _truncate(self, native: str, book: L2Book, depth: int, event_ms: int, atom_us: int) -> None:
-        if book.count(BID) > depth or book.count(ASK) > depth:
-            self.truncate(native, book, depth, event_ms, atom_us)
 
     def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         raise NotImplementedError
@@ -169,43 +158,36 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             return
         first = data[:1]
         if first == b"[":
-            self._on_array(conn, data, recv_ns)
+            # [channelID, ...]: the channel's entry, keyed by the channelID's digits as sent
+            channels = conn.state.get("kraken_v1")
+            comma = data.find(b",", 1, 24)
+            entry = channels.get(data[1:comma]) if channels is not None and comma > 0 else None
+            if entry is None:
+                entry = self._learn(self._channels(conn), data)
+                if entry is None:
+                    return
+            kind = entry[0]
+            if kind == "book":
+                self._on_book(conn, data, entry[1], entry[2], recv_ns)
+            elif kind == "trade":
+                self._on_trades(data, recv_ns)
+            elif kind == "ticker":
+                self._on_ticker(data, recv_ns)
+            elif kind == "ohlc":
+                self._on_ohlc(data, entry[2], recv_ns)
+            # other channels (spread, ...) are not ours: ignored
         elif first == b"{":
             self._on_event(conn, data, recv_ns)
         else:
             self.bad_input("not a JSON message", "frame starts with neither [ nor {", data)
 
-    def _channels(self, conn: Connection) -> dict:
+    def _channels(self, conn: Connection) -> dict[bytes, tuple[str, str, int]]:
+        """This connection's channels: the channelID as JSON digits (b"3648") -> (kind, pair,
+        depth or interval)."""
         channels = conn.state.get("kraken_v1")
         if channels is None:
             channels = conn.state["kraken_v1"] = {}
         return channels
-
-    def _on_array(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        channels = conn.state.get("kraken_v1")
-        if channels is None:
-            channels = self._channels(conn)
-        comma = data.find(b",", 1, 24)
-        entry = None
-        if comma > 0:
-            try:
-                entry = channels.get(int(data[1:comma]))
-            except ValueError:
-                entry = None
-        if entry is None:
-            entry = self._learn(channels, data)
-            if entry is None:
-                return
-        kind, native, param = entry
-        if kind == "book":
-            self._on_book(conn, data, native, param, recv_ns)
-        elif kind == "trade":
-            self._on_trades(data, recv_ns)
-        elif kind == "ticker":
-            self._on_ticker(data, recv_ns)
-        elif kind == "ohlc":
-            self._on_ohlc(data, param, recv_ns)
-        # other channels (spread, ...) are not ours: ignored
 
     def _channel_entry(self, name: str, pair: str, sub: m.V1Subscription | None = None) -> tuple[str, str, int] | None:
         kind, _, suffix = name.partition("-")
@@ -238,7 +220,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             return None
         if not self.known(pair, data):
             return None
-        channels[cid] = entry
+        channels[str(cid).encode()] = entry
         return entry
 
     # --- book ---------------------------------------------------------------------------------
@@ -249,18 +231,13 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             self._book_failed(conn, native, "malformed book message", str(exc), data, recv_ns)
             return
         first, second = msg.first, msg.second
-        if second.__class__ is str:
-            payloads: tuple = (first,)
-            pair = msg.third
-        else:
-            payloads = (first, second)
-            pair = msg.fourth
-        if pair != native and not self.known(pair, data):
-            return
+        pair = msg.third if second.__class__ is str else msg.fourth
         if pair != native:
+            if not self.known(pair, data):
+                return
             # the channelID moved to another pair (resubscribed): the message says which
             self.bad_input("channel mismatch", f"channelID {msg.channel_id}: {native!r} in state, {pair!r} in message", data)
-            self._channels(conn)[msg.channel_id] = ("book", pair, depth)
+            self._channels(conn)[str(msg.channel_id).encode()] = ("book", pair, depth)
             native = pair
         if first.snap_asks is not None or first.snap_bids is not None:
             self._book_snapshot(conn, native, depth, first, data, recv_ns)
@@ -271,67 +248,48 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         if book is None:
             self.resync(conn, native, "book update before its snapshot", recv_ns)
             return
-
-        # validate the whole message before touching the book
-        checksum = None
-        sides = []
-        for p in payloads:
-            if p.a:
-                sides.append((ASK, p.a))
-            if p.b:
-                sides.append((BID, p.b))
-            if p.c is not None:
-                checksum = p.c
-        newest = ""
-        if len(sides) == 1 and len(sides[0][1]) == 1:
-            # one level (the usual update): the book validates it and refuses it whole
-            newest = sides[0][1][0].timestamp
+        if second.__class__ is str:
+            asks, bids, checksum = first.a, first.b, first.c
+        else:  # [cid, {"a": [..]}, {"b": [..], "c": ".."}, "book-N", "PAIR"]
+            asks = first.a if second.a is None else (first.a or []) + second.a
+            bids = second.b if first.b is None else first.b + (second.b or [])
+            checksum = second.c if second.c is not None else first.c
+        # the event time: the newest level's timestamp
+        if asks is not None and bids is None and len(asks) == 1:
+            newest = asks[0].timestamp
+        elif bids is not None and asks is None and len(bids) == 1:
+            newest = bids[0].timestamp
         else:
-            pd, sd = book.price_decimals, book.size_decimals
-            for _side, levels in sides:
-                for lv in levels:
-                    if not valid_level(lv.price, lv.volume, pd, sd):
-                        self._book_failed(conn, native, "malformed book level", f"{lv.price!r} {lv.volume!r}", data, recv_ns)
-                        return
-                    if lv.timestamp > newest:
-                        newest = lv.timestamp
-        if checksum is not None and not (len(checksum) <= 10 and checksum.isdigit() and checksum.isascii()
-                                         and int(checksum) < 1 << 32):
-            self._book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
-            return
+            newest = _newest(asks, bids)
         atom_us = recv_ns // 1000
         try:
             event_ms = secs_to_ms(newest) if newest else atom_us // 1000
         except ValueError as exc:
             self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
             return
-
-        symbol = self._symbols.get(native) or self.symbol_of(native)
-        emit, exchange, apply = self.emit, self.exchange, book.apply
-        flags = 0
+        # every level is parsed before any is applied; then the levels beyond the subscribed
+        # depth are dropped: "after each update, truncate your book to the subscribed depth"
+        # (https://docs.kraken.com/api/docs/guides/spot-ws-book-v1)
         try:
-            for side, levels in sides:
-                side_name = SIDE_NAMES[side]
-                for lv in levels:
-                    price = lv.price
-                    size = lv.volume
-                    f = apply(side, price, size)
-                    if f & _UNKNOWN:
-                        continue
-                    flags |= f
-                    emit("lob", Lob(exchange, symbol, float(price), float(size), side_name, event_ms, atom_us))
-        except _BOOK_ERRORS as exc:  # a single level the book refused (nothing applied)
+            flags = book.apply_sides(ASK, asks, bids, self.rows("lob"), Lob, self.exchange,
+                                     self._symbols.get(native) or self.symbol_of(native), event_ms, atom_us,
+                                     self.depths.get(native, depth))
+        except _BOOK_ERRORS as exc:
             self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
-        depth = self.depths.get(native, depth)
-        if book.count(BID) > depth or book.count(ASK) > depth:
-            self.truncate(native, book, depth, event_ms, atom_us)
         if checksum is None:
             if flags & _TOP_CHANGED:
                 self.emit_spread(native, book, event_ms, atom_us)
             return
         got = book.checksum_kraken()  # v1: the strings as sent
-        if got == int(checksum):
+        if str(got) == checksum:
+            self.metrics.checksum_ok += 1
+            if flags & _TOP_CHANGED:
+                self.emit_spread(native, book, event_ms, atom_us)
+        elif not (len(checksum) <= 10 and checksum.isdigit() and checksum.isascii() and int(checksum) < 1 << 32):
+            # (the levels are applied: the book is resynced all the same)
+            self._book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
+        elif got == int(checksum):  # written with leading zeros
             self.metrics.checksum_ok += 1
             if flags & _TOP_CHANGED:
                 self.emit_spread(native, book, event_ms, atom_us)
@@ -341,18 +299,11 @@ class KrakenSpotV1Scheme(_KrakenSpot):
 
     def _book_snapshot(self, conn: Connection, native: str, depth: int, payload: m.V1BookPayload, data: bytes,
                        recv_ns: int) -> None:
-        asks = payload.snap_asks or ()
-        bids = payload.snap_bids or ()
+        asks = payload.snap_asks or []
+        bids = payload.snap_bids or []
         pd, sd = self._precision_for(native, asks, bids)
-        newest = ""
-        for side in (asks, bids):
-            for lv in side:
-                if not valid_level(lv.price, lv.volume, pd, sd):
-                    self._book_failed(conn, native, "malformed book level", f"{lv.price!r} {lv.volume!r}", data, recv_ns)
-                    return
-                if lv.timestamp > newest:
-                    newest = lv.timestamp
         atom_us = recv_ns // 1000
+        newest = _newest(asks, bids)
         try:
             event_ms = secs_to_ms(newest) if newest else atom_us // 1000
         except ValueError as exc:
@@ -360,17 +311,16 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             return
         book = self.books.get(native)
         if book is None or book.price_decimals != pd or book.size_decimals != sd:
-            self.books[native] = L2Book(pd, sd)
+            book = self.books[native] = L2Book(pd, sd)
+        try:  # every level parsed before the book is cleared for them
+            book.check_sides(asks, bids)
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            return
         book = self.begin_snapshot(native, recv_ns, event_ms)
         self.depths[native] = depth
-        symbol = self.symbol_of(native)
-        try:
-            flags = self._apply_v1(book, ASK, asks, symbol, event_ms, atom_us)
-            flags |= self._apply_v1(book, BID, bids, symbol, event_ms, atom_us)
-            self._truncate(native, book, depth, event_ms, atom_us)
-        except _BOOK_ERRORS as exc:  # pragma: no cover - validated above; a last line of defence
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
-            return
+        flags = book.apply_sides(ASK, asks, bids, self.rows("lob"), Lob, self.exchange, self.symbol_of(native),
+                                 event_ms, atom_us, depth)
         if flags & _TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
@@ -386,9 +336,9 @@ class KrakenSpotV1Scheme(_KrakenSpot):
                 dot = lv.price.find(".")
                 if dot >= 0:
                     pd = max(pd, len(lv.price) - dot - 1)
-                dot = lv.volume.find(".")
+                dot = lv.size.find(".")
                 if dot >= 0:
-                    sd = max(sd, len(lv.volume) - dot - 1)
+                    sd = max(sd, len(lv.size) - dot - 1)
         return min(pd, 18), min(sd, 18)
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------
@@ -493,13 +443,13 @@ class KrakenSpotV1Scheme(_KrakenSpot):
                 return
             if not self.known(pair, data):
                 return
-            self._channels(conn)[ev.channelID] = entry
+            self._channels(conn)[str(ev.channelID).encode()] = entry
             if entry[0] == "book":
                 self.depths[pair] = entry[2]
             self.status(self.symbol_of(pair), "subscribed", name, recv_ns)
         elif ev.status == "unsubscribed":
             if ev.channelID is not None:
-                self._channels(conn).pop(ev.channelID, None)
+                self._channels(conn).pop(str(ev.channelID).encode(), None)
         elif ev.status == "error":
             self.bad_input("subscription error", ev.errorMessage or "(no message)", data)
             symbol = self.symbol_of(pair) if pair and self.known(pair, data) else ""
@@ -621,21 +571,6 @@ class KrakenSpotScheme(_KrakenSpot):
         self.status(symbol, "stopped", f"{resp.method} failed: {resp.error}", recv_ns)
 
     # --- book ---------------------------------------------------------------------------------
-    @staticmethod
-    def _levels(levels: list[m.V2Level], pd: int, sd: int, check: bool) -> list[tuple[bytes, bytes]] | None:
-        """The levels as (price, qty) raw digits, or None if any is not a valid level
-        (``check=False``: a message of one level, which the book validates itself)."""
-        if not check:
-            return [(bytes(lv.price), bytes(lv.qty)) for lv in levels]
-        out = []
-        for lv in levels:
-            p = bytes(lv.price)
-            q = bytes(lv.qty)
-            if not valid_level(p, q, pd, sd):
-                return None
-            out.append((p, q))
-        return out
-
     def _on_book(self, conn: Connection, msg: m.V2BookMsg, data: bytes, recv_ns: int) -> None:
         kind = msg.type
         if kind != "snapshot" and kind != "update":
@@ -644,29 +579,26 @@ class KrakenSpotScheme(_KrakenSpot):
                 if d.symbol in self.books:
                     self.resync(conn, d.symbol, f"malformed book message: type {kind!r}", recv_ns)
             return
+        snapshot = kind == "snapshot"
         atom_us = recv_ns // 1000
         for d in msg.data:
             native = d.symbol
             if not self.known(native, data):
                 continue
-            if kind == "update":
+            if snapshot:
+                book = self.book(native)
+                try:  # the whole snapshot parsed before the book is cleared for it
+                    book.check_sides(d.bids, d.asks)
+                except _BOOK_ERRORS as exc:
+                    self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+                    continue
+            else:
                 if native in self.unsynced:
                     continue
                 book = self.books.get(native)
                 if book is None:
                     self.resync(conn, native, "book update before its snapshot", recv_ns)
                     continue
-            if kind == "snapshot":
-                inst = self.instrument(native)
-                pd, sd = inst.price_decimals, inst.size_decimals
-            else:
-                pd, sd = book.price_decimals, book.size_decimals
-            check = len(d.bids) + len(d.asks) > 1
-            bids = self._levels(d.bids, pd, sd, check)
-            asks = self._levels(d.asks, pd, sd, check)
-            if bids is None or asks is None:
-                self._book_failed(conn, native, "malformed book level", "not a non-negative number", data, recv_ns)
-                continue
             if not 0 <= d.checksum < 1 << 32:
                 self._book_failed(conn, native, "malformed checksum", repr(d.checksum), data, recv_ns)
                 continue
@@ -675,16 +607,18 @@ class KrakenSpotScheme(_KrakenSpot):
             except ValueError as exc:
                 self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
                 continue
-            depth = self.depths.get(native) or self.book_depth
-            if kind == "snapshot":
+            if snapshot:
                 book = self.begin_snapshot(native, recv_ns, event_ms)
+            # every level parsed before any is applied (the raw digits as sent), then the book
+            # is cut to the subscribed depth: "you will not receive qty 0 for levels that fall
+            # out of scope" (https://docs.kraken.com/api/docs/guides/spot-ws-book-v2)
             try:
-                flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
-                flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
-            except _BOOK_ERRORS as exc:  # a single level the book refused (nothing applied)
+                flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange,
+                                         self._symbols.get(native) or self.symbol_of(native), event_ms, atom_us,
+                                         self.depths.get(native) or self.book_depth)
+            except _BOOK_ERRORS as exc:
                 self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
                 continue
-            self._truncate(native, book, depth, event_ms, atom_us)
             self._verify(conn, native, book, d.checksum, True, flags, event_ms, atom_us, recv_ns)
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------

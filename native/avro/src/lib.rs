@@ -104,6 +104,54 @@ impl<'py> Batch<'py> {
     }
 }
 
+/// `f"{r[0]}:{r[1]}"` as bytes for each record `r` of a batch (records already encoded, so
+/// each is a tuple whose first two fields are strings).
+fn message_keys<'py>(py: Python<'py>, batch: &Batch<'py>) -> PyResult<Bound<'py, PyList>> {
+    let n = batch.len();
+    let mut key: Vec<u8> = Vec::with_capacity(64);
+    // SAFETY: borrowed items of a container we hold; no Python code runs in the loop.
+    unsafe {
+        let list = ffi::PyList_New(n as ffi::Py_ssize_t);
+        let list = Bound::from_owned_ptr_or_err(py, list)?;
+        let mut last: (*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) =
+            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        for i in 0..n {
+            let r = batch.get(i);
+            if ffi::PyTuple_Check(r) == 0 || ffi::PyTuple_Size(r) < 2 {
+                return Err(PyTypeError::new_err(format!("record {i}: not a tuple of two fields or more")));
+            }
+            let a = ffi::PyTuple_GetItem(r, 0);
+            let b = ffi::PyTuple_GetItem(r, 1);
+            if a != last.0 || b != last.1 {
+                let mut la: ffi::Py_ssize_t = 0;
+                let mut lb: ffi::Py_ssize_t = 0;
+                let pa = ffi::PyUnicode_AsUTF8AndSize(a, &mut la);
+                if pa.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                let pb = ffi::PyUnicode_AsUTF8AndSize(b, &mut lb);
+                if pb.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                key.clear();
+                key.extend_from_slice(std::slice::from_raw_parts(pa as *const u8, la as usize));
+                key.push(b':');
+                key.extend_from_slice(std::slice::from_raw_parts(pb as *const u8, lb as usize));
+                let k = ffi::PyBytes_FromStringAndSize(key.as_ptr() as *const _, key.len() as ffi::Py_ssize_t);
+                if k.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                last = (a, b, k); // the list owns k; we keep a borrowed pointer to share it
+                ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, k);
+            } else {
+                ffi::Py_INCREF(last.2);
+                ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, last.2);
+            }
+        }
+        Ok(list.cast_into_unchecked::<PyList>())
+    }
+}
+
 /// Avro binary encoder for a fixed list of schemas.
 ///
 /// `Encoder(schemas, prefixes=None)`: `schemas` are schema JSON texts, `prefixes[i]` is
@@ -268,6 +316,22 @@ impl Encoder {
                 Ok(list.cast_into_unchecked::<PyList>())
             }
         })
+    }
+
+    /// Encode a batch as `encode_many` does, and give each record its message key too:
+    /// `(keys, values)`, where a key is `f"{record[0]}:{record[1]}"` as UTF-8 bytes (the
+    /// Kafka key `exchange:symbol`). Consecutive records naming the same two string objects
+    /// share one key object. All or nothing.
+    fn encode_keyed<'py>(
+        &self,
+        py: Python<'py>,
+        schema: usize,
+        records: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let values = self.encode_many(py, schema, records)?;
+        let batch = Batch::new(records)?;
+        let keys = message_keys(py, &batch)?;
+        Ok((keys, values))
     }
 
     /// Encode a batch as the concatenation of the bodies (no prefix): the data of an Avro

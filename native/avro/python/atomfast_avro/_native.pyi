@@ -29,6 +29,9 @@ class Encoder:
         """prefix + Avro body of one record."""
     def encode_many(self, schema: int, records: Sequence[object]) -> list[bytes]:
         """prefix + body for each record of a batch, in one call."""
+    def encode_keyed(self, schema: int, records: Sequence[object]) -> tuple[list[bytes], list[bytes]]:
+        """(keys, values): ``encode_many``'s values, and for each record the bytes
+        ``f"{record[0]}:{record[1]}"`` (the Kafka key ``exchange:symbol``)."""
     def encode_block(self, schema: int, records: Sequence[object]) -> bytes:
         """The bodies of a batch concatenated, without prefix (an object container file block)."""
     def set_prefix(self, schema: int, prefix: bytes) -> None: ...
