@@ -151,6 +151,9 @@ def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
     """(ticks, decimals as sent): ``parse_decimal("0.1000", 8) == (10000000, 4)``. Negative
     values are accepted here (not by the books)."""
 
+def parse_checksum(text: str | bytes) -> int:
+    """``"974947235"`` -> 974947235: 1..10 ASCII digits below 2**32, else ValueError."""
+
 def seconds_to_ms(text: str | bytes) -> int:
     """``"1618678133.626511"`` -> 1618678133626 (exact, truncated); ValueError if malformed."""
 

@@ -61,21 +61,19 @@ class Pipeline:
             return 0
         self._frame = {}
         written = 0
-        encoder = self.encoder
-        write = self.sink.write
         events = self.metrics.events
         for topic, records in frame.items():
-            if not records:
+            n = len(records)
+            if not n:
                 continue
-            if encoder is not None:
+            if self.encoder is not None:
                 index = self._schema_index.get(topic)
                 if index is None:
-                    index = encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
+                    index = self.encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
                 keys, values = self._encode_keyed(index, records)
             else:
                 keys, values = self._keys_of(records), None
-            write(topic, records, keys, values)
-            n = len(records)
+            self.sink.write(topic, records, keys, values)
             events[topic] = events.get(topic, 0) + n  # (a Counter's += is 2x slower)
             written += n
         if recv_ns and written:

@@ -928,3 +928,15 @@ def test_seconds_to_ms_and_us_exact(text, ms, us):
 def test_seconds_to_ms_refuses(text):
     with pytest.raises(ValueError):
         bk.seconds_to_ms(text)
+
+
+@pytest.mark.parametrize("text,value", [("974947235", 974947235), ("0", 0), ("4294967295", 4294967295),
+                                        ("0974947235", 974947235), (b"2466532719", 2466532719)])
+def test_parse_checksum(text, value):
+    assert bk.parse_checksum(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "4294967296", "12345678901", "-1", "+1", "1.0", "\u0661", " 1", None, 1])
+def test_parse_checksum_refuses(text):
+    with pytest.raises(ValueError):
+        bk.parse_checksum(text)

@@ -2621,6 +2621,26 @@ cdef object _seconds(object text, int digits):
     return whole * P10[digits] + frac
 
 
+def parse_checksum(text):
+    """A CRC-32 as an exchange writes it in text (Kraken v1 ``"c":"974947235"``): 1..10 ASCII
+    digits of a value below 2**32 -> int; ValueError otherwise."""
+    cdef Py_ssize_t n, i
+    cdef const char* s
+    cdef uint64_t v = 0
+    if not PyUnicode_Check(text) and not PyBytes_Check(text):
+        raise ValueError(f"malformed checksum {text!r}")
+    s = _buffer(text, &n)
+    if n == 0 or n > 10:
+        raise ValueError(f"malformed checksum {text!r}")
+    for i in range(n):
+        if not 48 <= s[i] <= 57:
+            raise ValueError(f"malformed checksum {text!r}")
+        v = v * 10 + <uint64_t>(s[i] - 48)
+    if v >> 32:
+        raise ValueError(f"malformed checksum {text!r}")
+    return v
+
+
 def seconds_to_ms(text):
     """Exchange seconds as text -> ms, exact and truncated: ``"1618678133.626511"`` ->
     1618678133626 (Kraken v1). 1..11 integer digits, at most 12 decimals; else ValueError."""

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import ASK, BID, L2Book
+from ...book import ASK, BID, L2Book, parse_checksum
 from ...events import Candle, Lob, Ticker, Trade
 from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
 from . import messages as m
@@ -261,6 +261,12 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             newest = bids[0].timestamp
         else:
             newest = _newest(asks, bids)
+        if checksum is not None:
+            try:
+                expected = parse_checksum(checksum)
+            except ValueError:
+                self._book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
+                return
         atom_us = recv_ns // 1000
         try:
             event_ms = secs_to_ms(newest) if newest else atom_us // 1000
@@ -282,14 +288,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
                 self.emit_spread(native, book, event_ms, atom_us)
             return
         got = book.checksum_kraken()  # v1: the strings as sent
-        if str(got) == checksum:
-            self.metrics.checksum_ok += 1
-            if flags & _TOP_CHANGED:
-                self.emit_spread(native, book, event_ms, atom_us)
-        elif not (len(checksum) <= 10 and checksum.isdigit() and checksum.isascii() and int(checksum) < 1 << 32):
-            # (the levels are applied: the book is resynced all the same)
-            self._book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
-        elif got == int(checksum):  # written with leading zeros
+        if got == expected:
             self.metrics.checksum_ok += 1
             if flags & _TOP_CHANGED:
                 self.emit_spread(native, book, event_ms, atom_us)
