@@ -36,8 +36,8 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
-from .._common import ms_ok, valid_level
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
+from .._common import ms_ok
 from ..kraken.parse import ALIASES
 from . import messages as m
 from .parse import parse_instruments, product_instrument
@@ -198,56 +198,40 @@ class KrakenFuturesScheme(Scheme):
             self.resync(conn, native, f"sequence gap: expected seq {expected}, got {msg.seq}", recv_ns)
             return
         side = _SIDES.get(msg.side)
-        price = bytes(msg.price)
-        qty = bytes(msg.qty)
-        if side is None or not ms_ok(msg.timestamp) or not valid_level(price, qty, book.price_decimals, book.size_decimals):
-            self._book_failed(conn, native, "malformed book delta", f"{msg.side!r} {price!r} {qty!r}", data, recv_ns)
+        if side is None or not ms_ok(msg.timestamp):
+            self._book_failed(conn, native, "malformed book delta", f"{msg.side!r} timestamp {msg.timestamp!r}", data,
+                              recv_ns)
             return
-        try:
-            f = book.apply(side, price, qty)
+        event_ms = msg.timestamp
+        atom_us = recv_ns // 1000
+        try:  # the raw digits as sent; a lob event unless it removes a level the book lacks
+            f = book.apply_sides(side, ((msg.price, msg.qty),), None, self.rows("lob"), Lob, self.exchange,
+                                 self._symbols.get(native) or self.symbol_of(native), event_ms, atom_us)
         except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+            self._book_failed(conn, native, "malformed book delta", str(exc), data, recv_ns)
             return
         self.seqs[native] = msg.seq
-        if f & _UNKNOWN:
-            return
-        atom_us = recv_ns // 1000
-        event_ms = msg.timestamp
-        self.emit("lob", Lob(self.exchange, self.symbol_of(native), float(price), float(qty), SIDE_NAMES[side], event_ms, atom_us))
         if f & _TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
-
-    @staticmethod
-    def _levels(levels: list[m.FLevel], pd: int, sd: int) -> list[tuple[bytes, bytes]] | None:
-        """The levels as (price, qty) raw digits, or None if any is not a valid level."""
-        out = []
-        for lv in levels:
-            p = bytes(lv.price)
-            q = bytes(lv.qty)
-            if not valid_level(p, q, pd, sd):
-                return None
-            out.append((p, q))
-        return out
 
     def _on_snapshot(self, conn: Connection, msg: m.FBookSnapshot, data: bytes, recv_ns: int) -> None:
         native = msg.product_id
         if not self.known(native, data):
             return
-        inst = self.instrument(native)
-        bids = self._levels(msg.bids, inst.price_decimals, inst.size_decimals)
-        asks = self._levels(msg.asks, inst.price_decimals, inst.size_decimals)
-        if bids is None or asks is None or not ms_ok(msg.timestamp):
-            self._book_failed(conn, native, "malformed book snapshot", "level not a non-negative number", data, recv_ns)
+        book = self.book(native)
+        try:  # the whole snapshot parsed before the book is cleared for it
+            book.check_sides(msg.bids, msg.asks)
+        except _BOOK_ERRORS as exc:
+            self._book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+            return
+        if not ms_ok(msg.timestamp):
+            self._book_failed(conn, native, "malformed book snapshot", f"timestamp {msg.timestamp!r}", data, recv_ns)
             return
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        try:
-            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
-            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
-            return
+        flags = book.apply_sides(BID, msg.bids, msg.asks, self.rows("lob"), Lob, self.exchange, self.symbol_of(native),
+                                 event_ms, atom_us)
         self.seqs[native] = msg.seq
         if flags & _TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)

@@ -12,9 +12,12 @@ import msgspec
 from msgspec import Raw, Struct
 
 
-class FLevel(Struct, gc=False):
+class FLevel(Struct, gc=False, rename={"size": "qty"}):
+    """``{"price": 55400.5, "qty": 1200.0}``: the raw digits (``size``: the book's
+    ``apply_sides`` reads a level's ``price`` and ``size``)."""
+
     price: Raw
-    qty: Raw
+    size: Raw
 
 
 class FBookSnapshot(Struct, tag_field="feed", tag="book_snapshot", gc=False):
