@@ -53,7 +53,7 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
@@ -287,18 +287,20 @@ class BitmexScheme(Scheme):
         except _Malformed as exc:
             self._book_failed(conn, native, "malformed book row", str(exc), data, recv_ns)
             return
-        emit, exchange, apply = self.emit, self.exchange, book.apply
-        symbol = self._symbols[native]
+        rows_out, exchange, symbol = self.rows("lob"), self.exchange, self._symbols[native]
         atom_us = recv_ns // 1000
         flags = 0
         event_ms = 0
-        try:
-            for side, price, size, event_ms in ops:
-                f = apply(side, price, size)
-                if f & _UNKNOWN:
-                    continue
-                flags |= f
-                emit("lob", Lob(exchange, symbol, float(price), float(size), SIDE_NAMES[side], event_ms, atom_us))
+        try:  # rows in order, in runs of one side and one time: a book call per run
+            i, n = 0, len(ops)
+            while i < n:
+                side, _, _, event_ms = ops[i]
+                j = i + 1
+                while j < n and ops[j][0] == side and ops[j][3] == event_ms:
+                    j += 1
+                flags |= book.apply_sides(side, [(op[1], op[2]) for op in ops[i:j]], None, rows_out, Lob, exchange,
+                                          symbol, event_ms, atom_us)
+                i = j
         except _BOOK_ERRORS as exc:  # not expected after the checks above
             self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
@@ -374,40 +376,50 @@ class BitmexScheme(Scheme):
         for native, group in groups.items():
             if not self.known(native, data):
                 continue
-            inst = self.instrument(native)
-            pd, sd = inst.price_decimals, inst.size_decimals
+            # each row: (id, side, (price, size) raw digits, event ms); a partial's rows share a
+            # few timestamps: each distinct one is parsed once
             levels = []
+            times: dict[str, int] = {}
             try:
                 for r in group:
                     side = _SIDES.get(r.side)
-                    price, size = bytes(r.price), bytes(r.size)
-                    if side is None or not valid_level(price, size, pd, sd):
-                        raise _Malformed(f"{r.side!r} {price!r} {size!r}")
-                    try:
-                        event_ms = iso_to_ms(r.timestamp) if r.timestamp else recv_ms
-                    except ValueError as exc:
-                        raise _Malformed(str(exc)) from None
-                    levels.append((r.id, side, price, size, event_ms))
+                    if side is None:
+                        raise _Malformed(f"side {r.side!r}")
+                    ts = r.timestamp
+                    if not ts:
+                        event_ms = recv_ms
+                    else:
+                        event_ms = times.get(ts)
+                        if event_ms is None:
+                            try:
+                                event_ms = times[ts] = iso_to_ms(ts)
+                            except ValueError as exc:
+                                raise _Malformed(str(exc)) from None
+                    levels.append((r.id, side, (bytes(r.price), bytes(r.size)), event_ms))
+                book = self.book(native)
+                try:  # every level parsed before the book is cleared for them
+                    book.check_sides([lv[2] for lv in levels])
+                except _BOOK_ERRORS as exc:
+                    raise _Malformed(str(exc)) from None
             except _Malformed as exc:
                 self._book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
                 continue
-            snap_ms = max((lv[4] for lv in levels), default=0) if group and group[0].timestamp else 0
+            snap_ms = max((lv[3] for lv in levels), default=0) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            ids = self.ids[native] = {}
+            self.ids[native] = {rid: (side, level[0]) for rid, side, level, _ in levels}
             symbol = self.symbol_of(native)
-            emit, exchange, apply = self.emit, self.exchange, book.apply
+            rows_out, exchange = self.rows("lob"), self.exchange
             flags = 0
-            try:
-                for rid, side, price, size, event_ms in levels:
-                    ids[rid] = (side, price)
-                    f = apply(side, price, size)
-                    if f & _UNKNOWN:
-                        continue
-                    flags |= f
-                    emit("lob", Lob(exchange, symbol, float(price), float(size), SIDE_NAMES[side], event_ms, atom_us))
-            except _BOOK_ERRORS as exc:
-                self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
-                continue
+            # rows in order, in runs of one side and one time: a book call per run
+            i, n = 0, len(levels)
+            while i < n:
+                _, side, _, event_ms = levels[i]
+                j = i + 1
+                while j < n and levels[j][1] == side and levels[j][3] == event_ms:
+                    j += 1
+                flags |= book.apply_sides(side, [lv[2] for lv in levels[i:j]], None, rows_out, Lob, exchange, symbol,
+                                          event_ms, atom_us)
+                i = j
             if flags & _TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 
