@@ -287,20 +287,9 @@ class BitmexScheme(Scheme):
         except _Malformed as exc:
             self._book_failed(conn, native, "malformed book row", str(exc), data, recv_ns)
             return
-        rows_out, exchange, symbol = self.rows("lob"), self.exchange, self._symbols[native]
         atom_us = recv_ns // 1000
-        flags = 0
-        event_ms = 0
-        try:  # rows in order, in runs of one side and one time: a book call per run
-            i, n = 0, len(ops)
-            while i < n:
-                side, _, _, event_ms = ops[i]
-                j = i + 1
-                while j < n and ops[j][0] == side and ops[j][3] == event_ms:
-                    j += 1
-                flags |= book.apply_sides(side, [(op[1], op[2]) for op in ops[i:j]], None, rows_out, Lob, exchange,
-                                          symbol, event_ms, atom_us)
-                i = j
+        try:
+            flags = self._apply_runs(book, ops, self._symbols[native], atom_us)
         except _BOOK_ERRORS as exc:  # not expected after the checks above
             self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
@@ -312,7 +301,23 @@ class BitmexScheme(Scheme):
                 else:
                     ids[rid] = entry
         if flags & _TOP_CHANGED:
-            self.emit_spread(native, book, event_ms, atom_us)
+            self.emit_spread(native, book, ops[-1][2], atom_us)
+
+    def _apply_runs(self, book, ops: list[tuple[int, tuple[bytes, bytes], int]], symbol: str, atom_us: int) -> int:
+        """``(side, (price, size), event ms)`` in message order onto the book, a book call per
+        run of one side and one time (each row keeps its own event time); returns the flags."""
+        rows_out, exchange = self.rows("lob"), self.exchange
+        flags = 0
+        i, n = 0, len(ops)
+        while i < n:
+            side, _, event_ms = ops[i]
+            j = i + 1
+            while j < n and ops[j][0] == side and ops[j][2] == event_ms:
+                j += 1
+            flags |= book.apply_sides(side, [op[1] for op in ops[i:j]], None, rows_out, Lob, exchange, symbol,
+                                      event_ms, atom_us)
+            i = j
+        return flags
 
     @staticmethod
     def _check_rows(ids: dict, rows: list[m.L2Row], action: str, pd: int, sd: int, recv_ms: int):
@@ -342,7 +347,7 @@ class BitmexScheme(Scheme):
                 if known is not None and (known[0] != side or not _same_price(known[1], price, pd)):
                     raise _Gap(f"insert of id {rid} held at another level")
                 changes[rid] = (side, price)
-                ops.append((side, price, size, event_ms))
+                ops.append((side, (price, size), event_ms))
                 continue
             if known is None:
                 raise _Gap(f"{action} of unknown id {rid}")
@@ -362,7 +367,7 @@ class BitmexScheme(Scheme):
             else:
                 size = _ZERO
                 changes[rid] = None
-            ops.append((side, price, size, event_ms))
+            ops.append((side, (price, size), event_ms))
         return ops, changes
 
     def _on_partial(self, conn: Connection, env: m.Envelope, rows: list[m.L2Row], data: bytes, recv_ns: int) -> None:
@@ -376,9 +381,10 @@ class BitmexScheme(Scheme):
         for native, group in groups.items():
             if not self.known(native, data):
                 continue
-            # each row: (id, side, (price, size) raw digits, event ms); a partial's rows share a
-            # few timestamps: each distinct one is parsed once
-            levels = []
+            # each row: (side, (price, size) raw digits, event ms), and its id's level; a
+            # partial's rows share a few timestamps: each distinct one is parsed once
+            ops = []
+            ids = {}
             times: dict[str, int] = {}
             try:
                 for r in group:
@@ -395,32 +401,21 @@ class BitmexScheme(Scheme):
                                 event_ms = times[ts] = iso_to_ms(ts)
                             except ValueError as exc:
                                 raise _Malformed(str(exc)) from None
-                    levels.append((r.id, side, (bytes(r.price), bytes(r.size)), event_ms))
+                    price = bytes(r.price)
+                    ids[r.id] = (side, price)
+                    ops.append((side, (price, bytes(r.size)), event_ms))
                 book = self.book(native)
                 try:  # every level parsed before the book is cleared for them
-                    book.check_sides([lv[2] for lv in levels])
+                    book.check_sides([op[1] for op in ops])
                 except _BOOK_ERRORS as exc:
                     raise _Malformed(str(exc)) from None
             except _Malformed as exc:
                 self._book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
                 continue
-            snap_ms = max((lv[3] for lv in levels), default=0) if group and group[0].timestamp else 0
+            snap_ms = max((op[2] for op in ops), default=0) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            self.ids[native] = {rid: (side, level[0]) for rid, side, level, _ in levels}
-            symbol = self.symbol_of(native)
-            rows_out, exchange = self.rows("lob"), self.exchange
-            flags = 0
-            # rows in order, in runs of one side and one time: a book call per run
-            i, n = 0, len(levels)
-            while i < n:
-                _, side, _, event_ms = levels[i]
-                j = i + 1
-                while j < n and levels[j][1] == side and levels[j][3] == event_ms:
-                    j += 1
-                flags |= book.apply_sides(side, [lv[2] for lv in levels[i:j]], None, rows_out, Lob, exchange, symbol,
-                                          event_ms, atom_us)
-                i = j
-            if flags & _TOP_CHANGED:
+            self.ids[native] = ids
+            if self._apply_runs(book, ops, self.symbol_of(native), atom_us) & _TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 
     # --- trades, quotes, instruments, bins ----------------------------------------------------
