@@ -1541,6 +1541,22 @@ cdef inline int _level_item(object item, PyObject** price, PyObject** size) exce
     return 0
 
 
+cdef inline int _parse_unsigned(object value, int scale, str what, int64_t* out, int32_t* sent) except -1:
+    """A level's price or size as the exchange sends it: an unsigned decimal (no sign)."""
+    cdef Py_ssize_t n
+    cdef const char* b = _buffer(value, &n)
+    cdef int status, dec
+    if n and (b[0] == 43 or b[0] == 45):       # '+' / '-': exchanges send no signs
+        raise ValueError(f"invalid {what} {value!r}: signed")
+    status = _parse_plain(b, n, scale, False, out, &dec)
+    if status < 0:
+        status = _parse_dec(b, n, scale, False, out, &dec)
+    if status != P_OK:
+        _raise_parse(status, value, what, scale)
+    sent[0] = dec
+    return 0
+
+
 cdef inline Py_ssize_t _batch_len(object levels) except -1:
     if levels is None:
         return 0
@@ -1703,36 +1719,18 @@ cdef class L2Book:
         return self.scratch
 
     cdef int _parse_batch(self, object levels, Py_ssize_t n, Parsed* out) except -1:
-        cdef Py_ssize_t i, ln
+        cdef Py_ssize_t i
         cdef PyObject* po
         cdef PyObject* so
-        cdef const char* b
-        cdef int status, sent
         cdef object item
         for i in range(n):
             item = _batch_item(levels, i)
             _level_item(item, &po, &so)
             out[i].item = <PyObject*>item
-            b = _buffer(<object>po, &ln)
-            if ln and (b[0] == 43 or b[0] == 45):       # '+' / '-': exchanges send no signs
-                raise ValueError(f"invalid price {<object>po!r}: signed")
-            status = _parse_plain(b, ln, self.pscale, False, &out[i].price, &sent)
-            if status < 0:
-                status = _parse_dec(b, ln, self.pscale, False, &out[i].price, &sent)
-            if status != P_OK:
-                _raise_parse(status, <object>po, "price", self.pscale)
+            _parse_unsigned(<object>po, self.pscale, "price", &out[i].price, &out[i].pdec)
             if out[i].price == 0:
                 raise ValueError(f"invalid price {<object>po!r}: zero")
-            out[i].pdec = sent
-            b = _buffer(<object>so, &ln)
-            if ln and (b[0] == 43 or b[0] == 45):
-                raise ValueError(f"invalid size {<object>so!r}: signed")
-            status = _parse_plain(b, ln, self.sscale, False, &out[i].size, &sent)
-            if status < 0:
-                status = _parse_dec(b, ln, self.sscale, False, &out[i].size, &sent)
-            if status != P_OK:
-                _raise_parse(status, <object>so, "size", self.sscale)
-            out[i].sdec = sent
+            _parse_unsigned(<object>so, self.sscale, "size", &out[i].size, &out[i].sdec)
         return 0
 
     cdef object _row(self, type row_type, object exchange, object symbol, int side, Parsed* lv,
