@@ -122,50 +122,43 @@ class Replay:
         on_frame, end_frame = scheme.on_frame, pipeline.end_frame
         limit = scheme.max_frame_bytes
         tap = self.raw_tap
-        connections = self.connections
-        fetches = self.fetches
         last_ns = 0
-        frames = nbytes = 0  # added to the metrics at the end (and before anything reads them)
         started = time.perf_counter()
-        try:
-            for frame in self.capture.frames():
-                last_ns = frame.ts_ns
-                kind = frame.kind
-                if kind == RECV:
-                    conn = connections.get(frame.conn) or self.connection(frame.conn, frame.url)
-                    data = frame.data
-                    frames += 1
-                    nbytes += len(data)
-                    if len(data) > limit:
-                        scheme.bad_input("frame too large", f"{len(data)} bytes > {limit}", data[:200])
-                        continue
-                    if tap is not None:
-                        tap.frame(conn, data, last_ns, frame.binary)
-                    try:
-                        on_frame(conn, data, last_ns)
-                    except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-                        metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", data)
-                    end_frame()
-                    if fetches:
-                        self._answer_fetches(last_ns)
-                    if max_frames and metrics.frames + frames >= max_frames:
-                        break
-                elif kind == OPEN:
-                    conn = self.connection(frame.conn, frame.url)
-                    if tap is not None:
-                        tap.open(conn, last_ns)
-                    scheme.on_open(conn, last_ns)
-                    end_frame()
-                    if fetches:
-                        self._answer_fetches(last_ns)
-                elif kind == REST:
-                    if tap is not None:
-                        tap.rest(None, frame.url, frame.data, last_ns)
-                    scheme.on_rest(frame.url, frame.data, last_ns)
-                    end_frame()
-        finally:
-            metrics.frames += frames
-            metrics.bytes += nbytes
+        for frame in self.capture.frames():
+            last_ns = frame.ts_ns
+            kind = frame.kind
+            if kind == RECV:
+                conn = self.connections.get(frame.conn) or self.connection(frame.conn, frame.url)
+                data = frame.data
+                metrics.frames += 1
+                metrics.bytes += len(data)
+                if len(data) > limit:
+                    scheme.bad_input("frame too large", f"{len(data)} bytes > {limit}", data[:200])
+                    continue
+                if tap is not None:
+                    tap.frame(conn, data, frame.ts_ns, frame.binary)
+                try:
+                    on_frame(conn, data, frame.ts_ns)
+                except Exception as exc:  # a scheme must not raise; if it does, count it and go on
+                    metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", data)
+                end_frame()
+                if self.fetches:
+                    self._answer_fetches(frame.ts_ns)
+                if max_frames and metrics.frames >= max_frames:
+                    break
+            elif kind == OPEN:
+                conn = self.connection(frame.conn, frame.url)
+                if tap is not None:
+                    tap.open(conn, frame.ts_ns)
+                scheme.on_open(conn, frame.ts_ns)
+                end_frame()
+                if self.fetches:
+                    self._answer_fetches(frame.ts_ns)
+            elif kind == REST:
+                if tap is not None:
+                    tap.rest(None, frame.url, frame.data, frame.ts_ns)
+                scheme.on_rest(frame.url, frame.data, frame.ts_ns)
+                end_frame()
         if tap is not None:
             tap.end(last_ns, self.connections)
         pipeline.close()
