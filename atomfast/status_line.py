@@ -210,7 +210,7 @@ def prometheus_text(metrics: "Metrics", sink: Any = None, scheme: Any = None, pr
     metric("errors_total", "counter", "Bad input and internal errors, by kind.",
            [(f'{{kind="{_escape(k)}"}}', n) for k, n in sorted(m.errors.counts.items())])
     for name, hist, text in (("produce_latency_seconds", m.produce_latency, "Frame receipt to produce()."),
-                             ("delivery_latency_seconds", m.delivery_latency, "Frame receipt to broker delivery.")):
+                             ("delivery_latency_seconds", m.delivery_latency, "produce() to the broker's delivery report.")):
         full = f"{prefix}_{name}"
         out.append(f"# HELP {full} {text}")
         out.append(f"# TYPE {full} summary")
