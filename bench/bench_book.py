@@ -66,7 +66,9 @@ def _kraken_deltas():
     return deltas, scales
 
 
-def _binance_deltas():
+def _binance_deltas(limit: int | None = BINANCE_DELTAS):
+    """The snapshot's levels, then those of the diff updates after it: the first ``limit``
+    deltas (None: the whole capture). Also used by ``python -m bench`` (bench/bookcmp.py)."""
     path = capture("hftbacktest/usdm/btcusdt_20240808.gz")
     deltas: list[tuple[int, int, str, str]] = []
     last_id = None
@@ -87,9 +89,9 @@ def _binance_deltas():
                 continue
             deltas += [(0, BID, p, q) for p, q in data["b"]]
             deltas += [(0, ASK, p, q) for p, q in data["a"]]
-            if len(deltas) >= BINANCE_DELTAS:
+            if limit is not None and len(deltas) >= limit:
                 break
-    return deltas[:BINANCE_DELTAS], [(2, 3)]
+    return (deltas if limit is None else deltas[:limit]), [(2, 3)]
 
 
 @pytest.fixture(scope="module")

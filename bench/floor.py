@@ -1,0 +1,289 @@
+"""The floor: per venue, msgspec decoding of every received frame and nothing else.
+
+Each function takes the capture's received frames (a list of ``bytes``, preloaded: the capture
+reader is not part of it) and decodes every frame into the Structs of the scheme's OWN
+decoders (``atomfast/exchanges/<venue>/messages.py``), choosing the decoder the way the
+scheme's ``on_frame`` does (a bytes prefix or a channel id learnt from the subscription
+answers). No book, no validation, no events. It returns the number of frames decoded (or
+deliberately ignored, as the scheme ignores them); a frame that does not fit its Struct is
+counted as an error (``len(frames) - result``) and the loop goes on.
+
+Decoders are looked up through their module at call time (``m.v1_book_decoder``), so the
+floor follows the schemes while they change; a renamed decoder makes the floor fail loudly
+(AttributeError) rather than silently measure something else.
+
+    FLOORS["kraken-book"](frames) -> int
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import msgspec
+
+_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def kraken_v1(frames: list[bytes]) -> int:
+    """Kraken spot websocket v1 (``KrakenSpotV1Scheme.on_frame``): ``[`` frames are decoded with
+    the decoder of their channel (learnt from ``subscriptionStatus``, or, unknown, from the
+    message's own trailing channelName like ``_learn``), ``{`` frames with the event decoder."""
+    from atomfast.exchanges.kraken import messages as m
+
+    by_kind = {
+        "book": m.v1_book_decoder.decode,
+        "trade": m.v1_trade_decoder.decode,
+        "ticker": m.v1_ticker_decoder.decode,
+        "ohlc": m.v1_ohlc_decoder.decode,
+    }
+    event = m.v1_event_decoder.decode
+    tail = m.v1_tail_decoder.decode
+    status_cls = m.V1SubscriptionStatus
+    channels: dict[bytes, Callable | None] = {}  # channelID digits -> decode (None: not ours)
+    n = 0
+    for data in frames:
+        try:
+            first = data[:1]
+            if first == b"[":
+                comma = data.find(b",", 1, 24)
+                key = data[1:comma]
+                if key in channels:
+                    decode = channels[key]
+                else:  # a channel we were not told about: its name is at the end (rare)
+                    parts = tail(data)
+                    name = msgspec.json.decode(parts[-2], type=str)
+                    decode = channels[key] = by_kind.get(name.partition("-")[0])
+                if decode is not None:
+                    decode(data)
+            elif first == b"{":
+                ev = event(data)
+                if ev.__class__ is status_cls and ev.status == "subscribed" and ev.channelID is not None:
+                    name = ev.channelName or (ev.subscription.name if ev.subscription is not None else "")
+                    channels[str(ev.channelID).encode()] = by_kind.get(name.partition("-")[0])
+            else:
+                continue
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def kraken_futures(frames: list[bytes]) -> int:
+    """Kraken Futures v1 (``KrakenFuturesScheme.on_frame``): the data union, events
+    (``{"event":...``) with the event decoder."""
+    from atomfast.exchanges.kraken_futures import messages as m
+
+    data_decode = m.data_decoder.decode
+    event_decode = m.event_decoder.decode
+    n = 0
+    for data in frames:
+        try:
+            if data[:9] == b'{"event":':
+                event_decode(data)
+            else:
+                try:
+                    data_decode(data)
+                except msgspec.ValidationError:  # as the scheme: not a data message -> an event
+                    event_decode(data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def binance(frames: list[bytes]) -> int:
+    """Binance spot / USD-M / COIN-M combined streams (``BinanceScheme.on_frame``): the byte
+    after the stream name's ``@`` picks the wrapper Struct (DepthFrame, TradeFrame, ...);
+    anything else (answers, errors, partial depth) goes through the tolerant ``Probe``."""
+    from atomfast.exchanges.binance import messages as m
+
+    handlers = {
+        ord("d"): m.depth_frame.decode,
+        ord("t"): m.trade_frame.decode,
+        ord("a"): m.agg_trade_frame.decode,
+        ord("b"): m.book_ticker_frame.decode,
+        ord("k"): m.kline_frame.decode,
+        ord("m"): m.mark_price_frame.decode,
+    }
+    get = handlers.get
+    d = ord("d")
+    probe = m.probe.decode
+    n = 0
+    for data in frames:
+        try:
+            if data[:11] == b'{"stream":"':
+                at = data.find(b"@", 11, 96)
+                if at > 0 and at + 1 < len(data):
+                    kind = data[at + 1]
+                    decode = get(kind)
+                    if decode is not None and (kind != d or data[at + 6:at + 7] in (b"@", b'"')):
+                        decode(data)
+                        n += 1
+                        continue
+            probe(data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def bitfinex(frames: list[bytes]) -> int:
+    """Bitfinex v2 (``BitfinexScheme.on_frame``): ``{`` events; arrays by their channel (learnt
+    from ``subscribed``) and the shape of element 1 (``[[`` snapshot, ``[n`` row, ``"tag"``)."""
+    from atomfast.exchanges.bitfinex import messages as m
+
+    event = m.event_decoder.decode
+    parts = m.parts_decoder.decode
+    book = {"row": m.p0_update_decoder.decode, "snapshot": m.p0_snapshot_decoder.decode, "cs": m.checksum_decoder.decode}
+    raw = {"row": m.r0_update_decoder.decode, "snapshot": m.r0_snapshot_decoder.decode, "cs": m.checksum_decoder.decode}
+    by_kind = {
+        "book": book,
+        "raw": raw,
+        "trades": {"te": m.trade_update_decoder.decode, "tu": m.trade_update_decoder.decode,
+                   "snapshot": m.trades_snapshot_decoder.decode},
+        "ticker": {"row": m.ticker_decoder.decode},
+        "candles": {"row": m.candle_update_decoder.decode, "snapshot": m.candles_snapshot_decoder.decode},
+        "status": {"row": m.status_decoder.decode},
+    }
+    channels: dict[bytes, dict] = {}  # chanId digits -> shape/tag -> decode
+    n = 0
+    for data in frames:
+        try:
+            first = data[:1]
+            if first == b"[":
+                comma = data.find(b",", 1, 24)
+                ch = channels.get(data[1:comma]) if comma > 0 else None
+                c1 = data[comma + 1:comma + 2]
+                if c1 == b"[":
+                    c2 = data[comma + 2:comma + 3]
+                    shape = "snapshot" if c2 == b"[" or c2 == b"]" else "row"
+                elif c1 == b'"':
+                    end = data.find(b'"', comma + 2, comma + 12)
+                    shape = data[comma + 2:end].decode("ascii", "replace")
+                else:
+                    shape = ""
+                if shape == "hb":
+                    parts(data)
+                else:
+                    decode = ch.get(shape) if ch is not None else None
+                    if decode is None:
+                        parts(data)  # unusual spacing / unknown channel: the scheme classifies it
+                    else:
+                        decode(data)
+            elif first == b"{":
+                ev = event(data)
+                if ev.event == "subscribed" and ev.chanId is not None:
+                    kind = ev.channel or ""
+                    if kind == "book":
+                        kind = "raw" if ev.prec == "R0" else "book"
+                    if kind in by_kind:
+                        channels[str(ev.chanId).encode()] = by_kind[kind]
+            else:
+                continue
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def _one_decoder(module: str, attr: str = "decoder") -> Callable[[list[bytes]], int]:
+    def floor(frames: list[bytes]) -> int:
+        import importlib
+
+        decode = getattr(importlib.import_module(module), attr).decode
+        n = 0
+        for data in frames:
+            try:
+                decode(data)
+                n += 1
+            except _ERRORS:
+                pass
+        return n
+
+    floor.__doc__ = f"One tagged union for every frame: ``{module}.{attr}``."
+    return floor
+
+
+bitstamp = _one_decoder("atomfast.exchanges.bitstamp.messages")
+coinbase = _one_decoder("atomfast.exchanges.coinbase.messages")
+
+
+def bitmex(frames: list[bytes]) -> int:
+    """BitMEX realtime (``BitmexScheme.on_frame``): the envelope (data kept raw), then the rows
+    with the decoder of the table; ``pong`` is skipped."""
+    from atomfast.exchanges.bitmex import messages as m
+
+    envelope = m.envelope_decoder.decode
+    tables = {
+        "orderBookL2": m.l2_decoder.decode,
+        "trade": m.trade_decoder.decode,
+        "quote": m.quote_decoder.decode,
+        "instrument": m.instrument_decoder.decode,
+    }
+    tradebin = m.tradebin_decoder.decode
+    for t in ("tradeBin1m", "tradeBin5m", "tradeBin1h", "tradeBin1d"):
+        tables[t] = tradebin
+    n = 0
+    for data in frames:
+        try:
+            if data[:1] == b"{":
+                env = envelope(data)
+                if env.table:
+                    decode = tables.get(env.table)
+                    if decode is not None:
+                        decode(env.data)
+            elif data != b"pong":
+                continue
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def deribit(frames: list[bytes]) -> int:
+    """Deribit JSON-RPC (``DeribitScheme.on_frame``): the envelope, then a subscription's data
+    with the decoder of its channel (``book``, ``trades``, ``ticker``, ``chart``); answers with
+    a list result with the channel-list decoder."""
+    from atomfast.exchanges.deribit import messages as m
+
+    envelope = m.envelope_decoder.decode
+    channel_list = m.channels_decoder.decode
+    kinds = {
+        "book": m.book_decoder.decode,
+        "trades": m.trades_decoder.decode,
+        "ticker": m.ticker_decoder.decode,
+        "chart": m.chart_decoder.decode,
+    }
+    n = 0
+    for data in frames:
+        try:
+            env = envelope(data)
+            params = env.params
+            if env.method == "subscription" and params is not None:
+                decode = kinds.get(params.channel.partition(".")[0])
+                if decode is not None:
+                    decode(params.data)
+            elif env.id is not None and not env.method:
+                raw = bytes(env.result)
+                if raw[:1] == b"[":
+                    channel_list(raw)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+#: bench/bench_replay.py's cases -> floor function
+FLOORS: dict[str, Callable[[list[bytes]], int]] = {
+    "kraken-book": kraken_v1,
+    "kraken-trades+ticker": kraken_v1,
+    "kraken-futures": kraken_futures,
+    "binance": binance,
+    "binance-futures": binance,
+    "binance-delivery": binance,
+    "bitfinex": bitfinex,
+    "bitstamp": bitstamp,
+    "bitmex": bitmex,
+    "coinbase": coinbase,
+    "deribit": deribit,
+    "binance-usdm-session": binance,
+}
