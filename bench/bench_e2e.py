@@ -2,49 +2,29 @@
 
 Reports the latency from frame receipt to produce() and from produce() to the broker's
 delivery report (p50 / p99 / p99.9, from the run's own histograms), and the run's frames/s.
-The simulator and the collector are separate processes on the same 2-core machine.
+The simulator and the collector are separate processes on the same 2-core machine. The run
+itself is ``bench.latency.run_collector`` (the stock `atomfast run`, no probe); ``python -m
+bench.latency`` measures receipt -> delivery report per message and explains the numbers.
 
     pytest bench/bench_e2e.py --benchmark-only -s
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_simulator import SimProcess
-
 from .conftest import capture
+from .latency import BOOK, PASS_FRAMES, RATES, run_collector
 
-RATES = [1000, 5000]  # frames/s played by the simulator
-BOOK = "cryptofeed/KRAKEN.ws.50.0"
-SYMBOLS = "WAVES-EUR,KSM-BTC,ETH-CHF,OMG-USD,BTC-CHF,ADA-BTC"
-FRAMES = 2481 * 4  # the capture played four times (--loop)
-
-
-def _run(kafka_bootstrap, rate):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC_PREFIX=f"bench-{uuid.uuid4().hex[:8]}.",
-               PYTHONPATH=str(ROOT))
-    with SimProcess(capture(BOOK), "--rate", str(rate), "--loop") as sim:
-        r = subprocess.run([sys.executable, "-m", "atomfast.cli", "run", "--exchange", "kraken", "--endpoint", sim.url,
-                            "--sink", "kafka", "--no-status", "--symbols", SYMBOLS, "--channels", "lob",
-                            "--max-frames", str(FRAMES)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    line = [ln for ln in r.stderr.splitlines() if ln.startswith("summary: ")][-1]
-    return json.loads(line[len("summary: "):])
+FRAMES = PASS_FRAMES * 4  # the capture played four times (--loop)
 
 
 @pytest.mark.parametrize("rate", RATES)
 def test_atomfast_kafka_latency(benchmark, kafka_bootstrap, rate):
+    capture(BOOK)  # skips when the fixtures are absent
     benchmark.group = f"end to end, simulate --rate {rate} -> run -> kafka"
     benchmark.extra_info.update(units=FRAMES, unit="frame")
-    summary = benchmark.pedantic(_run, args=(kafka_bootstrap, rate), rounds=1, iterations=1)
+    summary = benchmark.pedantic(run_collector, args=(kafka_bootstrap, rate, FRAMES), kwargs={"probe": False},
+                                 rounds=1, iterations=1)
     assert summary["checksum_failed"] == 0 and summary["frames"] == FRAMES
     lat = summary["latency"]
     benchmark.extra_info.update(latency=lat)
