@@ -158,6 +158,34 @@ def time_atomfast_reading(v: Venue) -> float:
     return dt
 
 
+def python_profile(v: Venue, top: int = 8) -> dict:
+    """The Python bytecode atomfast executes per received frame, by function: one untimed pass
+    of ``Replay.run`` on the preloaded frames with opcode tracing (``sys.settrace``,
+    ``f_trace_opcodes``). Deterministic (no clock), so it shows what a change removed."""
+    from atomfast.sinks.null import NullSink
+
+    replay = v.replay(NullSink())
+    counts: dict[tuple[str, str], int] = {}
+
+    def tracer(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            code = frame.f_code
+            key = ("/".join(code.co_filename.rsplit("/", 2)[-2:]), code.co_name)
+            counts[key] = counts.get(key, 0) + 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        replay.run()
+    finally:
+        sys.settrace(None)
+    frames = len(v.recv)
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return {"opcodes_per_frame": sum(counts.values()) / frames,
+            "functions": [(f"{path}:{name}", n / frames) for (path, name), n in ranked[:top]]}
+
+
 def time_cryptofeed(v: Venue) -> float:
     from .bench_replay import _cryptofeed_round
 
@@ -609,6 +637,8 @@ def run(runs: int, quick: bool, kafka: bool = True, venues: list[str] | None = N
                     results["notes"].append(f"{case}: no book cross-check ({type(exc).__name__}: {exc})")
                 if d is not None:
                     deltas[case] = d
+            if case in TARGET_FLOOR_VENUES:
+                entry["python_profile"] = python_profile(v)
             # warm-up (imports, first-call costs), not timed
             time_floor(v)
             time_atomfast(v)
@@ -777,6 +807,7 @@ def markdown(results: dict) -> str:
                "(Kraken: apply + truncate(1000) + `checksum_kraken` per update; Binance USD-M: "
                "`apply(side, price, size)` with the exchange strings, `best()` after a change of the "
                "top), not what the scheme calls, so close to but not equal to the book column.")
+    out += _what_remains(venues)
     kp = [(c, e["us_per_frame"].get("split_kafka_produce")) for c, e in venues.items()
           if e["us_per_frame"].get("split_kafka_produce")]
     if kp:
@@ -787,6 +818,46 @@ def markdown(results: dict) -> str:
                    "not all on the collector's core): "
                    + "; ".join(f"{c} {R.num(x)} µs/frame" for c, x in kp) + ".")
     return "\n".join(out)
+
+
+def _what_remains(venues: dict) -> list[str]:
+    """The profile behind a (2)/(1) target not met: where the time over the floor goes."""
+    profiled = [(c, e) for c, e in venues.items() if e.get("python_profile") and e.get("split")]
+    if not profiled:
+        return []
+    out = ["", "### What remains over the floor, and why (2)/(1) ≤ 2 is not reached", ""]
+    for case, e in profiled:
+        sp, prof = e["split"], e["python_profile"]
+        over = e["us_per_frame"]["atomfast"] - sp["decode"]
+        out.append(f"**{case}**: {R.num(e['us_per_frame']['atomfast'])} µs/frame against a floor of "
+                   f"{R.num(sp['decode'])}: {R.num(over)} µs over it, of which the compiled parts (book incl. "
+                   f"its C-built event rows and checksums, Avro encoding with keys) are "
+                   f"{R.num(sp['book'] + sp['encode'])} µs, the null sink's write {R.num(sp['produce'])} µs, "
+                   f"and the Python around them (*normalise*) {R.num(sp['normalise'])} µs. The Python bytecode "
+                   f"executed per frame (an untimed traced pass): **{prof['opcodes_per_frame']:.0f} opcodes**, by "
+                   "function:")
+        out.append("")
+        out.append("| function | opcodes/frame |")
+        out.append("|---|---:|")
+        for name, n in prof["functions"]:
+            out.append(f"| `{name}` | {n:.1f} |")
+        out.append("")
+    out.append(
+        "Reading: the compiled work alone (book, checksum, event rows, encoding) is already about the size "
+        "of the floor on these captures, so the 2x target leaves the Python between them almost nothing. "
+        "Each frame still runs a few hundred CPython 3.11 opcodes (~10-30 ns each): the scheme's dispatch "
+        "and per-message checks (channel, pair, sync state, sequence, timestamp, checksum text), the "
+        "pipeline's per-frame batching (`Pipeline.end_frame`: one encoder call and one `sink.write` per "
+        "topic, metrics), the sink's accounting, and `Replay.run`'s loop (the live feed's `on_ws_frame` "
+        "does the same). Per level there is no Python left on the book paths that use "
+        "`L2Book.apply_sides` (Kraken v1/v2/Futures, Binance, BitMEX, and the venues on "
+        "`Scheme.apply_levels`). What would close the gap: a compiled per-venue frame handler (decode, "
+        "checks, book, rows, encode in one C call), which trades the declarative Python exchange "
+        "modules for speed. Instruction counts (callgrind, frames preloaded, NullSink; measured for "
+        "commit b4523b8, which moved the per-level work into the book): Kraken book 90.4k -> 51.6k "
+        "instructions/frame against an 8.7k floor, Binance USD-M (first 20k frames) 94.0k -> 54.7k "
+        "against 14.8k.")
+    return out
 
 
 def plot(results: dict, outdir: Path) -> list[Path]:
