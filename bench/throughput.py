@@ -854,7 +854,7 @@ def _what_remains(venues: dict) -> list[str]:
         "`Scheme.apply_levels`). What would close the gap: a compiled per-venue frame handler (decode, "
         "checks, book, rows, encode in one C call), which trades the declarative Python exchange "
         "modules for speed. Instruction counts (callgrind, frames preloaded, NullSink; measured for "
-        "commit b4523b8, which moved the per-level work into the book): Kraken book 90.4k -> 51.6k "
+        "commit e8870cc, which moved the per-level work into the book): Kraken book 90.4k -> 51.6k "
         "instructions/frame against an 8.7k floor, Binance USD-M (first 20k frames) 94.0k -> 54.7k "
         "against 14.8k.")
     return out
