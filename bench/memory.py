@@ -280,7 +280,7 @@ def build_capture(directory: Path, markets: int = 100) -> tuple[Path, list[str]]
                 else:
                     w.recv(ts, 0, data)
     w.close()
-    from atomfast.exchanges.kraken.spot import KrakenSpotV1Scheme
+    from atomfast.exchanges.kraken import KrakenSpotV1Scheme
 
     instruments = KrakenSpotV1Scheme.parse_instruments(body)  # as `run` reads the listing
     symbols = [instruments[n].symbol for n in all_names]

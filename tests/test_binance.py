@@ -561,7 +561,7 @@ def test_open_interest_poll_and_answers(monkeypatch):
     plan = ConnectionPlan(BinanceFuturesScheme.market_ws_url, [("openInterest", ["BTCUSDT", "ETHUSDT"])])
     conn = FakeConnection(plan.url, plan)
     clock = [1000.0]
-    monkeypatch.setattr("atomfast.exchanges.binance.base.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("atomfast.exchanges.binance.handler.time.monotonic", lambda: clock[0])
     h.scheme.on_open(conn, 1_700_000_000_000_000_000)
     h.pipeline.end_frame()
     assert conn.sent == []  # nothing to subscribe: a poll

@@ -2,10 +2,9 @@
 (``binance-delivery``).
 
 Laid out as the Kraken adapters: ``messages`` (msgspec Structs and decoders), ``parse``
-(instruments, symbols, numbers), ``base`` (what the three share: dispatch, book sync, events),
-``spot`` and ``futures`` (the schemes).
+(instruments, symbols, numbers), ``handler`` (the three schemes
+and what they share: dispatch, book sync, events).
 """
-from .futures import BinanceDeliveryScheme, BinanceFuturesScheme
-from .spot import BinanceSpotScheme
+from .handler import BinanceDeliveryScheme, BinanceFuturesScheme, BinanceSpotScheme
 
 __all__ = ["BinanceDeliveryScheme", "BinanceFuturesScheme", "BinanceSpotScheme"]

@@ -1,8 +1,8 @@
 """Bitfinex (exchange name ``bitfinex``): websocket v2, spot pairs and perpetual futures.
 
 Laid out as the Kraken adapter: ``messages`` (msgspec Structs and decoders), ``parse``
-(symbols, instruments, numbers, candle time frames), ``scheme`` (the scheme).
+(symbols, instruments, numbers, candle time frames), ``handler`` (the scheme).
 """
-from .scheme import BitfinexScheme
+from .handler import BitfinexScheme
 
 __all__ = ["BitfinexScheme"]

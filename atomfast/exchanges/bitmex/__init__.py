@@ -1,8 +1,8 @@
 """BitMEX (exchange name ``bitmex``): ``wss://ws.bitmex.com/realtime``.
 
 ``messages`` (msgspec Structs and decoders), ``parse`` (symbols, the instrument listing, times,
-numbers), ``derivatives`` (the scheme: perpetuals, dated futures, spot where listed).
+numbers), ``handler`` (the scheme: perpetuals, dated futures, spot where listed).
 """
-from .derivatives import BitmexScheme
+from .handler import BitmexScheme
 
 __all__ = ["BitmexScheme"]

@@ -1,8 +1,8 @@
 """Kraken spot: websocket v2 (default) and v1 (the recorded captures' protocol).
 
 Laid out as nautilus_trader lays out an adapter: ``messages`` (msgspec Structs and decoders),
-``parse`` (symbols, instruments, numbers, timestamps), ``spot`` (the schemes).
+``parse`` (symbols, instruments, numbers, timestamps), ``handler`` (the schemes).
 """
-from .spot import KrakenSpotScheme, KrakenSpotV1Scheme
+from .handler import KrakenSpotScheme, KrakenSpotV1Scheme
 
 __all__ = ["KrakenSpotScheme", "KrakenSpotV1Scheme"]

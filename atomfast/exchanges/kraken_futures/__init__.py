@@ -1,8 +1,8 @@
 """Kraken Futures (exchange name ``kraken-futures``): ``wss://futures.kraken.com/ws/v1``.
 
 Laid out as nautilus_trader lays out an adapter: ``messages`` (msgspec Structs and decoders),
-``parse`` (product ids, instruments), ``futures`` (the scheme).
+``parse`` (product ids, instruments), ``handler`` (the scheme).
 """
-from .futures import KrakenFuturesScheme
+from .handler import KrakenFuturesScheme
 
 __all__ = ["KrakenFuturesScheme"]
