@@ -6,16 +6,18 @@
 ``fetch`` for REST snapshots). Transport: picows on the running (uvloop) event loop.
 
 Hot path (``_Listener.on_ws_frame``): payload -> ``recv_ns = time.time_ns()`` ->
-``scheme.on_frame(conn, data, recv_ns)`` -> ``pipeline.end_frame(recv_ns)``, synchronously inside
-picows' callback: no Future, task or queue between a frame and the sink.
+``FrameDriver.frame(conn, data, recv_ns)`` (``atomfast.driver``: counters, size limit, raw tap,
+``scheme.on_frame``, ``pipeline.end_frame``), synchronously inside picows' callback: no Future,
+task or queue between a frame and the sink. Connection events, REST answers and the timer go
+through the same driver.
 
 Protocol details:
 - PING frames are answered by picows (``enable_auto_pong``); PONG frames count as activity.
 - Fragmented messages (first frame without FIN, then CONTINUATION frames) are reassembled here.
-- A message over ``scheme.max_frame_bytes`` is bad input (counted under "frame too large") and the
-  connection is reconnected (its books reload from a fresh snapshot). picows' own
+- A message over ``scheme.max_frame_bytes`` is bad input (counted under "frame too large" by the
+  driver) and the connection is reconnected (its books reload from a fresh snapshot). picows' own
   ``max_frame_size`` is set higher, as a memory bound; a frame over that one ends the connection
-  in picows and is counted the same way.
+  in picows and is counted the same way; fragments are bounded here while they are reassembled.
 - CLOSE from the server is answered and the connection reconnected.
 - Application-level pings every ``scheme.ping_interval`` s: ``scheme.ping_message()``, or a
   websocket PING frame when the scheme has no message of its own.
@@ -28,7 +30,7 @@ Protocol details:
   The caller closes the pipeline (which flushes the sink).
 - Housekeeping timer (``poll_interval``, 100 ms): ``sink.poll()``, watchdog, pings, and every
   ``scheme.timer_interval`` s ``scheme.on_timer(connections that are up, now_ns)`` (a failure is
-  counted as "internal error"; the pipeline's frame is ended after it).
+  counted as "internal error" by the driver, which ends the frame after it).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError, ws_connect
 
 from . import rest
+from .driver import FrameDriver
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -90,12 +93,10 @@ class _Listener(WSListener):
         self.conn = conn
         group = conn.group
         self.metrics = group.metrics
-        self.on_frame = group.scheme.on_frame
-        self.end_frame = group.pipeline.end_frame
+        self.frame = group.driver.frame
         self.limit = group.scheme.max_frame_bytes
         self.max_frames = group.max_frames
         self.memoryview = group.pass_memoryview
-        self.hook = group.frame_hook
         self.frag: bytearray | None = None
         self.frag_binary = False
 
@@ -114,9 +115,9 @@ class _Listener(WSListener):
             if not frame.fin:
                 self._begin_fragments(frame, mt is BINARY)
                 return
-            n = frame.payload_size
-            if n > self.limit:
-                self._too_large(frame, n)
+            if frame.payload_size > self.limit:
+                # (the driver would count it too; here picows' own refusal is told apart)
+                self._too_large(frame, frame.payload_size)
                 return
             binary = mt is BINARY
             if self.memoryview:
@@ -127,7 +128,6 @@ class _Listener(WSListener):
             data = self._continue_fragments(frame)
             if data is None:
                 return
-            n = len(data)
             binary = self.frag_binary
         elif mt is PONG:
             conn.last_ns = _time_ns()
@@ -139,20 +139,8 @@ class _Listener(WSListener):
             return
         recv_ns = _time_ns()
         conn.last_ns = recv_ns
-        metrics = self.metrics
-        metrics.frames += 1
-        metrics.bytes += n
-        if self.hook is not None:
-            self.hook(conn, data, recv_ns, binary)
-        try:
-            self.on_frame(conn, data, recv_ns)
-        except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-            metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
-        try:
-            self.end_frame(recv_ns)
-        except Exception as exc:
-            metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
-        if self.max_frames and metrics.frames >= self.max_frames:
+        self.frame(conn, data, recv_ns, binary)
+        if self.max_frames and self.metrics.frames >= self.max_frames:
             conn.group.stop("max frames")
 
     # --- rare paths ----------------------------------------------------------------------------
@@ -167,9 +155,8 @@ class _Listener(WSListener):
             return  # picows already refused it (over its hard limit): counted when the close completes
         self.metrics.frames += 1
         self.metrics.bytes += n
-        conn.group.scheme.bad_input("frame too large", f"{n} bytes > {self.limit} (max_frame_bytes)", sample)
         self.frag = None
-        conn.reconnect("frame too large")
+        conn.group.driver.too_large(conn, n, sample)
 
     def _begin_fragments(self, frame, binary: bool) -> None:
         if frame.payload_size > self.limit:
@@ -269,14 +256,7 @@ class FeedConnection:
         self.next_ping = self.opened_at + group.scheme.ping_interval
         if group.open_hook is not None:
             group.open_hook(self, recv_ns)
-        if group.raw_tap is not None:
-            group.raw_tap.open(self, recv_ns)
-        try:
-            group.scheme.on_open(self, recv_ns)
-        except Exception as exc:
-            group.metrics.errors.report("internal error", f"on_open: {type(exc).__name__}: {exc}")
-            log.exception("%s conn %d: on_open failed", group.scheme.exchange, self.id)
-        group._end_frame()
+        group.driver.open(self, recv_ns)
 
     def _on_close_frame(self, frame) -> None:
         try:
@@ -326,15 +306,7 @@ class FeedConnection:
                     reason = group.stop_reason or "stopped"
                 log.log(logging.INFO if group.stopping else logging.WARNING,
                         "%s conn %d: disconnected after %.1f s (%s)", scheme.exchange, self.id, up, reason)
-                closed_ns = _time_ns()
-                if group.raw_tap is not None:
-                    group.raw_tap.close(self, reason, closed_ns)
-                try:
-                    scheme.on_close(self, reason, closed_ns)
-                except Exception as exc:
-                    metrics.errors.report("internal error", f"on_close: {type(exc).__name__}: {exc}")
-                    log.exception("%s conn %d: on_close failed", scheme.exchange, self.id)
-                group._end_frame()
+                group.driver.close(self, reason, _time_ns())
         finally:
             self.connected = False
             self.done = True
@@ -428,19 +400,20 @@ class FeedGroup:
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self.raw = raw
-        self.user_frame_hook = frame_hook
         self.send_hook = send_hook
         self.open_hook = open_hook
         self.rest_hook = rest_hook
-        self.frame_hook = frame_hook if not raw else self._raw_hook
-        #: hand the scheme a memoryview (valid during on_frame only) where it says it can take one
-        self.pass_memoryview = bool(getattr(scheme, "accepts_memoryview", False)) and self.frame_hook is None
         #: raw=True: frames and connection events to the raw topic (atomfast.processor.RawTap)
         self.raw_tap = None
         if raw:
             from .processor import RawTap
 
             self.raw_tap = RawTap(pipeline, scheme)
+        #: the one owner of every frame and scheme call (``atomfast.driver``)
+        self.driver = FrameDriver(scheme, pipeline, self.raw_tap, frame_hook)
+        #: hand the scheme a memoryview (valid during on_frame only) where it says it can take one
+        self.pass_memoryview = (bool(getattr(scheme, "accepts_memoryview", False)) and frame_hook is None
+                                and self.raw_tap is None)
         self.connections = [FeedConnection(self, i, plan) for i, plan in enumerate(scheme.plan(self.url))]
         self.stopping = False
         self.stop_reason = ""
@@ -450,16 +423,6 @@ class FeedGroup:
         self._next_scheme_timer = 0.0  # loop time of the next scheme.on_timer call
         self._fetches: set[asyncio.Task] = set()
 
-    def _raw_hook(self, conn: FeedConnection, data, recv_ns: int, binary: bool) -> None:
-        self.raw_tap.frame(conn, data, recv_ns, binary)
-        if self.user_frame_hook is not None:
-            self.user_frame_hook(conn, data, recv_ns, binary)
-
-    def _end_frame(self) -> None:
-        try:
-            self.pipeline.end_frame()
-        except Exception as exc:
-            self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
 
     # --- running ---------------------------------------------------------------------------------
     async def run(self) -> str:
@@ -492,8 +455,7 @@ class FeedGroup:
                 self.raw_tap.stop(self.stop_reason, stop_ns, [c.id for c in self.connections])
             except Exception as exc:  # noqa: BLE001
                 self.metrics.errors.report("sink error", f"raw: {type(exc).__name__}: {exc}")
-        self.scheme.status("", "stopped", self.stop_reason, stop_ns)
-        self._end_frame()
+        self.driver.status("", "stopped", self.stop_reason, stop_ns)
         try:
             self.pipeline.sink.poll()
         except Exception:  # noqa: BLE001
@@ -571,13 +533,7 @@ class FeedGroup:
         timer = scheme.timer_interval
         if timer and now >= self._next_scheme_timer and not self.stopping:
             self._next_scheme_timer = now + timer
-            up = [c for c in self.connections if c.connected and c.closing is None]
-            try:
-                scheme.on_timer(up, now_ns)
-            except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-                self.metrics.errors.report("internal error", f"on_timer: {type(exc).__name__}: {exc}")
-                log.exception("%s: on_timer failed", scheme.exchange)
-            self._end_frame()
+            self.driver.timer([c for c in self.connections if c.connected and c.closing is None], now_ns)
         if not self.stopping or any(not c.done for c in self.connections):
             self._timer = loop.call_later(self.poll_interval, self._tick)
 
@@ -593,34 +549,18 @@ class FeedGroup:
         task.add_done_callback(self._fetches.discard)
 
     async def _fetch(self, url: str, conn: FeedConnection | None = None) -> None:
-        scheme = self.scheme
         try:
             body = await rest.fetch(self.rest_url(url))
         except rest.RestError as exc:
             self.metrics.errors.report("rest error", str(exc))
-            handler = getattr(scheme, "on_rest_error", None)
-            if handler is not None:
-                failed_ns = _time_ns()
-                if self.raw_tap is not None:
-                    self.raw_tap.rest_error(conn, url, exc, failed_ns)
-                handler(url, exc, failed_ns)
-                self._end_frame()
+            self.driver.rest_error(conn, url, exc, _time_ns())
             return
         if self.stopping:
             return
         recv_ns = _time_ns()
         if self.rest_hook is not None:
             self.rest_hook(url, body, recv_ns)
-        if self.raw_tap is not None:
-            self.raw_tap.rest(conn, url, body, recv_ns)
-        try:
-            scheme.on_rest(url, body, recv_ns)
-        except Exception as exc:
-            self.metrics.errors.report("internal error", f"on_rest: {type(exc).__name__}: {exc}", body[:200])
-        try:
-            self.pipeline.end_frame(recv_ns)
-        except Exception as exc:
-            self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
+        self.driver.rest(conn, url, body, recv_ns)
 
 
 __all__ = ["Backoff", "FeedConnection", "FeedGroup"]

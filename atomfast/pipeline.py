@@ -18,10 +18,14 @@ if TYPE_CHECKING:
 
 
 class Pipeline:
-    __slots__ = ("sink", "encoder", "metrics", "_frame", "_keys", "_schema_index", "_encode_keyed")
+    __slots__ = ("sink", "encoder", "metrics", "timed", "_frame", "_keys", "_schema_index", "_encode_keyed")
 
-    def __init__(self, sink: "Sink", metrics: Metrics | None = None, encoder: "AvroEncoder | None" = None) -> None:
+    def __init__(self, sink: "Sink", metrics: Metrics | None = None, encoder: "AvroEncoder | None" = None,
+                 timed: bool = True) -> None:
         self.sink = sink
+        #: whether a frame's ``recv_ns`` is this machine's clock (a live feed): receipt -> produce()
+        #: latency is recorded; a replay's recorded times are not
+        self.timed = timed
         self.metrics = metrics if metrics is not None else Metrics()
         if encoder is None and sink.framing is not None:
             from .avro import AvroEncoder
@@ -76,7 +80,7 @@ class Pipeline:
             self.sink.write(topic, records, keys, values)
             events[topic] = events.get(topic, 0) + n  # (a Counter's += is 2x slower)
             written += n
-        if recv_ns and written:
+        if recv_ns and written and self.timed:
             self.metrics.produce_latency.record(time.time_ns() - recv_ns)
         return written
 

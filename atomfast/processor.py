@@ -74,6 +74,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from .driver import FrameDriver
 from .events import Raw
 from .metrics import Metrics
 from .scheme import ConnectionPlan, Instrument
@@ -293,6 +294,7 @@ class ConnectionState:
     partition: int
     open_offset: int
     last_ns: int  # receive time of its latest record (stream time)
+    driver: Any = None  # the connection's FrameDriver (atomfast.driver)
 
 
 def _rest_error(url: str, data: str):
@@ -319,6 +321,9 @@ class RawProcessor:
                  scheme_lookup: Callable[[str, str], type] | None = None,
                  evict_after: float = 600.0) -> None:
         self.pipeline = pipeline
+        # a raw record's receive time is the collector's: receipt -> produce() latency is the
+        # collector's measure (here it would be the record's age)
+        pipeline.timed = False
         self.metrics = metrics if metrics is not None else pipeline.metrics
         self.states: dict[tuple[str, int], ConnectionState] = {}
         self._lookup = scheme_lookup or _scheme_class
@@ -355,63 +360,34 @@ class RawProcessor:
                 st.partition = partition
             st.last_ns = recv_ns
             if kind == "open":
-                self._call(st.scheme.on_open, st.conn, recv_ns)
-                self._finish(live, 0)
+                st.driver.open(st.conn, recv_ns, live)
             return
         if st is None:
             self._orphan(key, rec)
             return
         st.last_ns = recv_ns
-        scheme = st.scheme
+        driver = st.driver
         if kind == "frame":
-            data = payload(rec)
-            self.metrics.frames += 1
-            self.metrics.bytes += len(data)
-            if len(data) > scheme.max_frame_bytes:
-                scheme.bad_input("frame too large", f"{len(data)} bytes > {scheme.max_frame_bytes}", data[:200])
-                return
-            try:
-                scheme.on_frame(st.conn, data, recv_ns)
-            except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-                self.metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", data)
-            self._finish(live, recv_ns)
+            if live:
+                driver.frame(st.conn, payload(rec), recv_ns)
+            else:
+                data = payload(rec)
+                self.metrics.frames += 1
+                self.metrics.bytes += len(data)
+                driver.apply(st.conn, data, recv_ns)
         elif kind == "rest":
-            body = payload(rec)
-            try:
-                scheme.on_rest(rec["url"], body, recv_ns)
-            except Exception as exc:
-                self.metrics.errors.report("internal error", f"on_rest: {type(exc).__name__}: {exc}", body[:200])
-            self._finish(live, recv_ns)
+            driver.rest(st.conn, rec["url"], payload(rec), recv_ns, live)
         elif kind == "rest_error":
-            handler = getattr(scheme, "on_rest_error", None)
-            if handler is not None:
-                self._call(handler, rec["url"], _rest_error(rec["url"], rec["data"]), recv_ns)
-                self._finish(live, 0)
+            driver.rest_error(st.conn, rec["url"], _rest_error(rec["url"], rec["data"]), recv_ns, live)
         elif kind == "close":
-            self._call(scheme.on_close, st.conn, rec["data"], recv_ns)
-            self._finish(live, 0)
+            driver.close(st.conn, rec["data"], recv_ns, live)
         elif kind == "stop":
-            self._call(scheme.status, "", "stopped", rec["data"], recv_ns)
-            self._finish(live, 0)
+            driver.status("", "stopped", rec["data"], recv_ns, live)
             del self.states[key]
         elif kind == "end":
             del self.states[key]
         else:
             self.metrics.errors.report("raw: unknown kind", f"{kind!r} from {key}")
-
-    def _call(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as exc:
-            self.metrics.errors.report("internal error", f"{getattr(fn, '__name__', fn)}: {type(exc).__name__}: {exc}")
-
-    def _finish(self, live: bool, recv_ns: int) -> None:
-        # (no receive time to end_frame: frame -> produce latency is the collector's measure;
-        # here it would be the age of the raw record)
-        if live:
-            self.pipeline.end_frame()
-        else:
-            self.pipeline.discard()
 
     def _make(self, rec: Mapping[str, Any], partition: int, offset: int) -> ConnectionState | None:
         try:
@@ -427,7 +403,7 @@ class RawProcessor:
                                        f"{type(exc).__name__}: {exc}")
             return None
         conn = ProcessedConnection(rec["connection"], rec["url"], ConnectionPlan(rec["url"], subs))
-        st = ConnectionState(scheme, conn, partition, offset, rec["receive_ns"])
+        st = ConnectionState(scheme, conn, partition, offset, rec["receive_ns"], FrameDriver(scheme, self.pipeline))
         self.states[(rec["session"], rec["connection"])] = st
         return st
 

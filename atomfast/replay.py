@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .capture import OPEN, RECV, REST, Capture, open_capture
+from .driver import FrameDriver
 from .exchanges import scheme_for
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -72,7 +73,7 @@ class Replay:
         self.capture = capture
         self.metrics = metrics if metrics is not None else Metrics()
         self.scheme_cls = scheme_cls or scheme_for(exchange, capture.urls[0] if capture.urls else None)
-        self.pipeline = Pipeline(sink, self.metrics)
+        self.pipeline = Pipeline(sink, self.metrics, timed=False)
         self.scheme = self.scheme_cls(
             self.pipeline.emit,
             self.metrics,
@@ -92,6 +93,8 @@ class Replay:
             from .processor import RawTap
 
             self.raw_tap = RawTap(self.pipeline, self.scheme, session)
+        #: the one owner of every frame and scheme call (``atomfast.driver``)
+        self.driver = FrameDriver(self.scheme, self.pipeline, self.raw_tap)
 
     def connection(self, conn_id: int, url: str) -> ReplayConnection:
         conn = self.connections.get(conn_id)
@@ -112,56 +115,32 @@ class Replay:
                 self.unanswered.append(url)  # an inline REST frame may still bring it
                 continue
             self._answered[url] = i + 1
-            if self.raw_tap is not None:
-                self.raw_tap.rest(None, url, answers[i][1], recv_ns)
-            self.scheme.on_rest(url, answers[i][1], recv_ns)
-            self.pipeline.end_frame()
+            self.driver.rest(None, url, answers[i][1], recv_ns)
 
     def run(self, max_frames: int = 0) -> Metrics:
-        scheme, pipeline, metrics = self.scheme, self.pipeline, self.metrics
-        on_frame, end_frame = scheme.on_frame, pipeline.end_frame
-        limit = scheme.max_frame_bytes
-        tap = self.raw_tap
+        driver, metrics, connections, fetches = self.driver, self.metrics, self.connections, self.fetches
+        deliver = driver.frame
         last_ns = 0
         started = time.perf_counter()
         for frame in self.capture.frames():
             last_ns = frame.ts_ns
             kind = frame.kind
             if kind == RECV:
-                conn = self.connections.get(frame.conn) or self.connection(frame.conn, frame.url)
-                data = frame.data
-                metrics.frames += 1
-                metrics.bytes += len(data)
-                if len(data) > limit:
-                    scheme.bad_input("frame too large", f"{len(data)} bytes > {limit}", data[:200])
-                    continue
-                if tap is not None:
-                    tap.frame(conn, data, frame.ts_ns, frame.binary)
-                try:
-                    on_frame(conn, data, frame.ts_ns)
-                except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-                    metrics.errors.report("internal error", f"{type(exc).__name__}: {exc}", data)
-                end_frame()
-                if self.fetches:
-                    self._answer_fetches(frame.ts_ns)
+                deliver(connections.get(frame.conn) or self.connection(frame.conn, frame.url), frame.data, last_ns,
+                        frame.binary)
+                if fetches:
+                    self._answer_fetches(last_ns)
                 if max_frames and metrics.frames >= max_frames:
                     break
             elif kind == OPEN:
-                conn = self.connection(frame.conn, frame.url)
-                if tap is not None:
-                    tap.open(conn, frame.ts_ns)
-                scheme.on_open(conn, frame.ts_ns)
-                end_frame()
-                if self.fetches:
-                    self._answer_fetches(frame.ts_ns)
+                driver.open(self.connection(frame.conn, frame.url), last_ns)
+                if fetches:
+                    self._answer_fetches(last_ns)
             elif kind == REST:
-                if tap is not None:
-                    tap.rest(None, frame.url, frame.data, frame.ts_ns)
-                scheme.on_rest(frame.url, frame.data, frame.ts_ns)
-                end_frame()
-        if tap is not None:
-            tap.end(last_ns, self.connections)
-        pipeline.close()
+                driver.rest(None, frame.url, frame.data, last_ns)
+        if self.raw_tap is not None:
+            self.raw_tap.end(last_ns, self.connections)
+        self.pipeline.close()
         self.seconds = time.perf_counter() - started
         return metrics
 

@@ -1,17 +1,20 @@
 """The scheme: what one exchange (and market type) says on its websocket, and how it maps to events.
 
-An exchange module declares a ``Scheme`` subclass: endpoints, channel map, symbol rules and limits
-as class attributes; behaviour in a few small methods (``subscribe_messages``, ``on_frame``,
-``parse_instruments``, optionally ``ping_message``/``resubscribe``/``on_timer``). Everything shared
-lives here: the connection plan, the books (level 2 and level 3), the lob/spread/status emission,
-resync bookkeeping, bad-input accounting, the decode errors every venue catches.
+An exchange module declares a ``Scheme`` subclass: endpoints (``websocket_endpoints``,
+``rest_endpoint``: ``atomfast.kit.endpoints``), its route table (``dispatch``:
+``atomfast.kit.dispatch``), channel map, symbol rules and limits as class attributes; behaviour
+in its handlers and a few small methods (``subscribe_messages``, ``parse_instruments``, optionally
+``ping_message``/``resubscribe``/``on_timer``). Everything shared lives here: the connection plan,
+the books (level 2 and level 3), the lob/spread/status emission, resync bookkeeping, bad-input
+accounting, the decode errors every venue catches, the book flags and errors.
 A level-3 book's ``status`` events name it in their reason (``snapshot`` with reason ``lob_l3``,
 ``resync`` with a reason starting ``lob_l3: ``), so that consumers clear the right copy of a
 market's book; a level-2 book's statuses name none.
 
-The hot path is ``on_frame(conn, data, recv_ns)``: called by the feed straight from picows'
-``on_ws_frame`` (or by replay), it decodes ``data`` with msgspec into the scheme's Structs and
-calls ``self.emit(topic, record)`` for each event; the caller ends the frame.
+The hot path is ``on_frame(conn, data, recv_ns)``: called by the frame driver
+(``atomfast.driver.FrameDriver``, which counted the frame and checked its size), it is the
+venue's ``dispatch`` bound to its handlers; a handler decodes into the scheme's Structs and calls
+``self.emit(topic, record)`` (or a book's batch call) for each event; the driver ends the frame.
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
 import msgspec
 
-from .book import ASK, BID, CROSSED, TOP_CHANGED, L2Book, L3Book
+from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, L2Book, L3Book
 from .events import BUY, SELL, Lob, Spread, Status
+from .kit.dispatch import Dispatch
+from .kit.endpoints import RestEndpoint, Routes, WebsocketEndpoint
 from .metrics import Metrics
 from .pipeline import Pipeline
 
@@ -36,6 +41,8 @@ SIDE_NAMES = (BUY, SELL)  # indexed by BID (0) / ASK (1)
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError)
 #: the same without ValidationError: not JSON at all (caught after ``except msgspec.ValidationError``)
 MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+#: what a book's parse of a level raises on bad input (nothing of the message applied)
+BOOK_ERRORS = (ValueError, OverflowError, TypeError)
 #: the book kinds a ``resync`` may name
 LOB, LOB_L3 = "lob", "lob_l3"
 
@@ -110,19 +117,27 @@ class _EmitRows:
 class Scheme:
     # --- declarative part: every exchange module sets these ---------------------------------
     exchange: ClassVar[str] = ""  # lower-case exchange name in events and keys
+    #: where the venue is reached (``atomfast.kit.endpoints``): the first endpoint without
+    #: ``channels`` is ``ws_url``; the others serve the channels they name (``channel_urls``)
+    websocket_endpoints: ClassVar[tuple[WebsocketEndpoint, ...]] = ()
+    #: the REST base and its routes (instrument listings, snapshots, open interest)
+    rest_endpoint: ClassVar[RestEndpoint] = RestEndpoint("")
+    #: the route table (``atomfast.kit.dispatch``): bound to the handlers as ``on_frame``
+    dispatch: ClassVar[Dispatch | None] = None
+    # derived from the endpoints (read by the runtime: feed, replay, simulator); a venue does not
+    # set them
     ws_url: ClassVar[str] = ""
     rest_url: ClassVar[str] = ""  # base of the REST API (instruments, snapshots)
-    instruments_path: ClassVar[str] = ""  # REST path listing the instruments ("" = none)
-    #: every REST path listing instruments, in order: their answers are merged (a later listing
-    #: wins for a market two of them name), and a listing that cannot be had is left out as long
-    #: as one answered. Set it where the instruments are spread over several listings; a class
-    #: that sets only ``instruments_path`` gets ``(instruments_path,)``.
+    #: every REST path listing instruments, in order (``Routes.instruments``): their answers are
+    #: merged (a later listing wins for a market two of them name), and a listing that cannot be
+    #: had is left out as long as one answered
     instruments_paths: ClassVar[tuple[str, ...]] = ()
     #: atomfast channel (topic family) -> the exchange's channel name (several topics may share
     #: one channel: it is subscribed once)
     channels: ClassVar[dict[str, str]] = {}
-    #: exchange channel prefix -> websocket url, where the venue serves channels on different
-    #: urls: ``plan`` gives each url its own connections (unless another url is asked for)
+    #: exchange channel prefix -> websocket url (derived from ``websocket_endpoints``), where the
+    #: venue serves channels on different urls: ``plan`` gives each url its own connections
+    #: (unless another url is asked for)
     channel_urls: ClassVar[dict[str, str]] = {}
     default_channels: ClassVar[tuple[str, ...]] = ("lob", "trades", "ticker")
     #: symbol aliases applied when normalising (Kraken: XBT -> BTC)
@@ -143,8 +158,24 @@ class Scheme:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        if "instruments_paths" not in cls.__dict__ and "instruments_path" in cls.__dict__:
-            cls.instruments_paths = (cls.instruments_path,) if cls.instruments_path else ()
+        own = cls.__dict__
+        if cls.__module__.startswith("atomfast.exchanges."):
+            derived = [a for a in ("ws_url", "rest_url", "instruments_path", "instruments_paths", "channel_urls")
+                       if a in own]
+            if derived:
+                raise TypeError(f"{cls.__name__}: declare websocket_endpoints / rest_endpoint, not {', '.join(derived)}")
+        if "websocket_endpoints" in own:
+            endpoints = cls.websocket_endpoints
+            default = next((e for e in endpoints if not e.channels), endpoints[0] if endpoints else None)
+            cls.ws_url = default.url if default is not None else ""
+            cls.channel_urls = {prefix: e.url for e in endpoints if e is not default for prefix in e.channels}
+        if "rest_endpoint" in own:
+            cls.rest_url = cls.rest_endpoint.base
+            cls.instruments_paths = cls.rest_endpoint.routes.instrument_paths
+            cls.instruments_path = cls.instruments_paths[0] if cls.instruments_paths else ""
+        elif "instruments_path" in own and "instruments_paths" not in own:
+            # (a scheme outside atomfast.exchanges, e.g. a test's, may still name one path)
+            cls.instruments_paths = (own["instruments_path"],) if own["instruments_path"] else ()
 
     def __init__(
         self,
@@ -181,6 +212,9 @@ class Scheme:
         self.l3books: dict[str, L3Book] = {}
         #: native symbols whose level-3 book is not trusted (until its next snapshot)
         self.unsynced_l3: set[str] = set()
+        if self.dispatch is not None:
+            #: the route table bound to this scheme's handlers (what the frame driver calls)
+            self.on_frame = self.dispatch.bind(self)
 
     # --- per exchange ----------------------------------------------------------------------
     @classmethod
@@ -201,7 +235,9 @@ class Scheme:
         raise NotImplementedError
 
     def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        raise NotImplementedError
+        """One frame's bytes (a memoryview where ``accepts_memoryview``): the frame driver has
+        counted it and checked its size. A venue declares ``dispatch`` instead of writing this."""
+        raise NotImplementedError(f"{type(self).__name__} declares no dispatch")
 
     def ping_message(self) -> str | bytes | None:
         return None
@@ -447,6 +483,19 @@ class Scheme:
         else:
             self.resubscribe(conn, native, book)
 
+    def book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int,
+                    book: str = LOB) -> None:
+        """A book message of ``native`` that cannot be applied (malformed, a bad level): counted
+        bad input, and the book resyncs with the reason ``kind: detail``."""
+        self.bad_input(kind, detail, data)
+        self.resync(conn, native, f"{kind}: {detail}", recv_ns, book)
+
+    def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
+        """A break in the venue's sequence (a lost, repeated or reordered message): counted in
+        ``metrics.gaps``, and the book resyncs with the reason ``gap: reason``."""
+        self.metrics.gaps += 1
+        self.resync(conn, native, f"gap: {reason}", recv_ns, book)
+
     def bad_input(self, kind: str, detail: str, data: bytes) -> None:
         self.metrics.errors.report(f"{self.exchange}: {kind}", detail, data)
 
@@ -454,8 +503,10 @@ class Scheme:
 __all__ = [
     "ASK",
     "BID",
+    "BOOK_ERRORS",
     "CROSSED",
     "DECODE_ERRORS",
+    "Dispatch",
     "LOB",
     "LOB_L3",
     "MALFORMED",
@@ -463,6 +514,10 @@ __all__ = [
     "Connection",
     "ConnectionPlan",
     "Instrument",
+    "RestEndpoint",
+    "Routes",
     "Scheme",
     "SIDE_NAMES",
+    "UNKNOWN",
+    "WebsocketEndpoint",
 ]

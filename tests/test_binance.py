@@ -558,7 +558,7 @@ def test_mark_price_doc_examples():
 def test_open_interest_poll_and_answers(monkeypatch):
     """open_interest: polled over REST (no stream); the doc examples of both answers."""
     h = Harness(BinanceFuturesScheme, channels=["open_interest"])
-    plan = ConnectionPlan(BinanceFuturesScheme.market_ws_url, [("openInterest", ["BTCUSDT", "ETHUSDT"])])
+    plan = ConnectionPlan(BinanceFuturesScheme.channel_urls["aggTrade"], [("openInterest", ["BTCUSDT", "ETHUSDT"])])
     conn = FakeConnection(plan.url, plan)
     clock = [1000.0]
     monkeypatch.setattr("atomfast.exchanges.binance.handler.time.monotonic", lambda: clock[0])

@@ -110,7 +110,7 @@ def test_rest_answers(scheme_cls, kind, body):
     h = Harness(scheme_cls)
     h.feed({"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": 5,
                                                       "u": 6, "pu": 4, "b": [], "a": []}})
-    oi_url = f"{h.scheme.rest_url}{h.scheme.open_interest_path or '/x'}?symbol=BTCUSDT"
+    oi_url = f"{h.scheme.rest_url}{h.scheme.rest_endpoint.routes.open_interest or '/x'}?symbol=BTCUSDT"
     url = {"depth": h.scheme.snapshot_url("BTCUSDT"), "oi": oi_url, "": ""}[kind]
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     h.scheme.on_rest(url, raw, 1_700_000_000_000_000_000)

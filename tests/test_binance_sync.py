@@ -183,7 +183,7 @@ def test_dropped_depth_message_resync_and_rebuild(relative):
     assert statuses[1].reason.startswith(reason)
     # requests: the first snapshot (answered inline), the gap's, and one more after the stale
     # recorded snapshot was refused (the capture answers none of them: they come inline)
-    url = f"{r.scheme.rest_url}{r.scheme.depth_path}?symbol={native}&limit=1000"
+    url = f"{r.scheme.rest_url}{r.scheme.rest_endpoint.routes.snapshot}?symbol={native}&limit=1000"
     assert r.unanswered == [url, url, url]
     # nothing of the market between the resync and the fresh snapshot; trades and tickers go on
     between = after(sink.records, lambda rec: rec[0] == "status" and rec[1].status == "resync")

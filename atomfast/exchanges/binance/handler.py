@@ -53,7 +53,7 @@ import msgspec
 
 from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, ConnectionPlan, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, ConnectionPlan, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import MAX_MS, MAX_VALUE, guess_futures, guess_spot, ms_ok, native_of_stream, parse_futures_listing, parse_spot_listing
 
@@ -94,8 +94,6 @@ class _Sync:
 class BinanceScheme(Scheme):
     """Base of ``BinanceSpotScheme``, ``BinanceFuturesScheme`` and ``BinanceDeliveryScheme``."""
 
-    depth_path: ClassVar[str] = ""
-    open_interest_path: ClassVar[str] = ""
     snapshot_limit: ClassVar[int] = 1000
     #: futures continuity (``pu`` == previous ``u``); spot: ``U`` == previous ``u`` + 1
     pu_chain: ClassVar[bool] = False
@@ -166,7 +164,7 @@ class BinanceScheme(Scheme):
         """Connected: the subscription (``subscribe_plan``), and the first open-interest poll."""
         super().on_open(conn, recv_ns)
         oi = [n for channel, natives in conn.plan.subscriptions if channel == OPEN_INTEREST for n in natives]
-        if oi and self.open_interest_path:
+        if oi and self.rest_endpoint.routes.open_interest:
             self._oi[conn.id] = (conn, oi)
             self._poll_open_interest(conn, oi)
             self._oi_next = max(self._oi_next, time.monotonic() + self.open_interest_interval)
@@ -209,7 +207,7 @@ class BinanceScheme(Scheme):
         return None  # the feed sends a websocket PING frame
 
     def _poll_open_interest(self, conn: Connection, natives: list[str]) -> None:
-        base = self.rest_url + self.open_interest_path
+        base = self.rest_url + self.rest_endpoint.routes.open_interest
         for native in natives:
             conn.fetch(f"{base}?symbol={native}")
 
@@ -323,7 +321,7 @@ class BinanceScheme(Scheme):
 
     # --- book sync ----------------------------------------------------------------------------
     def snapshot_url(self, native: str) -> str:
-        return f"{self.rest_url}{self.depth_path}?symbol={native}&limit={self.snapshot_limit}"
+        return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native, limit=self.snapshot_limit)
 
     def _on_depth(self, conn: Connection, d: m.Depth, data: bytes, recv_ns: int) -> None:
         native = d.s
@@ -433,7 +431,8 @@ class BinanceScheme(Scheme):
             self.emit_spread(native, book, ms, atom_us)
 
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
-        if self.open_interest_path and self.open_interest_path in url:
+        oi_path = self.rest_endpoint.routes.open_interest
+        if oi_path and oi_path in url:
             self._on_open_interest(url, body, recv_ns)
             return
         native = self._native_of_url(url)
@@ -466,7 +465,7 @@ class BinanceScheme(Scheme):
         asks again, after ``retry_delay_ns`` (doubling with the attempts)."""
         native = self._native_of_url(url)
         st = self.sync.get(native or "")
-        if st is not None and self.depth_path in url:
+        if st is not None and self.rest_endpoint.routes.snapshot in url:
             st.pending = False
             st.retry_ns = recv_ns + self.retry_delay_ns * (1 << min(st.attempts, 5))
 
@@ -660,10 +659,9 @@ class BinanceScheme(Scheme):
 
 class BinanceSpotScheme(BinanceScheme):
     exchange = "binance"
-    ws_url = "wss://stream.binance.com:9443/stream"
-    rest_url = "https://api.binance.com"
-    instruments_path = "/api/v3/exchangeInfo"
-    depth_path = "/api/v3/depth"
+    websocket_endpoints = (WebsocketEndpoint("wss://stream.binance.com:9443/stream"),)
+    rest_endpoint = RestEndpoint("https://api.binance.com", Routes(instruments="/api/v3/exchangeInfo",
+                                                                   snapshot="/api/v3/depth"))
     channels = {"lob": "depth@100ms", "trades": "trade", "ticker": "bookTicker", "candle": "kline_1m"}
     default_channels = ("lob", "trades", "ticker")
     pu_chain = False
@@ -729,18 +727,13 @@ class BinanceFuturesScheme(_BinanceFutures):
     ``BTCUSDT_240927`` -> ``BTC-USDT-20240927``."""
 
     exchange = "binance-futures"
-    ws_url = "wss://fstream.binance.com/public/stream"
-    market_ws_url = "wss://fstream.binance.com/market/stream"
-    rest_url = "https://fapi.binance.com"
-    instruments_path = "/fapi/v1/exchangeInfo"
-    depth_path = "/fapi/v1/depth"
-    open_interest_path = "/fapi/v1/openInterest"
-    channel_urls = {
-        "aggTrade": market_ws_url,
-        "kline": market_ws_url,
-        "markPrice": market_ws_url,
-        OPEN_INTEREST: market_ws_url,
-    }
+    websocket_endpoints = (
+        WebsocketEndpoint("wss://fstream.binance.com/public/stream"),
+        WebsocketEndpoint("wss://fstream.binance.com/market/stream",
+                          channels=("aggTrade", "kline", "markPrice", OPEN_INTEREST)),
+    )
+    rest_endpoint = RestEndpoint("https://fapi.binance.com", Routes(
+        instruments="/fapi/v1/exchangeInfo", snapshot="/fapi/v1/depth", open_interest="/fapi/v1/openInterest"))
 
 
 class BinanceDeliveryScheme(_BinanceFutures):
@@ -748,11 +741,9 @@ class BinanceDeliveryScheme(_BinanceFutures):
     ``BTC-USD-20240927``; sizes in contracts."""
 
     exchange = "binance-delivery"
-    ws_url = "wss://dstream.binance.com/stream"
-    rest_url = "https://dapi.binance.com"
-    instruments_path = "/dapi/v1/exchangeInfo"
-    depth_path = "/dapi/v1/depth"
-    open_interest_path = "/dapi/v1/openInterest"
+    websocket_endpoints = (WebsocketEndpoint("wss://dstream.binance.com/stream"),)
+    rest_endpoint = RestEndpoint("https://dapi.binance.com", Routes(
+        instruments="/dapi/v1/exchangeInfo", snapshot="/dapi/v1/depth", open_interest="/dapi/v1/openInterest"))
 
 
 __all__ = ["BinanceDeliveryScheme", "BinanceFuturesScheme", "BinanceScheme", "BinanceSpotScheme", "OPEN_INTEREST"]

@@ -67,7 +67,7 @@ import msgspec
 
 from ...book import L3Book, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, Spread, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -154,13 +154,12 @@ class BitfinexScheme(Scheme):
 
     exchange = "bitfinex"
     unknown_market = "unknown pair"
-    ws_url = "wss://api-pub.bitfinex.com/ws/2"
-    rest_url = "https://api-pub.bitfinex.com"
-    #: the exchange pairs
-    instruments_path = "/v2/conf/pub:list:pair:exchange"
-    #: the exchange pairs and the perpetuals, merged; a perpetual no listing names (the recorded
-    #: capture holds the futures list under its 2021 key) is named by rule (``F0``: native_symbols)
-    instruments_paths = (instruments_path, "/v2/conf/pub:list:pair:futures")
+    websocket_endpoints = (WebsocketEndpoint("wss://api-pub.bitfinex.com/ws/2"),)
+    #: instruments: the exchange pairs and the perpetuals, merged; a perpetual no listing names
+    #: (the recorded capture holds the futures list under its 2021 key) is named by rule (``F0``:
+    #: native_symbols)
+    rest_endpoint = RestEndpoint("https://api-pub.bitfinex.com", Routes(
+        instruments=("/v2/conf/pub:list:pair:exchange", "/v2/conf/pub:list:pair:futures")))
     channels = {
         "lob": "book",
         "lob_l3": "book-R0",

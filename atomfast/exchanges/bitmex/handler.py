@@ -53,7 +53,7 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
+from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
@@ -102,9 +102,8 @@ class _Gap(Exception):
 class BitmexScheme(Scheme):
     exchange = "bitmex"
     unknown_market = "unknown symbol"
-    ws_url = "wss://ws.bitmex.com/realtime"
-    rest_url = "https://www.bitmex.com"
-    instruments_path = "/api/v1/instrument/active"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws.bitmex.com/realtime"),)
+    rest_endpoint = RestEndpoint("https://www.bitmex.com", Routes(instruments="/api/v1/instrument/active"))
     channels = {"lob": "orderBookL2", "trades": "trade", "ticker": "quote", "funding_rate": "instrument",
                 "open_interest": "instrument", "candle": "tradeBin1m"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")

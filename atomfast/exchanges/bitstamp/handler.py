@@ -44,7 +44,7 @@ import msgspec
 
 from ...book import ASK, BID, L3Book
 from ...events import BUY, SELL, LobL3, Trade, TradeL3
-from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import guess_instrument, is_plain, micros, parse_pairs, valid_level
 
@@ -90,9 +90,9 @@ class BookSync:
 
 class BitstampScheme(Scheme):
     exchange = "bitstamp"
-    ws_url = "wss://ws.bitstamp.net"
-    rest_url = "https://www.bitstamp.net"
-    instruments_path = "/api/v2/trading-pairs-info/"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws.bitstamp.net"),)
+    rest_endpoint = RestEndpoint("https://www.bitstamp.net", Routes(instruments="/api/v2/trading-pairs-info/",
+                                                                    snapshot="/api/v2/order_book/"))
     channels = {"lob": "diff_order_book", "trades": "live_trades", "trades_l3": "live_trades", "lob_l3": "live_orders"}
     default_channels = ("lob", "trades")
     #: one channel per subscribe message (Bitstamp's format)
@@ -180,7 +180,7 @@ class BitstampScheme(Scheme):
             self._fetch(st)
 
     def _url(self, st: BookSync) -> str:
-        url = f"{self.rest_url}/api/v2/order_book/{st.pair}"
+        url = f"{self.rest_url}{self.rest_endpoint.routes.snapshot}{st.pair}"
         return url if st.kind == LOB else url + "?group=2"
 
     def _fetch(self, st: BookSync) -> None:

@@ -51,7 +51,7 @@ import msgspec
 
 from ...book import ASK, BID, L2Book, L3Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
-from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
 
@@ -92,9 +92,9 @@ class CoinbaseScheme(Scheme):
     exchange = "coinbase"
     unknown_market = "unknown product"
     secret_fields = ("signature", "key", "passphrase")  # of the authenticated subscribe
-    ws_url = "wss://ws-feed.exchange.coinbase.com"
-    rest_url = "https://api.exchange.coinbase.com"
-    instruments_path = "/products"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws-feed.exchange.coinbase.com"),)
+    rest_endpoint = RestEndpoint("https://api.exchange.coinbase.com",
+                                 Routes(instruments="/products", l3_snapshot="/products/{product}/book?level=3"))
     channels = {
         "lob": "level2_batch",
         "trades": "matches",
@@ -413,7 +413,7 @@ class CoinbaseScheme(Scheme):
         self._l3_fetch(st)
 
     def _l3_url(self, native: str) -> str:
-        return f"{self.rest_url}/products/{native}/book?level=3"
+        return self.rest_url + self.rest_endpoint.routes.l3_snapshot.format(product=native)
 
     def _l3_fetch(self, st: L3State) -> None:
         url = self._l3_url(st.native)

@@ -54,7 +54,7 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import ms_ok, name_instrument, parse_instruments, valid_level
 
@@ -84,14 +84,12 @@ def _resolution_minutes(res: str) -> int:
 class DeribitScheme(Scheme):
     exchange = "deribit"
     unknown_market = "unknown instrument"
-    ws_url = "wss://www.deribit.com/ws/api/v2"
-    rest_url = "https://www.deribit.com"
-    #: every currency at once (``any``)
-    instruments_path = "/api/v2/public/get_instruments?currency=any&expired=false"
-    #: ``any``, then one listing per currency, merged: the recorded capture (and the simulator
-    #: serving it) holds the per-currency listings only; a listing not answered is left out
-    instruments_paths = (instruments_path, *(f"/api/v2/public/get_instruments?currency={c}&expired=false"
-                                             for c in ("BTC", "ETH", "SOL", "USDC", "USDT")))
+    websocket_endpoints = (WebsocketEndpoint("wss://www.deribit.com/ws/api/v2"),)
+    #: instruments: every currency at once (``any``), then one listing per currency, merged: the
+    #: recorded capture (and the simulator serving it) holds the per-currency listings only; a
+    #: listing not answered is left out
+    rest_endpoint = RestEndpoint("https://www.deribit.com", Routes(instruments=tuple(
+        f"/api/v2/public/get_instruments?currency={c}&expired=false" for c in ("any", "BTC", "ETH", "SOL", "USDC", "USDT"))))
     channels = {"lob": "book", "trades": "trades", "ticker": "ticker", "funding_rate": "ticker",
                 "open_interest": "ticker", "candle": "chart.trades"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")

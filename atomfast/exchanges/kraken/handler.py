@@ -25,7 +25,7 @@ import msgspec
 
 from ...book import ASK, BID, L2Book, parse_checksum
 from ...events import Candle, Lob, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -67,8 +67,7 @@ def _ok_float(x: float) -> bool:
 class _KrakenSpot(Scheme):
     """What v1 and v2 share: endpoints, channel map, instruments, book bookkeeping."""
 
-    rest_url = "https://api.kraken.com"
-    instruments_path = "/0/public/AssetPairs"
+    rest_endpoint = RestEndpoint("https://api.kraken.com", Routes(instruments="/0/public/AssetPairs"))
     channels = {"lob": "book", "trades": "trade", "ticker": "ticker", "candle": "ohlc"}
     aliases = ALIASES
     unknown_market = "unknown pair"
@@ -127,7 +126,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     """
 
     exchange = "kraken"
-    ws_url = "wss://ws.kraken.com"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com"),)
     is_default = False
 
     # --- subscriptions ------------------------------------------------------------------------
@@ -470,7 +469,7 @@ class KrakenSpotScheme(_KrakenSpot):
     """
 
     exchange = "kraken"
-    ws_url = "wss://ws.kraken.com/v2"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com/v2"),)
     is_default = True
     _v2 = True
 

@@ -36,7 +36,7 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme
+from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
 from .._common import ms_ok
 from ..kraken.parse import ALIASES
 from . import messages as m
@@ -56,9 +56,8 @@ def _ok(x: float) -> bool:
 class KrakenFuturesScheme(Scheme):
     exchange = "kraken-futures"
     unknown_market = "unknown product"
-    ws_url = "wss://futures.kraken.com/ws/v1"
-    rest_url = "https://futures.kraken.com"
-    instruments_path = "/derivatives/api/v3/instruments"
+    websocket_endpoints = (WebsocketEndpoint("wss://futures.kraken.com/ws/v1"),)
+    rest_endpoint = RestEndpoint("https://futures.kraken.com", Routes(instruments="/derivatives/api/v3/instruments"))
     channels = {"lob": "book", "trades": "trade", "ticker": "ticker", "funding_rate": "ticker", "open_interest": "ticker"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
     aliases = ALIASES

@@ -1,0 +1,14 @@
+"""The venue kit: what every venue is built from, so that a venue is declarations plus the few
+methods that are truly its own.
+
+- ``endpoints``: ``WebsocketEndpoint``, ``RestEndpoint``, ``Routes`` (where a venue is reached);
+- ``dispatch``: ``Dispatch`` (the route table from a frame to the venue's handlers);
+- ``booksync``: ``BookSync`` and its continuity rules (snapshot + buffered diffs + sequence).
+
+The ``Scheme`` base (``atomfast.scheme``) binds them; the frame driver (``atomfast.driver``)
+calls the result.
+"""
+from .dispatch import Dispatch
+from .endpoints import RestEndpoint, Routes, WebsocketEndpoint
+
+__all__ = ["Dispatch", "RestEndpoint", "Routes", "WebsocketEndpoint"]

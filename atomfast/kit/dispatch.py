@@ -1,0 +1,186 @@
+"""How a venue's frames reach its handlers: the route table a venue declares, dispatched here.
+
+A venue declares ONE ``Dispatch`` as its scheme's ``dispatch`` class attribute; the kit turns it
+into the scheme's ``on_frame`` (``Scheme.__init__`` binds it), so every venue is dispatched the
+same way and no venue writes a frame loop of its own. Two shapes cover the venues:
+
+* decode first, route by what was decoded: ``decoder`` (a msgspec decoder, usually of a tagged
+  union) decodes every frame; the route key is the decoded message's type, or its ``field``
+  (BitMEX ``table``, Deribit ``method``)::
+
+      dispatch = Dispatch({m.BookMsg: "_on_book", m.TradeMsg: "_on_trades", m.Heartbeat: None},
+                          decoder=m.decoder, fallback="_on_other")
+
+* a cheap prefilter on the raw bytes first: ``prefilter`` names a method ``(conn, data) -> key``
+  that reads the route key without decoding (Binance: the byte after ``@`` in the stream name;
+  Kraken v1: the channelID's digits); ``decoders`` gives the decoder of each key (a key without
+  one is handed ``msg=None`` and decodes for itself)::
+
+      dispatch = Dispatch({b"d": "_on_depth", b"t": "_on_trade"}, prefilter="_route_key",
+                          decoders={b"d": m.depth_decoder, b"t": m.trade_decoder}, fallback="_slow")
+
+A handler is ``handler(conn, msg, data, recv_ns)``. A route whose handler is ``None`` is known
+and ignored (heartbeats, pongs). Whatever is not routed goes to ``fallback(conn, data, recv_ns)``
+where the venue names one (it classifies the frame and counts it); otherwise it is counted as bad
+input: ``malformed JSON`` (not JSON at all), ``unknown message`` (JSON of no known shape) or
+``unrouted`` (a known shape with a key no route names; the venue may name the kind, e.g.
+"unknown table").
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import msgspec
+
+if TYPE_CHECKING:
+    from ..scheme import Scheme
+
+#: what msgspec raises on input it cannot decode (see ``atomfast.scheme.DECODE_ERRORS``)
+_MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+_VALIDATION = msgspec.ValidationError
+_MISSING = object()
+
+OnFrame = Callable[[Any, bytes, int], None]
+
+
+class Dispatch:
+    """A venue's route table (see the module's doc)."""
+
+    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted")
+
+    def __init__(
+        self,
+        routes: Mapping[Any, str | None],
+        *,
+        decoder: Any = None,
+        decoders: Mapping[Any, Any] | None = None,
+        prefilter: str | None = None,
+        field: str | None = None,
+        fallback: str | None = None,
+        unrouted: str = "unrouted",
+    ) -> None:
+        if prefilter is None and decoder is None:
+            raise ValueError("Dispatch: a decoder, or a prefilter, is needed")
+        if decoders and prefilter is None:
+            raise ValueError("Dispatch: decoders (one per route key) need a prefilter")
+        self.routes = dict(routes)
+        self.decoder = decoder
+        self.decoders = dict(decoders or {})
+        self.prefilter = prefilter
+        self.field = field
+        self.fallback = fallback
+        self.unrouted = unrouted
+
+    def handlers(self, scheme: "Scheme") -> dict[Any, Callable | None]:
+        """route key -> the scheme's bound handler (None: ignored)."""
+        out = {}
+        for key, name in self.routes.items():
+            if name is None:
+                out[key] = None
+                continue
+            handler = getattr(scheme, name, None)
+            if handler is None:
+                raise TypeError(f"{type(scheme).__name__}: dispatch names {name!r}, which it does not define")
+            out[key] = handler
+        return out
+
+    def bind(self, scheme: "Scheme") -> OnFrame:
+        """The scheme's ``on_frame``: this table, dispatching to ``scheme``'s handlers."""
+        table = self.handlers(scheme)
+        bad_input = scheme.bad_input
+        unrouted = self.unrouted
+        fallback: Callable | None = getattr(scheme, self.fallback) if self.fallback else None
+
+        if self.prefilter is not None:
+            return self._bind_prefiltered(scheme, table, fallback, bad_input, unrouted)
+
+        decode = self.decoder.decode
+        field = self.field
+
+        def not_routed(conn, key, data: bytes, recv_ns: int) -> None:
+            if fallback is not None:
+                fallback(conn, data, recv_ns)
+            else:
+                bad_input(unrouted, repr(key)[:100], data)
+
+        if field is None:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    if fallback is not None:
+                        fallback(conn, data, recv_ns)
+                    else:
+                        bad_input("unknown message", str(exc), data)
+                    return
+                except _MALFORMED as exc:
+                    bad_input("malformed JSON", str(exc), data)
+                    return
+                handler = table.get(msg.__class__, _MISSING)
+                if handler is _MISSING:
+                    not_routed(conn, msg.__class__.__name__, data, recv_ns)
+                elif handler is not None:
+                    handler(conn, msg, data, recv_ns)
+        else:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    if fallback is not None:
+                        fallback(conn, data, recv_ns)
+                    else:
+                        bad_input("unknown message", str(exc), data)
+                    return
+                except _MALFORMED as exc:
+                    bad_input("malformed JSON", str(exc), data)
+                    return
+                key = getattr(msg, field)
+                handler = table.get(key, _MISSING)
+                if handler is _MISSING:
+                    not_routed(conn, key, data, recv_ns)
+                elif handler is not None:
+                    handler(conn, msg, data, recv_ns)
+
+        return on_frame
+
+    def _bind_prefiltered(self, scheme, table, fallback, bad_input, unrouted) -> OnFrame:
+        route_key = getattr(scheme, self.prefilter)
+        decoders = {key: dec.decode for key, dec in self.decoders.items()}
+        default = self.decoder.decode if self.decoder is not None else None
+        # key -> (handler, decode or None): one lookup per frame
+        entries = {key: (handler, decoders.get(key, default)) for key, handler in table.items()}
+
+        def on_frame(conn, data: bytes, recv_ns: int) -> None:
+            entry = entries.get(route_key(conn, data))
+            if entry is None:
+                if fallback is not None:
+                    fallback(conn, data, recv_ns)
+                else:
+                    bad_input(unrouted, "no route for the frame", data)
+                return
+            handler, decode = entry
+            if handler is None:
+                return
+            if decode is None:
+                handler(conn, None, data, recv_ns)
+                return
+            try:
+                msg = decode(data)
+            except _VALIDATION as exc:
+                if fallback is not None:
+                    fallback(conn, data, recv_ns)
+                else:
+                    bad_input("unknown message", str(exc), data)
+                return
+            except _MALFORMED as exc:
+                if fallback is not None:
+                    fallback(conn, data, recv_ns)
+                else:
+                    bad_input("malformed JSON", str(exc), data)
+                return
+            handler(conn, msg, data, recv_ns)
+
+        return on_frame
+
+
+__all__ = ["Dispatch", "OnFrame"]
