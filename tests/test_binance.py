@@ -135,12 +135,13 @@ class TopCheck:
     """bookTicker ``u`` is an update id of the same book as the depth stream: whenever it equals
     our book's id, the exchange's top and our book's top must be identical."""
 
-    def __init__(self, scheme) -> None:
-        self.scheme = scheme
+    def __init__(self, replay: Replay) -> None:
+        scheme = self.scheme = replay.scheme
         self.equal_id = 0
         self.match = 0
-        decoder, self.handler = scheme._handlers[ord("b")]
-        scheme._handlers[ord("b")] = (decoder, self)
+        self.handler = scheme._on_book_ticker
+        scheme._on_book_ticker = self  # the route table bound again with this in its place
+        replay.driver._on_frame = scheme.on_frame = scheme.dispatch.bind(scheme)
 
     def __call__(self, conn, t, data, recv_ns) -> None:
         st = self.scheme.sync.get(t.s)
@@ -155,7 +156,7 @@ def run_replay(relative: str, capture=None, max_frames: int = 0) -> tuple[Replay
     exchange, _ = SESSIONS.get(relative, (None, None))
     sink = MemorySink()
     replay = Replay(capture or open_capture(fixture_path(relative)), exchange, sink)
-    replay.top_check = TopCheck(replay.scheme)
+    replay.top_check = TopCheck(replay)
     gc.disable()  # the sink keeps every record: no collector passes over them meanwhile
     try:
         replay.run(max_frames)

@@ -19,7 +19,9 @@ same way and no venue writes a frame loop of its own. Two shapes cover the venue
       dispatch = Dispatch({b"d": "_on_depth", b"t": "_on_trade"}, prefilter="_route_key",
                           decoders={b"d": m.depth_decoder, b"t": m.trade_decoder}, fallback="_slow")
 
-A handler is ``handler(conn, msg, data, recv_ns)``. A route whose handler is ``None`` is known
+A handler is ``handler(conn, msg, data, recv_ns)``; with ``unwrap`` (an envelope format such as
+Binance's combined streams ``{"stream": .., "data": {..}}``) it is handed ``getattr(msg, unwrap)``
+instead of the envelope. A route whose handler is ``None`` is known
 and ignored (heartbeats, pongs). Whatever is not routed goes to ``fallback(conn, data, recv_ns)``
 where the venue names one (it classifies the frame and counts it); otherwise it is counted as bad
 input: ``malformed JSON`` (not JSON at all), ``unknown message`` (JSON of no known shape) or
@@ -46,7 +48,7 @@ OnFrame = Callable[[Any, bytes, int], None]
 class Dispatch:
     """A venue's route table (see the module's doc)."""
 
-    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted")
+    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted", "unwrap")
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class Dispatch:
         field: str | None = None,
         fallback: str | None = None,
         unrouted: str = "unrouted",
+        unwrap: str | None = None,
     ) -> None:
         if prefilter is None and decoder is None:
             raise ValueError("Dispatch: a decoder, or a prefilter, is needed")
@@ -70,6 +73,7 @@ class Dispatch:
         self.field = field
         self.fallback = fallback
         self.unrouted = unrouted
+        self.unwrap = unwrap
 
     def handlers(self, scheme: "Scheme") -> dict[Any, Callable | None]:
         """route key -> the scheme's bound handler (None: ignored)."""
@@ -96,6 +100,8 @@ class Dispatch:
 
         decode = self.decoder.decode
         field = self.field
+        if self.unwrap is not None:
+            raise ValueError("Dispatch: unwrap goes with a prefilter")
 
         def not_routed(conn, key, data: bytes, recv_ns: int) -> None:
             if fallback is not None:
@@ -145,6 +151,7 @@ class Dispatch:
 
     def _bind_prefiltered(self, scheme, table, fallback, bad_input, unrouted) -> OnFrame:
         route_key = getattr(scheme, self.prefilter)
+        unwrap = self.unwrap
         decoders = {key: dec.decode for key, dec in self.decoders.items()}
         default = self.decoder.decode if self.decoder is not None else None
         # key -> (handler, decode or None): one lookup per frame
@@ -178,7 +185,7 @@ class Dispatch:
                 else:
                     bad_input("malformed JSON", str(exc), data)
                 return
-            handler(conn, msg, data, recv_ns)
+            handler(conn, msg if unwrap is None else getattr(msg, unwrap), data, recv_ns)
 
         return on_frame
 

@@ -52,17 +52,15 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from ...book import BID
+from ...kit.booksync import BookSync, Chained, Contiguous
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, ConnectionPlan, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
+                       Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import MAX_MS, MAX_VALUE, guess_futures, guess_spot, ms_ok, native_of_stream, parse_futures_listing, parse_spot_listing
 
 log = logging.getLogger("atomfast.exchanges.binance")
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_UNKNOWN = 4
-#: ticks below this convert to float exactly (ticks / scale == float(text))
 #: events are built as plain tuples of their NamedTuple type (the generated ``__new__`` costs a
 #: Python frame per event: a third of the event's cost on a 60-level depth message)
 _new = tuple.__new__
@@ -73,22 +71,6 @@ _EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade"
                 "kline": "kline", "markPriceUpdate": "markPrice", "serverShutdown": "serverShutdown"}
 
 OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
-
-
-class _Sync:
-    """Sync state of one market's book."""
-
-    __slots__ = ("live", "fresh", "last", "buffer", "pending", "conn", "attempts", "retry_ns")
-
-    def __init__(self, conn: Connection | None = None) -> None:
-        self.live = False  # the book is trusted and published
-        self.fresh = False  # live, and no event applied since the snapshot
-        self.last = -1  # update id of the book (snapshot lastUpdateId, then each event's u)
-        self.buffer: list[tuple[m.Depth, int]] = []  # (event, recv_ns) while not live
-        self.pending = False  # a snapshot request is in flight
-        self.conn = conn  # where the last depth event came from (fetches go through it)
-        self.attempts = 0  # snapshot requests since the book was last live
-        self.retry_ns = 0  # after a REST error: no new request before this receive time
 
 
 class BinanceScheme(Scheme):
@@ -116,20 +98,17 @@ class BinanceScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
-        #: native -> book sync state
-        self.sync: dict[str, _Sync] = {}
+        #: the books' sync: REST snapshot + buffered diffs, continuity by ``pu`` (futures) or
+        #: ``U``/``u`` (spot)
+        self.book_sync = BookSync(self, Chained("U", "u", "pu") if self.pu_chain else Contiguous("U", "u"),
+                                  self._request_snapshot, self._apply, self._load, max_buffer=self.max_buffer,
+                                  max_attempts=self.max_snapshot_attempts, retry_delay_ns=self.retry_delay_ns)
+        #: native -> its sync state (``MarketSync``: live, last, buffer, ...)
+        self.sync = self.book_sync.markets
         #: conn.id -> (conn, natives) polled for open interest
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
         self._next_id = 0
-        self._handlers = {
-            _D: (m.depth_frame, self._on_depth),
-            _T: (m.trade_frame, self._on_trade),
-            _A: (m.agg_trade_frame, self._on_agg_trade),
-            _B: (m.book_ticker_frame, self._on_book_ticker),
-            _K: (m.kline_frame, self._on_kline),
-            _M: (m.mark_price_frame, self._on_mark_price),
-        }
 
     # --- symbols ---------------------------------------------------------------------------
     def _symbol(self, native: str, data: bytes = b"") -> str | None:
@@ -212,24 +191,29 @@ class BinanceScheme(Scheme):
             conn.fetch(f"{base}?symbol={native}")
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
+    # Every market-data frame is ``{"stream":"<symbol>@<channel>...","data":{...}}``: the byte after
+    # the ``@`` names the kind, and the frame is decoded once into that kind's Struct. Anything
+    # else takes the tolerant slow path (``_slow``), which classifies it and counts bad input.
+    dispatch = Dispatch(
+        {_D: "_on_depth", _T: "_on_trade", _A: "_on_agg_trade", _B: "_on_book_ticker", _K: "_on_kline",
+         _M: "_on_mark_price"},
+        prefilter="_route_key",
+        unwrap="data",
+        decoders={_D: m.depth_frame, _T: m.trade_frame, _A: m.agg_trade_frame, _B: m.book_ticker_frame,
+                  _K: m.kline_frame, _M: m.mark_price_frame},
+        fallback="_slow",  # diagnoses a frame that failed to decode too (and resyncs a book message)
+    )
+
+    @staticmethod
+    def _route_key(conn: Connection, data: bytes) -> int | None:
         if data[:11] == b'{"stream":"':
             at = data.find(b"@", 11, 96)
             if at > 0 and at + 1 < len(data):
                 kind = data[at + 1]
-                entry = self._handlers.get(kind)
                 # diff depth is "depth@..." or "depth"; "depth5"/"depth20" (partial) are not ours
-                if entry is not None and (kind != _D or data[at + 6 : at + 7] in (b"@", b'"')):
-                    try:
-                        msg = entry[0].decode(data)
-                    except DECODE_ERRORS:
-                        self._slow(conn, data, recv_ns)  # diagnose (and resync a book message)
-                        return
-                    entry[1](conn, msg.data, data, recv_ns)
-                    return
-        self._slow(conn, data, recv_ns)
+                if kind != _D or data[at + 6 : at + 7] in (b"@", b'"'):
+                    return kind
+        return None
 
     def _slow(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """Not a well-formed market-data frame of a known kind: classify it."""
@@ -314,121 +298,51 @@ class BinanceScheme(Scheme):
                 native = m.probe.decode(payload).s or ""
             except DECODE_ERRORS:
                 native = ""
-        st = self.sync.get(native)
-        if st is not None:
-            st.conn = conn
-            self._lost(st, native, recv_ns)
+        self.book_sync.lost(conn, native, recv_ns)
 
-    # --- book sync ----------------------------------------------------------------------------
+    # --- book sync (atomfast.kit.booksync) -------------------------------------------------------
+    # developers.binance.com "How to manage a local order book correctly" (spot and futures
+    # pages): buffer the diffs, fetch the REST snapshot, drop what it covers (spot: u <=
+    # lastUpdateId; futures: u < lastUpdateId), the first remaining diff straddles it, then spot
+    # U = previous u + 1 (an overlap U <= id < u is applied), futures pu = previous u.
     def snapshot_url(self, native: str) -> str:
         return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native, limit=self.snapshot_limit)
 
+    def _request_snapshot(self, conn: Connection, native: str) -> None:
+        conn.fetch(self.snapshot_url(native))
+
     def _on_depth(self, conn: Connection, d: m.Depth, data: bytes, recv_ns: int) -> None:
         native = d.s
-        st = self.sync.get(native)
-        if st is None:
-            if self._symbol(native, data) is None:
-                return
-            st = self.sync[native] = _Sync(conn)
-        st.conn = conn
+        if native not in self.sync and self._symbol(native, data) is None:
+            return
         if self.pu_chain and d.pu is None:
             self.bad_input("malformed depth message", "futures depth update without pu", data)
-            self._lost(st, native, recv_ns)
+            self.book_sync.market(native, conn)
+            self.book_sync.lost(conn, native, recv_ns)
             return
-        if st.live:
-            self._live(st, native, d, data, recv_ns)
-            return
-        buf = st.buffer
-        buf.append((d, recv_ns))
-        if len(buf) > self.max_buffer:
-            del buf[: len(buf) // 2]
-        if not st.pending and recv_ns >= st.retry_ns:
-            self._fetch_snapshot(st, native)
-
-    def _lost(self, st: _Sync, native: str, recv_ns: int) -> None:
-        """A depth event of ``native`` could not be used: resync a live book; while buffering,
-        empty the buffer (the lost event can only be covered by a snapshot taken after it)."""
-        if st.live:
-            self.resync(st.conn, native, "malformed book message", recv_ns)
-        else:
-            st.buffer = []
-
-    def _live(self, st: _Sync, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> None:
-        last = st.last
-        if self.pu_chain:
-            if d.pu != last:
-                if not st.fresh:
-                    self._gap(st, native, d, f"pu {d.pu} != previous u {last}", recv_ns)
-                    return
-                if d.u < last:
-                    return  # the snapshot covers it
-                if d.U > last:
-                    self._gap(st, native, d, f"first update [{d.U}, {d.u}] after snapshot {last}", recv_ns)
-                    return
-        else:
-            if d.u <= last:
-                return  # stale: the book has it already
-            if d.U > last + 1:
-                self._gap(st, native, d, f"U {d.U} != previous u {last} + 1", recv_ns)
-                return
-        self._apply(st, native, d, data, recv_ns)
-
-    def _gap(self, st: _Sync, native: str, d: m.Depth, reason: str, recv_ns: int) -> None:
-        self.metrics.gaps += 1
-        self.resync(st.conn, native, f"gap: {reason}", recv_ns)
-        if st.live:  # resync did not restart it (cannot happen: live books are never in unsynced)
-            self._restart(st, native)
-        st.buffer.append((d, recv_ns))  # the event after the gap waits for the fresh snapshot
+        self.book_sync.diff(conn, native, d, d.U, d.u, d.pu, data, recv_ns)
 
     def resubscribe(self, conn: Connection, native: str) -> None:
         """Reload one book: a fresh REST snapshot (the stream itself is fine)."""
-        st = self.sync.get(native)
-        if st is None:
-            st = self.sync[native] = _Sync(conn)
-        if conn is not None:
-            st.conn = conn
-        self._restart(st, native)
+        self.book_sync.restart(conn, native)
 
-    def _restart(self, st: _Sync, native: str) -> None:
-        st.live = st.fresh = False
-        st.buffer = []
-        if not st.pending:
-            self._fetch_snapshot(st, native)
-
-    def _fetch_snapshot(self, st: _Sync, native: str) -> None:
-        conn = st.conn
-        if conn is None:
-            return
-        st.attempts += 1
-        if st.attempts > self.max_snapshot_attempts:
-            self.bad_input("snapshot attempts exhausted",
-                           f"{native}: {st.attempts - 1} snapshots in a row did not fit the stream", b"")
-            st.attempts = 0
-            st.buffer = []
-            conn.reconnect(f"{native}: no usable depth snapshot")
-            return
-        st.pending = True
-        conn.fetch(self.snapshot_url(native))
-
-    def _apply(self, st: _Sync, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> None:
+    def _apply(self, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> bool:
+        st = self.sync[native]
         book = self.books[native]
         ms = d.T or d.E
         if not 0 <= ms < MAX_MS:
-            self.bad_input("malformed depth message", f"time {ms}", data or b"")
-            self.resync(st.conn, native, f"malformed depth message: time {ms}", recv_ns)
-            return
+            self.book_failed(st.conn, native, "malformed depth message", f"time {ms}", data or b"", recv_ns)
+            return False
         atom_us = recv_ns // 1000
         try:  # every level parsed before any is applied (a bad one: nothing applied)
             flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
                                      atom_us)
-        except _BOOK_ERRORS as exc:
-            self.bad_input("malformed book level", str(exc), data or b"")
-            self.resync(st.conn, native, f"malformed book level: {exc}", recv_ns)
-            return
-        st.last = d.u
-        st.fresh = False
-        if flags & _TOP_CHANGED:
+        except BOOK_ERRORS as exc:
+            self.book_failed(st.conn, native, "malformed book level", str(exc), data or b"", recv_ns)
+            return False
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
+        return True
 
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
         oi_path = self.rest_endpoint.routes.open_interest
@@ -440,34 +354,21 @@ class BinanceScheme(Scheme):
             snap = m.snapshot.decode(body)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
-            target = native or self._awaiting()
-            st = self.sync.get(target)
-            if st is not None and not st.live:
-                st.pending = False
-                self._fetch_snapshot(st, target)
+            self.book_sync.unusable(native or self.book_sync.awaiting())
             return
-        native = native or snap.symbol or self._awaiting()
+        native = native or snap.symbol or self.book_sync.awaiting()
         if not native:
             self.bad_input("snapshot for an unknown market", f"url {url!r}", body)
             return
-        st = self.sync.get(native)
-        if st is None:
-            if self._symbol(native, body) is None:
-                return
-            st = self.sync[native] = _Sync()
-        st.pending = False
-        if st.live:
-            return  # a late answer to an earlier request: the book is live already
-        self._snapshot(st, native, snap, body, recv_ns)
+        if native not in self.sync and self._symbol(native, body) is None:
+            return
+        self.book_sync.snapshot(native, snap.lastUpdateId, snap, body, recv_ns)
 
     def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
         """A snapshot request failed (counted as "rest error" by the feed): the next depth event
         asks again, after ``retry_delay_ns`` (doubling with the attempts)."""
-        native = self._native_of_url(url)
-        st = self.sync.get(native or "")
-        if st is not None and self.rest_endpoint.routes.snapshot in url:
-            st.pending = False
-            st.retry_ns = recv_ns + self.retry_delay_ns * (1 << min(st.attempts, 5))
+        if self.rest_endpoint.routes.snapshot in url:
+            self.book_sync.request_failed(self._native_of_url(url), recv_ns)
 
     @staticmethod
     def _native_of_url(url: str) -> str:
@@ -476,66 +377,24 @@ class BinanceScheme(Scheme):
         values = parse_qs(urlsplit(url).query).get("symbol")
         return values[0] if values else ""
 
-    def _awaiting(self) -> str:
-        """The one market waiting for a snapshot (an inline answer names none), or ""."""
-        pending = [n for n, st in self.sync.items() if st.pending and not st.live]
-        if len(pending) == 1:
-            return pending[0]
-        if not pending:
-            waiting = [n for n, st in self.sync.items() if not st.live and st.buffer]
-            if len(waiting) == 1:
-                return waiting[0]
-        return ""
-
-    def _snapshot(self, st: _Sync, native: str, snap: m.DepthSnapshot, body: bytes, recv_ns: int) -> None:
-        lid = snap.lastUpdateId
-        buf = st.buffer
-        i = 0
-        n = len(buf)
-        if self.pu_chain:
-            while i < n and buf[i][0].u < lid:
-                i += 1
-        else:
-            while i < n and buf[i][0].u <= lid:
-                i += 1
-        if i:
-            del buf[:i]
-        if buf:
-            first = buf[0][0]
-            too_old = (first.U > lid and first.pu != lid) if self.pu_chain else first.U > lid + 1
-            if too_old:
-                log.debug("%s %s: snapshot %d older than the buffered stream (U %d): fetching again",
-                          self.exchange, native, lid, first.U)
-                self._fetch_snapshot(st, native)
-                return
+    def _load(self, native: str, snap: m.DepthSnapshot, body: bytes, recv_ns: int) -> bool:
         book = self.book(native)
         try:  # the whole snapshot parsed before the book is cleared for it
             book.check_sides(snap.bids, snap.asks)
-        except _BOOK_ERRORS as exc:
+        except BOOK_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
-            self._fetch_snapshot(st, native)
-            return
+            return False
         ms = snap.T or snap.E or recv_ns // 1_000_000
         if not ms_ok(ms):
             self.bad_input("malformed snapshot", f"time {ms}", body)
-            self._fetch_snapshot(st, native)
-            return
+            return False
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
         symbol = self._symbols.get(native) or self._symbol(native) or native
         flags = book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
-        st.live = st.fresh = True
-        st.last = lid
-        st.attempts = 0
-        st.retry_ns = 0
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
-        st.buffer = []
-        for d, ns in buf:
-            if st.live:
-                self._live(st, native, d, None, ns)
-            else:  # a gap among the buffered events restarted the sync: keep the rest for it
-                st.buffer.append((d, ns))
+        return True
 
     # --- trades, tickers, candles, funding, open interest --------------------------------------
     def _on_trade(self, conn: Connection, t: m.Trade, data: bytes, recv_ns: int) -> None:

@@ -1,0 +1,315 @@
+"""Snapshot + buffered diffs + a continuity rule: the one book-sync component of every venue whose
+book is a snapshot (REST or websocket) followed by numbered diffs.
+
+Per market (``MarketSync``):
+
+1. Not live: diffs are buffered (at most ``max_buffer``: the older half is dropped beyond it) and
+   the first one asks for a snapshot (``request(conn, native)``: a REST fetch, or a websocket
+   resubscribe where the venue's snapshot comes on the stream). Diffs arriving while it is in
+   flight are buffered too.
+2. ``snapshot(native, snap_id, snapshot, body, recv_ns)``: buffered diffs the snapshot covers are
+   dropped (``rule.covered``); if the first remaining one does not reach back to the snapshot
+   (``rule.reaches``), the snapshot is older than the stream held: it is discarded and another
+   asked for (at most ``max_attempts`` in a row, then the connection is reconnected). Otherwise
+   the venue loads it (``load``: status ``snapshot``, the levels) and the buffered diffs go
+   through the live rule below.
+3. Live: ``rule.check(book_id, fresh, first, last, prev)`` says apply, stale (already in the
+   book: ignored) or a gap (its reason). A gap: ``metrics.gaps`` + 1, ``Scheme.resync`` (status
+   ``resync`` with the reason, the book dropped, ``resubscribe`` -> ``restart`` here), and the
+   diff that revealed the gap is buffered for the next snapshot.
+4. A diff that cannot be read (``lost``): a live book resyncs; while buffering, the buffer is
+   emptied (only a snapshot taken after the lost diff can cover it). A failed snapshot request
+   (``request_failed``): the next diff asks again, ``retry_delay_ns`` (doubling) later.
+
+A venue reads its diffs' ids (``first``, ``last``, ``prev``: e.g. Binance ``U``, ``u``, ``pu``)
+and picks a rule; the rules below cover the venues' documented procedures:
+
+- ``Contiguous``: each diff spans ``[first, last]`` and must start at most one past the book
+  (``first <= id + 1``); ``last <= id`` is stale. Binance spot, Gate.io, KuCoin spot
+  (``sequenceStart``/``sequenceEnd``), Coinbase's level 3 (``sequence``: first = last).
+- ``Chained``: each diff names the id it follows (``prev == id``); the first after the snapshot
+  straddles it (``first <= id <= last``, or ``prev == id``). Binance USD-M / COIN-M (``pu``),
+  OKX (``prevSeqId``), HTX (``prevSeqNum``).
+- ``Increasing``: ids only grow (Bitstamp's ``microtimestamp``): a diff not newer than the book
+  is a reordering (a gap) once live; the snapshot covers what is not newer than it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ..scheme import Connection, Scheme
+
+log = logging.getLogger("atomfast.kit.booksync")
+
+#: ``rule.check`` result: the diff is in the book already (ignored)
+STALE = 0
+#: ``rule.check`` result: apply it
+APPLY = 1
+
+
+class Contiguous:
+    """``[first, last]`` spans; the next must start at most one past the book's id."""
+
+    __slots__ = ("first_name", "last_name")
+
+    def __init__(self, first_name: str = "U", last_name: str = "u") -> None:
+        self.first_name = first_name
+        self.last_name = last_name
+
+    @staticmethod
+    def covered(snap: int, first: int, last: int, prev: int) -> bool:
+        return last <= snap
+
+    @staticmethod
+    def reaches(snap: int, first: int, last: int, prev: int) -> bool:
+        return first <= snap + 1
+
+    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
+        if last <= book_id:
+            return STALE
+        if first > book_id + 1:
+            return f"{self.first_name} {first} != previous {self.last_name} {book_id} + 1"
+        return APPLY
+
+
+class Chained:
+    """Each diff names the id it follows (``prev``); the first after a snapshot straddles it."""
+
+    __slots__ = ("first_name", "last_name", "prev_name")
+
+    def __init__(self, first_name: str = "U", last_name: str = "u", prev_name: str = "pu") -> None:
+        self.first_name = first_name
+        self.last_name = last_name
+        self.prev_name = prev_name
+
+    @staticmethod
+    def covered(snap: int, first: int, last: int, prev: int) -> bool:
+        return last < snap
+
+    @staticmethod
+    def reaches(snap: int, first: int, last: int, prev: int) -> bool:
+        return first <= snap or prev == snap
+
+    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
+        if prev == book_id:
+            return APPLY
+        if not fresh:
+            return f"{self.prev_name} {prev} != previous {self.last_name} {book_id}"
+        if last < book_id:
+            return STALE  # the snapshot covers it
+        if first > book_id:
+            return f"first update [{first}, {last}] after snapshot {book_id}"
+        return APPLY
+
+
+class Increasing:
+    """Ids that only grow (not contiguous): an older one is a reordering."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "id") -> None:
+        self.name = name
+
+    @staticmethod
+    def covered(snap: int, first: int, last: int, prev: int) -> bool:
+        return last <= snap
+
+    @staticmethod
+    def reaches(snap: int, first: int, last: int, prev: int) -> bool:
+        return True
+
+    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
+        if last <= book_id:
+            return f"{self.name} {last} not after {book_id} (out of order)"
+        return APPLY
+
+
+class MarketSync:
+    """Sync state of one market's book."""
+
+    __slots__ = ("live", "fresh", "last", "buffer", "pending", "conn", "attempts", "retry_ns")
+
+    def __init__(self, conn: "Connection | None" = None) -> None:
+        self.live = False  # the book is trusted and published
+        self.fresh = False  # live, and no diff applied since the snapshot
+        self.last = -1  # the book's id (the snapshot's, then each applied diff's last)
+        #: (diff, first, last, prev, recv_ns) while not live
+        self.buffer: list[tuple[Any, int, int, int, int]] = []
+        self.pending = False  # a snapshot request is in flight
+        self.conn = conn  # where the market's last diff came from (requests go through it)
+        self.attempts = 0  # snapshot requests since the book was last live
+        self.retry_ns = 0  # after a failed request: none before this receive time
+
+
+#: ``apply(native, diff, data, recv_ns) -> bool``: one diff into the live book (False: it could
+#: not be applied and the venue resynced the book)
+Apply = Callable[[str, Any, "bytes | None", int], bool]
+#: ``load(native, snapshot, body, recv_ns) -> bool``: a snapshot into a fresh book (False:
+#: malformed, counted by the venue: another is asked for)
+Load = Callable[[str, Any, bytes, int], bool]
+#: ``request(conn, native)``: ask for a snapshot
+Request = Callable[["Connection", str], None]
+
+
+class BookSync:
+    """Every market's book sync of one scheme (see the module's doc)."""
+
+    def __init__(self, scheme: "Scheme", rule: Any, request: Request, apply: Apply, load: Load, *,
+                 book: str = "lob", max_buffer: int = 10_000, max_attempts: int = 10,
+                 retry_delay_ns: int = 1_000_000_000) -> None:
+        self.scheme = scheme
+        self.rule = rule
+        self.request = request
+        self.apply = apply
+        self.load = load
+        self.book = book  # which book a resync names (lob, lob_l3)
+        self.max_buffer = max_buffer
+        self.max_attempts = max_attempts
+        self.retry_delay_ns = retry_delay_ns
+        #: native -> its sync state
+        self.markets: dict[str, MarketSync] = {}
+
+    def market(self, native: str, conn: "Connection | None" = None) -> MarketSync:
+        st = self.markets.get(native)
+        if st is None:
+            st = self.markets[native] = MarketSync(conn)
+        return st
+
+    # --- diffs --------------------------------------------------------------------------------
+    def diff(self, conn: "Connection", native: str, diff: Any, first: int, last: int, prev: int,
+             data: bytes | None, recv_ns: int) -> None:
+        """A diff of ``native`` (its ids ``first``, ``last``, ``prev``) arrived on ``conn``."""
+        st = self.markets.get(native)
+        if st is None:
+            st = self.markets[native] = MarketSync(conn)
+        st.conn = conn
+        if st.live:
+            self._live(st, native, diff, first, last, prev, data, recv_ns)
+            return
+        buf = st.buffer
+        buf.append((diff, first, last, prev, recv_ns))
+        if len(buf) > self.max_buffer:
+            del buf[: len(buf) // 2]
+        if not st.pending and recv_ns >= st.retry_ns:
+            self._request(st, native)
+
+    def _live(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int,
+              data: bytes | None, recv_ns: int) -> None:
+        verdict = self.rule.check(st.last, st.fresh, first, last, prev)
+        if verdict is APPLY:
+            if self.apply(native, diff, data, recv_ns):
+                st.last = last
+                st.fresh = False
+        elif verdict is not STALE:
+            self._gap(st, native, diff, first, last, prev, verdict, recv_ns)
+
+    def _gap(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int, reason: str,
+             recv_ns: int) -> None:
+        self.scheme.gap(st.conn, native, reason, recv_ns, self.book)
+        if st.live:  # the resync did not restart it (a book already resyncing)
+            self.restart(st.conn, native)
+        st.buffer.append((diff, first, last, prev, recv_ns))  # the diff after the gap waits for the snapshot
+
+    def lost(self, conn: "Connection | None", native: str, recv_ns: int, reason: str = "malformed book message") -> None:
+        """A diff of ``native`` that could not be read: a live book resyncs; while buffering, the
+        buffer is emptied (the lost diff can only be covered by a snapshot taken after it)."""
+        st = self.markets.get(native)
+        if st is None:
+            return
+        if conn is not None:
+            st.conn = conn
+        if st.live:
+            self.scheme.resync(st.conn, native, reason, recv_ns, self.book)
+        else:
+            st.buffer = []
+
+    # --- snapshots ----------------------------------------------------------------------------
+    def restart(self, conn: "Connection | None", native: str) -> None:
+        """Reload ``native``'s book from a fresh snapshot (the venue's ``resubscribe``)."""
+        st = self.market(native, conn)
+        if conn is not None:
+            st.conn = conn
+        st.live = st.fresh = False
+        st.buffer = []
+        if not st.pending:
+            self._request(st, native)
+
+    def _request(self, st: MarketSync, native: str) -> None:
+        conn = st.conn
+        if conn is None:
+            return
+        st.attempts += 1
+        if st.attempts > self.max_attempts:
+            self.scheme.bad_input("snapshot attempts exhausted",
+                                  f"{native}: {st.attempts - 1} snapshots in a row did not fit the stream", b"")
+            st.attempts = 0
+            st.buffer = []
+            conn.reconnect(f"{native}: no usable depth snapshot")
+            return
+        st.pending = True
+        self.request(conn, native)
+
+    def request_failed(self, native: str, recv_ns: int) -> None:
+        """A snapshot request failed: the next diff asks again, after ``retry_delay_ns``
+        (doubling with the attempts)."""
+        st = self.markets.get(native)
+        if st is not None:
+            st.pending = False
+            st.retry_ns = recv_ns + self.retry_delay_ns * (1 << min(st.attempts, 5))
+
+    def unusable(self, native: str) -> None:
+        """The snapshot that came for ``native`` cannot be read: ask for another."""
+        st = self.markets.get(native)
+        if st is not None and not st.live:
+            st.pending = False
+            self._request(st, native)
+
+    def snapshot(self, native: str, snap_id: int, snapshot: Any, body: bytes, recv_ns: int,
+                 conn: "Connection | None" = None) -> None:
+        """A snapshot of ``native`` with id ``snap_id``: aligned with the buffered diffs, loaded,
+        and the buffered diffs applied after it."""
+        st = self.market(native, conn)
+        st.pending = False
+        if st.live:
+            return  # a late answer to an earlier request: the book is live already
+        rule = self.rule
+        buf = st.buffer
+        i, n = 0, len(buf)
+        while i < n and rule.covered(snap_id, buf[i][1], buf[i][2], buf[i][3]):
+            i += 1
+        if i:
+            del buf[:i]
+        if buf and not rule.reaches(snap_id, buf[0][1], buf[0][2], buf[0][3]):
+            log.debug("%s %s: snapshot %d older than the buffered stream (first %d): asking again",
+                      self.scheme.exchange, native, snap_id, buf[0][1])
+            self._request(st, native)
+            return
+        if not self.load(native, snapshot, body, recv_ns):
+            self._request(st, native)
+            return
+        st.live = st.fresh = True
+        st.last = snap_id
+        st.attempts = 0
+        st.retry_ns = 0
+        st.buffer = []
+        for diff, first, last, prev, ns in buf:
+            if st.live:
+                self._live(st, native, diff, first, last, prev, None, ns)
+            else:  # a gap among the buffered diffs restarted the sync: keep the rest for it
+                st.buffer.append((diff, first, last, prev, ns))
+
+    def awaiting(self) -> str:
+        """The one market waiting for a snapshot (an answer that names none goes to it), or ""."""
+        pending = [n for n, st in self.markets.items() if st.pending and not st.live]
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            waiting = [n for n, st in self.markets.items() if not st.live and st.buffer]
+            if len(waiting) == 1:
+                return waiting[0]
+        return ""
+
+
+__all__ = ["APPLY", "STALE", "BookSync", "Chained", "Contiguous", "Increasing", "MarketSync"]
