@@ -20,7 +20,6 @@ at the end.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as _dt
 import decimal
 import io
@@ -32,14 +31,15 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import msgspec
+
+from ..sinks.registry import RegistryError
+from ..sinks.registry import SchemaLookup as SchemaRegistry  # the lookup side, beside the Kafka sink
 
 log = logging.getLogger("atomfast.consume")
 
@@ -437,72 +437,6 @@ def _read_file(fastavro, path: Path, state: _FileState, topic: str, printer: Pri
 
 # ------------------------------------------------------------------------------------------------
 # Kafka values
-
-
-class RegistryError(LookupError):
-    """The Schema Registry has no (Avro) schema for an id, or could not be asked."""
-
-
-class SchemaRegistry:
-    """Schemas by id from a Confluent Schema Registry (``GET /schemas/ids/{id}``), cached.
-    A failed lookup is remembered for ``retry_after`` seconds, so a burst of messages with an
-    unknown id costs one request."""
-
-    def __init__(self, url: str, api_key: str = "", api_secret: str = "", timeout: float = 10.0,
-                 retry_after: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.retry_after = retry_after
-        self._auth = None
-        if api_key:
-            token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode()
-            self._auth = f"Basic {token}"
-        self._cache: dict[int, dict] = {}
-        self._failed: dict[int, tuple[float, str]] = {}
-        self.requests = 0
-
-    def __repr__(self) -> str:
-        return f"SchemaRegistry({self.url!r})"
-
-    def schema(self, schema_id: int) -> dict:
-        """The schema (parsed JSON) with this id; RegistryError when the registry has none."""
-        cached = self._cache.get(schema_id)
-        if cached is not None:
-            return cached
-        failed = self._failed.get(schema_id)
-        if failed is not None and time.monotonic() - failed[0] < self.retry_after:
-            raise RegistryError(failed[1])
-        request = urllib.request.Request(f"{self.url}/schemas/ids/{schema_id}",
-                                         headers={"Accept": "application/vnd.schemaregistry.v1+json, application/json"})
-        if self._auth:
-            request.add_header("Authorization", self._auth)
-        self.requests += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = json.loads(response.read())
-            if body.get("schemaType", "AVRO") != "AVRO":
-                raise RegistryError(f"schema id {schema_id} is a {body['schemaType']} schema, not Avro")
-            schema = json.loads(body["schema"])
-        except urllib.error.HTTPError as exc:
-            reason = f"schema id {schema_id}: registry {self.url} answered HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
-            reason = f"schema id {schema_id}: registry {self.url} failed: {exc}"
-        except RegistryError as exc:
-            reason = str(exc)
-        else:
-            self._cache[schema_id] = schema
-            return schema
-        self._failed[schema_id] = (time.monotonic(), reason)
-        raise RegistryError(reason)
-
-    __getitem__ = schema
-    __call__ = schema
-
-    def get(self, schema_id: int, default: Any = None) -> Any:
-        try:
-            return self.schema(schema_id)
-        except RegistryError:
-            return default
 
 
 class DecodeProblem(Exception):

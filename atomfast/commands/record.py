@@ -16,12 +16,12 @@ import argparse
 import sys
 import time
 
-from .run import StartError, UsageError, add_common_arguments, execute, is_local, prepare, print_summary, \
-    quiet_picows, resolve, run_async, validate
+from ..collector import Collector, StartError, UsageError, is_local, quiet_picows, run_async
+from . import add_feed_arguments, feed_spec, print_summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_common_arguments(p)
+    add_feed_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE", help="capture file to write (.gz: gzip)")
     p.add_argument("--no-status", action="store_true", help="no live status line / periodic status log")
 
@@ -58,23 +58,20 @@ class DiscardSink:
 
 def main(args: argparse.Namespace) -> int:
     quiet_picows()
+    collector = Collector(feed_spec(args), "record")
     try:
-        setup = prepare(args, "record")
+        collector.prepare()
     except UsageError as exc:
         print(f"atomfast record: {exc}", file=sys.stderr)
         return 2
-    return run_async(_main(setup, args))
+    return run_async(_main(collector, args))
 
 
-async def _main(setup, args: argparse.Namespace) -> int:
+async def _main(collector: Collector, args: argparse.Namespace) -> int:
     from ..capture import RecordWriter
-    from ..metrics import Metrics
 
-    started = time.monotonic()
-    metrics = Metrics()
     try:
-        await resolve(setup)
-        validate(setup)
+        setup = await collector.resolve()
     except UsageError as exc:
         print(f"atomfast record: {exc}", file=sys.stderr)
         return 2
@@ -110,12 +107,11 @@ async def _main(setup, args: argparse.Namespace) -> int:
 
         hooks = {"open_hook": on_open, "send_hook": on_send, "frame_hook": on_frame, "rest_hook": on_rest}
         try:
-            reason, _group = await execute(setup, args, DiscardSink(writer), metrics, hooks=hooks,
-                                           status=not args.no_status)
+            await collector.run(DiscardSink(writer), hooks=hooks)
         except UsageError as exc:
             print(f"atomfast record: {exc}", file=sys.stderr)
             return 2
     finally:
         writer.close()
-    print_summary("record", reason, metrics, started)
-    return 1 if reason == "all connections gave up" else 0
+    print_summary(collector.summary())
+    return 1 if collector.gave_up else 0

@@ -22,20 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..collector import open_sink
     from ..config import SettingsError, load_settings
     from ..metrics import Metrics
     from ..replay import replay_capture
-    from ..sinks.null import NullSink
 
     metrics = Metrics()
     try:
         settings = load_settings({"data_dir": args.data_dir})
-        if args.sink == "null":
-            sink = NullSink()
-        else:
-            from ..sinks import make_sink
-
-            sink = make_sink(args.sink, settings, metrics, data_dir=args.data_dir)
+        sink = open_sink(args.sink, settings, metrics, data_dir=args.data_dir)
         replay = replay_capture(args.capture, args.exchange, sink, metrics, args.max_frames, raw=args.raw)
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"atomfast replay: {exc}", file=sys.stderr)

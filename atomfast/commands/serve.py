@@ -113,7 +113,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..commands.run import quiet_picows, run_async
+    from ..collector import quiet_picows, run_async
     from ..config import SettingsError, load_settings
     from ..exchanges import schemes
     from ..rest import check_url
@@ -174,8 +174,8 @@ async def _serve(settings, args: argparse.Namespace, opts: dict) -> int:
     from ..control.node import Node, Resolver
     from ..control.server import ControlService, make_server
     from ..exchanges import schemes
+    from ..collector import open_sink
     from ..metrics import Metrics
-    from ..sinks import make_sink
 
     loop = asyncio.get_running_loop()
     name = settings.hostname
@@ -183,7 +183,7 @@ async def _serve(settings, args: argparse.Namespace, opts: dict) -> int:
     session = args.session_timeout or DEFAULT_SESSION_TIMEOUT
     heartbeat = args.heartbeat or min(DEFAULT_HEARTBEAT, session / 3)
     try:
-        sink = make_sink(args.sink, settings, metrics, data_dir=args.data_dir)
+        sink = open_sink(args.sink, settings, metrics, data_dir=args.data_dir)
     except (ValueError, OSError) as exc:
         print(f"atomfast serve: {exc}", file=sys.stderr)
         return 2

@@ -1,11 +1,12 @@
 """One `atomfast serve` node's feeds: the markets of the slots it owns, up to MAX_DATA_FEEDS.
 
 Runs on the node's event loop (uvloop), beside nothing else: each market is one ``FeedGroup``
-(atomfast/feed.py) over the exchange's scheme for that one symbol, built the way ``atomfast run``
-builds it (``commands.run.prepare`` / ``resolve`` / ``validate``: settings, the scheme, the
-instrument listing over REST, which is cached per exchange), writing through its own
-``Pipeline`` into the node's one shared sink (Kafka). Only events of the market's own symbol
-(and connection-wide status events) pass: a local simulator replays whole recorded connections.
+(atomfast/feed.py) over the exchange's scheme for that one symbol, assembled by the collector
+from a ``FeedSpec`` as for ``atomfast run`` (``atomfast.collector.prepare`` / ``resolve`` /
+``validate``: settings, the scheme, the instrument listing over REST, which is cached per
+exchange; then ``build_feed``), writing through its own ``Pipeline`` into the node's one shared
+sink (Kafka). Only events of the market's own symbol (and connection-wide status events) pass:
+a local simulator replays whole recorded connections.
 
 ``reconcile()`` (after any change of the desired markets, the owned slots or the group) makes the
 running set the markets of the owned slots: stops what is no longer ours (StopMarket: status
@@ -21,13 +22,13 @@ reconnecting), ``failed``.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import random
 import time
 from typing import Any, Callable
 
+from ..collector import FeedSpec, Setup, StartError, UsageError, build_feed, prepare, resolve, split_list, validate
 from ..events import Status
 from ..pipeline import Pipeline
 from .cluster import Cluster, MarketRecord, NodeRecord
@@ -46,7 +47,8 @@ def _now_ns() -> int:
 
 
 class Resolver:
-    """Market -> a ready ``Setup`` (scheme, instruments, endpoints), as ``atomfast run`` does it."""
+    """Market -> its ``FeedSpec`` and a ready ``Setup`` (scheme, instruments, endpoints), by the
+    collector as for ``atomfast run``."""
 
     def __init__(self, endpoints: dict[str, str] | None = None, rest_endpoints: dict[str, str] | None = None,
                  schemes: dict[str, str] | None = None, channels: str | None = None, backoff: float = 0.5) -> None:
@@ -58,23 +60,23 @@ class Resolver:
         self._cache: dict[str, tuple[float, Any, dict]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def args_for(self, spec: MarketSpec, symbol: str) -> argparse.Namespace:
-        return argparse.Namespace(
-            exchange=spec.exchange, symbols=symbol, channels=self.channels,
-            endpoint=self.endpoints.get(spec.exchange), rest_endpoint=self.rest_endpoints.get(spec.exchange),
-            scheme=self.schemes.get(spec.exchange), duration=None, max_frames=0, max_retries=None,
-            backoff=self.backoff, data_dir=None,
+    def feed_spec(self, spec: MarketSpec) -> FeedSpec:
+        """The collector's spec of a market: its exchange and symbol, the node's endpoints,
+        scheme and channels for that exchange, reconnecting forever."""
+        return FeedSpec(
+            spec.exchange, symbols=split_list(spec.symbol),
+            channels=split_list(self.channels), endpoint=self.endpoints.get(spec.exchange),
+            rest_endpoint=self.rest_endpoints.get(spec.exchange), scheme=self.schemes.get(spec.exchange),
+            max_retries=None, backoff=self.backoff,
         )
 
-    async def setup(self, spec: MarketSpec):
+    async def setup(self, spec: MarketSpec) -> Setup:
         """The Setup for ``spec`` with the symbol as the listing names it. Raises MarketError
-        (a market the exchange does not list, bad channels) or ``run.StartError`` (the listing
+        (a market the exchange does not list, bad channels) or ``StartError`` (the listing
         cannot be fetched)."""
-        from ..commands import run
-
         try:
-            setup = run.prepare(self.args_for(spec, spec.symbol), "serve")
-        except run.UsageError as exc:
+            setup = prepare(self.feed_spec(spec), "serve")
+        except UsageError as exc:
             raise MarketError(str(exc)) from None
         key = f"{spec.exchange}|{setup.endpoint}|{setup.rest_base}|{getattr(setup.scheme_cls, '__name__', '')}"
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -83,14 +85,14 @@ class Resolver:
             if hit is not None and time.monotonic() - hit[0] < LISTING_TTL:
                 setup.scheme_cls, setup.instruments = hit[1], hit[2]
             else:
-                await run.resolve(setup)
+                await resolve(setup)
                 self._cache[key] = (time.monotonic(), setup.scheme_cls, setup.instruments)
         listed = {i.symbol for i in setup.instruments.values()}
         symbol = resolve_symbol(spec.symbol, spec.type, listed, dict(getattr(setup.scheme_cls, "aliases", {}) or {}))
         setup.symbols = [symbol]
         try:
-            run.validate(setup)
-        except run.UsageError as exc:
+            validate(setup)
+        except UsageError as exc:
             raise MarketError(str(exc)) from None
         return setup
 
@@ -143,9 +145,6 @@ class MarketFeed:
 
     async def run(self) -> None:
         node = self.node
-        from ..commands.run import StartError
-        from ..feed import FeedGroup
-
         await node.announce(self.rec)
         while not self.stopping:
             try:
@@ -157,10 +156,8 @@ class MarketFeed:
                 break
             pipeline = Pipeline(node.sink, node.metrics)
             try:
-                scheme = setup.scheme_cls(self.emit_filter(pipeline.emit), node.metrics, setup.instruments,
-                                          setup.symbols, setup.channels)
-                self.group = FeedGroup(scheme, pipeline, url=setup.endpoint, rest_base=setup.rest_base,
-                                       backoff_base=node.resolver.backoff, max_retries=None)
+                self.group = build_feed(setup, node.resolver.feed_spec(self.spec), pipeline,
+                                        emit=self.emit_filter(pipeline.emit))
             except Exception as exc:  # noqa: BLE001 - a scheme that cannot be built: report, retry
                 await self._failed(f"{type(exc).__name__}: {exc}")
                 continue

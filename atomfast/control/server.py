@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from ..collector import StartError
 from . import level4_pb2 as pb
 from . import level4_pb2_grpc as pb_grpc
 from .cluster import Cluster, ClusterError, Member, NodeRecord
@@ -141,8 +142,6 @@ class ControlService(pb_grpc.ControlServicer):
         return pb.StartMarketReply(market=request.market, node=self._node_message(member))
 
     def _resolve(self, spec: MarketSpec, context) -> MarketSpec:
-        from ..commands.run import StartError
-
         fut = asyncio.run_coroutine_threadsafe(self.node.resolver.check(spec), self.loop)
         try:
             return fut.result(30.0)

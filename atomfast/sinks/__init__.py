@@ -3,7 +3,7 @@ so confluent_kafka is loaded only when Kafka is used.
 
 - ``kafka``: confluent-kafka producer (KAFKA_BOOTSTRAP_SERVERS required); with
   SCHEMA_REGISTRY_URL the schemas are registered at start and values are Confluent-framed
-  (``atomfast.registry``); topics are created when missing (KAFKA_TOPIC_PARTITIONS,
+  (``atomfast.sinks.registry``); topics are created when missing (KAFKA_TOPIC_PARTITIONS,
   KAFKA_REPLICATION_FACTOR; default: the cluster's own defaults); KAFKA_COMPRESSION;
   KAFKA_BUFFER_POLICY block|spill (spill: to the files sink's data dir)
 - ``files``: Avro object container files under the data directory (the default without Kafka)
@@ -116,8 +116,8 @@ def kafka_options(settings: "Settings") -> dict:
 
 def register_schemas(settings: "Settings", topics: list[str], prefix: str | None = None) -> dict[str, int]:
     """Register the topics' schemas at SCHEMA_REGISTRY_URL (once, at start): topic -> id."""
-    from ..registry import RegistryError, SchemaRegistry
-    from ..registry import register_schemas as register
+    from .registry import RegistryError, SchemaRegistry
+    from .registry import register_schemas as register
 
     try:
         registry = SchemaRegistry(settings.schema_registry_url, settings.schema_registry_api_key,

@@ -18,26 +18,24 @@ The server speaks the Confluent REST API: Confluent Schema Registry, Karapace, R
 Apicurio Registry at its compatibility path (``http://host:8080/apis/ccompat/v7``): the URL
 is the API's base, the paths above are appended to it.
 
-The lookup side (schema by id, cached, with the same auth) is ``atomfast consume``'s
-:class:`~atomfast.commands.consume.SchemaRegistry`; :class:`SchemaRegistry` here adds
-registration to it.
+The lookup side (schema by id, cached, with the same auth) is :class:`SchemaLookup`, which
+``atomfast consume`` uses to decode Confluent-framed values; :class:`SchemaRegistry` adds
+registration to it (the Kafka sink's side).
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from .commands.consume import RegistryError
-from .commands.consume import SchemaRegistry as _LookupRegistry
+__all__ = ["SchemaLookup", "SchemaRegistry", "RegistryError", "subject_for", "register_schemas"]
 
-__all__ = ["SchemaRegistry", "RegistryError", "subject_for", "register_schemas"]
-
-log = logging.getLogger("atomfast.registry")
+log = logging.getLogger("atomfast.registry")  # the name its log lines have always had
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -58,7 +56,73 @@ def _safe_url(url: str) -> str:
     return url
 
 
-class SchemaRegistry(_LookupRegistry):
+class RegistryError(LookupError):
+    """The Schema Registry has no (Avro) schema for an id, or could not be asked."""
+
+
+class SchemaLookup:
+    """Schemas by id from a Confluent Schema Registry (``GET /schemas/ids/{id}``), cached.
+    A failed lookup is remembered for ``retry_after`` seconds, so a burst of messages with an
+    unknown id costs one request."""
+
+    def __init__(self, url: str, api_key: str = "", api_secret: str = "", timeout: float = 10.0,
+                 retry_after: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._auth = None
+        if api_key:
+            token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode()
+            self._auth = f"Basic {token}"
+        self._cache: dict[int, dict] = {}
+        self._failed: dict[int, tuple[float, str]] = {}
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return f"SchemaRegistry({self.url!r})"
+
+    def schema(self, schema_id: int) -> dict:
+        """The schema (parsed JSON) with this id; RegistryError when the registry has none."""
+        cached = self._cache.get(schema_id)
+        if cached is not None:
+            return cached
+        failed = self._failed.get(schema_id)
+        if failed is not None and time.monotonic() - failed[0] < self.retry_after:
+            raise RegistryError(failed[1])
+        request = urllib.request.Request(f"{self.url}/schemas/ids/{schema_id}",
+                                         headers={"Accept": "application/vnd.schemaregistry.v1+json, application/json"})
+        if self._auth:
+            request.add_header("Authorization", self._auth)
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = json.loads(response.read())
+            if body.get("schemaType", "AVRO") != "AVRO":
+                raise RegistryError(f"schema id {schema_id} is a {body['schemaType']} schema, not Avro")
+            schema = json.loads(body["schema"])
+        except urllib.error.HTTPError as exc:
+            reason = f"schema id {schema_id}: registry {self.url} answered HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+            reason = f"schema id {schema_id}: registry {self.url} failed: {exc}"
+        except RegistryError as exc:
+            reason = str(exc)
+        else:
+            self._cache[schema_id] = schema
+            return schema
+        self._failed[schema_id] = (time.monotonic(), reason)
+        raise RegistryError(reason)
+
+    __getitem__ = schema
+    __call__ = schema
+
+    def get(self, schema_id: int, default: Any = None) -> Any:
+        try:
+            return self.schema(schema_id)
+        except RegistryError:
+            return default
+
+
+class SchemaRegistry(SchemaLookup):
     """A Confluent-REST Schema Registry client: lookup by id (cached) and registration."""
 
     def __init__(self, url: str, api_key: str = "", api_secret: str = "", timeout: float = 10.0,
@@ -137,7 +201,7 @@ def register_schemas(registry: SchemaRegistry, topics: Iterable[str], prefix: st
                      schemas: Mapping[str, dict] | None = None, retry_for: float = 30.0) -> dict[str, int]:
     """Register each topic's schema under ``<prefix><topic>-value``; topic -> schema id."""
     if schemas is None:
-        from .avro import load_schemas
+        from ..avro import load_schemas
 
         schemas = load_schemas()
     ids: dict[str, int] = {}
