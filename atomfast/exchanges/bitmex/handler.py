@@ -53,13 +53,11 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import ASK, BID, DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Instrument, RestEndpoint,
+                       Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_UNKNOWN = 4
 _MAX = 1e18
 _ZERO = b"0"
 _SIDES = {"Buy": BID, "Sell": ASK}
@@ -124,8 +122,10 @@ class BitmexScheme(Scheme):
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
-        self._handlers = {"orderBookL2": self._on_book, "trade": self._on_trades, "quote": self._on_quotes,
-                          "instrument": self._on_instruments, **{t: self._on_bins for t in _BIN_MINUTES}}
+        #: table -> its handler ("": a control message)
+        self._tables = {"orderBookL2": self._on_book, "trade": self._on_trades, "quote": self._on_quotes,
+                        "instrument": self._on_instruments, **{t: self._on_bins for t in _BIN_MINUTES},
+                        "": self._on_control}
 
     # --- instruments and symbols --------------------------------------------------------------
     @classmethod
@@ -148,16 +148,34 @@ class BitmexScheme(Scheme):
         return "ping"
 
     # --- frames -------------------------------------------------------------------------------
+    # The envelope is decoded (its rows stay raw) and routed by its ``table``; control messages
+    # (no table) go to ``_on_control``. What is no JSON object (BitMEX's ``pong``), no envelope,
+    # or names a table we do not take goes to ``_on_other``.
+    # TODO(kit): this is ``Dispatch({"orderBookL2": "_on_book", ..., "": "_on_control"},
+    # decoder=m.envelope_decoder, field="table", fallback="_on_other")`` once Dispatch can hand a
+    # frame that is no JSON object (BitMEX's ``pong``) to the fallback before decoding it.
     def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        if len(data) > self.max_frame_bytes:
-            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
-            return
         if data[:1] != b"{":
-            if data == b"pong":
-                return
-            self.bad_input("not a JSON object", "frame does not start with {", data)
+            self._on_other(conn, data, recv_ns)
+            return
+        try:
+            env = m.envelope_decoder.decode(data)
+        except msgspec.ValidationError:
+            self._on_other(conn, data, recv_ns)
+            return
+        except MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        handler = self._tables.get(env.table)
+        if handler is not None:
+            handler(conn, env, data, recv_ns)
+        else:
+            self._on_other(conn, data, recv_ns)
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        if data[:1] != b"{":
+            if data != b"pong":
+                self.bad_input("not a JSON object", "frame does not start with {", data)
             return
         try:
             env = m.envelope_decoder.decode(data)
@@ -167,14 +185,10 @@ class BitmexScheme(Scheme):
         except MALFORMED as exc:
             self.bad_input("malformed JSON", str(exc), data)
             return
-        table = env.table
-        if table:
-            handler = self._handlers.get(table)
-            if handler is None:
-                self.bad_input("unknown table", repr(table), data)
-                return
-            handler(conn, env, data, recv_ns)
-        elif env.success is not None or env.subscribe or env.unsubscribe:
+        self.bad_input("unknown table", repr(env.table), data)
+
+    def _on_control(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        if env.success is not None or env.subscribe or env.unsubscribe:
             self._on_subscribed(env, data, recv_ns)
         elif env.error or env.status:
             self._on_error(env, data, recv_ns)
@@ -223,14 +237,6 @@ class BitmexScheme(Scheme):
         return out
 
     # --- book ---------------------------------------------------------------------------------
-    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int,
-                     gap: bool = False) -> None:
-        if gap:
-            self.metrics.gaps += 1
-        else:
-            self.bad_input(kind, detail, data)
-        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
-
     def _on_book(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         action = env.action
         try:
@@ -281,16 +287,18 @@ class BitmexScheme(Scheme):
             ops, changes = self._check_rows(self.ids[native], rows, action, book.price_decimals,
                                             book.size_decimals, recv_ns // 1_000_000)
         except _Gap as exc:
-            self._book_failed(conn, native, "book gap", str(exc), data, recv_ns, gap=True)
+            # not Scheme.gap: the resync reason says "book gap: ..." (Scheme.gap: "gap: ...")
+            self.metrics.gaps += 1
+            self.resync(conn, native, f"book gap: {exc}", recv_ns)
             return
         except _Malformed as exc:
-            self._book_failed(conn, native, "malformed book row", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed book row", str(exc), data, recv_ns)
             return
         atom_us = recv_ns // 1000
         try:
             flags = self._apply_runs(book, ops, self._symbols[native], atom_us)
-        except _BOOK_ERRORS as exc:  # not expected after the checks above
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+        except BOOK_ERRORS as exc:  # not expected after the checks above
+            self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
         if changes:
             ids = self.ids[native]
@@ -299,7 +307,7 @@ class BitmexScheme(Scheme):
                     ids.pop(rid, None)
                 else:
                     ids[rid] = entry
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, ops[-1][2], atom_us)
 
     def _apply_runs(self, book, ops: list[tuple[int, tuple[bytes, bytes], int]], symbol: str, atom_us: int) -> int:
@@ -406,15 +414,15 @@ class BitmexScheme(Scheme):
                 book = self.book(native)
                 try:  # every level parsed before the book is cleared for them
                     book.check_sides([op[1] for op in ops])
-                except _BOOK_ERRORS as exc:
+                except BOOK_ERRORS as exc:
                     raise _Malformed(str(exc)) from None
             except _Malformed as exc:
-                self._book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
+                self.book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
                 continue
             snap_ms = max((op[2] for op in ops), default=0) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
             self.ids[native] = ids
-            if self._apply_runs(book, ops, self.symbol_of(native), atom_us) & _TOP_CHANGED:
+            if self._apply_runs(book, ops, self.symbol_of(native), atom_us) & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 
     # --- trades, quotes, instruments, bins ----------------------------------------------------
