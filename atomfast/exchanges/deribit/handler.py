@@ -54,17 +54,26 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
+                       RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import ms_ok, name_instrument, parse_instruments, valid_level
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
 _MAX = 1e18
 _ZERO = b"0"
 _ACTIONS = ("new", "change", "delete")
 _FUNDING_PERIOD_MS = 8 * 3600 * 1000
 _RPC_KEY = "deribit_rpc"  # conn.state: request id -> method
+#: how Deribit writes a notification, up to its channel name, whose first four bytes are the route
+#: key (``book``, ``trad``, ``tick``, ``char``: the decoder of that key checks the whole kind)
+_NOTIFICATION = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
+_KEY = slice(len(_NOTIFICATION), len(_NOTIFICATION) + 4)
+#: the slow way (``_on_raw_notification``), per channel kind: its data's decoder, the bad-input
+#: kind of data it refuses, the handler
+_RAW_ROUTES = {"book": (m.book_decoder, "malformed book message", "_on_book"),
+               "trades": (m.trades_decoder, "malformed trades message", "_on_trades"),
+               "ticker": (m.ticker_decoder, "malformed ticker", "_on_ticker"),
+               "chart": (m.chart_decoder, "malformed candle", "_on_chart")}
 _INTERVAL_NAMES = {1: "1m", 3: "3m", 5: "5m", 10: "10m", 15: "15m", 30: "30m", 60: "1h", 120: "2h", 180: "3h",
                    360: "6h", 720: "12h", 1440: "1d"}
 
@@ -79,6 +88,15 @@ def _resolution_minutes(res: str) -> int:
     if res.isdigit() and res.isascii() and 0 < len(res) <= 5:
         return int(res)
     return 0
+
+
+def _candle_channel(channel: str) -> tuple[str, str, int] | None:
+    """(instrument, resolution, minutes) of ``chart.trades.{instrument}.{resolution}``, or None."""
+    parts = channel.split(".")
+    minutes = _resolution_minutes(parts[3]) if len(parts) == 4 and parts[1] == "trades" else 0
+    if not minutes:
+        return None
+    return parts[2], parts[3], minutes
 
 
 class DeribitScheme(Scheme):
@@ -117,8 +135,6 @@ class DeribitScheme(Scheme):
         self._want_ticker = "ticker" in wanted
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
-        self._handlers = {"book": self._on_book, "trades": self._on_trades, "ticker": self._on_ticker,
-                          "chart": self._on_chart}
 
     # --- instruments and symbols --------------------------------------------------------------
     @classmethod
@@ -166,12 +182,25 @@ class DeribitScheme(Scheme):
         conn.send(self.request(conn, "public/subscribe", {"channels": chans}))
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        if len(data) > self.max_frame_bytes:
-            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
-            return
+    #: a notification is decoded once, with the decoder of its channel's kind (read on the raw
+    #: bytes); anything else (heartbeats, answers, a frame the fast way refuses) is ``_on_other``
+    dispatch = Dispatch({b"book": "_on_book", b"trad": "_on_trades", b"tick": "_on_ticker", b"char": "_on_chart"},
+                        prefilter="_channel_kind", unwrap="params",
+                        decoders={b"book": m.book_notification, b"trad": m.trades_notification,
+                                  b"tick": m.ticker_notification, b"char": m.chart_notification},
+                        fallback="_on_other")
+
+    def _channel_kind(self, conn: Connection, data: bytes) -> bytes | None:
+        """The kind of a notification's channel (``book`` of ``book.BTC-PERPETUAL.100ms``, its
+        first four bytes), read from the bytes of a frame written as Deribit writes one (None for
+        any other frame)."""
+        if data.startswith(_NOTIFICATION):
+            return data[_KEY]
+        return None
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """Heartbeats, answers, and whatever the notification decoders refused: the envelope with
+        ``data`` left raw, then the channel's data, so that an error names the part at fault."""
         if data[:1] != b"{":
             self.bad_input("not a JSON object", "frame does not start with {", data)
             return
@@ -185,12 +214,7 @@ class DeribitScheme(Scheme):
             return
         params = env.params
         if env.method == "subscription" and params is not None:
-            kind = params.channel.partition(".")[0]
-            handler = self._handlers.get(kind)
-            if handler is None:
-                self.bad_input("unknown channel", repr(params.channel), data)
-                return
-            handler(conn, params, data, recv_ns)
+            self._on_raw_notification(conn, params, data, recv_ns)
         elif env.method == "heartbeat":
             if params is not None and params.type == "test_request":
                 conn.send(self.request(conn, "public/test", {}))
@@ -198,6 +222,28 @@ class DeribitScheme(Scheme):
             self._on_answer(conn, env, data, recv_ns)
         else:
             self.bad_input("unknown message", f"method {env.method!r}", data)
+
+    def _on_raw_notification(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
+        """A notification whose data is still raw: decoded with its channel's decoder (the errors
+        of each channel), then handled as a decoded one."""
+        channel = params.channel
+        kind = channel.partition(".")[0]
+        route = _RAW_ROUTES.get(kind)
+        if route is None or (kind == "chart" and _candle_channel(channel) is None):
+            self.bad_input("unknown channel", repr(channel), data)
+            return
+        decoder, what, handler = route
+        try:
+            payload = decoder.decode(params.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input(what, str(exc), data)
+            if kind == "book":
+                parts = channel.split(".")
+                native = parts[1] if len(parts) > 2 else ""
+                if native in self.books:
+                    self.resync(conn, native, "malformed book message", recv_ns)
+            return
+        getattr(self, handler)(conn, m.Subscription(channel, payload, params.type), data, recv_ns)
 
     def _on_answer(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         pending = conn.state.get(_RPC_KEY)
@@ -227,10 +273,6 @@ class DeribitScheme(Scheme):
                 self.status(self.symbol_of(native), "subscribed", chan, recv_ns)
 
     # --- book ---------------------------------------------------------------------------------
-    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
-        self.bad_input(kind, detail, data)
-        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
-
     @staticmethod
     def _levels(levels: list[m.Level], pd: int, sd: int) -> list[tuple[bytes, bytes]] | None:
         """(price, size) of each level as the exact digits (size 0 for a delete), or None if any
@@ -248,16 +290,8 @@ class DeribitScheme(Scheme):
             out.append((p, a))
         return out
 
-    def _on_book(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
-        try:
-            msg = m.book_decoder.decode(params.data)
-        except DECODE_ERRORS as exc:
-            parts = params.channel.split(".")
-            native = parts[1] if len(parts) > 2 else ""
-            self.bad_input("malformed book message", str(exc), data)
-            if native in self.books:
-                self.resync(conn, native, "malformed book message", recv_ns)
-            return
+    def _on_book(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
+        msg: m.Book = params.data
         native = msg.instrument_name
         if not self.known(native, data):
             return
@@ -265,7 +299,7 @@ class DeribitScheme(Scheme):
         if not snapshot and native in self.unsynced:
             return  # waiting for the snapshot our resubscription brings
         if not ms_ok(msg.timestamp):
-            self._book_failed(conn, native, "malformed book message", f"timestamp {msg.timestamp!r}", data, recv_ns)
+            self.book_failed(conn, native, "malformed book message", f"timestamp {msg.timestamp!r}", data, recv_ns)
             return
         if snapshot:
             self._on_snapshot(conn, native, msg, data, recv_ns)
@@ -277,9 +311,9 @@ class DeribitScheme(Scheme):
         last = self.change_ids.get(native)
         if msg.type != "change" or msg.prev_change_id != last:
             if msg.type != "change":
-                self._book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
+                self.book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
                 return
-            self.metrics.gaps += 1
+            self.metrics.gaps += 1  # not Scheme.gap: the reason says "change_id gap", not "gap: "
             self.resync(conn, native, f"change_id gap: prev_change_id {msg.prev_change_id}, last change_id {last}",
                         recv_ns)
             return
@@ -287,18 +321,18 @@ class DeribitScheme(Scheme):
         bids = self._levels(msg.bids, pd, sd)
         asks = self._levels(msg.asks, pd, sd)
         if bids is None or asks is None:
-            self._book_failed(conn, native, "malformed book change", "level not [action, price, amount]", data, recv_ns)
+            self.book_failed(conn, native, "malformed book change", "level not [action, price, amount]", data, recv_ns)
             return
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
         try:
             flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
             flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
         self.change_ids[native] = msg.change_id
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
     def _on_snapshot(self, conn: Connection, native: str, msg: m.Book, data: bytes, recv_ns: int) -> None:
@@ -306,8 +340,8 @@ class DeribitScheme(Scheme):
         bids = self._levels(msg.bids, inst.price_decimals, inst.size_decimals)
         asks = self._levels(msg.asks, inst.price_decimals, inst.size_decimals)
         if bids is None or asks is None:
-            self._book_failed(conn, native, "malformed book snapshot", "level not [action, price, amount]", data,
-                              recv_ns)
+            self.book_failed(conn, native, "malformed book snapshot", "level not [action, price, amount]", data,
+                             recv_ns)
             return
         event_ms = msg.timestamp
         atom_us = recv_ns // 1000
@@ -315,20 +349,16 @@ class DeribitScheme(Scheme):
         try:
             flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
             flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
         self.change_ids[native] = msg.change_id
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
     # --- trades, ticker, candles --------------------------------------------------------------
-    def _on_trades(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
-        try:
-            trades = m.trades_decoder.decode(params.data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed trades message", str(exc), data)
-            return
+    def _on_trades(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
+        trades: list[m.Trade] = params.data
         for t in trades:
             if not (_ok(t.price) and _ok(t.amount)) or t.direction not in ("buy", "sell") or not ms_ok(t.timestamp):
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.timestamp!r}", data)
@@ -342,12 +372,8 @@ class DeribitScheme(Scheme):
             emit("trades", Trade(exchange, symbol_of(t.instrument_name), t.price, t.amount, t.direction, tid,
                                  t.timestamp, atom_us))
 
-    def _on_ticker(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
-        try:
-            t = m.ticker_decoder.decode(params.data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed ticker", str(exc), data)
-            return
+    def _on_ticker(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
+        t: m.Ticker = params.data
         native = t.instrument_name
         if not ms_ok(t.timestamp):
             self.bad_input("malformed ticker", f"timestamp {t.timestamp!r}", data)
@@ -385,18 +411,13 @@ class DeribitScheme(Scheme):
                 self._last_oi[native] = oi
                 self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, event_ms, atom_us))
 
-    def _on_chart(self, conn: Connection, params: m.Params, data: bytes, recv_ns: int) -> None:
-        parts = params.channel.split(".")
-        minutes = _resolution_minutes(parts[3]) if len(parts) == 4 and parts[1] == "trades" else 0
-        if not minutes:
+    def _on_chart(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
+        candle_channel = _candle_channel(params.channel)
+        if candle_channel is None:
             self.bad_input("unknown channel", repr(params.channel), data)
             return
-        native, res = parts[2], parts[3]
-        try:
-            c = m.chart_decoder.decode(params.data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed candle", str(exc), data)
-            return
+        native, res, minutes = candle_channel
+        c: m.Chart = params.data
         if not (ms_ok(c.tick) and _ok(c.open) and _ok(c.high) and _ok(c.low) and _ok(c.close) and _ok(c.volume)):
             self.bad_input("malformed candle", f"{c.tick!r} {c.open!r} {c.high!r} {c.low!r} {c.close!r}", data)
             return

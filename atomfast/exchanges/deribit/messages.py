@@ -3,16 +3,23 @@
 Every frame is one JSON-RPC object: a notification ``{"method": "subscription", "params":
 {"channel": ..., "data": ...}}``, a heartbeat ``{"method": "heartbeat", "params": {"type":
 "test_request"|"heartbeat"}}``, or the answer to one of our requests (``result`` or ``error``,
-with our ``id``). The envelope is decoded first with ``data`` left as ``msgspec.Raw``; the data
-is then decoded with the Struct of its channel (``book``, ``trades``, ``ticker``,
-``chart.trades``). Book prices and amounts stay ``msgspec.Raw``: the exact digits go to the book.
+with our ``id``).
+
+A notification is decoded once, whole: ``Notification[channel, data]`` with the Struct of its
+channel (``book``, ``trades``, ``ticker``, ``chart.trades``), chosen from the channel name read on
+the raw bytes (``handler.DeribitScheme._channel_kind``). It accepts exactly the frames that
+``Envelope`` accepts and that the channel's own decoder accepts in ``params.data``, and checks that
+the channel decoded is of that kind (a frame it refuses goes the slow way: ``Envelope`` with
+``data`` left as ``msgspec.Raw``, then the channel's decoder, so an error names the part at fault).
+Book prices and amounts stay ``msgspec.Raw``: the exact digits go to the book.
 """
 from __future__ import annotations
 
-from typing import Union
+import re
+from typing import Annotated, Generic, Literal, TypeVar, Union
 
 import msgspec
-from msgspec import Raw, Struct
+from msgspec import Meta, Raw, Struct
 
 EMPTY = Raw(b"")
 
@@ -93,10 +100,45 @@ class Chart(Struct, gc=False):
     cost: Union[float, None] = None
 
 
+C = TypeVar("C")
+T = TypeVar("T")
+
+
+def channel_of(kind: str):
+    """A channel name of ``kind`` (``book`` of ``book.BTC-PERPETUAL.100ms``): the part before its
+    first dot is ``kind``, exactly as ``channel.partition(".")[0] == kind`` (checked in msgspec)."""
+    return Annotated[str, Meta(pattern=rf"\A{re.escape(kind)}(?:\.|\Z)")]
+
+
+class Subscription(Struct, Generic[C, T], gc=False):
+    """``params`` of a notification, its ``data`` decoded with the Struct of its channel."""
+
+    channel: C
+    data: T
+    type: str = ""
+
+
+class Notification(Struct, Generic[C, T], kw_only=True, gc=False):
+    """A whole subscription notification; the other JSON-RPC fields are checked as ``Envelope``
+    checks them."""
+
+    method: Literal["subscription"]
+    params: Subscription[C, T]
+    jsonrpc: str = ""
+    id: Union[int, str, None] = None
+    result: Raw = EMPTY
+    error: Union[RpcError, None] = None
+
+
 envelope_decoder = msgspec.json.Decoder(Envelope)
 book_decoder = msgspec.json.Decoder(Book)
 trades_decoder = msgspec.json.Decoder(list[Trade])
 ticker_decoder = msgspec.json.Decoder(Ticker)
 chart_decoder = msgspec.json.Decoder(Chart)
 channels_decoder = msgspec.json.Decoder(list[str])
+#: a notification of each channel kind, decoded once
+book_notification = msgspec.json.Decoder(Notification[channel_of("book"), Book])
+trades_notification = msgspec.json.Decoder(Notification[channel_of("trades"), list[Trade]])
+ticker_notification = msgspec.json.Decoder(Notification[channel_of("ticker"), Ticker])
+chart_notification = msgspec.json.Decoder(Notification[channel_of("chart"), Chart])
 encode = msgspec.json.Encoder().encode
