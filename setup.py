@@ -1,4 +1,4 @@
-"""Build of the compiled order-book core (Cython). Metadata lives in pyproject.toml.
+"""Build of the compiled cores (Cython): the order books and the per-frame pipeline. Metadata lives in pyproject.toml.
 
 The Rust Avro encoder is a separate distribution (native/avro, built by maturin); see the
 README's development section for why the two compiled parts are packaged apart.
@@ -10,6 +10,12 @@ extensions = [
     Extension(
         "atomfast._book",
         sources=["native/book/_book.pyx"],
+        extra_compile_args=["-O3"],
+    ),
+    # the per-frame core: Pipeline and the frame driver's hot path (atomfast.pipeline, atomfast.driver)
+    Extension(
+        "atomfast._frame",
+        sources=["native/frame/_frame.pyx"],
         extra_compile_args=["-O3"],
     ),
 ]

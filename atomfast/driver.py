@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ._frame import FrameCore
+
 if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .scheme import Connection, Scheme
@@ -34,64 +36,14 @@ log = logging.getLogger("atomfast.driver")
 FrameHook = Callable[[Any, Any, int, bool], None]
 
 
-class FrameDriver:
-    """Frames of one scheme's connections, from their payload to the sink."""
+class FrameDriver(FrameCore):
+    """Frames of one scheme's connections, from their payload to the sink.
 
-    __slots__ = ("scheme", "pipeline", "metrics", "raw_tap", "frame_hook", "limit", "_on_frame", "_end_frame",
-                 "_errors")
-
-    def __init__(self, scheme: "Scheme", pipeline: "Pipeline", raw_tap: Any = None,
-                 frame_hook: FrameHook | None = None) -> None:
-        self.scheme = scheme
-        self.pipeline = pipeline
-        self.metrics = scheme.metrics
-        self.raw_tap = raw_tap
-        self.frame_hook = frame_hook
-        self.limit = scheme.max_frame_bytes
-        self._on_frame = scheme.on_frame
-        self._end_frame = pipeline.end_frame
-        self._errors = self.metrics.errors
-
-    # --- the hot path ------------------------------------------------------------------------------
-    def frame(self, conn: "Connection", data: bytes, recv_ns: int, binary: bool = False) -> None:
-        """One received frame (bytes, or a memoryview valid during the call for a scheme with
-        ``accepts_memoryview``), through the scheme to the sink."""
-        metrics = self.metrics
-        n = len(data)
-        metrics.frames += 1
-        metrics.bytes += n
-        if n > self.limit:
-            self.too_large(conn, n, data)
-            return
-        if self.raw_tap is not None:
-            self.raw_tap.frame(conn, data, recv_ns, binary)
-        if self.frame_hook is not None:
-            self.frame_hook(conn, data, recv_ns, binary)
-        try:
-            self._on_frame(conn, data, recv_ns)
-        except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-            self._errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
-        try:
-            self._end_frame(recv_ns)
-        except Exception as exc:
-            self._errors.report("sink error", f"{type(exc).__name__}: {exc}")
-
-    def apply(self, conn: "Connection", data: bytes, recv_ns: int) -> None:
-        """A frame whose outputs were delivered before (``atomfast process`` rebuilding its books
-        from ``raw``): the scheme's state follows it, nothing is published or counted as new."""
-        if len(data) > self.limit:
-            return
-        try:
-            self._on_frame(conn, data, recv_ns)
-        except Exception as exc:
-            self._errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
-        self.pipeline.discard()
-
-    def too_large(self, conn: "Connection", n: int, data: Any = b"") -> None:
-        """A frame over ``max_frame_bytes`` (``n`` bytes; ``data`` a sample): counted bad input,
-        the connection reconnected (its books reload)."""
-        self.scheme.bad_input("frame too large", f"{n} bytes > {self.limit} (max_frame_bytes)", bytes(data[:200]))
-        conn.reconnect("frame too large")
+    ``FrameDriver(scheme, pipeline, raw_tap=None, frame_hook=None)``. The hot part is compiled
+    (``atomfast._frame.FrameCore``): ``frame(conn, data, recv_ns, binary=False)``, ``apply``
+    (a frame whose outputs were delivered before: ``atomfast process`` rebuilding its books),
+    ``too_large`` and the replay loop; ``on_frame`` is what a frame is handed to (the scheme's
+    bound route table). The rest is here."""
 
     # --- the scheme's other entry points ------------------------------------------------------------
     def open(self, conn: "Connection", recv_ns: int, publish: bool = True) -> None:
@@ -140,7 +92,7 @@ class FrameDriver:
         try:
             fn(*args)
         except Exception as exc:  # a scheme must not raise; if it does, count it and go on
-            self._errors.report("internal error", f"{what}: {type(exc).__name__}: {exc}", bytes(sample[:200]))
+            self.metrics.errors.report("internal error", f"{what}: {type(exc).__name__}: {exc}", bytes(sample[:200]))
             log.exception("%s: %s failed", self.scheme.exchange, what)
 
     def _finish(self, publish: bool, recv_ns: int = 0) -> None:
@@ -148,9 +100,9 @@ class FrameDriver:
             self.pipeline.discard()
             return
         try:
-            self._end_frame(recv_ns)
+            self.pipeline.end_frame(recv_ns)
         except Exception as exc:
-            self._errors.report("sink error", f"{type(exc).__name__}: {exc}")
+            self.metrics.errors.report("sink error", f"{type(exc).__name__}: {exc}")
 
 
 __all__ = ["FrameDriver", "FrameHook"]

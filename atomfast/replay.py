@@ -96,6 +96,16 @@ class Replay:
         #: the one owner of every frame and scheme call (``atomfast.driver``)
         self.driver = FrameDriver(self.scheme, self.pipeline, self.raw_tap)
 
+    def _other(self, frame) -> None:
+        """What the capture holds besides received frames: a connection opened, an inline REST
+        answer."""
+        if frame.kind == OPEN:
+            self.driver.open(self.connection(frame.conn, frame.url), frame.ts_ns)
+            if self.fetches:
+                self._answer_fetches(frame.ts_ns)
+        elif frame.kind == REST:
+            self.driver.rest(None, frame.url, frame.data, frame.ts_ns)
+
     def connection(self, conn_id: int, url: str) -> ReplayConnection:
         conn = self.connections.get(conn_id)
         if conn is None:
@@ -118,31 +128,16 @@ class Replay:
             self.driver.rest(None, url, answers[i][1], recv_ns)
 
     def run(self, max_frames: int = 0) -> Metrics:
-        driver, metrics, connections, fetches = self.driver, self.metrics, self.connections, self.fetches
-        deliver = driver.frame
-        last_ns = 0
+        """Every frame of the capture through the driver (its compiled loop: received frames to
+        ``FrameDriver.frame``, the rest here), then the sink closed."""
         started = time.perf_counter()
-        for frame in self.capture.frames():
-            last_ns = frame.ts_ns
-            kind = frame.kind
-            if kind == RECV:
-                deliver(connections.get(frame.conn) or self.connection(frame.conn, frame.url), frame.data, last_ns,
-                        frame.binary)
-                if fetches:
-                    self._answer_fetches(last_ns)
-                if max_frames and metrics.frames >= max_frames:
-                    break
-            elif kind == OPEN:
-                driver.open(self.connection(frame.conn, frame.url), last_ns)
-                if fetches:
-                    self._answer_fetches(last_ns)
-            elif kind == REST:
-                driver.rest(None, frame.url, frame.data, last_ns)
+        last_ns = self.driver.replay(self.capture.frames(), self.connections, self.connection, self._other,
+                                     self._answer_fetches, self.fetches, max_frames, RECV)
         if self.raw_tap is not None:
             self.raw_tap.end(last_ns, self.connections)
         self.pipeline.close()
         self.seconds = time.perf_counter() - started
-        return metrics
+        return self.metrics
 
 
 def replay_capture(paths: Sequence[str | Path], exchange: str, sink, metrics: Metrics | None = None,

@@ -85,8 +85,6 @@ class ConnectionPlan(NamedTuple):
 
 Emit = Callable[[str, tuple], None]
 
-_PIPELINE_EMIT = Pipeline.emit
-
 
 class _EmitRows:
     """What ``Scheme.rows`` gives where ``emit`` is not a pipeline's (a filter, a test's list):
@@ -190,7 +188,7 @@ class Scheme:
         #: where ``emit`` is a pipeline's; else a list-like that hands each record to ``emit``)
         owner = getattr(emit, "__self__", None)
         self.rows: Callable[[str], list] = (
-            owner.rows if getattr(emit, "__func__", None) is _PIPELINE_EMIT else _EmitRows.factory(emit))
+            owner.rows if isinstance(owner, Pipeline) and emit == owner.emit else _EmitRows.factory(emit))
         self.metrics = metrics if metrics is not None else Metrics()
         self.instruments: dict[str, Instrument] = dict(instruments or {})
         self.by_symbol: dict[str, Instrument] = {i.symbol: i for i in self.instruments.values()}
@@ -490,11 +488,13 @@ class Scheme:
         self.bad_input(kind, detail, data)
         self.resync(conn, native, f"{kind}: {detail}", recv_ns, book)
 
-    def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
+    def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB,
+            kind: str = "gap") -> None:
         """A break in the venue's sequence (a lost, repeated or reordered message): counted in
-        ``metrics.gaps``, and the book resyncs with the reason ``gap: reason``."""
+        ``metrics.gaps``, and the book resyncs with the reason ``kind: reason`` (``kind``: the
+        venue's word for it, "gap" unless it says otherwise)."""
         self.metrics.gaps += 1
-        self.resync(conn, native, f"gap: {reason}", recv_ns, book)
+        self.resync(conn, native, f"{kind}: {reason}", recv_ns, book)
 
     def bad_input(self, kind: str, detail: str, data: bytes) -> None:
         self.metrics.errors.report(f"{self.exchange}: {kind}", detail, data)

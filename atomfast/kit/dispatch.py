@@ -19,6 +19,11 @@ same way and no venue writes a frame loop of its own. Two shapes cover the venue
       dispatch = Dispatch({b"d": "_on_depth", b"t": "_on_trade"}, prefilter="_route_key",
                           decoders={b"d": m.depth_decoder, b"t": m.trade_decoder}, fallback="_slow")
 
+Where every message of the venue starts with one byte (a JSON object: ``lead=b"{"``), a frame
+that does not is not decoded: it goes to ``fallback`` where the venue names one (a bare text
+answer such as BitMEX's ``pong`` is the venue's to recognise), else it is counted as bad input
+``not a JSON object``.
+
 A handler is ``handler(conn, msg, data, recv_ns)``; with ``unwrap`` (an envelope format such as
 Binance's combined streams ``{"stream": .., "data": {..}}``) it is handed ``getattr(msg, unwrap)``
 instead of the envelope. A route whose handler is ``None`` is known
@@ -48,7 +53,7 @@ OnFrame = Callable[[Any, bytes, int], None]
 class Dispatch:
     """A venue's route table (see the module's doc)."""
 
-    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted", "unwrap")
+    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted", "unwrap", "lead")
 
     def __init__(
         self,
@@ -61,6 +66,7 @@ class Dispatch:
         fallback: str | None = None,
         unrouted: str = "unrouted",
         unwrap: str | None = None,
+        lead: bytes | None = None,
     ) -> None:
         if prefilter is None and decoder is None:
             raise ValueError("Dispatch: a decoder, or a prefilter, is needed")
@@ -74,6 +80,9 @@ class Dispatch:
         self.fallback = fallback
         self.unrouted = unrouted
         self.unwrap = unwrap
+        if lead is not None and (prefilter is not None or len(lead) != 1):
+            raise ValueError("Dispatch: lead (one byte) goes with a decoder, not a prefilter")
+        self.lead = lead
 
     def handlers(self, scheme: "Scheme") -> dict[Any, Callable | None]:
         """route key -> the scheme's bound handler (None: ignored)."""
@@ -102,50 +111,34 @@ class Dispatch:
         field = self.field
         if self.unwrap is not None:
             raise ValueError("Dispatch: unwrap goes with a prefilter")
+        lead = self.lead
+        not_lead = f"frame does not start with {lead.decode()}" if lead is not None else ""
 
-        def not_routed(conn, key, data: bytes, recv_ns: int) -> None:
+        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
+            """Not routed: the venue's fallback, or counted bad input of ``kind``."""
             if fallback is not None:
                 fallback(conn, data, recv_ns)
             else:
-                bad_input(unrouted, repr(key)[:100], data)
+                bad_input(kind, detail, data)
 
-        if field is None:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    if fallback is not None:
-                        fallback(conn, data, recv_ns)
-                    else:
-                        bad_input("unknown message", str(exc), data)
-                    return
-                except _MALFORMED as exc:
-                    bad_input("malformed JSON", str(exc), data)
-                    return
-                handler = table.get(msg.__class__, _MISSING)
-                if handler is _MISSING:
-                    not_routed(conn, msg.__class__.__name__, data, recv_ns)
-                elif handler is not None:
-                    handler(conn, msg, data, recv_ns)
-        else:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    if fallback is not None:
-                        fallback(conn, data, recv_ns)
-                    else:
-                        bad_input("unknown message", str(exc), data)
-                    return
-                except _MALFORMED as exc:
-                    bad_input("malformed JSON", str(exc), data)
-                    return
-                key = getattr(msg, field)
-                handler = table.get(key, _MISSING)
-                if handler is _MISSING:
-                    not_routed(conn, key, data, recv_ns)
-                elif handler is not None:
-                    handler(conn, msg, data, recv_ns)
+        def on_frame(conn, data: bytes, recv_ns: int) -> None:
+            if lead is not None and data[:1] != lead:
+                other(conn, data, recv_ns, "not a JSON object", not_lead)
+                return
+            try:
+                msg = decode(data)
+            except _VALIDATION as exc:
+                other(conn, data, recv_ns, "unknown message", str(exc))
+                return
+            except _MALFORMED as exc:
+                bad_input("malformed JSON", str(exc), data)
+                return
+            key = msg.__class__ if field is None else getattr(msg, field)
+            handler = table.get(key)
+            if handler is not None:
+                handler(conn, msg, data, recv_ns)
+            elif key not in table:
+                other(conn, data, recv_ns, unrouted, repr(getattr(key, "__name__", key))[:100])
 
         return on_frame
 

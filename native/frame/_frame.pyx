@@ -1,0 +1,209 @@
+# cython: language_level=3
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: nonecheck=False, overflowcheck=False, infer_types=True, embedsignature=True
+"""The per-frame core of atomfast, compiled: ``Pipeline`` (a frame's events -> encoder -> sink)
+and ``FrameCore`` (a received frame -> scheme -> pipeline, with its accounting).
+
+Every frame of every venue passes through both, so their Python bytecode was a third of the
+per-frame cost of a Kraken book frame (~250 of ~500 opcodes; bench/results/REPORT.md). Here the
+same steps run as C calls into the scheme, the Rust encoder and the sink. The typed Python
+facades are ``atomfast.pipeline`` and ``atomfast.driver`` (documented there); stubs in
+``atomfast/_frame.pyi``.
+"""
+from time import time_ns as _time_ns
+
+
+cdef class Pipeline:
+    """From scheme events to sink writes: the per-frame batch (see ``atomfast.pipeline``)."""
+
+    cdef public object sink
+    cdef public object encoder
+    cdef public object metrics
+    #: whether a frame's ``recv_ns`` is this machine's clock (a live feed): receipt -> produce()
+    #: latency is recorded; a replay's recorded times are not
+    cdef public bint timed
+    #: topic -> the records of the current frame (topics in first-use order)
+    cdef dict _frame
+    #: (exchange, symbol) -> b"exchange:symbol", the Kafka message key (without an encoder)
+    cdef dict _keys
+    cdef dict _schema_index
+    cdef object _encode_keyed
+    cdef object _write
+
+    def __init__(self, sink, metrics=None, encoder=None, bint timed=True):
+        if metrics is None:
+            from atomfast.metrics import Metrics
+
+            metrics = Metrics()
+        self.sink = sink
+        self.metrics = metrics
+        if encoder is None and sink.framing is not None:
+            from atomfast.avro import AvroEncoder
+
+            encoder = AvroEncoder(sink.framing, getattr(sink, "schema_ids", None))
+        self.encoder = encoder
+        if encoder is not None:
+            # AvroEncoder.encode_keyed without its Python frame: topic -> schema index (the
+            # encoder's own dict, which set_schema_id keeps current), then the Rust call
+            self._schema_index = encoder._index
+            self._encode_keyed = encoder._native.encode_keyed
+        self._write = sink.write
+        self.timed = timed
+        self._frame = {}
+        self._keys = {}
+
+    cpdef emit(self, str topic, object record):
+        cdef object rows = self._frame.get(topic)
+        if rows is None:
+            rows = self._frame[topic] = []
+        (<list>rows).append(record)
+
+    cpdef list rows(self, str topic):
+        """The list the current frame's ``topic`` records go to: a batch call (the book's
+        ``apply_sides``) appends to it directly, as ``emit`` would one by one."""
+        cdef object rows = self._frame.get(topic)
+        if rows is None:
+            rows = self._frame[topic] = []
+        return <list>rows
+
+    cpdef Py_ssize_t end_frame(self, long long recv_ns=0) except -1:
+        """Encode and write what the frame produced; returns the number of events written.
+        Each topic's records go to the encoder in one call (values and keys together) and to
+        the sink in one ``write``."""
+        cdef dict frame = self._frame
+        if not frame:
+            return 0
+        self._frame = {}
+        cdef Py_ssize_t written = 0, n
+        cdef object events = self.metrics.events
+        cdef object topic, records, index, keys, values
+        for topic, records in frame.items():
+            n = len(<list>records)
+            if not n:
+                continue
+            if self.encoder is not None:
+                index = self._schema_index.get(topic)
+                if index is None:
+                    index = self.encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
+                keys, values = self._encode_keyed(index, records)
+            else:
+                keys, values = self._keys_of(<list>records), None
+            self._write(topic, records, keys, values)
+            events[topic] = events.get(topic, 0) + n
+            written += n
+        if recv_ns and written and self.timed:
+            self.metrics.produce_latency.record(_time_ns() - recv_ns)
+        return written
+
+    cdef list _keys_of(self, list records):
+        cdef dict cache = self._keys
+        cdef list keys = []
+        cdef object r, k, key
+        for r in records:
+            k = (r[0], r[1])
+            key = cache.get(k)
+            if key is None:
+                key = cache[k] = f"{r[0]}:{r[1]}".encode()
+            keys.append(key)
+        return keys
+
+    def discard(self):
+        """Drop what the frame produced, unwritten (``atomfast process`` rebuilding its state
+        from records whose outputs were delivered before)."""
+        self._frame = {}
+
+    def close(self):
+        self.end_frame()
+        self.sink.close()
+
+
+cdef class FrameCore:
+    """The hot part of ``atomfast.driver.FrameDriver``: one received frame, from its payload to
+    the sink."""
+
+    cdef public object scheme
+    cdef public object pipeline
+    cdef public object metrics
+    cdef public object raw_tap
+    cdef public object frame_hook
+    #: ``scheme.max_frame_bytes``
+    cdef public Py_ssize_t limit
+    #: what a frame is handed to: the scheme's ``on_frame`` (its bound route table)
+    cdef public object on_frame
+    cdef object _end_frame
+    cdef object _errors
+
+    def __init__(self, scheme, pipeline, raw_tap=None, frame_hook=None):
+        self.scheme = scheme
+        self.pipeline = pipeline
+        self.metrics = scheme.metrics
+        self.raw_tap = raw_tap
+        self.frame_hook = frame_hook
+        self.limit = scheme.max_frame_bytes
+        self.on_frame = scheme.on_frame
+        self._end_frame = pipeline.end_frame
+        self._errors = self.metrics.errors
+
+    cpdef frame(self, conn, data, long long recv_ns, bint binary=False):
+        """One received frame (bytes, or a memoryview valid during the call for a scheme with
+        ``accepts_memoryview``), through the scheme to the sink."""
+        cdef object metrics = self.metrics
+        cdef Py_ssize_t n = len(data)
+        metrics.frames += 1
+        metrics.bytes += n
+        if n > self.limit:
+            self.too_large(conn, n, data)
+            return
+        if self.raw_tap is not None:
+            self.raw_tap.frame(conn, data, recv_ns, binary)
+        if self.frame_hook is not None:
+            self.frame_hook(conn, data, recv_ns, binary)
+        try:
+            self.on_frame(conn, data, recv_ns)
+        except Exception as exc:  # a scheme must not raise; if it does, count it and go on
+            self._errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
+        try:
+            self._end_frame(recv_ns)
+        except Exception as exc:
+            self._errors.report("sink error", f"{type(exc).__name__}: {exc}")
+
+    def apply(self, conn, data, long long recv_ns):
+        """A frame whose outputs were delivered before (``atomfast process`` rebuilding its books
+        from ``raw``): the scheme's state follows it, nothing is published."""
+        if len(data) > self.limit:
+            return
+        try:
+            self.on_frame(conn, data, recv_ns)
+        except Exception as exc:
+            self._errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
+        self.pipeline.discard()
+
+    def too_large(self, conn, Py_ssize_t n, data=b""):
+        """A frame over ``max_frame_bytes`` (``n`` bytes; ``data`` a sample): counted bad input,
+        the connection reconnected (its books reload)."""
+        self.scheme.bad_input("frame too large", f"{n} bytes > {self.limit} (max_frame_bytes)", bytes(data[:200]))
+        conn.reconnect("frame too large")
+
+    def replay(self, frames, dict connections, connection, other, answer_fetches, list fetches,
+               Py_ssize_t max_frames, recv_kind):
+        """``atomfast.replay.Replay.run``'s loop over a capture's frames: received frames through
+        ``frame`` (``connection(id, url)`` makes a connection ``connections`` lacks), the others
+        to ``other(frame)``; after a frame that asked for REST answers (``fetches``),
+        ``answer_fetches(recv_ns)``. Returns the receive time of the last frame."""
+        cdef long long last_ns = 0
+        cdef object metrics = self.metrics
+        cdef object f, conn
+        for f in frames:
+            last_ns = f.ts_ns
+            if f.kind != recv_kind:
+                other(f)
+                continue
+            conn = connections.get(f.conn)
+            if conn is None:
+                conn = connection(f.conn, f.url)
+            self.frame(conn, f.data, last_ns, f.binary)
+            if fetches:
+                answer_fetches(last_ns)
+            if max_frames and metrics.frames >= max_frames:
+                break
+        return last_ns
