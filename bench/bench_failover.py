@@ -31,9 +31,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from tests.test_cluster import (  # noqa: E402
+from atomfast.testing import (  # noqa: E402
     MARKETS,
-    Harness,
+    ClusterHarness as Harness,
     all_online,
     measure_failover,
     node_reports,

@@ -50,4 +50,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 # the real Kafka broker of the test suite (started once per session, or KAFKA_BOOTSTRAP_SERVERS)
-from tests.conftest import _kafka_session, kafka_bootstrap  # noqa: E402,F401
+from atomfast.testing import _kafka_session, kafka_bootstrap  # noqa: E402,F401

@@ -96,7 +96,7 @@ class Broker:
     def __enter__(self) -> "Broker":
         if self.bootstrap:
             return self
-        from tests.conftest import _load_broker_tool
+        from atomfast.testing import load_broker_tool as _load_broker_tool
 
         t0 = time.monotonic()
         self.tmp = tempfile.TemporaryDirectory(prefix="atomfast-bench-kafka-")
@@ -126,7 +126,7 @@ def run_collector(bootstrap: str, rate: float, frames: int, *, variant: str = "s
     report among them), CPU seconds. ``topic_prefix``: default a new one (new topics).
     ``append_topic``: the run's lob topic, created beforehand with LogAppendTime: its new records
     give receipt -> broker append (``probe.histograms.receipt_to_append``)."""
-    from tests.test_simulator import SimProcess
+    from atomfast.testing import SimProcess
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")

@@ -331,7 +331,7 @@ def _scrape(port: int) -> dict:
 
 
 def rss_run(duration: float, rate: float, markets: int = 100, warmup: float = 30.0) -> dict:
-    from tests.test_simulator import SimProcess
+    from atomfast.testing import SimProcess
 
     with tempfile.TemporaryDirectory(prefix="atomfast-memory-") as tmp:
         capture, symbols = build_capture(Path(tmp), markets)

@@ -214,7 +214,7 @@ class Broker:
             self.bootstrap = self.external
             return
         sys.path.insert(0, str(ROOT)) if str(ROOT) not in sys.path else None
-        from tests.conftest import _load_broker_tool
+        from atomfast.testing import load_broker_tool as _load_broker_tool
 
         tool = _load_broker_tool()
         self.tmp = tempfile.TemporaryDirectory(prefix="atomfast-bench-kafka-")

@@ -1,0 +1,141 @@
+"""Every recorded capture a scheme can read, replayed whole, with its exact summary.
+
+One row per capture under ../shared/fixtures (README.md there says what each holds): the
+capture, the exchange (scheme family) it is replayed as, and what ``atomfast.replay`` must
+report for it: frames, events per topic, checksums verified and failed, gaps, resyncs, bad
+input. A new venue adds its captures here, one row each (``test_every_readable_capture_has_a_row``
+fails until it does); the venue's own tests then assert its recorded values (a trade's price,
+size, side and id; a checksum the exchange sent), not these counts again.
+
+The numbers agree with the independent reference models of the venues' tests (for example
+KRAKEN.ws.50.0: 2437 checksums verified, 6855 lob and 460 spread events, as
+tests/venues/test_kraken_spot.py computes them with its own CRC32 and book model).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from atomfast.exchanges import schemes
+from atomfast.metrics import Metrics
+from atomfast.replay import replay_capture
+from atomfast.sinks.null import NullSink
+from atomfast.testing import fixture_path
+
+
+class Row(NamedTuple):
+    capture: str  # relative to ../shared/fixtures
+    exchange: str  # the scheme family it is replayed as (``atomfast replay --exchange``)
+    frames: int  # websocket frames received (an inline REST answer is not one)
+    events: dict[str, int]  # events per topic
+    checksum_ok: int = 0
+    checksum_failed: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    errors: int = 0
+
+    def summary(self) -> dict:
+        return {"frames": self.frames, "events": self.events, "checksum_ok": self.checksum_ok,
+                "checksum_failed": self.checksum_failed, "gaps": self.gaps, "resyncs": self.resyncs,
+                "errors": self.errors}
+
+
+CAPTURES = [
+    # Binance (cryptofeed 2021: depth@100ms + REST snapshots, bookTicker, aggTrade, kline_1m)
+    Row("cryptofeed/BINANCE.ws.1.0", "binance", 265,
+        {"candle": 2, "lob": 5056, "spread": 49, "status": 5, "ticker": 84, "trades": 2}),
+    Row("cryptofeed/BINANCE_FUTURES.ws.1.0", "binance-futures", 1535,
+        {"candle": 67, "lob": 11807, "spread": 229, "status": 5, "ticker": 613, "trades": 91}),
+    Row("cryptofeed/BINANCE_DELIVERY.ws.1.0", "binance-delivery", 4371,
+        {"candle": 33, "lob": 24144, "spread": 579, "status": 11, "ticker": 2240, "trades": 51}),
+    # Binance (hftbacktest 2024-08-08: one inline REST snapshot after the first depth updates)
+    Row("hftbacktest/spot/btcusdt_20240808.gz", "binance", 41248,
+        {"lob": 114834, "spread": 2854, "status": 1, "ticker": 28040, "trades": 9757}),
+    Row("hftbacktest/usdm/btcusdt_20240808.gz", "binance-futures", 93953,
+        {"lob": 427515, "spread": 5672, "status": 1, "ticker": 66089, "trades": 21313}),
+    Row("hftbacktest/cm/btcusd_perp_20240808.gz", "binance-delivery", 48269,
+        {"lob": 257571, "spread": 6485, "status": 1, "ticker": 19136, "trades": 2286}),
+    Row("cryptofeed/BITFINEX.ws.11.0", "bitfinex", 1693,
+        {"lob": 2926, "spread": 471, "status": 29, "ticker": 21, "trades": 210}),
+    Row("cryptofeed/BITMEX.ws.1.0", "bitmex", 2120,
+        {"lob": 14333, "spread": 460, "status": 41, "ticker": 436, "trades": 27}),
+    Row("cryptofeed/BITSTAMP.ws.1.0", "bitstamp", 747,
+        {"lob": 11140, "spread": 182, "status": 31, "trades": 10, "trades_l3": 10}),
+    Row("cryptofeed/COINBASE.ws.28.0", "coinbase", 9946,
+        {"lob": 18081, "spread": 1778, "status": 41, "ticker": 107, "trades": 97, "trades_l3": 97}),
+    Row("cryptofeed/DERIBIT.ws.1.0", "deribit", 136,
+        {"lob": 149, "open_interest": 10, "spread": 42, "status": 41, "ticker": 89}),
+    Row("cryptofeed/KRAKEN.ws.48.0", "kraken", 49, {"status": 11, "trades": 10}),
+    Row("cryptofeed/KRAKEN.ws.49.0", "kraken", 60, {"status": 11, "ticker": 18}),
+    Row("cryptofeed/KRAKEN.ws.50.0", "kraken", 2481, {"lob": 6855, "spread": 460, "status": 13}, checksum_ok=2437),
+    Row("cryptofeed/KRAKEN_FUTURES.ws.1.0", "kraken-futures", 7175,
+        {"lob": 8585, "spread": 361, "status": 41, "ticker": 107, "trades": 1003}),
+]
+
+#: hftbacktest's folders: which Binance market each one recorded (its README)
+HFTBACKTEST = {"spot": "binance", "usdm": "binance-futures", "cm": "binance-delivery"}
+
+
+def summary_of(metrics: Metrics) -> dict:
+    s = metrics.summary()
+    return {k: s[k] for k in ("frames", "events", "checksum_ok", "checksum_failed", "gaps", "resyncs", "errors")}
+
+
+@pytest.mark.parametrize("row", CAPTURES, ids=lambda r: r.capture)
+def test_capture_summary(row):
+    metrics = Metrics()
+    replay = replay_capture([fixture_path(row.capture)], row.exchange, NullSink(framing=None), metrics)
+    assert summary_of(metrics) == row.summary()
+    assert dict(metrics.errors.counts) == {}  # (errors == 0 with no kind at all)
+    assert replay.unanswered == [] or row.capture.startswith("hftbacktest/")  # their snapshot comes inline
+
+
+@pytest.mark.parametrize("row", CAPTURES, ids=lambda r: r.capture)
+def test_replay_command_prints_the_summary(row, capsys):
+    """``atomfast replay CAPTURE --exchange X``: the summary line it prints is the row's."""
+    from atomfast.cli import main
+
+    assert main(["replay", str(fixture_path(row.capture)), "--exchange", row.exchange, "--sink", "null"]) in (0, None)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: printed[k] for k in row.summary()} == row.summary()
+
+
+def _exchange_of(capture: Path, fixtures: Path) -> str:
+    """The atomfast exchange a capture file belongs to, from its name (cryptofeed's
+    ``EXCHANGE.ws.N.0``) or its folder (hftbacktest)."""
+    relative = capture.relative_to(fixtures)
+    if relative.parts[0] == "hftbacktest":
+        return HFTBACKTEST[relative.parts[1]]
+    return capture.name.split(".ws.")[0].lower().replace("_", "-")
+
+
+def test_every_readable_capture_has_a_row(fixtures_dir):
+    known = set(schemes())
+    readable = sorted(
+        str(p.relative_to(fixtures_dir))
+        for p in [*fixtures_dir.glob("cryptofeed/*.ws.*"), *fixtures_dir.glob("hftbacktest/*/*.gz")]
+        if _exchange_of(p, fixtures_dir) in known)
+    assert sorted(row.capture for row in CAPTURES) == readable
+    for row in CAPTURES:
+        assert _exchange_of(fixtures_dir / row.capture, fixtures_dir) == row.exchange, row
+
+
+def test_a_missing_capture_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    """Under CI (CI=true) a capture or ../shared/fixtures that is absent fails the test that needs
+    it, with the path it looked for; elsewhere the test skips."""
+    from atomfast import testing
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cryptofeed/NOPE.ws.1.0 is absent.*under CI"):
+        testing.fixture_path("cryptofeed/NOPE.ws.1.0")
+    monkeypatch.setattr(testing, "FIXTURES", tmp_path / "absent")
+    with pytest.raises(pytest.fail.Exception, match=f"{tmp_path / 'absent'} is absent.*under CI"):
+        testing.fixtures_dir()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        testing.fixtures_dir()
+    with pytest.raises(pytest.skip.Exception, match="NOPE.ws.1.0 is absent"):
+        testing.fixture_path("cryptofeed/NOPE.ws.1.0")
