@@ -144,43 +144,65 @@ class Dispatch:
 
     def _bind_prefiltered(self, scheme, table, fallback, bad_input, unrouted) -> OnFrame:
         route_key = getattr(scheme, self.prefilter)
-        unwrap = self.unwrap
         decoders = {key: dec.decode for key, dec in self.decoders.items()}
         default = self.decoder.decode if self.decoder is not None else None
-        # key -> (handler, decode or None): one lookup per frame
-        entries = {key: (handler, decoders.get(key, default)) for key, handler in table.items()}
+        # key -> (handler, decode): one lookup per frame; an ignored route and a route without a
+        # decoder get stand-ins here, so that the frame's path has no branch for them
+        entries = {}
+        for key, handler in table.items():
+            decode = decoders.get(key, default)
+            entries[key] = (handler or _ignore, decode if decode is not None and handler is not None else _no_decode)
 
-        def on_frame(conn, data: bytes, recv_ns: int) -> None:
-            entry = entries.get(route_key(conn, data))
-            if entry is None:
-                if fallback is not None:
-                    fallback(conn, data, recv_ns)
-                else:
-                    bad_input(unrouted, "no route for the frame", data)
-                return
-            handler, decode = entry
-            if handler is None:
-                return
-            if decode is None:
-                handler(conn, None, data, recv_ns)
-                return
-            try:
-                msg = decode(data)
-            except _VALIDATION as exc:
-                if fallback is not None:
-                    fallback(conn, data, recv_ns)
-                else:
-                    bad_input("unknown message", str(exc), data)
-                return
-            except _MALFORMED as exc:
-                if fallback is not None:
-                    fallback(conn, data, recv_ns)
-                else:
-                    bad_input("malformed JSON", str(exc), data)
-                return
-            handler(conn, msg if unwrap is None else getattr(msg, unwrap), data, recv_ns)
+        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
+            if fallback is not None:
+                fallback(conn, data, recv_ns)
+            else:
+                bad_input(kind, detail, data)
+
+        unwrap = self.unwrap
+        if unwrap is None:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                entry = entries.get(route_key(conn, data))
+                if entry is None:
+                    other(conn, data, recv_ns, unrouted, "no route for the frame")
+                    return
+                handler, decode = entry
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    return
+                except _MALFORMED as exc:
+                    other(conn, data, recv_ns, "malformed JSON", str(exc))
+                    return
+                handler(conn, msg, data, recv_ns)
+        else:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                entry = entries.get(route_key(conn, data))
+                if entry is None:
+                    other(conn, data, recv_ns, unrouted, "no route for the frame")
+                    return
+                handler, decode = entry
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    return
+                except _MALFORMED as exc:
+                    other(conn, data, recv_ns, "malformed JSON", str(exc))
+                    return
+                handler(conn, getattr(msg, unwrap), data, recv_ns)
 
         return on_frame
+
+
+def _ignore(conn, msg, data: bytes, recv_ns: int) -> None:
+    """The handler of a route that is known and ignored."""
+
+
+def _no_decode(data: bytes) -> None:
+    """The decoder of a route whose handler decodes for itself (it is handed ``msg=None``)."""
+    return None
 
 
 __all__ = ["Dispatch", "OnFrame"]
