@@ -40,9 +40,14 @@ message is validated before the book is touched; a book message that cannot be r
 that book, and a channel message that cannot be attributed to a subscription (unreadable
 channel id, unknown channel) resyncs every book of the connection.
 
-Hot path: a one-row P0/R0 update is recognised from its first bytes (the channel id as written,
-then ``[`` not followed by ``[``/``]``), decoded once into its Struct, sequence-checked inline,
-applied, and published with events built by ``tuple.__new__``.
+Dispatch (``dispatch``, the kit's route table). A frame's route key is read from its first bytes
+(``_route_key``): ``{`` an event; ``[CHANNEL_ID,`` the subscription, then the shape of element 1:
+``[`` one row, ``[[``/``[]`` a snapshot, ``"TAG"`` a tagged message (``hb`` on any channel). The key
+(channel kind, shape or tag) names the message's decoder and handler, so each frame is decoded
+once. A one-row P0/R0 update (nearly every frame) is known from the channel id as written and the
+two bytes after it (``_ConnState.rows``); other frames are classified by ``_examine``. What no route
+takes, or its decoder refuses, goes to ``_unrouted``: counted, and the books it may concern
+reloaded. A one-row P0 update goes to the book with ``L2Book.apply_sides``, as snapshots do.
 
 P0 rows ``[PRICE, COUNT, AMOUNT]``: AMOUNT > 0 bid, < 0 ask, COUNT 0 deletes the level (AMOUNT
 1/-1 names the side). R0 rows ``[ORDER_ID, PRICE, AMOUNT]``: PRICE 0 removes the order; an
@@ -65,9 +70,10 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import L3Book, parse_ticks
+from ...book import ASK, BID, L3Book, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, Spread, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection, Dispatch,
+                       Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -96,17 +102,29 @@ KINDS = {"book": BOOK, "book-R0": RAW, "trades": TRADES, "ticker": TICKER, "cand
 KIND_CHANNELS = {v: k for k, v in KINDS.items()}
 RAW_SUFFIX = "|R0"  # key of a raw (L3) book in ``books``/``unsynced``: native + "|R0"
 
+#: the shape of a channel message's element 1 (in route keys: a tagged message's key holds its tag)
+ROW, SNAPSHOT, TAG = 0, 1, 2
+SHAPE_NAMES = ("row", "snapshot", "tag")
+#: route keys of the frames that are not a channel's: events and heartbeats
+EVENT, HEARTBEAT = "event", "hb"
+#: the two bytes after ``[CHANNEL_ID,`` of a one-row book update: ``[`` then a digit or ``-``
+_ROW_HEADS = tuple(b"[" + bytes((c,)) for c in b"-0123456789")
+#: a channel kind's name in "unknown message" details
+_KIND_MESSAGES = {BOOK: "book message", RAW: "raw book message", TRADES: "trades message",
+                  TICKER: "ticker message", CANDLES: "candles message", STATUS: "status message"}
+
 _STATE = "bitfinex"
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_UNKNOWN = 4
 _MAX_FLOAT = 1e18
 _INT32 = 1 << 31
 _SEEN_TRADES = 4096  # trade ids remembered per market (te/tu and snapshot repeats)
 #: events are built with tuple.__new__ (the NamedTuple's own __new__ is a Python function)
 _new = tuple.__new__
-_p0_update = m.p0_update_decoder.decode
-_r0_update = m.r0_update_decoder.decode
+
+
+def _zero(text: bytes) -> bool:
+    """Whether a JSON number's text is zero: it starts with 0 and has no other digit before its
+    exponent (exactly: the book would read it as 0)."""
+    return text[:1] == b"0" and text.strip(b"0.")[:1] in b"eE"  # b"" is in b"eE" too
 
 
 def _ok(x: float) -> bool:
@@ -137,16 +155,32 @@ class _Chan:
 class _ConnState:
     """Per connection: channel ids, the last sequence number, the confirmed conf flags."""
 
-    __slots__ = ("channels", "prefix", "seq", "flags", "seq_on", "paused")
+    __slots__ = ("channels", "prefix", "rows", "seq", "flags", "seq_on", "paused")
 
     def __init__(self) -> None:
         self.channels: dict[int, _Chan] = {}
-        #: the chanId as it is written at the start of a frame (b"232955") -> channel (hot path)
+        #: a frame's start up to its first comma, the channel id as written (b"[232955,") -> channel
         self.prefix: dict[bytes, _Chan] = {}
+        #: the first bytes of a book channel's one-row update (b"[232955,[7") -> its route key
+        self.rows: dict[bytes, tuple[int, int]] = {}
         self.seq: int | None = None
         self.flags = 0
         self.seq_on = False
         self.paused = False
+
+    def bind(self, chan_id: int, ch: _Chan | None) -> None:
+        """The channel ``chan_id`` is now ``ch`` (None: unsubscribed)."""
+        prefix = b"[%d," % chan_id
+        for head in _ROW_HEADS:
+            self.rows.pop(prefix + head, None)
+        if ch is None:
+            self.channels.pop(chan_id, None)
+            self.prefix.pop(prefix, None)
+            return
+        self.channels[chan_id] = self.prefix[prefix] = ch
+        if ch.is_book:
+            for head in _ROW_HEADS:
+                self.rows[prefix + head] = (ch.kind, ROW)
 
 
 class BitfinexScheme(Scheme):
@@ -256,9 +290,8 @@ class BitfinexScheme(Scheme):
         conn.state[_STATE] = _ConnState()
         self.status("", "connected", conn.url, recv_ns)
         conn.send(m.encode({"event": "conf", "flags": CONF_FLAGS}).decode())
-        for channel, natives in conn.plan.subscriptions:
-            for msg in self.subscribe_messages(channel, natives):
-                conn.send(msg)
+        for msg in self.subscribe_plan(conn.plan):
+            conn.send(msg)
 
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
         """Disconnected: every book of the connection (P0 and R0) is untrusted until its snapshot."""
@@ -312,6 +345,8 @@ class BitfinexScheme(Scheme):
             book = self.books[key] = L3Book(inst.price_decimals, inst.size_decimals)
         return key, book
 
+    # Not Scheme.gap: the sequence is the connection's, not a book's: one gap is counted, every
+    # book of the connection is reloaded, and the reason is said as it is (no "gap: " prefix).
     def _gap(self, conn: Connection, st: _ConnState, reason: str, recv_ns: int, count: bool = True) -> None:
         """The stream of this connection lost its order: every book on it is reloaded."""
         if count:
@@ -351,6 +386,8 @@ class BitfinexScheme(Scheme):
             return None
         return seq
 
+    # Not Scheme.book_failed: a book is a subscription's (``_reload``: a book already reloading
+    # whose new subscription has no snapshot yet is asked for again).
     def _book_failed(self, conn: Connection, ch: _Chan, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
         self.bad_input(kind, detail, data)
         self._reload(conn, ch, f"{kind}: {detail}", recv_ns)
@@ -365,51 +402,54 @@ class BitfinexScheme(Scheme):
             self.resubscribe(conn, ch.key)
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        if data[:1] != b"[":
-            if data[:1] == b"{":
-                self._on_event(conn, data, recv_ns)
-            else:
-                self.bad_input("not a JSON message", "frame starts with neither [ nor {", data)
-            return
+    #: route key -> (decoder, handler): a heartbeat is read element by element by its handler
+    ROUTES = {
+        EVENT: (m.event_decoder, "_on_event"),
+        HEARTBEAT: (None, "_on_heartbeat"),
+        (BOOK, ROW): (m.p0_update_decoder, "_on_p0_row"),
+        (BOOK, SNAPSHOT): (m.p0_snapshot_decoder, "_on_p0_snapshot"),
+        (BOOK, "cs"): (m.checksum_decoder, "_on_checksum"),
+        (RAW, ROW): (m.r0_update_decoder, "_on_r0_row"),
+        (RAW, SNAPSHOT): (m.r0_snapshot_decoder, "_on_r0_snapshot"),
+        (RAW, "cs"): (m.checksum_decoder, "_on_checksum"),
+        (TRADES, "te"): (m.trade_update_decoder, "_on_trade"),
+        (TRADES, "tu"): (m.trade_update_decoder, "_on_trade"),
+        (TRADES, SNAPSHOT): (m.trades_snapshot_decoder, "_on_trades"),
+        (TICKER, ROW): (m.ticker_decoder, "_on_ticker"),
+        (CANDLES, ROW): (m.candle_update_decoder, "_on_candle"),
+        (CANDLES, SNAPSHOT): (m.candles_snapshot_decoder, "_on_candles"),
+        (STATUS, ROW): (m.status_decoder, "_on_status"),
+    }
+    dispatch = Dispatch({key: handler for key, (_, handler) in ROUTES.items()}, prefilter="_route_key",
+                        decoders={key: dec for key, (dec, _) in ROUTES.items() if dec is not None},
+                        fallback="_unrouted")  # no route, or its decoder refused the frame: classified there
+
+    def _route_key(self, conn: Connection, data: bytes) -> tuple | str | None:
+        """The route key of a frame: a one-row book update's from its first bytes (``rows``),
+        any other's from ``_examine``."""
         st = conn.state.get(_STATE)
-        if st is None:
-            st = self._state(conn)
+        if st is not None:
+            key = st.rows.get(data[:data.find(b",", 1, 24) + 3])
+            if key is not None:
+                return key
+        return self._examine(conn, data)[0]
+
+    def _examine(self, conn: Connection, data: bytes) -> tuple:
+        """A frame's route key (None: no route) and what ``_unrouted`` reports from:
+        ``(key, st, chan_id, ch, shape, tag)``. ``{`` is an event; an array is
+        ``[CHANNEL_ID, element 1(, SEQ)]``, its key the channel's kind and element 1's shape
+        (``[`` one row, ``[[``/``[]`` a snapshot) or tag (``"cs"``, ``"te"``; ``"hb"`` on any
+        channel); a one-row book update is known from the channel id as written."""
+        head = data[:1]
+        if head != b"[":
+            return (EVENT if head == b"{" else None), None, -1, None, None, ""
+        st = self._state(conn)
         comma = data.find(b",", 1, 24)
-        ch = st.prefix.get(data[1:comma]) if comma > 0 else None
-        # hot path: a one-row book update "[chanId,[...],seq]" (element 1 "[", not "[[" or "[]")
+        ch = st.prefix.get(data[:comma + 1])
+        # a one-row book update "[chanId,[...],seq]" (element 1 "[", not "[[" or "[]")
         if ch is not None and ch.is_book and len(data) > comma + 2 and data[comma + 1] == 91 and (
                 data[comma + 2] != 91 and data[comma + 2] != 93):
-            try:
-                msg = _p0_update(data) if ch.kind == BOOK else _r0_update(data)
-            except DECODE_ERRORS as exc:
-                self._decode_failed(conn, st, ch, exc, data, recv_ns)
-                return
-            seq = msg.seq
-            last = st.seq
-            if seq is None or last is None or seq != last + 1:
-                self._check_seq(conn, st, seq, data, recv_ns)
-            else:
-                st.seq = seq
-            if not ch.dead:
-                if ch.kind == BOOK:
-                    self._p0_update(conn, ch, msg.level, data, recv_ns)
-                else:
-                    self._r0_update(conn, ch, msg.order, data, recv_ns)
-            return
-        self._on_array(conn, st, data, comma, recv_ns)
-
-    def _decode_failed(self, conn: Connection, st: _ConnState, ch: _Chan | None, exc: Exception, data: bytes,
-                       recv_ns: int) -> None:
-        malformed_json = not isinstance(exc, msgspec.ValidationError)  # one of DECODE_ERRORS
-        self._malformed(conn, st, ch, "malformed JSON" if malformed_json else "malformed message", str(exc), data,
-                        recv_ns)
-
-    def _on_array(self, conn: Connection, st: _ConnState, data: bytes, comma: int, recv_ns: int) -> None:
-        """Every array frame but one-row book updates: snapshots, tagged messages (hb, cs, te,
-        tu), tickers, candles, status; frames of unknown channels; unusually written frames."""
+            return (ch.kind, ROW), st, None, ch, ROW, ""
         chan_id = -1
         if comma > 0:
             try:
@@ -417,127 +457,84 @@ class BitfinexScheme(Scheme):
             except ValueError:
                 chan_id = -1
         if chan_id < 0:
-            self._malformed(conn, st, None, "malformed message", "no channel id", data, recv_ns)
-            return
-        # the shape of element 1: "[[" / "[]" snapshot, "[n" one row, '"' a tagged message
+            return None, st, chan_id, None, None, ""
         c1 = data[comma + 1:comma + 2]
         if c1 == b"[":
             c2 = data[comma + 2:comma + 3]
-            shape = "snapshot" if c2 == b"[" or c2 == b"]" else "row"
+            shape = SNAPSHOT if c2 == b"[" or c2 == b"]" else ROW
             tag = ""
         elif c1 == b'"':
             end = data.find(b'"', comma + 2, comma + 12)
             tag = data[comma + 2:end].decode("ascii", "replace") if end > 0 else "?"
-            shape = "tag"
+            shape = TAG
         else:
             shape, tag = self._classify(data)
-            if not shape:
-                self._malformed(conn, st, st.channels.get(chan_id), "malformed message", "unreadable element 1", data,
-                                recv_ns)
-                return
-        if shape == "tag" and tag == "hb":
-            self._on_heartbeat(conn, st, data, recv_ns)
-            return
+            if shape is None:
+                return None, st, chan_id, None, None, ""
+        if shape == TAG and tag == "hb":
+            return HEARTBEAT, st, chan_id, None, shape, tag
         ch = st.channels.get(chan_id)
         if ch is None:
-            self._malformed(conn, st, None, "unknown channel", f"chanId {chan_id}", data, recv_ns)
-            return
-        kind = ch.kind
-        try:
-            if kind == BOOK:
-                if shape == "row":
-                    msg = m.p0_update_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._p0_update(conn, ch, msg.level, data, recv_ns)
-                elif shape == "snapshot":
-                    msg = m.p0_snapshot_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._p0_snapshot(conn, ch, msg.levels, data, recv_ns)
-                elif tag == "cs":
-                    msg = m.checksum_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._checksum(conn, ch, msg.checksum, data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"book message {tag!r}", data, recv_ns)
-            elif kind == TRADES:
-                if shape == "tag" and (tag == "te" or tag == "tu"):
-                    msg = m.trade_update_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    self._trades(ch, (msg.trade,), data, recv_ns)
-                elif shape == "snapshot":
-                    msg = m.trades_snapshot_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    self._trades(ch, msg.trades[::-1], data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"trades message {tag or shape!r}", data, recv_ns)
-            elif kind == RAW:
-                if shape == "row":
-                    msg = m.r0_update_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._r0_update(conn, ch, msg.order, data, recv_ns)
-                elif shape == "snapshot":
-                    msg = m.r0_snapshot_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._r0_snapshot(conn, ch, msg.orders, data, recv_ns)
-                elif tag == "cs":
-                    msg = m.checksum_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if not ch.dead:
-                        self._checksum(conn, ch, msg.checksum, data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"raw book message {tag!r}", data, recv_ns)
-            elif kind == TICKER:
-                if shape == "row":
-                    msg = m.ticker_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    self._ticker(ch, msg.ticker, data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"ticker message {tag or shape!r}", data, recv_ns)
-            elif kind == CANDLES:
-                if shape == "row":
-                    msg = m.candle_update_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    self._candles(ch, (msg.candle,), data, recv_ns)
-                elif shape == "snapshot":
-                    msg = m.candles_snapshot_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    if msg.candles:
-                        self._candles(ch, (max(msg.candles, key=lambda c: c.mts),), data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"candles message {tag or shape!r}", data, recv_ns)
-            else:  # STATUS
-                if shape == "row":
-                    msg = m.status_decoder.decode(data)
-                    self._check_seq(conn, st, msg.seq, data, recv_ns)
-                    self._status(ch, msg.status, data, recv_ns)
-                else:
-                    self._malformed(conn, st, ch, "unknown message", f"status message {tag or shape!r}", data, recv_ns)
-        except DECODE_ERRORS as exc:
-            self._decode_failed(conn, st, ch, exc, data, recv_ns)
+            return None, st, chan_id, None, shape, tag
+        return (ch.kind, tag if shape == TAG else shape), st, chan_id, ch, shape, tag
 
-    def _classify(self, data: bytes) -> tuple[str, str]:
-        """Shape and tag of a frame whose element 1 does not follow the comma directly."""
+    def _classify(self, data: bytes) -> tuple[int | None, str]:
+        """Shape and tag of a frame whose element 1 does not follow the comma directly
+        (shape None: unreadable)."""
         try:
             parts = m.parts_decoder.decode(data)
         except DECODE_ERRORS:
-            return "", ""
+            return None, ""
         if len(parts) < 2:
-            return "", ""
+            return None, ""
         p1 = bytes(parts[1])
         if p1[:1] == b"[":
             inner = p1[1:].lstrip()
-            return ("snapshot" if inner[:1] in (b"[", b"]") else "row"), ""
+            return (SNAPSHOT if inner[:1] in (b"[", b"]") else ROW), ""
         if p1[:1] == b'"':
             try:
-                return "tag", msgspec.json.decode(p1, type=str)
+                return TAG, msgspec.json.decode(p1, type=str)
             except DECODE_ERRORS:
-                return "", ""
-        return "", ""
+                return None, ""
+        return None, ""
+
+    def _unrouted(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A frame no route takes, or whose decoder refused it: counted; a channel message also
+        keeps the sequence count going and reloads the book(s) it may have been for (``_malformed``)."""
+        head = data[:1]
+        if head == b"{":  # an event the decoder refused
+            try:
+                m.event_decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                self.bad_input("unknown message", str(exc), data)
+            except MALFORMED as exc:
+                self.bad_input("malformed JSON", str(exc), data)
+            return
+        if head != b"[":
+            self.bad_input("not a JSON message", "frame starts with neither [ nor {", data)
+            return
+        key, st, chan_id, ch, shape, tag = self._examine(conn, data)
+        if key in self.ROUTES:  # its decoder refused it: say why
+            try:
+                self.ROUTES[key][0].decode(data)
+            except DECODE_ERRORS as exc:
+                self._decode_failed(conn, st, ch, exc, data, recv_ns)
+        elif chan_id < 0:
+            self._malformed(conn, st, None, "malformed message", "no channel id", data, recv_ns)
+        elif shape is None:
+            self._malformed(conn, st, st.channels.get(chan_id), "malformed message", "unreadable element 1", data,
+                            recv_ns)
+        elif ch is None:
+            self._malformed(conn, st, None, "unknown channel", f"chanId {chan_id}", data, recv_ns)
+        else:
+            what = tag if ch.is_book else (tag or SHAPE_NAMES[shape])
+            self._malformed(conn, st, ch, "unknown message", f"{_KIND_MESSAGES[ch.kind]} {what!r}", data, recv_ns)
+
+    def _decode_failed(self, conn: Connection, st: _ConnState, ch: _Chan | None, exc: Exception, data: bytes,
+                       recv_ns: int) -> None:
+        malformed_json = not isinstance(exc, msgspec.ValidationError)  # one of DECODE_ERRORS
+        self._malformed(conn, st, ch, "malformed JSON" if malformed_json else "malformed message", str(exc), data,
+                        recv_ns)
 
     def _malformed(self, conn: Connection, st: _ConnState, ch: _Chan | None, kind: str, detail: str, data: bytes,
                    recv_ns: int) -> None:
@@ -553,7 +550,20 @@ class BitfinexScheme(Scheme):
         elif ch.is_book and not ch.dead:
             self._reload(conn, ch, f"{kind}: {detail}", recv_ns)
 
-    def _on_heartbeat(self, conn: Connection, st: _ConnState, data: bytes, recv_ns: int) -> None:
+    def _channel(self, conn: Connection, msg, data: bytes, recv_ns: int) -> _Chan:
+        """The subscription a decoded channel message is for; its sequence number checked (the
+        next one: taken at once)."""
+        st = conn.state[_STATE]
+        ch = st.channels[msg.chan]
+        seq = msg.seq
+        last = st.seq
+        if seq is None or last is None or seq != last + 1:
+            self._check_seq(conn, st, seq, data, recv_ns)
+        else:
+            st.seq = seq
+        return ch
+
+    def _on_heartbeat(self, conn: Connection, _msg: None, data: bytes, recv_ns: int) -> None:
         """``[CHANNEL_ID, "hb"(, SEQ)]``: nothing to publish, but it takes a sequence number
         (also on a channel whose ``subscribed`` event has not arrived yet)."""
         try:
@@ -564,102 +574,124 @@ class BitfinexScheme(Scheme):
         except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed heartbeat", str(exc), data)
             return
-        self._check_seq(conn, st, seq, data, recv_ns)
+        self._check_seq(conn, conn.state[_STATE], seq, data, recv_ns)
 
     # --- P0 book ------------------------------------------------------------------------------
-    def _p0_snapshot(self, conn: Connection, ch: _Chan, levels: list[m.P0Level], data: bytes, recv_ns: int) -> None:
+    def _on_p0_snapshot(self, conn: Connection, msg: m.P0Snapshot, data: bytes, recv_ns: int) -> None:
+        ch = self._channel(conn, msg, data, recv_ns)
+        if ch.dead:
+            return
         native = ch.native
         inst = self.instrument(native)
         pd, sd = inst.price_decimals, inst.size_decimals
-        rows = []
-        for lv in levels:
+        runs: list[tuple[int, list]] = []  # the levels in order, in runs of one side
+        run_side = -1
+        for lv in msg.levels:
             price = bytes(lv.price)
             amount = bytes(lv.amount)
             if amount[:1] == b"-":
-                side, size = 1, amount[1:]
+                side, size = ASK, amount[1:]
             else:
-                side, size = 0, amount
+                side, size = BID, amount
             if lv.count <= 0 or not positive(price, pd) or not positive(size, sd):
                 self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
                                   recv_ns)
                 return
-            rows.append((side, price, size))
+            if side != run_side:
+                run_side, run = side, []
+                runs.append((side, run))
+            run.append((price, size))
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
         book = ch.book = self.begin_snapshot(native, recv_ns, ms)
-        emit, exchange, symbol = self.emit, self.exchange, ch.symbol
-        apply = book.apply
+        rows, exchange, symbol = self.rows("lob"), self.exchange, ch.symbol
         flags = 0
         try:
-            for side, price, size in rows:
-                f = apply(side, price, size)
-                if f & _UNKNOWN:
-                    continue
-                flags |= f
-                emit("lob", _new(Lob, (exchange, symbol, float(price), float(size), SIDE_NAMES[side], ms, atom_us)))
-        except _BOOK_ERRORS as exc:  # validated above: not expected
+            for side, levels in runs:
+                flags |= book.apply_sides(side, levels, None, rows, Lob, exchange, symbol, ms, atom_us)
+        except BOOK_ERRORS as exc:  # validated above: not expected
             self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
             return
-        if flags & _TOP_CHANGED:
-            emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
+        if flags & TOP_CHANGED:
+            self.emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
 
-    def _p0_update(self, conn: Connection, ch: _Chan, lv: m.P0Level, data: bytes, recv_ns: int) -> None:
-        native = ch.native
-        if native in self.unsynced:
+    def _on_p0_row(self, conn: Connection, msg: m.P0Update, data: bytes, recv_ns: int) -> None:
+        """``[CHANNEL_ID, [PRICE, COUNT, AMOUNT], SEQ]``: nearly every frame (``_channel`` is inline).
+        COUNT 0 deletes the level; a negative COUNT, or a zero PRICE or AMOUNT, is malformed (the
+        size's zero is seen here, the price's where the book refuses it: ``_p0_refused``)."""
+        st = conn.state[_STATE]
+        ch = st.channels[msg.chan]
+        seq = msg.seq
+        last = st.seq
+        if seq is None or last is None or seq != last + 1:
+            self._check_seq(conn, st, seq, data, recv_ns)
+        else:
+            st.seq = seq
+        if ch.dead or ch.native in self.unsynced:
             return  # reloading: nothing of this book until its snapshot
         book = ch.book
         if book is None:
             self._reload(conn, ch, "book update before its snapshot", recv_ns)
             return
-        price = bytes(lv.price)
+        lv = msg.level
         amount = bytes(lv.amount)
-        count = lv.count
         if amount[:1] == b"-":
-            side, size = 1, amount[1:]
+            side, size = ASK, amount[1:]
         else:
-            side, size = 0, amount
-        # price > 0 and amount != 0: a JSON number is zero only if it starts with 0 and has no
-        # other digit before its exponent; the book checks everything else exactly (sign,
-        # format, range, decimals) and refuses the level whole
-        if price[:1] == b"0":
-            z = price.strip(b"0.")
-            if not z or z[:1] in b"eE":
-                count = -1
-        if size[:1] == b"0":
-            z = size.strip(b"0.")
-            if not z or z[:1] in b"eE":
-                count = -1
-        if count <= 0:
-            if count < 0:
-                self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
-                                  recv_ns)
+            side, size = BID, amount
+        count = lv.count
+        if count <= 0 or size[:1] == b"0":
+            if count < 0 or _zero(size):
+                self._book_failed(conn, ch, "malformed book level", f"{bytes(lv.price)!r} {count!r} {amount!r}",
+                                  data, recv_ns)
                 return
-            size = b"0"  # COUNT 0: the level goes
-        try:
-            f = book.apply(side, price, size)
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
-            return
-        if f & _UNKNOWN:
-            return
+            if count == 0:
+                size = b"0"  # COUNT 0: the level goes
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
-        self.emit("lob", _new(Lob, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side], ms, atom_us)))
-        if f & _TOP_CHANGED:
+        try:
+            f = book.apply_sides(side, [(lv.price, size)], None, self.rows("lob"), Lob, self.exchange, ch.symbol, ms,
+                                 atom_us)
+        except BOOK_ERRORS:
+            f = self._p0_refused(conn, ch, lv, side, size, amount, data, recv_ns, ms, atom_us)
+        if f & TOP_CHANGED:
             self.emit("spread", _new(Spread, (self.exchange, ch.symbol, *book.best(), ms, atom_us)))
 
+    def _p0_refused(self, conn: Connection, ch: _Chan, lv: m.P0Level, side: int, size: bytes, amount: bytes,
+                    data: bytes, recv_ns: int, ms: int, atom_us: int) -> int:
+        """A level ``apply_sides`` refused. A zero PRICE is malformed; any other goes through
+        ``L2Book.apply`` with its text, as it always did: refused in the same words (the price
+        shown as text), except a signed price, which ``apply`` refuses as negative but for ``-0``
+        (taken as the price 0). Returns the flags (0: nothing applied)."""
+        price = bytes(lv.price)
+        if _zero(price):
+            self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data, recv_ns)
+            return 0
+        try:
+            f = ch.book.apply(side, price, size)
+        except BOOK_ERRORS as exc:
+            self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
+            return 0
+        if not f & UNKNOWN:
+            self.emit("lob", _new(Lob, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side], ms,
+                                        atom_us)))
+        return f
+
     # --- R0 book ------------------------------------------------------------------------------
-    def _r0_snapshot(self, conn: Connection, ch: _Chan, orders: list[m.R0Order], data: bytes, recv_ns: int) -> None:
+    def _on_r0_snapshot(self, conn: Connection, msg: m.R0Snapshot, data: bytes, recv_ns: int) -> None:
+        ch = self._channel(conn, msg, data, recv_ns)
+        if ch.dead:
+            return
         key, book = self._raw_book(ch.native)
         pd, sd = book.price_decimals, book.size_decimals
         rows = []
-        for o in orders:
+        for o in msg.orders:
             price = bytes(o.price)
             amount = bytes(o.amount)
             if amount[:1] == b"-":
-                side, size = 1, amount[1:]
+                side, size = ASK, amount[1:]
             else:
-                side, size = 0, amount
+                side, size = BID, amount
             if o.order_id < 0 or not positive(price, pd) or not positive(size, sd):
                 self._book_failed(conn, ch, "malformed book order", f"{o.order_id!r} {price!r} {amount!r}", data,
                                   recv_ns)
@@ -677,33 +709,35 @@ class BitfinexScheme(Scheme):
                 flags |= add(oid, side, price, size)
                 emit("lob_l3", _new(LobL3, (exchange, symbol, float(price), float(size), SIDE_NAMES[side], str(oid), ms,
                                             atom_us)))
-        except _BOOK_ERRORS as exc:  # validated above: not expected
+        except BOOK_ERRORS as exc:  # validated above: not expected
             self._book_failed(conn, ch, "malformed book order", str(exc), data, recv_ns)
             return
-        if flags & _TOP_CHANGED and self._raw_spread:
+        if flags & TOP_CHANGED and self._raw_spread:
             emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
 
-    def _r0_update(self, conn: Connection, ch: _Chan, o: m.R0Order, data: bytes, recv_ns: int) -> None:
-        key = ch.key
-        if key in self.unsynced:
+    def _on_r0_row(self, conn: Connection, msg: m.R0Update, data: bytes, recv_ns: int) -> None:
+        """``[CHANNEL_ID, [ORDER_ID, PRICE, AMOUNT], SEQ]``: PRICE 0 removes the order."""
+        ch = self._channel(conn, msg, data, recv_ns)
+        if ch.dead or ch.key in self.unsynced:
             return
         book = ch.book
         if book is None:
             self._reload(conn, ch, "book update before its snapshot", recv_ns)
             return
+        o = msg.order
         oid = o.order_id
         price = bytes(o.price)
         amount = bytes(o.amount)
         if amount[:1] == b"-":
-            side, size = 1, amount[1:]
+            side, size = ASK, amount[1:]
         else:
-            side, size = 0, amount
+            side, size = BID, amount
         # PRICE 0 removes the order; a JSON number not starting with 0 is not zero
         removal = False
         if price[:1] == b"0":
             try:
                 removal = parse_ticks(price, book.price_decimals) == 0
-            except _BOOK_ERRORS:
+            except BOOK_ERRORS:
                 removal = None
         if removal is None or oid < 0 or not positive(size, book.size_decimals) or price[:1] == b"-":
             self._book_failed(conn, ch, "malformed book order", f"{oid!r} {price!r} {amount!r}", data, recv_ns)
@@ -726,20 +760,23 @@ class BitfinexScheme(Scheme):
                     f = book.add(oid, side, price, size)
                 self.emit("lob_l3", _new(LobL3, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side],
                                                 str(oid), ms, atom_us)))
-        except _BOOK_ERRORS as exc:
+        except BOOK_ERRORS as exc:
             self._book_failed(conn, ch, "malformed book order", str(exc), data, recv_ns)
             return
-        if f & _TOP_CHANGED and self._raw_spread:
+        if f & TOP_CHANGED and self._raw_spread:
             self.emit("spread", _new(Spread, (self.exchange, ch.symbol, *book.best(), ms, atom_us)))
 
     # --- checksums ----------------------------------------------------------------------------
-    def _checksum(self, conn: Connection, ch: _Chan, expected: int, data: bytes, recv_ns: int) -> None:
+    def _on_checksum(self, conn: Connection, msg: m.Checksum, data: bytes, recv_ns: int) -> None:
+        """``[CHANNEL_ID, "cs", CHECKSUM, SEQ]`` of a P0 or R0 book."""
+        ch = self._channel(conn, msg, data, recv_ns)
         key = ch.key
-        if key in self.unsynced:
+        if ch.dead or key in self.unsynced:
             return
         book = ch.book
         if book is None:
             return  # no snapshot on this subscription yet: nothing to compare
+        expected = msg.checksum
         if not -_INT32 <= expected < _INT32:
             self._book_failed(conn, ch, "malformed checksum", repr(expected), data, recv_ns)
             return
@@ -751,6 +788,14 @@ class BitfinexScheme(Scheme):
             self.resync(conn, key, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
 
     # --- trades, ticker, candles, status ------------------------------------------------------
+    def _on_trade(self, conn: Connection, msg: m.TradeUpdate, data: bytes, recv_ns: int) -> None:
+        """``te`` (published) and ``tu`` (published if its ``te`` was not)."""
+        self._trades(self._channel(conn, msg, data, recv_ns), (msg.trade,), data, recv_ns)
+
+    def _on_trades(self, conn: Connection, msg: m.TradesSnapshot, data: bytes, recv_ns: int) -> None:
+        """A trades snapshot (newest first): published oldest first."""
+        self._trades(self._channel(conn, msg, data, recv_ns), msg.trades[::-1], data, recv_ns)
+
     def _trades(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
         for t in rows:
             a = t.amount
@@ -776,13 +821,24 @@ class BitfinexScheme(Scheme):
             else:
                 emit("trades", _new(Trade, (exchange, symbol, t.price, -a, SELL, str(tid), t.mts, atom_us)))
 
-    def _ticker(self, ch: _Chan, t: m.TickerRow, data: bytes, recv_ns: int) -> None:
+    def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
+        ch = self._channel(conn, msg, data, recv_ns)
+        t = msg.ticker
         if not (_ok(t.bid) and _ok(t.bid_size) and _ok(t.ask) and _ok(t.ask_size)):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
             return
         atom_us = recv_ns // 1000
         self.emit("ticker", Ticker(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
                                    atom_us))
+
+    def _on_candle(self, conn: Connection, msg: m.CandleUpdate, data: bytes, recv_ns: int) -> None:
+        self._candles(self._channel(conn, msg, data, recv_ns), (msg.candle,), data, recv_ns)
+
+    def _on_candles(self, conn: Connection, msg: m.CandlesSnapshot, data: bytes, recv_ns: int) -> None:
+        """A candles snapshot: its newest candle only."""
+        ch = self._channel(conn, msg, data, recv_ns)
+        if msg.candles:
+            self._candles(ch, (max(msg.candles, key=lambda c: c.mts),), data, recv_ns)
 
     def _candles(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
         tf = ch.timeframe
@@ -798,7 +854,10 @@ class BitfinexScheme(Scheme):
             self.emit("candle", Candle(self.exchange, ch.symbol, c.mts, candle_end(c.mts, tf), interval, 0, closed,
                                        c.open, c.high, c.low, c.close, c.volume, atom_us // 1000, atom_us))
 
-    def _status(self, ch: _Chan, s: m.DerivStatus, data: bytes, recv_ns: int) -> None:
+    def _on_status(self, conn: Connection, msg: m.StatusMsg, data: bytes, recv_ns: int) -> None:
+        """A ``deriv:SYMBOL`` status row: funding rate and open interest."""
+        ch = self._channel(conn, msg, data, recv_ns)
+        s = msg.status
         if not ms_ok(s.mts):
             self.bad_input("malformed status", f"time {s.mts!r}", data)
             return
@@ -821,23 +880,13 @@ class BitfinexScheme(Scheme):
                 self.bad_input("malformed open interest", repr(s.open_interest), data)
 
     # --- events -------------------------------------------------------------------------------
-    def _on_event(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        try:
-            ev = m.event_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("unknown message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
+    def _on_event(self, conn: Connection, ev: m.Event, data: bytes, recv_ns: int) -> None:
         name = ev.event
         if name == "subscribed":
             self._on_subscribed(conn, ev, data, recv_ns)
         elif name == "unsubscribed":
             if ev.chanId is not None:
-                st = self._state(conn)
-                st.channels.pop(ev.chanId, None)
-                st.prefix.pop(str(ev.chanId).encode(), None)
+                self._state(conn).bind(ev.chanId, None)
         elif name == "info":
             self._on_info(conn, ev, data, recv_ns)
         elif name == "conf":
@@ -892,8 +941,8 @@ class BitfinexScheme(Scheme):
         if kind == RAW:
             self._raw_book(native)
         st = self._state(conn)
-        ch = st.channels[chan_id] = _Chan(kind, native, key, self.symbol_of(native), timeframe)
-        st.prefix[str(chan_id).encode()] = ch
+        ch = _Chan(kind, native, key, self.symbol_of(native), timeframe)
+        st.bind(chan_id, ch)
         self.status(self.symbol_of(native), "subscribed", KIND_CHANNELS[kind], recv_ns)
 
     def _on_info(self, conn: Connection, ev: m.Event, data: bytes, recv_ns: int) -> None:
