@@ -176,7 +176,7 @@ def prepare(spec: FeedSpec, command: str = "run") -> Setup:
             raise UsageError(f"--rest-endpoint: {exc}") from None
     elif endpoint and (endpoint.startswith("ws://") or is_local(endpoint)):
         rest_base = rest_base_for(endpoint)
-    symbols = split_list(spec.symbols) or settings.symbols_for(exchange)
+    symbols = split_list(spec.symbols) or settings.symbols_for(exchange) or list(table[exchange][0].default_symbols)
     if not symbols:
         raise UsageError(f"no symbols for {exchange}: give --symbols or a [{exchange}] section with symbols in config.ini")
     if spec.duration is not None and spec.duration <= 0:

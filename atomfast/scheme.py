@@ -138,6 +138,9 @@ class Scheme:
     #: (unless another url is asked for)
     channel_urls: ClassVar[dict[str, str]] = {}
     default_channels: ClassVar[tuple[str, ...]] = ("lob", "trades", "ticker")
+    #: the markets ``run`` collects when neither ``--symbols`` nor config.ini names any
+    #: (normalised names)
+    default_symbols: ClassVar[tuple[str, ...]] = ()
     #: symbol aliases applied when normalising (Kraken: XBT -> BTC)
     aliases: ClassVar[dict[str, str]] = {}
     symbols_per_message: ClassVar[int] = 50  # symbols in one subscribe message
