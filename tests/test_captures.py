@@ -122,20 +122,3 @@ def test_every_readable_capture_has_a_row(fixtures_dir):
     for row in CAPTURES:
         assert _exchange_of(fixtures_dir / row.capture, fixtures_dir) == row.exchange, row
 
-
-def test_a_missing_capture_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
-    """Under CI (CI=true) a capture or ../shared/fixtures that is absent fails the test that needs
-    it, with the path it looked for; elsewhere the test skips."""
-    from atomfast import testing
-
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="cryptofeed/NOPE.ws.1.0 is absent.*under CI"):
-        testing.fixture_path("cryptofeed/NOPE.ws.1.0")
-    monkeypatch.setattr(testing, "FIXTURES", tmp_path / "absent")
-    with pytest.raises(pytest.fail.Exception, match=f"{tmp_path / 'absent'} is absent.*under CI"):
-        testing.fixtures_dir()
-    monkeypatch.setenv("CI", "")
-    with pytest.raises(pytest.skip.Exception, match="absent"):
-        testing.fixtures_dir()
-    with pytest.raises(pytest.skip.Exception, match="NOPE.ws.1.0 is absent"):
-        testing.fixture_path("cryptofeed/NOPE.ws.1.0")
