@@ -897,16 +897,16 @@ def test_apply_sides_floats_beyond_2_pow_53_ticks_come_from_the_text():
 
 
 def test_apply_sides_appends_to_anything_with_append_and_checks_its_row_type():
-    class Sink:
+    class Appender:  # not a list: anything with append
         def __init__(self):
             self.got = []
 
         def append(self, row):
             self.got.append(row)
 
-    book, sink = L2Book(2, 2), Sink()
-    book.apply_sides(ASK, (("1.5", "2"),), None, sink, _Row, "x", "S", 1, 2)
-    assert [tuple(r) for r in sink.got] == [("x", "S", 1.5, 2.0, "sell", 1, 2)]
+    book, rows = L2Book(2, 2), Appender()
+    book.apply_sides(ASK, (("1.5", "2"),), None, rows, _Row, "x", "S", 1, 2)
+    assert [tuple(r) for r in rows.got] == [("x", "S", 1.5, 2.0, "sell", 1, 2)]
     with pytest.raises(TypeError):
         book.apply_sides(ASK, [("1.5", "2")], None, [], dict, "x", "S", 1, 2)
     with pytest.raises(TypeError):

@@ -359,7 +359,7 @@ def test_live_orders_documented_shape_exact():
                                       T0 // 1000)]
     # the deletion of an order we do not hold changes nothing
     assert h.feed(bitstamp_order_msg("order_deleted", "ethusd", 5, 0, "1.00", "1.00000000", 1641343699800000)) == []
-    book = h.scheme.l3["ethusd"].book
+    book = h.scheme.l3books["ethusd"]
     assert book.order(1443875731320833) == (ASK, "3806.01", "0.40000000") and len(book) == 2
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (0, 0, 0)
 
@@ -380,7 +380,7 @@ def run_l3(pairs, start, delay: int = 4):
 
 
 def assert_orders_equal(h, ref: BitstampOrders) -> None:
-    book = h.scheme.l3["ethusd"].book
+    book = h.scheme.l3books["ethusd"]
     book._validate()
     assert len(book) == len(ref.orders)
     for oid, (side, price, amount) in ref.orders.items():
@@ -430,7 +430,7 @@ def test_live_orders_lost_creation_healed_lost_deletion_not_seen():
     pairs[deleted] = (None, snaps[deleted])
     h = run_l3(pairs, start)
     assert (h.metrics.gaps, h.metrics.resyncs) == (0, 0)  # undetectable: a phantom order stays
-    assert msgs[deleted]["data"]["id"] in h.scheme.l3["ethusd"].book
+    assert msgs[deleted]["data"]["id"] in h.scheme.l3books["ethusd"]
     with pytest.raises(AssertionError):
         assert_orders_equal(h, ref)
 

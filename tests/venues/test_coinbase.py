@@ -407,7 +407,7 @@ def test_l3_documented_examples_exact():
         ("spread", Spread("coinbase", "BTC-USD", 295.96, 0.05088265, 295.97, 5.72036512, T0 // 10**6, T0 // 1000)),
         ("spread", Spread("coinbase", "BTC-USD", 295.96, 0.05088265, 200.2, 1.0, DOC_MS, T0 // 1000)),
     ]
-    book = h.scheme.l3["BTC-USD"].book
+    book = h.scheme.l3books["BTC-USD"]
     assert h.feed(stream[2]) == []  # a market order received: nothing on the book
     assert of(h.feed(stream[3]), "lob_l3") == [LobL3("coinbase", "BTC-USD", 400.23, 12.234412, "sell",
                                                      "ac928c66-ca53-498f-9c13-a110027a60e8", DOC_MS, T0 // 1000)]
@@ -433,7 +433,7 @@ def test_l3_documented_examples_exact():
     ev = h.feed(stream[9])
     assert ev[0] == ("lob_l3", LobL3("coinbase", "ETH-USD", 6.0, 80.0, "buy", "c3f16063-77b1-408f-a743-88b7bc20cdcd",
                                      1654556143433, T0 // 1000))
-    assert h.scheme.l3["ETH-USD"].book.order("c3f16063-77b1-408f-a743-88b7bc20cdcd") == (BID, "6", "80")
+    assert h.scheme.l3books["ETH-USD"].order("c3f16063-77b1-408f-a743-88b7bc20cdcd") == (BID, "6", "80")
     assert h.feed(stream[10]) == []  # activate: not on the book
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (0, 0, 0)
     assert h.events("lob") == [] and h.events("trades") == []  # not subscribed
@@ -458,7 +458,7 @@ def test_l3_stale_snapshot_is_fetched_again_and_inconsistent_match_resyncs():
                                     "lob_l3: inconsistent match: maker 'nope' is not on the book",
                                     T0 // 10**6, T0 // 1000))]
     assert (h.metrics.gaps, h.metrics.resyncs) == (0, 1)
-    assert len(h.scheme.l3["BTC-USD"].book) == 0 and h.conn.fetches == [url, url, url]
+    assert len(h.scheme.l3books["BTC-USD"]) == 0 and h.conn.fetches == [url, url, url]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def run_l3(messages, start_snapshot, snapshots_at, answer_delay: int = 3):
 
 
 def assert_l3_equal(h: Harness, ref: CoinbaseOrders) -> None:
-    book = h.scheme.l3["BTC-USD"].book
+    book = h.scheme.l3books["BTC-USD"]
     book._validate()
     assert len(book) == len(ref.orders)
     for oid, (side, price, size) in ref.orders.items():
