@@ -12,6 +12,10 @@ resyncs the pair: status ``resync`` with the reason, book dropped, its updates i
 fresh snapshot, which ``resubscribe`` asks for (unsubscribe + subscribe of that pair's book on
 that connection). A whole message is validated before the book is touched.
 
+v1 frames are routed by their channelID's digits as sent (no decoding to route); the common book
+update (one payload, one level, its checksum) takes a short path, and every other shape, or
+anything amiss, the step-by-step one: the events and errors are the same either way.
+
 v1 has no trade id: ``trade_id`` is ``"<exchange time in µs>-<index of the trade in its
 message>"`` (e.g. ``"1618678142557535-0"``), deterministic across replays.
 v1 ticker sizes are the ``lotVolume`` (exact decimal) of ``a``/``b``, not the rounded-down
@@ -19,13 +23,16 @@ v1 ticker sizes are the ``lotVolume`` (exact decimal) of ``a``/``b``, not the ro
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Sequence
+from weakref import WeakSet
 
 import msgspec
 
 from ...book import ASK, BID, L2Book, parse_checksum
 from ...events import Candle, Lob, Ticker, Trade
-from ...scheme import DECODE_ERRORS, MALFORMED, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
+                       RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import (
     ALIASES,
@@ -37,10 +44,15 @@ from .parse import (
     spot_instrument,
 )
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_UNKNOWN = 4
 _MAX_FLOAT = 1e18
+_TIMESTAMP = attrgetter("timestamp")
+#: what sends a decoded v1 book update from its fast path to the step-by-step one (nothing
+#: applied yet): no book (KeyError), not one level (ValueError), a malformed value
+_NOT_FAST = (KeyError, *BOOK_ERRORS)
+_HEARTBEAT, _SUBSCRIPTION_STATUS, _ERROR = m.V1Heartbeat, m.V1SubscriptionStatus, m.V1Error
+#: v1 data channel kind -> the decoder of its messages (a book's: of its common update)
+_DATA_DECODERS = {"book": m.v1_update_decoder, "trade": m.v1_trade_decoder, "ticker": m.v1_ticker_decoder,
+                  "ohlc": m.v1_ohlc_decoder}
 
 INTERVALS = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d", 10080: "1w", 21600: "15d"}
 
@@ -49,14 +61,13 @@ def interval_name(minutes: int) -> str:
     return INTERVALS.get(minutes) or f"{minutes}m"
 
 
-def _newest(*sides) -> str:
-    """The newest timestamp of a v1 message's levels ("" for none)."""
-    newest = ""
-    for levels in sides:
-        if levels:
-            for lv in levels:
-                if lv.timestamp > newest:
-                    newest = lv.timestamp
+def _newest(asks, bids) -> str:
+    """The newest timestamp of a v1 message's levels ("" for none; a side may be None)."""
+    newest = max(asks, key=_TIMESTAMP).timestamp if asks else ""
+    if bids:
+        other = max(bids, key=_TIMESTAMP).timestamp
+        if other > newest:
+            newest = other
     return newest
 
 
@@ -94,40 +105,68 @@ class _KrakenSpot(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return spot_instrument(native, v2=self._v2)
 
-    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
-        self.bad_input(kind, detail, data)
-        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
-
-    def _verify(self, conn: Connection, native: str, book: L2Book, expected: int, book_scale: bool, flags: int,
-                event_ms: int, atom_us: int, recv_ns: int) -> None:
-        got = book.checksum_kraken(book_scale)
-        if got == expected:
-            self.metrics.checksum_ok += 1
-            if flags & _TOP_CHANGED:
-                self.emit_spread(native, book, event_ms, atom_us)
-        else:
-            self.metrics.checksum_failed += 1
-            self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
-
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        raise NotImplementedError
+    def _checksum_failed(self, conn: Connection, native: str, expected, got: int, recv_ns: int) -> None:
+        self.metrics.checksum_failed += 1
+        self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
 
 
 # ================================================================================================
 # v1: wss://ws.kraken.com
 
 
+class _Channel(msgspec.Struct, eq=False, weakref=True):
+    """One v1 data channel of a connection (learnt from ``subscriptionStatus``, or from a message
+    on a channelID we were not told about): what the route table needs (``kind``) and what its
+    handlers use: the pair, its normalised symbol, the book depth or ohlc interval (``depth``);
+    for a book, the depth it is cut to after an update (``trunc``: the pair's ``depths`` entry,
+    else the channel's own depth)."""
+
+    kind: str
+    pair: str
+    depth: int
+    symbol: str
+    trunc: int = 0
+
+
+def _channel_key(channel_id: int) -> bytes:
+    """A channel's key in ``conn.state``: the frame's bytes up to its first comma, b"[3648,"."""
+    return b"[%d," % channel_id
+
+
 class KrakenSpotV1Scheme(_KrakenSpot):
     """Kraken spot websocket v1: arrays ``[channelID, payload, channelName, pair]``.
 
-    channelID -> (channel, pair, depth|interval) is learnt per connection from
-    ``subscriptionStatus`` and kept in ``conn.state["kraken_v1"]`` (a message on an unknown
-    channelID is understood from its trailing channelName and pair, and learnt).
+    channelID -> channel (``_Channel``: kind, pair, depth|interval) is learnt per connection from
+    ``subscriptionStatus`` and kept in ``conn.state``, keyed by the frame's bytes up to the
+    channelID's comma (``b"[3648,"``; a message on an unknown channelID is understood from its
+    trailing channelName and pair, and learnt). Routing reads those bytes, without decoding
+    (``_route``); ``{`` frames are events.
+
+    A book frame is decoded as the common update (one payload with its checksum, ``_on_book``);
+    one of another shape (a snapshot, two payloads, another pair) is decoded again as any book
+    message (``_on_book_message``), so the common one is decoded once and every other one is
+    taken exactly as before.
     """
 
     exchange = "kraken"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com"),)
     is_default = False
+
+    #: data frames by their channel's kind (``_route``: the channelID's digits), decoded as its
+    #: messages are (a book's as its common update), a frame on a channelID not learnt yet (b"["),
+    #: an event (b"{"); what does not decode so, and what is neither, goes to ``_on_other``
+    dispatch = Dispatch({"book": "_on_book", "trade": "_on_trades", "ticker": "_on_ticker", "ohlc": "_on_ohlc",
+                         "spread": None, b"[": "_on_new_channel", b"{": "_on_event"},
+                        prefilter="_route", decoders={**_DATA_DECODERS, b"{": m.v1_event_decoder},
+                        fallback="_on_other")
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: the channel of the frame being routed (set by ``_route`` for the handler)
+        self._channel: _Channel | None = None
+        #: pair -> its book channels (on every connection), whose ``trunc`` follows ``depths``
+        self._book_channels: dict[str, WeakSet[_Channel]] = {}
 
     # --- subscriptions ------------------------------------------------------------------------
     def _subscription(self, channel: str, depth: int | None = None) -> dict:
@@ -148,61 +187,81 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     def ping_message(self) -> str:
         return '{"event":"ping"}'
 
-    # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        if len(data) > self.max_frame_bytes:
-            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
-            return
+    # --- routing ------------------------------------------------------------------------------
+    def _route(self, conn: Connection, data: bytes):
+        """The route key of a frame: the kind of its channel, read from the channelID's digits as
+        sent (``[3648,``); b"[" for a channelID not learnt yet, b"{" for an event."""
+        try:
+            channel = conn.state[data[:data.find(b",") + 1]]
+        except KeyError:
+            return data[:1]
+        self._channel = channel
+        return channel.kind
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A data frame that did not decode as its channel's (``_route`` found the channel: a book
+        message of another shape, or a malformed one), an event that did not decode (decoded
+        again, to say why), or no JSON message."""
         first = data[:1]
-        if first == b"[":
-            # [channelID, ...]: the channel's entry, keyed by the channelID's digits as sent
-            channels = conn.state.get("kraken_v1")
-            comma = data.find(b",", 1, 24)
-            entry = channels.get(data[1:comma]) if channels is not None and comma > 0 else None
-            if entry is None:
-                entry = self._learn(self._channels(conn), data)
-                if entry is None:
-                    return
-            kind = entry[0]
-            if kind == "book":
-                self._on_book(conn, data, entry[1], entry[2], recv_ns)
-            elif kind == "trade":
-                self._on_trades(data, recv_ns)
-            elif kind == "ticker":
-                self._on_ticker(data, recv_ns)
-            elif kind == "ohlc":
-                self._on_ohlc(data, entry[2], recv_ns)
-            # other channels (spread, ...) are not ours: ignored
+        if first == b"[":  # (only a routed channel's frame gets here: ``_route`` set ``_channel``)
+            channel = self._channel
+            if channel.kind == "book":
+                self._on_book_message(conn, channel, data, recv_ns)
+                return
+            try:
+                _DATA_DECODERS[channel.kind].decode(data)
+            except DECODE_ERRORS as exc:
+                self.bad_input(f"malformed {channel.kind} message", str(exc), data)
         elif first == b"{":
-            self._on_event(conn, data, recv_ns)
+            try:
+                m.v1_event_decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                self.bad_input("unknown message", str(exc), data)
+            except MALFORMED as exc:
+                self.bad_input("malformed JSON", str(exc), data)
         else:
             self.bad_input("not a JSON message", "frame starts with neither [ nor {", data)
 
-    def _channels(self, conn: Connection) -> dict[bytes, tuple[str, str, int]]:
-        """This connection's channels: the channelID as JSON digits (b"3648") -> (kind, pair,
-        depth or interval)."""
-        channels = conn.state.get("kraken_v1")
-        if channels is None:
-            channels = conn.state["kraken_v1"] = {}
-        return channels
+    def _learnt(self, conn: Connection, channel_id: int, kind: str, pair: str, depth: int) -> _Channel:
+        """The channel ``channel_id`` of ``conn`` is now ``kind`` of ``pair`` (``known``: its
+        symbol is cached)."""
+        if kind != "book":
+            channel = _Channel(kind, pair, depth, self._symbols[pair])
+        else:
+            channel = _Channel(kind, pair, depth, self._symbols[pair], self.depths.get(pair, depth))
+            channels = self._book_channels.get(pair)
+            if channels is None:
+                channels = self._book_channels[pair] = WeakSet()
+            channels.add(channel)
+        key = b"[%d," % channel_id  # _channel_key(channel_id)
+        if len(key) <= 24:  # (a channelID of more digits was never routed: not kept)
+            conn.state[key] = channel
+        return channel
 
-    def _channel_entry(self, name: str, pair: str, sub: m.V1Subscription | None = None) -> tuple[str, str, int] | None:
+    def _set_depth(self, native: str, depth: int) -> None:
+        """The depth the book of ``native`` is cut to (``depths``), on every channel of it."""
+        self.depths[native] = depth
+        for channel in self._book_channels.get(native, ()):
+            channel.trunc = depth
+
+    def _channel_spec(self, name: str, sub: m.V1Subscription | None = None) -> tuple[str, int] | None:
+        """(kind, book depth or ohlc interval) of a channelName (``book-1000``), None if no
+        channel of ours; the subscription's own depth or interval first, where it says one."""
         kind, _, suffix = name.partition("-")
         number = int(suffix) if suffix.isdigit() and suffix.isascii() and len(suffix) <= 7 else 0
         if kind == "book":
             depth = sub.depth if sub is not None and sub.depth else (number or 10)  # 10: v1's default depth
-            return ("book", pair, depth if 0 < depth <= 100_000 else self.book_depth)
+            return "book", depth if 0 < depth <= 100_000 else self.book_depth
         if kind == "ohlc":
             interval = sub.interval if sub is not None and sub.interval else (number or 1)
-            return ("ohlc", pair, interval if 0 < interval <= 1_000_000 else self.ohlc_interval)
+            return "ohlc", interval if 0 < interval <= 1_000_000 else self.ohlc_interval
         if kind in ("trade", "ticker", "spread"):
-            return (kind, pair, 0)
+            return kind, 0
         return None
 
-    def _learn(self, channels: dict, data: bytes) -> tuple[str, str, int] | None:
-        """A data message on a channelID we were not told about: read its channelName and pair."""
+    def _on_new_channel(self, conn: Connection, msg: None, data: bytes, recv_ns: int) -> None:
+        """A data message on a channelID we were not told about: read its channelName and pair,
+        learn the channel, and route the message by its kind."""
         try:
             parts = m.v1_tail_decoder.decode(data)
             if len(parts) < 4:
@@ -212,22 +271,66 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             pair = m.str_decoder.decode(parts[-1])
         except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed message", str(exc), data)
-            return None
-        entry = self._channel_entry(name, pair)
-        if entry is None:
+            return
+        spec = self._channel_spec(name)
+        if spec is None:
             self.bad_input("unknown channel", f"channel {name!r} of {pair!r}", data)
-            return None
+            return
         if not self.known(pair, data):
-            return None
-        channels[str(cid).encode()] = entry
-        return entry
+            return
+        channel = self._channel = self._learnt(conn, cid, spec[0], pair, spec[1])
+        handler = self.dispatch.routes[channel.kind]
+        if handler is None:
+            return
+        try:
+            msg = _DATA_DECODERS[channel.kind].decode(data)
+        except DECODE_ERRORS:
+            self._on_other(conn, data, recv_ns)
+            return
+        getattr(self, handler)(conn, msg, data, recv_ns)
 
     # --- book ---------------------------------------------------------------------------------
-    def _on_book(self, conn: Connection, data: bytes, native: str, depth: int, recv_ns: int) -> None:
+    def _on_book(self, conn: Connection, msg: m.V1UpdateFrame, data: bytes, recv_ns: int) -> None:
+        """The common book message: an update of one payload with its checksum (``[cid, {"b": [..],
+        "c": ".."}, "book-1000", "PAIR"]``; another shape is ``_on_book_message``'s). An update of
+        one level is applied here; another, or one with anything amiss, goes to ``_on_update``
+        (nothing applied yet)."""
+        channel = self._channel
+        native = channel.pair
+        if msg.pair != native:
+            self._on_book_message(conn, channel, data, recv_ns)
+            return
+        update = msg.update
+        if self.unsynced and native in self.unsynced:
+            return  # reloading: nothing of this pair until its snapshot
+        try:
+            book = self.books[native]
+            level, = update.a + update.b
+            event_ms = secs_to_ms(level.timestamp)
+            expected = parse_checksum(update.c)
+            # the level parsed before it is applied; then the book is cut to the subscribed
+            # depth: "after each update, truncate your book to the subscribed depth"
+            # (https://docs.kraken.com/api/docs/guides/spot-ws-book-v1)
+            flags = book.apply_sides(ASK, update.a, update.b, self.rows("lob"), Lob, self.exchange, channel.symbol,
+                                     event_ms, recv_ns // 1000, channel.trunc)
+        except _NOT_FAST:
+            self._on_update(conn, channel, update.a, update.b, update.c, data, recv_ns)
+            return
+        if book.checksum_kraken() == expected:  # v1: the strings as sent
+            self.metrics.checksum_ok += 1
+            if flags & TOP_CHANGED:
+                self.emit_spread(native, book, event_ms, recv_ns // 1000)
+        else:
+            self._checksum_failed(conn, native, update.c, book.checksum_kraken(), recv_ns)
+
+    def _on_book_message(self, conn: Connection, channel: _Channel, data: bytes, recv_ns: int) -> None:
+        """Any book message: a snapshot, an update (one payload or two, with or without a
+        checksum), on its channel's pair or on another (the channelID was reused), or malformed."""
+        native, depth = channel.pair, channel.depth
         try:
             msg = m.v1_book_decoder.decode(data)
         except DECODE_ERRORS as exc:
-            self._book_failed(conn, native, "malformed book message", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed book message", str(exc), data, recv_ns)
             return
         first, second = msg.first, msg.second
         pair = msg.third if second.__class__ is str else msg.fourth
@@ -236,64 +339,56 @@ class KrakenSpotV1Scheme(_KrakenSpot):
                 return
             # the channelID moved to another pair (resubscribed): the message says which
             self.bad_input("channel mismatch", f"channelID {msg.channel_id}: {native!r} in state, {pair!r} in message", data)
-            self._channels(conn)[str(msg.channel_id).encode()] = ("book", pair, depth)
+            channel = self._learnt(conn, msg.channel_id, "book", pair, depth)
             native = pair
         if first.snap_asks is not None or first.snap_bids is not None:
             self._book_snapshot(conn, native, depth, first, data, recv_ns)
             return
         if native in self.unsynced:
             return  # reloading: nothing of this pair until its snapshot
+        if second.__class__ is str:
+            self._on_update(conn, channel, first.a, first.b, first.c, data, recv_ns)
+        else:  # [cid, {"a": [..]}, {"b": [..], "c": ".."}, "book-N", "PAIR"]
+            self._on_update(conn, channel, first.a if second.a is None else (first.a or []) + second.a,
+                            second.b if first.b is None else first.b + (second.b or []),
+                            second.c if second.c is not None else first.c, data, recv_ns)
+
+    def _on_update(self, conn: Connection, channel: _Channel, asks, bids, checksum: str | None, data: bytes,
+                   recv_ns: int) -> None:
+        """A book update of a synced pair (``channel``'s), step by step: each check says what
+        failed, and resyncs the pair, before anything is applied."""
+        native = channel.pair
         book = self.books.get(native)
         if book is None:
             self.resync(conn, native, "book update before its snapshot", recv_ns)
             return
-        if second.__class__ is str:
-            asks, bids, checksum = first.a, first.b, first.c
-        else:  # [cid, {"a": [..]}, {"b": [..], "c": ".."}, "book-N", "PAIR"]
-            asks = first.a if second.a is None else (first.a or []) + second.a
-            bids = second.b if first.b is None else first.b + (second.b or [])
-            checksum = second.c if second.c is not None else first.c
-        # the event time: the newest level's timestamp
-        if asks is not None and bids is None and len(asks) == 1:
-            newest = asks[0].timestamp
-        elif bids is not None and asks is None and len(bids) == 1:
-            newest = bids[0].timestamp
-        else:
-            newest = _newest(asks, bids)
+        newest = _newest(asks, bids)  # the event time: the newest level's (levels are in price order)
         if checksum is not None:
             try:
                 expected = parse_checksum(checksum)
             except ValueError:
-                self._book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
+                self.book_failed(conn, native, "malformed checksum", repr(checksum), data, recv_ns)
                 return
         atom_us = recv_ns // 1000
         try:
             event_ms = secs_to_ms(newest) if newest else atom_us // 1000
         except ValueError as exc:
-            self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
             return
-        # every level is parsed before any is applied; then the levels beyond the subscribed
-        # depth are dropped: "after each update, truncate your book to the subscribed depth"
-        # (https://docs.kraken.com/api/docs/guides/spot-ws-book-v1)
-        try:
-            flags = book.apply_sides(ASK, asks, bids, self.rows("lob"), Lob, self.exchange,
-                                     self._symbols.get(native) or self.symbol_of(native), event_ms, atom_us,
-                                     self.depths.get(native, depth))
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+        try:  # every level parsed before any is applied; then the book is cut to the subscribed depth
+            flags = book.apply_sides(ASK, asks, bids, self.rows("lob"), Lob, self.exchange, channel.symbol, event_ms,
+                                     atom_us, channel.trunc)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
-        if checksum is None:
-            if flags & _TOP_CHANGED:
-                self.emit_spread(native, book, event_ms, atom_us)
-            return
-        got = book.checksum_kraken()  # v1: the strings as sent
-        if got == expected:
+        if checksum is not None:
+            got = book.checksum_kraken()
+            if got != expected:
+                self._checksum_failed(conn, native, checksum, got, recv_ns)
+                return
             self.metrics.checksum_ok += 1
-            if flags & _TOP_CHANGED:
-                self.emit_spread(native, book, event_ms, atom_us)
-        else:
-            self.metrics.checksum_failed += 1
-            self.resync(conn, native, f"checksum mismatch: exchange {checksum}, book {got}", recv_ns)
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
 
     def _book_snapshot(self, conn: Connection, native: str, depth: int, payload: m.V1BookPayload, data: bytes,
                        recv_ns: int) -> None:
@@ -305,21 +400,21 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         try:
             event_ms = secs_to_ms(newest) if newest else atom_us // 1000
         except ValueError as exc:
-            self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
             return
         book = self.books.get(native)
         if book is None or book.price_decimals != pd or book.size_decimals != sd:
             book = self.books[native] = L2Book(pd, sd)
         try:  # every level parsed before the book is cleared for them
             book.check_sides(asks, bids)
-        except _BOOK_ERRORS as exc:
-            self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        self.depths[native] = depth
+        self._set_depth(native, depth)
         flags = book.apply_sides(ASK, asks, bids, self.rows("lob"), Lob, self.exchange, self.symbol_of(native),
                                  event_ms, atom_us, depth)
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
     def _precision_for(self, native: str, asks, bids) -> tuple[int, int]:
@@ -340,12 +435,12 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         return min(pd, 18), min(sd, 18)
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------
-    def _on_trades(self, data: bytes, recv_ns: int) -> None:
-        try:
-            msg = m.v1_trade_decoder.decode(data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed trade message", str(exc), data)
-            return
+    def _other_symbol(self, pair: str, data: bytes) -> str | None:
+        """The symbol of a market a message names that is not its channel's; None (bad input) if
+        it names none."""
+        return self.symbol_of(pair) if self.known(pair, data) else None
+
+    def _on_trades(self, conn: Connection, msg: m.V1TradeFrame, data: bytes, recv_ns: int) -> None:
         valid = is_plain
         out = []
         for i, t in enumerate(msg.trades):
@@ -358,38 +453,38 @@ class KrakenSpotV1Scheme(_KrakenSpot):
                 self.bad_input("malformed trade", str(exc), data)
                 return
             out.append((t, us, i))
-        if not self.known(msg.pair, data):
-            return
+        channel = self._channel
+        if msg.pair == channel.pair:
+            symbol = channel.symbol
+        else:
+            symbol = self._other_symbol(msg.pair, data)
+            if symbol is None:
+                return
         atom_us = recv_ns // 1000
-        symbol = self.symbol_of(msg.pair)
         emit, exchange = self.emit, self.exchange
         for t, us, i in out:
             emit("trades", Trade(exchange, symbol, float(t.price), float(t.volume), "buy" if t.side == "b" else "sell",
                                  f"{us}-{i}", us // 1000, atom_us))
 
-    def _on_ticker(self, data: bytes, recv_ns: int) -> None:
-        try:
-            msg = m.v1_ticker_decoder.decode(data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed ticker message", str(exc), data)
-            return
+    def _on_ticker(self, conn: Connection, msg: m.V1TickerFrame, data: bytes, recv_ns: int) -> None:
         a, b = msg.ticker.a, msg.ticker.b
         valid = is_plain
         if not (valid(a[0]) and valid(a[2]) and valid(b[0]) and valid(b[2])):
             self.bad_input("malformed ticker", f"a={a!r} b={b!r}", data)
             return
-        if not self.known(msg.pair, data):
-            return
+        channel = self._channel
+        if msg.pair == channel.pair:
+            symbol = channel.symbol
+        else:
+            symbol = self._other_symbol(msg.pair, data)
+            if symbol is None:
+                return
         atom_us = recv_ns // 1000
-        self.emit("ticker", Ticker(self.exchange, self.symbol_of(msg.pair), float(b[0]), float(b[2]), float(a[0]),
+        self.emit("ticker", Ticker(self.exchange, symbol, float(b[0]), float(b[2]), float(a[0]),
                                    float(a[2]), atom_us // 1000, atom_us))
 
-    def _on_ohlc(self, data: bytes, interval: int, recv_ns: int) -> None:
-        try:
-            msg = m.v1_ohlc_decoder.decode(data)
-        except DECODE_ERRORS as exc:
-            self.bad_input("malformed ohlc message", str(exc), data)
-            return
+    def _on_ohlc(self, conn: Connection, msg: m.V1OhlcFrame, data: bytes, recv_ns: int) -> None:
+        interval = self._channel.depth
         c = msg.ohlc
         valid = is_plain
         if not all(valid(x) for x in (c.open, c.high, c.low, c.close, c.volume)) or not 0 <= c.count < 1 << 31:
@@ -401,53 +496,52 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         except ValueError as exc:
             self.bad_input("malformed ohlc", str(exc), data)
             return
-        if not self.known(msg.pair, data):
-            return
+        channel = self._channel
+        if msg.pair == channel.pair:
+            symbol = channel.symbol
+        else:
+            symbol = self._other_symbol(msg.pair, data)
+            if symbol is None:
+                return
         _, _, suffix = msg.channel_name.partition("-")
         if suffix.isdigit():
             interval = int(suffix)
         if not 0 < interval <= 1_000_000:
             self.bad_input("malformed ohlc", f"interval {interval!r}", data)
             return
-        self.emit("candle", Candle(self.exchange, self.symbol_of(msg.pair), end - interval * 60_000, end,
+        self.emit("candle", Candle(self.exchange, symbol, end - interval * 60_000, end,
                                    interval_name(interval), c.count, False, float(c.open), float(c.high), float(c.low),
                                    float(c.close), float(c.volume), event_ms, recv_ns // 1000))
 
     # --- events -------------------------------------------------------------------------------
-    def _on_event(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        try:
-            ev = m.v1_event_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("unknown message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
+    def _on_event(self, conn: Connection, ev: m.V1Event, data: bytes, recv_ns: int) -> None:
         cls = ev.__class__
-        if cls is m.V1Heartbeat or cls is m.V1Pong or cls is m.V1SystemStatus:
+        if cls is _HEARTBEAT:
             return
-        if cls is m.V1SubscriptionStatus:
+        if cls is _SUBSCRIPTION_STATUS:
             self._on_subscription(conn, ev, data, recv_ns)
-        elif cls is m.V1Error:
+        elif cls is _ERROR:
             self.bad_input("exchange error", ev.errorMessage, data)
+        # pong, systemStatus: nothing to publish
 
     def _on_subscription(self, conn: Connection, ev: m.V1SubscriptionStatus, data: bytes, recv_ns: int) -> None:
         pair = ev.pair
         if ev.status == "subscribed":
             name = ev.channelName or (ev.subscription.name if ev.subscription is not None else "")
-            entry = self._channel_entry(name, pair, ev.subscription)
-            if ev.channelID is None or entry is None or not pair:
+            spec = self._channel_spec(name, ev.subscription)
+            if ev.channelID is None or spec is None or not pair:
                 self.bad_input("malformed subscriptionStatus", f"channel {name!r} pair {pair!r}", data)
                 return
             if not self.known(pair, data):
                 return
-            self._channels(conn)[str(ev.channelID).encode()] = entry
-            if entry[0] == "book":
-                self.depths[pair] = entry[2]
-            self.status(self.symbol_of(pair), "subscribed", name, recv_ns)
+            kind, depth = spec
+            channel = self._learnt(conn, ev.channelID, kind, pair, depth)
+            if kind == "book":
+                self._set_depth(pair, depth)
+            self.status(channel.symbol, "subscribed", name, recv_ns)
         elif ev.status == "unsubscribed":
             if ev.channelID is not None:
-                self._channels(conn).pop(str(ev.channelID).encode(), None)
+                conn.state.pop(_channel_key(ev.channelID), None)
         elif ev.status == "error":
             self.bad_input("subscription error", ev.errorMessage or "(no message)", data)
             symbol = self.symbol_of(pair) if pair and self.known(pair, data) else ""
@@ -497,36 +591,18 @@ class KrakenSpotScheme(_KrakenSpot):
         return '{"method":"ping"}'
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        if len(data) > self.max_frame_bytes:
-            self.bad_input("frame too large", f"{len(data)} bytes > {self.max_frame_bytes}", data[:200])
-            return
+    #: channel messages by their type; what does not decode as one (a method response, a
+    #: malformed message) or is no JSON object goes to ``_on_other``
+    dispatch = Dispatch({m.V2BookMsg: "_on_book", m.V2TradeMsg: "_on_trades", m.V2TickerMsg: "_on_ticker",
+                         m.V2OhlcMsg: "_on_ohlc", m.V2Heartbeat: None, m.V2Status: None},
+                        decoder=m.v2_decoder, lead=b"{", fallback="_on_other")
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """Not a well-formed channel message: a method response, a malformed message, or no JSON
+        object at all."""
         if data[:1] != b"{":
             self.bad_input("not a JSON object", "frame does not start with {", data)
             return
-        try:
-            msg = m.v2_decoder.decode(data)
-        except msgspec.ValidationError:
-            self._on_other(conn, data, recv_ns)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
-        cls = msg.__class__
-        if cls is m.V2BookMsg:
-            self._on_book(conn, msg, data, recv_ns)
-        elif cls is m.V2TradeMsg:
-            self._on_trades(msg, data, recv_ns)
-        elif cls is m.V2TickerMsg:
-            self._on_ticker(msg, data, recv_ns)
-        elif cls is m.V2OhlcMsg:
-            self._on_ohlc(msg, data, recv_ns)
-        # heartbeat, status: nothing to publish
-
-    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        """Not a well-formed channel message: a method response, or a malformed message."""
         try:
             resp = m.v2_response_decoder.decode(data)
         except DECODE_ERRORS:
@@ -587,8 +663,8 @@ class KrakenSpotScheme(_KrakenSpot):
                 book = self.book(native)
                 try:  # the whole snapshot parsed before the book is cleared for it
                     book.check_sides(d.bids, d.asks)
-                except _BOOK_ERRORS as exc:
-                    self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+                except BOOK_ERRORS as exc:
+                    self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
                     continue
             else:
                 if native in self.unsynced:
@@ -598,12 +674,12 @@ class KrakenSpotScheme(_KrakenSpot):
                     self.resync(conn, native, "book update before its snapshot", recv_ns)
                     continue
             if not 0 <= d.checksum < 1 << 32:
-                self._book_failed(conn, native, "malformed checksum", repr(d.checksum), data, recv_ns)
+                self.book_failed(conn, native, "malformed checksum", repr(d.checksum), data, recv_ns)
                 continue
             try:
                 event_ms = rfc3339_to_ms(d.timestamp) if d.timestamp else atom_us // 1000
             except ValueError as exc:
-                self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
+                self.book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
                 continue
             if snapshot:
                 book = self.begin_snapshot(native, recv_ns, event_ms)
@@ -614,13 +690,19 @@ class KrakenSpotScheme(_KrakenSpot):
                 flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange,
                                          self._symbols.get(native) or self.symbol_of(native), event_ms, atom_us,
                                          self.depths.get(native) or self.book_depth)
-            except _BOOK_ERRORS as exc:
-                self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            except BOOK_ERRORS as exc:
+                self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
                 continue
-            self._verify(conn, native, book, d.checksum, True, flags, event_ms, atom_us, recv_ns)
+            got = book.checksum_kraken(True)  # v2: at the pair's precision
+            if got != d.checksum:
+                self._checksum_failed(conn, native, d.checksum, got, recv_ns)
+                continue
+            self.metrics.checksum_ok += 1
+            if flags & TOP_CHANGED:
+                self.emit_spread(native, book, event_ms, atom_us)
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------
-    def _on_trades(self, msg: m.V2TradeMsg, data: bytes, recv_ns: int) -> None:
+    def _on_trades(self, conn: Connection, msg: m.V2TradeMsg, data: bytes, recv_ns: int) -> None:
         out = []
         for t in msg.data:
             if not (_ok_float(t.price) and _ok_float(t.qty)) or t.side not in ("buy", "sell"):
@@ -639,7 +721,7 @@ class KrakenSpotScheme(_KrakenSpot):
         for t, ms in out:
             emit("trades", Trade(exchange, self.symbol_of(t.symbol), t.price, t.qty, t.side, str(t.trade_id), ms, atom_us))
 
-    def _on_ticker(self, msg: m.V2TickerMsg, data: bytes, recv_ns: int) -> None:
+    def _on_ticker(self, conn: Connection, msg: m.V2TickerMsg, data: bytes, recv_ns: int) -> None:
         atom_us = recv_ns // 1000
         for t in msg.data:
             if not all(_ok_float(x) for x in (t.bid, t.bid_qty, t.ask, t.ask_qty)):
@@ -654,7 +736,7 @@ class KrakenSpotScheme(_KrakenSpot):
                 continue
             self.emit("ticker", Ticker(self.exchange, self.symbol_of(t.symbol), t.bid, t.bid_qty, t.ask, t.ask_qty, ms, atom_us))
 
-    def _on_ohlc(self, msg: m.V2OhlcMsg, data: bytes, recv_ns: int) -> None:
+    def _on_ohlc(self, conn: Connection, msg: m.V2OhlcMsg, data: bytes, recv_ns: int) -> None:
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(msg.timestamp) if msg.timestamp else atom_us // 1000

@@ -40,6 +40,28 @@ class V1BookPayload(Struct, gc=False, rename={"snap_asks": "as", "snap_bids": "b
     c: Union[str, None] = None
 
 
+class V1Update(Struct, forbid_unknown_fields=True, gc=False):
+    """The payload of a one-payload v1 book update with its checksum: ``{"a": [..], "c": ".."}``,
+    ``{"b": [..], "c": ".."}`` or both sides (an absent side: no levels). Anything else (a
+    snapshot's ``as``/``bs``, another key, no ``c``, a side that is null) does not decode."""
+
+    c: str
+    a: list[V1Level] = []
+    b: list[V1Level] = []
+
+
+class V1UpdateFrame(Struct, array_like=True, gc=False):
+    """The common v1 book frame, ``[cid, {V1Update}, "book-N", "PAIR"]``. A book frame that does
+    not decode as one is not an error: it is another shape (a snapshot, two payloads), or
+    malformed, for ``V1BookFrame`` to say which. (As there, a fifth element is a string.)"""
+
+    channel_id: int
+    update: V1Update
+    channel_name: str
+    pair: str
+    fifth: str = ""
+
+
 class V1BookFrame(Struct, array_like=True, gc=False):
     """``[cid, {..}, "book-N", "PAIR"]`` or ``[cid, {"a":..}, {"b":.., "c":..}, "book-N", "PAIR"]``."""
 
@@ -258,6 +280,7 @@ class V2AnyBook(Struct, gc=False):
 # --------------------------------------------------------------------------------------------
 # decoders (created once)
 
+v1_update_decoder = msgspec.json.Decoder(V1UpdateFrame)
 v1_book_decoder = msgspec.json.Decoder(V1BookFrame)
 v1_trade_decoder = msgspec.json.Decoder(V1TradeFrame)
 v1_ticker_decoder = msgspec.json.Decoder(V1TickerFrame)
