@@ -13,13 +13,17 @@ Per market (``MarketSync``):
    asked for (at most ``max_attempts`` in a row, then the connection is reconnected). Otherwise
    the venue loads it (``load``: status ``snapshot``, the levels) and the buffered diffs go
    through the live rule below.
-3. Live: ``rule.check(book_id, fresh, first, last, prev)`` says apply, stale (already in the
-   book: ignored) or a gap (its reason). A gap: ``metrics.gaps`` + 1, ``Scheme.resync`` (status
+3. Live: ``rule.check(st, first, last, prev)`` says apply, stale (already in the book:
+   ignored) or a gap (its reason). A gap: ``metrics.gaps`` + 1, ``Scheme.resync`` (status
    ``resync`` with the reason, the book dropped, ``resubscribe`` -> ``restart`` here), and the
-   diff that revealed the gap is buffered for the next snapshot.
+   diff that revealed the gap is buffered for the next snapshot (not with a ``blind`` rule:
+   there it is an old diff, which the snapshot asked for after it holds).
 4. A diff that cannot be read (``lost``): a live book resyncs; while buffering, the buffer is
    emptied (only a snapshot taken after the lost diff can cover it). A failed snapshot request
-   (``request_failed``): the next diff asks again, ``retry_delay_ns`` (doubling) later.
+   (``request_failed``, also what a venue calls for an answer it cannot read and wants asked
+   again later): the next diff asks again, ``retry_delay_ns`` (doubling) later. ``answered``
+   tells a venue whether an answer is wanted before it reads it; ``suspend`` stops a market
+   whose connection closed (the next diff, on the next connection, asks for a snapshot).
 
 A venue reads its diffs' ids (``first``, ``last``, ``prev``: e.g. Binance ``U``, ``u``, ``pu``)
 and picks a rule; the rules below cover the venues' documented procedures:
@@ -30,8 +34,22 @@ and picks a rule; the rules below cover the venues' documented procedures:
 - ``Chained``: each diff names the id it follows (``prev == id``); the first after the snapshot
   straddles it (``first <= id <= last``, or ``prev == id``). Binance USD-M / COIN-M (``pu``),
   OKX (``prevSeqId``), HTX (``prevSeqNum``).
-- ``Increasing``: ids only grow (Bitstamp's ``microtimestamp``): a diff not newer than the book
-  is a reordering (a gap) once live; the snapshot covers what is not newer than it.
+- ``Increasing``: ids that never go back but are not contiguous (Bitstamp's ``microtimestamp``,
+  several events may share one): what is not newer than the snapshot is in it (stale); an id
+  older than the book's last one is a reordering (a gap).
+
+``rule.check(st, first, last, prev)`` reads what it needs of the market's state (``st.last``,
+``st.snap``, ``st.fresh``). A rule's gap reason is its venue's wording: ``Contiguous`` and
+``Increasing`` take a ``reason`` template (fields ``first``, ``last``, ``prev``, ``book`` the
+book's id, ``next`` = book + 1). A gap is reported by ``gap(conn, native, reason, recv_ns,
+book)``: ``Scheme.gap`` (reason ``gap: <reason>``) unless the venue names its own.
+
+A ``blind`` rule (``Increasing``) cannot tell from the ids whether a snapshot reaches the
+buffered stream, so the sync keeps track of it: a snapshot asked for before a restart, or before
+a diff that was lost, is not used when it comes (another is asked for: ``stale``); a diff dropped
+from an overflowing buffer sets a ``floor`` the snapshot must reach (until the next restart); a
+lost diff does not empty the buffer (what the next snapshot covers is dropped by its id). With
+``overflow`` (a bad-input kind), dropping from a full buffer is counted.
 """
 from __future__ import annotations
 
@@ -52,11 +70,14 @@ APPLY = 1
 class Contiguous:
     """``[first, last]`` spans; the next must start at most one past the book's id."""
 
-    __slots__ = ("first_name", "last_name")
+    __slots__ = ("first_name", "last_name", "reason")
+    blind = False
 
-    def __init__(self, first_name: str = "U", last_name: str = "u") -> None:
+    def __init__(self, first_name: str = "U", last_name: str = "u", reason: str = "") -> None:
         self.first_name = first_name
         self.last_name = last_name
+        #: the gap reason (``str.format`` fields: first, last, prev, book, next)
+        self.reason = reason or f"{first_name} {{first}} != previous {last_name} {{book}} + 1"
 
     @staticmethod
     def covered(snap: int, first: int, last: int, prev: int) -> bool:
@@ -66,11 +87,11 @@ class Contiguous:
     def reaches(snap: int, first: int, last: int, prev: int) -> bool:
         return first <= snap + 1
 
-    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
-        if last <= book_id:
+    def check(self, st: "MarketSync", first: int, last: int, prev: int) -> int | str:
+        if last <= st.last:
             return STALE
-        if first > book_id + 1:
-            return f"{self.first_name} {first} != previous {self.last_name} {book_id} + 1"
+        if first > st.last + 1:
+            return self.reason.format(first=first, last=last, prev=prev, book=st.last, next=st.last + 1)
         return APPLY
 
 
@@ -78,6 +99,7 @@ class Chained:
     """Each diff names the id it follows (``prev``); the first after a snapshot straddles it."""
 
     __slots__ = ("first_name", "last_name", "prev_name")
+    blind = False
 
     def __init__(self, first_name: str = "U", last_name: str = "u", prev_name: str = "pu") -> None:
         self.first_name = first_name
@@ -92,10 +114,11 @@ class Chained:
     def reaches(snap: int, first: int, last: int, prev: int) -> bool:
         return first <= snap or prev == snap
 
-    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
-        if prev == book_id:
+    def check(self, st: "MarketSync", first: int, last: int, prev: int) -> int | str:
+        if prev == st.last:
             return APPLY
-        if not fresh:
+        book_id = st.last
+        if not st.fresh:
             return f"{self.prev_name} {prev} != previous {self.last_name} {book_id}"
         if last < book_id:
             return STALE  # the snapshot covers it
@@ -105,12 +128,17 @@ class Chained:
 
 
 class Increasing:
-    """Ids that only grow (not contiguous): an older one is a reordering."""
+    """Ids that never go back (not contiguous, possibly equal): what the snapshot holds is stale,
+    an id older than the book's last one a reordering. ``blind``: the ids cannot show that a
+    snapshot reaches the stream (the sync keeps track, see the module's doc)."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "reason")
+    blind = True
 
-    def __init__(self, name: str = "id") -> None:
+    def __init__(self, name: str = "id", reason: str = "") -> None:
         self.name = name
+        #: the gap reason (``str.format`` fields: first, last, prev, book, next)
+        self.reason = reason or f"out of order: {name} {{last}} after {{book}}"
 
     @staticmethod
     def covered(snap: int, first: int, last: int, prev: int) -> bool:
@@ -120,27 +148,38 @@ class Increasing:
     def reaches(snap: int, first: int, last: int, prev: int) -> bool:
         return True
 
-    def check(self, book_id: int, fresh: bool, first: int, last: int, prev: int) -> int | str:
-        if last <= book_id:
-            return f"{self.name} {last} not after {book_id} (out of order)"
+    def check(self, st: "MarketSync", first: int, last: int, prev: int) -> int | str:
+        if last <= st.snap:
+            return STALE  # the snapshot holds it
+        book_id = st.last
+        if last < book_id:
+            return self.reason.format(first=first, last=last, prev=prev, book=book_id, next=book_id + 1)
         return APPLY
 
 
 class MarketSync:
     """Sync state of one market's book."""
 
-    __slots__ = ("live", "fresh", "last", "buffer", "pending", "conn", "attempts", "retry_ns")
+    __slots__ = ("live", "fresh", "last", "snap", "buffer", "pending", "conn", "attempts", "retry_ns", "stale",
+                 "floor")
 
     def __init__(self, conn: "Connection | None" = None) -> None:
         self.live = False  # the book is trusted and published
         self.fresh = False  # live, and no diff applied since the snapshot
         self.last = -1  # the book's id (the snapshot's, then each applied diff's last)
+        self.snap = -1  # the id of the snapshot the book was loaded from
         #: (diff, first, last, prev, recv_ns) while not live
         self.buffer: list[tuple[Any, int, int, int, int]] = []
         self.pending = False  # a snapshot request is in flight
         self.conn = conn  # where the market's last diff came from (requests go through it)
         self.attempts = 0  # snapshot requests since the book was last live
         self.retry_ns = 0  # after a failed request: none before this receive time
+        #: (blind rules) the request in flight was made before something its answer must cover:
+        #: the answer is not used, another is asked for
+        self.stale = False
+        #: (blind rules) the newest id dropped from an overflowing buffer since the last restart:
+        #: a snapshot must reach it
+        self.floor = -1
 
 
 #: ``apply(native, diff, data, recv_ns) -> bool``: one diff into the live book (False: it could
@@ -151,6 +190,8 @@ Apply = Callable[[str, Any, "bytes | None", int], bool]
 Load = Callable[[str, Any, bytes, int], bool]
 #: ``request(conn, native)``: ask for a snapshot
 Request = Callable[["Connection", str], None]
+#: ``gap(conn, native, reason, recv_ns, book)``: report a gap (counted) and resync the book
+Gap = Callable[["Connection | None", str, str, int, str], None]
 
 
 class BookSync:
@@ -158,13 +199,18 @@ class BookSync:
 
     def __init__(self, scheme: "Scheme", rule: Any, request: Request, apply: Apply, load: Load, *,
                  book: str = "lob", max_buffer: int = 10_000, max_attempts: int = 10,
-                 retry_delay_ns: int = 1_000_000_000) -> None:
+                 retry_delay_ns: int = 1_000_000_000, gap: Gap | None = None, overflow: str = "") -> None:
         self.scheme = scheme
         self.rule = rule
         self.request = request
         self.apply = apply
         self.load = load
         self.book = book  # which book a resync names (lob, lob_l3)
+        #: how a gap is reported (``Scheme.gap``: ``gaps`` + 1, resync with ``gap: <reason>``)
+        self.gap = gap if gap is not None else scheme.gap
+        #: the bad-input kind counted when a full buffer drops diffs ("": not counted)
+        self.overflow = overflow
+        self.blind = rule.blind
         self.max_buffer = max_buffer
         self.max_attempts = max_attempts
         self.retry_delay_ns = retry_delay_ns
@@ -191,13 +237,13 @@ class BookSync:
         buf = st.buffer
         buf.append((diff, first, last, prev, recv_ns))
         if len(buf) > self.max_buffer:
-            del buf[: len(buf) // 2]
+            self._overflow(st, native)
         if not st.pending and recv_ns >= st.retry_ns:
             self._request(st, native)
 
     def _live(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int,
               data: bytes | None, recv_ns: int) -> None:
-        verdict = self.rule.check(st.last, st.fresh, first, last, prev)
+        verdict = self.rule.check(st, first, last, prev)
         if verdict is APPLY:
             if self.apply(native, diff, data, recv_ns):
                 st.last = last
@@ -207,10 +253,11 @@ class BookSync:
 
     def _gap(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int, reason: str,
              recv_ns: int) -> None:
-        self.scheme.gap(st.conn, native, reason, recv_ns, self.book)
+        self.gap(st.conn, native, reason, recv_ns, self.book)
         if st.live:  # the resync did not restart it (a book already resyncing)
             self.restart(st.conn, native)
-        st.buffer.append((diff, first, last, prev, recv_ns))  # the diff after the gap waits for the snapshot
+        if not self.blind:  # (a blind rule's gap is an old diff: the next snapshot, asked after it, holds it)
+            st.buffer.append((diff, first, last, prev, recv_ns))  # the diff after the gap waits for the snapshot
 
     def lost(self, conn: "Connection | None", native: str, recv_ns: int, reason: str = "malformed book message") -> None:
         """A diff of ``native`` that could not be read: a live book resyncs; while buffering, the
@@ -222,8 +269,30 @@ class BookSync:
             st.conn = conn
         if st.live:
             self.scheme.resync(st.conn, native, reason, recv_ns, self.book)
+        elif self.blind:  # the buffer stays (the next snapshot's id drops what it covers)
+            if st.pending:
+                st.stale = True  # the answer on its way may predate the lost diff
         else:
             st.buffer = []
+
+    def _overflow(self, st: MarketSync, native: str) -> None:
+        """The buffer is full (the snapshot is late): its older half is dropped."""
+        buf = st.buffer
+        half = len(buf) // 2
+        if self.blind:
+            st.floor = max(st.floor, max(item[2] for item in buf[:half]))
+        del buf[:half]
+        if self.overflow:
+            self.scheme.bad_input(self.overflow, f"{self.book} {native}: snapshot not arrived", b"")
+
+    def suspend(self, native: str) -> None:
+        """The stream of ``native`` stopped (its connection closed): not live, nothing buffered;
+        the next diff (on the next connection) asks for a snapshot unless one is in flight."""
+        st = self.markets.get(native)
+        if st is not None:
+            st.live = st.fresh = False
+            st.buffer = []
+            st.attempts = 0
 
     # --- snapshots ----------------------------------------------------------------------------
     def restart(self, conn: "Connection | None", native: str) -> None:
@@ -233,8 +302,11 @@ class BookSync:
             st.conn = conn
         st.live = st.fresh = False
         st.buffer = []
+        st.floor = -1
         if not st.pending:
             self._request(st, native)
+        elif self.blind:
+            st.stale = True  # the answer on its way may predate what made us restart
 
     def _request(self, st: MarketSync, native: str) -> None:
         conn = st.conn
@@ -249,6 +321,7 @@ class BookSync:
             conn.reconnect(f"{native}: no usable depth snapshot")
             return
         st.pending = True
+        st.stale = False
         self.request(conn, native)
 
     def request_failed(self, native: str, recv_ns: int) -> None:
@@ -266,6 +339,21 @@ class BookSync:
             st.pending = False
             self._request(st, native)
 
+    def answered(self, native: str) -> bool:
+        """A snapshot answer for ``native`` came: whether the venue should read it and hand it to
+        ``snapshot``. False: none was asked for, the book is live already (a late answer), or it
+        was asked for before something it must cover (``stale``: another is asked for now)."""
+        st = self.markets.get(native)
+        if st is None or not st.pending:
+            return False
+        st.pending = False
+        if st.live:
+            return False
+        if st.stale:
+            self._request(st, native)
+            return False
+        return True
+
     def snapshot(self, native: str, snap_id: int, snapshot: Any, body: bytes, recv_ns: int,
                  conn: "Connection | None" = None) -> None:
         """A snapshot of ``native`` with id ``snap_id``: aligned with the buffered diffs, loaded,
@@ -274,6 +362,9 @@ class BookSync:
         st.pending = False
         if st.live:
             return  # a late answer to an earlier request: the book is live already
+        if self.blind and (st.stale or snap_id < st.floor):  # older than what it must cover
+            self._request(st, native)
+            return
         rule = self.rule
         buf = st.buffer
         i, n = 0, len(buf)
@@ -287,10 +378,11 @@ class BookSync:
             self._request(st, native)
             return
         if not self.load(native, snapshot, body, recv_ns):
-            self._request(st, native)
+            if not st.pending:  # (unless the venue already asked again, e.g. by a resync)
+                self._request(st, native)
             return
         st.live = st.fresh = True
-        st.last = snap_id
+        st.last = st.snap = snap_id
         st.attempts = 0
         st.retry_ns = 0
         st.buffer = []

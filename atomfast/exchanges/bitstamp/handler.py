@@ -14,9 +14,10 @@ Channel map (atomfast topic -> Bitstamp channel, subscribed per market as ``<cha
 - ``order_book`` (top 100, a whole snapshot each message) and ``detail_order_book`` are not
   used: the diff channel with a REST snapshot gives the full book.
 
-Book sync (both books, per market): when ``bts:subscription_succeeded`` arrives, buffer the
-channel's events and GET the REST snapshot; apply it (status ``snapshot``, reason ``lob_l3``
-for the order book; every level/order as an event); drop the buffered and later events whose
+Book sync (both books, per market; ``atomfast.kit.booksync.BookSync`` with the ``Increasing``
+rule on ``microtimestamp``): when ``bts:subscription_succeeded`` arrives, buffer the channel's
+events and GET the REST snapshot; apply it (status ``snapshot``, reason ``lob_l3`` for the order
+book; every level/order as an event); drop the buffered and later events whose
 ``microtimestamp`` is older than or equal to the snapshot's; apply the rest in order.
 
 Gaps: Bitstamp sends no sequence numbers and no checksums, so a lost message cannot be seen
@@ -40,22 +41,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import msgspec
-
-from ...book import ASK, BID, L3Book
-from ...events import BUY, SELL, LobL3, Trade, TradeL3
-from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...book import ASK, BID, L2Book
+from ...events import BUY, SELL, Lob, LobL3, Trade, TradeL3
+from ...kit.booksync import BookSync, Increasing
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED, Connection,
+                       Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, micros, parse_pairs, valid_level
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_CROSSED = 2
 _ORDER_EVENTS = {"order_created", "order_changed", "order_deleted"}
 _KNOWN_EVENTS = _ORDER_EVENTS | {"data", "trade", "bts:subscription_succeeded", "bts:unsubscription_succeeded",
                                  "bts:request_reconnect", "bts:heartbeat", "bts:error"}
-_RETRY_NS = 1_000_000_000
-_RETRY_CAP_NS = 30_000_000_000
 
 
 def _text(s: str, raw) -> str:
@@ -63,29 +59,6 @@ def _text(s: str, raw) -> str:
     if s:
         return s
     return bytes(raw).decode("ascii", "replace")
-
-
-class BookSync:
-    """The sync state of one book (level 2 or level 3) of one market."""
-
-    __slots__ = ("conn", "pair", "symbol", "kind", "book", "buffer", "snap_mts", "last_mts", "lost_mts", "fetching",
-                 "refetch", "retry_at", "backoff")
-
-    def __init__(self, conn: Connection, pair: str, symbol: str, kind: str, book: L3Book | None = None) -> None:
-        self.conn = conn
-        self.pair = pair
-        self.symbol = symbol
-        self.kind = kind
-        self.book = book  # level 3: the scheme's ``l3books`` entry (level 2: its L2Book in ``books``)
-        #: events held while the snapshot is on its way (None: synced)
-        self.buffer: list | None = []
-        self.snap_mts = 0  # the snapshot's microtimestamp
-        self.last_mts = 0  # the last applied event's
-        self.lost_mts = 0  # the newest event dropped from an overflowing buffer
-        self.fetching = False
-        self.refetch = False  # the answer on its way is too old: ask again when it comes
-        self.retry_at = 0
-        self.backoff = _RETRY_NS
 
 
 class BitstampScheme(Scheme):
@@ -101,17 +74,31 @@ class BitstampScheme(Scheme):
     silence_timeout = 30.0
     #: events held per book while its REST snapshot is on its way
     buffer_limit = 200_000
+    #: after a failed snapshot request, the next one waits 2x this (doubling with the attempts)
+    retry_delay_ns = 500_000_000
+    #: snapshots asked for in a row without the book going live, then the connection reconnects
+    max_snapshot_attempts = 10
+    dispatch = Dispatch({m.BookMsg: "_on_diff", m.TradeMsg: "_on_trade", m.OrderCreated: "_on_order",
+                         m.OrderChanged: "_on_order", m.OrderDeleted: "_on_order", m.Subscribed: "_on_subscribed",
+                         m.RequestReconnect: "_on_request_reconnect", m.BtsError: "_on_error", m.Heartbeat: None,
+                         m.Unsubscribed: None},
+                        decoder=m.decoder, fallback="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
         names = set(self.channel_names)
         self._want_trades = "trades" in names
         self._want_trades_l3 = "trades_l3" in names
-        #: market -> level-2 / level-3 book sync
-        self.l2: dict[str, BookSync] = {}
-        self.l3: dict[str, BookSync] = {}
-        #: snapshot url -> the sync that asked for it
-        self._rest_pending: dict[str, BookSync] = {}
+        rule = Increasing("microtimestamp")
+        kw = dict(max_buffer=self.buffer_limit, max_attempts=self.max_snapshot_attempts,
+                  retry_delay_ns=self.retry_delay_ns, gap=self._gap, overflow="snapshot buffer overflow")
+        #: the level-2 / level-3 books' sync (REST snapshot + buffered events), and its markets
+        self.l2_sync = BookSync(self, rule, self._request, self._apply_diff, self._load_book, book=LOB, **kw)
+        self.l3_sync = BookSync(self, rule, self._request_l3, self._apply_order, self._load_orders, book=LOB_L3, **kw)
+        self.l2 = self.l2_sync.markets
+        self.l3 = self.l3_sync.markets
+        #: market -> an empty book of its precision: checks a diff's levels before it is buffered
+        self._checkers: dict[str, L2Book] = {}
 
     # --- instruments --------------------------------------------------------------------------
     @classmethod
@@ -130,122 +117,60 @@ class BitstampScheme(Scheme):
 
     def resubscribe(self, conn: Connection, native: str, book: str = LOB) -> None:
         """Reload one book (level 2 or 3): the stream goes on; buffer it and fetch a new snapshot."""
-        if book == LOB_L3:
-            st = self.l3.get(native)
-            if st is None:
-                self._start(conn, native, LOB_L3)
-                return
-        else:
-            st = self.l2.get(native)
-            if st is None:
-                st = self.l2[native] = BookSync(conn, native, self.symbol_of(native), LOB)
-        st.conn = conn
-        self._restart(st)
+        (self.l3_sync if book == LOB_L3 else self.l2_sync).restart(conn, native)
 
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
         """As the base (every book of the connection is untrusted until the next connection's
-        snapshot; its level-3 books dropped); each book's sync waits for that snapshot."""
-        for st in (*self.l2.values(), *self.l3.values()):
-            if st.conn is conn and st.buffer is None:
-                st.buffer = []
-                if st.kind == LOB:
-                    self.unsynced.add(st.pair)
-                else:
-                    self.unsynced_l3.add(st.pair)
-                    st.book.clear()
+        snapshot; its level-3 books dropped); each live book's sync waits for that snapshot."""
+        for sync, unsynced in ((self.l2_sync, self.unsynced), (self.l3_sync, self.unsynced_l3)):
+            for pair, st in sync.markets.items():
+                if st.conn is conn and st.live:
+                    sync.suspend(pair)
+                    unsynced.add(pair)
+                    if sync is self.l3_sync:
+                        self.l3books[pair].clear()
         super().on_close(conn, reason, recv_ns)
 
-    # --- sync machinery -----------------------------------------------------------------------
-    def _start(self, conn: Connection, pair: str, kind: str) -> BookSync:
-        table = self.l2 if kind == LOB else self.l3
-        st = table.get(pair)
-        if st is None:
-            book = self.l3book(pair) if kind == LOB_L3 else None
-            st = table[pair] = BookSync(conn, pair, self.symbol_of(pair), kind, book)
-        st.conn = conn
-        if kind == LOB and pair in self.books:
-            self.unsynced.add(pair)
-        elif kind == LOB_L3:
-            self.unsynced_l3.add(pair)  # until the snapshot
-            st.book.clear()
-        self._restart(st)
-        return st
-
-    def _restart(self, st: BookSync) -> None:
-        st.buffer = []
-        st.snap_mts = st.last_mts = st.lost_mts = 0
-        if st.fetching:
-            st.refetch = True  # the answer on its way may predate what made us restart
+    def _start(self, conn: Connection, pair: str, book: str) -> None:
+        """A book's sync (re)starts: untrusted until its snapshot, which is asked for."""
+        if book == LOB:
+            if pair in self.books:
+                self.unsynced.add(pair)
+            self.l2_sync.restart(conn, pair)
         else:
-            self._fetch(st)
+            self.unsynced_l3.add(pair)  # until the snapshot
+            self.l3book(pair).clear()
+            self.l3_sync.restart(conn, pair)
 
-    def _url(self, st: BookSync) -> str:
-        url = f"{self.rest_url}{self.rest_endpoint.routes.snapshot}{st.pair}"
-        return url if st.kind == LOB else url + "?group=2"
+    def _snapshot_url(self, pair: str, l3: bool) -> str:
+        url = f"{self.rest_url}{self.rest_endpoint.routes.snapshot}{pair}"
+        return url + "?group=2" if l3 else url
 
-    def _fetch(self, st: BookSync) -> None:
-        url = self._url(st)
-        self._rest_pending[url] = st
-        st.fetching = True
-        st.refetch = False
-        st.conn.fetch(url)
+    def _request(self, conn: Connection, pair: str) -> None:
+        conn.fetch(self._snapshot_url(pair, False))
 
-    def _hold(self, st: BookSync, item: tuple, recv_ns: int) -> None:
-        """Buffer one parsed event (``item[0]`` is its microtimestamp) until the snapshot."""
-        buffer = st.buffer
-        buffer.append(item)
-        if len(buffer) > self.buffer_limit:
-            half = len(buffer) // 2
-            st.lost_mts = max(st.lost_mts, max(it[0] for it in buffer[:half]))
-            del buffer[:half]
-            self.bad_input("snapshot buffer overflow", f"{st.kind} {st.pair}: snapshot not arrived", b"")
-        if not st.fetching and recv_ns >= st.retry_at:
-            self._fetch(st)
+    def _request_l3(self, conn: Connection, pair: str) -> None:
+        conn.fetch(self._snapshot_url(pair, True))
 
-    def _lost(self, st: BookSync | None, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
+    def _lost(self, sync: BookSync, pair: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
         """A book event that cannot be read: the book cannot be trusted without it."""
         self.bad_input(kind, detail, data)
-        if st is None:
-            return
-        if st.buffer is None:
-            self.resync(st.conn, st.pair, f"{kind}: {detail}", recv_ns, st.kind)
-        elif st.fetching:
-            st.refetch = True  # the snapshot must be newer than the event we lost
+        sync.lost(None, pair, recv_ns, f"{kind}: {detail}")
 
-    def _gap(self, st: BookSync, reason: str, recv_ns: int) -> None:
+    # Bitstamp's gap reasons carry no "gap: " prefix (Scheme.gap adds one)
+    def _gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
         self.metrics.gaps += 1
-        self.resync(st.conn, st.pair, reason, recv_ns, st.kind)
+        self.resync(conn, native, reason, recv_ns, book)
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
+    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """Valid JSON that failed validation: say what it was; a book event resyncs its book."""
+        # TODO(kit): Dispatch could hand its fallback the ValidationError; decoded again for its text
         try:
-            msg = m.decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self._on_invalid(data, str(exc), recv_ns)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
-        cls = msg.__class__
-        if cls is m.BookMsg:
-            self._on_diff(conn, msg, data, recv_ns)
-        elif cls is m.TradeMsg:
-            self._on_trade(msg, data, recv_ns)
-        elif cls is m.OrderCreated or cls is m.OrderChanged or cls is m.OrderDeleted:
-            self._on_order(conn, msg, data, recv_ns)
-        elif cls is m.Subscribed:
-            self._on_subscribed(conn, msg, data, recv_ns)
-        elif cls is m.RequestReconnect:
-            conn.reconnect("bts:request_reconnect")
-        elif cls is m.BtsError:
-            text = msg.data.message if msg.data is not None else ""
-            self.bad_input("exchange error", f"{msg.channel}: {text}", data)
-            self.status("", "stopped", f"bts:error {msg.channel}: {text}"[:500], recv_ns)
-        # heartbeat, unsubscription_succeeded: nothing to publish
-
-    def _on_invalid(self, data: bytes, detail: str, recv_ns: int) -> None:
+            m.decoder.decode(data)
+            detail = ""
+        except DECODE_ERRORS as exc:
+            detail = str(exc)
         try:
             head = m.any_decoder.decode(data)
         except DECODE_ERRORS:
@@ -255,14 +180,22 @@ class BitstampScheme(Scheme):
         if event.__class__ is not str or event not in _KNOWN_EVENTS:
             self.bad_input("unknown message", detail, data)
             return
-        st = None
+        kind = f"malformed {event} message"
+        self.bad_input(kind, detail, data)
         if channel.__class__ is str:
             prefix, _, pair = channel.rpartition("_")
             if event == "data" and prefix == "diff_order_book":
-                st = self.l2.get(pair)
+                self.l2_sync.lost(None, pair, recv_ns, f"{kind}: {detail}")
             elif event in _ORDER_EVENTS:
-                st = self.l3.get(pair)
-        self._lost(st, f"malformed {event} message", detail, data, recv_ns)
+                self.l3_sync.lost(None, pair, recv_ns, f"{kind}: {detail}")
+
+    def _on_request_reconnect(self, conn: Connection, msg: m.RequestReconnect, data: bytes, recv_ns: int) -> None:
+        conn.reconnect("bts:request_reconnect")
+
+    def _on_error(self, conn: Connection, msg: m.BtsError, data: bytes, recv_ns: int) -> None:
+        text = msg.data.message if msg.data is not None else ""
+        self.bad_input("exchange error", f"{msg.channel}: {text}", data)
+        self.status("", "stopped", f"bts:error {msg.channel}: {text}"[:500], recv_ns)
 
     def _on_subscribed(self, conn: Connection, msg: m.Subscribed, data: bytes, recv_ns: int) -> None:
         prefix, _, pair = msg.channel.rpartition("_")
@@ -284,53 +217,64 @@ class BitstampScheme(Scheme):
             if prefix not in ("order_book", "detail_order_book"):  # not subscribed by us: ignored
                 self.bad_input("unknown channel", repr(msg.channel)[:100], data)
             return
-        st = self.l2.get(pair)
-        if st is None:
+        if pair not in self.l2:
             if not self.known(pair, data):
                 return
-            st = self._start(conn, pair, LOB)  # data without the subscription answer
+            self._start(conn, pair, LOB)  # data without the subscription answer
         d = msg.data
         try:
             mts = micros(d.microtimestamp)
         except ValueError as exc:
-            self._lost(st, "malformed diff", str(exc), data, recv_ns)
+            self._lost(self.l2_sync, pair, "malformed diff", str(exc), data, recv_ns)
             return
+        checker = self._checkers.get(pair)
+        if checker is None:  # (an empty book is falsy)
+            checker = self._checker(pair)
+        try:  # every level checked before the diff is held or applied
+            checker.check_sides(d.bids, d.asks)
+        except BOOK_ERRORS:
+            price, size = self._refused(pair, d.bids, d.asks)
+            self._lost(self.l2_sync, pair, "malformed diff", f"{price!r} {size!r}", data, recv_ns)
+            return
+        self.l2_sync.diff(conn, pair, d, mts, mts, 0, data, recv_ns)
+
+    def _checker(self, pair: str) -> L2Book:
+        """An empty book of ``pair``'s precision (levels are checked on it, nothing applied)."""
+        checker = self._checkers.get(pair)
+        if checker is None:
+            inst = self.instrument(pair)
+            checker = self._checkers[pair] = L2Book(inst.price_decimals, inst.size_decimals)
+        return checker
+
+    def _refused(self, pair: str, *sides) -> tuple:
+        """The first level of ``sides`` the book of ``pair`` refuses (``check_sides`` raised)."""
         inst = self.instrument(pair)
         pd, sd = inst.price_decimals, inst.size_decimals
-        for levels in (d.bids, d.asks):
-            for price, size in levels:
-                if not valid_level(price, size, pd, sd):
-                    self._lost(st, "malformed diff", f"{price!r} {size!r}", data, recv_ns)
-                    return
-        if st.buffer is not None:
-            self._hold(st, (mts, d.bids, d.asks, recv_ns), recv_ns)
-            return
-        self._apply_diff(st, mts, d.bids, d.asks, recv_ns)
+        for levels in sides:
+            for level in levels:
+                if not valid_level(level[0], level[1], pd, sd):
+                    return level
+        return ("?", "?")  # (check_sides and valid_level refuse the same levels)
 
     def _crossed(self, book) -> str:
         bp, _bs, ap, _as = book.best()
         return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
 
-    def _apply_diff(self, st: BookSync, mts: int, bids, asks, recv_ns: int) -> None:
-        if mts <= st.snap_mts:
-            return  # the snapshot holds it already
-        if mts < st.last_mts:
-            self._gap(st, f"out of order: microtimestamp {mts} after {st.last_mts}", recv_ns)
-            return
-        st.last_mts = mts
-        pair = st.pair
+    def _apply_diff(self, pair: str, d: m.BookData, data: bytes | None, recv_ns: int) -> bool:
+        """One diff (checked when it came) into the live book; a book it leaves crossed resyncs."""
         book = self.books[pair]
-        event_ms = mts // 1000
+        event_ms = int(d.microtimestamp) // 1000
         atom_us = recv_ns // 1000
-        flags = self.apply_levels(st.pair, book, BID, bids, event_ms, atom_us)
-        flags |= self.apply_levels(st.pair, book, ASK, asks, event_ms, atom_us)
-        if flags & _CROSSED:
+        flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[pair],
+                                 event_ms, atom_us)
+        if flags & CROSSED:
             reason = self._crossed(book)
             if reason:
-                self._gap(st, reason, recv_ns)
-                return
-        if flags & _TOP_CHANGED:
+                self._gap(self.l2[pair].conn, pair, reason, recv_ns)
+                return False
+        if flags & TOP_CHANGED:
             self.emit_spread(pair, book, event_ms, atom_us)
+        return True
 
     # --- level 3 ------------------------------------------------------------------------------
     def _on_order(self, conn: Connection, msg, data: bytes, recv_ns: int) -> None:
@@ -338,45 +282,36 @@ class BitstampScheme(Scheme):
         if prefix != "live_orders":
             self.bad_input("unknown channel", repr(msg.channel)[:100], data)
             return
-        st = self.l3.get(pair)
-        if st is None:
+        if pair not in self.l3:
             if not self.known(pair, data):
                 return
-            st = self._start(conn, pair, LOB_L3)
+            self._start(conn, pair, LOB_L3)
         d = msg.data
         price, amount = _text(d.price_str, d.price), _text(d.amount_str, d.amount)
         try:
             mts = micros(d.microtimestamp)
         except ValueError as exc:
-            self._lost(st, "malformed order event", str(exc), data, recv_ns)
+            self._lost(self.l3_sync, pair, "malformed order event", str(exc), data, recv_ns)
             return
-        book = st.book
+        book = self.l3books[pair]
         if (d.order_type != 0 and d.order_type != 1) or (
                 msg.__class__ is not m.OrderDeleted and not valid_level(price, amount, book.price_decimals,
                                                                        book.size_decimals)):
-            self._lost(st, "malformed order event", f"{d.order_type!r} {price!r} {amount!r}", data, recv_ns)
+            self._lost(self.l3_sync, pair, "malformed order event", f"{d.order_type!r} {price!r} {amount!r}", data,
+                       recv_ns)
             return
-        item = (mts, msg.__class__, d.id, d.order_type, price, amount, recv_ns)
-        if st.buffer is not None:
-            self._hold(st, item, recv_ns)
-            return
-        self._apply_order(st, item)
+        self.l3_sync.diff(conn, pair, (mts, msg.__class__, d.id, d.order_type, price, amount), mts, mts, 0, data,
+                          recv_ns)
 
-    def _apply_order(self, st: BookSync, item: tuple) -> None:
-        mts, cls, oid, side, price, amount, recv_ns = item
-        if mts <= st.snap_mts:
-            return
-        if mts < st.last_mts:
-            self._gap(st, f"out of order: microtimestamp {mts} after {st.last_mts}", recv_ns)
-            return
-        st.last_mts = mts
-        book = st.book
+    def _apply_order(self, pair: str, item: tuple, data: bytes | None, recv_ns: int) -> bool:
+        mts, cls, oid, side, price, amount = item
+        book = self.l3books[pair]
         event_ms = mts // 1000
         atom_us = recv_ns // 1000
         if cls is m.OrderDeleted:
             order = book.order(oid)
             if order is None:
-                return  # not on our book: nothing changes
+                return True  # not on our book: nothing changes
             flags = book.remove(oid)
             side_name, price, amount = SIDE_NAMES[order[0]], order[1], "0"
         else:
@@ -385,13 +320,14 @@ class BitstampScheme(Scheme):
                 flags = book.change(oid, price, amount)  # keeps its place unless the price moved
             else:
                 flags = book.add(oid, side, price, amount)
-        self.emit("lob_l3", LobL3(self.exchange, st.symbol, float(price), float(amount), side_name, str(oid),
+        self.emit("lob_l3", LobL3(self.exchange, self._symbols[pair], float(price), float(amount), side_name, str(oid),
                                   event_ms, atom_us))
-        if flags & _TOP_CHANGED and st.pair not in self.books:
-            self.emit_spread(st.pair, book, event_ms, atom_us)
+        if flags & TOP_CHANGED and pair not in self.books:
+            self.emit_spread(pair, book, event_ms, atom_us)
+        return True
 
     # --- trades -------------------------------------------------------------------------------
-    def _on_trade(self, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
+    def _on_trade(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
         prefix, _, pair = msg.channel.rpartition("_")
         if prefix != "live_trades":
             self.bad_input("unknown channel", repr(msg.channel)[:100], data)
@@ -423,89 +359,87 @@ class BitstampScheme(Scheme):
 
     # --- REST snapshots -----------------------------------------------------------------------
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
-        st = self._rest_pending.pop(url, None)
-        if st is None:
-            return
-        st.fetching = False
-        if st.buffer is None:
-            return  # synced meanwhile
-        if st.refetch:
-            self._fetch(st)
-            return
+        path, _, query = url.partition("?")
+        pair = path.rpartition("/")[2]
+        l3 = bool(query)
+        sync = self.l3_sync if l3 else self.l2_sync
+        if url != self._snapshot_url(pair, l3) or not sync.answered(pair):
+            return  # not ours, not asked for, or no longer wanted (asked again if stale)
         try:
-            snap = (m.rest_book_decoder if st.kind == LOB else m.rest_orders_decoder).decode(body)
+            snap = (m.rest_orders_decoder if l3 else m.rest_book_decoder).decode(body)
             snap_mts = micros(snap.microtimestamp)
         except (*DECODE_ERRORS, ValueError) as exc:
-            self._snapshot_failed(st, "malformed snapshot", str(exc), body, recv_ns)
+            self._snapshot_failed(sync, pair, str(exc), body, recv_ns)
             return
-        if st.kind == LOB:
-            inst = self.instrument(st.pair)
-            pd, sd = inst.price_decimals, inst.size_decimals
-        else:
-            pd, sd = st.book.price_decimals, st.book.size_decimals
+        if not l3:
+            try:
+                self._checker(pair).check_sides(snap.bids, snap.asks)
+            except BOOK_ERRORS:
+                self._snapshot_failed(sync, pair, f"{self._refused(pair, snap.bids, snap.asks)!r}", body, recv_ns)
+                return
+            sync.snapshot(pair, snap_mts, snap, body, recv_ns)
+            return
+        book = self.l3books[pair]
+        pd, sd = book.price_decimals, book.size_decimals
         orders = []
         for levels in (snap.bids, snap.asks):
             for level in levels:
                 if not valid_level(level[0], level[1], pd, sd):
-                    self._snapshot_failed(st, "malformed snapshot", f"{level!r}", body, recv_ns)
+                    self._snapshot_failed(sync, pair, f"{level!r}", body, recv_ns)
                     return
-                if st.kind == LOB_L3:
-                    oid = level[2]
-                    if oid.__class__ is str:
-                        if not (0 < len(oid) <= 20 and oid.isdigit() and oid.isascii()):
-                            self._snapshot_failed(st, "malformed snapshot", f"order id {oid!r}", body, recv_ns)
-                            return
-                        oid = int(oid)
-                    orders.append(oid)
-        if st.lost_mts > snap_mts:
-            self._fetch(st)  # the buffer dropped events newer than this snapshot: a newer one
-            return
-        event_ms = snap_mts // 1000
-        atom_us = recv_ns // 1000
-        if st.kind == LOB:
-            book = self.begin_snapshot(st.pair, recv_ns, event_ms)
-            self.apply_levels(st.pair, book, BID, snap.bids, event_ms, atom_us)
-            self.apply_levels(st.pair, book, ASK, snap.asks, event_ms, atom_us)
-            reason = self._crossed(book)
-            if reason:
-                self.bad_input("crossed snapshot", f"{st.pair}: {reason}", b"")
-                st.buffer = None
-                self.resync(st.conn, st.pair, f"snapshot {reason}", recv_ns)
-                return
-            self.emit_spread(st.pair, book, event_ms, atom_us)
-        else:
-            book = self.begin_snapshot_l3(st.pair, recv_ns, event_ms)  # ``st.book``, emptied
-            emit, exchange, symbol, add = self.emit, self.exchange, st.symbol, book.add
-            i = 0
-            for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
-                for price, size, _oid in levels:
-                    oid = orders[i]
-                    i += 1
-                    add(oid, side, price, size)
-                    emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, str(oid), event_ms, atom_us))
-            if st.pair not in self.books:
-                self.emit_spread(st.pair, book, event_ms, atom_us)
-        buffer = st.buffer
-        st.buffer = None
-        st.snap_mts = st.last_mts = snap_mts
-        st.backoff = _RETRY_NS
-        for item in buffer:
-            if st.buffer is not None:  # resynced while draining: the rest waits for the next snapshot
-                st.buffer.append(item)
-            elif st.kind == LOB:
-                self._apply_diff(st, item[0], item[1], item[2], item[3])
-            else:
-                self._apply_order(st, item)
+                oid = level[2]
+                if oid.__class__ is str:
+                    if not (0 < len(oid) <= 20 and oid.isdigit() and oid.isascii()):
+                        self._snapshot_failed(sync, pair, f"order id {oid!r}", body, recv_ns)
+                        return
+                    oid = int(oid)
+                orders.append(oid)
+        sync.snapshot(pair, snap_mts, (snap, orders), body, recv_ns)
 
-    def _snapshot_failed(self, st: BookSync, kind: str, detail: str, body: bytes, recv_ns: int) -> None:
-        self.bad_input(kind, f"{st.kind} {st.pair}: {detail}", body)
-        st.retry_at = recv_ns + st.backoff
-        st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
+    def _snapshot_failed(self, sync: BookSync, pair: str, detail: str, body: bytes, recv_ns: int) -> None:
+        """A snapshot that cannot be read: counted; asked again on the book's next event, after
+        the retry delay."""
+        self.bad_input("malformed snapshot", f"{sync.book} {pair}: {detail}", body)
+        sync.request_failed(pair, recv_ns)
+
+    def _load_book(self, pair: str, snap: m.RestBook, body: bytes, recv_ns: int) -> bool:
+        """The level-2 snapshot (checked) into a fresh book; a crossed one resyncs."""
+        event_ms = int(snap.microtimestamp) // 1000
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(pair, recv_ns, event_ms)
+        book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, self._symbols[pair], event_ms,
+                         atom_us)
+        reason = self._crossed(book)
+        if reason:
+            self.bad_input("crossed snapshot", f"{pair}: {reason}", b"")
+            self.resync(self.l2[pair].conn, pair, f"snapshot {reason}", recv_ns)
+            return False
+        self.emit_spread(pair, book, event_ms, atom_us)
+        return True
+
+    def _load_orders(self, pair: str, snap_orders: tuple, body: bytes, recv_ns: int) -> bool:
+        """The level-3 snapshot (checked; ``orders``: its order ids) into a fresh book."""
+        snap, orders = snap_orders
+        event_ms = int(snap.microtimestamp) // 1000
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot_l3(pair, recv_ns, event_ms)
+        emit, exchange, symbol, add = self.emit, self.exchange, self._symbols[pair], book.add
+        i = 0
+        for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
+            for price, size, _oid in levels:
+                oid = orders[i]
+                i += 1
+                add(oid, side, price, size)
+                emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, str(oid), event_ms, atom_us))
+        if pair not in self.books:
+            self.emit_spread(pair, book, event_ms, atom_us)
+        return True
 
     def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
-        """A failed snapshot GET: asked again (with backoff) on the book's next event."""
-        st = self._rest_pending.pop(url, None)
-        if st is not None:
-            st.fetching = False
-            st.retry_at = recv_ns + st.backoff
-            st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
+        """A failed snapshot GET: asked again (after the retry delay) on the book's next event."""
+        path, _, query = url.partition("?")
+        pair = path.rpartition("/")[2]
+        sync = self.l3_sync if query else self.l2_sync
+        st = sync.markets.get(pair)
+        if st is not None and st.pending and url == self._snapshot_url(pair, bool(query)):
+            sync.request_failed(pair, recv_ns)
