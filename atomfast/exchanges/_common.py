@@ -6,6 +6,9 @@ raw bytes of JSON numbers, never through a float). ``valid_level`` checks a leve
 book's own parser before any level of a message is applied; ``is_plain`` checks the strings
 that only become floats (trades, tickers).
 
+Floats: a non-negative number a venue only publishes as a float (a trade's price and size, a
+ticker's, open interest) is checked with ``ok_float``: finite, not negative, below ``MAX_FLOAT``.
+
 Timestamps: exchange time in ms, converted exactly (no float) and bounded (``MAX_MS``: they go
 into Avro longs).
 """
@@ -20,6 +23,9 @@ from ..book import parse_ticks
 #: exchange times in ms must be below this (year 5138): they go into Avro longs
 MAX_MS = 10**14
 
+#: floats a venue publishes (prices, sizes, open interest) must be below this
+MAX_FLOAT = 1e18
+
 #: a plain non-negative decimal: at most 16 integer digits and 20 decimals
 is_plain = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
 
@@ -27,6 +33,11 @@ is_plain = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
 def ms_ok(ms: int) -> bool:
     """An exchange time in ms that is not absurd (0 <= ms < MAX_MS)."""
     return 0 <= ms < MAX_MS
+
+
+def ok_float(x: float) -> bool:
+    """A float a venue publishes that is not absurd: 0 <= x < MAX_FLOAT (False for NaN and inf)."""
+    return 0.0 <= x < MAX_FLOAT
 
 
 def valid_level(price: str | bytes, size: str | bytes, price_decimals: int, size_decimals: int) -> bool:
@@ -139,4 +150,4 @@ def _rfc3339_to_ms(text: str) -> int:
     return ms
 
 
-__all__ = ["MAX_MS", "decimals_of", "is_plain", "ms_ok", "rfc3339_to_ms", "valid_level"]
+__all__ = ["MAX_FLOAT", "MAX_MS", "decimals_of", "is_plain", "ms_ok", "ok_float", "rfc3339_to_ms", "valid_level"]
