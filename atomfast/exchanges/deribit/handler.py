@@ -56,10 +56,10 @@ from ...book import ASK, BID
 from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from .._common import ok_float
 from . import messages as m
 from .parse import ms_ok, name_instrument, parse_instruments, valid_level
 
-_MAX = 1e18
 _ZERO = b"0"
 _ACTIONS = ("new", "change", "delete")
 _FUNDING_PERIOD_MS = 8 * 3600 * 1000
@@ -76,10 +76,6 @@ _RAW_ROUTES = {"book": (m.book_decoder, "malformed book message", "_on_book"),
                "chart": (m.chart_decoder, "malformed candle", "_on_chart")}
 _INTERVAL_NAMES = {1: "1m", 3: "3m", 5: "5m", 10: "10m", 15: "15m", 30: "30m", 60: "1h", 120: "2h", 180: "3h",
                    360: "6h", 720: "12h", 1440: "1d"}
-
-
-def _ok(x: float) -> bool:
-    return 0.0 <= x < _MAX  # False for NaN and inf
 
 
 def _resolution_minutes(res: str) -> int:
@@ -313,9 +309,8 @@ class DeribitScheme(Scheme):
             if msg.type != "change":
                 self.book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
                 return
-            self.metrics.gaps += 1  # not Scheme.gap: the reason says "change_id gap", not "gap: "
-            self.resync(conn, native, f"change_id gap: prev_change_id {msg.prev_change_id}, last change_id {last}",
-                        recv_ns)
+            self.gap(conn, native, f"prev_change_id {msg.prev_change_id}, last change_id {last}", recv_ns,
+                     kind="change_id gap")
             return
         pd, sd = book.price_decimals, book.size_decimals
         bids = self._levels(msg.bids, pd, sd)
@@ -360,7 +355,8 @@ class DeribitScheme(Scheme):
     def _on_trades(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         trades: list[m.Trade] = params.data
         for t in trades:
-            if not (_ok(t.price) and _ok(t.amount)) or t.direction not in ("buy", "sell") or not ms_ok(t.timestamp):
+            if (not (ok_float(t.price) and ok_float(t.amount)) or t.direction not in ("buy", "sell")
+                    or not ms_ok(t.timestamp)):
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.timestamp!r}", data)
                 return
             if not self.known(t.instrument_name, data):
@@ -388,7 +384,7 @@ class DeribitScheme(Scheme):
             bs = t.best_bid_amount if t.best_bid_amount is not None else 0.0
             ap = t.best_ask_price if t.best_ask_price is not None else 0.0
             asz = t.best_ask_amount if t.best_ask_amount is not None else 0.0
-            if _ok(bp) and _ok(bs) and _ok(ap) and _ok(asz):
+            if ok_float(bp) and ok_float(bs) and ok_float(ap) and ok_float(asz):
                 self.emit("ticker", Ticker(self.exchange, symbol, bp, bs, ap, asz, event_ms, atom_us))
             else:
                 self.bad_input("malformed ticker", f"{bp!r} {bs!r} {ap!r} {asz!r}", data)
@@ -396,7 +392,7 @@ class DeribitScheme(Scheme):
             rate = t.current_funding if t.current_funding is not None else 0.0
             rate8 = t.funding_8h if t.funding_8h is not None else 0.0
             mark = t.mark_price if t.mark_price is not None else 0.0
-            if not (math.isfinite(rate) and math.isfinite(rate8) and _ok(mark)):
+            if not (math.isfinite(rate) and math.isfinite(rate8) and ok_float(mark)):
                 self.bad_input("malformed funding rate", f"{rate!r} {rate8!r} {mark!r}", data)
             elif self._last_funding.get(native) != (rate, rate8):
                 self._last_funding[native] = (rate, rate8)
@@ -405,7 +401,7 @@ class DeribitScheme(Scheme):
                                                       atom_us))
         if self._want_oi and t.open_interest is not None:
             oi = t.open_interest
-            if not _ok(oi):
+            if not ok_float(oi):
                 self.bad_input("malformed open interest", repr(oi), data)
             elif self._last_oi.get(native) != oi:
                 self._last_oi[native] = oi
@@ -418,7 +414,8 @@ class DeribitScheme(Scheme):
             return
         native, res, minutes = candle_channel
         c: m.Chart = params.data
-        if not (ms_ok(c.tick) and _ok(c.open) and _ok(c.high) and _ok(c.low) and _ok(c.close) and _ok(c.volume)):
+        if not (ms_ok(c.tick) and ok_float(c.open) and ok_float(c.high) and ok_float(c.low) and ok_float(c.close)
+                and ok_float(c.volume)):
             self.bad_input("malformed candle", f"{c.tick!r} {c.open!r} {c.high!r} {c.low!r} {c.close!r}", data)
             return
         if not self.known(native, data):
