@@ -18,6 +18,12 @@ extensions = [
         sources=["native/frame/_frame.pyx"],
         extra_compile_args=["-O3"],
     ),
+    # picows' listener, compiled against picows' own .pxd (atomfast.feed falls back to Python)
+    Extension(
+        "atomfast._listener",
+        sources=["native/listener/_listener.pyx"],
+        extra_compile_args=["-O3"],
+    ),
 ]
 
 setup(

@@ -3,6 +3,16 @@ from typing import Any, Callable, Iterable
 
 from .metrics import Metrics
 
+class LatencyHistogram:
+    counts: list[int]
+    total: int
+    max_ns: int
+    SUB: int
+    NBUCKETS: int
+    def record(self, ns: int) -> None: ...
+    def percentile(self, q: float) -> int: ...
+    def snapshot(self) -> dict: ...
+
 class Pipeline:
     sink: Any
     encoder: Any

@@ -45,6 +45,12 @@ from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError,
 
 from . import rest
 from .driver import FrameDriver
+
+try:  # the compiled listener, built against picows' declarations
+    from ._listener import FrameListener
+except (ImportError, ValueError) as _exc:  # (a picows whose layout differs from the build's)
+    logging.getLogger("atomfast.feed").warning("compiled websocket listener unavailable (%s): using Python's", _exc)
+    FrameListener = WSListener
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -85,15 +91,17 @@ class Backoff:
         self.attempt = 0
 
 
-class _Listener(WSListener):
-    """picows' callbacks for one connection attempt."""
+class _Listener(FrameListener):
+    """picows' callbacks for one connection attempt. The common frame (a whole message within
+    the limit) is the compiled ``FrameListener``'s (``atomfast._listener``); the rest is here."""
 
     def __init__(self, conn: "FeedConnection") -> None:
         super().__init__()
         self.conn = conn
         group = conn.group
+        self.group = group
         self.metrics = group.metrics
-        self.frame = group.driver.frame
+        self.deliver = group.driver.frame
         self.limit = group.scheme.max_frame_bytes
         self.max_frames = group.max_frames
         self.memoryview = group.pass_memoryview
@@ -106,42 +114,46 @@ class _Listener(WSListener):
     def on_ws_disconnected(self, transport) -> None:
         self.conn.connected = False
 
-    def on_ws_frame(self, transport, frame) -> None:
+    if FrameListener is WSListener:  # the compiled listener could not be loaded: the same in Python
+        def on_ws_frame(self, transport, frame) -> None:
+            conn = self.conn
+            if conn.closing is not None:
+                return
+            mt = frame.msg_type
+            if (mt is TEXT or mt is BINARY) and frame.fin and frame.payload_size <= self.limit:
+                data = frame.get_payload_as_memoryview() if self.memoryview else frame.get_payload_as_bytes()
+                recv_ns = _time_ns()
+                conn.last_ns = recv_ns
+                self.deliver(conn, data, recv_ns, mt is BINARY)
+                if self.max_frames and self.metrics.frames >= self.max_frames:
+                    self.group.stop("max frames")
+                return
+            self.on_other_frame(transport, frame)
+
+    def on_other_frame(self, transport, frame) -> None:
+        """Fragments, control frames, a message over the limit."""
         conn = self.conn
-        if conn.closing is not None:
-            return  # closing (reconnect/stop requested): nothing more from this connection
         mt = frame.msg_type
         if mt is TEXT or mt is BINARY:
             if not frame.fin:
                 self._begin_fragments(frame, mt is BINARY)
-                return
-            if frame.payload_size > self.limit:
+            else:
                 # (the driver would count it too; here picows' own refusal is told apart)
                 self._too_large(frame, frame.payload_size)
-                return
-            binary = mt is BINARY
-            if self.memoryview:
-                data = frame.get_payload_as_memoryview()
-            else:
-                data = frame.get_payload_as_bytes()
-        elif mt is CONTINUATION:
+            return
+        if mt is CONTINUATION:
             data = self._continue_fragments(frame)
             if data is None:
                 return
-            binary = self.frag_binary
+            recv_ns = _time_ns()
+            conn.last_ns = recv_ns
+            self.deliver(conn, data, recv_ns, self.frag_binary)
+            if self.max_frames and self.metrics.frames >= self.max_frames:
+                self.group.stop("max frames")
         elif mt is PONG:
             conn.last_ns = _time_ns()
-            return
         elif mt is CLOSE:
             conn._on_close_frame(frame)
-            return
-        else:
-            return
-        recv_ns = _time_ns()
-        conn.last_ns = recv_ns
-        self.frame(conn, data, recv_ns, binary)
-        if self.max_frames and self.metrics.frames >= self.max_frames:
-            conn.group.stop("max frames")
 
     # --- rare paths ----------------------------------------------------------------------------
     def _too_large(self, frame, n: int) -> None:

@@ -6,59 +6,18 @@ additions, nothing more. ``Metrics.summary()`` is the replay summary of the desi
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter
+
+from . import _frame
 
 log = logging.getLogger("atomfast")
 
 
-class LatencyHistogram:
-    """Nanosecond latencies in buckets of ~4.4% width (16 per power of two), 1 ns .. ~1100 s."""
-
-    __slots__ = ("counts", "total", "max_ns")
-    SUB = 16
-    NBUCKETS = 40 * SUB
-
-    def __init__(self) -> None:
-        self.counts = [0] * self.NBUCKETS
-        self.total = 0
-        self.max_ns = 0
-
-    def record(self, ns: int) -> None:
-        if ns < 1:
-            ns = 1
-        exp = ns.bit_length() - 1
-        sub = ((ns << 4) >> exp) & 15  # position within the power of two, in SUB steps
-        idx = exp * self.SUB + sub
-        if idx >= self.NBUCKETS:
-            idx = self.NBUCKETS - 1
-        self.counts[idx] += 1
-        self.total += 1
-        if ns > self.max_ns:
-            self.max_ns = ns
-
-    def percentile(self, q: float) -> int:
-        """Upper bound (ns) of the bucket holding the q-th percentile (0 < q <= 100); 0 if empty."""
-        if not self.total:
-            return 0
-        rank = max(1, math.ceil(self.total * q / 100.0))
-        seen = 0
-        for idx, n in enumerate(self.counts):
-            seen += n
-            if seen >= rank:
-                exp, sub = divmod(idx, self.SUB)
-                return min(((self.SUB + sub + 1) << exp) >> 4, self.max_ns)
-        return self.max_ns
-
-    def snapshot(self) -> dict:
-        return {
-            "count": self.total,
-            "p50_us": self.percentile(50) / 1000,
-            "p99_us": self.percentile(99) / 1000,
-            "p99.9_us": self.percentile(99.9) / 1000,
-            "max_us": self.max_ns / 1000,
-        }
+#: Nanosecond latencies in buckets of ~4.4% width (16 per power of two), 1 ns .. ~1100 s:
+#: ``record(ns)``, ``percentile(q)``, ``snapshot()``, ``counts``/``total``/``max_ns``. Compiled
+#: (``native/frame/_frame.pyx``): it records once per frame and once per delivery report.
+LatencyHistogram = _frame.LatencyHistogram
 
 
 class ErrorLog:
