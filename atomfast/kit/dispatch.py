@@ -35,6 +35,7 @@ input: ``malformed JSON`` (not JSON at all), ``unknown message`` (JSON of no kno
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import msgspec
@@ -108,11 +109,12 @@ class Dispatch:
             return self._bind_prefiltered(scheme, table, fallback, bad_input, unrouted)
 
         decode = self.decoder.decode
-        field = self.field
         if self.unwrap is not None:
             raise ValueError("Dispatch: unwrap goes with a prefilter")
         lead = self.lead
         not_lead = f"frame does not start with {lead.decode()}" if lead is not None else ""
+        #: the route key of a decoded message (its type, or its ``field``), read in C
+        key_of = attrgetter(self.field or "__class__")
 
         def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
             """Not routed: the venue's fallback, or counted bad input of ``kind``."""
@@ -121,24 +123,39 @@ class Dispatch:
             else:
                 bad_input(kind, detail, data)
 
-        def on_frame(conn, data: bytes, recv_ns: int) -> None:
-            if lead is not None and data[:1] != lead:
-                other(conn, data, recv_ns, "not a JSON object", not_lead)
-                return
-            try:
-                msg = decode(data)
-            except _VALIDATION as exc:
-                other(conn, data, recv_ns, "unknown message", str(exc))
-                return
-            except _MALFORMED as exc:
-                bad_input("malformed JSON", str(exc), data)
-                return
-            key = msg.__class__ if field is None else getattr(msg, field)
-            handler = table.get(key)
-            if handler is not None:
-                handler(conn, msg, data, recv_ns)
-            elif key not in table:
-                other(conn, data, recv_ns, unrouted, repr(getattr(key, "__name__", key))[:100])
+        def not_routed(conn, msg, data: bytes, recv_ns: int) -> None:
+            key = key_of(msg)
+            other(conn, data, recv_ns, unrouted, repr(getattr(key, "__name__", key))[:100])
+
+        # one lookup per frame: an ignored route is a no-op handler, a key no route names is
+        # ``not_routed`` (the lookup's default); the lead check is left out where there is none
+        route = {key: _ignore if handler is None else handler for key, handler in table.items()}.get
+
+        if lead is None:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    return
+                except _MALFORMED as exc:
+                    bad_input("malformed JSON", str(exc), data)
+                    return
+                route(key_of(msg), not_routed)(conn, msg, data, recv_ns)
+        else:
+            def on_frame(conn, data: bytes, recv_ns: int) -> None:
+                if data[:1] != lead:
+                    other(conn, data, recv_ns, "not a JSON object", not_lead)
+                    return
+                try:
+                    msg = decode(data)
+                except _VALIDATION as exc:
+                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    return
+                except _MALFORMED as exc:
+                    bad_input("malformed JSON", str(exc), data)
+                    return
+                route(key_of(msg), not_routed)(conn, msg, data, recv_ns)
 
         return on_frame
 
