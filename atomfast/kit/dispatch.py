@@ -24,6 +24,10 @@ that does not is not decoded: it goes to ``fallback`` where the venue names one 
 answer such as BitMEX's ``pong`` is the venue's to recognise), else it is counted as bad input
 ``not a JSON object``.
 
+A frame a route's decoder refuses (valid JSON of another shape; in the prefiltered shape, also
+not JSON) goes to ``refused(conn, data, recv_ns, exc)`` where the venue names one (it reports the
+decoder's own words), else as what is not routed.
+
 A handler is ``handler(conn, msg, data, recv_ns)``; with ``unwrap`` (an envelope format such as
 Binance's combined streams ``{"stream": .., "data": {..}}``) it is handed ``getattr(msg, unwrap)``
 instead of the envelope. A route whose handler is ``None`` is known
@@ -54,7 +58,8 @@ OnFrame = Callable[[Any, bytes, int], None]
 class Dispatch:
     """A venue's route table (see the module's doc)."""
 
-    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted", "unwrap", "lead")
+    __slots__ = ("routes", "decoder", "decoders", "prefilter", "field", "fallback", "unrouted", "unwrap", "lead",
+                 "refused")
 
     def __init__(
         self,
@@ -65,6 +70,7 @@ class Dispatch:
         prefilter: str | None = None,
         field: str | None = None,
         fallback: str | None = None,
+        refused: str | None = None,
         unrouted: str = "unrouted",
         unwrap: str | None = None,
         lead: bytes | None = None,
@@ -79,6 +85,7 @@ class Dispatch:
         self.prefilter = prefilter
         self.field = field
         self.fallback = fallback
+        self.refused = refused
         self.unrouted = unrouted
         self.unwrap = unwrap
         if lead is not None and (prefilter is not None or len(lead) != 1):
@@ -105,8 +112,25 @@ class Dispatch:
         unrouted = self.unrouted
         fallback: Callable | None = getattr(scheme, self.fallback) if self.fallback else None
 
+        refused: Callable | None = getattr(scheme, self.refused) if self.refused else None
+
+        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
+            """Not routed: the venue's fallback, or counted bad input of ``kind``."""
+            if fallback is not None:
+                fallback(conn, data, recv_ns)
+            else:
+                bad_input(kind, detail, data)
+
+        def declined(conn, data: bytes, recv_ns: int, kind: str, exc: Exception) -> None:
+            """A route's decoder refused the frame: the venue's ``refused(conn, data, recv_ns,
+            exc)``, else as ``other``."""
+            if refused is not None:
+                refused(conn, data, recv_ns, exc)
+            else:
+                other(conn, data, recv_ns, kind, str(exc))
+
         if self.prefilter is not None:
-            return self._bind_prefiltered(scheme, table, fallback, bad_input, unrouted)
+            return self._bind_prefiltered(scheme, table, other, declined, unrouted)
 
         decode = self.decoder.decode
         if self.unwrap is not None:
@@ -115,13 +139,6 @@ class Dispatch:
         not_lead = f"frame does not start with {lead.decode()}" if lead is not None else ""
         #: the route key of a decoded message (its type, or its ``field``), read in C
         key_of = attrgetter(self.field or "__class__")
-
-        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
-            """Not routed: the venue's fallback, or counted bad input of ``kind``."""
-            if fallback is not None:
-                fallback(conn, data, recv_ns)
-            else:
-                bad_input(kind, detail, data)
 
         def not_routed(conn, msg, data: bytes, recv_ns: int) -> None:
             key = key_of(msg)
@@ -136,7 +153,7 @@ class Dispatch:
                 try:
                     msg = decode(data)
                 except _VALIDATION as exc:
-                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    declined(conn, data, recv_ns, "unknown message", exc)
                     return
                 except _MALFORMED as exc:
                     bad_input("malformed JSON", str(exc), data)
@@ -150,7 +167,7 @@ class Dispatch:
                 try:
                     msg = decode(data)
                 except _VALIDATION as exc:
-                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    declined(conn, data, recv_ns, "unknown message", exc)
                     return
                 except _MALFORMED as exc:
                     bad_input("malformed JSON", str(exc), data)
@@ -159,7 +176,7 @@ class Dispatch:
 
         return on_frame
 
-    def _bind_prefiltered(self, scheme, table, fallback, bad_input, unrouted) -> OnFrame:
+    def _bind_prefiltered(self, scheme, table, other, declined, unrouted) -> OnFrame:
         route_key = getattr(scheme, self.prefilter)
         decoders = {key: dec.decode for key, dec in self.decoders.items()}
         default = self.decoder.decode if self.decoder is not None else None
@@ -169,12 +186,6 @@ class Dispatch:
         for key, handler in table.items():
             decode = decoders.get(key, default)
             entries[key] = (handler or _ignore, decode if decode is not None and handler is not None else _no_decode)
-
-        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
-            if fallback is not None:
-                fallback(conn, data, recv_ns)
-            else:
-                bad_input(kind, detail, data)
 
         unwrap = self.unwrap
         if unwrap is None:
@@ -187,10 +198,10 @@ class Dispatch:
                 try:
                     msg = decode(data)
                 except _VALIDATION as exc:
-                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    declined(conn, data, recv_ns, "unknown message", exc)
                     return
                 except _MALFORMED as exc:
-                    other(conn, data, recv_ns, "malformed JSON", str(exc))
+                    declined(conn, data, recv_ns, "malformed JSON", exc)
                     return
                 handler(conn, msg, data, recv_ns)
         else:
@@ -203,10 +214,10 @@ class Dispatch:
                 try:
                     msg = decode(data)
                 except _VALIDATION as exc:
-                    other(conn, data, recv_ns, "unknown message", str(exc))
+                    declined(conn, data, recv_ns, "unknown message", exc)
                     return
                 except _MALFORMED as exc:
-                    other(conn, data, recv_ns, "malformed JSON", str(exc))
+                    declined(conn, data, recv_ns, "malformed JSON", exc)
                     return
                 handler(conn, getattr(msg, unwrap), data, recv_ns)
 
