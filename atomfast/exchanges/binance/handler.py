@@ -518,6 +518,7 @@ class BinanceScheme(Scheme):
 
 class BinanceSpotScheme(BinanceScheme):
     exchange = "binance"
+    default_symbols = ("BTC-USDT", "ETH-USDT")
     websocket_endpoints = (WebsocketEndpoint("wss://stream.binance.com:9443/stream"),)
     rest_endpoint = RestEndpoint("https://api.binance.com", Routes(instruments="/api/v3/exchangeInfo",
                                                                    snapshot="/api/v3/depth"))
@@ -586,6 +587,7 @@ class BinanceFuturesScheme(_BinanceFutures):
     ``BTCUSDT_240927`` -> ``BTC-USDT-20240927``."""
 
     exchange = "binance-futures"
+    default_symbols = ("BTC-USDT-PERP", "ETH-USDT-PERP")
     websocket_endpoints = (
         WebsocketEndpoint("wss://fstream.binance.com/public/stream"),
         WebsocketEndpoint("wss://fstream.binance.com/market/stream",
@@ -600,6 +602,7 @@ class BinanceDeliveryScheme(_BinanceFutures):
     ``BTC-USD-20240927``; sizes in contracts."""
 
     exchange = "binance-delivery"
+    default_symbols = ("BTC-USD-PERP", "ETH-USD-PERP")
     websocket_endpoints = (WebsocketEndpoint("wss://dstream.binance.com/stream"),)
     rest_endpoint = RestEndpoint("https://dapi.binance.com", Routes(
         instruments="/dapi/v1/exchangeInfo", snapshot="/dapi/v1/depth", open_interest="/dapi/v1/openInterest"))

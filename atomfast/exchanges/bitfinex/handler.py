@@ -75,6 +75,7 @@ from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, 
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
+from .._common import MAX_FLOAT, ok_float
 from .parse import (
     ALIASES,
     candle_end,
@@ -114,7 +115,6 @@ _KIND_MESSAGES = {BOOK: "book message", RAW: "raw book message", TRADES: "trades
                   TICKER: "ticker message", CANDLES: "candles message", STATUS: "status message"}
 
 _STATE = "bitfinex"
-_MAX_FLOAT = 1e18
 _INT32 = 1 << 31
 _SEEN_TRADES = 4096  # trade ids remembered per market (te/tu and snapshot repeats)
 #: events are built with tuple.__new__ (the NamedTuple's own __new__ is a Python function)
@@ -127,12 +127,8 @@ def _zero(text: bytes) -> bool:
     return text[:1] == b"0" and text.strip(b"0.")[:1] in b"eE"  # b"" is in b"eE" too
 
 
-def _ok(x: float) -> bool:
-    return 0.0 <= x < _MAX_FLOAT  # False for NaN and inf
-
-
 def _ok_pos(x: float) -> bool:
-    return 0.0 < x < _MAX_FLOAT
+    return 0.0 < x < MAX_FLOAT
 
 
 class _Chan:
@@ -187,6 +183,7 @@ class BitfinexScheme(Scheme):
     """Bitfinex websocket v2, public channels (see the module docstring)."""
 
     exchange = "bitfinex"
+    default_symbols = ("BTC-USD", "ETH-USD")
     unknown_market = "unknown pair"
     websocket_endpoints = (WebsocketEndpoint("wss://api-pub.bitfinex.com/ws/2"),)
     #: instruments: the exchange pairs and the perpetuals, merged; a perpetual no listing names
@@ -799,7 +796,7 @@ class BitfinexScheme(Scheme):
     def _trades(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
         for t in rows:
             a = t.amount
-            if not (_ok_pos(t.price) and a == a and a != 0.0 and -_MAX_FLOAT < a < _MAX_FLOAT and ms_ok(t.mts)
+            if not (_ok_pos(t.price) and a == a and a != 0.0 and -MAX_FLOAT < a < MAX_FLOAT and ms_ok(t.mts)
                     and 0 <= t.id < 1 << 63):
                 self.bad_input("malformed trade", f"{t.id!r} {t.mts!r} {a!r} {t.price!r}", data)
                 return
@@ -824,7 +821,7 @@ class BitfinexScheme(Scheme):
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
         ch = self._channel(conn, msg, data, recv_ns)
         t = msg.ticker
-        if not (_ok(t.bid) and _ok(t.bid_size) and _ok(t.ask) and _ok(t.ask_size)):
+        if not (ok_float(t.bid) and ok_float(t.bid_size) and ok_float(t.ask) and ok_float(t.ask_size)):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
             return
         atom_us = recv_ns // 1000
@@ -845,7 +842,7 @@ class BitfinexScheme(Scheme):
         interval = timeframe_name(tf)
         atom_us = recv_ns // 1000
         for c in rows:
-            if not (ms_ok(c.mts) and _ok(c.open) and _ok(c.close) and _ok(c.high) and _ok(c.low) and _ok(c.volume)):
+            if not (ms_ok(c.mts) and ok_float(c.open) and ok_float(c.close) and ok_float(c.high) and ok_float(c.low) and ok_float(c.volume)):
                 self.bad_input("malformed candle", repr(c), data)
                 continue
             closed = c.mts < ch.last_mts
@@ -867,14 +864,14 @@ class BitfinexScheme(Scheme):
             predicted = s.next_funding_accrued if s.next_funding_accrued is not None else 0.0
             mark = s.mark_price if s.mark_price is not None else 0.0
             nxt = s.next_funding_mts if s.next_funding_mts is not None else 0
-            if math.isfinite(rate) and math.isfinite(predicted) and abs(rate) < _MAX_FLOAT and abs(
-                    predicted) < _MAX_FLOAT and _ok(mark) and ms_ok(nxt):
+            if math.isfinite(rate) and math.isfinite(predicted) and abs(rate) < MAX_FLOAT and abs(
+                    predicted) < MAX_FLOAT and ok_float(mark) and ms_ok(nxt):
                 self.emit("funding_rate", FundingRate(self.exchange, ch.symbol, mark, rate, nxt, predicted, s.mts,
                                                       atom_us))
             else:
                 self.bad_input("malformed funding rate", f"{rate!r} {predicted!r} {mark!r} {nxt!r}", data)
         if self._want_oi and s.open_interest is not None:
-            if _ok(s.open_interest):
+            if ok_float(s.open_interest):
                 self.emit("open_interest", OpenInterest(self.exchange, ch.symbol, s.open_interest, s.mts, atom_us))
             else:
                 self.bad_input("malformed open interest", repr(s.open_interest), data)

@@ -95,6 +95,7 @@ class _Gap(Exception):
 
 class BitmexScheme(Scheme):
     exchange = "bitmex"
+    default_symbols = ("BTC-USD-PERP", "ETH-USD-PERP")
     unknown_market = "unknown symbol"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.bitmex.com/realtime"),)
     rest_endpoint = RestEndpoint("https://www.bitmex.com", Routes(instruments="/api/v1/instrument/active"))

@@ -97,6 +97,7 @@ def _candle_channel(channel: str) -> tuple[str, str, int] | None:
 
 class DeribitScheme(Scheme):
     exchange = "deribit"
+    default_symbols = ("BTC-USD-PERP", "ETH-USD-PERP")
     unknown_market = "unknown instrument"
     websocket_endpoints = (WebsocketEndpoint("wss://www.deribit.com/ws/api/v2"),)
     #: instruments: every currency at once (``any``), then one listing per currency, merged: the

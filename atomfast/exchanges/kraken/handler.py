@@ -34,6 +34,7 @@ from ...events import Candle, Lob, Ticker, Trade
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
+from .._common import ok_float
 from .parse import (
     ALIASES,
     is_plain,
@@ -44,7 +45,6 @@ from .parse import (
     spot_instrument,
 )
 
-_MAX_FLOAT = 1e18
 _TIMESTAMP = attrgetter("timestamp")
 #: what sends a decoded v1 book update from its fast path to the step-by-step one (nothing
 #: applied yet): no book (KeyError), not one level (ValueError), a malformed value
@@ -71,15 +71,12 @@ def _newest(asks, bids) -> str:
     return newest
 
 
-def _ok_float(x: float) -> bool:
-    return 0.0 <= x < _MAX_FLOAT  # False for NaN and inf
-
-
 class _KrakenSpot(Scheme):
     """What v1 and v2 share: endpoints, channel map, instruments, book bookkeeping."""
 
     rest_endpoint = RestEndpoint("https://api.kraken.com", Routes(instruments="/0/public/AssetPairs"))
     channels = {"lob": "book", "trades": "trade", "ticker": "ticker", "candle": "ohlc"}
+    default_symbols = ("BTC-USD", "ETH-USD")
     aliases = ALIASES
     unknown_market = "unknown pair"
     symbols_per_message = 50
@@ -705,7 +702,7 @@ class KrakenSpotScheme(_KrakenSpot):
     def _on_trades(self, conn: Connection, msg: m.V2TradeMsg, data: bytes, recv_ns: int) -> None:
         out = []
         for t in msg.data:
-            if not (_ok_float(t.price) and _ok_float(t.qty)) or t.side not in ("buy", "sell"):
+            if not (ok_float(t.price) and ok_float(t.qty)) or t.side not in ("buy", "sell"):
                 self.bad_input("malformed trade", f"{t.price!r} {t.qty!r} {t.side!r}", data)
                 return
             try:
@@ -724,7 +721,7 @@ class KrakenSpotScheme(_KrakenSpot):
     def _on_ticker(self, conn: Connection, msg: m.V2TickerMsg, data: bytes, recv_ns: int) -> None:
         atom_us = recv_ns // 1000
         for t in msg.data:
-            if not all(_ok_float(x) for x in (t.bid, t.bid_qty, t.ask, t.ask_qty)):
+            if not all(ok_float(x) for x in (t.bid, t.bid_qty, t.ask, t.ask_qty)):
                 self.bad_input("malformed ticker", repr(t), data)
                 continue
             if not self.known(t.symbol, data):
@@ -744,7 +741,7 @@ class KrakenSpotScheme(_KrakenSpot):
             self.bad_input("malformed ohlc", str(exc), data)
             return
         for c in msg.data:
-            if (not all(_ok_float(x) for x in (c.open, c.high, c.low, c.close, c.volume))
+            if (not all(ok_float(x) for x in (c.open, c.high, c.low, c.close, c.volume))
                     or not 0 <= c.trades < 1 << 31 or not 0 < c.interval <= 1_000_000):
                 self.bad_input("malformed ohlc", repr(c), data)
                 continue

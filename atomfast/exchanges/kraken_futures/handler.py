@@ -46,6 +46,7 @@ _SIDES = {"buy": BID, "sell": ASK}
 
 class KrakenFuturesScheme(Scheme):
     exchange = "kraken-futures"
+    default_symbols = ("BTC-USD-PERP", "ETH-USD-PERP")
     unknown_market = "unknown product"
     websocket_endpoints = (WebsocketEndpoint("wss://futures.kraken.com/ws/v1"),)
     rest_endpoint = RestEndpoint("https://futures.kraken.com", Routes(instruments="/derivatives/api/v3/instruments"))
