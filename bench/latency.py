@@ -16,7 +16,8 @@ Three latencies per message, all ending on this machine's clock:
 - **receipt -> delivery report**: exact per message. The run does not measure it (the sink does
   not carry a receive time per message), so the collector process is started through a small
   probe (``python -m bench.latency --collector -- <run args>``) that wraps three methods before
-  ``atomfast.cli.main`` runs: ``Pipeline.end_frame`` (notes the frame's receive time),
+  ``atomfast.cli.main`` runs: ``Pipeline.end_frame`` (in a subclass: the Pipeline is compiled;
+  notes the frame's receive time),
   ``KafkaSink.write`` (queues that time per (topic, key): messages of one key are delivered in
   produce order) and ``KafkaSink._on_delivery`` (pops it: now - receipt). Everything else is the
   stock ``atomfast run``. The probe also dumps the full histograms (the summary only has
@@ -254,8 +255,8 @@ def _collector_main(probe_out: str, variant: str, skip_frames: int, argv: list[s
     import resource
 
     from atomfast import cli
+    from atomfast import pipeline as pipeline_module
     from atomfast.metrics import LatencyHistogram
-    from atomfast.pipeline import Pipeline
     from atomfast.sinks.kafka import KafkaSink
 
     time_ns = time.time_ns
@@ -274,22 +275,28 @@ def _collector_main(probe_out: str, variant: str, skip_frames: int, argv: list[s
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return ru.ru_utime + ru.ru_stime
 
-    orig_end = Pipeline.end_frame
+    # The Pipeline is compiled (atomfast._frame): its class cannot be patched, so the collector
+    # gets a subclass whose end_frame wraps the compiled one (the collector looks
+    # ``atomfast.pipeline.Pipeline`` up when it builds the feed; the frame driver binds the
+    # instance's ``end_frame``, and the compiled ``close()`` dispatches to the override too).
+    base = pipeline_module.Pipeline
+    orig_end = base.end_frame
 
-    def end_frame(self, recv_ns: int = 0):
-        recv = 0
-        if recv_ns:
-            state["frames"] += 1
-            if state["frames"] > skip_frames:
-                recv = recv_ns
-                if not state["t0"]:  # the first measured frame: CPU and time are counted from here
-                    state["t0"], state["cpu0"] = time.monotonic(), cpu_s()
-                    state["first_recv_ns"] = recv_ns
-        state["recv"] = recv
-        written = orig_end(self, recv_ns)
-        if recv and written:
-            f2p.record(time_ns() - recv)
-        return written
+    class ProbePipeline(base):
+        def end_frame(self, recv_ns: int = 0):
+            recv = 0
+            if recv_ns:
+                state["frames"] += 1
+                if state["frames"] > skip_frames:
+                    recv = recv_ns
+                    if not state["t0"]:  # the first measured frame: CPU and time are counted from here
+                        state["t0"], state["cpu0"] = time.monotonic(), cpu_s()
+                        state["first_recv_ns"] = recv_ns
+            state["recv"] = recv
+            written = orig_end(self, recv_ns)
+            if recv and written:
+                f2p.record(time_ns() - recv)
+            return written
 
     orig_write = KafkaSink.write
     write_code = orig_write.__code__
@@ -353,7 +360,7 @@ def _collector_main(probe_out: str, variant: str, skip_frames: int, argv: list[s
                 unmatched[0] += 1
         orig_delivery(self, err, msg)
 
-    Pipeline.end_frame = end_frame
+    pipeline_module.Pipeline = ProbePipeline
     KafkaSink.write = write
     KafkaSink._on_delivery = on_delivery
     rc = cli.main(argv)
