@@ -13,6 +13,13 @@ Sections (each a module with ``run(runs, quick) -> dict``, ``markdown(results) -
 ``plot(results, outdir) -> list[Path]``): ``throughput`` (bench/throughput.py), ``book``
 (bench/bookcmp.py), ``memory`` (bench/memory.py) and ``latency`` (bench/latency.py); a section
 whose module is not there yet is skipped with a note in the report.
+
+Against the previous run: before anything is written, the ``results.json`` already in the output
+directory (in bench/results: the committed run of record) is read (bench/previous.py); the report
+compares this run with it (a section after the head, and per venue a table in the throughput
+section: µs per frame, atomfast / floor, cryptofeed / atomfast, Python opcodes per frame), and
+the new ``results.json`` keeps its summary under ``"previous"``. A ``--quick`` run is never the
+baseline: the run after it compares against what it compared against.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
+from . import previous as P
 from . import report as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +72,35 @@ def _jsonable(obj):
     return str(obj)
 
 
+def _against_previous(raw: dict, previous: dict | None, source: str, info: dict) -> list[str]:
+    """The report's section "Against the previous run": which run, what changed on the machine,
+    the throughput change in a few computed sentences (the per-venue table is in the throughput
+    section)."""
+    if previous is None:
+        return [f"## Against the previous run\n\nNothing to compare with: {source}."]
+    thr = raw["sections"].get("throughput")
+    lines = [f"## Against the previous run ({P.label(previous)})", ""]
+    runs = previous.get("runs")
+    lines.append(f"Compared with: `{previous.get('command') or 'python -m bench'}` at {P.label(previous)}"
+                 + (f" (median of {runs} run{'s' if runs != 1 else ''})" if runs else "")
+                 + f", {source}. Both runs are on a shared VM, with other work running beside them: the µs of "
+                 "one run against the other carry that noise; read the ratios (measured side by side within each "
+                 "run) and the opcode counts (no clock in them).")
+    changes = P.machine_changes(previous, info)
+    if changes:
+        lines += ["", "Changed since: " + "; ".join(changes) + "."]
+    if thr is None:
+        lines += ["", "The throughput section did not run (or failed): no per-venue comparison."]
+        return ["\n".join(lines)]
+    from .throughput import comparison_summary
+
+    summary = comparison_summary(thr, previous)
+    if summary:
+        lines += [""] + [f"- {x}" for x in summary]
+    lines += ["", "Per venue: *Against the previous run* in the throughput section."]
+    return ["\n".join(lines)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     runs = 1 if args.quick else args.runs
@@ -78,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     venues = [v.strip() for v in args.venues.split(",") if v.strip()] or None
 
     info = R.machine_info(R.command_line(argv), ROOT)
+    # the run this one is compared against: read BEFORE this run overwrites results.json
+    previous, previous_source = P.baseline(out / "results.json")
     started = time.perf_counter()
     parts: list[str] = []
-    raw: dict = {"machine": info, "sections": {}}
+    raw: dict = {"machine": info, "quick": args.quick, "sections": {}}
     failed = []
     for name in only:
         print(f"[bench] {name} ...", flush=True)
@@ -96,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             results = _call(module.run, runs=runs, quick=args.quick, kafka=not args.no_kafka, venues=venues)
-            section = module.markdown(results)
-            pngs = module.plot(results, out) or []
+            section = _call(module.markdown, results=results, previous=previous, previous_source=previous_source)
+            pngs = _call(module.plot, results=results, outdir=out, previous=previous) or []
             raw["sections"][name] = results
         except (Exception, SystemExit) as exc:  # one broken section must not lose the others
             failed.append(name)
@@ -127,12 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         f"Sections: {', '.join(only)}; total time {total / 60:.1f} min."
         + (f" **Failed: {', '.join(failed)}.**" if failed else ""),
         "",
-        "The machine is a shared 2-core VM: absolute times move with the other work on it; the "
+        f"The machine is a shared {info['cores']}-core VM: absolute times move with the other work on it; the "
         "ratios, measured side by side in the same runs, are the figures to read.",
     ]
-    text = "\n".join(head) + "\n\n" + "\n\n".join(parts) + "\n"
+    against = _against_previous(raw, previous, previous_source, info)
+    text = "\n".join(head) + "\n\n" + "\n\n".join(against + parts) + "\n"
     (out / "REPORT.md").write_text(text, encoding="utf-8")
     raw["total_seconds"] = total
+    # what this run was compared against: the next run compares against THIS run (its own
+    # figures above), or, if this one is a --quick smoke run, against this "previous" again
+    raw["previous"] = previous
     (out / "results.json").write_text(json.dumps(_jsonable(raw), indent=1), encoding="utf-8")
     print(f"[bench] wrote {out / 'REPORT.md'} ({total / 60:.1f} min)", flush=True)
     return 1 if failed else 0

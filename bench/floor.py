@@ -3,14 +3,20 @@
 Each function takes the capture's received frames (a list of ``bytes``, preloaded: the capture
 reader is not part of it) and decodes every frame into the Structs of the scheme's OWN
 decoders (``atomfast/exchanges/<venue>/messages.py``), choosing the decoder the way the
-scheme's ``on_frame`` does (a bytes prefix or a channel id learnt from the subscription
-answers). No book, no validation, no events. It returns the number of frames decoded (or
-deliberately ignored, as the scheme ignores them); a frame that does not fit its Struct is
-counted as an error (``len(frames) - result``) and the loop goes on.
+scheme's ``Dispatch`` and handlers do (a bytes prefix or a channel id learnt from the
+subscription answers; a second decode where the scheme decodes a frame twice, e.g. an event
+refused by Kraken Futures' data union, or Deribit's slow way for heartbeats and answers). No
+book, no validation, no events. It returns the number of frames decoded (or deliberately
+ignored, as the scheme ignores them); a frame that does not fit its Struct is counted as an
+error (``len(frames) - result``) and the loop goes on. (The decodes a scheme makes only to
+describe a frame it refuses are not part of the floor.)
 
 Decoders are looked up through their module at call time (``m.v1_book_decoder``), so the
 floor follows the schemes while they change; a renamed decoder makes the floor fail loudly
-(AttributeError) rather than silently measure something else.
+(AttributeError) rather than silently measure something else. A changed decoder (a venue that
+now decodes a frame once, whole, instead of an envelope and then its data) is caught by
+``decoder_calls``: ``python -m bench`` counts the decode calls of the scheme and of its floor on
+each capture, by decoder type, and the report says where they differ.
 
     FLOORS["kraken-book"](frames) -> int
 """
@@ -23,42 +29,108 @@ import msgspec
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
+def _type_name(t) -> str:
+    """A decoder's type, short: ``Notification[Annotated[str, ...], Book]``, ``list[L2Row]``."""
+    import re
+
+    text = re.sub(r"<class '([^']*)'>", r"\1", repr(t))
+    return re.sub(r"(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)
+
+
+#: Python functions (of atomfast/replay.py) under which a decode is not a received frame's
+_NOT_FRAMES = {"_other", "_answer_fetches"}
+
+
+def decoder_calls(fn: Callable, *args) -> dict[str, int]:
+    """``fn(*args)`` run with a profile hook that counts every ``msgspec.json.Decoder.decode``
+    call (by the decoder's type) and every ``msgspec.json.decode`` call made from Python code;
+    decodes made for what a replay hands over besides received frames (REST answers, a
+    connection opened: ``Replay._other``, ``Replay._answer_fetches``) are left out. Slow (a
+    hook on every call): untimed passes only."""
+    import sys
+
+    decoder_cls = msgspec.json.Decoder
+    json_decode = msgspec.json.decode
+    counts: dict[str, int] = {}
+    names: dict[int, tuple] = {}
+
+    def hook(frame, event, arg):
+        if event != "c_call":
+            return
+        owner = getattr(arg, "__self__", None)
+        if owner.__class__ is decoder_cls and arg.__name__ == "decode":
+            f = frame
+            while f is not None:
+                code = f.f_code
+                if code.co_name in _NOT_FRAMES and code.co_filename.endswith("replay.py"):
+                    return
+                f = f.f_back
+            entry = names.get(id(owner))
+            if entry is None:  # (the decoder is kept, so that its id is not reused)
+                entry = names[id(owner)] = (owner, _type_name(owner.type))
+            key = entry[1]
+            counts[key] = counts.get(key, 0) + 1
+        elif arg is json_decode:
+            counts["msgspec.json.decode"] = counts.get("msgspec.json.decode", 0) + 1
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return counts
+
+
 def kraken_v1(frames: list[bytes]) -> int:
-    """Kraken spot websocket v1 (``KrakenSpotV1Scheme.on_frame``): ``[`` frames are decoded with
-    the decoder of their channel (learnt from ``subscriptionStatus``, or, unknown, from the
-    message's own trailing channelName like ``_learn``), ``{`` frames with the event decoder."""
+    """Kraken spot websocket v1 (``KrakenSpotV1Scheme.dispatch``): a ``[`` frame is routed by its
+    channel, known by the frame's bytes up to the channelID's comma (``b"[3648,"``, learnt from
+    ``subscriptionStatus``; a channelID not learnt yet is read from the message's own tail:
+    channelID, channelName, pair, as ``_on_new_channel`` does) and decoded with its kind's
+    decoder: a book frame as the common one-payload update (``m.v1_update_decoder``), and one that
+    does not decode so (a snapshot, two payloads) again as any book frame (``m.v1_book_decoder``,
+    ``_on_other`` -> ``_on_book_message``); ``{`` frames with the event decoder."""
     from atomfast.exchanges.kraken import messages as m
 
     by_kind = {
-        "book": m.v1_book_decoder.decode,
+        "book": m.v1_update_decoder.decode,
         "trade": m.v1_trade_decoder.decode,
         "ticker": m.v1_ticker_decoder.decode,
         "ohlc": m.v1_ohlc_decoder.decode,
     }
+    book_any = m.v1_book_decoder.decode
     event = m.v1_event_decoder.decode
     tail = m.v1_tail_decoder.decode
+    int_decode = m.int_decoder.decode
+    str_decode = m.str_decoder.decode
     status_cls = m.V1SubscriptionStatus
-    channels: dict[bytes, Callable | None] = {}  # channelID digits -> decode (None: not ours)
+    channels: dict[bytes, str] = {}  # b"[channelID," -> kind ("" : not ours)
     n = 0
     for data in frames:
         try:
             first = data[:1]
             if first == b"[":
-                comma = data.find(b",", 1, 24)
-                key = data[1:comma]
-                if key in channels:
-                    decode = channels[key]
-                else:  # a channel we were not told about: its name is at the end (rare)
+                key = data[:data.find(b",") + 1]
+                kind = channels.get(key)
+                if kind is None:  # a channel we were not told about: read its tail, learn it
                     parts = tail(data)
-                    name = msgspec.json.decode(parts[-2], type=str)
-                    decode = channels[key] = by_kind.get(name.partition("-")[0])
+                    int_decode(parts[0])
+                    name = str_decode(parts[-2])
+                    str_decode(parts[-1])
+                    kind = channels[key] = name.partition("-")[0]
+                decode = by_kind.get(kind)
                 if decode is not None:
-                    decode(data)
+                    try:
+                        decode(data)
+                    except _ERRORS:
+                        if kind != "book":
+                            raise
+                        book_any(data)  # another shape of book message
             elif first == b"{":
                 ev = event(data)
                 if ev.__class__ is status_cls and ev.status == "subscribed" and ev.channelID is not None:
                     name = ev.channelName or (ev.subscription.name if ev.subscription is not None else "")
-                    channels[str(ev.channelID).encode()] = by_kind.get(name.partition("-")[0])
+                    channels[b"[%d," % ev.channelID] = name.partition("-")[0]
             else:
                 continue
             n += 1
@@ -68,22 +140,23 @@ def kraken_v1(frames: list[bytes]) -> int:
 
 
 def kraken_futures(frames: list[bytes]) -> int:
-    """Kraken Futures v1 (``KrakenFuturesScheme.on_frame``): the data union, events
-    (``{"event":...``) with the event decoder."""
+    """Kraken Futures v1 (``KrakenFuturesScheme.dispatch``): every ``{`` frame is decoded as the
+    data union (by ``feed``); one it refuses (an event: ``{"event":...``) is decoded again with
+    the event decoder (``_on_other``), as the scheme does; a frame that is no JSON object is not
+    decoded (bad input)."""
     from atomfast.exchanges.kraken_futures import messages as m
 
     data_decode = m.data_decoder.decode
     event_decode = m.event_decoder.decode
     n = 0
     for data in frames:
+        if data[:1] != b"{":
+            continue
         try:
-            if data[:9] == b'{"event":':
+            try:
+                data_decode(data)
+            except msgspec.ValidationError:  # not a data message: an event
                 event_decode(data)
-            else:
-                try:
-                    data_decode(data)
-                except msgspec.ValidationError:  # as the scheme: not a data message -> an event
-                    event_decode(data)
             n += 1
         except _ERRORS:
             pass
@@ -161,8 +234,10 @@ def bitfinex(frames: list[bytes]) -> int:
                     shape = data[comma + 2:end].decode("ascii", "replace")
                 else:
                     shape = ""
-                if shape == "hb":
-                    parts(data)
+                if shape == "hb":  # read element by element: its sequence number, if it has one
+                    p = parts(data)
+                    if len(p) == 3:
+                        msgspec.json.decode(p[2], type=int)
                 else:
                     decode = ch.get(shape) if ch is not None else None
                     if decode is None:
@@ -240,11 +315,22 @@ def bitmex(frames: list[bytes]) -> int:
 
 
 def deribit(frames: list[bytes]) -> int:
-    """Deribit JSON-RPC (``DeribitScheme.on_frame``): the envelope, then a subscription's data
-    with the decoder of its channel (``book``, ``trades``, ``ticker``, ``chart``); answers with
-    a list result with the channel-list decoder."""
+    """Deribit JSON-RPC (``DeribitScheme.dispatch``): a notification written as Deribit writes
+    one (``handler._NOTIFICATION``) is decoded ONCE, whole, with the decoder of its channel kind
+    (its first four bytes: ``m.book_notification``, ``m.trades_notification``,
+    ``m.ticker_notification``, ``m.chart_notification``). Anything else, and a notification that
+    decoder refuses, goes the slow way (``_on_other``): the envelope with ``data`` left raw, then
+    a subscription's data with the decoder of its channel, or an answer's channel list."""
+    from atomfast.exchanges.deribit import handler as h
     from atomfast.exchanges.deribit import messages as m
 
+    prefix, key = h._NOTIFICATION, h._KEY
+    fast = {
+        b"book": m.book_notification.decode,
+        b"trad": m.trades_notification.decode,
+        b"tick": m.ticker_notification.decode,
+        b"char": m.chart_notification.decode,
+    }
     envelope = m.envelope_decoder.decode
     channel_list = m.channels_decoder.decode
     kinds = {
@@ -256,6 +342,16 @@ def deribit(frames: list[bytes]) -> int:
     n = 0
     for data in frames:
         try:
+            decode = fast.get(data[key]) if data.startswith(prefix) else None
+            if decode is not None:
+                try:
+                    decode(data)
+                    n += 1
+                    continue
+                except msgspec.ValidationError:  # the slow way says what is wrong
+                    pass
+            if data[:1] != b"{":
+                continue
             env = envelope(data)
             params = env.params
             if env.method == "subscription" and params is not None:
