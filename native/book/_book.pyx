@@ -534,20 +534,31 @@ cdef const char* _buffer(object value, Py_ssize_t* n) except NULL:
     raise TypeError(f"expected a decimal number as str or bytes, got {type(value).__name__}")
 
 
+cdef str _shown(object value):
+    """A number as an error message shows it: its text, also where it came as a buffer (msgspec.Raw,
+    memoryview) whose repr would be an object address."""
+    if isinstance(value, (str, bytes)):
+        return repr(value)
+    try:
+        return repr(bytes(value))
+    except Exception:
+        return repr(value)
+
+
 cdef int _raise_parse(int status, object value, str what, int scale) except -1:
     if status == P_EMPTY:
         raise ValueError(f"empty {what} string")
     if status == P_SYNTAX:
-        raise ValueError(f"invalid {what} {value!r}: not a decimal number")
+        raise ValueError(f"invalid {what} {_shown(value)}: not a decimal number")
     if status == P_NEGATIVE:
-        raise ValueError(f"invalid {what} {value!r}: negative")
+        raise ValueError(f"invalid {what} {_shown(value)}: negative")
     if status == P_PRECISION:
-        raise ValueError(f"{what} {value!r} has non-zero digits beyond the book's "
+        raise ValueError(f"{what} {_shown(value)} has non-zero digits beyond the book's "
                          f"{scale} decimals")
     if status == P_RANGE:
-        raise ValueError(f"{what} {value!r} is out of range at {scale} decimals "
+        raise ValueError(f"{what} {_shown(value)} is out of range at {scale} decimals "
                          f"(int64 ticks)")
-    raise ValueError(f"{what} {value!r} is written with more than {MAX_SENT} decimals")
+    raise ValueError(f"{what} {_shown(value)} is written with more than {MAX_SENT} decimals")
 
 
 cdef inline int _parse(object value, int scale, bint allow_negative, str what,
@@ -1547,7 +1558,7 @@ cdef inline int _parse_unsigned(object value, int scale, str what, int64_t* out,
     cdef const char* b = _buffer(value, &n)
     cdef int status, dec
     if n and (b[0] == 43 or b[0] == 45):       # '+' / '-': exchanges send no signs
-        raise ValueError(f"invalid {what} {value!r}: signed")
+        raise ValueError(f"invalid {what} {_shown(value)}: signed")
     status = _parse_plain(b, n, scale, False, out, &dec)
     if status < 0:
         status = _parse_dec(b, n, scale, False, out, &dec)
@@ -1729,7 +1740,7 @@ cdef class L2Book:
             out[i].item = <PyObject*>item
             _parse_unsigned(<object>po, self.pscale, "price", &out[i].price, &out[i].pdec)
             if out[i].price == 0:
-                raise ValueError(f"invalid price {<object>po!r}: zero")
+                raise ValueError(f"invalid price {_shown(<object>po)}: zero")
             _parse_unsigned(<object>so, self.sscale, "size", &out[i].size, &out[i].sdec)
         return 0
 
