@@ -10,7 +10,8 @@ Per market (``MarketSync``):
 2. ``snapshot(native, snap_id, snapshot, body, recv_ns)``: buffered diffs the snapshot covers are
    dropped (``rule.covered``); if the first remaining one does not reach back to the snapshot
    (``rule.reaches``), the snapshot is older than the stream held: it is discarded and another
-   asked for (at most ``max_attempts`` in a row, then the connection is reconnected). Otherwise
+   asked for (at most ``max_attempts`` in a row, then the connection is reconnected; 0: no
+   limit, the book waits for a usable snapshot and the connection goes on). Otherwise
    the venue loads it (``load``: status ``snapshot``, the levels) and the buffered diffs go
    through the live rule below.
 3. Live: ``rule.check(st, first, last, prev)`` says apply, stale (already in the book:
@@ -30,7 +31,10 @@ and picks a rule; the rules below cover the venues' documented procedures:
 
 - ``Contiguous``: each diff spans ``[first, last]`` and must start at most one past the book
   (``first <= id + 1``); ``last <= id`` is stale. Binance spot, Gate.io, KuCoin spot
-  (``sequenceStart``/``sequenceEnd``), Coinbase's level 3 (``sequence``: first = last).
+  (``sequenceStart``/``sequenceEnd``).
+- ``Sequenced``: one number per message (first = last), each the previous + 1; the snapshot fits
+  when the lowest buffered number above it is the next one (``aligned``: the whole buffer, not
+  its first diff). Coinbase's level 3 (``sequence``).
 - ``Chained``: each diff names the id it follows (``prev == id``); the first after the snapshot
   straddles it (``first <= id <= last``, or ``prev == id``). Binance USD-M / COIN-M (``pu``),
   OKX (``prevSeqId``), HTX (``prevSeqNum``).
@@ -39,8 +43,9 @@ and picks a rule; the rules below cover the venues' documented procedures:
   older than the book's last one is a reordering (a gap).
 
 ``rule.check(st, first, last, prev)`` reads what it needs of the market's state (``st.last``,
-``st.snap``, ``st.fresh``). A rule's gap reason is its venue's wording: ``Contiguous`` and
-``Increasing`` take a ``reason`` template (fields ``first``, ``last``, ``prev``, ``book`` the
+``st.snap``, ``st.fresh``); a rule with ``aligned(snap, buffer)`` aligns a snapshot itself
+(instead of ``covered``/``reaches`` on the buffer's first diff). A rule's gap reason is its
+venue's wording: ``Contiguous``, ``Sequenced`` and ``Increasing`` take a ``reason`` template (fields ``first``, ``last``, ``prev``, ``book`` the
 book's id, ``next`` = book + 1). A gap is reported by ``gap(conn, native, reason, recv_ns,
 book)``: ``Scheme.gap`` (reason ``gap: <reason>``) unless the venue names its own.
 
@@ -93,6 +98,22 @@ class Contiguous:
         if first > st.last + 1:
             return self.reason.format(first=first, last=last, prev=prev, book=st.last, next=st.last + 1)
         return APPLY
+
+
+class Sequenced(Contiguous):
+    """One sequence number per message (``first`` = ``last``): continuity as ``Contiguous``; a
+    snapshot fits the buffered stream when the lowest buffered number above it is the next one,
+    wherever the buffer holds it."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str = "sequence", reason: str = "") -> None:
+        super().__init__(name, name, reason or f"{name} gap: expected {{next}}, got {{first}}")
+
+    @staticmethod
+    def aligned(snap: int, buffer: list) -> bool:
+        above = [item[2] for item in buffer if item[2] > snap]
+        return not above or min(above) == snap + 1
 
 
 class Chained:
@@ -211,6 +232,8 @@ class BookSync:
         #: the bad-input kind counted when a full buffer drops diffs ("": not counted)
         self.overflow = overflow
         self.blind = rule.blind
+        #: ``rule.aligned(snap, buffer)``, where the rule aligns a snapshot with the whole buffer
+        self.aligned = getattr(rule, "aligned", None)
         self.max_buffer = max_buffer
         self.max_attempts = max_attempts
         self.retry_delay_ns = retry_delay_ns
@@ -313,7 +336,7 @@ class BookSync:
         if conn is None:
             return
         st.attempts += 1
-        if st.attempts > self.max_attempts:
+        if st.attempts > self.max_attempts and self.max_attempts:
             self.scheme.bad_input("snapshot attempts exhausted",
                                   f"{native}: {st.attempts - 1} snapshots in a row did not fit the stream", b"")
             st.attempts = 0
@@ -367,16 +390,23 @@ class BookSync:
             return
         rule = self.rule
         buf = st.buffer
-        i, n = 0, len(buf)
-        while i < n and rule.covered(snap_id, buf[i][1], buf[i][2], buf[i][3]):
-            i += 1
-        if i:
-            del buf[:i]
-        if buf and not rule.reaches(snap_id, buf[0][1], buf[0][2], buf[0][3]):
-            log.debug("%s %s: snapshot %d older than the buffered stream (first %d): asking again",
-                      self.scheme.exchange, native, snap_id, buf[0][1])
-            self._request(st, native)
-            return
+        if self.aligned is not None:  # the rule aligns the whole buffer (what it covers is stale below)
+            if not self.aligned(snap_id, buf):
+                log.debug("%s %s: snapshot %d older than the buffered stream: asking again",
+                          self.scheme.exchange, native, snap_id)
+                self._request(st, native)
+                return
+        else:
+            i, n = 0, len(buf)
+            while i < n and rule.covered(snap_id, buf[i][1], buf[i][2], buf[i][3]):
+                i += 1
+            if i:
+                del buf[:i]
+            if buf and not rule.reaches(snap_id, buf[0][1], buf[0][2], buf[0][3]):
+                log.debug("%s %s: snapshot %d older than the buffered stream (first %d): asking again",
+                          self.scheme.exchange, native, snap_id, buf[0][1])
+                self._request(st, native)
+                return
         if not self.load(native, snapshot, body, recv_ns):
             if not st.pending:  # (unless the venue already asked again, e.g. by a resync)
                 self._request(st, native)
@@ -404,4 +434,4 @@ class BookSync:
         return ""
 
 
-__all__ = ["APPLY", "STALE", "BookSync", "Chained", "Contiguous", "Increasing", "MarketSync"]
+__all__ = ["APPLY", "STALE", "BookSync", "Chained", "Contiguous", "Increasing", "MarketSync", "Sequenced"]

@@ -76,8 +76,9 @@ class BitstampScheme(Scheme):
     buffer_limit = 200_000
     #: after a failed snapshot request, the next one waits 2x this (doubling with the attempts)
     retry_delay_ns = 500_000_000
-    #: snapshots asked for in a row without the book going live, then the connection reconnects
-    max_snapshot_attempts = 10
+    #: no limit to the snapshots asked for in a row: while REST fails, the book waits (the
+    #: connection and its other channels go on)
+    max_snapshot_attempts = 0
     dispatch = Dispatch({m.BookMsg: "_on_diff", m.TradeMsg: "_on_trade", m.OrderCreated: "_on_order",
                          m.OrderChanged: "_on_order", m.OrderDeleted: "_on_order", m.Subscribed: "_on_subscribed",
                          m.RequestReconnect: "_on_request_reconnect", m.BtsError: "_on_error", m.Heartbeat: None,
