@@ -555,7 +555,7 @@ def test_l3_snapshot_rest_error_and_malformed_answer_are_retried():
     assert h.conn.fetches == [url]
     ev = h.rest(url, dict(DOC_SNAPSHOT, sequence=11), T0 + 5_000_000_000)
     assert [t for t, _ in ev] == ["status", "lob_l3", "lob_l3", "spread"]
-    assert h.scheme.l3["BTC-USD"].seq == 12
+    assert h.scheme.l3["BTC-USD"].last == 12
 
 
 def test_match_on_both_channels_published_once_and_last_match_not_published():

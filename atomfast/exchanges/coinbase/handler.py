@@ -23,7 +23,8 @@ Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, eve
 an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
 best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
 
-Level 3 sync (``full``), per product, once the ``subscriptions`` answer lists it: buffer the
+Level 3 sync (``full``; ``atomfast.kit.booksync.BookSync`` with the ``Sequenced`` rule on
+``sequence``), per product, once the ``subscriptions`` answer lists it: buffer the
 sequenced messages, GET ``/products/{id}/book?level=3`` (the REST level-3 snapshot), apply it
 (status ``snapshot`` with reason ``lob_l3``, every order as a ``lob_l3`` event), drop the
 buffered messages with ``sequence`` <= the snapshot's, then every message must be the previous
@@ -47,46 +48,20 @@ import os
 import time
 from typing import Sequence
 
-import msgspec
-
-from ...book import ASK, BID, L2Book, L3Book, format_ticks, parse_decimal
+from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
-from ...scheme import DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, Connection, Instrument, Scheme, RestEndpoint, Routes, WebsocketEndpoint
+from ...kit.booksync import BookSync, Sequenced
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection,
+                       Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
 
-_BOOK_ERRORS = (ValueError, OverflowError, TypeError)
-_TOP_CHANGED = 1
-_CROSSED = 2
-_UNKNOWN = 4
 _SIDES = {BUY: BID, SELL: ASK}
 _OTHER = {BUY: SELL, SELL: BUY}
 _FULL_TYPES = {"received", "open", "done", "match", "change"}
 _L2_TYPES = {"snapshot", "l2update"}
 #: channels Coinbase only serves to authenticated subscribers
 AUTH_CHANNELS = frozenset({"full", "level2", "level3"})
-#: REST retry after a failed level-3 snapshot: first delay, cap (ns)
-_RETRY_NS = 1_000_000_000
-_RETRY_CAP_NS = 30_000_000_000
-
-
-class L3State:
-    """One product's level-3 book and its sync state."""
-
-    __slots__ = ("conn", "native", "symbol", "book", "seq", "buffer", "fetching", "retry_at", "backoff")
-
-    def __init__(self, conn: Connection, native: str, symbol: str, book: L3Book) -> None:
-        self.conn = conn
-        self.native = native
-        self.symbol = symbol
-        self.book = book
-        self.seq = -1  # sequence of the last applied message
-        #: messages held while the snapshot is on its way (None: synced)
-        self.buffer: list | None = []
-        self.fetching = False
-        self.retry_at = 0
-        self.backoff = _RETRY_NS
-
 
 class CoinbaseScheme(Scheme):
     exchange = "coinbase"
@@ -110,6 +85,16 @@ class CoinbaseScheme(Scheme):
     silence_timeout = 30.0
     #: full-channel messages held per product while its level-3 snapshot is on its way
     l3_buffer_limit = 200_000
+    #: after a failed level-3 snapshot request, the next one waits 2x this (doubling with the attempts)
+    retry_delay_ns = 500_000_000
+    #: no limit to the snapshots asked for in a row: while REST fails, the book waits (the
+    #: connection and its other channels go on)
+    max_snapshot_attempts = 0
+    dispatch = Dispatch({m.L2Update: "_on_l2update", m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
+                         m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
+                         m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
+                         m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
+                        decoder=m.decoder, fallback="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
@@ -118,10 +103,14 @@ class CoinbaseScheme(Scheme):
         self._want_trades_l3 = "trades_l3" in names
         #: native -> sequence of the last published match (duplicates dropped)
         self._last_trade_seq: dict[str, int] = {}
-        #: native -> level-3 book and sync state
-        self.l3: dict[str, L3State] = {}
-        #: level-3 snapshot url -> the state that asked for it
-        self._rest_pending: dict[str, L3State] = {}
+        #: the level-3 books' sync (REST snapshot + buffered full-channel messages), and its
+        #: products (those the ``subscriptions`` answer listed on ``full``)
+        self.l3_sync = BookSync(
+            self, Sequenced("sequence"),
+            self._l3_request, self._apply_full, self._l3_load, book=LOB_L3, max_buffer=self.l3_buffer_limit,
+            max_attempts=self.max_snapshot_attempts, retry_delay_ns=self.retry_delay_ns, gap=self._gap,
+            overflow="level-3 buffer overflow")
+        self.l3 = self.l3_sync.markets
 
     # --- instruments --------------------------------------------------------------------------
     @classmethod
@@ -159,12 +148,8 @@ class CoinbaseScheme(Scheme):
         """Reload one book. Level 2: unsubscribe and subscribe its channel (a new snapshot).
         Level 3: buffer the product's messages again and fetch a new REST snapshot."""
         if book == LOB_L3:
-            st = self.l3.get(native)
-            if st is not None:
-                st.buffer = []
-                st.seq = -1
-                if not st.fetching:
-                    self._l3_fetch(st)
+            if native in self.l3:
+                self.l3_sync.restart(conn, native)
             return
         channel = conn.state.get("coinbase_l2", {}).get(native) or self.channels["lob"]
         conn.send(m.encode({"type": "unsubscribe", "product_ids": [native], "channels": [channel]}).decode())
@@ -174,50 +159,36 @@ class CoinbaseScheme(Scheme):
     def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
         """As the base (which drops the connection's level-3 books); their sync state goes too:
         the next connection's ``subscriptions`` answer starts it again."""
-        for native, st in list(self.l3.items()):
-            if st.conn is conn:
-                del self.l3[native]
+        for native in [n for n, st in self.l3.items() if st.conn is conn]:
+            del self.l3[native]
         conn.state.pop("coinbase_subs", None)
         super().on_close(conn, reason, recv_ns)
 
     # --- frames -------------------------------------------------------------------------------
-    def on_frame(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        try:
-            msg = m.decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self._on_invalid(conn, data, str(exc), recv_ns)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
-        cls = msg.__class__
-        if cls is m.L2Update:
-            self._on_l2update(conn, msg, data, recv_ns)
-        elif cls is m.Match:
-            self._on_match(conn, msg, data, recv_ns)
-        elif cls is m.Received or cls is m.Open or cls is m.Done or cls is m.Change:
-            st = self.l3.get(msg.product_id)
-            if st is not None:
-                self._sequenced(st, msg, recv_ns)
-        elif cls is m.Ticker:
-            self._on_ticker(msg, data, recv_ns)
-        elif cls is m.Snapshot:
-            self._on_snapshot(conn, msg, data, recv_ns)
-        elif cls is m.Subscriptions:
-            self._on_subscriptions(conn, msg, data, recv_ns)
-        elif cls is m.LastMatch:
-            if msg.sequence > self._last_trade_seq.get(msg.product_id, -1):
-                self._last_trade_seq[msg.product_id] = msg.sequence
-        elif cls is m.Error:
-            self.bad_input("exchange error", f"{msg.message}: {msg.reason}", data)
-            self.status("", "stopped", f"error: {msg.message}: {msg.reason}"[:500], recv_ns)
-        # heartbeat, status, activate: nothing to publish
+    def _on_full(self, conn: Connection, msg, data: bytes, recv_ns: int) -> None:
+        """A sequenced full-channel message (received, open, done, change) of a product whose
+        level-3 book is kept."""
+        native = msg.product_id
+        if native in self.l3:
+            self.l3_sync.diff(conn, native, msg, msg.sequence, msg.sequence, 0, data, recv_ns)
 
-    def _on_invalid(self, conn: Connection, data: bytes, detail: str, recv_ns: int) -> None:
+    def _on_last_match(self, conn: Connection, msg: m.LastMatch, data: bytes, recv_ns: int) -> None:
+        if msg.sequence > self._last_trade_seq.get(msg.product_id, -1):
+            self._last_trade_seq[msg.product_id] = msg.sequence
+
+    def _on_error(self, conn: Connection, msg: m.Error, data: bytes, recv_ns: int) -> None:
+        self.bad_input("exchange error", f"{msg.message}: {msg.reason}", data)
+        self.status("", "stopped", f"error: {msg.message}: {msg.reason}"[:500], recv_ns)
+
+    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """Valid JSON that is not a well-formed known message: say what it was; a book message
         (level 2 or a sequenced level-3 one) that cannot be read resyncs that book."""
+        # TODO(kit): Dispatch could hand its fallback the ValidationError; decoded again for its text
+        try:
+            m.decoder.decode(data)
+            detail = ""
+        except DECODE_ERRORS as exc:
+            detail = str(exc)
         try:
             head = m.any_decoder.decode(data)
         except DECODE_ERRORS:
@@ -236,19 +207,19 @@ class CoinbaseScheme(Scheme):
             self.resync(conn, native, f"malformed {kind} message", recv_ns)
         if kind in _FULL_TYPES:
             st = self.l3.get(native)
-            if st is not None and st.buffer is None:
+            if st is not None and st.live:
                 self.resync(st.conn, native, f"malformed {kind} message", recv_ns, LOB_L3)
 
     # --- level 2 ------------------------------------------------------------------------------
-    def _book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int) -> None:
-        self.bad_input(kind, detail, data)
-        self.resync(conn, native, f"{kind}: {detail}", recv_ns)
+    # Coinbase's gap reasons carry no "gap: " prefix (Scheme.gap adds one)
+    def _gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB) -> None:
+        self.metrics.gaps += 1
+        self.resync(conn, native, reason, recv_ns, book)
 
     def _crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int) -> bool:
         bp, _bs, ap, _as = book.best()
         if 0.0 < ap <= bp:
-            self.metrics.gaps += 1
-            self.resync(conn, native, f"book crossed: bid {bp!r} >= ask {ap!r}", recv_ns)
+            self._gap(conn, native, f"book crossed: bid {bp!r} >= ask {ap!r}", recv_ns)
             return True
         return False
 
@@ -261,13 +232,13 @@ class CoinbaseScheme(Scheme):
         for levels in (msg.bids, msg.asks):
             for price, size in levels:
                 if not valid_level(price, size, pd, sd):
-                    self._book_failed(conn, native, "malformed snapshot level", f"{price!r} {size!r}", data, recv_ns)
+                    self.book_failed(conn, native, "malformed snapshot level", f"{price!r} {size!r}", data, recv_ns)
                     return
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
         except ValueError as exc:
-            self._book_failed(conn, native, "malformed snapshot", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed snapshot", str(exc), data, recv_ns)
             return
         book = self.begin_snapshot(native, recv_ns, event_ms)
         self.apply_levels(native, book, BID, msg.bids, event_ms, atom_us)
@@ -291,19 +262,19 @@ class CoinbaseScheme(Scheme):
         if len(changes) == 1:
             side = changes[0][0]
             if side != BUY and side != SELL:
-                self._book_failed(conn, native, "malformed book level", f"side {side!r}", data, recv_ns)
+                self.book_failed(conn, native, "malformed book level", f"side {side!r}", data, recv_ns)
                 return
         else:
             pd, sd = book.price_decimals, book.size_decimals
             for side, price, size in changes:
                 if (side != BUY and side != SELL) or not valid_level(price, size, pd, sd):
-                    self._book_failed(conn, native, "malformed book level", f"{side!r} {price!r} {size!r}", data, recv_ns)
+                    self.book_failed(conn, native, "malformed book level", f"{side!r} {price!r} {size!r}", data, recv_ns)
                     return
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
         except ValueError as exc:
-            self._book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
+            self.book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
             return
         emit = self.emit
         exchange = self.exchange
@@ -313,20 +284,20 @@ class CoinbaseScheme(Scheme):
         try:
             for side, price, size in changes:
                 f = apply(BID if side == BUY else ASK, price, size)
-                if f & _UNKNOWN:
+                if f & UNKNOWN:
                     continue
                 flags |= f
                 emit("lob", Lob(exchange, symbol, float(price), float(size), side, event_ms, atom_us))
-        except _BOOK_ERRORS as exc:  # the single level of the message was refused (nothing applied)
-            self._book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+        except BOOK_ERRORS as exc:  # the single level of the message was refused (nothing applied)
+            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
-        if flags & _CROSSED and self._crossed(conn, native, book, recv_ns):
+        if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
             return
-        if flags & _TOP_CHANGED:
+        if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
     # --- ticker, trades -----------------------------------------------------------------------
-    def _on_ticker(self, msg: m.Ticker, data: bytes, recv_ns: int) -> None:
+    def _on_ticker(self, conn: Connection, msg: m.Ticker, data: bytes, recv_ns: int) -> None:
         values = (msg.best_bid, msg.best_bid_size, msg.best_ask, msg.best_ask_size)
         if msg.best_bid is None and msg.best_ask is None:
             return  # no quote in it (nothing for the ticker topic)
@@ -351,7 +322,7 @@ class CoinbaseScheme(Scheme):
         if (side != BUY and side != SELL) or not is_plain(msg.price) or not is_plain(msg.size):
             self.bad_input("malformed match", f"{side!r} {msg.price!r} {msg.size!r}", data)
             st = self.l3.get(native)
-            if st is not None and st.buffer is None:
+            if st is not None and st.live:
                 self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
             return
         atom_us = recv_ns // 1000
@@ -360,7 +331,7 @@ class CoinbaseScheme(Scheme):
         except ValueError as exc:
             self.bad_input("malformed match", str(exc), data)
             st = self.l3.get(native)
-            if st is not None and st.buffer is None:
+            if st is not None and st.live:
                 self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
             return
         if native not in self._symbols and not self.known(native, data):
@@ -378,9 +349,8 @@ class CoinbaseScheme(Scheme):
             if self._want_trades_l3:
                 self.emit("trades_l3", TradeL3(self.exchange, symbol, price, size, taker, tid, msg.maker_order_id,
                                                msg.taker_order_id, event_ms, atom_us))
-        st = self.l3.get(native)
-        if st is not None:
-            self._sequenced(st, msg, recv_ns)
+        if native in self.l3:
+            self.l3_sync.diff(conn, native, msg, seq, seq, 0, data, recv_ns)
 
     # --- subscriptions, errors ----------------------------------------------------------------
     def _on_subscriptions(self, conn: Connection, msg: m.Subscriptions, data: bytes, recv_ns: int) -> None:
@@ -406,52 +376,34 @@ class CoinbaseScheme(Scheme):
 
     # --- level 3 ------------------------------------------------------------------------------
     def _l3_start(self, conn: Connection, native: str, recv_ns: int) -> None:
-        book = self.l3book(native)
-        book.clear()
+        """A product's level-3 sync starts afresh: its book empty and untrusted until the snapshot,
+        which is asked for."""
+        self.l3book(native).clear()
         self.unsynced_l3.add(native)  # until the snapshot
-        st = self.l3[native] = L3State(conn, native, self.instrument(native).symbol, book)
-        self._l3_fetch(st)
+        self.l3.pop(native, None)
+        self.l3_sync.restart(conn, native)
 
     def _l3_url(self, native: str) -> str:
         return self.rest_url + self.rest_endpoint.routes.l3_snapshot.format(product=native)
 
-    def _l3_fetch(self, st: L3State) -> None:
-        url = self._l3_url(st.native)
-        self._rest_pending[url] = st
-        st.fetching = True
-        st.conn.fetch(url)
+    def _l3_native(self, url: str) -> str:
+        """The product of a level-3 snapshot url ("" if it is none)."""
+        head, _, tail = self.rest_endpoint.routes.l3_snapshot.partition("{product}")
+        head = self.rest_url + head
+        if not (url.startswith(head) and url.endswith(tail)) or len(url) <= len(head) + len(tail):
+            return ""
+        native = url[len(head):len(url) - len(tail)]
+        return native if url == self._l3_url(native) else ""
 
-    def _sequenced(self, st: L3State, msg, recv_ns: int) -> None:
-        """One sequenced full-channel message of a product with level-3 state."""
-        buffer = st.buffer
-        if buffer is not None:
-            buffer.append((msg, recv_ns))
-            if len(buffer) > self.l3_buffer_limit:
-                # the snapshot is late: keep the newer half (the alignment check on the
-                # snapshot then asks for a newer one if what was dropped is needed)
-                del buffer[: len(buffer) // 2]
-                self.bad_input("level-3 buffer overflow", f"{st.native}: snapshot not arrived", b"")
-            if not st.fetching and recv_ns >= st.retry_at:
-                self._l3_fetch(st)
-            return
-        seq = msg.sequence
-        last = st.seq
-        if seq <= last:
-            return  # a duplicate or an old message
-        if seq != last + 1:
-            self.metrics.gaps += 1
-            self.resync(st.conn, st.native, f"sequence gap: expected {last + 1}, got {seq}", recv_ns, LOB_L3)
-            st.buffer.append((msg, recv_ns))
-            return
-        if self._apply_full(st, msg, recv_ns):
-            st.seq = seq
+    def _l3_request(self, conn: Connection, native: str) -> None:
+        conn.fetch(self._l3_url(native))
 
-    def _l3_fail(self, st: L3State, kind: str, detail: str, recv_ns: int) -> bool:
-        self.bad_input(kind, f"{st.native}: {detail}", b"")
-        self.resync(st.conn, st.native, f"{kind}: {detail}", recv_ns, LOB_L3)
+    def _l3_fail(self, native: str, kind: str, detail: str, recv_ns: int) -> bool:
+        self.bad_input(kind, f"{native}: {detail}", b"")
+        self.resync(self.l3[native].conn, native, f"{kind}: {detail}", recv_ns, LOB_L3)
         return False
 
-    def _apply_full(self, st: L3State, msg, recv_ns: int) -> bool:
+    def _apply_full(self, native: str, msg, data: bytes | None, recv_ns: int) -> bool:
         """Apply one in-sequence message to the level-3 book; False (and resynced) if it cannot
         be applied consistently."""
         cls = msg.__class__
@@ -460,23 +412,24 @@ class CoinbaseScheme(Scheme):
         try:
             event_ms = rfc3339_to_ms(msg.time) if msg.time else recv_ns // 1_000_000
         except ValueError as exc:
-            return self._l3_fail(st, "malformed level-3 message", str(exc), recv_ns)
+            return self._l3_fail(native, "malformed level-3 message", str(exc), recv_ns)
         atom_us = recv_ns // 1000
-        book = st.book
+        book = self.l3books[native]
+        symbol = self._symbols[native]
         oid = msg.maker_order_id if cls is m.Match else msg.order_id
         if cls is m.Open:
             side = msg.side
             if (side != BUY and side != SELL) or not oid or not valid_level(
                     msg.price, msg.remaining_size, book.price_decimals, book.size_decimals):
-                return self._l3_fail(st, "malformed open", f"{side!r} {msg.price!r} {msg.remaining_size!r}", recv_ns)
+                return self._l3_fail(native, "malformed open", f"{side!r} {msg.price!r} {msg.remaining_size!r}", recv_ns)
             flags = book.add(oid, _SIDES[side], msg.price, msg.remaining_size)
-            self.emit("lob_l3", LobL3(self.exchange, st.symbol, float(msg.price), float(msg.remaining_size), side, oid,
+            self.emit("lob_l3", LobL3(self.exchange, symbol, float(msg.price), float(msg.remaining_size), side, oid,
                                       event_ms, atom_us))
         else:
             order = book.order(oid)
             if order is None:
                 if cls is m.Match:  # every maker rests on the book
-                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} is not on the book", recv_ns)
+                    return self._l3_fail(native, "inconsistent match", f"maker {oid!r} is not on the book", recv_ns)
                 return True  # done/change of an order that never rested (received, market): ignored
             side_i, price, size = order
             if cls is m.Done:
@@ -484,16 +437,17 @@ class CoinbaseScheme(Scheme):
                 new_price, new_size = price, "0"
             elif cls is m.Match:
                 if msg.side != SIDE_NAMES[side_i]:
-                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} is on the other side", recv_ns)
+                    return self._l3_fail(native, "inconsistent match", f"maker {oid!r} is on the other side", recv_ns)
                 sd = book.size_decimals
                 try:
                     have, d1 = parse_decimal(size, sd)
                     fill, d2 = parse_decimal(msg.size, sd)
                 except (ValueError, TypeError) as exc:
-                    return self._l3_fail(st, "malformed match", str(exc), recv_ns)
+                    return self._l3_fail(native, "malformed match", str(exc), recv_ns)
                 left = have - fill
                 if fill <= 0 or left < 0:
-                    return self._l3_fail(st, "inconsistent match", f"maker {oid!r} has {size}, match {msg.size}", recv_ns)
+                    return self._l3_fail(native, "inconsistent match", f"maker {oid!r} has {size}, match {msg.size}",
+                                         recv_ns)
                 new_price, new_size = price, format_ticks(left, sd, min(sd, max(d1, d2))) if left else "0"
                 flags = book.update(oid, new_size)
             else:  # Change
@@ -501,80 +455,71 @@ class CoinbaseScheme(Scheme):
                 new_price = msg.new_price if msg.new_price is not None else price
                 pd, sd = book.price_decimals, book.size_decimals
                 if not valid_level(new_price, new_size, pd, sd):
-                    return self._l3_fail(st, "malformed change", f"{new_price!r} {new_size!r}", recv_ns)
+                    return self._l3_fail(native, "malformed change", f"{new_price!r} {new_size!r}", recv_ns)
                 try:
                     same_price = parse_decimal(new_price, pd)[0] == parse_decimal(price, pd)[0]
                     smaller = parse_decimal(new_size, sd)[0] <= parse_decimal(size, sd)[0]
                 except (ValueError, TypeError) as exc:
-                    return self._l3_fail(st, "malformed change", str(exc), recv_ns)
+                    return self._l3_fail(native, "malformed change", str(exc), recv_ns)
                 if same_price and smaller:
                     flags = book.update(oid, new_size)  # keeps its place in the queue
                 elif same_price:
                     flags = book.remove(oid) | book.add(oid, side_i, price, new_size)  # to the back
                 else:
                     flags = book.change(oid, new_price, new_size)
-            self.emit("lob_l3", LobL3(self.exchange, st.symbol, float(new_price), float(new_size), SIDE_NAMES[side_i],
+            self.emit("lob_l3", LobL3(self.exchange, symbol, float(new_price), float(new_size), SIDE_NAMES[side_i],
                                       oid, event_ms, atom_us))
-        if flags & _TOP_CHANGED and st.native not in self.books:
-            self.emit_spread(st.native, book, event_ms, atom_us)
+        if flags & TOP_CHANGED and native not in self.books:
+            self.emit_spread(native, book, event_ms, atom_us)
         return True
 
     # --- REST: the level-3 snapshot -----------------------------------------------------------
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
-        st = self._rest_pending.pop(url, None)
-        if st is None or self.l3.get(st.native) is not st:
-            return  # not ours, or the state it was asked for is gone
-        st.fetching = False
-        if st.buffer is None:
-            return  # synced meanwhile (an answer to an older request)
+        native = self._l3_native(url)
+        if not native or not self.l3_sync.answered(native):
+            return  # not ours, not asked for (or the state it was asked for is gone), or synced meanwhile
         try:
             snap = m.level3_decoder.decode(body)
         except DECODE_ERRORS as exc:
-            self._snapshot_failed(st, "malformed level-3 snapshot", str(exc), body, recv_ns)
+            self._snapshot_failed(native, str(exc), body, recv_ns)
             return
-        book = st.book
+        book = self.l3books[native]
         pd, sd = book.price_decimals, book.size_decimals
         for levels in (snap.bids, snap.asks):
             for price, size, oid in levels:
                 if not oid or not valid_level(price, size, pd, sd):
-                    self._snapshot_failed(st, "malformed level-3 snapshot", f"{price!r} {size!r} {oid!r}", body, recv_ns)
+                    self._snapshot_failed(native, f"{price!r} {size!r} {oid!r}", body, recv_ns)
                     return
-        seq = snap.sequence
-        buffer = st.buffer
-        after = [msg.sequence for msg, _ in buffer if msg.sequence > seq]
-        if after and min(after) != seq + 1:
-            # older than the stream we hold (messages between them are lost to us): a newer one
-            self._l3_fetch(st)
-            return
+        # aligned by the kit: a snapshot older than the buffered stream is asked for again
+        self.l3_sync.snapshot(native, snap.sequence, snap, body, recv_ns)
+
+    def _l3_load(self, native: str, snap: m.Level3Book, body: bytes, recv_ns: int) -> bool:
+        """The level-3 snapshot (checked) into the emptied book."""
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(snap.time) if snap.time else atom_us // 1000
         except ValueError:
             event_ms = atom_us // 1000
-        self.begin_snapshot_l3(st.native, recv_ns, event_ms)  # ``book`` itself, emptied
-        emit, exchange, symbol = self.emit, self.exchange, st.symbol
+        book = self.begin_snapshot_l3(native, recv_ns, event_ms)
+        emit, exchange, symbol = self.emit, self.exchange, self._symbols[native]
         add = book.add
         for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
             for price, size, oid in levels:
                 add(oid, side, price, size)
                 emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, oid, event_ms, atom_us))
-        st.seq = seq
-        st.buffer = None
-        st.backoff = _RETRY_NS
-        if st.native not in self.books:
-            self.emit_spread(st.native, book, event_ms, atom_us)
-        for msg, rns in buffer:
-            self._sequenced(st, msg, rns)
+        if native not in self.books:
+            self.emit_spread(native, book, event_ms, atom_us)
+        return True
 
-    def _snapshot_failed(self, st: L3State, kind: str, detail: str, body: bytes, recv_ns: int) -> None:
-        self.bad_input(kind, detail, body)
-        st.retry_at = recv_ns + st.backoff
-        st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
+    def _snapshot_failed(self, native: str, detail: str, body: bytes, recv_ns: int) -> None:
+        """A level-3 snapshot that cannot be read: counted; asked again on the product's next
+        message, after the retry delay."""
+        self.bad_input("malformed level-3 snapshot", detail, body)
+        self.l3_sync.request_failed(native, recv_ns)
 
     def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
-        """A failed snapshot GET: asked again (with backoff) on the product's next message."""
-        st = self._rest_pending.pop(url, None)
-        if st is not None and self.l3.get(st.native) is st:
-            st.fetching = False
-            st.retry_at = recv_ns + st.backoff
-            st.backoff = min(st.backoff * 2, _RETRY_CAP_NS)
+        """A failed snapshot GET: asked again (after the retry delay) on the product's next message."""
+        native = self._l3_native(url)
+        st = self.l3.get(native) if native else None
+        if st is not None and st.pending:
+            self.l3_sync.request_failed(native, recv_ns)
