@@ -83,7 +83,7 @@ class BitstampScheme(Scheme):
                          m.OrderChanged: "_on_order", m.OrderDeleted: "_on_order", m.Subscribed: "_on_subscribed",
                          m.RequestReconnect: "_on_request_reconnect", m.BtsError: "_on_error", m.Heartbeat: None,
                          m.Unsubscribed: None},
-                        decoder=m.decoder, fallback="_on_invalid")
+                        decoder=m.decoder, refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
@@ -164,14 +164,9 @@ class BitstampScheme(Scheme):
         self.resync(conn, native, reason, recv_ns, book)
 
     # --- frames -------------------------------------------------------------------------------
-    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """Valid JSON that failed validation: say what it was; a book event resyncs its book."""
-        # TODO(kit): Dispatch could hand its fallback the ValidationError; decoded again for its text
-        try:
-            m.decoder.decode(data)
-            detail = ""
-        except DECODE_ERRORS as exc:
-            detail = str(exc)
+        detail = str(exc)
         try:
             head = m.any_decoder.decode(data)
         except DECODE_ERRORS:

@@ -94,7 +94,7 @@ class CoinbaseScheme(Scheme):
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
                          m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
-                        decoder=m.decoder, fallback="_on_invalid")
+                        decoder=m.decoder, refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
@@ -180,15 +180,10 @@ class CoinbaseScheme(Scheme):
         self.bad_input("exchange error", f"{msg.message}: {msg.reason}", data)
         self.status("", "stopped", f"error: {msg.message}: {msg.reason}"[:500], recv_ns)
 
-    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+    def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """Valid JSON that is not a well-formed known message: say what it was; a book message
         (level 2 or a sequenced level-3 one) that cannot be read resyncs that book."""
-        # TODO(kit): Dispatch could hand its fallback the ValidationError; decoded again for its text
-        try:
-            m.decoder.decode(data)
-            detail = ""
-        except DECODE_ERRORS as exc:
-            detail = str(exc)
+        detail = str(exc)
         try:
             head = m.any_decoder.decode(data)
         except DECODE_ERRORS:
