@@ -68,6 +68,7 @@ class BitstampScheme(Scheme):
                                                                     snapshot="/api/v2/order_book/"))
     channels = {"lob": "diff_order_book", "trades": "live_trades", "trades_l3": "live_trades", "lob_l3": "live_orders"}
     default_channels = ("lob", "trades")
+    default_symbols = ("BTC-USD", "ETH-USD")
     #: one channel per subscribe message (Bitstamp's format)
     symbols_per_message = 100
     ping_interval = 10.0

@@ -78,6 +78,7 @@ class CoinbaseScheme(Scheme):
         "trades_l3": "full",
     }
     default_channels = ("lob", "trades", "ticker")
+    default_symbols = ("BTC-USD", "ETH-USD")
     symbols_per_message = 100
     #: no application ping on Coinbase: a websocket ping (answered by a pong) keeps quiet
     #: connections alive for the silence watchdog
