@@ -124,3 +124,23 @@ def test_a_missing_capture_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_p
         testing.fixtures_dir()
     with pytest.raises(pytest.skip.Exception, match="NOPE.ws.1.0 is absent"):
         testing.fixture_path("cryptofeed/NOPE.ws.1.0")
+
+
+def test_every_exchange_names_default_symbols_its_recorded_listing_has():
+    """``atomfast run --exchange X`` works with no --symbols and no config.ini: every exchange's
+    default scheme names default markets, and the capture's own instrument listing lists them."""
+    from atomfast.exchanges import schemes
+    from atomfast.testing import capture_instruments
+
+    listings = {"kraken": "cryptofeed/KRAKEN.ws.50.0", "kraken-futures": "cryptofeed/KRAKEN_FUTURES.ws.1.0",
+                "binance": "cryptofeed/BINANCE.ws.1.0", "binance-futures": "cryptofeed/BINANCE_FUTURES.ws.1.0",
+                "binance-delivery": "cryptofeed/BINANCE_DELIVERY.ws.1.0", "bitfinex": "cryptofeed/BITFINEX.ws.11.0",
+                "bitstamp": "cryptofeed/BITSTAMP.ws.1.0", "bitmex": "cryptofeed/BITMEX.ws.1.0",
+                "coinbase": "cryptofeed/COINBASE.ws.28.0", "deribit": "cryptofeed/DERIBIT.ws.1.0"}
+    table = schemes()
+    assert set(table) == set(listings)
+    for exchange, capture in listings.items():
+        scheme_cls = table[exchange][0]
+        listed = {i.symbol for i in capture_instruments(capture, scheme_cls).values()}
+        assert scheme_cls.default_symbols, exchange
+        assert set(scheme_cls.default_symbols) <= listed, (exchange, scheme_cls.default_symbols)
