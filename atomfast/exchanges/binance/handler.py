@@ -154,13 +154,9 @@ class BinanceScheme(Scheme):
         for channel, natives in conn.plan.subscriptions:
             if channel.startswith("depth"):
                 for native in natives:
-                    st = self.sync.get(native)
-                    if st is not None:
-                        # a request still in flight stays pending: its answer is checked
-                        # against what the new connection buffers
-                        st.live = st.fresh = False
-                        st.buffer = []
-                        st.attempts = 0
+                    # a request still in flight stays pending: its answer is checked against
+                    # what the new connection buffers
+                    self.book_sync.suspend(native)
 
     def on_timer(self, conns, now_ns: int) -> None:
         """The open-interest poll: every ``open_interest_interval`` s, each open connection
