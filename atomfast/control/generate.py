@@ -5,7 +5,9 @@
     python -m atomfast.control.generate --check    # exit 1 if the committed files are stale
 
 The generated files are committed (nothing is generated at install or import time); each starts
-with a header naming the grpcio-tools and protobuf versions that wrote it. Generated code needs
+with a header naming the grpcio-tools version that wrote it, which the ``test`` extra pins (so
+``--check`` compares like with like in a fresh environment, whatever newer release the index
+serves). Generated code needs
 a runtime at least as new as the generator (protobuf's runtime version check, grpcio's
 GRPC_GENERATED_VERSION check): pyproject.toml's lower bounds follow the header.
 """
@@ -25,9 +27,10 @@ OUTPUTS = ("level4_pb2.py", "level4_pb2_grpc.py", "level4_pb2.pyi")
 def header() -> str:
     from importlib.metadata import version
 
+    # (protoc and its Python plugins come with grpcio-tools: its version alone decides the output)
     return (
         "# Generated from atomfast/control/level4.proto by grpcio-tools "
-        f"{version('grpcio-tools')} (protobuf {version('protobuf')}): do not edit.\n"
+        f"{version('grpcio-tools')}: do not edit.\n"
         "# Regenerate with: python -m atomfast.control.generate\n"
     )
 

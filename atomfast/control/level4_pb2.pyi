@@ -1,4 +1,4 @@
-# Generated from atomfast/control/level4.proto by grpcio-tools 1.85.1 (protobuf 7.36.2): do not edit.
+# Generated from atomfast/control/level4.proto by grpcio-tools 1.85.1: do not edit.
 # Regenerate with: python -m atomfast.control.generate
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
