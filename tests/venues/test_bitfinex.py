@@ -546,6 +546,8 @@ def test_malformed_book_messages_resync_and_do_not_corrupt():
         "[1,[1e400,1,1],2]",  # absurd
         "[1,[100,1,1e-9],2]",  # beyond the amount decimals
         "[1,[100,1],2]",  # a field missing
+        "[1,[-0,1,1],2]",  # a signed price, zero included (snapshots refuse it too)
+        "[1,[-100,1,1],2]",  # a negative price
     ]:
         h2 = bitfinex({})
         _subscribed_books(h2)

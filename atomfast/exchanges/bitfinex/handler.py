@@ -656,23 +656,20 @@ class BitfinexScheme(Scheme):
 
     def _p0_refused(self, conn: Connection, ch: _Chan, lv: m.P0Level, side: int, size: bytes, amount: bytes,
                     data: bytes, recv_ns: int, ms: int, atom_us: int) -> int:
-        """A level ``apply_sides`` refused. A zero PRICE is malformed; any other goes through
-        ``L2Book.apply`` with its text, as it always did: refused in the same words (the price
-        shown as text), except a signed price, which ``apply`` refuses as negative but for ``-0``
-        (taken as the price 0). Returns the flags (0: nothing applied)."""
+        """A level ``apply_sides`` refused (nothing applied): malformed, in the book's words (a
+        zero PRICE in the venue's). A signed price, ``-0`` included, is refused as the snapshots
+        refuse it. Returns 0 (the flags of nothing applied)."""
         price = bytes(lv.price)
         if _zero(price):
             self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data, recv_ns)
             return 0
         try:
-            f = ch.book.apply(side, price, size)
+            ch.book.check_sides([(price, size)], None)
+            detail = f"{price!r} {lv.count!r} {amount!r}"
         except BOOK_ERRORS as exc:
-            self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
-            return 0
-        if not f & UNKNOWN:
-            self.emit("lob", _new(Lob, (self.exchange, ch.symbol, float(price), float(size), SIDE_NAMES[side], ms,
-                                        atom_us)))
-        return f
+            detail = str(exc)
+        self._book_failed(conn, ch, "malformed book level", detail, data, recv_ns)
+        return 0
 
     # --- R0 book ------------------------------------------------------------------------------
     def _on_r0_snapshot(self, conn: Connection, msg: m.R0Snapshot, data: bytes, recv_ns: int) -> None:
