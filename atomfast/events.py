@@ -122,6 +122,25 @@ class OpenInterest(NamedTuple):
     atom_timestamp: int
 
 
+class Liquidation(NamedTuple):
+    """A forced (liquidation) order. ``side`` is the side of the liquidation ORDER: ``sell`` when a
+    long position was liquidated, ``buy`` when a short one was (venues that send the position's
+    side, as Bybit does, are turned around). The optional fields come after the timestamps, as
+    fields added to a schema do, with the defaults the schema declares."""
+
+    exchange: str
+    symbol: str
+    side: str
+    price: float
+    size: float
+    event_timestamp: int
+    atom_timestamp: int
+    order_id: str = ""
+    order_status: str = ""
+    filled_size: float = 0.0
+    average_price: float = 0.0
+
+
 class Status(NamedTuple):
     """Feed life. ``status`` is one of STATUS_VALUES; ``symbol`` is "" for a whole connection."""
 
@@ -174,6 +193,7 @@ TOPICS: dict[str, type] = {
     "candle": Candle,
     "funding_rate": FundingRate,
     "open_interest": OpenInterest,
+    "liquidations": Liquidation,
     "status": Status,
     "raw": Raw,
 }

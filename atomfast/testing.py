@@ -440,6 +440,12 @@ SAMPLE_EVENTS: dict[str, list[tuple]] = {
     "open_interest": [
         _ev.OpenInterest("bybit", "ETH-USDT-PERP", 1_234_567.891, SAMPLE_MS, SAMPLE_US),
     ],
+    "liquidations": [
+        _ev.Liquidation("binance-futures", "BTC-USDT-PERP", _ev.SELL, 9910.0, 0.014, SAMPLE_MS, SAMPLE_US,
+                        "", "FILLED", 0.014, 9910.0),
+        _ev.Liquidation("bitmex", "XBT-USD-PERP", _ev.BUY, 64000.5, 1e6, SAMPLE_MS, SAMPLE_US,
+                        "d50ec984-77a8-460a-b958-66f114b0de9b"),
+    ],
     "status": [
         _ev.Status("kraken", "", "connected", "", SAMPLE_MS, SAMPLE_US),
         _ev.Status("kraken", "BTC-USD", "resync", "checksum mismatch: 3512 != 991", SAMPLE_MS, SAMPLE_US),

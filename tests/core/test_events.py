@@ -19,6 +19,7 @@ SEED_RECORD_NAMES = {
     "funding_rate": "funding_rate",
     "open_interest": "open_interest",
     "spread": "Spread",
+    "liquidations": "Liquidation",
     "status": "Status",
     "raw": "Raw",
 }
@@ -37,9 +38,14 @@ def test_event_type_mirrors_schema(topic):
     assert [f["name"] for f in schema["fields"]] == list(TOPICS[topic]._fields)
     names = [f["name"] for f in schema["fields"]]
     assert names[:2] == ["exchange", "symbol"]
-    assert names[-2:] == ["event_timestamp", "atom_timestamp"]
-    assert schema["fields"][-2]["type"] == {"type": "long", "logicalType": "timestamp-millis"}
-    assert schema["fields"][-1]["type"] == "long"
+    # fields added after the timestamps are optional: each has a default, in the event type too
+    added = [f for f in schema["fields"][names.index("atom_timestamp") + 1:]]
+    assert all("default" in f for f in added)
+    assert {f["name"]: f["default"] for f in added} == TOPICS[topic]._field_defaults
+    assert names[len(names) - len(added) - 2:len(names) - len(added)] == ["event_timestamp", "atom_timestamp"]
+    fields = {f["name"]: f["type"] for f in schema["fields"]}
+    assert fields["event_timestamp"] == {"type": "long", "logicalType": "timestamp-millis"}
+    assert fields["atom_timestamp"] == "long"
 
 
 def test_seed_lob_fields_exact():

@@ -12,6 +12,7 @@ from atomfast.events import (
     TOPICS,
     Candle,
     FundingRate,
+    Liquidation,
     Lob,
     LobL3,
     OpenInterest,
@@ -53,6 +54,8 @@ RECORDS = {
         FundingRate("binance-futures", "BTC-USDT-PERP", 97000.5, -0.0001, T_MS + 3600_000, 0.000095, T_MS, T_US)
     ],
     "open_interest": [OpenInterest("binance-futures", "BTC-USDT-PERP", 81234.567, T_MS, T_US)],
+    "liquidations": [Liquidation("binance-futures", "BTC-USDT-PERP", "sell", 9910.0, 0.014, T_MS, T_US, "", "FILLED",
+                                 0.014, 9910.0)],
     "raw": [Raw("kraken", "", "host-1-ab", 0, "frame", "", False, '{"event":"heartbeat"}', T_US * 1000, T_MS, T_US)],
     "status": [
         Status("kraken", "", "connected", "", T_MS, T_US),

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from atomfast.capture import REST, RECV, open_capture
-from atomfast.events import Candle, FundingRate, OpenInterest, Status, Ticker, Trade
+from atomfast.events import Candle, FundingRate, Liquidation, OpenInterest, Status, Ticker, Trade
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.binance import BinanceDeliveryScheme, BinanceFuturesScheme, BinanceSpotScheme
 from atomfast.exchanges.binance.parse import guess_futures, guess_spot
@@ -450,6 +450,39 @@ def test_mark_price_doc_examples():
                                     1596095725000, 1_700_000_000_000_000)
 
 
+def test_force_order_is_a_liquidation():
+    """``<symbol>@forceOrder``: the documented examples (USD-M and COIN-M "Liquidation Order
+    Streams"). ``S`` is the liquidation order's side, which is ours; ``q`` its size, ``p`` its
+    price, ``X``/``z``/``ap`` the optional fields; ``T`` the event time."""
+    h = Harness(BinanceFuturesScheme, channels=["liquidations"])
+    assert h.scheme.subscribe_messages("forceOrder", ["BTCUSDT"])[0].startswith(
+        '{"method":"SUBSCRIBE","params":["btcusdt@forceOrder"]')
+    out = h.feed({"stream": "btcusdt@forceOrder", "data": {
+        "e": "forceOrder", "E": 1568014460893, "o": {
+            "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910", "ap": "9910",
+            "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1568014460893}}})
+    assert out == [("liquidations", Liquidation("binance-futures", "BTC-USDT-PERP", "sell", 9910.0, 0.014,
+                                                1568014460893, 1_700_000_000_000_000, "", "FILLED", 0.014, 9910.0))]
+    h = Harness(BinanceDeliveryScheme)
+    out = h.feed({"stream": "btcusd_200925@forceOrder", "data": {
+        "e": "forceOrder", "E": 1591154240950, "o": {
+            "s": "BTCUSD_200925", "ps": "BTCUSD", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "1", "p": "9425.5",
+            "ap": "9496.5", "X": "FILLED", "l": "1", "z": "1", "T": 1591154240949}}})
+    assert out == [("liquidations", Liquidation("binance-delivery", "BTC-USD-20200925", "sell", 9425.5, 1.0,
+                                                1591154240949, 1_700_000_000_000_000, "", "FILLED", 1.0, 9496.5))]
+    # unwrapped (``/ws`` connections) it is routed by its ``e``
+    out = h.feed({"e": "forceOrder", "E": 1591154240950, "o": {
+        "s": "BTCUSD_PERP", "S": "BUY", "q": "3", "p": "9500", "T": 1591154240949}})
+    assert out == [("liquidations", Liquidation("binance-delivery", "BTC-USD-PERP", "buy", 9500.0, 3.0,
+                                                1591154240949, 1_700_000_000_000_000))]
+    assert h.metrics.errors.total == 0
+    # refused, counted: a side that is neither, a negative size, more filled than ordered
+    for bad in ({"S": "LONG"}, {"q": "-1"}, {"z": "2", "q": "1"}, {"p": "NaN"}):
+        o = {"s": "BTCUSD_PERP", "S": "SELL", "q": "1", "p": "9425.5", "T": 1591154240949, **bad}
+        assert h.feed({"stream": "btcusd_perp@forceOrder", "data": {"e": "forceOrder", "E": 1591154240950, "o": o}}) == []
+    assert h.metrics.errors.counts == {"binance-delivery: malformed forceOrder": 4}
+
+
 def test_open_interest_poll_and_answers(monkeypatch):
     """open_interest: polled over REST (no stream); the doc examples of both answers."""
     h = Harness(BinanceFuturesScheme, channels=["open_interest"])
@@ -518,11 +551,12 @@ def test_plan_routes_usdm_streams_by_path():
         ("wss://fstream.binance.com/market/stream", [("aggTrade", ["BTCUSDT", "ETHUSDT"]),
                                                      ("kline_1m", ["BTCUSDT", "ETHUSDT"]),
                                                      ("markPrice@1s", ["BTCUSDT", "ETHUSDT"]),
-                                                     ("openInterest", ["BTCUSDT", "ETHUSDT"])]),
+                                                     ("openInterest", ["BTCUSDT", "ETHUSDT"]),
+                                                     ("forceOrder", ["BTCUSDT", "ETHUSDT"])]),
     ]
     # an explicit endpoint (a local simulator) takes everything
     plans = h.scheme.plan("ws://127.0.0.1:9000")
-    assert len(plans) == 1 and plans[0].url == "ws://127.0.0.1:9000" and len(plans[0].subscriptions) == 6
+    assert len(plans) == 1 and plans[0].url == "ws://127.0.0.1:9000" and len(plans[0].subscriptions) == 7
     # the cap: 200 streams a connection
     many = {f"X{i:03d}USDT": guess_futures(f"X{i:03d}USDT") for i in range(150)}
     h = Harness(BinanceFuturesScheme, instruments=many, channels=["lob", "ticker"])

@@ -20,7 +20,7 @@ import pytest
 
 from atomfast.book import ASK, BID
 from atomfast.capture import open_capture
-from atomfast.events import Candle, FundingRate, Lob, OpenInterest, Spread, Status, Ticker, Trade
+from atomfast.events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread, Status, Ticker, Trade
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.bitmex import BitmexScheme
 from atomfast.exchanges.bitmex.parse import iso_to_ms, last_friday, parse_instruments, symbol_instrument
@@ -290,6 +290,47 @@ def test_instrument_funding_rate_and_open_interest():
         ("open_interest", OpenInterest("bitmex", "BTC-USD-PERP", 574270000.0, 1626993375000, 1626993367500000))]
     index = '{"table":"instrument","action":"update","data":[{"symbol":".BXBT","markPrice":32180.1}]}'
     assert h.feed(index, recv) == [] and h.metrics.errors.total == 0
+
+
+def test_liquidation_orders_published_once():
+    """The ``liquidation`` table, with rows recorded from BitMEX (public projects' logs of the
+    live feed): a ``partial`` of what is in the book, ``insert`` when a liquidation order is
+    entered, ``delete`` when it is gone. One event per order, when first seen; the side is the
+    order's (``Sell``: a long position was liquidated); no timestamp is sent: receive time."""
+    h = Harness(BitmexScheme, listing(), channels=["liquidations"])
+    assert json.loads(h.scheme.subscribe_messages("liquidation", ["XBTUSD"])[0]) == {
+        "op": "subscribe", "args": ["liquidation:XBTUSD"]}
+    recv = 1626993367500000000
+    empty = ('{"table":"liquidation","action":"partial","keys":["orderID"],"types":{"orderID":"guid",'
+             '"symbol":"symbol","side":"symbol","price":"float","leavesQty":"long"},"filter":{},"data":[]}')
+    assert h.feed(empty, recv) == []
+    insert = ('{"table":"liquidation","action":"insert","data":[{"orderID":"03f4bca6-1da5-4cd6-b905-cf98269417d4",'
+              '"symbol":"XBTUSD","side":"Sell","price":90927.1,"leavesQty":876800}]}')
+    expected = ("liquidations", Liquidation("bitmex", "BTC-USD-PERP", "sell", 90927.1, 876800.0, 1626993367500,
+                                            1626993367500000, "03f4bca6-1da5-4cd6-b905-cf98269417d4"))
+    assert h.feed(insert, recv) == [expected]
+    update = ('{"table":"liquidation","action":"update","data":[{"orderID":"03f4bca6-1da5-4cd6-b905-cf98269417d4",'
+              '"leavesQty":400000,"symbol":"XBTUSD"}]}')
+    assert h.feed(update, recv) == []  # it fills: published when it came
+    # a re-subscription's partial that still lists it: not published again
+    partial = ('{"table":"liquidation","action":"partial","keys":["orderID"],"filter":{"symbol":"XBTUSD"},"data":'
+               '[{"orderID":"03f4bca6-1da5-4cd6-b905-cf98269417d4","symbol":"XBTUSD","side":"Sell","price":90927.1,'
+               '"leavesQty":400000}]}')
+    assert h.feed(partial, recv) == []
+    delete = ('{"table":"liquidation","action":"delete","data":[{"orderID":"03f4bca6-1da5-4cd6-b905-cf98269417d4",'
+              '"symbol":"XBTUSD"}]}')
+    assert h.feed(delete, recv) == [] and h.scheme._liquidations == {}
+    buy = ('{"table":"liquidation","action":"insert","data":[{"orderID":"77e987c5-03c2-814e-0fb3-5632f9438f31",'
+           '"symbol":"XBTUSD","side":"Buy","price":9938,"leavesQty":32618}]}')
+    assert h.feed(buy, recv) == [("liquidations", Liquidation(
+        "bitmex", "BTC-USD-PERP", "buy", 9938.0, 32618.0, 1626993367500, 1626993367500000,
+        "77e987c5-03c2-814e-0fb3-5632f9438f31"))]
+    # a partial without it: it is gone, and a later insert of that id would be new
+    assert h.feed(empty.replace('"filter":{}', '"filter":{"symbol":"XBTUSD"}'), recv) == []
+    assert h.scheme._liquidations == {}
+    assert h.metrics.errors.total == 0
+    bad = buy.replace('"side":"Buy"', '"side":"Long"')
+    assert h.feed(bad, recv) == [] and h.metrics.errors.counts == {"bitmex: malformed liquidation": 1}
 
 
 def test_trade_partial_after_resubscription_is_not_repeated():

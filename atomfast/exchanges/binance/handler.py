@@ -53,7 +53,7 @@ import msgspec
 
 from ...book import BID
 from ...kit.booksync import BookSync, Chained, Contiguous
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -65,12 +65,13 @@ log = logging.getLogger("atomfast.exchanges.binance")
 #: Python frame per event: a third of the event's cost on a 60-level depth message)
 _new = tuple.__new__
 
-_D, _T, _A, _B, _K, _M = (ord(c) for c in "dtabkm")
+_D, _T, _A, _B, _K, _M, _F = (ord(c) for c in "dtabkmf")
 #: the kind of an unwrapped payload, by its event type ``e``
 _EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade", "bookTicker": "bookTicker",
-                "kline": "kline", "markPriceUpdate": "markPrice", "serverShutdown": "serverShutdown"}
+                "kline": "kline", "markPriceUpdate": "markPrice", "forceOrder": "forceOrder", "serverShutdown": "serverShutdown"}
 
 OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
+_SIDES = {"BUY": BUY, "SELL": SELL}
 
 
 class BinanceScheme(Scheme):
@@ -192,11 +193,11 @@ class BinanceScheme(Scheme):
     # else takes the tolerant slow path (``_slow``), which classifies it and counts bad input.
     dispatch = Dispatch(
         {_D: "_on_depth", _T: "_on_trade", _A: "_on_agg_trade", _B: "_on_book_ticker", _K: "_on_kline",
-         _M: "_on_mark_price"},
+         _M: "_on_mark_price", _F: "_on_force_order"},
         prefilter="_route_key",
         unwrap="data",
         decoders={_D: m.depth_frame, _T: m.trade_frame, _A: m.agg_trade_frame, _B: m.book_ticker_frame,
-                  _K: m.kline_frame, _M: m.mark_price_frame},
+                  _K: m.kline_frame, _M: m.mark_price_frame, _F: m.force_order_frame},
         fallback="_slow",  # diagnoses a frame that failed to decode too (and resyncs a book message)
     )
 
@@ -249,6 +250,8 @@ class BinanceScheme(Scheme):
                 return "kline"
             if channel.startswith("markPrice"):
                 return "markPrice"
+            if channel == "forceOrder":
+                return "forceOrder"
             return ""
         return _EVENT_KINDS.get(event or "", "")
 
@@ -259,6 +262,7 @@ class BinanceScheme(Scheme):
         "bookTicker": (m.book_ticker, "_on_book_ticker"),
         "kline": (m.kline, "_on_kline"),
         "markPrice": (m.mark_price, "_on_mark_price"),
+        "forceOrder": (m.force_order, "_on_force_order"),
     }
 
     def _payload(self, conn: Connection, stream: str, payload: bytes, data: bytes, recv_ns: int) -> None:
@@ -472,6 +476,27 @@ class BinanceScheme(Scheme):
         self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, rate, msg.T, rate, msg.E,
                                               recv_ns // 1000))
 
+    def _on_force_order(self, conn: Connection, msg: m.ForceOrder, data: bytes, recv_ns: int) -> None:
+        o = msg.o
+        symbol = self._symbols.get(o.s) or self._symbol(o.s, data)
+        if symbol is None:
+            return
+        side = _SIDES.get(o.S)
+        try:
+            price, size = float(o.p), float(o.q)
+            average = float(o.ap) if o.ap else 0.0
+            filled = float(o.z) if o.z else 0.0
+        except ValueError:
+            side = None
+        if (side is None or not (0.0 < price < MAX_VALUE and 0.0 < size < MAX_VALUE and 0.0 <= average < MAX_VALUE
+                                 and 0.0 <= filled <= size) or not ms_ok(msg.E) or not (o.T == 0 or ms_ok(o.T))
+                or len(o.X) > 32):
+            self.bad_input("malformed forceOrder", repr(o)[:200], data)
+            return
+        # ``S`` is the liquidation order's side (SELL closes a long position): our ``side`` as is
+        self.emit("liquidations", Liquidation(self.exchange, symbol, side, price, size, o.T or msg.E,
+                                              recv_ns // 1000, "", o.X, filled, average))
+
     def _on_open_interest(self, url: str, body: bytes, recv_ns: int) -> None:
         try:
             ans = m.open_interest.decode(body)
@@ -541,7 +566,9 @@ class BinanceSpotScheme(BinanceScheme):
 # kind is a print: MARKET, and INSURANCE_FUND / ADL where they occur), ticker -> ``bookTicker``,
 # candle -> ``kline_1m``, funding_rate -> ``markPrice@1s``, open_interest -> a REST poll of
 # ``/fapi/v1/openInterest`` / ``/dapi/v1/openInterest`` every ``open_interest_interval`` s (no
-# stream carries it; a replayed capture has no such answers, so replays publish none).
+# stream carries it; a replayed capture has no such answers, so replays publish none),
+# liquidations -> ``forceOrder`` (the latest liquidation order of a market each second; USD-M
+# serves it on ``/market``).
 #
 # funding_rate: ``mark_price`` = ``p``, ``funding_rate`` = ``r`` (the running period's rate,
 # settled at ``T``), ``next_funding_time`` = ``T``; the stream has no separate prediction, so
@@ -562,6 +589,7 @@ _CHANNELS = {
     "candle": "kline_1m",
     "funding_rate": "markPrice@1s",
     "open_interest": OPEN_INTEREST,
+    "liquidations": "forceOrder",
 }
 
 
@@ -587,7 +615,7 @@ class BinanceFuturesScheme(_BinanceFutures):
     websocket_endpoints = (
         WebsocketEndpoint("wss://fstream.binance.com/public/stream"),
         WebsocketEndpoint("wss://fstream.binance.com/market/stream",
-                          channels=("aggTrade", "kline", "markPrice", OPEN_INTEREST)),
+                          channels=("aggTrade", "kline", "markPrice", "forceOrder", OPEN_INTEREST)),
     )
     rest_endpoint = RestEndpoint("https://fapi.binance.com", Routes(
         instruments="/fapi/v1/exchangeInfo", snapshot="/fapi/v1/depth", open_interest="/fapi/v1/openInterest"))

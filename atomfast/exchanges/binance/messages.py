@@ -116,6 +116,26 @@ class MarkPrice(Struct, gc=False):
     e: str = "markPriceUpdate"
 
 
+class ForceOrderOrder(Struct, gc=False):
+    s: str
+    S: str  # the liquidation order's side: SELL liquidates a long position
+    q: str  # original quantity
+    p: str  # price
+    ap: str = ""  # average price
+    X: str = ""  # order status
+    z: str = ""  # filled quantity, accumulated
+    T: int = 0  # order trade time (ms)
+
+
+class ForceOrder(Struct, gc=False):
+    """``forceOrder`` (futures only): the latest liquidation order of a symbol within 1000 ms.
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Liquidation-Order-Streams"""
+
+    E: int
+    o: ForceOrderOrder
+    e: str = "forceOrder"
+
+
 # --------------------------------------------------------------------------------------------
 # combined-stream wrappers: one decode per frame
 
@@ -209,6 +229,11 @@ class SymbolInfo(Struct, gc=False):
     filters: list[Filter] = []
 
 
+class ForceOrderFrame(Struct, gc=False):
+    stream: str
+    data: ForceOrder
+
+
 class ExchangeInfo(Struct, gc=False):
     symbols: list[SymbolInfo] = []
 
@@ -222,6 +247,7 @@ agg_trade_frame = msgspec.json.Decoder(AggTradeFrame)
 book_ticker_frame = msgspec.json.Decoder(BookTickerFrame)
 kline_frame = msgspec.json.Decoder(KlineFrame)
 mark_price_frame = msgspec.json.Decoder(MarkPriceFrame)
+force_order_frame = msgspec.json.Decoder(ForceOrderFrame)
 
 depth = msgspec.json.Decoder(Depth)
 trade = msgspec.json.Decoder(Trade)
@@ -229,6 +255,7 @@ agg_trade = msgspec.json.Decoder(AggTrade)
 book_ticker = msgspec.json.Decoder(BookTicker)
 kline = msgspec.json.Decoder(Kline)
 mark_price = msgspec.json.Decoder(MarkPrice)
+force_order = msgspec.json.Decoder(ForceOrder)
 
 probe = msgspec.json.Decoder(Probe)
 snapshot = msgspec.json.Decoder(DepthSnapshot)

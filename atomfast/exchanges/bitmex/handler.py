@@ -13,6 +13,8 @@ funding_rate    ``instrument``    ``fundingRate``, ``indicativeFundingRate``,
                                   ``fundingTimestamp``, ``markPrice`` (perpetuals)
 open_interest   ``instrument``    ``openInterest`` (contracts)
 candle          ``tradeBin1m``    one closed 1-minute bin
+liquidations    ``liquidation``   each liquidation order once (``insert``, or a ``partial``
+                                  row not yet published); ``side`` the order's
 ==============  ================  ==========================================================
 
 Books: a ``partial`` is the whole book (status ``snapshot`` first); ``insert`` adds levels,
@@ -40,6 +42,13 @@ updates carry only the fields that changed, so the last value of each is kept pe
 ``funding`` table (one row per settlement, every 8 h) adds nothing the ``instrument`` table does
 not already say, and is not subscribed.
 
+Liquidations: the ``liquidation`` table lists the liquidation orders resting in the book
+(``partial`` on subscribe, ``insert`` when one is entered, ``update`` as it fills, ``delete`` when
+it is gone): one event per order, when it is first seen, with ``order_id`` = ``orderID``, ``size``
+= ``leavesQty``, ``price``; its ``side`` is the order's (Sell closes a long position), as our
+schema wants. The table has no timestamp: ``event_timestamp`` is the receive time. The ids of
+orders still in the book are kept so a re-subscription's ``partial`` publishes no order twice.
+
 Keep-alive: BitMEX answers the text ``ping`` with ``pong``; we send it every ``ping_interval``
 (its docs: ping when nothing came for 5 s); a silent connection is reconnected by the watchdog.
 """
@@ -52,7 +61,7 @@ import msgspec
 from msgspec import UNSET
 
 from ...book import parse_ticks
-from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
@@ -100,7 +109,7 @@ class BitmexScheme(Scheme):
     websocket_endpoints = (WebsocketEndpoint("wss://ws.bitmex.com/realtime"),)
     rest_endpoint = RestEndpoint("https://www.bitmex.com", Routes(instruments="/api/v1/instrument/active"))
     channels = {"lob": "orderBookL2", "trades": "trade", "ticker": "quote", "funding_rate": "instrument",
-                "open_interest": "instrument", "candle": "tradeBin1m"}
+                "open_interest": "instrument", "candle": "tradeBin1m", "liquidations": "liquidation"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
     aliases = ALIASES
     symbols_per_message = 20
@@ -116,6 +125,8 @@ class BitmexScheme(Scheme):
         self._trades_seen: dict[str, tuple[int, set[str]]] = {}
         #: symbol -> [markPrice, fundingRate, indicativeFundingRate, fundingTimestamp ms]
         self._instrument_state: dict[str, list] = {}
+        #: orderID of each liquidation order published and still in the book -> its symbol
+        self._liquidations: dict[str, str] = {}
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
@@ -145,7 +156,8 @@ class BitmexScheme(Scheme):
     # (no table) go to ``_on_control``. What is no JSON object (BitMEX's ``pong``), no envelope,
     # or names a table we do not take goes to ``_on_other``.
     dispatch = Dispatch({"orderBookL2": "_on_book", "trade": "_on_trades", "quote": "_on_quotes",
-                         "instrument": "_on_instruments", **{t: "_on_bins" for t in _BIN_MINUTES}, "": "_on_control"},
+                         "instrument": "_on_instruments", "liquidation": "_on_liquidations",
+                         **{t: "_on_bins" for t in _BIN_MINUTES}, "": "_on_control"},
                         decoder=m.envelope_decoder, field="table", lead=b"{", fallback="_on_other")
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
@@ -462,6 +474,43 @@ class BitmexScheme(Scheme):
         atom_us = recv_ns // 1000
         for native, bp, bs, ap, asz, ms in out:
             self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, ms, atom_us))
+
+    def _on_liquidations(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
+        try:
+            rows = m.liquidation_decoder.decode(env.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed liquidation message", str(exc), data)
+            return
+        published = self._liquidations
+        if env.action == "delete":
+            for r in rows:
+                published.pop(r.orderID, None)
+            return
+        if env.action not in ("partial", "insert"):
+            return  # ``update``: the order fills; it was published when it came
+        out = []
+        for r in rows:
+            side = _TAKER.get(r.side)
+            price, size = r.price, r.leavesQty
+            if (side is None or not r.orderID or len(r.orderID) > 64 or price is None or size is None
+                    or not (ok_float(price) and price > 0 and ok_float(size))):
+                self.bad_input("malformed liquidation", f"{r.orderID!r} {r.side!r} {price!r} {size!r}", data)
+                return
+            if not self.known(r.symbol, data):
+                return
+            out.append((r, side, price, size))
+        atom_us = recv_ns // 1000
+        if env.action == "partial":  # the whole table of its symbols: what it lacks is gone
+            symbols = {r.symbol for r, *_ in out} | ({env.filter.symbol} if env.filter and env.filter.symbol else set())
+            current = {r.orderID for r, *_ in out}
+            for oid in [o for o, sym in published.items() if sym in symbols and o not in current]:
+                del published[oid]
+        for r, side, price, size in out:
+            if r.orderID in published:
+                continue  # a re-subscription's partial repeats it
+            published[r.orderID] = r.symbol
+            self.emit("liquidations", Liquidation(self.exchange, self._symbols[r.symbol], side, price, size,
+                                                  atom_us // 1000, atom_us, r.orderID))
 
     def _on_instruments(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:

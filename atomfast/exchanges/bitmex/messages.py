@@ -56,6 +56,18 @@ class L2Row(Struct, gc=False):
     timestamp: str = ""
 
 
+class LiquidationRow(Struct, gc=False):
+    """A ``liquidation`` row: a liquidation order in the book. ``side`` is the order's (Sell
+    closes a long position); ``leavesQty`` its remaining contracts. No timestamp: BitMEX sends
+    none on this table. An ``update`` / ``delete`` may carry only ``orderID``."""
+
+    orderID: str
+    symbol: str = ""
+    side: str = ""
+    price: Union[float, None] = None
+    leavesQty: Union[float, None] = None
+
+
 class QuoteRow(Struct, gc=False):
     symbol: str
     timestamp: str
@@ -102,6 +114,7 @@ class TradeBinRow(Struct, gc=False):
 envelope_decoder = msgspec.json.Decoder(Envelope)
 l2_decoder = msgspec.json.Decoder(list[L2Row])
 quote_decoder = msgspec.json.Decoder(list[QuoteRow])
+liquidation_decoder = msgspec.json.Decoder(list[LiquidationRow])
 trade_decoder = msgspec.json.Decoder(list[TradeRow])
 instrument_decoder = msgspec.json.Decoder(list[InstrumentRow])
 tradebin_decoder = msgspec.json.Decoder(list[TradeBinRow])
