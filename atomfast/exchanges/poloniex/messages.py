@@ -1,0 +1,112 @@
+"""Poloniex websocket v3 messages as msgspec Structs (spot ``wss://ws.poloniex.com/ws/public``,
+perpetual futures ``wss://ws.poloniex.com/ws/v3/public``).
+
+Every message is an object: data ``{"channel": C, "data": [...], "action": A}`` (``action`` only on
+``book_lv2``: ``snapshot`` or ``update``) or an event ``{"event": "subscribe"|"unsubscribe"|"pong"|
+"error", "channel": .., "symbols": [..], "message": ..}``. A subscription answer names its channel
+too, so the envelope is decoded first (``data`` kept raw) and routed by ``Envelope.route``: the
+event where there is one, else the channel; the route's handler decodes ``data`` with its own
+decoder. Only the fields used are declared; unknown fields are ignored.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import Raw, Struct
+
+
+class Envelope(Struct, gc=False):
+    channel: Any = ""
+    event: Any = ""
+    action: Any = ""
+    data: Raw = Raw(b"")
+    symbols: Any = None
+    message: Any = ""
+
+    @property
+    def route(self) -> Any:
+        """The route key: ``event:<event>`` for an event, else the channel."""
+        event = self.event
+        if event:
+            return f"event:{event}" if event.__class__ is str else event
+        return self.channel
+
+
+# --- spot -----------------------------------------------------------------------------------
+class BookItem(Struct, gc=False):
+    """``book_lv2`` (spot): ``lastId`` is the previous message's ``id``; levels [price, size]."""
+
+    symbol: str
+    id: int
+    lastId: int
+    ts: int
+    asks: list[tuple[str, str]] = []
+    bids: list[tuple[str, str]] = []
+    createTime: int = 0
+
+
+class TradeItem(Struct, gc=False):
+    symbol: str
+    price: str
+    quantity: str
+    takerSide: str
+    id: str
+    createTime: int
+    ts: int = 0
+
+
+class CandleItem(Struct, gc=False):
+    symbol: str
+    open: str
+    high: str
+    low: str
+    close: str
+    quantity: str
+    startTime: int
+    closeTime: int
+    ts: int
+    tradeCount: int = 0
+    amount: str = ""
+
+
+# --- futures v3 -----------------------------------------------------------------------------
+class FBookItem(Struct, gc=False):
+    """``book_lv2`` (futures v3): ``lid`` is the previous message's ``id``; ``s`` the contract."""
+
+    s: str
+    id: int
+    lid: int
+    ts: int
+    asks: list[tuple[str, str]] = []
+    bids: list[tuple[str, str]] = []
+    cT: int = 0
+
+
+class FundingItem(Struct, gc=False):
+    """``funding_rate``: ``fR`` the rate, ``fT`` its settlement time, ``nFR`` the predicted next
+    rate, ``nFT`` the next funding time (ms)."""
+
+    s: str
+    ts: int
+    fR: str
+    nFR: str = "0"
+    fT: int = 0
+    nFT: int = 0
+
+
+class OpenInterestItem(Struct, gc=False):
+    s: str
+    oInterest: str
+    ts: int
+
+
+envelope_decoder = msgspec.json.Decoder(Envelope)
+book_decoder = msgspec.json.Decoder(list[BookItem])
+trades_decoder = msgspec.json.Decoder(list[TradeItem])
+candles_decoder = msgspec.json.Decoder(list[CandleItem])
+fbook_decoder = msgspec.json.Decoder(list[FBookItem])
+funding_decoder = msgspec.json.Decoder(list[FundingItem])
+oi_decoder = msgspec.json.Decoder(list[OpenInterestItem])
+
+encode = msgspec.json.Encoder().encode
