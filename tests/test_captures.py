@@ -23,11 +23,11 @@ from atomfast.exchanges import schemes
 from atomfast.metrics import Metrics
 from atomfast.replay import replay_capture
 from atomfast.sinks.null import NullSink
-from atomfast.testing import fixture_path
+from atomfast.testing import ROOT, MemorySink, SimProcess, cli_summary, fixture_path, run_cli
 
 
 class Row(NamedTuple):
-    capture: str  # relative to ../shared/fixtures
+    capture: str  # relative to ../shared/fixtures, or ``repo:PATH`` relative to the repository
     exchange: str  # the scheme family it is replayed as (``atomfast replay --exchange``)
     frames: int  # websocket frames received (an inline REST answer is not one)
     events: dict[str, int]  # events per topic
@@ -36,6 +36,14 @@ class Row(NamedTuple):
     gaps: int = 0
     resyncs: int = 0
     errors: int = 0
+
+    @property
+    def path(self) -> Path:
+        """The capture file: ``repo:`` rows are captures written for the tests (documented or
+        single recorded messages in the capture format; their folder says where each came from)."""
+        if self.capture.startswith("repo:"):
+            return ROOT / self.capture[len("repo:"):]
+        return fixture_path(self.capture)
 
     def summary(self) -> dict:
         return {"frames": self.frames, "events": self.events, "checksum_ok": self.checksum_ok,
@@ -75,6 +83,9 @@ CAPTURES = [
         {"lob": 8585, "spread": 361, "status": 41, "ticker": 107, "trades": 1003}),
 ]
 
+#: recordings of a protocol the venue has retired, that no scheme reads: the reason
+RETIRED: dict[str, str] = {}
+
 #: hftbacktest's folders: which Binance market each one recorded (its README)
 HFTBACKTEST = {"spot": "binance", "usdm": "binance-futures", "cm": "binance-delivery"}
 
@@ -87,10 +98,37 @@ def summary_of(metrics: Metrics) -> dict:
 @pytest.mark.parametrize("row", CAPTURES, ids=lambda r: r.capture)
 def test_capture_summary(row):
     metrics = Metrics()
-    replay = replay_capture([fixture_path(row.capture)], row.exchange, NullSink(framing=None), metrics)
+    replay = replay_capture([row.path], row.exchange, NullSink(framing=None), metrics)
     assert summary_of(metrics) == row.summary()
     assert dict(metrics.errors.counts) == {}  # (errors == 0 with no kind at all)
     assert replay.unanswered == [] or row.capture.startswith("hftbacktest/")  # their snapshot comes inline
+
+
+#: the rows a live ``run`` replays through ``simulate`` (hftbacktest's files hold no
+#: subscription and bring their REST snapshot inline: replay only)
+LIVE = [row for row in CAPTURES if not row.capture.startswith("hftbacktest/")]
+
+
+@pytest.mark.parametrize("row", LIVE, ids=lambda r: r.capture)
+def test_simulate_and_run_publish_what_replay_does(row):
+    """``atomfast simulate CAPTURE`` + ``atomfast run --exchange X --endpoint ws://...`` (the
+    scheme's subscriptions, the simulator's REST answers, a real websocket): the network path
+    publishes exactly what the offline replay does, for the markets and topics of the capture."""
+    sink = MemorySink()
+    replay_capture([row.path], row.exchange, sink, Metrics())
+    symbols = sorted({r.symbol for topic, r in sink.records if topic != "status"})
+    topics = sorted(t for t in row.events if t not in ("status", "spread"))
+    with SimProcess(row.path, "--rate", 2000) as sim:  # paced: REST answers come while frames do
+        r = run_cli("run", "--exchange", row.exchange, "--endpoint", sim.url, "--rest-endpoint", sim.rest_url,
+                    "--sink", "null", "--symbols", ",".join(symbols), "--channels", ",".join(topics),
+                    "--max-frames", row.frames, "--backoff", "0.01", timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = cli_summary(r.stderr)
+    assert s["frames"] == row.frames
+    assert {t: n for t, n in s["events"].items() if t != "status"} == {
+        t: n for t, n in row.events.items() if t != "status"}
+    assert (s["checksum_ok"], s["checksum_failed"], s["gaps"], s["resyncs"], s["errors"]) == (
+        row.checksum_ok, row.checksum_failed, row.gaps, row.resyncs, row.errors)
 
 
 @pytest.mark.parametrize("row", CAPTURES, ids=lambda r: r.capture)
@@ -118,7 +156,9 @@ def test_every_readable_capture_has_a_row(fixtures_dir):
         str(p.relative_to(fixtures_dir))
         for p in [*fixtures_dir.glob("cryptofeed/*.ws.*"), *fixtures_dir.glob("hftbacktest/*/*.gz")]
         if _exchange_of(p, fixtures_dir) in known)
-    assert sorted(row.capture for row in CAPTURES) == readable
+    assert sorted(row.capture for row in CAPTURES if not row.capture.startswith("repo:")) == sorted(
+        set(readable) - set(RETIRED))
+    assert set(RETIRED) <= set(readable)
     for row in CAPTURES:
         assert _exchange_of(fixtures_dir / row.capture, fixtures_dir) == row.exchange, row
 
