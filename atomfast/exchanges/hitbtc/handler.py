@@ -1,0 +1,367 @@
+"""HitBTC API v3 (``wss://api.hitbtc.com/api/3/ws/public``), exchange name ``hitbtc``, and its
+white label FMFW (``wss://api.fmfw.io/api/3/ws/public``, the same engine), exchange name ``fmfw``.
+
+One public socket serves every market, spot and futures alike, and one listing
+(``/api/3/public/symbol``) names them all (``type`` ``spot`` or ``futures``): the docs do not
+split the markets, so one scheme per exchange name serves both (``BTC-USDT``, ``BTC-USDT-PERP``).
+
+Channel map (atomfast topic -> HitBTC channel; docs "Socket Market Data"):
+
+==============  =================  ====================================================
+topic           channel            published from
+==============  =================  ====================================================
+lob (+spread)   ``orderbook/full`` ``snapshot`` then ``update``s, sequenced by ``s``
+trades          ``trades``         each trade; ``s`` (buy/sell) is the taker's side
+ticker          ``ticker/1s``      best bid ``b``/``B``, best ask ``a``/``A``
+candle          ``candles/M1``     the current 1-minute candle
+funding_rate    ``futures/info``   futures only: ``r`` rate, ``R`` indicative rate, ``m`` mark,
+                                   ``T`` next funding time
+open_interest   ``futures/info``   futures only: ``o``
+==============  =================  ====================================================
+
+Books: the first notification of a symbol is its ``snapshot`` (every level, and the symbol's
+sequence ``s``); each ``update`` carries the changed levels (size ``"0"`` removes one) and must
+carry ``s`` = the previous ``s`` + 1 (per symbol; an update with no levels still advances it).
+Anything else (a lost, repeated or reordered update) is a gap: ``metrics.gaps`` += 1, status
+``resync`` with the reason, the book dropped and its updates ignored until a fresh snapshot,
+which unsubscribe + subscribe of that symbol's ``orderbook/full`` brings (a second subscribe
+alone brings none). An update before any snapshot, or a malformed book message, resyncs too.
+Every level of a message is parsed before the book is touched. HitBTC sends no checksum.
+
+Trades: ``trade_id`` is ``i``; a ``snapshot`` (sent on subscription only when a ``limit`` is
+asked for; we ask for none) repeats recent trades: those not above the last id published are
+skipped. Candles: the venue sends the current candle of the period again as it changes (``closed``
+False); when a candle of a later start arrives, the previous one is published once more with
+``closed`` True; ``trades`` is 0 (not given); ``v`` is the base volume; the candle carries no
+event time, so ``event_timestamp`` is the receive time.
+
+Keep-alive: the server pings every 30 s (answered by the websocket layer); we ping too
+(a websocket PING frame every ``ping_interval``: no application ping is documented).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ...book import BID
+from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
+                       RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from . import messages as m
+from .parse import guess_instrument, ms_ok, number, parse_symbols, rate
+
+#: sequence numbers are JSON integers below this (int64)
+MAX_SEQ = 2**63
+_SUBS_KEY = "hitbtc_subscriptions"  # conn.state: channel -> the symbols the venue said it serves
+_SIDES = ("buy", "sell")
+_CANDLE_MS = 60_000
+
+
+class HitbtcScheme(Scheme):
+    exchange = "hitbtc"
+    websocket_endpoints = (WebsocketEndpoint("wss://api.hitbtc.com/api/3/ws/public"),)
+    rest_endpoint = RestEndpoint("https://api.hitbtc.com", Routes(instruments="/api/3/public/symbol"))
+    channels = {"lob": m.BOOK, "trades": m.TRADES, "ticker": m.TICKER, "candle": m.CANDLES,
+                "funding_rate": m.FUTURES_INFO, "open_interest": m.FUTURES_INFO}
+    default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
+    default_symbols = ("BTC-USDT", "ETH-USDT", "BTC-USDT-PERP")
+    unknown_market = "unknown symbol"
+    #: the docs cap requests (10 a second per IP, a burst of 10), not symbols per request
+    symbols_per_message = 100
+    ping_interval = 20.0  # a websocket PING frame; the server's own come every 30 s
+    silence_timeout = 45.0
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: symbol -> ``s`` of the last book message applied
+        self.seqs: dict[str, int] = {}
+        #: symbol -> id of the last trade published
+        self.trade_ids: dict[str, int] = {}
+        #: symbol -> the last candle published (not yet closed)
+        self.candles: dict[str, Candle] = {}
+        self._next_id = 1
+        wanted = set(self.channel_names)
+        self._want_funding = "funding_rate" in wanted
+        self._want_oi = "open_interest" in wanted
+
+    # --- instruments and symbols --------------------------------------------------------------
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_symbols(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return guess_instrument(native)
+
+    def plan_natives(self, channel: str, natives: list[str]) -> list[str]:
+        """``futures/info`` exists for futures only."""
+        if channel != m.FUTURES_INFO:
+            return natives
+        return [n for n in natives if self.instrument(n).kind in ("perp", "future")]
+
+    # --- requests -----------------------------------------------------------------------------
+    def _request(self, method: str, channel: str, natives: list[str]) -> str:
+        rid = self._next_id
+        self._next_id += 1
+        return m.encode({"method": method, "ch": channel, "params": {"symbols": natives}, "id": rid}).decode()
+
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        return [self._request("subscribe", channel, natives)]
+
+    def resubscribe(self, conn: Connection, native: str) -> None:
+        """A fresh snapshot of one book: unsubscribe, then subscribe again (a subscription the
+        socket already has brings no snapshot)."""
+        conn.send(self._request("unsubscribe", m.BOOK, [native]))
+        conn.send(self._request("subscribe", m.BOOK, [native]))
+
+    def ping_message(self) -> None:
+        return None  # no application-level ping in this protocol: the feed pings at websocket level
+
+    # --- frames -------------------------------------------------------------------------------
+    #: notifications are one tagged union (on ``ch``), decoded once; answers, errors and what
+    #: the union refuses go to ``_on_other``
+    dispatch = Dispatch({m.BookMsg: "_on_book", m.TradesMsg: "_on_trades", m.TickerMsg: "_on_ticker",
+                         m.CandlesMsg: "_on_candles", m.FuturesInfoMsg: "_on_futures_info"},
+                        decoder=m.decoder, lead=b"{", fallback="_on_other")
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """An answer to a request, an error, or a notification the union refused."""
+        if data[:1] != b"{":
+            self.bad_input("not a JSON object", "frame does not start with {", data)
+            return
+        try:
+            obj = m.any_decoder.decode(data)
+        except MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        if not isinstance(obj, dict):
+            self.bad_input("unknown message", "not a JSON object", data)
+            return
+        ch = obj.get("ch")
+        if ch is not None:
+            self._on_refused(conn, ch, obj, data, recv_ns)
+            return
+        try:
+            answer = m.answer_decoder.decode(data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed answer", str(exc), data)
+            return
+        if answer.error is not None:
+            e = answer.error
+            self.bad_input("exchange error", f"{e.code} {e.message}: {e.description}"[:300], data)
+            self.status("", "stopped", f"request {answer.id!r} failed: {e.code} {e.message}"[:300], recv_ns)
+            return
+        result = answer.result
+        if isinstance(result, dict) and isinstance(result.get("ch"), str):
+            self._on_subscriptions(conn, result["ch"], result.get("subscriptions"), data, recv_ns)
+        elif result is None:
+            self.bad_input("unknown message", "no ch, result or error", data)
+        # other results (``true``, ``"pong"``) answer nothing we publish
+
+    def _on_refused(self, conn: Connection, ch, obj: dict, data: bytes, recv_ns: int) -> None:
+        """A notification of a known shape that failed validation, or of a channel we do not
+        read: counted; a malformed book message resyncs the books it names."""
+        if ch == m.BOOK:
+            self.bad_input("malformed book message", "failed validation", data)
+            for part in (obj.get("snapshot"), obj.get("update")):
+                if isinstance(part, dict):
+                    for native in part:
+                        if native in self.books:
+                            self.resync(conn, native, "malformed book message", recv_ns)
+            return
+        if ch in (m.TRADES, m.TICKER, m.CANDLES, m.FUTURES_INFO):
+            self.bad_input(f"malformed {ch} message", "failed validation", data)
+            return
+        self.bad_input("unknown channel", repr(ch)[:100], data)
+
+    def _on_subscriptions(self, conn: Connection, ch: str, subs, data: bytes, recv_ns: int) -> None:
+        """``{"result": {"ch": .., "subscriptions": [..]}}``: the channel's whole set on this
+        socket (after a subscribe or an unsubscribe): a status ``subscribed`` for each symbol new
+        in it."""
+        if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
+            self.bad_input("malformed answer", "subscriptions is not a list of symbols", data)
+            return
+        state = conn.state.get(_SUBS_KEY)
+        if state is None:
+            state = conn.state[_SUBS_KEY] = {}
+        before = state.get(ch, set())
+        now = set(subs)
+        state[ch] = now
+        for native in subs:
+            if native not in before and self.known(native, data):
+                self.status(self.symbol_of(native), "subscribed", ch, recv_ns)
+
+    # --- book ---------------------------------------------------------------------------------
+    def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
+        snap, upd = msg.snapshot, msg.update
+        if snap is None and upd is None:
+            self.bad_input("malformed book message", "neither snapshot nor update", data)
+            return
+        if snap is not None:
+            for native, d in snap.items():
+                self._snapshot(conn, native, d, data, recv_ns)
+        if upd is not None:
+            for native, d in upd.items():
+                self._update(conn, native, d, data, recv_ns)
+
+    def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int) -> None:
+        if not self.known(native, data):
+            return
+        if not (ms_ok(d.t) and 0 <= d.s < MAX_SEQ):
+            self.book_failed(conn, native, "malformed book snapshot", f"t {d.t!r} s {d.s!r}", data, recv_ns)
+            return
+        book = self.book(native)
+        try:  # the whole snapshot parsed before the book is cleared for it
+            book.check_sides(d.b, d.a)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+            return
+        event_ms = d.t
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(native, recv_ns, event_ms)
+        flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native],
+                                 event_ms, atom_us)
+        self.seqs[native] = d.s
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    def _update(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int) -> None:
+        if native in self.unsynced:
+            return  # waiting for the snapshot our resubscription brings
+        book = self.books.get(native)
+        if book is None:
+            if self.known(native, data):
+                self.resync(conn, native, "book update before its snapshot", recv_ns)
+            return
+        expected = self.seqs[native] + 1
+        if d.s != expected:
+            self.gap(conn, native, f"expected s {expected}, got {d.s}", recv_ns, kind="sequence gap")
+            return
+        if not ms_ok(d.t):
+            self.book_failed(conn, native, "malformed book update", f"t {d.t!r}", data, recv_ns)
+            return
+        event_ms = d.t
+        atom_us = recv_ns // 1000
+        try:  # every level parsed before any is applied
+            flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native],
+                                     event_ms, atom_us)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
+            return
+        self.seqs[native] = d.s
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+
+    # --- trades, ticker, candles, futures -----------------------------------------------------
+    def _on_trades(self, conn: Connection, msg: m.TradesMsg, data: bytes, recv_ns: int) -> None:
+        if msg.snapshot is None and msg.update is None:
+            self.bad_input("malformed trades message", "neither snapshot nor update", data)
+            return
+        if msg.snapshot is not None:
+            for native, trades in msg.snapshot.items():
+                self._trades(native, sorted(trades, key=lambda t: t.i), True, data, recv_ns)
+        if msg.update is not None:
+            for native, trades in msg.update.items():
+                self._trades(native, trades, False, data, recv_ns)
+
+    def _trades(self, native: str, trades: list, snapshot: bool, data: bytes, recv_ns: int) -> None:
+        rows = []
+        try:
+            for t in trades:
+                price, size = number(t.p), number(t.q)
+                if price <= 0.0 or t.s not in _SIDES or not ms_ok(t.t) or not 0 <= t.i < MAX_SEQ:
+                    raise ValueError(f"{t.p!r} {t.q!r} {t.s!r} {t.t!r} {t.i!r}")
+                rows.append((t, price, size))
+        except ValueError as exc:
+            self.bad_input("malformed trade", str(exc)[:200], data)
+            return
+        if not self.known(native, data):
+            return
+        symbol = self._symbols[native]
+        last = self.trade_ids.get(native, -1)
+        atom_us = recv_ns // 1000
+        emit, exchange = self.emit, self.exchange
+        for t, price, size in rows:
+            if t.i <= last:
+                if snapshot:
+                    continue  # published already: a snapshot repeats recent trades
+            else:
+                last = t.i
+            emit("trades", Trade(exchange, symbol, price, size, t.s, str(t.i), t.t, atom_us))
+        self.trade_ids[native] = last
+
+    def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
+        atom_us = recv_ns // 1000
+        for native, d in msg.data.items():
+            try:
+                bp, bs, ap, asz = number(d.b), number(d.B), number(d.a), number(d.A)
+                if not ms_ok(d.t):
+                    raise ValueError(f"t {d.t!r}")
+            except ValueError as exc:
+                self.bad_input("malformed ticker", str(exc)[:200], data)
+                continue
+            if self.known(native, data):
+                self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, d.t, atom_us))
+
+    def _on_candles(self, conn: Connection, msg: m.CandlesMsg, data: bytes, recv_ns: int) -> None:
+        if msg.snapshot is None and msg.update is None:
+            self.bad_input("malformed candles message", "neither snapshot nor update", data)
+            return
+        for part in (msg.snapshot, msg.update):
+            if part is not None:
+                for native, candles in part.items():
+                    self._candles(native, sorted(candles, key=lambda c: c.t), data, recv_ns)
+
+    def _candles(self, native: str, candles: list, data: bytes, recv_ns: int) -> None:
+        rows = []
+        try:
+            for c in candles:
+                if not ms_ok(c.t):
+                    raise ValueError(f"t {c.t!r}")
+                rows.append((c.t, number(c.o), number(c.h), number(c.l), number(c.c), number(c.v)))
+        except ValueError as exc:
+            self.bad_input("malformed candle", str(exc)[:200], data)
+            return
+        if not self.known(native, data):
+            return
+        atom_us = recv_ns // 1000
+        event_ms = atom_us // 1000
+        symbol = self._symbols[native]
+        for start, o, h, low, c, v in rows:
+            last = self.candles.get(native)
+            if last is not None:
+                if start < last.start:
+                    continue  # older than the candle published: stale
+                if start > last.start:
+                    self.emit("candle", last._replace(closed=True, event_timestamp=event_ms, atom_timestamp=atom_us))
+            candle = Candle(self.exchange, symbol, start, start + _CANDLE_MS, "1m", 0, False, o, h, low, c, v,
+                            event_ms, atom_us)
+            self.candles[native] = candle
+            self.emit("candle", candle)
+
+    def _on_futures_info(self, conn: Connection, msg: m.FuturesInfoMsg, data: bytes, recv_ns: int) -> None:
+        atom_us = recv_ns // 1000
+        for native, d in msg.data.items():
+            try:
+                mark, funding, predicted, oi = number(d.m), rate(d.r), rate(d.R), number(d.o)
+                next_ms = d.T if d.T is not None else 0
+                if not (ms_ok(d.t) and ms_ok(next_ms)):
+                    raise ValueError(f"t {d.t!r} T {d.T!r}")
+            except ValueError as exc:
+                self.bad_input("malformed futures info", str(exc)[:200], data)
+                continue
+            if not self.known(native, data):
+                continue
+            symbol = self._symbols[native]
+            if self._want_funding and d.r is not None:
+                self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, funding, next_ms, predicted, d.t,
+                                                      atom_us))
+            if self._want_oi and d.o is not None:
+                self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, d.t, atom_us))
+
+
+class FmfwScheme(HitbtcScheme):
+    """FMFW.io: HitBTC's engine and API v3 on its own host."""
+
+    exchange = "fmfw"
+    websocket_endpoints = (WebsocketEndpoint("wss://api.fmfw.io/api/3/ws/public"),)
+    rest_endpoint = RestEndpoint("https://api.fmfw.io", Routes(instruments="/api/3/public/symbol"))
