@@ -148,9 +148,12 @@ def after(records, predicate):
 
 
 CASES = {
-    # relative: (exchange, native, symbol, reason fragment of the gap)
-    HB_USDM: ("binance-futures", "BTCUSDT", "BTC-USDT-PERP", "gap: pu "),
-    HB_SPOT: ("binance", "BTCUSDT", "BTC-USDT", "gap: U "),
+    # case: (recording, exchange, native, symbol, reason fragment of the gap)
+    "usdm": (HB_USDM, "binance-futures", "BTCUSDT", "BTC-USDT-PERP", "gap: pu "),
+    "spot": (HB_SPOT, "binance", "BTCUSDT", "BTC-USDT", "gap: U "),
+    # Aster runs Binance's USD-M engine and API: its scheme is the Binance one on Aster's hosts;
+    # no Aster recording exists, so the same real session goes through the ``aster`` scheme
+    "aster": (HB_USDM, "aster", "BTCUSDT", "BTC-USDT-PERP", "gap: pu "),
 }
 #: positions among the live depth frames: the fault, a stale snapshot, the rebuild, the end
 DROP, STALE, REBUILD, MOVE, END = 300, 400, 600, 100, 1200
@@ -158,19 +161,19 @@ DROP, STALE, REBUILD, MOVE, END = 300, 400, 600, 100, 1200
 _clean: dict[str, tuple[list[int], Clean]] = {}
 
 
-def clean(relative: str) -> tuple[list[int], Clean]:
+def clean(case: str) -> tuple[list[int], Clean]:
     """The live depth frame indices, and the clean replay (cached per session)."""
-    if relative not in _clean:
-        exchange, native, _, _ = CASES[relative]
+    if case not in _clean:
+        relative, exchange, native, _, _ = CASES[case]
         live = depth_indices(relative)
-        _clean[relative] = live, Clean(relative, exchange, native, [live[REBUILD], live[MOVE + 100]], live[END])
-    return _clean[relative]
+        _clean[case] = live, Clean(relative, exchange, native, [live[REBUILD], live[MOVE + 100]], live[END])
+    return _clean[case]
 
 
-@pytest.mark.parametrize("relative", list(CASES))
-def test_dropped_depth_message_resync_and_rebuild(relative):
-    exchange, native, symbol, reason = CASES[relative]
-    live, ref = clean(relative)
+@pytest.mark.parametrize("case", list(CASES))
+def test_dropped_depth_message_resync_and_rebuild(case):
+    relative, exchange, native, symbol, reason = CASES[case]
+    live, ref = clean(case)
     fresh = ref.snapshots[live[REBUILD]]
     cap = EditedCapture(open_capture(fixture_path(relative)), drop=[live[DROP]],
                         insert={live[STALE]: [recorded_snapshot(relative)], live[REBUILD]: [fresh]},
@@ -199,10 +202,10 @@ def test_dropped_depth_message_resync_and_rebuild(relative):
     assert sum(t == "lob" for t, _ in sink.records[second:]) > levels + 1000
 
 
-@pytest.mark.parametrize("relative", list(CASES))
-def test_dropped_depth_message_without_snapshot_stays_unsynced(relative):
-    exchange, native, symbol, _ = CASES[relative]
-    live, _ = clean(relative)
+@pytest.mark.parametrize("case", list(CASES))
+def test_dropped_depth_message_without_snapshot_stays_unsynced(case):
+    relative, exchange, native, symbol, _ = CASES[case]
+    live, _ = clean(case)
     cap = EditedCapture(open_capture(fixture_path(relative)), drop=[live[DROP]], stop_after=live[END])
     r, sink = replay(relative, exchange, cap)
     assert (r.metrics.gaps, r.metrics.resyncs) == (1, 1)
@@ -214,12 +217,12 @@ def test_dropped_depth_message_without_snapshot_stays_unsynced(relative):
     assert len(r.scheme.sync[native].buffer) == END - DROP
 
 
-@pytest.mark.parametrize("relative", list(CASES))
-def test_swapped_depth_messages(relative):
+@pytest.mark.parametrize("case", list(CASES))
+def test_swapped_depth_messages(case):
     """Two depth messages in the wrong order: the later one breaks the chain (gap), the earlier one
     is buffered; a later snapshot covers both; the book equals the clean one."""
-    exchange, native, symbol, reason = CASES[relative]
-    live, ref = clean(relative)
+    relative, exchange, native, symbol, reason = CASES[case]
+    live, ref = clean(case)
     cap = EditedCapture(open_capture(fixture_path(relative)), move=(live[MOVE], live[MOVE + 1]),
                         insert={live[MOVE + 100]: [ref.snapshots[live[MOVE + 100]]]}, stop_after=live[END])
     r, sink = replay(relative, exchange, cap)
