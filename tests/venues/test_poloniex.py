@@ -316,12 +316,13 @@ def test_events_and_bad_input():
     assert h.feed('{"event":"pong"}') == []
     h.feed('{"event":"error","message":"Invalid channel values [\\"nope\\"]"}')
     h.feed('{"channel":"mystery","data":[]}')
+    h.feed('{"channel":[],"data":[]}')  # (a list is no route key: found by the fuzz test)
     h.feed(b"\x00\x01")
     h.feed('{"channel":"book_lv2"')
     h.feed(b'{"channel":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     h.feed('{"channel":"trades","data":[{"symbol":"BTC_USDT","price":"-1","quantity":"1","takerSide":"buy",'
            '"id":"1","createTime":1}]}')
-    assert dict(h.metrics.errors.counts) == {"poloniex: exchange error": 1, "poloniex: unknown channel": 1,
+    assert dict(h.metrics.errors.counts) == {"poloniex: exchange error": 1, "poloniex: unknown channel": 2,
                                              "poloniex: not a JSON object": 1, "poloniex: malformed JSON": 2,
                                              "poloniex: malformed trade": 1}
     assert h.events("status")[-1].status == "stopped"

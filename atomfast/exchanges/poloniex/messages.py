@@ -26,11 +26,13 @@ class Envelope(Struct, gc=False):
 
     @property
     def route(self) -> Any:
-        """The route key: ``event:<event>`` for an event, else the channel."""
+        """The route key: ``event:<event>`` for an event, else the channel (None where either is
+        not a string: a list would not even be a dict key)."""
         event = self.event
         if event:
-            return f"event:{event}" if event.__class__ is str else event
-        return self.channel
+            return f"event:{event}" if event.__class__ is str else None  # (None: no route names it)
+        channel = self.channel
+        return channel if channel.__class__ is str else None
 
 
 # --- spot -----------------------------------------------------------------------------------
