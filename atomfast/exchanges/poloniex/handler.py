@@ -245,7 +245,8 @@ class PoloniexFuturesScheme(_PoloniexScheme):
     rest_endpoint = RestEndpoint("https://api.poloniex.com", Routes(instruments="/v3/market/allInstruments"))
     channels = {"lob": "book_lv2", "funding_rate": "funding_rate", "open_interest": "open_interest"}
     default_channels = ("lob", "funding_rate", "open_interest")
-    default_symbols = ("BTC-USDT-PERP", "ETH-USDT-PERP")
+    #: the one contract the documented listing (tests/data/poloniex/POLONIEX_FUTURES.0) names
+    default_symbols = ("BTC-USDT-PERP",)
     unknown_market = "unknown contract"
     prev_field = "lid"
     perp = True
