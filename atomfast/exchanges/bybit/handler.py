@@ -180,7 +180,15 @@ class BybitScheme(Scheme):
         on the bytes; None where there is none (the decoder checks it is the top-level one)."""
         i = data.find(_TOPIC, 0, 200)
         if i < 0:
-            return None
+            i = data.find(b'"topic"', 0, 200)  # not as Bybit writes it (compact): whitespace around ':'
+            if i < 0:
+                return None
+            i += 7
+            while data[i:i + 1] in (b" ", b"\t", b"\r", b"\n", b":"):
+                i += 1
+            if data[i:i + 1] != b'"':
+                return None
+            i -= 8
         i += 9
         j = data.find(b".", i, i + 20)
         return data[i:j] if j > 0 else None

@@ -162,7 +162,7 @@ def name_instrument(category: str, name: str) -> Instrument:
         head, _, code = name.partition("-")
         if code:  # BTCUSDT-26DEC25 (USDT futures) or BTC-26DEC25 (USDC futures)
             expiry = date_code(code)
-            base, quote = _split(head) if head.endswith(QUOTES) else (_coin(head), "USDC")
+            base, quote = (_coin(head[:-4]), "USDT") if head.endswith("USDT") and len(head) > 4 else (_coin(head), "USDC")
             return Instrument(name, f"{base}-{quote}-{expiry}", "future", base, quote, d, d, expiry)
         if name.endswith("PERP") and len(name) > 4:
             base = _coin(name[:-4])
