@@ -63,6 +63,7 @@ def test_registry_and_listing():
     assert inst["DOGEUSDT"][5:7] == (8, 0)  # tick 0.00000001, lot 10
     assert inst["BTCUSDT_PERP"] == Instrument("BTCUSDT_PERP", "BTC-USDT-PERP", "perp", "BTC", "USDT", 2, 4)
     assert set(HitbtcScheme.default_symbols) <= {i.symbol for i in inst.values()}
+    assert set(HitbtcScheme.default_symbols) <= {i.symbol for i in capture_instruments(DOCS, HitbtcScheme).values()}
     assert expiry_date("2026-12-25T08:00:00.000Z") == "20261225"
     assert guess_instrument("ETHUSDT_PERP").symbol == "ETH-USDT-PERP" and guess_instrument("ETHBTC").symbol == "ETH-BTC"
     with pytest.raises(KeyError):
