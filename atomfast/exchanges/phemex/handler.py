@@ -52,7 +52,8 @@ time (``event_timestamp`` is the receive time).
 received on that connection. funding_rate: ``funding_rate`` = ``fundingRateRr``,
 ``predicted_rate`` = ``predFundingRateRr``, ``mark_price`` = ``markRp``, published when a rate
 changes; the pack carries no funding time (``next_funding_time`` 0). open_interest:
-``openInterestRv`` when it changes. ticker: the docs' pack has no best bid/ask; where the legend
+``openInterestRv`` when it changes. The pack's rows are read for the markets collected (with no
+``--symbols``, a replay: the markets the listing names). ticker: the docs' pack has no best bid/ask; where the legend
 names ``bidRp`` and ``askRp`` they are published (sizes 0.0: the pack has none).
 
 Keep-alive: ``server.ping`` every 5 s (the docs: less than 30 s, 5 s recommended).
@@ -147,8 +148,9 @@ class PhemexScheme(Scheme):
         self._want_ticker = "ticker" in wanted
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
-        #: the markets the pack is read for (None: every market it names)
-        self._pack_markets: set[str] | None = None
+        #: the markets the pack is read for: the configured ones (``plan``), else the listed ones
+        #: (None: no listing, every market it names)
+        self._pack_markets: set[str] | None = set(self.instruments) or None
 
     # --- instruments --------------------------------------------------------------------------
     @classmethod
