@@ -218,6 +218,9 @@ class DydxScheme(Scheme):
         books = [n for n in sorted(seq.books) if n not in self.unsynced]
         if not books:
             self.metrics.gaps += 1
+            if seq.books:  # every book of the connection is reloading already: nothing more to drop
+                log.warning("dydx: message_id gap (%s) while its books reload", reason)
+                return
             log.warning("dydx: message_id gap (%s) on a connection without a book", reason)
             self.status("", "resync", f"message_id gap: {reason}", recv_ns)
             return
