@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from atomfast.book import ASK, BID
-from atomfast.events import Candle, FundingRate, OpenInterest, Status, Ticker, Trade
+from atomfast.events import FundingRate, OpenInterest, Status, Ticker
 from atomfast.exchanges.hitbtc import FmfwScheme, HitbtcScheme
 from atomfast.exchanges.hitbtc.parse import expiry_date, guess_instrument, parse_symbols
 from atomfast.scheme import Instrument

@@ -27,7 +27,7 @@ from typing import Union
 import msgspec
 
 from ...scheme import Instrument
-from .._common import decimals_of, is_plain, ms_ok, ok_float, rfc3339_to_ms, valid_level  # noqa: F401 (API)
+from .._common import decimals_of, is_plain, ms_ok, rfc3339_to_ms  # noqa: F401 (ms_ok: this module's API)
 
 MIN_DECIMALS = 8
 MAX_DECIMALS = 12
