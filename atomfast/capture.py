@@ -15,6 +15,12 @@ Formats (see ../shared/fixtures/README.md):
   holding a newline), ``bin`` (base64 of a binary frame), ``rest`` (payload: ``<url> <body>``).
 
 Every reader yields ``Frame``s; several connections are merged in time order.
+
+A capture is evidence: a file in none of these formats (a binary file, a directory, plain text)
+is refused with its name (``CaptureError``); a line that is no frame is skipped and reported
+(``Capture.report``: kind, detail naming the file and the line), and so is a capture that ends
+early (a gzip without its end marker, as a killed ``record`` leaves it, or a last line cut
+short): it replays up to the break, with one report naming the file and the line.
 """
 from __future__ import annotations
 
@@ -23,14 +29,34 @@ import base64
 import gzip
 import heapq
 import json
+import logging
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, NamedTuple
+from typing import IO, Callable, Iterator, NamedTuple
+
+log = logging.getLogger("atomfast.capture")
 
 RECORD_MAGIC = "#atomfast-capture 1"
 
 OPEN, SENT, RECV, REST = "open", "sent", "recv", "rest"
+
+
+#: what reading a compressed file that ends early raises
+_TRUNCATED = (EOFError, zlib.error, gzip.BadGzipFile)
+
+#: ``Capture.report`` kinds
+BAD_LINE = "bad capture line"
+TRUNCATED = "truncated capture"
+
+
+class CaptureError(ValueError):
+    """A file that cannot be read as a capture: the message names it and says why."""
+
+
+def _log_problem(kind: str, detail: str) -> None:
+    log.warning("%s: %s", kind, detail)
 
 
 class Frame(NamedTuple):
@@ -51,9 +77,12 @@ class Capture:
     urls: list[str] = field(default_factory=list)  # one per connection
     rest: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)  # url -> [(ts_ns, body)]
     configuration: dict = field(default_factory=dict)  # cryptofeed's subscription (channel -> symbols)
+    formats: list[str] = field(default_factory=list)  # one per file: record | cryptofeed | hftbacktest | empty
+    #: told of every line that is no frame and of an early end: (kind, detail naming file and line)
+    report: Callable[[str, str], None] = _log_problem
 
     def frames(self) -> Iterator[Frame]:
-        streams = [_read_frames(p, i) for i, p in enumerate(self.paths)]
+        streams = [_read_frames(p, i, self.report) for i, p in enumerate(self.paths)]
         if len(streams) == 1:
             return streams[0]
         return heapq.merge(*streams, key=lambda f: f.ts_ns)
@@ -84,6 +113,38 @@ def _first_line(path: Path) -> str:
         return fh.readline().rstrip("\n")
 
 
+_HFT_LINE = re.compile(r"^\d{1,20} \S")
+
+
+def detect_format(path: Path) -> str:
+    """``record``, ``cryptofeed``, ``hftbacktest`` or ``empty`` (no line at all), from the first
+    line; ``CaptureError`` naming the file for anything else."""
+    if path.is_dir():
+        raise CaptureError(f"{path} is a directory, not a capture file")
+    if not path.exists():
+        raise CaptureError(f"capture {path} does not exist")
+    if not path.is_file():
+        raise CaptureError(f"{path} is not a regular file, not a capture")
+    try:
+        with _open_text(path) as fh:
+            first = fh.readline(65536)
+    except _TRUNCATED + (OSError,) as exc:
+        raise CaptureError(f"{path} is not a capture: cannot read it as {'gzip ' if path.suffix == '.gz' else ''}"
+                           f"text ({exc})") from None
+    first = first.rstrip("\n")
+    if not first:
+        return "empty"
+    if first.startswith(RECORD_MAGIC):
+        return "record"
+    if _CF_OPEN.match(first):
+        return "cryptofeed"
+    if _HFT_LINE.match(first) and not any("\udc80" <= c <= "\udcff" for c in first[:200]):
+        return "hftbacktest"
+    shown = repr(first[:60]) if first[:60].isprintable() else "binary data"
+    raise CaptureError(f"{path} is not a capture: its first line is none of the known formats (atomfast record, "
+                       f"cryptofeed EXCHANGE.ws.N.0, hftbacktest '<ns> <json>'): {shown}")
+
+
 def _secs_to_ns(text: str) -> int:
     whole, _, frac = text.partition(".")
     return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
@@ -101,84 +162,145 @@ _CF_RECV = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
 _CF_REST = re.compile(r"^(https?://\S+) -> (\d+(?:\.\d+)?): (.*)$", re.S)
 
 
-def _read_frames(path: Path, conn: int) -> Iterator[Frame]:
-    first = _first_line(path)
-    if first.startswith(RECORD_MAGIC):
-        yield from _read_record(path)
-    elif _CF_OPEN.match(first):
-        yield from _read_cryptofeed_ws(path, conn)
-    else:
-        yield from _read_hftbacktest(path, conn)
+def _read_frames(path: Path, conn: int, report: Callable[[str, str], None] = _log_problem) -> Iterator[Frame]:
+    fmt = detect_format(path)
+    reader = {"record": _read_record, "cryptofeed": _read_cryptofeed_ws, "hftbacktest": _read_hftbacktest}.get(fmt)
+    if reader is None:
+        return
+    lines = _Lines(path, report)
+    try:
+        yield from reader(lines, conn)
+    except _TRUNCATED as exc:
+        report(TRUNCATED, f"{path} ends early after line {lines.n} ({exc}): replayed up to it")
 
 
-def _read_cryptofeed_ws(path: Path, conn: int) -> Iterator[Frame]:
+class _Lines:
+    """A capture file's lines (bytes, without the line end), numbered (``n``: the current line),
+    with the reports of a line that is no frame. A last line without its line end whose payload
+    is cut short (not the JSON it starts as) is the trace of an interrupted write: reported and
+    not delivered."""
+
+    def __init__(self, path: Path, report: Callable[[str, str], None]) -> None:
+        self.path = path
+        self.report = report
+        self.n = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        opener = gzip.open if self.path.suffix == ".gz" else open
+        with opener(self.path, "rb") as fh:
+            for line in fh:
+                self.n += 1
+                if line[-1:] == b"\n":
+                    line = line[:-1]
+                elif _cut_short(line):
+                    self.report(TRUNCATED, f"{self.path} ends in the middle of line {self.n} (no line end, payload "
+                                           f"incomplete): replayed up to it")
+                    return
+                if line:
+                    yield line
+
+    def bad(self, line: bytes, why: str) -> None:
+        self.report(BAD_LINE, f"{self.path}:{self.n}: {why}: {line[:80]!r}")
+
+
+def _cut_short(line: bytes) -> bool:
+    """Whether an unterminated last line's JSON payload is incomplete."""
+    brace = min((i for i in (line.find(b"{"), line.find(b"[")) if i >= 0), default=-1)
+    if brace < 0:
+        return False
+    try:
+        json.loads(line[brace:])
+    except ValueError:
+        return True
+    return False
+
+
+def _read_cryptofeed_ws(lines: _Lines, conn: int) -> Iterator[Frame]:
     """Binary-mode parse: a received line is ``<digits>.<digits>: <payload>`` (the common case,
     split without a regex and without decoding the payload); other lines are rare."""
     url = ""
     new = tuple.__new__  # Frame(...) without the Python-level NamedTuple __new__
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        for line in fh:
-            if line[-1:] == b"\n":
-                line = line[:-1]
-            if not line:
-                continue
-            if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
-                ts, sep, payload = line.partition(b": ")
-                if sep:
-                    whole, _, frac = ts.partition(b".")
+    for line in lines:
+        if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
+            ts, sep, payload = line.partition(b": ")
+            if sep:
+                whole, _, frac = ts.partition(b".")
+                try:
                     ts_ns = int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
-                    if payload[:2] in (b"b'", b'b"'):
-                        yield Frame(ts_ns, conn, RECV, url, ast.literal_eval(payload.decode("utf-8", "surrogateescape")), True)
-                    else:
-                        yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
+                except ValueError:
+                    lines.bad(line, "not a frame (bad time)")
                     continue
-            text = line.decode("utf-8", "surrogateescape")
-            m = _CF_SENT.match(text)
-            if m:
-                yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode("utf-8", "surrogateescape"))
+                if payload[:2] in (b"b'", b'b"'):
+                    try:
+                        data = ast.literal_eval(payload.decode("utf-8", "surrogateescape"))
+                    except (ValueError, SyntaxError, MemoryError, RecursionError):
+                        data = None
+                    if not isinstance(data, bytes):
+                        lines.bad(line, "not a frame (bad bytes literal)")
+                        continue
+                    yield Frame(ts_ns, conn, RECV, url, data, True)
+                else:
+                    yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
                 continue
-            m = _CF_OPEN.match(text)
-            if m:
-                url = m.group(1)
-                yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
+        text = line.decode("utf-8", "surrogateescape")
+        m = _CF_SENT.match(text)
+        if m:
+            yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode("utf-8", "surrogateescape"))
+            continue
+        m = _CF_OPEN.match(text)
+        if m:
+            url = m.group(1)
+            yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
+            continue
+        lines.bad(line, "not a frame")
 
 
-def _read_hftbacktest(path: Path, conn: int) -> Iterator[Frame]:
-    with _open_text(path) as fh:
-        for line in fh:
-            ts, _, payload = line.rstrip("\n").partition(" ")
-            if not payload:
-                continue
-            data = payload.encode("utf-8", "surrogateescape")
-            # the REST depth snapshot was written inline where it arrived
-            kind = REST if payload.startswith('{"lastUpdateId"') else RECV
-            yield Frame(int(ts), conn, kind, "", data)
+def _read_hftbacktest(lines: _Lines, conn: int) -> Iterator[Frame]:
+    for line in lines:
+        ts, _, payload = line.partition(b" ")
+        if not payload or not ts.isdigit() or len(ts) > 20:
+            lines.bad(line, "not a frame ('<ns> <json>')")
+            continue
+        # the REST depth snapshot was written inline where it arrived
+        kind = REST if payload.startswith(b'{"lastUpdateId"') else RECV
+        yield Frame(int(ts), conn, kind, "", payload)
 
 
-def _read_record(path: Path) -> Iterator[Frame]:
+_RECORD_KINDS = frozenset((OPEN, RECV, "bin", "text64", SENT, REST))
+
+
+def _read_record(lines: _Lines, conn: int = 0) -> Iterator[Frame]:
     urls: dict[int, str] = {}
-    with _open_text(path) as fh:
-        fh.readline()
-        for line in fh:
-            parts = line.rstrip("\n").split(" ", 3)
-            if len(parts) < 3:
+    first = True
+    for line in lines:
+        if first:  # the header
+            first = False
+            continue
+        parts = line.split(b" ", 3)
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2].decode(
+                "ascii", "replace") not in _RECORD_KINDS:
+            lines.bad(line, "not a frame ('<ns> <conn> <kind> <payload>')")
+            continue
+        ts, conn_id, kind = int(parts[0]), int(parts[1]), parts[2].decode()
+        payload = parts[3] if len(parts) > 3 else b""
+        if kind == OPEN:
+            url = payload.decode("utf-8", "surrogateescape")
+            urls[conn_id] = url
+            yield Frame(ts, conn_id, OPEN, url, b"")
+        elif kind == RECV:
+            yield Frame(ts, conn_id, RECV, urls.get(conn_id, ""), payload)
+        elif kind == "bin" or kind == "text64":
+            try:
+                raw = base64.b64decode(payload, validate=True)
+            except ValueError:
+                lines.bad(line, "not a frame (bad base64)")
                 continue
-            ts, conn, kind = int(parts[0]), int(parts[1]), parts[2]
-            payload = parts[3] if len(parts) > 3 else ""
-            if kind == OPEN:
-                urls[conn] = payload
-                yield Frame(ts, conn, OPEN, payload, b"")
-            elif kind == RECV:
-                yield Frame(ts, conn, RECV, urls.get(conn, ""), payload.encode("utf-8", "surrogateescape"))
-            elif kind == "bin" or kind == "text64":
-                raw = base64.b64decode(payload)
-                yield Frame(ts, conn, RECV, urls.get(conn, ""), raw, kind == "bin")
-            elif kind == SENT:
-                yield Frame(ts, conn, SENT, urls.get(conn, ""), payload.encode())
-            elif kind == REST:
-                url, _, body = payload.partition(" ")
-                yield Frame(ts, conn, REST, url, body.encode("utf-8", "surrogateescape"))
+            yield Frame(ts, conn_id, RECV, urls.get(conn_id, ""), raw, kind == "bin")
+        elif kind == SENT:
+            yield Frame(ts, conn_id, SENT, urls.get(conn_id, ""), payload)
+        else:  # REST
+            url, _, body = payload.partition(b" ")
+            yield Frame(ts, conn_id, REST, url.decode("utf-8", "surrogateescape"), body)
 
 
 def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
@@ -212,25 +334,30 @@ def companions(path: Path) -> list[Path]:
     return out
 
 
-def open_capture(*paths: str | Path) -> Capture:
-    """A capture from one or more files (connections), with their REST companions."""
+def open_capture(*paths: str | Path, report: Callable[[str, str], None] | None = None) -> Capture:
+    """A capture from one or more files (connections), with their REST companions. A file that
+    is no capture is refused (``CaptureError``, a ``ValueError`` naming it)."""
     plist = [Path(p) for p in paths]
-    for p in plist:
-        if not p.is_file():
-            raise FileNotFoundError(f"capture {p} does not exist")
     capture = Capture(plist)
+    if report is not None:
+        capture.report = report
+    capture.formats = [detect_format(p) for p in plist]
     seen: set[Path] = set()
-    for p in plist:
-        first = _first_line(p)
-        if first.startswith(RECORD_MAGIC):
-            capture.exchange = first[len(RECORD_MAGIC) :].strip()
+    for p, fmt in zip(plist, capture.formats):
+        if fmt == "record":
+            capture.exchange = _first_line(p)[len(RECORD_MAGIC):].strip()
             capture.urls.append("")
-            for f in _read_record(p):
-                if f.kind == OPEN and not capture.urls[-1]:
-                    capture.urls[-1] = f.url
-                elif f.kind == REST:
-                    capture.rest.setdefault(f.url, []).append((f.ts_ns, f.data))
+            lines = _Lines(p, lambda kind, detail: None)  # reported when the frames are read
+            try:
+                for f in _read_record(lines):
+                    if f.kind == OPEN and not capture.urls[-1]:
+                        capture.urls[-1] = f.url
+                    elif f.kind == REST:
+                        capture.rest.setdefault(f.url, []).append((f.ts_ns, f.data))
+            except _TRUNCATED:
+                pass
             continue
+        first = _first_line(p) if fmt == "cryptofeed" else ""
         m = _CF_OPEN.match(first)
         capture.urls.append(m.group(1) if m else "")
         for comp in companions(p):

@@ -101,7 +101,13 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     p = Path(path)
     if not p.is_file():
         return out
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise SettingsError(f"{p}: cannot read it ({exc.strerror})") from None
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -153,6 +159,8 @@ def load_settings(
             ini.read(ini_path, encoding="utf-8")
         except configparser.Error as exc:
             raise SettingsError(f"{ini_path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"{ini_path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         for section in ini.sections():
             if section == "atomfast":
                 for key, value in ini.items(section):

@@ -10,14 +10,17 @@ of each frame is its ``recv_ns``, so the output is deterministic.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
 from typing import Sequence
 
-from .capture import OPEN, RECV, REST, Capture, open_capture
+from urllib.parse import urlsplit
+
+from .capture import OPEN, RECV, REST, Capture, CaptureError, open_capture
 from .driver import FrameDriver
-from .exchanges import scheme_for
+from .exchanges import scheme_for, schemes
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .scheme import ConnectionPlan, Scheme
@@ -65,14 +68,77 @@ def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict
     return scheme_cls.merge_instruments(bodies)
 
 
+#: received frames of a URL-less capture that are asked ``Scheme.foreign``
+FOREIGN_PROBE = 2000
+
+
+def _domain(host: str) -> str:
+    return ".".join(host.split(".")[-2:])
+
+
+def _local(host: str) -> bool:
+    """A loopback or private host: a simulator, a recording made against one."""
+    return host in ("localhost", "::1") or host.startswith(("127.", "10.", "192.168.")) or host.endswith(".local")
+
+
+def venue_hosts() -> dict[str, set[str]]:
+    """exchange -> the websocket hosts its schemes declare."""
+    out: dict[str, set[str]] = {}
+    for exchange, classes in schemes().items():
+        out[exchange] = {urlsplit(e.url).hostname or "" for cls in classes for e in cls.websocket_endpoints}
+    return out
+
+
+def check_venue(capture: Capture, exchange: str, scheme_cls: type[Scheme]) -> None:
+    """Refuse (``CaptureError``) a capture that is not ``exchange``'s: an atomfast record names
+    another exchange in its header; a recorded URL is on another venue's host, or on a domain that
+    is none of this exchange's (a host of the exchange's own domain it no longer declares, as
+    ``ws-feed.pro.coinbase.com``, is its own); a capture without a URL holds frames the scheme
+    says are another venue's (``Scheme.foreign``)."""
+    name = ", ".join(str(p) for p in capture.paths)
+    if capture.exchange and capture.exchange != exchange:
+        raise CaptureError(f"{name} was recorded from {capture.exchange}, not {exchange} (--force replays it anyway)")
+    hosts = venue_hosts()
+    own = hosts.get(exchange, set())
+    others = {h: ex for ex, hs in hosts.items() if ex != exchange for h in hs if h not in own}
+    urls = [u for u in capture.urls if u]
+    for url in urls:
+        host = urlsplit(url).hostname or ""
+        if host in own or _local(host):
+            continue
+        if host in others or _domain(host) not in {_domain(h) for h in own}:
+            whose = f" ({others[host]}'s)" if host in others else ""
+            raise CaptureError(f"{name} was recorded from {host}{whose}, which is not {exchange}'s "
+                               f"({', '.join(sorted(own))}) (--force replays it anyway)")
+    if urls or capture.exchange:
+        return
+    seen = 0
+    quiet = dataclasses.replace(capture, report=lambda kind, detail: None)  # the replay reports them
+    for frame in quiet.frames():
+        if frame.kind != RECV:
+            continue
+        why = scheme_cls.foreign(frame.data)
+        if why:
+            raise CaptureError(f"{name} is not {exchange}'s: its frames are another venue's ({why}) "
+                               f"(--force replays it anyway)")
+        seen += 1
+        if seen >= FOREIGN_PROBE:
+            return
+
+
 class Replay:
     """One capture wired to one scheme and one sink."""
 
     def __init__(self, capture: Capture, exchange: str, sink, metrics: Metrics | None = None,
-                 scheme_cls: type[Scheme] | None = None, raw: bool = False, session: str | None = None) -> None:
+                 scheme_cls: type[Scheme] | None = None, raw: bool = False, session: str | None = None,
+                 force: bool = False) -> None:
         self.capture = capture
         self.metrics = metrics if metrics is not None else Metrics()
         self.scheme_cls = scheme_cls or scheme_for(exchange, capture.urls[0] if capture.urls else None)
+        if not force:
+            check_venue(capture, exchange, self.scheme_cls)
+        # a line of the capture that is no frame, an early end: counted and logged as bad input
+        capture.report = self.metrics.errors.report
         self.pipeline = Pipeline(sink, self.metrics, timed=False)
         self.scheme = self.scheme_cls(
             self.pipeline.emit,
@@ -141,7 +207,7 @@ class Replay:
 
 
 def replay_capture(paths: Sequence[str | Path], exchange: str, sink, metrics: Metrics | None = None,
-                   max_frames: int = 0, raw: bool = False) -> Replay:
-    replay = Replay(open_capture(*paths), exchange, sink, metrics, raw=raw)
+                   max_frames: int = 0, raw: bool = False, force: bool = False) -> Replay:
+    replay = Replay(open_capture(*paths), exchange, sink, metrics, raw=raw, force=force)
     replay.run(max_frames)
     return replay

@@ -374,6 +374,13 @@ class Scheme:
             sym = self._symbols[native] = self.instrument(native).symbol
         return sym
 
+    @classmethod
+    def foreign(cls, data: bytes) -> str:
+        """Why a received frame cannot be this venue's ("" when it may be). A replay asks it of a
+        capture's first frames when the capture names no URL (hftbacktest's files): venues whose
+        messages look alike (Binance spot, USD-M and COIN-M) say what tells them apart."""
+        return ""
+
     def known(self, native: str, data: bytes) -> bool:
         """Whether ``native`` names a market (listed, or a well-formed name); bad input
         (``unknown_market``) if not."""

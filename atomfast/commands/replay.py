@@ -1,4 +1,9 @@
-"""`atomfast replay CAPTURE --exchange NAME [--sink ...]`: ends with one JSON summary line."""
+"""`atomfast replay CAPTURE --exchange NAME [--sink ...]`: ends with one JSON summary line.
+
+A capture is evidence: one that is not ``NAME``'s (recorded from another venue's host, or whose
+frames are another venue's) is refused unless ``--force``; a file that is no capture is refused
+with its name; the exit code is 1 when the capture held no frame or when every frame failed to
+decode (the summary is printed all the same), 2 when nothing could be replayed."""
 from __future__ import annotations
 
 import argparse
@@ -19,24 +24,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N received frames")
     p.add_argument("--raw", action="store_true",
                    help="also publish what the scheme is handed to the raw topic (as run --raw)")
+    p.add_argument("--force", action="store_true",
+                   help="replay a capture that looks like another venue's as this exchange anyway")
+
+
+def outcome(summary: dict, names: str, exchange: str) -> str:
+    """Why a finished replay failed ("" if it did not): no frame read, or every frame refused."""
+    frames = summary["frames"]
+    if frames == 0:
+        return f"{names} holds no frame to replay"
+    data = sum(n for topic, n in summary["events"].items() if topic != "status")
+    if data == 0 and summary["errors"] >= frames:
+        return f"every one of the {frames} frames of {names} failed to decode as {exchange} (warnings above)"
+    return ""
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..capture import open_capture
     from ..collector import open_sink
     from ..config import SettingsError, load_settings
+    from ..exchanges import scheme_for
     from ..metrics import Metrics
-    from ..replay import replay_capture
+    from ..replay import Replay, check_venue
 
     metrics = Metrics()
+    names = ", ".join(args.capture)
     try:
+        capture = open_capture(*args.capture)
+        scheme_cls = scheme_for(args.exchange, capture.urls[0] if capture.urls else None)
+        if not args.force:
+            check_venue(capture, args.exchange, scheme_cls)
         settings = load_settings({"data_dir": args.data_dir})
         sink = open_sink(args.sink, settings, metrics, data_dir=args.data_dir)
-        replay = replay_capture(args.capture, args.exchange, sink, metrics, args.max_frames, raw=args.raw)
-    except (SettingsError, ValueError, FileNotFoundError) as exc:
+        replay = Replay(capture, args.exchange, sink, metrics, scheme_cls, raw=args.raw, force=True)
+        replay.run(args.max_frames)
+    except (SettingsError, ValueError, OSError) as exc:
         print(f"atomfast replay: {exc}", file=sys.stderr)
         return 2
     summary = metrics.summary(replay.seconds)
     sys.stdout.flush()
     sys.stdout.buffer.write(msgspec.json.encode(summary) + b"\n")
     sys.stdout.flush()
+    failed = outcome(summary, names, args.exchange)
+    if failed:
+        print(f"atomfast replay: {failed}", file=sys.stderr)
+        return 1
     return 0

@@ -12,6 +12,8 @@ so confluent_kafka is loaded only when Kafka is used.
 """
 from __future__ import annotations
 
+import os
+
 import inspect
 import logging
 from typing import TYPE_CHECKING
@@ -71,6 +73,8 @@ def make_sink(
         from .files import FileSink
 
         directory = data_dir or settings.data_dir
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise SettingsError(f"the data directory {directory} is a file, not a directory (--data-dir / DATA_DIR)")
         if metrics is not None and _accepts(FileSink, "metrics"):
             return FileSink(directory, metrics=metrics)
         return FileSink(directory)

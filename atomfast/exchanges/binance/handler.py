@@ -322,6 +322,20 @@ class BinanceScheme(Scheme):
             return
         self.book_sync.diff(conn, native, d, d.U, d.u, d.pu, data, recv_ns)
 
+    #: COIN-M's depth updates name their pair (``ps``), USD-M's do not
+    pair_field: ClassVar[bool] = False
+
+    @classmethod
+    def foreign(cls, data: bytes) -> str:
+        """Spot depth updates have no ``pu``; futures ones do, and COIN-M's carry ``ps``."""
+        if b'"depthUpdate"' not in data[:120]:
+            return ""
+        if (b'"pu":' in data) != cls.pu_chain:
+            return "a futures depth update (it has pu)" if cls.pu_chain is False else "a spot depth update (no pu)"
+        if (b'"ps":' in data) != cls.pair_field:
+            return "a COIN-M depth update (it has ps)" if not cls.pair_field else "a USD-M depth update (no ps)"
+        return ""
+
     def resubscribe(self, conn: Connection, native: str) -> None:
         """Reload one book: a fresh REST snapshot (the stream itself is fine)."""
         self.book_sync.restart(conn, native)
@@ -626,6 +640,7 @@ class BinanceDeliveryScheme(_BinanceFutures):
     ``BTC-USD-20240927``; sizes in contracts."""
 
     exchange = "binance-delivery"
+    pair_field = True
     default_symbols = ("BTC-USD-PERP", "ETH-USD-PERP")
     websocket_endpoints = (WebsocketEndpoint("wss://dstream.binance.com/stream"),)
     rest_endpoint = RestEndpoint("https://dapi.binance.com", Routes(
