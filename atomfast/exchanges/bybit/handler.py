@@ -273,6 +273,7 @@ class BybitScheme(Scheme):
                 return  # waiting for the snapshot our resubscription brings
             book = self.books.get(native)
             if book is None:
+                self._topic_of.setdefault(native, msg.topic)  # (the topic to subscribe again)
                 self.resync(conn, native, "book delta before its snapshot", recv_ns)
                 return
             last = self.update_ids[native]
