@@ -86,8 +86,12 @@ def fixtures_dir() -> Path:
 
 
 def fixture_path(relative: str | Path) -> Path:
-    """Path of a recorded capture (relative to ``FIXTURES``); the test skips with a clear reason
-    where it is absent, and fails under CI."""
+    """Path of a recorded capture (relative to ``FIXTURES``, or ``repo:PATH`` relative to the
+    repository: captures written for the tests from documented or single recorded messages, whose
+    folder says where each came from); the test skips with a clear reason where a fixture is
+    absent, and fails under CI."""
+    if isinstance(relative, str) and relative.startswith("repo:"):
+        return ROOT / relative[len("repo:"):]
     path = FIXTURES / relative
     if not path.exists():
         _absent(f"recorded capture {path} is absent (expected ../shared/fixtures beside the project)")

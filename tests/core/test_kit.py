@@ -136,9 +136,19 @@ def test_every_exchange_names_default_symbols_its_recorded_listing_has():
                 "binance": "cryptofeed/BINANCE.ws.1.0", "binance-futures": "cryptofeed/BINANCE_FUTURES.ws.1.0",
                 "binance-delivery": "cryptofeed/BINANCE_DELIVERY.ws.1.0", "bitfinex": "cryptofeed/BITFINEX.ws.11.0",
                 "bitstamp": "cryptofeed/BITSTAMP.ws.1.0", "bitmex": "cryptofeed/BITMEX.ws.1.0",
-                "coinbase": "cryptofeed/COINBASE.ws.28.0", "deribit": "cryptofeed/DERIBIT.ws.1.0"}
+                "coinbase": "cryptofeed/COINBASE.ws.28.0", "deribit": "cryptofeed/DERIBIT.ws.1.0",
+                "poloniex": "cryptofeed/POLONIEX.ws.1.0",
+                "poloniex-futures": "repo:tests/data/poloniex/POLONIEX_FUTURES.ws.1.0",
+                "binance-options": "repo:tests/data/binance_options/BINANCE_OPTIONS.ws.1.0",
+                "fmfw": "cryptofeed/FMFW.ws.1.0", "hitbtc": "repo:tests/data/hitbtc/HITBTC_V3.ws.1.0"}
+    #: no recorded listing: the defaults are the names the venue's own rules give its markets
+    guessed = {"aster": ("BTCUSDT", "ETHUSDT"), "aster-spot": ("BTCUSDT", "ETHUSDT")}
     table = schemes()
-    assert set(table) == set(listings)
+    assert set(table) == set(listings) | set(guessed)
+    for exchange, natives in guessed.items():
+        scheme_cls = table[exchange][0]
+        harness = testing.Harness(scheme_cls)
+        assert scheme_cls.default_symbols == tuple(harness.scheme.guess_instrument(n).symbol for n in natives)
     for exchange, capture in listings.items():
         scheme_cls = table[exchange][0]
         listed = {i.symbol for i in capture_instruments(capture, scheme_cls).values()}
