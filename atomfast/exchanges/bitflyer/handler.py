@@ -96,18 +96,17 @@ _SIDE_NAMES = ("bid", "ask")
 class _Sync:
     """One market's book verification state (see the module's doc)."""
 
-    __slots__ = ("floor", "ceiling", "pending", "reason", "top")
+    __slots__ = ("floor", "ceiling", "pending", "top")
 
     def __init__(self) -> None:
         #: the deepest bid / ask (ticks) of the snapshot the book was loaded from: our book
         #: vouches for the prices at or better than these
         self.floor = 0
         self.ceiling = 0
-        #: (side, price ticks) where the last snapshot differed from our book, not yet set by a
-        #: diff since (None: nothing pending)
-        self.pending: set | None = None
-        #: the first of those differences, in words (the resync's reason)
-        self.reason = ""
+        #: (side, price ticks) -> (our size, the snapshot's size; None: no level) where the last
+        #: snapshot differed from our book and no diff has set the level since (None: nothing
+        #: pending)
+        self.pending: dict | None = None
         #: (best bid ticks, best ask ticks) of our book, None when it must be read again
         self.top: tuple[int, int] | None = None
 
@@ -233,7 +232,10 @@ class BitflyerScheme(Scheme):
             if channel.startswith(prefix):
                 native = channel[len(prefix):]
                 break
-        symbol = self._symbols.get(native) or native
+        try:
+            symbol = self.symbol_of(native)
+        except KeyError:
+            symbol = ""
         if msg.error is not None:
             text = repr(msg.error)[:300]
             self.bad_input("exchange error", f"{channel}: {text}", data)
@@ -314,7 +316,7 @@ class BitflyerScheme(Scheme):
         pending = st.pending
         for side, levels in ((BID, bids), (ASK, asks)):
             for lv in levels:
-                pending.discard((side, _ticks(lv.price, PRICE_DECIMALS)))
+                pending.pop((side, _ticks(lv.price, PRICE_DECIMALS)), None)
         if not pending:
             st.pending = None
 
@@ -352,8 +354,7 @@ class BitflyerScheme(Scheme):
         st = self.sync.get(native)
         if st is not None and native in self.books and native not in self.unsynced:
             if st.pending is not None:
-                self.gap(conn, native, f"{st.reason}, set by no diff until the next snapshot", recv_ns,
-                         kind="snapshot mismatch")
+                self.gap(conn, native, _unexplained(st.pending), recv_ns, kind="snapshot mismatch")
             else:
                 self._compare(native, st, bids, asks)
                 return
@@ -379,7 +380,7 @@ class BitflyerScheme(Scheme):
         book = self.books[native]
         floor = max(st.floor, min(bids)) if bids else st.floor
         ceiling = (min(st.ceiling, max(asks)) if st.ceiling else max(asks)) if asks else st.ceiling
-        differ: list[tuple[int, int, int | None, int | None]] = []
+        differ: dict[tuple[int, int], tuple[int | None, int | None]] = {}
         for side, snap, inside in ((BID, bids, lambda p: p >= floor),
                                    (ASK, asks, lambda p: not ceiling or p <= ceiling)):
             ours = {}
@@ -390,16 +391,12 @@ class BitflyerScheme(Scheme):
                 ours[p] = _ticks(size, SIZE_DECIMALS)
             for p, size in snap.items():
                 if inside(p) and ours.get(p) != size:
-                    differ.append((side, p, ours.get(p), size))
+                    differ[(side, p)] = (ours.get(p), size)
             for p, size in ours.items():
                 if p not in snap:
-                    differ.append((side, p, size, None))
+                    differ[(side, p)] = (size, None)
         if differ:
-            side, p, ours, theirs = min(differ, key=lambda d: (d[0], -d[1] if d[0] == BID else d[1]))
-            st.pending = {(d[0], d[1]) for d in differ}
-            st.reason = (f"{len(differ)} level(s) differ from the snapshot, first {_SIDE_NAMES[side]} "
-                         f"{_fmt(p, PRICE_DECIMALS)}: book {_fmt(ours, SIZE_DECIMALS)}, "
-                         f"snapshot {_fmt(theirs, SIZE_DECIMALS)}")
+            st.pending = differ
 
     # --- trades and ticker --------------------------------------------------------------------
     def _on_executions(self, native: str, raw, data: bytes, recv_ns: int) -> None:
@@ -443,6 +440,15 @@ class BitflyerScheme(Scheme):
             return
         self.emit("ticker", Ticker(self.exchange, self._symbols[native], t.best_bid, t.best_bid_size, t.best_ask,
                                    t.best_ask_size, event_ms, recv_ns // 1000))
+
+
+def _unexplained(pending: dict) -> str:
+    """The resync's reason: how many levels of the last snapshot no diff explained, the best."""
+    side, p = min(pending, key=lambda k: (k[0], -k[1] if k[0] == BID else k[1]))
+    ours, theirs = pending[(side, p)]
+    return (f"{len(pending)} level(s) differ from the last snapshot and no diff set them, first "
+            f"{_SIDE_NAMES[side]} {_fmt(p, PRICE_DECIMALS)}: book {_fmt(ours, SIZE_DECIMALS)}, "
+            f"snapshot {_fmt(theirs, SIZE_DECIMALS)}")
 
 
 def _fmt(ticks: int | None, decimals: int) -> str:

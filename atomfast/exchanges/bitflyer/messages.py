@@ -12,7 +12,7 @@ float in between). Only the fields used are declared; unknown fields are ignored
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import msgspec
 from msgspec import Raw, Struct
@@ -25,8 +25,10 @@ class Params(Struct, gc=False):
 
 class Envelope(Struct, gc=False):
     """A notification (``method`` ``channelMessage``, ``params``) or an answer to one of our
-    requests (``id`` with ``result`` or ``error``: no ``method``)."""
+    requests (``id`` with ``result`` or ``error``: no ``method``). ``jsonrpc`` must be "2.0"
+    (JSON-RPC 2.0: a frame without it is no message of this protocol)."""
 
+    jsonrpc: Literal["2.0"]
     method: str = ""
     params: Union[Params, None] = None
     id: Any = None

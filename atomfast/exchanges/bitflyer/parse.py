@@ -41,7 +41,7 @@ _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN",
                                         "NOV", "DEC"), 1)}
 #: quote currencies bitFlyer lists, to split a futures code (``BTCJPY17DEC2021``)
 _QUOTES = ("JPY", "USD", "EUR", "BTC")
-_SPOT = re.compile(r"([A-Z0-9]{2,10})_([A-Z0-9]{2,10})").fullmatch
+_SPOT = re.compile(r"([A-Z0-9]{2,10})_([A-Z]{2,6})").fullmatch  # (an alias, BTCJPY_MAT1WK, is none)
 _FX = re.compile(r"FX_([A-Z0-9]{2,10})_([A-Z0-9]{2,10})").fullmatch
 _FUTURE = re.compile(r"([A-Z0-9]{4,20})([0-9]{2})([A-Z]{3})([0-9]{4})").fullmatch
 
