@@ -37,6 +37,11 @@ CASES = {
     "coinbase": ("coinbase", ["cryptofeed/COINBASE.ws.28.0"], None),
     "deribit": ("deribit", ["cryptofeed/DERIBIT.ws.1.0"], None),
     "binance-usdm-session": ("binance-futures", ["hftbacktest/usdm/btcusdt_20240808.gz"], None),
+    # second wave (captures that are real recordings; the venues with only documented messages
+    # have no row)
+    "fmfw": ("fmfw", ["cryptofeed/FMFW.ws.1.0"], "FMFW"),
+    "poloniex": ("poloniex", ["cryptofeed/POLONIEX.ws.1.0"], "POLONIEX"),
+    "phemex": ("phemex", ["cryptofeed/PHEMEX.ws.1.0"], "PHEMEX"),
 }
 
 

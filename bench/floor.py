@@ -368,6 +368,52 @@ def deribit(frames: list[bytes]) -> int:
     return n
 
 
+fmfw = _one_decoder("atomfast.exchanges.hitbtc.messages")
+
+
+def poloniex(frames: list[bytes]) -> int:
+    """Poloniex v3 spot (``PoloniexScheme``): the envelope (``data`` kept raw), then the data with
+    the decoder of its channel (book, trades, candles); answers and events stop at the envelope."""
+    from atomfast.exchanges.poloniex import messages as m
+
+    envelope = m.envelope_decoder.decode
+    channels = {"book_lv2": m.book_decoder.decode, "trades": m.trades_decoder.decode,
+                "candles_minute_1": m.candles_decoder.decode}
+    n = 0
+    for data in frames:
+        try:
+            env = envelope(data)
+            decode = channels.get(env.channel) if not env.event else None
+            if decode is not None:
+                decode(env.data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def phemex(frames: list[bytes]) -> int:
+    """Phemex (``PhemexScheme``): the kind from a key only that kind holds (the scheme's
+    ``_route``), then that kind's decoder, once."""
+    from atomfast.exchanges.phemex import handler as h
+    from atomfast.exchanges.phemex import messages as m
+
+    decoders = {h.BOOK: m.book_decoder.decode, h.BOOK_P: m.book_p_decoder.decode, h.TRADES: m.trades_decoder.decode,
+                h.TRADES_P: m.trades_p_decoder.decode, h.KLINE: m.kline_decoder.decode,
+                h.KLINE_P: m.kline_p_decoder.decode, h.PACK: m.pack_decoder.decode, h.ANSWER: m.answer_decoder.decode}
+    markers = h._MARKERS
+    n = 0
+    for data in frames:
+        key = next((k for marker, k in markers if marker in data), None)
+        try:
+            if key is not None:
+                decoders[key](data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
 #: bench/bench_replay.py's cases -> floor function
 FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "kraken-book": kraken_v1,
@@ -382,4 +428,7 @@ FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "coinbase": coinbase,
     "deribit": deribit,
     "binance-usdm-session": binance,
+    "fmfw": fmfw,
+    "poloniex": poloniex,
+    "phemex": phemex,
 }
