@@ -15,6 +15,9 @@ FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 
 
 def capture(relative: str) -> Path:
+    """A capture under ../shared/fixtures, or ``repo:PATH`` in the repository (tests/data)."""
+    if relative.startswith("repo:"):
+        return Path(__file__).resolve().parent.parent / relative[len("repo:"):]
     path = FIXTURES / relative
     if not path.exists():
         pytest.skip(f"recorded capture {path} is absent (expected ../shared/fixtures)")

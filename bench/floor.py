@@ -414,6 +414,29 @@ def phemex(frames: list[bytes]) -> int:
     return n
 
 
+def bybit(frames: list[bytes]) -> int:
+    """Bybit v5 (``BybitScheme``): the topic's kind read on the bytes (the scheme's
+    ``_topic_kind``), then that kind's decoder, once; what has no topic (answers, pongs) is
+    decoded as a control message."""
+    from atomfast.exchanges.bybit import messages as m
+    from atomfast.exchanges.bybit.handler import BybitLinearScheme
+
+    kind_of = BybitLinearScheme._topic_kind
+    decoders = {b"orderbook": m.book_decoder.decode, b"publicTrade": m.trade_decoder.decode,
+                b"tickers": m.ticker_decoder.decode, b"kline": m.kline_decoder.decode,
+                b"allLiquidation": m.liquidation_decoder.decode}
+    control = m.control_decoder.decode
+    n = 0
+    for data in frames:
+        try:
+            decode = decoders.get(kind_of(None, data), control)
+            decode(data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
 #: bench/bench_replay.py's cases -> floor function
 FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "kraken-book": kraken_v1,
@@ -431,4 +454,5 @@ FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "fmfw": fmfw,
     "poloniex": poloniex,
     "phemex": phemex,
+    "bybit-linear": bybit,
 }
