@@ -57,6 +57,10 @@ class Settings:
     kafka_compression: str = ""
     #: when the broker is gone longer than the local queue holds: block (default) or spill
     kafka_buffer_policy: str = ""
+    #: files sink, on a full or read-only disk: bytes held in memory ("": 64 MiB; 512k, 64M,
+    #: 1G) and what happens beyond them: block (default: the feed waits) or drop (counted)
+    files_buffer_bytes: str = ""
+    files_buffer_policy: str = ""
     schema_registry_url: str = ""
     schema_registry_api_key: str = ""
     schema_registry_api_secret: Secret = field(default_factory=lambda: Secret(""))
@@ -83,6 +87,8 @@ ENV_NAMES = {
     "KAFKA_REPLICATION_FACTOR": "kafka_replication_factor",
     "KAFKA_COMPRESSION": "kafka_compression",
     "KAFKA_BUFFER_POLICY": "kafka_buffer_policy",
+    "FILES_BUFFER_BYTES": "files_buffer_bytes",
+    "FILES_BUFFER_POLICY": "files_buffer_policy",
     "SCHEMA_REGISTRY_URL": "schema_registry_url",
     "SCHEMA_REGISTRY_API_KEY": "schema_registry_api_key",
     "SCHEMA_REGISTRY_API_SECRET": "schema_registry_api_secret",

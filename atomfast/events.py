@@ -176,8 +176,12 @@ RAW_KINDS = ("frame", "open", "attach", "close", "rest", "rest_error", "stop", "
 STATUS_VALUES = ("connected", "subscribed", "snapshot", "resync", "disconnected", "stopped")
 #: said by the Kafka sink (symbol ""): the local queue is full and the feed waits
 #: (``backpressure``), events go to local files (``spilling``), Kafka takes events again
-#: (``recovered``); the reason tells how long and how many
-SINK_STATUS_VALUES = ("backpressure", "spilling", "recovered")
+#: (``recovered``); the reason tells how long and how many. Said by the files sink: the disk
+#: refuses data (``disk_full``, ``disk_readonly``, ``disk_error``: events held in memory), more
+#: than FILES_BUFFER_BYTES held and the feed waits (``backpressure``) or new events are dropped
+#: and counted (``dropping``), the disk takes data again (``recovered``)
+SINK_STATUS_VALUES = ("backpressure", "spilling", "recovered", "disk_full", "disk_readonly", "disk_error",
+                      "dropping")
 #: said by `atomfast serve` about a market of the cluster: started on a node, moved to another
 #: (reason: from, to, why), handed over before a rebalance, failed to start, or unplaced (no
 #: node has room under MAX_DATA_FEEDS; it stays in the desired set)

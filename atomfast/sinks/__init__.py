@@ -6,7 +6,8 @@ so confluent_kafka is loaded only when Kafka is used.
   (``atomfast.sinks.registry``); topics are created when missing (KAFKA_TOPIC_PARTITIONS,
   KAFKA_REPLICATION_FACTOR; default: the cluster's own defaults); KAFKA_COMPRESSION;
   KAFKA_BUFFER_POLICY block|spill (spill: to the files sink's data dir)
-- ``files``: Avro object container files under the data directory (the default without Kafka)
+- ``files``: Avro object container files under the data directory (the default without Kafka);
+  on a full or read-only disk FILES_BUFFER_BYTES held in memory, then FILES_BUFFER_POLICY block|drop
 - ``stdout``: JSON lines, ``{"topic": ..., fields...}``
 - ``null``: encodes and discards (benchmarks)
 """
@@ -75,9 +76,9 @@ def make_sink(
         directory = data_dir or settings.data_dir
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise SettingsError(f"the data directory {directory} is a file, not a directory (--data-dir / DATA_DIR)")
-        if metrics is not None and _accepts(FileSink, "metrics"):
-            return FileSink(directory, metrics=metrics)
-        return FileSink(directory)
+        from .files import files_options
+
+        return FileSink(directory, metrics=metrics, **files_options(settings))
     if name == "kafka":
         return _make_kafka(settings, metrics, data_dir)
     if name == "null":
