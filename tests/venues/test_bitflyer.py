@@ -122,15 +122,14 @@ class Reference:
         ref = self.books.get(product)
         if ref is None:
             return
+        top_changed = False
         for side, key in (("bids", "b"), ("asks", "a")):
             for price, size in self.levels(msg[side]):
                 before = ref.top()
                 self.lob += ref.set(key, price, size)
-                self.spread_changed = getattr(self, "spread_changed", False) or ref.top() != before
+                top_changed = top_changed or ref.top() != before
                 self.pending[product].discard((key, Decimal(price)))
-        if getattr(self, "spread_changed", False):
-            self.spread += 1
-        self.spread_changed = False
+        self.spread += top_changed
         bid, _bs, ask, _as = ref.top()
         if bid is not None and ask is not None and bid < ask:
             self.mid_checks += 1

@@ -85,15 +85,9 @@ class Ticker(Struct, gc=False):
     state: str = ""
 
 
-class ErrorObject(Struct, gc=False):
-    code: Any = None
-    message: Any = ""
-
-
 envelope_decoder = msgspec.json.Decoder(Envelope)
 board_decoder = msgspec.json.Decoder(Board)
 executions_decoder = msgspec.json.Decoder(list[Execution])
 ticker_decoder = msgspec.json.Decoder(Ticker)
-error_decoder = msgspec.json.Decoder(ErrorObject)
 
 encode = msgspec.json.Encoder().encode

@@ -32,7 +32,7 @@ import re
 import msgspec
 
 from ...scheme import Instrument
-from .._common import MAX_FLOAT, ok_float, rfc3339_to_ms  # noqa: F401 (this module's API)
+from .._common import ok_float, rfc3339_to_ms  # noqa: F401 (this module's API)
 
 PRICE_DECIMALS = 8
 SIZE_DECIMALS = 10
