@@ -437,6 +437,30 @@ def bybit(frames: list[bytes]) -> int:
     return n
 
 
+def bitflyer(frames: list[bytes]) -> int:
+    """bitFlyer Lightning (``BitflyerScheme``): the JSON-RPC envelope (``message`` kept raw), then
+    the message with its channel's decoder (board snapshots and diffs, executions, ticker)."""
+    from atomfast.exchanges.bitflyer import handler as h
+    from atomfast.exchanges.bitflyer import messages as m
+
+    envelope = m.envelope_decoder.decode
+    by_channel = ((h.SNAPSHOT_CHANNEL, m.board_decoder.decode), (h.BOARD_CHANNEL, m.board_decoder.decode),
+                  (h.EXECUTIONS_CHANNEL, m.executions_decoder.decode), (h.TICKER_CHANNEL, m.ticker_decoder.decode))
+    n = 0
+    for data in frames:
+        try:
+            env = envelope(data)
+            if env.params is not None:
+                channel = env.params.channel
+                decode = next((d for prefix, d in by_channel if channel.startswith(prefix)), None)
+                if decode is not None:
+                    decode(env.params.message)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
 #: bench/bench_replay.py's cases -> floor function
 FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "kraken-book": kraken_v1,
@@ -455,4 +479,5 @@ FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "poloniex": poloniex,
     "phemex": phemex,
     "bybit-linear": bybit,
+    "bitflyer": bitflyer,
 }
