@@ -1,0 +1,416 @@
+"""KuCoin: ``KucoinScheme`` (spot, ``--exchange kucoin``) and ``KucoinFuturesScheme``
+(``--exchange kucoin-futures``).
+
+Connecting (https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-token-spot-margin):
+``POST /api/v1/bullet-public`` answers a token and the servers; the client connects to
+``<endpoint>?token=<token>&connectId=<id>``, pings ``{"id":..,"type":"ping"}`` every
+``pingInterval`` (18 s) and subscribes ``{"id":..,"type":"subscribe","topic":..,"response":true}``.
+The scheme declares the route (``token_path``) and reads the answer (``connect_url``); the
+runtime does not yet POST before a connect (see the package's README note in ``__init__``), so a
+live run needs that hook; ``--endpoint`` (a simulator) needs no token.
+
+Spot channels (atomfast topic -> KuCoin topic, up to 100 markets per subscription):
+lob -> ``/market/level2`` (``trade.l2update``), trades and trades_l3 -> ``/market/match``
+(``trade.l3match``: ``makerOrderId``/``takerOrderId``, ``side`` the taker's), ticker ->
+``/market/ticker`` (best bid/ask), candle -> ``/market/candles:SYM_1min``.
+
+Spot book (https://www.kucoin.com/docs-new/3470068w0, "calibration procedure"): buffer the
+increments, fetch a REST snapshot (its ``sequence``), drop what it covers, then each increment must
+satisfy ``sequenceStart <= book + 1`` and ``sequenceEnd > book`` (``BookSync`` + ``Contiguous``
+on ``sequenceStart``/``sequenceEnd``); an increment that straddles the snapshot applies only its
+changes whose own sequence (the third element) is above it; a change with price ``0`` only moves
+the sequence. A break: ``gap`` (counted), status ``resync``, the book rebuilt from a new snapshot.
+
+The snapshot: the full book ``GET /api/v3/market/orderbook/level2`` needs an API key now; the
+public ``GET /api/v1/market/orderbook/level2_100`` gives 100 levels a side with the same
+``sequence``. The scheme asks for the full book first (what a keyed deployment, the recording and
+the simulator answer) and, refused once (HTTP 400/401/403 or a non-200000 code), uses the
+partial one from then on. A partial side holding 100 levels is exact only down to its last
+price: updates beyond that price are not applied (the book is exact within that range, never
+holding a level it cannot vouch for), and when such a side empties the book is rebuilt
+(``resync``: "partial snapshot exhausted").
+
+Futures (https://www.kucoin.com/docs-new/3470082w0): lob -> ``/contractMarket/level2`` (one
+change ``"price,side,size"`` per message, ``sequence`` + 1 each: ``Sequenced``) on the public
+REST snapshot ``GET /api/v1/level2/snapshot``; trades and trades_l3 ->
+``/contractMarket/execution``; ticker -> ``/contractMarket/tickerV2``; candle ->
+``/contractMarket/limitCandle:SYM_1min``; funding_rate -> ``/contract/instrument``
+(``funding.rate``, with the last ``mark.index.price``); open_interest -> a REST poll of
+``GET /api/v1/contracts/{symbol}`` (``openInterest``, in lots), no stream carrying it.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from ...book import ASK, BID, L2Book
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade, TradeL3
+from ...kit.booksync import BookSync, Contiguous, Sequenced
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
+                       RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from .._common import is_plain, ms_ok, ok_float
+from . import messages as m
+from .parse import (bullet_endpoint, guess_contract, guess_spot, ns_to_ms, number_text, parse_contracts,
+                    parse_spot)
+
+_SIDES = {"buy": BUY, "sell": SELL}
+#: the public partial snapshot's depth (levels a side)
+PARTIAL_DEPTH = 100
+#: answers to the full-book request that mean "not without a key": use the partial one
+_REFUSED = (400, 401, 403)
+
+
+def _plain(*texts) -> bool:
+    for t in texts:
+        if t.__class__ is not str or not is_plain(t):
+            return False
+    return True
+
+
+class _KucoinBase(Scheme):
+    """What spot and futures share: the token, the envelope, subscriptions, pings."""
+
+    #: where the websocket token comes from (``POST``, empty body): see ``connect_url``
+    token_path = "/api/v1/bullet-public"
+    symbols_per_message = 100
+    subscriptions_per_connection = 400
+    ping_interval = 18.0
+    silence_timeout = 40.0
+    unknown_market = "unknown market"
+    #: topics subscribed one market per message (the candle topics name one market and interval)
+    _single = ()
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        names = set(self.channel_names)
+        self._want_trades = "trades" in names
+        self._want_trades_l3 = "trades_l3" in names
+        self._ids = itertools.count(1)
+        #: market -> an empty book of its precision: levels are checked on it before buffering
+        self._checkers: dict[str, L2Book] = {}
+
+    # --- the token (the runtime's pre-connect hook, see the module's doc) -----------------------
+    @classmethod
+    def connect_url(cls, bullet_body: bytes, connect_id: str = "") -> tuple[str, float]:
+        """The websocket URL and ping interval (s) of a ``token_path`` answer (ValueError)."""
+        return bullet_endpoint(bullet_body, connect_id or str(time.time_ns() // 1_000_000))
+
+    # --- subscriptions --------------------------------------------------------------------------
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        if channel in self._single:
+            topics = [f"{channel}:{n}_1min" for n in natives]
+        else:
+            topics = [f"{channel}:{','.join(natives)}"]
+        return [m.encode({"id": str(next(self._ids)), "type": "subscribe", "topic": t, "privateChannel": False,
+                          "response": True}).decode() for t in topics]
+
+    def ping_message(self) -> str:
+        return '{"id":"%d","type":"ping"}' % next(self._ids)
+
+    # --- frames ---------------------------------------------------------------------------------
+    def _on_control(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        kind = msg.type
+        if kind in ("welcome", "ack", "pong"):
+            return
+        if kind == "error":
+            self.bad_input("exchange error", f"{msg.code!r}: {bytes(msg.data)[:200].decode('utf-8', 'replace')}", data)
+            return
+        if kind == "message":
+            self.bad_input("unknown subject", repr(msg.subject)[:100], data)
+            return
+        self.bad_input("unknown message", f"type {kind!r}"[:100], data)
+
+    def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        self.bad_input("unknown subject", repr(data[:100]), data)
+
+    def _topic_market(self, msg: m.Envelope, data: bytes) -> str:
+        """The market a topic names (``/market/ticker:BTC-USDT``), if known; "" otherwise."""
+        native = msg.topic.rpartition(":")[2]
+        return native if native and self.known(native, data) else ""
+
+    def _checker(self, native: str) -> L2Book:
+        checker = self._checkers.get(native)
+        if checker is None:
+            inst = self.instrument(native)
+            checker = self._checkers[native] = L2Book(inst.price_decimals, inst.size_decimals)
+        return checker
+
+    def _crossed(self, book: L2Book) -> str:
+        bp, _bs, ap, _as = book.best()
+        return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
+
+    def _trade(self, native: str, price: str, size: str, side: str, trade_id: str, maker: str, taker: str,
+               event_ms: int, data: bytes, recv_ns: int) -> None:
+        taker_side = _SIDES.get(side)
+        if taker_side is None or not _plain(price, size) or not ms_ok(event_ms) or trade_id.__class__ is not str or not (
+                0 < len(trade_id) <= 64):
+            self.bad_input("malformed trade", f"{price!r} {size!r} {side!r} {trade_id!r}"[:200], data)
+            return
+        p, s = float(price), float(size)
+        if not (ok_float(p) and ok_float(s)) or maker.__class__ is not str or taker.__class__ is not str:
+            self.bad_input("malformed trade", f"{price!r} {size!r}", data)
+            return
+        symbol = self._symbols[native]
+        atom_us = recv_ns // 1000
+        if self._want_trades:
+            self.emit("trades", Trade(self.exchange, symbol, p, s, taker_side, trade_id, event_ms, atom_us))
+        if self._want_trades_l3:
+            self.emit("trades_l3", TradeL3(self.exchange, symbol, p, s, taker_side, trade_id, maker, taker, event_ms,
+                                           atom_us))
+
+    def _candle(self, native: str, c: list, event_ms: int, data: bytes, recv_ns: int) -> None:
+        if len(c) < 6 or not _plain(*c[:6]) or not ms_ok(event_ms):
+            self.bad_input("malformed candle", repr(c)[:200], data)
+            return
+        start_s, o, close, h, lo, v = c[:6]
+        if len(start_s) > 11:
+            self.bad_input("malformed candle", repr(c)[:200], data)
+            return
+        start = int(start_s) * 1000
+        values = [float(x) for x in (o, h, lo, close, v)]
+        if not all(ok_float(x) for x in values):
+            self.bad_input("malformed candle", repr(c)[:200], data)
+            return
+        o, h, lo, close, v = values
+        self.emit("candle", Candle(self.exchange, self._symbols[native], start, start + 60_000, "1m", 0, False, o, h,
+                                   lo, close, v, event_ms or recv_ns // 1_000_000, recv_ns // 1000))
+
+    def _snapshot_failed(self, native: str, detail: str, body: bytes, recv_ns: int) -> None:
+        """A snapshot that cannot be read: counted; asked again on the book's next update."""
+        self.bad_input("malformed snapshot", f"{native}: {detail}"[:300], body)
+        self.sync.request_failed(native, recv_ns)
+
+    def resubscribe(self, conn: Connection, native: str, book: str = "lob") -> None:
+        """Reload one book: the stream goes on; buffer it and fetch a new snapshot."""
+        self.sync.restart(conn, native)
+
+    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
+        for native, st in self.sync.markets.items():
+            if st.conn is conn and st.live:
+                self.sync.suspend(native)
+                self.unsynced.add(native)
+        super().on_close(conn, reason, recv_ns)
+
+
+class KucoinScheme(_KucoinBase):
+    exchange = "kucoin"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws-api-spot.kucoin.com/"),)
+    rest_endpoint = RestEndpoint("https://api.kucoin.com", Routes(
+        instruments=("/api/v1/symbols", "/api/v2/symbols"), snapshot="/api/v3/market/orderbook/level2"))
+    #: the public snapshot (100 levels a side), used once the full book is refused
+    partial_snapshot = "/api/v1/market/orderbook/level2_100"
+    channels = {"lob": "/market/level2", "trades": "/market/match", "trades_l3": "/market/match",
+                "ticker": "/market/ticker", "candle": "/market/candles"}
+    default_channels = ("lob", "trades", "ticker")
+    default_symbols = ("BTC-USDT", "ETH-USDT")
+    _single = ("/market/candles",)
+    dispatch = Dispatch({"trade.l2update": "_on_l2", "trade.l3match": "_on_match", "trade.ticker": "_on_ticker",
+                         "trade.candles.update": "_on_candle", "trade.candles.add": "_on_candle", "": "_on_control"},
+                        decoder=m.envelope_decoder, field="subject", lead=b"{", fallback="_on_other")
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        rule = Contiguous("sequenceStart", "sequenceEnd",
+                          reason="sequenceStart {first} > previous sequenceEnd {book} + 1")
+        self.sync = BookSync(self, rule, self._request, self._apply, self._load, max_buffer=100_000,
+                             overflow="snapshot buffer overflow")
+        #: the full book was refused (no key): the partial snapshot from now on
+        self.partial = False
+        #: market -> (lowest bid price, highest ask price) a partial snapshot vouches for (None:
+        #: that side was whole)
+        self.horizon: dict[str, tuple[float | None, float | None]] = {}
+
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_spot(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return guess_spot(native)
+
+    # --- lob ------------------------------------------------------------------------------------
+    def _on_l2(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = msg.topic.rpartition(":")[2]
+        if not native or not self.known(native, data):
+            return
+        try:
+            d = m.l2_decoder.decode(msg.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed l2update", str(exc)[:200], data)
+            self.sync.lost(conn, native, recv_ns, f"malformed l2update: {str(exc)[:100]}")
+            return
+        first, last = d.sequenceStart, d.sequenceEnd
+        bids = [c for c in d.changes.bids if c[0] != "0"]
+        asks = [c for c in d.changes.asks if c[0] != "0"]
+        try:
+            if d.symbol != native or not (0 < first <= last < 1 << 62) or not (0 <= d.time < 10**14):
+                raise ValueError(f"{d.symbol!r} [{first}, {last}] time {d.time!r}")
+            self._checker(native).check_sides(bids, asks)
+        except BOOK_ERRORS as exc:
+            self.bad_input("malformed l2update", str(exc)[:200], data)
+            self.sync.lost(conn, native, recv_ns, f"malformed l2update: {str(exc)[:100]}")
+            return
+        self.sync.diff(conn, native, (bids, asks, d.time), first, last, 0, data, recv_ns)
+
+    def _request(self, conn: Connection, native: str) -> None:
+        conn.fetch(self._snapshot_url(native, self.partial))
+
+    def _snapshot_url(self, native: str, partial: bool) -> str:
+        path = self.partial_snapshot if partial else self.rest_endpoint.routes.snapshot
+        return self.rest_endpoint.url(path, symbol=native)
+
+    def _apply(self, native: str, diff: tuple, data: bytes | None, recv_ns: int) -> bool:
+        bids, asks, event_ms = diff
+        st = self.sync.markets[native]
+        book_id = st.last
+        if bids and int(bids[0][2]) <= book_id or asks and int(asks[0][2]) <= book_id or any(
+                int(c[2]) <= book_id for c in (*bids, *asks)):
+            # (an update straddling the snapshot: only its changes after the snapshot apply)
+            bids = [c for c in bids if int(c[2]) > book_id]
+            asks = [c for c in asks if int(c[2]) > book_id]
+        horizon = self.horizon.get(native)
+        if horizon is not None:
+            floor, ceiling = horizon
+            if floor is not None:
+                bids = [c for c in bids if float(c[0]) >= floor]
+            if ceiling is not None:
+                asks = [c for c in asks if float(c[0]) <= ceiling]
+        book = self.books[native]
+        event_ms = event_ms or recv_ns // 1_000_000
+        atom_us = recv_ns // 1000
+        flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
+                                 event_ms, atom_us)
+        if flags & CROSSED:
+            reason = self._crossed(book)
+            if reason:
+                self.gap(st.conn, native, reason, recv_ns)
+                return False
+        if horizon is not None and ((horizon[0] is not None and not book.count(BID)) or (
+                horizon[1] is not None and not book.count(ASK))):
+            self.resync(st.conn, native, "partial snapshot exhausted", recv_ns)
+            return False
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+        return True
+
+    def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
+        parts = urlsplit(url)
+        native = (parse_qs(parts.query).get("symbol") or [""])[0]
+        partial = parts.path.endswith(self.partial_snapshot)
+        if not native or url != self._snapshot_url(native, partial) or not self.sync.answered(native):
+            return  # not ours, not asked for, or no longer wanted
+        try:
+            snap = m.rest_book_decoder.decode(body)
+        except DECODE_ERRORS as exc:
+            self._snapshot_failed(native, str(exc), body, recv_ns)
+            return
+        if snap.code != "200000" or snap.data is None:
+            if not partial and not self.partial:
+                self.partial = True  # the full book wants a key: the public partial one from now on
+                self.sync.unusable(native)
+                return
+            self._snapshot_failed(native, f"code {snap.code!r} {snap.msg!r}", body, recv_ns)
+            return
+        d = snap.data
+        seq = d.sequence
+        if not (seq.isdigit() and seq.isascii() and 0 < len(seq) <= 18) or not (0 <= d.time < 10**14):
+            self._snapshot_failed(native, f"sequence {seq!r} time {d.time!r}", body, recv_ns)
+            return
+        try:
+            self._checker(native).check_sides(d.bids, d.asks)
+        except BOOK_ERRORS as exc:
+            self._snapshot_failed(native, str(exc), body, recv_ns)
+            return
+        self.sync.snapshot(native, int(seq), (d, partial), body, recv_ns)
+
+    def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
+        """A failed snapshot GET: a refused full book turns to the partial one at once; anything
+        else is asked again (after the retry delay) on the book's next update."""
+        parts = urlsplit(url)
+        native = (parse_qs(parts.query).get("symbol") or [""])[0]
+        st = self.sync.markets.get(native)
+        if st is None or not st.pending:
+            return
+        partial = parts.path.endswith(self.partial_snapshot)
+        if url != self._snapshot_url(native, partial):
+            return
+        if not partial and getattr(exc, "status", 0) in _REFUSED:
+            self.partial = True
+            self.sync.unusable(native)
+            return
+        self.sync.request_failed(native, recv_ns)
+
+    def _load(self, native: str, snap: tuple, body: bytes, recv_ns: int) -> bool:
+        d, partial = snap
+        event_ms = d.time or recv_ns // 1_000_000
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(native, recv_ns, event_ms)
+        book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
+                         atom_us)
+        if partial:
+            floor = float(d.bids[-1][0]) if len(d.bids) >= PARTIAL_DEPTH else None
+            ceiling = float(d.asks[-1][0]) if len(d.asks) >= PARTIAL_DEPTH else None
+            if floor is not None or ceiling is not None:
+                self.horizon[native] = (floor, ceiling)
+            else:
+                self.horizon.pop(native, None)
+        else:
+            self.horizon.pop(native, None)
+        reason = self._crossed(book)
+        if reason:
+            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
+            self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+            return False
+        self.emit_spread(native, book, event_ms, atom_us)
+        return True
+
+    # --- trades, ticker, candles ----------------------------------------------------------------
+    def _on_match(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            t = m.match_decoder.decode(msg.data)
+            event_ms = ns_to_ms(t.time)
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed trade", str(exc)[:200], data)
+            return
+        self._trade(native, t.price, t.size, t.side, t.tradeId, t.makerOrderId, t.takerOrderId, event_ms, data,
+                    recv_ns)
+
+    def _on_ticker(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            t = m.spot_ticker_decoder.decode(msg.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed ticker", str(exc)[:200], data)
+            return
+        if not _plain(t.bestBid, t.bestBidSize, t.bestAsk, t.bestAskSize) or not ms_ok(t.time):
+            self.bad_input("malformed ticker", f"{t.bestBid!r} {t.bestBidSize!r} {t.bestAsk!r} {t.bestAskSize!r}", data)
+            return
+        values = (float(t.bestBid), float(t.bestBidSize), float(t.bestAsk), float(t.bestAskSize))
+        if not all(ok_float(x) for x in values):
+            self.bad_input("malformed ticker", repr(values), data)
+            return
+        self.emit("ticker", Ticker(self.exchange, self._symbols[native], *values, t.time or recv_ns // 1_000_000,
+                                   recv_ns // 1000))
+
+    def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        topic_market, _, interval = msg.topic.rpartition(":")[2].rpartition("_")
+        if interval != "1min":
+            self.bad_input("unknown candle interval", repr(msg.topic)[:100], data)
+            return
+        if not self.known(topic_market, data):
+            return
+        try:
+            c = m.spot_candle_decoder.decode(msg.data)
+            event_ms = ns_to_ms(c.time) if c.time else 0
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed candle", str(exc)[:200], data)
+            return
+        self._candle(topic_market, c.candles, event_ms, data, recv_ns)
