@@ -124,7 +124,11 @@ class _KucoinBase(Scheme):
         self.bad_input("unknown message", f"type {kind!r}"[:100], data)
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        self.bad_input("unknown subject", repr(data[:100]), data)
+        """Not routed: a frame that is no JSON object, or a message of a subject not known."""
+        if bytes(data[:1]) != b"{":
+            self.bad_input("not a JSON object", repr(bytes(data[:100])), data)
+        else:
+            self.bad_input("unknown subject", repr(bytes(data[:100])), data)
 
     def _topic_market(self, msg: m.Envelope, data: bytes) -> str:
         """The market a topic names (``/market/ticker:BTC-USDT``), if known; "" otherwise."""
