@@ -40,10 +40,19 @@ _ASSET = re.compile(r"^[A-Z0-9][A-Z0-9._]{0,31}$")
 _DATE = re.compile(r"^\d{8}$")
 _STRIKE = re.compile(r"^\d+(\.\d+)?$")
 INT64_MAX = 2**63 - 1
+#: characters a Market's text field may hold (the longest real one, an option's quote
+#: ``USD-20261225-100000-C``, has 21); longer is refused before anything else looks at it
+MAX_FIELD = 64
+_FIELDS = ("exchange_name", "base_symbol", "quote_symbol", "type")
 
 
 class MarketError(ValueError):
     """A market that cannot be accepted; the message says which field and why."""
+
+
+def _show(value: str, limit: int = 40) -> str:
+    """``value`` quoted for an error message, cut to ``limit`` characters."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def canonical_exchange(name: str, known: "list[str] | set[str] | dict") -> str:
     squashed = {k.replace("-", ""): k for k in known}
     if norm.replace("-", "") in squashed:
         return squashed[norm.replace("-", "")]
-    raise MarketError(f"unknown exchange {name!r}; known: {', '.join(sorted(known))}")
+    raise MarketError(f"market.exchange_name: unknown exchange {_show(name)}; known: {', '.join(sorted(known))}")
 
 
 def canonical_type(kind: str) -> str:
@@ -103,7 +112,7 @@ def canonical_type(kind: str) -> str:
     if not t:
         raise MarketError(f"market.type is required: one of {', '.join(MARKET_TYPES)}")
     if t not in MARKET_TYPES:
-        raise MarketError(f"unknown market type {kind!r}; one of {', '.join(MARKET_TYPES)}")
+        raise MarketError(f"market.type: unknown market type {_show(kind)}; one of {', '.join(MARKET_TYPES)}")
     return t
 
 
@@ -112,7 +121,7 @@ def _asset(value: str, field: str) -> str:
     if not v:
         raise MarketError(f"market.{field} is required")
     if not _ASSET.match(v):
-        raise MarketError(f"market.{field} {value!r} is not an asset name")
+        raise MarketError(f"market.{field} {_show(value)} is not an asset name")
     return v
 
 
@@ -129,14 +138,14 @@ def base_symbol_for(base: str, quote: str, kind: str) -> str:
     if kind == "FUTURE":
         if len(parts) != 2 or not _DATE.match(parts[1]):
             raise MarketError(
-                f"a FUTURE market carries its expiry after the quote: quote_symbol 'USD-20261225', not {quote!r}")
+                f"a FUTURE market carries its expiry after the quote: market.quote_symbol 'USD-20261225', not {_show(quote)}")
         return f"{b}-{_asset(parts[0], 'quote_symbol')}-{parts[1]}"
     # OPTION
     if (len(parts) != 4 or not _DATE.match(parts[1]) or not _STRIKE.match(parts[2])
             or parts[3] not in ("C", "P")):
         raise MarketError(
             "an OPTION market carries expiry, strike and C/P after the quote: "
-            f"quote_symbol 'USD-20261225-100000-C', not {quote!r}")
+            f"market.quote_symbol 'USD-20261225-100000-C', not {_show(quote)}")
     return f"{b}-{_asset(parts[0], 'quote_symbol')}-{parts[1]}-{parts[2]}-{parts[3]}"
 
 
@@ -146,6 +155,12 @@ def parse_market(msg, known_exchanges) -> MarketSpec:
     exchange's listing."""
     if msg is None:
         raise MarketError("market is required")
+    for name in _FIELDS:
+        value = getattr(msg, name, "")
+        if not isinstance(value, str):
+            raise MarketError(f"market.{name} must be text, not {type(value).__name__}")
+        if len(value) > MAX_FIELD:
+            raise MarketError(f"market.{name} is too long: {len(value)} characters (at most {MAX_FIELD})")
     mid = int(getattr(msg, "id", 0))
     if mid <= 0 or mid > INT64_MAX:
         raise MarketError(f"market.id must be a positive integer, not {mid}")
@@ -178,7 +193,7 @@ def resolve_symbol(symbol: str, kind: str, listed: set[str], aliases: dict[str, 
         return f"{sym}-INV"
     if sym in listed:
         return sym
-    raise MarketError(f"the exchange lists no market {sym}")
+    raise MarketError(f"the exchange lists no market {sym} (market.base_symbol, quote_symbol and type)")
 
 
 def split_symbol(text: str) -> tuple[str, str, str]:
@@ -213,6 +228,7 @@ def decode(data: bytes) -> dict:
 __all__ = [
     "EXCHANGE_ALIASES",
     "MARKET_TYPES",
+    "MAX_FIELD",
     "MarketError",
     "MarketSpec",
     "base_symbol_for",

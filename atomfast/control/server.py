@@ -15,10 +15,13 @@ cluster.py), so a client may talk to whichever node it likes, and keeps working 
 - IsMarketOnline: the node owning the market's slot is alive and reports the market ``online``
   (connected, and events of its symbol published since the last connect).
 
-Errors are gRPC statuses with one clear message: INVALID_ARGUMENT (bad market), ALREADY_EXISTS,
-NOT_FOUND, RESOURCE_EXHAUSTED (capacity), UNAVAILABLE (Kafka or the exchange's listing cannot be
-reached), UNAUTHENTICATED (token). With a token configured, calls carry metadata
-``authorization: Bearer <token>`` (or ``x-atomfast-token: <token>``).
+Errors are gRPC statuses with one clear message naming the field: INVALID_ARGUMENT (bad market,
+an id <= 0, a text field over ``MAX_FIELD`` characters, bytes that are no request of the call's
+type), ALREADY_EXISTS, NOT_FOUND, RESOURCE_EXHAUSTED (capacity; a request over
+``MAX_REQUEST_BYTES``), UNAVAILABLE (Kafka or the exchange's listing cannot be reached),
+UNAUTHENTICATED (token). With a token configured, calls carry metadata
+``authorization: Bearer <token>`` (or ``x-atomfast-token: <token>``); a refused call is counted
+and logged once per kind (no token, wrong token; then every 1000th), never with a token's value.
 
 The server is grpcio's threaded server: calls run in its worker threads, reading the cluster
 view (thread-safe) and handing work that needs the event loop (fetching a listing) to it.
@@ -35,7 +38,10 @@ from typing import Any
 
 import grpc
 
+from google.protobuf.message import DecodeError
+
 from ..collector import StartError
+from ..metrics import ErrorLog
 from . import level4_pb2 as pb
 from . import level4_pb2_grpc as pb_grpc
 from .cluster import Cluster, ClusterError, Member, NodeRecord
@@ -46,6 +52,7 @@ log = logging.getLogger("atomfast.control.server")
 
 REPLY_WAIT = 3.0  # s a Start/Stop reply waits for the owning node to report the change
 REBALANCE_WAIT = 10.0  # s a StartMarket that finds no room waits for a rebalance in progress to settle
+MAX_REQUEST_BYTES = 64 * 1024  # a request is a few hundred bytes; grpcio's default would be 4 MiB
 
 
 def market_message(spec: MarketSpec) -> pb.Market:
@@ -154,10 +161,18 @@ class ControlService(pb_grpc.ControlServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, f"market {spec.id}: {spec.exchange}: no instrument listing within 30 s")
         raise AssertionError("unreachable")
 
-    def StopMarket(self, request, context):
-        mid = request.market.id if request.HasField("market") else 0
+    @staticmethod
+    def _market_id(request, context) -> int:
+        """The request's market.id, checked (INVALID_ARGUMENT when missing or not positive)."""
+        if not request.HasField("market"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "market is required (market.id names the market)")
+        mid = request.market.id
         if mid <= 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"market.id must be a positive integer, not {mid}")
+        return mid
+
+    def StopMarket(self, request, context):
+        mid = self._market_id(request, context)
         self._sync(context)
         rec = self.cluster.markets().get(mid)
         if rec is None:
@@ -189,7 +204,7 @@ class ControlService(pb_grpc.ControlServicer):
         return pb.ListMarketsReply(markets=[market_message(table[i].spec) for i in sorted(table)])
 
     def IsMarketOnline(self, request, context):
-        mid = request.market.id if request.HasField("market") else 0
+        mid = self._market_id(request, context)
         rec = self.cluster.markets().get(mid)
         if rec is None:
             return pb.MarketOnlineReply(is_online=False)
@@ -203,26 +218,83 @@ class ControlService(pb_grpc.ControlServicer):
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
-    """Refuses calls without the shared token (UNAUTHENTICATED)."""
+    """Refuses calls without the shared token (UNAUTHENTICATED); each refusal is counted and
+    logged once per kind ("no token", "wrong token"), then every 1000th, with the method and the
+    peer but never a token's value."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, errors: ErrorLog | None = None) -> None:
         self._token = token.encode()
+        self.errors = errors if errors is not None else ErrorLog(log)
 
-        def deny(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token (authorization: Bearer <token>)")
+        def refuse(kind: str):
+            def deny(request, context):
+                self.errors.report(f"unauthenticated call ({kind})", f"refused {context.peer()}")
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "missing or wrong token (authorization: Bearer <token>)")
+            return grpc.unary_unary_rpc_method_handler(deny)
 
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        self._missing = refuse("no token")
+        self._wrong = refuse("wrong token")
+
+    @property
+    def refused(self) -> int:
+        return sum(n for kind, n in self.errors.counts.items() if kind.startswith("unauthenticated call"))
 
     def intercept_service(self, continuation, handler_call_details):
-        given = b""
+        given = None
         for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization" and value.startswith("Bearer "):
-                given = value[7:].encode()
+            if key == "authorization":
+                given = value[7:] if value.startswith("Bearer ") else ""
             elif key == "x-atomfast-token":
-                given = value.encode()
+                given = value
+        if given is None:
+            return self._missing
+        if isinstance(given, str):
+            given = given.encode()
         if given and hmac.compare_digest(given, self._token):
             return continuation(handler_call_details)
-        return self._deny
+        return self._wrong
+
+
+class _Malformed:
+    """What a request that does not decode becomes: the call answers INVALID_ARGUMENT."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _tolerant(cls):
+    def parse(data: bytes):
+        try:
+            return cls.FromString(data)
+        except (DecodeError, ValueError) as exc:  # truncated, garbage, a string that is not UTF-8
+            return _Malformed(f"malformed {cls.__name__}: {str(exc)[:200] or 'cannot decode it'}")
+    return parse
+
+
+def _checked(behaviour):
+    def call(request, context):
+        if isinstance(request, _Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        return behaviour(request, context)
+    return call
+
+
+def add_service(service: ControlService, server: grpc.Server) -> None:
+    """``pb_grpc.add_ControlServicer_to_server``, except that bytes that are no request of the
+    call's type answer INVALID_ARGUMENT naming the type (grpcio: INTERNAL "Exception
+    deserializing request!")."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["Control"].methods:
+        request_cls = getattr(pb, method.input_type.name)
+        reply_cls = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _checked(getattr(service, method.name)), request_deserializer=_tolerant(request_cls),
+            response_serializer=reply_cls.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("level4.rpc.Control", handlers),))
+    server.add_registered_method_handlers("level4.rpc.Control", handlers)
 
 
 def make_server(service: ControlService, host: str, port: int, *, token: str | None = None,
@@ -231,8 +303,9 @@ def make_server(service: ControlService, host: str, port: int, *, token: str | N
     """A started threaded gRPC server; (server, bound port)."""
     interceptors = [TokenInterceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                         interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_ControlServicer_to_server(service, server)
+                         interceptors=interceptors,
+                         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+    add_service(service, server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     if tls_cert and tls_key:
         bound = server.add_secure_port(address, grpc.ssl_server_credentials([(tls_key, tls_cert)]))
@@ -244,4 +317,4 @@ def make_server(service: ControlService, host: str, port: int, *, token: str | N
     return server, bound
 
 
-__all__ = ["ControlService", "TokenInterceptor", "make_server", "market_message"]
+__all__ = ["MAX_REQUEST_BYTES", "ControlService", "TokenInterceptor", "add_service", "make_server", "market_message"]
