@@ -106,6 +106,9 @@ class FeedSpec:
     metrics_port: int | None = None
     #: a live status line on a terminal (a log line every 10 s otherwise)
     status: bool = True
+    #: keep the run-state file (``atomfast.runstate``): say at start that the previous run to
+    #: the same sink ended uncleanly, and how far it had delivered (``atomfast run``)
+    run_state: bool = False
 
 
 @dataclass
@@ -356,10 +359,19 @@ async def execute(
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(sink, metrics)
     group = build_feed(setup, spec, pipeline, hooks=hooks)
+    state = None
+    if spec.run_state:
+        from pathlib import Path
+
+        from .runstate import STATE_DIR, RunState
+
+        state = RunState.open(setup.exchange, sink, Path(spec.data_dir or setup.settings.data_dir) / STATE_DIR)
     scheme = group.scheme
     server = None
     line = None
     try:
+        if state is not None:
+            state.begin(pipeline, loop)
         if spec.metrics_port is not None:
             server = MetricsServer(lambda: prometheus_text(metrics, sink, scheme), "127.0.0.1", spec.metrics_port)
             try:
@@ -388,7 +400,13 @@ async def execute(
             line.stop()
         if server is not None:
             await server.close()
-        pipeline.close()
+        closed = False
+        try:
+            pipeline.close()
+            closed = True
+        finally:
+            if state is not None:
+                state.end(clean=closed)
     return reason, group
 
 

@@ -186,6 +186,12 @@ SINK_STATUS_VALUES = ("backpressure", "spilling", "recovered", "disk_full", "dis
 #: (reason: from, to, why), handed over before a rebalance, failed to start, or unplaced (no
 #: node has room under MAX_DATA_FEEDS; it stays in the desired set)
 CONTROL_STATUS_VALUES = ("started", "moved", "handover", "failed", "unplaced")
+#: said by `atomfast run` at start (symbol ""), when the previous run of the same exchange to the
+#: same sink target ended without its orderly stop (SIGKILL, a crash, a power cut): the reason
+#: names when that run started and last persisted its progress, what the sink had confirmed by
+#: then (per topic: delivered count, per partition the last delivered offset and its time; or
+#: the files written) and that events after those may be missing (``atomfast.runstate``)
+RUN_STATUS_VALUES = ("unclean_end",)
 
 TOPICS: dict[str, type] = {
     "lob": Lob,

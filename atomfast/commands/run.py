@@ -34,7 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     quiet_picows()
-    collector = Collector(feed_spec(args), "run")
+    spec = feed_spec(args)
+    spec.run_state = True  # an unclean end of the previous run is said at start (atomfast.runstate)
+    collector = Collector(spec, "run")
     try:
         collector.prepare()
     except UsageError as exc:

@@ -324,6 +324,9 @@ class KafkaSink:
         self._failed: dict[str, int] = {}
         self._delivered_total = 0
         self._failed_total = 0
+        #: (topic, partition) -> the last delivered message (its offset and timestamp are read
+        #: only by delivery_progress(), about once a second, off the hot path)
+        self._last: dict[tuple[str, int], Any] = {}
         self.backpressure_waits = 0
         self._closed = False
         self._admin: AdminClient | None = None
@@ -698,6 +701,19 @@ class KafkaSink:
             "spilled": self._spilled,
         }
 
+    def delivery_progress(self) -> dict:
+        """What the broker has confirmed so far, from the delivery reports served: ``delivered``
+        and ``failed`` (topic as named on the broker -> count) and ``partitions`` (topic ->
+        partition -> [the last delivered offset, that message's timestamp in ms: its produce
+        time, or the broker's append time for a LogAppendTime topic]). Read by
+        ``atomfast.runstate`` about once a second."""
+        partitions: dict[str, dict[int, list[int]]] = {}
+        for (topic, partition), msg in self._last.items():
+            _kind, ts = msg.timestamp()
+            partitions.setdefault(topic, {})[partition] = [msg.offset(), ts]
+        return {"delivered": dict(self._delivered), "failed": dict(self._failed), "partitions": partitions,
+                "delivered_total": self._delivered_total}
+
     # ---------------------------------------------------------------------------------------
     # callbacks (from poll/flush, on this thread)
 
@@ -706,6 +722,7 @@ class KafkaSink:
         if err is None:
             self._delivered[topic] = self._delivered.get(topic, 0) + 1
             self._delivered_total += 1
+            self._last[topic, msg.partition()] = msg
             hook = self._on_delivered
             if hook is not None:
                 latency = msg.latency()
