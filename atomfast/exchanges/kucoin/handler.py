@@ -62,6 +62,13 @@ PARTIAL_DEPTH = 100
 _REFUSED = (400, 401, 403)
 
 
+def _seq(text: str) -> int:
+    """A change's own sequence (a string of digits); ValueError otherwise."""
+    if not (0 < len(text) <= 18 and text.isdigit() and text.isascii()):
+        raise ValueError(f"change sequence {text!r}")
+    return int(text)
+
+
 def _plain(*texts) -> bool:
     for t in texts:
         if t.__class__ is not str or not is_plain(t):
@@ -133,7 +140,7 @@ class _KucoinBase(Scheme):
     def _topic_market(self, msg: m.Envelope, data: bytes) -> str:
         """The market a topic names (``/market/ticker:BTC-USDT``), if known; "" otherwise."""
         native = msg.topic.rpartition(":")[2]
-        return native if native and self.known(native, data) else ""
+        return native if self.known(native, data) else ""
 
     def _checker(self, native: str) -> L2Book:
         checker = self._checkers.get(native)
@@ -238,7 +245,7 @@ class KucoinScheme(_KucoinBase):
     # --- lob ------------------------------------------------------------------------------------
     def _on_l2(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         native = msg.topic.rpartition(":")[2]
-        if not native or not self.known(native, data):
+        if not self.known(native, data):
             return
         try:
             d = m.l2_decoder.decode(msg.data)
@@ -257,7 +264,7 @@ class KucoinScheme(_KucoinBase):
             self.bad_input("malformed l2update", str(exc)[:200], data)
             self.sync.lost(conn, native, recv_ns, f"malformed l2update: {str(exc)[:100]}")
             return
-        self.sync.diff(conn, native, (bids, asks, d.time), first, last, 0, data, recv_ns)
+        self.sync.diff(conn, native, (bids, asks, d.time, first), first, last, 0, data, recv_ns)
 
     def _request(self, conn: Connection, native: str) -> None:
         conn.fetch(self._snapshot_url(native, self.partial))
@@ -267,14 +274,16 @@ class KucoinScheme(_KucoinBase):
         return self.rest_endpoint.url(path, symbol=native)
 
     def _apply(self, native: str, diff: tuple, data: bytes | None, recv_ns: int) -> bool:
-        bids, asks, event_ms = diff
+        bids, asks, event_ms, first = diff
         st = self.sync.markets[native]
         book_id = st.last
-        if bids and int(bids[0][2]) <= book_id or asks and int(asks[0][2]) <= book_id or any(
-                int(c[2]) <= book_id for c in (*bids, *asks)):
-            # (an update straddling the snapshot: only its changes after the snapshot apply)
-            bids = [c for c in bids if int(c[2]) > book_id]
-            asks = [c for c in asks if int(c[2]) > book_id]
+        if first <= book_id:  # an update straddling the book: only its changes after it apply
+            try:
+                bids = [c for c in bids if _seq(c[2]) > book_id]
+                asks = [c for c in asks if _seq(c[2]) > book_id]
+            except ValueError as exc:
+                self.book_failed(st.conn, native, "malformed l2update", str(exc), data or b"", recv_ns)
+                return False
         horizon = self.horizon.get(native)
         if horizon is not None:
             floor, ceiling = horizon
