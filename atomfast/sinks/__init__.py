@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-import inspect
 import logging
 from typing import TYPE_CHECKING
 
@@ -44,14 +43,6 @@ def all_topics() -> list[str]:
 def default_sink_name(settings: "Settings") -> str:
     """kafka when bootstrap servers are configured, else files."""
     return "kafka" if settings.kafka_bootstrap_servers else "files"
-
-
-def _accepts(callable_, name: str) -> bool:
-    try:
-        params = inspect.signature(callable_).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def make_sink(

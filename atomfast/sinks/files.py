@@ -351,13 +351,17 @@ class FileSink:
                 self._lost += lost
                 per_topic = ", ".join(f"{t} {s.count + s.held_count}" for t, s in self._topics.items()
                                       if s.count + s.held_count)
-                log.error("files sink closed during a disk fault (%s): %d event(s) held in memory could not "
-                          "be written to %s and are lost (%s)", self._fault_text or self._fault, lost,
+                log.error("files sink closed during a disk fault (%s: %s): %d event(s) held in memory could not "
+                          "be written to %s and are lost (%s)", self._fault, self._fault_text, lost,
                           self.data_dir, per_topic)
                 if self._metrics is not None:
                     self._metrics.errors.counts[LOST_KIND] += lost
             for state in self._topics.values():
+                state.buf.clear()
+                state.count = state.held_count = 0
+                state.held.clear()
                 self._close_file(state)
+            self._held_bytes = 0
             self._closed = True
 
     def stats(self) -> dict:
