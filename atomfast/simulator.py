@@ -26,6 +26,41 @@ pause when picows reports the socket buffer full and yield to the loop every 256
 where its previous client stopped instead of from the start). After the last frame the
 connection stays open and idle (answering pings), like a market gone quiet.
 
+Faults (``faults=FaultPlan.parse("...")``, ``atomfast simulate --faults SPEC --seed S``): an
+exchange that misbehaves on purpose, deterministically for a seed. SPEC is comma-separated
+``name=value`` items (an item may repeat where it says so):
+
+- ``drop-every=N``: close each client connection after N frames sent on it (CLOSE 1001 with the
+  reason ``fault: drop-every``, then TCP close; the N frames are delivered);
+- ``drop=P``: after each frame, with probability P, end the connection at the TCP level, with no
+  CLOSE frame (what was sent is delivered first);
+- ``stall=T@N`` (repeatable): once the simulator has sent N frames in all, that client's
+  connection goes silent for T seconds: no frame, no PONG (a dead link that stays open);
+- ``garbage=P``: before each recorded frame, with probability P, an extra text frame that is no
+  JSON (``!garbage <n> <letters>``);
+- ``truncate=P``: a recorded frame, with probability P, is sent cut to its first half (its
+  content is lost, as after a corrupted read);
+- ``duplicate=P``: a recorded frame, with probability P, is sent twice;
+- ``reorder=P``: a recorded frame, with probability P, is sent after the frame that follows it;
+- ``rest-delay=T``: REST answers wait T seconds (on the separate REST listener, which this
+  fault opens on a free port unless ``rest_port`` is given; the websocket port cannot delay an
+  answer, picows' upgrade handler being synchronous);
+- ``rest-status=CODE:N`` (repeatable, in order): the first N requests of each REST path are
+  answered with HTTP CODE (400..599, e.g. 429 or 503) and a JSON error body;
+- ``refuse=T``: after each connection a fault ended (drop-every, drop, or a stalled connection
+  the client gave up), websocket upgrades are refused (HTTP 503) for T seconds.
+
+REST faults spare the start-up: a request made before the first websocket connection (the
+instrument listings) and ``/_atomfast/capture`` are answered normally. At most one of
+truncate, duplicate, reorder applies to a recorded frame (in that order); garbage comes before
+it, a drop after it. Every random choice comes from ``random.Random(f"{seed}:{client}")`` (client:
+the connection's number, 1, 2, ... in accept order), so a seed gives the same faults at the same
+frames. Each injected fault is logged (``atomfast.simulator``, INFO: ``fault <kind> ...``) and,
+with ``fault_log``, written as one JSON line: ``{"fault": kind, "client": n, "at": the
+simulator-wide ordinal of the frame it concerns (1 = first frame sent), "sent": frames sent on
+the connection, "recorded": the recorded connection, "index": the recorded frame, ...}``
+(``refuse``, ``rest-status`` and ``rest-delay`` lines name the request instead).
+
 Recorded frames are held in memory.
 """
 from __future__ import annotations
@@ -34,10 +69,12 @@ import asyncio
 import difflib
 import json
 import logging
+import random
+import string
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from picows import (
     WSCloseCode,
@@ -54,6 +91,135 @@ log = logging.getLogger("atomfast.simulator")
 
 INFO_PATH = "/_atomfast/capture"
 YIELD_EVERY = 256
+
+FAULT_GRAMMAR = """\
+SPEC is comma-separated name=value items:
+  drop-every=N      close each connection after N frames sent on it (CLOSE 1001 "fault: drop-every")
+  drop=P            after each frame, with probability P, end the connection (TCP close, no CLOSE frame)
+  stall=T@N         once N frames were sent in all, that connection is silent T s (no frames, no PONG); repeatable
+  garbage=P         before each frame, with probability P, an extra frame that is no JSON
+  truncate=P        a frame, with probability P, is sent cut to its first half
+  duplicate=P       a frame, with probability P, is sent twice
+  reorder=P         a frame, with probability P, is sent after the next one
+  rest-delay=T      REST answers wait T s (on the separate REST listener, opened on a free port)
+  rest-status=C:N   the first N requests of each REST path get HTTP C (400..599); repeatable, in order
+  refuse=T          after a connection a fault ended, refuse websocket upgrades (HTTP 503) for T s
+P is a probability in [0, 1], T seconds >= 0, N an integer >= 1. REST faults spare requests made
+before the first websocket connection (the instrument listings). Random choices come from --seed."""
+
+
+class FaultSpecError(ValueError):
+    """A ``--faults`` spec that cannot be parsed: one line naming the item and what is wrong."""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What the simulator does wrong on purpose (see the module doc). ``FaultPlan.parse(spec)``."""
+
+    drop_every: int = 0
+    drop: float = 0.0
+    stalls: tuple[tuple[float, int], ...] = ()  # (seconds, after this many frames sent in all)
+    garbage: float = 0.0
+    truncate: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    rest_delay: float = 0.0
+    rest_status: tuple[tuple[int, int], ...] = ()  # (HTTP status, first N requests of a path)
+    refuse: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str) -> "FaultPlan":
+        values: dict = {}
+        stalls: list[tuple[float, int]] = []
+        statuses: list[tuple[int, int]] = []
+        for item in (spec or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, eq, value = item.partition("=")
+            name, value = name.strip(), value.strip()
+            if not eq or not value:
+                raise FaultSpecError(f"fault {item!r}: expected name=value")
+            if name in ("drop-every",):
+                values["drop_every"] = _count(item, value)
+            elif name in ("drop", "garbage", "truncate", "duplicate", "reorder"):
+                values[name] = _probability(item, value)
+            elif name == "stall":
+                secs, at, n = value.partition("@")
+                if not at:
+                    raise FaultSpecError(f"fault {item!r}: expected stall=SECONDS@FRAMES")
+                stalls.append((_seconds(item, secs), _count(item, n)))
+            elif name == "rest-delay":
+                values["rest_delay"] = _seconds(item, value)
+            elif name == "rest-status":
+                code, colon, n = value.partition(":")
+                if not colon:
+                    raise FaultSpecError(f"fault {item!r}: expected rest-status=CODE:N")
+                try:
+                    status = int(code)
+                except ValueError:
+                    status = 0
+                if not 400 <= status <= 599:
+                    raise FaultSpecError(f"fault {item!r}: the status must be an HTTP error code 400..599")
+                statuses.append((status, _count(item, n)))
+            elif name == "refuse":
+                values["refuse"] = _seconds(item, value)
+            else:
+                raise FaultSpecError(f"unknown fault {name!r} in {item!r} (known: drop-every, drop, stall, garbage, "
+                                     "truncate, duplicate, reorder, rest-delay, rest-status, refuse)")
+        return cls(stalls=tuple(sorted(stalls, key=lambda s: s[1])), rest_status=tuple(statuses), **values)
+
+    def __bool__(self) -> bool:
+        return self != FaultPlan()
+
+    @property
+    def rest_faults(self) -> bool:
+        return bool(self.rest_delay or self.rest_status)
+
+    def describe(self) -> str:
+        parts = []
+        if self.drop_every:
+            parts.append(f"drop-every={self.drop_every}")
+        for name in ("drop", "garbage", "truncate", "duplicate", "reorder"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name):g}")
+        parts += [f"stall={t:g}@{n}" for t, n in self.stalls]
+        if self.rest_delay:
+            parts.append(f"rest-delay={self.rest_delay:g}")
+        parts += [f"rest-status={c}:{n}" for c, n in self.rest_status]
+        if self.refuse:
+            parts.append(f"refuse={self.refuse:g}")
+        return ",".join(parts) or "none"
+
+
+def _count(item: str, text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise FaultSpecError(f"fault {item!r}: {text!r} is not a whole number >= 1")
+    return n
+
+
+def _probability(item: str, text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        p = -1.0
+    if not 0.0 <= p <= 1.0:
+        raise FaultSpecError(f"fault {item!r}: {text!r} is not a probability in [0, 1]")
+    return p
+
+
+def _seconds(item: str, text: str) -> float:
+    try:
+        t = float(text)
+    except ValueError:
+        t = -1.0
+    if not 0.0 <= t <= 3600.0 or t != t:
+        raise FaultSpecError(f"fault {item!r}: {text!r} is not a number of seconds in [0, 3600]")
+    return t
 
 
 @dataclass
@@ -113,16 +279,20 @@ def _similarity(a: bytes, b: bytes) -> float:
 class _ClientListener(WSListener):
     """One client websocket connection of the simulator."""
 
-    def __init__(self, sim: "Simulator", peer: str) -> None:
+    def __init__(self, sim: "Simulator", peer: str, number: int = 0) -> None:
         super().__init__()
         self.sim = sim
         self.peer = peer
+        self.number = number
         self.transport = None
         self.recording: RecordedConnection | None = None
         self.task: asyncio.Task | None = None
         self.writable = asyncio.Event()
         self.writable.set()
         self.received: list[bytes] = []
+        self.sent = 0  # frames sent on this connection (injected ones included)
+        self.stalled = False  # a stall fault: no frames, no PONG
+        self.fault_ended = False  # a fault dropped this connection (or stalled it until the client left)
 
     def on_ws_connected(self, transport) -> None:
         self.transport = transport
@@ -137,6 +307,9 @@ class _ClientListener(WSListener):
             self.received.append(data)
             if self.recording is None:
                 self._start(self.sim.choose(data))
+        elif mt is WSMsgType.PING:  # (auto-pong is off when stalls are planned)
+            if not self.stalled:
+                transport.send_pong(frame.get_payload_as_bytes())
         elif mt is WSMsgType.CLOSE:
             if not transport.is_close_frame_sent:
                 transport.send_close(WSCloseCode.OK)
@@ -144,6 +317,10 @@ class _ClientListener(WSListener):
 
     def on_ws_disconnected(self, transport) -> None:
         self.sim.clients.discard(self)
+        if self.stalled:
+            self.fault_ended = True
+        if self.fault_ended and self.sim.faults.refuse:
+            self.sim.refuse_for(self.sim.faults.refuse, self.number)
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.recording is not None:
@@ -166,6 +343,9 @@ class _ClientListener(WSListener):
         self.task = asyncio.get_running_loop().create_task(self._play(rc))
 
     async def _play(self, rc: RecordedConnection) -> None:
+        if self.sim.faults:
+            await self._play_faulty(rc)
+            return
         sim = self.sim
         transport = self.transport
         loop = asyncio.get_running_loop()
@@ -218,6 +398,115 @@ class _ClientListener(WSListener):
             log.exception("client %s: playback failed", self.peer)
             transport.disconnect(graceful=False)
 
+    # --- faults ------------------------------------------------------------------------------
+    def _fault(self, kind: str, rc: RecordedConnection, index: int, **extra) -> None:
+        self.sim.fault(kind, client=self.number, at=self.sim.frames_sent, sent=self.sent, recorded=rc.number,
+                       index=index, **extra)
+
+    def _send(self, payload: bytes, is_binary: bool) -> None:
+        self.transport.send(WSMsgType.BINARY if is_binary else WSMsgType.TEXT, payload)
+        self.sent += 1
+        self.sim.frames_sent += 1
+
+    async def _play_faulty(self, rc: RecordedConnection) -> None:
+        """``_play`` with the fault plan applied (one code path per fault, every choice from the
+        connection's own seeded generator, drawn the same way for every frame)."""
+        sim = self.sim
+        plan = sim.faults
+        rng = random.Random(f"{sim.seed}:{self.number}")
+        transport = self.transport
+        loop = asyncio.get_running_loop()
+        frames = rc.frames
+        recorded = sim.pace == "recorded"
+        rate = sim.rate
+        writable = self.writable
+        start = rc.cursor if sim.resume else 0
+        try:
+            while True:
+                t0_wall = loop.time()
+                t0_rec = frames[start][0] if start < len(frames) else 0
+                i = start
+                while i < len(frames):
+                    ts, data, is_binary = frames[i]
+                    if rate:
+                        delay = t0_wall + (i - start) / rate - loop.time()
+                        if delay > 0.0005:
+                            await asyncio.sleep(delay)
+                    elif recorded:
+                        delay = t0_wall + (ts - t0_rec) / 1e9 - loop.time()
+                        if delay > 0.0005:
+                            await asyncio.sleep(delay)
+                    if transport.is_disconnected:
+                        return
+                    # the same five draws for every frame, whatever they decide
+                    r_garbage, r_truncate, r_duplicate, r_reorder, r_drop = (rng.random() for _ in range(5))
+                    if r_garbage < plan.garbage:
+                        junk = "!garbage %d %s" % (sim.faults_injected + 1,
+                                                   "".join(rng.choice(string.ascii_letters) for _ in range(16)))
+                        self._send(junk.encode(), False)
+                        self._fault("garbage", rc, i, bytes=len(junk))
+                    step = 1
+                    if r_truncate < plan.truncate and len(data) >= 2:
+                        self._send(data[: len(data) // 2], is_binary)
+                        self._fault("truncate", rc, i, bytes=len(data), kept=len(data) // 2)
+                    elif r_duplicate < plan.duplicate:
+                        self._send(data, is_binary)
+                        self._send(data, is_binary)
+                        self._fault("duplicate", rc, i)
+                    elif r_reorder < plan.reorder and i + 1 < len(frames):
+                        _ts2, data2, binary2 = frames[i + 1]
+                        self._send(data2, binary2)
+                        self._send(data, is_binary)
+                        self._fault("reorder", rc, i, swapped_with=i + 1)
+                        step = 2
+                    else:
+                        self._send(data, is_binary)
+                    i += step
+                    if sim.resume:
+                        rc.cursor = i
+                    for secs, after in plan.stalls:
+                        if after <= sim.frames_sent and (secs, after) not in sim.stalls_done:
+                            sim.stalls_done.add((secs, after))
+                            self._fault("stall", rc, i - 1, seconds=secs)
+                            self.stalled = True
+                            try:
+                                await asyncio.sleep(secs)
+                            finally:
+                                self.stalled = False
+                            if transport.is_disconnected:
+                                return
+                    if plan.drop_every and self.sent >= plan.drop_every:
+                        self._fault("drop-every", rc, i - 1)
+                        self.fault_ended = True
+                        transport.send_close(WSCloseCode.GOING_AWAY, b"fault: drop-every")
+                        transport.disconnect()
+                        return
+                    if r_drop < plan.drop:
+                        self._fault("drop", rc, i - 1)
+                        self.fault_ended = True
+                        transport.disconnect()  # graceful: what was written is flushed, then TCP close
+                        return
+                    if sim.close_after and self.sent >= sim.close_after:
+                        log.info("client %s: closing after %d frames (--close-after)", self.peer, self.sent)
+                        transport.send_close(WSCloseCode.GOING_AWAY, b"close-after")
+                        transport.disconnect()
+                        return
+                    if not writable.is_set():
+                        await writable.wait()
+                    elif self.sent % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                if not sim.loop_capture or not frames:
+                    break
+                start = 0
+                if sim.resume:
+                    rc.cursor = 0
+            log.info("client %s: recorded connection %d played (%d frames)", self.peer, rc.number, self.sent)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - one client's failure must not stop the simulator
+            log.exception("client %s: playback failed", self.peer)
+            transport.disconnect(graceful=False)
+
 
 class Simulator:
     """The local exchange. ``await start()``, then ``url``/``rest_url``; ``close()`` to stop."""
@@ -233,6 +522,9 @@ class Simulator:
         resume: bool = False,
         rest_port: int | None = None,
         rate: float = 0.0,
+        faults: FaultPlan | str | None = None,
+        seed: int = 0,
+        fault_log: str | Path | IO[str] | None = None,
     ) -> None:
         if pace not in ("recorded", "fast"):
             raise ValueError(f"pace must be recorded or fast, not {pace!r}")
@@ -253,6 +545,60 @@ class Simulator:
         self.servers: list[asyncio.AbstractServer] = []
         self.frames_sent = 0
         self.connections = 0  # client websocket connections accepted
+        self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults or "")
+        self.seed = seed
+        if self.faults.rest_delay and self.rest_port is None:
+            self.rest_port = 0  # a delay needs the REST listener of our own
+        self.faults_injected = 0
+        self.fault_counts: dict[str, int] = {}
+        self.stalls_done: set[tuple[float, int]] = set()
+        self.refuse_until = 0.0  # loop time
+        self._rest_faulted: dict[str, int] = {}
+        self._fault_file: IO[str] | None = None
+        self._own_fault_file = False
+        if fault_log is not None:
+            if isinstance(fault_log, (str, Path)):
+                self._fault_file = open(fault_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+                self._own_fault_file = True
+            else:
+                self._fault_file = fault_log
+
+    # --- faults ------------------------------------------------------------------------------
+    def fault(self, kind: str, **detail) -> None:
+        """One injected fault: counted, logged, and a JSON line in the fault log."""
+        self.faults_injected += 1
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        log.info("fault %s %s", kind, " ".join(f"{k}={v}" for k, v in detail.items()))
+        if self._fault_file is not None:
+            self._fault_file.write(json.dumps({"fault": kind, **detail}, separators=(",", ":")) + "\n")
+            self._fault_file.flush()
+
+    def refuse_for(self, seconds: float, client: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.refuse_until = max(self.refuse_until, loop.time() + seconds)
+        log.info("refusing websocket connections for %g s (client %d ended by a fault)", seconds, client)
+
+    def _refusing(self) -> bool:
+        if not self.refuse_until:
+            return False
+        try:
+            return asyncio.get_running_loop().time() < self.refuse_until
+        except RuntimeError:  # pragma: no cover - always called on the loop
+            return False
+
+    def rest_fault(self, path: str) -> tuple[int, float]:
+        """(HTTP status to answer instead, 0 for none; delay in s) for a REST request of ``path``."""
+        plan = self.faults
+        if not plan.rest_faults or not self.connections or urllib.parse.urlsplit(path).path == INFO_PATH:
+            return 0, 0.0
+        n = self._rest_faulted.get(path, 0)
+        self._rest_faulted[path] = n + 1
+        for status, count in plan.rest_status:
+            if n < count:
+                self.fault("rest-status", path=path, status=status, request=self._rest_faulted[path])
+                return status, 0.0
+            n -= count
+        return 0, plan.rest_delay
 
     # --- matching ----------------------------------------------------------------------------
     def choose(self, first_message: bytes | None) -> RecordedConnection | None:
@@ -271,10 +617,18 @@ class Simulator:
     def _route(self, request):
         upgrade = (request.headers.get("Upgrade") or "").lower()
         if upgrade == "websocket":
+            if self._refusing():
+                self.fault("refuse", client=0, until=round(self.refuse_until, 3))
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(503, b"refused (fault: refuse)\n"), None)
             self.connections += 1
-            return _ClientListener(self, str(self.connections))
+            return _ClientListener(self, str(self.connections), self.connections)
         path = request.path.decode("latin-1") if isinstance(request.path, (bytes, bytearray)) else str(request.path)
         method = request.method.decode("latin-1") if isinstance(request.method, (bytes, bytearray)) else str(request.method)
+        status, _delay = self.rest_fault(path) if method.upper() == "GET" else (0, 0.0)
+        if status:  # (no delay here: picows' upgrade handler answers synchronously)
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_error_response(status, _fault_body(status)), None)
         body = self.rest_answer(path)
         if method.upper() != "GET" or body is None:
             log.info("REST %s %s -> 404", method, path)
@@ -307,13 +661,49 @@ class Simulator:
         }
 
     # --- life --------------------------------------------------------------------------------
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The REST listener of a fault plan: one GET per TCP connection, answered as the
+        websocket port answers it, but able to wait (``rest-delay``)."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            while True:  # the headers
+                h = await asyncio.wait_for(reader.readline(), 10)
+                if h in (b"\r\n", b"\n", b""):
+                    break
+            method, _, rest = line.decode("latin-1").partition(" ")
+            path = rest.split(" ", 1)[0] or "/"
+            status, delay = self.rest_fault(path) if method == "GET" else (0, 0.0)
+            if delay:
+                self.fault("rest-delay", path=path, seconds=delay)
+                await asyncio.sleep(delay)
+            if status:
+                body = _fault_body(status)
+            else:
+                body = self.rest_answer(path) if method == "GET" else None
+                status = 200 if body is not None else 404
+                log.info("REST %s %s -> %d", method, path, status)
+                if body is None:
+                    body = b"not found in the capture\n"
+            reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
+            ctype = "application/json" if status != 404 else "text/plain"
+            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
     async def start(self) -> None:
         server = await ws_create_server(self._route, self.host, self.port, logger_name="simulator",
-                                        enable_auto_pong=True, max_frame_size=16 * 1024 * 1024)
+                                        enable_auto_pong=not self.faults.stalls, max_frame_size=16 * 1024 * 1024)
         self.servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         if self.rest_port is not None and self.rest_port != self.port:
-            rest_server = await ws_create_server(self._route, self.host, self.rest_port, logger_name="simulator")
+            if self.faults.rest_faults:
+                rest_server = await asyncio.start_server(self._http, self.host, self.rest_port)
+            else:
+                rest_server = await ws_create_server(self._route, self.host, self.rest_port, logger_name="simulator")
             self.servers.append(rest_server)
             self.rest_port = rest_server.sockets[0].getsockname()[1]
         else:
@@ -341,10 +731,18 @@ class Simulator:
                 await asyncio.wait_for(server.wait_closed(), 2.0)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                 pass
+        if self._own_fault_file and self._fault_file is not None:
+            self._fault_file.close()
+            self._fault_file = None
+
+
+def _fault_body(status: int) -> bytes:
+    return json.dumps({"code": -status, "msg": f"simulated HTTP {status} (fault: rest-status)"}).encode()
 
 
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-__all__ = ["INFO_PATH", "RecordedConnection", "Simulator", "load_recordings"]
+__all__ = ["FAULT_GRAMMAR", "INFO_PATH", "FaultPlan", "FaultSpecError", "RecordedConnection", "Simulator",
+           "load_recordings"]
