@@ -305,7 +305,21 @@ class FileSink:
         state = self._topics.get(topic) or self._open_topic(topic)
         if self._fault is not None and not self._admit(count, len(data), keys):
             return
-        self._append(state, data, count, keys)
+        # _append, inlined (the hot path)
+        now = self._clock()
+        hour = int(now // 3600)
+        if state.count and hour != state.hour:
+            # The buffered records belong to the previous hour's file.
+            self._write_block(state)
+        if not state.count:
+            state.first = now
+            state.hour = hour
+            if keys:
+                self._exchanges.add(bytes(keys[0]).split(b":", 1)[0])
+        state.buf += data
+        state.count += count
+        if state.count >= self.block_records or len(state.buf) >= self.block_bytes:
+            self._write_block(state)
 
     def poll(self) -> None:
         """Write blocks buffered for a second or more; close files of a past hour; in a disk
@@ -429,6 +443,7 @@ class FileSink:
         return state
 
     def _append(self, state: _Topic, data: bytes, count: int, keys: Sequence[bytes]) -> None:
+        """Buffer ``count`` records of ``state``'s topic (what write() does, inlined there)."""
         now = self._clock()
         hour = int(now // 3600)
         if state.count and hour != state.hour:
