@@ -374,6 +374,11 @@ def test_settings_files_buffer_bytes_and_policy(tmp_path):
     sink = make_sink("files", s, Metrics(), data_dir=str(tmp_path / "d"))
     assert (sink.buffer_bytes, sink.policy) == (1048576, "drop")
     sink.close()
+    bad = load_settings(env={"FILES_BUFFER_POLICY": "maybe"}, env_file=tmp_path / "none",
+                        config_ini=tmp_path / "none.ini")
+    with pytest.raises(SettingsError) as info:  # `run` prints it as one line, exit 2
+        make_sink("files", bad, Metrics(), data_dir=str(tmp_path / "d"))
+    assert str(info.value) == "FILES_BUFFER_POLICY must be one of block, drop, not 'maybe'"
 
 
 # --- (c) end to end: atomfast run -> a small disk ----------------------------------------------------
