@@ -81,6 +81,66 @@ FRAMES: dict[str, list[bytes]] = {
     ],
 }
 FRAMES["BinanceFuturesScheme"] = FRAMES["BinanceDeliveryScheme"] = FRAMES["BinanceSpotScheme"]
+# the second and third waves: a book and a trade message each, in the venue's recorded or
+# documented shape, with the bad byte in the market's name
+FRAMES.update({
+    "AsterScheme": FRAMES["BinanceSpotScheme"],
+    "AsterSpotScheme": FRAMES["BinanceSpotScheme"],
+    "BinanceOptionsScheme": [
+        b'{"stream":"btc-251123-126000-c@depth@100ms","data":{"e":"depthUpdate","E":1762866729459,"T":1762866729358,'
+        b'"s":"BTC-251123-126000-C' + BAD + b'","U":466,"u":466,"pu":465,"b":[],"a":[["1100","0"]]}}',
+    ],
+    "BitflyerScheme": [
+        b'{"jsonrpc":"2.0","method":"channelMessage","params":{"channel":"lightning_board_XRP_JPY' + BAD
+        + b'","message":{"mid_price":96.05,"bids":[],"asks":[{"price":96.2,"size":0.0}]}}}',
+    ],
+    "DydxScheme": [
+        b'{"type":"channel_data","connection_id":"7ad53844-1f2c-4d86-83d1-42f6562844f3","message_id":1,'
+        b'"id":"ETH-USD' + BAD + b'","channel":"v4_trades","version":"2.1.0","contents":{"trades":[]}}',
+    ],
+    "FmfwScheme": [
+        b'{"ch":"orderbook/full","update":{"EOSUSDT' + BAD + b'":{"t":1633806859666,"s":1876061,"a":[],'
+        b'"b":[["3.64761","0"]]}}}',
+    ],
+    "GeminiScheme": [
+        b'{"e":"depthUpdate","E":1700000000000,"s":"btcusd' + BAD + b'","U":2,"u":2,"b":[["100.0","1"]],"a":[]}',
+    ],
+    "GeminiV2Scheme": [b'{"type":"l2_updates","symbol":"GRTUSD' + BAD + b'","changes":[["buy","0.609","0"]]}'],
+    "KucoinScheme": [
+        b'{"data":{"sequenceStart":1613277183875,"symbol":"BCHSV-USDT' + BAD + b'","changes":{"asks":[["244.351",'
+        b'"150","1613277183875"]],"bids":[]},"sequenceEnd":1613277183875},"subject":"trade.l2update",'
+        b'"topic":"/market/level2:BCHSV-USDT' + BAD + b'","type":"message"}',
+    ],
+    "OkxScheme": [
+        b'{"arg":{"channel":"trades","instId":"BTC-USD' + BAD + b'"},"data":[{"instId":"BTC-USD' + BAD + b'",'
+        b'"tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3"}]}',
+    ],
+    "PhemexScheme": [
+        b'{"sequence":4899656369,"symbol":"XTZUSD' + BAD + b'","trades":[[1625342248626993976,"Sell",30070,38]],'
+        b'"type":"incremental"}',
+    ],
+    "PhemexFuturesScheme": [
+        b'{"sequence":77702250,"symbol":"BTCUSDT' + BAD + b'","trades_p":[[1666856076819029800,"Sell","20700.3",'
+        b'"0.649"]],"type":"incremental"}',
+    ],
+    "PoloniexScheme": [
+        b'{"channel":"book_lv2","data":[{"symbol":"BCH_USDT' + BAD + b'","createTime":1661123525446,"asks":[],'
+        b'"bids":[["119.62","1"]],"lastId":1090009,"id":1090010,"ts":1661123525457}],"action":"update"}',
+    ],
+    "PoloniexFuturesScheme": [
+        b'{"channel":"book_lv2","data":[{"asks":[],"bids":[["86581.72","545"]],"lid":6284171742,"id":6284171757,'
+        b'"ts":1790134293834,"s":"BTC_USDT_PERP' + BAD + b'","cT":1790134293821}],"action":"update"}',
+    ],
+})
+FRAMES["HitbtcScheme"] = FRAMES["FmfwScheme"]
+FRAMES["BybitSpotScheme"] = FRAMES["BybitLinearScheme"] = FRAMES["BybitInverseScheme"] = [
+    b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1687940967466,"data":{"s":"BTCUSDT' + BAD + b'","b":[],'
+    b'"a":[["30248.70","0"]],"u":177400507,"seq":66544703342},"cts":1687940967464}',
+]
+FRAMES["BybitOptionsScheme"] = [
+    b'{"topic":"orderbook.25.BTC-26DEC26-100000-C","type":"delta","ts":1687940967466,"data":{'
+    b'"s":"BTC-26DEC26-100000-C' + BAD + b'","b":[],"a":[["1000","0"]],"u":2,"seq":3},"cts":1687940967464}',
+]
 #: well-formed frames fed first (a subscription the bad frames then belong to)
 SETUP: dict[str, list[bytes]] = {
     "BitfinexScheme": [b'{"event":"subscribed","channel":"trades","chanId":232961,"symbol":"tBTCUSD","pair":"BTCUSD"}'],
