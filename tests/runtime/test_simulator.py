@@ -136,3 +136,184 @@ def test_bad_arguments_exit_2(tmp_path):
     r = run_cli("simulate", tmp_path / "missing", "--port", "0", timeout=30)
     assert r.returncode == 2
     assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- faults (simulate --faults) -------------------------------------------------------------------
+def test_fault_spec_grammar():
+    from atomfast.simulator import FaultPlan
+
+    plan = FaultPlan.parse("drop-every=400,stall=3@1000,garbage=0.01,truncate=0.01,duplicate=0.005,reorder=0.005,"
+                           "rest-delay=2,rest-status=429:2,rest-status=503:1,refuse=1.5,drop=0.001")
+    assert plan == FaultPlan(drop_every=400, drop=0.001, stalls=((3.0, 1000),), garbage=0.01, truncate=0.01,
+                             duplicate=0.005, reorder=0.005, rest_delay=2.0, rest_status=((429, 2), (503, 1)),
+                             refuse=1.5)
+    assert FaultPlan.parse(plan.describe()) == plan
+    assert not FaultPlan.parse("") and FaultPlan.parse(" ").describe() == "none"
+    assert plan.rest_faults and not FaultPlan.parse("garbage=1").rest_faults
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("bogus=1", "unknown fault 'bogus'"),
+    ("drop=2", "not a probability"),
+    ("garbage", "expected name=value"),
+    ("drop-every=0", "whole number >= 1"),
+    ("stall=3", "stall=SECONDS@FRAMES"),
+    ("stall=-1@5", "seconds"),
+    ("rest-status=200:1", "400..599"),
+    ("rest-status=429", "rest-status=CODE:N"),
+    ("refuse=abc", "seconds"),
+])
+def test_bad_fault_spec_is_one_line_exit_2(spec, words):
+    from atomfast.simulator import FaultPlan, FaultSpecError
+
+    with pytest.raises(FaultSpecError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        FaultPlan.parse(spec)
+    if spec == "bogus=1":  # the command line says the same, once, with exit 2
+        r = run_cli("simulate", fixture_path(KRAKEN_48), "--port", "0", "--faults", spec, timeout=30)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "atomfast simulate: --faults: unknown fault 'bogus' in 'bogus=1' (known: drop-every, drop, stall, "
+            "garbage, truncate, duplicate, reorder, rest-delay, rest-status, refuse)"]
+
+
+def test_help_documents_the_fault_grammar():
+    r = run_cli("simulate", "--help", timeout=30)
+    assert r.returncode == 0
+    for name in ("drop-every=N", "drop=P", "stall=T@N", "garbage=P", "truncate=P", "duplicate=P", "reorder=P",
+                 "rest-delay=T", "rest-status=C:N", "refuse=T", "--seed", "--fault-log"):
+        assert name in r.stdout, name
+
+
+def _faulty_session(path: Path, log: Path, *faults: str, want: int) -> list[bytes]:
+    sent, frames = recorded(path)
+    with SimProcess(path, "--pace", "fast", "--faults", ",".join(faults), "--seed", "7", "--fault-log", log) as sim:
+
+        async def go():
+            client, transport = await receive(sim.url, sent[:1], want)
+            transport.disconnect()
+            return client
+
+        client = asyncio.run(go())
+    return [d for _, d in client.frames]
+
+
+def test_frame_faults_are_deterministic_and_logged(tmp_path):
+    """garbage/truncate/duplicate/reorder on KRAKEN.ws.50.0 with seed 7: the same frames twice,
+    and the fault log says exactly what was done to which recorded frame."""
+    path = fixture_path("cryptofeed/KRAKEN.ws.50.0")
+    _, frames = recorded(path)
+    faults = ("garbage=0.02", "truncate=0.02", "duplicate=0.02", "reorder=0.02")
+    a = _faulty_session(path, tmp_path / "a.jsonl", *faults, want=1000)
+    b = _faulty_session(path, tmp_path / "b.jsonl", *faults, want=1000)
+    assert a[:1000] == b[:1000]
+    log_a = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    n = min(len(log_a), len(log_b))
+    assert n > 40 and log_a[:n] == log_b[:n]
+    assert {f["fault"] for f in log_a} == {"garbage", "truncate", "duplicate", "reorder"}
+    # rebuild what was sent from the recording and the log: every frame is accounted for
+    expect: list[bytes] = []
+    by_index: dict[int, list[dict]] = {}
+    for f in log_a:
+        by_index.setdefault(f["index"], []).append(f)
+    i = 0
+    while len(expect) < 1000:
+        kinds = {f["fault"]: f for f in by_index.get(i, ())}
+        if "garbage" in kinds:
+            expect.append(a[kinds["garbage"]["at"] - 1])
+            assert expect[-1].startswith(b"!garbage ")
+        if "truncate" in kinds:
+            expect.append(frames[i][: len(frames[i]) // 2])
+        elif "duplicate" in kinds:
+            expect += [frames[i], frames[i]]
+        elif "reorder" in kinds:
+            expect += [frames[i + 1], frames[i]]
+            i += 1
+        else:
+            expect.append(frames[i])
+        i += 1
+    assert a[:1000] == expect[:1000]
+    # `at` is the frame's ordinal among everything sent: the garbage frames sit there
+    assert all(a[f["at"] - 1].startswith(b"!garbage ") for f in log_a if f["fault"] == "garbage" and f["at"] <= 1000)
+
+
+def test_drop_every_refuse_and_rest_faults(tmp_path):
+    """drop-every closes with 1001 "fault: drop-every" after N frames; refuse answers the next
+    upgrade 503 for a while; REST: listings before any websocket are spared, then 429 twice, then
+    the recorded body after rest-delay, on the REST listener of its own."""
+    path = fixture_path(KRAKEN_48)
+    sent, frames = recorded(path)
+    log = tmp_path / "faults.jsonl"
+    body = open_capture(path).rest_body("https://api.kraken.com/0/public/AssetPairs")
+    with SimProcess(path, "--pace", "fast", "--faults", "drop-every=10,refuse=30,rest-status=429:2,rest-delay=0.3",
+                    "--fault-log", log) as sim:
+        assert sim.rest_url != sim.url.replace("ws://", "http://")  # a listener of its own
+        assert http_get(sim.rest_url + "/0/public/AssetPairs") == body  # no websocket yet: spared
+
+        async def go():
+            client, transport = await receive(sim.url, sent[:1], 99)
+            return client
+
+        client = asyncio.run(go())
+        assert client.closed_with == 1001 and [d for _, d in client.frames] == frames[:10]
+        from picows import WSError
+        with pytest.raises(WSError):
+            asyncio.run(go())  # refused for 30 s
+        for _ in range(2):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                http_get(sim.rest_url + "/0/public/AssetPairs")
+            assert info.value.code == 429 and b"fault: rest-status" in info.value.read()
+        with pytest.raises(urllib.error.HTTPError) as info:  # the websocket port answers REST faults too
+            http_get(sim.url.replace("ws://", "http://") + "/0/public/Nope")
+        assert info.value.code == 429
+        t = time.monotonic()
+        assert http_get(sim.rest_url + "/0/public/AssetPairs") == body
+        assert time.monotonic() - t >= 0.3
+        assert json.loads(http_get(sim.rest_url + "/_atomfast/capture"))["exchange"] == "kraken"  # never faulted
+    kinds = [json.loads(x)["fault"] for x in log.read_text().splitlines()]
+    assert kinds == ["drop-every", "refuse", "rest-status", "rest-status", "rest-status", "rest-delay"]
+
+
+def test_stall_is_silence_without_pong(tmp_path):
+    """stall=T@N: after N frames nothing for T s, and a websocket PING goes unanswered."""
+    from picows import WSListener, WSMsgType, ws_connect
+
+    path = fixture_path(KRAKEN_48)
+    sent, frames = recorded(path)
+
+    class Client(WSListener):
+        def __init__(self):
+            self.frames, self.pongs = [], 0
+
+        def on_ws_frame(self, transport, frame):
+            if frame.msg_type is WSMsgType.PONG:
+                self.pongs += 1
+            elif frame.msg_type is WSMsgType.TEXT:
+                self.frames.append((time.monotonic(), frame.get_payload_as_bytes()))
+
+    async def until(predicate, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return predicate()
+
+    with SimProcess(path, "--pace", "fast", "--faults", "stall=4@5", "--fault-log", tmp_path / "f.jsonl") as sim:
+
+        async def go():
+            transport, client = await ws_connect(Client, sim.url)
+            transport.send(WSMsgType.TEXT, sent[0])
+            assert await until(lambda: len(client.frames) >= 5)
+            transport.send_ping(b"during")
+            await asyncio.sleep(0.5)
+            during = client.pongs, len(client.frames)
+            assert await until(lambda: len(client.frames) == len(frames))
+            transport.send_ping(b"after")
+            assert await until(lambda: client.pongs >= 1)
+            transport.disconnect()
+            return client, during
+
+        client, during = asyncio.run(go())
+    assert during == (0, 5)  # in the stall: no frame after the 5th, the PING unanswered
+    assert [d for _, d in client.frames] == frames
+    assert client.pongs == 1  # a ping in the stall is never answered; the one after it is
+    assert [json.loads(x)["fault"] for x in (tmp_path / "f.jsonl").read_text().splitlines()] == ["stall"]
