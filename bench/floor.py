@@ -368,7 +368,25 @@ def deribit(frames: list[bytes]) -> int:
     return n
 
 
-fmfw = _one_decoder("atomfast.exchanges.hitbtc.messages")
+def fmfw(frames: list[bytes]) -> int:
+    """HitBTC v3 / FMFW (``HitbtcScheme``): every notification is one tagged union on ``ch``; an
+    answer to a request (which the union refuses) is decoded as JSON, then as an answer."""
+    from atomfast.exchanges.hitbtc import messages as m
+
+    union, anything, answer = m.decoder.decode, m.any_decoder.decode, m.answer_decoder.decode
+    n = 0
+    for data in frames:
+        try:
+            try:
+                union(data)
+            except _ERRORS:
+                if not isinstance(anything(data), dict):
+                    raise
+                answer(data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
 
 
 def poloniex(frames: list[bytes]) -> int:

@@ -103,7 +103,8 @@ class Venue:
         self.exchange = exchange
         self.rel = rel
         self.feed = feed
-        self.paths = [FIXTURES / r for r in rel]
+        # ``repo:PATH``: a capture of the repository's tests/data (see tests/test_captures.py)
+        self.paths = [ROOT / r[len("repo:"):] if r.startswith("repo:") else FIXTURES / r for r in rel]
         missing = [str(p) for p in self.paths if not p.exists()]
         if missing:
             raise FileNotFoundError(f"capture files absent: {missing}")
