@@ -43,6 +43,7 @@ CASES = {
     "poloniex": ("poloniex", ["cryptofeed/POLONIEX.ws.1.0"], "POLONIEX"),
     "phemex": ("phemex", ["cryptofeed/PHEMEX.ws.1.0"], "PHEMEX"),
     "bitflyer": ("bitflyer", ["cryptofeed/BITFLYER.ws.1.0"], "BITFLYER"),
+    "kucoin": ("kucoin", ["cryptofeed/KUCOIN.ws.1.0"], "KUCOIN"),
     # Bybit's own archive of a v5 linear orderbook.500 stream (50 real messages, most of the
     # bytes) and a few documented messages; cryptofeed's Bybit reads its own topic names only
     "bybit-linear": ("bybit-linear", ["repo:tests/data/bybit/BYBIT_LINEAR.ws.1.0"], None),

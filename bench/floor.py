@@ -479,6 +479,28 @@ def bitflyer(frames: list[bytes]) -> int:
     return n
 
 
+def kucoin(frames: list[bytes]) -> int:
+    """KuCoin spot (``KucoinScheme``): the envelope (``data`` kept raw), then the data with the
+    decoder of its ``subject``; control messages (welcome, ack, pong) stop at the envelope."""
+    from atomfast.exchanges.kucoin import messages as m
+
+    envelope = m.envelope_decoder.decode
+    subjects = {"trade.l2update": m.l2_decoder.decode, "trade.l3match": m.match_decoder.decode,
+                "trade.ticker": m.spot_ticker_decoder.decode, "trade.candles.update": m.spot_candle_decoder.decode,
+                "trade.candles.add": m.spot_candle_decoder.decode}
+    n = 0
+    for data in frames:
+        try:
+            env = envelope(data)
+            decode = subjects.get(env.subject)
+            if decode is not None:
+                decode(env.data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
 #: bench/bench_replay.py's cases -> floor function
 FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "kraken-book": kraken_v1,
@@ -498,4 +520,5 @@ FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "phemex": phemex,
     "bybit-linear": bybit,
     "bitflyer": bitflyer,
+    "kucoin": kucoin,
 }

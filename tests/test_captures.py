@@ -96,6 +96,8 @@ CAPTURES = [
         checksum_ok=3),
     Row("repo:tests/data/phemex/PHEMEX_FUTURES.ws.1.0", "phemex-futures", 9,
         {"candle": 3, "funding_rate": 1, "lob": 4, "open_interest": 1, "spread": 1, "status": 2, "trades": 1}),
+    Row("cryptofeed/KUCOIN.ws.1.0", "kucoin", 4721,
+        {"candle": 6, "lob": 10325, "spread": 560, "status": 10, "ticker": 830, "trades": 18, "trades_l3": 18}),
     Row("cryptofeed/BITFLYER.ws.1.0", "bitflyer", 1103,
         {"lob": 7305, "spread": 294, "status": 11, "ticker": 249, "trades": 162, "trades_l3": 162}),
     Row("cryptofeed/FMFW.ws.1.0", "fmfw", 589, {"lob": 12755, "spread": 156, "status": 47, "ticker": 41}),
