@@ -26,12 +26,12 @@ import zlib
 import pytest
 
 from atomfast.book import ASK, BID
-from atomfast.events import BUY, SELL, Candle, FundingRate, Liquidation, OpenInterest, Status, Ticker, Trade
+from atomfast.events import BUY, SELL, Candle, FundingRate, Liquidation, Status, Ticker, Trade
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.okx import OkxScheme
 from atomfast.exchanges.okx.handler import bar_of
 from atomfast.exchanges.okx.parse import name_instrument, parse_listing
-from atomfast.scheme import ConnectionPlan, Instrument
+from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
                               decimal_levels, fixture_path, recv_frames, replay_fixture, run_cli, signed32)
 

@@ -121,7 +121,8 @@ class OkxScheme(Scheme):
     unknown_market = "unknown instrument"
 
     dispatch = Dispatch({b"books": "_on_book", b"trades": "_on_trades", b"tickers": "_on_tickers",
-                         b"candle": "_on_candles", b"funding-rate": "_on_funding", b"open-interest": "_on_open_interest",
+                         b"candle": "_on_candles", b"funding-rate": "_on_funding",
+                         b"open-interest": "_on_open_interest",
                          b"liquidation-orders": "_on_liquidations", b"event": "_on_event"},
                         prefilter="_route",
                         decoders={b"books": m.book_decoder, b"trades": m.trade_decoder, b"tickers": m.ticker_decoder,
@@ -413,8 +414,8 @@ class OkxScheme(Scheme):
         atom_us = recv_ns // 1000
         interval, length = bar
         for start, closed, o, h, lo, c, v in out:
-            self.emit("candle", Candle(self.exchange, symbol, start, start + length, interval, 0, closed, o, h, lo, c, v,
-                                       atom_us // 1000, atom_us))
+            self.emit("candle", Candle(self.exchange, symbol, start, start + length, interval, 0, closed, o, h, lo, c,
+                                       v, atom_us // 1000, atom_us))
 
     # --- funding, open interest, liquidations -------------------------------------------------
     def _on_funding(self, conn: Connection, msg: m.FundingMsg, data: bytes, recv_ns: int) -> None:
