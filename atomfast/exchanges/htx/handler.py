@@ -90,7 +90,7 @@ class PrevSeqNum:
     def check(st, first: int, last: int, prev: int) -> int | str:
         if prev == st.last:
             return APPLY
-        if st.fresh and last <= st.last:
+        if last <= st.snap:
             return STALE  # (in the snapshot)
         return f"prevSeqNum {prev} != previous seqNum {st.last}"
 
