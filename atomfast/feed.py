@@ -22,6 +22,10 @@ Protocol details:
 - Application-level pings every ``scheme.ping_interval`` s: ``scheme.ping_message()``, or a
   websocket PING frame when the scheme has no message of its own.
 - Watchdog: a connection silent for ``scheme.silence_timeout`` s is dropped and reconnected.
+- Token: a scheme with ``token_path`` (KuCoin) is connected, on its own URL (not an
+  ``--endpoint``), to the URL its ``connect_url`` reads from a POST of that path, made before
+  every connect (``_token_url``); a failed POST is a "rest error" and a failed connect. The
+  token never reaches a log, a status or a recording: ``conn.url`` stays the scheme's URL.
 - Reconnect: exponential backoff with full jitter (``Backoff``), forever unless ``max_retries``;
   the attempt counter restarts after a connection that stayed up ``stable_after`` s.
   ``scheme.on_close`` marks the connection's books unsynced and says ``disconnected``;
@@ -39,6 +43,8 @@ import logging
 import random
 import ssl
 import time
+import urllib.parse
+import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError, ws_connect
@@ -326,7 +332,12 @@ class FeedConnection:
 
     async def _connect(self):
         group = self.group
-        url = self.url
+        url = shown = self.url
+        if group.scheme.token_path and _own_url(group.scheme, url):
+            url = await self._token_url()  # (the URL carries a token: only ``shown`` is logged)
+            if url is None:
+                return None
+            shown = redact_url(url)
         try:
             transport, _listener = await asyncio.wait_for(
                 ws_connect(
@@ -346,12 +357,39 @@ class FeedConnection:
             msg = str(exc) or type(exc).__name__
             if isinstance(exc, asyncio.TimeoutError):
                 msg = f"timed out after {group.connect_timeout:g} s"
-            log.warning("%s conn %d: cannot connect to %s: %s", group.scheme.exchange, self.id, url, msg)
+            log.warning("%s conn %d: cannot connect to %s: %s", group.scheme.exchange, self.id, shown, msg)
             return None
         if not self.connected and not transport.is_disconnected:
             # the handshake completed but on_ws_connected did not run (cannot happen in picows 1.x+)
             self._on_connected(transport)
         return transport
+
+    async def _token_url(self) -> str | None:
+        """Before each connect to the scheme's own URL (``Scheme.token_path``): POST the token
+        path (the REST override applied) and read the URL to connect to (``connect_url``). A
+        failure is a "rest error" and a failed connect (None: backoff, retry). The URL and the
+        answer carry the token: neither is logged, recorded or handed to the REST hooks."""
+        group = self.group
+        scheme = group.scheme
+        target = group.rest_url(scheme.rest_url + scheme.token_path)
+        try:
+            body = await rest.post(target, b"{}", timeout=group.connect_timeout)
+            url, ping = scheme.connect_url(body, uuid.uuid4().hex)
+            if not url.startswith(("ws://", "wss://")):
+                raise ValueError(f"not a websocket URL: {redact_url(url)!r}")
+        except asyncio.CancelledError:
+            raise
+        except rest.RestError as exc:
+            detail = str(exc)
+        except Exception as exc:  # noqa: BLE001 - an answer that names no URL (a scheme's message names no token)
+            detail = f"POST {target}: {type(exc).__name__}: {exc}"
+        else:
+            if 0 < ping < (scheme.ping_interval or float("inf")):
+                scheme.ping_interval = ping  # the server's own interval, when it asks for more pings
+            return url
+        group.metrics.errors.report("rest error", detail)
+        log.warning("%s conn %d: no websocket URL: %s", scheme.exchange, self.id, detail)
+        return None
 
     async def _wait_closed(self, transport) -> str:
         reason = ""
@@ -372,6 +410,18 @@ class FeedConnection:
         except Exception as exc:  # noqa: BLE001 - the connection is gone either way
             reason = f"{type(exc).__name__}: {exc}"
         return self.closing or self.close_frame_reason or reason or "connection lost"
+
+
+def _own_url(scheme: "Scheme", url: str) -> bool:
+    """Whether ``url`` is one of the scheme's own websocket URLs (not an ``--endpoint``)."""
+    own = url.rstrip("/")
+    return own == scheme.ws_url.rstrip("/") or any(own == u.rstrip("/") for u in scheme.channel_urls.values())
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its query and fragment (where a token travels): fit for a log."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class FeedGroup:
@@ -575,4 +625,4 @@ class FeedGroup:
         self.driver.rest(conn, url, body, recv_ns)
 
 
-__all__ = ["Backoff", "FeedConnection", "FeedGroup"]
+__all__ = ["Backoff", "FeedConnection", "FeedGroup", "redact_url"]

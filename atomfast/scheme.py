@@ -156,6 +156,10 @@ class Scheme:
     secret_fields: ClassVar[tuple[str, ...]] = ()
     #: the bad-input kind of a name that is no market (``known``): the venue's word for one
     unknown_market: ClassVar[str] = "unknown market"
+    #: a REST path POSTed (``rest_url + token_path``, body ``{}``) before EVERY connect to the
+    #: scheme's own websocket URL (not to an ``--endpoint``): its answer gives the URL to connect
+    #: to (``connect_url``), e.g. KuCoin's ``/api/v1/bullet-public`` token. "" (default): none
+    token_path: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -242,6 +246,14 @@ class Scheme:
 
     def ping_message(self) -> str | bytes | None:
         return None
+
+    @classmethod
+    def connect_url(cls, body: bytes, connect_id: str) -> tuple[str, float]:
+        """The websocket URL to connect to and the ping interval in s (0: the scheme's own) from
+        the answer to ``token_path``; ``connect_id`` is unique per connect. ValueError if the
+        answer names none. The URL may carry a secret (a token): the feed never logs or records
+        it. Default: no ``token_path``, nothing to read."""
+        raise NotImplementedError(f"{cls.__name__} declares no token_path")
 
     def on_timer(self, conns: Sequence[Connection], now_ns: int) -> None:
         """Every ``timer_interval`` s (the feed's housekeeping), with the connections that are up:

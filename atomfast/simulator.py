@@ -9,7 +9,9 @@ One picows server (``ws_create_server``) on HOST:PORT does both:
 - plain HTTP GET requests (no ``Upgrade: websocket``) are answered from the capture's REST
   recordings, from picows' upgrade handler: ``GET path?query`` -> the recorded body (200), else
   404. REST is therefore served on the SAME port as the websocket (``--rest-port R`` adds a
-  second listener on R, same behaviour). ``GET /_atomfast/capture`` describes the capture
+  second listener on R, same behaviour, which also answers a POST with the path's recorded
+  answer, as a venue's websocket token needs: picows' upgrade handler refuses a POST).
+  ``GET /_atomfast/capture`` describes the capture
   (``{"exchange": ..., "urls": [...], "connections": N, "frames": [...]}``), so a client can tell
   which exchange protocol the simulator speaks.
 
@@ -662,24 +664,30 @@ class Simulator:
 
     # --- life --------------------------------------------------------------------------------
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The REST listener of a fault plan: one GET per TCP connection, answered as the
-        websocket port answers it, but able to wait (``rest-delay``)."""
+        """The REST listener (``rest_port``): one GET or POST per TCP connection, answered as
+        the websocket port answers a GET, but able to wait (``rest-delay``)."""
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
+            length = 0
             while True:  # the headers
                 h = await asyncio.wait_for(reader.readline(), 10)
                 if h in (b"\r\n", b"\n", b""):
                     break
+                name, _, value = h.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length" and value.strip().isdigit():
+                    length = min(int(value.strip()), 1 << 20)
+            if length:  # a POST's body: read, not used (the answer is the one recorded for the path)
+                await asyncio.wait_for(reader.readexactly(length), 10)
             method, _, rest = line.decode("latin-1").partition(" ")
             path = rest.split(" ", 1)[0] or "/"
-            status, delay = self.rest_fault(path) if method == "GET" else (0, 0.0)
+            status, delay = self.rest_fault(path) if method in _ANSWERED else (0, 0.0)
             if delay:
                 self.fault("rest-delay", path=path, seconds=delay)
                 await asyncio.sleep(delay)
             if status:
                 body = _fault_body(status)
             else:
-                body = self.rest_answer(path) if method == "GET" else None
+                body = self.rest_answer(path) if method in _ANSWERED else None
                 status = 200 if body is not None else 404
                 log.info("REST %s %s -> %d", method, path, status)
                 if body is None:
@@ -700,10 +708,8 @@ class Simulator:
         self.servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         if self.rest_port is not None and self.rest_port != self.port:
-            if self.faults.rest_faults:
-                rest_server = await asyncio.start_server(self._http, self.host, self.rest_port)
-            else:
-                rest_server = await ws_create_server(self._route, self.host, self.rest_port, logger_name="simulator")
+            # (plain asyncio: picows' upgrade handler refuses a POST, which this listener answers)
+            rest_server = await asyncio.start_server(self._http, self.host, self.rest_port)
             self.servers.append(rest_server)
             self.rest_port = rest_server.sockets[0].getsockname()[1]
         else:
@@ -734,6 +740,11 @@ class Simulator:
         if self._own_fault_file and self._fault_file is not None:
             self._fault_file.close()
             self._fault_file = None
+
+
+#: the HTTP methods answered from the recordings: a POST (a venue's websocket token, KuCoin's
+#: ``bullet-public``) gets the answer recorded for its path, as a GET does
+_ANSWERED = ("GET", "POST")
 
 
 def _fault_body(status: int) -> bytes:

@@ -11,6 +11,8 @@ Futures listing ``GET /api/v1/contracts/active``: ``type`` ``FFWCSX`` is a perpe
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -117,9 +119,19 @@ def number_text(value) -> str:
     return text
 
 
+def _loopback(url: str) -> bool:
+    """A URL of this machine (a local simulator): the only place a token may go unencrypted."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def bullet_endpoint(body: bytes, connect_id: str) -> tuple[str, float]:
     """The websocket URL (with ``token`` and ``connectId``) and the ping interval (s) of a
-    ``POST /api/v1/bullet-public`` answer; ValueError if it names none."""
+    ``POST /api/v1/bullet-public`` answer; ValueError if it names none (the message never holds
+    the token). The endpoint is ``wss://`` (or ``ws://`` on this machine: a simulator)."""
     try:
         bullet = m.bullet_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -127,7 +139,10 @@ def bullet_endpoint(body: bytes, connect_id: str) -> tuple[str, float]:
     if bullet.code != "200000" or bullet.data is None or not bullet.data.instanceServers:
         raise ValueError(f"bullet-public: no server (code {bullet.code!r})")
     server = bullet.data.instanceServers[0]
-    if not server.endpoint.startswith("wss://"):
-        raise ValueError(f"bullet-public: endpoint {server.endpoint!r} is not wss://")
+    if not (server.endpoint.startswith("wss://") or (server.endpoint.startswith("ws://") and _loopback(server.endpoint))):
+        raise ValueError(f"bullet-public: endpoint {server.endpoint[:100]!r} is not wss:// (nor a local ws://)")
+    if not (0 < server.pingInterval <= 600_000):
+        raise ValueError(f"bullet-public: pingInterval {server.pingInterval!r}")
     sep = "&" if "?" in server.endpoint else "?"
-    return f"{server.endpoint}{sep}token={bullet.data.token}&connectId={connect_id}", server.pingInterval / 1000.0
+    token = quote(bullet.data.token, safe="-_.~=")
+    return f"{server.endpoint}{sep}token={token}&connectId={quote(connect_id, safe='')}", server.pingInterval / 1000.0
