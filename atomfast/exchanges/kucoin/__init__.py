@@ -1,4 +1,4 @@
 """KuCoin spot (``kucoin``) and futures (``kucoin-futures``): see ``handler``."""
-from .handler import KucoinScheme
+from .handler import KucoinFuturesScheme, KucoinScheme
 
-__all__ = ["KucoinScheme"]
+__all__ = ["KucoinFuturesScheme", "KucoinScheme"]

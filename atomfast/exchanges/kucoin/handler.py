@@ -5,9 +5,10 @@ Connecting (https://www.kucoin.com/docs-new/websocket-api/base-info/get-public-t
 ``POST /api/v1/bullet-public`` answers a token and the servers; the client connects to
 ``<endpoint>?token=<token>&connectId=<id>``, pings ``{"id":..,"type":"ping"}`` every
 ``pingInterval`` (18 s) and subscribes ``{"id":..,"type":"subscribe","topic":..,"response":true}``.
-The scheme declares the route (``token_path``) and reads the answer (``connect_url``); the
-runtime does not yet POST before a connect (see the package's README note in ``__init__``), so a
-live run needs that hook; ``--endpoint`` (a simulator) needs no token.
+The scheme declares the route (``token_path``) and reads the answer (``connect_url``); the feed
+POSTs it before every connect to the scheme's own URL (``atomfast.feed``: the REST override
+applied, so ``run --rest-endpoint SIM`` takes the simulator's answer); ``--endpoint`` (a
+simulator) needs no token. The token never reaches a log, a status or a recording.
 
 Spot channels (atomfast topic -> KuCoin topic, up to 100 markets per subscription):
 lob -> ``/market/level2`` (``trade.l2update``), trades and trades_l3 -> ``/market/match``
@@ -30,19 +31,32 @@ price: updates beyond that price are not applied (the book is exact within that 
 holding a level it cannot vouch for), and when such a side empties the book is rebuilt
 (``resync``: "partial snapshot exhausted").
 
-Futures (https://www.kucoin.com/docs-new/3470082w0): lob -> ``/contractMarket/level2`` (one
-change ``"price,side,size"`` per message, ``sequence`` + 1 each: ``Sequenced``) on the public
-REST snapshot ``GET /api/v1/level2/snapshot``; trades and trades_l3 ->
-``/contractMarket/execution``; ticker -> ``/contractMarket/tickerV2``; candle ->
-``/contractMarket/limitCandle:SYM_1min``; funding_rate -> ``/contract/instrument``
-(``funding.rate``, with the last ``mark.index.price``); open_interest -> a REST poll of
-``GET /api/v1/contracts/{symbol}`` (``openInterest``, in lots), no stream carrying it.
+Futures (``kucoin-futures``, token from ``https://api-futures.kucoin.com/api/v1/bullet-public``;
+sizes in lots, as the venue sends them):
+- lob -> ``/contractMarket/level2`` (https://www.kucoin.com/docs-new/3470082w0): one change
+  ``"price,side,size"`` per message (size 0 removes the price), each ``sequence`` the previous
+  + 1 (``Sequenced``); the book from the public REST snapshot ``GET /api/v1/level2/snapshot``
+  (its ``sequence``): buffered updates up to it dropped, the next must be ``sequence`` + 1; a
+  jump is a gap (counted, ``resync``, a new snapshot); an update already in the book (a repeat)
+  is stale and changes nothing;
+- trades -> ``/contractMarket/execution`` (``match``, 3470084w0; ``side`` the taker's, ``ts`` ns),
+  trades_l3 from the same message where it names ``makerOrderId``/``takerOrderId``;
+- ticker -> ``/contractMarket/tickerV2`` (3470080w0: best bid/ask, ``ts`` ns);
+- candle -> ``/contractMarket/limitCandle:SYM_1min`` (3470086w0: ``candles`` = [start s, open,
+  close, high, low, "volume" the docs say not to use, then the traded amount]: the volume
+  published is the last element, in lots);
+- funding_rate -> ``/contract/instrument`` (3470087w0): ``funding.rate`` (``fundingRate``; the
+  1-minute ``granularity`` 60000 is the current period's predicted rate, also published as
+  ``predicted_rate``), with the last ``mark.index.price`` ``markPrice`` (a mark price alone
+  publishes nothing);
+- open_interest -> a REST poll (no stream carries it) of ``GET /api/v1/contracts/{symbol}``
+  (``openInterest``, lots), on connect and every ``open_interest_interval`` s.
 """
 from __future__ import annotations
 
 import itertools
 import time
-from typing import Sequence
+from typing import ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from ...book import ASK, BID, L2Book
@@ -168,7 +182,7 @@ class _KucoinBase(Scheme):
         atom_us = recv_ns // 1000
         if self._want_trades:
             self.emit("trades", Trade(self.exchange, symbol, p, s, taker_side, trade_id, event_ms, atom_us))
-        if self._want_trades_l3:
+        if self._want_trades_l3 and (maker or taker):  # (a trade naming no order is no level-3 trade)
             self.emit("trades_l3", TradeL3(self.exchange, symbol, p, s, taker_side, trade_id, maker, taker, event_ms,
                                            atom_us))
 
@@ -427,3 +441,275 @@ class KucoinScheme(_KucoinBase):
             self.bad_input("malformed candle", str(exc)[:200], data)
             return
         self._candle(topic_market, c.candles, event_ms, data, recv_ns)
+
+
+#: the open-interest "channel": a REST poll, not a topic (nothing is subscribed for it)
+OPEN_INTEREST = "/api/v1/contracts"
+_FUTURES_SIDES = {"buy": BID, "sell": ASK}
+
+
+class KucoinFuturesScheme(_KucoinBase):
+    exchange = "kucoin-futures"
+    websocket_endpoints = (WebsocketEndpoint("wss://ws-api-futures.kucoin.com/"),)
+    rest_endpoint = RestEndpoint("https://api-futures.kucoin.com", Routes(
+        instruments="/api/v1/contracts/active", snapshot="/api/v1/level2/snapshot", open_interest=OPEN_INTEREST))
+    channels = {"lob": "/contractMarket/level2", "trades": "/contractMarket/execution",
+                "trades_l3": "/contractMarket/execution", "ticker": "/contractMarket/tickerV2",
+                "candle": "/contractMarket/limitCandle", "funding_rate": "/contract/instrument",
+                "open_interest": OPEN_INTEREST}
+    default_channels = ("lob", "trades", "ticker")
+    default_symbols = ("BTC-USDT-PERP", "ETH-USDT-PERP")
+    _single = ("/contractMarket/limitCandle",)
+    open_interest_interval: ClassVar[float] = 30.0
+    timer_interval = 1.0
+    dispatch = Dispatch({"level2": "_on_l2", "match": "_on_match", "tickerV2": "_on_ticker",
+                         "candle.stick": "_on_candle", "funding.rate": "_on_funding",
+                         "mark.index.price": "_on_mark", "": "_on_control"},
+                        decoder=m.envelope_decoder, field="subject", lead=b"{", fallback="_on_other")
+
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
+                 channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        self.sync = BookSync(self, Sequenced("sequence", reason="sequence {first} != previous {book} + 1"),
+                             self._request, self._apply, self._load, max_buffer=100_000,
+                             overflow="snapshot buffer overflow")
+        #: native -> the last mark price (``mark.index.price``), published with the funding rate
+        self.marks: dict[str, float] = {}
+        #: conn.id -> (conn, natives) polled for open interest
+        self._oi: dict[int, tuple[Connection, list[str]]] = {}
+        self._oi_next = 0.0
+
+    @classmethod
+    def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
+        return parse_contracts(body)
+
+    def guess_instrument(self, native: str) -> Instrument:
+        return guess_contract(native)
+
+    # --- subscriptions, the open-interest poll ----------------------------------------------------
+    def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
+        if channel == OPEN_INTEREST:
+            return []  # a REST poll (``on_open``, ``on_timer``)
+        return super().subscribe_messages(channel, natives)
+
+    def on_open(self, conn: Connection, recv_ns: int) -> None:
+        super().on_open(conn, recv_ns)
+        oi = [n for channel, natives in conn.plan.subscriptions if channel == OPEN_INTEREST for n in natives]
+        if oi:
+            self._oi[conn.id] = (conn, oi)
+            self._poll_open_interest(conn, oi)
+            self._oi_next = max(self._oi_next, time.monotonic() + self.open_interest_interval)
+
+    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
+        self._oi.pop(conn.id, None)
+        super().on_close(conn, reason, recv_ns)
+
+    def on_timer(self, conns, now_ns: int) -> None:
+        """Every ``open_interest_interval`` s, each open connection polls its markets' OI."""
+        if not self._oi:
+            return
+        now = time.monotonic()
+        if now < self._oi_next:
+            return
+        for conn in conns:
+            entry = self._oi.get(conn.id)
+            if entry is not None and entry[0] is conn:
+                self._poll_open_interest(conn, entry[1])
+        self._oi_next = now + self.open_interest_interval
+
+    def _poll_open_interest(self, conn: Connection, natives: list[str]) -> None:
+        for native in natives:
+            conn.fetch(self._oi_url(native))
+
+    def _oi_url(self, native: str) -> str:
+        return f"{self.rest_url}{OPEN_INTEREST}/{native}"
+
+    # --- lob --------------------------------------------------------------------------------------
+    def _on_l2(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            d = m.futures_l2_decoder.decode(msg.data)
+            price, side_text, size = d.change.split(",")
+            side = _FUTURES_SIDES[side_text]
+            if not (0 < d.sequence < 1 << 62) or not ms_ok(d.timestamp) or price == "0":
+                raise ValueError(f"sequence {d.sequence!r} timestamp {d.timestamp!r} price {price!r}")
+            self._checker(native).check_sides([(price, size)])
+        except (*DECODE_ERRORS, *BOOK_ERRORS, KeyError) as exc:
+            self.bad_input("malformed level2", str(exc)[:200], data)
+            self.sync.lost(conn, native, recv_ns, f"malformed level2: {str(exc)[:100]}")
+            return
+        seq = d.sequence
+        self.sync.diff(conn, native, (side, price, size, d.timestamp), seq, seq, 0, data, recv_ns)
+
+    def _request(self, conn: Connection, native: str) -> None:
+        conn.fetch(self._snapshot_url(native))
+
+    def _snapshot_url(self, native: str) -> str:
+        return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native)
+
+    def _apply(self, native: str, diff: tuple, data: bytes | None, recv_ns: int) -> bool:
+        side, price, size, event_ms = diff
+        book = self.books[native]
+        event_ms = event_ms or recv_ns // 1_000_000
+        atom_us = recv_ns // 1000
+        flags = book.apply_sides(side, [(price, size)], None, self.rows("lob"), Lob, self.exchange,
+                                 self._symbols[native], event_ms, atom_us)
+        if flags & CROSSED:
+            reason = self._crossed(book)
+            if reason:
+                self.gap(self.sync.markets[native].conn, native, reason, recv_ns)
+                return False
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+        return True
+
+    def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
+        parts = urlsplit(url)
+        if parts.path.startswith(OPEN_INTEREST + "/") and not parts.query:
+            if parts.path != self.instruments_path:  # (a listing a replay hands over: not an answer)
+                self._on_open_interest(parts.path[len(OPEN_INTEREST) + 1:], body, recv_ns)
+            return
+        native = (parse_qs(parts.query).get("symbol") or [""])[0]
+        if not native or url != self._snapshot_url(native) or not self.sync.answered(native):
+            return  # not ours, not asked for, or no longer wanted
+        try:
+            snap = m.futures_rest_book_decoder.decode(body)
+            d = snap.data
+            if snap.code != "200000" or d is None:
+                raise ValueError(f"code {snap.code!r} {snap.msg[:100]!r}")
+            if not (0 < d.sequence < 1 << 62) or not (0 <= d.ts < 10**19):
+                raise ValueError(f"sequence {d.sequence!r} ts {d.ts!r}")
+            bids = [(number_text(p), number_text(q)) for p, q in d.bids]
+            asks = [(number_text(p), number_text(q)) for p, q in d.asks]
+            self._checker(native).check_sides(bids, asks)
+        except (*DECODE_ERRORS, *BOOK_ERRORS) as exc:
+            self._snapshot_failed(native, str(exc), body, recv_ns)
+            return
+        self.sync.snapshot(native, d.sequence, (bids, asks, d.ts // 1_000_000), body, recv_ns)
+
+    def on_rest_error(self, url: str, exc: Exception, recv_ns: int) -> None:
+        """A failed snapshot GET: asked again (after the retry delay) on the book's next update."""
+        native = (parse_qs(urlsplit(url).query).get("symbol") or [""])[0]
+        st = self.sync.markets.get(native)
+        if st is not None and st.pending and url == self._snapshot_url(native):
+            self.sync.request_failed(native, recv_ns)
+
+    def _load(self, native: str, snap: tuple, body: bytes, recv_ns: int) -> bool:
+        bids, asks, event_ms = snap
+        event_ms = event_ms or recv_ns // 1_000_000
+        atom_us = recv_ns // 1000
+        book = self.begin_snapshot(native, recv_ns, event_ms)
+        book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
+                         atom_us)
+        reason = self._crossed(book)
+        if reason:
+            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
+            self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+            return False
+        self.emit_spread(native, book, event_ms, atom_us)
+        return True
+
+    # --- trades, ticker, candles, funding, open interest -------------------------------------------
+    def _on_match(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            t = m.execution_decoder.decode(msg.data)
+            event_ms = ns_to_ms(t.ts)
+            size = number_text(t.size)
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed trade", str(exc)[:200], data)
+            return
+        if t.symbol != native:
+            self.bad_input("malformed trade", f"symbol {t.symbol!r} on {msg.topic!r}"[:200], data)
+            return
+        self._trade(native, t.price, size, t.side, t.tradeId, t.makerOrderId, t.takerOrderId, event_ms, data,
+                    recv_ns)
+
+    def _on_ticker(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            t = m.ticker_v2_decoder.decode(msg.data)
+            event_ms = ns_to_ms(t.ts)
+            values = tuple(float(number_text(x)) for x in (t.bestBidPrice, t.bestBidSize, t.bestAskPrice,
+                                                             t.bestAskSize))
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed ticker", str(exc)[:200], data)
+            return
+        if not all(ok_float(x) for x in values):
+            self.bad_input("malformed ticker", repr(values), data)
+            return
+        self.emit("ticker", Ticker(self.exchange, self._symbols[native], *values, event_ms or recv_ns // 1_000_000,
+                                   recv_ns // 1000))
+
+    def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        topic_market, _, interval = msg.topic.rpartition(":")[2].rpartition("_")
+        if interval != "1min":
+            self.bad_input("unknown candle interval", repr(msg.topic)[:100], data)
+            return
+        if not self.known(topic_market, data):
+            return
+        try:
+            c = m.futures_candle_decoder.decode(msg.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed candle", str(exc)[:200], data)
+            return
+        if len(c.candles) < 7:
+            self.bad_input("malformed candle", repr(c.candles)[:200], data)
+            return
+        # [start, open, close, high, low, volume (wrong, says the venue), amount]: the amount's
+        # place holds the volume the candle is published with
+        self._candle(topic_market, c.candles[:5] + c.candles[6:7], c.time, data, recv_ns)
+
+    def _on_funding(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            f = m.funding_decoder.decode(msg.data)
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed funding.rate", str(exc)[:200], data)
+            return
+        rate = f.fundingRate
+        if not (-1.0 < rate < 1.0) or not ms_ok(f.timestamp):
+            self.bad_input("malformed funding.rate", f"{rate!r} {f.timestamp!r}", data)
+            return
+        predicted = rate if f.granularity == 60000 else 0.0
+        self.emit("funding_rate", FundingRate(self.exchange, self._symbols[native], self.marks.get(native, 0.0), rate,
+                                              0, predicted, f.timestamp or recv_ns // 1_000_000, recv_ns // 1000))
+
+    def _on_mark(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        native = self._topic_market(msg, data)
+        if not native:
+            return
+        try:
+            mark = m.mark_decoder.decode(msg.data).markPrice
+        except DECODE_ERRORS as exc:
+            self.bad_input("malformed mark.index.price", str(exc)[:200], data)
+            return
+        if not (ok_float(mark) and mark > 0.0):
+            self.bad_input("malformed mark.index.price", repr(mark), data)
+            return
+        self.marks[native] = mark
+
+    def _on_open_interest(self, native: str, body: bytes, recv_ns: int) -> None:
+        if native not in self._symbols and not self.known(native, body):
+            return
+        try:
+            ans = m.one_contract_decoder.decode(body)
+            if ans.code != "200000" or ans.data is None or ans.data.symbol != native:
+                raise ValueError(f"code {ans.code!r}")
+            oi = float(number_text(ans.data.openInterest))
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed openInterest", str(exc)[:200], body)
+            return
+        if not ok_float(oi):
+            self.bad_input("malformed openInterest", repr(oi), body)
+            return
+        self.emit("open_interest", OpenInterest(self.exchange, self._symbols[native], oi, recv_ns // 1_000_000,
+                                                recv_ns // 1000))

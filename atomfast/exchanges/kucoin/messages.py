@@ -14,7 +14,7 @@ import msgspec
 
 
 class Envelope(msgspec.Struct, gc=False):
-    type: str
+    type: str = ""
     topic: str = ""
     subject: str = ""
     data: msgspec.Raw = msgspec.Raw(b"null")
