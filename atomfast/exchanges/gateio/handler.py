@@ -234,10 +234,6 @@ class _GateBase(Scheme):
     def _candle_ok(start_s: int, o: str, h: str, lo: str, c: str) -> bool:
         return 0 <= start_s < MAX_MS // 1000 - 60 and all(x.__class__ is str and is_plain(x) for x in (o, h, lo, c))
 
-    def on_close(self, conn: Connection, reason: str, recv_ns: int) -> None:
-        """The connection's books wait for the whole book of the next subscription."""
-        super().on_close(conn, reason, recv_ns)
-
 
 class GateioScheme(_GateBase):
     exchange = "gateio"
