@@ -496,12 +496,25 @@ class Scheme:
         dropped = books.get(native)
         if dropped is not None:
             dropped.clear()
-        self.status(self.instrument(native).symbol, "resync", said, recv_ns)
+        symbol = self.instrument(native).symbol
+        self._withdraw(symbol, (LOB, "spread") if book == LOB else (book,))
+        self.status(symbol, "resync", said, recv_ns)
         log.warning("%s %s: resync (%s)", self.exchange, native, said)
         if book == LOB:
             self.resubscribe(conn, native)
         else:
             self.resubscribe(conn, native, book)
+
+    def _withdraw(self, symbol: str, topics: tuple[str, ...]) -> None:
+        """Take back what the current frame produced for ``symbol``'s book (levels applied before
+        the check that failed, as a checksum compared after its update): no level of a book found
+        corrupt is published. Only where records wait for the frame's end (a pipeline's rows)."""
+        for topic in topics:
+            rows = self.rows(topic)
+            if rows.__class__ is list and rows:
+                kept = [r for r in rows if r[1] != symbol]
+                if len(kept) != len(rows):
+                    rows[:] = kept
 
     def book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int,
                     book: str = LOB) -> None:
