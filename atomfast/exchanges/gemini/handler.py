@@ -22,7 +22,8 @@ book and resubscribe to resync." That is ``atomfast.kit.booksync.Contiguous``: a
 status ``resync`` "gap: U .. != previous u .. + 1", the book dropped), otherwise it is applied.
 A resync unsubscribes and resubscribes the market's depth stream; its frames are dropped until
 the new subscription is answered, and the first one after that answer is the new snapshot
-(Gemini's SDKs do the same: the first frame after a (re)subscribe ack is the snapshot). A book
+(Gemini's SDKs do the same: the first frame after a (re)subscribe ack is the snapshot; the first
+depth frame of a market never subscribed by this scheme, as in a replayed capture, is one too). A book
 an update leaves crossed (best bid >= best ask) is a gap too; a malformed depth frame resyncs
 (bad input).
 
@@ -44,6 +45,8 @@ from .parse import parse_listing, price_size, split, to_ms
 
 REST = RestEndpoint("https://api.gemini.com", Routes(instruments="/v1/symbols"))
 DEPTH = "depth@100ms"
+#: update ids are int64 (the spec's ``format: int64``): a larger one is absurd
+MAX_ID = 2**63
 
 
 class _Probe(msgspec.Struct, gc=False):
@@ -99,11 +102,11 @@ class GeminiScheme(Scheme):
 
     def _native(self, s, data: bytes) -> str | None:
         """The market of a frame's ``s`` (either case); None (bad input counted) if none."""
-        if s in self._symbols:
-            return s
         if s.__class__ is not str:
             self.bad_input(self.unknown_market, repr(s)[:100], data)
             return None
+        if s in self._symbols:
+            return s
         low = s.lower()
         return low if self.known(low, data) else None
 
@@ -209,13 +212,13 @@ class GeminiScheme(Scheme):
             self.book_sync.lost(conn, native, recv_ns, f"{kind}: {detail}")
 
     def _on_answer(self, conn: Connection, f: m.Frame, data: bytes, recv_ns: int) -> None:
-        rid = f.id
+        rid = f.id if f.id.__class__ is int else None  # (our ids are integers)
         if rid in self._unsubs:
             self._unsubs.discard(rid)
             if f.status != 200:
                 self.bad_input("exchange error", repr(f.error)[:200], data)
             return
-        natives = self._subs.pop(rid, None) if rid.__class__ is int else None
+        natives = self._subs.pop(rid, None)
         if f.status != 200:
             self.bad_input("exchange error", f"request {rid!r}: status {f.status} {f.error!r}"[:300], data)
             for n in natives or ():
@@ -236,10 +239,12 @@ class GeminiScheme(Scheme):
             return
         first, last, b, a = f.U, f.u, f.b, f.a
         if (first is None or last is None or f.E is None or b.__class__ is not list or a.__class__ is not list
-                or not 0 <= first <= last):
+                or not 0 <= first <= last < MAX_ID):
             self._depth_lost(conn, native, "malformed depthUpdate", f"U {first!r} u {last!r} E {f.E!r}", data, recv_ns)
             return
-        if native in self._expect:
+        if native in self._expect or (native not in self.book_sync.markets and native not in self._awaiting):
+            # the first frame after the subscription's answer (or the first of the market at all:
+            # a replayed capture, whose subscription this scheme did not send)
             self._expect.discard(native)
             self.book_sync.snapshot(native, last, f, data, recv_ns, conn)
             return
