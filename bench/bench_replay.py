@@ -43,7 +43,11 @@ CASES = {
     "poloniex": ("poloniex", ["cryptofeed/POLONIEX.ws.1.0"], "POLONIEX"),
     "phemex": ("phemex", ["cryptofeed/PHEMEX.ws.1.0"], "PHEMEX"),
     "bitflyer": ("bitflyer", ["cryptofeed/BITFLYER.ws.1.0"], "BITFLYER"),
+    "gemini": ("gemini", ["cryptofeed/GEMINI.ws.1.0"], "GEMINI"),
     "kucoin": ("kucoin", ["cryptofeed/KUCOIN.ws.1.0"], "KUCOIN"),
+    # third wave
+    "okx": ("okx", ["cryptofeed/OKX.ws.1.0"], "OKX"),
+    "htx": ("htx", ["cryptofeed/HUOBI.ws.44.0"], "HUOBI"),
     # Bybit's own archive of a v5 linear orderbook.500 stream (50 real messages, most of the
     # bytes) and a few documented messages; cryptofeed's Bybit reads its own topic names only
     "bybit-linear": ("bybit-linear", ["repo:tests/data/bybit/BYBIT_LINEAR.ws.1.0"], None),

@@ -501,6 +501,58 @@ def kucoin(frames: list[bytes]) -> int:
     return n
 
 
+def okx(frames: list[bytes]) -> int:
+    """OKX v5 (``OkxScheme``): the route read on the bytes (the scheme's ``_route``: ``event`` or
+    the channel), then that route's decoder, once; ``pong`` (no route) is not decoded."""
+    from atomfast.exchanges.okx import messages as m
+    from atomfast.exchanges.okx.handler import OkxScheme
+
+    route = OkxScheme._route
+    decoders = {b"books": m.book_decoder.decode, b"trades": m.trade_decoder.decode,
+                b"tickers": m.ticker_decoder.decode, b"candle": m.candle_decoder.decode,
+                b"funding-rate": m.funding_decoder.decode, b"open-interest": m.open_interest_decoder.decode,
+                b"liquidation-orders": m.liquidation_decoder.decode, b"event": m.event_decoder.decode}
+    n = 0
+    for data in frames:
+        try:
+            decode = decoders.get(route(None, data))
+            if decode is not None:
+                decode(data)
+            n += 1
+        except _ERRORS:
+            pass
+    return n
+
+
+def htx(frames: list[bytes]) -> int:
+    """HTX spot (``HtxScheme``): each frame gunzipped (HTX sends gzip), its route read on the
+    bytes (the scheme's ``_route``), then that route's decoder; what has none (answers) is
+    decoded as a control message."""
+    import zlib
+
+    from atomfast.exchanges.htx import messages as m
+    from atomfast.exchanges.htx.handler import HtxScheme
+
+    route = HtxScheme._route
+    decoders = {b"mbp": m.mbp_decoder.decode, b"dep": m.depth_decoder.decode, b"tra": m.trade_decoder.decode,
+                b"bbo": m.spot_bbo_decoder.decode, b"kli": m.kline_decoder.decode, b"ping": m.ping_decoder.decode,
+                b"rep": m.rep_decoder.decode}
+    control = m.control_decoder.decode
+    n = 0
+    for data in frames:
+        try:
+            if data[:2] == b"\x1f\x8b":
+                data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+            decoders.get(route(None, data), control)(data)
+            n += 1
+        except (*_ERRORS, zlib.error):
+            pass
+    return n
+
+
+gemini = _one_decoder("atomfast.exchanges.gemini.messages", "v2_decoder")
+
+
 #: bench/bench_replay.py's cases -> floor function
 FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "kraken-book": kraken_v1,
@@ -521,4 +573,7 @@ FLOORS: dict[str, Callable[[list[bytes]], int]] = {
     "bybit-linear": bybit,
     "bitflyer": bitflyer,
     "kucoin": kucoin,
+    "okx": okx,
+    "htx": htx,
+    "gemini": gemini,
 }

@@ -132,6 +132,23 @@ FRAMES.update({
         b'"ts":1790134293834,"s":"BTC_USDT_PERP' + BAD + b'","cT":1790134293821}],"action":"update"}',
     ],
 })
+FRAMES.update({
+    "HtxScheme": [b'{"ch":"market.btcusdt' + BAD + b'.trade.detail","ts":1630994963175,"tick":{"id":137005445109,'
+                  b'"ts":1630994963173,"data":[]}}'],
+    "HtxFuturesScheme": [b'{"ch":"market.BTC-USDT' + BAD + b'.trade.detail","ts":1630994963175,"tick":{"id":1,'
+                         b'"ts":1630994963173,"data":[]}}'],
+    "GateioScheme": [b'{"time":1606292218,"time_ms":1606292218231,"channel":"spot.trades","event":"update",'
+                     b'"result":{"id":309143071,"create_time":1606292218,"create_time_ms":"1606292218213.4578",'
+                     b'"side":"sell","currency_pair":"GT_USDT' + BAD + b'","amount":"16.4700000000",'
+                     b'"price":"0.4705000000"}}'],
+    "GateioFuturesScheme": [b'{"channel":"futures.trades","event":"update","time":1541503698,"time_ms":1541503698123,'
+                            b'"result":[{"size":-108,"id":27753479,"create_time":1545136464,'
+                            b'"create_time_ms":1545136464123,"price":"96.4","contract":"BTC_USDT' + BAD + b'"}]}'],
+    "KucoinFuturesScheme": [b'{"type":"message","topic":"/contractMarket/level2:XBTUSDTM' + BAD + b'",'
+                            b'"subject":"level2","data":{"sequence":18,"change":"5000.0,sell,83",'
+                            b'"timestamp":1551770400000}}'],
+})
+FRAMES["HtxCoinSwapScheme"] = FRAMES["HtxFuturesScheme"]
 FRAMES["HitbtcScheme"] = FRAMES["FmfwScheme"]
 FRAMES["BybitSpotScheme"] = FRAMES["BybitLinearScheme"] = FRAMES["BybitInverseScheme"] = [
     b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1687940967466,"data":{"s":"BTCUSDT' + BAD + b'","b":[],'
