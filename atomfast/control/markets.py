@@ -138,7 +138,8 @@ def base_symbol_for(base: str, quote: str, kind: str) -> str:
     if kind == "FUTURE":
         if len(parts) != 2 or not _DATE.match(parts[1]):
             raise MarketError(
-                f"a FUTURE market carries its expiry after the quote: market.quote_symbol 'USD-20261225', not {_show(quote)}")
+                "a FUTURE market carries its expiry after the quote: "
+                f"market.quote_symbol 'USD-20261225', not {_show(quote)}")
         return f"{b}-{_asset(parts[0], 'quote_symbol')}-{parts[1]}"
     # OPTION
     if (len(parts) != 4 or not _DATE.match(parts[1]) or not _STRIKE.match(parts[2])

@@ -12,7 +12,6 @@ may appear.
 from __future__ import annotations
 
 import base64
-import os
 import signal
 import socket
 import subprocess
@@ -173,7 +172,8 @@ def test_serve_with_a_token_refusing_wrong_ones(kafka_bootstrap, tmp_path):
     from atomfast.control import level4_pb2_grpc as pb_grpc
 
     markers = _markers()
-    env = _env(markers, kafka_bootstrap, f"http://{markers['URL_USER']}:{markers['URL_PASSWORD']}@127.0.0.1:{_free_port()}")
+    registry = f"http://{markers['URL_USER']}:{markers['URL_PASSWORD']}@127.0.0.1:{_free_port()}"
+    env = _env(markers, kafka_bootstrap, registry)
     for name in ("KAFKA_SASL_KEY", "KAFKA_SASL_SECRET"):  # the test broker has no SASL: serve must reach it
         env.pop(name)
     guess = f"guess-{markers['ATOMFAST_RPC_TOKEN']}x"
@@ -250,5 +250,4 @@ def test_settings_errors_name_the_setting_not_the_secret(tmp_path, bad):
     out, err = _run(["run", "--exchange", "kraken", "--sink", "kafka", "--duration", "1"], env, tmp_path, timeout=60)
     assert err.strip()
     _assert_clean({"stdout": out, "stderr": err}, markers)
-    if os.environ.get("CI"):
-        assert name in err or "KAFKA_SASL" in err
+    assert name in err, err[-2000:]
