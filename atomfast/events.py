@@ -173,7 +173,9 @@ class Raw(NamedTuple):
 
 RAW_KINDS = ("frame", "open", "attach", "close", "rest", "rest_error", "stop", "end")
 
-STATUS_VALUES = ("connected", "subscribed", "snapshot", "resync", "disconnected", "stopped")
+STATUS_VALUES = ("connected", "subscribed", "snapshot", "resync", "disconnected", "stopped", "uncrossed")
+#: ``uncrossed``: a book the venue lets cross (dYdX's indexer) was uncrossed by its documented
+#: rule; the reason names the levels removed
 #: said by the Kafka sink (symbol ""): the local queue is full and the feed waits
 #: (``backpressure``), events go to local files (``spilling``), Kafka takes events again
 #: (``recovered``); the reason tells how long and how many. Said by the files sink: the disk
