@@ -22,15 +22,40 @@ COMMANDS = {
 }
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"invalid log level {text!r}: one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
+    """The global flags, before the command and (with ``default`` SUPPRESS, so a later one wins
+    only when given) after it too."""
+    parser.add_argument("--log-level", type=_log_level, default=default,
+                        help="DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"atomfast {__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="atomfast",
         description="Fast, verified cryptocurrency market-data collector.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    parser.add_argument("--version", action="version", version=_version())
+    _add_global_flags(parser, "INFO")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_global_flags(p, argparse.SUPPRESS)
         try:
             module = importlib.import_module(f"atomfast.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -54,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"atomfast {args._unavailable}: not available in this build", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -291,9 +291,23 @@ class Scheme:
         for sym in self.symbols:
             inst = self.by_symbol.get(sym) or self.instruments.get(sym)
             if inst is None:
-                raise ValueError(f"{self.exchange}: unknown symbol {sym!r}")
+                raise ValueError(f"{self.exchange}: unknown symbol {sym!r}{self._did_you_mean(sym)}")
             out.append(inst.native)
         return out
+
+    def _did_you_mean(self, sym: str) -> str:
+        """A hint for a symbol the listing lacks: its normalised form (``btc/usd`` -> BTC-USD,
+        the exchange's native name -> its symbol), else the closest listed names."""
+        import difflib
+
+        guess = sym.strip().upper().replace("/", "-").replace("_", "-")
+        if guess in self.by_symbol:
+            return f"; did you mean {guess}?"
+        native = self.instruments.get(sym.strip()) or self.instruments.get(sym.strip().upper())
+        if native is not None:
+            return f"; did you mean {native.symbol}? (symbols are normalised: BASE-QUOTE, BASE-QUOTE-PERP, ...)"
+        close = difflib.get_close_matches(guess, list(self.by_symbol), n=3, cutoff=0.6)
+        return f"; did you mean {' or '.join(close)}?" if close else ""
 
     def plan_natives(self, channel: str, natives: list[str]) -> list[str]:
         """The markets of ``natives`` that the exchange channel ``channel`` exists for (e.g. a

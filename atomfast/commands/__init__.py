@@ -10,12 +10,22 @@ import sys
 from ..collector import FeedSpec, split_list
 
 
+def names(what: str):
+    """An argparse type: a comma-separated list that names at least one ``what``."""
+    def parse(text: str) -> str:
+        if not split_list(text):
+            raise argparse.ArgumentTypeError(f"empty: name at least one {what} (or leave the flag out)")
+        return text
+
+    return parse
+
+
 def add_feed_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of one feed (``run``, ``record``): the fields of a FeedSpec."""
     p.add_argument("--exchange", required=True, help="exchange name (kraken, kraken-futures, ...)")
-    p.add_argument("--symbols", default=None,
+    p.add_argument("--symbols", default=None, type=names("symbol"),
                    help="comma-separated normalised symbols (BTC-USD,ETH-USD); default: config.ini [exchange] symbols")
-    p.add_argument("--channels", default=None, help="comma-separated channels (lob,trades,ticker,...); default: the scheme's")
+    p.add_argument("--channels", default=None, type=names("channel"), help="comma-separated channels (lob,trades,ticker,...); default: the scheme's")
     p.add_argument("--endpoint", default=None, help="websocket URL replacing the exchange's (ws://127.0.0.1:P for a simulator)")
     p.add_argument("--rest-endpoint", default=None,
                    help="REST base URL replacing the exchange's (default: derived from a local --endpoint)")

@@ -694,6 +694,11 @@ def main(args: argparse.Namespace) -> int:
     if not topic or "/" in topic or "\\" in topic or topic in (".", ".."):
         print(f"atomfast consume: bad topic name {args.topic!r}", file=sys.stderr)
         return 2
+    from ..events import TOPICS
+
+    if topic not in TOPICS:
+        print(f"atomfast consume: unknown topic {topic!r}; the topics are {', '.join(TOPICS)}", file=sys.stderr)
+        return 2
     args.topic = topic
     if args.max_messages < 0:
         print("atomfast consume: --max-messages must be 0 (no limit) or more", file=sys.stderr)

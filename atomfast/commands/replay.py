@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N received frames")
     p.add_argument("--raw", action="store_true",
                    help="also publish what the scheme is handed to the raw topic (as run --raw)")
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="write the JSON summary to FILE (with --sink stdout it goes to stderr, not among the events)")
     p.add_argument("--force", action="store_true",
                    help="replay a capture that looks like another venue's as this exchange anyway")
 
@@ -62,9 +64,20 @@ def main(args: argparse.Namespace) -> int:
         print(f"atomfast replay: {exc}", file=sys.stderr)
         return 2
     summary = metrics.summary(replay.seconds)
-    sys.stdout.flush()
-    sys.stdout.buffer.write(msgspec.json.encode(summary) + b"\n")
-    sys.stdout.flush()
+    line = msgspec.json.encode(summary)
+    if args.summary:
+        try:
+            with open(args.summary, "wb") as fh:
+                fh.write(line + b"\n")
+        except OSError as exc:
+            print(f"atomfast replay: cannot write the summary to {args.summary}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if args.sink == "stdout":  # the events are the data stream: the summary goes with the messages
+        print(f"summary: {line.decode()}", file=sys.stderr, flush=True)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(line + b"\n")
+        sys.stdout.flush()
     failed = outcome(summary, names, args.exchange)
     if failed:
         print(f"atomfast replay: {failed}", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""The command line's habits (issue "A product a new user can run", item 8): ``--version``,
+global flags after the command too, invalid log levels refused, empty lists refused, symbol
+errors that suggest the normalised form, ``consume`` that knows its topics, and a summary that
+stays out of the data stream when events go to stdout."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from atomfast import __version__
+from atomfast.exchanges.kraken import KrakenSpotV1Scheme
+from atomfast.testing import Harness, capture_instruments, fixture_path, run_cli
+
+KRAKEN_48 = "cryptofeed/KRAKEN.ws.48.0"
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"atomfast {__version__}"
+
+
+def test_log_level_before_or_after_the_command_and_refused_when_invalid(tmp_path):
+    cap = tmp_path / "KRAKEN.ws.48.0"  # no listing beside it: a WARNING says symbols are guessed
+    cap.write_bytes(fixture_path(KRAKEN_48).read_bytes())
+    loud = run_cli("replay", cap, "--exchange", "kraken", "--sink", "null")
+    after = run_cli("replay", cap, "--exchange", "kraken", "--sink", "null", "--log-level", "error")
+    before = run_cli("--log-level", "ERROR", "replay", cap, "--exchange", "kraken", "--sink", "null")
+    assert loud.returncode == after.returncode == before.returncode == 0
+    assert "WARNING atomfast.replay: kraken: capture holds no instrument listing" in loud.stderr
+    assert after.stderr == before.stderr == ""
+    for args in (["--log-level", "verbose", "replay", "x", "--exchange", "kraken"],
+                 ["replay", "x", "--exchange", "kraken", "--log-level", "verbose"]):
+        r = run_cli(*args)
+        assert r.returncode == 2
+        assert "invalid log level 'verbose': one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in r.stderr
+
+
+@pytest.mark.parametrize("flag, what", [("--symbols", "symbol"), ("--channels", "channel")])
+def test_an_empty_list_is_an_error(flag, what):
+    r = run_cli("run", "--exchange", "kraken", flag, " , ")
+    assert r.returncode == 2
+    assert f"argument {flag}: empty: name at least one {what}" in r.stderr
+
+
+def test_unknown_symbol_suggests_the_normalised_form():
+    listing = capture_instruments("cryptofeed/KRAKEN.ws.50.0", KrakenSpotV1Scheme)
+    h = Harness(KrakenSpotV1Scheme, listing)
+    for given, hint in (("btc-usd", "did you mean BTC-USD\\?"), ("xbt/usd", "did you mean BTC-USD\\?"),
+                        ("BTC-USX", "did you mean BTC-USD")):
+        h.scheme.symbols = [given]
+        with pytest.raises(ValueError, match=f"unknown symbol '{given}'; {hint}"):
+            h.scheme.native_symbols()
+    h.scheme.symbols = ["NOPE-ZZZ"]
+    with pytest.raises(ValueError) as err:
+        h.scheme.native_symbols()
+    assert str(err.value) == "kraken: unknown symbol 'NOPE-ZZZ'"
+
+
+def test_consume_knows_its_topics(tmp_path):
+    r = run_cli("consume", "foo", "--from", "files", "--data-dir", tmp_path)
+    assert r.returncode == 2
+    assert "unknown topic 'foo'; the topics are lob, lob_l3, trades" in r.stderr
+
+
+def test_replay_to_stdout_keeps_the_summary_out_of_the_events(tmp_path):
+    r = run_cli("replay", fixture_path(KRAKEN_48), "--exchange", "kraken", "--sink", "stdout",
+                "--summary", tmp_path / "summary.json")
+    assert r.returncode == 0
+    lines = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert {ln["topic"] for ln in lines} == {"status", "trades"} and len(lines) == 21
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("summary: ")]
+    assert len(said) == 1
+    summary = json.loads(said[0][len("summary: "):])
+    assert (summary["frames"], summary["events"]) == (49, {"status": 11, "trades": 10})
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
