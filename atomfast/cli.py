@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS = {
@@ -37,6 +38,9 @@ def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
     only when given) after it too."""
     parser.add_argument("--log-level", type=_log_level, default=default,
                         help="DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)")
+    parser.add_argument("--config", default=None if default is not argparse.SUPPRESS else default, metavar="PATH",
+                        help="settings file (default: $ATOMFAST_CONFIG, else ./config.ini if present; "
+                             "every exchange's default symbols are built in)")
 
 
 def _version() -> str:
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_unavailable", None):
         print(f"atomfast {args._unavailable}: not available in this build", file=sys.stderr)
         return 2
+    if args.config is not None:  # every load_settings of the command reads it
+        os.environ["ATOMFAST_CONFIG"] = args.config
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -148,18 +148,24 @@ def load_settings(
     overrides: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
     env_file: str | Path = "keys/.env",
-    config_ini: str | Path = "config.ini",
+    config_ini: str | Path | None = None,
 ) -> Settings:
     """Settings from all sources, highest first: ``overrides`` (CLI flags, by field name),
-    environment, ``keys/.env``, ``config.ini`` ([atomfast] keys by environment name; one
-    section per exchange with ``symbols``), defaults."""
+    environment, ``keys/.env``, the config file ([atomfast] keys by environment name; one
+    section per exchange with ``symbols``), defaults (every exchange's default symbols are its
+    scheme's). The config file is ``config_ini``, else ``ATOMFAST_CONFIG`` (``atomfast --config
+    PATH`` sets it), else ``config.ini`` in the working directory if there is one; a file the
+    user named (``ATOMFAST_CONFIG``) must exist."""
     env = os.environ if env is None else env
     settings = Settings()
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
 
     ini = configparser.ConfigParser()
-    ini_path = Path(config_ini)
+    named = env.get("ATOMFAST_CONFIG") or None if config_ini is None else None
+    ini_path = Path(config_ini if config_ini is not None else named or "config.ini")
+    if named is not None and not ini_path.is_file():
+        raise SettingsError(f"the config file {ini_path} does not exist (--config / ATOMFAST_CONFIG)")
     if ini_path.is_file():
         try:
             ini.read(ini_path, encoding="utf-8")

@@ -1331,9 +1331,11 @@ def child_env(extra: dict | None = None, base: dict | None = None) -> dict:
     return env
 
 
-def run_cli(*args: Any, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    """``python -m atomfast.cli ARGS`` from the project root (stdout and stderr captured as text)."""
-    return subprocess.run([sys.executable, "-m", "atomfast.cli", *map(str, args)], cwd=ROOT, env=child_env(base=env),
+def run_cli(*args: Any, env: dict | None = None, timeout: float = 120, cwd: str | Path = ROOT,
+            **kw) -> subprocess.CompletedProcess:
+    """``python -m atomfast.cli ARGS`` from the project root, or ``cwd`` (stdout and stderr
+    captured as text)."""
+    return subprocess.run([sys.executable, "-m", "atomfast.cli", *map(str, args)], cwd=cwd, env=child_env(base=env),
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 

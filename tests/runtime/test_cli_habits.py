@@ -74,3 +74,35 @@ def test_replay_to_stdout_keeps_the_summary_out_of_the_events(tmp_path):
     summary = json.loads(said[0][len("summary: "):])
     assert (summary["frames"], summary["events"]) == (49, {"status": 11, "trades": 10})
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_config_names_the_settings_file_from_any_directory(tmp_path):
+    """``--config PATH`` (or ATOMFAST_CONFIG) names the settings file; a named file must exist;
+    with none, the exchange's built-in default symbols are used from any directory (what the
+    feed subscribes, as ``record`` writes it down)."""
+    from atomfast.capture import SENT, open_capture
+    from atomfast.testing import SimProcess
+
+    ini = tmp_path / "my.ini"
+    ini.write_text("[kraken]\nsymbols = ETH-USD\n")
+    missing = run_cli("--config", tmp_path / "nope.ini", "replay", fixture_path(KRAKEN_48), "--exchange", "kraken")
+    assert missing.returncode == 2
+    assert f"the config file {tmp_path / 'nope.ini'} does not exist (--config / ATOMFAST_CONFIG)" in missing.stderr
+
+    def subscribed(*args, env=None) -> set[str]:
+        out = tmp_path / f"rec{len(list(tmp_path.iterdir()))}.txt"
+        r = run_cli("record", "--exchange", "kraken", "--endpoint", sim.url, "--out", out, "--channels", "trades",
+                    "--max-frames", 3, *args, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        pairs = set()
+        for f in open_capture(out).frames():
+            if f.kind == SENT:
+                pairs |= set(json.loads(f.data)["pair"])
+        return pairs
+
+    import os
+
+    with SimProcess(fixture_path("cryptofeed/KRAKEN.ws.50.0"), "--pace", "fast") as sim:
+        assert subscribed() == {"XBT/USD", "ETH/USD"}  # KrakenSpotV1Scheme's default_symbols
+        assert subscribed("--config", ini) == {"ETH/USD"}
+        assert subscribed(env={**os.environ, "ATOMFAST_CONFIG": str(ini)}) == {"ETH/USD"}
