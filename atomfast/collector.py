@@ -70,7 +70,12 @@ class UsageError(Exception):
 
 
 class StartError(Exception):
-    """The exchange cannot be reached at start-up: one line on stderr, exit 1."""
+    """The exchange cannot be reached at start-up: one line on stderr, exit 1. ``retryable``:
+    the network did not answer (a later attempt may succeed), not an answer that cannot be read."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass
@@ -102,13 +107,18 @@ class FeedSpec:
     max_retries: int | None = None
     #: reconnect backoff base in seconds (doubles each attempt, full jitter, 30 s cap)
     backoff: float = 0.5
-    #: serve Prometheus metrics on http://127.0.0.1:PORT/metrics
+    #: serve Prometheus metrics on http://METRICS_HOST:PORT/metrics
     metrics_port: int | None = None
+    #: the address the metrics endpoint binds (0.0.0.0: every interface, e.g. in a container)
+    metrics_host: str = "127.0.0.1"
     #: a live status line on a terminal (a log line every 10 s otherwise)
     status: bool = True
     #: keep the run-state file (``atomfast.runstate``): say at start that the previous run to
     #: the same sink ended uncleanly, and how far it had delivered (``atomfast run``)
     run_state: bool = False
+    #: fail at once when the exchange cannot be reached at start (default: wait for the network,
+    #: retrying with the reconnect backoff, up to ``max_retries`` attempts)
+    fail_fast: bool = False
 
 
 @dataclass
@@ -130,6 +140,9 @@ class Setup:
     #: the first of ``listings``
     instruments_url: str = ""
     instruments_body: bytes = b""
+    #: what kept the feed from starting at once (the network unreachable): said as a status
+    #: ``disconnected`` (symbol "") when the feed starts
+    start_waits: list = field(default_factory=list)
 
 
 def split_list(text: str | Sequence[str] | None) -> list[str]:
@@ -268,7 +281,7 @@ async def resolve(setup: Setup) -> None:
             elif isinstance(answer, BaseException):
                 raise answer
         if len(failed) == len(urls):
-            raise StartError(f"cannot fetch the instrument listing: {failed[0]}")
+            raise StartError(f"cannot fetch the instrument listing: {failed[0]}", retryable=True)
         instruments: dict = {}
         for original, url, body in zip(originals, urls, answers):
             if isinstance(body, BaseException):
@@ -372,12 +385,21 @@ async def execute(
     try:
         if state is not None:
             state.begin(pipeline, loop)
+        if setup.start_waits:
+            from .events import Status
+
+            now_us = time.time_ns() // 1000
+            pipeline.emit("status", Status(setup.exchange, "", "disconnected", setup.start_waits[-1], now_us // 1000,
+                                           now_us))
+            pipeline.end_frame()
         if spec.metrics_port is not None:
-            server = MetricsServer(lambda: prometheus_text(metrics, sink, scheme), "127.0.0.1", spec.metrics_port)
+            server = MetricsServer(lambda: prometheus_text(metrics, sink, scheme), spec.metrics_host,
+                                   spec.metrics_port)
             try:
                 await server.start()
             except OSError as exc:
-                raise UsageError(f"--metrics-port {spec.metrics_port}: {exc.strerror or exc}") from None
+                raise UsageError(f"--metrics-host {spec.metrics_host} --metrics-port {spec.metrics_port}: "
+                                 f"{exc.strerror or exc}") from None
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, group.stop, signal.Signals(sig).name)
@@ -444,10 +466,57 @@ class Collector:
         checked against them (UsageError). The summary's clock starts here."""
         setup = self.setup if self.setup is not None else self.prepare()
         self.started = time.monotonic()
-        await resolve(setup)
+        await self._resolve_waiting(setup)
         validate(setup)
         self._resolved = True
         return setup
+
+    async def _resolve_waiting(self, setup: Setup) -> None:
+        """``resolve``, waiting for the network: an unreachable listing is asked again with the
+        reconnect backoff (doubling, full jitter, 30 s cap), a WARNING each time, until it answers,
+        ``max_retries`` attempts fail, SIGINT/SIGTERM, or at once with ``fail_fast``."""
+        import random
+
+        spec = self.spec
+        attempt = 0
+        first = time.monotonic()
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        handled = []
+        try:
+            while True:
+                try:
+                    await resolve(setup)
+                    if attempt:
+                        note = (f"waited {time.monotonic() - first:.1f} s for the network at start "
+                                f"({attempt} failed attempt{'s' if attempt > 1 else ''}): {setup.start_waits[-1]}")
+                        setup.start_waits.append(note)
+                        log.info("%s: %s", setup.exchange, note)
+                    return
+                except StartError as exc:
+                    attempt += 1
+                    if (not exc.retryable or spec.fail_fast or self._stop is not None
+                            or (spec.max_retries is not None and attempt > spec.max_retries)):
+                        raise
+                    setup.start_waits.append(str(exc))
+                    delay = min(30.0, spec.backoff * 2 ** min(attempt - 1, 16)) * random.uniform(0.5, 1.0)
+                    log.warning("%s: %s; waiting for the network: attempt %d, next in %.1f s (--fail-fast to stop "
+                                "at once)", setup.exchange, exc, attempt, delay)
+                    if not handled:
+                        for sig in (signal.SIGINT, signal.SIGTERM):
+                            try:
+                                loop.add_signal_handler(sig, stopped.set)
+                                handled.append(sig)
+                            except (NotImplementedError, RuntimeError):
+                                pass
+                    try:
+                        await asyncio.wait_for(stopped.wait(), delay)
+                    except asyncio.TimeoutError:
+                        continue
+                    raise StartError(f"stopped while waiting for the network: {exc}") from None
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
     def open_sink(self) -> "Sink":
         """The spec's sink, made with the settings (UsageError)."""

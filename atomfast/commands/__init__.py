@@ -35,6 +35,9 @@ def add_feed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N received frames")
     p.add_argument("--max-retries", type=int, default=None, metavar="N",
                    help="give a connection up after N reconnect attempts in a row (default: forever)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="exit at once when the exchange cannot be reached at start (default: wait for the network, "
+                        "retrying with the backoff, up to --max-retries attempts)")
     p.add_argument("--backoff", type=float, default=0.5, metavar="SECONDS",
                    help="reconnect backoff base (doubles each attempt, full jitter, 30 s cap; default 0.5)")
 
@@ -55,7 +58,9 @@ def feed_spec(args: argparse.Namespace) -> FeedSpec:
         max_frames=args.max_frames,
         max_retries=args.max_retries,
         backoff=args.backoff,
+        fail_fast=bool(getattr(args, "fail_fast", False)),
         metrics_port=getattr(args, "metrics_port", None),
+        metrics_host=getattr(args, "metrics_host", None) or "127.0.0.1",
         status=not getattr(args, "no_status", False),
     )
 

@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="files sink directory (default: settings' data dir)")
     p.add_argument("--raw", action="store_true", help="also publish every received frame, untouched, to the raw topic")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                   help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (HOST: --metrics-host)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                   help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--no-status", action="store_true", help="no live status line / periodic status log")
 
 
