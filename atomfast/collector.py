@@ -250,7 +250,7 @@ def _scheme_by_url(exchange: str, url: str):
 async def resolve(setup: Setup) -> None:
     """The scheme (asking a local simulator where needed) and the instrument listing."""
     from .exchanges import scheme_for
-    from .rest import RestError, fetch, rebase
+    from .rest import RestError, fetch, post, rebase
     from .simulator import INFO_PATH
 
     if setup.scheme_cls is None:
@@ -271,7 +271,12 @@ async def resolve(setup: Setup) -> None:
     if cls.instruments_paths:
         originals = [cls.rest_url + path for path in cls.instruments_paths]
         urls = [rebase(original, setup.rest_base, cls.rest_url) for original in originals]
-        answers = await asyncio.gather(*(fetch(url) for url in urls), return_exceptions=True)
+        # a listing declared ``Post(path, body)`` is POSTed (kit.endpoints), the others GET
+        routes = cls.rest_endpoint.routes
+        bodies = routes.instrument_bodies if routes.instrument_paths == cls.instruments_paths else ()
+        answers = await asyncio.gather(
+            *(fetch(url) if i >= len(bodies) or bodies[i] is None else post(url, bodies[i])
+              for i, url in enumerate(urls)), return_exceptions=True)
         failed = []
         for url, answer in zip(urls, answers):
             if isinstance(answer, RestError):

@@ -106,3 +106,49 @@ def test_config_names_the_settings_file_from_any_directory(tmp_path):
         assert subscribed() == {"XBT/USD", "ETH/USD"}  # KrakenSpotV1Scheme's default_symbols
         assert subscribed("--config", ini) == {"ETH/USD"}
         assert subscribed(env={**os.environ, "ATOMFAST_CONFIG": str(ini)}) == {"ETH/USD"}
+
+
+def test_start_waits_for_the_network(tmp_path):
+    """No network at start: the listing is asked again with the backoff (a WARNING each time)
+    until it answers; then the feed starts and its first status says how long it waited.
+    ``--max-retries`` bounds the wait; SIGTERM during it ends with one line, no traceback."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from atomfast.testing import ROOT, SimProcess, child_env
+
+    with socket.socket() as s:  # a port nobody listens on yet: the simulator comes up there later
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}"
+    bounded = run_cli("run", "--exchange", "kraken", "--scheme", "v1", "--endpoint", url, "--max-retries", 2,
+                      "--backoff", 0.01, timeout=60)
+    assert bounded.returncode == 1 and "Traceback" not in bounded.stderr
+    assert bounded.stderr.count("waiting for the network: attempt") == 2
+    assert "cannot fetch the instrument listing" in bounded.stderr.splitlines()[-1]
+
+    proc = subprocess.Popen([sys.executable, "-m", "atomfast.cli", "run", "--exchange", "kraken", "--scheme", "v1",
+                             "--endpoint", url, "--backoff", "0.2", "--sink", "stdout", "--max-frames", "50"],
+                            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # a few failed attempts
+    with SimProcess(fixture_path("cryptofeed/KRAKEN.ws.50.0"), "--pace", "fast", "--port", port):
+        out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-2000:]
+    assert "waiting for the network: attempt 1" in err and "Traceback" not in err
+    statuses = [json.loads(ln) for ln in out.splitlines() if json.loads(ln)["topic"] == "status"]
+    first = statuses[0]
+    assert (first["symbol"], first["status"]) == ("", "disconnected")
+    assert first["reason"].startswith("waited ") and "for the network at start" in first["reason"]
+    assert statuses[1]["status"] == "connected"
+
+    proc = subprocess.Popen([sys.executable, "-m", "atomfast.cli", "run", "--exchange", "kraken", "--scheme", "v1",
+                             "--endpoint", url, "--backoff", "5"], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "stopped while waiting for the network" in err.splitlines()[-1]

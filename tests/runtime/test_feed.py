@@ -751,8 +751,9 @@ def test_run_bad_settings_exit_2_with_one_line(tmp_path):
             r = atomfast("run", "--exchange", "kraken", "--endpoint", sim.url, *args, timeout=30)
             assert r.returncode == 2, (args, r.stderr)
             assert words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
-    # an unreachable REST listing is not a settings error: exit 1, one line
-    r = atomfast("run", "--exchange", "kraken", "--scheme", "v1", "--endpoint", "ws://127.0.0.1:1", timeout=30)
+    # an unreachable REST listing with --fail-fast is not a settings error: exit 1, one line
+    r = atomfast("run", "--exchange", "kraken", "--scheme", "v1", "--endpoint", "ws://127.0.0.1:1", "--fail-fast",
+                 timeout=30)
     assert r.returncode == 1 and "instrument listing" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
