@@ -141,6 +141,11 @@ class L3Book:
         """Number of price levels on ``side``."""
     def __len__(self) -> int:
         """Number of orders on both sides."""
+    def checksum_kraken(self, book_scale: bool = False) -> int:
+        """Kraken websocket v2 level3 CRC-32 (unsigned): top 10 ask levels (low to high) then
+        top 10 bid levels (high to low), every order of a level in queue order, its price then
+        its size ('.' and leading zeros removed). ``book_scale``: values at the book's scale
+        (the pair's precision: v2 JSON numbers); False: with the decimals each was sent with."""
     def checksum_bitfinex(self) -> int:
         """Bitfinex R0 (raw book) CRC-32 (signed): top 25 orders per side (price priority, then
         arrival order), "bidId:bidAmt:askId:-askAmt:..." with JavaScript number text."""

@@ -25,8 +25,9 @@ unchanged. Example::
     book.truncate(1000)                      # Kraken: keep the subscribed depth
     assert book.checksum_kraken() == int(message_checksum)
 
-Checksums: ``checksum_kraken`` (websocket v1/v2, unsigned), ``checksum_okx`` (signed),
-``checksum_bitfinex`` (P0 on ``L2Book``, R0 on ``L3Book``; signed).
+Checksums: ``checksum_kraken`` (websocket v1/v2 book on ``L2Book``, v2 level3 on ``L3Book``;
+unsigned), ``checksum_okx`` (signed), ``checksum_bitfinex`` (P0 on ``L2Book``, R0 on ``L3Book``;
+signed).
 """
 from __future__ import annotations
 

@@ -2476,6 +2476,43 @@ cdef class L3Book:
         return (f"L3Book(price_decimals={self.pscale}, size_decimals={self.sscale}, "
                 f"bid_orders={self.norders[0]}, ask_orders={self.norders[1]})")
 
+    def checksum_kraken(self, bint book_scale=False):
+        """Kraken spot websocket v2 ``level3`` checksum, as an unsigned CRC-32.
+
+        The top 10 ask levels (low to high), then the top 10 bid levels (high to low); at each
+        level every order in queue order: its price, then its remaining size, each with '.'
+        removed and then leading zeros removed; CRC-32 of the concatenation. ``book_scale``:
+        values written at the book's scale (build the book at the pair's precision: v2 sends
+        JSON numbers, which drop trailing zeros); False: with the decimals each was sent with.
+        https://docs.kraken.com/api/docs/guides/spot-ws-l3-v2
+        """
+        cdef uint32_t state = 0xFFFFFFFFu
+        cdef char buf[CK_BUF]
+        cdef Py_ssize_t pos = 0
+        cdef int i, k, side
+        cdef int ps = self.pscale, ss = self.sscale
+        cdef int32_t x, j
+        cdef Level* n = self.pool.n
+        cdef LevelQueue* q = self._queues()
+        cdef Order* o
+        for k in range(2):
+            side = C_ASK if k == 0 else C_BID
+            x = self.sides[side].best
+            i = 0
+            while x != 0 and i < 10:
+                j = q[x].head
+                while j != -1:
+                    if pos > CK_BUF - 2 * FMT_BUF:
+                        state = af_crc(state, buf, pos)
+                        pos = 0
+                    o = &self.o[j]
+                    pos += _fmt_kraken(buf + pos, n[x].price, ps, ps if book_scale else o.pdec)
+                    pos += _fmt_kraken(buf + pos, o.size, ss, ss if book_scale else o.sdec)
+                    j = o.next
+                x = _next_worse(n, &self.sides[side], x)
+                i += 1
+        return <uint32_t>~af_crc(state, buf, pos)
+
     def checksum_bitfinex(self):
         """Bitfinex raw book (R0) checksum (signed int32).
 

@@ -98,7 +98,8 @@ def test_subscribe_messages_and_ping():
     assert json.loads(v2.subscribe_messages("ticker", ["BTC/USD"])[0]) == {
         "method": "subscribe", "params": {"channel": "ticker", "symbol": ["BTC/USD"]}}
     assert json.loads(v2.ping_message()) == {"method": "ping"} and v2.ping_interval > 0
-    assert KrakenSpotScheme.channels == {"lob": "book", "trades": "trade", "ticker": "ticker", "candle": "ohlc"}
+    assert KrakenSpotScheme.channels == {"lob": "book", "trades": "trade", "ticker": "ticker", "candle": "ohlc",
+                                        "lob_l3": "level3"}
 
 
 # ------------------------------------------------------------------------------------------------

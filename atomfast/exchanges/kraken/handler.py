@@ -23,16 +23,24 @@ v1 ticker sizes are the ``lotVolume`` (exact decimal) of ``a``/``b``, not the ro
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import time
 from operator import attrgetter
 from typing import Sequence
 from weakref import WeakSet
 
 import msgspec
 
-from ...book import ASK, BID, L2Book, parse_checksum
-from ...events import Candle, Lob, Ticker, Trade
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
-                       RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from ...book import ASK, BID, L2Book, L3Book, parse_checksum, parse_decimal
+from ...events import BUY, SELL, Candle, Lob, LobL3, Ticker, Trade
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
+                       Connection, ConnectionPlan, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
+                       WebsocketEndpoint)
 from . import messages as m
 from .._common import ok_float
 from .parse import (
@@ -551,24 +559,150 @@ class KrakenSpotV1Scheme(_KrakenSpot):
 # v2: wss://ws.kraken.com/v2
 
 
+#: the environment variables the level3 channel's token request is signed with
+API_KEY_ENV, API_SECRET_ENV = "KRAKEN_API_KEY", "KRAKEN_API_SECRET"
+#: the REST route of the websocket token (signed POST)
+TOKEN_PATH = "/0/private/GetWebSocketsToken"
+#: the level3 websocket (since 2025-12-02; before: wss://ws-auth.kraken.com/v2): the docs'
+#: change log, https://docs.kraken.com/api/docs/change-log
+L3_URL = "wss://ws-l3.kraken.com/v2"
+_L3_EVENTS = ("add", "modify", "delete")
+
+
+def missing_credentials() -> list[str]:
+    """The environment variables of the API key that are not set (in order)."""
+    return [name for name in (API_KEY_ENV, API_SECRET_ENV) if not os.environ.get(name)]
+
+
+def api_sign(path: str, nonce: str, postdata: str, secret: str) -> str:
+    """Kraken REST ``API-Sign``: base64 HMAC-SHA512 of ``path + SHA256(nonce + postdata)`` keyed
+    with the base64-decoded secret (https://docs.kraken.com/api/docs/guides/spot-rest-auth).
+    ValueError if the secret is not base64 (the message names the variable, never the value)."""
+    try:
+        key = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{API_SECRET_ENV} is not base64") from None
+    digest = hashlib.sha256((nonce + postdata).encode()).digest()
+    return base64.b64encode(hmac.new(key, path.encode() + digest, hashlib.sha512).digest()).decode()
+
+
 class KrakenSpotScheme(_KrakenSpot):
     """Kraken spot websocket v2: JSON objects ``{"channel": .., "type": .., "data": [..]}``.
 
     Book prices and quantities are JSON numbers, decoded as raw digits (``msgspec.Raw``) and
     given to the book exactly; the checksum is computed at the pair's precision (REST
     ``pair_decimals``/``lot_decimals``), on snapshots and updates.
+
+    ``lob_l3`` (only when asked for) -> ``level3`` on its own websocket (``L3_URL``), an
+    authenticated channel: before each connect to it, a token is asked for with a signed POST
+    of ``TOKEN_PATH`` (``KRAKEN_API_KEY`` / ``KRAKEN_API_SECRET`` from the environment: without
+    them ``plan`` refuses, naming the missing variables); the token goes in the ``level3``
+    subscribe message and is never logged or recorded (``redact``). Replays and ``--endpoint``
+    runs (a simulator) ask for no token and subscribe without one.
+    Level 3 book (``L3Book``, per pair): a snapshot (status ``snapshot`` with reason ``lob_l3``,
+    every order a ``lob_l3`` event), then updates whose orders say ``add`` (to the back of its
+    level), ``modify`` (new quantity, and price: at the same price a quantity not above the old
+    one keeps the order's queue position, otherwise it goes to the back of its level) or
+    ``delete``; after each message the book is cut to the subscribed depth (the dropped orders
+    published with size 0: Kraken sends no delete for orders that leave the scope) and Kraken's
+    level-3 CRC32 (top 10 levels, order by order, at the pair's precision) is verified, on the
+    snapshot and on every update (https://docs.kraken.com/api/docs/guides/spot-ws-l3-v2). A
+    mismatch, a ``modify`` of an order the book lacks or a malformed message resyncs the pair's
+    level-3 book (reason ``lob_l3: ...``; unsubscribe + subscribe: a fresh snapshot). A
+    ``delete`` of an order the book lacks changes nothing (a repeated delete). ``lob_l3`` events
+    carry the order's remaining size (0: gone).
     """
 
     exchange = "kraken"
-    websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com/v2"),)
+    websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com/v2"), WebsocketEndpoint(L3_URL, ("level3",)))
+    channels = {**_KrakenSpot.channels, "lob_l3": "level3"}
     is_default = True
     _v2 = True
+    #: level3 depth we subscribe to (Kraken: 10, 100, 1000; the checksum covers the top 10)
+    l3_depth = 10
+    #: where the level3 connection's token comes from: set per scheme when ``lob_l3`` is collected
+    token_path = ""
 
+    def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
+        super().__init__(emit, metrics, instruments, symbols, channels)
+        #: native -> depth of its level3 subscription (truncation depth)
+        self.l3_depths: dict[str, int] = {}
+        #: the websocket token of the latest connect to ``L3_URL`` ("" when none was fetched)
+        self._token = ""
+        if "lob_l3" in self.channel_names:
+            self.token_path = TOKEN_PATH
+
+    # --- authentication (the feed's pre-connect token hook) -----------------------------------
+    def plan(self, url: str | None = None) -> list[ConnectionPlan]:
+        """As the base; ``lob_l3`` on Kraken's own URL needs the API key: ValueError naming the
+        variables that are not set (an ``--endpoint`` of one's own needs none)."""
+        if self.token_path and (url is None or url.rstrip("/") == self.ws_url.rstrip("/")):
+            missing = missing_credentials()
+            if missing:
+                raise ValueError(f"kraken: channel lob_l3 (level3) is authenticated: set {' and '.join(missing)} "
+                                 f"in the environment (a Kraken API key; any permission)")
+        return super().plan(url)
+
+    def needs_token(self, url: str) -> bool:
+        """Whether a connect to ``url`` (one of the scheme's own) needs a token first: the
+        level3 websocket only."""
+        return url.rstrip("/") == self.channel_urls.get("level3", L3_URL).rstrip("/")
+
+    def token_request(self) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the signed ``TOKEN_PATH`` POST (both secret: never logged).
+        ValueError when the key is not set or the secret is not base64."""
+        missing = missing_credentials()
+        if missing:
+            raise ValueError(f"set {' and '.join(missing)} in the environment")
+        nonce = str(time.time_ns() // 1000)
+        postdata = f"nonce={nonce}"
+        sign = api_sign(TOKEN_PATH, nonce, postdata, os.environ[API_SECRET_ENV])
+        return postdata.encode(), {"API-Key": os.environ[API_KEY_ENV], "API-Sign": sign,
+                                   "Content-Type": "application/x-www-form-urlencoded"}
+
+    def connect_url(self, body: bytes, connect_id: str = "") -> tuple[str, float]:
+        """The token of a ``TOKEN_PATH`` answer (``{"error": [], "result": {"token": ..}}``),
+        kept for the level3 subscribe messages; the URL to connect to is the level3 one.
+        ValueError (never naming the token) if the answer holds none."""
+        try:
+            answer = m.v2_token_decoder.decode(body)
+        except DECODE_ERRORS:
+            raise ValueError("GetWebSocketsToken: not a token answer") from None
+        if answer.error:
+            raise ValueError(f"GetWebSocketsToken: {', '.join(answer.error)[:200]}")
+        token = answer.result.token if answer.result is not None else ""
+        if not token:
+            raise ValueError("GetWebSocketsToken: no token in the answer")
+        self._token = token
+        return self.channel_urls.get("level3", L3_URL), 0.0
+
+    @classmethod
+    def redact(cls, message: str | bytes) -> str | bytes:
+        """An outgoing message fit for a log or a recording: a ``token`` in its ``params``
+        masked."""
+        if b"token" not in (message if isinstance(message, bytes) else message.encode()):
+            return message
+        try:
+            obj = json.loads(message)
+        except ValueError:
+            return "<unparseable message withheld: it may carry credentials>"
+        params = obj.get("params") if isinstance(obj, dict) else None
+        if isinstance(params, dict) and "token" in params:
+            obj = {**obj, "params": {**params, "token": "***"}}
+            return json.dumps(obj, separators=(",", ":"))
+        return message
+
+    # --- subscriptions ------------------------------------------------------------------------
     def _params(self, channel: str, natives: list[str], depth: int | None = None) -> dict:
         params: dict = {"channel": channel, "symbol": natives}
         if channel == "book":
             params["depth"] = depth or self.book_depth
             params["snapshot"] = True
+        elif channel == "level3":
+            params["depth"] = depth or self.l3_depth
+            params["snapshot"] = True
+            if self._token:
+                params["token"] = self._token
         elif channel == "ohlc":
             params["interval"] = self.ohlc_interval
         elif channel == "trade":
@@ -578,7 +712,15 @@ class KrakenSpotScheme(_KrakenSpot):
     def subscribe_messages(self, channel: str, natives: list[str]) -> list[str | bytes]:
         return [m.encode({"method": "subscribe", "params": self._params(channel, natives)}).decode()]
 
-    def resubscribe(self, conn: Connection, native: str) -> None:
+    def resubscribe(self, conn: Connection, native: str, book: str = LOB) -> None:
+        if book == LOB_L3:
+            depth = self.l3_depths.get(native) or self.l3_depth
+            unsub = {"channel": "level3", "symbol": [native], "depth": depth}
+            if self._token:
+                unsub["token"] = self._token
+            conn.send(m.encode({"method": "unsubscribe", "params": unsub}).decode())
+            conn.send(m.encode({"method": "subscribe", "params": self._params("level3", [native], depth)}).decode())
+            return
         depth = self.depths.get(native) or self.book_depth
         unsub = {"channel": "book", "symbol": [native], "depth": depth}
         conn.send(m.encode({"method": "unsubscribe", "params": unsub}).decode())
@@ -590,7 +732,7 @@ class KrakenSpotScheme(_KrakenSpot):
     # --- frames -------------------------------------------------------------------------------
     #: channel messages by their type; what does not decode as one (a method response, a
     #: malformed message) or is no JSON object goes to ``_on_other``
-    dispatch = Dispatch({m.V2BookMsg: "_on_book", m.V2TradeMsg: "_on_trades", m.V2TickerMsg: "_on_ticker",
+    dispatch = Dispatch({m.V2BookMsg: "_on_book", m.V2Level3Msg: "_on_level3", m.V2TradeMsg: "_on_trades", m.V2TickerMsg: "_on_ticker",
                          m.V2OhlcMsg: "_on_ohlc", m.V2Heartbeat: None, m.V2Status: None},
                         decoder=m.v2_decoder, lead=b"{", fallback="_on_other")
 
@@ -619,6 +761,14 @@ class KrakenSpotScheme(_KrakenSpot):
                 if native in self.books:
                     self.resync(conn, native, "malformed book message", recv_ns)
             return
+        if anybook is not None and anybook.channel == "level3":
+            symbols = [d.get("symbol") for d in anybook.data if isinstance(d, dict)]
+            natives = {n for n in symbols if isinstance(n, str) and n}
+            self.bad_input("malformed level3 message", "level3 message failed validation", data)
+            for native in natives:
+                if native in self.l3books:
+                    self.resync(conn, native, "malformed level3 message", recv_ns, LOB_L3)
+            return
         try:
             m.any_decoder.decode(data)
         except MALFORMED as exc:
@@ -634,6 +784,8 @@ class KrakenSpotScheme(_KrakenSpot):
             if resp.method == "subscribe" and result is not None and result.symbol and self.known(result.symbol, data):
                 if result.channel == "book" and result.depth and 0 < result.depth <= 100_000:
                     self.depths[result.symbol] = result.depth
+                elif result.channel == "level3" and result.depth and 0 < result.depth <= 100_000:
+                    self.l3_depths[result.symbol] = result.depth
                 self.status(self.symbol_of(result.symbol), "subscribed", result.channel, recv_ns)
             return
         self.bad_input("subscription error", resp.error or "(no message)", data)
@@ -697,6 +849,128 @@ class KrakenSpotScheme(_KrakenSpot):
             self.metrics.checksum_ok += 1
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, event_ms, atom_us)
+
+    # --- level 3 ------------------------------------------------------------------------------
+    def _on_level3(self, conn: Connection, msg: m.V2Level3Msg, data: bytes, recv_ns: int) -> None:
+        kind = msg.type
+        if kind != "snapshot" and kind != "update":
+            self.bad_input("malformed level3 message", f"type {kind!r}", data)
+            for d in msg.data:
+                if d.symbol in self.l3books:
+                    self.resync(conn, d.symbol, f"malformed level3 message: type {kind!r}", recv_ns, LOB_L3)
+            return
+        snapshot = kind == "snapshot"
+        atom_us = recv_ns // 1000
+        for d in msg.data:
+            native = d.symbol
+            if not self.known(native, data):
+                continue
+            if snapshot:
+                book = self.l3book(native)
+            else:
+                if native in self.unsynced_l3:
+                    continue
+                book = self.l3books.get(native)
+                if book is None:
+                    self.resync(conn, native, "book update before its snapshot", recv_ns, LOB_L3)
+                    continue
+            # the whole payload checked before the book is touched
+            problem = self._l3_problem(book, d, snapshot)
+            if not problem:
+                try:
+                    event_ms = rfc3339_to_ms(d.timestamp) if d.timestamp else atom_us // 1000
+                except ValueError as exc:
+                    problem = f"timestamp: {exc}"
+            if problem:
+                self.book_failed(conn, native, "malformed level3 message", problem, data, recv_ns, LOB_L3)
+                continue
+            if snapshot:
+                book = self.begin_snapshot_l3(native, recv_ns, event_ms)
+            flags = self._l3_apply(conn, native, book, d, snapshot, event_ms, atom_us, recv_ns)
+            if flags < 0:
+                continue  # resynced
+            got = book.checksum_kraken(True)  # at the pair's precision
+            if got != d.checksum:
+                self.metrics.checksum_failed += 1
+                self.resync(conn, native, f"checksum mismatch: exchange {d.checksum}, book {got}", recv_ns, LOB_L3)
+                continue
+            self.metrics.checksum_ok += 1
+            if (snapshot or flags & TOP_CHANGED) and native not in self.books:
+                self.emit_spread(native, book, event_ms, atom_us)
+
+    @staticmethod
+    def _l3_problem(book: L3Book, d: m.V2L3Book, snapshot: bool) -> str:
+        """What is malformed in one pair's level3 payload ("" if nothing): an order id, event,
+        price or quantity (prices > 0, quantities >= 0, within the book's scale)."""
+        if not 0 <= d.checksum < 1 << 32:
+            return f"checksum {d.checksum!r}"
+        pd, sd = book.price_decimals, book.size_decimals
+        for orders in (d.bids, d.asks):
+            for o in orders:
+                if not o.order_id or len(o.order_id) > 100:
+                    return f"order id {o.order_id!r}"
+                if snapshot:
+                    if o.event:
+                        return f"event {o.event!r} in a snapshot"
+                elif o.event not in _L3_EVENTS:
+                    return f"event {o.event!r} of {o.order_id!r}"
+                try:
+                    price = parse_decimal(o.limit_price, pd)[0]
+                    qty = parse_decimal(o.order_qty, sd)[0]
+                except BOOK_ERRORS as exc:
+                    return f"{o.order_id!r}: {exc}"
+                if price <= 0 or qty < 0 or (qty == 0 and (snapshot or o.event == "add")):
+                    return f"{o.order_id!r}: price {bytes(o.limit_price)!r} qty {bytes(o.order_qty)!r}"
+        return ""
+
+    def _l3_apply(self, conn: Connection, native: str, book: L3Book, d: m.V2L3Book, snapshot: bool, event_ms: int,
+                  atom_us: int, recv_ns: int) -> int:
+        """One checked payload into the book (a ``lob_l3`` event per change), then the book cut to
+        the subscribed depth. The flags, or -1 when the book was resynced (a ``modify`` of an
+        order it lacks)."""
+        emit, exchange = self.emit, self.exchange
+        symbol = self._symbols.get(native) or self.symbol_of(native)
+        flags = 0
+        for side, side_name, orders in ((BID, BUY, d.bids), (ASK, SELL, d.asks)):
+            for o in orders:
+                oid = o.order_id
+                event = o.event
+                if snapshot or event == "add":
+                    flags |= book.add(oid, side, o.limit_price, o.order_qty)
+                    emit("lob_l3", LobL3(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)),
+                                         side_name, oid, event_ms, atom_us))
+                    continue
+                held = book.order(oid)
+                if event == "delete":
+                    if held is None:
+                        continue  # gone already (a repeated delete): nothing changes
+                    flags |= book.remove(oid)
+                    emit("lob_l3", LobL3(exchange, symbol, float(held[1]), 0.0, SIDE_NAMES[held[0]], oid, event_ms,
+                                         atom_us))
+                    continue
+                # modify
+                if held is None or held[0] != side:
+                    why = "not on the book" if held is None else "on the other side"
+                    self.gap(conn, native, f"modify of order {oid!r}, {why}", recv_ns, LOB_L3, kind="unknown order")
+                    return -1
+                pd, sd = book.price_decimals, book.size_decimals
+                same_price = parse_decimal(o.limit_price, pd)[0] == parse_decimal(held[1], pd)[0]
+                if same_price and parse_decimal(o.order_qty, sd)[0] <= parse_decimal(held[2], sd)[0]:
+                    flags |= book.update(oid, o.order_qty)  # keeps its place in the queue
+                elif same_price:
+                    flags |= book.remove(oid) | book.add(oid, side, held[1], o.order_qty)  # to the back
+                else:
+                    flags |= book.change(oid, o.limit_price, o.order_qty)  # to the back of its new level
+                emit("lob_l3", LobL3(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)),
+                                     side_name, oid, event_ms, atom_us))
+        depth = self.l3_depths.get(native) or self.l3_depth
+        for side, side_name in ((BID, BUY), (ASK, SELL)):
+            if book.level_count(side) > depth:
+                for price, _total, _count in book.levels(side, start=depth):
+                    for oid, _size in book.orders_at(side, price):
+                        flags |= book.remove(oid)
+                        emit("lob_l3", LobL3(exchange, symbol, float(price), 0.0, side_name, oid, event_ms, atom_us))
+        return flags & ~UNKNOWN
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.V2TradeMsg, data: bytes, recv_ns: int) -> None:

@@ -191,6 +191,44 @@ class V2BookMsg(Struct, tag_field="channel", tag="book", gc=False):
     data: list[V2Book]
 
 
+class V2L3Order(Struct, gc=False):
+    """One order of a ``level3`` message: ``{"order_id": "OTCFZG-YOE2Q-LQKNM3", "limit_price":
+    44939.4, "order_qty": 0.88968699, "timestamp": ".."}``, the numbers as raw digits; an
+    update's carries ``event`` (``add``, ``modify`` or ``delete``)."""
+
+    order_id: str
+    limit_price: Raw
+    order_qty: Raw
+    event: str = ""
+
+
+class V2L3Book(Struct, gc=False):
+    symbol: str
+    checksum: int
+    bids: list[V2L3Order] = []
+    asks: list[V2L3Order] = []
+    timestamp: str = ""
+
+
+class V2Level3Msg(Struct, tag_field="channel", tag="level3", gc=False):
+    """``{"channel": "level3", "type": "snapshot"|"update", "data": [V2L3Book]}``
+    (https://docs.kraken.com/api/docs/websocket-v2/level3)."""
+
+    type: str
+    data: list[V2L3Book]
+
+
+class V2TokenResult(Struct, gc=False):
+    token: str = ""
+
+
+class V2TokenAnswer(Struct, gc=False):
+    """``POST /0/private/GetWebSocketsToken``: ``{"error": [], "result": {"token": .., "expires": 900}}``."""
+
+    error: list[str] = []
+    result: Union[V2TokenResult, None] = None
+
+
 class V2Trade(Struct, gc=False):
     symbol: str
     side: str
@@ -249,7 +287,7 @@ class V2Status(Struct, tag_field="channel", tag="status", gc=False):
     data: Any = None
 
 
-V2Message = Union[V2BookMsg, V2TradeMsg, V2TickerMsg, V2OhlcMsg, V2Heartbeat, V2Status]
+V2Message = Union[V2BookMsg, V2Level3Msg, V2TradeMsg, V2TickerMsg, V2OhlcMsg, V2Heartbeat, V2Status]
 
 
 class V2SubscribeResult(Struct, gc=False):
@@ -294,5 +332,6 @@ int_decoder = msgspec.json.Decoder(int)
 v2_decoder = msgspec.json.Decoder(V2Message)
 v2_response_decoder = msgspec.json.Decoder(V2Response)
 v2_any_book_decoder = msgspec.json.Decoder(V2AnyBook)
+v2_token_decoder = msgspec.json.Decoder(V2TokenAnswer)
 
 encode = msgspec.json.Encoder().encode
