@@ -15,6 +15,10 @@ The first websocket endpoint without ``channels`` serves every channel no other 
 of them (``Scheme.url_for``). The runtime (feed, simulator, replay) reads the scheme's derived
 ``ws_url``, ``rest_url``, ``instruments_paths`` and ``channel_urls``; venues declare only these
 objects.
+
+A listing asked with a POST of a JSON body (Hyperliquid's ``POST /info`` with
+``{"type":"meta"}``) is a ``Post(path, body)`` entry of ``Routes.instruments``: the runtime POSTs
+the body to ``base + path``; a recording keeps its answer under that URL, as a GET's.
 """
 from __future__ import annotations
 
@@ -35,12 +39,20 @@ class WebsocketEndpoint:
 
 
 @dataclass(frozen=True)
+class Post:
+    """A REST route asked with a POST of ``body`` (JSON) instead of a GET."""
+
+    path: str
+    body: bytes = b"{}"
+
+
+@dataclass(frozen=True)
 class Routes:
     """The REST paths a venue uses, relative to its ``RestEndpoint.base``."""
 
     #: instrument listings: one path, or several whose answers are merged (a later one wins for a
     #: market two of them name; one that cannot be had is left out as long as one answered)
-    instruments: str | tuple[str, ...] = ()
+    instruments: str | Post | tuple[str | Post, ...] = ()
     #: the level-2 book snapshot (Binance ``/api/v3/depth``; its query is the venue's)
     snapshot: str = ""
     #: the level-3 (order by order) book snapshot, where it differs from ``snapshot``
@@ -49,9 +61,20 @@ class Routes:
     open_interest: str = ""
 
     @property
-    def instrument_paths(self) -> tuple[str, ...]:
+    def _instrument_routes(self) -> tuple[str | Post, ...]:
         inst = self.instruments
+        if isinstance(inst, Post):
+            return (inst,)
         return (inst,) if isinstance(inst, str) and inst else tuple(inst)
+
+    @property
+    def instrument_paths(self) -> tuple[str, ...]:
+        return tuple(r.path if isinstance(r, Post) else r for r in self._instrument_routes)
+
+    @property
+    def instrument_bodies(self) -> tuple[bytes | None, ...]:
+        """One per ``instrument_paths``: the body to POST, or None (a GET)."""
+        return tuple(r.body if isinstance(r, Post) else None for r in self._instrument_routes)
 
 
 @dataclass(frozen=True)
@@ -69,4 +92,4 @@ class RestEndpoint:
         return url
 
 
-__all__ = ["RestEndpoint", "Routes", "WebsocketEndpoint"]
+__all__ = ["Post", "RestEndpoint", "Routes", "WebsocketEndpoint"]
