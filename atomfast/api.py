@@ -63,6 +63,7 @@ Errors
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import time
@@ -310,7 +311,11 @@ class _CallbackSink:
         batch, self.batch, self.batched = self.batch, [], 0
         if not batch or self.cancelled or self.loop is None:
             return
-        asyncio.run_coroutine_threadsafe(self._deliver(batch), self.loop).result()
+        try:
+            asyncio.run_coroutine_threadsafe(self._deliver(batch), self.loop).result()
+        except (concurrent.futures.CancelledError, asyncio.CancelledError, RuntimeError):
+            if not self.cancelled:  # the run was cancelled (its loop closing): the worker just ends
+                raise
 
     async def _deliver(self, batch: list[tuple[str, Sequence[Event]]]) -> None:
         for topic, records in batch:

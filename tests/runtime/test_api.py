@@ -335,3 +335,28 @@ def test_errors_a_user_sees(tmp_path):
         async def inside() -> None:
             feed.run_sync()
         asyncio.run(inside())
+
+
+def test_a_cancelled_replay_ends_quietly(caplog):
+    """``await feed.run()`` of a capture cancelled (``asyncio.wait_for``) while an async callback
+    is behind: the worker stops after the frame in hand (its summary says "cancelled"), no error is
+    counted or logged."""
+    feed = atomfast.Feed("kraken", capture=fixture_path(KRAKEN_50))
+    seen: list[atomfast.Lob] = []
+
+    @feed.on("lob")
+    async def slow(level: atomfast.Lob) -> None:
+        seen.append(level)
+        await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(feed.run(), 0.2)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    metrics = feed.metrics
+    assert metrics is not None and metrics.frames < 2481 and metrics.errors.total == 0
+    assert 0 < len(seen) < 6855
+    assert feed.summary is not None and feed.summary.stopped == "cancelled"  # the worker's summary
+    assert not [r for r in caplog.records if r.name.startswith("atomfast")]
