@@ -17,6 +17,7 @@ COMMANDS = {
     "simulate": "serve a capture as a local exchange (websocket + recorded REST answers)",
     "record": "record raw frames (with ns receive times) from an exchange to a capture file",
     "consume": "decode Avro to JSON lines, from Kafka or the files sink",
+    "export": "the lake as Hive-partitioned Parquet (exchange=/date=), incrementally",
     "process": "raw topic -> normalised topics, as L3 Atom's stream processor",
     "serve": "gRPC control server (level4's Control service) and cluster node",
     "ctl": "client of the control server: start, stop, list, nodes, online",
