@@ -257,7 +257,7 @@ class CryptocomScheme(Scheme):
         if head.code != 0:
             self.bad_input("exchange error", f"{method} {head.channel} {head.code} {head.message}"[:300], data)
             return
-        if head.result is not None:
+        if m.has_result(head):
             try:
                 channel = m.result_head_decoder.decode(head.result).channel
             except DECODE_ERRORS as exc:
@@ -287,7 +287,7 @@ class CryptocomScheme(Scheme):
         chain)."""
         try:
             head = m.head_decoder.decode(data)
-            result = m.result_head_decoder.decode(head.result) if head.result is not None else m.ResultHead()
+            result = m.result_head_decoder.decode(head.result) if m.has_result(head) else m.ResultHead()
         except DECODE_ERRORS:
             self.bad_input("malformed JSON" if not isinstance(exc, msgspec.ValidationError) else "unknown message",
                            str(exc)[:200], data)
@@ -305,7 +305,7 @@ class CryptocomScheme(Scheme):
         native = r.instrument_name
         if not self.known(native, data):
             return
-        depth = r.depth if 0 < r.depth <= 1000 else DEPTH
+        depth = DEPTH  # the subscribed depth (the push's ``depth`` is not trusted to cut the book)
         snapshot = r.channel == "book"
         for item in r.data:
             if not 0 <= item.u < _MAX_SEQ or not ms_ok(item.t):

@@ -40,7 +40,12 @@ class Head(Struct, gc=False):
     code: int = 0
     channel: str = ""
     message: str = ""
-    result: Optional[msgspec.Raw] = None
+    result: msgspec.Raw = msgspec.Raw(b"null")
+
+
+def has_result(head: Head) -> bool:
+    """Whether the envelope carries a ``result`` (absent or null: none)."""
+    return bytes(head.result) != b"null"
 
 
 class ResultHead(Struct, gc=False):
@@ -73,7 +78,6 @@ class BookResult(Struct, gc=False):
     instrument_name: str
     channel: str
     data: list[BookItem]
-    depth: int = 0
 
 
 class BookMsg(Struct, gc=False):
