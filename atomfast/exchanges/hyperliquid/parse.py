@@ -30,17 +30,22 @@ MAX_SIZE_DECIMALS = 18
 #: the quote of every perpetual (USD prices, USDC collateral: see the module doc)
 PERP_QUOTE = "USD"
 
+#: a coin name as listings write it
 _PERP_NAME = re.compile(r"[A-Za-z0-9]{1,30}").fullmatch
-_SPOT_NAME = re.compile(r"([A-Za-z0-9]{1,30})/([A-Za-z0-9]{1,30})").fullmatch
+#: a coin name the listing did not hold, as Hyperliquid names coins: capitals and digits, with the
+#: ``k`` prefix of its thousand-unit coins (``kPEPE``); nothing else is taken for a market
+_GUESSED_PERP = re.compile(r"k?[A-Z0-9]{1,29}").fullmatch
+_SPOT_NAME = re.compile(r"([A-Z0-9]{1,30})/([A-Z0-9]{1,30})").fullmatch
 
 
 def _size_decimals(sz: int) -> int:
     return sz if 0 <= sz <= MAX_SIZE_DECIMALS else DEFAULT_SIZE_DECIMALS
 
 
-def perp_instrument(name: str, sz_decimals: int = DEFAULT_SIZE_DECIMALS) -> Instrument:
-    """A perpetual by its coin name; KeyError if it is no coin name."""
-    if name.__class__ is not str or not _PERP_NAME(name):
+def perp_instrument(name: str, sz_decimals: int = DEFAULT_SIZE_DECIMALS, listed: bool = False) -> Instrument:
+    """A perpetual by its coin name (``listed``: as a listing names it; else it must read as a
+    Hyperliquid coin name); KeyError if it is none."""
+    if name.__class__ is not str or not (_PERP_NAME if listed else _GUESSED_PERP)(name):
         raise KeyError(f"hyperliquid: not a perpetual's name {name!r}")
     base = name.upper()
     return Instrument(name, f"{base}-{PERP_QUOTE}-PERP", "perp", base, PERP_QUOTE, PRICE_DECIMALS,
@@ -52,7 +57,7 @@ def parse_meta(body: bytes) -> dict[str, Instrument]:
     out: dict[str, Instrument] = {}
     for asset in m.meta.decode(body).universe:
         try:
-            out[asset.name] = perp_instrument(asset.name, asset.szDecimals)
+            out[asset.name] = perp_instrument(asset.name, asset.szDecimals, listed=True)
         except KeyError:
             continue
     return out
