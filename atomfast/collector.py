@@ -37,6 +37,7 @@ Error messages name the ``atomfast run`` flag a field comes from (``--endpoint: 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -178,7 +179,7 @@ def prepare(spec: FeedSpec, command: str = "run") -> Setup:
     table = schemes()
     if exchange not in table:
         raise UsageError(f"unknown exchange {spec.exchange!r}; known: {', '.join(sorted(table)) or '(none)'}")
-    endpoint = spec.endpoint
+    endpoint = spec.endpoint or settings.endpoints.get(exchange)
     if endpoint:
         try:
             check_url(endpoint, ("ws", "wss"))
@@ -203,7 +204,8 @@ def prepare(spec: FeedSpec, command: str = "run") -> Setup:
         raise UsageError("--max-retries must be >= 0")
     if spec.backoff < 0:
         raise UsageError("--backoff must be >= 0")
-    setup = Setup(command, exchange, settings, symbols, split_list(spec.channels), endpoint, rest_base)
+    channels = split_list(spec.channels) or settings.channels_for(exchange)
+    setup = Setup(command, exchange, settings, symbols, channels, endpoint, rest_base)
     if spec.scheme:
         setup.scheme_cls = pick_scheme(exchange, spec.scheme)
     elif endpoint:
@@ -368,11 +370,14 @@ async def execute(
     *,
     hooks: dict[str, Callable] | None = None,
     on_started: Callable[["FeedGroup"], None] | None = None,
+    manage: bool = True,
 ) -> tuple[str, "FeedGroup"]:
     """Run the feed until stopped (SIGINT/SIGTERM, ``spec.duration``, ``spec.max_frames``, every
-    connection given up); returns (stop reason, FeedGroup). Closes the pipeline (the sink)."""
+    connection given up); returns (stop reason, FeedGroup). Closes the pipeline (the sink).
+    ``manage=False``: one feed of several (``execute_many``), which owns the signals, the
+    duration, the status line and the metrics endpoint."""
     from .pipeline import Pipeline
-    from .status_line import MetricsServer, StatusLine, prometheus_text
+    from .status_line import MetricsServer, Source, StatusLine, prometheus_text
 
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(sink, metrics)
@@ -397,28 +402,23 @@ async def execute(
             pipeline.emit("status", Status(setup.exchange, "", "disconnected", setup.start_waits[-1], now_us // 1000,
                                            now_us))
             pipeline.end_frame()
-        if spec.metrics_port is not None:
-            server = MetricsServer(lambda: prometheus_text(metrics, sink, scheme), spec.metrics_host,
-                                   spec.metrics_port)
-            try:
-                await server.start()
-            except OSError as exc:
-                raise UsageError(f"--metrics-host {spec.metrics_host} --metrics-port {spec.metrics_port}: "
-                                 f"{exc.strerror or exc}") from None
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        source = Source(setup.exchange, metrics, scheme, group)
+        if manage and spec.metrics_port is not None:
+            server = await start_metrics(spec, lambda: prometheus_text(sink=sink, sources=[source]))
+        for sig in (signal.SIGINT, signal.SIGTERM) if manage else ():
             try:
                 loop.add_signal_handler(sig, group.stop, signal.Signals(sig).name)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
                 pass
-        if spec.duration:
+        if manage and spec.duration:
             loop.call_later(spec.duration, group.stop, "duration")
-        if spec.status:
-            line = StatusLine(metrics, sink, scheme, label=setup.exchange).start(loop)
+        if manage and spec.status:
+            line = StatusLine(sink=sink, sources=[source]).start(loop)
         if on_started is not None:
             on_started(group)
         reason = await group.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM) if manage else ():
             try:
                 loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
@@ -435,6 +435,95 @@ async def execute(
             if state is not None:
                 state.end(clean=closed)
     return reason, group
+
+
+async def start_metrics(spec: FeedSpec, render: Callable[[], str]):
+    """The Prometheus endpoint on ``--metrics-host``:``--metrics-port`` (UsageError if it cannot bind)."""
+    from .status_line import MetricsServer
+
+    server = MetricsServer(render, spec.metrics_host, spec.metrics_port)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise UsageError(f"--metrics-host {spec.metrics_host} --metrics-port {spec.metrics_port}: "
+                         f"{exc.strerror or exc}") from None
+    return server
+
+
+class SharedSink:
+    """One sink written by several feeds' pipelines (``execute_many``): every write and question
+    goes to it; it is closed when the last pipeline closes."""
+
+    def __init__(self, sink: "Sink", users: int) -> None:
+        self._sink = sink
+        self._users = users
+
+    def __getattr__(self, name: str):
+        return getattr(self._sink, name)
+
+    def write(self, topic, records, keys, values) -> None:
+        self._sink.write(topic, records, keys, values)
+
+    def close(self) -> None:
+        self._users -= 1
+        if self._users == 0:
+            self._sink.close()
+
+
+async def execute_many(collectors: "list[Collector]", sink: "Sink", spec: FeedSpec) -> list[str]:
+    """Several exchanges in one process (``run --exchange a,b``): each collector's feed on its
+    own pipeline into one shared sink; one status line summing them, one metrics endpoint with
+    an ``exchange`` label, SIGINT/SIGTERM and ``spec.duration`` stop them all. Returns each
+    feed's stop reason."""
+    from .status_line import Source, StatusLine, prometheus_text
+
+    loop = asyncio.get_running_loop()
+    shared = SharedSink(sink, len(collectors))
+    sources = [Source(c.setup.exchange, c.metrics) for c in collectors]
+    stopping: list[str] = []
+
+    def started(i: int, group: "FeedGroup") -> None:
+        sources[i].scheme, sources[i].group = group.scheme, group
+        collectors[i].group = group
+        if stopping:
+            group.stop(stopping[0])
+
+    def stop_all(reason: str) -> None:
+        stopping.append(reason)
+        for c in collectors:
+            c.stop(reason)
+
+    server = None
+    line = None
+    handled = []
+    try:
+        if spec.metrics_port is not None:
+            server = await start_metrics(spec, lambda: prometheus_text(sink=sink, sources=sources))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop_all, signal.Signals(sig).name)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+        if spec.duration:
+            loop.call_later(spec.duration, stop_all, "duration")
+        if spec.status:
+            line = StatusLine(sink=sink, sources=sources).start(loop)
+        results = await asyncio.gather(*(
+            execute(c.setup, c.spec, shared, c.metrics, on_started=functools.partial(started, i), manage=False)
+            for i, c in enumerate(collectors)))
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        if line is not None:
+            line.stop()
+        if server is not None:
+            await server.close()
+    reasons = []
+    for c, (reason, group) in zip(collectors, results):
+        c.reason, c.group = reason, group
+        reasons.append(reason)
+    return reasons
 
 
 class Collector:

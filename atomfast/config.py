@@ -68,11 +68,20 @@ class Settings:
     rpc_port: int = 50051
     max_data_feeds: int = 25
     data_dir: str = "data"
+    #: the exchanges ``run`` collects when ``--exchange`` names none (comma-separated)
+    exchanges: str = ""
     #: exchange -> default symbols, from config.ini sections ([kraken] symbols = BTC-USD, ETH-USD)
     symbols: dict[str, list[str]] = field(default_factory=dict)
+    #: exchange -> its channels, from config.ini sections ([kraken] channels = lob, trades)
+    channels: dict[str, list[str]] = field(default_factory=dict)
+    #: exchange -> its websocket URL replacing the exchange's ([kraken] endpoint = ws://...)
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     def symbols_for(self, exchange: str) -> list[str]:
         return list(self.symbols.get(exchange, []))
+
+    def channels_for(self, exchange: str) -> list[str]:
+        return list(self.channels.get(exchange, []))
 
 
 # environment name -> Settings field (KAFKA_ENDPOINTS is level4's alias of the bootstrap servers)
@@ -96,6 +105,7 @@ ENV_NAMES = {
     "RPC_PORT": "rpc_port",
     "MAX_DATA_FEEDS": "max_data_feeds",
     "ATOMFAST_DATA_DIR": "data_dir",
+    "ATOMFAST_EXCHANGES": "exchanges",
 }
 _TYPES = {f.name: f.type for f in fields(Settings)}
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -180,9 +190,13 @@ def load_settings(
                     if name is None:
                         raise SettingsError(f"{ini_path}: unknown setting {key!r} in [atomfast]")
                     values[name], sources[name] = value, str(ini_path)
-            elif ini.has_option(section, "symbols"):
-                syms = [s.strip() for s in ini.get(section, "symbols").replace("\n", ",").split(",")]
-                settings.symbols[section.lower()] = [s for s in syms if s]
+            else:
+                for key, table in (("symbols", settings.symbols), ("channels", settings.channels)):
+                    if ini.has_option(section, key):
+                        names = [s.strip() for s in ini.get(section, key).replace("\n", ",").split(",")]
+                        table[section.lower()] = [s for s in names if s]
+                if ini.has_option(section, "endpoint"):
+                    settings.endpoints[section.lower()] = ini.get(section, "endpoint").strip()
     for layer, source in ((read_env_file(env_file), str(env_file)), (env, "environment")):
         for key, name in ENV_NAMES.items():
             if key == "KAFKA_ENDPOINTS" and layer.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -196,7 +210,7 @@ def load_settings(
             raise SettingsError(f"unknown setting {name!r}")
         values[name], sources[name] = value, "command line"
     for name, value in values.items():
-        if name == "symbols":
+        if name in ("symbols", "channels", "endpoints"):
             continue
         setattr(settings, name, _convert(name, value, sources[name]))
     if settings.kafka_sasl_mechanism.upper() not in MECHANISMS:

@@ -20,9 +20,14 @@ def names(what: str):
     return parse
 
 
-def add_feed_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of one feed (``run``, ``record``): the fields of a FeedSpec."""
-    p.add_argument("--exchange", required=True, help="exchange name (kraken, kraken-futures, ...)")
+def add_feed_arguments(p: argparse.ArgumentParser, exchanges: bool = False) -> None:
+    """The flags of one feed (``run``, ``record``): the fields of a FeedSpec. ``exchanges``:
+    ``--exchange`` may name several (comma-separated) or none (the settings' ATOMFAST_EXCHANGES)."""
+    if exchanges:
+        p.add_argument("--exchange", default=None,
+                       help="exchange name(s), comma-separated (kraken,binance-futures); default: ATOMFAST_EXCHANGES")
+    else:
+        p.add_argument("--exchange", required=True, help="exchange name (kraken, kraken-futures, ...)")
     p.add_argument("--symbols", default=None, type=names("symbol"),
                    help="comma-separated normalised symbols (BTC-USD,ETH-USD); default: config.ini [exchange] symbols")
     p.add_argument("--channels", default=None, type=names("channel"), help="comma-separated channels (lob,trades,ticker,...); default: the scheme's")
@@ -45,7 +50,7 @@ def add_feed_arguments(p: argparse.ArgumentParser) -> None:
 def feed_spec(args: argparse.Namespace) -> FeedSpec:
     """The FeedSpec of parsed ``add_feed_arguments`` flags (plus ``run``'s sink flags, if any)."""
     return FeedSpec(
-        exchange=args.exchange,
+        exchange=args.exchange or "",
         symbols=split_list(args.symbols),
         channels=split_list(args.channels),
         endpoint=args.endpoint,

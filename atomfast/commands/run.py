@@ -22,7 +22,7 @@ SINKS = ("files", "kafka", "stdout", "null")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_feed_arguments(p)
+    add_feed_arguments(p, exchanges=True)
     p.add_argument("--sink", choices=SINKS, default=None,
                    help="where events go (default: kafka when KAFKA_BOOTSTRAP_SERVERS is set, else files)")
     p.add_argument("--data-dir", default=None, help="files sink directory (default: settings' data dir)")
@@ -36,15 +36,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     quiet_picows()
-    spec = feed_spec(args)
-    spec.run_state = True  # an unclean end of the previous run is said at start (atomfast.runstate)
-    collector = Collector(spec, "run")
     try:
-        collector.prepare()
+        exchanges = exchanges_of(args)
     except UsageError as exc:
         print(f"atomfast run: {exc}", file=sys.stderr)
         return 2
-    return run_async(_main(collector))
+    collectors = []
+    for exchange in exchanges:
+        spec = feed_spec(args)
+        spec.exchange = exchange
+        spec.run_state = True  # an unclean end of the previous run is said at start (atomfast.runstate)
+        collector = Collector(spec, "run")
+        try:
+            collector.prepare()
+        except UsageError as exc:
+            print(f"atomfast run: {exc}", file=sys.stderr)
+            return 2
+        collectors.append(collector)
+    if len(collectors) == 1:
+        return run_async(_main(collectors[0]))
+    return run_async(_main_many(collectors))
+
+
+def exchanges_of(args: argparse.Namespace) -> list[str]:
+    """``--exchange a,b`` or, without it, the settings' ATOMFAST_EXCHANGES; ``--symbols`` names
+    the markets of one exchange only (several take theirs from their config sections)."""
+    from ..collector import split_list
+    from ..config import SettingsError, load_settings
+
+    exchanges = split_list(args.exchange)
+    if not exchanges:
+        try:
+            exchanges = split_list(load_settings({}).exchanges)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
+    if not exchanges:
+        raise UsageError("name the exchange(s): --exchange kraken[,binance-futures,...] or ATOMFAST_EXCHANGES")
+    if len(set(exchanges)) != len(exchanges):
+        raise UsageError(f"--exchange names an exchange twice: {','.join(exchanges)}")
+    if len(exchanges) > 1:
+        for flag in ("symbols", "channels", "endpoint", "rest_endpoint", "scheme"):
+            if getattr(args, flag, None):
+                raise UsageError(f"--{flag.replace('_', '-')} is per exchange: with several exchanges, give each "
+                                 f"its [exchange] section in the config file (symbols = ..., channels = ...)")
+    return exchanges
 
 
 async def _main(collector: Collector) -> int:
@@ -60,6 +95,41 @@ async def _main(collector: Collector) -> int:
         return 1
     print_summary(collector.summary())
     return 1 if collector.gave_up else 0
+
+
+async def _main_many(collectors: list[Collector]) -> int:
+    """Several exchanges in one process: one sink, one status line, one metrics endpoint; the
+    summary line holds each exchange's summary and their sums."""
+    from ..collector import execute_many
+
+    try:
+        for c in collectors:
+            await c.resolve()
+        sink = collectors[0].open_sink()
+        await execute_many(collectors, sink, collectors[0].spec)
+    except UsageError as exc:
+        print(f"atomfast run: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:
+        print(f"atomfast run: {exc}", file=sys.stderr)
+        return 1
+    print_summary(merged_summary({c.setup.exchange: c.summary() for c in collectors}))
+    return 1 if any(c.gave_up for c in collectors) else 0
+
+
+def merged_summary(per: dict[str, dict]) -> dict:
+    """The counts of several exchanges' summaries added up, and each one under ``exchanges``."""
+    out: dict = {"frames": 0, "events": {}, "checksum_ok": 0, "checksum_failed": 0, "gaps": 0, "resyncs": 0,
+                 "errors": 0, "reconnects": 0}
+    for summary in per.values():
+        for key in ("frames", "checksum_ok", "checksum_failed", "gaps", "resyncs", "errors", "reconnects"):
+            out[key] += summary.get(key, 0)
+        for topic, n in summary.get("events", {}).items():
+            out["events"][topic] = out["events"].get(topic, 0) + n
+    out["events"] = dict(sorted(out["events"].items()))
+    out["stopped"] = ",".join(sorted({s.get("stopped", "") for s in per.values()} - {""}))
+    out["exchanges"] = per
+    return out
 
 
 # --- the collector's names as this module had them (callers written before atomfast.collector) --

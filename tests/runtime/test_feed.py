@@ -503,7 +503,7 @@ def test_status_line_and_prometheus_endpoint():
     for ns in (10_000, 20_000, 5_000_000):
         metrics.produce_latency.record(ns)
     text = line.line()
-    assert "frames/s" in text and "events/s" in text and "reconnects 2" in text and "queue 0" in text
+    assert "f/s" in text and "ev/s" in text and "reconn 2" in text and "queue 0" in text
     assert "p50" in text and "p99" in text
     line.show()
     assert stream.getvalue().startswith("\r\x1b[K")
@@ -782,7 +782,7 @@ def test_run_raw_and_metrics_endpoint(tmp_path):
             while time.monotonic() < deadline:
                 try:
                     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-                    if f"atomfast_frames_total {len(frames)}" in body:
+                    if f'atomfast_frames_total{{exchange="kraken"}} {len(frames)}' in body:
                         break
                 except OSError:
                     pass
@@ -794,8 +794,9 @@ def test_run_raw_and_metrics_endpoint(tmp_path):
                 proc.kill()
     out = out_path.read_text()
     assert proc.returncode == 0, err[-3000:]
-    assert f"atomfast_frames_total {len(frames)}" in body
-    assert 'atomfast_events_total{topic="lob"}' in body and "atomfast_checksum_failed_total " in body
+    assert f'atomfast_frames_total{{exchange="kraken"}} {len(frames)}' in body
+    assert 'atomfast_events_total{exchange="kraken",topic="lob"}' in body
+    assert 'atomfast_checksum_failed_total{exchange="kraken"} ' in body
     raws = [json.loads(ln) for ln in out.splitlines() if ln.startswith('{"topic":"raw"')]
     # raw also holds the connection's open/close and the stop (atomfast process needs them)
     assert [x["data"].encode() for x in raws if x["kind"] == "frame"] == frames
