@@ -296,3 +296,29 @@ def test_capture_is_the_stream_and_replays_exactly():
     metrics = replay.metrics
     assert sink.counts() == {"lob_l3": 44, "spread": 6, "status": 3}
     assert (metrics.checksum_ok, metrics.checksum_failed, metrics.gaps, metrics.resyncs, metrics.errors.total) == (7, 0, 0, 0, 0)
+
+
+def test_simulate_and_run_endpoint_need_no_token_and_publish_what_replay_does():
+    """``atomfast simulate`` serving the capture, ``atomfast run --channels lob_l3 --endpoint``:
+    no key in the environment (an endpoint of one's own asks for no token), the same events as
+    the replay; the same run against Kraken's own URL refuses at once, naming the variables."""
+    from atomfast.testing import ROOT, SimProcess, cli_summary, run_cli
+
+    replay, sink = replay_fixture(f"repo:{CAPTURE.relative_to(ROOT)}", exchange="kraken")
+    env = {"KRAKEN_API_KEY": "", "KRAKEN_API_SECRET": ""}
+    with SimProcess(CAPTURE, "--pace", "fast") as sim:
+        r = run_cli("run", "--exchange", "kraken", "--symbols", "BTC-USD", "--channels", "lob_l3", "--endpoint",
+                    sim.url, "--sink", "stdout", "--max-frames", 8, env=env, timeout=60)
+        # Kraken's own websocket (the listing from the simulator): refused before connecting
+        refused = run_cli("run", "--exchange", "kraken", "--symbols", "BTC-USD", "--channels", "lob_l3",
+                          "--rest-endpoint", sim.rest_url, "--max-frames", 1, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = cli_summary(r.stderr)
+    assert s["frames"] == 8 and s["checksum_ok"] == 7 and s["errors"] == 0 and s["resyncs"] == 0
+    assert {k: v for k, v in s["events"].items() if k != "status"} == {"lob_l3": 44, "spread": 6}
+    lines = [json.loads(ln) for ln in r.stdout.splitlines() if ln]
+    first = [x for x in lines if x["topic"] == "lob_l3"][0]
+    assert (first["price"], first["size"], first["side"], first["order_id"]) == (
+        44939.4, 0.88968699, "buy", "OTCFZG-YOE2Q-LQKNM3")
+    assert refused.returncode != 0, refused.stderr[-3000:]
+    assert "set KRAKEN_API_KEY and KRAKEN_API_SECRET in the environment" in refused.stderr
