@@ -36,8 +36,9 @@ class Row(NamedTuple):
     gaps: int = 0
     resyncs: int = 0
     errors: int = 0
-    #: the live run's channels: the row's topics, or "defaults" (the scheme's own: a venue whose
-    #: message numbering counts every subscription the recording made, as dYdX's message_id)
+    #: the live run's channels: the row's topics, "defaults" (the scheme's own: a venue whose
+    #: message numbering counts every subscription the recording made, as dYdX's message_id), or
+    #: a list of channels (where the channels collected change what is published)
     live_channels: str = "topics"
 
     @property
@@ -116,6 +117,21 @@ CAPTURES = [
     Row("repo:tests/data/gateio/GATEIO_FUTURES.ws.1.0", "gateio-futures", 9,
         {"candle": 2, "funding_rate": 1, "liquidations": 1, "lob": 5, "open_interest": 1, "spread": 1, "status": 2,
          "ticker": 1, "trades": 1}),
+    Row("repo:tests/data/bitget/BITGET.ws.1.0", "bitget", 9,
+        {"candle": 1, "lob": 8, "spread": 4, "status": 3, "ticker": 1, "trades": 1}, checksum_ok=3),
+    Row("repo:tests/data/bitget/BITGET_FUTURES.ws.1.0", "bitget-futures", 9,
+        {"candle": 1, "funding_rate": 1, "lob": 8, "open_interest": 1, "spread": 4, "status": 3, "ticker": 1,
+         "trades": 2}, checksum_ok=3),
+    # the documentation's book snapshot and delta examples do not chain: one gap, one resync
+    Row("repo:tests/data/cryptocom/CRYPTOCOM.ws.1.0", "cryptocom", 13,
+        {"candle": 1, "funding_rate": 1, "lob": 24, "open_interest": 1, "spread": 2, "status": 5, "ticker": 2,
+         "trades": 2}, gaps=1, resyncs=1),
+    Row("repo:tests/data/hyperliquid/HYPERLIQUID.ws.1.0", "hyperliquid", 8,
+        {"candle": 1, "funding_rate": 1, "lob": 70, "open_interest": 1, "spread": 3, "status": 4, "trades": 1,
+         "trades_l3": 1}),
+    # replayed with every channel: the level-2 book is collected, so spread comes from it (none here)
+    Row("repo:tests/data/kraken_l3/KRAKEN_L3.ws.1.0", "kraken", 8, {"lob_l3": 44, "status": 3}, checksum_ok=7,
+        live_channels="lob,lob_l3"),
     Row("cryptofeed/BITFLYER.ws.1.0", "bitflyer", 1103,
         {"lob": 7305, "spread": 294, "status": 11, "ticker": 249, "trades": 162, "trades_l3": 162}),
     Row("cryptofeed/GEMINI.ws.1.0", "gemini", 678, {"lob": 4540, "spread": 232, "status": 11, "trades": 16}),
@@ -170,12 +186,16 @@ def test_simulate_and_run_publish_what_replay_does(row):
     listed = {i.symbol for i in capture_instruments(row.capture, replay.scheme_cls).values()}
     if listed:  # the markets a user can name (a channel may publish others: options of an expiry)
         symbols &= listed
+    # none of them listed (a documented listing naming one other market): the scheme's defaults
+    markets = ["--symbols", ",".join(sorted(symbols))] if symbols else []
     topics = sorted(t for t in row.events if t not in ("status", "spread"))
-    channels = ["--channels", ",".join(topics)] if row.live_channels == "topics" else []
+    channels = {"topics": ["--channels", ",".join(topics)], "defaults": []}.get(
+        row.live_channels, ["--channels", row.live_channels])
     # paced so that the REST answers (snapshots) come while frames do: a short capture over ~0.5 s
-    with SimProcess(row.path, "--rate", min(2000, max(20, row.frames * 2))) as sim:  # paced: REST answers come while frames do
+    # (REST on a listener of its own: a listing may be a POST, which the websocket port refuses)
+    with SimProcess(row.path, "--rate", min(2000, max(20, row.frames * 2)), "--rest-port", 0) as sim:  # paced: REST answers come while frames do
         r = run_cli("run", "--exchange", row.exchange, "--endpoint", sim.url, "--rest-endpoint", sim.rest_url,
-                    "--sink", "null", "--symbols", ",".join(sorted(symbols)), *channels,
+                    "--sink", "null", *markets, *channels,
                     "--max-frames", row.frames, "--backoff", "0.01", timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     s = cli_summary(r.stderr)

@@ -145,11 +145,16 @@ def test_every_exchange_names_default_symbols_its_recorded_listing_has():
                 "phemex": "cryptofeed/PHEMEX.ws.1.0", "bitflyer": "cryptofeed/BITFLYER.ws.1.0",
                 "kucoin": "cryptofeed/KUCOIN.ws.1.0", "gemini": "cryptofeed/GEMINI.ws.1.0", "okx": "cryptofeed/OKX.ws.1.0", "htx": "cryptofeed/HUOBI.ws.44.0",
                 "gateio": "repo:tests/data/gateio/GATEIO.ws.1.0",
-                "gateio-futures": "repo:tests/data/gateio/GATEIO_FUTURES.ws.1.0", "phemex-futures": "repo:tests/data/phemex/PHEMEX_FUTURES.ws.1.0"}
+                "gateio-futures": "repo:tests/data/gateio/GATEIO_FUTURES.ws.1.0",
+                "bitget": "repo:tests/data/bitget/BITGET.ws.1.0",
+                "bitget-futures": "repo:tests/data/bitget/BITGET_FUTURES.ws.1.0",
+                "cryptocom": "repo:tests/data/cryptocom/CRYPTOCOM.ws.1.0",
+                "hyperliquid": "repo:tests/data/hyperliquid/HYPERLIQUID.ws.1.0", "phemex-futures": "repo:tests/data/phemex/PHEMEX_FUTURES.ws.1.0"}
     #: no recorded listing: the defaults are the names the venue's own rules give its markets
     guessed = {"aster": ("BTCUSDT", "ETHUSDT"), "aster-spot": ("BTCUSDT", "ETHUSDT"), "bybit": ("BTCUSDT",),
                "bybit-inverse": ("BTCUSD",), "bybit-options": (), "htx-futures": ("BTC-USDT", "ETH-USDT"),
-               "htx-coin-swaps": ("BTC-USD", "ETH-USD"), "kucoin-futures": ("XBTUSDTM", "ETHUSDTM")}
+               "htx-coin-swaps": ("BTC-USD", "ETH-USD"), "kucoin-futures": ("XBTUSDTM", "ETHUSDTM"),
+               "hyperliquid-spot": ("PURR/USDC",)}
     table = schemes()
     assert set(table) == set(listings) | set(guessed)
     for exchange, natives in guessed.items():

@@ -148,6 +148,21 @@ FRAMES.update({
                             b'"subject":"level2","data":{"sequence":18,"change":"5000.0,sell,83",'
                             b'"timestamp":1551770400000}}'],
 })
+FRAMES.update({
+    "BitgetScheme": [b'{"action":"update","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT' + BAD + b'"},'
+                     b'"data":[{"asks":[["26274.9","0"]],"bids":[],"checksum":-479681376,"seq":124,'
+                     b'"ts":"1695710946294"}],"ts":1695710946294}'],
+    "BitgetFuturesScheme": [b'{"action":"update","arg":{"instType":"USDT-FUTURES","channel":"books","instId":"BTCUSDT'
+                            + BAD + b'"},"data":[{"asks":[["26274.9","0"]],"bids":[],"checksum":-479681376,"seq":124,'
+                            b'"ts":"1695710946294"}],"ts":1695710946294}'],
+    "CryptocomScheme": [b'{"id":-1,"method":"subscribe","code":0,"result":{"instrument_name":"BTCUSD-PERP' + BAD
+                        + b'","subscription":"trade.BTCUSD-PERP","channel":"trade","data":[{"d":"2030407068",'
+                        b'"t":1613581138462,"p":"51327.500000","q":"0.000100","s":"SELL","i":"BTCUSD-PERP"}]}}'],
+    "HyperliquidScheme": [b'{"channel":"trades","data":[{"coin":"BTC' + BAD + b'","side":"B","px":"90058.0",'
+                          b'"sz":"0.00012","hash":"0x0a","time":1767878803102,"tid":907188554740561,'
+                          b'"users":["0xb0","0x13"]}]}'],
+})
+FRAMES["HyperliquidSpotScheme"] = FRAMES["HyperliquidScheme"]
 FRAMES["HtxCoinSwapScheme"] = FRAMES["HtxFuturesScheme"]
 FRAMES["HitbtcScheme"] = FRAMES["FmfwScheme"]
 FRAMES["BybitSpotScheme"] = FRAMES["BybitLinearScheme"] = FRAMES["BybitInverseScheme"] = [

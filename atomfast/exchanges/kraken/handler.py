@@ -631,6 +631,8 @@ class KrakenSpotScheme(_KrakenSpot):
         self._token = ""
         if "lob_l3" in self.channel_names:
             self.token_path = TOKEN_PATH
+        #: ``spread`` comes from the level-3 book where the level-2 book is not collected
+        self._spread_from_l3 = "lob" not in self.channel_names
 
     # --- authentication (the feed's pre-connect token hook) -----------------------------------
     def plan(self, url: str | None = None) -> list[ConnectionPlan]:
@@ -895,7 +897,7 @@ class KrakenSpotScheme(_KrakenSpot):
                 self.resync(conn, native, f"checksum mismatch: exchange {d.checksum}, book {got}", recv_ns, LOB_L3)
                 continue
             self.metrics.checksum_ok += 1
-            if (snapshot or flags & TOP_CHANGED) and native not in self.books:
+            if (snapshot or flags & TOP_CHANGED) and self._spread_from_l3:
                 self.emit_spread(native, book, event_ms, atom_us)
 
     @staticmethod
