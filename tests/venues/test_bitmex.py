@@ -24,7 +24,7 @@ from atomfast.events import Candle, FundingRate, Liquidation, Lob, OpenInterest,
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.bitmex import BitmexScheme
 from atomfast.exchanges.bitmex.parse import iso_to_ms, last_friday, parse_instruments, symbol_instrument
-from atomfast.scheme import Instrument
+from atomfast.scheme import ConnectionPlan, Instrument
 from atomfast.testing import Harness, RefBook, decimal_levels, fixture_path, recv_frames, replay_fixture
 
 CAPTURE = "cryptofeed/BITMEX.ws.1.0"
@@ -229,6 +229,110 @@ def test_lost_insert_is_a_gap_resyncs_and_rebuilds(fault):
         assert decimal_levels(h.scheme.books[native].levels(BID)) == decimal_levels(book.levels(BID)), native
         assert decimal_levels(h.scheme.books[native].levels(ASK)) == decimal_levels(book.levels(ASK)), native
         assert set(h.scheme.ids[native]) == set(clean.scheme.ids[native])
+
+
+NATIVES = ["XRPU21", "UNIUSDT", "XBTUSD", "ADAUSDT", "SOLUSDT", "TRXU21", "EOSUSDT", "TRXUSDT", "BCHUSD", "MATICUSDT"]
+PLAN = ConnectionPlan("wss://ws.bitmex.com/realtime", [("orderBookL2", NATIVES), ("quote", NATIVES),
+                                                        ("trade", NATIVES)])
+UNREADABLE = "unreadable frame: malformed JSON: Input data was truncated"
+OPS = ("unsubscribe", "subscribe")
+
+
+def _cut(data: bytes) -> bytes:
+    """What the simulator's ``truncate`` fault sends: the first half."""
+    return data[: len(data) // 2]
+
+
+def test_unreadable_frames_that_are_no_book_message_resync_nothing():
+    """A frame cut short or no JSON, that is clearly no book message: counted, nothing resyncs
+    (recorded frames: the welcome, a subscription answer, a quote, a trade partial; ``pong``)."""
+    h, frames = harness()
+    h.conn.plan = PLAN
+    h.feed_all(frames[:62])  # the 10 partials are frames 52..61
+    assert sorted(h.scheme.books) == sorted(NATIVES) and not h.scheme.unsynced
+    assert frames[0][1].startswith(b'{"info":"Welcome') and frames[1][1].startswith(b'{"success":true')
+    assert frames[250][1].startswith(b'{"table":"quote","action":"insert"')
+    assert frames[41][1].startswith(b'{"table":"trade","action":"partial"')
+    for data in (_cut(frames[0][1]), _cut(frames[1][1]), _cut(frames[250][1]), _cut(frames[41][1]), b"po", b"pong",
+                 b'{"table":"quote","action":5}'):
+        assert h.feed(data) == [], data
+    assert h.metrics.resyncs == 0 and h.conn.sent == [] and not h.scheme.unsynced
+    assert dict(h.metrics.errors.counts) == {"bitmex: malformed JSON": 4, "bitmex: not a JSON object": 1,
+                                             "bitmex: malformed message": 1}
+
+
+def test_book_message_cut_short_resyncs_the_connections_books_and_they_rebuild():
+    """BitMEX's book has no checksum and no sequence: the recorded update of frame 63 (UNIUSDT)
+    cut in half would leave a book silently wrong. It names ``orderBookL2``: every book of the
+    connection resyncs (status ``resync`` "unreadable frame: ...", book dropped, unsubscribe +
+    subscribe), nothing of them is published until their new partials, and from there the books
+    equal the undisturbed run's. A partial cut short while they wait subscribes them again (the
+    new partial may be the one lost)."""
+    h, frames = harness()
+    h.conn.plan = PLAN
+    clean = Harness(BitmexScheme, h.scheme.instruments)
+    victim, inject = 63, 400
+    assert frames[victim][1].startswith(b'{"table":"orderBookL2","action":"update","data":[{"symbol":"UNIUSDT"')
+    partials = {}
+    for i, (ts, data) in enumerate(frames):
+        clean.feed(data, ts)
+        if i == inject:
+            partials = {n: _partial_from(clean.scheme, n) for n in NATIVES}
+    for i, (ts, data) in enumerate(frames):
+        if i == victim:
+            produced = h.feed(_cut(data), ts)
+            assert produced == [("status", Status("bitmex", h.scheme.symbol_of(n), "resync", UNREADABLE,
+                                                  ts // 1_000_000, ts // 1000)) for n in sorted(NATIVES)]
+            assert [json.loads(x) for x in h.conn.sent] == [
+                {"op": op, "args": [f"orderBookL2:{n}"]} for n in sorted(NATIVES) for op in OPS]
+            assert all(h.scheme.books[n].count(BID) == h.scheme.books[n].count(ASK) == 0 for n in NATIVES)
+            assert h.scheme.unsynced == set(NATIVES) and h.metrics.resyncs == 10 and h.metrics.gaps == 0
+            # a partial cut short now: they are subscribed again, no new status
+            h.conn.sent.clear()
+            assert h.feed(_cut(frames[52][1]), ts) == []
+            assert [json.loads(x) for x in h.conn.sent] == [
+                {"op": op, "args": [f"orderBookL2:{n}"]} for n in sorted(NATIVES) for op in OPS]
+            assert h.metrics.resyncs == 10
+            continue
+        produced = h.feed(data, ts)
+        if victim < i < inject:
+            assert not [r for t, r in produced if t in ("lob", "spread")]
+        if i == inject:
+            for n in NATIVES:
+                assert h.feed(partials[n], ts)[0] == ("status", Status("bitmex", h.scheme.symbol_of(n), "snapshot", "",
+                                                                       ts // 1_000_000, ts // 1000))
+            assert not h.scheme.unsynced
+    assert h.metrics.resyncs == 10 and dict(h.metrics.errors.counts) == {"bitmex: malformed JSON": 2}
+    for native, book in clean.scheme.books.items():
+        assert decimal_levels(h.scheme.books[native].levels(BID)) == decimal_levels(book.levels(BID)), native
+        assert decimal_levels(h.scheme.books[native].levels(ASK)) == decimal_levels(book.levels(ASK)), native
+    # what cannot be classified at all (no JSON object, a book message naming no symbol) may have
+    # been a book message: the same
+    for data, why in ((b"!garbage 1 xyz", "not a JSON object"),
+                      (b'{"table":"orderBookL2","action":"update","data":{}}',
+                       "malformed book message: Expected `array`, got `object`")):
+        produced = h.feed(data)
+        assert [(r.symbol, r.status, r.reason) for _, r in produced] == [
+            (h.scheme.symbol_of(n), "resync", f"unreadable frame: {why}") for n in sorted(NATIVES)]
+        for n in NATIVES:
+            h.feed(partials[n])
+
+
+def test_first_partial_cut_short_is_asked_for_again():
+    """The first partial of XRPU21 (frame 52) cut short: without a book yet, XRPU21 would drop
+    every update forever; the books of the connection still waiting for their partial are
+    subscribed again (status ``resync``), and the partials that come start them."""
+    h, frames = harness()
+    h.conn.plan = PLAN
+    h.feed_all(frames[:52])
+    produced = h.feed(_cut(frames[52][1]))
+    assert [(r.symbol, r.status, r.reason) for _, r in produced] == [
+        (h.scheme.symbol_of(n), "resync", UNREADABLE) for n in NATIVES]
+    assert [json.loads(x)["args"] for x in h.conn.sent][::2] == [[f"orderBookL2:{n}"] for n in NATIVES]
+    h.feed_all(frames[53:62])
+    assert h.scheme.unsynced == {"XRPU21"}
+    h.feed(frames[52][1])  # the partial the new subscription brings
+    assert not h.scheme.unsynced and h.metrics.resyncs == 10
 
 
 def test_rows_before_the_partial_are_dropped():

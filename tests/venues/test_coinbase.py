@@ -331,6 +331,76 @@ def test_l2_update_before_resnapshot_is_dropped_and_malformed_update_never_half_
     assert h.metrics.errors.counts["coinbase: malformed book level"] == 1
 
 
+UNREADABLE = "unreadable frame: malformed JSON: Input data was truncated"
+
+
+def test_l2_unreadable_frames_resync_the_books_they_may_concern():
+    """Level 2 has no sequence and no checksum: a frame that cannot be read and may have been a
+    level-2 message resyncs the books it may concern (recorded frames cut in half, as the
+    simulator's ``truncate`` fault sends them). A ticker, match, subscriptions answer or
+    heartbeat cut short: counted, nothing resyncs. An ``l2update`` of SKL-USD cut after its
+    ``product_id``: SKL-USD resyncs. One cut before it, and a frame that is no JSON at all: every
+    level-2 book of the connection (those already resyncing are subscribed again: the lost
+    frame may have been their snapshot). The exchange's snapshots rebuild them and at the end
+    every book equals the model's of the whole capture."""
+    frames = capture_frames()
+    h = Harness(CoinbaseScheme, instruments=listing())
+    ref = RefL2()
+    products = sorted({p for ch in (_msg(frames[4]), _msg(frames[5])) for c in ch["channels"] if c["name"] == "level2"
+                      for p in c["product_ids"]})
+    assert len(products) == 10
+    first = next(i for i, f in enumerate(frames) if f.kind == RECV and i > 37 and _msg(f).get("type") == "l2update"
+                 and _msg(f)["product_id"] == "SKL-USD")
+    second = next(i for i, f in enumerate(frames) if f.kind == RECV and i > first + 100
+                  and _msg(f).get("type") == "l2update")
+    cuts = {first: frames[first].data[: len(frames[first].data) // 2],
+            second: frames[second].data[: len(b'{"type":"l2update","pro')]}
+    assert b'"product_id":"SKL-USD"' in cuts[first] and b"product_id" not in cuts[second]
+    ticker = next(f.data for f in frames[40:] if f.kind == RECV and _msg(f)["type"] == "ticker")
+    match = next(f.data for f in frames[40:] if f.kind == RECV and _msg(f)["type"] == "match")
+    heartbeat = (b'{"type":"heartbeat","sequence":90,"last_trade_id":20,"product_id":"SKL-USD",'
+                 b'"time":"2014-11-07T08:19:28.464459Z"}')
+    rebuilt = []
+    for i, f in enumerate(frames):
+        if f.kind == OPEN:
+            h.open(f.ts_ns)
+        if f.kind != RECV:
+            continue
+        ref.frame(_msg(f))
+        if i == first:
+            assert set(h.scheme.books) == set(products) and not h.scheme.unsynced
+            for data in (ticker, match, frames[4].data, heartbeat):
+                assert h.feed(data[: len(data) // 2], f.ts_ns) == []
+            assert h.metrics.resyncs == 0 and h.conn.sent == []
+            assert h.feed(cuts[first], f.ts_ns) == [("status", Status("coinbase", "SKL-USD", "resync", UNREADABLE,
+                                                                      f.ts_ns // 10**6, f.ts_ns // 1000))]
+            assert [json.loads(x) for x in h.conn.sent] == [
+                {"type": "unsubscribe", "product_ids": ["SKL-USD"], "channels": ["level2"]},
+                {"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["level2"]}]
+        elif i == second:
+            produced = h.feed(cuts[second], f.ts_ns)
+            assert [(r.symbol, r.status, r.reason) for _, r in produced] == [
+                (p, "resync", UNREADABLE) for p in products]
+            h.conn.sent.clear()
+            assert h.feed(b"!garbage 7 QwErTy", f.ts_ns) == []  # all are resyncing: subscribed again
+            assert [json.loads(x)["product_ids"] for x in h.conn.sent] == [[p] for p in products for _ in (0, 1)]
+            assert h.scheme.unsynced == set(products)
+        else:
+            produced = h.feed(f.data, f.ts_ns)
+            assert not [r for t, r in produced if t == "lob" and r.symbol in h.scheme.unsynced]
+        if h.conn.sent:  # the exchange answers the subscribe with a snapshot of its book now
+            for p in sorted({json.loads(x)["product_ids"][0] for x in h.conn.sent}):
+                ev = h.feed(_snapshot_of(ref, p), f.ts_ns)
+                assert ev[0] == ("status", Status("coinbase", p, "snapshot", "", f.ts_ns // 10**6, f.ts_ns // 1000))
+                rebuilt.append(p)
+            h.conn.sent.clear()
+    assert rebuilt == ["SKL-USD"] + products
+    assert h.metrics.resyncs == 11 and h.metrics.gaps == 0
+    assert dict(h.metrics.errors.counts) == {"coinbase: malformed JSON": 7}
+    for product in ref.books:
+        assert_l2_equal(h.scheme, product, ref)
+
+
 # ------------------------------------------------------------------------------------------------
 # level 3 (full channel): the documented examples
 

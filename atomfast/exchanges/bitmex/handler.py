@@ -49,12 +49,25 @@ it is gone): one event per order, when it is first seen, with ``order_id`` = ``o
 schema wants. The table has no timestamp: ``event_timestamp`` is the receive time. The ids of
 orders still in the book are kept so a re-subscription's ``partial`` publishes no order twice.
 
+Frames that cannot be read (nothing in BitMEX's book tells a lost message, so a book message
+cut short or garbled would leave its book silently wrong): a frame that is no JSON, or JSON that
+is no well-formed envelope, is counted (``malformed JSON``, ``malformed message``, ``not a JSON
+object``) and, unless it is clearly no book message (it names another table: ``"table":"quote"``;
+it is a control message: ``{"info"``, ``{"success"``, ``{"status"``, ``{"error"``...; it is
+``pong`` or a part of it), every ``orderBookL2`` book of its connection (those whose partial came
+on it) resyncs with the reason ``unreadable frame: <what>``. Where the frame may have been a
+``partial`` (its action is ``partial`` or cannot be read), the connection's books still waiting
+for a partial (subscribed, or already resyncing) are subscribed again too: their partial may be
+the message lost. A book message whose envelope reads but whose rows do not resyncs the symbols
+its rows name, or, where it names none, every book of the connection.
+
 Keep-alive: BitMEX answers the text ``ping`` with ``pong``; we send it every ``ping_interval``
 (its docs: ping when nothing came for 5 s); a silent connection is reconnected by the watchdog.
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 import msgspec
@@ -74,6 +87,36 @@ _TAKER = {"Buy": "buy", "Sell": "sell"}
 _BIN_MINUTES = {"tradeBin1m": 1, "tradeBin5m": 5, "tradeBin1h": 60, "tradeBin1d": 1440}
 _BIN_NAMES = {1: "1m", 5: "5m", 60: "1h", 1440: "1d"}
 _any_decoder = msgspec.json.Decoder()
+#: what an unreadable frame is, read from its bytes: the table it names, its action, a control
+#: message's first key (BitMEX sends compact JSON, the table first)
+_TABLE = re.compile(rb'"table"\s*:\s*"([^"\\]*)"')
+_ACTION = re.compile(rb'"action"\s*:\s*"([^"\\]*)"')
+_CONTROL = re.compile(rb'\s*\{\s*"(?:info|success|error|status|subscribe|unsubscribe|request)"')
+_BOOK_ACTIONS = (b"insert", b"update", b"delete")
+#: ``conn.state`` key: the natives whose orderBookL2 partial came on the connection
+_BOOKS = "bitmex_books"
+
+
+class _Unreadable(msgspec.ValidationError):
+    """A frame that is no JSON at all, raised by the dispatch's decoder as a refusal (a
+    ``ValidationError``) so that it reaches ``_on_refused`` with its connection."""
+
+
+def _envelope_decode(data: bytes, _decode=m.envelope_decoder.decode) -> m.Envelope:
+    try:
+        return _decode(data)
+    except msgspec.ValidationError:
+        raise
+    except MALFORMED as exc:
+        raise _Unreadable(str(exc)) from None
+
+
+class _EnvelopeDecoder:
+    """The dispatch's decoder: ``m.envelope_decoder``, a frame that is no JSON refused as
+    ``_Unreadable``."""
+
+    __slots__ = ()
+    decode = staticmethod(_envelope_decode)
 
 
 def _valid_size(size: bytes, decimals: int) -> bool:
@@ -153,27 +196,64 @@ class BitmexScheme(Scheme):
 
     # --- frames -------------------------------------------------------------------------------
     # The envelope is decoded (its rows stay raw) and routed by its ``table``; control messages
-    # (no table) go to ``_on_control``. What is no JSON object (BitMEX's ``pong``), no envelope,
-    # or names a table we do not take goes to ``_on_other``.
+    # (no table) go to ``_on_control``. What is no JSON object (BitMEX's ``pong``) or names a
+    # table we do not take goes to ``_on_other``; what is no JSON, or no envelope, to
+    # ``_on_refused``.
     dispatch = Dispatch({"orderBookL2": "_on_book", "trade": "_on_trades", "quote": "_on_quotes",
                          "instrument": "_on_instruments", "liquidation": "_on_liquidations",
                          **{t: "_on_bins" for t in _BIN_MINUTES}, "": "_on_control"},
-                        decoder=m.envelope_decoder, field="table", lead=b"{", fallback="_on_other")
+                        decoder=_EnvelopeDecoder(), field="table", lead=b"{", fallback="_on_other",
+                        refused="_on_refused")
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         if data[:1] != b"{":
             if data != b"pong":
                 self.bad_input("not a JSON object", "frame does not start with {", data)
+                if not (data and b"pong".startswith(data)):  # (a pong cut short is no book message)
+                    self._unreadable(conn, data, "not a JSON object", recv_ns)
             return
         try:
-            env = m.envelope_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("malformed message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
-        self.bad_input("unknown table", repr(env.table), data)
+            table = m.envelope_decoder.decode(data).table
+        except DECODE_ERRORS:  # (not expected: the dispatch decoded it)
+            table = None
+        self.bad_input("unknown table", repr(table), data)
+
+    def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
+        """A frame that is no JSON (``_Unreadable``), or JSON that is no envelope: counted, and
+        the connection's books resync unless it is clearly no book message."""
+        kind = "malformed JSON" if exc.__class__ is _Unreadable else "malformed message"
+        self.bad_input(kind, str(exc), data)
+        self._unreadable(conn, data, f"{kind}: {exc}"[:120], recv_ns)
+
+    def _unreadable(self, conn: Connection, data: bytes, what: str, recv_ns: int) -> None:
+        """A frame that could not be read: unless it is clearly no book message (another table,
+        a control message), the books of ``conn`` resync (reason ``unreadable frame: <what>``);
+        where it may have been a ``partial``, the books waiting for one are subscribed again."""
+        found = _TABLE.search(data)
+        if found is not None:
+            if found.group(1) != b"orderBookL2":
+                return  # another table's message: no book in it
+            action = _ACTION.search(data)
+            partial = action is None or action.group(1) not in _BOOK_ACTIONS
+        elif _CONTROL.match(data) is not None:
+            return  # a welcome, a subscription's answer or an error
+        else:
+            partial = True  # cannot be classified: it may have been any book message
+        reason = f"unreadable frame: {what}"
+        carried = conn.state.get(_BOOKS, ())
+        waiting = [n for channel, natives in conn.plan.subscriptions if channel == "orderBookL2"
+                   for n in natives if n not in carried] if partial else []
+        for native in sorted(carried):
+            if native in self.unsynced:
+                if partial:
+                    self.resubscribe(conn, native)  # its new partial may be the message lost
+            else:
+                self.resync(conn, native, reason, recv_ns)
+        for native in waiting:
+            if native in self.unsynced:
+                self.resubscribe(conn, native)
+            elif native in self.instruments:
+                self.resync(conn, native, reason, recv_ns)
 
     def _on_control(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         if env.success is not None or env.subscribe or env.unsubscribe:
@@ -234,6 +314,9 @@ class BitmexScheme(Scheme):
             natives = self._row_symbols(env.data)
             if env.filter is not None and env.filter.symbol:
                 natives.append(env.filter.symbol)
+            if not natives:  # whose book it was cannot be told: every book of the connection
+                self._unreadable(conn, data, f"malformed book message: {exc}"[:120], recv_ns)
+                return
             for native in natives:
                 if native in self.books or (action == "partial" and native in self.instruments):
                     self.resync(conn, native, "malformed book message", recv_ns)
@@ -408,6 +491,10 @@ class BitmexScheme(Scheme):
             snap_ms = max((op[2] for op in ops), default=0) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
             self.ids[native] = ids
+            carried = conn.state.get(_BOOKS)
+            if carried is None:
+                carried = conn.state[_BOOKS] = set()
+            carried.add(native)
             if self._apply_runs(book, ops, self.symbol_of(native), atom_us) & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 

@@ -23,6 +23,19 @@ Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, eve
 an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
 best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
 
+Frames that cannot be read: level 2 has nothing that tells a lost message (a crossed book only
+sometimes shows it), so a frame that is no JSON, or JSON that is no well-formed message, is
+counted (``malformed JSON``, ``malformed <type> message``, ``unknown message``) and, where it may
+have been a level-2 message, its level-2 books resync with the reason ``unreadable frame: <what>``
+(unsubscribe + subscribe): a ``snapshot`` or ``l2update`` whose ``product_id`` can be read, that
+product; one whose product cannot be read, or a frame whose ``type`` cannot be read at all, every
+level-2 book of the connection (those subscribed on it, and those whose snapshot came on it).
+Books already resyncing are subscribed again where the lost frame may have been their snapshot.
+A frame whose ``type`` says it is no level-2 message (``ticker``, ``heartbeat``, a ``full``
+message: level 3 finds its own losses by ``sequence``) resyncs nothing; a ``subscriptions``
+answer that cannot be read starts the level-3 sync of the connection's ``full`` products where
+``lob_l3`` is collected (the answer would have).
+
 Level 3 sync (``full``; ``atomfast.kit.booksync.BookSync`` with the ``Sequenced`` rule on
 ``sequence``), per product, once the ``subscriptions`` answer lists it: buffer the
 sequenced messages, GET ``/products/{id}/book?level=3`` (the REST level-3 snapshot), apply it
@@ -45,14 +58,17 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import time
 from typing import Sequence
+
+import msgspec
 
 from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
 from ...kit.booksync import BookSync, Sequenced
-from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection,
-                       Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
+                       Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
 
@@ -62,6 +78,34 @@ _FULL_TYPES = {"received", "open", "done", "match", "change"}
 _L2_TYPES = {"snapshot", "l2update"}
 #: channels Coinbase only serves to authenticated subscribers
 AUTH_CHANNELS = frozenset({"full", "level2", "level3"})
+_L2_CHANNELS = ("level2", "level2_batch")
+#: what an unreadable frame is, read from its bytes (Coinbase sends ``type`` first)
+_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
+_PRODUCT = re.compile(rb'"product_id"\s*:\s*"([^"\\]*)"')
+#: ``conn.state`` key: the products whose level-2 snapshot came on the connection
+_L2_BOOKS = "coinbase_l2_books"
+
+
+class _Unreadable(msgspec.ValidationError):
+    """A frame that is no JSON at all, raised by the dispatch's decoder as a refusal (a
+    ``ValidationError``) so that it reaches ``_on_invalid`` with its connection."""
+
+
+def _decode(data: bytes, _decode=m.decoder.decode):
+    try:
+        return _decode(data)
+    except msgspec.ValidationError:
+        raise
+    except MALFORMED as exc:
+        raise _Unreadable(str(exc)) from None
+
+
+class _Decoder:
+    """The dispatch's decoder: ``m.decoder``, a frame that is no JSON refused as ``_Unreadable``."""
+
+    __slots__ = ()
+    decode = staticmethod(_decode)
+
 
 class CoinbaseScheme(Scheme):
     exchange = "coinbase"
@@ -95,7 +139,7 @@ class CoinbaseScheme(Scheme):
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
                          m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
-                        decoder=m.decoder, refused="_on_invalid")
+                        decoder=_Decoder(), refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
@@ -182,9 +226,14 @@ class CoinbaseScheme(Scheme):
         self.status("", "stopped", f"error: {msg.message}: {msg.reason}"[:500], recv_ns)
 
     def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
-        """Valid JSON that is not a well-formed known message: say what it was; a book message
-        (level 2 or a sequenced level-3 one) that cannot be read resyncs that book."""
+        """A frame that is no JSON (``_Unreadable``: counted, ``_unreadable``), or valid JSON
+        that is not a well-formed known message: say what it was; a book message (level 2 or a
+        sequenced level-3 one) that cannot be read resyncs that book."""
         detail = str(exc)
+        if exc.__class__ is _Unreadable:
+            self.bad_input("malformed JSON", detail, data)
+            self._unreadable(conn, data, f"malformed JSON: {detail}"[:120], recv_ns)
+            return
         try:
             head = m.any_decoder.decode(data)
         except DECODE_ERRORS:
@@ -198,6 +247,8 @@ class CoinbaseScheme(Scheme):
         self.bad_input(f"malformed {kind} message", detail, data)
         native = head.product_id
         if native.__class__ is not str:
+            if kind in _L2_TYPES:  # whose book it was cannot be told: every level-2 book of the connection
+                self._l2_lost(conn, None, kind == "snapshot", f"unreadable frame: malformed {kind} message", recv_ns)
             return
         if kind in _L2_TYPES and (native in self.books or kind == "snapshot") and self.known(native, data):
             self.resync(conn, native, f"malformed {kind} message", recv_ns)
@@ -205,6 +256,46 @@ class CoinbaseScheme(Scheme):
             st = self.l3.get(native)
             if st is not None and st.live:
                 self.resync(st.conn, native, f"malformed {kind} message", recv_ns, LOB_L3)
+
+    def _unreadable(self, conn: Connection, data: bytes, what: str, recv_ns: int) -> None:
+        """A frame that is no JSON: unless its ``type`` says it is no level-2 message, the
+        level-2 books it may have concerned resync (see the module's doc)."""
+        found = _TYPE.search(data)
+        reason = f"unreadable frame: {what}"
+        if found is None:  # cannot be classified: it may have been any book message
+            self._l2_lost(conn, None, True, reason, recv_ns)
+            return
+        kind = found.group(1)
+        if kind == b"snapshot" or kind == b"l2update":
+            product = _PRODUCT.search(data)
+            native = product.group(1).decode("utf-8", "replace") if product is not None else None
+            self._l2_lost(conn, native, kind == b"snapshot", reason, recv_ns)
+        elif kind == b"subscriptions" and LOB_L3 in self.channel_names:
+            l3_channel = self.channels[LOB_L3]
+            for channel, natives in conn.plan.subscriptions:
+                if channel == l3_channel:
+                    for native in natives:
+                        if native not in self.l3 and native in self.instruments:
+                            self._l3_start(conn, native, recv_ns)
+
+    def _l2_lost(self, conn: Connection, native: str | None, snapshot: bool, reason: str, recv_ns: int) -> None:
+        """A level-2 message of ``native`` (None: of any product of ``conn``) was lost: a live
+        book resyncs; a book resyncing already is subscribed again where the message lost may be
+        its ``snapshot``."""
+        if native is None:
+            natives = set(conn.state.get("coinbase_l2", ()))
+            natives.update(conn.state.get(_L2_BOOKS, ()))
+            for channel, subscribed in conn.plan.subscriptions:
+                if channel in _L2_CHANNELS:
+                    natives.update(subscribed)
+        else:
+            natives = (native,)
+        for n in sorted(natives):
+            if n in self.unsynced:
+                if snapshot:
+                    self.resubscribe(conn, n)
+            elif n in self.books:
+                self.resync(conn, n, reason, recv_ns)
 
     # --- level 2 ------------------------------------------------------------------------------
     # Coinbase's gap reasons carry no "gap: " prefix (Scheme.gap adds one)
@@ -237,6 +328,10 @@ class CoinbaseScheme(Scheme):
             self.book_failed(conn, native, "malformed snapshot", str(exc), data, recv_ns)
             return
         book = self.begin_snapshot(native, recv_ns, event_ms)
+        carried = conn.state.get(_L2_BOOKS)
+        if carried is None:
+            carried = conn.state[_L2_BOOKS] = set()
+        carried.add(native)
         self.apply_levels(native, book, BID, msg.bids, event_ms, atom_us)
         self.apply_levels(native, book, ASK, msg.asks, event_ms, atom_us)
         if self._crossed(conn, native, book, recv_ns):
