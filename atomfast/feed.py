@@ -26,9 +26,9 @@ Protocol details:
   (not an ``--endpoint``), to the URL its ``connect_url`` reads from a POST of that path, made
   before every connect (``_token_url``); a failed POST is a "rest error" and a failed connect. The
   token never reaches a log, a status or a recording: ``conn.url`` stays the scheme's URL. A
-  scheme may say which of its URLs need the token (``needs_token(url)``) and sign the POST
-  (``token_request()``: body and headers); its ``connect_url`` may keep the token for its
-  subscribe messages (Kraken).
+  scheme says which of its URLs need the token (``Scheme.needs_token(url)``, default: all) and
+  what the POST carries (``Scheme.token_request()``, default ``{}``, no headers); its
+  ``connect_url`` may keep the token for its subscribe messages (Kraken).
 - Reconnect: exponential backoff with full jitter (``Backoff``), forever unless ``max_retries``;
   the attempt counter restarts after a connection that stayed up ``stable_after`` s.
   ``scheme.on_close`` marks the connection's books unsynced and says ``disconnected``;
@@ -336,7 +336,7 @@ class FeedConnection:
     async def _connect(self):
         group = self.group
         url = shown = self.url
-        if group.scheme.token_path and _own_url(group.scheme, url) and _needs_token(group.scheme, url):
+        if group.scheme.token_path and _own_url(group.scheme, url) and group.scheme.needs_token(url):
             url = await self._token_url()  # (the URL carries a token: only ``shown`` is logged)
             if url is None:
                 return None
@@ -376,7 +376,7 @@ class FeedConnection:
         scheme = group.scheme
         target = group.rest_url(scheme.rest_url + scheme.token_path)
         try:
-            payload, headers = _token_request(scheme)  # (secrets: neither is logged)
+            payload, headers = scheme.token_request()  # (secrets: neither is logged)
             body = await rest.post(target, payload, timeout=group.connect_timeout, headers=headers)
             url, ping = scheme.connect_url(body, uuid.uuid4().hex)
             if not url.startswith(("ws://", "wss://")):
@@ -420,20 +420,6 @@ def _own_url(scheme: "Scheme", url: str) -> bool:
     """Whether ``url`` is one of the scheme's own websocket URLs (not an ``--endpoint``)."""
     own = url.rstrip("/")
     return own == scheme.ws_url.rstrip("/") or any(own == u.rstrip("/") for u in scheme.channel_urls.values())
-
-
-def _needs_token(scheme: "Scheme", url: str) -> bool:
-    """Whether a connect to ``url`` (one of the scheme's own) needs the token first: the scheme's
-    ``needs_token(url)`` where it has one (Kraken: its level3 URL only), else every one."""
-    needs = getattr(scheme, "needs_token", None)
-    return needs is None or needs(url)
-
-
-def _token_request(scheme: "Scheme") -> tuple[bytes, dict[str, str] | None]:
-    """The body and headers of the token POST: the scheme's ``token_request()`` where it has one
-    (a signed request: Kraken), else ``{}`` and no headers (KuCoin)."""
-    make = getattr(scheme, "token_request", None)
-    return make() if make is not None else (b"{}", None)
 
 
 def redact_url(url: str) -> str:

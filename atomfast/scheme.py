@@ -255,6 +255,16 @@ class Scheme:
         it. Default: no ``token_path``, nothing to read."""
         raise NotImplementedError(f"{cls.__name__} declares no token_path")
 
+    def needs_token(self, url: str) -> bool:
+        """Whether a connect to ``url`` (one of the scheme's own websocket URLs) needs the
+        ``token_path`` POST first. Default: every one (KuCoin); Kraken: its level3 URL only."""
+        return True
+
+    def token_request(self) -> tuple[bytes, dict[str, str] | None]:
+        """The body and headers of the ``token_path`` POST (secrets: the feed never logs them).
+        Default: ``{}`` and no headers (KuCoin); Kraken signs it."""
+        return b"{}", None
+
     def on_timer(self, conns: Sequence[Connection], now_ns: int) -> None:
         """Every ``timer_interval`` s (the feed's housekeeping), with the connections that are up:
         periodic work that is not a frame (e.g. a REST poll). What it emits is published at once
