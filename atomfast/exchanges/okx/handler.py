@@ -67,6 +67,7 @@ import msgspec
 
 from ...book import BID
 from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -134,8 +135,10 @@ class OkxScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each update's ``prevSeqId`` must be the ``seqId`` of the last book message applied
+        self.chain = Chain(self, linked=True, reason="prevSeqId {prev} != previous seqId {book}", kind="sequence gap")
         #: instId -> ``seqId`` of the last book message applied (None: the push had none)
-        self.seq_ids: dict[str, int | None] = {}
+        self.seq_ids: dict[str, int | None] = self.chain.ids
         #: the configured markets (natives) liquidations are published for; None: every one
         self._liquidated: set[str] | None = None
 
@@ -304,9 +307,7 @@ class OkxScheme(Scheme):
                 self.book_failed(conn, native, "malformed book update", f"seqId {seq!r} prevSeqId {prev!r}", data,
                                  recv_ns)
                 return
-            last = self.seq_ids.get(native)
-            if prev != last:
-                self.gap(conn, native, f"prevSeqId {prev} != previous seqId {last}", recv_ns, kind="sequence gap")
+            if not self.chain.follows(conn, native, seq, seq, prev, recv_ns):
                 return
         elif not d.checksum:
             self.book_failed(conn, native, "malformed book update", "neither seqId nor checksum", data, recv_ns)
@@ -318,7 +319,7 @@ class OkxScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
-        self.seq_ids[native] = seq
+        self.chain.set(native, seq)
         if d.checksum and not self._checksum(conn, native, book, d.checksum, recv_ns):
             return
         if flags & TOP_CHANGED:
@@ -339,7 +340,7 @@ class OkxScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
-        self.seq_ids[native] = d.seqId
+        self.chain.set(native, d.seqId)
         if d.checksum and not self._checksum(conn, native, book, d.checksum, recv_ns):
             return
         if flags & TOP_CHANGED:
