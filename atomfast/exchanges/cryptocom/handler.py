@@ -58,6 +58,7 @@ import msgspec
 
 from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan,
                        Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import is_plain, ms_ok, ok_float
@@ -139,8 +140,10 @@ class CryptocomScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each delta's ``pu`` must be the ``u`` of the last book push applied
+        self.chain = Chain(self, linked=True, reason="pu {prev} != previous u {book}")
         #: native -> ``u`` of the last book push applied
-        self.book_u: dict[str, int] = {}
+        self.book_u: dict[str, int] = self.chain.ids
         #: native -> the last mark price / estimated funding rate seen
         self.marks: dict[str, float] = {}
         self.estimated: dict[str, float] = {}
@@ -329,7 +332,7 @@ class CryptocomScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, item.bids, item.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                          event_ms, atom_us, depth)
-        self.book_u[native] = item.u
+        self.chain.set(native, item.u)
         if self._crossed(conn, native, book, recv_ns):
             return False
         self.emit_spread(native, book, event_ms, atom_us)
@@ -348,8 +351,7 @@ class CryptocomScheme(Scheme):
             self.book_failed(conn, native, "malformed book update", f"pu {pu!r} update {item.update!r}"[:200], data,
                              recv_ns)
             return False
-        if pu != last:
-            self.gap(conn, native, f"pu {pu} != previous u {last}", recv_ns)
+        if not self.chain.follows(conn, native, item.u, item.u, pu, recv_ns):
             return False
         event_ms = item.t or recv_ns // 1_000_000
         atom_us = recv_ns // 1000
@@ -359,7 +361,7 @@ class CryptocomScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc)[:200], data, recv_ns)
             return False
-        self.book_u[native] = item.u
+        self.chain.set(native, item.u)
         if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
             return False
         if flags & TOP_CHANGED:
