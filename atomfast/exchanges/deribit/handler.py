@@ -54,6 +54,7 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
@@ -121,8 +122,11 @@ class DeribitScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each change's ``prev_change_id`` must be the ``change_id`` of the last book message applied
+        self.chain = Chain(self, linked=True, reason="prev_change_id {prev}, last change_id {book}",
+                           kind="change_id gap")
         #: instrument -> change_id of the last book message applied
-        self.change_ids: dict[str, int] = {}
+        self.change_ids: dict[str, int] = self.chain.ids
         self._last_funding: dict[str, tuple[float, float]] = {}
         self._last_oi: dict[str, float] = {}
         #: (instrument, resolution) -> the last candle published (not yet closed)
@@ -305,13 +309,10 @@ class DeribitScheme(Scheme):
         if book is None:
             self.resync(conn, native, "book change before its snapshot", recv_ns)
             return
-        last = self.change_ids.get(native)
-        if msg.type != "change" or msg.prev_change_id != last:
-            if msg.type != "change":
-                self.book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
-                return
-            self.gap(conn, native, f"prev_change_id {msg.prev_change_id}, last change_id {last}", recv_ns,
-                     kind="change_id gap")
+        if msg.type != "change":
+            self.book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
+            return
+        if not self.chain.follows(conn, native, msg.change_id, msg.change_id, msg.prev_change_id, recv_ns):
             return
         pd, sd = book.price_decimals, book.size_decimals
         bids = self._levels(msg.bids, pd, sd)
@@ -327,7 +328,7 @@ class DeribitScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
-        self.change_ids[native] = msg.change_id
+        self.chain.set(native, msg.change_id)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
@@ -348,7 +349,7 @@ class DeribitScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
-        self.change_ids[native] = msg.change_id
+        self.chain.set(native, msg.change_id)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
