@@ -47,6 +47,7 @@ from typing import Sequence
 
 from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import MAX_MS, is_plain, ms_ok, ok_float
@@ -91,8 +92,10 @@ class _GateBase(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each change's ``[U, u]`` must start one past the ``u`` of the last change applied
+        self.chain = Chain(self, linked=False, reason="U {first} != previous u {book} + 1")
         #: market -> the id (``u``) of the last change applied to its book
-        self.book_ids: dict[str, int] = {}
+        self.book_ids: dict[str, int] = self.chain.ids
         self._obu = f"{self.prefix}.obu"
         self._candles = f"{self.prefix}.candlesticks"
 
@@ -182,8 +185,7 @@ class _GateBase(Scheme):
         if last is None or book is None:
             self.resync(conn, native, "order book change before its full book", recv_ns)
             return
-        if r.U != last + 1 or r.u < r.U:
-            self.gap(conn, native, f"U {r.U} != previous u {last} + 1", recv_ns)
+        if not self.chain.follows(conn, native, r.U, r.u, 0, recv_ns):
             return
         event_ms = r.t or recv_ns // 1_000_000
         atom_us = recv_ns // 1000
@@ -193,7 +195,7 @@ class _GateBase(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed order book", str(exc)[:200], data, recv_ns)
             return
-        self.book_ids[native] = r.u
+        self.chain.set(native, r.u)
         if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
             return
         if flags & TOP_CHANGED:
@@ -211,7 +213,7 @@ class _GateBase(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, r.b, r.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us,
                          self.depth)
-        self.book_ids[native] = r.u
+        self.chain.set(native, r.u)
         if self._crossed(conn, native, book, recv_ns):
             return
         self.emit_spread(native, book, event_ms, atom_us)
