@@ -67,6 +67,7 @@ import msgspec
 
 from ...book import ASK, BID
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -118,8 +119,10 @@ class BybitScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each delta's ``u`` must be the ``u`` of the last book message applied + 1
+        self.chain = Chain(self, linked=False, reason="u {first} != previous u {book} + 1", kind="update id gap")
         #: symbol -> ``u`` of the last book message applied
-        self.update_ids: dict[str, int] = {}
+        self.update_ids: dict[str, int] = self.chain.ids
         #: book topic -> (symbol, depth)
         self._book_topics: dict[str, tuple[str, int]] = {}
         #: symbol -> its book topic (the last one seen: the one to subscribe again)
@@ -276,9 +279,7 @@ class BybitScheme(Scheme):
                 self._topic_of.setdefault(native, msg.topic)  # (the topic to subscribe again)
                 self.resync(conn, native, "book delta before its snapshot", recv_ns)
                 return
-            last = self.update_ids[native]
-            if d.u != last + 1:
-                self.gap(conn, native, f"u {d.u} != previous u {last} + 1", recv_ns, kind="update id gap")
+            if not self.chain.follows(conn, native, d.u, d.u, 0, recv_ns):
                 return
         elif kind != "snapshot":
             self.book_failed(conn, native, "malformed book message", f"type {kind!r}", data, recv_ns)
@@ -307,7 +308,7 @@ class BybitScheme(Scheme):
             except BOOK_ERRORS as exc:
                 self.book_failed(conn, native, "malformed book delta", str(exc), data, recv_ns)
                 return
-        self.update_ids[native] = d.u
+        self.chain.set(native, d.u)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
