@@ -44,6 +44,7 @@ from typing import Sequence
 
 from ...book import BID
 from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -73,8 +74,10 @@ class HitbtcScheme(Scheme):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each update's ``s`` must be the ``s`` of the last book message applied + 1
+        self.chain = Chain(self, linked=False, reason="expected s {next}, got {first}", kind="sequence gap")
         #: symbol -> ``s`` of the last book message applied
-        self.seqs: dict[str, int] = {}
+        self.seqs: dict[str, int] = self.chain.ids
         #: symbol -> id of the last trade published
         self.trade_ids: dict[str, int] = {}
         #: symbol -> the last candle published (not yet closed)
@@ -220,7 +223,7 @@ class HitbtcScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
-        self.seqs[native] = d.s
+        self.chain.set(native, d.s)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
@@ -232,9 +235,7 @@ class HitbtcScheme(Scheme):
             if self.known(native, data):
                 self.resync(conn, native, "book update before its snapshot", recv_ns)
             return
-        expected = self.seqs[native] + 1
-        if d.s != expected:
-            self.gap(conn, native, f"expected s {expected}, got {d.s}", recv_ns, kind="sequence gap")
+        if not self.chain.follows(conn, native, d.s, d.s, 0, recv_ns):
             return
         if not ms_ok(d.t):
             self.book_failed(conn, native, "malformed book update", f"t {d.t!r}", data, recv_ns)
@@ -247,7 +248,7 @@ class HitbtcScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
-        self.seqs[native] = d.s
+        self.chain.set(native, d.s)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
