@@ -39,6 +39,7 @@ from typing import Sequence
 
 from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument, RestEndpoint,
                        Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -64,8 +65,10 @@ class _PoloniexScheme(Scheme):
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each update's ``prev_field`` must be the id of the last book message applied
+        self.chain = Chain(self, linked=True, reason=f"{self.prev_field} {{prev}} is not the last id {{book}}")
         #: market -> id of the last book message applied
-        self.ids: dict[str, int] = {}
+        self.ids: dict[str, int] = self.chain.ids
 
     def guess_instrument(self, native: str) -> Instrument:
         return guess_instrument(native, self.perp)
@@ -135,9 +138,7 @@ class _PoloniexScheme(Scheme):
             last = self.ids.get(native)
             if last is None:
                 continue  # an update before the market's first snapshot (which follows the subscription)
-            prev = getattr(item, prev_field)
-            if prev != last:
-                self.gap(conn, native, f"{prev_field} {prev} is not the last id {last}", recv_ns)
+            if not self.chain.follows(conn, native, item.id, item.id, getattr(item, prev_field), recv_ns):
                 continue
             self._apply(conn, native, item, data, recv_ns)
 
@@ -167,7 +168,7 @@ class _PoloniexScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         flags = book.apply_sides(BID, item.bids, item.asks, self.rows("lob"), Lob, self.exchange,
                                  self._symbols[native], event_ms, atom_us, DEPTH)
-        self.ids[native] = item.id
+        self.chain.set(native, item.id)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
@@ -181,7 +182,7 @@ class _PoloniexScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
-        self.ids[native] = item.id
+        self.chain.set(native, item.id)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
