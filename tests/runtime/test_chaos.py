@@ -60,6 +60,8 @@ from atomfast.testing import (ROOT, T0, CoinbaseOrders, capture_instruments, chi
 
 #: faults whose frames reach the scheme as bad input (one counted error each)
 BAD_FRAMES = ("garbage", "truncate")
+#: faults of the frames sent
+FRAME_FAULTS = ("garbage", "truncate", "duplicate", "reorder")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -276,22 +278,60 @@ class Chaos:
         #: nothing was lost between them), as (payload, position in ``groups``)
         self.frames = [(_payload(g[0]), i) for i, g in enumerate(self.groups) if g[0]["kind"] == "frame"]
         self.faults = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln]
+        self._recordings = {rc.number: rc for rc in load_recordings([capture])[0]}
+        #: garbage frames received: the number in their text -> their ordinal in ``frames``
+        self._garbage = {int(data.split()[1]): i + 1 for i, (data, _) in enumerate(self.frames)
+                         if data.startswith(b"!garbage ")}
 
     def seen(self, kind: str) -> list[dict]:
         """The injected faults of ``kind`` that concern a frame the run received (REST and
         refusals: all of them)."""
         frames = self.summary["frames"]
+        sessions = len(self.statuses("connected"))
         out = []
         for f in self.faults:
             if f["fault"] != kind:
                 continue
-            if "at" in f:
-                # a drop or stall comes after frame `at`: the run saw it if it wanted more frames
-                if (f["at"] < frames) if kind in ("drop-every", "drop", "stall") else (f["at"] <= frames):
+            if kind in ("drop-every", "drop", "stall"):
+                # a fault that ends a connection: the run saw it if it connected again after
+                # (the simulator numbers the connections it accepts 1, 2, ...; the run's last one
+                # is the one it stopped). (Not by ``at``: frames in flight at a TCP drop may be
+                # lost, so the run's count of frames may lag the simulator's.)
+                if f["client"] < sessions:
+                    out.append(f)
+            elif kind in FRAME_FAULTS:
+                if self.locate(f) is not None:  # the run received its frames
+                    out.append(f)
+            elif "at" in f:
+                if f["at"] <= frames:
                     out.append(f)
             else:
                 out.append(f)
         return out
+
+    def locate(self, f: dict) -> list[tuple[int, bytes]] | None:
+        """The frames of a frame fault (garbage, truncate, duplicate, reorder) as the run received
+        them: [(ordinal in ``frames``, 1-based; payload)], or None if the run did not receive them.
+        The n-th frame received is the simulator's n-th (``at``) unless frames in flight at a TCP
+        drop were lost: then they are a little earlier in the run's order."""
+        kind = f["fault"]
+        if kind == "garbage":
+            number = self.faults.index(f) + 1  # (its text names its line in the fault log)
+            at = self._garbage.get(number)
+            return None if at is None else [(at, self.frames[at - 1][0])]
+        frames = self._recordings[f["recorded"]].frames
+        data = frames[f["index"]][1]
+        if kind == "truncate":
+            sent = [(f["at"], data[: len(data) // 2])]
+        elif kind == "duplicate":
+            sent = [(f["at"] - 1, data), (f["at"], data)]
+        else:
+            sent = [(f["at"] - 1, frames[f["index"] + 1][1]), (f["at"], data)]
+        for shift in range(0, min(200, sent[0][0])):
+            if sent[-1][0] - shift <= len(self.frames) and all(
+                    self.frames[at - 1 - shift][0] == want for at, want in sent):
+                return [(at - shift, want) for at, want in sent]
+        return None
 
     def statuses(self, status: str, symbol: str | None = None) -> list[dict]:
         return [e for e in self.events if e["topic"] == "status" and e["status"] == status
@@ -515,7 +555,6 @@ def _next_book_event(r: Chaos, case: Case, start: int, symbol: str) -> str:
 
 
 def check_fault_detection(r: Chaos, case: Case) -> None:
-    recordings = {rc.number: rc for rc in load_recordings([r.capture])[0]}
     # (a scheme names the markets: its listing, aliases and guesses)
     instruments = None
     if case.generate is None:
@@ -526,19 +565,14 @@ def check_fault_detection(r: Chaos, case: Case) -> None:
     misaligned = []
     for f in r.faults:
         kind = f["fault"]
-        if kind not in ("truncate", "duplicate", "reorder") or f["at"] > len(r.frames):
+        if kind not in ("truncate", "duplicate", "reorder"):
             continue
-        frames = recordings[f["recorded"]].frames
-        data = frames[f["index"]][1]
-        if kind == "truncate":
-            sent = [(f["at"], data[: len(data) // 2])]
-        elif kind == "duplicate":
-            sent = [(f["at"] - 1, data), (f["at"], data)]
-        else:
-            sent = [(f["at"] - 1, frames[f["index"] + 1][1]), (f["at"], data)]
-        if any(r.frames[at - 1][0] != want for at, want in sent):
-            misaligned.append(f)
+        sent = r.locate(f)
+        if sent is None:
+            if f["at"] <= len(r.frames):
+                misaligned.append(f)
             continue
+        data = r._recordings[f["recorded"]].frames[f["index"]][1]
         if case.generate is not None:
             continue  # (level 3: the consumer's book is checked against the truth after every frame)
         hit = [book_message(case, instruments, want if kind != "truncate" else data) for _, want in sent]
@@ -576,7 +610,9 @@ def check_fault_detection(r: Chaos, case: Case) -> None:
                 # snapshot holds them), nothing of them published; anything else breaks the pu chain
                 assert not applied and kind != "truncate", (f, first, applied)
                 outcome[f"{kind}: stale, ignored"] += 1
-    assert not misaligned, misaligned[:5]
+    # (a fault's frames the run never received: lost in flight at a connection's end)
+    assert len(misaligned) <= len(r.seen("drop")) * 3, misaligned[:5]
+    outcome["not received"] = len(misaligned)
     if case.exchange == "kraken":
         check_kraken_replica(r, case, instruments)
     if case.generate is not None:
