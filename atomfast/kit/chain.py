@@ -18,8 +18,8 @@ One rule of two, as the venue documents its ids:
   ``u``, HitBTC ``s``).
 
 The gap reason is the venue's wording, a ``str.format`` template with the fields of the
-booksync rules' reasons: ``first``, ``last``, ``prev``, ``book`` (the book's id, None where the
-market has none), ``next`` (book + 1, linked rules: None). ``kind`` is the venue's word for the
+booksync rules' reasons: ``first``, ``last``, ``prev``, ``book`` (the book's id; ``missing``,
+None unless the venue says, where the market has none), ``next`` (book + 1, linked rules: None). ``kind`` is the venue's word for the
 break (``Scheme.gap``'s ``kind``: "gap" unless it says otherwise).
 
 A venue calls ``set(native, id)`` after a snapshot is loaded and after each diff is applied, and
@@ -41,9 +41,10 @@ OK = ""
 class Chain:
     """The per-market ids of one scheme's books and the rule a diff must follow (module doc)."""
 
-    __slots__ = ("scheme", "ids", "linked", "reason", "kind", "book")
+    __slots__ = ("scheme", "ids", "linked", "reason", "kind", "book", "missing")
 
-    def __init__(self, scheme: "Scheme", *, linked: bool, reason: str, kind: str = "gap", book: str = "lob") -> None:
+    def __init__(self, scheme: "Scheme", *, linked: bool, reason: str, kind: str = "gap", book: str = "lob",
+                 missing=None) -> None:
         self.scheme = scheme
         #: native -> the book's id (the snapshot's, then each applied diff's)
         self.ids: dict = {}
@@ -52,6 +53,8 @@ class Chain:
         self.reason = reason
         self.kind = kind
         self.book = book
+        #: the book's id of a market that has none (no snapshot yet): None unless the venue says
+        self.missing = missing
 
     def set(self, native: str, book_id) -> None:
         """The book of ``native`` now holds ``book_id`` (a snapshot loaded, a diff applied)."""
@@ -59,11 +62,11 @@ class Chain:
 
     def get(self, native: str):
         """The book's id of ``native`` (None: no snapshot yet)."""
-        return self.ids.get(native)
+        return self.ids.get(native, self.missing)
 
     def check(self, native: str, first, last, prev) -> str:
         """``OK`` ("") when the diff follows the book of ``native``, else the gap reason."""
-        book = self.ids.get(native)
+        book = self.ids.get(native, self.missing)
         if self.linked:
             if prev == book:
                 return OK

@@ -34,6 +34,7 @@ from typing import Sequence
 
 from ...book import ASK, BID
 from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
@@ -59,8 +60,11 @@ class KrakenFuturesScheme(Scheme):
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each delta's ``seq`` must be the ``seq`` of the last book message applied + 1
+        self.chain = Chain(self, linked=False, reason="expected seq {next}, got {first}", kind="sequence gap",
+                           missing=-2)
         #: product -> seq of the last book message applied
-        self.seqs: dict[str, int] = {}
+        self.seqs: dict[str, int] = self.chain.ids
         #: product -> seq of the last trade emitted
         self.trade_seqs: dict[str, int] = {}
         wanted = set(self.channel_names)
@@ -157,9 +161,7 @@ class KrakenFuturesScheme(Scheme):
             if self.known(native, data):
                 self.resync(conn, native, "book delta before its snapshot", recv_ns)
             return
-        expected = self.seqs.get(native, -2) + 1
-        if msg.seq != expected:
-            self.gap(conn, native, f"expected seq {expected}, got {msg.seq}", recv_ns, kind="sequence gap")
+        if not self.chain.follows(conn, native, msg.seq, msg.seq, 0, recv_ns):
             return
         side = _SIDES.get(msg.side)
         if side is None or not ms_ok(msg.timestamp):
@@ -174,7 +176,7 @@ class KrakenFuturesScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book delta", str(exc), data, recv_ns)
             return
-        self.seqs[native] = msg.seq
+        self.chain.set(native, msg.seq)
         if f & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
@@ -196,7 +198,7 @@ class KrakenFuturesScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         flags = book.apply_sides(BID, msg.bids, msg.asks, self.rows("lob"), Lob, self.exchange, self.symbol_of(native),
                                  event_ms, atom_us)
-        self.seqs[native] = msg.seq
+        self.chain.set(native, msg.seq)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
