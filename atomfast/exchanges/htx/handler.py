@@ -57,6 +57,7 @@ import msgspec
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, Trade
 from ...kit.booksync import APPLY, STALE, BookSync
+from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, MALFORMED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
@@ -531,8 +532,11 @@ class HtxFuturesScheme(_HtxBase):
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: each update's ``version`` must be the version of the last message applied + 1
+        self.chain = Chain(self, linked=False, reason="version {first} != previous version {book} + 1",
+                           kind="version gap")
         #: market -> the version of the last message applied to its book
-        self.versions: dict[str, int] = {}
+        self.versions: dict[str, int] = self.chain.ids
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -597,9 +601,7 @@ class HtxFuturesScheme(_HtxBase):
                 self.books.setdefault(native, self.book(native))
                 self.resync(conn, native, "book update before its snapshot", recv_ns)
                 return
-            if t.version != last + 1:
-                self.gap(conn, native, f"version {t.version} != previous version {last} + 1", recv_ns,
-                         kind="version gap")
+            if not self.chain.follows(conn, native, t.version, t.version, 0, recv_ns):
                 return
         try:
             bids, asks = self._fit(native, t.bids or [], t.asks or [])
@@ -616,7 +618,7 @@ class HtxFuturesScheme(_HtxBase):
             book = self.books[native]
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us,
                                      self.depth)
-        self.versions[native] = t.version
+        self.chain.set(native, t.version)
         reason = self._crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
         if reason:
             if t.event == "snapshot":
