@@ -2,7 +2,7 @@
 diff must follow the book's id exactly, and a break resubscribes".
 
 Where a venue's snapshot and diffs come on the same subscription (Deribit, OKX, Gate.io V2,
-Bybit, HitBTC, Crypto.com, Poloniex), there is nothing to buffer or align (that is
+Bybit, HitBTC, Crypto.com, Poloniex, Kraken Futures, HTX futures), there is nothing to buffer or align (that is
 ``atomfast.kit.booksync``): the snapshot sets the market's id, each diff is checked against it,
 and any break (a lost, repeated or reordered diff: none is stale here) is a gap, reported by
 ``Scheme.gap`` (``metrics.gaps`` + 1, status ``resync``, the book dropped, the venue's
@@ -15,12 +15,13 @@ One rule of two, as the venue documents its ids:
   is the book's id;
 - consecutive (``linked=False``): a diff spans ``[first, last]`` (one number: first = last) and
   follows when ``first`` is the book's id + 1 and ``last >= first`` (Gate.io ``U``/``u``, Bybit
-  ``u``, HitBTC ``s``).
+  ``u``, HitBTC ``s``, Kraken Futures ``seq``, HTX futures ``version``).
 
 The gap reason is the venue's wording, a ``str.format`` template with the fields of the
 booksync rules' reasons: ``first``, ``last``, ``prev``, ``book`` (the book's id; ``missing``,
-None unless the venue says, where the market has none), ``next`` (book + 1, linked rules: None). ``kind`` is the venue's word for the
-break (``Scheme.gap``'s ``kind``: "gap" unless it says otherwise).
+None unless the venue says, where the market has none), ``next`` (book + 1; linked rules: None).
+``kind`` is the venue's word for the break (``Scheme.gap``'s ``kind``: "gap" unless it says
+otherwise).
 
 A venue calls ``set(native, id)`` after a snapshot is loaded and after each diff is applied, and
 ``follows(conn, native, first, last, prev, recv_ns)`` before it applies a diff (False: the gap is

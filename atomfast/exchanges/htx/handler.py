@@ -54,10 +54,11 @@ from typing import Any, Sequence
 
 import msgspec
 
-from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book, parse_ticks
+from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, Trade
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
+from ...kit.levels import side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, MALFORMED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
@@ -465,9 +466,8 @@ class HtxScheme(_HtxBase):
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
             flags |= TOP_CHANGED
         else:
-            changes = [self._changes(book, BID, bids), self._changes(book, ASK, asks)]
-            flags = book.apply_sides(BID, changes[0], changes[1], self.rows("lob"), Lob, self.exchange, symbol,
-                                     event_ms, atom_us)
+            flags = book.apply_sides(BID, side_changes(book, BID, bids), side_changes(book, ASK, asks),
+                                     self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
         reason = self._crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", data)
@@ -475,20 +475,6 @@ class HtxScheme(_HtxBase):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
-
-    @staticmethod
-    def _changes(book: L2Book, side: int, levels) -> list:
-        """The level changes that turn ``side`` of ``book`` into ``levels`` (a whole side)."""
-        pd, sd = book.price_decimals, book.size_decimals
-        held = {parse_ticks(p, pd): (p, s) for p, s in book.levels(side)}
-        out = []
-        for price, size in levels:
-            key = parse_ticks(price, pd)
-            old = held.pop(key, None)
-            if old is None or parse_ticks(old[1], sd) != parse_ticks(size, sd):
-                out.append((price, size))
-        out.extend((p, "0") for p, _s in held.values())
-        return out
 
     # --- ticker -------------------------------------------------------------------------------
     def _on_bbo(self, conn: Connection, msg: m.SpotBboMsg, data: bytes, recv_ns: int) -> None:

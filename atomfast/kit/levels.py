@@ -1,0 +1,39 @@
+"""Level helpers shared by venues whose book message is a whole book (every message, or a
+periodic snapshot of a live book) rather than a diff.
+
+``side_changes(book, side, levels, ticks=None)``: the level changes that turn one side of a live
+``L2Book`` into ``levels`` (the whole side as sent, (price, size) pairs): new and changed levels
+as sent, in their order, then every level no longer there with size ``"0"`` (in the book's
+order). Handing them to ``book.apply_sides`` publishes only what changed (HTX ``depth.step0``,
+Hyperliquid ``l2Book``), instead of a ``snapshot`` status and the whole book again. Levels whose
+price ticks a venue has already computed (it checked for a crossed book) pass them as
+``ticks``; else they are read here. Sizes are compared as ticks (``"1.50"`` is ``"1.5"``).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from ..book import L2Book, parse_ticks
+
+
+def side_changes(book: L2Book, side: int, levels: Iterable[tuple[str, str]],
+                 ticks: Sequence[int] | None = None) -> list[tuple[str, str]]:
+    """The level changes that turn ``side`` of ``book`` into ``levels`` (module doc)."""
+    pd, sd = book.price_decimals, book.size_decimals
+    held = {parse_ticks(p, pd): (p, s) for p, s in book.levels(side)}
+    out = []
+    if ticks is None:
+        for price, size in levels:
+            old = held.pop(parse_ticks(price, pd), None)
+            if old is None or parse_ticks(old[1], sd) != parse_ticks(size, sd):
+                out.append((price, size))
+    else:
+        for (price, size), key in zip(levels, ticks):
+            old = held.pop(key, None)
+            if old is None or parse_ticks(old[1], sd) != parse_ticks(size, sd):
+                out.append((price, size))
+    out.extend((p, "0") for p, _s in held.values())
+    return out
+
+
+__all__ = ["side_changes"]
