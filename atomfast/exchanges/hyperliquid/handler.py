@@ -56,6 +56,7 @@ import msgspec
 from ...book import ASK, BID, TOP_CHANGED, parse_ticks
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Trade, TradeL3
 from ...kit.endpoints import Post
+from ...kit.levels import side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, MALFORMED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import MAX_FLOAT, is_plain, ms_ok
@@ -255,25 +256,11 @@ class HyperliquidScheme(Scheme):
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
             flags |= TOP_CHANGED
         else:
-            flags = book.apply_sides(BID, self._changes(book, BID, bids, bid_ticks),
-                                     self._changes(book, ASK, asks, ask_ticks), self.rows("lob"), Lob, self.exchange,
-                                     symbol, ms, atom_us)
+            flags = book.apply_sides(BID, side_changes(book, BID, [(lv.price, lv.size) for lv in bids], bid_ticks),
+                                     side_changes(book, ASK, [(lv.price, lv.size) for lv in asks], ask_ticks),
+                                     self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
-
-    @staticmethod
-    def _changes(book, side: int, levels: list[m.Level], ticks: list[int]) -> list[tuple[str, str]]:
-        """The level changes that turn ``side`` of ``book`` into ``levels`` (a whole side):
-        new and changed levels as sent, then the levels no longer there with size 0."""
-        pd, sd = book.price_decimals, book.size_decimals
-        held = {parse_ticks(p, pd): (p, s) for p, s in book.levels(side)}
-        out = []
-        for lv, key in zip(levels, ticks):
-            old = held.pop(key, None)
-            if old is None or parse_ticks(old[1], sd) != parse_ticks(lv.size, sd):
-                out.append((lv.price, lv.size))
-        out.extend((p, "0") for p, _s in held.values())
-        return out
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradesFrame, data: bytes, recv_ns: int) -> None:
