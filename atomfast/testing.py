@@ -12,6 +12,9 @@ Nothing here is used by the collector itself; ``pytest`` (and, for the fuzz help
 - **Harness**: one scheme on the product's own ``ReplayConnection``, frames pushed through the
   product's ``FrameDriver`` (size limit, counters, error accounting, end of frame) into a real
   ``Pipeline`` and a ``MemorySink``. A scheme that raises fails the test (``strict``).
+- **Sync faults**: ``faulty`` (one message of a stream dropped, repeated or swapped: the fault
+  tests of every sync rule), ``feed_answering`` (a stream fed through a ``Harness`` with what the
+  scheme sends answered: a resubscription by the exchange's book now).
 - **check_event**: every event valid for its Avro schema (types, finite doubles, ranges).
 - **Fuzzing** (hypothesis): ``fuzz_settings``, the absurd values, ``garbage`` (malformed frames
   made of a real one), ``run_fuzz`` (real frames interleaved with garbage against a clean run).
@@ -348,6 +351,53 @@ class Harness:
     def sent(self) -> list:
         """What the scheme sent on the connection, JSON-decoded."""
         return [json.loads(m) for m in self.conn.sent]
+
+
+# ------------------------------------------------------------------------------------------------
+# sync faults
+
+#: the faults of a sync rule's tests (``faulty``)
+FAULTS = ("drop", "duplicate", "reorder")
+
+
+def faulty(items: Iterable, index: int, fault: str, other: int | None = None) -> list:
+    """``items`` (frames, messages, or their indices) with one fault at ``index``: ``drop`` (it
+    is lost), ``duplicate`` (it comes again right after itself), ``reorder`` (it swaps places
+    with ``other``, by default the next one). A new list; ``items`` is not changed."""
+    out = list(items)
+    if fault == "drop":
+        del out[index]
+    elif fault == "duplicate":
+        out.insert(index + 1, out[index])
+    elif fault == "reorder":
+        other = index + 1 if other is None else other
+        out[index], out[other] = out[other], out[index]
+    else:
+        raise ValueError(f"unknown fault {fault!r}: one of {', '.join(FAULTS)}")
+    return out
+
+
+def feed_answering(h: Harness, frames: Iterable[tuple[int, Any]],
+                   mutate: Callable[[int, Any], Iterable] | None = None,
+                   answer: Callable[[dict, int, int], Iterable] | None = None, rounds: int = 3) -> Harness:
+    """Feed ``frames`` (recv_ns, data) through ``h``, ``mutate(i, data)`` giving the frames fed in
+    place of frame i (a fault: ``[]``, ``[d, d]``, another frame); after each, what the scheme
+    sent (``h.conn.sent``, JSON-decoded, then cleared) is answered: ``answer(msg, i, recv_ns)``
+    gives the frames the exchange sends back (an ack; for a resubscription, its book now), fed
+    at the same time. What the answers make the scheme send is answered too, ``rounds`` times at
+    the most (a resync answered by a snapshot that resyncs again: bounded, a test never loops).
+    Without ``answer`` what is sent is dropped. Returns ``h``."""
+    for i, (ts, data) in enumerate(frames):
+        for d in (mutate(i, data) if mutate is not None else (data,)):
+            h.feed(d, ts)
+        for _round in range(rounds):
+            msgs = [json.loads(x) for x in h.conn.sent]
+            h.conn.sent.clear()
+            if answer is not None:
+                for msg in msgs:
+                    for d in answer(msg, i, ts):
+                        h.feed(d, ts)
+    return h
 
 
 # ------------------------------------------------------------------------------------------------

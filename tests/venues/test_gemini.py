@@ -32,7 +32,7 @@ from atomfast.exchanges.gemini import GeminiScheme, GeminiV2Scheme
 from atomfast.exchanges.gemini.parse import parse_listing, split, to_ms
 from atomfast.replay import Replay
 from atomfast.testing import (ROOT, T0, Harness, MemorySink, RefBook, SimProcess, capture_instruments, cli_summary,
-                              decimal_levels, fixture_path, of, recv_frames, replay_fixture, run_cli)
+                              decimal_levels, feed_answering, fixture_path, of, recv_frames, replay_fixture, run_cli)
 
 CAPTURE = "cryptofeed/GEMINI.ws.1.0"
 DOCUMENTED = ROOT / "tests" / "data" / "gemini" / "GEMINI.ws.1.0"
@@ -185,18 +185,12 @@ def _v2_run(mutate, answer=None):
     """The v2 capture frame by frame through a harness: ``mutate(i, data)`` gives the frames to
     feed for frame i; after a resync the scheme's resubscription is answered by ``answer(symbol,
     i)`` (the exchange's book now, as a first ``l2_updates``)."""
-    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
-    for i, (ts, data) in enumerate(recv_frames(CAPTURE)):
-        for d in mutate(i, data):
-            h.feed(d, ts)
-        for _round in range(3):  # (a resync answered by a snapshot that resyncs again: bounded)
-            msgs = [json.loads(x) for x in h.conn.sent]
-            h.conn.sent.clear()
-            for msg in msgs:
-                if msg["type"] == "subscribe" and answer is not None:
-                    for sym in msg["subscriptions"][0]["symbols"]:
-                        h.feed(answer(sym, i), ts)
-    return h
+    def answered(msg: dict, i: int, ts: int) -> list[bytes]:
+        if msg["type"] != "subscribe" or answer is None:
+            return []
+        return [answer(sym, i) for sym in msg["subscriptions"][0]["symbols"]]
+
+    return feed_answering(Harness(GeminiV2Scheme, v2_listing(), url=V2_URL), recv_frames(CAPTURE), mutate, answered)
 
 
 def _v2_book_now():
@@ -346,19 +340,15 @@ def test_book_ticker_and_symbol_case():
 def _fault(mutate):
     """The documented stream with ``mutate(i, data)`` in place of frame i; a resubscription is
     answered (its ack, then the exchange's book now as its first frame)."""
-    h = _harness()
     frames = documented()
-    for i, (ts, data) in enumerate(frames):
-        for d in mutate(i, data):
-            h.feed(d, ts)
-        for _round in range(3):  # (bounded: a test never loops)
-            msgs = [json.loads(x) for x in h.conn.sent]
-            h.conn.sent.clear()
-            for msg in msgs:
-                h.feed({"id": msg["id"], "status": 200}, ts)
-                if msg["method"] == "subscribe":
-                    h.feed(_snapshot_frame(_ref(frames[: i + 1]), 105 if i >= 4 else 102 + i), ts)
-    return h
+
+    def answer(msg: dict, i: int, ts: int) -> list:
+        ack = {"id": msg["id"], "status": 200}
+        if msg["method"] != "subscribe":
+            return [ack]
+        return [ack, _snapshot_frame(_ref(frames[: i + 1]), 105 if i >= 4 else 102 + i)]
+
+    return feed_answering(_harness(), frames, mutate, answer)
 
 
 def test_fault_dropped_diff_gap_resync_rebuild():
