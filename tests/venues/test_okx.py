@@ -33,7 +33,7 @@ from atomfast.exchanges.okx.handler import bar_of
 from atomfast.exchanges.okx.parse import name_instrument, parse_listing
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, fixture_path, recv_frames, replay_fixture, run_cli, signed32)
+                              decimal_levels, faulty, fixture_path, recv_frames, replay_fixture, run_cli, signed32)
 
 REAL = "cryptofeed/OKX.ws.1.0"
 DOCS = ROOT / "tests" / "data" / "okx" / "OKX.ws.1.0"
@@ -232,17 +232,6 @@ def numbered(start: int = 1000) -> list[tuple[int, dict]]:
     return out
 
 
-def _faulty(frames, index: int, fault: str):
-    out = list(frames)
-    if fault == "drop":
-        del out[index]
-    elif fault == "duplicate":
-        out.insert(index + 1, out[index])
-    else:
-        out[index], out[index + 1] = out[index + 1], out[index]
-    return out
-
-
 @pytest.mark.parametrize("fault,seen", [("drop", "prevSeqId 1070 != previous seqId 1063"),
                                         ("duplicate", "prevSeqId 1063 != previous seqId 1070"),
                                         ("reorder", "prevSeqId 1070 != previous seqId 1063")])
@@ -252,7 +241,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
     assert (frames[index][1]["data"][0]["prevSeqId"], frames[index][1]["data"][0]["seqId"]) == (1063, 1070)
     h = harness(REAL)
     gap_at = None
-    for i, (ts, msg) in enumerate(_faulty(frames, index, fault)):
+    for i, (ts, msg) in enumerate(faulty(frames, index, fault)):
         produced = h.feed(msg, ts)
         check_events(produced)
         resyncs = [r for t, r in produced if t == "status" and r.status == "resync"]
