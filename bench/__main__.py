@@ -11,7 +11,8 @@ implementations interleaved run by run.
 
 Sections (each a module with ``run(runs, quick) -> dict``, ``markdown(results) -> str`` and
 ``plot(results, outdir) -> list[Path]``): ``throughput`` (bench/throughput.py), ``book``
-(bench/bookcmp.py), ``memory`` (bench/memory.py) and ``latency`` (bench/latency.py); a section
+(bench/bookcmp.py), ``memory`` (bench/memory.py), ``latency`` (bench/latency.py) and ``kafka_cpu``
+(bench/kafka_cpu.py: the collector's CPU per frame to Kafka against the null sink); a section
 whose module is not there yet is skipped with a note in the report.
 
 Against the previous run: before anything is written, the ``results.json`` already in the output
@@ -37,7 +38,7 @@ from . import report as R
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {"throughput": "bench.throughput", "book": "bench.bookcmp", "memory": "bench.memory",
-            "latency": "bench.latency"}
+            "latency": "bench.latency", "kafka_cpu": "bench.kafka_cpu"}
 DEFAULT_OUT = ROOT / "bench" / "results"
 
 
