@@ -36,7 +36,7 @@ from atomfast.exchanges.bybit.handler import interval_name
 from atomfast.exchanges.bybit.parse import name_instrument, option_instrument, parse_listing
 from atomfast.scheme import ConnectionPlan, Instrument
 from atomfast.testing import (ROOT, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, fixture_path, recv_frames, replay_fixture, run_cli)
+                              decimal_levels, faulty, fixture_path, recv_frames, replay_fixture, run_cli)
 
 ARCHIVE = "nautilus/bybit/2024-12-01_XRPUSDT_ob500.data"
 CAPTURE = ROOT / "tests" / "data" / "bybit" / "BYBIT_LINEAR.ws.1.0"
@@ -240,17 +240,6 @@ def test_capture_replay_exact():
 
 # --- the sync rule: drop, repeat, reorder one real delta ----------------------------------------
 
-def _faulty(frames: list[tuple[int, bytes]], index: int, fault: str) -> list[tuple[int, bytes]]:
-    out = list(frames)
-    if fault == "drop":
-        del out[index]
-    elif fault == "duplicate":
-        out.insert(index + 1, out[index])
-    else:  # reorder: swap with the next
-        out[index], out[index + 1] = out[index + 1], out[index]
-    return out
-
-
 @pytest.mark.parametrize("fault,seen", [("drop", "u 20254891 != previous u 20254889 + 1"),
                                         ("duplicate", "u 20254890 != previous u 20254890 + 1"),
                                         ("reorder", "u 20254891 != previous u 20254889 + 1")])
@@ -258,7 +247,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
     frames = archive()
     index = 21  # the delta with u 20254890
     assert json.loads(frames[index][1])["data"]["u"] == 20254890
-    bad = _faulty(frames, index, fault)
+    bad = faulty(frames, index, fault)
     h = linear()
     ref = Reference()
     gap_at = None
