@@ -26,7 +26,7 @@ from atomfast.exchanges.gateio import GateioFuturesScheme, GateioScheme
 from atomfast.exchanges.gateio.parse import guess_perp, guess_spot, ms_of_text, stream_market
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, T0, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, recv_frames, replay_fixture, run_cli)
+                              decimal_levels, faulty, recv_frames, replay_fixture, run_cli)
 
 DATA = ROOT / "tests" / "data" / "gateio"
 SPOT = DATA / "GATEIO.ws.1.0"
@@ -211,17 +211,6 @@ def numbered(n: int = 6) -> list[dict]:
     return out
 
 
-def _faulty(msgs, index: int, fault: str) -> list[dict]:
-    out = list(msgs)
-    if fault == "drop":
-        del out[index]
-    elif fault == "duplicate":
-        out.insert(index + 1, out[index])
-    else:
-        out[index], out[index + 1] = out[index + 1], out[index]
-    return out
-
-
 def _frame(result: dict) -> dict:
     return {"channel": "spot.obu", "result": result, "time_ms": result["t"] + 150}
 
@@ -235,7 +224,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
     assert (msgs[index]["U"], msgs[index]["u"]) == (73777715213, 73777715256)
     h = spot()
     gap_at = None
-    for i, r in enumerate(_faulty(msgs, index if fault != "drop" else index + 1, fault)):
+    for i, r in enumerate(faulty(msgs, index if fault != "drop" else index + 1, fault)):
         ns = T + i * 1_000_000
         produced = h.feed(_frame(r), ns)
         check_events(produced)
