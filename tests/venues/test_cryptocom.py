@@ -33,7 +33,7 @@ from atomfast.exchanges.cryptocom.handler import next_hour
 from atomfast.exchanges.cryptocom.parse import expiry_of, guess, parse_listing
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, T0, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, recv_frames, replay_fixture, run_cli)
+                              decimal_levels, faulty, recv_frames, replay_fixture, run_cli)
 
 DATA = ROOT / "tests" / "data" / "cryptocom"
 CAPTURE = DATA / "CRYPTOCOM.ws.1.0"
@@ -286,17 +286,6 @@ def feed_ref(ref: Reference, result: dict) -> None:
     ref.feed(result["data"][0], result["channel"] == "book")
 
 
-def _faulty(msgs, index: int, fault: str) -> list[dict]:
-    out = list(msgs)
-    if fault == "drop":
-        del out[index]
-    elif fault == "duplicate":
-        out.insert(index + 1, out[index])
-    else:
-        out[index], out[index + 1] = out[index + 1], out[index]
-    return out
-
-
 @pytest.mark.parametrize("fault,seen", [("drop", f"pu {U0 + 2} != previous u {U0 + 1}"),
                                         ("duplicate", f"pu {U0 + 1} != previous u {U0 + 2}"),
                                         ("reorder", f"pu {U0 + 2} != previous u {U0 + 1}")])
@@ -306,7 +295,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
     assert (msgs[index]["data"][0]["pu"], msgs[index]["data"][0]["u"]) == (U0 + 1, U0 + 2)
     h = harness()
     gap_at = None
-    for i, r in enumerate(_faulty(msgs, index, fault)):
+    for i, r in enumerate(faulty(msgs, index, fault)):
         ns = T + i * 1_000_000
         produced = h.feed(push(r), ns)
         check_events(produced)
