@@ -29,7 +29,7 @@ from atomfast.exchanges.poloniex.parse import guess_instrument, parse_products
 from atomfast.replay import Replay
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, Harness, MemorySink, RefBook, SimProcess, capture_instruments, cli_summary,
-                              decimal_levels, fixture_path, recv_frames, run_cli)
+                              decimal_levels, faulty, fixture_path, recv_frames, run_cli)
 
 CAPTURE = "cryptofeed/POLONIEX.ws.1.0"
 FUTURES = ROOT / "tests" / "data" / "poloniex" / "POLONIEX_FUTURES.ws.1.0"
@@ -189,13 +189,7 @@ def test_fault_is_a_gap_and_the_book_is_rebuilt(fault):
     ups = _btc_updates(frames)
     assert len(ups) > 40
     k, inject = ups[10], ups[30]
-    stream = list(frames)
-    if fault == "drop":
-        del stream[k]
-    elif fault == "duplicate":
-        stream.insert(k + 1, stream[k])
-    else:
-        stream[k], stream[ups[11]] = stream[ups[11]], stream[k]
+    stream = faulty(frames, k, fault, ups[11])  # (reorder: with the market's next update)
     broken_at = None
     for ts, data in frames:
         clean.feed(data, ts)
