@@ -21,7 +21,7 @@ from atomfast.events import FundingRate, OpenInterest, Status, Ticker
 from atomfast.exchanges.hitbtc import FmfwScheme, HitbtcScheme
 from atomfast.exchanges.hitbtc.parse import expiry_date, guess_instrument, parse_symbols
 from atomfast.scheme import Instrument
-from atomfast.testing import (Harness, RefBook, SimProcess, capture_instruments, cli_summary, decimal_levels,
+from atomfast.testing import (Harness, RefBook, SimProcess, capture_instruments, cli_summary, decimal_levels, faulty,
                               fixture_path, recv_frames, replay_fixture, run_cli)
 
 CAPTURE = "cryptofeed/FMFW.ws.1.0"
@@ -190,17 +190,8 @@ def test_sequence_fault_resyncs_and_rebuilds(fault):
     updates = _eos_updates(frames)
     assert len(updates) > 150
     victim, nxt, inject = updates[20], updates[21], updates[60]
-    order = list(range(len(frames)))
-    if fault == "drop":
-        order.remove(victim)
-        detect = nxt
-    elif fault == "duplicate":
-        order.insert(order.index(victim) + 1, victim)
-        detect = victim
-    else:
-        a, b = order.index(victim), order.index(nxt)
-        order[a], order[b] = order[b], order[a]
-        detect = nxt
+    order = faulty(range(len(frames)), victim, fault, nxt)  # (reorder: with EOSUSDT's next update)
+    detect = victim if fault == "duplicate" else nxt
     # the undisturbed reference: EOSUSDT's book and s after each of its frames
     ref = RefBook()
     ref_after: dict[int, tuple[list, list, int]] = {}
