@@ -26,7 +26,7 @@ from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.deribit import DeribitScheme
 from atomfast.exchanges.deribit.parse import name_instrument, parse_instruments
 from atomfast.scheme import Instrument
-from atomfast.testing import Harness, RefBook, decimal_levels, fixture_path, recv_frames, replay_fixture
+from atomfast.testing import Harness, RefBook, decimal_levels, faulty, fixture_path, recv_frames, replay_fixture
 
 CAPTURE = "cryptofeed/DERIBIT.ws.1.0"
 LISTING = "cryptofeed/DERIBIT.0"
@@ -224,11 +224,7 @@ def test_change_id_gap_resyncs_and_rebuilds(fault):
     changes = _book_changes(frames, name)
     assert len(changes) == 30
     victim, detect, inject = changes[5], changes[6], changes[12]
-    order = list(range(len(frames)))
-    if fault == "drop":
-        order.remove(victim)
-    else:
-        order[victim], order[detect] = order[detect], order[victim]  # the later change first: it shows the gap
+    order = faulty(range(len(frames)), victim, fault, detect)  # (reorder: the later change first: it shows the gap)
     pos_detect = order.index(detect)
     for i, (ts, data) in enumerate(frames):
         clean.feed(data, ts)
