@@ -179,7 +179,10 @@ def fit_size(size: Any, decimals: int) -> Any:
         raise ValueError(f"size {text!r} is not a number") from None
     if not d.is_finite() or d < 0 or text[:1] in "+-":
         raise ValueError(f"size {text!r} is not a non-negative number")
-    q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    try:  # (a size too large for the context's precision at this scale cannot be quantized)
+        q = d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        raise ValueError(f"size {text!r} is out of range at {decimals} decimals") from None
     if q == 0 and d != 0:
         q = Decimal(1).scaleb(-decimals)
     out = format(q, "f").encode()
