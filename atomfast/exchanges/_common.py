@@ -8,6 +8,8 @@ that only become floats (trades, tickers).
 
 Floats: a non-negative number a venue only publishes as a float (a trade's price and size, a
 ticker's, open interest) is checked with ``ok_float``: finite, not negative, below ``MAX_FLOAT``.
+Sent as text: ``plain_number`` (a plain decimal, ValueError otherwise), ``optional_number`` ("" is
+0.0), ``signed_number`` (a rate, may be negative): OKX, Bitget.
 
 Timestamps: exchange time in ms, converted exactly (no float) and bounded (``MAX_MS``: they go
 into Avro longs).
@@ -38,6 +40,28 @@ def ms_ok(ms: int) -> bool:
 def ok_float(x: float) -> bool:
     """A float a venue publishes that is not absurd: 0 <= x < MAX_FLOAT (False for NaN and inf)."""
     return 0.0 <= x < MAX_FLOAT
+
+
+def plain_number(text: str) -> float:
+    """A plain non-negative decimal text as a float; ValueError if malformed or absurd."""
+    if text.__class__ is not str or not is_plain(text):
+        raise ValueError(f"not a plain number {text!r}")
+    x = float(text)
+    if not ok_float(x):
+        raise ValueError(f"absurd number {text!r}")
+    return x
+
+
+def optional_number(text: str) -> float:
+    """As ``plain_number``, with an empty string ("no value") as 0.0."""
+    return 0.0 if text == "" else plain_number(text)
+
+
+def signed_number(text: str) -> float:
+    """A rate that may be negative (``"-0.000212"``); ValueError if malformed."""
+    if text.__class__ is str and text[:1] == "-":
+        return -plain_number(text[1:])
+    return plain_number(text)
 
 
 def valid_level(price: str | bytes, size: str | bytes, price_decimals: int, size_decimals: int) -> bool:
@@ -150,4 +174,5 @@ def _rfc3339_to_ms(text: str) -> int:
     return ms
 
 
-__all__ = ["MAX_FLOAT", "MAX_MS", "decimals_of", "is_plain", "ms_ok", "ok_float", "rfc3339_to_ms", "valid_level"]
+__all__ = ["MAX_FLOAT", "MAX_MS", "decimals_of", "is_plain", "ms_ok", "ok_float", "optional_number", "plain_number",
+           "rfc3339_to_ms", "signed_number", "valid_level"]

@@ -30,7 +30,8 @@ import datetime as _dt
 import msgspec
 
 from ...scheme import Instrument
-from .._common import decimals_of, is_plain, ms_ok, ok_float
+from .._common import decimals_of, is_plain, ms_ok
+from .._common import optional_number as optional, plain_number as number, signed_number as signed  # noqa: F401
 
 #: decimals of a market no listing gave
 GUESS_PRICE_DECIMALS = 10
@@ -144,28 +145,6 @@ def ms_text(text: str) -> int:
         ms = int(text)
         return ms if ms_ok(ms) else -1
     return -1
-
-
-def number(text: str) -> float:
-    """A plain non-negative decimal text as a float; ValueError if malformed or absurd."""
-    if text.__class__ is not str or not is_plain(text):
-        raise ValueError(f"not a plain number {text!r}")
-    x = float(text)
-    if not ok_float(x):
-        raise ValueError(f"absurd number {text!r}")
-    return x
-
-
-def optional(text: str) -> float:
-    """As ``number``, with an empty string ("no value") as 0.0."""
-    return 0.0 if text == "" else number(text)
-
-
-def signed(text: str) -> float:
-    """A rate that may be negative (``"-0.000212"``); ValueError if malformed."""
-    if text.__class__ is str and text[:1] == "-":
-        return -number(text[1:])
-    return number(text)
 
 
 __all__ = ["KINDS", "inst_type", "ms_text", "name_instrument", "number", "optional", "parse_listing", "signed"]
