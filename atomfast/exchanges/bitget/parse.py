@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as _dt
 
 from ...scheme import Instrument
-from .._common import is_plain, ms_ok, ok_float
+from .._common import ms_ok
+from .._common import optional_number as optional, plain_number as number, signed_number as signed  # noqa: F401
 from . import messages as m
 
 GUESS_PRICE_DECIMALS = 10
@@ -142,28 +143,6 @@ def seq_of(value) -> int | None:
     if not 0 <= n < 2**63:
         raise ValueError(f"bad sequence number {value!r}")
     return n
-
-
-def number(text: str) -> float:
-    """A plain non-negative decimal text as a float; ValueError if malformed or absurd."""
-    if text.__class__ is not str or not is_plain(text):
-        raise ValueError(f"not a plain number {text!r}")
-    x = float(text)
-    if not ok_float(x):
-        raise ValueError(f"absurd number {text!r}")
-    return x
-
-
-def optional(text: str) -> float:
-    """As ``number``, with an empty string ("no value") as 0.0."""
-    return 0.0 if text == "" else number(text)
-
-
-def signed(text: str) -> float:
-    """A rate that may be negative (``"-0.000212"``); ValueError if malformed."""
-    if text.__class__ is str and text[:1] == "-":
-        return -number(text[1:])
-    return number(text)
 
 
 __all__ = ["guess_perp", "guess_spot", "ms_of", "number", "optional", "parse_contracts", "parse_spot", "seq_of",
