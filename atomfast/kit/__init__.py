@@ -3,7 +3,10 @@ methods that are truly its own.
 
 - ``endpoints``: ``WebsocketEndpoint``, ``RestEndpoint``, ``Routes`` (where a venue is reached);
 - ``dispatch``: ``Dispatch`` (the route table from a frame to the venue's handlers);
-- ``booksync``: ``BookSync`` and its continuity rules (snapshot + buffered diffs + sequence).
+- ``booksync``: ``BookSync`` and its continuity rules (snapshot + buffered diffs + sequence);
+- ``chain``: ``Chain`` (a websocket book's id chain: snapshot on the stream, a break is a gap and
+  a resubscription);
+- ``levels``: ``side_changes`` (a whole side as sent -> the level changes against the live book).
 
 The ``Scheme`` base (``atomfast.scheme``) binds them; the frame driver (``atomfast.driver``)
 calls the result.
