@@ -558,6 +558,23 @@ class Scheme:
     def bad_input(self, kind: str, detail: str, data: bytes) -> None:
         self.metrics.errors.report(f"{self.exchange}: {kind}", detail, data)
 
+    def decode_unrouted(self, data: bytes, decoder, invalid: str = "unknown message"):
+        """A frame no route of the venue's ``dispatch`` took (its ``fallback`` reads it), decoded
+        with ``decoder`` (the venue's answers, errors, heartbeats). None where it cannot be read,
+        counted as bad input: ``not a JSON object`` (it does not start with ``{``), ``malformed
+        JSON``, or ``invalid`` (JSON of no shape ``decoder`` takes: "unknown message" unless the
+        venue says otherwise)."""
+        if data[:1] != b"{":
+            self.bad_input("not a JSON object", "frame does not start with {", data)
+            return None
+        try:
+            return decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            self.bad_input(invalid, str(exc), data)
+        except MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+        return None
+
 
 __all__ = [
     "ASK",
