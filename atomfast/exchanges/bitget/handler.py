@@ -56,7 +56,7 @@ import msgspec
 
 from ...book import BID
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_perp, guess_spot, ms_of, number, optional, parse_contracts, parse_spot, seq_of, signed
@@ -155,18 +155,8 @@ class _BitgetBase(Scheme):
         """No route: the heartbeat answer, or bad input."""
         if data == b"pong":
             return
-        if data[:1] != b"{":
-            self.bad_input("not a JSON object", "frame does not start with {", data)
-            return
-        try:
-            m.head_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("unknown message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
-            return
-        self.bad_input("unknown message", "no channel this scheme reads", data)
+        if self.decode_unrouted(data, m.head_decoder) is not None:
+            self.bad_input("unknown message", "no channel this scheme reads", data)
 
     def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """A push its channel's decoder refused: counted; a book's resyncs (the message is lost to
