@@ -68,7 +68,7 @@ import msgspec
 from ...book import ASK, BID
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
 from ...kit.chain import Chain
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import ms_ok, ms_text, name_instrument, number, parse_listing, signed
@@ -198,16 +198,8 @@ class BybitScheme(Scheme):
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """No market-data topic: an answer to one of our ops, or bad input."""
-        if data[:1] != b"{":
-            self.bad_input("not a JSON object", "frame does not start with {", data)
-            return
-        try:
-            msg = m.control_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("unknown message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
+        msg = self.decode_unrouted(data, m.control_decoder)
+        if msg is None:
             return
         if msg.op in ("ping", "pong") and msg.success is not False:
             return  # our heartbeat answered
