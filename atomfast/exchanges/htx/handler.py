@@ -59,7 +59,7 @@ from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, 
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
 from ...kit.levels import side_changes
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, MALFORMED, Connection, Dispatch, Instrument,
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
 from . import messages as m
@@ -167,16 +167,8 @@ class _HtxBase(Scheme):
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """No market data: an answer to ``sub``/``unsub``, an error, or bad input."""
-        if data[:1] != b"{":
-            self.bad_input("not a JSON object", "frame does not start with {", data)
-            return
-        try:
-            msg = m.control_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("unknown message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
+        msg = self.decode_unrouted(data, m.control_decoder)
+        if msg is None:
             return
         if msg.status == "ok" and msg.subbed.__class__ is str:
             parts = msg.subbed.split(".")
