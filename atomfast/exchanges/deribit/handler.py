@@ -50,12 +50,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import msgspec
-
 from ...book import ASK, BID
 from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
 from ...kit.chain import Chain
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
 from . import messages as m
@@ -202,16 +200,8 @@ class DeribitScheme(Scheme):
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """Heartbeats, answers, and whatever the notification decoders refused: the envelope with
         ``data`` left raw, then the channel's data, so that an error names the part at fault."""
-        if data[:1] != b"{":
-            self.bad_input("not a JSON object", "frame does not start with {", data)
-            return
-        try:
-            env = m.envelope_decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            self.bad_input("malformed message", str(exc), data)
-            return
-        except MALFORMED as exc:
-            self.bad_input("malformed JSON", str(exc), data)
+        env = self.decode_unrouted(data, m.envelope_decoder, "malformed message")
+        if env is None:
             return
         params = env.params
         if env.method == "subscription" and params is not None:

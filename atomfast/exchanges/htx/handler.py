@@ -52,8 +52,6 @@ from __future__ import annotations
 import zlib
 from typing import Any, Sequence
 
-import msgspec
-
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, Trade
 from ...kit.booksync import APPLY, STALE, BookSync
