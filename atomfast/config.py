@@ -57,6 +57,9 @@ class Settings:
     kafka_compression: str = ""
     #: when the broker is gone longer than the local queue holds: block (default) or spill
     kafka_buffer_policy: str = ""
+    #: the Kafka layout: atomfast ("": its own topics) or level4 (level4.spread/.timesale/.status
+    #: keyed by market id: atomfast/sinks/level4.py; ``atomfast serve`` only)
+    kafka_topic_profile: str = ""
     #: files sink, on a full or read-only disk: bytes held in memory ("": 64 MiB; 512k, 64M,
     #: 1G) and what happens beyond them: block (default: the feed waits) or drop (counted)
     files_buffer_bytes: str = ""
@@ -96,6 +99,7 @@ ENV_NAMES = {
     "KAFKA_REPLICATION_FACTOR": "kafka_replication_factor",
     "KAFKA_COMPRESSION": "kafka_compression",
     "KAFKA_BUFFER_POLICY": "kafka_buffer_policy",
+    "KAFKA_TOPIC_PROFILE": "kafka_topic_profile",
     "FILES_BUFFER_BYTES": "files_buffer_bytes",
     "FILES_BUFFER_POLICY": "files_buffer_policy",
     "SCHEMA_REGISTRY_URL": "schema_registry_url",

@@ -32,10 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                    help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--no-status", action="store_true", help="no live status line / periodic status log")
+    p.add_argument("--topic-profile", choices=("atomfast", "level4"), default=None,
+                   help="Kafka layout (default KAFKA_TOPIC_PROFILE, else atomfast). level4's layout is keyed by "
+                        "market ids, which only the control plane knows: atomfast serve publishes it, run refuses it")
 
 
 def main(args: argparse.Namespace) -> int:
     quiet_picows()
+    if getattr(args, "topic_profile", None) == "level4":
+        print("atomfast run: --topic-profile level4 keys every record by the market's numeric id, which only the "
+              "control plane knows: run the markets with atomfast serve --topic-profile level4 and StartMarket "
+              "(atomfast ctl start ID EXCHANGE SYMBOL)", file=sys.stderr)
+        return 2
     try:
         exchanges = exchanges_of(args)
     except UsageError as exc:
@@ -52,10 +60,36 @@ def main(args: argparse.Namespace) -> int:
         except UsageError as exc:
             print(f"atomfast run: {exc}", file=sys.stderr)
             return 2
+        if getattr(args, "topic_profile", None):  # the flag over KAFKA_TOPIC_PROFILE
+            collector.setup.settings.kafka_topic_profile = args.topic_profile
+        problem = _profile_problem(collector)
+        if problem:
+            print(f"atomfast run: {problem}", file=sys.stderr)
+            return 2
         collectors.append(collector)
     if len(collectors) == 1:
         return run_async(_main(collectors[0]))
     return run_async(_main_many(collectors))
+
+
+def _profile_problem(collector: Collector) -> str | None:
+    """KAFKA_TOPIC_PROFILE=level4 with the kafka sink: refused before anything connects (the
+    sink would refuse it too: no market ids outside ``atomfast serve``)."""
+    from ..config import SettingsError
+    from ..sinks import default_sink_name
+    from ..sinks.level4 import topic_profile
+
+    settings = collector.setup.settings
+    if (collector.spec.sink or default_sink_name(settings)) != "kafka":
+        return None
+    try:
+        from ..sinks import _make_kafka
+
+        if topic_profile(settings) == "level4":
+            _make_kafka(settings, None)  # raises the one clear error
+    except SettingsError as exc:
+        return str(exc)
+    return None
 
 
 def exchanges_of(args: argparse.Namespace) -> list[str]:

@@ -7,6 +7,8 @@ Start as many as you like, on one machine or many, with the same Kafka and a dis
 
 Settings: HOSTNAME (node name), RPC_PORT (50051), KAFKA_ENDPOINTS / KAFKA_BOOTSTRAP_SERVERS,
 MAX_DATA_FEEDS (25), KAFKA_TOPIC_PREFIX, and the SASL settings; flags override them.
+KAFKA_TOPIC_PROFILE / ``--topic-profile level4`` publishes level4's own Kafka layout instead of
+atomfast's topics (``atomfast.sinks.level4``), keyed by the ids StartMarket gives.
 Security: the server listens on 127.0.0.1 unless ``--host`` says otherwise. A shared token
 (``ATOMFAST_RPC_TOKEN`` in the environment or keys/.env, or ``--token-file``) makes every call
 carry ``authorization: Bearer <token>``; ``--tls-cert``/``--tls-key`` serve TLS. Listening
@@ -58,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sink", choices=("kafka", "stdout", "files", "null"), default="kafka",
                    help="where market data goes (default kafka)")
     p.add_argument("--data-dir", default=None, help="files sink directory")
+    p.add_argument("--topic-profile", choices=("atomfast", "level4"), default=None,
+                   help="Kafka layout: atomfast's topics (default), or level4's level4.spread/.timesale/.status "
+                        "keyed and partitioned by market id (default KAFKA_TOPIC_PROFILE)")
     p.add_argument("--token-file", default=None, help="file holding the shared token (else ATOMFAST_RPC_TOKEN)")
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain for TLS")
     p.add_argument("--tls-key", default=None, help="PEM private key for TLS")
@@ -122,7 +127,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         try:
             settings = load_settings({"hostname": args.hostname, "rpc_port": args.port or None,
-                                      "max_data_feeds": args.max_feeds, "data_dir": args.data_dir})
+                                      "max_data_feeds": args.max_feeds, "data_dir": args.data_dir,
+                                      "kafka_topic_profile": getattr(args, "topic_profile", None)})
+            from ..sinks.level4 import topic_profile
+
+            if topic_profile(settings) == "level4" and args.sink != "kafka":
+                raise UsageError(f"--topic-profile level4 is a Kafka layout: it needs --sink kafka, not {args.sink}")
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
         port = settings.rpc_port if args.port is None else args.port
@@ -183,7 +193,12 @@ async def _serve(settings, args: argparse.Namespace, opts: dict) -> int:
     session = args.session_timeout or DEFAULT_SESSION_TIMEOUT
     heartbeat = args.heartbeat or min(DEFAULT_HEARTBEAT, session / 3)
     try:
-        sink = open_sink(args.sink, settings, metrics, data_dir=args.data_dir)
+        from ..sinks.level4 import make_level4_sink, topic_profile
+
+        if topic_profile(settings) == "level4":  # the market ids come from StartMarket (control/node.py)
+            sink = make_level4_sink(settings, metrics, node=name, data_dir=args.data_dir)
+        else:
+            sink = open_sink(args.sink, settings, metrics, data_dir=args.data_dir)
     except (ValueError, OSError) as exc:
         print(f"atomfast serve: {exc}", file=sys.stderr)
         return 2

@@ -154,8 +154,8 @@ class MarketFeed:
                 continue
             if self.stopping:
                 break
-            pipeline = Pipeline(node.sink, node.metrics)
             try:
+                pipeline = Pipeline(node.market_sink(self.spec), node.metrics)
                 self.group = build_feed(setup, node.resolver.feed_spec(self.spec), pipeline,
                                         emit=self.emit_filter(pipeline.emit))
             except Exception as exc:  # noqa: BLE001 - a scheme that cannot be built: report, retry
@@ -275,12 +275,20 @@ class Node:
             self._report_pending = True
             self.loop.call_later(0.02, self.report)
 
+    def market_sink(self, spec: MarketSpec) -> Any:
+        """Where a market's events go: the node's sink; or, when the sink keys records by market
+        id (``for_market``: the level4 topic profile, atomfast/sinks/level4.py), that market's
+        own sink, which knows the id StartMarket gave."""
+        for_market = getattr(self.sink, "for_market", None)
+        return self.sink if for_market is None else for_market(spec.id, self.name)
+
     def status(self, spec: MarketSpec, status: str, reason: str) -> None:
         """A control event on the status topic (market's exchange and symbol)."""
         now = _now_ns()
         try:
-            self._control.emit("status", Status(spec.exchange, spec.symbol, status, reason, now // 1_000_000, now // 1000))
-            self._control.end_frame()
+            pipe = self._control if not hasattr(self.sink, "for_market") else Pipeline(self.market_sink(spec), self.metrics)
+            pipe.emit("status", Status(spec.exchange, spec.symbol, status, reason, now // 1_000_000, now // 1000))
+            pipe.end_frame()
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot publish status %s for %s: %s", status, spec.label(), exc)
         log.info("market %s: %s (%s)", spec.label(), status, reason)

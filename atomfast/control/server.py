@@ -105,6 +105,7 @@ class ControlService(pb_grpc.ControlServicer):
         except MarketError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         spec = self._resolve(spec, context)
+        self._check_id(spec, context)
         with self._start_lock:
             self._sync(context)
             table = self.cluster.markets()
@@ -160,6 +161,20 @@ class ControlService(pb_grpc.ControlServicer):
             fut.cancel()
             context.abort(grpc.StatusCode.UNAVAILABLE, f"market {spec.id}: {spec.exchange}: no instrument listing within 30 s")
         raise AssertionError("unreachable")
+
+    def _check_id(self, spec: MarketSpec, context) -> None:
+        """A sink that keys records by market id (the level4 topic profile) may refuse an id, and
+        makes room for it (partitions) before the market starts."""
+        check = getattr(self.node.sink, "check_market_id", None)
+        problem = check(spec.id) if check is not None else None
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"market.id {spec.id}: {problem}")
+        ensure = getattr(self.node.sink, "ensure_partitions", None)
+        if ensure is not None:
+            try:
+                ensure(spec.id)
+            except Exception as exc:  # noqa: BLE001 - Kafka's admin API: the call cannot be served now
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"market {spec.id}: {exc}")
 
     @staticmethod
     def _market_id(request, context) -> int:

@@ -5,7 +5,9 @@ so confluent_kafka is loaded only when Kafka is used.
   SCHEMA_REGISTRY_URL the schemas are registered at start and values are Confluent-framed
   (``atomfast.sinks.registry``); topics are created when missing (KAFKA_TOPIC_PARTITIONS,
   KAFKA_REPLICATION_FACTOR; default: the cluster's own defaults); KAFKA_COMPRESSION;
-  KAFKA_BUFFER_POLICY block|spill (spill: to the files sink's data dir)
+  KAFKA_BUFFER_POLICY block|spill (spill: to the files sink's data dir); KAFKA_TOPIC_PROFILE
+  atomfast (default) or level4 (level4's topics keyed by market id, ``atomfast.sinks.level4``:
+  ``atomfast serve`` only, which knows the ids)
 - ``files``: Avro object container files under the data directory (the default without Kafka);
   on a full or read-only disk FILES_BUFFER_BYTES held in memory, then FILES_BUFFER_POLICY block|drop
 - ``stdout``: JSON lines, ``{"topic": ..., fields...}``
@@ -186,4 +188,11 @@ def make_kafka_sink(
 
 
 def _make_kafka(settings: "Settings", metrics: "Metrics | None", data_dir: str | None = None) -> "Sink":
+    from .level4 import topic_profile
+
+    if topic_profile(settings) == "level4":
+        raise SettingsError(
+            "KAFKA_TOPIC_PROFILE=level4 (--topic-profile level4) keys every record by the market's numeric id, "
+            "which only the control plane knows: run the markets with atomfast serve and StartMarket "
+            "(atomfast ctl start ID EXCHANGE SYMBOL), or use --topic-profile atomfast here")
     return make_kafka_sink(settings, metrics, data_dir=data_dir)
