@@ -371,3 +371,45 @@ def test_every_topic_round_trips(tmp_path):
         got = [fastavro.schemaless_reader(stream, schema, None) for _ in range(count)]
         assert stream.tell() == len(data)
         assert got == [r._asdict() for r in records]
+
+
+def test_the_pipeline_bodies_are_written_as_they_are(tmp_path):
+    """Behind the pipeline, the files sink declares framing "none": the Rust encoder makes the
+    bare bodies and the sink writes them into its blocks byte for byte, encoding nothing itself
+    (no encoder of its own, no fastavro)."""
+    from atomfast.pipeline import Pipeline
+
+    sink = FileSink(tmp_path, clock=Clock(T0 - 100), block_records=20)
+    seen: list[tuple[str, list[bytes]]] = []
+    write = sink.write
+
+    def spy(topic, records, keys, values):
+        assert values is not None and all(isinstance(v, bytes) for v in values)
+        seen.append((topic, list(values)))
+        write(topic, records, keys, values)
+
+    def no_encoding():
+        raise AssertionError("the files sink encoded records itself")
+
+    sink.write = spy  # type: ignore[method-assign]  (the pipeline takes sink.write once)
+    sink._get_encoder = no_encoding  # type: ignore[method-assign]
+    pipe = Pipeline(sink, timed=False)
+    assert pipe.encoder.framing == "none"
+    t, lb = trades(30), lobs(10)
+    for i in range(10):  # ten frames: three trades and a lob each
+        for r in t[3 * i:3 * i + 3]:
+            pipe.emit("trades", r)
+        pipe.emit("lob", lb[i])
+        assert pipe.end_frame() == 4
+    pipe.close()
+
+    bodies = {topic: b"".join(v for tp, values in seen if tp == topic for v in values) for topic in ("trades", "lob")}
+    assert bodies == {"trades": ENC.encode_block("trades", t), "lob": ENC.encode_block("lob", lb)}
+    [tf] = files(tmp_path, "trades")
+    _, _, blocks = read_ocf(tf)
+    assert [c for c, _ in blocks] == [21, 9]  # cut after the write that reached 20 records
+    assert b"".join(d for _, d in blocks) == bodies["trades"]
+    assert read_fastavro(tf, "trades") == as_dicts(t)
+    [lf] = files(tmp_path, "lob")
+    assert read_ocf(lf)[2] == [(10, bodies["lob"])]
+    assert read_fastavro(lf, "lob") == as_dicts(lb)
