@@ -48,6 +48,7 @@ import pytest
 
 from . import events as _ev
 from .avro import _strip_logical
+from .book import ASK, BID
 from .capture import RECV, Frame, open_capture
 from .driver import FrameDriver
 from .metrics import ErrorLog, Metrics
@@ -886,6 +887,24 @@ class RefBook:
                 del levels[p]
                 dropped += 1
         return dropped
+
+    def equals(self, book) -> bool:
+        """Whether ``book`` (an ``L2Book``) holds exactly this reference's levels, compared as
+        Decimals (``"1.50"`` is ``"1.5"``)."""
+        return (decimal_levels(book.levels(BID)) == self.levels(self.bid)
+                and decimal_levels(book.levels(ASK)) == self.levels(self.ask))
+
+    def okx_checksum(self) -> int:
+        """OKX's CRC32 (Bitget's is the same): the top 25 bids and asks interleaved,
+        ``bid:size:ask:size:...`` as sent (a side that runs out is left out), signed 32-bit."""
+        bids, asks = self.ordered(self.bid)[:25], self.ordered(self.ask)[:25]
+        parts = []
+        for i in range(25):
+            if i < len(bids):
+                parts.append(f"{bids[i][0]}:{bids[i][1]}")
+            if i < len(asks):
+                parts.append(f"{asks[i][0]}:{asks[i][1]}")
+        return signed32(zlib.crc32(":".join(parts).encode()))
 
     def kraken_checksum(self, price_fmt: Callable[[str], str] = str, size_fmt: Callable[[str], str] = str) -> int:
         """Kraken's CRC32 of the top ten asks then the top ten bids, each price and size with its

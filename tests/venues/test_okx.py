@@ -33,30 +33,13 @@ from atomfast.exchanges.okx.handler import bar_of
 from atomfast.exchanges.okx.parse import name_instrument, parse_listing
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, faulty, fixture_path, recv_frames, replay_fixture, run_cli, signed32)
+                              faulty, fixture_path, recv_frames, replay_fixture, run_cli)
 
 REAL = "cryptofeed/OKX.ws.1.0"
 DOCS = ROOT / "tests" / "data" / "okx" / "OKX.ws.1.0"
 NAUTILUS = "nautilus/okx"
 PUBLIC = "wss://ws.okx.com:8443/ws/v5/public"
 BUSINESS = "wss://ws.okx.com:8443/ws/v5/business"
-
-
-def okx_checksum(ref: RefBook) -> int:
-    """OKX's CRC32 (docs, order book channel, "Checksum"): the top 25 bids and asks interleaved,
-    ``bid:size:ask:size:...`` as sent (a side that runs out is left out), signed 32-bit."""
-    bids, asks = ref.ordered("b")[:25], ref.ordered("a")[:25]
-    parts = []
-    for i in range(25):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    return signed32(zlib.crc32(":".join(parts).encode()))
-
-
-def equals(ref: RefBook, book) -> bool:
-    return decimal_levels(book.levels(BID)) == ref.levels("b") and decimal_levels(book.levels(ASK)) == ref.levels("a")
 
 
 class Reference:
@@ -80,7 +63,7 @@ class Reference:
             self.lob += sum(book.set(side, p, s) for p, s, *_ in d[key])
         self.spread += book.top() != before
         if d.get("checksum"):
-            assert okx_checksum(book) == d["checksum"]
+            assert book.okx_checksum() == d["checksum"]
             self.checksum_ok += 1
 
 
@@ -171,7 +154,7 @@ def test_real_capture_against_an_independent_model():
     assert sink.counts() == {"status": 22, "ticker": 28, "trades": 74, "lob": ref.lob, "spread": ref.spread}
     check_events(sink.records)
     for native, book in replay.scheme.books.items():
-        assert equals(ref.books[native], book), native
+        assert ref.books[native].equals(book), native
     assert set(replay.scheme.books) == {"BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT"}
     assert replay.scheme.seq_ids == {"BTC-USD-220527": None, "UNI-USD-SWAP": None, "BTC-USDT": None}
     # 1 connected, 18 subscribe answers (cryptofeed subscribed tickers 3 times, trades twice), 3 snapshots
@@ -205,7 +188,7 @@ def test_real_capture_a_dropped_update_fails_the_checksum_and_is_rebuilt():
         for side, key in (("b", "bids"), ("a", "asks")):
             for p, s, *_ in msg["data"][0][key]:
                 ref.set(side, p, s)
-    got = okx_checksum(ref)  # the book with the update missing, by our own CRC32
+    got = ref.okx_checksum()  # the book with the update missing, by our own CRC32
     assert got != nxt["data"][0]["checksum"]
     reason = f"checksum mismatch: exchange {nxt['data'][0]['checksum']}, book {got}"
     assert [r for t, r in produced if t == "status"] == [Status("okx", "BTC-USDT", "resync", reason, ts // 1_000_000,
@@ -263,14 +246,14 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
     last = frames[-1][1]["data"][0]["seqId"]
     snap = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot", "data": [{
         "asks": [[p, s, "0", "1"] for p, s in book.ordered("a")], "bids": [[p, s, "0", "1"] for p, s in book.ordered("b")],
-        "ts": "1652459260000", "checksum": okx_checksum(book), "prevSeqId": -1, "seqId": last}]}
+        "ts": "1652459260000", "checksum": book.okx_checksum(), "prevSeqId": -1, "seqId": last}]}
     produced = h.feed(snap, 1652459260000_000_000)
     assert [r.status for t, r in produced if t == "status"] == ["snapshot"]
-    assert equals(book, h.scheme.books["BTC-USDT"]) and "BTC-USDT" not in h.scheme.unsynced
+    assert book.equals(h.scheme.books["BTC-USDT"]) and "BTC-USDT" not in h.scheme.unsynced
     best = book.ordered("b")[0][0]
     book.set("b", best, "1")
     nxt = {"arg": snap["arg"], "action": "update", "data": [{"asks": [], "bids": [[best, "1", "0", "1"]],
-                                                             "ts": "1652459260100", "checksum": okx_checksum(book),
+                                                             "ts": "1652459260100", "checksum": book.okx_checksum(),
                                                              "prevSeqId": last, "seqId": last + 3}]}
     assert [t for t, _ in h.feed(nxt)] == ["lob", "spread"]
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (1, 1, 0)
@@ -308,7 +291,7 @@ def test_documented_checksum_is_not_its_own_books():
     ref = RefBook()
     for side, key in (("b", "bids"), ("a", "asks")):
         ref.load(side, snap["data"][0][key])
-    assert (snap["data"][0]["checksum"], okx_checksum(ref)) == (-855196043, -2102840145)
+    assert (snap["data"][0]["checksum"], ref.okx_checksum()) == (-855196043, -2102840145)
     h = harness()
     produced = h.feed(snap, 1597026383100_000_000)
     assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
