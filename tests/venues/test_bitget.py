@@ -30,30 +30,13 @@ from atomfast.exchanges.bitget import BitgetFuturesScheme, BitgetScheme
 from atomfast.exchanges.bitget.parse import guess_perp, guess_spot, parse_contracts, parse_spot, seq_of, split_native
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, T0, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, recv_frames, replay_fixture, run_cli, signed32)
+                              recv_frames, replay_fixture, run_cli, signed32)
 
 DATA = ROOT / "tests" / "data" / "bitget"
 SPOT = DATA / "BITGET.ws.1.0"
 FUTURES = DATA / "BITGET_FUTURES.ws.1.0"
 URL = "wss://ws.bitget.com/v2/ws/public"
 T = T0
-
-
-def bitget_checksum(ref: RefBook) -> int:
-    """Bitget's CRC32 (depth channel docs, "Calculate Checksum"): the top 25 bids and asks
-    interleaved ``bid:size:ask:size:...`` as sent, a side that runs out left out, signed."""
-    bids, asks = ref.ordered("b")[:25], ref.ordered("a")[:25]
-    parts = []
-    for i in range(25):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    return signed32(zlib.crc32(":".join(parts).encode()))
-
-
-def equals(ref: RefBook, book) -> bool:
-    return decimal_levels(book.levels(BID)) == ref.levels("b") and decimal_levels(book.levels(ASK)) == ref.levels("a")
 
 
 class Reference:
@@ -75,7 +58,7 @@ class Reference:
             self.lob += sum(self.book.set(side, p, s) for p, s in d[key])
         self.spread += self.book.top() != before
         if msg["action"] == "update" or d["checksum"]:
-            assert bitget_checksum(self.book) == d["checksum"]
+            assert self.book.okx_checksum() == d["checksum"]
             self.checksum_ok += 1
 
 
@@ -193,7 +176,7 @@ def test_ccxt_example_is_not_its_own_checksum():
     ref = RefBook()
     for side, key in (("b", "bids"), ("a", "asks")):
         ref.load(side, msg["data"][0][key])
-    assert bitget_checksum(ref) == -1422319675
+    assert ref.okx_checksum() == -1422319675
     h = spot()
     out = h.feed(msg)
     assert h.metrics.checksum_failed == 1 and h.metrics.resyncs == 1
@@ -227,7 +210,7 @@ def test_spot_capture_exact():
     assert [(s.status, s.reason) for s in sink.events("status")] == [
         ("connected", URL), ("snapshot", ""), ("subscribed", "trade")]
     book = replay.scheme.books["BTCUSDT"]
-    assert equals(ref.book, book) and book.best() == (26274.8, 0.0009, 26274.9, 0.0009)
+    assert ref.book.equals(book) and book.best() == (26274.8, 0.0009, 26274.9, 0.0009)
 
 
 def test_futures_capture_exact():
@@ -249,7 +232,7 @@ def test_futures_capture_exact():
     assert sink.events("open_interest")[0][:4] == OpenInterest("bitget-futures", "BTC-USDT-PERP", 929.502,
                                                                1695715383021, 0)[:4]
     assert sink.events("candle")[0][7:12] == (27000.0, 27000.5, 27000.0, 27000.5, 0.057)
-    assert equals(ref.book, replay.scheme.books["BTCUSDT"])
+    assert ref.book.equals(replay.scheme.books["BTCUSDT"])
     check_events(sink.records)
 
 
@@ -296,7 +279,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, pseq, reason, gaps, failed):
     lost.feed(snap)
     lost.book.remove("b", u2["data"][0]["bids"][0][0])  # u2 alone on the snapshot (an independent model)
     assert u2["data"][0]["checksum"] == -526763304
-    reason = reason.format(book=bitget_checksum(lost.book))
+    reason = reason.format(book=lost.book.okx_checksum())
     faulty = {"drop": [snap, u2, u3], "duplicate": [snap, u1, u2, u2, u3], "reorder": [snap, u2, u1, u3]}[fault]
     h = spot()
     for msg in faulty:
@@ -312,7 +295,7 @@ def test_fault_detected_resynced_and_rebuilt(fault, pseq, reason, gaps, failed):
     ref = Reference()
     ref.feed(snap)
     ref.feed(u1)
-    assert not h.scheme.unsynced and equals(ref.book, h.scheme.books["BTCUSDT"])
+    assert not h.scheme.unsynced and ref.book.equals(h.scheme.books["BTCUSDT"])
     assert h.metrics.resyncs == 1 and h.metrics.errors.total == 0
 
 
