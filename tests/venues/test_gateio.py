@@ -26,7 +26,7 @@ from atomfast.exchanges.gateio import GateioFuturesScheme, GateioScheme
 from atomfast.exchanges.gateio.parse import guess_perp, guess_spot, ms_of_text, stream_market
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, T0, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, faulty, recv_frames, replay_fixture, run_cli)
+                              faulty, recv_frames, replay_fixture, run_cli)
 
 DATA = ROOT / "tests" / "data" / "gateio"
 SPOT = DATA / "GATEIO.ws.1.0"
@@ -44,10 +44,6 @@ def futures() -> Harness:
 
 def docs_messages(path=SPOT, channel=b"spot.obu") -> list[dict]:
     return [json.loads(d) for _, d in recv_frames(path) if d.startswith(b'{"channel":"' + channel + b'"')]
-
-
-def equals(ref: RefBook, book) -> bool:
-    return decimal_levels(book.levels(BID)) == ref.levels("b") and decimal_levels(book.levels(ASK)) == ref.levels("a")
 
 
 class Reference:
@@ -152,7 +148,7 @@ def test_spot_capture_exact():
     ref = Reference()
     for msg in docs_messages():
         ref.feed(msg["result"])
-    assert equals(ref.book, h.scheme.books["BTC_USDT"]) and (ref.lob, ref.spread) == (8, 2)
+    assert ref.book.equals(h.scheme.books["BTC_USDT"]) and (ref.lob, ref.spread) == (8, 2)
     assert h.events("trades") == [Trade("gateio", "BTC-USDT", 47395.009, 0.00052, BUY, "1638417041", 1631824310261,
                                         ts[3] // 1000)]
     assert h.events("ticker") == [Ticker("gateio", "BTC-USDT", 19177.79, 0.0003341504, 19179.38, 0.09, 1606293275123,
@@ -174,7 +170,7 @@ def test_futures_capture_exact():
     ref = Reference()
     for msg in docs_messages(FUTURES, b"futures.obu"):
         ref.feed(msg["result"])
-    assert equals(ref.book, h.scheme.books["BTC_USDT"]) and (ref.lob, ref.spread) == (5, 1)
+    assert ref.book.equals(h.scheme.books["BTC_USDT"]) and (ref.lob, ref.spread) == (5, 1)
     assert len(h.events("lob")) == 5 and h.events("spread") == [
         Spread("gateio-futures", "BTC-USDT-PERP", 83705.9, 30166.0, 83706.0, 4208.0, 1743673026995, ts[1])]
     # the changes of 83702.1 and 83702 remove levels the book does not hold: no rows
@@ -247,11 +243,11 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
             "b": [list(x) for x in ref.book.ordered("b")], "a": [list(x) for x in ref.book.ordered("a")]}
     produced = h.feed(_frame(full), T + 100_000_000)
     assert [x.status for t, x in produced if t == "status"] == ["snapshot"]
-    assert equals(ref.book, h.scheme.books["BTC_USDT"]) and "BTC_USDT" not in h.scheme.unsynced
+    assert ref.book.equals(h.scheme.books["BTC_USDT"]) and "BTC_USDT" not in h.scheme.unsynced
     nxt = {"t": full["t"] + 1, "s": "ob.BTC_USDT.400", "U": last + 1, "u": last + 5, "b": [["104027.1", "1"]], "a": []}
     ref.feed(nxt)
     assert [t for t, _ in h.feed(_frame(nxt), T + 101_000_000)] == ["lob", "spread"]
-    assert equals(ref.book, h.scheme.books["BTC_USDT"])
+    assert ref.book.equals(h.scheme.books["BTC_USDT"])
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (1, 1, 0)
 
 
@@ -262,7 +258,7 @@ def test_clean_numbered_stream_against_the_reference():
     for i, r in enumerate(msgs):
         check_events(h.feed(_frame(r), T + i))
         ref.feed(r)
-        assert equals(ref.book, h.scheme.books["BTC_USDT"])
+        assert ref.book.equals(h.scheme.books["BTC_USDT"])
     assert (len(h.events("lob")), len(h.events("spread"))) == (ref.lob, ref.spread) == (31, 7)
     assert h.scheme.book_ids["BTC_USDT"] == msgs[-1]["u"] and h.metrics.gaps == 0
 
@@ -278,7 +274,7 @@ def test_whole_book_resent_replaces_the_book():
     assert [(t, getattr(x, "status", "")) for t, x in produced][:1] == [("status", "snapshot")]
     ref = Reference()
     ref.feed(again)
-    assert equals(ref.book, h.scheme.books["BTC_USDT"]) and h.scheme.book_ids["BTC_USDT"] == again["u"]
+    assert ref.book.equals(h.scheme.books["BTC_USDT"]) and h.scheme.book_ids["BTC_USDT"] == again["u"]
     assert h.metrics.gaps == h.metrics.resyncs == 0
 
 
