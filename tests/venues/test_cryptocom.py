@@ -33,7 +33,7 @@ from atomfast.exchanges.cryptocom.handler import next_hour
 from atomfast.exchanges.cryptocom.parse import expiry_of, guess, parse_listing
 from atomfast.scheme import Instrument
 from atomfast.testing import (ROOT, T0, Harness, RefBook, SimProcess, capture_instruments, check_events, cli_summary,
-                              decimal_levels, faulty, recv_frames, replay_fixture, run_cli)
+                              faulty, recv_frames, replay_fixture, run_cli)
 
 DATA = ROOT / "tests" / "data" / "cryptocom"
 CAPTURE = DATA / "CRYPTOCOM.ws.1.0"
@@ -74,10 +74,6 @@ def frames() -> list[tuple[int, bytes]]:
 
 def msg(i: int) -> dict:
     return json.loads(frames()[i][1])
-
-
-def equals(ref: RefBook, book) -> bool:
-    return decimal_levels(book.levels(BID)) == ref.levels("b") and decimal_levels(book.levels(ASK)) == ref.levels("a")
 
 
 class Reference:
@@ -207,7 +203,7 @@ def test_capture_exact():
     spot_ref.feed(msg(1)["result"]["data"][0], True)
     perp_ref.feed(msg(2)["result"]["data"][0], True)
     assert (spot_ref.lob + perp_ref.lob, spot_ref.spread + perp_ref.spread) == (24, 2)
-    assert equals(spot_ref.book, h.scheme.books["BTC_USD"])
+    assert spot_ref.book.equals(h.scheme.books["BTC_USD"])
     assert h.scheme.books["BTCUSD-PERP"].count(BID) == h.scheme.books["BTCUSD-PERP"].count(ASK) == 0  # resynced
     assert h.events("trades") == [
         Trade(EX, "BTC-USD-PERP", 51327.5, 0.0001, SELL, "2030407068", 1613581138462, ts[4]),
@@ -323,11 +319,11 @@ def test_fault_detected_resynced_and_rebuilt(fault, seen):
                       "tt": 1654780034000, "u": last + 7}]}
     produced = h.feed(push(snap), T + 100_000_000)
     assert [x.status for t, x in produced if t == "status"] == ["snapshot"]
-    assert equals(ref.book, h.scheme.books["BTCUSD-PERP"]) and "BTCUSD-PERP" not in h.scheme.unsynced
+    assert ref.book.equals(h.scheme.books["BTCUSD-PERP"]) and "BTCUSD-PERP" not in h.scheme.unsynced
     nxt = {**msgs[1], "data": [{**msgs[1]["data"][0], "pu": last + 7, "u": last + 8}]}
     feed_ref(ref, nxt)
     assert [t for t, _ in h.feed(push(nxt), T + 101_000_000)] == ["lob", "spread"]
-    assert equals(ref.book, h.scheme.books["BTCUSD-PERP"])
+    assert ref.book.equals(h.scheme.books["BTCUSD-PERP"])
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (1, 1, 0)
 
 
@@ -338,7 +334,7 @@ def test_clean_chain_against_the_reference():
     for i, r in enumerate(msgs):
         check_events(h.feed(push(r), T + i))
         feed_ref(ref, r)
-        assert equals(ref.book, h.scheme.books["BTCUSD-PERP"])
+        assert ref.book.equals(h.scheme.books["BTCUSD-PERP"])
     assert (len(h.events("lob")), len(h.events("spread"))) == (ref.lob, ref.spread) == (30, 11)
     assert h.scheme.book_u["BTCUSD-PERP"] == msgs[-1]["data"][0]["u"] == U0 + 10
     assert h.metrics.gaps == h.metrics.resyncs == 0
@@ -354,7 +350,7 @@ def test_snapshot_again_replaces_the_book_and_a_close_waits_for_one():
     assert [(t, getattr(x, "status", "")) for t, x in produced][:1] == [("status", "snapshot")]
     ref = Reference()
     feed_ref(ref, again)
-    assert equals(ref.book, h.scheme.books["BTCUSD-PERP"]) and h.scheme.book_u["BTCUSD-PERP"] == U0 + 99
+    assert ref.book.equals(h.scheme.books["BTCUSD-PERP"]) and h.scheme.book_u["BTCUSD-PERP"] == U0 + 99
     h.conn.plan = CryptocomScheme(lambda t, r: None, None, capture_instruments(CAPTURE, CryptocomScheme),
                                   ["BTC-USD-PERP"]).plan()[0]
     h.close()
