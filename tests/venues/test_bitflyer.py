@@ -50,11 +50,6 @@ def channel_of(data: bytes) -> str:
     return json.loads(data)["params"]["channel"]
 
 
-def ref_equal(book, ref: RefBook) -> bool:
-    return (decimal_levels(book.levels(BID)) == ref.levels(ref.bid)
-            and decimal_levels(book.levels(ASK)) == ref.levels(ref.ask))
-
-
 def run(stream) -> Harness:
     h = Harness(BitflyerScheme, listing())
     h.feed_all(stream)
@@ -211,7 +206,7 @@ def test_capture_replay_agrees_with_the_reference():
     assert (m.gaps, m.resyncs, m.errors.total) == (0, 0, 0)
     assert [s.status for s in sink.events("status")] == ["connected"] + ["snapshot"] * 10
     for product, book in replay.scheme.books.items():
-        assert ref_equal(book, ref.books[product]), product
+        assert ref.books[product].equals(book), product
     assert not any(st.pending for st in replay.scheme.sync.values())
 
 
@@ -285,7 +280,7 @@ def rebuilt_equals_reference(h: Harness, stream: list, product: str, resync_at: 
             (ref.load if ch.startswith("lightning_board_snapshot_") and product not in ref.books else
              ref.snapshot if ch.startswith("lightning_board_snapshot_") else ref.diff)(product, msg)
     assert product not in h.scheme.unsynced
-    assert ref_equal(h.scheme.books[product], ref.books[product])
+    assert ref.books[product].equals(h.scheme.books[product])
 
 
 def fault_run(stream: list, product: str, reason: str) -> Harness:
@@ -338,7 +333,7 @@ def test_fault_duplicated_diff():
     # delivered twice in a row: a level total set twice is the same book (harmless, not a gap)
     h = run(stream[:75] + [stream[74]] + stream[75:])
     assert (h.metrics.gaps, h.metrics.resyncs) == (0, 0)
-    assert ref_equal(h.scheme.books["FX_BTC_JPY"], reference().books["FX_BTC_JPY"])
+    assert reference().books["FX_BTC_JPY"].equals(h.scheme.books["FX_BTC_JPY"])
     # delivered again after the next diff of the market: it sets the top back, the mid says so
     a, b = 74, 77
     fault_run(stream[:b + 1] + [(stream[b][0], stream[a][1])] + stream[b + 1:], "FX_BTC_JPY",
@@ -360,7 +355,7 @@ def test_auction_entries_and_empty_side():
     out = h.feed(frame, ts)
     assert h.metrics.gaps == 0 and h.reports == []
     assert all(r.price > 0 for r in of(out, "lob"))
-    assert ref_equal(h.scheme.books["FX_BTC_JPY"], RefBook()) is False
+    assert RefBook().equals(h.scheme.books["FX_BTC_JPY"]) is False
     assert decimal_levels(h.scheme.books["FX_BTC_JPY"].levels(BID)) == decimal_levels(
         clean.scheme.books["FX_BTC_JPY"].levels(BID))
     # an auction execution: bitFlyer sends an empty side (no taker)
