@@ -32,7 +32,7 @@ from atomfast.exchanges.gemini import GeminiScheme, GeminiV2Scheme
 from atomfast.exchanges.gemini.parse import parse_listing, split, to_ms
 from atomfast.replay import Replay
 from atomfast.testing import (ROOT, T0, Harness, MemorySink, RefBook, SimProcess, capture_instruments, cli_summary,
-                              decimal_levels, feed_answering, fixture_path, of, recv_frames, replay_fixture, run_cli)
+                              feed_answering, fixture_path, of, recv_frames, replay_fixture, run_cli)
 
 CAPTURE = "cryptofeed/GEMINI.ws.1.0"
 DOCUMENTED = ROOT / "tests" / "data" / "gemini" / "GEMINI.ws.1.0"
@@ -49,11 +49,6 @@ def listing() -> dict:
 
 def documented() -> list[tuple[int, bytes]]:
     return recv_frames(DOCUMENTED)
-
-
-def ref_equal(book, ref: RefBook) -> bool:
-    return (decimal_levels(book.levels(0)) == ref.levels(ref.bid)
-            and decimal_levels(book.levels(1)) == ref.levels(ref.ask))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -164,7 +159,7 @@ def test_v2_capture_replay_exact():
     assert (m["frames"], m["gaps"], m["resyncs"], m["errors"]) == (678, 0, 0, 0)
     assert m["events"] == {"lob": 4540, "spread": 232, "status": 11, "trades": 16}
     for native, book in ref.books.items():
-        assert ref_equal(rp.scheme.books[native], book), native
+        assert book.equals(rp.scheme.books[native]), native
     trades = sink.events("trades")
     # line 14: the first live trade (the 50 past trades of each snapshot are not published)
     assert trades[0] == Trade("gemini", "ANKR-USD", 0.07946, 1020.482111, "buy", "45465818387", 1624493670759,
@@ -230,7 +225,7 @@ def test_v2_lost_top_removal_seen_as_crossed_book_resync_rebuild():
     # rebuilt: every book equals the exchange's (the whole capture's)
     ref = V2Reference(parsed())
     for native, book in ref.books.items():
-        assert ref_equal(h.scheme.books[native], book), native
+        assert book.equals(h.scheme.books[native]), native
 
 
 def test_v2_dropped_update_deeper_in_the_book_is_not_detectable():
@@ -240,11 +235,11 @@ def test_v2_dropped_update_deeper_in_the_book_is_not_detectable():
     h = _v2_run(lambda i, d: [] if i == k else [d])
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (0, 0, 0)
     ref = V2Reference(parsed())
-    assert not ref_equal(h.scheme.books["FILUSD"], ref.books["FILUSD"])
+    assert not ref.books["FILUSD"].equals(h.scheme.books["FILUSD"])
     # a repeated update changes nothing (absolute sizes); a reordered pair of updates of
     # different levels cannot be told apart either
     h2 = _v2_run(lambda i, d: [d, d] if i == k else [d])
-    assert ref_equal(h2.scheme.books["FILUSD"], ref.books["FILUSD"]) and h2.metrics.gaps == 0
+    assert ref.books["FILUSD"].equals(h2.scheme.books["FILUSD"]) and h2.metrics.gaps == 0
 
 
 def test_v2_malformed_update_resyncs():
@@ -262,7 +257,7 @@ def test_v2_malformed_update_resyncs():
     assert dict(h.metrics.errors.counts) == {"gemini: malformed book level": 1}
     assert [s.symbol for s in h.events("status") if s.status == "resync"] == ["BTC-GBP"]
     ref = V2Reference(parsed())
-    assert ref_equal(h.scheme.books["BTCGBP"], ref.books["BTCGBP"])
+    assert ref.books["BTCGBP"].equals(h.scheme.books["BTCGBP"])
 
 
 def test_v2_bad_input_counted():
@@ -324,7 +319,7 @@ def test_documented_stream_exact():
         ("lob", Lob("gemini", "BTC-USD", 64700.0, 2.0, "buy", 1700000000000, ts[4] // 1000)),
     ]
     assert h.scheme.book_sync.markets["btcusd"].last == 105
-    assert ref_equal(h.scheme.books["btcusd"], _ref(documented()))
+    assert _ref(documented()).equals(h.scheme.books["btcusd"])
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (0, 0, 0)
 
 
@@ -357,7 +352,7 @@ def test_fault_dropped_diff_gap_resync_rebuild():
     assert [(s.symbol, s.status, s.reason) for s in h.events("status") if s.symbol] == [
         ("BTC-USD", "snapshot", ""), ("BTC-USD", "resync", "gap: U 103 != previous u 100 + 1"),
         ("BTC-USD", "snapshot", "")]
-    assert ref_equal(h.scheme.books["btcusd"], _ref(documented()))
+    assert _ref(documented()).equals(h.scheme.books["btcusd"])
     assert h.scheme.book_sync.markets["btcusd"].live
 
 
@@ -366,7 +361,7 @@ def test_fault_duplicated_diff_is_stale_and_ignored():
     h = _fault(lambda i, d: [d, d] if i == 2 else [d])
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (0, 0, 0)
     assert len(h.events("lob")) == 4
-    assert ref_equal(h.scheme.books["btcusd"], _ref(documented()))
+    assert _ref(documented()).equals(h.scheme.books["btcusd"])
 
 
 def test_fault_reordered_diffs_gap_resync_rebuild():
@@ -383,7 +378,7 @@ def test_fault_reordered_diffs_gap_resync_rebuild():
     assert (h.metrics.gaps, h.metrics.resyncs, h.metrics.errors.total) == (1, 1, 0)
     resync = [s for s in h.events("status") if s.status == "resync"]
     assert [s.reason for s in resync] == ["gap: U 103 != previous u 100 + 1"]
-    assert ref_equal(h.scheme.books["btcusd"], _ref(documented()))
+    assert _ref(documented()).equals(h.scheme.books["btcusd"])
 
 
 def test_fault_malformed_level_and_unreadable_frame_resync():
@@ -393,7 +388,7 @@ def test_fault_malformed_level_and_unreadable_frame_resync():
     assert dict(h.metrics.errors.counts) == {"gemini: malformed book level": 1}
     assert [s.reason for s in h.events("status") if s.status == "resync"] == [
         "malformed book level: invalid size '-3.0': signed"]
-    assert ref_equal(h.scheme.books["btcusd"], _ref(documented()))
+    assert _ref(documented()).equals(h.scheme.books["btcusd"])
     # a depth frame that is not of the documented shape: counted, the book resyncs
     h2 = _harness()
     h2.feed_all(documented()[:3])
@@ -407,7 +402,7 @@ def test_fault_malformed_level_and_unreadable_frame_resync():
     h2.feed({"id": 2, "status": 200})
     h2.feed({"id": 3, "status": 200})
     out = h2.feed(_snapshot_frame(_ref(documented()), 105))
-    assert out[0][1].status == "snapshot" and ref_equal(h2.scheme.books["btcusd"], _ref(documented()))
+    assert out[0][1].status == "snapshot" and _ref(documented()).equals(h2.scheme.books["btcusd"])
 
 
 def test_lost_removal_seen_as_crossed_book():
