@@ -17,7 +17,8 @@ Nothing here is used by the collector itself; ``pytest`` (and, for the fuzz help
   scheme sends answered: a resubscription by the exchange's book now).
 - **check_event**: every event valid for its Avro schema (types, finite doubles, ranges).
 - **Fuzzing** (hypothesis): ``fuzz_settings``, the absurd values, ``garbage`` (malformed frames
-  made of a real one), ``run_fuzz`` (real frames interleaved with garbage against a clean run).
+  made of a real one), ``run_fuzz`` (real frames interleaved with garbage against a clean run),
+  ``check_random_frame`` (random bytes: valid events only, non-JSON counted once).
 - **RefBook**: an independent reference of a level-2 book on plain dicts of the venue's texts.
 - **Processes**: ``run_cli``, ``SimProcess`` (``atomfast simulate``), ``ws_collect``/``ws_receive``, the cluster
   helpers (``ServeProcess``, ``ClusterHarness``, ...), and the Kafka broker of the test session
@@ -624,6 +625,18 @@ def is_json(data: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
+
+
+def check_random_frame(frame: bytes, *schemes: type[Scheme], answers: Sequence[bytes] = ()) -> None:
+    """Random bytes into a fresh ``Harness`` of each scheme: whatever it publishes is a valid
+    event, and a frame that is not JSON (nor one of the venue's bare text ``answers``, e.g.
+    ``b"pong"``) is counted as bad input exactly once."""
+    for scheme_cls in schemes:
+        h = Harness(scheme_cls)
+        before = h.metrics.errors.total
+        check_events(h.feed(frame))
+        if not is_json(frame) and frame not in answers:
+            assert h.metrics.errors.total == before + 1
 
 
 #: the garbage options for venues whose numbers come as strings and whose messages name orders
