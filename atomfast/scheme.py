@@ -28,6 +28,7 @@ from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, L2Book, L3Book
 from .events import BUY, SELL, Lob, Spread, Status
 from .kit.dispatch import Dispatch
 from .kit.endpoints import RestEndpoint, Routes, WebsocketEndpoint
+from .kit.levels import crossed
 from .metrics import Metrics
 from .pipeline import Pipeline
 
@@ -546,6 +547,15 @@ class Scheme:
         bad input, and the book resyncs with the reason ``kind: detail``."""
         self.bad_input(kind, detail, data)
         self.resync(conn, native, f"{kind}: {detail}", recv_ns, book)
+
+    def resync_crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int) -> bool:
+        """A crossed book (best bid >= best ask, ``atomfast.kit.levels.crossed``) cannot be
+        trusted: resync with the reason. Whether it was crossed."""
+        reason = crossed(book)
+        if reason:
+            self.resync(conn, native, reason, recv_ns)
+            return True
+        return False
 
     def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB,
             kind: str = "gap") -> None:

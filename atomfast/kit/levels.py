@@ -1,5 +1,10 @@
-"""Level helpers shared by venues whose book message is a whole book (every message, or a
-periodic snapshot of a live book) rather than a diff.
+"""Level helpers the venues share: what a whole side as sent changes in a live book, and whether
+a book is crossed.
+
+``crossed(book)``: the reason a book whose best bid is at or above its best ask cannot be
+trusted (``"book crossed: bid <bid> >= ask <ask>"``, the prices as floats), or "" (either side
+empty, or not crossed). A venue resyncs such a book (``Scheme.resync_crossed``), or counts a
+crossed snapshot as bad input first.
 
 ``side_changes(book, side, levels, ticks=None)``: the level changes that turn one side of a live
 ``L2Book`` into ``levels`` (the whole side as sent, (price, size) pairs): new and changed levels
@@ -14,6 +19,12 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from ..book import L2Book, parse_ticks
+
+
+def crossed(book: L2Book) -> str:
+    """Why ``book`` is crossed (best bid >= best ask), or "" (module doc)."""
+    bp, _bs, ap, _as = book.best()
+    return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
 
 
 def side_changes(book: L2Book, side: int, levels: Iterable[tuple[str, str]],
@@ -36,4 +47,4 @@ def side_changes(book: L2Book, side: int, levels: Iterable[tuple[str, str]],
     return out
 
 
-__all__ = ["side_changes"]
+__all__ = ["crossed", "side_changes"]

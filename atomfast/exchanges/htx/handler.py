@@ -56,7 +56,7 @@ from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, Trade
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
-from ...kit.levels import side_changes
+from ...kit.levels import crossed, side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
@@ -233,10 +233,6 @@ class _HtxBase(Scheme):
             raise ValueError(str(exc)) from None
         return bids, asks
 
-    def _crossed(self, book: L2Book) -> str:
-        bp, _bs, ap, _as = book.best()
-        return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
-
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
         native = self._market(msg.ch, "trade", data)
@@ -402,7 +398,7 @@ class HtxScheme(_HtxBase):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
                          atom_us)
-        reason = self._crossed(book)
+        reason = crossed(book)
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
             self.resync(self.mbp_sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
@@ -416,8 +412,8 @@ class HtxScheme(_HtxBase):
         atom_us = recv_ns // 1000
         flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], ts,
                                  atom_us)
-        if flags & CROSSED and self._crossed(book):  # (the flag may be a crossing within the call)
-            self.gap(self.mbp_sync.markets[native].conn, native, self._crossed(book), recv_ns)
+        if flags & CROSSED and crossed(book):  # (the flag may be a crossing within the call)
+            self.gap(self.mbp_sync.markets[native].conn, native, crossed(book), recv_ns)
             return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ts, atom_us)
@@ -458,7 +454,7 @@ class HtxScheme(_HtxBase):
         else:
             flags = book.apply_sides(BID, side_changes(book, BID, bids), side_changes(book, ASK, asks),
                                      self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
-        reason = self._crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
+        reason = crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", data)
             self.resync(conn, native, f"snapshot {reason}", recv_ns)
@@ -595,7 +591,7 @@ class HtxFuturesScheme(_HtxBase):
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us,
                                      self.depth)
         self.chain.set(native, t.version)
-        reason = self._crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
+        reason = crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
         if reason:
             if t.event == "snapshot":
                 self.bad_input("crossed snapshot", f"{native}: {reason}", data)
