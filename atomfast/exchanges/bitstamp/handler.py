@@ -44,6 +44,7 @@ from typing import Sequence
 from ...book import ASK, BID, L2Book
 from ...events import BUY, SELL, Lob, LobL3, Trade, TradeL3
 from ...kit.booksync import BookSync, Increasing
+from ...kit.levels import crossed
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED, Connection,
                        Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -253,10 +254,6 @@ class BitstampScheme(Scheme):
                     return level
         return ("?", "?")  # (check_sides and valid_level refuse the same levels)
 
-    def _crossed(self, book) -> str:
-        bp, _bs, ap, _as = book.best()
-        return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
-
     def _apply_diff(self, pair: str, d: m.BookData, data: bytes | None, recv_ns: int) -> bool:
         """One diff (checked when it came) into the live book; a book it leaves crossed resyncs."""
         book = self.books[pair]
@@ -265,7 +262,7 @@ class BitstampScheme(Scheme):
         flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[pair],
                                  event_ms, atom_us)
         if flags & CROSSED:
-            reason = self._crossed(book)
+            reason = crossed(book)
             if reason:
                 self._gap(self.l2[pair].conn, pair, reason, recv_ns)
                 return False
@@ -406,7 +403,7 @@ class BitstampScheme(Scheme):
         book = self.begin_snapshot(pair, recv_ns, event_ms)
         book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, self._symbols[pair], event_ms,
                          atom_us)
-        reason = self._crossed(book)
+        reason = crossed(book)
         if reason:
             self.bad_input("crossed snapshot", f"{pair}: {reason}", b"")
             self.resync(self.l2[pair].conn, pair, f"snapshot {reason}", recv_ns)
