@@ -62,6 +62,7 @@ from urllib.parse import parse_qs, urlsplit
 from ...book import ASK, BID, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade, TradeL3
 from ...kit.booksync import BookSync, Contiguous, Sequenced
+from ...kit.levels import crossed
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import is_plain, ms_ok, ok_float
@@ -162,10 +163,6 @@ class _KucoinBase(Scheme):
             inst = self.instrument(native)
             checker = self._checkers[native] = L2Book(inst.price_decimals, inst.size_decimals)
         return checker
-
-    def _crossed(self, book: L2Book) -> str:
-        bp, _bs, ap, _as = book.best()
-        return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
 
     def _trade(self, native: str, price: str, size: str, side: str, trade_id: str, maker: str, taker: str,
                event_ms: int, data: bytes, recv_ns: int) -> None:
@@ -311,7 +308,7 @@ class KucoinScheme(_KucoinBase):
         flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
         if flags & CROSSED:
-            reason = self._crossed(book)
+            reason = crossed(book)
             if reason:
                 self.gap(st.conn, native, reason, recv_ns)
                 return False
@@ -386,7 +383,7 @@ class KucoinScheme(_KucoinBase):
                 self.horizon.pop(native, None)
         else:
             self.horizon.pop(native, None)
-        reason = self._crossed(book)
+        reason = crossed(book)
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
             self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
@@ -557,7 +554,7 @@ class KucoinFuturesScheme(_KucoinBase):
         flags = book.apply_sides(side, [(price, size)], None, self.rows("lob"), Lob, self.exchange,
                                  self._symbols[native], event_ms, atom_us)
         if flags & CROSSED:
-            reason = self._crossed(book)
+            reason = crossed(book)
             if reason:
                 self.gap(self.sync.markets[native].conn, native, reason, recv_ns)
                 return False
@@ -603,7 +600,7 @@ class KucoinFuturesScheme(_KucoinBase):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
                          atom_us)
-        reason = self._crossed(book)
+        reason = crossed(book)
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
             self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
