@@ -38,6 +38,7 @@ import msgspec
 from ...book import BID
 from ...events import BUY, SELL, Lob, Ticker, Trade
 from ...kit.booksync import BookSync, Contiguous
+from ...kit.levels import crossed
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -55,11 +56,6 @@ class _Probe(msgspec.Struct, gc=False):
 
 
 _probe = msgspec.json.Decoder(_Probe)
-
-
-def _crossed(book) -> str:
-    bp, _bs, ap, _as = book.best()
-    return f"book crossed: bid {bp!r} >= ask {ap!r}" if 0.0 < ap <= bp else ""
 
 
 class GeminiScheme(Scheme):
@@ -265,7 +261,7 @@ class GeminiScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, ms)
         flags = book.apply_sides(BID, f.b, f.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
                                  atom_us)
-        reason = _crossed(book) if flags & CROSSED else ""
+        reason = crossed(book) if flags & CROSSED else ""
         if reason:
             self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
             self.resync(self.book_sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
@@ -290,7 +286,7 @@ class GeminiScheme(Scheme):
             self.book_failed(conn, native, "malformed book level", str(exc), data or b"", recv_ns)
             return False
         if flags & CROSSED:
-            reason = _crossed(book)
+            reason = crossed(book)
             if reason:
                 self.gap(conn, native, reason, recv_ns)
                 return False
@@ -430,7 +426,7 @@ class GeminiV2Scheme(Scheme):
                 return
             book = self.begin_snapshot(native, recv_ns, ms)
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
-            reason = _crossed(book) if flags & CROSSED else ""
+            reason = crossed(book) if flags & CROSSED else ""
             if reason:
                 self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
                 self.resync(conn, native, f"snapshot {reason}", recv_ns)
@@ -447,7 +443,7 @@ class GeminiV2Scheme(Scheme):
             self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
         if flags & CROSSED:
-            reason = _crossed(book)
+            reason = crossed(book)
             if reason:
                 self.gap(conn, native, reason, recv_ns)
                 return
