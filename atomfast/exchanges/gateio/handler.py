@@ -196,7 +196,7 @@ class _GateBase(Scheme):
             self.book_failed(conn, native, "malformed order book", str(exc)[:200], data, recv_ns)
             return
         self.chain.set(native, r.u)
-        if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
@@ -214,17 +214,9 @@ class _GateBase(Scheme):
         book.apply_sides(BID, r.b, r.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us,
                          self.depth)
         self.chain.set(native, r.u)
-        if self._crossed(conn, native, book, recv_ns):
+        if self.resync_crossed(conn, native, book, recv_ns):
             return
         self.emit_spread(native, book, event_ms, atom_us)
-
-    def _crossed(self, conn: Connection, native: str, book, recv_ns: int) -> bool:
-        """A crossed book (best bid >= best ask) cannot be trusted: resync."""
-        bp, _bs, ap, _as = book.best()
-        if 0.0 < ap <= bp:
-            self.resync(conn, native, f"book crossed: bid {bp!r} >= ask {ap!r}", recv_ns)
-            return True
-        return False
 
     def _candle(self, native: str, start_s: int, o: str, h: str, lo: str, c: str, v: float, closed: bool,
                 event_ms: int, recv_ns: int) -> None:
