@@ -333,7 +333,7 @@ class CryptocomScheme(Scheme):
         book.apply_sides(BID, item.bids, item.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                          event_ms, atom_us, depth)
         self.chain.set(native, item.u)
-        if self._crossed(conn, native, book, recv_ns):
+        if self.resync_crossed(conn, native, book, recv_ns):
             return False
         self.emit_spread(native, book, event_ms, atom_us)
         return True
@@ -362,19 +362,11 @@ class CryptocomScheme(Scheme):
             self.book_failed(conn, native, "malformed book update", str(exc)[:200], data, recv_ns)
             return False
         self.chain.set(native, item.u)
-        if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns):
             return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
         return True
-
-    def _crossed(self, conn: Connection, native: str, book, recv_ns: int) -> bool:
-        """A crossed book (best bid >= best ask) cannot be trusted: resync."""
-        bp, _bs, ap, _as = book.best()
-        if 0.0 < ap <= bp:
-            self.resync(conn, native, f"book crossed: bid {bp!r} >= ask {ap!r}", recv_ns)
-            return True
-        return False
 
     # --- trades, tickers, candles ---------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
