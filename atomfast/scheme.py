@@ -548,14 +548,21 @@ class Scheme:
         self.bad_input(kind, detail, data)
         self.resync(conn, native, f"{kind}: {detail}", recv_ns, book)
 
-    def resync_crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int) -> bool:
+    def resync_crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int,
+                       snapshot: bytes | None = None) -> bool:
         """A crossed book (best bid >= best ask, ``atomfast.kit.levels.crossed``) cannot be
-        trusted: resync with the reason. Whether it was crossed."""
+        trusted: resync with the reason. Where it was just loaded from a snapshot (``snapshot``:
+        the snapshot's bytes, ``b""`` where they are not at hand), the snapshot is first counted
+        as bad input (``crossed snapshot``, ``<native>: <reason>``) and the resync's reason is
+        ``snapshot <reason>``. Whether it was crossed."""
         reason = crossed(book)
-        if reason:
-            self.resync(conn, native, reason, recv_ns)
-            return True
-        return False
+        if not reason:
+            return False
+        if snapshot is not None:
+            self.bad_input("crossed snapshot", f"{native}: {reason}", snapshot)
+            reason = f"snapshot {reason}"
+        self.resync(conn, native, reason, recv_ns)
+        return True
 
     def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB,
             kind: str = "gap") -> None:

@@ -383,10 +383,7 @@ class KucoinScheme(_KucoinBase):
                 self.horizon.pop(native, None)
         else:
             self.horizon.pop(native, None)
-        reason = crossed(book)
-        if reason:
-            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
-            self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+        if self.resync_crossed(self.sync.markets[native].conn, native, book, recv_ns, b""):
             return False
         self.emit_spread(native, book, event_ms, atom_us)
         return True
@@ -600,10 +597,7 @@ class KucoinFuturesScheme(_KucoinBase):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
                          atom_us)
-        reason = crossed(book)
-        if reason:
-            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
-            self.resync(self.sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+        if self.resync_crossed(self.sync.markets[native].conn, native, book, recv_ns, b""):
             return False
         self.emit_spread(native, book, event_ms, atom_us)
         return True
