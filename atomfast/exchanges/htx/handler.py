@@ -398,10 +398,7 @@ class HtxScheme(_HtxBase):
         book = self.begin_snapshot(native, recv_ns, event_ms)
         book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
                          atom_us)
-        reason = crossed(book)
-        if reason:
-            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
-            self.resync(self.mbp_sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+        if self.resync_crossed(self.mbp_sync.markets[native].conn, native, book, recv_ns, b""):
             return False
         self.emit_spread(native, book, event_ms, atom_us)
         return True
@@ -454,10 +451,8 @@ class HtxScheme(_HtxBase):
         else:
             flags = book.apply_sides(BID, side_changes(book, BID, bids), side_changes(book, ASK, asks),
                                      self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
-        reason = crossed(book) if flags & CROSSED else ""  # (the flag may be a crossing within the call)
-        if reason:
-            self.bad_input("crossed snapshot", f"{native}: {reason}", data)
-            self.resync(conn, native, f"snapshot {reason}", recv_ns)
+        # (the flag may be a crossing within the call)
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
