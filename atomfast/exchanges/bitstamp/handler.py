@@ -403,10 +403,7 @@ class BitstampScheme(Scheme):
         book = self.begin_snapshot(pair, recv_ns, event_ms)
         book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, self._symbols[pair], event_ms,
                          atom_us)
-        reason = crossed(book)
-        if reason:
-            self.bad_input("crossed snapshot", f"{pair}: {reason}", b"")
-            self.resync(self.l2[pair].conn, pair, f"snapshot {reason}", recv_ns)
+        if self.resync_crossed(self.l2[pair].conn, pair, book, recv_ns, b""):
             return False
         self.emit_spread(pair, book, event_ms, atom_us)
         return True
