@@ -261,10 +261,7 @@ class GeminiScheme(Scheme):
         book = self.begin_snapshot(native, recv_ns, ms)
         flags = book.apply_sides(BID, f.b, f.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
                                  atom_us)
-        reason = crossed(book) if flags & CROSSED else ""
-        if reason:
-            self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
-            self.resync(self.book_sync.markets[native].conn, native, f"snapshot {reason}", recv_ns)
+        if flags & CROSSED and self.resync_crossed(self.book_sync.markets[native].conn, native, book, recv_ns, b""):
             return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
@@ -426,10 +423,7 @@ class GeminiV2Scheme(Scheme):
                 return
             book = self.begin_snapshot(native, recv_ns, ms)
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
-            reason = crossed(book) if flags & CROSSED else ""
-            if reason:
-                self.bad_input("crossed snapshot", f"{native}: {reason}", b"")
-                self.resync(conn, native, f"snapshot {reason}", recv_ns)
+            if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
                 return
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, ms, atom_us)
