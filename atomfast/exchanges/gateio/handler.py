@@ -218,6 +218,24 @@ class _GateBase(Scheme):
             return
         self.emit_spread(native, book, event_ms, atom_us)
 
+    def _on_book_ticker(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
+        if not self._update(conn, msg, data):
+            return
+        try:
+            t = self.book_ticker_decoder.decode(msg.result)
+            size = self.ticker_size
+            values = (_price(t.b), size(t.B), _price(t.a), size(t.A))
+        except (*DECODE_ERRORS, ValueError) as exc:
+            self.bad_input("malformed ticker", str(exc)[:200], data)
+            return
+        if not self.known(t.s, data):
+            return
+        if not ms_ok(t.t) or not all(ok_float(x) for x in values):
+            self.bad_input("malformed ticker", f"{values!r} t {t.t!r}"[:200], data)
+            return
+        self.emit("ticker", Ticker(self.exchange, self._symbols[t.s], *values, t.t or self._event_ms(msg, recv_ns),
+                                   recv_ns // 1000))
+
     def _candle(self, native: str, start_s: int, o: str, h: str, lo: str, c: str, v: float, closed: bool,
                 event_ms: int, recv_ns: int) -> None:
         start = start_s * 1000
@@ -238,6 +256,9 @@ class GateioScheme(_GateBase):
                 "candle": "spot.candlesticks"}
     default_channels = ("lob", "trades", "ticker")
     default_symbols = ("BTC-USDT", "ETH-USDT")
+    #: the book ticker's decoder, and how its sizes are read (texts here)
+    book_ticker_decoder = m.spot_book_ticker_decoder
+    ticker_size = staticmethod(_price)
     dispatch = Dispatch({"spot.obu": "_on_obu", "spot.trades": "_on_trades", "spot.book_ticker": "_on_book_ticker",
                          "spot.candlesticks": "_on_candle", "spot.pong": None},
                         decoder=m.envelope_decoder, field="channel", lead=b"{", fallback="_on_other")
@@ -271,23 +292,6 @@ class GateioScheme(_GateBase):
         self.emit("trades", Trade(self.exchange, self._symbols[t.currency_pair], price, amount, side, str(t.id),
                                   event_ms or self._event_ms(msg, recv_ns), recv_ns // 1000))
 
-    def _on_book_ticker(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
-        if not self._update(conn, msg, data):
-            return
-        try:
-            t = m.spot_book_ticker_decoder.decode(msg.result)
-            values = (_price(t.b), _price(t.B), _price(t.a), _price(t.A))
-        except (*DECODE_ERRORS, ValueError) as exc:
-            self.bad_input("malformed ticker", str(exc)[:200], data)
-            return
-        if not self.known(t.s, data):
-            return
-        if not ms_ok(t.t) or not all(ok_float(x) for x in values):
-            self.bad_input("malformed ticker", f"{values!r} t {t.t!r}"[:200], data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[t.s], *values, t.t or self._event_ms(msg, recv_ns),
-                                   recv_ns // 1000))
-
     def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         if not self._update(conn, msg, data):
             return
@@ -319,6 +323,9 @@ class GateioFuturesScheme(_GateBase):
                 "open_interest": "futures.tickers", "liquidations": "futures.public_liquidates"}
     default_channels = ("lob", "trades", "ticker", "funding_rate", "open_interest")
     default_symbols = ("BTC-USDT-PERP",)  # (the documented listing of tests/data/gateio names this one)
+    #: the book ticker's decoder, and how its sizes are read (contracts: a number or a text)
+    book_ticker_decoder = m.futures_book_ticker_decoder
+    ticker_size = staticmethod(_size)
     dispatch = Dispatch({"futures.obu": "_on_obu", "futures.trades": "_on_trades",
                          "futures.book_ticker": "_on_book_ticker", "futures.candlesticks": "_on_candles",
                          "futures.tickers": "_on_tickers", "futures.public_liquidates": "_on_liquidations",
@@ -365,23 +372,6 @@ class GateioFuturesScheme(_GateBase):
             self.emit("trades", Trade(self.exchange, self._symbols[t.contract], price, size,
                                       BUY if t.size > 0 else SELL, str(t.id),
                                       event_ms or self._event_ms(msg, recv_ns), atom_us))
-
-    def _on_book_ticker(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
-        if not self._update(conn, msg, data):
-            return
-        try:
-            t = m.futures_book_ticker_decoder.decode(msg.result)
-            values = (_price(t.b), _size(t.B), _price(t.a), _size(t.A))
-        except (*DECODE_ERRORS, ValueError) as exc:
-            self.bad_input("malformed ticker", str(exc)[:200], data)
-            return
-        if not self.known(t.s, data):
-            return
-        if not ms_ok(t.t) or not all(ok_float(x) for x in values):
-            self.bad_input("malformed ticker", f"{values!r} t {t.t!r}"[:200], data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[t.s], *values, t.t or self._event_ms(msg, recv_ns),
-                                   recv_ns // 1000))
 
     def _on_candles(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         if not self._update(conn, msg, data):
