@@ -564,6 +564,25 @@ class Scheme:
         self.resync(conn, native, reason, recv_ns)
         return True
 
+    def verify_checksum(self, conn: Connection, native: str, expected, got: int, recv_ns: int,
+                        book: str = LOB) -> bool:
+        """The exchange's checksum of a book (``expected``) against the book's own (``got``):
+        counted in ``metrics.checksum_ok``, or a ``checksum_failed`` (the book resyncs). Whether
+        they match."""
+        if got == expected:
+            self.metrics.checksum_ok += 1
+            return True
+        self.checksum_failed(conn, native, expected, got, recv_ns, book)
+        return False
+
+    def checksum_failed(self, conn: Connection, native: str, expected, got: int, recv_ns: int,
+                        book: str = LOB) -> None:
+        """The book of ``native`` does not have the exchange's checksum: counted in
+        ``metrics.checksum_failed``, and the book resyncs (``checksum mismatch: exchange
+        <expected>, book <got>``)."""
+        self.metrics.checksum_failed += 1
+        self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns, book)
+
     def gap(self, conn: Connection, native: str, reason: str, recv_ns: int, book: str = LOB,
             kind: str = "gap") -> None:
         """A break in the venue's sequence (a lost, repeated or reordered message): counted in

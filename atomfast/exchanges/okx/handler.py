@@ -310,7 +310,7 @@ class OkxScheme(Scheme):
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
         self.chain.set(native, seq)
-        if d.checksum and not self._checksum(conn, native, book, d.checksum, recv_ns):
+        if d.checksum and not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
@@ -331,19 +331,10 @@ class OkxScheme(Scheme):
         flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
         self.chain.set(native, d.seqId)
-        if d.checksum and not self._checksum(conn, native, book, d.checksum, recv_ns):
+        if d.checksum and not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
-
-    def _checksum(self, conn: Connection, native: str, book, expected: int, recv_ns: int) -> bool:
-        got = book.checksum_okx()
-        if got == expected:
-            self.metrics.checksum_ok += 1
-            return True
-        self.metrics.checksum_failed += 1
-        self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
-        return False
 
     # --- trades, tickers, candles -------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
