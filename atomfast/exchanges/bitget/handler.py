@@ -246,7 +246,7 @@ class _BitgetBase(Scheme):
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
         self.seqs[native] = seq
-        if not self._checksum(conn, native, book, d.checksum, recv_ns):
+        if not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
@@ -267,19 +267,10 @@ class _BitgetBase(Scheme):
         flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
         self.seqs[native] = seq
-        if d.checksum and not self._checksum(conn, native, book, d.checksum, recv_ns):
+        if d.checksum and not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
-
-    def _checksum(self, conn: Connection, native: str, book, expected: int, recv_ns: int) -> bool:
-        got = book.checksum_okx()  # Bitget's string is OKX's (see the module's doc)
-        if got == expected:
-            self.metrics.checksum_ok += 1
-            return True
-        self.metrics.checksum_failed += 1
-        self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
-        return False
 
     # --- trades, tickers, candles -------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
