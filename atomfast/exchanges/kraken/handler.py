@@ -110,10 +110,6 @@ class _KrakenSpot(Scheme):
     def guess_instrument(self, native: str) -> Instrument:
         return spot_instrument(native, v2=self._v2)
 
-    def _checksum_failed(self, conn: Connection, native: str, expected, got: int, recv_ns: int) -> None:
-        self.metrics.checksum_failed += 1
-        self.resync(conn, native, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
-
 
 # ================================================================================================
 # v1: wss://ws.kraken.com
@@ -326,7 +322,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, event_ms, recv_ns // 1000)
         else:
-            self._checksum_failed(conn, native, update.c, book.checksum_kraken(), recv_ns)
+            self.checksum_failed(conn, native, update.c, book.checksum_kraken(), recv_ns)
 
     def _on_book_message(self, conn: Connection, channel: _Channel, data: bytes, recv_ns: int) -> None:
         """Any book message: a snapshot, an update (one payload or two, with or without a
@@ -389,7 +385,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         if checksum is not None:
             got = book.checksum_kraken()
             if got != expected:
-                self._checksum_failed(conn, native, checksum, got, recv_ns)
+                self.checksum_failed(conn, native, checksum, got, recv_ns)
                 return
             self.metrics.checksum_ok += 1
         if flags & TOP_CHANGED:
@@ -846,7 +842,7 @@ class KrakenSpotScheme(_KrakenSpot):
                 continue
             got = book.checksum_kraken(True)  # v2: at the pair's precision
             if got != d.checksum:
-                self._checksum_failed(conn, native, d.checksum, got, recv_ns)
+                self.checksum_failed(conn, native, d.checksum, got, recv_ns)
                 continue
             self.metrics.checksum_ok += 1
             if flags & TOP_CHANGED:
@@ -893,8 +889,7 @@ class KrakenSpotScheme(_KrakenSpot):
                 continue  # resynced
             got = book.checksum_kraken(True)  # at the pair's precision
             if got != d.checksum:
-                self.metrics.checksum_failed += 1
-                self.resync(conn, native, f"checksum mismatch: exchange {d.checksum}, book {got}", recv_ns, LOB_L3)
+                self.checksum_failed(conn, native, d.checksum, got, recv_ns, LOB_L3)
                 continue
             self.metrics.checksum_ok += 1
             if (snapshot or flags & TOP_CHANGED) and self._spread_from_l3:
