@@ -774,12 +774,7 @@ class BitfinexScheme(Scheme):
         if not -_INT32 <= expected < _INT32:
             self._book_failed(conn, ch, "malformed checksum", repr(expected), data, recv_ns)
             return
-        got = book.checksum_bitfinex()
-        if got == expected:
-            self.metrics.checksum_ok += 1
-        else:
-            self.metrics.checksum_failed += 1
-            self.resync(conn, key, f"checksum mismatch: exchange {expected}, book {got}", recv_ns)
+        self.verify_checksum(conn, key, expected, book.checksum_bitfinex(), recv_ns)
 
     # --- trades, ticker, candles, status ------------------------------------------------------
     def _on_trade(self, conn: Connection, msg: m.TradeUpdate, data: bytes, recv_ns: int) -> None:
