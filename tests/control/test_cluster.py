@@ -10,7 +10,8 @@ captures (spot book: KRAKEN.ws.50.0; futures: KRAKEN_FUTURES.ws.1.0), both with 
   desired set, and placed when a node with room joins.
 
 The harness (``ServeProcess``, ``ClusterHarness``, ``measure_failover``) is the test kit's
-(``atomfast.testing``), shared with tests/control/test_control.py and bench/bench_failover.py.
+(``atomfast.testing``), shared with tests/control/test_control.py and bench/bench_failover.py; the
+gRPC client is level4's own, compiled from its proto file (tests/control/conftest.py).
 """
 from __future__ import annotations
 
@@ -22,10 +23,8 @@ import pytest
 from atomfast.testing import (
     MARKETS,
     ClusterHarness,
-    all_online,
     first_records_after,
     measure_failover,
-    start_markets,
     statuses,
     wait_for,
 )
@@ -49,13 +48,12 @@ def harness(kafka_bootstrap, tmp_path):
         yield h
 
 
-def test_failover_three_nodes_nine_markets_kill_one(harness):
-    from atomfast.control import level4_pb2 as pb
-
+def test_failover_three_nodes_nine_markets_kill_one(harness, level4):
+    pb, start_markets, all_online = level4.pb, level4.start_markets, level4.all_online
     h = harness
     for name in ("node-a", "node-b", "node-c"):
         h.start_node(name, "--session-timeout", SESSION_TIMEOUT)
-    a = h.stub("node-a")
+    a = level4.stub(h.nodes["node-a"].address)
     wait_for(lambda: len(a.ListNodes(pb.ListNodesRequest(), timeout=10).nodes) == 3, 30, what="three nodes")
     owners = start_markets(a)
     assert set(owners.values()) == {"node-a", "node-b", "node-c"}, owners  # spread over the three
@@ -67,7 +65,7 @@ def test_failover_three_nodes_nine_markets_kill_one(harness):
     # the node running the most markets dies
     victim = max(("node-a", "node-b", "node-c"), key=lambda n: sum(1 for o in owners.values() if o == n))
     survivor = next(n for n in ("node-a", "node-b", "node-c") if n != victim)
-    s = h.stub(survivor)
+    s = level4.stub(h.nodes[survivor].address)
     result = measure_failover(h, victim)
     print(f"\nfailover: {len(result['moved'])} market(s) of {victim} producing again after "
           + ", ".join(f"{i}: {t:.2f} s" if t is not None else f"{i}: -" for i, t in result["per_market"].items()))
@@ -108,13 +106,12 @@ def test_failover_three_nodes_nine_markets_kill_one(harness):
         assert set(trades) == fut_keys
 
 
-def test_unplaced_market_is_reported_then_placed_when_a_node_joins(harness):
-    from atomfast.control import level4_pb2 as pb
-
+def test_unplaced_market_is_reported_then_placed_when_a_node_joins(harness, level4):
+    pb, start_markets, all_online = level4.pb, level4.start_markets, level4.all_online
     h = harness
     h.start_node("small-a", "--max-feeds", 3, "--session-timeout", SESSION_TIMEOUT)
     h.start_node("small-b", "--max-feeds", 3, "--session-timeout", SESSION_TIMEOUT)
-    a = h.stub("small-a")
+    a = level4.stub(h.nodes["small-a"].address)
     wait_for(lambda: len(a.ListNodes(pb.ListNodesRequest(), timeout=10).nodes) == 2, 30, what="two nodes")
     markets = MARKETS[:5]
     start_markets(a, markets)

@@ -5,8 +5,9 @@
 - one node on a real broker (MAX_DATA_FEEDS 3, markets served by the simulator): start / stop /
   list / nodes / online round trips, a duplicate id, an unknown exchange, type or symbol, capacity
   reached, each an error status that changes nothing; `atomfast ctl`; the shared token;
-- acceptance: a client generated from level4's own proto file (with grpc_tools.protoc, into a
-  tmp dir, run in its own process so its descriptors do not meet ours) talks to it unchanged.
+- every call goes through level4's own client: its proto file, unchanged, compiled with
+  grpc_tools.protoc into a tmp dir at test time (tests/control/conftest.py, fixture ``level4``);
+  the acceptance test also runs it as a level4 user's standalone program, without atomfast.
 """
 from __future__ import annotations
 
@@ -34,11 +35,8 @@ from atomfast.testing import (
     ClusterHarness,
     MemorySink,
     ServeProcess,
-    fixture_path,
-    market_msg,
     serve_env,
     statuses,
-    stub_for,
     wait_for,
 )
 
@@ -220,20 +218,32 @@ def test_generated_code_matches_the_proto():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_our_proto_differs_from_level4s_only_in_the_start_reply_and_elixir_options():
-    """Same package, service, methods, messages and fields (names, numbers, types) as level4's."""
+def test_our_proto_differs_from_level4s_only_in_the_start_reply_and_elixir_options(level4):
+    """Same package, service, methods, messages and fields (names, numbers, types) as level4's
+    own file (compiled from it, unchanged)."""
     from atomfast.control import level4_pb2
 
-    ours = level4_pb2.DESCRIPTOR
-    assert ours.package == "level4.rpc"
-    svc = ours.services_by_name["Control"]
-    assert [(m.name, m.input_type.name, m.output_type.name) for m in svc.methods] == [
+    ours, theirs = level4_pb2.DESCRIPTOR, level4.pb.DESCRIPTOR
+    assert ours.package == theirs.package == "level4.rpc"
+    assert theirs.name == "level4.proto" and [d.name for d in theirs.dependencies] == ["elixirpb.proto"]
+
+    def methods(fd):
+        return [(m.name, m.input_type.name, m.output_type.name) for m in fd.services_by_name["Control"].methods]
+
+    assert methods(ours) == [
         ("StartMarket", "StartMarketRequest", "StartMarketReply"),  # level4: StopMarketReply
         ("StopMarket", "StopMarketRequest", "StopMarketReply"),
         ("ListNodes", "ListNodesRequest", "ListNodesReply"),
         ("ListActiveMarkets", "ListMarketsRequest", "ListMarketsReply"),
         ("IsMarketOnline", "MarketOnlineRequest", "MarketOnlineReply"),
     ]
+    assert methods(theirs) == [("StartMarket", "StartMarketRequest", "StopMarketReply"), *methods(ours)[1:]]
+
+    def message_fields(fd):
+        return {name: [(f.name, f.number, f.type, f.is_repeated, f.message_type.full_name if f.message_type else "")
+                       for f in m.fields] for name, m in fd.message_types_by_name.items()}
+
+    assert message_fields(ours) == message_fields(theirs)
     fields = {name: [(f.name, f.number, f.type, f.is_repeated) for f in m.fields] for name, m in ours.message_types_by_name.items()}
     start, stop = fields["StartMarketReply"], fields["StopMarketReply"]
     assert start == stop  # so level4's clients decode our StartMarketReply as their StopMarketReply
@@ -260,12 +270,11 @@ def _code(exc) -> str:
     return exc.code().name
 
 
-def test_round_trips_and_errors(node):
+def test_round_trips_and_errors(node, level4):
     import grpc
 
-    from atomfast.control import level4_pb2 as pb
-
-    stub = node.stub("solo")
+    pb, market_msg = level4.pb, level4.market
+    stub = level4.stub(node.nodes["solo"].address)
     nodes = stub.ListNodes(pb.ListNodesRequest(), timeout=10).nodes
     assert [(n.name, n.max_active_markets) for n in nodes] == [("solo", 3)]
     base = len(stub.ListActiveMarkets(pb.ListMarketsRequest(), timeout=10).markets)
@@ -273,6 +282,7 @@ def test_round_trips_and_errors(node):
 
     m1 = market_msg(101, "kraken", "BTC", "CHF", "SPOT")
     reply = stub.StartMarket(pb.StartMarketRequest(market=m1), timeout=60)
+    assert type(reply).__name__ == "StopMarketReply"  # as level4's file declares it
     assert (reply.market.id, reply.market.base_symbol, reply.node.name, reply.node.max_active_markets) == (
         101, "BTC", "solo", 3)
     wait_for(lambda: stub.IsMarketOnline(pb.MarketOnlineRequest(market=m1), timeout=10).is_online, 30, what="online")
@@ -328,12 +338,11 @@ def test_round_trips_and_errors(node):
              what="no market running")
 
 
-def test_status_topic_has_the_control_events(node):
-    from atomfast.control import level4_pb2 as pb
-
-    stub = node.stub("solo")
+def test_status_topic_has_the_control_events(node, level4):
+    pb = level4.pb
+    stub = level4.stub(node.nodes["solo"].address)
     since = int(time.time() * 1000)
-    stub.StartMarket(pb.StartMarketRequest(market=market_msg(301, "kraken", "OMG", "USD", "SPOT")), timeout=60)
+    stub.StartMarket(pb.StartMarketRequest(market=level4.market(301, "kraken", "OMG", "USD", "SPOT")), timeout=60)
     wait_for(lambda: stub.IsMarketOnline(pb.MarketOnlineRequest(market=pb.Market(id=301)), timeout=10).is_online, 30,
              what="online")
     stub.StopMarket(pb.StopMarketRequest(market=pb.Market(id=301)), timeout=30)
@@ -386,19 +395,13 @@ def test_ctl_client(node):
     assert r.returncode == 1 and "NOT_FOUND" in r.stderr
 
 
-def test_level4_client_generated_from_level4s_proto_talks_unchanged(node, tmp_path):
-    """The acceptance test: stubs generated from level4's own proto file, used as is."""
-    pytest.importorskip("grpc_tools")
-    from importlib.resources import files
+def test_level4_client_generated_from_level4s_proto_talks_unchanged(node, level4, tmp_path):
+    """The acceptance test: stubs generated from level4's own proto file (the session's, see
+    conftest.py), run as a level4 user's standalone program: its own process, no atomfast."""
+    import shutil
 
-    src = fixture_path("level4")  # level4.proto and elixirpb.proto as level4 ships them
     out = tmp_path / "gen"
-    out.mkdir()
-    include = str(files("grpc_tools") / "_proto")
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{src}", f"-I{include}", f"--python_out={out}",
-                        f"--grpc_python_out={out}", "level4.proto", "elixirpb.proto"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    shutil.copytree(level4.directory, out)
     assert "StopMarketReply" in (out / "level4_pb2_grpc.py").read_text()
     (out / "client.py").write_text(textwrap.dedent(LEVEL4_CLIENT))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -429,13 +432,12 @@ def _self_signed(tmp_path):
     return cert, key
 
 
-def test_shared_token_and_tls(kafka_bootstrap, node, tmp_path):
+def test_shared_token_and_tls(kafka_bootstrap, node, level4, tmp_path):
     """With a token and TLS: plaintext calls fail, calls without the token (or with a wrong
     one) are refused, ctl with --tls-ca and the token works."""
     import grpc
 
-    from atomfast.control import level4_pb2 as pb
-    from atomfast.control import level4_pb2_grpc as pb_grpc
+    pb = level4.pb
 
     cert, key = _self_signed(tmp_path)
     token = uuid.uuid4().hex
@@ -443,14 +445,13 @@ def test_shared_token_and_tls(kafka_bootstrap, node, tmp_path):
     guarded = ServeProcess("guarded", env, "--cluster", "guarded", "--max-feeds", "1", "--tls-cert", cert,
                            "--tls-key", key, *node.endpoint_args(), log_dir=str(tmp_path))
     try:
-        plain, channel = stub_for(guarded.address)
-        with channel:
-            with pytest.raises(grpc.RpcError) as err:
-                plain.ListNodes(pb.ListNodesRequest(), timeout=5, metadata=[("authorization", f"Bearer {token}")])
-            assert _code(err.value) == "UNAVAILABLE"
+        plain = level4.stub(guarded.address)
+        with pytest.raises(grpc.RpcError) as err:
+            plain.ListNodes(pb.ListNodesRequest(), timeout=5, metadata=[("authorization", f"Bearer {token}")])
+        assert _code(err.value) == "UNAVAILABLE"
         creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         with grpc.secure_channel(guarded.address, creds) as channel:
-            stub = pb_grpc.ControlStub(channel)
+            stub = level4.rpc.ControlStub(channel)
             with pytest.raises(grpc.RpcError) as err:
                 stub.ListNodes(pb.ListNodesRequest(), timeout=10)
             assert _code(err.value) == "UNAUTHENTICATED"

@@ -17,14 +17,15 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
-from atomfast.testing import ClusterHarness, ServeProcess, market_msg, serve_env, stub_for, wait_for
+from atomfast.testing import ClusterHarness, ServeProcess, serve_env, wait_for
 
 grpc = pytest.importorskip("grpc")
 
-from atomfast.control import level4_pb2 as pb  # noqa: E402
+# The client is level4's own, compiled from its proto file (tests/control/conftest.py, ``level4``).
 
 MAX_DETAILS = 600  # characters: a clear message, never an echo of a huge input
 HUGE = "A" * 60_000  # fits in a request (64 KiB, the server's limit: see below), not in an error message
@@ -35,6 +36,22 @@ def node(kafka_bootstrap, tmp_path_factory):
     with ClusterHarness(kafka_bootstrap, log_dir=str(tmp_path_factory.mktemp("serve-faults"))) as h:
         h.start_node("faulty", "--max-feeds", 4)
         yield h
+
+
+pb: Any = None  # level4's generated level4_pb2 (set by _level4 below)
+market_msg: Any = None  # a level4 Market from (id, exchange, base, quote, type)
+STUB: Any = None  # level4.stub(address)
+
+
+@pytest.fixture(autouse=True)
+def _level4(level4):
+    """Every call below goes through level4's own client."""
+    global pb, market_msg, STUB
+    pb, market_msg, STUB = level4.pb, level4.market, level4.stub
+
+
+def _stub(node, name):
+    return STUB(node.nodes[name].address)
 
 
 def _listed(stub) -> list:
@@ -62,44 +79,45 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-# (market, the status code, texts its message must hold)
+# (the market's fields: id, exchange, base, quote, type; the status code; texts its message must hold)
 BAD_MARKETS = {
-    "no exchange": (market_msg(11, "", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name is required"),
-    "blank exchange": (market_msg(11, "  ", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name"),
-    "unknown exchange": (market_msg(11, "mtgox", "BTC", "USD", "SPOT"), "INVALID_ARGUMENT", "unknown exchange 'mtgox'"),
-    "non-ascii exchange": (market_msg(11, "krakén", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "unknown exchange"),
-    "no base": (market_msg(11, "kraken", "", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.base_symbol is required"),
-    "no quote": (market_msg(11, "kraken", "BTC", "", "SPOT"), "INVALID_ARGUMENT", "market.quote_symbol is required"),
-    "no type": (market_msg(11, "kraken", "BTC", "CHF", ""), "INVALID_ARGUMENT", "market.type is required"),
-    "wrong type": (market_msg(11, "kraken", "BTC", "CHF", "SWAP"), "INVALID_ARGUMENT", "unknown market type 'SWAP'"),
-    "type as a number": (market_msg(11, "kraken", "BTC", "CHF", "1"), "INVALID_ARGUMENT", "market.type"),
-    "zero id": (market_msg(0, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id", "positive"),
-    "negative id": (market_msg(-7, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id", "-7"),
-    "most negative id": (market_msg(-2**63, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id"),
-    "control character": (market_msg(11, "kraken", "BTC\x00", "CHF", "SPOT"), "INVALID_ARGUMENT",
+    "no exchange": ((11, "", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name is required"),
+    "blank exchange": ((11, "  ", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name"),
+    "unknown exchange": ((11, "mtgox", "BTC", "USD", "SPOT"), "INVALID_ARGUMENT", "unknown exchange 'mtgox'"),
+    "non-ascii exchange": ((11, "krakén", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "unknown exchange"),
+    "no base": ((11, "kraken", "", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.base_symbol is required"),
+    "no quote": ((11, "kraken", "BTC", "", "SPOT"), "INVALID_ARGUMENT", "market.quote_symbol is required"),
+    "no type": ((11, "kraken", "BTC", "CHF", ""), "INVALID_ARGUMENT", "market.type is required"),
+    "wrong type": ((11, "kraken", "BTC", "CHF", "SWAP"), "INVALID_ARGUMENT", "unknown market type 'SWAP'"),
+    "type as a number": ((11, "kraken", "BTC", "CHF", "1"), "INVALID_ARGUMENT", "market.type"),
+    "zero id": ((0, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id", "positive"),
+    "negative id": ((-7, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id", "-7"),
+    "most negative id": ((-2**63, "kraken", "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.id"),
+    "control character": ((11, "kraken", "BTC\x00", "CHF", "SPOT"), "INVALID_ARGUMENT",
                           "market.base_symbol", "not an asset name"),
-    "unknown symbol": (market_msg(11, "kraken", "BTC", "XYZ", "SPOT"), "INVALID_ARGUMENT", "lists no market BTC-XYZ"),
-    "spot pair as perp": (market_msg(11, "kraken", "BTC", "CHF", "PERP"), "INVALID_ARGUMENT",
+    "unknown symbol": ((11, "kraken", "BTC", "XYZ", "SPOT"), "INVALID_ARGUMENT", "lists no market BTC-XYZ"),
+    "spot pair as perp": ((11, "kraken", "BTC", "CHF", "PERP"), "INVALID_ARGUMENT",
                           "lists no market BTC-CHF-PERP"),
-    "future without expiry": (market_msg(11, "kraken-futures", "BTC", "USD", "FUTURE"), "INVALID_ARGUMENT",
+    "future without expiry": ((11, "kraken-futures", "BTC", "USD", "FUTURE"), "INVALID_ARGUMENT",
                               "quote_symbol", "expiry"),
-    "option without strike": (market_msg(11, "kraken-futures", "BTC", "USD-20261225", "OPTION"), "INVALID_ARGUMENT",
+    "option without strike": ((11, "kraken-futures", "BTC", "USD-20261225", "OPTION"), "INVALID_ARGUMENT",
                               "quote_symbol", "strike"),
-    "huge exchange": (market_msg(11, HUGE, "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name",
+    "huge exchange": ((11, HUGE, "BTC", "CHF", "SPOT"), "INVALID_ARGUMENT", "market.exchange_name",
                       "too long"),
-    "huge base": (market_msg(11, "kraken", HUGE, "CHF", "SPOT"), "INVALID_ARGUMENT", "market.base_symbol", "too long"),
-    "huge quote": (market_msg(11, "kraken", "BTC", HUGE, "SPOT"), "INVALID_ARGUMENT", "market.quote_symbol",
+    "huge base": ((11, "kraken", HUGE, "CHF", "SPOT"), "INVALID_ARGUMENT", "market.base_symbol", "too long"),
+    "huge quote": ((11, "kraken", "BTC", HUGE, "SPOT"), "INVALID_ARGUMENT", "market.quote_symbol",
                    "too long"),
-    "huge type": (market_msg(11, "kraken", "BTC", "CHF", HUGE), "INVALID_ARGUMENT", "market.type", "too long"),
-    "long but not huge base": (market_msg(11, "kraken", "B" * 5000, "CHF", "SPOT"), "INVALID_ARGUMENT",
+    "huge type": ((11, "kraken", "BTC", "CHF", HUGE), "INVALID_ARGUMENT", "market.type", "too long"),
+    "long but not huge base": ((11, "kraken", "B" * 5000, "CHF", "SPOT"), "INVALID_ARGUMENT",
                                "market.base_symbol", "too long"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_MARKETS), ids=list(BAD_MARKETS))
 def test_start_market_with_a_bad_field_is_refused_naming_it(node, case):
-    market, code, *texts = BAD_MARKETS[case]
-    stub = node.stub("faulty")
+    fields, code, *texts = BAD_MARKETS[case]
+    market = market_msg(*fields)
+    stub = _stub(node, "faulty")
     before = _listed(stub)
     _refused(stub.StartMarket, pb.StartMarketRequest(market=market), code, *texts)
     assert _listed(stub) == before  # nothing changed
@@ -107,12 +125,12 @@ def test_start_market_with_a_bad_field_is_refused_naming_it(node, case):
 
 
 def test_start_market_without_a_market(node):
-    stub = node.stub("faulty")
+    stub = _stub(node, "faulty")
     _refused(stub.StartMarket, pb.StartMarketRequest(), "INVALID_ARGUMENT", "market is required")
 
 
 def test_stop_and_online_check_the_id(node):
-    stub = node.stub("faulty")
+    stub = _stub(node, "faulty")
     for mid in (0, -1, -2**63):
         _refused(stub.StopMarket, pb.StopMarketRequest(market=pb.Market(id=mid)), "INVALID_ARGUMENT", "market.id")
         _refused(stub.IsMarketOnline, pb.MarketOnlineRequest(market=pb.Market(id=mid)), "INVALID_ARGUMENT",
@@ -138,8 +156,7 @@ def test_bytes_that_are_no_request_are_invalid_argument(node, method):
     blobs = [b"\xff\xff\xff", b"\x0a\x05\x08\x01", b"\x08"]
     if method in ("StartMarket", "StopMarket", "IsMarketOnline"):
         blobs.append(b"\x0a\x03\x12\x01\x80")
-    _stub, channel = stub_for(node.nodes["faulty"].address)
-    with channel:
+    with grpc.insecure_channel(node.nodes["faulty"].address) as channel:
         call = channel.unary_unary(f"/level4.rpc.Control/{method}")  # raw bytes in, raw bytes out
         for blob in blobs:
             details = _refused(call, blob, "INVALID_ARGUMENT", f"malformed {REQUESTS[method]}")
@@ -148,21 +165,20 @@ def test_bytes_that_are_no_request_are_invalid_argument(node, method):
 
 
 def test_a_request_over_the_size_limit_is_refused(node):
-    stub = node.stub("faulty")
+    stub = _stub(node, "faulty")
     m = market_msg(12, "kraken", "X" * 200_000, "CHF", "SPOT")
     _refused(stub.StartMarket, pb.StartMarketRequest(market=m), "RESOURCE_EXHAUSTED", "larger than max")
     assert stub.ListNodes(pb.ListNodesRequest(), timeout=30).nodes[0].name == "faulty"
 
 
 def test_an_unknown_method_is_unimplemented(node):
-    _stub, channel = stub_for(node.nodes["faulty"].address)
-    with channel:
+    with grpc.insecure_channel(node.nodes["faulty"].address) as channel:
         _refused(channel.unary_unary("/level4.rpc.Control/DropTables"), b"", "UNIMPLEMENTED")
 
 
 def test_bad_input_left_the_server_serving(node):
     """After all of the above: still one node, no market, no traceback in its log."""
-    stub = node.stub("faulty")
+    stub = _stub(node, "faulty")
     assert [(n.name, n.active_market_count) for n in stub.ListNodes(pb.ListNodesRequest(), timeout=30).nodes] == [
         ("faulty", 0)]
     assert _listed(stub) == []
@@ -172,15 +188,15 @@ def test_bad_input_left_the_server_serving(node):
 
 # --- the token ---------------------------------------------------------------------------------
 
-def test_a_missing_or_wrong_token_is_unauthenticated_counted_and_logged_once(kafka_bootstrap, node, tmp_path):
+def test_a_missing_or_wrong_token_is_unauthenticated_counted_and_logged_once(kafka_bootstrap, node, level4, tmp_path):
     token = f"tok-{uuid.uuid4().hex}"
     wrong = f"guess-{uuid.uuid4().hex}"
     env = serve_env(kafka_bootstrap, node.prefix, {"ATOMFAST_RPC_TOKEN": token})
     guarded = ServeProcess("guarded", env, "--cluster", f"tok{uuid.uuid4().hex[:6]}", "--max-feeds", "1",
                            *node.endpoint_args(), log_dir=str(tmp_path))
     try:
-        stub, channel = stub_for(guarded.address)
-        with channel:
+        with grpc.insecure_channel(guarded.address) as channel:
+            stub = level4.rpc.ControlStub(channel)
             calls = [
                 (stub.ListNodes, pb.ListNodesRequest()),
                 (stub.StartMarket, pb.StartMarketRequest(market=market_msg(1, "kraken", "BTC", "CHF", "SPOT"))),
@@ -220,7 +236,7 @@ def test_a_thousand_start_stop_requests_leak_nothing(node):
     answered OK; then the node runs no market and holds no more threads or descriptors than after
     one warm-up round."""
     name = "faulty"
-    stub = node.stub(name)
+    stub = _stub(node, name)
     pid = node.nodes[name].proc.pid
     ids = (21, 22, 23, 24)
     symbols = {21: ("BTC", "CHF"), 22: ("ETH", "CHF"), 23: ("ADA", "BTC"), 24: ("OMG", "USD")}
