@@ -5,7 +5,7 @@ real frame with one field replaced by a value of another JSON type or an absurd 
 Streams (no recording of Bitget exists here): the documented ``books`` snapshot of
 ``tests/data/bitget`` (with its checksum computed, so that a damaged copy is caught), then the
 documented change cycle (best ask out, best bid out, both back) repeated, ``seq`` + 1 each and
-the checksum of the docs' algorithm computed here with zlib (an independent model: RefBook),
+the checksum of the docs' algorithm computed by the test kit (RefBook.okx_checksum, with zlib),
 interleaved with every other documented message of the capture; the same for the futures
 capture. A damaged ``seq`` is a gap, a damaged level or checksum resyncs the book: after every
 frame each book equals the clean run's (or the run one frame ahead's), or is resynced and empty;
@@ -14,7 +14,6 @@ every event is valid for its schema; garbage that is not JSON is counted.
 from __future__ import annotations
 
 import json
-import zlib
 from functools import lru_cache
 
 from hypothesis import given
@@ -23,21 +22,10 @@ from hypothesis import strategies as st
 from atomfast.exchanges.bitget import BitgetFuturesScheme, BitgetScheme
 from atomfast.exchanges.bitget.parse import guess_perp, guess_spot, ms_of, seq_of, split_native
 from atomfast.testing import (ABSURD_STRINGS, ROOT, Harness, RefBook, capture_instruments, check_events,
-                              check_random_frame, fuzz_settings, parse_or_none, recv_frames, run_fuzz, signed32)
+                              check_random_frame, fuzz_settings, parse_or_none, recv_frames, run_fuzz)
 
 DATA = ROOT / "tests" / "data" / "bitget"
 GARBAGE = {"numeric_strings": True, "absurd_strings": [*ABSURD_STRINGS, "1" * 30 + ".5", "-0.5"]}
-
-
-def _checksum(ref: RefBook) -> int:
-    bids, asks = ref.ordered("b")[:25], ref.ordered("a")[:25]
-    parts = []
-    for i in range(25):
-        if i < len(bids):
-            parts += bids[i]
-        if i < len(asks):
-            parts += asks[i]
-    return signed32(zlib.crc32(":".join(parts).encode()))
 
 
 def _dumps(msg: dict) -> bytes:
@@ -53,7 +41,7 @@ def _numbered(capture, cycles: int = 30):
     d = snap["data"][0]
     ref.load("b", d["bids"])
     ref.load("a", d["asks"])
-    d["checksum"] = _checksum(ref)
+    d["checksum"] = ref.okx_checksum()
     out = [_dumps(snap)]
     seq = d["seq"]
     changes = [(u["data"][0]["bids"], u["data"][0]["asks"]) for u in books[1:]]
@@ -64,7 +52,7 @@ def _numbered(capture, cycles: int = 30):
                 ref.set(side, p, s)
         seq += 1
         out.append(_dumps({"action": "update", "arg": snap["arg"], "data": [
-            {"asks": asks, "bids": bids, "checksum": _checksum(ref), "seq": seq, "ts": d["ts"]}], "ts": snap["ts"]}))
+            {"asks": asks, "bids": bids, "checksum": ref.okx_checksum(), "seq": seq, "ts": d["ts"]}], "ts": snap["ts"]}))
         if i < len(others):
             out.append(others[i])
     t0 = frames[0][0]
