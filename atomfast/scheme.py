@@ -459,6 +459,18 @@ class Scheme:
         ats = recv_ns // 1000
         self.emit("status", Status(self.exchange, symbol, status, reason, event_ms or ats // 1000, ats))
 
+    def check_snapshot(self, conn: Connection, native: str, bids, asks, data: bytes, recv_ns: int,
+                       kind: str = "malformed book snapshot") -> bool:
+        """A whole snapshot's levels checked by ``native``'s book (every level parsed, nothing
+        applied) before the book is cleared for it: False where one is refused, after
+        ``book_failed`` (counted as ``kind``, the book resyncs)."""
+        try:
+            self.book(native).check_sides(bids, asks)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, kind, str(exc), data, recv_ns)
+            return False
+        return True
+
     def begin_snapshot(self, native: str, recv_ns: int, event_ms: int = 0) -> L2Book:
         """A (re)loaded book: status `snapshot` first (consumers clear their copy), empty book."""
         book = self.book(native)
