@@ -256,11 +256,7 @@ class _BitgetBase(Scheme):
         if event_ms < 0:
             self.book_failed(conn, native, "malformed book snapshot", f"ts {d.ts!r}", data, recv_ns)
             return
-        book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(d.bids, d.asks)
-        except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+        if not self.check_snapshot(conn, native, d.bids, d.asks, data, recv_ns):
             return
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
