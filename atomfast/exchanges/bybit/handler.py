@@ -283,11 +283,7 @@ class BybitScheme(Scheme):
         atom_us = recv_ns // 1000
         symbol = self._symbols[native]
         if kind == "snapshot":
-            book = self.book(native)
-            try:  # the whole snapshot parsed before the book is cleared for it
-                book.check_sides(d.b, d.a)
-            except BOOK_ERRORS as exc:
-                self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+            if not self.check_snapshot(conn, native, d.b, d.a, data, recv_ns):
                 return
             self._topic_of[native] = msg.topic
             book = self.begin_snapshot(native, recv_ns, event_ms)
