@@ -212,11 +212,7 @@ class HitbtcScheme(Scheme):
         if not (ms_ok(d.t) and 0 <= d.s < MAX_SEQ):
             self.book_failed(conn, native, "malformed book snapshot", f"t {d.t!r} s {d.s!r}", data, recv_ns)
             return
-        book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(d.b, d.a)
-        except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+        if not self.check_snapshot(conn, native, d.b, d.a, data, recv_ns):
             return
         event_ms = d.t
         atom_us = recv_ns // 1000
