@@ -157,11 +157,7 @@ class _PoloniexScheme(Scheme):
                 self.resync(conn, native, f"malformed book message: {detail[:200]}", recv_ns)
 
     def _snapshot(self, conn: Connection, native: str, item, data: bytes, recv_ns: int) -> None:
-        book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(item.bids, item.asks)
-        except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+        if not self.check_snapshot(conn, native, item.bids, item.asks, data, recv_ns):
             return
         event_ms = item.ts
         atom_us = recv_ns // 1000
