@@ -184,11 +184,7 @@ class KrakenFuturesScheme(Scheme):
         native = msg.product_id
         if not self.known(native, data):
             return
-        book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(msg.bids, msg.asks)
-        except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+        if not self.check_snapshot(conn, native, msg.bids, msg.asks, data, recv_ns):
             return
         if not ms_ok(msg.timestamp):
             self.book_failed(conn, native, "malformed book snapshot", f"timestamp {msg.timestamp!r}", data, recv_ns)
