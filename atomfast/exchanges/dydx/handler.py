@@ -343,11 +343,7 @@ class DydxScheme(Scheme):
         except DECODE_ERRORS as exc:
             self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
             return
-        book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(snap.bids, snap.asks)
-        except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book snapshot", str(exc), data, recv_ns)
+        if not self.check_snapshot(conn, native, snap.bids, snap.asks, data, recv_ns):
             return
         self._seq(conn).books.add(native)
         atom_us = recv_ns // 1000
