@@ -576,6 +576,15 @@ class Scheme:
         self.resync(conn, native, reason, recv_ns)
         return True
 
+    def gap_crossed(self, conn: Connection, native: str, book: L2Book, recv_ns: int) -> bool:
+        """A diff that leaves ``book`` crossed (``atomfast.kit.levels.crossed``) shows a lost
+        message: a gap (``Scheme.gap``, the crossed reason). Whether it was crossed."""
+        reason = crossed(book)
+        if reason:
+            self.gap(conn, native, reason, recv_ns)
+            return True
+        return False
+
     def verify_checksum(self, conn: Connection, native: str, expected, got: int, recv_ns: int,
                         book: str = LOB) -> bool:
         """The exchange's checksum of a book (``expected``) against the book's own (``got``):

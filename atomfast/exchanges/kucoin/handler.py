@@ -62,7 +62,6 @@ from urllib.parse import parse_qs, urlsplit
 from ...book import ASK, BID, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade, TradeL3
 from ...kit.booksync import BookSync, Contiguous, Sequenced
-from ...kit.levels import crossed
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import is_plain, ms_ok, ok_float
@@ -307,11 +306,8 @@ class KucoinScheme(_KucoinBase):
         atom_us = recv_ns // 1000
         flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                  event_ms, atom_us)
-        if flags & CROSSED:
-            reason = crossed(book)
-            if reason:
-                self.gap(st.conn, native, reason, recv_ns)
-                return False
+        if flags & CROSSED and self.gap_crossed(st.conn, native, book, recv_ns):
+            return False
         if horizon is not None and ((horizon[0] is not None and not book.count(BID)) or (
                 horizon[1] is not None and not book.count(ASK))):
             self.resync(st.conn, native, "partial snapshot exhausted", recv_ns)
@@ -550,11 +546,8 @@ class KucoinFuturesScheme(_KucoinBase):
         atom_us = recv_ns // 1000
         flags = book.apply_sides(side, [(price, size)], None, self.rows("lob"), Lob, self.exchange,
                                  self._symbols[native], event_ms, atom_us)
-        if flags & CROSSED:
-            reason = crossed(book)
-            if reason:
-                self.gap(self.sync.markets[native].conn, native, reason, recv_ns)
-                return False
+        if flags & CROSSED and self.gap_crossed(self.sync.markets[native].conn, native, book, recv_ns):
+            return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
         return True
