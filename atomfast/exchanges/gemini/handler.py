@@ -38,7 +38,6 @@ import msgspec
 from ...book import BID
 from ...events import BUY, SELL, Lob, Ticker, Trade
 from ...kit.booksync import BookSync, Contiguous
-from ...kit.levels import crossed
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -282,11 +281,8 @@ class GeminiScheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book level", str(exc), data or b"", recv_ns)
             return False
-        if flags & CROSSED:
-            reason = crossed(book)
-            if reason:
-                self.gap(conn, native, reason, recv_ns)
-                return False
+        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+            return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
         return True
@@ -436,11 +432,8 @@ class GeminiV2Scheme(Scheme):
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
-        if flags & CROSSED:
-            reason = crossed(book)
-            if reason:
-                self.gap(conn, native, reason, recv_ns)
-                return
+        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+            return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
 
