@@ -409,8 +409,8 @@ class HtxScheme(_HtxBase):
         atom_us = recv_ns // 1000
         flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], ts,
                                  atom_us)
-        if flags & CROSSED and crossed(book):  # (the flag may be a crossing within the call)
-            self.gap(self.mbp_sync.markets[native].conn, native, crossed(book), recv_ns)
+        # (the flag may be a crossing within the call)
+        if flags & CROSSED and self.gap_crossed(self.mbp_sync.markets[native].conn, native, book, recv_ns):
             return False
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ts, atom_us)
