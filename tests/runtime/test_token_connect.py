@@ -168,7 +168,8 @@ def test_a_token_is_asked_before_every_connect_and_never_shown(tmp_path, caplog)
         tmp_path, [b'{"endpoint":"WS/feed","token":"' + TOKEN.encode() + b'","ping":5}'],
         lambda g, sim: sim.connections >= 2 and trades(g) >= 4, close_after=2)
     assert reason == "test over"
-    assert connections >= 2 and served == {TOKEN_PATH: connections}  # one POST before each connect
+    # one POST before each connect (and perhaps one for a connect under way when the test stopped)
+    assert connections >= 2 and served[TOKEN_PATH] in (connections, connections + 1) and set(served) == {TOKEN_PATH}
     assert [r.trade_id for t, r in sink.records if t == "trades"][:4] == ['{"n":1}', '{"n":2}', '{"n":1}', '{"n":2}']
     assert scheme.ping_interval == 5.0
     assert group.connections[0].url == TokenScheme.ws_url
