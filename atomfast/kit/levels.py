@@ -31,19 +31,21 @@ def side_changes(book: L2Book, side: int, levels: Iterable[tuple[str, str]],
                  ticks: Sequence[int] | None = None) -> list[tuple[str, str]]:
     """The level changes that turn ``side`` of ``book`` into ``levels`` (module doc)."""
     pd, sd = book.price_decimals, book.size_decimals
-    held = {parse_ticks(p, pd): (p, s) for p, s in book.levels(side)}
+    held = {parse_ticks(p, pd): s for p, s in book.levels(side)}
+    pop = held.pop
     out = []
+    append = out.append
     if ticks is None:
-        for price, size in levels:
-            old = held.pop(parse_ticks(price, pd), None)
-            if old is None or parse_ticks(old[1], sd) != parse_ticks(size, sd):
-                out.append((price, size))
-    else:
-        for (price, size), key in zip(levels, ticks):
-            old = held.pop(key, None)
-            if old is None or parse_ticks(old[1], sd) != parse_ticks(size, sd):
-                out.append((price, size))
-    out.extend((p, "0") for p, _s in held.values())
+        ticks = [parse_ticks(price, pd) for price, _size in levels]
+    for (price, size), key in zip(levels, ticks):
+        old = pop(key, None)
+        # sizes are compared as ticks only where their texts differ ("1.50" is "1.5")
+        if old is None or (old != size and (size.__class__ is str or old.encode() != bytes(size))
+                           and parse_ticks(old, sd) != parse_ticks(size, sd)):
+            append((price, size))
+    if held:
+        prices = {key: p for p, _s in book.levels(side) if (key := parse_ticks(p, pd)) in held}
+        out.extend((prices[key], "0") for key in held)
     return out
 
 
