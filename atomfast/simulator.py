@@ -63,11 +63,24 @@ simulator-wide ordinal of the frame it concerns (1 = first frame sent), "sent": 
 the connection, "recorded": the recorded connection, "index": the recorded frame, ...}``
 (``refuse``, ``rest-status`` and ``rest-delay`` lines name the request instead).
 
+Markets (``market_symbol="BTCUSDT", markets=["BTCUSDT", "ETHUSDT", ...]``): the recording of one
+market served as N markets with distinct symbols (benchmarks: a one-market session replayed as a
+busy venue). Every recorded connection plays, for each recorded frame, that frame once per name
+in ``markets``, in that order (round robin: frame 1 as market 1, 2, ..., N, then frame 2, ...;
+the N copies of a frame keep its recorded time), with every occurrence of ``market_symbol``
+replaced by the name, in the case it is written in: as given, lower case, upper case (Binance's
+``BTCUSDT`` in payloads, ``btcusdt`` in stream names). The copies are renamed as they are sent
+(not held in memory). The recorded sent messages are renamed the same way (for matching a
+client's subscription), and a REST answer whose path or query names the symbol is served for
+each name (path and body renamed). Text as recorded: a compressed binary frame is not renamed
+inside.
+
 Recorded frames are held in memory.
 """
 from __future__ import annotations
 
 import asyncio
+import collections.abc as abc
 import difflib
 import json
 import logging
@@ -234,6 +247,70 @@ class RecordedConnection:
     frames: list[tuple[int, bytes, bool]] = field(default_factory=list)  # (ts_ns, payload, binary)
     cursor: int = 0  # next frame for a resumed client (resume mode)
     busy: int = 0  # clients currently served from it
+
+
+def _spellings(symbol: str, name: str) -> list[tuple[bytes, bytes]]:
+    """(recorded, renamed) byte pairs for ``symbol`` -> ``name`` as given, lower and upper case."""
+    pairs: list[tuple[bytes, bytes]] = []
+    for old, new in ((symbol, name), (symbol.lower(), name.lower()), (symbol.upper(), name.upper())):
+        pair = (old.encode(), new.encode())
+        if old != new and pair not in pairs:
+            pairs.append(pair)
+    return pairs
+
+
+def _rename(data: bytes, pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
+    for old, new in pairs:
+        data = data.replace(old, new)
+    return data
+
+
+class MarketFrames(abc.Sequence):
+    """The frames of one recorded connection served as N markets (``Simulator(markets=...)``):
+    item ``i`` is recorded frame ``i // N`` renamed for market ``i % N``, renamed when read."""
+
+    def __init__(self, frames: Sequence[tuple[int, bytes, bool]], symbol: str, names: Sequence[str]) -> None:
+        self.frames = frames
+        self.names = list(names)
+        self.renames = [_spellings(symbol, name) for name in self.names]
+
+    def __len__(self) -> int:
+        return len(self.frames) * len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.names)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        j, k = divmod(i, n)
+        ts, data, binary = self.frames[j]
+        return ts, _rename(data, self.renames[k]), binary
+
+
+def multiply_markets(recordings: list[RecordedConnection], rest: dict[str, list[bytes]], symbol: str,
+                     names: Sequence[str]) -> None:
+    """Serve the recording of ``symbol`` as the markets ``names`` (module doc: Markets), in place."""
+    if not symbol or not names:
+        raise ValueError("markets: a recorded symbol and at least one name are needed")
+    renames = [_spellings(symbol, name) for name in names]
+    for rc in recordings:
+        rc.frames = MarketFrames(rc.frames, symbol, names)
+        sent: list[bytes] = []
+        for message in rc.sent:
+            for pairs in renames:
+                renamed = _rename(message, pairs)
+                if renamed not in sent:
+                    sent.append(renamed)
+        rc.sent = sent
+    spelled = {symbol, symbol.lower(), symbol.upper()}
+    for key in [k for k in rest if any(s in k for s in spelled)]:
+        for pairs in renames:
+            if pairs:
+                new_key = _rename(key.encode(), pairs).decode()
+                rest.setdefault(new_key, [_rename(body, pairs) for body in rest[key]])
 
 
 def load_recordings(paths: Sequence[str | Path]) -> tuple[list[RecordedConnection], dict[str, list[bytes]], str]:
@@ -527,6 +604,8 @@ class Simulator:
         faults: FaultPlan | str | None = None,
         seed: int = 0,
         fault_log: str | Path | IO[str] | None = None,
+        market_symbol: str = "",
+        markets: Sequence[str] = (),
     ) -> None:
         if pace not in ("recorded", "fast"):
             raise ValueError(f"pace must be recorded or fast, not {pace!r}")
@@ -542,6 +621,10 @@ class Simulator:
         self.close_after = close_after
         self.resume = resume
         self.recordings, self.rest, self.exchange = load_recordings(self.paths)
+        self.market_symbol = market_symbol
+        self.markets = list(markets)
+        if market_symbol or self.markets:
+            multiply_markets(self.recordings, self.rest, market_symbol, self.markets)
         self._rest_served: dict[str, int] = {}
         self.clients: set[_ClientListener] = set()
         self.servers: list[asyncio.AbstractServer] = []
@@ -755,5 +838,5 @@ def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-__all__ = ["FAULT_GRAMMAR", "INFO_PATH", "FaultPlan", "FaultSpecError", "RecordedConnection", "Simulator",
-           "load_recordings"]
+__all__ = ["FAULT_GRAMMAR", "INFO_PATH", "FaultPlan", "FaultSpecError", "MarketFrames", "RecordedConnection",
+           "Simulator", "load_recordings", "multiply_markets"]
