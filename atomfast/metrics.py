@@ -56,9 +56,11 @@ class Metrics:
         self.resyncs = 0
         self.reconnects = 0
         self.errors = ErrorLog()
-        #: frame receipt -> produce() handed over (or written), and -> broker delivery report
+        #: frame receipt -> produce() handed over (or written); produce() -> broker delivery report
         self.produce_latency = LatencyHistogram()
         self.delivery_latency = LatencyHistogram()
+        #: frame receipt -> the broker's delivery report, per message (a live feed to Kafka)
+        self.receipt_latency = LatencyHistogram()
 
     def summary(self, seconds: float | None = None) -> dict:
         if seconds is None:
@@ -77,5 +79,6 @@ class Metrics:
             "latency": {
                 "frame_to_produce": self.produce_latency.snapshot(),
                 "produce_to_delivery": self.delivery_latency.snapshot(),
+                "receipt_to_delivery": self.receipt_latency.snapshot(),
             },
         }

@@ -155,8 +155,8 @@ def make_kafka_sink(
         kwargs["framing"] = "confluent"
         kwargs["schema_ids"] = register_schemas(settings, topics, prefix)
     if metrics is not None:
-        record = metrics.delivery_latency.record  # produce() -> broker acknowledgement, ns
-        kwargs["on_delivered"] = lambda _topic, latency_ns: record(latency_ns)
+        kwargs["latency"] = metrics.delivery_latency  # produce() -> broker acknowledgement
+        kwargs["receipt_latency"] = metrics.receipt_latency  # frame receipt -> acknowledgement
     where = f"kafka sink (KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers})"
     try:
         sink = KafkaSink.from_settings(

@@ -30,23 +30,32 @@ Either way a ``recovered`` status event follows, with how long it lasted and how
 were spilled. Messages never expire in the local queue (``message.timeout.ms=0``): only the
 policy decides, nothing is dropped by a timer.
 
-Delivery latency: pass ``on_delivered(topic, latency_ns)`` and it is called from
-:meth:`poll` / :meth:`flush` for every delivered message, with the time librdkafka measured
-from ``produce()`` to the broker's acknowledgement. Time from a frame's receipt to the delivery
-report is that plus (write time - receive time), which the caller knows; the sink does not
-carry a per-message receive time (it would cost an object per message on the hot path).
+The producer is compiled (``KafkaProducer`` in ``native/frame/_kafka.pxi``): it drives the
+librdkafka that confluent-kafka ships, a topic's batch of a frame in one call, and counts the
+delivery reports in C (per topic, and the last offset and timestamp per partition). Python is
+called back only for a failure, a client error or a log line. confluent-kafka itself serves
+the admin client (and the consumers elsewhere).
+
+Delivery latency: pass ``latency`` (a :class:`~atomfast.metrics.LatencyHistogram`) and every
+delivery report records the time librdkafka measured from ``produce()`` to the broker's
+acknowledgement; pass ``receipt_latency`` and it records the time from the frame's receipt
+(:meth:`KafkaSink.note_receipt`, called by the pipeline before a live frame's writes) to the
+delivery report, per message.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from .._frame import KafkaProducer, error_name, error_text, load_librdkafka
 from .base import Framing
 
 __all__ = [
@@ -175,6 +184,14 @@ class _RdkafkaLogger:
     def __init__(self, redact: _Redactor):
         self._redact = redact
 
+    #: syslog levels (librdkafka's) -> logging levels, as confluent-kafka maps them
+    LEVELS = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR, logging.WARNING,
+              logging.INFO, logging.INFO, logging.DEBUG)
+
+    def line(self, level: int, facility: str, text: str) -> None:
+        """A log line of the native producer (syslog ``level``)."""
+        self.log(self.LEVELS[min(max(level, 0), 7)], "%s [producer] %s", facility, text)
+
     def log(self, level: int, msg: str, *args: Any) -> None:
         # args are (facility, client name, text). FAIL lines repeat what error_cb reports
         # (rate-limited there): they go to DEBUG so that a dead broker does not flood the log.
@@ -248,7 +265,8 @@ class KafkaSink:
         topic_prefix: str = "",
         framing: Framing = "single_object",
         schema_ids: Mapping[str, int] | None = None,
-        on_delivered: Callable[[str, int], None] | None = None,
+        latency: Any = None,
+        receipt_latency: Any = None,
         log_interval: float = 10.0,
         policy: str = "block",
         spill_dir: str | os.PathLike | None = None,
@@ -316,26 +334,22 @@ class KafkaSink:
         self._purging = False
         self._conf = conf
         self._redact = _Redactor(v.reveal() for v in conf.values() if isinstance(v, Secret))
-        self._on_delivered = on_delivered
         self._failures = _RateLimitedLog(log, logging.ERROR, "kafka delivery failed", log_interval)
         self._errors = _RateLimitedLog(log, logging.WARNING, "kafka client error", log_interval)
-        self._topics: dict[str, str] = {}
-        self._delivered: dict[str, int] = {}
-        self._failed: dict[str, int] = {}
-        self._delivered_total = 0
+        self._topics: dict[str, int] = {}  # topic (unprefixed) -> the producer's topic number
+        self._failed: dict[str, int] = {}  # delivered counts are the producer's
         self._failed_total = 0
-        #: (topic, partition) -> the last delivered message (its offset and timestamp are read
-        #: only by delivery_progress(), about once a second, off the hot path)
-        self._last: dict[tuple[str, int], Any] = {}
+        self._receipt_ns = 0  # the current live frame's receive time (note_receipt)
         self.backpressure_waits = 0
         self._closed = False
         self._admin: AdminClient | None = None
         producer_conf = self._client_config(conf)
-        producer_conf["on_delivery"] = self._on_delivery
-        producer_conf["error_cb"] = self._on_error
-        self._producer = self._make(Producer, producer_conf)
+        rdlog = producer_conf.pop("logger")
+        _load_librdkafka()
+        self._producer = self._make(
+            lambda c: KafkaProducer(c, self._on_failure, self._on_error, rdlog.line, latency, receipt_latency),
+            producer_conf)
         # Hot-path bindings.
-        self._produce = self._producer.produce
         self._poll = self._producer.poll
 
     # ---------------------------------------------------------------------------------------
@@ -352,7 +366,8 @@ class KafkaSink:
         *,
         framing: Framing = "single_object",
         schema_ids: Mapping[str, int] | None = None,
-        on_delivered: Callable[[str, int], None] | None = None,
+        latency: Any = None,
+        receipt_latency: Any = None,
         log_interval: float = 10.0,
         policy: str = "block",
         spill_dir: str | os.PathLike | None = None,
@@ -399,7 +414,8 @@ class KafkaSink:
             topic_prefix=topic_prefix,
             framing=framing,
             schema_ids=schema_ids,
-            on_delivered=on_delivered,
+            latency=latency,
+            receipt_latency=receipt_latency,
             log_interval=log_interval,
             policy=policy,
             spill_dir=spill_dir,
@@ -452,17 +468,16 @@ class KafkaSink:
             if self._spilling(topic, records, keys, values):
                 return
             self._recovered()
-        name = self._topics.get(topic)
-        if name is None:
-            name = self._topics[topic] = self.topic_prefix + topic
-        produce = self._produce
-        i = 0
-        try:
-            for key, value in zip(keys, values):
-                produce(name, value, key)
-                i += 1
-        except BufferError:
-            self._queue_full(topic, name, records, keys, values, i)
+        number = self._topics.get(topic)
+        if number is None:
+            number = self._topic(topic)
+        if type(keys) is not list:
+            keys = list(keys)
+        if type(values) is not list:
+            values = list(values)
+        i = self._producer.produce(number, keys, values, 0, self._receipt_ns, self.key_partition)
+        if i < len(values):
+            self._queue_full(topic, number, records, keys, values, i)
             if self.state == "blocked":
                 self._recovered()
         # serve the delivery reports that are in: without this they wait for the feed's next
@@ -470,24 +485,36 @@ class KafkaSink:
         # (57-65 ms p50 instead of 9-12 ms: bench/latency.py)
         self._poll(0)
 
+    #: the key is the partition number (level4's layout), not hashed by the partitioner
+    key_partition = False
+
+    def note_receipt(self, recv_ns: int) -> None:
+        """The receive time (wall clock, ns) of the live frame whose events the next writes
+        carry: the delivery reports measure receipt -> delivery from it (``receipt_latency``).
+        Called by the pipeline before a frame's writes; 0: unknown (a replay)."""
+        self._receipt_ns = recv_ns
+
+    def _topic(self, topic: str) -> int:
+        number = self._topics[topic] = self._producer.topic(self.topic_prefix + topic)
+        return number
+
+    def partition_count(self, topic: str, timeout: float = 5.0) -> int:
+        """Partitions of ``topic`` (prefixed) as the broker says now; the producer's own
+        metadata is refreshed with it (a topic grown since the producer last looked)."""
+        return self._producer.partition_count(self.topic_prefix + topic, timeout)
+
     # ---------------------------------------------------------------------------------------
     # back-pressure (rare path)
 
-    def _queue_full(self, topic: str, name: str, records: Sequence[tuple], keys: Sequence[bytes],
-                    values: Sequence[bytes], start: int) -> None:
+    def _queue_full(self, topic: str, number: int, records: Sequence[tuple], keys: list[bytes],
+                    values: list[bytes], start: int) -> None:
         """The local queue is full at message ``start`` of this write: poll and retry; after
         ``stall_timeout`` seconds without room, say so and apply the policy."""
-        produce, poll = self._produce, self._poll
+        produce, poll = self._producer.produce, self._poll
         n = len(values)
         i = start
         began = time.monotonic()
-        while i < n:
-            try:
-                produce(name, values[i], keys[i])
-                i += 1
-                continue
-            except BufferError:
-                pass
+        while True:
             self.backpressure_waits += 1
             poll(0.05)
             now = time.monotonic()
@@ -500,6 +527,9 @@ class KafkaSink:
                           len(self._producer))
             if self.state == "spilling":
                 self._spill_write(topic, records[i:] if len(records) == n else (), keys[i:], values[i:])
+                return
+            i = produce(number, keys, values, i, self._receipt_ns, self.key_partition)
+            if i >= n:
                 return
 
     def _stalled(self, key: bytes, began: float) -> None:
@@ -601,17 +631,17 @@ class KafkaSink:
         except Exception as exc:  # noqa: BLE001 - no schema id for status: the log line stays
             log.warning("kafka: cannot encode the %s status event: %s", status, exc)
             return
-        name = self._topics.get("status") or self._topics.setdefault("status", self.topic_prefix + "status")
-        self._pending_status.extend((name, k, v) for k, v in zip(keys, values))
+        self._pending_status.extend(("status", k, v) for k, v in zip(keys, values))
         self._produce_pending()
 
     def _produce_pending(self) -> None:
         while self._pending_status:
-            name, key, value = self._pending_status[0]
-            try:
-                self._produce(name, value, key)
-            except BufferError:
-                return
+            topic, key, value = self._pending_status[0]
+            number = self._topics.get(topic)
+            if number is None:
+                number = self._topic(topic)
+            if not self._producer.produce(number, [key], [value]):
+                return  # the local queue is full: the next poll() tries again
             self._pending_status.pop(0)
 
     def _encoder(self) -> Any:
@@ -673,7 +703,7 @@ class KafkaSink:
             log.error(
                 "kafka sink closed with %d message(s) undelivered after %.0fs "
                 "(delivered %d, failed %d)",
-                remaining, timeout, self._delivered_total, self._failed_total,
+                remaining, timeout, self._producer.delivered_total, self._failed_total,
             )
         if self._spill is not None:
             self._spill.close()
@@ -681,15 +711,16 @@ class KafkaSink:
                         self._spilled, self.spill_dir)
         self._failures.maybe_report(force=True)
         self._errors.maybe_report(force=True)
+        self._producer.close()
         self._admin = None
 
     def stats(self) -> dict:
         closed = self._closed
         return {
             "queue": 0 if closed else len(self._producer),
-            "delivered": dict(self._delivered),
+            "delivered": self._producer.progress()[0],
             "failed": dict(self._failed),
-            "delivered_total": self._delivered_total,
+            "delivered_total": self._producer.delivered_total,
             "failed_total": self._failed_total,
             "backpressure_waits": self.backpressure_waits,
             "failure_reasons": dict(self._failures.totals),
@@ -707,44 +738,30 @@ class KafkaSink:
         partition -> [the last delivered offset, that message's timestamp in ms: its produce
         time, or the broker's append time for a LogAppendTime topic]). Read by
         ``atomfast.runstate`` about once a second."""
-        partitions: dict[str, dict[int, list[int]]] = {}
-        for (topic, partition), msg in self._last.items():
-            _kind, ts = msg.timestamp()
-            partitions.setdefault(topic, {})[partition] = [msg.offset(), ts]
-        return {"delivered": dict(self._delivered), "failed": dict(self._failed), "partitions": partitions,
-                "delivered_total": self._delivered_total}
+        delivered, partitions = self._producer.progress()
+        return {"delivered": delivered, "failed": dict(self._failed), "partitions": partitions,
+                "delivered_total": self._producer.delivered_total}
 
     # ---------------------------------------------------------------------------------------
     # callbacks (from poll/flush, on this thread)
 
-    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
-        topic = msg.topic()
-        if err is None:
-            self._delivered[topic] = self._delivered.get(topic, 0) + 1
-            self._delivered_total += 1
-            self._last[topic, msg.partition()] = msg
-            hook = self._on_delivered
-            if hook is not None:
-                latency = msg.latency()
-                if latency is not None:
-                    try:
-                        hook(topic, int(latency * 1e9))
-                    except Exception:  # a broken hook must not break delivery accounting
-                        log.exception("on_delivered hook failed")
-        elif self._purging and err.code() == KafkaError._PURGE_QUEUE:
+    def _on_failure(self, topic: str, code: int, key: bytes | None, value: bytes) -> None:
+        """A message not delivered (its delivery report, or refused by ``produce``)."""
+        if self._purging and code == KafkaError._PURGE_QUEUE:
             # closing without a broker, spill policy: the message goes to the local files
             bare = topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic
-            self._spill_write(bare, (), [msg.key() or b""], [msg.value()])
-        else:
-            self._failed[topic] = self._failed.get(topic, 0) + 1
-            self._failed_total += 1
-            self._failures.event(err.name(), self._redact(f": {err.str()} (topic {topic})"))
+            self._spill_write(bare, (), [key or b""], [value])
+            return
+        self._failed[topic] = self._failed.get(topic, 0) + 1
+        self._failed_total += 1
+        self._failures.event(error_name(code), self._redact(f": {error_text(code)} (topic {topic})"))
 
-    def _on_error(self, err: KafkaError) -> None:
-        text = self._redact(f": {err.str()}")
-        if err.fatal():
-            log.error("kafka producer fatal error: %s%s", err.name(), text)
-        self._errors.event(err.name(), text)
+    def _on_error(self, code: int, reason: str, fatal: bool) -> None:
+        name = error_name(code)
+        text = self._redact(f": {reason}")
+        if fatal:
+            log.error("kafka producer fatal error: %s%s", name, text)
+        self._errors.event(name, text)
 
     # ---------------------------------------------------------------------------------------
     # admin
@@ -859,6 +876,40 @@ class KafkaSink:
 
     def __getstate__(self):
         raise TypeError("a KafkaSink is not picklable")
+
+
+def _load_librdkafka() -> None:
+    """Open the librdkafka that confluent-kafka loaded (the native producer calls it)."""
+    path = _librdkafka_path()
+    if path is None:
+        raise KafkaSinkError(
+            "cannot find librdkafka: the native Kafka producer uses the one confluent-kafka loads "
+            f"(confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]})")
+    try:
+        load_librdkafka(path)
+    except OSError as exc:
+        raise KafkaSinkError(str(exc)) from None
+
+
+def _librdkafka_path() -> str | None:
+    """The path of the librdkafka confluent-kafka's extension loaded: from this process's memory
+    map (Linux), else a copy bundled beside the package (its wheels' ``confluent_kafka.libs`` /
+    ``.dylibs``), else the system's."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                found = re.search(r"(/\S*librdkafka\S*\.(?:so|dylib)\S*)$", line.strip())
+                if found:
+                    return found.group(1)
+    except OSError:
+        pass
+    package = Path(confluent_kafka.__file__).parent
+    for folder in (package.parent / "confluent_kafka.libs", package / ".dylibs"):
+        for candidate in sorted(folder.glob("librdkafka*")):
+            return str(candidate)
+    import ctypes.util
+
+    return ctypes.util.find_library("rdkafka")
 
 
 def _exchange_of(key: bytes) -> str:

@@ -240,13 +240,7 @@ class Level4Sink:
 
     def _counts(self, names: dict[str, str], timeout: float) -> dict[str, int]:
         """Partitions per level4 topic, as the producer sees them (its metadata refreshed)."""
-        producer = self.kafka._producer
-        out = {}
-        for topic, name in names.items():
-            md = producer.list_topics(name, timeout=timeout)
-            t = md.topics.get(name)
-            out[topic] = 0 if t is None or t.error is not None else len(t.partitions)
-        return out
+        return {topic: self.kafka.partition_count(topic, timeout) for topic in names}
 
     # --- the Sink protocol -----------------------------------------------------------------------
     def publish(self, profile: Level4Profile, key: bytes, topic: str, records: Sequence[tuple]) -> None:
@@ -297,14 +291,7 @@ def _partitioned_sink_class():
         """A KafkaSink whose messages go to the partition their key names (level4's
         ``partition_strategy``: the key is the market id)."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            produce = self._producer.produce
-
-            def by_key(topic: str, value: bytes, key: bytes) -> None:
-                produce(topic, value, key, partition=int(key))
-
-            self._produce = by_key
+        key_partition = True
 
         def _say(self, status: str, reason: str, wall_ns: int, spill: bool = False) -> None:
             # back-pressure episodes concern no market: level4's status topic has no record
@@ -344,8 +331,8 @@ def make_level4_sink(settings: "Settings", metrics: "Metrics | None" = None, *, 
         raise SettingsError(f"schema registry: {exc}") from None
     kwargs: dict = {}
     if metrics is not None:
-        record = metrics.delivery_latency.record
-        kwargs["on_delivered"] = lambda _topic, latency_ns: record(latency_ns)
+        kwargs["latency"] = metrics.delivery_latency
+        kwargs["receipt_latency"] = metrics.receipt_latency
     where = f"kafka sink (KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers})"
     cls = _partitioned_sink_class()
     try:

@@ -88,6 +88,7 @@ cdef class Pipeline:
     cdef dict _schema_index
     cdef object _encode_keyed
     cdef object _write
+    cdef object _note_receipt
 
     def __init__(self, sink, metrics=None, encoder=None, bint timed=True):
         if metrics is None:
@@ -107,6 +108,8 @@ cdef class Pipeline:
             self._schema_index = encoder._index
             self._encode_keyed = encoder._native.encode_keyed
         self._write = sink.write
+        # a sink that measures receipt -> delivery (KafkaSink) is told each live frame's receipt
+        self._note_receipt = getattr(sink, "note_receipt", None)
         self.timed = timed
         self._frame = {}
         self._keys = {}
@@ -136,6 +139,8 @@ cdef class Pipeline:
         cdef Py_ssize_t written = 0, n
         cdef object events = self.metrics.events
         cdef object topic, records, index, keys, values
+        if recv_ns and self.timed and self._note_receipt is not None:
+            self._note_receipt(recv_ns)
         for topic, records in frame.items():
             n = len(<list>records)
             if not n:
@@ -266,3 +271,4 @@ cdef class FrameCore:
             if max_frames and metrics.frames >= max_frames:
                 break
         return last_ns
+include "_kafka.pxi"

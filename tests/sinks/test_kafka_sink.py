@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from atomfast.metrics import LatencyHistogram
 from atomfast.sinks.kafka import KafkaSink, KafkaSinkError, Secret
 from atomfast.testing import java_partition, murmur2
 
@@ -272,17 +273,21 @@ def test_backpressure_never_drops(kafka_bootstrap):
 
 
 @pytest.mark.kafka
-def test_latency_hook_and_close(kafka_bootstrap):
+def test_latency_histograms_and_close(kafka_bootstrap):
+    """Every delivery report records produce -> delivery and, for messages written after
+    note_receipt, receipt -> delivery: here a receipt 5 s before the write."""
     prefix = fresh_prefix()
-    latencies = []
-    sink = KafkaSink.from_settings(
-        kafka_bootstrap, topic_prefix=prefix, on_delivered=lambda t, ns: latencies.append((t, ns))
-    )
+    latency, receipt = LatencyHistogram(), LatencyHistogram()
+    sink = KafkaSink.from_settings(kafka_bootstrap, topic_prefix=prefix, latency=latency, receipt_latency=receipt)
     sink.ensure_topics(["spread"])
-    sink.write("spread", [()] * 100, [b"kraken:BTC-USD"] * 100, [b"x%d" % i for i in range(100)])
+    sink.write("spread", [()] * 40, [b"kraken:BTC-USD"] * 40, [b"x%d" % i for i in range(40)])
+    sink.note_receipt(time.time_ns() - 5_000_000_000)
+    sink.write("spread", [()] * 60, [b"kraken:BTC-USD"] * 60, [b"y%d" % i for i in range(60)])
     assert sink.flush(30) == 0
-    assert len(latencies) == 100
-    assert all(t == prefix + "spread" and 0 < ns < 30e9 for t, ns in latencies)
+    assert latency.total == 100 and 0 < latency.max_ns < 30e9
+    assert receipt.total == 60  # the 40 written before any receipt was noted carry none
+    assert 5e9 <= receipt.percentile(1) and receipt.max_ns < 35e9
+    assert sink.stats()["delivered"] == {prefix + "spread": 100}
     sink.close()
     sink.close()  # idempotent
     assert sink.flush() == 0
