@@ -275,8 +275,8 @@ def _summarise(results: dict) -> None:
             s["extra_us_event"] = (s["kafka"]["us_frame"] - s["null"]["us_frame"]) * s["null"]["frames"] \
                 / s["null"]["events"]
         if "null" in s and "kafka" in s:
-            # the extra CPU per event by where it is spent: the replay's thread (the produce()
-            # call and the delivery report callbacks) and librdkafka's threads
+            # the extra CPU per event by where it is spent: the replay's thread (KafkaProducer's
+            # produce of each batch and its C delivery report callbacks) and librdkafka's threads
             nb, kb = s["null"]["by_kind_us_frame"], s["kafka"]["by_kind_us_frame"]
             per_event = s["null"]["frames"] / s["null"]["events"]
             s["extra_us_event_by_kind"] = {
@@ -330,8 +330,8 @@ def markdown(results: dict) -> str:
             if s:
                 rows.append([case, kind, ", ".join(f"{k} {v:.2f}" for k, v in s["by_kind_us_frame"].items())])
     out.append(R.table(["case", "sink", "threads"], rows))
-    extra = [f"{case} {x['python']:.2f} µs in the replay's thread (the `produce()` calls and the delivery "
-             f"report callbacks) + {x['librdkafka']:.2f} µs in librdkafka's threads"
+    extra = [f"{case} {x['python']:.2f} µs in the replay's thread (the compiled "
+             f"producer's produce calls and its delivery reports, counted in C) + {x['librdkafka']:.2f} µs in librdkafka's threads"
              for case, e in results["cases"].items() if (x := e.get("summary", {}).get("extra_us_event_by_kind"))]
     if extra:
         out += ["", "Kafka's extra CPU per event: " + "; ".join(extra) + "."]
