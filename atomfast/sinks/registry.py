@@ -67,7 +67,13 @@ class SchemaLookup:
 
     def __init__(self, url: str, api_key: str = "", api_secret: str = "", timeout: float = 10.0,
                  retry_after: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None and not api_key:
+            # credentials in the URL (``https://key:secret@host``, what Confluent's clients take
+            # with basic.auth.credentials.source=URL): basic auth, and the URL without them
+            api_key = urllib.parse.unquote(parts.username)
+            api_secret = urllib.parse.unquote(parts.password or "")
+        self.url = _safe_url(url).rstrip("/")
         self.timeout = timeout
         self.retry_after = retry_after
         self._auth = None

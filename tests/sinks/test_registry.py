@@ -198,3 +198,10 @@ def test_api_key_and_secret_go_as_basic_auth(monkeypatch):
     assert seen["auth"] == "Basic " + base64.b64encode(b"KEY:SECRET").decode()
     assert seen["url"] == "https://psrc-x.example.test/subjects/prod.lob-value/versions"
     assert seen["body"]["schemaType"] == "AVRO" and json.loads(seen["body"]["schema"]) == load_schemas()["lob"]
+
+    # credentials in the URL (percent-encoded as URLs require): the same header, the URL without them
+    client = SchemaRegistry("https://KEY:S%40CRET@psrc-x.example.test:8443/")
+    assert client.register("prod.lob-value", load_schemas()["lob"]) == 7
+    assert seen["auth"] == "Basic " + base64.b64encode(b"KEY:S@CRET").decode()
+    assert seen["url"] == "https://psrc-x.example.test:8443/subjects/prod.lob-value/versions"
+    assert "CRET" not in repr(client)
