@@ -38,7 +38,7 @@ from . import report as R
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {"throughput": "bench.throughput", "book": "bench.bookcmp", "memory": "bench.memory",
-            "latency": "bench.latency", "kafka_cpu": "bench.kafka_cpu"}
+            "latency": "bench.latency", "kafka_cpu": "bench.kafka_cpu", "scale": "bench.scale"}
 DEFAULT_OUT = ROOT / "bench" / "results"
 
 
