@@ -321,6 +321,13 @@ def validate(setup: Setup) -> None:
 
 
 # --- 4. sink, feed, run --------------------------------------------------------------------------
+def _close_late_sink(done: "asyncio.Future") -> None:
+    """A sink that opened after its wait was given up: closed at once, unused."""
+    if not done.cancelled() and done.exception() is None:
+        done.result().close()
+
+
+# --- 4. sink, feed, run --------------------------------------------------------------------------
 def open_sink(name: str | None, settings: "Settings", metrics: "Metrics | None" = None,
               data_dir: str | None = None) -> "Sink":
     """The sink called ``name`` (None: kafka when KAFKA_BOOTSTRAP_SERVERS is configured, else
@@ -630,6 +637,55 @@ class Collector:
         except OSError as exc:
             raise UsageError(f"--sink {spec.sink}: {exc}") from None
         return self.sink
+
+    async def open_sink_waiting(self) -> "Sink":
+        """``open_sink()`` on a thread of its own, so that the loop keeps its signals while a sink
+        waits (the Kafka sink for its broker, up to 30 s): SIGINT/SIGTERM and ``duration`` end
+        the wait with a StartError; the abandoned thread is a daemon."""
+        import threading
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def settle(result: Any, exc: BaseException | None) -> None:
+            if done.done():
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+        def target() -> None:
+            try:
+                result = self.open_sink()
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        stopped = asyncio.Event()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stopped.set)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        threading.Thread(target=target, name="atomfast-open-sink", daemon=True).start()
+        stop = asyncio.ensure_future(stopped.wait())
+        try:
+            finished, _ = await asyncio.wait({done, stop}, timeout=self.spec.duration,
+                                             return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        if done in finished:
+            return done.result()
+        done.add_done_callback(_close_late_sink)
+        why = "stopped" if stopped.is_set() else f"--duration {self.spec.duration:g} s passed"
+        raise StartError(f"{why} while the {self.spec.sink or 'default'} sink was opening (waiting for its "
+                         "broker?); nothing was collected")
 
     async def run(self, sink: "Sink | None" = None, *, hooks: dict[str, Callable] | None = None) -> str:
         """Run until stopped and return the stop reason; ``sink`` overrides the spec's. The

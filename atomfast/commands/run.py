@@ -119,7 +119,7 @@ def exchanges_of(args: argparse.Namespace) -> list[str]:
 async def _main(collector: Collector) -> int:
     try:
         await collector.resolve()
-        collector.open_sink()
+        await collector.open_sink_waiting()
         await collector.run()
     except UsageError as exc:
         print(f"atomfast run: {exc}", file=sys.stderr)
@@ -139,7 +139,7 @@ async def _main_many(collectors: list[Collector]) -> int:
     try:
         for c in collectors:
             await c.resolve()
-        sink = collectors[0].open_sink()
+        sink = await collectors[0].open_sink_waiting()
         await execute_many(collectors, sink, collectors[0].spec)
     except UsageError as exc:
         print(f"atomfast run: {exc}", file=sys.stderr)

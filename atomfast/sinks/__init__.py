@@ -173,6 +173,7 @@ def make_kafka_sink(
     except KafkaSinkError as exc:  # messages are free of secrets
         raise SettingsError(f"{where}: {exc}") from None
     try:
+        sink.wait_for_broker()
         plain = [t for t in topics if t != RAW_TOPIC]
         sink.ensure_topics(plain, options["partitions"], options["replication_factor"])
         if RAW_TOPIC in topics:

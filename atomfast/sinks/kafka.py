@@ -800,7 +800,7 @@ class KafkaSink:
         if futures is None:
             raise KafkaSinkError(f"creating topics {names} failed: {problem}")
         created: list[str] = []
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []
         for name, future in futures.items():
             try:
                 future.result(timeout=timeout + 5)
@@ -809,13 +809,17 @@ class KafkaSink:
                 err = e.args[0] if e.args else None
                 if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
-                problems.append(f"{name}: {self._redact(_describe(e))}")
+                problems.append((name, self._redact(_describe(e))))
             except Exception as e:  # futures' TimeoutError and the like
-                problems.append(f"{name}: {self._redact(_describe(e))}")
+                problems.append((name, self._redact(_describe(e))))
         if problems:
+            # one line per distinct problem (a broker that is gone fails every topic alike)
+            by_problem: dict[str, list[str]] = {}
+            for name, problem in problems:
+                by_problem.setdefault(problem, []).append(name)
             raise KafkaSinkError(
                 f"could not create Kafka topic(s) at {self._conf.get('bootstrap.servers')}: "
-                + "; ".join(problems)
+                + "; ".join(f"{', '.join(names)}: {problem}" for problem, names in by_problem.items())
             )
         if created:
             self._wait_for_metadata(admin, created, timeout)
@@ -823,6 +827,27 @@ class KafkaSink:
                      partitions if partitions > 0 else "the cluster's default",
                      replication_factor if replication_factor > 0 else "the cluster's default")
         return created
+
+    def wait_for_broker(self, timeout: float = 30.0) -> None:
+        """Return once a broker answers a metadata request; meanwhile a WARNING every few
+        seconds saying what the client meets. KafkaSinkError after ``timeout`` seconds."""
+        admin = self._admin_client()
+        where = self._conf.get("bootstrap.servers")
+        began = time.monotonic()
+        while True:
+            left = timeout - (time.monotonic() - began)
+            try:
+                admin.list_topics(timeout=max(0.5, min(3.0, left)))
+                break
+            except KafkaException as e:
+                problem = self._redact(_describe(e))
+            waited = time.monotonic() - began
+            if waited >= timeout:
+                raise KafkaSinkError(f"no Kafka broker answered at {where} within {timeout:.0f} s ({problem})")
+            log.warning("kafka: no broker answers at %s yet (%.0f s: %s); waiting up to %.0f s", where, waited,
+                        problem, timeout)
+        if time.monotonic() - began > 3.0:
+            log.info("kafka: the broker at %s answered after %.1f s", where, time.monotonic() - began)
 
     def _admin_client(self) -> AdminClient:
         if self._closed:

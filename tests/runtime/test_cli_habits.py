@@ -152,3 +152,38 @@ def test_start_waits_for_the_network(tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "Traceback" not in err
     assert "stopped while waiting for the network" in err.splitlines()[-1]
+
+
+def test_a_kafka_sink_waiting_for_its_broker_keeps_duration_and_signals(tmp_path):
+    """``run --sink kafka`` with no broker at KAFKA_BOOTSTRAP_SERVERS: a WARNING says what the
+    client meets while it waits (up to 30 s), and ``--duration`` or SIGINT end the wait with one
+    line, no traceback (they used to be ignored for those 30 s)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from atomfast.testing import ROOT, SimProcess, child_env
+
+    with socket.socket() as s:  # a port nobody listens on: no broker
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": dead}
+    with SimProcess(fixture_path("cryptofeed/KRAKEN.ws.50.0"), "--pace", "fast") as sim:
+        r = run_cli("run", "--exchange", "kraken", "--endpoint", sim.url, "--sink", "kafka", "--duration", 5,
+                    "--data-dir", tmp_path, env=env, timeout=60)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert f"kafka: no broker answers at {dead} yet" in r.stderr
+        assert r.stderr.splitlines()[-1] == ("atomfast run: --duration 5 s passed while the kafka sink was opening "
+                                             "(waiting for its broker?); nothing was collected")
+
+        proc = subprocess.Popen([sys.executable, "-m", "atomfast.cli", "run", "--exchange", "kraken", "--endpoint",
+                                 sim.url, "--sink", "kafka", "--data-dir", str(tmp_path)], cwd=ROOT,
+                                env=child_env(base=env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4.0)  # the listing fetched, the sink waiting
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("atomfast run: stopped while the kafka sink was opening")
