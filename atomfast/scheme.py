@@ -24,7 +24,7 @@ from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
 import msgspec
 
-from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, L2Book, L3Book
+from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, AvroRows, L2Book, L3Book
 from .events import BUY, SELL, Lob, Spread, Status
 from .kit.dispatch import Dispatch
 from .kit.endpoints import RestEndpoint, Routes, WebsocketEndpoint
@@ -552,6 +552,8 @@ class Scheme:
                 kept = [r for r in rows if r[1] != symbol]
                 if len(kept) != len(rows):
                     rows[:] = kept
+            elif rows.__class__ is AvroRows:  # the frame's lob events as encoded values
+                rows.withdraw(f"{self.exchange}:{symbol}".encode())
 
     def book_failed(self, conn: Connection, native: str, kind: str, detail: str, data: bytes, recv_ns: int,
                     book: str = LOB) -> None:

@@ -174,9 +174,16 @@ def replay_fixture(*captures: str | Path, exchange: str, sink=None, metrics: Met
 class MemorySink:
     """Keeps what the pipeline writes: ``records`` [(topic, record)] always; with a ``framing``
     (the pipeline then encodes Avro for it, as for Kafka) also ``out`` {topic: [(key, value)]};
-    with ``writes=True`` every write call (topic, records, keys, values) as it came."""
+    with ``writes=True`` every write call (topic, records, keys, values) as it came.
 
-    def __init__(self, framing: str | None = None, writes: bool = False) -> None:
+    ``records_needed=False`` (with a framing): the pipeline may hand values without records, as
+    it does to Kafka (the book's ``lob`` events as Avro bytes); ``records`` then holds them
+    decoded, so a test reads the same records on either path."""
+
+    def __init__(self, framing: str | None = None, writes: bool = False, records_needed: bool = True) -> None:
+        if not records_needed and framing != "single_object":
+            raise ValueError("records_needed=False decodes the values: it needs framing='single_object'")
+        self.records_needed = records_needed
         self.framing = framing
         self.records: list[tuple[str, tuple]] = []
         self.out: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -186,11 +193,16 @@ class MemorySink:
 
     def write(self, topic, records, keys, values) -> None:
         assert (values is None) == (self.framing is None), (topic, self.framing)
+        if self.writes is not None:
+            self.writes.append((topic, list(records), list(keys), None if values is None else list(values)))
+        if not records and values and not self.records_needed:
+            from .avro import decode
+            from .events import TOPICS
+
+            records = [TOPICS[topic](**decode(v)[1]) for v in values]
         self.records.extend((topic, r) for r in records)
         if values is not None:
             self.out[topic].extend(zip(keys, values))
-        if self.writes is not None:
-            self.writes.append((topic, list(records), list(keys), None if values is None else list(values)))
 
     def poll(self) -> None:
         self.polls += 1

@@ -204,6 +204,9 @@ class FileSink:
     ``monotonic`` and ``sleep`` are injectable for tests.
     """
 
+    #: values given (the pipeline's encoded bodies) are written as they are: records unused
+    records_needed = False
+
     framing: Framing | None = "none"
 
     def __init__(

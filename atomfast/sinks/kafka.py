@@ -258,6 +258,9 @@ class KafkaSink:
     the local queue stays full (module docstring).
     """
 
+    #: it publishes the encoded values; records (when given) only serve the spill files
+    records_needed = False
+
     def __init__(
         self,
         config: Mapping[str, Any],

@@ -34,7 +34,7 @@ Not thread-safe: a book belongs to one thread (the hot path holds the GIL throug
 
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, uint8_t, INT64_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memset, memcpy
+from libc.string cimport memset, memcpy, memmove
 from cpython.unicode cimport PyUnicode_Check
 from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -1593,6 +1593,166 @@ cdef inline int _put_row(object rows, object row) except -1:
 
 
 # ---------------------------------------------------------------------------------------
+# A frame's `lob` events as Avro bytes
+# ---------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _put_long(char* out, int64_t v) noexcept nogil:
+    """Avro long: zigzag, then base-128 varint, low groups first."""
+    cdef uint64_t z = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)
+    cdef Py_ssize_t k = 0
+    while z >= 0x80:
+        out[k] = <char>((z & 0x7F) | 0x80)
+        z >>= 7
+        k += 1
+    out[k] = <char>z
+    return k + 1
+
+
+cdef bytes _avro_string(object text):
+    """Avro string: length (long), then the UTF-8 bytes."""
+    cdef bytes b = (<str>text).encode("utf-8") if PyUnicode_Check(text) else bytes(text)
+    cdef char head[10]
+    cdef Py_ssize_t k = _put_long(head, PyBytes_GET_SIZE(b))
+    return head[:k] + b
+
+
+cdef bytes AVRO_BUY = _avro_string("buy")
+cdef bytes AVRO_SELL = _avro_string("sell")
+
+
+cdef class AvroRows:
+    """The current frame's ``lob`` events, written by the book as framed Avro values (the
+    ``lob`` schema: exchange, symbol, price, size, side, event_timestamp, atom_timestamp) into
+    one buffer, with their ``exchange:symbol`` keys: no event tuple, no float object and no
+    encoder call per event (issue 15, "events as bytes"). ``Pipeline.rows("lob")`` hands it to
+    the schemes when the sink needs no records (Kafka, files, null); ``L2Book.apply_sides``
+    writes into it with C calls; ``append`` takes an ``events.Lob`` (a scheme's own ``emit``);
+    ``take`` gives the frame's (keys, values) and empties it. The bytes equal the Rust
+    encoder's (tests/test_captures.py compares them on every capture)."""
+
+    cdef char* buf
+    cdef Py_ssize_t size
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t* ends       # where each row's value ends in buf
+    cdef Py_ssize_t n
+    cdef Py_ssize_t ncap
+    cdef list keys
+    cdef readonly bytes prefix  # the framing, written before every body
+    cdef dict _heads            # (exchange, symbol) -> (key, Avro exchange + symbol)
+    cdef object _hx, _hs        # the last head's exchange and symbol objects
+    cdef bytes _hkey, _hbody
+
+    def __cinit__(self):
+        self.buf = NULL
+        self.ends = NULL
+        self.size = self.cap = self.n = self.ncap = 0
+
+    def __init__(self, bytes prefix=b""):
+        self.prefix = prefix
+        self.keys = []
+        self._heads = {}
+        self._hx = self._hs = None
+
+    def __dealloc__(self):
+        free(self.buf)
+        free(self.ends)
+
+    def __len__(self):
+        return self.n
+
+    cdef int _head(self, object exchange, object symbol) except -1:
+        if exchange is self._hx and symbol is self._hs:
+            return 0
+        cdef tuple t = (exchange, symbol)
+        cdef object h = self._heads.get(t)
+        if h is None:
+            h = self._heads[t] = (f"{exchange}:{symbol}".encode(), _avro_string(exchange) + _avro_string(symbol))
+        self._hx, self._hs = exchange, symbol
+        self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
+        return 0
+
+    cdef int add(self, object exchange, object symbol, double price, double size, bint buy,
+                 int64_t event_ms, int64_t atom_us) except -1:
+        """One row: the framed value into the buffer, its key into the keys."""
+        self._head(exchange, symbol)
+        cdef Py_ssize_t plen = PyBytes_GET_SIZE(self.prefix), hlen = PyBytes_GET_SIZE(self._hbody)
+        cdef bytes side = AVRO_BUY if buy else AVRO_SELL
+        cdef Py_ssize_t need = self.size + plen + hlen + 16 + PyBytes_GET_SIZE(side) + 20
+        cdef char* grown
+        cdef Py_ssize_t* grown_ends
+        if need > self.cap:
+            grown = <char*>realloc(self.buf, need * 2 + 256)
+            if grown == NULL:
+                raise MemoryError()
+            self.buf, self.cap = grown, need * 2 + 256
+        if self.n == self.ncap:
+            grown_ends = <Py_ssize_t*>realloc(self.ends, (self.ncap * 2 + 16) * sizeof(Py_ssize_t))
+            if grown_ends == NULL:
+                raise MemoryError()
+            self.ends, self.ncap = grown_ends, self.ncap * 2 + 16
+        cdef char* out = self.buf + self.size
+        memcpy(out, PyBytes_AS_STRING(self.prefix), plen)
+        out += plen
+        memcpy(out, PyBytes_AS_STRING(self._hbody), hlen)
+        out += hlen
+        memcpy(out, &price, 8)  # Avro double: IEEE 754, little-endian (this machine's order)
+        memcpy(out + 8, &size, 8)
+        out += 16
+        memcpy(out, PyBytes_AS_STRING(side), PyBytes_GET_SIZE(side))
+        out += PyBytes_GET_SIZE(side)
+        out += _put_long(out, event_ms)
+        out += _put_long(out, atom_us)
+        self.size = out - self.buf
+        self.ends[self.n] = self.size
+        self.n += 1
+        self.keys.append(self._hkey)
+        return 0
+
+    def append(self, row):
+        """An ``events.Lob`` (or any 7-tuple in its field order) as ``list.append`` takes it."""
+        exchange, symbol, price, size, side, event_ms, atom_us = row
+        if side != "buy" and side != "sell":
+            raise ValueError(f"lob side must be 'buy' or 'sell', not {side!r}")
+        self.add(exchange, symbol, price, size, side == "buy", event_ms, atom_us)
+
+    def take(self):
+        """``(keys, values)`` of the rows so far (bytes each), and the rows emptied."""
+        cdef list values = []
+        cdef Py_ssize_t i, start = 0
+        for i in range(self.n):
+            values.append(self.buf[start:self.ends[i]])
+            start = self.ends[i]
+        keys = self.keys
+        self.keys = []
+        self.n = self.size = 0
+        return keys, values
+
+    def withdraw(self, bytes key):
+        """Drop the rows keyed ``key`` (a book found corrupt within the frame: none of its
+        levels is published); returns how many."""
+        cdef Py_ssize_t i, j = 0, start = 0, end, kept = 0, dropped = 0
+        cdef list keys = []
+        for i in range(self.n):
+            end = self.ends[i]
+            if self.keys[i] == key:
+                dropped += 1
+            else:
+                if start != kept:
+                    memmove(self.buf + kept, self.buf + start, end - start)
+                kept += end - start
+                self.ends[j] = kept
+                j += 1
+                keys.append(self.keys[i])
+            start = end
+        self.n, self.size, self.keys = j, kept, keys
+        return dropped
+
+    def clear(self):
+        self.keys = []
+        self.n = self.size = 0
+
+
+# ---------------------------------------------------------------------------------------
 # L2 book
 # ---------------------------------------------------------------------------------------
 
@@ -1760,6 +1920,20 @@ cdef class L2Book:
                        lv.size / self.sdiv, so, ROW_BUY if side == C_BID else ROW_SELL,
                        event_ms, atom_us)
 
+    cdef int _avro_row(self, AvroRows rows, object exchange, object symbol, int side, Parsed* lv,
+                       int64_t event_ms, int64_t atom_us) except -1:
+        """``_row``'s event, written as Avro bytes (the same price and size doubles)."""
+        cdef PyObject* po = NULL
+        cdef PyObject* so = NULL
+        cdef double price = lv.price / self.pdiv, size = lv.size / self.sdiv
+        if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
+            _level_item(<object>lv.item, &po, &so)
+            if lv.price >= EXACT_FLOAT:
+                price = float(<object>po)
+            if lv.size >= EXACT_FLOAT:
+                size = float(<object>so)
+        return rows.add(exchange, symbol, price, size, side == C_BID, event_ms, atom_us)
+
     def check_sides(self, first_levels, second_levels=None):
         """Parse the levels as apply_sides() would, applying nothing: ValueError on the first
         bad level (e.g. a snapshot is checked whole before the book is cleared for it)."""
@@ -1786,7 +1960,7 @@ cdef class L2Book:
         A row is `row_type(exchange, symbol, price, size, side, event_ms, atom_us)` (a tuple
         subclass: events.Lob), with `side` "buy" (BID) or "sell" (ASK) and the price and size
         as floats equal to float() of the strings. `rows` is a list (or anything with
-        `append`). With `depth` > 0, the levels beyond the best `depth` of each side are then
+        `append`), or an AvroRows: the rows are then written as encoded `lob` values. With `depth` > 0, the levels beyond the best `depth` of each side are then
         removed, each with a row of size 0.0 (bids first, best first), as truncate(depth).
         """
         cdef Py_ssize_t n1 = _batch_len(first_levels)
@@ -1797,11 +1971,15 @@ cdef class L2Book:
         cdef Side* t
         cdef int32_t x
         cdef Level* n
+        cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef int64_t ems = 0, aus = 0
         _check_side(first)
         if not PyType_IsSubtype(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
         if n1 + n2 == 0 and depth <= 0:
             return 0
+        if avro is not None:
+            ems, aus = event_ms, atom_us
         if n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
@@ -1812,7 +1990,10 @@ cdef class L2Book:
             if f & F_UNKNOWN:
                 continue
             flags |= f
-            _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
+            if avro is not None:
+                self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+            else:
+                _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
             for s in range(2):
                 t = &self.sides[s]
@@ -1823,9 +2004,12 @@ cdef class L2Book:
                 for i in range(depth):
                     x = _next_worse(n, t, x)
                 while x != 0:
-                    _put_row(rows, af_row7(<PyTypeObject*>row_type, exchange, symbol,
-                                           n[x].price / self.pdiv, NULL, 0.0, NULL,
-                                           ROW_BUY if s == C_BID else ROW_SELL, event_ms, atom_us))
+                    if avro is not None:
+                        avro.add(exchange, symbol, n[x].price / self.pdiv, 0.0, s == C_BID, ems, aus)
+                    else:
+                        _put_row(rows, af_row7(<PyTypeObject*>row_type, exchange, symbol,
+                                               n[x].price / self.pdiv, NULL, 0.0, NULL,
+                                               ROW_BUY if s == C_BID else ROW_SELL, event_ms, atom_us))
                     x = _next_worse(n, t, x)
             self.truncate(depth)
         return flags

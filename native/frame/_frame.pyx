@@ -89,6 +89,9 @@ cdef class Pipeline:
     cdef object _encode_keyed
     cdef object _write
     cdef object _note_receipt
+    #: the frame's ``lob`` events as Avro bytes (an ``atomfast._book.AvroRows``), when the sink
+    #: needs no records (``records_needed`` False: Kafka, files, null); else None (tuples)
+    cdef object _lob_bytes
 
     def __init__(self, sink, metrics=None, encoder=None, bint timed=True):
         if metrics is None:
@@ -108,6 +111,16 @@ cdef class Pipeline:
             self._schema_index = encoder._index
             self._encode_keyed = encoder._native.encode_keyed
         self._write = sink.write
+        self._lob_bytes = None
+        if encoder is not None and not getattr(sink, "records_needed", True):
+            try:
+                prefix = encoder.prefix("lob")
+            except KeyError:  # confluent framing without an id for lob: tuples, encoded as ever
+                prefix = None
+            if prefix is not None:
+                from atomfast._book import AvroRows
+
+                self._lob_bytes = AvroRows(prefix)
         # a sink that measures receipt -> delivery (KafkaSink) is told each live frame's receipt
         self._note_receipt = getattr(sink, "note_receipt", None)
         self.timed = timed
@@ -117,16 +130,24 @@ cdef class Pipeline:
     cpdef emit(self, str topic, object record):
         cdef object rows = self._frame.get(topic)
         if rows is None:
-            rows = self._frame[topic] = []
-        (<list>rows).append(record)
+            rows = self.rows(topic)
+        if type(rows) is list:
+            (<list>rows).append(record)
+        else:
+            rows.append(record)
 
-    cpdef list rows(self, str topic):
+    cpdef object rows(self, str topic):
         """The list the current frame's ``topic`` records go to: a batch call (the book's
-        ``apply_sides``) appends to it directly, as ``emit`` would one by one."""
+        ``apply_sides``) appends to it directly, as ``emit`` would one by one. For ``lob`` with
+        a sink that needs no records: the ``AvroRows`` the book writes encoded values into."""
         cdef object rows = self._frame.get(topic)
         if rows is None:
-            rows = self._frame[topic] = []
-        return <list>rows
+            if self._lob_bytes is not None and topic == "lob":
+                self._lob_bytes.clear()  # what a failed end_frame left
+                rows = self._frame[topic] = self._lob_bytes
+            else:
+                rows = self._frame[topic] = []
+        return rows
 
     cpdef Py_ssize_t end_frame(self, long long recv_ns=0) except -1:
         """Encode and write what the frame produced; returns the number of events written.
@@ -142,10 +163,13 @@ cdef class Pipeline:
         if recv_ns and self.timed and self._note_receipt is not None:
             self._note_receipt(recv_ns)
         for topic, records in frame.items():
-            n = len(<list>records)
+            n = len(records)
             if not n:
                 continue
-            if self.encoder is not None:
+            if records is self._lob_bytes:
+                keys, values = self._lob_bytes.take()
+                records = ()
+            elif self.encoder is not None:
                 index = self._schema_index.get(topic)
                 if index is None:
                     index = self.encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
@@ -175,6 +199,8 @@ cdef class Pipeline:
         """Drop what the frame produced, unwritten (``atomfast process`` rebuilding its state
         from records whose outputs were delivered before)."""
         self._frame = {}
+        if self._lob_bytes is not None:
+            self._lob_bytes.clear()
 
     def close(self):
         self.end_frame()

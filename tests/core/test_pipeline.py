@@ -88,3 +88,83 @@ def test_scheme_rows_hands_records_to_any_emit():
                    ("lob", Lob("kraken", "BTC-CHF", 56270.0, 1.0, "buy", 5, 6))]
     p = Pipeline(MemorySink("single_object", writes=True))
     assert KrakenSpotV1Scheme(p.emit).rows("lob") is p.rows("lob")
+
+
+def test_lob_as_bytes_for_a_sink_that_needs_no_records():
+    """A sink that needs no records (Kafka, files, null): the book writes the frame's ``lob``
+    events as Avro values itself (``AvroRows``), a scheme's own ``emit`` of a Lob joins them;
+    the write carries no records, and the values are the encoder's bytes for the same events."""
+    from atomfast.avro import AvroEncoder
+    from atomfast.book import ASK, AvroRows, L2Book
+
+    sink = MemorySink("single_object", writes=True, records_needed=False)
+    p = Pipeline(sink)
+    rows = p.rows("lob")
+    assert type(rows) is AvroRows and p.rows("lob") is rows
+    book = L2Book(8, 8)
+    book.apply(ASK, "0.00761700", "1.00000000")
+    # the real Kraken v1 update of test_rows_is_the_frame_list_a_batch_call_appends_to
+    book.apply_sides(ASK, [("0.00761700", "0.00000000"), ("0.00762600", "0.62480000")], None, rows, Lob,
+                     "kraken", "KSM-BTC", 1618678134675, 1618678134675900)
+    p.emit("lob", Lob("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", 1, 2))
+    p.emit("trades", Trade("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", "7", 1, 2))
+    assert p.end_frame() == 4
+    (topic, records, keys, values), trades = sink.writes
+    expected = [Lob("kraken", "KSM-BTC", 0.007617, 0.0, "sell", 1618678134675, 1618678134675900),
+                Lob("kraken", "KSM-BTC", 0.007626, 0.6248, "sell", 1618678134675, 1618678134675900),
+                Lob("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", 1, 2)]
+    assert (topic, records) == ("lob", [])
+    assert keys == [b"kraken:KSM-BTC", b"kraken:KSM-BTC", b"kraken:ADA-BTC"]
+    assert values == AvroEncoder("single_object").encode_many("lob", expected)
+    assert trades[0] == "trades" and len(trades[1]) == 1  # other topics: records, encoded as ever
+    assert sink.events("lob") == expected  # decoded by the test sink
+    assert len(rows) == 0 and p.end_frame() == 0  # taken: the next frame starts empty
+
+
+def test_avro_rows_withdraw_drops_one_markets_rows():
+    """``Scheme.resync`` withdraws the frame's rows of a book found corrupt: AvroRows drops the
+    rows of that key, keeps the others in order."""
+    from atomfast.avro import AvroEncoder
+    from atomfast.book import AvroRows
+
+    enc = AvroEncoder("single_object")
+    rows = AvroRows(enc.prefix("lob"))
+    events = [Lob("kraken", "BTC-USD", 61000.1, 0.5, "buy", 1, 2), Lob("kraken", "ETH-USD", 2400.25, 0.0, "sell", 1, 2),
+              Lob("kraken", "BTC-USD", 61000.2, 1.5, "sell", 3, 4), Lob("kraken", "ADA-BTC", 1e-7, 5.0, "buy", 3, 4)]
+    for e in events:
+        rows.append(e)
+    assert rows.withdraw(b"kraken:BTC-USD") == 2 and len(rows) == 2
+    assert rows.withdraw(b"kraken:XMR-USD") == 0
+    kept = [events[1], events[3]]
+    assert rows.take() == ([b"kraken:ETH-USD", b"kraken:ADA-BTC"], enc.encode_many("lob", kept))
+
+
+def test_a_corrupt_book_publishes_nothing_on_either_path():
+    """A Kraken update whose checksum fails (KRAKEN.ws.50.0, XBT/CHF's 11th update altered): the
+    levels it applied are withdrawn before the frame is written, with records (tuples) and with
+    the book's Avro bytes alike, and both paths publish the same records over the capture."""
+    import json
+
+    from atomfast.exchanges.kraken import KrakenSpotV1Scheme
+    from atomfast.testing import Harness, capture_instruments, fixture_path, recv_frames
+
+    path = fixture_path("cryptofeed/KRAKEN.ws.50.0")
+    inst = capture_instruments(path, KrakenSpotV1Scheme)
+    frames = recv_frames(path)
+    updates = [i for i, (_ts, data) in enumerate(frames) if data.startswith(b"[464,") and b'"c":"' in data]
+    bad = updates[10]
+    produced = {}
+    for needed in (True, False):
+        h = Harness(KrakenSpotV1Scheme, inst, sink=MemorySink("single_object", records_needed=needed))
+        for i, (ts, data) in enumerate(frames):
+            if i == bad:
+                msg = json.loads(data)
+                msg[-3]["c"] = str((int(msg[-3]["c"]) + 1) % 2**32)
+                data = json.dumps(msg, separators=(",", ":")).encode()
+            out = h.feed(data, ts)
+            if i == bad:
+                assert [r.status for t, r in out if t == "status"] == ["resync"]
+                assert not [r for t, r in out if t in ("lob", "spread") and r.symbol == "BTC-CHF"]
+        assert h.metrics.checksum_failed == 1
+        produced[needed] = h.records
+    assert produced[False] == produced[True]
