@@ -350,21 +350,26 @@ def measure_point(bootstrap: str, broker_pid: int | None, rest: Path, rate: floa
     renders = render_times(samples)
     dt_col = (renders[-1] - renders[0]) / 1e9
     dt_sim = (b["sim_ns"] - a["sim_ns"]) / 1e9
-    sent_rate = (b["sent"] - a["sent"]) / dt_sim
-    handled_rate = (b["frames"] - a["frames"]) / dt_col
-    # sent but not yet received, at each of the collector's counts
-    backlogs = [max(0, round(sent_at(samples, t) - s["frames"])) for s, t in zip(samples, renders)]
+    sent_rate = (b["sent"] - a["sent"]) / dt_sim  # over the simulator's own window
+    handled = b["frames"] - a["frames"]
+    handled_rate = handled / dt_col
+    # sent but not yet received, at each of the collector's counts (interpolated: may come out a
+    # little below 0 when the sender paused between two of its readings)
+    backlogs = [round(sent_at(samples, t) - s["frames"]) for s, t in zip(samples, renders)]
     growth = backlogs[-1] - backlogs[0]
+    # what was sent over the collector's window (the same instants as its counts)
+    sent_same = sent_at(samples, renders[-1]) - sent_at(samples, renders[0])
     cpu = cpu_delta(a["cpu"], b["cpu"])
     core_busy = (b["core_ns"] - a["core_ns"]) / 1e9
     lat = summary["latency"]["frame_to_produce"]
-    kept = (sent_rate >= SENT_MIN * rate and handled_rate >= HANDLED_MIN * sent_rate
-            and growth < 0.01 * sent_rate * dt_sim + 200)
+    kept = (sent_rate >= SENT_MIN * rate and handled >= HANDLED_MIN * sent_same
+            and growth < 0.01 * sent_same + 200)
     point = {
         "rate": rate, "markets": markets, "window_s": round(dt, 3),
         "pace_x": rate / markets / PER_MARKET[0] if PER_MARKET[0] else None,
         "sent_per_s": sent_rate, "handled_per_s": handled_rate, "events_per_s": (b["events"] - a["events"]) / dt_col,
-        "backlog_start": backlogs[0], "backlog_end": backlogs[-1], "backlog_max": max(backlogs),
+        "handled_of_sent": handled / sent_same if sent_same > 0 else None,
+        "backlog_start": max(0, backlogs[0]), "backlog_end": max(0, backlogs[-1]), "backlog_max": max(0, *backlogs),
         "backlog_growth": growth,
         "cpu_pct": cpu["s"] / dt * 100,
         "cpu_by_kind_pct": {k: v / dt * 100 for k, v in cpu["by_kind"].items()},
@@ -410,7 +415,8 @@ def limited_by(p: dict) -> str:
     if p["kept_up"]:
         return "latency"
     sender_short = p["sent_per_s"] < SENT_MIN * p["rate"]
-    grew = p["backlog_growth"] >= 0.01 * p["sent_per_s"] * p["window_s"] + 200
+    grew = (p["backlog_growth"] >= 0.01 * p["sent_per_s"] * p["window_s"] + 200
+            or (p["handled_of_sent"] or 1.0) < HANDLED_MIN)
     if sender_short and not grew and p["cpu_pct"] < 90:
         n = max(1, len(p.get("sender_cores", [0])))
         if p["sender_cores_busy_pct"] >= 95 * n and p["sender_cores_others_pct"] >= 20:
@@ -689,7 +695,8 @@ def markdown(results: dict) -> str:
         again = " (again)" if p.get("retry") else ""
         broker = "-" if p["broker_cpu_pct"] is None else f"{p['broker_cpu_pct']:.0f}%"
         lines.append(
-            f"| {bold}{p['rate']:,.0f}{bold}{again} | {p['markets']}{pace} | {p['sent_per_s']:,.0f} | {p['handled_per_s']:,.0f} "
+            f"| {bold}{p['rate']:,.0f}{bold}{again} | {p['markets']}{pace} | {p['sent_per_s']:,.0f} "
+            f"| {p['handled_per_s']:,.0f} "
             f"| {p['events_per_s']:,.0f} | {p['backlog_start']:,} -> {p['backlog_end']:,} ({p['backlog_max']:,}) "
             f"| {_us(p['p50_us'])} | {bold}{_us(p['p99_us'])}{bold} | {_us(p['p999_us'])} "
             f"| {p['cpu_pct']:.0f}% ({kinds.get('python', 0):.0f} + {rdk:.0f}) | {p['others_pct']:.0f}% "
