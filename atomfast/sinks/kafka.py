@@ -49,7 +49,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException
@@ -57,6 +57,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from .._frame import KafkaProducer, error_name, error_text, load_librdkafka
 from .base import Framing
+
+if TYPE_CHECKING:
+    from ..metrics import LatencyHistogram
 
 __all__ = [
     "KafkaSink",
@@ -268,8 +271,8 @@ class KafkaSink:
         topic_prefix: str = "",
         framing: Framing = "single_object",
         schema_ids: Mapping[str, int] | None = None,
-        latency: Any = None,
-        receipt_latency: Any = None,
+        latency: "LatencyHistogram | None" = None,
+        receipt_latency: "LatencyHistogram | None" = None,
         log_interval: float = 10.0,
         policy: str = "block",
         spill_dir: str | os.PathLike | None = None,
@@ -369,8 +372,8 @@ class KafkaSink:
         *,
         framing: Framing = "single_object",
         schema_ids: Mapping[str, int] | None = None,
-        latency: Any = None,
-        receipt_latency: Any = None,
+        latency: "LatencyHistogram | None" = None,
+        receipt_latency: "LatencyHistogram | None" = None,
         log_interval: float = 10.0,
         policy: str = "block",
         spill_dir: str | os.PathLike | None = None,
