@@ -753,12 +753,17 @@ def plot(results: dict, outdir: Path) -> list[Path]:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    pts = results["points"]
+    # the curve: one run per rate (the passing one, else the last); the other runs as dots
+    pts = [next((p for p in runs if p["ok"]), runs[-1]) for _r, runs, _ok in by_rate(results["points"])]
+    extra = [p for p in results["points"] if not any(p is q for q in pts)]
     x = [p["rate"] for p in pts]
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     ax.plot(x, [p["p99_us"] for p in pts], "o-", color="tab:red", label="receipt -> produce() p99")
     ax.plot(x, [p["p50_us"] for p in pts], "s--", color="tab:blue", label="receipt -> produce() p50")
-    bad = [p for p in pts if not p["kept_up"]]
+    if extra:
+        ax.scatter([p["rate"] for p in extra], [p["p99_us"] for p in extra], s=18, color="tab:red", alpha=0.5,
+                   label="p99 of the rate's other run")
+    bad = [p for p in results["points"] if not p["kept_up"]]
     if bad:
         ax.scatter([p["rate"] for p in bad], [p["p99_us"] for p in bad], s=160, facecolors="none",
                    edgecolors="black", label="fell behind (backlog grew / sent < offered)", zorder=5)
@@ -779,6 +784,7 @@ def plot(results: dict, outdir: Path) -> list[Path]:
     ax2.grid(alpha=0.3)
     ax3 = ax2.twinx()
     ax3.plot(x, [p["cpu_pct"] for p in pts], "^-", color="tab:orange", label="collector CPU % of its core")
+    ax3.plot(x, [p["others_pct"] for p in pts], "v:", color="grey", label="other work on that core %")
     ax3.set_ylim(0, 110)
     ax3.set_ylabel("CPU %")
     h1, l1 = ax2.get_legend_handles_labels()
