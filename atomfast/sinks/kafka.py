@@ -296,6 +296,11 @@ class KafkaSink:
                 conf[key] = Secret(value)
             else:
                 conf[key] = value
+        callbacks = sorted(k for k, v in conf.items() if callable(v) and not isinstance(v, Secret))
+        if callbacks:  # confluent-kafka's Python hooks: the compiled producer calls none
+            raise KafkaSinkError(
+                f"{', '.join(callbacks)}: a Python callback in the producer settings is not supported (the "
+                "producer is compiled; delivery counts, errors and librdkafka's log lines come through the sink)")
         for key in ("compression.codec",):  # the alias would fight our compression.type
             if key in conf:
                 conf["compression.type"] = conf.pop(key)

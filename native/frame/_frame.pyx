@@ -160,8 +160,10 @@ cdef class Pipeline:
         cdef Py_ssize_t written = 0, n
         cdef object events = self.metrics.events
         cdef object topic, records, index, keys, values
-        if recv_ns and self.timed and self._note_receipt is not None:
-            self._note_receipt(recv_ns)
+        if self._note_receipt is not None:
+            # this frame's receipt, or none (a replay, a timer's or a connection's events): never
+            # the previous frame's
+            self._note_receipt(recv_ns if self.timed else 0)
         for topic, records in frame.items():
             n = len(records)
             if not n:

@@ -168,3 +168,29 @@ def test_a_corrupt_book_publishes_nothing_on_either_path():
         assert h.metrics.checksum_failed == 1
         produced[needed] = h.records
     assert produced[False] == produced[True]
+
+
+def test_the_sink_is_told_each_frames_receipt_and_never_a_stale_one():
+    """``note_receipt`` before a frame's writes: the live frame's receive time, 0 for events
+    without one (a connection's status, a timer) and for a replay: a delivery report never
+    measures from an earlier frame's receipt."""
+    from atomfast.events import Status
+
+    class Noting(MemorySink):
+        def __init__(self):
+            super().__init__("single_object")
+            self.noted = []
+
+        def note_receipt(self, recv_ns):
+            self.noted.append(recv_ns)
+
+    status = Status("kraken", "", "connected", "", 1, 2)
+    for timed, expected in ((True, [1_700_000_000_000_000_000, 0]), (False, [0, 0])):
+        sink = Noting()
+        p = Pipeline(sink, timed=timed)
+        p.emit("status", status)
+        p.end_frame(1_700_000_000_000_000_000)
+        p.emit("status", status)
+        p.end_frame()
+        assert p.end_frame(5) == 0  # an empty frame writes nothing and notes nothing
+        assert sink.noted == expected

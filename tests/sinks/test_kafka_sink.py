@@ -139,6 +139,16 @@ def test_guarantees_cannot_be_overridden():
     assert KafkaSink.from_settings("127.0.0.1:1", framing="confluent").framing == "confluent"
 
 
+def test_python_callbacks_are_refused_by_name():
+    """confluent-kafka's Python hooks (stats_cb, throttle_cb, ...) cannot reach the compiled
+    producer: refused with one message naming them, not a librdkafka error."""
+    with pytest.raises(KafkaSinkError) as info:
+        KafkaSink({"bootstrap.servers": "127.0.0.1:1", "stats_cb": print, "throttle_cb": print,
+                   "statistics.interval.ms": 1000})
+    assert str(info.value).startswith("stats_cb, throttle_cb: a Python callback in the producer settings is "
+                                      "not supported")
+
+
 def test_secrets_absent_from_config_errors(caplog, capfd):
     caplog.set_level(logging.DEBUG)
     errors = []
