@@ -49,13 +49,15 @@ class KafkaProducer:
     on_failure: Callable[[str, int, bytes | None, bytes], None]
     on_error: Callable[[int, str, bool], None] | None
     on_log: Callable[[int, str, str], None] | None
+    on_stats: Callable[[str], None] | None
     latency: LatencyHistogram | None
     receipt_latency: LatencyHistogram | None
     delivered_total: int
     def __init__(self, config: dict, on_failure: Callable[[str, int, bytes | None, bytes], None],
                  on_error: Callable[[int, str, bool], None] | None = ...,
                  on_log: Callable[[int, str, str], None] | None = ...,
-                 latency: LatencyHistogram | None = ..., receipt_latency: LatencyHistogram | None = ...) -> None: ...
+                 latency: LatencyHistogram | None = ..., receipt_latency: LatencyHistogram | None = ...,
+                 on_stats: Callable[[str], None] | None = ...) -> None: ...
     def topic(self, name: str) -> int: ...
     def produce(self, topic: int, keys: list[bytes | None], values: list[bytes], start: int = ...,
                 receipt_ns: int = ..., key_partition: bool = ...) -> int: ...

@@ -6,9 +6,8 @@ receipt to delivery report, at the chosen settings and with compression off / zs
 
 The broker is the test suite's (``kafka_bootstrap``: KAFKA_BOOTSTRAP_SERVERS or a local KRaft
 broker started for the session) on loopback: no network between, so compression shows its CPU
-cost, not a bandwidth gain. (The bytes on the wire per event are no longer reported: they came
-from librdkafka's statistics through confluent-kafka's ``stats_cb``, and the sink's compiled
-producer takes librdkafka properties only, no Python callbacks.)
+cost and its bytes on the wire (librdkafka's ``txbytes``, from its statistics: ``stats_cb``,
+served by the sink's compiled producer), not a bandwidth gain.
 
 - throughput: the recorded Kraken book capture's encoded events (lob/spread/status, 60-byte
   values, written one frame's events per ``write`` as the pipeline does), 100k events a round,
@@ -22,6 +21,7 @@ producer takes librdkafka properties only, no Python callbacks.)
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -83,20 +83,27 @@ def writes() -> list:
     return _WRITES
 
 
-def make_sink(bootstrap: str, overrides: dict, **kw) -> KafkaSink:
-    conf = {"bootstrap.servers": bootstrap, **overrides}
+def make_sink(bootstrap: str, overrides: dict, **kw) -> tuple[KafkaSink, dict]:
+    wire: dict = {}
+
+    def stats_cb(text: str) -> None:
+        d = json.loads(text)
+        wire["txbytes"] = sum(b.get("txbytes", 0) for b in d["brokers"].values())
+        wire["requests"] = sum(b.get("tx", 0) for b in d["brokers"].values())
+
+    conf = {"bootstrap.servers": bootstrap, "statistics.interval.ms": 500, "stats_cb": stats_cb, **overrides}
     sink = KafkaSink(conf, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.", **kw)
     sink.ensure_topics(TOPICS, partitions=1)
     sink.write("status", [()], [b"warm:"], [b"up"])  # connect and get the producer id first
     assert sink.flush(30) == 0
-    return sink
+    return sink, wire
 
 
 @pytest.fixture(scope="module")
 def warm_broker(kafka_bootstrap):
     """A freshly started broker (and its JIT) is slower for the first few hundred thousand
     messages: whichever configuration ran first would pay for it. Warm it up once."""
-    sink = make_sink(kafka_bootstrap, {})
+    sink, _ = make_sink(kafka_bootstrap, {})
     items = writes()
     sent = 0
     i = 0
@@ -117,7 +124,8 @@ def test_throughput(benchmark, warm_broker, name):
     kafka_bootstrap = warm_broker
     items = writes()
     total = 100_000
-    sink = make_sink(kafka_bootstrap, CONFIGS[name])
+    sink, wire = make_sink(kafka_bootstrap, CONFIGS[name])
+    sent_before = [0]
 
     def round_():
         sent = 0
@@ -132,15 +140,20 @@ def test_throughput(benchmark, warm_broker, name):
             if not i % 256:
                 sink.poll()
         assert sink.flush(60) == 0
+        sent_before[0] += sent
         return sent
 
     benchmark.group = "kafka produce, one process, delivered"
     benchmark.extra_info.update(units=total, unit="event")
     benchmark.pedantic(round_, rounds=5, iterations=1, warmup_rounds=1)
+    time.sleep(0.6)
+    sink.poll()  # the last statistics
     stats = sink.stats()
     sink.close()
     assert stats["failed_total"] == 0
-    print(f"\n{name}: {total / benchmark.stats.stats.median:,.0f} events/s delivered (median of 5)")
+    benchmark.extra_info["wire_bytes_per_event"] = round(wire.get("txbytes", 0) / max(1, sent_before[0]), 1)
+    print(f"\n{name}: {total / benchmark.stats.stats.median:,.0f} events/s delivered (median of 5), "
+          f"{benchmark.extra_info['wire_bytes_per_event']} bytes/event on the wire")
 
 
 class _KeepOpen:
@@ -192,8 +205,8 @@ def test_latency_frame_to_delivery(benchmark, warm_broker, name):
     # the sink's own histograms: produce() -> delivery report, and frame receipt (note_receipt)
     # -> delivery report, per message, recorded by the compiled producer
     produce_to_delivery, receipt_to_delivery = LatencyHistogram(), LatencyHistogram()
-    sink = make_sink(kafka_bootstrap, CONFIGS[name], latency=produce_to_delivery,
-                     receipt_latency=receipt_to_delivery)
+    sink, _wire = make_sink(kafka_bootstrap, CONFIGS[name], latency=produce_to_delivery,
+                           receipt_latency=receipt_to_delivery)
     # the warm-up message carried no receipt time; its produce() -> delivery sample goes
     produce_to_delivery.counts = [0] * len(produce_to_delivery.counts)
     produce_to_delivery.total = produce_to_delivery.max_ns = 0

@@ -296,6 +296,7 @@ class KafkaSink:
                 conf[key] = Secret(value)
             else:
                 conf[key] = value
+        on_stats = conf.pop("stats_cb", None)  # librdkafka's statistics JSON: called from poll()
         callbacks = sorted(k for k, v in conf.items() if callable(v) and not isinstance(v, Secret))
         if callbacks:  # confluent-kafka's Python hooks: the compiled producer calls none
             raise KafkaSinkError(
@@ -358,7 +359,8 @@ class KafkaSink:
         rdlog = producer_conf.pop("logger")
         _load_librdkafka()
         self._producer = self._make(
-            lambda c: KafkaProducer(c, self._on_failure, self._on_error, rdlog.line, latency, receipt_latency),
+            lambda c: KafkaProducer(c, self._on_failure, self._on_error, rdlog.line, latency, receipt_latency,
+                                    on_stats),
             producer_conf)
         # Hot-path bindings.
         self._poll = self._producer.poll

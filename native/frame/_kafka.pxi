@@ -49,6 +49,7 @@ cdef extern from *:
     typedef void (*af_dr_cb_t)(rd_kafka_t *, const af_message_t *, void *);
     typedef void (*af_error_cb_t)(rd_kafka_t *, int, const char *, void *);
     typedef void (*af_log_cb_t)(const rd_kafka_t *, int, const char *, const char *);
+    typedef int (*af_stats_cb_t)(rd_kafka_t *, char *, size_t, void *);
 
     /* rdkafka.h's functions this producer calls, in the order of af_rdk_names */
     typedef struct {
@@ -83,6 +84,7 @@ cdef extern from *:
         int (*metadata)(rd_kafka_t *, int, rd_kafka_topic_t *, const af_metadata_t **, int);
         void (*metadata_destroy)(const af_metadata_t *);
         void *(*opaque)(const rd_kafka_t *);
+        void (*conf_set_stats_cb)(rd_kafka_conf_t *, af_stats_cb_t);
     } af_rdk_t;
     static af_rdk_t af_rdk;
     static const char *af_rdk_names[] = {
@@ -95,6 +97,7 @@ cdef extern from *:
         "rd_kafka_err2name", "rd_kafka_err2str", "rd_kafka_message_timestamp",
         "rd_kafka_message_latency", "rd_kafka_fatal_error", "rd_kafka_name", "rd_kafka_version_str",
         "rd_kafka_metadata", "rd_kafka_metadata_destroy", "rd_kafka_opaque",
+        "rd_kafka_conf_set_stats_cb",
     };
     static int af_rdk_loaded = 0;
     static char af_rdk_problem[512];
@@ -151,6 +154,7 @@ cdef extern from *:
     ctypedef void (*af_dr_cb_t)(rd_kafka_t *, const af_message_t *, void *)
     ctypedef void (*af_error_cb_t)(rd_kafka_t *, int, const char *, void *)
     ctypedef void (*af_log_cb_t)(const rd_kafka_t *, int, const char *, const char *)
+    ctypedef int (*af_stats_cb_t)(rd_kafka_t *, char *, size_t, void *)
     ctypedef struct af_rdk_t:
         rd_kafka_conf_t *(*conf_new)() nogil
         int (*conf_set)(rd_kafka_conf_t *, const char *, const char *, char *, size_t) nogil
@@ -183,6 +187,7 @@ cdef extern from *:
         int (*metadata)(rd_kafka_t *, int, rd_kafka_topic_t *, const af_metadata_t **, int) nogil
         void (*metadata_destroy)(const af_metadata_t *) nogil
         void *(*opaque)(const rd_kafka_t *) nogil
+        void (*conf_set_stats_cb)(rd_kafka_conf_t *, af_stats_cb_t) nogil
     af_rdk_t af_rdk
     const char *af_rdk_load(const char *path)
     long long _af_now_ns "af_now_ns"() nogil
@@ -223,7 +228,8 @@ cdef class KafkaProducer:
     ``config``: librdkafka properties (values str, int or bool). ``on_failure(topic, code, key,
     value)``: a message that was not delivered (or not accepted by ``produce``); ``on_error(code,
     reason, fatal)``: a client error; ``on_log(level, facility, text)``: a librdkafka log line
-    (syslog level). All three are called from :meth:`poll` / :meth:`flush` on the caller's thread
+    (syslog level); ``on_stats(json)``: librdkafka's statistics (``statistics.interval.ms``).
+    All of them are called from :meth:`poll` / :meth:`flush` on the caller's thread
     (``log.queue``: librdkafka's threads never call Python). ``latency`` (produce -> delivery
     report) and ``receipt_latency`` (the ``receipt_ns`` a message was produced with -> delivery
     report) are LatencyHistograms or None."""
@@ -237,6 +243,7 @@ cdef class KafkaProducer:
     cdef public object on_failure
     cdef public object on_error
     cdef public object on_log
+    cdef public object on_stats
     cdef public LatencyHistogram latency
     cdef public LatencyHistogram receipt_latency
     cdef readonly long long delivered_total
@@ -248,7 +255,7 @@ cdef class KafkaProducer:
         self.cap = 0
 
     def __init__(self, dict config, on_failure, on_error=None, on_log=None,
-                 LatencyHistogram latency=None, LatencyHistogram receipt_latency=None):
+                 LatencyHistogram latency=None, LatencyHistogram receipt_latency=None, on_stats=None):
         if af_rdk.conf_new == NULL:
             raise RuntimeError("librdkafka is not loaded: call load_librdkafka(path) first")
         self._index = {}
@@ -256,6 +263,7 @@ cdef class KafkaProducer:
         self.on_failure = on_failure
         self.on_error = on_error
         self.on_log = on_log
+        self.on_stats = on_stats
         self.latency = latency
         self.receipt_latency = receipt_latency
         cdef char errstr[512]
@@ -276,6 +284,8 @@ cdef class KafkaProducer:
         af_rdk.conf_set_dr_msg_cb(conf, <af_dr_cb_t>_on_delivery_report)
         af_rdk.conf_set_error_cb(conf, <af_error_cb_t>_on_client_error)
         af_rdk.conf_set_log_cb(conf, <af_log_cb_t>_on_log_line)
+        if on_stats is not None:
+            af_rdk.conf_set_stats_cb(conf, <af_stats_cb_t>_on_statistics)
         af_rdk.conf_set_opaque(conf, <void *>self)
         self.rk = af_rdk.new_(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))
         if self.rk == NULL:  # conf is still ours
@@ -544,3 +554,13 @@ cdef void _on_log_line(const rd_kafka_t *rk, int level, const char *fac, const c
         self.on_log(level, fac.decode("utf-8", "replace"), buf.decode("utf-8", "replace"))
     except BaseException:
         pass
+
+
+cdef int _on_statistics(rd_kafka_t *rk, char *json, size_t n, void *opaque) noexcept with gil:
+    cdef KafkaProducer self = <KafkaProducer>opaque
+    try:
+        self.on_stats(json[:n].decode("utf-8", "replace"))
+    except BaseException:
+        import logging
+        logging.getLogger("atomfast.sinks.kafka").exception("kafka statistics callback failed")
+    return 0  # librdkafka frees the text

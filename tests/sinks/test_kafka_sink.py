@@ -6,6 +6,7 @@ or a local KRaft broker started for the session (tools/kafka/broker.py).
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import struct
@@ -140,12 +141,13 @@ def test_guarantees_cannot_be_overridden():
 
 
 def test_python_callbacks_are_refused_by_name():
-    """confluent-kafka's Python hooks (stats_cb, throttle_cb, ...) cannot reach the compiled
-    producer: refused with one message naming them, not a librdkafka error."""
+    """confluent-kafka's Python hooks (throttle_cb, oauth_cb, ...) cannot reach the compiled
+    producer: refused with one message naming them, not a librdkafka error (stats_cb is served:
+    test_latency_histograms_and_close)."""
     with pytest.raises(KafkaSinkError) as info:
-        KafkaSink({"bootstrap.servers": "127.0.0.1:1", "stats_cb": print, "throttle_cb": print,
+        KafkaSink({"bootstrap.servers": "127.0.0.1:1", "oauth_cb": print, "throttle_cb": print,
                    "statistics.interval.ms": 1000})
-    assert str(info.value).startswith("stats_cb, throttle_cb: a Python callback in the producer settings is "
+    assert str(info.value).startswith("oauth_cb, throttle_cb: a Python callback in the producer settings is "
                                       "not supported")
 
 
@@ -288,7 +290,10 @@ def test_latency_histograms_and_close(kafka_bootstrap):
     note_receipt, receipt -> delivery: here a receipt 5 s before the write."""
     prefix = fresh_prefix()
     latency, receipt = LatencyHistogram(), LatencyHistogram()
-    sink = KafkaSink.from_settings(kafka_bootstrap, topic_prefix=prefix, latency=latency, receipt_latency=receipt)
+    stats: list[dict] = []
+    sink = KafkaSink({"bootstrap.servers": kafka_bootstrap, "statistics.interval.ms": 100,
+                      "stats_cb": lambda text: stats.append(json.loads(text))},
+                     topic_prefix=prefix, latency=latency, receipt_latency=receipt)
     sink.ensure_topics(["spread"])
     sink.write("spread", [()] * 40, [b"kraken:BTC-USD"] * 40, [b"x%d" % i for i in range(40)])
     sink.note_receipt(time.time_ns() - 5_000_000_000)
@@ -298,6 +303,9 @@ def test_latency_histograms_and_close(kafka_bootstrap):
     assert receipt.total == 60  # the 40 written before any receipt was noted carry none
     assert 5e9 <= receipt.percentile(1) and receipt.max_ns < 35e9
     assert sink.stats()["delivered"] == {prefix + "spread": 100}
+    time.sleep(0.3)
+    sink.poll()  # librdkafka's statistics (stats_cb), served by poll: its own count of what it sent
+    assert stats and stats[-1]["txmsgs"] == 100
     sink.close()
     sink.close()  # idempotent
     assert sink.flush() == 0
