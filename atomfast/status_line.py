@@ -335,7 +335,9 @@ def prometheus_text(metrics: "Metrics | None" = None, sink: Any = None, scheme: 
            [(labels(s, f'kind="{_escape(k)}"'), n) for s in sources for k, n in sorted(s.metrics.errors.counts.items())])
     for name, attr, text in (("produce_latency_seconds", "produce_latency", "Frame receipt to produce()."),
                              ("delivery_latency_seconds", "delivery_latency",
-                              "produce() to the broker's delivery report.")):
+                              "produce() to the broker's delivery report."),
+                             ("receipt_to_delivery_seconds", "receipt_latency",
+                              "Frame receipt to the broker's delivery report, per message.")):
         full = f"{prefix}_{name}"
         out.append(f"# HELP {full} {text}")
         out.append(f"# TYPE {full} summary")

@@ -324,6 +324,7 @@ def _scrape(port: int) -> dict:
         if line.startswith("#") or " " not in line:
             continue
         name, _, value = line.rpartition(" ")
+        name = name.split("{", 1)[0]  # one feed: its samples are labelled with its exchange
         if name in ("atomfast_frames_total", "atomfast_books", "atomfast_books_synced", "atomfast_checksum_ok_total",
                     "atomfast_checksum_failed_total", "atomfast_resyncs_total"):
             out[name[len("atomfast_"):]] = float(value)
