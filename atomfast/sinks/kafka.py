@@ -331,8 +331,7 @@ class KafkaSink:
         self.spill_dir = Path(spill_dir) if spill_dir else None
         self.stall_timeout = float(stall_timeout)
         self._log_interval = log_interval
-        #: "ok", "blocked" (write() waits for room) or "spilling" (events go to local files)
-        self.state = "ok"
+        self._state = "ok"
         self._stall_since = 0.0  # monotonic time the current episode began
         self._stall_wall_ns = 0  # its wall-clock time (for the status events)
         self._stall_reminder = 0.0
@@ -351,9 +350,8 @@ class KafkaSink:
         self._topics: dict[str, int] = {}  # topic (unprefixed) -> the producer's topic number
         self._failed: dict[str, int] = {}  # delivered counts are the producer's
         self._failed_total = 0
-        self._receipt_ns = 0  # the current live frame's receive time (note_receipt)
         self.backpressure_waits = 0
-        self._closed = False
+        self.__closed = False
         self._admin: AdminClient | None = None
         producer_conf = self._client_config(conf)
         rdlog = producer_conf.pop("logger")
@@ -362,8 +360,39 @@ class KafkaSink:
             lambda c: KafkaProducer(c, self._on_failure, self._on_error, rdlog.line, latency, receipt_latency,
                                     on_stats),
             producer_conf)
-        # Hot-path bindings.
+        # Hot path: write and note_receipt are the compiled producer's (KafkaProducer.write:
+        # the batch produced and the reports that are in served, in C); what it does not take
+        # (a new topic, the spill mode, a closed sink, a full queue) comes back to the methods
+        # below
         self._poll = self._producer.poll
+        self._producer.bind_sink(self._write, self._write_queue_full, self.key_partition)
+        self.write = self._producer.write  # type: ignore[method-assign]
+        self.note_receipt = self._producer.note_receipt  # type: ignore[method-assign]
+
+    #: "ok", "blocked" (write() waits for room) or "spilling" (events go to local files)
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        self._divert()
+
+    @property
+    def _closed(self) -> bool:
+        return self.__closed
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        self.__closed = value
+        self._divert()
+
+    def _divert(self) -> None:
+        """The compiled write hands every write to the Python one while spilling or closed."""
+        producer = getattr(self, "_producer", None)
+        if producer is not None and producer.slow_write is not None:
+            producer.diverted = self.__closed or self._state == "spilling"
 
     # ---------------------------------------------------------------------------------------
     # construction
@@ -470,7 +499,13 @@ class KafkaSink:
         values: Sequence[bytes] | None,
     ) -> None:
         """Produce ``values`` to ``topic`` (prefixed), keyed by ``keys``. Blocks while the local
-        queue is full (back-pressure), serving delivery reports meanwhile; never drops."""
+        queue is full (back-pressure), serving delivery reports meanwhile; never drops.
+        (An instance's ``write`` is the compiled ``KafkaProducer.write``, which does the same
+        and calls this for what it does not take.)"""
+        self._write(topic, records, keys, values)
+
+    def _write(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes],
+               values: Sequence[bytes] | None) -> None:
         if values is None:
             raise TypeError("KafkaSink publishes encoded values: values must not be None")
         if len(keys) != len(values):
@@ -488,14 +523,20 @@ class KafkaSink:
             keys = list(keys)
         if type(values) is not list:
             values = list(values)
-        i = self._producer.produce(number, keys, values, 0, self._receipt_ns, self.key_partition)
+        i = self._producer.produce(number, keys, values, 0, self._producer.receipt_ns, self.key_partition)
         if i < len(values):
-            self._queue_full(topic, number, records, keys, values, i)
-            if self.state == "blocked":
-                self._recovered()
+            self._write_queue_full(topic, number, records, keys, values, i)
+            return
         # serve the delivery reports that are in: without this they wait for the feed's next
         # housekeeping poll (every 100 ms), which is what produce -> delivery then measures
         # (57-65 ms p50 instead of 9-12 ms: bench/latency.py)
+        self._poll(0)
+
+    def _write_queue_full(self, topic: str, number: int, records: Sequence[tuple], keys: list[bytes],
+                          values: list[bytes], start: int) -> None:
+        self._queue_full(topic, number, records, keys, values, start)
+        if self.state == "blocked":
+            self._recovered()
         self._poll(0)
 
     #: the key is the partition number (level4's layout), not hashed by the partitioner
@@ -504,11 +545,13 @@ class KafkaSink:
     def note_receipt(self, recv_ns: int) -> None:
         """The receive time (wall clock, ns) of the live frame whose events the next writes
         carry: the delivery reports measure receipt -> delivery from it (``receipt_latency``).
-        Called by the pipeline before a frame's writes; 0: unknown (a replay)."""
-        self._receipt_ns = recv_ns
+        Called by the pipeline before a frame's writes; 0: unknown (a replay). (An instance's
+        ``note_receipt`` is the compiled producer's.)"""
+        self._producer.note_receipt(recv_ns)
 
     def _topic(self, topic: str) -> int:
         number = self._topics[topic] = self._producer.topic(self.topic_prefix + topic)
+        self._producer.sink_topic(topic, number)
         return number
 
     def partition_count(self, topic: str, timeout: float = 5.0) -> int:
@@ -541,7 +584,7 @@ class KafkaSink:
             if self.state == "spilling":
                 self._spill_write(topic, records[i:] if len(records) == n else (), keys[i:], values[i:])
                 return
-            i = produce(number, keys, values, i, self._receipt_ns, self.key_partition)
+            i = produce(number, keys, values, i, self._producer.receipt_ns, self.key_partition)
             if i >= n:
                 return
 

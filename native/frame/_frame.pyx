@@ -12,6 +12,7 @@ facades are ``atomfast.pipeline`` and ``atomfast.driver`` (documented there); st
 """
 import math
 from time import time_ns as _time_ns
+from libc.string cimport memset
 
 
 cdef extern from *:
@@ -21,9 +22,10 @@ cdef extern from *:
 cdef class LatencyHistogram:
     """Nanosecond latencies in buckets of ~4.4% width (16 per power of two), 1 ns .. ~1100 s
     (see ``atomfast.metrics``). ``record`` runs once per frame (receipt -> produce) and once per
-    delivery report: compiled."""
+    delivery report: compiled, the counts in a C array (``counts`` reads and sets them as a
+    list)."""
 
-    cdef public list counts
+    cdef long long c_counts[640]
     cdef public long long total
     cdef public long long max_ns
 
@@ -31,9 +33,25 @@ cdef class LatencyHistogram:
     NBUCKETS = 40 * 16
 
     def __init__(self):
-        self.counts = [0] * (40 * 16)
+        self.clear()
+
+    def clear(self):
+        memset(self.c_counts, 0, sizeof(self.c_counts))
         self.total = 0
         self.max_ns = 0
+
+    @property
+    def counts(self):
+        return [self.c_counts[i] for i in range(640)]
+
+    @counts.setter
+    def counts(self, values):
+        cdef Py_ssize_t i
+        values = list(values)
+        if len(values) != 640:
+            raise ValueError(f"{len(values)} counts for 640 buckets")
+        for i in range(640):
+            self.c_counts[i] = values[i]
 
     cpdef record(self, long long ns):
         if ns < 1:
@@ -44,7 +62,7 @@ cdef class LatencyHistogram:
         cdef Py_ssize_t idx = exp * 16 + sub
         if idx >= 40 * 16:
             idx = 40 * 16 - 1
-        self.counts[idx] = self.counts[idx] + 1
+        self.c_counts[idx] += 1
         self.total += 1
         if ns > self.max_ns:
             self.max_ns = ns

@@ -247,6 +247,14 @@ cdef class KafkaProducer:
     cdef public LatencyHistogram latency
     cdef public LatencyHistogram receipt_latency
     cdef readonly long long delivered_total
+    # KafkaSink.write's common case, compiled (``write``): the sink's topics by their unprefixed
+    # names, what it does when something is amiss, and the frame's receipt (``note_receipt``)
+    cdef dict _sink_topics
+    cdef public object slow_write
+    cdef public object queue_full
+    cdef public bint diverted
+    cdef public bint key_partition
+    cdef public long long receipt_ns
 
     def __cinit__(self):
         self.rk = NULL
@@ -260,6 +268,9 @@ cdef class KafkaProducer:
             raise RuntimeError("librdkafka is not loaded: call load_librdkafka(path) first")
         self._index = {}
         self._names = []
+        self._sink_topics = {}
+        self.slow_write = self.queue_full = None
+        self.diverted = True  # until a sink says how to fall back (bind_sink)
         self.on_failure = on_failure
         self.on_error = on_error
         self.on_log = on_log
@@ -390,6 +401,37 @@ cdef class KafkaProducer:
                     return i
                 self.on_failure(self._names[topic], err, key, value)
         return n
+
+    def bind_sink(self, slow_write, queue_full, bint key_partition):
+        """``write`` serves a sink: ``slow_write(topic, records, keys, values)`` takes what the
+        compiled path does not (``diverted``, a topic not seen yet, keys or values not lists);
+        ``queue_full(topic, number, records, keys, values, i)`` a write the local queue filled at
+        message ``i``."""
+        self.slow_write, self.queue_full, self.key_partition = slow_write, queue_full, key_partition
+        self.diverted = False
+
+    def sink_topic(self, str topic, int number):
+        """The sink's ``topic`` (unprefixed) is topic number ``number`` here."""
+        self._sink_topics[topic] = number
+
+    cpdef note_receipt(self, long long recv_ns):
+        """The receive time of the frame whose events the next writes carry (0: none)."""
+        self.receipt_ns = recv_ns
+
+    cpdef write(self, str topic, object records, object keys, object values):
+        """``KafkaSink.write`` (the Sink protocol) when nothing is amiss: the batch produced, the
+        delivery reports that are in served; anything else goes to the sink's Python."""
+        if self.diverted or self.rk == NULL or type(keys) is not list or type(values) is not list:
+            return self.slow_write(topic, records, keys, values)
+        cdef object number = self._sink_topics.get(topic)
+        cdef Py_ssize_t n = len(<list>values)
+        if number is None or len(<list>keys) != n:
+            return self.slow_write(topic, records, keys, values)
+        cdef Py_ssize_t i = self.produce(<int>number, <list>keys, <list>values, 0, self.receipt_ns,
+                                         self.key_partition)
+        if i < n:
+            return self.queue_full(topic, number, records, keys, values, i)
+        af_rdk.poll(self.rk, 0)
 
     cpdef int poll(self, double timeout=0) except -1:
         """Serve the delivery reports, errors and log lines that are in (waiting up to
