@@ -321,6 +321,19 @@ def validate(setup: Setup) -> None:
 
 
 # --- 4. sink, feed, run --------------------------------------------------------------------------
+def _stop_signals(loop: asyncio.AbstractEventLoop, handler: Callable[..., object], named: bool = False) -> list[int]:
+    """SIGINT and SIGTERM call ``handler`` (with the signal's name, ``named``); returns the
+    signals whose handlers were set (none off the main thread), to remove them afterwards."""
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler, *((signal.Signals(sig).name,) if named else ()))
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            pass
+    return handled
+
+
 def _close_late_sink(done: "asyncio.Future") -> None:
     """A sink that opened after its wait was given up: closed at once, unused."""
     if not done.cancelled() and done.exception() is None:
@@ -412,11 +425,8 @@ async def execute(
         source = Source(setup.exchange, metrics, scheme, group)
         if manage and spec.metrics_port is not None:
             server = await start_metrics(spec, lambda: prometheus_text(sink=sink, sources=[source]))
-        for sig in (signal.SIGINT, signal.SIGTERM) if manage else ():
-            try:
-                loop.add_signal_handler(sig, group.stop, signal.Signals(sig).name)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-                pass
+        if manage:
+            _stop_signals(loop, group.stop, named=True)
         if manage and spec.duration:
             loop.call_later(spec.duration, group.stop, "duration")
         if manage and spec.status:
@@ -506,12 +516,7 @@ async def execute_many(collectors: "list[Collector]", sink: "Sink", spec: FeedSp
     try:
         if spec.metrics_port is not None:
             server = await start_metrics(spec, lambda: prometheus_text(sink=sink, sources=sources))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop_all, signal.Signals(sig).name)
-                handled.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover
-                pass
+        handled = _stop_signals(loop, stop_all, named=True)
         if spec.duration:
             loop.call_later(spec.duration, stop_all, "duration")
         if spec.status:
@@ -604,12 +609,7 @@ class Collector:
                     log.warning("%s: %s; waiting for the network: attempt %d, next in %.1f s (--fail-fast to stop "
                                 "at once)", setup.exchange, exc, attempt, delay)
                     if not handled:
-                        for sig in (signal.SIGINT, signal.SIGTERM):
-                            try:
-                                loop.add_signal_handler(sig, stopped.set)
-                                handled.append(sig)
-                            except (NotImplementedError, RuntimeError):
-                                pass
+                        handled = _stop_signals(loop, stopped.set)
                     try:
                         await asyncio.wait_for(stopped.wait(), delay)
                     except asyncio.TimeoutError:
@@ -664,13 +664,7 @@ class Collector:
                 loop.call_soon_threadsafe(settle, result, None)
 
         stopped = asyncio.Event()
-        handled = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stopped.set)
-                handled.append(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
+        handled = _stop_signals(loop, stopped.set)
         threading.Thread(target=target, name="atomfast-open-sink", daemon=True).start()
         stop = asyncio.ensure_future(stopped.wait())
         try:

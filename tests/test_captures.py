@@ -170,16 +170,15 @@ def test_capture_summary(row):
     assert replay.unanswered == [] or row.capture.startswith("hftbacktest/")  # their snapshot comes inline
 
 
-class _DigestSink:
+class _DigestSink(NullSink):
     """What a sink is handed, as a digest per topic of every (key, value): values encoded with
     framing ``none``. ``records_needed`` says which path the pipeline takes for ``lob``: the
     records (tuples) encoded by the Rust encoder, or the book's own Avro bytes (AvroRows)."""
 
-    framing = "none"
-
     def __init__(self, records_needed: bool) -> None:
         import hashlib
 
+        super().__init__(framing="none")
         self.records_needed = records_needed
         self._new = hashlib.sha256
         self.digests: dict = {}
@@ -193,15 +192,6 @@ class _DigestSink:
 
     def result(self) -> dict:
         return {t: (self.counts[t], h.hexdigest()) for t, h in sorted(self.digests.items())}
-
-    def poll(self) -> None:
-        pass
-
-    def flush(self, timeout: float = 30.0) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("row", CAPTURES, ids=lambda r: r.capture)
