@@ -18,6 +18,7 @@ extensions = [
         sources=["native/frame/_frame.pyx"],
         extra_compile_args=["-O3"],
     ),
+    Extension("atomfast._dispatch", sources=["native/dispatch/_dispatch.pyx"], extra_compile_args=["-O3"]),  # the kit's route table, executed (atomfast.kit.dispatch)
     # picows' listener, compiled against picows' own .pxd (atomfast.feed falls back to Python)
     Extension(
         "atomfast._listener",

@@ -11,13 +11,16 @@ same way and no venue writes a frame loop of its own. Two shapes cover the venue
       dispatch = Dispatch({m.BookMsg: "_on_book", m.TradeMsg: "_on_trades", m.Heartbeat: None},
                           decoder=m.decoder, fallback="_on_other")
 
-* a cheap prefilter on the raw bytes first: ``prefilter`` names a method ``(conn, data) -> key``
-  that reads the route key without decoding (Binance: the byte after ``@`` in the stream name;
-  Kraken v1: the channelID's digits); ``decoders`` gives the decoder of each key (a key without
-  one is handed ``msg=None`` and decodes for itself)::
+* a cheap prefilter on the raw bytes first: ``prefilter`` reads the route key without decoding;
+  ``decoders`` gives the decoder of each key (a key without one is handed ``msg=None`` and
+  decodes for itself). The two common shapes are declared, and read in C: ``ByteAfter`` (the
+  byte after a marker: Binance's stream kind) and ``Lookup`` (the frame's prefix up to a
+  delimiter, in the connection's ``state``: Kraken v1's channelID); another is a method's name,
+  ``(conn, data) -> key``::
 
-      dispatch = Dispatch({b"d": "_on_depth", b"t": "_on_trade"}, prefilter="_route_key",
-                          decoders={b"d": m.depth_decoder, b"t": m.trade_decoder}, fallback="_slow")
+      dispatch = Dispatch({D: "_on_depth", T: "_on_trade"}, decoders={D: m.depth, T: m.trade},
+                          prefilter=ByteAfter(b'{"stream":"', b"@", end=96), fallback="_slow")
+      dispatch = Dispatch({b"books": "_on_book"}, prefilter="_route", decoders={b"books": m.book})
 
 Where every message of the venue starts with one byte (a JSON object: ``lead=b"{"``), a frame
 that does not is not decoded: it goes to ``fallback`` where the venue names one (a bare text
@@ -29,28 +32,23 @@ not JSON) goes to ``refused(conn, data, recv_ns, exc)`` where the venue names on
 decoder's own words), else as what is not routed.
 
 A handler is ``handler(conn, msg, data, recv_ns)``; with ``unwrap`` (an envelope format such as
-Binance's combined streams ``{"stream": .., "data": {..}}``) it is handed ``getattr(msg, unwrap)``
-instead of the envelope. A route whose handler is ``None`` is known
-and ignored (heartbeats, pongs). Whatever is not routed goes to ``fallback(conn, data, recv_ns)``
+Binance's combined streams ``{"stream": .., "data": {..}}``; prefiltered routes only) it is handed
+``getattr(msg, unwrap)`` instead of the envelope (``None`` for a route without a decoder). A route
+whose handler is ``None`` is known and ignored (heartbeats, pongs). Whatever is not routed goes to ``fallback(conn, data, recv_ns)``
 where the venue names one (it classifies the frame and counts it); otherwise it is counted as bad
 input: ``malformed JSON`` (not JSON at all), ``unknown message`` (JSON of no known shape) or
 ``unrouted`` (a known shape with a key no route names; the venue may name the kind, e.g.
 "unknown table").
+
+The table is the specification; ``atomfast._dispatch.Router`` (compiled, native/dispatch) is its
+one executor: ``bind`` hands the scheme the Router's bound ``on_frame``.
 """
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Callable, Mapping
-
-import msgspec
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 if TYPE_CHECKING:
     from ..scheme import Scheme
-
-#: what msgspec raises on input it cannot decode (see ``atomfast.scheme.DECODE_ERRORS``)
-_MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
-_VALIDATION = msgspec.ValidationError
-_MISSING = object()
 
 OnFrame = Callable[[Any, bytes, int], None]
 
@@ -67,7 +65,7 @@ class Dispatch:
         *,
         decoder: Any = None,
         decoders: Mapping[Any, Any] | None = None,
-        prefilter: str | None = None,
+        prefilter: Union[str, "ByteAfter", "Lookup", None] = None,
         field: str | None = None,
         fallback: str | None = None,
         refused: str | None = None,
@@ -90,6 +88,10 @@ class Dispatch:
         self.unwrap = unwrap
         if lead is not None and (prefilter is not None or len(lead) != 1):
             raise ValueError("Dispatch: lead (one byte) goes with a decoder, not a prefilter")
+        if unwrap is not None and prefilter is None:
+            raise ValueError("Dispatch: unwrap goes with a prefilter")
+        if prefilter is not None and not isinstance(prefilter, (str, ByteAfter, Lookup)):
+            raise TypeError(f"Dispatch: prefilter {prefilter!r} is neither a method name, ByteAfter nor Lookup")
         self.lead = lead
 
     def handlers(self, scheme: "Scheme") -> dict[Any, Callable | None]:
@@ -106,131 +108,79 @@ class Dispatch:
         return out
 
     def bind(self, scheme: "Scheme") -> OnFrame:
-        """The scheme's ``on_frame``: this table, dispatching to ``scheme``'s handlers."""
-        table = self.handlers(scheme)
-        bad_input = scheme.bad_input
-        unrouted = self.unrouted
-        fallback: Callable | None = getattr(scheme, self.fallback) if self.fallback else None
-
-        refused: Callable | None = getattr(scheme, self.refused) if self.refused else None
-
-        def other(conn, data: bytes, recv_ns: int, kind: str, detail: str) -> None:
-            """Not routed: the venue's fallback, or counted bad input of ``kind``."""
-            if fallback is not None:
-                fallback(conn, data, recv_ns)
-            else:
-                bad_input(kind, detail, data)
-
-        def declined(conn, data: bytes, recv_ns: int, kind: str, exc: Exception) -> None:
-            """A route's decoder refused the frame: the venue's ``refused(conn, data, recv_ns,
-            exc)``, else as ``other``."""
-            if refused is not None:
-                refused(conn, data, recv_ns, exc)
-            else:
-                other(conn, data, recv_ns, kind, str(exc))
-
-        if self.prefilter is not None:
-            return self._bind_prefiltered(scheme, table, other, declined, unrouted)
-
-        decode = self.decoder.decode
-        if self.unwrap is not None:
-            raise ValueError("Dispatch: unwrap goes with a prefilter")
-        lead = self.lead
-        not_lead = f"frame does not start with {lead.decode()}" if lead is not None else ""
-        #: the route key of a decoded message (its type, or its ``field``), read in C
-        key_of = attrgetter(self.field or "__class__")
-
-        def not_routed(conn, msg, data: bytes, recv_ns: int) -> None:
-            key = key_of(msg)
-            other(conn, data, recv_ns, unrouted, repr(getattr(key, "__name__", key))[:100])
-
-        # one lookup per frame: an ignored route is a no-op handler, a key no route names is
-        # ``not_routed`` (the lookup's default); the lead check is left out where there is none
-        route = {key: _ignore if handler is None else handler for key, handler in table.items()}.get
-
-        if lead is None:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    declined(conn, data, recv_ns, "unknown message", exc)
-                    return
-                except _MALFORMED as exc:
-                    bad_input("malformed JSON", str(exc), data)
-                    return
-                route(key_of(msg), not_routed)(conn, msg, data, recv_ns)
-        else:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                if data[:1] != lead:
-                    other(conn, data, recv_ns, "not a JSON object", not_lead)
-                    return
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    declined(conn, data, recv_ns, "unknown message", exc)
-                    return
-                except _MALFORMED as exc:
-                    bad_input("malformed JSON", str(exc), data)
-                    return
-                route(key_of(msg), not_routed)(conn, msg, data, recv_ns)
-
-        return on_frame
-
-    def _bind_prefiltered(self, scheme, table, other, declined, unrouted) -> OnFrame:
-        route_key = getattr(scheme, self.prefilter)
-        decoders = {key: dec.decode for key, dec in self.decoders.items()}
-        default = self.decoder.decode if self.decoder is not None else None
-        # key -> (handler, decode): one lookup per frame; an ignored route and a route without a
-        # decoder get stand-ins here, so that the frame's path has no branch for them
-        entries = {}
-        for key, handler in table.items():
-            decode = decoders.get(key, default)
-            entries[key] = (handler or _ignore, decode if decode is not None and handler is not None else _no_decode)
-
-        unwrap = self.unwrap
-        if unwrap is None:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                entry = entries.get(route_key(conn, data))
-                if entry is None:
-                    other(conn, data, recv_ns, unrouted, "no route for the frame")
-                    return
-                handler, decode = entry
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    declined(conn, data, recv_ns, "unknown message", exc)
-                    return
-                except _MALFORMED as exc:
-                    declined(conn, data, recv_ns, "malformed JSON", exc)
-                    return
-                handler(conn, msg, data, recv_ns)
-        else:
-            def on_frame(conn, data: bytes, recv_ns: int) -> None:
-                entry = entries.get(route_key(conn, data))
-                if entry is None:
-                    other(conn, data, recv_ns, unrouted, "no route for the frame")
-                    return
-                handler, decode = entry
-                try:
-                    msg = decode(data)
-                except _VALIDATION as exc:
-                    declined(conn, data, recv_ns, "unknown message", exc)
-                    return
-                except _MALFORMED as exc:
-                    declined(conn, data, recv_ns, "malformed JSON", exc)
-                    return
-                handler(conn, getattr(msg, unwrap), data, recv_ns)
-
-        return on_frame
+        """The scheme's ``on_frame``: this table, dispatching to ``scheme``'s handlers (executed
+        by the compiled ``atomfast._dispatch.Router``; its bound method, so that the frame core's
+        call is one C call)."""
+        return Router(self, scheme).on_frame
 
 
-def _ignore(conn, msg, data: bytes, recv_ns: int) -> None:
-    """The handler of a route that is known and ignored."""
+class ByteAfter:
+    """A prefilter read in C: the frame starts with ``prefix``, and the route key is the byte
+    (its value, an int, as ``data[i]`` gives) after the first ``marker`` (one byte) within
+    ``data[len(prefix):end]``. ``only`` names, per key byte, the bytes the frame must go on with
+    from that byte (one of them) for the key to count. No key (None: not routed) where the frame
+    does not start so, has no marker there, ends at the marker, or fails ``only``.
+
+    Binance's combined streams (``{"stream":"btcusdt@depth@100ms","data":..}``): the kind is the
+    byte after ``@``, and ``d`` is the diff depth only as ``depth@..`` or ``depth"`` (not the
+    partial ``depth5``)::
+
+        ByteAfter(b'{"stream":"', b"@", end=96, only={ord("d"): (b"depth@", b'depth"')})
+    """
+
+    __slots__ = ("prefix", "marker", "end", "only")
+
+    def __init__(self, prefix: bytes, marker: bytes, *, end: int,
+                 only: Mapping[int | bytes, tuple[bytes, ...]] | None = None) -> None:
+        if len(marker) != 1:
+            raise ValueError("ByteAfter: the marker is one byte")
+        if end <= len(prefix):
+            raise ValueError("ByteAfter: end is past the prefix")
+        self.prefix = bytes(prefix)
+        self.marker = bytes(marker)
+        self.end = end
+        self.only: dict[int, tuple[bytes, ...]] = {}
+        for key, tails in (only or {}).items():
+            if isinstance(key, bytes):
+                if len(key) != 1:
+                    raise ValueError(f"ByteAfter: only's key {key!r} is not one byte")
+                key = key[0]
+            if isinstance(tails, bytes):
+                tails = (tails,)
+            if not 0 <= key < 256 or any(t[:1] != bytes((key,)) for t in tails):
+                raise ValueError(f"ByteAfter: only[{key!r}] = {tails!r}: each starts with the key byte")
+            self.only[key] = tuple(tails)
+
+    def __repr__(self) -> str:
+        return f"ByteAfter({self.prefix!r}, {self.marker!r}, end={self.end}, only={self.only!r})"
 
 
-def _no_decode(data: bytes) -> None:
-    """The decoder of a route whose handler decodes for itself (it is handed ``msg=None``)."""
-    return None
+class Lookup:
+    """A prefilter read in C: the frame's bytes up to its first ``delimiter`` (included; b"" where
+    it has none) are looked up in the connection's ``state``; a hit's ``attr`` is the route key,
+    and the hit is set as the scheme's attribute ``keep`` for the handler (where named); a miss's
+    key is the frame's first byte (bytes, b"" for an empty frame).
+
+    Kraken v1: ``conn.state[b"[3648,"]`` is the channel (``_Channel``) learnt from its
+    ``subscriptionStatus``; its ``kind`` routes the frame, the handler reads it as
+    ``self._channel``; b"[" is a channelID not learnt yet, b"{" an event::
+
+        Lookup(b",", attr="kind", keep="_channel")
+    """
+
+    __slots__ = ("delimiter", "attr", "keep")
+
+    def __init__(self, delimiter: bytes, *, attr: str, keep: str | None = None) -> None:
+        if len(delimiter) != 1:
+            raise ValueError("Lookup: the delimiter is one byte")
+        self.delimiter = bytes(delimiter)
+        self.attr = attr
+        self.keep = keep
+
+    def __repr__(self) -> str:
+        return f"Lookup({self.delimiter!r}, attr={self.attr!r}, keep={self.keep!r})"
 
 
-__all__ = ["Dispatch", "OnFrame"]
+from .._dispatch import Router  # noqa: E402  (it reads ByteAfter and Lookup from here)
+
+__all__ = ["ByteAfter", "Dispatch", "Lookup", "OnFrame"]

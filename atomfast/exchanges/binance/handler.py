@@ -53,6 +53,7 @@ import msgspec
 
 from ...book import BID
 from ...kit.booksync import BookSync, Chained, Contiguous
+from ...kit.dispatch import ByteAfter
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -189,28 +190,19 @@ class BinanceScheme(Scheme):
 
     # --- frames -------------------------------------------------------------------------------
     # Every market-data frame is ``{"stream":"<symbol>@<channel>...","data":{...}}``: the byte after
-    # the ``@`` names the kind, and the frame is decoded once into that kind's Struct. Anything
-    # else takes the tolerant slow path (``_slow``), which classifies it and counts bad input.
+    # the ``@`` names the kind (read in C: ``ByteAfter``; diff depth is "depth@..." or "depth",
+    # "depth5"/"depth20" (partial) are not ours), and the frame is decoded once into that kind's
+    # Struct. Anything else takes the tolerant slow path (``_slow``), which classifies it and
+    # counts bad input.
     dispatch = Dispatch(
         {_D: "_on_depth", _T: "_on_trade", _A: "_on_agg_trade", _B: "_on_book_ticker", _K: "_on_kline",
          _M: "_on_mark_price", _F: "_on_force_order"},
-        prefilter="_route_key",
+        prefilter=ByteAfter(b'{"stream":"', b"@", end=96, only={_D: (b"depth@", b'depth"')}),
         unwrap="data",
         decoders={_D: m.depth_frame, _T: m.trade_frame, _A: m.agg_trade_frame, _B: m.book_ticker_frame,
                   _K: m.kline_frame, _M: m.mark_price_frame, _F: m.force_order_frame},
         fallback="_slow",  # diagnoses a frame that failed to decode too (and resyncs a book message)
     )
-
-    @staticmethod
-    def _route_key(conn: Connection, data: bytes) -> int | None:
-        if data[:11] == b'{"stream":"':
-            at = data.find(b"@", 11, 96)
-            if at > 0 and at + 1 < len(data):
-                kind = data[at + 1]
-                # diff depth is "depth@..." or "depth"; "depth5"/"depth20" (partial) are not ours
-                if kind != _D or data[at + 6 : at + 7] in (b"@", b'"'):
-                    return kind
-        return None
 
     def _slow(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """Not a well-formed market-data frame of a known kind: classify it."""

@@ -38,6 +38,7 @@ import msgspec
 
 from ...book import ASK, BID, L2Book, L3Book, parse_checksum, parse_decimal
 from ...events import BUY, SELL, Candle, Lob, LobL3, Ticker, Trade
+from ...kit.dispatch import Lookup
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
                        Connection, ConnectionPlan, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
                        WebsocketEndpoint)
@@ -141,7 +142,7 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     ``subscriptionStatus`` and kept in ``conn.state``, keyed by the frame's bytes up to the
     channelID's comma (``b"[3648,"``; a message on an unknown channelID is understood from its
     trailing channelName and pair, and learnt). Routing reads those bytes, without decoding
-    (``_route``); ``{`` frames are events.
+    (``dispatch``'s ``Lookup``); ``{`` frames are events.
 
     A book frame is decoded as the common update (one payload with its checksum, ``_on_book``);
     one of another shape (a snapshot, two payloads, another pair) is decoded again as any book
@@ -153,18 +154,19 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     websocket_endpoints = (WebsocketEndpoint("wss://ws.kraken.com"),)
     is_default = False
 
-    #: data frames by their channel's kind (``_route``: the channelID's digits), decoded as its
+    #: data frames by their channel's kind (``Lookup``: the channelID's digits), decoded as its
     #: messages are (a book's as its common update), a frame on a channelID not learnt yet (b"["),
     #: an event (b"{"); what does not decode so, and what is neither, goes to ``_on_other``
     dispatch = Dispatch({"book": "_on_book", "trade": "_on_trades", "ticker": "_on_ticker", "ohlc": "_on_ohlc",
                          "spread": None, b"[": "_on_new_channel", b"{": "_on_event"},
-                        prefilter="_route", decoders={**_DATA_DECODERS, b"{": m.v1_event_decoder},
+                        prefilter=Lookup(b",", attr="kind", keep="_channel"),
+                        decoders={**_DATA_DECODERS, b"{": m.v1_event_decoder},
                         fallback="_on_other")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
-        #: the channel of the frame being routed (set by ``_route`` for the handler)
+        #: the channel of the frame being routed (kept by the dispatch's ``Lookup`` for the handler)
         self._channel: _Channel | None = None
         #: pair -> its book channels (on every connection), whose ``trunc`` follows ``depths``
         self._book_channels: dict[str, WeakSet[_Channel]] = {}
@@ -189,15 +191,9 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         return '{"event":"ping"}'
 
     # --- routing ------------------------------------------------------------------------------
-    def _route(self, conn: Connection, data: bytes):
-        """The route key of a frame: the kind of its channel, read from the channelID's digits as
-        sent (``[3648,``); b"[" for a channelID not learnt yet, b"{" for an event."""
-        try:
-            channel = conn.state[data[:data.find(b",") + 1]]
-        except KeyError:
-            return data[:1]
-        self._channel = channel
-        return channel.kind
+    # The route key of a frame is the kind of its channel, read (in C: ``Lookup``) from the
+    # channelID's digits as sent (``[3648,``) in ``conn.state``, the channel kept as ``_channel``
+    # for the handler; b"[" for a channelID not learnt yet, b"{" for an event.
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """A data frame that did not decode as its channel's (``_route`` found the channel: a book

@@ -1,0 +1,14 @@
+"""Stubs of the compiled route-table executor (native/dispatch/_dispatch.pyx)."""
+from typing import Any
+
+from .kit.dispatch import Dispatch
+
+class Router:
+    """A ``Dispatch`` bound to one scheme's handlers (``Dispatch.bind`` returns its ``on_frame``)."""
+
+    @property
+    def scheme(self) -> Any: ...
+    @property
+    def dispatch(self) -> Dispatch: ...
+    def __init__(self, dispatch: Dispatch, scheme: Any) -> None: ...
+    def on_frame(self, conn: Any, data: bytes | memoryview, recv_ns: int) -> None: ...

@@ -1,0 +1,264 @@
+# cython: language_level=3
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: nonecheck=False, overflowcheck=False, infer_types=True, embedsignature=True
+"""The venue kit's route table, executed: ``Router`` runs one ``atomfast.kit.dispatch.Dispatch``
+for one scheme, frame by frame (``Dispatch.bind`` hands the frame core ``Router(...).on_frame``).
+
+The table is the specification (what each branch does is documented in
+``atomfast/kit/dispatch.py``); this is its only executor. Every frame of every venue passes
+here, so the branches are C: the lead byte, the decode and its two kinds of failure, the route
+lookup, unwrap, the fallback, ``refused``, the bad-input accounting; and the two declarative
+prefilters, ``ByteAfter`` (Binance's stream kind) and ``Lookup`` (Kraken v1's channelID in the
+connection's state), read the raw bytes in C. A prefilter named as a method stays a Python call.
+Stubs in ``atomfast/_dispatch.pyi``.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
+from cpython.object cimport PyObject
+from libc.string cimport memchr, memcmp
+
+import msgspec
+
+#: a decoder's refusal of a frame of valid JSON (a subclass of DecodeError: tried first)
+cdef object _VALIDATION = msgspec.ValidationError
+#: what msgspec raises on input it cannot decode (``atomfast.scheme.DECODE_ERRORS``)
+cdef tuple _MALFORMED = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+# how a frame's route key is read
+cdef enum:
+    K_DECODED = 0   # decode first: the decoded message's type, or its ``field``
+    K_METHOD = 1    # the scheme's prefilter method (conn, data) -> key
+    K_BYTE_AFTER = 2
+    K_LOOKUP = 3
+
+
+cdef class _Route:
+    """One route: the scheme's bound handler (None: known and ignored) and the decoder's bound
+    ``decode`` (None: the handler is handed ``msg=None`` and decodes for itself)."""
+    cdef object handler
+    cdef object decode
+
+    def __cinit__(self, handler, decode):
+        self.handler = handler
+        self.decode = decode
+
+
+cdef class Router:
+    """A ``Dispatch`` bound to one scheme's handlers: ``on_frame(conn, data, recv_ns)``."""
+
+    cdef readonly object scheme
+    cdef readonly object dispatch
+    cdef int how
+    cdef object bad_input
+    cdef object fallback
+    cdef object refused
+    cdef str unrouted
+    cdef object unwrap
+    # K_DECODED
+    cdef object decode
+    cdef object field
+    cdef int lead          # -1: none
+    cdef str not_lead
+    # the routes: key -> _Route
+    cdef dict routes
+    # K_METHOD
+    cdef object prefilter
+    # K_BYTE_AFTER: the frame starts with ``prefix``; the key is the byte after the first
+    # ``marker`` within [len(prefix), end); per key byte, the bytes the frame must continue with
+    cdef bytes prefix
+    cdef int marker
+    cdef Py_ssize_t end
+    cdef list by_byte       # 256: the byte's _Route, or None
+    cdef list only          # 256: a tuple of bytes the frame continues with, or None
+    # K_LOOKUP: the frame's bytes up to ``delimiter`` (included) in ``conn.state``
+    cdef int delimiter
+    cdef object attr
+    cdef object keep
+
+    def __init__(self, dispatch, scheme):
+        from atomfast.kit.dispatch import ByteAfter, Lookup
+
+        self.dispatch = dispatch
+        self.scheme = scheme
+        self.bad_input = scheme.bad_input
+        self.fallback = getattr(scheme, dispatch.fallback) if dispatch.fallback else None
+        self.refused = getattr(scheme, dispatch.refused) if dispatch.refused else None
+        self.unrouted = dispatch.unrouted
+        self.unwrap = dispatch.unwrap
+        self.lead = -1
+        table = dispatch.handlers(scheme)
+        pre = dispatch.prefilter
+        default = dispatch.decoder.decode if dispatch.decoder is not None else None
+        if pre is None:
+            self.how = K_DECODED
+            self.decode = default
+            self.field = dispatch.field
+            if dispatch.lead is not None:
+                self.lead = dispatch.lead[0]
+                self.not_lead = f"frame does not start with {dispatch.lead.decode()}"
+            self.routes = {key: _Route(handler, None) for key, handler in table.items()}
+            return
+        decoders = {key: dec.decode for key, dec in dispatch.decoders.items()}
+        self.routes = {key: _Route(handler, decoders.get(key, default) if handler is not None else None)
+                       for key, handler in table.items()}
+        if isinstance(pre, str):
+            self.how = K_METHOD
+            self.prefilter = getattr(scheme, pre)
+        elif isinstance(pre, ByteAfter):
+            self.how = K_BYTE_AFTER
+            self.prefix = pre.prefix
+            self.marker = pre.marker[0]
+            self.end = pre.end
+            self.by_byte = [self.routes.get(b) for b in range(256)]
+            self.only = [None] * 256
+            for key, tails in pre.only.items():
+                self.only[key] = tuple(tails)
+        elif isinstance(pre, Lookup):
+            self.how = K_LOOKUP
+            self.delimiter = pre.delimiter[0]
+            self.attr = pre.attr
+            self.keep = pre.keep
+        else:
+            raise TypeError(f"Dispatch: prefilter {pre!r} is neither a method name, ByteAfter nor Lookup")
+
+    def on_frame(self, conn, data, recv_ns):
+        """One frame (bytes; a memoryview for a scheme with ``accepts_memoryview``) to its route."""
+        cdef Py_buffer view
+        cdef object entry
+        if self.how == K_DECODED:
+            if self.lead >= 0 and not self._leads(data):
+                self._other(conn, data, recv_ns, "not a JSON object", self.not_lead)
+                return
+            self._decoded(conn, data, recv_ns)
+            return
+        if self.how == K_METHOD:
+            entry = self.routes.get(self.prefilter(conn, data))
+        elif PyBytes_CheckExact(data):
+            entry = self._raw(conn, <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                entry = self._raw(conn, <const unsigned char*>view.buf, view.len)
+            finally:
+                PyBuffer_Release(&view)
+        if entry is None:
+            self._other(conn, data, recv_ns, self.unrouted, "no route for the frame")
+            return
+        self._routed(<_Route>entry, conn, data, recv_ns)
+
+    cdef inline bint _leads(self, data):
+        """Whether the frame starts with the ``lead`` byte."""
+        if PyBytes_CheckExact(data):
+            return PyBytes_GET_SIZE(data) > 0 and <unsigned char>PyBytes_AS_STRING(data)[0] == self.lead
+        return data[:1] == bytes((self.lead,))
+
+    cdef inline object _raw(self, conn, const unsigned char* p, Py_ssize_t n):
+        """The route a declarative prefilter reads on the frame's bytes, or None."""
+        if self.how == K_BYTE_AFTER:
+            return self._byte_after(p, n)
+        return self._lookup(conn, p, n)
+
+    cdef inline object _byte_after(self, const unsigned char* p, Py_ssize_t n):
+        """The route of the byte after the marker, or None (``ByteAfter``)."""
+        cdef Py_ssize_t start = PyBytes_GET_SIZE(self.prefix)
+        cdef Py_ssize_t stop = self.end if self.end < n else n
+        cdef const unsigned char* at
+        cdef Py_ssize_t i, k
+        cdef bytes tail
+        if n < start or memcmp(p, PyBytes_AS_STRING(self.prefix), start) != 0 or stop <= start:
+            return None
+        at = <const unsigned char*>memchr(p + start, self.marker, stop - start)
+        if at == NULL:
+            return None
+        i = at - p + 1
+        if i >= n:
+            return None
+        k = p[i]
+        tails = self.only[k]
+        if tails is not None:
+            for tail in <tuple>tails:
+                if n - i >= PyBytes_GET_SIZE(tail) and memcmp(p + i, PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail)) == 0:
+                    break
+            else:
+                return None
+        return self.by_byte[k]
+
+    cdef inline object _lookup(self, conn, const unsigned char* p, Py_ssize_t n):
+        """The route of the frame's prefix in ``conn.state`` (its ``attr``; the hit kept on the
+        scheme as ``keep``), else of its first byte (``Lookup``)."""
+        cdef const unsigned char* at = <const unsigned char*>memchr(p, self.delimiter, n)
+        cdef Py_ssize_t upto = (at - p + 1) if at != NULL else 0
+        cdef PyObject* hit
+        state = conn.state
+        prefix = PyBytes_FromStringAndSize(<const char*>p, upto)
+        if PyDict_CheckExact(state):
+            hit = PyDict_GetItem(state, prefix)
+            found = <object>hit if hit != NULL else None
+            if hit == NULL:
+                return self.routes.get(PyBytes_FromStringAndSize(<const char*>p, 1 if n else 0))
+        else:
+            try:
+                found = state[prefix]
+            except KeyError:
+                return self.routes.get(PyBytes_FromStringAndSize(<const char*>p, 1 if n else 0))
+        if self.keep is not None:
+            setattr(self.scheme, self.keep, found)
+        return self.routes.get(getattr(found, self.attr))
+
+    cdef inline _decoded(self, conn, data, recv_ns):
+        """Decode first, route by the message's type or ``field``."""
+        try:
+            msg = self.decode(data)
+        except _VALIDATION as exc:
+            self._declined(conn, data, recv_ns, "unknown message", exc)
+            return
+        except _MALFORMED as exc:
+            self.bad_input("malformed JSON", str(exc), data)
+            return
+        key = type(msg) if self.field is None else getattr(msg, self.field)
+        entry = self.routes.get(key)
+        if entry is None:
+            if self.fallback is not None:
+                self.fallback(conn, data, recv_ns)
+            else:
+                self.bad_input(self.unrouted, repr(getattr(key, "__name__", key))[:100], data)
+            return
+        handler = (<_Route>entry).handler
+        if handler is not None:
+            handler(conn, msg, data, recv_ns)
+
+    cdef inline _routed(self, _Route entry, conn, data, recv_ns):
+        """A prefiltered frame's route: its decoder (the refusals to ``_declined``), then its
+        handler, handed the message (or its ``unwrap`` attribute)."""
+        handler = entry.handler
+        if handler is None:
+            return
+        msg = None
+        if entry.decode is not None:
+            try:
+                msg = entry.decode(data)
+            except _VALIDATION as exc:
+                self._declined(conn, data, recv_ns, "unknown message", exc)
+                return
+            except _MALFORMED as exc:
+                self._declined(conn, data, recv_ns, "malformed JSON", exc)
+                return
+            if self.unwrap is not None:
+                msg = getattr(msg, self.unwrap)
+        handler(conn, msg, data, recv_ns)
+
+    cdef _other(self, conn, data, recv_ns, str kind, str detail):
+        """Not routed: the venue's fallback, or counted bad input of ``kind``."""
+        if self.fallback is not None:
+            self.fallback(conn, data, recv_ns)
+        else:
+            self.bad_input(kind, detail, data)
+
+    cdef _declined(self, conn, data, recv_ns, str kind, exc):
+        """A route's decoder refused the frame: the venue's ``refused(conn, data, recv_ns, exc)``,
+        else as ``_other``."""
+        if self.refused is not None:
+            self.refused(conn, data, recv_ns, exc)
+        else:
+            self._other(conn, data, recv_ns, kind, str(exc))
