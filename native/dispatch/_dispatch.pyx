@@ -1,6 +1,7 @@
 # cython: language_level=3
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # cython: nonecheck=False, overflowcheck=False, infer_types=True, embedsignature=True
+# cython: binding=False
 """The venue kit's route table, executed: ``Router`` runs one ``atomfast.kit.dispatch.Dispatch``
 for one scheme, frame by frame (``Dispatch.bind`` hands the frame core ``Router(...).on_frame``).
 
@@ -11,6 +12,10 @@ lookup, unwrap, the fallback, ``refused``, the bad-input accounting; and the two
 prefilters, ``ByteAfter`` (Binance's stream kind) and ``Lookup`` (Kraken v1's channelID in the
 connection's state), read the raw bytes in C. A prefilter named as a method stays a Python call.
 Stubs in ``atomfast/_dispatch.pyi``.
+
+``binding=False``: ``on_frame`` is a METH_FASTCALL method of the type, so ``router.on_frame`` is a
+builtin bound method (not a Python method object wrapping a cyfunction) and the frame core's
+call of it is one vectorcall.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE

@@ -1,0 +1,438 @@
+"""The venue kit's route table (``atomfast.kit.dispatch.Dispatch``), executed by the compiled
+``atomfast._dispatch.Router``: every branch, on real frames of the recorded captures (Kraken v1's
+book and ticker, Binance's combined streams), through the product's frame driver (the test kit's
+``Harness``), with the exact bad-input kinds and details.
+
+- decode first: the lead byte; the route key by type or by ``field``; a known and ignored route;
+  a key no route names (``unrouted``, its kind and the key's name); a refusal (``refused`` or
+  ``unknown message``); malformed JSON (always counted, even with a fallback);
+- prefiltered: a method's key, ``ByteAfter`` (Binance: the byte after ``@``, depth only as
+  ``depth@``/``depth"``), ``Lookup`` (Kraken v1: the channelID in ``conn.state``, the channel kept
+  on the scheme); the decoder of each key, a route without one (``msg=None``), ``unwrap``; no
+  route (``no route for the frame``); refusals and malformed JSON (``refused``, the fallback, or
+  counted);
+- the venues moved onto the declarative prefilters (Binance, Kraken v1) on their captures.
+"""
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from atomfast._dispatch import Router
+from atomfast.exchanges.binance import BinanceSpotScheme
+from atomfast.exchanges.kraken import KrakenSpotV1Scheme
+from atomfast.kit.dispatch import ByteAfter, Dispatch, Lookup
+from atomfast.scheme import Scheme
+from atomfast.testing import T0, Harness, capture_instruments, fixture_path, recv_frames
+
+KRAKEN_BOOK = "cryptofeed/KRAKEN.ws.50.0"
+KRAKEN_TICKER = "cryptofeed/KRAKEN.ws.49.0"
+BINANCE = "cryptofeed/BINANCE.ws.1.0"
+
+
+def _frames(capture: str) -> list[bytes]:
+    return [data for _, data in recv_frames(fixture_path(capture))]
+
+
+def _first(capture: str, start: bytes) -> bytes:
+    return next(d for d in _frames(capture) if d.startswith(start))
+
+
+# --- real frames -----------------------------------------------------------------------------
+SYSTEM_STATUS = b'{"connectionID":17843232920108168701,"event":"systemStatus","status":"online","version":"1.8.3"}'
+HEARTBEAT = b'{"event":"heartbeat"}'
+
+
+@pytest.fixture(scope="module")
+def kraken():
+    """(subscriptionStatus of channel 1664, a book update on it, a ticker frame of channel 1668)."""
+    status = _first(KRAKEN_BOOK, b'{"channelID":1664,')
+    update = _first(KRAKEN_BOOK, b'[1664,{"a":')
+    ticker = _first(KRAKEN_TICKER, b"[1668,")
+    assert SYSTEM_STATUS in _frames(KRAKEN_BOOK) and HEARTBEAT in _frames(KRAKEN_BOOK)
+    return status, update, ticker
+
+
+@pytest.fixture(scope="module")
+def binance():
+    """(a diff-depth frame, a bookTicker frame, an aggTrade frame) of nknusdt."""
+    return (_first(BINANCE, b'{"stream":"nknusdt@depth@100ms"'), _first(BINANCE, b'{"stream":"nknusdt@bookTicker"'),
+            _first(BINANCE, b'{"stream":"nknusdt@aggTrade"'))
+
+
+# --- toy messages (msgspec decoders of those frames' shapes) ----------------------------------
+class SystemStatus(msgspec.Struct, tag_field="event", tag="systemStatus"):
+    status: str
+
+
+class Heartbeat(msgspec.Struct, tag_field="event", tag="heartbeat"):
+    pass
+
+
+class SubscriptionStatus(msgspec.Struct, tag_field="event", tag="subscriptionStatus"):
+    channelID: int
+    pair: str
+
+
+EVENTS = msgspec.json.Decoder(SystemStatus | Heartbeat | SubscriptionStatus)
+
+
+class Event(msgspec.Struct):
+    event: str
+
+
+class Subscribed(msgspec.Struct):
+    channelID: int
+
+
+class Depth(msgspec.Struct):
+    s: str
+    U: int
+    u: int
+
+
+class DepthFrame(msgspec.Struct):
+    stream: str
+    data: Depth
+
+
+class Ticker(msgspec.Struct):
+    s: str
+    b: str
+
+
+class TickerFrame(msgspec.Struct):
+    stream: str
+    data: Ticker
+
+
+ARRAY = msgspec.json.Decoder(list)
+
+
+class Channel:
+    """What Kraken v1 keeps in ``conn.state`` per channelID (its ``kind`` routes)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+class Rec(Scheme):
+    """Records what the route table hands it."""
+
+    exchange = "toy"
+    ws_url = "ws://toy.example"
+    channels = {"trades": "trades"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.calls: list[tuple] = []
+        super().__init__(*args, **kwargs)
+
+    def subscribe_messages(self, channel, natives):
+        return []
+
+    def _a(self, conn, msg, data, recv_ns):
+        self.calls.append(("a", msg, data, recv_ns))
+
+    def _b(self, conn, msg, data, recv_ns):
+        self.calls.append(("b", msg, data, recv_ns))
+
+    def _fallback(self, conn, data, recv_ns):
+        self.calls.append(("fallback", data, recv_ns))
+
+    def _refused(self, conn, data, recv_ns, exc):
+        self.calls.append(("refused", type(exc), str(exc), data))
+
+    def _key(self, conn, data):
+        """A prefilter method: the frame's first byte (bytes)."""
+        return data[:1]
+
+
+def harness(dispatch: Dispatch) -> Harness:
+    return Harness(type("Toy", (Rec,), {"dispatch": dispatch}))
+
+
+def fed(h: Harness, data: bytes) -> tuple[list, list]:
+    """(what the scheme was handed, the bad input counted) for one frame."""
+    calls, reports = len(h.scheme.calls), len(h.reports)
+    h.feed(data, T0)
+    return h.scheme.calls[calls:], h.reports[reports:]
+
+
+def _error(decoder, data: bytes) -> tuple[type, str]:
+    try:
+        decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        return type(exc), str(exc)
+    raise AssertionError("decoded")
+
+
+# ------------------------------------------------------------------------------------------------
+# the binding
+
+
+def test_bind_hands_the_scheme_the_routers_bound_method():
+    h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS))
+    on_frame = h.scheme.on_frame
+    assert type(on_frame).__name__ == "builtin_function_or_method"
+    assert isinstance(on_frame.__self__, Router) and on_frame.__self__.scheme is h.scheme
+    assert on_frame.__self__.dispatch is type(h.scheme).dispatch
+
+
+def test_a_route_naming_no_method_is_refused_at_bind():
+    with pytest.raises(TypeError, match="Toy: dispatch names '_nowhere', which it does not define"):
+        harness(Dispatch({SystemStatus: "_nowhere"}, decoder=EVENTS))
+
+
+def test_the_declaration_is_checked():
+    with pytest.raises(ValueError, match="a decoder, or a prefilter, is needed"):
+        Dispatch({})
+    with pytest.raises(ValueError, match="need a prefilter"):
+        Dispatch({}, decoder=EVENTS, decoders={b"x": EVENTS})
+    with pytest.raises(ValueError, match="lead"):
+        Dispatch({}, prefilter="_key", lead=b"{")
+    with pytest.raises(ValueError, match="lead"):
+        Dispatch({}, decoder=EVENTS, lead=b"{[")
+    with pytest.raises(ValueError, match="unwrap goes with a prefilter"):
+        Dispatch({}, decoder=EVENTS, unwrap="data")
+    with pytest.raises(TypeError, match="neither a method name, ByteAfter nor Lookup"):
+        Dispatch({}, prefilter=42)
+    with pytest.raises(ValueError, match="each starts with the key byte"):
+        ByteAfter(b'{"s":"', b"@", end=40, only={b"d": (b"xdepth",)})
+    with pytest.raises(ValueError, match="one byte"):
+        ByteAfter(b'{"s":"', b"@@", end=40)
+    with pytest.raises(ValueError, match="end is past the prefix"):
+        ByteAfter(b'{"s":"', b"@", end=3)
+    with pytest.raises(ValueError, match="one byte"):
+        Lookup(b",,", attr="kind")
+    assert ByteAfter(b'{"s":"', b"@", end=40, only={b"d": b"depth@"}).only == {ord("d"): (b"depth@",)}
+
+
+# ------------------------------------------------------------------------------------------------
+# decode first
+
+
+def test_decoded_routes_by_type_ignores_a_none_route_and_counts_an_unrouted_key(kraken):
+    status, update, _ = kraken
+    h = harness(Dispatch({SystemStatus: "_a", Heartbeat: None}, decoder=EVENTS))
+    calls, reports = fed(h, SYSTEM_STATUS)
+    assert calls == [("a", SystemStatus(status="online"), SYSTEM_STATUS, T0)] and reports == []
+    assert fed(h, HEARTBEAT) == ([], [])
+    # a known shape no route names: ``unrouted`` and the key's name
+    assert fed(h, status) == ([], [("toy: unrouted", "'SubscriptionStatus'", status)])
+    # the venue names the kind
+    h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS, unrouted="unknown event"))
+    assert fed(h, status) == ([], [("toy: unknown event", "'SubscriptionStatus'", status)])
+    # the fallback takes it instead
+    h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS, fallback="_fallback"))
+    assert fed(h, status) == ([("fallback", status, T0)], [])
+
+
+def test_decoded_routes_by_field_and_names_an_unrouted_value(kraken):
+    status, _, _ = kraken
+    h = harness(Dispatch({"systemStatus": "_a", "heartbeat": None}, decoder=msgspec.json.Decoder(Event), field="event"))
+    assert fed(h, SYSTEM_STATUS) == ([("a", Event("systemStatus"), SYSTEM_STATUS, T0)], [])
+    assert fed(h, HEARTBEAT) == ([], [])
+    assert fed(h, status) == ([], [("toy: unrouted", "'subscriptionStatus'", status)])
+
+
+def test_decoded_refusal_goes_to_refused_else_to_the_fallback_else_unknown_message(kraken):
+    _, update, _ = kraken
+    exc_type, text = _error(msgspec.json.Decoder(Event), update)
+    assert exc_type is msgspec.ValidationError and text == "Expected `object`, got `array`"
+    dispatch = dict(decoder=msgspec.json.Decoder(Event), field="event")
+    h = harness(Dispatch({"systemStatus": "_a"}, **dispatch))
+    assert fed(h, update) == ([], [("toy: unknown message", text, update)])
+    h = harness(Dispatch({"systemStatus": "_a"}, fallback="_fallback", **dispatch))
+    assert fed(h, update) == ([("fallback", update, T0)], [])
+    h = harness(Dispatch({"systemStatus": "_a"}, fallback="_fallback", refused="_refused", **dispatch))
+    assert fed(h, update) == ([("refused", msgspec.ValidationError, text, update)], [])
+
+
+def test_decoded_malformed_json_is_counted_even_with_a_fallback_or_refused():
+    truncated = SYSTEM_STATUS[:40]
+    exc_type, text = _error(EVENTS, truncated)
+    assert exc_type is msgspec.DecodeError and text == "Input data was truncated"
+    for extra in ({}, {"fallback": "_fallback"}, {"fallback": "_fallback", "refused": "_refused"}):
+        h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS, **extra))
+        assert fed(h, truncated) == ([], [("toy: malformed JSON", text, truncated)])
+        assert fed(h, b"pong") == ([], [("toy: malformed JSON", "JSON is malformed: invalid character (byte 0)", b"pong")])
+
+
+def test_decoded_with_a_lead_byte(kraken):
+    _, update, _ = kraken
+    h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS, lead=b"{"))
+    assert fed(h, SYSTEM_STATUS)[0][0][0] == "a"
+    assert fed(h, update) == ([], [("toy: not a JSON object", "frame does not start with {", update)])
+    assert fed(h, b"pong") == ([], [("toy: not a JSON object", "frame does not start with {", b"pong")])
+    assert fed(h, b"") == ([], [("toy: not a JSON object", "frame does not start with {", b"")])
+    # a frame that does start with it, malformed: decoded, counted as such
+    assert fed(h, b"{") == ([], [("toy: malformed JSON", "Input data was truncated", b"{")])
+    h = harness(Dispatch({SystemStatus: "_a"}, decoder=EVENTS, lead=b"{", fallback="_fallback"))
+    assert fed(h, update) == ([("fallback", update, T0)], [])
+    # a memoryview (a scheme with ``accepts_memoryview``) is read the same
+    h.scheme.on_frame(h.conn, memoryview(SYSTEM_STATUS), T0)
+    h.scheme.on_frame(h.conn, memoryview(update), T0)
+    assert [c[0] for c in h.scheme.calls[-2:]] == ["a", "fallback"]
+
+
+# ------------------------------------------------------------------------------------------------
+# prefiltered: a method's key
+
+
+def test_method_prefilter_decoders_per_key_and_a_route_without_one(kraken):
+    _, update, _ = kraken
+    h = harness(Dispatch({b"[": "_a", b"{": "_b", b"p": None}, prefilter="_key", decoders={b"[": ARRAY}))
+    calls, reports = fed(h, update)
+    assert reports == [] and calls[0][0] == "a" and calls[0][1][0] == 1664 and calls[0][1][2:] == ["book-1000", "WAVES/EUR"]
+    assert fed(h, HEARTBEAT) == ([("b", None, HEARTBEAT, T0)], [])  # no decoder: handed msg=None
+    assert fed(h, b"pong") == ([], [])  # ignored: not decoded
+    assert fed(h, b"garbage") == ([], [("toy: unrouted", "no route for the frame", b"garbage")])
+    assert fed(h, b"") == ([], [("toy: unrouted", "no route for the frame", b"")])
+
+
+def test_prefiltered_refusal_and_malformed_go_to_refused_else_the_fallback_else_are_counted():
+    d = {b"{": msgspec.json.Decoder(Subscribed)}
+    invalid = SYSTEM_STATUS
+    _, invalid_text = _error(d[b"{"], invalid)
+    assert invalid_text == "Object missing required field `channelID`"
+    truncated = SYSTEM_STATUS[:40]
+    h = harness(Dispatch({b"{": "_a"}, prefilter="_key", decoders=d))
+    assert fed(h, invalid) == ([], [("toy: unknown message", invalid_text, invalid)])
+    assert fed(h, truncated) == ([], [("toy: malformed JSON", "Input data was truncated", truncated)])
+    h = harness(Dispatch({b"{": "_a"}, prefilter="_key", decoders=d, unrouted="unknown channel"))
+    assert fed(h, b"x") == ([], [("toy: unknown channel", "no route for the frame", b"x")])
+    h = harness(Dispatch({b"{": "_a"}, prefilter="_key", decoders=d, fallback="_fallback"))
+    assert fed(h, invalid) == ([("fallback", invalid, T0)], [])
+    assert fed(h, truncated) == ([("fallback", truncated, T0)], [])
+    assert fed(h, b"x") == ([("fallback", b"x", T0)], [])
+    h = harness(Dispatch({b"{": "_a"}, prefilter="_key", decoders=d, fallback="_fallback", refused="_refused"))
+    assert fed(h, invalid) == ([("refused", msgspec.ValidationError, invalid_text, invalid)], [])
+    assert fed(h, truncated) == ([("refused", msgspec.DecodeError, "Input data was truncated", truncated)], [])
+    assert fed(h, b"x") == ([("fallback", b"x", T0)], [])  # not routed: not a refusal
+
+
+def test_prefiltered_default_decoder_for_keys_without_their_own():
+    h = harness(Dispatch({b"{": "_a", b"[": "_b"}, prefilter="_key", decoder=EVENTS, decoders={b"[": ARRAY}))
+    assert fed(h, HEARTBEAT) == ([("a", Heartbeat(), HEARTBEAT, T0)], [])
+    assert fed(h, b"[1]") == ([("b", [1], b"[1]", T0)], [])
+
+
+# ------------------------------------------------------------------------------------------------
+# prefiltered: ByteAfter (Binance's combined streams)
+
+STREAM = ByteAfter(b'{"stream":"', b"@", end=96, only={ord("d"): (b"depth@", b'depth"')})
+
+
+def test_byte_after_routes_by_the_byte_after_the_marker_and_unwraps(binance):
+    depth, ticker, agg = binance
+    h = harness(Dispatch({ord("d"): "_a", ord("b"): "_b", ord("a"): None}, prefilter=STREAM, unwrap="data",
+                         decoders={ord("d"): msgspec.json.Decoder(DepthFrame), ord("b"): msgspec.json.Decoder(TickerFrame)}))
+    calls, reports = fed(h, depth)
+    assert reports == [] and calls == [("a", Depth("NKNUSDT", 499869750, 499869752), depth, T0)]
+    calls, reports = fed(h, ticker)
+    assert reports == [] and calls == [("b", Ticker("NKNUSDT", "0.35210000"), ticker, T0)]
+    assert fed(h, agg) == ([], [])  # ignored
+    # a stream "depth" (no speed), as Binance spells the 1000 ms diff depth
+    plain = depth.replace(b"@depth@100ms", b"@depth", 1)
+    assert fed(h, plain)[0][0][0] == "a"
+    # the byte must come after the marker within [len(prefix), end), the frame must start with the prefix
+    unrouted = ("toy: unrouted", "no route for the frame")
+    for frame in (depth.replace(b"@depth@100ms", b"@depth5@100ms", 1),  # partial depth: not ours
+                  depth.replace(b"@depth@100ms", b"@depth20", 1),
+                  depth.replace(b"@depth@100ms", b"@dxxxx@100ms", 1),  # d, but not "depth"
+                  depth.replace(b'{"stream":', b'{"stream" :', 1),  # not the prefix
+                  b'{"stream":"' + b"x" * 85 + b"@depth@100ms", b'{"stream":"nknusdt@',  # @ at byte 96; at the end
+                  b'{"stream":"nknusdt', b'{"stream":"', b"", depth.replace(b"nknusdt@", b"nknusdt#", 1)):
+        assert fed(h, frame) == ([], [(*unrouted, frame)]), frame
+    # the last byte of the window: an @ at byte 95 counts (its key at byte 96)
+    edge = b'{"stream":"' + b"x" * 84 + b'@bookTicker","data":{"s":"X","b":"1"}}'
+    assert edge.index(b"@") == 95 and fed(h, edge) == ([("b", Ticker("X", "1"), edge, T0)], [])
+
+
+def test_byte_after_on_a_memoryview(binance):
+    depth, ticker, _ = binance
+    h = harness(Dispatch({ord("d"): "_a", ord("b"): "_b"}, prefilter=STREAM, unwrap="data",
+                         decoders={ord("d"): msgspec.json.Decoder(DepthFrame), ord("b"): msgspec.json.Decoder(TickerFrame)}))
+    h.scheme.on_frame(h.conn, memoryview(depth), T0)
+    h.scheme.on_frame(h.conn, memoryview(depth.replace(b"@depth@", b"@depth5@", 1)), T0)
+    assert [c[0] for c in h.scheme.calls] == ["a"] and [r[:2] for r in h.reports] == [("toy: unrouted", "no route for the frame")]
+
+
+# ------------------------------------------------------------------------------------------------
+# prefiltered: Lookup (Kraken v1's channelIDs)
+
+CHANNEL = Lookup(b",", attr="kind", keep="_channel")
+
+
+def test_lookup_routes_by_the_state_entrys_kind_and_keeps_it_on_the_scheme(kraken):
+    status, update, ticker = kraken
+    h = harness(Dispatch({"book": "_a", "ticker": None, b"[": "_b", b"{": "_b"}, prefilter=CHANNEL,
+                         decoders={"book": ARRAY, b"{": EVENTS}))
+    book, tick = Channel("book"), Channel("ticker")
+    h.conn.state.update({b"[1664,": book, b"[1668,": tick})
+    h.scheme._channel = None
+    calls, reports = fed(h, update)
+    assert reports == [] and calls[0][0] == "a" and calls[0][1][0] == 1664 and h.scheme._channel is book
+    assert fed(h, ticker) == ([], []) and h.scheme._channel is tick  # ignored, but the channel kept
+    # a channelID not in the state: the first byte routes, the kept channel is left as it was
+    other = update.replace(b"[1664,", b"[999,", 1)
+    assert fed(h, other) == ([("b", None, other, T0)], []) and h.scheme._channel is tick
+    assert fed(h, status) == ([("b", SubscriptionStatus(1664, "WAVES/EUR"), status, T0)], [])
+    assert fed(h, b"pong") == ([], [("toy: unrouted", "no route for the frame", b"pong")])
+    assert fed(h, b"") == ([], [("toy: unrouted", "no route for the frame", b"")])
+    # a frame without the delimiter looks up b"" (never learnt: the first byte routes)
+    assert fed(h, b"[1664") == ([("b", None, b"[1664", T0)], [])
+    h.conn.state[b""] = book
+    assert fed(h, b"[]")[0][0][:2] == ("a", [])
+    # a state entry whose kind no route names: not routed
+    h.conn.state[b"[7,"] = Channel("spread")
+    assert fed(h, b'[7,{}]') == ([], [("toy: unrouted", "no route for the frame", b'[7,{}]')])
+    # a refusal of the channel's decoder: counted (or the venue's fallback / refused)
+    assert fed(h, b"[1664,") == ([], [("toy: malformed JSON", "Input data was truncated", b"[1664,")])
+
+
+def test_lookup_without_keep_and_on_a_memoryview(kraken):
+    _, update, _ = kraken
+    h = harness(Dispatch({"book": "_a"}, prefilter=Lookup(b",", attr="kind"), decoders={"book": ARRAY}))
+    h.conn.state[b"[1664,"] = Channel("book")
+    h.scheme.on_frame(h.conn, memoryview(update), T0)
+    assert h.scheme.calls[0][0] == "a" and not hasattr(h.scheme, "_channel")
+
+
+# ------------------------------------------------------------------------------------------------
+# the venues on the declarative prefilters, on their captures
+
+
+def test_binance_routes_its_capture_and_sends_the_rest_to_its_slow_path(binance):
+    depth, ticker, _ = binance
+    assert isinstance(BinanceSpotScheme.dispatch.prefilter, ByteAfter)
+    path = fixture_path(BINANCE)
+    h = Harness(BinanceSpotScheme, capture_instruments(path, BinanceSpotScheme))
+    h.feed_all(recv_frames(path))  # (the books wait for their REST snapshots: no lob here)
+    assert h.reports == [] and h.metrics.events["ticker"] > 0 and h.metrics.events["candle"] > 0
+    # a partial-depth stream is not the diff depth: the slow path says so
+    partial = depth.replace(b"@depth@100ms", b"@depth5@100ms", 1)
+    h.feed(partial)
+    assert h.reports == [("binance: unknown stream", "'nknusdt@depth5@100ms'", partial)]
+    # a routed frame its decoder refuses: the slow path classifies it
+    truncated = ticker[:60]
+    h.feed(truncated)
+    assert h.reports[-1] == ("binance: malformed JSON", "Input data was truncated", truncated)
+
+
+def test_kraken_v1_keeps_the_routed_channel_for_its_handler(kraken):
+    status, update, _ = kraken
+    assert isinstance(KrakenSpotV1Scheme.dispatch.prefilter, Lookup)
+    path = fixture_path(KRAKEN_BOOK)
+    h = Harness(KrakenSpotV1Scheme, capture_instruments(path, KrakenSpotV1Scheme))
+    h.feed(status)
+    channel = h.conn.state[b"[1664,"]
+    assert channel.kind == "book" and channel.pair == "WAVES/EUR"
+    h.feed(update)  # routed by the channel's kind to ``_on_book``, which reads ``_channel``
+    assert h.scheme._channel is channel
+    # an event that does not decode as one: the fallback decodes it again to say why
+    h.feed(b'{"event":1}')
+    assert h.reports[-1][0] == "kraken: unknown message" and h.reports[-1][2] == b'{"event":1}'
+    # neither [ nor {
+    h.feed(b"pong")
+    assert h.reports[-1] == ("kraken: not a JSON message", "frame starts with neither [ nor {", b"pong")
