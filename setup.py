@@ -30,6 +30,8 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        # atomfast/_book.pxd: the book module's C interface, cimported by the frame core
+        include_path=["."],
         language_level=3,
         compiler_directives={
             "boundscheck": False,

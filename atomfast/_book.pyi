@@ -29,15 +29,39 @@ LEVEL_BYTES: Final[int]  # bytes per L2 price level node (32)
 L3_LEVEL_BYTES: Final[int]  # bytes per L3 price level (44: node + order queue head/tail/count)
 ORDER_BYTES: Final[int]  # bytes per L3 order (24)
 
+#: topic -> the field codes after exchange and symbol (d double, l long, s string)
+SHAPES: Final[dict[str, bytes]]
+
 class AvroRows:
-    """A frame's ``lob`` events as framed Avro values (see native/book/_book.pyx)."""
+    """A frame's events of one topic as framed Avro values in one buffer, with their
+    ``exchange:symbol`` keys (see native/book/_book.pyx)."""
     prefix: bytes
-    def __init__(self, prefix: bytes = ...) -> None: ...
+    shape: bytes
+    def __init__(self, prefix: bytes = ..., shape: bytes = ...) -> None: ...
     def __len__(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the values written so far (framing included)."""
+    def quote(self, exchange: str, symbol: str, bid_price: str | float, bid_size: str | float,
+              ask_price: str | float, ask_size: str | float, event_ms: int, atom_us: int) -> bool:
+        """A ticker/spread event from decimal strings or floats; False (nothing written) where a
+        value is not in [0, 1e15) or the time not in [0, 10**14) ms."""
+    def trade(self, exchange: str, symbol: str, price: str | float, size: str | float, buy: bool,
+              trade_id: str | int, event_ms: int, atom_us: int) -> bool:
+        """A trades event (``buy``: the taker bought); False (nothing written) where the price is
+        not in (0, 1e15), the size not in [0, 1e15) or the time not in [0, 10**14) ms."""
     def append(self, row: tuple, /) -> None: ...
     def take(self) -> tuple[list[bytes], list[bytes]]: ...
     def withdraw(self, key: bytes) -> int: ...
     def clear(self) -> None: ...
+
+class RecordRows(list[tuple]):
+    """A frame's events of one topic as event tuples, with AvroRows' typed writers."""
+    def __init__(self, row_type: type[tuple]) -> None: ...
+    def quote(self, exchange: str, symbol: str, bid_price: str | float, bid_size: str | float,
+              ask_price: str | float, ask_size: str | float, event_ms: int, atom_us: int) -> bool: ...
+    def trade(self, exchange: str, symbol: str, price: str | float, size: str | float, buy: bool,
+              trade_id: str | int, event_ms: int, atom_us: int) -> bool: ...
 
 class L2Book:
     """Level-2 book: total size per exact price, per side (red-black tree of C structs).
@@ -78,6 +102,10 @@ class L2Book:
     def best_ask(self) -> tuple[float, float] | None: ...
     def best(self) -> tuple[float, float, float, float]:
         """(bid_price, bid_size, ask_price, ask_size); 0.0 for an empty side."""
+    def spread_into(self, rows: _Rows, row_type: type[tuple], exchange: str, symbol: str, event_ms: int,
+                    atom_us: int) -> None:
+        """Append the top of the book as a spread event (``row_type``: events.Spread) to
+        ``rows``; into an AvroRows as its Avro value."""
     def levels(self, side: int, n: int = -1, start: int = 0) -> list[tuple[str, str]]:
         """Best ``n`` levels (all when n < 0), best first, as (price, size) strings as sent,
         after skipping the best ``start`` (``levels(side, start=depth)``: what

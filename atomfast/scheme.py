@@ -24,8 +24,8 @@ from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
 import msgspec
 
-from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, AvroRows, L2Book, L3Book
-from .events import BUY, SELL, Lob, Spread, Status
+from .book import ASK, BID, CROSSED, TOP_CHANGED, UNKNOWN, AvroRows, L2Book, L3Book, RecordRows
+from .events import BUY, SELL, TOPICS, Lob, Spread, Status
 from .kit.dispatch import Dispatch
 from .kit.endpoints import RestEndpoint, Routes, WebsocketEndpoint
 from .kit.levels import crossed
@@ -99,6 +99,22 @@ class _EmitRows:
 
     def append(self, record: tuple) -> None:
         self.emit(self.topic, record)
+
+    def quote(self, exchange: str, symbol: str, bid_price: object, bid_size: object, ask_price: object,
+              ask_size: object, event_ms: int, atom_us: int) -> bool:
+        """``AvroRows.quote``: the event (checked as there) handed to ``emit``."""
+        rows = RecordRows(TOPICS[self.topic])
+        return rows.quote(exchange, symbol, bid_price, bid_size, ask_price, ask_size, event_ms, atom_us) and self._emitted(rows)
+
+    def trade(self, exchange: str, symbol: str, price: object, size: object, buy: bool, trade_id: str | int,
+              event_ms: int, atom_us: int) -> bool:
+        """``AvroRows.trade``: the event (checked as there) handed to ``emit``."""
+        rows = RecordRows(TOPICS[self.topic])
+        return rows.trade(exchange, symbol, price, size, buy, trade_id, event_ms, atom_us) and self._emitted(rows)
+
+    def _emitted(self, rows: RecordRows) -> bool:
+        self.emit(self.topic, rows[0])
+        return True
 
     @classmethod
     def factory(cls, emit: Emit) -> Callable[[str], "_EmitRows"]:
@@ -509,8 +525,8 @@ class Scheme:
         return book.apply_sides(side, levels, None, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
 
     def emit_spread(self, native: str, book: L2Book, event_ms: int, atom_us: int) -> None:
-        bp, bs, ap, asz = book.best()
-        self.emit("spread", Spread(self.exchange, self.instrument(native).symbol, bp, bs, ap, asz, event_ms, atom_us))
+        """The top of ``book`` as a ``spread`` event (written by the book: ``L2Book.spread_into``)."""
+        book.spread_into(self.rows("spread"), Spread, self.exchange, self.instrument(native).symbol, event_ms, atom_us)
 
     def truncate(self, native: str, book: L2Book, depth: int, event_ms: int, atom_us: int) -> None:
         """Keep ``depth`` levels a side, publishing the dropped ones as removals (bids first,
@@ -548,7 +564,7 @@ class Scheme:
         corrupt is published. Only where records wait for the frame's end (a pipeline's rows)."""
         for topic in topics:
             rows = self.rows(topic)
-            if rows.__class__ is list and rows:
+            if isinstance(rows, list) and rows:  # (a list, or a RecordRows)
                 kept = [r for r in rows if r[1] != symbol]
                 if len(kept) != len(rows):
                     rows[:] = kept

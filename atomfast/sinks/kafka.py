@@ -60,6 +60,7 @@ from .base import Framing
 
 if TYPE_CHECKING:
     from ..metrics import LatencyHistogram
+    from ..book import AvroRows
 
 __all__ = [
     "KafkaSink",
@@ -367,6 +368,7 @@ class KafkaSink:
         self._poll = self._producer.poll
         self._producer.bind_sink(self._write, self._write_queue_full, self.key_partition)
         self.write = self._producer.write  # type: ignore[method-assign]
+        self.write_rows = self._producer.write_rows  # type: ignore[method-assign]
         self.note_receipt = self._producer.note_receipt  # type: ignore[method-assign]
 
     #: "ok", "blocked" (write() waits for room) or "spilling" (events go to local files)
@@ -503,6 +505,14 @@ class KafkaSink:
         (An instance's ``write`` is the compiled ``KafkaProducer.write``, which does the same
         and calls this for what it does not take.)"""
         self._write(topic, records, keys, values)
+
+    def write_rows(self, topic: str, rows: "AvroRows") -> None:
+        """A frame's events of ``topic`` as Avro values in one buffer (``atomfast.book.AvroRows``,
+        written by the book and the typed writers): produced from the buffer, one message each,
+        as ``write`` produces a list. (An instance's ``write_rows`` is the compiled
+        ``KafkaProducer.write_rows``, which gives what it does not take to ``_write``.)"""
+        keys, values = rows.take()
+        self._write(topic, (), keys, values)
 
     def _write(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes],
                values: Sequence[bytes] | None) -> None:

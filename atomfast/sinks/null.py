@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ..book import AvroRows
 
 
 class NullSink:
@@ -19,6 +22,13 @@ class NullSink:
         messages[topic] = messages.get(topic, 0) + len(keys)
         if values is not None:
             self.bytes += sum(map(len, values))
+
+    def write_rows(self, topic: str, rows: "AvroRows") -> None:
+        """A frame's events of ``topic`` as the book and the typed writers wrote them (an
+        ``atomfast.book.AvroRows``): counted from the buffer, no bytes object per event."""
+        messages = self.messages
+        messages[topic] = messages.get(topic, 0) + len(rows)
+        self.bytes += rows.nbytes
 
     def poll(self) -> None:
         pass

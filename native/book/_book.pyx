@@ -40,7 +40,7 @@ from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
 from cpython.list cimport PyList_CheckExact, PyList_GET_SIZE, PyList_GET_ITEM, PyList_Append
-from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.tuple cimport PyTuple_Check, PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from cpython.type cimport PyType_IsSubtype
 from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_Check
@@ -1593,8 +1593,12 @@ cdef inline int _put_row(object rows, object row) except -1:
 
 
 # ---------------------------------------------------------------------------------------
-# A frame's `lob` events as Avro bytes
+# A frame's events as Avro bytes
 # ---------------------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    double PyOS_string_to_double(const char* s, char** endptr, PyObject* overflow_exception) except? -1.0
+
 
 cdef inline Py_ssize_t _put_long(char* out, int64_t v) noexcept nogil:
     """Avro long: zigzag, then base-128 varint, low groups first."""
@@ -1619,36 +1623,76 @@ cdef bytes _avro_string(object text):
 cdef bytes AVRO_BUY = _avro_string("buy")
 cdef bytes AVRO_SELL = _avro_string("sell")
 
+#: the largest price or size (and 10**14 the largest ms timestamp) a typed writer takes: no
+#: exchange means more, and a value past it is a malformed field, not a market
+cdef double MAX_VALUE = 1e15
+cdef int64_t MAX_MS = 100000000000000
+
+#: the shapes of the topics AvroRows writes: the fields after ``exchange, symbol``, one code
+#: each (d: double, l: long, s: string), in the schemas' order (atomfast/schemas/*.avsc)
+SHAPES = {
+    "lob": b"ddsll",        # price, size, side, event_timestamp, atom_timestamp
+    "lob_l3": b"ddssll",    # price, size, side, order_id, event_timestamp, atom_timestamp
+    "trades": b"ddssll",    # price, size, taker_side, trade_id, event_timestamp, atom_timestamp
+    "ticker": b"ddddll",    # bid_price, bid_size, ask_price, ask_size, event_timestamp, atom_timestamp
+    "spread": b"ddddll",
+}
+cdef bytes LOB_SHAPE = b"ddsll"
+cdef bytes QUOTE_SHAPE = b"ddddll"
+cdef bytes TRADE_SHAPE = b"ddssll"
+
+
+cdef int _number(object value, double* out) except -1:
+    """A price or size as a typed writer takes it: a float, or an exchange's decimal string
+    (parsed as float() parses it, without float()'s blanks and underscores); 0 when it is
+    neither a number nor such a string."""
+    cdef const char* s
+    cdef char* end
+    cdef Py_ssize_t n
+    if type(value) is float:
+        out[0] = <double>value
+        return 1
+    if PyUnicode_Check(value):
+        s = PyUnicode_AsUTF8AndSize(value, &n)
+        if n == 0 or n > 64 or s[0] == b' ' or s[n - 1] == b' ':
+            return 0
+        try:
+            out[0] = PyOS_string_to_double(s, &end, NULL)
+        except ValueError:  # no number at all
+            return 0
+        return end == s + n
+    if PyLong_CheckExact(value):
+        out[0] = <double>value
+        return 1
+    return 0
+
+
+cdef inline bint _fits(double x) noexcept nogil:
+    return 0.0 <= x < MAX_VALUE  # (NaN: False)
+
 
 cdef class AvroRows:
-    """The current frame's ``lob`` events, written by the book as framed Avro values (the
-    ``lob`` schema: exchange, symbol, price, size, side, event_timestamp, atom_timestamp) into
-    one buffer, with their ``exchange:symbol`` keys: no event tuple, no float object and no
-    encoder call per event (issue 15, "events as bytes"). ``Pipeline.rows("lob")`` hands it to
-    the schemes when the sink needs no records (Kafka, files, null); ``L2Book.apply_sides``
-    writes into it with C calls; ``append`` takes an ``events.Lob`` (a scheme's own ``emit``);
-    ``take`` gives the frame's (keys, values) and empties it. The bytes equal the Rust
-    encoder's (tests/test_captures.py compares them on every capture)."""
-
-    cdef char* buf
-    cdef Py_ssize_t size
-    cdef Py_ssize_t cap
-    cdef Py_ssize_t* ends       # where each row's value ends in buf
-    cdef Py_ssize_t n
-    cdef Py_ssize_t ncap
-    cdef list keys
-    cdef readonly bytes prefix  # the framing, written before every body
-    cdef dict _heads            # (exchange, symbol) -> (key, Avro exchange + symbol)
-    cdef object _hx, _hs        # the last head's exchange and symbol objects
-    cdef bytes _hkey, _hbody
+    """The current frame's events of one topic as framed Avro values, each with its
+    ``exchange:symbol`` key, in one buffer: no event tuple, no float object and no encoder
+    call per event (issue 15, "events as bytes"). ``Pipeline.rows(topic)`` hands one to the
+    schemes for the high-volume topics (``SHAPES``) when the sink needs no records (Kafka,
+    files, null). ``L2Book.apply_sides`` and ``L2Book.spread_into`` write into it with C calls,
+    the typed writers ``quote`` and ``trade`` take an exchange's fields as sent, ``append``
+    takes an event tuple (a scheme's own ``emit``); ``take`` gives the frame's (keys, values)
+    and empties it, a sink with ``write_rows`` reads the buffer itself (``view``). The bytes
+    equal the Rust encoder's (tests/test_captures.py compares them on every capture)."""
 
     def __cinit__(self):
         self.buf = NULL
         self.ends = NULL
         self.size = self.cap = self.n = self.ncap = 0
 
-    def __init__(self, bytes prefix=b""):
+    def __init__(self, bytes prefix=b"", bytes shape=LOB_SHAPE):
+        for c in shape:
+            if c not in b"dls":
+                raise ValueError(f"AvroRows: field code {chr(c)!r} (d, l or s)")
         self.prefix = prefix
+        self.shape = shape
         self.keys = []
         self._heads = {}
         self._hx = self._hs = None
@@ -1659,6 +1703,11 @@ cdef class AvroRows:
 
     def __len__(self):
         return self.n
+
+    @property
+    def nbytes(self):
+        """Bytes of the values written so far (framing included)."""
+        return self.size
 
     cdef int _head(self, object exchange, object symbol) except -1:
         if exchange is self._hx and symbol is self._hs:
@@ -1671,13 +1720,12 @@ cdef class AvroRows:
         self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
         return 0
 
-    cdef int add(self, object exchange, object symbol, double price, double size, bint buy,
-                 int64_t event_ms, int64_t atom_us) except -1:
-        """One row: the framed value into the buffer, its key into the keys."""
+    cdef char* _begin(self, object exchange, object symbol, Py_ssize_t body) except NULL:
+        """Room for a row of at most ``body`` bytes after its head; the head and the framing
+        written: returns where the fields go. ``_end`` completes the row."""
         self._head(exchange, symbol)
         cdef Py_ssize_t plen = PyBytes_GET_SIZE(self.prefix), hlen = PyBytes_GET_SIZE(self._hbody)
-        cdef bytes side = AVRO_BUY if buy else AVRO_SELL
-        cdef Py_ssize_t need = self.size + plen + hlen + 16 + PyBytes_GET_SIZE(side) + 20
+        cdef Py_ssize_t need = self.size + plen + hlen + body
         cdef char* grown
         cdef Py_ssize_t* grown_ends
         if need > self.cap:
@@ -1692,9 +1740,21 @@ cdef class AvroRows:
             self.ends, self.ncap = grown_ends, self.ncap * 2 + 16
         cdef char* out = self.buf + self.size
         memcpy(out, PyBytes_AS_STRING(self.prefix), plen)
-        out += plen
-        memcpy(out, PyBytes_AS_STRING(self._hbody), hlen)
-        out += hlen
+        memcpy(out + plen, PyBytes_AS_STRING(self._hbody), hlen)
+        return out + plen + hlen
+
+    cdef int _end(self, char* out) except -1:
+        self.size = out - self.buf
+        self.ends[self.n] = self.size
+        self.n += 1
+        self.keys.append(self._hkey)
+        return 0
+
+    cdef int add(self, object exchange, object symbol, double price, double size, bint buy,
+                 int64_t event_ms, int64_t atom_us) except -1:
+        """One ``lob`` row (the book's): the framed value into the buffer, its key into the keys."""
+        cdef bytes side = AVRO_BUY if buy else AVRO_SELL
+        cdef char* out = self._begin(exchange, symbol, 16 + PyBytes_GET_SIZE(side) + 20)
         memcpy(out, &price, 8)  # Avro double: IEEE 754, little-endian (this machine's order)
         memcpy(out + 8, &size, 8)
         out += 16
@@ -1702,18 +1762,112 @@ cdef class AvroRows:
         out += PyBytes_GET_SIZE(side)
         out += _put_long(out, event_ms)
         out += _put_long(out, atom_us)
-        self.size = out - self.buf
-        self.ends[self.n] = self.size
-        self.n += 1
-        self.keys.append(self._hkey)
-        return 0
+        return self._end(out)
+
+    cdef int add_quote(self, object exchange, object symbol, double bp, double bs, double ap,
+                       double asz, int64_t event_ms, int64_t atom_us) except -1:
+        """One ``ticker``/``spread`` row from C values."""
+        cdef char* out = self._begin(exchange, symbol, 32 + 20)
+        memcpy(out, &bp, 8)
+        memcpy(out + 8, &bs, 8)
+        memcpy(out + 16, &ap, 8)
+        memcpy(out + 24, &asz, 8)
+        out += 32
+        out += _put_long(out, event_ms)
+        out += _put_long(out, atom_us)
+        return self._end(out)
+
+    cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
+                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1:
+        """A ``ticker``/``spread`` event from an exchange's fields as sent (decimal strings or
+        floats): written, True; or nothing written, False, where a value is not a number in
+        [0, 1e15) or the time not in [0, 10**14) ms (the scheme reports the malformed message)."""
+        cdef double bp, bs, ap, asz
+        if self.shape is not QUOTE_SHAPE and self.shape != QUOTE_SHAPE:
+            raise TypeError(f"quote() on rows of shape {self.shape!r}")
+        if not (_number(bid_price, &bp) and _number(bid_size, &bs) and _number(ask_price, &ap)
+                and _number(ask_size, &asz) and _fits(bp) and _fits(bs) and _fits(ap) and _fits(asz)
+                and 0 <= event_ms < MAX_MS):
+            return False
+        self.add_quote(exchange, symbol, bp, bs, ap, asz, event_ms, atom_us)
+        return True
+
+    cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
+                     object trade_id, int64_t event_ms, int64_t atom_us) except -1:
+        """A ``trades`` event from an exchange's fields as sent (``buy``: the taker bought):
+        written, True; or nothing written, False, where the price is not a number in (0, 1e15),
+        the size not in [0, 1e15) or the time not in [0, 10**14) ms."""
+        cdef double p, s
+        cdef Py_ssize_t idlen
+        cdef const char* ids
+        if self.shape is not TRADE_SHAPE and self.shape != TRADE_SHAPE:
+            raise TypeError(f"trade() on rows of shape {self.shape!r}")
+        if not (_number(price, &p) and _number(size, &s) and 0.0 < p < MAX_VALUE and _fits(s)
+                and 0 <= event_ms < MAX_MS):
+            return False
+        cdef char digits[48]  # (_utoa may store up to 24 bytes past the digits)
+        if PyLong_CheckExact(trade_id):
+            if 0 <= trade_id <= INT64_MAX:
+                idlen = _utoa(digits, <uint64_t>(<int64_t>trade_id))
+                ids = digits
+            else:
+                trade_id = str(trade_id)
+        if not PyLong_CheckExact(trade_id):
+            ids = PyUnicode_AsUTF8AndSize(trade_id, &idlen)  # TypeError: neither str nor int
+        cdef bytes side = AVRO_BUY if buy else AVRO_SELL
+        cdef char* out = self._begin(exchange, symbol, 16 + PyBytes_GET_SIZE(side) + 10 + idlen + 20)
+        memcpy(out, &p, 8)
+        memcpy(out + 8, &s, 8)
+        out += 16
+        memcpy(out, PyBytes_AS_STRING(side), PyBytes_GET_SIZE(side))
+        out += PyBytes_GET_SIZE(side)
+        out += _put_long(out, idlen)
+        memcpy(out, ids, idlen)
+        out += idlen
+        out += _put_long(out, event_ms)
+        out += _put_long(out, atom_us)
+        self._end(out)
+        return True
 
     def append(self, row):
-        """An ``events.Lob`` (or any 7-tuple in its field order) as ``list.append`` takes it."""
-        exchange, symbol, price, size, side, event_ms, atom_us = row
-        if side != "buy" and side != "sell":
-            raise ValueError(f"lob side must be 'buy' or 'sell', not {side!r}")
-        self.add(exchange, symbol, price, size, side == "buy", event_ms, atom_us)
+        """An event tuple of this topic (``events.Lob``, ``Trade``, ...; any tuple of its fields in
+        the schema's order), encoded as the Rust encoder encodes it, as ``list.append`` takes it."""
+        if not PyTuple_Check(row):
+            row = tuple(row)
+        cdef const char* codes = PyBytes_AS_STRING(self.shape)
+        cdef Py_ssize_t nf = PyBytes_GET_SIZE(self.shape), i, body = 0, slen
+        cdef const char* s
+        cdef double d
+        cdef int64_t v
+        if PyTuple_GET_SIZE(row) != nf + 2:
+            raise ValueError(f"a row of {PyTuple_GET_SIZE(row)} fields for a shape of {nf + 2}")
+        # the strings' lengths first (and every field's type checked before anything is written)
+        for i in range(nf):
+            value = <object>PyTuple_GET_ITEM(row, i + 2)
+            if codes[i] == b"s":
+                PyUnicode_AsUTF8AndSize(value, &slen)
+                body += 10 + slen
+            elif codes[i] == b"d":
+                d = value  # TypeError for what is not a number, as the encoder's
+                body += 8
+            else:
+                v = value
+                body += 10
+        cdef char* out = self._begin(<object>PyTuple_GET_ITEM(row, 0), <object>PyTuple_GET_ITEM(row, 1), body)
+        for i in range(nf):
+            value = <object>PyTuple_GET_ITEM(row, i + 2)
+            if codes[i] == b"s":
+                s = PyUnicode_AsUTF8AndSize(value, &slen)
+                out += _put_long(out, slen)
+                memcpy(out, s, slen)
+                out += slen
+            elif codes[i] == b"d":
+                d = value
+                memcpy(out, &d, 8)
+                out += 8
+            else:
+                out += _put_long(out, <int64_t>value)
+        self._end(out)
 
     def take(self):
         """``(keys, values)`` of the rows so far (bytes each), and the rows emptied."""
@@ -1747,9 +1901,59 @@ cdef class AvroRows:
         self.n, self.size, self.keys = j, kept, keys
         return dropped
 
-    def clear(self):
+    cpdef clear(self):
         self.keys = []
         self.n = self.size = 0
+
+
+cdef class RecordRows(list):
+    """The current frame's events of one topic as event tuples (``row_type``: ``events.Ticker``,
+    ...): a list, with ``AvroRows``' typed writers (``quote``, ``trade``) for the sinks that
+    read records (stdout, memory, level4). Same checks, same values: the tuple's floats are
+    the doubles AvroRows writes."""
+
+    cdef type row_type
+
+    def __init__(self, type row_type):
+        self.row_type = row_type
+
+    cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
+                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1:
+        cdef double bp, bs, ap, asz
+        if not (_number(bid_price, &bp) and _number(bid_size, &bs) and _number(ask_price, &ap)
+                and _number(ask_size, &asz) and _fits(bp) and _fits(bs) and _fits(ap) and _fits(asz)
+                and 0 <= event_ms < MAX_MS):
+            return False
+        self.append(tuple.__new__(self.row_type, (exchange, symbol, bp, bs, ap, asz, event_ms, atom_us)))
+        return True
+
+    cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
+                     object trade_id, int64_t event_ms, int64_t atom_us) except -1:
+        cdef double p, s
+        if not (_number(price, &p) and _number(size, &s) and 0.0 < p < MAX_VALUE and _fits(s)
+                and 0 <= event_ms < MAX_MS):
+            return False
+        if PyLong_CheckExact(trade_id):
+            trade_id = str(trade_id)
+        elif not PyUnicode_Check(trade_id):
+            raise TypeError(f"trade id {trade_id!r}: str or int")
+        self.append(tuple.__new__(self.row_type, (exchange, symbol, p, s, ROW_BUY if buy else ROW_SELL, trade_id,
+                                                  event_ms, atom_us)))
+        return True
+
+
+cdef int _spread_into(Level* n, Side* sides, double pdiv, double sdiv, object book, object rows,
+                      type row_type, object exchange, object symbol, int64_t event_ms,
+                      int64_t atom_us) except -1:
+    """A book's ``spread_into``: its top (``best()``) as a spread event, into ``rows``."""
+    cdef int32_t b = sides[C_BID].best, a = sides[C_ASK].best
+    if type(rows) is AvroRows:
+        (<AvroRows>rows).add_quote(
+            exchange, symbol, n[b].price / pdiv if b else 0.0, n[b].size / sdiv if b else 0.0,
+            n[a].price / pdiv if a else 0.0, n[a].size / sdiv if a else 0.0, event_ms, atom_us)
+    else:
+        rows.append(tuple.__new__(row_type, (exchange, symbol) + book.best() + (event_ms, atom_us)))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -2068,6 +2272,13 @@ cdef class L2Book:
                 n[b].price / self.pdiv if b else 0.0, n[b].size / self.sdiv if b else 0.0,
                 n[a].price / self.pdiv if a else 0.0, n[a].size / self.sdiv if a else 0.0)
         return self._cache_best
+
+    def spread_into(self, rows, type row_type, exchange, symbol, int64_t event_ms, int64_t atom_us):
+        """Append the top of the book as a ``spread`` event to ``rows``: ``row_type(exchange,
+        symbol, *best(), event_ms, atom_us)`` (``events.Spread``), or, where ``rows`` is an
+        AvroRows, its Avro value written from the book's doubles (no tuple, no float object)."""
+        _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows, row_type, exchange, symbol,
+                     event_ms, atom_us)
 
     def levels(self, int side, Py_ssize_t n=-1, Py_ssize_t start=0):
         """The best `n` levels of `side` (all when n < 0), best first, as (price, size)
@@ -2603,6 +2814,11 @@ cdef class L3Book:
                 n[b].price / self.pdiv if b else 0.0, n[b].size / self.sdiv if b else 0.0,
                 n[a].price / self.pdiv if a else 0.0, n[a].size / self.sdiv if a else 0.0)
         return self._cache_best
+
+    def spread_into(self, rows, type row_type, exchange, symbol, int64_t event_ms, int64_t atom_us):
+        """``L2Book.spread_into``: the best prices with their total sizes."""
+        _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows, row_type, exchange, symbol,
+                     event_ms, atom_us)
 
     def levels(self, int side, Py_ssize_t n=-1, Py_ssize_t start=0):
         """The best `n` levels (all when n < 0), best first: (price, total size, order count),

@@ -13,6 +13,8 @@ facades are ``atomfast.pipeline`` and ``atomfast.driver`` (documented there); st
 import math
 from time import time_ns as _time_ns
 from libc.string cimport memset
+from cpython.list cimport PyList_GET_ITEM
+from atomfast._book cimport AvroRows
 
 
 cdef extern from *:
@@ -107,9 +109,16 @@ cdef class Pipeline:
     cdef object _encode_keyed
     cdef object _write
     cdef object _note_receipt
-    #: the frame's ``lob`` events as Avro bytes (an ``atomfast._book.AvroRows``), when the sink
-    #: needs no records (``records_needed`` False: Kafka, files, null); else None (tuples)
-    cdef object _lob_bytes
+    #: topic -> the frame's events as Avro bytes (an ``atomfast._book.AvroRows`` each), for the
+    #: high-volume topics (``atomfast._book.SHAPES``) when the sink needs no records
+    #: (``records_needed`` False: Kafka, files, null); empty otherwise
+    cdef dict _bytes
+    #: topic -> event type, for the topics whose rows have typed writers (``RecordRows``) when
+    #: the sink reads records
+    cdef dict _record_types
+    #: the sink's ``write_rows(topic, rows)``: it reads an AvroRows' buffer itself (else the
+    #: rows' ``take()`` goes to ``write`` as keys and values)
+    cdef object _write_rows
 
     def __init__(self, sink, metrics=None, encoder=None, bint timed=True):
         if metrics is None:
@@ -129,16 +138,22 @@ cdef class Pipeline:
             self._schema_index = encoder._index
             self._encode_keyed = encoder._native.encode_keyed
         self._write = sink.write
-        self._lob_bytes = None
-        if encoder is not None and not getattr(sink, "records_needed", True):
-            try:
-                prefix = encoder.prefix("lob")
-            except KeyError:  # confluent framing without an id for lob: tuples, encoded as ever
-                prefix = None
-            if prefix is not None:
-                from atomfast._book import AvroRows
+        self._write_rows = getattr(sink, "write_rows", None)
+        self._bytes = {}
+        self._record_types = {}
+        from atomfast._book import SHAPES
 
-                self._lob_bytes = AvroRows(prefix)
+        if encoder is not None and not getattr(sink, "records_needed", True):
+            for topic, shape in SHAPES.items():
+                try:
+                    prefix = encoder.prefix(topic)
+                except KeyError:  # confluent framing without an id for it: tuples, encoded as ever
+                    continue
+                self._bytes[topic] = AvroRows(prefix, shape)
+        else:
+            from atomfast.events import TOPICS
+
+            self._record_types = {topic: TOPICS[topic] for topic in ("spread", "ticker", "trades")}
         # a sink that measures receipt -> delivery (KafkaSink) is told each live frame's receipt
         self._note_receipt = getattr(sink, "note_receipt", None)
         self.timed = timed
@@ -156,15 +171,20 @@ cdef class Pipeline:
 
     cpdef object rows(self, str topic):
         """The list the current frame's ``topic`` records go to: a batch call (the book's
-        ``apply_sides``) appends to it directly, as ``emit`` would one by one. For ``lob`` with
-        a sink that needs no records: the ``AvroRows`` the book writes encoded values into."""
+        ``apply_sides``) appends to it directly, as ``emit`` would one by one. For the
+        high-volume topics with a sink that needs no records: the topic's ``AvroRows`` (the
+        book and the typed writers write encoded values into it); with one that reads records,
+        for spread, ticker and trades a ``RecordRows`` (a list with the same typed writers)."""
         cdef object rows = self._frame.get(topic)
+        cdef object kind
         if rows is None:
-            if self._lob_bytes is not None and topic == "lob":
-                self._lob_bytes.clear()  # what a failed end_frame left
-                rows = self._frame[topic] = self._lob_bytes
+            rows = self._bytes.get(topic)
+            if rows is not None:
+                (<AvroRows>rows).clear()  # what a failed end_frame left
+                self._frame[topic] = rows
             else:
-                rows = self._frame[topic] = []
+                kind = self._record_types.get(topic)
+                rows = self._frame[topic] = [] if kind is None else RecordRows(kind)
         return rows
 
     cpdef Py_ssize_t end_frame(self, long long recv_ns=0) except -1:
@@ -186,8 +206,14 @@ cdef class Pipeline:
             n = len(records)
             if not n:
                 continue
-            if records is self._lob_bytes:
-                keys, values = self._lob_bytes.take()
+            if type(records) is AvroRows:
+                if self._write_rows is not None:
+                    self._write_rows(topic, records)
+                    (<AvroRows>records).clear()
+                    events[topic] = events.get(topic, 0) + n
+                    written += n
+                    continue
+                keys, values = (<AvroRows>records).take()
                 records = ()
             elif self.encoder is not None:
                 index = self._schema_index.get(topic)
@@ -219,8 +245,8 @@ cdef class Pipeline:
         """Drop what the frame produced, unwritten (``atomfast process`` rebuilding its state
         from records whose outputs were delivered before)."""
         self._frame = {}
-        if self._lob_bytes is not None:
-            self._lob_bytes.clear()
+        for rows in self._bytes.values():
+            (<AvroRows>rows).clear()
 
     def close(self):
         self.end_frame()
@@ -317,4 +343,6 @@ cdef class FrameCore:
             if max_frames and metrics.frames >= max_frames:
                 break
         return last_ns
+from atomfast._book import RecordRows
+
 include "_kafka.pxi"

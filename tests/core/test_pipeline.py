@@ -1,4 +1,6 @@
 """Pipeline: one frame's events, grouped per topic, encoded in one call, keyed exchange:symbol."""
+import pytest
+
 from atomfast.avro import decode
 from atomfast.events import Lob, Spread, Trade
 from atomfast.metrics import Metrics
@@ -107,7 +109,8 @@ def test_lob_as_bytes_for_a_sink_that_needs_no_records():
     book.apply_sides(ASK, [("0.00761700", "0.00000000"), ("0.00762600", "0.62480000")], None, rows, Lob,
                      "kraken", "KSM-BTC", 1618678134675, 1618678134675900)
     p.emit("lob", Lob("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", 1, 2))
-    p.emit("trades", Trade("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", "7", 1, 2))
+    trade = Trade("kraken", "ADA-BTC", 0.0000229, 1.0, "buy", "7", 1, 2)
+    p.emit("trades", trade)
     assert p.end_frame() == 4
     (topic, records, keys, values), trades = sink.writes
     expected = [Lob("kraken", "KSM-BTC", 0.007617, 0.0, "sell", 1618678134675, 1618678134675900),
@@ -116,9 +119,80 @@ def test_lob_as_bytes_for_a_sink_that_needs_no_records():
     assert (topic, records) == ("lob", [])
     assert keys == [b"kraken:KSM-BTC", b"kraken:KSM-BTC", b"kraken:ADA-BTC"]
     assert values == AvroEncoder("single_object").encode_many("lob", expected)
-    assert trades[0] == "trades" and len(trades[1]) == 1  # other topics: records, encoded as ever
+    # trades too (every topic of atomfast._book.SHAPES): an emitted tuple is encoded into its rows
+    assert trades == ("trades", [], [b"kraken:ADA-BTC"], AvroEncoder("single_object").encode_many("trades", [trade]))
     assert sink.events("lob") == expected  # decoded by the test sink
     assert len(rows) == 0 and p.end_frame() == 0  # taken: the next frame starts empty
+
+
+# a recorded Binance USD-M bookTicker and aggTrade (cryptofeed/BINANCE_FUTURES.ws.1.0)
+_BOOK_TICKER = ("binance-futures", "SUSHI-USDT-PERP", "7.6110", "2", "7.6120", "297", 1626992741012)
+_AGG_TRADE = ("binance-futures", "CTK-USDT-PERP", "1.01100", "10", False, 16599292, 1626992741421)
+
+
+def test_typed_writers_write_the_encoders_bytes():
+    """``AvroRows.quote``/``trade`` (the fields as the exchange sent them) write what the Rust
+    encoder makes of the event tuple; ``RecordRows`` (the sinks that read records) builds that
+    tuple; ``L2Book.spread_into`` writes the top of the book as ``emit_spread`` did."""
+    from atomfast.avro import AvroEncoder
+    from atomfast.book import BID, ASK, SHAPES, AvroRows, L2Book, RecordRows
+    from atomfast.events import Spread, Ticker
+
+    enc = AvroEncoder("single_object")
+    ex, sym, b, bq, a, aq, ms = _BOOK_TICKER
+    ticker = Ticker(ex, sym, 7.611, 2.0, 7.612, 297.0, ms, ms * 1000 + 5)
+    ex2, sym2, p, q, buy, trade_id, ms2 = _AGG_TRADE
+    trade = Trade(ex2, sym2, 1.011, 10.0, "sell", "16599292", ms2, ms2 * 1000 + 9)
+    for rows, records in ((AvroRows(enc.prefix("ticker"), SHAPES["ticker"]), None), (RecordRows(Ticker), [ticker])):
+        assert rows.quote(ex, sym, b, bq, a, aq, ms, ms * 1000 + 5) is True
+        assert rows.quote(ex, sym, 7.611, 2.0, 7.612, 297, ms, ms * 1000 + 5) is True  # floats, an int
+        got = list(rows) if records else rows.take()
+        assert got == ([ticker, ticker] if records else ([b"binance-futures:SUSHI-USDT-PERP"] * 2,
+                                                          enc.encode_many("ticker", [ticker, ticker])))
+    trades = AvroRows(enc.prefix("trades"), SHAPES["trades"])
+    assert trades.trade(ex2, sym2, p, q, buy, trade_id, ms2, ms2 * 1000 + 9) is True
+    assert trades.trade(ex2, sym2, p, q, True, "a-b-1", ms2, 0) is True  # an id as text; the taker bought
+    assert trades.trade(ex2, sym2, p, q, True, 2**70, ms2, 0) is True  # an id past int64: its digits
+    expected = [trade, trade._replace(taker_side="buy", trade_id="a-b-1", atom_timestamp=0),
+                trade._replace(taker_side="buy", trade_id=str(2**70), atom_timestamp=0)]
+    assert trades.take()[1] == enc.encode_many("trades", expected)
+    records = RecordRows(Trade)
+    assert records.trade(ex2, sym2, p, q, buy, trade_id, ms2, ms2 * 1000 + 9) and records == [trade]
+
+    book = L2Book(4, 0)
+    book.apply_sides(BID, [(b, bq)], [(a, aq)], [], Lob, ex, sym, ms, 0)
+    spread = Spread(ex, sym, 7.611, 2.0, 7.612, 297.0, ms, 1)
+    spreads, listed = AvroRows(enc.prefix("spread"), SHAPES["spread"]), []
+    book.spread_into(spreads, Spread, ex, sym, ms, 1)
+    book.spread_into(listed, Spread, ex, sym, ms, 1)
+    assert listed == [spread] and spreads.take()[1] == enc.encode_many("spread", [spread])
+    book.apply(ASK, a, "0")  # one side empty: 0.0, as best() says
+    book.spread_into(listed, Spread, ex, sym, ms, 1)
+    assert listed[1] == spread._replace(ask_price=0.0, ask_size=0.0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("bid_price", "abc"), ("bid_price", ""), ("bid_price", " 7.6"), ("bid_price", "7.6 "), ("bid_price", "1_0"),
+    ("bid_price", "0x1p3"), ("bid_price", "nan"), ("bid_price", "inf"), ("bid_price", "-0.1"), ("bid_size", "1e15"),
+    ("ask_price", None), ("ask_size", b"1"), ("event_ms", -1), ("event_ms", 10**14)])
+def test_typed_writers_refuse_what_no_exchange_means(field, value):
+    """A value that is not a decimal number in [0, 1e15) (a blank, an underscore, hex, NaN,
+    infinity, a negative, not text) or a time outside [0, 10**14) ms: False and nothing written,
+    on both kinds of rows (the scheme then reports the malformed message)."""
+    from atomfast.avro import AvroEncoder
+    from atomfast.book import SHAPES, AvroRows, RecordRows
+    from atomfast.events import Ticker
+
+    ex, sym, b, bq, a, aq, ms = _BOOK_TICKER
+    fields = dict(bid_price=b, bid_size=bq, ask_price=a, ask_size=aq, event_ms=ms)
+    fields[field] = value
+    for rows in (AvroRows(AvroEncoder("none").prefix("ticker"), SHAPES["ticker"]), RecordRows(Ticker)):
+        assert rows.quote(ex, sym, fields["bid_price"], fields["bid_size"], fields["ask_price"], fields["ask_size"],
+                          fields["event_ms"], 1) is False
+        assert len(rows) == 0
+    trades = AvroRows(AvroEncoder("none").prefix("trades"), SHAPES["trades"])
+    assert trades.trade(ex, sym, "0", "1", True, "1", ms, 1) is False  # a trade's price is > 0
+    assert trades.trade(ex, sym, "1", "-1", True, "1", ms, 1) is False and len(trades) == 0
 
 
 def test_avro_rows_withdraw_drops_one_markets_rows():

@@ -1,0 +1,32 @@
+# The C interface of atomfast._book that other compiled modules use (native/frame/_frame.pyx:
+# sinks read a frame's AvroRows buffer without a bytes object per event). Implemented in
+# native/book/_book.pyx.
+from libc.stdint cimport int64_t
+
+
+cdef class AvroRows:
+    cdef char* buf
+    cdef Py_ssize_t size
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t* ends       # where each row's value ends in buf
+    cdef Py_ssize_t n
+    cdef Py_ssize_t ncap
+    cdef list keys
+    cdef readonly bytes prefix  # the framing, written before every body
+    cdef readonly bytes shape   # the field codes after exchange and symbol (SHAPES)
+    cdef dict _heads            # (exchange, symbol) -> (key, Avro exchange + symbol)
+    cdef object _hx, _hs        # the last head's exchange and symbol objects
+    cdef bytes _hkey, _hbody
+
+    cdef int _head(self, object exchange, object symbol) except -1
+    cdef char* _begin(self, object exchange, object symbol, Py_ssize_t body) except NULL
+    cdef int _end(self, char* out) except -1
+    cdef int add(self, object exchange, object symbol, double price, double size, bint buy,
+                 int64_t event_ms, int64_t atom_us) except -1
+    cdef int add_quote(self, object exchange, object symbol, double bp, double bs, double ap,
+                       double asz, int64_t event_ms, int64_t atom_us) except -1
+    cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
+                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1
+    cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
+                     object trade_id, int64_t event_ms, int64_t atom_us) except -1
+    cpdef clear(self)
