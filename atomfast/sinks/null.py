@@ -1,8 +1,13 @@
-"""A sink that encodes everything and keeps nothing but counts: the benchmark's floor sink."""
+"""A sink that encodes everything and keeps nothing but counts: the benchmark's floor sink.
+
+Its counting is compiled (``atomfast._frame.NullCounts``): an instance's ``write`` and
+``write_rows`` are the counter's, unless a subclass defines its own."""
 from __future__ import annotations
 
 from collections import Counter
 from typing import TYPE_CHECKING, Sequence
+
+from .._frame import NullCounts
 
 if TYPE_CHECKING:
     from ..book import AvroRows
@@ -15,20 +20,25 @@ class NullSink:
     def __init__(self, framing: str = "single_object") -> None:
         self.framing = framing
         self.messages: Counter[str] = Counter()
-        self.bytes = 0
+        self._counts = NullCounts(self.messages)
+        cls = type(self)
+        if cls.write is NullSink.write:
+            self.write = self._counts.write  # type: ignore[method-assign]
+        if cls.write_rows is NullSink.write_rows:
+            self.write_rows = self._counts.write_rows  # type: ignore[method-assign]
+
+    @property
+    def bytes(self) -> int:
+        """Value bytes written (framing included)."""
+        return self._counts.bytes
 
     def write(self, topic: str, records: Sequence[tuple], keys: Sequence[bytes], values: Sequence[bytes] | None) -> None:
-        messages = self.messages
-        messages[topic] = messages.get(topic, 0) + len(keys)
-        if values is not None:
-            self.bytes += sum(map(len, values))
+        self._counts.write(topic, records, keys, values)
 
     def write_rows(self, topic: str, rows: "AvroRows") -> None:
         """A frame's events of ``topic`` as the book and the typed writers wrote them (an
         ``atomfast.book.AvroRows``): counted from the buffer, no bytes object per event."""
-        messages = self.messages
-        messages[topic] = messages.get(topic, 0) + len(rows)
-        self.bytes += rows.nbytes
+        self._counts.write_rows(topic, rows)
 
     def poll(self) -> None:
         pass
