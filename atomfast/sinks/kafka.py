@@ -889,6 +889,7 @@ class KafkaSink:
             )
         if created:
             self._wait_for_metadata(admin, created, timeout)
+            self._wait_until_writable(admin, created, timeout)
             log.info("created Kafka topics %s (%s partitions, replication factor %s)", created,
                      partitions if partitions > 0 else "the cluster's default",
                      replication_factor if replication_factor > 0 else "the cluster's default")
@@ -944,6 +945,42 @@ class KafkaSink:
                     f"topics {missing} were created but have no leader after {timeout:.0f}s"
                 )
             time.sleep(0.1)
+
+    def _wait_until_writable(self, admin: AdminClient, names: list[str], timeout: float) -> None:
+        """Wait until the leader of every partition of ``names`` answers for it (ListOffsets).
+        The metadata names a new partition's leader a little before that leader has made the
+        partition's log (tens of ms, more under load); a produce in that gap is refused
+        (NOT_LEADER_OR_FOLLOWER), and the idempotent producer, if its next batch is then taken
+        (a partition without producer state accepts any first sequence), counts the refused
+        batch as delivered ("implicitly acked"): it is lost. So no write before this returns."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        deadline = time.monotonic() + timeout
+        md = admin.list_topics(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+        waiting = [TopicPartition(n, p) for n in names for p in md.topics[n].partitions]
+        problem = "no answer"
+        while waiting:
+            try:
+                futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in waiting},
+                                             request_timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+                still = []
+                for tp, future in futures.items():
+                    try:
+                        future.result()
+                    except KafkaException as e:
+                        still.append(tp)
+                        problem = self._redact(_describe(e))
+                waiting = still
+            except KafkaException as e:
+                problem = self._redact(_describe(e))
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise KafkaSinkError(
+                    f"topics {sorted({tp.topic for tp in waiting})} were created but their leader does not "
+                    f"serve them after {timeout:.0f}s ({problem})")
+            time.sleep(0.05)
 
     # ---------------------------------------------------------------------------------------
 
