@@ -60,6 +60,7 @@ from atomfast.avro import AvroEncoder, load_schemas
 from atomfast.sinks.base import Framing
 
 if TYPE_CHECKING:
+    from atomfast.book import AvroRows
     from atomfast.config import Settings
     from atomfast.metrics import Metrics
 
@@ -305,24 +306,25 @@ class FileSink:
                 return
             data = b"".join(values)
             count = len(values)
+        self._buffer(topic, keys, data, count)
+
+    def write_rows(self, topic: str, rows: "AvroRows") -> None:
+        """``write`` of a frame's events as the book and the typed writers wrote them (an
+        ``atomfast.book.AvroRows`` without framing): the bodies are already a block's data, taken
+        in one piece (no bytes object per event)."""
+        if self._closed:
+            raise RuntimeError("FileSink is closed")
+        keys, data = rows.take_block()
+        if keys:
+            self._buffer(topic, keys, data, len(keys))
+
+    def _buffer(self, topic: str, keys: Sequence[bytes], data: bytes, count: int) -> None:
+        """Buffer ``count`` encoded records (``data``) of ``topic``; write a block when enough
+        is buffered (or, in a disk fault, hold them as the policy says)."""
         state = self._topics.get(topic) or self._open_topic(topic)
         if self._fault is not None and not self._admit(count, len(data), keys):
             return
-        # _append, inlined (the hot path)
-        now = self._clock()
-        hour = int(now // 3600)
-        if state.count and hour != state.hour:
-            # The buffered records belong to the previous hour's file.
-            self._write_block(state)
-        if not state.count:
-            state.first = now
-            state.hour = hour
-            if keys:
-                self._exchanges.add(bytes(keys[0]).split(b":", 1)[0])
-        state.buf += data
-        state.count += count
-        if state.count >= self.block_records or len(state.buf) >= self.block_bytes:
-            self._write_block(state)
+        self._append(state, data, count, keys)
 
     def poll(self) -> None:
         """Write blocks buffered for a second or more; close files of a past hour; in a disk
@@ -446,7 +448,7 @@ class FileSink:
         return state
 
     def _append(self, state: _Topic, data: bytes, count: int, keys: Sequence[bytes]) -> None:
-        """Buffer ``count`` records of ``state``'s topic (what write() does, inlined there)."""
+        """Buffer ``count`` records of ``state``'s topic."""
         now = self._clock()
         hour = int(now // 3600)
         if state.count and hour != state.hour:

@@ -1881,6 +1881,15 @@ cdef class AvroRows:
         self.n = self.size = 0
         return keys, values
 
+    def take_block(self):
+        """``(keys, data)``: the rows' keys and their values concatenated (one bytes object: an
+        Avro container block's data where the prefix is empty), and the rows emptied."""
+        cdef bytes data = self.buf[:self.size]
+        keys = self.keys
+        self.keys = []
+        self.n = self.size = 0
+        return keys, data
+
     def withdraw(self, bytes key):
         """Drop the rows keyed ``key`` (a book found corrupt within the frame: none of its
         levels is published); returns how many."""

@@ -374,37 +374,55 @@ def test_every_topic_round_trips(tmp_path):
 
 
 def test_the_pipeline_bodies_are_written_as_they_are(tmp_path):
-    """Behind the pipeline, the files sink declares framing "none": the Rust encoder makes the
-    bare bodies and the sink writes them into its blocks byte for byte, encoding nothing itself
-    (no encoder of its own, no fastavro)."""
+    """Behind the pipeline, the files sink declares framing "none": the bare bodies, written by
+    the pipeline's rows (``AvroRows``) or the Rust encoder, go into its blocks byte for byte,
+    the encoder's bytes exactly; the sink encodes nothing itself (no encoder of its own, no
+    fastavro). The high-volume topics come as one buffer per frame (``write_rows``), the others
+    as a list of values (``write``)."""
+    from atomfast.events import Status
     from atomfast.pipeline import Pipeline
 
     sink = FileSink(tmp_path, clock=Clock(T0 - 100), block_records=20)
-    seen: list[tuple[str, list[bytes]]] = []
-    write = sink.write
+    seen: list[tuple[str, bytes]] = []
+    calls: list[tuple[str, str]] = []
+    buffer, write, write_rows = sink._buffer, sink.write, sink.write_rows
 
-    def spy(topic, records, keys, values):
-        assert values is not None and all(isinstance(v, bytes) for v in values)
-        seen.append((topic, list(values)))
+    def spy_buffer(topic, keys, data, count):
+        assert isinstance(data, bytes) and len(keys) == count
+        seen.append((topic, data))
+        buffer(topic, keys, data, count)
+
+    def spy_write(topic, records, keys, values):
+        calls.append(("write", topic))
         write(topic, records, keys, values)
+
+    def spy_write_rows(topic, rows):
+        calls.append(("write_rows", topic))
+        write_rows(topic, rows)
 
     def no_encoding():
         raise AssertionError("the files sink encoded records itself")
 
-    sink.write = spy  # type: ignore[method-assign]  (the pipeline takes sink.write once)
+    # (the pipeline takes sink.write and sink.write_rows once)
+    sink._buffer, sink.write, sink.write_rows = spy_buffer, spy_write, spy_write_rows  # type: ignore[method-assign]
     sink._get_encoder = no_encoding  # type: ignore[method-assign]
     pipe = Pipeline(sink, timed=False)
     assert pipe.encoder.framing == "none"
     t, lb = trades(30), lobs(10)
+    status = Status("kraken", "BTC-USD", "subscribed", "", int(T0 * 1000), int(T0 * 1000000))
     for i in range(10):  # ten frames: three trades and a lob each
         for r in t[3 * i:3 * i + 3]:
             pipe.emit("trades", r)
         pipe.emit("lob", lb[i])
         assert pipe.end_frame() == 4
+    pipe.emit("status", status)
+    assert pipe.end_frame() == 1
     pipe.close()
 
-    bodies = {topic: b"".join(v for tp, values in seen if tp == topic for v in values) for topic in ("trades", "lob")}
-    assert bodies == {"trades": ENC.encode_block("trades", t), "lob": ENC.encode_block("lob", lb)}
+    assert calls == [("write_rows", "trades"), ("write_rows", "lob")] * 10 + [("write", "status")]
+    bodies = {topic: b"".join(d for tp, d in seen if tp == topic) for topic in ("trades", "lob", "status")}
+    assert bodies == {"trades": ENC.encode_block("trades", t), "lob": ENC.encode_block("lob", lb),
+                      "status": ENC.encode_block("status", [status])}
     [tf] = files(tmp_path, "trades")
     _, _, blocks = read_ocf(tf)
     assert [c for c, _ in blocks] == [21, 9]  # cut after the write that reached 20 records
