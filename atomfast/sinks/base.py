@@ -3,6 +3,14 @@
 The pipeline hands a sink the events of one frame, grouped by topic. A sink that stores or
 ships bytes declares its ``framing`` and receives Avro values encoded for it; a sink that
 shows records (stdout) declares ``framing = None`` and receives ``values=None``.
+
+A sink that never reads the records (``records_needed = False``: Kafka, files, null) may be
+handed ``records=()`` with the values; for the high-volume topics (``atomfast.book.SHAPES``)
+the pipeline then writes the events as Avro values into one buffer per topic and frame
+(``atomfast.book.AvroRows``), and a sink that defines ``write_rows(topic, rows)`` reads that
+buffer itself (no bytes object per event); one that does not gets its ``take()`` through
+``write``. Either must leave nothing behind in ``rows``' caller's hands: the pipeline clears
+the rows after ``write_rows`` returns.
 """
 from __future__ import annotations
 
