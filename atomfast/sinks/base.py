@@ -9,8 +9,8 @@ handed ``records=()`` with the values; for the high-volume topics (``atomfast.bo
 the pipeline then writes the events as Avro values into one buffer per topic and frame
 (``atomfast.book.AvroRows``), and a sink that defines ``write_rows(topic, rows)`` reads that
 buffer itself (no bytes object per event); one that does not gets its ``take()`` through
-``write``. Either must leave nothing behind in ``rows``' caller's hands: the pipeline clears
-the rows after ``write_rows`` returns.
+``write``. The pipeline clears the rows after ``write_rows`` returns: a sink copies what it
+keeps.
 """
 from __future__ import annotations
 
