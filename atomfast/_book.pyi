@@ -199,6 +199,8 @@ def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
 def parse_checksum(text: str | bytes) -> int:
     """``"974947235"`` -> 974947235: 1..10 ASCII digits below 2**32, else ValueError."""
 
+def rfc3339_to_ms(text: str) -> int:
+    """RFC 3339 UTC time -> ms since the epoch, truncated; ValueError ``bad timestamp ...``."""
 def seconds_to_ms(text: str | bytes) -> int:
     """``"1618678133.626511"`` -> 1618678133626 (exact, truncated); ValueError if malformed."""
 

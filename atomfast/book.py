@@ -50,6 +50,7 @@ from atomfast._book import (
     parse_decimal,
     parse_checksum,
     parse_ticks,
+    rfc3339_to_ms,
     seconds_to_ms,
     seconds_to_us,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "parse_decimal",
     "parse_checksum",
     "parse_ticks",
+    "rfc3339_to_ms",
     "seconds_to_ms",
     "seconds_to_us",
 ]

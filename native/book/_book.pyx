@@ -34,7 +34,7 @@ Not thread-safe: a book belongs to one thread (the hot path holds the GIL throug
 
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, uint8_t, INT64_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memset, memcpy, memmove
+from libc.string cimport memset, memcpy, memmove, memcmp
 from cpython.unicode cimport PyUnicode_Check
 from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -3105,6 +3105,78 @@ def seconds_to_ms(text):
 def seconds_to_us(text):
     """As seconds_to_ms, in µs: ``"1618678142.557535"`` -> 1618678142557535."""
     return _seconds(text, 6)
+
+
+cdef inline int _two(const char* s) noexcept nogil:
+    """Two ASCII digits -> 0..99; -1 otherwise."""
+    if 48 <= s[0] <= 57 and 48 <= s[1] <= 57:
+        return (s[0] - 48) * 10 + (s[1] - 48)
+    return -1
+
+
+cdef inline int64_t _days_from_civil(int64_t y, int m, int d) noexcept nogil:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)."""
+    y -= m <= 2
+    cdef int64_t era = (y if y >= 0 else y - 399) // 400
+    cdef int64_t yoe = y - era * 400
+    cdef int64_t doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    cdef int64_t doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef int _MONTH_DAYS[13]
+_MONTH_DAYS[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def rfc3339_to_ms(text):
+    """An RFC 3339 UTC time -> ms since the epoch, truncated: ``"2021-04-17T16:43:37.075687Z"``
+    -> 1618677817075. ``T`` (or ``t`` or a space) between date and time, ``Z``, ``z``,
+    ``+00:00`` or nothing after it, up to 12 fraction digits (Kraken's v2 ohlc sends nine) or
+    none, second 60 (a leap second) allowed, a real date of years 1..9999, and a result in
+    [0, 10**14); ValueError ``bad timestamp '...'`` otherwise (also for what is not a str)."""
+    cdef Py_ssize_t n, i, nf
+    cdef const char* s
+    cdef int64_t y, ms = 0
+    cdef int mo, d, h, mi, sec, c1, c2, dim
+    if not PyUnicode_Check(text):
+        raise ValueError(f"bad timestamp {text!r}")
+    s = _buffer(text, &n)
+    if n < 19 or s[4] != 45 or s[7] != 45 or not (s[10] == 84 or s[10] == 116 or s[10] == 32) \
+            or s[13] != 58 or s[16] != 58:                      # '-', 'T' 't' ' ', ':'
+        raise ValueError(f"bad timestamp {text!r}")
+    c1, c2, mo, d = _two(s), _two(s + 2), _two(s + 5), _two(s + 8)
+    h, mi, sec = _two(s + 11), _two(s + 14), _two(s + 17)
+    if c1 < 0 or c2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 \
+            or sec < 0 or sec > 60:
+        raise ValueError(f"bad timestamp {text!r}")
+    y = c1 * 100 + c2
+    dim = _MONTH_DAYS[mo]
+    if mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
+        dim = 29
+    if y < 1 or d > dim:
+        raise ValueError(f"bad timestamp {text!r}")
+    i = 19
+    if i < n and s[i] == 46:                                    # '.'
+        i += 1
+        nf = 0
+        while i < n and 48 <= s[i] <= 57:
+            if nf < 3:
+                ms = ms * 10 + (s[i] - 48)
+            nf += 1
+            i += 1
+        if nf == 0 or nf > 12:
+            raise ValueError(f"bad timestamp {text!r}")
+        while nf < 3:
+            ms *= 10
+            nf += 1
+    n -= i
+    if not (n == 0 or (n == 1 and (s[i] == 90 or s[i] == 122))             # 'Z' 'z'
+            or (n == 6 and memcmp(s + i, b"+00:00", 6) == 0)):
+        raise ValueError(f"bad timestamp {text!r}")
+    ms += _days_from_civil(y, mo, d) * 86400000 + ((h * 60 + mi) * 60 + sec) * 1000
+    if not 0 <= ms < 100000000000000:
+        raise ValueError(f"bad timestamp {text!r}")
+    return ms
 
 
 def format_ticks(int64_t ticks, int decimals=8, int sent_decimals=-1):
