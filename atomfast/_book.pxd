@@ -29,4 +29,6 @@ cdef class AvroRows:
                      object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1
     cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
                      object trade_id, int64_t event_ms, int64_t atom_us) except -1
+    cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
+                     object order_id, int64_t event_ms, int64_t atom_us) except -1
     cpdef clear(self)

@@ -50,6 +50,9 @@ class AvroRows:
               trade_id: str | int, event_ms: int, atom_us: int) -> bool:
         """A trades event (``buy``: the taker bought); False (nothing written) where the price is
         not in (0, 1e15), the size not in [0, 1e15) or the time not in [0, 10**14) ms."""
+    def order(self, exchange: str, symbol: str, price: str | float, size: str | float, bid: bool,
+              order_id: str | int, event_ms: int, atom_us: int) -> bool:
+        """A lob_l3 event (size 0: the order is gone), checked as ``trade``."""
     def append(self, row: tuple, /) -> None: ...
     def take(self) -> tuple[list[bytes], list[bytes]]: ...
     def take_block(self) -> tuple[list[bytes], bytes]:
@@ -64,6 +67,8 @@ class RecordRows(list[tuple]):
               ask_price: str | float, ask_size: str | float, event_ms: int, atom_us: int) -> bool: ...
     def trade(self, exchange: str, symbol: str, price: str | float, size: str | float, buy: bool,
               trade_id: str | int, event_ms: int, atom_us: int) -> bool: ...
+    def order(self, exchange: str, symbol: str, price: str | float, size: str | float, bid: bool,
+              order_id: str | int, event_ms: int, atom_us: int) -> bool: ...
 
 class L2Book:
     """Level-2 book: total size per exact price, per side (red-black tree of C structs).

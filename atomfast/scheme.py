@@ -112,6 +112,12 @@ class _EmitRows:
         rows = RecordRows(TOPICS[self.topic])
         return rows.trade(exchange, symbol, price, size, buy, trade_id, event_ms, atom_us) and self._emitted(rows)
 
+    def order(self, exchange: str, symbol: str, price: object, size: object, bid: bool, order_id: str | int,
+              event_ms: int, atom_us: int) -> bool:
+        """``AvroRows.order``: the event (checked as there) handed to ``emit``."""
+        rows = RecordRows(TOPICS[self.topic])
+        return rows.order(exchange, symbol, price, size, bid, order_id, event_ms, atom_us) and self._emitted(rows)
+
     def _emitted(self, rows: RecordRows) -> bool:
         self.emit(self.topic, rows[0])
         return True

@@ -1632,7 +1632,7 @@ cdef int64_t MAX_MS = 100000000000000
 #: each (d: double, l: long, s: string), in the schemas' order (atomfast/schemas/*.avsc)
 SHAPES = {
     "lob": b"ddsll",        # price, size, side, event_timestamp, atom_timestamp
-    "lob_l3": b"ddssll",    # price, size, side, order_id, event_timestamp, atom_timestamp
+    "lob_l3": b"ddssll",    # price, size, side, order_id, event_timestamp, atom_timestamp (trades' layout)
     "trades": b"ddssll",    # price, size, taker_side, trade_id, event_timestamp, atom_timestamp
     "ticker": b"ddddll",    # bid_price, bid_size, ask_price, ask_size, event_timestamp, atom_timestamp
     "spread": b"ddddll",
@@ -1829,6 +1829,13 @@ cdef class AvroRows:
         self._end(out)
         return True
 
+    cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
+                     object order_id, int64_t event_ms, int64_t atom_us) except -1:
+        """A ``lob_l3`` event (an order's price and remaining size; size 0: gone; ``bid``: a buy
+        order) from an exchange's fields as sent, checked as ``trade`` (the two topics have one
+        layout: price, size, side, id, times)."""
+        return self.trade(exchange, symbol, price, size, bid, order_id, event_ms, atom_us)
+
     def append(self, row):
         """An event tuple of this topic (``events.Lob``, ``Trade``, ...; any tuple of its fields in
         the schema's order), encoded as the Rust encoder encodes it, as ``list.append`` takes it."""
@@ -1949,6 +1956,10 @@ cdef class RecordRows(list):
         self.append(tuple.__new__(self.row_type, (exchange, symbol, p, s, ROW_BUY if buy else ROW_SELL, trade_id,
                                                   event_ms, atom_us)))
         return True
+
+    cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
+                     object order_id, int64_t event_ms, int64_t atom_us) except -1:
+        return self.trade(exchange, symbol, price, size, bid, order_id, event_ms, atom_us)
 
 
 cdef int _spread_into(Level* n, Side* sides, double pdiv, double sdiv, object book, object rows,

@@ -153,7 +153,7 @@ cdef class Pipeline:
         else:
             from atomfast.events import TOPICS
 
-            self._record_types = {topic: TOPICS[topic] for topic in ("spread", "ticker", "trades")}
+            self._record_types = {topic: TOPICS[topic] for topic in ("spread", "ticker", "trades", "lob_l3")}
         # a sink that measures receipt -> delivery (KafkaSink) is told each live frame's receipt
         self._note_receipt = getattr(sink, "note_receipt", None)
         self.timed = timed
@@ -174,7 +174,8 @@ cdef class Pipeline:
         ``apply_sides``) appends to it directly, as ``emit`` would one by one. For the
         high-volume topics with a sink that needs no records: the topic's ``AvroRows`` (the
         book and the typed writers write encoded values into it); with one that reads records,
-        for spread, ticker and trades a ``RecordRows`` (a list with the same typed writers)."""
+        for spread, ticker, trades and lob_l3 a ``RecordRows`` (a list with the same typed
+        writers)."""
         cdef object rows = self._frame.get(topic)
         cdef object kind
         if rows is None:

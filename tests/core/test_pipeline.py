@@ -2,7 +2,7 @@
 import pytest
 
 from atomfast.avro import decode
-from atomfast.events import Lob, Spread, Trade
+from atomfast.events import Lob, LobL3, Spread, Trade
 from atomfast.metrics import Metrics
 from atomfast.pipeline import Pipeline
 from atomfast.testing import MemorySink
@@ -158,6 +158,13 @@ def test_typed_writers_write_the_encoders_bytes():
     assert trades.take()[1] == enc.encode_many("trades", expected)
     records = RecordRows(Trade)
     assert records.trade(ex2, sym2, p, q, buy, trade_id, ms2, ms2 * 1000 + 9) and records == [trade]
+    # lob_l3 (trades' layout): an order of a recorded Bitstamp snapshot (cryptofeed/BITSTAMP.ws.1.0),
+    # its id an int as decoded
+    order = LobL3("bitstamp", "ETH-USD", 3802.9, 0.6, "buy", "1443875731320832", 1641343699000, 7)
+    for rows, read in ((AvroRows(enc.prefix("lob_l3"), SHAPES["lob_l3"]), lambda r: r.take()[1]), (RecordRows(LobL3), list)):
+        assert rows.order("bitstamp", "ETH-USD", "3802.90", "0.60000000", True, 1443875731320832, 1641343699000, 7)
+        assert rows.order("bitstamp", "ETH-USD", "0", "1", True, "x", 1, 7) is False  # no order at price 0
+        assert read(rows) == (enc.encode_many("lob_l3", [order]) if read is not list else [order])
 
     book = L2Book(4, 0)
     book.apply_sides(BID, [(b, bq)], [(a, aq)], [], Lob, ex, sym, ms, 0)
