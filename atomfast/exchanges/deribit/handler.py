@@ -51,7 +51,7 @@ import math
 from typing import Sequence
 
 from ...book import ASK, BID
-from ...events import Candle, FundingRate, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -60,6 +60,8 @@ from . import messages as m
 from .parse import ms_ok, name_instrument, parse_instruments, valid_level
 
 _ZERO = b"0"
+#: the largest price or size a trade may carry (the typed writers' bound: no exchange means more)
+_MAX_VALUE = 1e15
 _ACTIONS = ("new", "change", "delete")
 _FUNDING_PERIOD_MS = 8 * 3600 * 1000
 _RPC_KEY = "deribit_rpc"  # conn.state: request id -> method
@@ -346,19 +348,21 @@ class DeribitScheme(Scheme):
     # --- trades, ticker, candles --------------------------------------------------------------
     def _on_trades(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         trades: list[m.Trade] = params.data
+        # the whole message checked before any trade is written (one bad trade spoils it): the
+        # price in (0, 1e15), the amount in [0, 1e15) (the writer's ranges: no trade is refused
+        # half way), a direction, the time in [0, 10**14) ms
         for t in trades:
-            if (not (ok_float(t.price) and ok_float(t.amount)) or t.direction not in ("buy", "sell")
-                    or not ms_ok(t.timestamp)):
+            if (not (0.0 < t.price < _MAX_VALUE and 0.0 <= t.amount < _MAX_VALUE)
+                    or t.direction not in ("buy", "sell") or not ms_ok(t.timestamp)):
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.timestamp!r}", data)
                 return
             if not self.known(t.instrument_name, data):
                 return
         atom_us = recv_ns // 1000
-        emit, exchange, symbol_of = self.emit, self.exchange, self.symbol_of
+        write, exchange, symbols = self.rows("trades").trade, self.exchange, self._symbols
         for t in trades:
-            tid = t.trade_id if t.trade_id.__class__ is str else str(t.trade_id)
-            emit("trades", Trade(exchange, symbol_of(t.instrument_name), t.price, t.amount, t.direction, tid,
-                                 t.timestamp, atom_us))
+            write(exchange, symbols[t.instrument_name], t.price, t.amount, t.direction == "buy", t.trade_id,
+                  t.timestamp, atom_us)
 
     def _on_ticker(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         t: m.Ticker = params.data
@@ -376,9 +380,8 @@ class DeribitScheme(Scheme):
             bs = t.best_bid_amount if t.best_bid_amount is not None else 0.0
             ap = t.best_ask_price if t.best_ask_price is not None else 0.0
             asz = t.best_ask_amount if t.best_ask_amount is not None else 0.0
-            if ok_float(bp) and ok_float(bs) and ok_float(ap) and ok_float(asz):
-                self.emit("ticker", Ticker(self.exchange, symbol, bp, bs, ap, asz, event_ms, atom_us))
-            else:
+            # each in [0, 1e15), or a malformed ticker (the writer's checks)
+            if not self.rows("ticker").quote(self.exchange, symbol, bp, bs, ap, asz, event_ms, atom_us):
                 self.bad_input("malformed ticker", f"{bp!r} {bs!r} {ap!r} {asz!r}", data)
         if self._want_funding and (t.current_funding is not None or t.funding_8h is not None):
             rate = t.current_funding if t.current_funding is not None else 0.0
