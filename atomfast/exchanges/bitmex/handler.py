@@ -68,6 +68,8 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import groupby
+from operator import attrgetter, itemgetter
 from typing import Sequence
 
 import msgspec
@@ -83,6 +85,15 @@ from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, val
 
 _ZERO = b"0"
 _SIDES = {"Buy": BID, "Sell": ASK}
+_row_symbol = attrgetter("symbol")
+_row_id = attrgetter("id")
+_row_side = attrgetter("side")
+_row_price = attrgetter("price")
+#: a run of a partial: rows of one side and one timestamp
+_row_run = attrgetter("side", "timestamp")
+#: ``_check_rows``' ops: a run (side, event ms) and its level
+_op_run = itemgetter(0, 2)
+_op_level = itemgetter(1)
 _TAKER = {"Buy": "buy", "Sell": "sell"}
 _BIN_MINUTES = {"tradeBin1m": 1, "tradeBin5m": 5, "tradeBin1h": 60, "tradeBin1d": 1440}
 _BIN_NAMES = {1: "1m", 5: "5m", 60: "1h", 1440: "1d"}
@@ -329,11 +340,9 @@ class BitmexScheme(Scheme):
             return
         if not rows:
             return
-        first = rows[0].symbol
-        for r in rows:
-            if r.symbol != first:
-                break
-        else:
+        natives = set(map(_row_symbol, rows))
+        if len(natives) == 1:  # (one symbol: nearly every message)
+            first = rows[0].symbol
             if first in self._symbols or self.known(first, data):
                 self._apply_rows(conn, first, rows, action, data, recv_ns)
             return
@@ -354,6 +363,8 @@ class BitmexScheme(Scheme):
         book = self.books.get(native)
         if book is None or native in self.unsynced:
             return  # before its partial (BitMEX: drop them), or resyncing
+        if len(rows) == 1 and self._apply_row(native, book, rows[0], action, recv_ns):
+            return
         try:
             ops, changes = self._check_rows(self.ids[native], rows, action, book.price_decimals,
                                             book.size_decimals, recv_ns // 1_000_000)
@@ -379,20 +390,60 @@ class BitmexScheme(Scheme):
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ops[-1][2], atom_us)
 
+    def _apply_row(self, native: str, book, r: m.L2Row, action: str, recv_ns: int) -> bool:
+        """A message of one row (nearly every one) in the common case: a well-formed row of an
+        ``id`` in the expected state (an insert of an id not held; an update or delete of one held
+        on that side, at the price held where a price is sent), applied as ``_apply_rows`` would.
+        False, with nothing changed, for anything else: ``_apply_rows`` then checks the row whole
+        and says what is wrong (the book refusing the level means a malformed row)."""
+        side = _SIDES.get(r.side)
+        if side is None:
+            return False
+        ts = r.timestamp
+        if ts:
+            try:
+                event_ms = iso_to_ms(ts)
+            except ValueError:
+                return False
+        else:
+            event_ms = recv_ns // 1_000_000
+        ids = self.ids[native]
+        rid = r.id
+        known = ids.get(rid)
+        if action == "insert":
+            if known is not None:
+                return False
+            price = bytes(r.price)
+            level = (price, r.size)
+        else:
+            if known is None or known[0] != side:
+                return False
+            price = known[1]
+            if r.price and bytes(r.price) != price:
+                return False
+            level = (price, r.size if action == "update" else _ZERO)
+        atom_us = recv_ns // 1000
+        try:
+            flags = book.apply_sides(side, [level], None, self.rows("lob"), Lob, self.exchange, self._symbols[native],
+                                     event_ms, atom_us)
+        except BOOK_ERRORS:
+            return False  # nothing applied
+        if action == "insert":
+            ids[rid] = (side, price)
+        elif action == "delete":
+            del ids[rid]
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, event_ms, atom_us)
+        return True
+
     def _apply_runs(self, book, ops: list[tuple[int, tuple[bytes, bytes], int]], symbol: str, atom_us: int) -> int:
         """``(side, (price, size), event ms)`` in message order onto the book, a book call per
         run of one side and one time (each row keeps its own event time); returns the flags."""
         rows_out, exchange = self.rows("lob"), self.exchange
         flags = 0
-        i, n = 0, len(ops)
-        while i < n:
-            side, _, event_ms = ops[i]
-            j = i + 1
-            while j < n and ops[j][0] == side and ops[j][2] == event_ms:
-                j += 1
-            flags |= book.apply_sides(side, [op[1] for op in ops[i:j]], None, rows_out, Lob, exchange, symbol,
+        for (side, event_ms), run in groupby(ops, _op_run):
+            flags |= book.apply_sides(side, list(map(_op_level, run)), None, rows_out, Lob, exchange, symbol,
                                       event_ms, atom_us)
-            i = j
         return flags
 
     @staticmethod
@@ -447,27 +498,30 @@ class BitmexScheme(Scheme):
         return ops, changes
 
     def _on_partial(self, conn: Connection, env: m.Envelope, rows: list[m.L2Row], data: bytes, recv_ns: int) -> None:
-        groups: dict[str, list[m.L2Row]] = {}
-        if env.filter is not None and env.filter.symbol:
-            groups[env.filter.symbol] = []
-        for r in rows:
-            groups.setdefault(r.symbol, []).append(r)
+        filtered = env.filter.symbol if env.filter is not None else ""
+        natives = set(map(_row_symbol, rows))
+        if len(natives) == 1 and (not filtered or filtered in natives):
+            groups = {natives.pop(): rows}  # (one symbol: nearly every partial)
+        else:
+            groups = {}
+            if filtered:
+                groups[filtered] = []
+            for r in rows:
+                groups.setdefault(r.symbol, []).append(r)
         recv_ms = recv_ns // 1_000_000
         atom_us = recv_ns // 1000
         for native, group in groups.items():
             if not self.known(native, data):
                 continue
-            # each row: (side, (price, size) raw digits, event ms), and its id's level; a
-            # partial's rows share a few timestamps: each distinct one is parsed once
-            ops = []
-            ids = {}
+            # the rows in runs of one side and one timestamp (a partial is sorted by side and its
+            # rows share a few timestamps: each distinct one is parsed once), checked in row order
+            runs = []
             times: dict[str, int] = {}
             try:
-                for r in group:
-                    side = _SIDES.get(r.side)
+                for (side_name, ts), run in groupby(group, _row_run):
+                    side = _SIDES.get(side_name)
                     if side is None:
-                        raise _Malformed(f"side {r.side!r}")
-                    ts = r.timestamp
+                        raise _Malformed(f"side {side_name!r}")
                     if not ts:
                         event_ms = recv_ms
                     else:
@@ -477,25 +531,30 @@ class BitmexScheme(Scheme):
                                 event_ms = times[ts] = iso_to_ms(ts)
                             except ValueError as exc:
                                 raise _Malformed(str(exc)) from None
-                    price = bytes(r.price)
-                    ids[r.id] = (side, price)
-                    ops.append((side, (price, bytes(r.size)), event_ms))
+                    runs.append((side, list(run), event_ms))
                 book = self.book(native)
-                try:  # every level parsed before the book is cleared for them
-                    book.check_sides([op[1] for op in ops])
+                try:  # every level parsed before the book is cleared for them (the rows are levels)
+                    book.check_sides(group)
                 except BOOK_ERRORS as exc:
                     raise _Malformed(str(exc)) from None
             except _Malformed as exc:
                 self.book_failed(conn, native, "malformed book partial", str(exc), data, recv_ns)
                 continue
-            snap_ms = max((op[2] for op in ops), default=0) if group and group[0].timestamp else 0
+            snap_ms = max([run[2] for run in runs]) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            self.ids[native] = ids
+            # id -> (side, price as sent), built in C
+            self.ids[native] = dict(zip(map(_row_id, group),
+                                        zip(map(_SIDES.__getitem__, map(_row_side, group)),
+                                            map(bytes, map(_row_price, group)))))
             carried = conn.state.get(_BOOKS)
             if carried is None:
                 carried = conn.state[_BOOKS] = set()
             carried.add(native)
-            if self._apply_runs(book, ops, self.symbol_of(native), atom_us) & TOP_CHANGED:
+            rows_out, exchange, symbol = self.rows("lob"), self.exchange, self.symbol_of(native)
+            flags = 0
+            for side, levels, event_ms in runs:
+                flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
+            if flags & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 
     # --- trades, quotes, instruments, bins ----------------------------------------------------
