@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import groupby
+from itertools import groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Sequence
 
@@ -87,7 +87,6 @@ _ZERO = b"0"
 _SIDES = {"Buy": BID, "Sell": ASK}
 _row_symbol = attrgetter("symbol")
 _row_id = attrgetter("id")
-_row_side = attrgetter("side")
 _row_price = attrgetter("price")
 #: a run of a partial: rows of one side and one timestamp
 _row_run = attrgetter("side", "timestamp")
@@ -542,10 +541,10 @@ class BitmexScheme(Scheme):
                 continue
             snap_ms = max([run[2] for run in runs]) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            # id -> (side, price as sent), built in C
-            self.ids[native] = dict(zip(map(_row_id, group),
-                                        zip(map(_SIDES.__getitem__, map(_row_side, group)),
-                                            map(bytes, map(_row_price, group)))))
+            # id -> (side, price as sent), built in C run by run
+            self.ids[native] = ids = {}
+            for side, levels, _ in runs:
+                ids.update(zip(map(_row_id, levels), zip(repeat(side), map(bytes, map(_row_price, levels)))))
             carried = conn.state.get(_BOOKS)
             if carried is None:
                 carried = conn.state[_BOOKS] = set()
