@@ -64,11 +64,12 @@ import math
 from typing import Sequence
 
 from ...book import ASK, BID, parse_ticks
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import MAX_FLOAT, guess_instrument, hedged, is_plain, ns_ok, ok_float, parse_products, scaled_float, scaled_text
+from .parse import (MAX_FLOAT, MAX_VALUE, guess_instrument, hedged, is_plain, ns_ok, ok_float, parse_products, scaled_float,
+                    scaled_text)
 
 # route keys (read on the raw bytes by ``_route``)
 BOOK, BOOK_P, TRADES, TRADES_P, KLINE, KLINE_P, PACK, ANSWER = (b"book", b"book_p", b"trades", b"trades_p",
@@ -78,7 +79,7 @@ _MARKERS = ((b'"book":', BOOK), (b'"orderbook_p":', BOOK_P), (b'"trades":', TRAD
             (b'"result":', ANSWER), (b'"error":', ANSWER))
 _WHAT = {BOOK: "book message", BOOK_P: "book message", TRADES: "trades", TRADES_P: "trades", KLINE: "kline",
          KLINE_P: "kline", PACK: "market24h pack", ANSWER: "answer"}
-_SIDES = {"Buy": BUY, "Sell": SELL}
+_SIDES = ("Buy", "Sell")  # the taker's
 _INTERVALS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 14400: "4h", 86400: "1d", 604800: "1w",
               2592000: "1M", 7776000: "3M", 31104000: "1y"}
 _PACK = "perp_market24h_pack"
@@ -357,8 +358,10 @@ class PhemexScheme(Scheme):
         self._trades(native, rows, msg.type, data, recv_ns)
 
     def _trades(self, native: str, rows: list, kind: str, data: bytes, recv_ns: int) -> None:
+        # the whole message checked before any trade is written: the price in (0, 1e15), the
+        # size in [0, 1e15) (the writer's ranges: no trade is refused half way)
         for ts, side, price, size in rows:
-            if not (ns_ok(ts) and side in _SIDES and ok_float(price) and ok_float(size)):
+            if not (ns_ok(ts) and side in _SIDES and 0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
                 self.bad_input("malformed trades", f"{ts!r} {side!r} {price!r} {size!r}", data)
                 return
         if kind != "snapshot" and kind != "incremental":
@@ -376,9 +379,9 @@ class PhemexScheme(Scheme):
                 return  # history from before the first subscription
             rows = [r for r in rows if r[0] > last]
         atom_us = recv_ns // 1000
-        emit, exchange, symbol = self.emit, self.exchange, self._symbols[native]
+        write, exchange, symbol = self.rows("trades").trade, self.exchange, self._symbols[native]
         for ts, side, price, size in rows:
-            emit("trades", Trade(exchange, symbol, price, size, _SIDES[side], "", ts // 1_000_000, atom_us))
+            write(exchange, symbol, price, size, side == "Buy", "", ts // 1_000_000, atom_us)
 
     # --- candles ------------------------------------------------------------------------------
     def _on_kline(self, conn: Connection, msg: m.Kline, data: bytes, recv_ns: int) -> None:
@@ -492,8 +495,11 @@ class PhemexScheme(Scheme):
                 if bid is None or ask is None:
                     self.bad_input("malformed ticker", f"{native}: {row[i_bid]!r} {row[i_ask]!r}"[:300], data)
                 elif self._last_ticker.get(native) != (bid, ask):
-                    self._last_ticker[native] = (bid, ask)
-                    self.emit("ticker", Ticker(self.exchange, symbol, bid, 0.0, ask, 0.0, event_ms, atom_us))
+                    # each below 1e15 too (the writer's checks), or a malformed ticker
+                    if self.rows("ticker").quote(self.exchange, symbol, bid, 0.0, ask, 0.0, event_ms, atom_us):
+                        self._last_ticker[native] = (bid, ask)
+                    else:
+                        self.bad_input("malformed ticker", f"{native}: {row[i_bid]!r} {row[i_ask]!r}"[:300], data)
 
 
 class PhemexFuturesScheme(PhemexScheme):

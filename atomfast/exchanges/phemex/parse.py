@@ -35,6 +35,9 @@ from ...book import format_ticks
 from ...scheme import Instrument
 from .._common import MAX_FLOAT, MAX_MS, decimals_of, is_plain, ok_float, valid_level  # noqa: F401 (this module's API)
 
+#: the largest price or size a trade or ticker carries (the typed writers' bound, ``AvroRows.trade``
+#: and ``quote``: no exchange means more)
+MAX_VALUE = 1e15
 #: decimals a string-priced (USDT-M) book keeps at least, and at most
 MIN_DECIMALS = 8
 MAX_DECIMALS = 12
