@@ -38,7 +38,7 @@ import math
 from typing import Sequence
 
 from ...book import BID
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Trade
+from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument, RestEndpoint,
                        Routes, Scheme, WebsocketEndpoint)
@@ -47,7 +47,6 @@ from .parse import guess_instrument, is_plain, is_rate, ms_ok, ok_float, parse_m
 
 #: levels a side that ``book_lv2`` keeps (both markets)
 DEPTH = 20
-_TAKER = {"buy": BUY, "sell": SELL}
 
 
 class _PoloniexScheme(Scheme):
@@ -206,16 +205,20 @@ class PoloniexScheme(_PoloniexScheme):
             self.bad_input("malformed trade", str(exc), data)
             return
         atom_us = recv_ns // 1000
+        write = self.rows("trades").trade
         for t in items:
-            taker = _TAKER.get(t.takerSide)
-            if not (is_plain(t.price) and is_plain(t.quantity)) or taker is None or not ms_ok(t.createTime) \
-                    or not (0 < len(t.id) <= 40):
+            side = t.takerSide
+            # plain decimals, a taker side, a time, an id; then the writer's ranges (the price in
+            # (0, 1e15), the quantity below 1e15): each trade on its own
+            if not (is_plain(t.price) and is_plain(t.quantity)) or (side != "buy" and side != "sell") \
+                    or not ms_ok(t.createTime) or not (0 < len(t.id) <= 40):
                 self.bad_input("malformed trade", f"{t.price!r} {t.quantity!r} {t.takerSide!r} {t.id[:40]!r}", data)
                 continue
             if not self.known(t.symbol, data):
                 continue
-            self.emit("trades", Trade(self.exchange, self._symbols[t.symbol], float(t.price), float(t.quantity), taker,
-                                      t.id, t.createTime, atom_us))
+            if not write(self.exchange, self._symbols[t.symbol], t.price, t.quantity, side == "buy", t.id,
+                         t.createTime, atom_us):
+                self.bad_input("malformed trade", f"{t.price!r} {t.quantity!r} {t.takerSide!r} {t.id[:40]!r}", data)
 
     def _on_candles(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
