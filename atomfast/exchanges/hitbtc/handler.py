@@ -43,12 +43,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import BID
-from ...events import Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import guess_instrument, ms_ok, number, parse_symbols, rate
+from .parse import MAX_VALUE, guess_instrument, ms_ok, number, parse_symbols, rate
 
 #: sequence numbers are JSON integers below this (int64)
 MAX_SEQ = 2**63
@@ -262,10 +262,11 @@ class HitbtcScheme(Scheme):
 
     def _trades(self, native: str, trades: list, snapshot: bool, data: bytes, recv_ns: int) -> None:
         rows = []
-        try:
+        try:  # every trade of the symbol checked before any is written: the writer's ranges too
             for t in trades:
                 price, size = number(t.p), number(t.q)
-                if price <= 0.0 or t.s not in _SIDES or not ms_ok(t.t) or not 0 <= t.i < MAX_SEQ:
+                if not (0.0 < price < MAX_VALUE and size < MAX_VALUE) or t.s not in _SIDES or not ms_ok(t.t) \
+                        or not 0 <= t.i < MAX_SEQ:
                     raise ValueError(f"{t.p!r} {t.q!r} {t.s!r} {t.t!r} {t.i!r}")
                 rows.append((t, price, size))
         except ValueError as exc:
@@ -276,14 +277,14 @@ class HitbtcScheme(Scheme):
         symbol = self._symbols[native]
         last = self.trade_ids.get(native, -1)
         atom_us = recv_ns // 1000
-        emit, exchange = self.emit, self.exchange
+        write, exchange = self.rows("trades").trade, self.exchange
         for t, price, size in rows:
             if t.i <= last:
                 if snapshot:
                     continue  # published already: a snapshot repeats recent trades
             else:
                 last = t.i
-            emit("trades", Trade(exchange, symbol, price, size, t.s, str(t.i), t.t, atom_us))
+            write(exchange, symbol, price, size, t.s == "buy", t.i, t.t, atom_us)
         self.trade_ids[native] = last
 
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
@@ -296,8 +297,10 @@ class HitbtcScheme(Scheme):
             except ValueError as exc:
                 self.bad_input("malformed ticker", str(exc)[:200], data)
                 continue
-            if self.known(native, data):
-                self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, d.t, atom_us))
+            # each below 1e15 too (the writer's checks), or a malformed ticker
+            if self.known(native, data) and not self.rows("ticker").quote(self.exchange, self._symbols[native], bp, bs,
+                                                                          ap, asz, d.t, atom_us):
+                self.bad_input("malformed ticker", f"{d.b!r} {d.B!r} {d.a!r} {d.A!r}", data)
 
     def _on_candles(self, conn: Connection, msg: m.CandlesMsg, data: bytes, recv_ns: int) -> None:
         if msg.snapshot is None and msg.update is None:

@@ -31,6 +31,9 @@ from .._common import decimals_of, is_plain, ms_ok, rfc3339_to_ms  # noqa: F401 
 
 MIN_DECIMALS = 8
 MAX_DECIMALS = 12
+#: the largest price or size a trade or ticker carries (the typed writers' bound, ``AvroRows.trade``
+#: and ``quote``: no exchange means more)
+MAX_VALUE = 1e15
 PERP_SUFFIX = "_PERP"
 
 #: quote currencies, longest first: to split a spot name the listing did not give
