@@ -610,7 +610,7 @@ class BitfinexScheme(Scheme):
             self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
             return
         if flags & TOP_CHANGED:
-            self.emit("spread", _new(Spread, (exchange, symbol, *book.best(), ms, atom_us)))
+            book.spread_into(self.rows("spread"), Spread, exchange, symbol, ms, atom_us)
 
     def _on_p0_row(self, conn: Connection, msg: m.P0Update, data: bytes, recv_ns: int) -> None:
         """``[CHANNEL_ID, [PRICE, COUNT, AMOUNT], SEQ]``: nearly every frame (``_channel`` is inline).
@@ -652,7 +652,7 @@ class BitfinexScheme(Scheme):
         except BOOK_ERRORS:
             f = self._p0_refused(conn, ch, lv, side, size, amount, data, recv_ns, ms, atom_us)
         if f & TOP_CHANGED:
-            self.emit("spread", _new(Spread, (self.exchange, ch.symbol, *book.best(), ms, atom_us)))
+            book.spread_into(self.rows("spread"), Spread, self.exchange, ch.symbol, ms, atom_us)
 
     def _p0_refused(self, conn: Connection, ch: _Chan, lv: m.P0Level, side: int, size: bytes, amount: bytes,
                     data: bytes, recv_ns: int, ms: int, atom_us: int) -> int:
@@ -796,7 +796,7 @@ class BitfinexScheme(Scheme):
         if seen is None:
             seen = self._seen[ch.native] = {}
         atom_us = recv_ns // 1000
-        emit, exchange, symbol = self.emit, self.exchange, ch.symbol
+        out, exchange, symbol = self.rows("trades"), self.exchange, ch.symbol
         for t in rows:
             tid = t.id
             if tid in seen:
@@ -805,10 +805,12 @@ class BitfinexScheme(Scheme):
             if len(seen) > _SEEN_TRADES:
                 del seen[next(iter(seen))]
             a = t.amount
-            if a > 0:
-                emit("trades", _new(Trade, (exchange, symbol, t.price, a, BUY, str(tid), t.mts, atom_us)))
-            else:
-                emit("trades", _new(Trade, (exchange, symbol, t.price, -a, SELL, str(tid), t.mts, atom_us)))
+            buy = a > 0
+            # the typed writer takes what is within its ranges (nearly every trade); a price or
+            # amount it refuses but the checks above take (up to MAX_FLOAT) goes as the record
+            if not out.trade(exchange, symbol, t.price, a if buy else -a, buy, tid, t.mts, atom_us):
+                self.emit("trades", _new(Trade, (exchange, symbol, t.price, a if buy else -a, BUY if buy else SELL,
+                                                 str(tid), t.mts, atom_us)))
 
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
         ch = self._channel(conn, msg, data, recv_ns)
@@ -817,8 +819,10 @@ class BitfinexScheme(Scheme):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
             return
         atom_us = recv_ns // 1000
-        self.emit("ticker", Ticker(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
-                                   atom_us))
+        if not self.rows("ticker").quote(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
+                                         atom_us):  # (a value the writer refuses but ok_float takes: as the record)
+            self.emit("ticker", Ticker(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
+                                       atom_us))
 
     def _on_candle(self, conn: Connection, msg: m.CandleUpdate, data: bytes, recv_ns: int) -> None:
         self._candles(self._channel(conn, msg, data, recv_ns), (msg.candle,), data, recv_ns)
