@@ -75,11 +75,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import ASK, BID, L2Book, parse_ticks
-from ...events import BUY, SELL, Lob, Ticker, Trade, TradeL3
+from ...events import BUY, SELL, Lob, Trade, TradeL3
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument, RestEndpoint,
                        Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import PRICE_DECIMALS, SIZE_DECIMALS, guess_instrument, mid_ok, ok_float, parse_markets, rfc3339_to_ms
+from .parse import MAX_VALUE, PRICE_DECIMALS, SIZE_DECIMALS, guess_instrument, mid_ok, parse_markets, rfc3339_to_ms
 
 SNAPSHOT_CHANNEL = "lightning_board_snapshot_"
 BOARD_CHANNEL = "lightning_board_"
@@ -409,7 +409,8 @@ class BitflyerScheme(Scheme):
         atom_us = recv_ns // 1000
         for e in executions:
             taker = _TAKER.get(e.side)
-            if taker is None or not (0.0 < e.price and ok_float(e.price) and 0.0 < e.size and ok_float(e.size)):
+            # the price and size in (0, 1e15) (within the writer's ranges: trades and trades_l3 alike)
+            if taker is None or not (0.0 < e.price < MAX_VALUE and 0.0 < e.size < MAX_VALUE):
                 self.bad_input("malformed execution", f"side {e.side!r} price {e.price!r} size {e.size!r}"[:200], data)
                 continue
             try:
@@ -417,10 +418,14 @@ class BitflyerScheme(Scheme):
             except ValueError as exc:
                 self.bad_input("malformed execution", str(exc)[:200], data)
                 continue
-            tid = str(e.id)
             if self._want_trades:
-                self.emit("trades", Trade(self.exchange, symbol, e.price, e.size, taker, tid, event_ms, atom_us))
+                if taker:  # (checked above as the writer checks: it writes every one)
+                    self.rows("trades").trade(self.exchange, symbol, e.price, e.size, taker is BUY, e.id, event_ms,
+                                              atom_us)
+                else:  # an auction's: no taker side (``""``), which the writer does not write
+                    self.emit("trades", Trade(self.exchange, symbol, e.price, e.size, "", str(e.id), event_ms, atom_us))
             if self._want_trades_l3:
+                tid = str(e.id)
                 buy, sell = e.buy_child_order_acceptance_id, e.sell_child_order_acceptance_id
                 maker_id, taker_id = (sell, buy) if taker is BUY else (buy, sell)
                 self.emit("trades_l3", TradeL3(self.exchange, symbol, e.price, e.size, taker, tid, maker_id, taker_id,
@@ -433,13 +438,11 @@ class BitflyerScheme(Scheme):
         except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed ticker", str(exc)[:300], data)
             return
-        if not (ok_float(t.best_bid) and ok_float(t.best_ask) and ok_float(t.best_bid_size)
-                and ok_float(t.best_ask_size)):
+        # each in [0, 1e15), or a malformed ticker (the writer's checks)
+        if not self.rows("ticker").quote(self.exchange, self._symbols[native], t.best_bid, t.best_bid_size, t.best_ask,
+                                         t.best_ask_size, event_ms, recv_ns // 1000):
             self.bad_input("malformed ticker", f"{t.best_bid!r} {t.best_bid_size!r} {t.best_ask!r} "
                                                f"{t.best_ask_size!r}"[:200], data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], t.best_bid, t.best_bid_size, t.best_ask,
-                                   t.best_ask_size, event_ms, recv_ns // 1000))
 
 
 def _unexplained(pending: dict) -> str:

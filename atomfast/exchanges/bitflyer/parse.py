@@ -35,6 +35,9 @@ from ...scheme import Instrument
 from .._common import ok_float, rfc3339_to_ms  # noqa: F401 (this module's API)
 
 PRICE_DECIMALS = 8
+#: the largest price or size a trade or ticker carries (the typed writers' bound, ``AvroRows.trade``
+#: and ``quote``: no exchange means more)
+MAX_VALUE = 1e15
 SIZE_DECIMALS = 10
 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
