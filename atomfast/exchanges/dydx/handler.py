@@ -58,17 +58,17 @@ import math
 from typing import Sequence
 
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, format_ticks, parse_decimal, parse_ticks
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Trade
+from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
                        WebsocketEndpoint)
 from .._common import MAX_FLOAT, is_plain, rfc3339_to_ms
 from . import messages as m
-from .parse import RESOLUTIONS, parse_instruments, ticker_instrument
+from .parse import MAX_VALUE, RESOLUTIONS, parse_instruments, ticker_instrument
 
 log = logging.getLogger("atomfast.exchanges.dydx")
 
 ORDERBOOK, TRADES, MARKETS, CANDLES = "v4_orderbook", "v4_trades", "v4_markets", "v4_candles"
-_TAKER = {"BUY": BUY, "SELL": SELL}
+_SIDES = ("BUY", "SELL")  # the taker's
 #: a forward jump taken as reserved subscribe ids where the outstanding subscribes are unknown
 MAX_HOLES = 256
 HOUR_MS = 3_600_000
@@ -438,31 +438,32 @@ class DydxScheme(Scheme):
     # --- trades -------------------------------------------------------------------------------
     def _trades(self, native: str, items: Sequence[m.TradeItem], data: bytes, recv_ns: int, snapshot: bool) -> bool:
         out = []
-        for t in items:
-            price, size, side = _plain(t.price), _plain(t.size), _TAKER.get(t.side)
+        for t in items:  # every trade checked before any is written: the writer's ranges too
+            price, size, side = _plain(t.price), _plain(t.size), t.side
             try:
                 ms = rfc3339_to_ms(t.createdAt)
             except ValueError:
                 ms = -1
-            if price is None or size is None or side is None or ms < 0 or not t.id or len(t.id) > 64:
+            if (price is None or size is None or not (0.0 < price < MAX_VALUE and size < MAX_VALUE)
+                    or side not in _SIDES or ms < 0 or not t.id or len(t.id) > 64):
                 self.bad_input("malformed trade", f"{t.price!r} {t.size!r} {t.side!r} {t.createdAt!r}", data)
                 return False
-            out.append(((len(t.id), t.id), price, size, side, ms))
+            out.append(((len(t.id), t.id), price, size, side == "BUY", ms))
         if not self.known(native, data):
             return False
         symbol = self.symbol_of(native)
         atom_us = recv_ns // 1000
         last = self.trade_ids.get(native, (0, ""))
-        emit, exchange = self.emit, self.exchange
+        write, exchange = self.rows("trades").trade, self.exchange
         if snapshot:
             out.sort(key=lambda x: x[0])
-        for key, price, size, side, ms in out:
+        for key, price, size, buy, ms in out:
             if key <= last:
                 if snapshot:
                     continue  # already emitted: a resubscription repeats the recent trades
             else:
                 last = key
-            emit("trades", Trade(exchange, symbol, price, size, side, key[1], ms, atom_us))
+            write(exchange, symbol, price, size, buy, key[1], ms, atom_us)
         self.trade_ids[native] = last
         return True
 

@@ -16,6 +16,9 @@ import msgspec
 from ...scheme import Instrument
 from .._common import decimals_of
 
+#: the largest price or size a trade carries (the typed writer's bound, ``AvroRows.trade``: no
+#: exchange means more)
+MAX_VALUE = 1e15
 #: headroom over the listed tick and step decimals
 EXTRA_DECIMALS = 2
 #: a market the listing did not name (a replay without one): 10 price and 8 size decimals
