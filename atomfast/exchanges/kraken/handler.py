@@ -37,15 +37,16 @@ from weakref import WeakSet
 import msgspec
 
 from ...book import ASK, BID, L2Book, L3Book, parse_checksum, parse_decimal
-from ...events import BUY, SELL, Candle, Lob, LobL3, Ticker, Trade
+from ...events import Candle, Lob
 from ...kit.dispatch import Lookup
-from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
+from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, TOP_CHANGED, UNKNOWN,
                        Connection, ConnectionPlan, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
                        WebsocketEndpoint)
 from . import messages as m
 from .._common import ok_float
 from .parse import (
     ALIASES,
+    MAX_VALUE,
     is_plain,
     parse_asset_pairs,
     rfc3339_to_ms,
@@ -458,10 +459,12 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             if symbol is None:
                 return
         atom_us = recv_ns // 1000
-        emit, exchange = self.emit, self.exchange
+        trade, exchange = self.rows("trades").trade, self.exchange
         for t, us, i in out:
-            emit("trades", Trade(exchange, symbol, float(t.price), float(t.volume), "buy" if t.side == "b" else "sell",
-                                 f"{us}-{i}", us // 1000, atom_us))
+            # the writer's own checks (a price > 0, values below 1e15) refuse what no market sends
+            if not trade(exchange, symbol, t.price, t.volume, t.side == "b", f"{us}-{i}", us // 1000, atom_us):
+                self.bad_input("malformed trade", f"{t.price!r} {t.volume!r} {t.side!r}", data)
+                return
 
     def _on_ticker(self, conn: Connection, msg: m.V1TickerFrame, data: bytes, recv_ns: int) -> None:
         a, b = msg.ticker.a, msg.ticker.b
@@ -477,8 +480,8 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             if symbol is None:
                 return
         atom_us = recv_ns // 1000
-        self.emit("ticker", Ticker(self.exchange, symbol, float(b[0]), float(b[2]), float(a[0]),
-                                   float(a[2]), atom_us // 1000, atom_us))
+        if not self.rows("ticker").quote(self.exchange, symbol, b[0], b[2], a[0], a[2], atom_us // 1000, atom_us):
+            self.bad_input("malformed ticker", f"a={a!r} b={b!r}", data)  # a value of 1e15 or more
 
     def _on_ohlc(self, conn: Connection, msg: m.V1OhlcFrame, data: bytes, recv_ns: int) -> None:
         interval = self._channel.depth
@@ -921,25 +924,26 @@ class KrakenSpotScheme(_KrakenSpot):
         """One checked payload into the book (a ``lob_l3`` event per change), then the book cut to
         the subscribed depth. The flags, or -1 when the book was resynced (a ``modify`` of an
         order it lacks)."""
-        emit, exchange = self.emit, self.exchange
+        order, exchange = self.rows("lob_l3").order, self.exchange
         symbol = self._symbols.get(native) or self.symbol_of(native)
         flags = 0
-        for side, side_name, orders in ((BID, BUY, d.bids), (ASK, SELL, d.asks)):
+        for side, orders in ((BID, d.bids), (ASK, d.asks)):
+            bid = side == BID
             for o in orders:
                 oid = o.order_id
                 event = o.event
                 if snapshot or event == "add":
                     flags |= book.add(oid, side, o.limit_price, o.order_qty)
-                    emit("lob_l3", LobL3(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)),
-                                         side_name, oid, event_ms, atom_us))
+                    if not order(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)), bid, oid,
+                                 event_ms, atom_us):
+                        return self._l3_refused(conn, native, o, data, recv_ns)
                     continue
                 held = book.order(oid)
                 if event == "delete":
                     if held is None:
                         continue  # gone already (a repeated delete): nothing changes
                     flags |= book.remove(oid)
-                    emit("lob_l3", LobL3(exchange, symbol, float(held[1]), 0.0, SIDE_NAMES[held[0]], oid, event_ms,
-                                         atom_us))
+                    order(exchange, symbol, held[1], 0.0, held[0] == BID, oid, event_ms, atom_us)  # (the book's: fits)
                     continue
                 # modify
                 if held is None or held[0] != side:
@@ -954,22 +958,34 @@ class KrakenSpotScheme(_KrakenSpot):
                     flags |= book.remove(oid) | book.add(oid, side, held[1], o.order_qty)  # to the back
                 else:
                     flags |= book.change(oid, o.limit_price, o.order_qty)  # to the back of its new level
-                emit("lob_l3", LobL3(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)),
-                                     side_name, oid, event_ms, atom_us))
+                if not order(exchange, symbol, float(bytes(o.limit_price)), float(bytes(o.order_qty)), bid, oid,
+                             event_ms, atom_us):
+                    return self._l3_refused(conn, native, o, data, recv_ns)
         depth = self.l3_depths.get(native) or self.l3_depth
-        for side, side_name in ((BID, BUY), (ASK, SELL)):
+        for side in (BID, ASK):
             if book.level_count(side) > depth:
                 for price, _total, _count in book.levels(side, start=depth):
                     for oid, _size in book.orders_at(side, price):
                         flags |= book.remove(oid)
-                        emit("lob_l3", LobL3(exchange, symbol, float(price), 0.0, side_name, oid, event_ms, atom_us))
+                        order(exchange, symbol, price, 0.0, side == BID, oid, event_ms, atom_us)
         return flags & ~UNKNOWN
+
+    def _l3_refused(self, conn: Connection, native: str, o: m.V2L3Order, data: bytes, recv_ns: int) -> int:
+        """An order the ``lob_l3`` writer refused after the payload's checks (a price or quantity
+        of 1e15 or more: no market's, though within the book's scale): the message is malformed,
+        the book (changed already) resynced; -1."""
+        self.book_failed(conn, native, "malformed level3 message",
+                         f"{o.order_id!r}: price {bytes(o.limit_price)!r} qty {bytes(o.order_qty)!r}", data, recv_ns,
+                         LOB_L3)
+        return -1
 
     # --- trades, ticker, ohlc -----------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.V2TradeMsg, data: bytes, recv_ns: int) -> None:
         out = []
         for t in msg.data:
-            if not (ok_float(t.price) and ok_float(t.qty)) or t.side not in ("buy", "sell"):
+            # the trades writer's bounds (a price in (0, 1e15), a qty in [0, 1e15)), checked on
+            # every trade first: the message is written whole or not at all
+            if not (0.0 < t.price < MAX_VALUE and 0.0 <= t.qty < MAX_VALUE) or t.side not in ("buy", "sell"):
                 self.bad_input("malformed trade", f"{t.price!r} {t.qty!r} {t.side!r}", data)
                 return
             try:
@@ -981,14 +997,17 @@ class KrakenSpotScheme(_KrakenSpot):
                 return
             out.append((t, ms))
         atom_us = recv_ns // 1000
-        emit, exchange = self.emit, self.exchange
+        trade, exchange = self.rows("trades").trade, self.exchange
         for t, ms in out:
-            emit("trades", Trade(exchange, self.symbol_of(t.symbol), t.price, t.qty, t.side, str(t.trade_id), ms, atom_us))
+            trade(exchange, self.symbol_of(t.symbol), t.price, t.qty, t.side == "buy", t.trade_id, ms, atom_us)
 
     def _on_ticker(self, conn: Connection, msg: m.V2TickerMsg, data: bytes, recv_ns: int) -> None:
         atom_us = recv_ns // 1000
+        quote = self.rows("ticker").quote
         for t in msg.data:
-            if not all(ok_float(x) for x in (t.bid, t.bid_qty, t.ask, t.ask_qty)):
+            # the ticker writer's bounds: values in [0, 1e15)
+            if not (0.0 <= t.bid < MAX_VALUE and 0.0 <= t.bid_qty < MAX_VALUE and 0.0 <= t.ask < MAX_VALUE
+                    and 0.0 <= t.ask_qty < MAX_VALUE):
                 self.bad_input("malformed ticker", repr(t), data)
                 continue
             if not self.known(t.symbol, data):
@@ -998,7 +1017,7 @@ class KrakenSpotScheme(_KrakenSpot):
             except ValueError as exc:
                 self.bad_input("malformed ticker", str(exc), data)
                 continue
-            self.emit("ticker", Ticker(self.exchange, self.symbol_of(t.symbol), t.bid, t.bid_qty, t.ask, t.ask_qty, ms, atom_us))
+            quote(self.exchange, self.symbol_of(t.symbol), t.bid, t.bid_qty, t.ask, t.ask_qty, ms, atom_us)
 
     def _on_ohlc(self, conn: Connection, msg: m.V2OhlcMsg, data: bytes, recv_ns: int) -> None:
         atom_us = recv_ns // 1000

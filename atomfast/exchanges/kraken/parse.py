@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import msgspec
 
-from ...book import seconds_to_ms, seconds_to_us
+from ...book import rfc3339_to_ms, seconds_to_ms, seconds_to_us  # noqa: F401 (this module's API)
 from ...scheme import Instrument
-from .._common import MAX_MS, decimals_of, is_plain, ms_ok, rfc3339_to_ms, valid_level  # noqa: F401 (this module's API)
+from .._common import MAX_MS, decimals_of, is_plain, ms_ok, valid_level  # noqa: F401 (this module's API)
 
 ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
+
+#: the typed writers' bound (``AvroRows.trade``/``quote``/``order``): prices and sizes below
+#: 1e15 (no market's are larger). A message written whole or not at all (a v2 trade message, a
+#: futures trade snapshot) checks its floats against it before the first event is written.
+MAX_VALUE = 1e15
 
 
 def normalise_asset(asset: str) -> str:
