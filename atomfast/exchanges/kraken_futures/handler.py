@@ -33,12 +33,12 @@ import math
 from typing import Sequence
 
 from ...book import ASK, BID
-from ...events import FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import FundingRate, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
-from ..kraken.parse import ALIASES
+from ..kraken.parse import ALIASES, MAX_VALUE
 from . import messages as m
 from .parse import parse_instruments, product_instrument
 
@@ -207,7 +207,9 @@ class KrakenFuturesScheme(Scheme):
 
     def _trades(self, native: str, trades, data: bytes, recv_ns: int, snapshot: bool) -> None:
         for t in trades:
-            if not (ok_float(t.price) and ok_float(t.qty)) or t.side not in ("buy", "sell") or not ms_ok(t.time):
+            # the trades writer's bounds, on every trade first (a snapshot is written whole or not at all)
+            if (not (0.0 < t.price < MAX_VALUE and 0.0 <= t.qty < MAX_VALUE) or t.side not in ("buy", "sell")
+                    or not ms_ok(t.time)):
                 self.bad_input("malformed trade", f"{t.price!r} {t.qty!r} {t.side!r}", data)
                 return
         if not self.known(native, data):
@@ -215,14 +217,14 @@ class KrakenFuturesScheme(Scheme):
         symbol = self.symbol_of(native)
         last = self.trade_seqs.get(native, -1)
         atom_us = recv_ns // 1000
-        emit, exchange = self.emit, self.exchange
+        trade, exchange = self.rows("trades").trade, self.exchange
         for t in trades:
             if t.seq <= last:
                 if snapshot:
                     continue  # already emitted: a snapshot after a reconnect repeats recent trades
             else:
                 last = t.seq
-            emit("trades", Trade(exchange, symbol, t.price, t.qty, t.side, t.uid or str(t.seq), t.time, atom_us))
+            trade(exchange, symbol, t.price, t.qty, t.side == "buy", t.uid or t.seq, t.time, atom_us)
         self.trade_seqs[native] = last
 
     def _on_ticker(self, conn: Connection, msg: m.FTicker, data: bytes, recv_ns: int) -> None:
@@ -238,9 +240,8 @@ class KrakenFuturesScheme(Scheme):
         if self._want_ticker and msg.bid is not None and msg.ask is not None:
             bs = msg.bid_size if msg.bid_size is not None else 0.0
             asz = msg.ask_size if msg.ask_size is not None else 0.0
-            if ok_float(msg.bid) and ok_float(msg.ask) and ok_float(bs) and ok_float(asz):
-                self.emit("ticker", Ticker(self.exchange, symbol, msg.bid, bs, msg.ask, asz, event_ms, atom_us))
-            else:
+            # values in [0, 1e15) (the writer's checks), or a malformed ticker
+            if not self.rows("ticker").quote(self.exchange, symbol, msg.bid, bs, msg.ask, asz, event_ms, atom_us):
                 self.bad_input("malformed ticker", f"{msg.bid!r} {bs!r} {msg.ask!r} {asz!r}", data)
         if self._want_funding and msg.relative_funding_rate is not None and msg.next_funding_rate_time is not None:
             rate = msg.relative_funding_rate
@@ -261,11 +262,11 @@ class KrakenFuturesScheme(Scheme):
     def _on_ticker_lite(self, conn: Connection, msg: m.FTickerLite, data: bytes, recv_ns: int) -> None:
         if not self._want_ticker or msg.bid is None or msg.ask is None:
             return
-        if not (ok_float(msg.bid) and ok_float(msg.ask)):
-            self.bad_input("malformed ticker", f"{msg.bid!r} {msg.ask!r}", data)
-            return
         native = msg.product_id
         if not self.known(native, data):
             return
         atom_us = recv_ns // 1000
-        self.emit("ticker", Ticker(self.exchange, self.symbol_of(native), msg.bid, 0.0, msg.ask, 0.0, atom_us // 1000, atom_us))
+        # prices in [0, 1e15) (the writer's checks), or a malformed ticker
+        if not self.rows("ticker").quote(self.exchange, self.symbol_of(native), msg.bid, 0.0, msg.ask, 0.0,
+                                         atom_us // 1000, atom_us):
+            self.bad_input("malformed ticker", f"{msg.bid!r} {msg.ask!r}", data)
