@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import codecs
 import gzip
 import heapq
 import json
@@ -33,6 +34,7 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Callable, Iterator, NamedTuple
 
@@ -57,6 +59,9 @@ class CaptureError(ValueError):
 
 def _log_problem(kind: str, detail: str) -> None:
     log.warning("%s: %s", kind, detail)
+
+
+_TS = itemgetter(0)  # a Frame's ts_ns
 
 
 class Frame(NamedTuple):
@@ -85,7 +90,7 @@ class Capture:
         streams = [_read_frames(p, i, self.report) for i, p in enumerate(self.paths)]
         if len(streams) == 1:
             return streams[0]
-        return heapq.merge(*streams, key=lambda f: f.ts_ns)
+        return heapq.merge(*streams, key=_TS)
 
     def rest_body(self, url_or_path: str) -> bytes | None:
         """The first recorded answer for a url (or for a url ending in this path+query)."""
@@ -174,33 +179,59 @@ def _read_frames(path: Path, conn: int, report: Callable[[str, str], None] = _lo
         report(TRUNCATED, f"{path} ends early after line {lines.n} ({exc}): replayed up to it")
 
 
+#: bytes read (decompressed) at a time
+_CHUNK = 1 << 18
+
+
 class _Lines:
-    """A capture file's lines (bytes, without the line end), numbered (``n``: the current line),
-    with the reports of a line that is no frame. A last line without its line end whose payload
-    is cut short (not the JSON it starts as) is the trace of an interrupted write: reported and
-    not delivered."""
+    """A capture file's lines (bytes, without the line end), numbered, with the reports of a line
+    that is no frame. A last line without its line end whose payload is cut short (not the JSON it
+    starts as) is the trace of an interrupted write: reported and not delivered.
+
+    ``blocks()`` hands out the lines a read at a time (``_CHUNK`` bytes, split at once: no
+    per-line read, slice or counter): ``(number of the block's first line, [line, ...])``, empty
+    lines included (a reader skips them). ``n``: the lines read whole so far (where a compressed
+    file that ends early broke off)."""
 
     def __init__(self, path: Path, report: Callable[[str, str], None]) -> None:
         self.path = path
         self.report = report
         self.n = 0
 
-    def __iter__(self) -> Iterator[bytes]:
+    def blocks(self) -> Iterator[tuple[int, list[bytes]]]:
         opener = gzip.open if self.path.suffix == ".gz" else open
+        pending: list[bytes] = []  # the start of a line not ended yet
         with opener(self.path, "rb") as fh:
-            for line in fh:
-                self.n += 1
-                if line[-1:] == b"\n":
-                    line = line[:-1]
-                elif _cut_short(line):
-                    self.report(TRUNCATED, f"{self.path} ends in the middle of line {self.n} (no line end, payload "
-                                           f"incomplete): replayed up to it")
-                    return
-                if line:
-                    yield line
+            # read1: one read of the underlying (decompressing) reader a call, so that whatever a
+            # compressed file that ends early still holds is handed out before the error
+            read = fh.read1
+            while True:
+                data = read(_CHUNK)
+                if not data:
+                    break
+                if data.rfind(b"\n") < 0:
+                    pending.append(data)
+                    continue
+                if pending:
+                    pending.append(data)
+                    data = b"".join(pending)
+                block = data.split(b"\n")
+                rest = block.pop()  # what follows the last line end: the start of the next line
+                pending = [rest] if rest else []
+                first = self.n + 1
+                self.n += len(block)
+                yield first, block
+        rest = b"".join(pending)
+        if rest:  # a last line without its line end
+            self.n += 1
+            if _cut_short(rest):
+                self.report(TRUNCATED, f"{self.path} ends in the middle of line {self.n} (no line end, payload "
+                                       f"incomplete): replayed up to it")
+                return
+            yield self.n, [rest]
 
-    def bad(self, line: bytes, why: str) -> None:
-        self.report(BAD_LINE, f"{self.path}:{self.n}: {why}: {line[:80]!r}")
+    def bad(self, n: int, line: bytes, why: str) -> None:
+        self.report(BAD_LINE, f"{self.path}:{n}: {why}: {line[:80]!r}")
 
 
 def _cut_short(line: bytes) -> bool:
@@ -215,112 +246,201 @@ def _cut_short(line: bytes) -> bool:
     return False
 
 
+#: printable ASCII: a bytes literal made of these alone, its quote escaped, reads as its escapes say
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_escape_decode = codecs.escape_decode  # the bytes-literal escapes (the compiler's own decoder)
+
+
+def _bytes_literal(payload: bytes) -> bytes | None:
+    """The value of a Python bytes literal (``b'...'``, as cryptofeed writes a binary frame), or
+    None if it is not one. The common case (printable ASCII between the quotes, every quote in
+    it escaped: what ``repr(bytes)`` writes) is decoded directly, by the same escape decoder the
+    compiler uses for a bytes literal; anything else goes through ``ast.literal_eval``."""
+    quote = payload[1:2]
+    if len(payload) >= 3 and payload[-1:] == quote:
+        inner = payload[2:-1]
+        # a quote is escaped where an odd run of backslashes precedes it: with the pairs of
+        # backslashes and then the escaped quotes taken out, none is left
+        if (quote not in inner or quote not in inner.replace(b"\\\\", b"").replace(b"\\" + quote, b"")) \
+                and not inner.translate(None, _PRINTABLE):
+            try:
+                return _escape_decode(inner)[0]
+            except ValueError:  # a lone trailing backslash, a bad \x escape: as literal_eval
+                pass
+    try:
+        data = ast.literal_eval(payload.decode("utf-8", "surrogateescape"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return data if isinstance(data, bytes) else None
+
+
 def _read_cryptofeed_ws(lines: _Lines, conn: int) -> Iterator[Frame]:
     """Binary-mode parse: a received line is ``<digits>.<digits>: <payload>`` (the common case,
     split without a regex and without decoding the payload); other lines are rare."""
     url = ""
     new = tuple.__new__  # Frame(...) without the Python-level NamedTuple __new__
-    for line in lines:
-        if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
-            ts, sep, payload = line.partition(b": ")
-            if sep:
-                whole, _, frac = ts.partition(b".")
-                try:
-                    ts_ns = int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
-                except ValueError:
-                    lines.bad(line, "not a frame (bad time)")
-                    continue
-                if payload[:2] in (b"b'", b'b"'):
-                    try:
-                        data = ast.literal_eval(payload.decode("utf-8", "surrogateescape"))
-                    except (ValueError, SyntaxError, MemoryError, RecursionError):
-                        data = None
-                    if not isinstance(data, bytes):
-                        lines.bad(line, "not a frame (bad bytes literal)")
-                        continue
-                    yield Frame(ts_ns, conn, RECV, url, data, True)
-                else:
-                    yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
+    last_whole, last_s = None, 0  # the whole seconds of the previous time (most frames share them)
+    for first, block in lines.blocks():
+        for n, line in enumerate(block, first):
+            if not line:
                 continue
-        text = line.decode("utf-8", "surrogateescape")
-        m = _CF_SENT.match(text)
-        if m:
-            yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode("utf-8", "surrogateescape"))
-            continue
-        m = _CF_OPEN.match(text)
-        if m:
-            url = m.group(1)
-            yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
-            continue
-        lines.bad(line, "not a frame")
+            if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
+                ts, sep, payload = line.partition(b": ")
+                if sep:
+                    whole, _, frac = ts.partition(b".")
+                    try:
+                        if whole != last_whole:
+                            last_s = int(whole) * 1_000_000_000
+                            last_whole = whole
+                        ts_ns = last_s + int((frac + b"000000000")[:9])
+                    except ValueError:
+                        lines.bad(n, line, "not a frame (bad time)")
+                        continue
+                    if payload[:1] == b"b" and payload[1:2] in (b"'", b'"'):
+                        data = _bytes_literal(payload)
+                        if data is None:
+                            lines.bad(n, line, "not a frame (bad bytes literal)")
+                            continue
+                        yield new(Frame, (ts_ns, conn, RECV, url, data, True))
+                    else:
+                        yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
+                    continue
+            text = line.decode("utf-8", "surrogateescape")
+            m = _CF_SENT.match(text)
+            if m:
+                yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1),
+                            m.group(3).encode("utf-8", "surrogateescape"))
+                continue
+            m = _CF_OPEN.match(text)
+            if m:
+                url = m.group(1)
+                yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
+                continue
+            lines.bad(n, line, "not a frame")
 
 
 def _read_hftbacktest(lines: _Lines, conn: int) -> Iterator[Frame]:
-    for line in lines:
-        ts, _, payload = line.partition(b" ")
-        if not payload or not ts.isdigit() or len(ts) > 20:
-            lines.bad(line, "not a frame ('<ns> <json>')")
-            continue
-        # the REST depth snapshot was written inline where it arrived
-        kind = REST if payload.startswith(b'{"lastUpdateId"') else RECV
-        yield Frame(int(ts), conn, kind, "", payload)
+    new = tuple.__new__
+    for first, block in lines.blocks():
+        for n, line in enumerate(block, first):
+            if not line:
+                continue
+            ts, _, payload = line.partition(b" ")
+            if not payload or not ts.isdigit() or len(ts) > 20:
+                lines.bad(n, line, "not a frame ('<ns> <json>')")
+                continue
+            # the REST depth snapshot was written inline where it arrived
+            kind = REST if payload.startswith(b'{"lastUpdateId"') else RECV
+            yield new(Frame, (int(ts), conn, kind, "", payload, False))
 
 
 _RECORD_KINDS = frozenset((OPEN, RECV, "bin", "text64", SENT, REST))
+#: the same, as they appear in a line (a kind that is not ASCII is none of them)
+_RECORD_KINDS_B = frozenset(k.encode() for k in _RECORD_KINDS)
+_B_OPEN, _B_RECV, _B_SENT, _B_BIN, _B_TEXT64 = b"open", b"recv", b"sent", b"bin", b"text64"
 
 
 def _read_record(lines: _Lines, conn: int = 0) -> Iterator[Frame]:
     urls: dict[int, str] = {}
-    first = True
-    for line in lines:
-        if first:  # the header
-            first = False
-            continue
-        parts = line.split(b" ", 3)
-        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2].decode(
-                "ascii", "replace") not in _RECORD_KINDS:
-            lines.bad(line, "not a frame ('<ns> <conn> <kind> <payload>')")
-            continue
-        ts, conn_id, kind = int(parts[0]), int(parts[1]), parts[2].decode()
-        payload = parts[3] if len(parts) > 3 else b""
-        if kind == OPEN:
-            url = payload.decode("utf-8", "surrogateescape")
-            urls[conn_id] = url
-            yield Frame(ts, conn_id, OPEN, url, b"")
-        elif kind == RECV:
-            yield Frame(ts, conn_id, RECV, urls.get(conn_id, ""), payload)
-        elif kind == "bin" or kind == "text64":
-            try:
-                raw = base64.b64decode(payload, validate=True)
-            except ValueError:
-                lines.bad(line, "not a frame (bad base64)")
+    header = True
+    new = tuple.__new__
+    for first, block in lines.blocks():
+        for n, line in enumerate(block, first):
+            if not line:
                 continue
-            yield Frame(ts, conn_id, RECV, urls.get(conn_id, ""), raw, kind == "bin")
-        elif kind == SENT:
-            yield Frame(ts, conn_id, SENT, urls.get(conn_id, ""), payload)
-        else:  # REST
-            url, _, body = payload.partition(b" ")
-            yield Frame(ts, conn_id, REST, url.decode("utf-8", "surrogateescape"), body)
+            if header:  # the header
+                header = False
+                continue
+            parts = line.split(b" ", 3)
+            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2] not in _RECORD_KINDS_B:
+                lines.bad(n, line, "not a frame ('<ns> <conn> <kind> <payload>')")
+                continue
+            ts, conn_id, kind = int(parts[0]), int(parts[1]), parts[2]
+            payload = parts[3] if len(parts) > 3 else b""
+            if kind == _B_RECV:
+                yield new(Frame, (ts, conn_id, RECV, urls.get(conn_id, ""), payload, False))
+            elif kind == _B_OPEN:
+                url = payload.decode("utf-8", "surrogateescape")
+                urls[conn_id] = url
+                yield new(Frame, (ts, conn_id, OPEN, url, b"", False))
+            elif kind == _B_BIN or kind == _B_TEXT64:
+                try:
+                    raw = base64.b64decode(payload, validate=True)
+                except ValueError:
+                    lines.bad(n, line, "not a frame (bad base64)")
+                    continue
+                yield new(Frame, (ts, conn_id, RECV, urls.get(conn_id, ""), raw, kind == _B_BIN))
+            elif kind == _B_SENT:
+                yield new(Frame, (ts, conn_id, SENT, urls.get(conn_id, ""), payload, False))
+            else:  # REST
+                url, _, body = payload.partition(b" ")
+                yield new(Frame, (ts, conn_id, REST, url.decode("utf-8", "surrogateescape"), body, False))
+
+
+def _record_listing(lines: _Lines, capture: Capture) -> None:
+    """What ``open_capture`` takes from an atomfast record before its frames are read: the first
+    connection's url and the REST answers (the lines ``_read_record`` reads as ``open`` and
+    ``rest``; the others are not parsed here)."""
+    header = True
+    for _first, block in lines.blocks():
+        for line in block:
+            if not line:
+                continue
+            if header:
+                header = False
+                continue
+            if b" open" not in line and b" rest" not in line:  # neither kind (a cheap sieve)
+                continue
+            parts = line.split(b" ", 3)
+            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+                continue
+            kind = parts[2]
+            payload = parts[3] if len(parts) > 3 else b""
+            if kind == _B_OPEN:
+                if not capture.urls[-1]:
+                    capture.urls[-1] = payload.decode("utf-8", "surrogateescape")
+            elif kind == b"rest":
+                url, _, body = payload.partition(b" ")
+                capture.rest.setdefault(url.decode("utf-8", "surrogateescape"), []).append((int(parts[0]), body))
 
 
 def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
-    with _open_text(path) as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            if line.startswith("configuration: "):
-                try:
-                    capture.configuration = json.loads(line[len("configuration: ") :])
-                except ValueError:
-                    pass
-                continue
-            m = _CF_REST.match(line)
-            if not m:
-                continue
-            body = m.group(3)
-            head, sep, tail = body.rpartition(" header: ")
-            if sep and tail.startswith("{"):
-                body = head
-            capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), body.encode("utf-8", "surrogateescape")))
+    """A cryptofeed REST file (``URL -> <ts>: <body>[ header: {json}]`` and ``configuration:
+    {...}`` lines), read as bytes, whole (its answers are kept whole anyway): only the part of a
+    line before the body is decoded and matched, and each body is copied out once."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    size = len(data)
+    start = 0
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        line_start, start = start, end + 1
+        if data.startswith(b"configuration: ", line_start, end):
+            try:
+                capture.configuration = json.loads(
+                    data[line_start + len(b"configuration: "):end].decode("utf-8", "surrogateescape"))
+            except ValueError:
+                pass
+            continue
+        # the URL holds no whitespace and the time no ": ": whether the line matches is decided
+        # before the first ": " after " -> ", and the body is all that follows it
+        arrow = data.find(b" -> ", line_start, end)
+        if arrow < 0:
+            continue
+        colon = data.find(b": ", arrow + 4, end)
+        if colon < 0:
+            continue
+        m = _CF_REST.match(data[line_start:colon + 2].decode("utf-8", "surrogateescape"))
+        if not m:
+            continue
+        body_end = end
+        header = data.rfind(b" header: ", colon + 2, end)
+        if header >= 0 and data.startswith(b"{", header + len(b" header: "), end):
+            body_end = header
+        capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), data[colon + 2:body_end]))
 
 
 def companions(path: Path) -> list[Path]:
@@ -349,11 +469,7 @@ def open_capture(*paths: str | Path, report: Callable[[str, str], None] | None =
             capture.urls.append("")
             lines = _Lines(p, lambda kind, detail: None)  # reported when the frames are read
             try:
-                for f in _read_record(lines):
-                    if f.kind == OPEN and not capture.urls[-1]:
-                        capture.urls[-1] = f.url
-                    elif f.kind == REST:
-                        capture.rest.setdefault(f.url, []).append((f.ts_ns, f.data))
+                _record_listing(lines, capture)
             except _TRUNCATED:
                 pass
             continue
