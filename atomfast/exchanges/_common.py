@@ -87,17 +87,34 @@ def valid_level(price: str | bytes, size: str | bytes, price_decimals: int, size
         return False
 
 
+#: ``decimals_of``'s answers for a str / a float (-1: not a number), by value: a listing repeats a
+#: few tick and lot sizes thousands of times
+_decimals_str: dict[str, int] = {}
+_decimals_float: dict[float, int] = {}
+_DECIMALS_CACHED = 4096
+
+
 def decimals_of(value: float | int | str | None, default: int = 8) -> int:
     """Decimals of a tick or lot size: 0.5 -> 1, "0.0001" -> 4, 1e-05 -> 5, 10 -> 0; ``default``
     for None or what is not a number."""
-    if value is None:
+    cls = value.__class__
+    cache = _decimals_str if cls is str else _decimals_float if cls is float else None
+    if cache is not None:
+        known = cache.get(value)
+        if known is not None:
+            return default if known < 0 else known
+    elif value is None:
         return default
     try:
         d = Decimal(repr(value) if isinstance(value, float) else str(value)).normalize()
     except (InvalidOperation, ValueError):
-        return default
-    exp = d.as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else default
+        out = -1
+    else:
+        exp = d.as_tuple().exponent
+        out = max(0, -exp) if isinstance(exp, int) else -1
+    if cache is not None and len(cache) < _DECIMALS_CACHED:
+        cache[value] = out
+    return default if out < 0 else out
 
 
 _EPOCH = _dt.date(1970, 1, 1)

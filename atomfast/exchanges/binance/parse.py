@@ -42,19 +42,31 @@ MAX_DECIMALS = 18
 _NATIVE = re.compile(r"[A-Z0-9]{2,40}(?:_(?:PERP|[0-9]{6}))?")
 
 
+#: ``decimals_of``'s answers (a listing repeats a few tick and step sizes thousands of times)
+_decimals: dict[str, int] = {}
+
+
 def decimals_of(step: str) -> int:
     """Decimals a tick/step size needs: "0.01000000" -> 2, "1.00000000" -> 0, "" -> 0."""
+    known = _decimals.get(step)
+    if known is not None:
+        return known
     whole, _, frac = step.partition(".")
     frac = frac.rstrip("0")
-    return len(frac) if frac.isdigit() or not frac else 0
+    out = len(frac) if frac.isdigit() or not frac else 0
+    if len(_decimals) < 4096:
+        _decimals[step] = out
+    return out
 
 
 def _book_decimals(info: m.SymbolInfo) -> tuple[int, int]:
     pd = sd = DEFAULT_DECIMALS
     for f in info.filters:
-        if f.filterType == "PRICE_FILTER" and f.tickSize:
-            pd = max(pd, decimals_of(f.tickSize))
-        elif f.filterType == "LOT_SIZE" and f.stepSize:
+        kind = f.filterType
+        if kind == "PRICE_FILTER":
+            if f.tickSize:
+                pd = max(pd, decimals_of(f.tickSize))
+        elif kind == "LOT_SIZE" and f.stepSize:
             sd = max(sd, decimals_of(f.stepSize))
     return min(pd, MAX_DECIMALS), min(sd, MAX_DECIMALS)
 

@@ -38,8 +38,25 @@ MONTHS = {m: i for i, m in enumerate(
 #: decimals of a guessed instrument (a name the listing did not hold)
 GUESS_PRICE_DECIMALS = 8
 GUESS_SIZE_DECIMALS = 8
+#: answers of ``expiry_from_code`` / ``strike_text`` (a listing repeats a few expiries and strikes
+#: thousands of times); a name that is none is not kept (it raises each time)
+_expiries: dict[str, str] = {}
+_strikes: dict[tuple[type, str | float], str] = {}
+_CACHED = 4096
+
+
 def expiry_from_code(code: str) -> str:
     """``24SEP21`` -> ``20210924``; ``6AUG21`` -> ``20210806``. KeyError if not a date code."""
+    known = _expiries.get(code) if code.__class__ is str else None
+    if known is not None:
+        return known
+    out = _expiry_from_code(code)
+    if code.__class__ is str and len(_expiries) < _CACHED:
+        _expiries[code] = out
+    return out
+
+
+def _expiry_from_code(code: str) -> str:
     if not (6 <= len(code) <= 7 and code.isascii()):
         raise KeyError(f"deribit: not an expiry code {code!r}")
     day, mon, yy = code[:-5], code[-5:-2], code[-2:]
@@ -54,6 +71,18 @@ def expiry_from_code(code: str) -> str:
 
 def strike_text(strike: str | float) -> str:
     """The strike as written in our symbols: ``8000``, ``2.4`` (Deribit's ``2d4``), ``0.05``."""
+    cls = strike.__class__
+    key = (cls, strike) if cls is str or cls is float else None
+    known = _strikes.get(key) if key is not None else None
+    if known is not None:
+        return known
+    out = _strike_text(strike)
+    if key is not None and len(_strikes) < _CACHED:
+        _strikes[key] = out
+    return out
+
+
+def _strike_text(strike: str | float) -> str:
     if isinstance(strike, float):
         text = repr(strike)
     else:

@@ -47,8 +47,23 @@ def _ccy(text: str) -> str:
     return text.upper()
 
 
+#: ``_date``'s answers (a listing repeats a few expiries thousands of times); a code that is no
+#: date is not kept (it raises each time)
+_dates: dict[str, str] = {}
+
+
 def _date(code: str) -> str:
     """``261225`` -> ``20261225``; KeyError if not a date."""
+    known = _dates.get(code)
+    if known is not None:
+        return known
+    out = _date_of(code)
+    if len(_dates) < 4096:
+        _dates[code] = out
+    return out
+
+
+def _date_of(code: str) -> str:
     if not (len(code) == 6 and code.isdigit() and code.isascii()):
         raise KeyError(f"okx: not a date code {code!r}")
     try:
