@@ -66,12 +66,13 @@ from typing import Sequence
 import msgspec
 
 from ...book import BID
-from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from .._common import is_plain
 from . import messages as m
-from .parse import inst_type, ms_text, name_instrument, number, optional, parse_listing, signed
+from .parse import inst_type, ms_text, name_instrument, number, parse_listing, signed
 
 _LISTING = "/api/v5/public/instruments?instType="
 _CHANNEL = b'"channel":"'
@@ -334,39 +335,55 @@ class OkxScheme(Scheme):
 
     # --- trades, tickers, candles -------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
-        out = []
+        # the whole message checked before any trade is written: plain decimals (the writer
+        # parses them), the taker's side, the time, an id, the instrument of the push
+        times = []
         try:
             for t in msg.data:
                 ts = ms_text(t.ts)
                 if t.side not in _SIDES or ts < 0 or not t.tradeId or t.instId != msg.arg.instId:
                     raise ValueError(f"{t.instId!r} {t.side!r} {t.ts!r} {t.tradeId!r}")
-                out.append((t.instId, number(t.px), number(t.sz), t.side, t.tradeId, ts))
+                if not (is_plain(t.px) and is_plain(t.sz)):
+                    raise ValueError(f"not a plain number {t.sz if is_plain(t.px) else t.px!r}")
+                times.append(ts)
         except ValueError as exc:
             self.bad_input("malformed trade", str(exc), data)
             return
         if not self.known(msg.arg.instId, data):
             return
         atom_us = recv_ns // 1000
-        emit, exchange, symbols = self.emit, self.exchange, self._symbols
-        for native, price, size, side, tid, ts in out:
-            emit("trades", Trade(exchange, symbols[native], price, size, side, tid, ts, atom_us))
+        rows, exchange, symbol = self.rows("trades"), self.exchange, self._symbols[msg.arg.instId]
+        for t, ts in zip(msg.data, times):
+            # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+            if not rows.trade(exchange, symbol, t.px, t.sz, t.side == "buy", t.tradeId, ts, atom_us):
+                self.bad_input("malformed trade", f"{t.px!r} {t.sz!r}", data)
+                return
 
     def _on_tickers(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
-        out = []
+        # checked whole first (plain decimals, "" for an empty side: 0.0), then written
+        times = []
         try:
             for t in msg.data:
                 ts = ms_text(t.ts)
                 if ts < 0 or t.instId != msg.arg.instId:
                     raise ValueError(f"{t.instId!r} ts {t.ts!r}")
-                out.append((t.instId, optional(t.bidPx), optional(t.bidSz), optional(t.askPx), optional(t.askSz), ts))
+                for x in (t.bidPx, t.bidSz, t.askPx, t.askSz):
+                    if x and not is_plain(x):
+                        raise ValueError(f"not a plain number {x!r}")
+                times.append(ts)
         except ValueError as exc:
             self.bad_input("malformed ticker", str(exc), data)
             return
         if not self.known(msg.arg.instId, data):
             return
         atom_us = recv_ns // 1000
-        for native, bp, bs, ap, asz, ts in out:
-            self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, ts, atom_us))
+        rows, exchange, symbol = self.rows("ticker"), self.exchange, self._symbols[msg.arg.instId]
+        for t, ts in zip(msg.data, times):
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if not rows.quote(exchange, symbol, t.bidPx or 0.0, t.bidSz or 0.0, t.askPx or 0.0, t.askSz or 0.0, ts,
+                              atom_us):
+                self.bad_input("malformed ticker", f"{t.bidPx!r} {t.bidSz!r} {t.askPx!r} {t.askSz!r}", data)
+                return
 
     def _on_candles(self, conn: Connection, msg: m.CandleMsg, data: bytes, recv_ns: int) -> None:
         bar = bar_of(msg.arg.channel)
