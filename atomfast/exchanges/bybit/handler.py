@@ -66,12 +66,12 @@ from typing import Sequence
 import msgspec
 
 from ...book import ASK, BID
-from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import ms_ok, ms_text, name_instrument, number, parse_listing, signed
+from .parse import is_plain, ms_ok, ms_text, name_instrument, number, parse_listing, signed
 
 _LISTING = "/v5/market/instruments-info?category="
 _TAKER = {"Buy": BUY, "Sell": SELL}
@@ -302,15 +302,16 @@ class BybitScheme(Scheme):
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
+        # the whole message checked before any trade is written: plain decimals (the writer
+        # parses them), the taker's side, the time, an id
         trades = msg.data
-        out = []
         try:
             for t in trades:
-                side = _TAKER.get(t.S)
-                price, size = number(t.p), number(t.v)
-                if side is None or price is None or size is None or not ms_ok(t.T) or not t.i:
+                for x in (t.p, t.v):
+                    if x and not is_plain(x):
+                        raise ValueError(f"not a plain number {x!r}")
+                if t.S not in _TAKER or not t.p or not t.v or not ms_ok(t.T) or not t.i:
                     raise ValueError(f"{t.p!r} {t.v!r} {t.S!r} {t.T!r} {t.i!r}")
-                out.append((t.s, price, size, side, t.i, t.T))
         except ValueError as exc:
             self.bad_input("malformed trade", str(exc), data)
             return
@@ -318,9 +319,12 @@ class BybitScheme(Scheme):
             if not self.known(t.s, data):
                 return
         atom_us = recv_ns // 1000
-        emit, exchange, symbols = self.emit, self.exchange, self._symbols
-        for native, price, size, side, tid, ts in out:
-            emit("trades", Trade(exchange, symbols[native], price, size, side, tid, ts, atom_us))
+        rows, exchange, symbols = self.rows("trades"), self.exchange, self._symbols
+        for t in trades:
+            # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+            if not rows.trade(exchange, symbols[t.s], t.p, t.v, t.S == "Buy", t.i, t.T, atom_us):
+                self.bad_input("malformed trade", f"{t.p!r} {t.v!r}", data)
+                return
 
     # --- tickers ------------------------------------------------------------------------------
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
@@ -359,7 +363,11 @@ class BybitScheme(Scheme):
         symbol = self._symbols[native]
         if self._want_ticker and (fields[0] is not None or fields[1] is not None or fields[2] is not None
                                   or fields[3] is not None) and None not in state[:4]:
-            self.emit("ticker", Ticker(self.exchange, symbol, state[0], state[1], state[2], state[3], event_ms, atom_us))
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if not self.rows("ticker").quote(self.exchange, symbol, state[0], state[1], state[2], state[3], event_ms,
+                                             atom_us):
+                self.bad_input("malformed ticker", f"{bid_p!r} {bid_s!r} {ask_p!r} {ask_s!r}", data)
+                return
         if self._want_funding and (fields[6] is not None or fields[7] is not None) and state[6] is not None \
                 and state[7] is not None and self._last_funding.get(native) != (state[6], state[7]):
             self._last_funding[native] = (state[6], state[7])
