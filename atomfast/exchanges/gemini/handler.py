@@ -36,7 +36,7 @@ from typing import Sequence
 import msgspec
 
 from ...book import BID
-from ...events import BUY, SELL, Lob, Ticker, Trade
+from ...events import Lob
 from ...kit.booksync import BookSync, Contiguous
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -301,8 +301,11 @@ class GeminiScheme(Scheme):
         native = self._native(f.s, data)
         if native is None:
             return
-        self.emit("trades", Trade(self.exchange, self._symbols[native], price, size, SELL if f.m else BUY, str(f.t), ms,
-                                  recv_ns // 1000))
+        # m: the buyer is the maker, so the taker sold; the price in (0, 1e15), the size below
+        # 1e15 (the writer's checks), or a malformed trade
+        if not self.rows("trades").trade(self.exchange, self._symbols[native], price, size, not f.m, f.t, ms,
+                                         recv_ns // 1000):
+            self.bad_input("malformed trade", f"price {f.p!r} size {f.q!r}", data)
 
     def _on_book_ticker(self, conn: Connection, f: m.Frame, data: bytes, recv_ns: int) -> None:
         try:
@@ -315,8 +318,10 @@ class GeminiScheme(Scheme):
         native = self._native(f.s, data)
         if native is None:
             return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], bid, bid_size, ask, ask_size, ms,
-                                   recv_ns // 1000))
+        # each below 1e15 too (the writer's checks), or a malformed bookTicker
+        if not self.rows("ticker").quote(self.exchange, self._symbols[native], bid, bid_size, ask, ask_size, ms,
+                                         recv_ns // 1000):
+            self.bad_input("malformed bookTicker", f"{f.b!r} {f.B!r} {f.a!r} {f.A!r}", data)
 
 
 class GeminiV2Scheme(Scheme):
@@ -450,5 +455,7 @@ class GeminiV2Scheme(Scheme):
         native = t.symbol
         if native not in self._symbols and not self.known(native, data):
             return
-        self.emit("trades", Trade(self.exchange, self._symbols[native], price, size, BUY if t.side == "buy" else SELL,
-                                  str(t.event_id), ms, recv_ns // 1000))
+        # the price in (0, 1e15), the quantity below 1e15 (the writer's checks), or a malformed trade
+        if not self.rows("trades").trade(self.exchange, self._symbols[native], price, size, t.side == "buy",
+                                         t.event_id, ms, recv_ns // 1000):
+            self.bad_input("malformed trade", f"price {t.price!r} quantity {t.quantity!r}", data)
