@@ -65,7 +65,7 @@ from typing import Sequence
 import msgspec
 
 from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
-from ...events import BUY, SELL, Lob, LobL3, Ticker, Trade, TradeL3
+from ...events import BUY, SELL, Lob, TradeL3
 from ...kit.booksync import BookSync, Sequenced
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
                        Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -404,44 +404,49 @@ class CoinbaseScheme(Scheme):
             return
         if not self.known(msg.product_id, data):
             return
-        bp, bs, ap, asz = (float(v) if v is not None else 0.0 for v in values)
-        self.emit("ticker", Ticker(self.exchange, self._symbols[msg.product_id], bp, bs, ap, asz, event_ms, atom_us))
+        # (a value not sent: 0; a value of 1e15 or more: refused by the writer, a malformed ticker)
+        if not self.rows("ticker").quote(self.exchange, self._symbols[msg.product_id], msg.best_bid or 0.0,
+                                         msg.best_bid_size or 0.0, msg.best_ask or 0.0, msg.best_ask_size or 0.0,
+                                         event_ms, atom_us):
+            self.bad_input("malformed ticker", repr(values), data)
 
     def _on_match(self, conn: Connection, msg: m.Match, data: bytes, recv_ns: int) -> None:
         native = msg.product_id
         side = msg.side
         if (side != BUY and side != SELL) or not is_plain(msg.price) or not is_plain(msg.size):
-            self.bad_input("malformed match", f"{side!r} {msg.price!r} {msg.size!r}", data)
-            st = self.l3.get(native)
-            if st is not None and st.live:
-                self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
+            self._bad_match(native, f"{side!r} {msg.price!r} {msg.size!r}", data, recv_ns)
             return
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(msg.time)
         except ValueError as exc:
-            self.bad_input("malformed match", str(exc), data)
-            st = self.l3.get(native)
-            if st is not None and st.live:
-                self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
+            self._bad_match(native, str(exc), data, recv_ns)
             return
         if native not in self._symbols and not self.known(native, data):
             return
         seq = msg.sequence
         if seq > self._last_trade_seq.get(native, -1):
-            self._last_trade_seq[native] = seq
             symbol = self._symbols[native]
-            taker = _OTHER[side]
-            price = float(msg.price)
-            size = float(msg.size)
-            tid = str(msg.trade_id)
-            if self._want_trades:
-                self.emit("trades", Trade(self.exchange, symbol, price, size, taker, tid, event_ms, atom_us))
+            # side: the maker's, so the taker bought when the maker sold; a price of 0 or a value
+            # of 1e15 or more (refused by the writer) is a malformed match
+            if self._want_trades and not self.rows("trades").trade(self.exchange, symbol, msg.price, msg.size,
+                                                                   side == SELL, msg.trade_id, event_ms, atom_us):
+                self._bad_match(native, f"{side!r} {msg.price!r} {msg.size!r}", data, recv_ns)
+                return
+            self._last_trade_seq[native] = seq
             if self._want_trades_l3:
-                self.emit("trades_l3", TradeL3(self.exchange, symbol, price, size, taker, tid, msg.maker_order_id,
-                                               msg.taker_order_id, event_ms, atom_us))
+                self.emit("trades_l3", TradeL3(self.exchange, symbol, float(msg.price), float(msg.size), _OTHER[side],
+                                               str(msg.trade_id), msg.maker_order_id, msg.taker_order_id, event_ms,
+                                               atom_us))
         if native in self.l3:
             self.l3_sync.diff(conn, native, msg, seq, seq, 0, data, recv_ns)
+
+    def _bad_match(self, native: str, detail: str, data: bytes, recv_ns: int) -> None:
+        """A malformed match: counted, and the product's level-3 book (a live one) resynced."""
+        self.bad_input("malformed match", detail, data)
+        st = self.l3.get(native)
+        if st is not None and st.live:
+            self.resync(st.conn, native, "malformed match message", recv_ns, LOB_L3)
 
     # --- subscriptions, errors ----------------------------------------------------------------
     def _on_subscriptions(self, conn: Connection, msg: m.Subscriptions, data: bytes, recv_ns: int) -> None:
@@ -514,8 +519,9 @@ class CoinbaseScheme(Scheme):
                     msg.price, msg.remaining_size, book.price_decimals, book.size_decimals):
                 return self._l3_fail(native, "malformed open", f"{side!r} {msg.price!r} {msg.remaining_size!r}", recv_ns)
             flags = book.add(oid, _SIDES[side], msg.price, msg.remaining_size)
-            self.emit("lob_l3", LobL3(self.exchange, symbol, float(msg.price), float(msg.remaining_size), side, oid,
-                                      event_ms, atom_us))
+            # (valid_level at the book's scale, 8 decimals or more: below 1e15, as the writer wants)
+            self.rows("lob_l3").order(self.exchange, symbol, msg.price, msg.remaining_size, side == BUY, oid, event_ms,
+                                      atom_us)
         else:
             order = book.order(oid)
             if order is None:
@@ -558,8 +564,7 @@ class CoinbaseScheme(Scheme):
                     flags = book.remove(oid) | book.add(oid, side_i, price, new_size)  # to the back
                 else:
                     flags = book.change(oid, new_price, new_size)
-            self.emit("lob_l3", LobL3(self.exchange, symbol, float(new_price), float(new_size), SIDE_NAMES[side_i],
-                                      oid, event_ms, atom_us))
+            self.rows("lob_l3").order(self.exchange, symbol, new_price, new_size, side_i == BID, oid, event_ms, atom_us)
         if flags & TOP_CHANGED and native not in self.books:
             self.emit_spread(native, book, event_ms, atom_us)
         return True
@@ -592,12 +597,13 @@ class CoinbaseScheme(Scheme):
         except ValueError:
             event_ms = atom_us // 1000
         book = self.begin_snapshot_l3(native, recv_ns, event_ms)
-        emit, exchange, symbol = self.emit, self.exchange, self._symbols[native]
+        order, exchange, symbol = self.rows("lob_l3").order, self.exchange, self._symbols[native]
         add = book.add
-        for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
+        for side, levels in ((BID, snap.bids), (ASK, snap.asks)):
+            bid = side == BID
             for price, size, oid in levels:
                 add(oid, side, price, size)
-                emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, oid, event_ms, atom_us))
+                order(exchange, symbol, price, size, bid, oid, event_ms, atom_us)  # (checked: valid_level)
         if native not in self.books:
             self.emit_spread(native, book, event_ms, atom_us)
         return True

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import msgspec
 
+from ...book import rfc3339_to_ms  # noqa: F401 (this module's API)
 from ...scheme import Instrument
-from .._common import MAX_MS, decimals_of, is_plain, rfc3339_to_ms, valid_level  # noqa: F401 (this module's API)
+from .._common import MAX_MS, decimals_of, is_plain, valid_level  # noqa: F401 (this module's API)
 
 #: books keep at least this many decimals: a listing's increment may be coarser than what the
 #: feed writes (sizes are sent with 8 decimals), and increments change over the years
