@@ -436,3 +436,31 @@ def test_kraken_v1_keeps_the_routed_channel_for_its_handler(kraken):
     # neither [ nor {
     h.feed(b"pong")
     assert h.reports[-1] == ("kraken: not a JSON message", "frame starts with neither [ nor {", b"pong")
+
+
+# ------------------------------------------------------------------------------------------------
+# under a profiler
+
+
+def test_under_a_profile_hook_the_routers_decoder_calls_are_seen(kraken):
+    """A C call made from C is invisible to ``sys.setprofile``; under a hook (cProfile, the bench's
+    count of decode calls) the Router decodes through Python, so that the hook sees it."""
+    import sys
+
+    _, update, _ = kraken
+    h = harness(Dispatch({b"[": "_a", b"{": "_b"}, prefilter="_key", decoders={b"[": ARRAY, b"{": EVENTS}))
+    seen = []
+
+    def hook(frame, event, arg):
+        if event == "c_call" and getattr(arg, "__name__", "") == "decode":
+            seen.append(arg.__self__)
+
+    sys.setprofile(hook)
+    try:
+        h.scheme.on_frame(h.conn, update, T0)
+        h.scheme.on_frame(h.conn, HEARTBEAT, T0)
+    finally:
+        sys.setprofile(None)
+    assert seen == [ARRAY, EVENTS] and [c[0] for c in h.scheme.calls] == ["a", "b"]
+    h.scheme.on_frame(h.conn, update, T0)  # (no hook: the direct call)
+    assert len(seen) == 2 and len(h.scheme.calls) == 3
