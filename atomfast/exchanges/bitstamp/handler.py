@@ -42,10 +42,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import ASK, BID, L2Book
-from ...events import BUY, SELL, Lob, LobL3, Trade, TradeL3
+from ...events import BUY, SELL, Lob, TradeL3
 from ...kit.booksync import BookSync, Increasing
 from ...kit.levels import crossed
-from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED, Connection,
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, TOP_CHANGED, Connection,
                        Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, micros, parse_pairs, valid_level
@@ -307,15 +307,14 @@ class BitstampScheme(Scheme):
             if order is None:
                 return True  # not on our book: nothing changes
             flags = book.remove(oid)
-            side_name, price, amount = SIDE_NAMES[order[0]], order[1], "0"
+            side, price, amount = order[0], order[1], "0"
+        elif cls is m.OrderChanged and oid in book:
+            flags = book.change(oid, price, amount)  # keeps its place unless the price moved
         else:
-            side_name = SIDE_NAMES[side]
-            if cls is m.OrderChanged and oid in book:
-                flags = book.change(oid, price, amount)  # keeps its place unless the price moved
-            else:
-                flags = book.add(oid, side, price, amount)
-        self.emit("lob_l3", LobL3(self.exchange, self._symbols[pair], float(price), float(amount), side_name, str(oid),
-                                  event_ms, atom_us))
+            flags = book.add(oid, side, price, amount)
+        # (checked: valid_level at the book's scale, 8 decimals or more: below 1e15, as the writer wants)
+        self.rows("lob_l3").order(self.exchange, self._symbols[pair], price, amount, side == BID, oid, event_ms,
+                                  atom_us)
         if flags & TOP_CHANGED and pair not in self.books:
             self.emit_spread(pair, book, event_ms, atom_us)
         return True
@@ -340,11 +339,14 @@ class BitstampScheme(Scheme):
             return
         symbol = self._symbols[pair]
         atom_us = recv_ns // 1000
-        taker = BUY if d.type == 0 else SELL
-        tid = str(d.id)
-        if self._want_trades:
-            self.emit("trades", Trade(self.exchange, symbol, float(price), float(amount), taker, tid, event_ms, atom_us))
+        # type 0: the taker bought; a price of 0 or a value of 1e15 or more (refused by the
+        # writer) is a malformed trade
+        if self._want_trades and not self.rows("trades").trade(self.exchange, symbol, price, amount, d.type == 0,
+                                                               d.id, event_ms, atom_us):
+            self.bad_input("malformed trade", f"{price!r} {amount!r} type {d.type!r}", data)
+            return
         if self._want_trades_l3:
+            taker, tid = BUY if d.type == 0 else SELL, str(d.id)
             buy = "" if d.buy_order_id is None else str(d.buy_order_id)
             sell = "" if d.sell_order_id is None else str(d.sell_order_id)
             maker_id, taker_id = (sell, buy) if d.type == 0 else (buy, sell)
@@ -414,14 +416,15 @@ class BitstampScheme(Scheme):
         event_ms = int(snap.microtimestamp) // 1000
         atom_us = recv_ns // 1000
         book = self.begin_snapshot_l3(pair, recv_ns, event_ms)
-        emit, exchange, symbol, add = self.emit, self.exchange, self._symbols[pair], book.add
+        order, exchange, symbol, add = self.rows("lob_l3").order, self.exchange, self._symbols[pair], book.add
         i = 0
-        for side, side_name, levels in ((BID, BUY, snap.bids), (ASK, SELL, snap.asks)):
+        for side, levels in ((BID, snap.bids), (ASK, snap.asks)):
+            bid = side == BID
             for price, size, _oid in levels:
                 oid = orders[i]
                 i += 1
                 add(oid, side, price, size)
-                emit("lob_l3", LobL3(exchange, symbol, float(price), float(size), side_name, str(oid), event_ms, atom_us))
+                order(exchange, symbol, price, size, bid, oid, event_ms, atom_us)  # (checked: valid_level)
         if pair not in self.books:
             self.emit_spread(pair, book, event_ms, atom_us)
         return True
