@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from ...book import BID
-from ...events import BUY, SELL, Candle, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, Lob, OpenInterest
 from ...kit.booksync import BookSync, Chained
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -299,15 +299,15 @@ class BinanceOptionsScheme(Scheme):
         except ValueError:
             price = size = -1.0
         if t.m is not None:
-            side = SELL if t.m else BUY  # the buyer is the maker: the taker sold
+            buy = not t.m  # the buyer is the maker: the taker sold
         else:
-            side = BUY if t.S == "BUY" else SELL if t.S == "SELL" else ""
+            buy = True if t.S == "BUY" else False if t.S == "SELL" else None
         tid = t.t if t.t.__class__ is str else str(t.t)
-        if not (0.0 < price < MAX_FLOAT and 0.0 < size < MAX_FLOAT and ms_ok(t.T) and side and tid
-                and len(tid) <= 64):
+        # a size > 0, a side, an id, T in [0, 10**14) ms; then the writer's ranges (the price in
+        # (0, 1e15), the size below 1e15), or a malformed trade
+        if not (0.0 < size and ms_ok(t.T) and buy is not None and tid and len(tid) <= 64) \
+                or not self.rows("trades").trade(self.exchange, symbol, price, size, buy, tid, t.T, recv_ns // 1000):
             self.bad_input("malformed trade", f"{t.p!r} {t.q!r} m={t.m!r} S={t.S!r} T={t.T}", data)
-            return
-        self.emit("trades", _new(Trade, (self.exchange, symbol, price, size, side, tid, t.T, recv_ns // 1000)))
 
     def _on_book_ticker(self, conn: Connection, t: m.BookTicker, data: bytes, recv_ns: int) -> None:
         symbol = self._symbols.get(t.s) or self._symbol(t.s, data)
@@ -319,12 +319,12 @@ class BinanceOptionsScheme(Scheme):
             bp = -1.0
             bs = ap = asz = 0.0
         ms = t.T or t.E
-        if not (0.0 <= bp < MAX_FLOAT and 0.0 <= bs < MAX_FLOAT and 0.0 <= ap < MAX_FLOAT and 0.0 <= asz < MAX_FLOAT
-                and ms_ok(ms)):
-            self.bad_input("malformed ticker", f"{t.b!r} {t.B!r} {t.a!r} {t.A!r} T={ms}", data)
-            return
         atom_us = recv_ns // 1000
-        self.emit("ticker", _new(Ticker, (self.exchange, symbol, bp, bs, ap, asz, ms or atom_us // 1000, atom_us)))
+        # T (or E) in [0, 10**14) ms (no time: the time of receipt); each value in [0, 1e15) (the
+        # writer's checks), or a malformed ticker
+        if not ms_ok(ms) or not self.rows("ticker").quote(self.exchange, symbol, bp, bs, ap, asz, ms or atom_us // 1000,
+                                                          atom_us):
+            self.bad_input("malformed ticker", f"{t.b!r} {t.B!r} {t.a!r} {t.A!r} T={ms}", data)
 
     def _on_kline(self, conn: Connection, msg: m.Kline, data: bytes, recv_ns: int) -> None:
         symbol = self._symbols.get(msg.s) or self._symbol(msg.s, data)
