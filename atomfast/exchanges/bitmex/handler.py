@@ -580,7 +580,7 @@ class BitmexScheme(Scheme):
         if partial:
             parsed.sort(key=lambda x: x[2])
         atom_us = recv_ns // 1000
-        emit, exchange, seen_all = self.emit, self.exchange, self._trades_seen
+        rows_out, exchange, seen_all = self.rows("trades"), self.exchange, self._trades_seen
         for t, taker, ms in parsed:
             native = t.symbol
             seen = seen_all.get(native)
@@ -592,7 +592,12 @@ class BitmexScheme(Scheme):
                 seen[1].add(t.trdMatchID)
             elif partial:
                 continue  # older than what we published: a repeat
-            emit("trades", Trade(exchange, self._symbols[native], t.price, t.size, taker, t.trdMatchID, ms, atom_us))
+            # the typed writer, where its ranges take the trade (price > 0 and < 1e15, size < 1e15);
+            # else (a price of 0, a value up to 1e18: ok_float takes them) the record, as ever
+            if not rows_out.trade(exchange, self._symbols[native], t.price, t.size, taker == "buy", t.trdMatchID, ms,
+                                  atom_us):
+                self.emit("trades", Trade(exchange, self._symbols[native], t.price, t.size, taker, t.trdMatchID, ms,
+                                          atom_us))
 
     def _on_quotes(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
@@ -617,8 +622,12 @@ class BitmexScheme(Scheme):
                 return
             out.append((q.symbol, bp, bs, ap, asz, ms))
         atom_us = recv_ns // 1000
+        rows_out, exchange, symbols = self.rows("ticker"), self.exchange, self._symbols
         for native, bp, bs, ap, asz, ms in out:
-            self.emit("ticker", Ticker(self.exchange, self._symbols[native], bp, bs, ap, asz, ms, atom_us))
+            # the typed writer takes what is within its range (< 1e15: nearly every quote); a value
+            # it refuses but ok_float takes (< 1e18) is published as the record, as ever
+            if not rows_out.quote(exchange, symbols[native], bp, bs, ap, asz, ms, atom_us):
+                self.emit("ticker", Ticker(exchange, symbols[native], bp, bs, ap, asz, ms, atom_us))
 
     def _on_liquidations(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
