@@ -55,9 +55,10 @@ from typing import Sequence
 import msgspec
 
 from ...book import BID
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from .._common import is_plain
 from . import messages as m
 from .parse import guess_perp, guess_spot, ms_of, number, optional, parse_contracts, parse_spot, seq_of, signed
 
@@ -68,6 +69,13 @@ _WHAT = {"books": "malformed book message", "trade": "malformed trade", "ticker"
          "candle1m": "malformed candle"}
 _SIDES = {"buy": BUY, "sell": SELL}
 _MINUTE = 60_000
+
+
+def _snapshot_order(trade: tuple) -> tuple:
+    """A snapshot's trades in the order they are published: by time, then price, size, side, id
+    (as the values; ``trade``: ``(ts, tradeId, item)``)."""
+    ts, tid, t = trade
+    return ts, float(t.price), float(t.size), t.side, tid
 
 
 class _BitgetBase(Scheme):
@@ -270,14 +278,18 @@ class _BitgetBase(Scheme):
 
     # --- trades, tickers, candles -------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
+        # the whole message checked before any trade is written: the taker's side, the time, an
+        # id, plain decimals (the writer parses them)
         out = []
         try:
             for t in msg.data:
                 ts = ms_of(t.ts)
-                side = _SIDES.get(t.side)
-                if side is None or ts < 0 or not t.tradeId or t.tradeId.__class__ is not str:
+                if t.side not in _SIDES or ts < 0 or not t.tradeId or t.tradeId.__class__ is not str:
                     raise ValueError(f"{t.side!r} {t.ts!r} {t.tradeId!r}")
-                out.append((ts, number(t.price), number(t.size), side, t.tradeId))
+                for x in (t.price, t.size):
+                    if not is_plain(x):
+                        raise ValueError(f"not a plain number {x!r}")
+                out.append((ts, t.tradeId, t))
         except ValueError as exc:
             self.bad_input("malformed trade", str(exc), data)
             return
@@ -287,25 +299,33 @@ class _BitgetBase(Scheme):
         symbol = self._symbols[native]
         atom_us = recv_ns // 1000
         last = self.last_trade.get(native)
-        if msg.action == "snapshot" and last is not None:
-            out = [t for t in out if (t[0], t[4]) > last]
-        emit, exchange = self.emit, self.exchange
-        for ts, price, size, side, tid in sorted(out) if msg.action == "snapshot" else out:
-            emit("trades", Trade(exchange, symbol, price, size, side, tid, ts, atom_us))
+        if msg.action == "snapshot":
+            if last is not None:
+                out = [x for x in out if x[:2] > last]
+            out.sort(key=_snapshot_order)
+        rows, exchange = self.rows("trades"), self.exchange
+        for ts, tid, t in out:
+            # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+            if not rows.trade(exchange, symbol, t.price, t.size, t.side == "buy", tid, ts, atom_us):
+                self.bad_input("malformed trade", f"{t.price!r} {t.size!r}", data)
+                break
             if last is None or (ts, tid) > last:
                 last = (ts, tid)
         if last is not None:
             self.last_trade[native] = last
 
     def _on_tickers(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
+        # checked whole first (plain decimals, "" for an empty side: 0.0), then written
         out = []
         try:
             for t in msg.data:
                 ts = ms_of(t.ts)
                 if ts < 0 or t.instId != msg.arg.instId:
                     raise ValueError(f"{t.instId!r} ts {t.ts!r}")
-                out.append((t, ts, optional(t.bidPr), optional(t.bidSz), optional(t.askPr), optional(t.askSz),
-                            self._derivatives(t)))
+                for x in (t.bidPr, t.bidSz, t.askPr, t.askSz):
+                    if x and not is_plain(x):
+                        raise ValueError(f"not a plain number {x!r}")
+                out.append((t, ts, self._derivatives(t)))
         except ValueError as exc:
             self.bad_input("malformed ticker", str(exc), data)
             return
@@ -313,9 +333,13 @@ class _BitgetBase(Scheme):
             return
         symbol = self._symbols[msg.arg.instId]
         atom_us = recv_ns // 1000
-        for t, ts, bp, bs, ap, asz, extra in out:
-            if self._want_ticker:
-                self.emit("ticker", Ticker(self.exchange, symbol, bp, bs, ap, asz, ts, atom_us))
+        rows = self.rows("ticker")
+        for t, ts, extra in out:
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if self._want_ticker and not rows.quote(self.exchange, symbol, t.bidPr or 0.0, t.bidSz or 0.0,
+                                                    t.askPr or 0.0, t.askSz or 0.0, ts, atom_us):
+                self.bad_input("malformed ticker", f"{t.bidPr!r} {t.bidSz!r} {t.askPr!r} {t.askSz!r}", data)
+                return
             if extra is not None:
                 self._emit_derivatives(symbol, extra, ts, atom_us)
 
