@@ -46,7 +46,7 @@ import time
 from typing import Sequence
 
 from ...book import BID
-from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -62,13 +62,14 @@ _signed = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
 DEPTH = 400
 
 
-def _price(text: str) -> float:
-    """A best bid/ask price or size text ("" for an empty side: 0.0); ValueError otherwise."""
+def _price(text: str) -> str | float:
+    """A best bid/ask price or size text as sent, for the typed writer ("" for an empty side:
+    0.0); ValueError otherwise."""
     if text == "":
         return 0.0
     if text.__class__ is not str or not is_plain(text):
         raise ValueError(f"bad number {text!r}")
-    return float(text)
+    return text
 
 
 def _size(value) -> float:
@@ -77,6 +78,14 @@ def _size(value) -> float:
     if not is_plain(text):
         raise ValueError(f"bad size {value!r}")
     return float(text)
+
+
+def _size_text(value) -> str:
+    """As ``_size``, the text (for the typed writers, which parse it as float() does)."""
+    text = number_text(value)
+    if not is_plain(text):
+        raise ValueError(f"bad size {value!r}")
+    return text
 
 
 class _GateBase(Scheme):
@@ -230,11 +239,10 @@ class _GateBase(Scheme):
             return
         if not self.known(t.s, data):
             return
-        if not ms_ok(t.t) or not all(ok_float(x) for x in values):
-            self.bad_input("malformed ticker", f"{values!r} t {t.t!r}"[:200], data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[t.s], *values, t.t or self._event_ms(msg, recv_ns),
-                                   recv_ns // 1000))
+        # a value of 1e15 or more (no market's) is refused by the writer
+        if not ms_ok(t.t) or not self.rows("ticker").quote(self.exchange, self._symbols[t.s], *values,
+                                                           t.t or self._event_ms(msg, recv_ns), recv_ns // 1000):
+            self.bad_input("malformed ticker", f"{tuple(map(float, values))!r} t {t.t!r}"[:200], data)
 
     def _candle(self, native: str, start_s: int, o: str, h: str, lo: str, c: str, v: float, closed: bool,
                 event_ms: int, recv_ns: int) -> None:
@@ -281,16 +289,14 @@ class GateioScheme(_GateBase):
             return
         if not self.known(t.currency_pair, data):
             return
-        side = _SIDES.get(t.side)
-        if side is None or not is_plain(t.price) or not is_plain(t.amount) or not ms_ok(event_ms):
+        if t.side not in _SIDES or not is_plain(t.price) or not is_plain(t.amount) or not ms_ok(event_ms):
             self.bad_input("malformed trade", f"{t.side!r} {t.price!r} {t.amount!r} {event_ms!r}"[:200], data)
             return
-        price, amount = float(t.price), float(t.amount)
-        if not (ok_float(price) and ok_float(amount)):
+        # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+        if not self.rows("trades").trade(self.exchange, self._symbols[t.currency_pair], t.price, t.amount,
+                                         t.side == "buy", t.id, event_ms or self._event_ms(msg, recv_ns),
+                                         recv_ns // 1000):
             self.bad_input("malformed trade", f"{t.price!r} {t.amount!r}", data)
-            return
-        self.emit("trades", Trade(self.exchange, self._symbols[t.currency_pair], price, amount, side, str(t.id),
-                                  event_ms or self._event_ms(msg, recv_ns), recv_ns // 1000))
 
     def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         if not self._update(conn, msg, data):
@@ -325,7 +331,7 @@ class GateioFuturesScheme(_GateBase):
     default_symbols = ("BTC-USDT-PERP",)  # (the documented listing of tests/data/gateio names this one)
     #: the book ticker's decoder, and how its sizes are read (contracts: a number or a text)
     book_ticker_decoder = m.futures_book_ticker_decoder
-    ticker_size = staticmethod(_size)
+    ticker_size = staticmethod(_size_text)
     dispatch = Dispatch({"futures.obu": "_on_obu", "futures.trades": "_on_trades",
                          "futures.book_ticker": "_on_book_ticker", "futures.candlesticks": "_on_candles",
                          "futures.tickers": "_on_tickers", "futures.public_liquidates": "_on_liquidations",
@@ -355,23 +361,24 @@ class GateioFuturesScheme(_GateBase):
             self.bad_input("malformed trade", str(exc)[:200], data)
             return
         atom_us = recv_ns // 1000
+        rows = self.rows("trades")
         for t in trades:
             if not self.known(t.contract, data):
                 continue
-            try:
-                price = float(number_text(t.price)) if is_plain(number_text(t.price)) else -1.0
-                size = _size(abs(t.size)) if t.size.__class__ is not bool else 0.0
+            try:  # texts as sent (a number as written), for the writer
+                price, size = number_text(t.price), _size_text(abs(t.size))
             except ValueError:
-                price = size = -1.0
+                price = size = ""
             event_ms = t.create_time_ms or t.create_time * 1000
-            if not (ok_float(price) and ok_float(size)) or size == 0.0 or not ms_ok(event_ms):
+            if not (is_plain(price) and size) or t.size == 0 or not ms_ok(event_ms):
                 self.bad_input("malformed trade", f"{t.price!r} {t.size!r} {event_ms!r}"[:200], data)
                 continue
             if t.is_internal:
                 continue  # an insurance-fund / ADL takeover, not a market trade (Gate keeps it out of candles)
-            self.emit("trades", Trade(self.exchange, self._symbols[t.contract], price, size,
-                                      BUY if t.size > 0 else SELL, str(t.id),
-                                      event_ms or self._event_ms(msg, recv_ns), atom_us))
+            # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+            if not rows.trade(self.exchange, self._symbols[t.contract], price, size, t.size > 0, t.id,
+                              event_ms or self._event_ms(msg, recv_ns), atom_us):
+                self.bad_input("malformed trade", f"{t.price!r} {t.size!r} {event_ms!r}"[:200], data)
 
     def _on_candles(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         if not self._update(conn, msg, data):
