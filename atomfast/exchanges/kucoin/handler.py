@@ -60,7 +60,7 @@ from typing import ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from ...book import ASK, BID, L2Book
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade, TradeL3
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, TradeL3
 from ...kit.booksync import BookSync, Contiguous, Sequenced
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -170,17 +170,19 @@ class _KucoinBase(Scheme):
                 0 < len(trade_id) <= 64):
             self.bad_input("malformed trade", f"{price!r} {size!r} {side!r} {trade_id!r}"[:200], data)
             return
-        p, s = float(price), float(size)
-        if not (ok_float(p) and ok_float(s)) or maker.__class__ is not str or taker.__class__ is not str:
+        if maker.__class__ is not str or taker.__class__ is not str:
             self.bad_input("malformed trade", f"{price!r} {size!r}", data)
             return
         symbol = self._symbols[native]
         atom_us = recv_ns // 1000
-        if self._want_trades:
-            self.emit("trades", Trade(self.exchange, symbol, p, s, taker_side, trade_id, event_ms, atom_us))
+        # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+        if self._want_trades and not self.rows("trades").trade(self.exchange, symbol, price, size, side == "buy",
+                                                               trade_id, event_ms, atom_us):
+            self.bad_input("malformed trade", f"{price!r} {size!r}", data)
+            return
         if self._want_trades_l3 and (maker or taker):  # (a trade naming no order is no level-3 trade)
-            self.emit("trades_l3", TradeL3(self.exchange, symbol, p, s, taker_side, trade_id, maker, taker, event_ms,
-                                           atom_us))
+            self.emit("trades_l3", TradeL3(self.exchange, symbol, float(price), float(size), taker_side, trade_id,
+                                           maker, taker, event_ms, atom_us))
 
     def _candle(self, native: str, c: list, event_ms: int, data: bytes, recv_ns: int) -> None:
         if len(c) < 6 or not _plain(*c[:6]) or not ms_ok(event_ms):
@@ -410,12 +412,11 @@ class KucoinScheme(_KucoinBase):
         if not _plain(t.bestBid, t.bestBidSize, t.bestAsk, t.bestAskSize) or not ms_ok(t.time):
             self.bad_input("malformed ticker", f"{t.bestBid!r} {t.bestBidSize!r} {t.bestAsk!r} {t.bestAskSize!r}", data)
             return
-        values = (float(t.bestBid), float(t.bestBidSize), float(t.bestAsk), float(t.bestAskSize))
-        if not all(ok_float(x) for x in values):
-            self.bad_input("malformed ticker", repr(values), data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], *values, t.time or recv_ns // 1_000_000,
-                                   recv_ns // 1000))
+        # a value of 1e15 or more (no market's) is refused by the writer
+        if not self.rows("ticker").quote(self.exchange, self._symbols[native], t.bestBid, t.bestBidSize, t.bestAsk,
+                                         t.bestAskSize, t.time or recv_ns // 1_000_000, recv_ns // 1000):
+            self.bad_input("malformed ticker", repr(tuple(map(float, (t.bestBid, t.bestBidSize, t.bestAsk,
+                                                                       t.bestAskSize)))), data)
 
     def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         topic_market, _, interval = msg.topic.rpartition(":")[2].rpartition("_")
@@ -620,16 +621,16 @@ class KucoinFuturesScheme(_KucoinBase):
         try:
             t = m.ticker_v2_decoder.decode(msg.data)
             event_ms = ns_to_ms(t.ts)
-            values = tuple(float(number_text(x)) for x in (t.bestBidPrice, t.bestBidSize, t.bestAskPrice,
-                                                             t.bestAskSize))
+            # the texts as sent (a number as written), for the writer
+            values = (number_text(t.bestBidPrice), number_text(t.bestBidSize), number_text(t.bestAskPrice),
+                      number_text(t.bestAskSize))
         except (*DECODE_ERRORS, ValueError) as exc:
             self.bad_input("malformed ticker", str(exc)[:200], data)
             return
-        if not all(ok_float(x) for x in values):
-            self.bad_input("malformed ticker", repr(values), data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], *values, event_ms or recv_ns // 1_000_000,
-                                   recv_ns // 1000))
+        # a value of 1e15 or more (no market's) is refused by the writer
+        if not self.rows("ticker").quote(self.exchange, self._symbols[native], *values,
+                                         event_ms or recv_ns // 1_000_000, recv_ns // 1000):
+            self.bad_input("malformed ticker", repr(tuple(map(float, values))), data)
 
     def _on_candle(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
         topic_market, _, interval = msg.topic.rpartition(":")[2].rpartition("_")
