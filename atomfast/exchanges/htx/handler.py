@@ -53,7 +53,7 @@ import zlib
 from typing import Any, Sequence
 
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
-from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
 from ...kit.levels import crossed, side_changes
@@ -238,7 +238,8 @@ class _HtxBase(Scheme):
         native = self._market(msg.ch, "trade", data)
         if native is None:
             return
-        out = []
+        # the whole message checked before any trade is written
+        tids = []
         for t in msg.tick.data:
             side = _SIDES.get(t.direction)
             if t.tradeId is not None:
@@ -250,11 +251,14 @@ class _HtxBase(Scheme):
                     or not ms_ok(t.ts):
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.ts!r} {tid!r}", data)
                 return
-            out.append((t.price, t.amount, side, tid, t.ts))
-        symbol = self._symbols[native]
+            tids.append(tid)
+        rows, exchange, symbol = self.rows("trades"), self.exchange, self._symbols[native]
         atom_us = recv_ns // 1000
-        for price, amount, side, tid, ts in out:
-            self.emit("trades", Trade(self.exchange, symbol, price, amount, side, tid, ts, atom_us))
+        for t, tid in zip(msg.tick.data, tids):
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if not rows.trade(exchange, symbol, t.price, t.amount, t.direction == "buy", tid, t.ts, atom_us):
+                self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.ts!r} {tid!r}", data)
+                return
 
     # --- candles ------------------------------------------------------------------------------
     def _on_kline(self, conn: Connection, msg: m.KlineMsg, data: bytes, recv_ns: int) -> None:
@@ -464,11 +468,10 @@ class HtxScheme(_HtxBase):
             return
         t = msg.tick
         ts = t.quoteTime or msg.ts
-        if not (all(ok_float(x) for x in (t.bid, t.bidSize, t.ask, t.askSize)) and ms_ok(ts)):
+        # values in [0, 1e15) (the writer's check), the time in [0, 10**14) ms
+        if not ms_ok(ts) or not self.rows("ticker").quote(self.exchange, self._symbols[native], t.bid, t.bidSize, t.ask,
+                                                          t.askSize, ts, recv_ns // 1000):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.bidSize!r} {t.ask!r} {t.askSize!r} {ts!r}", data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], t.bid, t.bidSize, t.ask, t.askSize, ts,
-                                   recv_ns // 1000))
 
 
 # ==================================================================================================
@@ -605,11 +608,10 @@ class HtxFuturesScheme(_HtxBase):
         bid = t.bid or (0.0, 0.0)
         ask = t.ask or (0.0, 0.0)
         ts = t.ts or msg.ts
-        if not (all(ok_float(x) for x in (*bid, *ask)) and ms_ok(ts)):
+        # values in [0, 1e15) (the writer's check), the time in [0, 10**14) ms
+        if not ms_ok(ts) or not self.rows("ticker").quote(self.exchange, self._symbols[native], bid[0], bid[1], ask[0],
+                                                          ask[1], ts, recv_ns // 1000):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.ask!r} {ts!r}", data)
-            return
-        self.emit("ticker", Ticker(self.exchange, self._symbols[native], bid[0], bid[1], ask[0], ask[1], ts,
-                                   recv_ns // 1000))
 
     # --- the notification endpoint ------------------------------------------------------------------
     def _on_op(self, conn: Connection, msg: m.Op, data: bytes, recv_ns: int) -> None:
