@@ -251,6 +251,20 @@ _PRINTABLE = bytes(range(0x20, 0x7F))
 _escape_decode = codecs.escape_decode  # the bytes-literal escapes (the compiler's own decoder)
 
 
+def _quotes_escaped(inner: bytes, quote: bytes) -> bool:
+    """Whether every ``quote`` in a literal's ``inner`` text is escaped: preceded by an odd run of
+    backslashes (the tokenizer pairs a backslash with the character after it)."""
+    i = inner.find(quote)
+    while i >= 0:
+        j = i
+        while j and inner[j - 1] == 92:  # a backslash
+            j -= 1
+        if not (i - j) & 1:
+            return False
+        i = inner.find(quote, i + 1)
+    return True
+
+
 def _bytes_literal(payload: bytes) -> bytes | None:
     """The value of a Python bytes literal (``b'...'``, as cryptofeed writes a binary frame), or
     None if it is not one. The common case (printable ASCII between the quotes, every quote in
@@ -259,10 +273,7 @@ def _bytes_literal(payload: bytes) -> bytes | None:
     quote = payload[1:2]
     if len(payload) >= 3 and payload[-1:] == quote:
         inner = payload[2:-1]
-        # a quote is escaped where an odd run of backslashes precedes it: with the pairs of
-        # backslashes and then the escaped quotes taken out, none is left
-        if (quote not in inner or quote not in inner.replace(b"\\\\", b"").replace(b"\\" + quote, b"")) \
-                and not inner.translate(None, _PRINTABLE):
+        if _quotes_escaped(inner, quote) and not inner.translate(None, _PRINTABLE):
             try:
                 return _escape_decode(inner)[0]
             except ValueError:  # a lone trailing backslash, a bad \x escape: as literal_eval
