@@ -57,7 +57,7 @@ from typing import Sequence
 import msgspec
 
 from ...book import BID
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Ticker, Trade
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan,
                        Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -80,15 +80,6 @@ _WHAT = {"book": "malformed book message", "book.update": "malformed book messag
 #: a signed decimal (funding rates)
 _signed = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
 _MAX_SEQ = 1 << 63
-
-
-def _optional(text: str | None) -> float:
-    """A best bid/ask price or size: null or "" (an empty side) is 0.0; ValueError otherwise."""
-    if text is None or text == "":
-        return 0.0
-    if not is_plain(text):
-        raise ValueError(f"bad number {text!r}")
-    return float(text)
 
 
 def _number(text: str) -> float:
@@ -381,16 +372,22 @@ class CryptocomScheme(Scheme):
                 tid = t.d if t.d.__class__ is str else str(t.d)
                 if side is None or not ms_ok(t.t) or not tid or len(tid) > 64 or (t.i and t.i != native):
                     raise ValueError(f"{t.i!r} {t.s!r} {t.t!r} {t.d!r}"[:200])
-                out.append((_number(t.p), _number(t.q), side, tid, t.t))
+                for x in (t.p, t.q):  # plain decimals (the writer parses them)
+                    if not is_plain(x):
+                        raise ValueError(f"bad number {x!r}")
+                out.append((t, tid))
         except ValueError as exc:
             self.bad_input("malformed trade", str(exc), data)
             return
         if not self.known(native, data):
             return
         atom_us = recv_ns // 1000
-        emit, exchange, symbol = self.emit, self.exchange, self._symbols[native]
-        for price, size, side, tid, ts in out:
-            emit("trades", Trade(exchange, symbol, price, size, side, tid, ts, atom_us))
+        rows, exchange, symbol = self.rows("trades"), self.exchange, self._symbols[native]
+        for t, tid in out:
+            # a price of 0, or a value of 1e15 or more (no market's), is refused by the writer
+            if not rows.trade(exchange, symbol, t.p, t.q, t.s == "BUY", tid, t.t, atom_us):
+                self.bad_input("malformed trade", f"{t.p!r} {t.q!r}", data)
+                return
 
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
         """``ticker``: best bid/ask (topic ``ticker``) and, for perpetuals and futures, ``oi``
@@ -403,20 +400,26 @@ class CryptocomScheme(Scheme):
                 if not ms_ok(t.t) or (t.i and t.i != native):
                     raise ValueError(f"{t.i!r} t {t.t!r}")
                 oi = _number(t.oi) if t.oi is not None else None
-                out.append((_optional(t.b), _optional(t.bs), _optional(t.k), _optional(t.ks), oi, t.t))
+                for x in (t.b, t.bs, t.k, t.ks):  # plain decimals; null or "" (an empty side): 0.0
+                    if x and not is_plain(x):
+                        raise ValueError(f"bad number {x!r}")
+                out.append((t, oi))
         except ValueError as exc:
             self.bad_input("malformed ticker", str(exc)[:200], data)
             return
         if not self.known(native, data):
             return
         atom_us = recv_ns // 1000
-        symbol = self._symbols[native]
+        rows, symbol = self.rows("ticker"), self._symbols[native]
         derivative = self.instrument(native).kind != "spot"
-        for bp, bs, ap, asz, oi, ts in out:
-            if self._want_ticker:
-                self.emit("ticker", Ticker(self.exchange, symbol, bp, bs, ap, asz, ts, atom_us))
+        for t, oi in out:
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if self._want_ticker and not rows.quote(self.exchange, symbol, t.b or 0.0, t.bs or 0.0, t.k or 0.0,
+                                                    t.ks or 0.0, t.t, atom_us):
+                self.bad_input("malformed ticker", f"{t.b!r} {t.bs!r} {t.k!r} {t.ks!r}", data)
+                return
             if self._want_oi and derivative and oi is not None:
-                self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, ts, atom_us))
+                self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, t.t, atom_us))
 
     def _on_candles(self, conn: Connection, msg: m.CandleMsg, data: bytes, recv_ns: int) -> None:
         """1-minute candles, oldest first; a candle is closed when the push holds a later one (the
