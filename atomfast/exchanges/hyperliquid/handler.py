@@ -49,12 +49,13 @@ Open interest: ``openInterest`` in the base asset.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import msgspec
 
 from ...book import ASK, BID, TOP_CHANGED, parse_ticks
-from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, Trade, TradeL3
+from ...events import BUY, SELL, Candle, FundingRate, Lob, OpenInterest, TradeL3
 from ...kit.endpoints import Post
 from ...kit.levels import side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, MALFORMED, Connection, Dispatch, Instrument,
@@ -80,6 +81,14 @@ def _rate(text: str | None) -> float:
     if abs(value) >= _RATE_MAX:
         raise ValueError(f"rate {text!r}")
     return value
+
+
+#: a plain decimal (``is_plain``) above 0: a trade's price and size
+_positive = re.compile(r"(?=[0.]*[1-9])[0-9]{1,16}(?:\.[0-9]{1,20})?").fullmatch
+
+
+def _trade_detail(t: m.Trade) -> str:
+    return f"{t.coin!r} {t.side!r} {t.px!r} {t.sz!r} {t.time} {t.tid} {t.users!r}"[:300]
 
 
 def _amount(text: str | None) -> float:
@@ -264,23 +273,18 @@ class HyperliquidScheme(Scheme):
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradesFrame, data: bytes, recv_ns: int) -> None:
-        out = []
+        # the whole message checked before any trade is written: price and size plain decimals
+        # above 0 (the writer parses them), the taker's side, the time, the id, the two users
         for t in msg.data:
-            side = _SIDES.get(t.side)
             users = t.users
-            try:
-                price, size = _amount(t.px), _amount(t.sz)
-            except ValueError:
-                price = size = 0.0
-            if not (side and price > 0.0 and size > 0.0 and ms_ok(t.time) and 0 <= t.tid < _MAX_ID
-                    and len(users) == 2 and all(0 < len(u) <= 64 for u in users)):
-                self.bad_input("malformed trade", f"{t.coin!r} {t.side!r} {t.px!r} {t.sz!r} {t.time} {t.tid} "
-                                                  f"{users!r}"[:300], data)
+            if not (t.side in _SIDES and _positive(t.px) and _positive(t.sz) and ms_ok(t.time)
+                    and 0 <= t.tid < _MAX_ID and len(users) == 2 and all(0 < len(u) <= 64 for u in users)):
+                self.bad_input("malformed trade", _trade_detail(t), data)
                 return
-            out.append((t, side, price, size))
         atom_us = recv_ns // 1000
         before = dict(self.last_trades)
-        for t, side, price, size in out:
+        rows = self.rows("trades")
+        for t in msg.data:
             coin = t.coin
             if coin not in self._symbols and not self.known(coin, data):
                 continue
@@ -293,14 +297,17 @@ class HyperliquidScheme(Scheme):
             elif t.time == now[0]:
                 self.last_trades[coin] = (t.time, now[1] | {t.tid})
             symbol = self._symbols[coin]
-            tid = str(t.tid)
-            if self._want_trades:
-                self.emit("trades", _new(Trade, (self.exchange, symbol, price, size, side, tid, t.time, atom_us)))
+            # a value of 1e15 or more (no market's) is refused by the writer
+            if self._want_trades and not rows.trade(self.exchange, symbol, t.px, t.sz, t.side == "B", t.tid, t.time,
+                                                    atom_us):
+                self.bad_input("malformed trade", _trade_detail(t), data)
+                return
             if self._want_trades_l3:
+                side = _SIDES[t.side]
                 buyer, seller = t.users
                 maker, taker = (seller, buyer) if side == BUY else (buyer, seller)
-                self.emit("trades_l3", _new(TradeL3, (self.exchange, symbol, price, size, side, tid, maker, taker,
-                                                      t.time, atom_us)))
+                self.emit("trades_l3", _new(TradeL3, (self.exchange, symbol, float(t.px), float(t.sz), side,
+                                                      str(t.tid), maker, taker, t.time, atom_us)))
 
     # --- funding, open interest ---------------------------------------------------------------
     def _on_ctx(self, conn: Connection, msg: m.CtxFrame, data: bytes, recv_ns: int) -> None:
