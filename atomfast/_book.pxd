@@ -26,9 +26,9 @@ cdef class AvroRows:
     cdef int add_quote(self, object exchange, object symbol, double bp, double bs, double ap,
                        double asz, int64_t event_ms, int64_t atom_us) except -1
     cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
-                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1
+                     object ask_price, object ask_size, object event_ms, int64_t atom_us) except -1
     cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
-                     object trade_id, int64_t event_ms, int64_t atom_us) except -1
+                     object trade_id, object event_ms, int64_t atom_us) except -1
     cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
-                     object order_id, int64_t event_ms, int64_t atom_us) except -1
+                     object order_id, object event_ms, int64_t atom_us) except -1
     cpdef clear(self)

@@ -1667,6 +1667,17 @@ cdef int _number(object value, double* out) except -1:
     return 0
 
 
+cdef int _time_ms(object value, int64_t* out) except -1:
+    """A typed writer's event time: an int in [0, 10**14) ms -> 1 (``out``); any other int,
+    however large, -> 0 (no time an exchange means); TypeError for what is not an int."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or not 0 <= v < MAX_MS:
+        return 0
+    out[0] = v
+    return 1
+
+
 cdef inline bint _fits(double x) noexcept nogil:
     return 0.0 <= x < MAX_VALUE  # (NaN: False)
 
@@ -1778,32 +1789,34 @@ cdef class AvroRows:
         return self._end(out)
 
     cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
-                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1:
+                     object ask_price, object ask_size, object event_ms, int64_t atom_us) except -1:
         """A ``ticker``/``spread`` event from an exchange's fields as sent (decimal strings or
         floats): written, True; or nothing written, False, where a value is not a number in
         [0, 1e15) or the time not in [0, 10**14) ms (the scheme reports the malformed message)."""
         cdef double bp, bs, ap, asz
+        cdef int64_t ems = 0
         if self.shape is not QUOTE_SHAPE and self.shape != QUOTE_SHAPE:
             raise TypeError(f"quote() on rows of shape {self.shape!r}")
         if not (_number(bid_price, &bp) and _number(bid_size, &bs) and _number(ask_price, &ap)
                 and _number(ask_size, &asz) and _fits(bp) and _fits(bs) and _fits(ap) and _fits(asz)
-                and 0 <= event_ms < MAX_MS):
+                and _time_ms(event_ms, &ems)):
             return False
-        self.add_quote(exchange, symbol, bp, bs, ap, asz, event_ms, atom_us)
+        self.add_quote(exchange, symbol, bp, bs, ap, asz, ems, atom_us)
         return True
 
     cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
-                     object trade_id, int64_t event_ms, int64_t atom_us) except -1:
+                     object trade_id, object event_ms, int64_t atom_us) except -1:
         """A ``trades`` event from an exchange's fields as sent (``buy``: the taker bought):
         written, True; or nothing written, False, where the price is not a number in (0, 1e15),
         the size not in [0, 1e15) or the time not in [0, 10**14) ms."""
         cdef double p, s
+        cdef int64_t ems = 0
         cdef Py_ssize_t idlen
         cdef const char* ids
         if self.shape is not TRADE_SHAPE and self.shape != TRADE_SHAPE:
             raise TypeError(f"trade() on rows of shape {self.shape!r}")
         if not (_number(price, &p) and _number(size, &s) and 0.0 < p < MAX_VALUE and _fits(s)
-                and 0 <= event_ms < MAX_MS):
+                and _time_ms(event_ms, &ems)):
             return False
         cdef char digits[48]  # (_utoa may store up to 24 bytes past the digits)
         if PyLong_CheckExact(trade_id):
@@ -1824,13 +1837,13 @@ cdef class AvroRows:
         out += _put_long(out, idlen)
         memcpy(out, ids, idlen)
         out += idlen
-        out += _put_long(out, event_ms)
+        out += _put_long(out, ems)
         out += _put_long(out, atom_us)
         self._end(out)
         return True
 
     cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
-                     object order_id, int64_t event_ms, int64_t atom_us) except -1:
+                     object order_id, object event_ms, int64_t atom_us) except -1:
         """A ``lob_l3`` event (an order's price and remaining size; size 0: gone; ``bid``: a buy
         order) from an exchange's fields as sent, checked as ``trade`` (the two topics have one
         layout: price, size, side, id, times)."""
@@ -1934,31 +1947,33 @@ cdef class RecordRows(list):
         self.row_type = row_type
 
     cpdef bint quote(self, object exchange, object symbol, object bid_price, object bid_size,
-                     object ask_price, object ask_size, int64_t event_ms, int64_t atom_us) except -1:
+                     object ask_price, object ask_size, object event_ms, int64_t atom_us) except -1:
         cdef double bp, bs, ap, asz
+        cdef int64_t ems = 0
         if not (_number(bid_price, &bp) and _number(bid_size, &bs) and _number(ask_price, &ap)
                 and _number(ask_size, &asz) and _fits(bp) and _fits(bs) and _fits(ap) and _fits(asz)
-                and 0 <= event_ms < MAX_MS):
+                and _time_ms(event_ms, &ems)):
             return False
-        self.append(tuple.__new__(self.row_type, (exchange, symbol, bp, bs, ap, asz, event_ms, atom_us)))
+        self.append(tuple.__new__(self.row_type, (exchange, symbol, bp, bs, ap, asz, ems, atom_us)))
         return True
 
     cpdef bint trade(self, object exchange, object symbol, object price, object size, bint buy,
-                     object trade_id, int64_t event_ms, int64_t atom_us) except -1:
+                     object trade_id, object event_ms, int64_t atom_us) except -1:
         cdef double p, s
+        cdef int64_t ems = 0
         if not (_number(price, &p) and _number(size, &s) and 0.0 < p < MAX_VALUE and _fits(s)
-                and 0 <= event_ms < MAX_MS):
+                and _time_ms(event_ms, &ems)):
             return False
         if PyLong_CheckExact(trade_id):
             trade_id = str(trade_id)
         elif not PyUnicode_Check(trade_id):
             raise TypeError(f"trade id {trade_id!r}: str or int")
         self.append(tuple.__new__(self.row_type, (exchange, symbol, p, s, ROW_BUY if buy else ROW_SELL, trade_id,
-                                                  event_ms, atom_us)))
+                                                  ems, atom_us)))
         return True
 
     cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
-                     object order_id, int64_t event_ms, int64_t atom_us) except -1:
+                     object order_id, object event_ms, int64_t atom_us) except -1:
         return self.trade(exchange, symbol, price, size, bid, order_id, event_ms, atom_us)
 
 

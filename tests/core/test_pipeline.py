@@ -181,10 +181,11 @@ def test_typed_writers_write_the_encoders_bytes():
 @pytest.mark.parametrize("field, value", [
     ("bid_price", "abc"), ("bid_price", ""), ("bid_price", " 7.6"), ("bid_price", "7.6 "), ("bid_price", "1_0"),
     ("bid_price", "0x1p3"), ("bid_price", "nan"), ("bid_price", "inf"), ("bid_price", "-0.1"), ("bid_size", "1e15"),
-    ("ask_price", None), ("ask_size", b"1"), ("event_ms", -1), ("event_ms", 10**14)])
+    ("ask_price", None), ("ask_size", b"1"), ("event_ms", -1), ("event_ms", 10**14), ("event_ms", 2**64 - 1)])
 def test_typed_writers_refuse_what_no_exchange_means(field, value):
     """A value that is not a decimal number in [0, 1e15) (a blank, an underscore, hex, NaN,
-    infinity, a negative, not text) or a time outside [0, 10**14) ms: False and nothing written,
+    infinity, a negative, not text) or a time outside [0, 10**14) ms (past int64 too): False and
+    nothing written,
     on both kinds of rows (the scheme then reports the malformed message)."""
     from atomfast.avro import AvroEncoder
     from atomfast.book import SHAPES, AvroRows, RecordRows

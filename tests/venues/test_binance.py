@@ -483,6 +483,27 @@ def test_force_order_is_a_liquidation():
     assert h.metrics.errors.counts == {"binance-delivery: malformed forceOrder": 4}
 
 
+def test_book_ticker_and_trade_fields_checked_by_the_writers():
+    """A recorded USD-M bookTicker and aggTrade (cryptofeed/BINANCE_FUTURES.ws.1.0) publish their
+    exact values; the same with a field no exchange means (a time past int64, as the decoder
+    takes it; a negative time; a price that is not a number, or NaN; a trade at price 0) is
+    counted bad input, with nothing published and no internal error."""
+    h = Harness(BinanceFuturesScheme)
+    ticker = {"e": "bookTicker", "u": 600859600576, "s": "SUSHIUSDT", "b": "7.6110", "B": "2", "a": "7.6120",
+              "A": "297", "T": 1626992741012, "E": 1626992741017}
+    trade = {"e": "aggTrade", "E": 1626992741575, "a": 16599292, "s": "CTKUSDT", "p": "1.01100", "q": "10",
+             "f": 23961322, "l": 23961322, "T": 1626992741421, "m": False}
+    assert h.feed({"stream": "sushiusdt@bookTicker", "data": ticker}) == [("ticker", Ticker(
+        "binance-futures", "SUSHI-USDT-PERP", 7.611, 2.0, 7.612, 297.0, 1626992741012, 1_700_000_000_000_000))]
+    assert h.feed({"stream": "ctkusdt@aggTrade", "data": trade}) == [("trades", Trade(
+        "binance-futures", "CTK-USDT-PERP", 1.011, 10.0, "buy", "16599292", 1626992741421, 1_700_000_000_000_000))]
+    for bad in ({"T": 2**64 - 1}, {"T": -5}, {"b": "x"}, {"A": "NaN"}):
+        assert h.feed({"stream": "sushiusdt@bookTicker", "data": {**ticker, **bad}}) == []
+    for bad in ({"T": 2**64 - 1}, {"p": "0"}, {"q": "1e16"}):
+        assert h.feed({"stream": "ctkusdt@aggTrade", "data": {**trade, **bad}}) == []
+    assert h.metrics.errors.counts == {"binance-futures: malformed ticker": 4, "binance-futures: malformed trade": 3}
+
+
 def test_open_interest_poll_and_answers(monkeypatch):
     """open_interest: polled over REST (no stream); the doc examples of both answers."""
     h = Harness(BinanceFuturesScheme, channels=["open_interest"])
