@@ -16,11 +16,12 @@ into Avro longs).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..book import parse_ticks
+# rfc3339_to_ms: ``"2021-04-17T16:43:37.075687Z"`` -> 1618677817075 (UTC, truncated to the ms),
+# compiled (native/book/_book.pyx states its rules)
+from ..book import parse_ticks, rfc3339_to_ms
 
 #: exchange times in ms must be below this (year 5138): they go into Avro longs
 MAX_MS = 10**14
@@ -115,80 +116,6 @@ def decimals_of(value: float | int | str | None, default: int = 8) -> int:
     if cache is not None and len(cache) < _DECIMALS_CACHED:
         cache[value] = out
     return default if out < 0 else out
-
-
-_EPOCH = _dt.date(1970, 1, 1)
-_day_cache: dict[str, int] = {}
-_second_cache: dict[str, int] = {}
-
-
-def _bad(text: str) -> ValueError:
-    return ValueError(f"bad timestamp {text!r}")
-
-
-def rfc3339_to_ms(text: str) -> int:
-    """``"2021-04-17T16:43:37.075687Z"`` -> 1618677817075 (UTC, truncated to the ms).
-
-    Accepts ``Z`` (or ``z``) or ``+00:00``, ``T`` (or ``t`` or a space) between date and time,
-    up to 12 fraction digits (Kraken's v2 ohlc sends nine), or none. ValueError if malformed. The
-    whole seconds are cached: the messages of one second share them.
-    """
-    head = text[:19]
-    base = _second_cache.get(head)
-    if base is not None:
-        rest = text[19:]
-        if rest[:1] == "." and rest[-1:] == "Z":
-            frac = rest[1:-1]
-            if 0 < len(frac) <= 12 and frac.isdigit() and frac.isascii():
-                return base + int((frac + "00")[:3])
-        elif rest == "Z":
-            return base
-    ms = _rfc3339_to_ms(text)
-    if base is None:
-        if len(_second_cache) >= 65536:
-            _second_cache.clear()
-        _second_cache[head] = ms - ms % 1000
-    return ms
-
-
-def _rfc3339_to_ms(text: str) -> int:
-    if len(text) < 19 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt " or text[13] != ":" or text[16] != ":":
-        raise _bad(text)
-    day = text[:10]
-    base = _day_cache.get(day)
-    if base is None:
-        y, mo, d = day[0:4], day[5:7], day[8:10]
-        if not all(p.isdigit() and p.isascii() for p in (y, mo, d)):
-            raise _bad(text)
-        try:
-            base = (_dt.date(int(y), int(mo), int(d)) - _EPOCH).days * 86_400_000
-        except ValueError:
-            raise _bad(text) from None
-        if len(_day_cache) < 4096:
-            _day_cache[day] = base
-    hh, mm, ss = text[11:13], text[14:16], text[17:19]
-    if not all(p.isdigit() and p.isascii() for p in (hh, mm, ss)):
-        raise _bad(text)
-    h, m, s = int(hh), int(mm), int(ss)
-    if h > 23 or m > 59 or s > 60:
-        raise _bad(text)
-    ms = 0
-    rest = text[19:]
-    if rest[:1] == ".":
-        i = 1
-        while i < len(rest) and "0" <= rest[i] <= "9":
-            i += 1
-        frac = rest[1:i]
-        if not frac or len(frac) > 12:
-            raise _bad(text)
-        ms = int((frac + "000")[:3])
-        rest = rest[i:]
-    if rest not in ("Z", "z", "+00:00", ""):
-        raise _bad(text)
-    ms += base + ((h * 60 + m) * 60 + s) * 1000
-    if not 0 <= ms < MAX_MS:
-        raise _bad(text)
-    return ms
 
 
 __all__ = ["MAX_FLOAT", "MAX_MS", "decimals_of", "is_plain", "ms_ok", "ok_float", "optional_number", "plain_number",
