@@ -57,28 +57,54 @@ LABELS = {
 SPLIT_PARTS = ["decode", "normalise", "book", "encode", "produce"]
 
 SPLIT_METHOD = """\
-How the split is measured (per venue, µs per received frame, each part the median of the runs):
+How the split is measured (per venue, µs per received frame, each part the median of the runs).
+It follows the path the null-sink run takes: the null sink needs no records (`records_needed =
+False`), so the pipeline hands the schemes, for the high-volume topics (`lob`, `lob_l3`,
+`trades`, `ticker`, `spread`: `atomfast._book.SHAPES`), an `AvroRows` per topic into which the
+framed Avro values are written as the events are made (by the book's `apply_sides` and
+`spread_into`, by the typed writers `quote`/`trade`, by `append` for a scheme's `emit`), and the
+sink reads that buffer (`write_rows`); only the other topics (`status`, `candle`,
+`funding_rate`, ...) still go tuple -> Rust encoder -> `sink.write`. One untimed recording run
+per venue, on that same path, logs the work the parts below replay:
 
 - **decode** = the floor (column 1): the scheme's own msgspec decoders on every frame, nothing else.
-- **book** = the L2Book/L3Book work of the run, replayed. One untimed recording run puts a thin
-  Python proxy in place of `L2Book`/`L3Book` in the atomfast modules (module attributes patched
-  for that run only, restored after) which logs every book constructed and every method call
-  made on it (`apply`, `apply_ticks`, `best`, `truncate`, `levels`, `count`, `checksum_kraken`,
-  ...) with its arguments. The timed part replays that exact call log on fresh compiled books:
-  `for method, args, rows in calls: method(*args)` (then `rows.clear()` where the call appended
-  event rows to a list), so it includes one Python call per book call, as the scheme pays. Exact-decimal parsing done outside the book (`parse_ticks` in validation and
-  in Binance's `_ticks`) is not book work here: it counts to normalise.
-- **encode** = {encode_call}, over the exact per-frame, per-topic record batches the run
-  produced (captured by a recording sink in the same untimed run).
-- **produce** = `NullSink.write(topic, records, keys, values)` over the same batches (what the
-  null sink does: count messages and bytes).
+- **book** = the L2Book/L3Book work of the run, replayed, *including the `lob` and `spread`
+  values the book writes into the AvroRows* (`apply_sides`, `spread_into`) and the checksums.
+  The recording run puts a thin Python proxy in place of `L2Book`/`L3Book` in the atomfast
+  modules (module attributes patched for that run only, restored after) which logs every book
+  constructed and every method call made on it (`apply_sides`, `apply`, `best`, `truncate`,
+  `levels`, `count`, `checksum_kraken`, `spread_into`, ...) with its arguments. The timed part
+  replays that exact call log on fresh compiled books, with an AvroRows of the topic's framing
+  and shape (not the run's) where the call wrote into the pipeline's: `for method, args, rows in
+  calls: method(*args)` (then `rows.clear()` where the call appended to a list, and every
+  {clear_every}th call writing into an AvroRows, to keep it small: emptying a frame's rows is the
+  pipeline's work, *normalise*), so it includes one Python call per book call, as the scheme
+  pays. Exact-decimal parsing done outside the book (`parse_ticks` in validation and in
+  Binance's `_ticks`) is not book work here: it counts to normalise.
+- **encode** = the events the scheme's Python writes itself, plus the Rust encoder for the rest.
+  (a) *writers*: every `append(record)` (a scheme's `emit` of a SHAPES topic: the pipeline
+  appends the tuple to the topic's AvroRows, which encodes it as the Rust encoder would),
+  `quote(...)` and `trade(...)` (the typed writers: they parse the exchange's decimal strings,
+  check the ranges and write the value; that parsing counts here, not to normalise) the run
+  made, logged in the recording run (the scheme's `emit` and `rows` wrapped for that run) and
+  replayed in order on one AvroRows per topic (not the run's; emptied at a frame's end once it
+  holds {clear_every} rows, to keep it small): one Python call per write, as the scheme pays
+  (for `emit`, its call into the pipeline stays in normalise, the `append` is here). (b) *Rust*:
+  {encode_call}, over the exact per-frame, per-topic record batches of the topics outside
+  SHAPES (captured by the recording sink).
+- **produce** = the null sink over the same batches: its compiled `write_rows(topic, rows)`
+  over one AvroRows per SHAPES batch of the run, holding that batch's events (rebuilt before
+  the clock by replaying the logs above), and its compiled `write(topic, records, keys,
+  values)` over the other batches (what the null sink does: count messages and bytes), each
+  called from a Python loop here (the pipeline calls them from C).
 - **normalise** = atomfast (column 2) − decode − book − encode − produce: everything else
-  (dispatch, validation, sequence checks, event tuples and floats made outside the book, and the
-  compiled frame core: the driver's loop and counters, the pipeline's per-frame batching). A
-  residual: it carries the noise of the other measurements.
+  (dispatch, validation, sequence checks, event tuples and floats made outside the book and
+  the writers, the calls of `emit`, and the compiled frame core: the driver's loop and
+  counters, the pipeline's per-frame batching and emptying of the rows). A residual: it
+  carries the noise of the other measurements.
 
-Since the book's batch calls (`apply_sides`) build the `lob` event rows themselves, that part of
-event building counts to *book* wherever a scheme uses them.
+Check of the logs, {bytes_match}: replayed in the run's order on fresh books and rows, the book
+calls and the writes give, batch for batch, the very keys and values the run handed the sink.
 """
 
 
@@ -169,7 +195,7 @@ PROFILE_PARTS = [
     ("kit", "the kit (`atomfast/kit/`: dispatch, book sync)"),
     ("scheme", "the scheme base (`atomfast/scheme.py`)"),
     ("records", "event records built by a NamedTuple's `__new__`"),
-    ("sink", "the sink's `write` (`atomfast/sinks/`)"),
+    ("sink", "a sink's Python (`atomfast/sinks/`; the null sink's `write_rows` and `write` are compiled)"),
     ("core", "frame core in Python (`replay.py`, `driver.py`, `pipeline.py`, `feed.py`, `processor.py`)"),
     ("other", "anything else (msgspec, the standard library, ...)"),
 ]
@@ -369,15 +395,26 @@ def time_kafka(v: Venue, bootstrap: str) -> float:
 
 
 class _RecordingSink:
-    """Keeps what the pipeline writes: (topic, records, keys, values) per frame and topic."""
+    """Takes what the pipeline writes, as the null sink is handed it (``records_needed`` False:
+    the pipeline gives the high-volume topics, ``SHAPES``, their ``AvroRows`` as for the null
+    sink): ``write`` batches (topic, records, keys, values) of the other topics, and per
+    ``write_rows`` the (topic, keys, values) of the buffer, with an end marker in the call log."""
 
     framing = "single_object"
+    records_needed = False
 
-    def __init__(self):
+    def __init__(self, log: "BookLog"):
         self.batches: list[tuple[str, list, list, list]] = []
+        self.rows_batches: list[tuple[str, list, list]] = []
+        self.log = log
 
     def write(self, topic, records, keys, values):
         self.batches.append((topic, list(records), list(keys), list(values)))
+
+    def write_rows(self, topic, rows):
+        self.log.end_rows(topic, rows)
+        keys, values = rows.take()  # (the pipeline empties the rows after this call anyway)
+        self.rows_batches.append((topic, keys, values))
 
     def poll(self):
         pass
@@ -392,13 +429,113 @@ class _RecordingSink:
         return {}
 
 
+#: the replays of the split empty their AvroRows every so many writes (see ``BookLog.bound``)
+CLEAR_EVERY = 64
+
+#: what the scheme's Python calls on a topic's AvroRows (``emit`` of a SHAPES topic is an
+#: ``append``): encoding, logged as such
+_WRITERS = ("append", "quote", "trade")
+
+
+class _RowsProxy:
+    """Stands for a topic's ``AvroRows`` in the scheme's hands during the recording run: logs the
+    calls the scheme's Python makes on it (``append``, ``quote``, ``trade``, ``withdraw``) and
+    forwards them; the book proxies hand the real rows to the compiled books. ``rows.__class__``
+    is ``AvroRows``, as the scheme's checks expect."""
+
+    __slots__ = ("_rows", "_log")
+
+    def __init__(self, rows, log: "BookLog"):
+        self._rows = rows
+        self._log = log
+
+    @property
+    def __class__(self):
+        from atomfast._book import AvroRows
+
+        return AvroRows
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getattr__(self, name):
+        attr = getattr(self._rows, name)
+        if name not in _WRITERS and name != "withdraw":
+            return attr
+        log, rows = self._log, self._rows
+
+        def call(*args):
+            return log.rows_call(rows, name, attr, args)
+
+        return call
+
+
 class BookLog:
-    """Every L2Book/L3Book built during a run and every method call made on them."""
+    """Every L2Book/L3Book built during a run and every method call made on them; and, in the
+    same order (``seq``), every write the scheme's Python made into a topic's AvroRows and every
+    end of a frame's rows (the sink's ``write_rows``)."""
 
     def __init__(self):
         self.books: list[tuple[type, tuple, dict]] = []
-        #: (book, method, args, kwargs, raised, indexes of output list arguments)
+        #: (book, method, args, kwargs, raised, indexes of output arguments)
         self.calls: list[tuple[int, str, tuple, dict, bool, tuple]] = []
+        #: (rows key, method, args, raised): append / quote / trade / withdraw on an AvroRows
+        self.writes: list[tuple[int, str, tuple, bool]] = []
+        #: the order of it all: ("book", index in calls, {rows key: its length before}),
+        #: ("rows", index in writes, length before), ("end", rows key)
+        self.seq: list[tuple] = []
+        #: rows key (id of the pipeline's AvroRows) -> (topic, prefix, shape, the rows)
+        self.rows: dict[int, tuple] = {}
+
+    # --- the recording
+
+    def _key(self, rows, topic: str | None = None) -> int:
+        key = id(rows)
+        if key not in self.rows:
+            self.rows[key] = (topic, rows.prefix, rows.shape, rows)  # (kept alive: the key stays its id)
+        elif topic and self.rows[key][0] is None:
+            self.rows[key] = (topic, *self.rows[key][1:])
+        return key
+
+    def rows_call(self, rows, name: str, method, args: tuple):
+        key, before = self._key(rows), len(rows)
+        index = len(self.writes)
+        self.seq.append(("rows", index, before))
+        try:
+            result = method(*args)
+        except Exception:
+            self.writes.append((key, name, args, True))
+            raise
+        self.writes.append((key, name, args, False))
+        return result
+
+    def end_rows(self, topic: str, rows) -> None:
+        self.seq.append(("end", self._key(rows, topic)))
+
+    def wrap_scheme(self, scheme) -> None:
+        """The scheme's ``emit`` and ``rows`` (the pipeline's) through the log, for this scheme
+        instance only: a SHAPES topic's rows are handed out as a ``_RowsProxy``, its ``emit``
+        logged as the ``append`` the pipeline makes."""
+        from atomfast._book import AvroRows
+
+        real_emit, real_rows = scheme.emit, scheme.rows
+        log = self
+
+        def rows(topic):
+            r = real_rows(topic)
+            if type(r) is AvroRows:
+                log._key(r, topic)
+                return _RowsProxy(r, log)
+            return r
+
+        def emit(topic, record):
+            r = real_rows(topic)
+            if type(r) is AvroRows:
+                log._key(r, topic)
+                return log.rows_call(r, "append", lambda rec: real_emit(topic, rec), (record,))
+            return real_emit(topic, record)
+
+        scheme.emit, scheme.rows = emit, rows
 
     def proxy(self, real: type) -> type:
         log = self
@@ -419,24 +556,33 @@ class BookLog:
                 calls = log.calls
 
                 def call(*args, **kwargs):
-                    # a list argument that grows is an output (apply_sides' event rows, the
-                    # pipeline's pending list): the replay gets a fresh empty list there
+                    # the scheme's rows go to the book as the pipeline's AvroRows themselves
+                    if any(type(a) is _RowsProxy for a in args):
+                        args = tuple(a._rows if type(a) is _RowsProxy else a for a in args)
+                    # an output: a list argument that grows (the event rows of a records path),
+                    # an AvroRows (apply_sides', spread_into's encoded rows): the replay gets a
+                    # fresh one there
                     before = [len(a) if a.__class__ is list else -1 for a in args]
+                    avro = {i: log._key(a) for i, a in enumerate(args) if _is_avro(a)}
+                    lengths = {k: len(args[i]) for i, k in avro.items()}
+                    log.seq.append(("book", len(calls), lengths))
                     try:
                         result = attr(*args, **kwargs)
                     except Exception:
-                        calls.append((index, name, args, kwargs, True, _outputs(args, before)))
+                        calls.append((index, name, args, kwargs, True, _outputs(args, before, avro)))
                         raise
-                    calls.append((index, name, args, kwargs, False, _outputs(args, before)))
+                    calls.append((index, name, args, kwargs, False, _outputs(args, before, avro)))
                     return result
 
                 return call
 
             def __len__(self):
+                log.seq.append(("book", len(log.calls), {}))
                 log.calls.append((self._index, "__len__", (), {}, False, ()))
                 return len(self._book)
 
             def __contains__(self, item):
+                log.seq.append(("book", len(log.calls), {}))
                 log.calls.append((self._index, "__contains__", (item,), {}, False, ()))
                 return item in self._book
 
@@ -469,25 +615,126 @@ class BookLog:
                 if real is not None:
                     setattr(mod, attr, real)
 
-    def bound(self) -> list:
-        """Fresh books and the call log bound to them: [(method, args, output list or None)]
-        (built before the clock)."""
+    # --- what the replays are built from (before the clock)
+
+    def _fresh_rows(self):
+        """rows key -> an empty AvroRows of the same topic, framing and shape, not the run's: made
+        once and emptied for each replay, so that, as the pipeline's rows in a run, they know their
+        keys' heads after a first pass (``record`` makes one, untimed)."""
+        from atomfast._book import AvroRows
+
+        rows = getattr(self, "_replay_rows", None)
+        if rows is None:
+            rows = self._replay_rows = {key: AvroRows(prefix, shape)
+                                        for key, (_t, prefix, shape, _r) in self.rows.items()}
+        for r in rows.values():
+            r.clear()
+        return rows
+
+    def _book_call(self, books, call, rows_for) -> tuple:
+        """(method, args, the output argument or None) of one logged book call on ``books``."""
         import functools
 
+        index, name, args, kwargs, raised, outputs = call
+        method = getattr(books[index], name)
+        out = None
+        if outputs:
+            subst = {}
+            for i in outputs:
+                a = args[i]
+                subst[i] = rows_for(self._key(a)) if _is_avro(a) else []
+            out = next(iter(subst.values()))
+            args = tuple(subst.get(i, a) for i, a in enumerate(args))
+        if kwargs:
+            method = functools.partial(method, **kwargs)
+        if raised:
+            method = _swallowing(method)
+        return method, args, out
+
+    def bound(self) -> list:
+        """Fresh books and the book call log bound to them: [(method, args, output or None)]
+        (built before the clock). An output is a fresh list per call (emptied after it), or one
+        AvroRows per topic, emptied after every ``CLEAR_EVERY``-th call that writes into it: the
+        pipeline's emptying of a frame's rows is the pipeline's work (*normalise*), not the
+        book's; this only keeps the buffer small."""
         books = [cls(*args, **kwargs) for cls, args, kwargs in self.books]
-        bound = []
-        for index, name, args, kwargs, raised, outputs in self.calls:
-            method = getattr(books[index], name)
-            out = None
-            if outputs:  # one fresh list, emptied after the call (the pipeline drops a frame's rows)
-                out = []
-                args = tuple(out if i in outputs else a for i, a in enumerate(args))
-            if kwargs:
-                method = functools.partial(method, **kwargs)
-            if raised:
-                method = _swallowing(method)
-            bound.append((method, args, out))
-        return bound
+        fresh = self._fresh_rows()
+        calls, written = [], dict.fromkeys(fresh, 0)
+        for call in self.calls:
+            method, args, out = self._book_call(books, call, fresh.__getitem__)
+            if _is_avro(out):
+                key = next(k for k, r in fresh.items() if r is out)
+                written[key] += 1
+                if written[key] % CLEAR_EVERY:
+                    out = None
+            calls.append((method, args, out))
+        return calls
+
+    def writers(self) -> list:
+        """The scheme's own writes into AvroRows (``append``, ``quote``, ``trade``), in order, bound
+        to one AvroRows per topic (not the run's): [(method, args)] (built before the clock). The
+        rows are emptied (their ``clear``) at the end of a frame once they hold ``CLEAR_EVERY``
+        rows or more, to keep them small: the pipeline's emptying of every frame's rows is its
+        own work (*normalise*), not the encoding. ``withdraw`` (a corrupt book's events taken
+        back) is not encoding: left out."""
+        fresh = self._fresh_rows()
+        ops, written = [], dict.fromkeys(fresh, 0)
+        for entry in self.seq:
+            if entry[0] == "rows":
+                key, name, args, raised = self.writes[entry[1]]
+                if name == "withdraw":
+                    continue
+                method = getattr(fresh[key], name)
+                ops.append((_swallowing(method) if raised else method, args))
+                written[key] += 1
+            elif entry[0] == "end" and written.get(entry[1], 0) >= CLEAR_EVERY:
+                written[entry[1]] = 0
+                ops.append((fresh[entry[1]].clear, ()))
+        return ops
+
+    def filled(self) -> list:
+        """Every logged book call and write replayed in the run's order on fresh books and
+        fresh rows, the rows taken at each end of a frame's rows: [(topic, AvroRows)], one per
+        ``write_rows`` of the run, holding what the run's rows held then (checked against the
+        recording by ``record``)."""
+        from atomfast._book import AvroRows
+
+        books = [cls(*args, **kwargs) for cls, args, kwargs in self.books]
+        current: dict[int, AvroRows] = {}
+
+        def rows_for(key, before=None):
+            r = current.get(key)
+            if r is None:
+                _t, prefix, shape, _r = self.rows[key]
+                r = current[key] = AvroRows(prefix, shape)
+            elif before == 0 and len(r):
+                r.clear()  # the run's rows were emptied without a write (a frame discarded)
+            return r
+
+        out = []
+        for entry in self.seq:
+            kind = entry[0]
+            if kind == "book":
+                call = self.calls[entry[1]]
+                for key, before in entry[2].items():
+                    rows_for(key, before)
+                method, args, _out = self._book_call(books, call, rows_for)
+                method(*args)
+            elif kind == "rows":
+                key, name, args, raised = self.writes[entry[1]]
+                method = getattr(rows_for(key, entry[2]), name)
+                (_swallowing(method) if raised else method)(*args)
+            else:
+                key = entry[1]
+                out.append((self.rows[key][0], rows_for(key)))
+                del current[key]
+        return out
+
+
+def _is_avro(a) -> bool:
+    from atomfast._book import AvroRows
+
+    return type(a) is AvroRows
 
 
 def _atomfast_modules() -> list:
@@ -495,8 +742,8 @@ def _atomfast_modules() -> list:
             if mod is not None and (name == "atomfast" or name.startswith("atomfast.")) and name != "atomfast._book"]
 
 
-def _outputs(args: tuple, before: list[int]) -> tuple:
-    return tuple(i for i, (a, n) in enumerate(zip(args, before)) if n >= 0 and len(a) != n)
+def _outputs(args: tuple, before: list[int], avro: dict) -> tuple:
+    return tuple(i for i, (a, n) in enumerate(zip(args, before)) if (n >= 0 and len(a) != n) or i in avro)
 
 
 def _swallowing(method):
@@ -517,13 +764,23 @@ def _replay_calls(calls) -> int:
     return len(calls)
 
 
+def _replay_writers(ops) -> int:
+    for method, args in ops:
+        method(*args)
+    return len(ops)
+
+
 def record(v: Venue) -> dict:
-    """The untimed recording run: the batches written and the book call log."""
+    """The untimed recording run: the batches written, the book call log and the scheme's writes
+    into the AvroRows, on the path the null-sink run takes (a sink with ``records_needed``
+    False and ``write_rows``). Checked: the logged calls, replayed, write the very bytes the run
+    handed the sink (``bytes_match``)."""
     from atomfast.sinks.null import NullSink
 
-    sink = _RecordingSink()
     log = BookLog()
+    sink = _RecordingSink(log)
     replay = v.replay(sink)  # the scheme's modules imported before the patch
+    log.wrap_scheme(replay.scheme)
     undo = log.patch()
     try:
         metrics = replay.run()
@@ -535,19 +792,38 @@ def record(v: Venue) -> dict:
     assert len(log.calls) == calls, "a book proxy is still in place after the recording run"
     from atomfast.pipeline import Pipeline
 
+    _replay_calls(log.bound())  # warm-up of the replays' rows (their keys' heads), untimed
+    _replay_writers(log.writers())
+    filled = log.filled()
+    got = [(t, *r.take()) for t, r in filled]
+    mismatch = sum(1 for a, b in zip(got, sink.rows_batches) if a != b) + abs(len(got) - len(sink.rows_batches))
+    del got, filled
     rec = {"batches": sink.batches, "book": log, "pipeline": Pipeline(NullSink()), "events": dict(metrics.events),
-           "checksum_ok": metrics.checksum_ok}  # the encoder a Pipeline builds for the NullSink
+           "checksum_ok": metrics.checksum_ok,  # the encoder a Pipeline builds for the NullSink
+           # (the SHAPES batches' bytes were for the check: their number is kept)
+           "rows_batches": len(sink.rows_batches), "bytes_match": not mismatch, "rows_mismatch": mismatch,
+           "writer_calls": sum(1 for k, name, _a, _r in log.writes if name in _WRITERS)}
     rec["encode_plan"] = _encode_plan(rec)
     return rec
 
 
+def _filled_rows(rec: dict) -> list:
+    """[(topic, AvroRows)]: the run's SHAPES batches as the null sink's ``write_rows`` got them,
+    rebuilt (before the clock) by replaying the logs."""
+    return rec["book"].filled()
+
+
 def _encode_plan(rec: dict) -> tuple:
     """(function, [(first argument, records)], description): the encoder call the pipeline
-    makes per frame and topic (``encode_keyed``: keys and values in one native call, where the
-    pipeline has it; else ``encode_many``), with the topic lookups done before the clock."""
+    makes per frame and topic for the topics that still go through the Rust encoder (those
+    outside SHAPES: ``encode_keyed``, keys and values in one native call, where the pipeline
+    has it; else ``encode_many``), with the topic lookups done before the clock."""
     p = rec["pipeline"]
     batches = rec["batches"]
-    native, index = getattr(p, "_encode_keyed", None), getattr(p, "_schema_index", None)
+    # the pipeline's own call (native/frame/_frame.pyx): the encoder's topic index, then its Rust
+    # ``encode_keyed`` without the Python method's frame
+    native = getattr(getattr(p.encoder, "_native", None), "encode_keyed", None)
+    index = getattr(p.encoder, "_index", None)
     if native is not None and index is not None:
         items = [(index[t] if t in index else p.encoder._lookup(t), r) for t, r, _k, _v in batches]
         return native, items, ("the pipeline's own native call, `encode_keyed` (Avro values and Kafka keys "
@@ -557,7 +833,14 @@ def _encode_plan(rec: dict) -> tuple:
     return p.encoder.encode_many, [(t, r) for t, r, _k, _v in batches], "`encoder.encode_many(topic, records)`"
 
 
-def time_encode(rec: dict) -> float:
+def time_encode_writers(rec: dict) -> float:
+    """The scheme's writes into AvroRows (``append``, ``quote``, ``trade``) replayed in order on
+    fresh rows (``BookLog.writers``, built before the clock)."""
+    return R.timed(_replay_writers, rec["book"].writers())[0]
+
+
+def time_encode_rust(rec: dict) -> float:
+    """The Rust encoder over the batches of the topics outside SHAPES, as the pipeline calls it."""
     encode, items, _ = rec["encode_plan"]
 
     def run():
@@ -568,33 +851,52 @@ def time_encode(rec: dict) -> float:
 
 
 def time_produce_null(rec: dict) -> float:
+    """The null sink's compiled ``write_rows`` over the run's SHAPES batches (AvroRows holding
+    each batch's events) and ``write`` over the other topics' batches."""
     from atomfast.sinks.null import NullSink
 
-    write = NullSink().write
+    sink = NullSink()
+    write, write_rows = sink.write, sink.write_rows
     batches = rec["batches"]
+    if "filled" not in rec:
+        rec["filled"] = _filled_rows(rec)
+    filled = rec["filled"]
 
     def run():
         for topic, records, keys, values in batches:
             write(topic, records, keys, values)
+        for topic, rows in filled:
+            write_rows(topic, rows)
 
-    return R.timed(run)[0]
+    dt = R.timed(run)[0]
+    assert sink.messages.total() == sum(len(k) for _t, _r, k, _v in batches) + sum(len(r) for _t, r in filled)
+    return dt
 
 
 def time_produce_kafka(rec: dict, bootstrap: str) -> float:
-    """KafkaSink.write of the run's batches (encoded values, keys) to the broker, then flush:
-    the wall time until every message is delivered."""
+    """KafkaSink.write_rows of the run's SHAPES batches (AvroRows rebuilt for this pass: a
+    write the sink does not take from the buffer empties them) and KafkaSink.write of the other
+    topics' batches (keys, encoded values) to the broker, then flush: the wall time until every
+    message is delivered."""
     sink = _kafka_sink(bootstrap)
     batches = rec["batches"]
+    filled = _filled_rows(rec)
+    expected = sum(len(k) for _t, _r, k, _v in batches) + sum(len(r) for _t, r in filled)
     try:
         def run():
-            write = sink.write
+            write, write_rows = sink.write, sink.write_rows
             for topic, records, keys, values in batches:
                 write(topic, records, keys, values)
+            for topic, rows in filled:
+                write_rows(topic, rows)
             return sink.flush(60)
 
         dt, remaining = R.timed(run)
         assert remaining == 0
-        assert sink.stats()["failed_total"] == 0
+        st = sink.stats()
+        assert st["failed_total"] == 0
+        assert st["delivered_total"] - WARM_UP_MESSAGES == expected, \
+            f"{st['delivered_total'] - WARM_UP_MESSAGES} of {expected} messages delivered"
     finally:
         _drop_topics(sink)
         sink.close()
@@ -683,7 +985,8 @@ def run(runs: int, quick: bool, kafka: bool = True, venues: list[str] | None = N
         for case, v in loaded.items():
             entry = results["venues"][case] = {
                 "exchange": v.exchange, "files": v.rel, "frames": len(v.recv), "cryptofeed": v.feed,
-                "times": {k: [] for k in IMPLS + ["split_" + p for p in ("encode", "produce", "book", "book_deltas",
+                "times": {k: [] for k in IMPLS + ["split_" + p for p in ("encode", "encode_writers", "encode_rust",
+                                                                           "produce", "book", "book_deltas",
                                                                            "kafka_produce")]},
             }
             log(f"  {case}: {len(v.recv):,} frames; recording run for the split")
@@ -691,7 +994,14 @@ def run(runs: int, quick: bool, kafka: bool = True, venues: list[str] | None = N
             entry["events"] = recs[case]["events"]
             entry["checksum_ok"] = recs[case]["checksum_ok"]
             entry["book_calls"] = len(recs[case]["book"].calls)
-            entry["batches"] = len(recs[case]["batches"])
+            entry["batches"] = len(recs[case]["batches"]) + recs[case]["rows_batches"]
+            entry["rows_batches"] = recs[case]["rows_batches"]
+            entry["writer_calls"] = recs[case]["writer_calls"]
+            entry["bytes_match"] = recs[case]["bytes_match"]
+            if not recs[case]["bytes_match"]:
+                results["notes"].append(f"{case}: the split's logs, replayed, do not give the run's bytes on "
+                                        f"{recs[case]['rows_mismatch']} batch(es): its book, encode and produce "
+                                        "parts are not exact there")
             results["encode_call"] = recs[case]["encode_plan"][2]
             if not quick:
                 try:
@@ -741,7 +1051,10 @@ def run(runs: int, quick: bool, kafka: bool = True, venues: list[str] | None = N
                     except Exception as exc:
                         results["venues"][case]["cryptofeed_error"] = f"{type(exc).__name__}: {exc}"
                 rec = recs[case]
-                t["split_encode"].append(time_encode(rec))
+                writers, rust = time_encode_writers(rec), time_encode_rust(rec)
+                t["split_encode_writers"].append(writers)
+                t["split_encode_rust"].append(rust)
+                t["split_encode"].append(writers + rust)
                 t["split_produce"].append(time_produce_null(rec))
                 t["split_book"].append(time_book(rec))
                 if case in deltas:
@@ -772,7 +1085,8 @@ def _summarise(results: dict) -> None:
         if af and floor:
             book, enc, prod = us["split_book"] or 0.0, us["split_encode"] or 0.0, us["split_produce"] or 0.0
             e["split"] = {"decode": floor, "book": book, "encode": enc, "produce": prod,
-                          "normalise": af - floor - book - enc - prod}
+                          "normalise": af - floor - book - enc - prod,
+                          "encode_writers": us.get("split_encode_writers"), "encode_rust": us.get("split_encode_rust")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -855,35 +1169,48 @@ def markdown(results: dict, previous: dict | None = None, previous_source: str =
 
     # the split
     out += ["", "### Where atomfast's time goes: decode, normalise, book, encode, produce", ""]
-    out.append(SPLIT_METHOD.format(encode_call=results.get("encode_call", "`encode_many(topic, records)`")))
+    split_venues = {c: e for c, e in venues.items() if e.get("split")}
+    matched = [c for c, e in split_venues.items() if e.get("bytes_match")]
+    unmatched = [c for c, e in split_venues.items() if e.get("bytes_match") is False]
+    check = (f"passed on all {len(matched)} venue{'s' if len(matched) != 1 else ''} here" if not unmatched else
+             f"passed on {len(matched)} of {len(split_venues)} venues, **failed** on {', '.join(unmatched)} (whose "
+             "book, encode and produce parts are therefore not exact)")
+    out.append(SPLIT_METHOD.format(encode_call=results.get("encode_call", "`encode_many(topic, records)`"),
+                                   bytes_match=check, clear_every=CLEAR_EVERY))
     rows = []
-    for case, e in venues.items():
-        s = e.get("split")
-        if not s:
-            continue
+    for case, e in split_venues.items():
+        s = e["split"]
         total = e["us_per_frame"]["atomfast"]
         cells = [case, R.num(total)]
         for part in SPLIT_PARTS:
             cells.append(f"{R.num(s[part])} ({s[part] / total * 100:.0f}%)")
+        w, r = s.get("encode_writers"), s.get("encode_rust")
+        cells.append(f"{R.num(w)} + {R.num(r)}" if w is not None and r is not None else "-")
         cells.append(f"{e.get('book_calls', 0) / e['frames']:.1f}")
+        cells.append(f"{e.get('writer_calls', 0) / e['frames']:.1f}" if "writer_calls" in e else "-")
         bd = e["us_per_frame"].get("split_book_deltas")
         cells.append(R.num(bd) if bd else "-")
         rows.append(cells)
-    out.append(R.table(["venue", "atomfast µs/frame", *SPLIT_PARTS, "book calls/frame", "book, bench_book deltas"],
-                       rows))
+    out.append(R.table(["venue", "atomfast µs/frame", *SPLIT_PARTS, "encode: writers + Rust", "book calls/frame",
+                        "writes/frame", "book, bench_book deltas"], rows))
     out.append("")
-    out.append("*book, bench_book deltas*: a cross-check of the book column for the two target venues, "
-               "bench/bench_book.py's own extraction of the capture's levels fed to fresh `L2Book`s "
-               "(Kraken: apply + truncate(1000) + `checksum_kraken` per update; Binance USD-M: "
-               "`apply(side, price, size)` with the exchange strings, `best()` after a change of the "
-               "top), not what the scheme calls, so close to but not equal to the book column.")
+    out.append("*encode: writers + Rust*: the encode column's two parts, (a) the scheme's writes into the "
+               "AvroRows and (b) the Rust encoder on the topics outside SHAPES (medians of the runs each, so "
+               "their sum may differ a little from the column, the median of the runs' sums). *writes/frame*: the `append`/`quote`/`trade` calls "
+               "of (a) per frame. *book, bench_book deltas*: a cross-check of the book column for the two "
+               "target venues, bench/bench_book.py's own extraction of the capture's levels fed to fresh "
+               "`L2Book`s (Kraken: apply + truncate(1000) + `checksum_kraken` per update; Binance USD-M: "
+               "`apply(side, price, size)` with the exchange strings, `best()` after a change of the top), not "
+               "what the scheme calls and without the event values the book writes, so close to but not equal "
+               "to the book column.")
     out += _what_remains(venues)
     kp = [(c, e["us_per_frame"].get("split_kafka_produce")) for c, e in venues.items()
           if e["us_per_frame"].get("split_kafka_produce")]
     if kp:
         out.append("")
-        out.append("Produce to Kafka instead of the null sink: `KafkaSink.write` of the same batches (keys "
-                   "and encoded values) to the broker, then `flush()` until every message is delivered, "
+        out.append("Produce to Kafka instead of the null sink: the same batches to the broker as the run "
+                   "produces them (`KafkaSink.write_rows` of the SHAPES batches' AvroRows, `KafkaSink.write` of "
+                   "the others' keys and encoded values), then `flush()` until every message is delivered, "
                    "wall time per frame (librdkafka compresses and sends on its own threads, so this is "
                    "not all on the collector's core): "
                    + "; ".join(f"{c} {R.num(x)} µs/frame" for c, x in kp) + ".")
@@ -1094,16 +1421,19 @@ def _what_remains(venues: dict) -> list[str]:
     out.append(
         "The frame core is compiled (`atomfast._frame`, native/frame/_frame.pyx: the replay loop, "
         "`FrameDriver.frame` with its counters, size limit and error accounting, and `Pipeline.emit`/`rows`/"
-        "`end_frame` with the per-topic encoder call and `sink.write`): it runs no Python bytecode, so it is not in "
-        "the traced profile below (its Python files, replay.py, driver.py, pipeline.py, count at most "
+        "`end_frame`: an AvroRows per high-volume topic handed to the scheme and read by the sink's `write_rows`, "
+        "the per-topic encoder call and `sink.write` for the other topics), and so is the null sink's counting "
+        "(`atomfast._frame.NullCounts`: its `write_rows` and `write`): they run no Python bytecode, so they are not "
+        "in the traced profile below (the frame core's Python files, replay.py, driver.py, pipeline.py, count at most "
         f"{core_ops:.1f} opcodes per frame on any venue here: the replay's handling of connection opens and "
-        "REST answers). Its cost is in the C part of each frame: in the split it falls in *normalise* (what is "
-        "neither decode, book, encode nor produce), beside the Python of the venue. What the profile shows is "
+        "REST answers). The frame core's cost is in the C part of each frame: in the split it falls in *normalise* "
+        "(what is neither decode, book, encode nor produce), beside the Python of the venue; the sink's is "
+        "*produce*. What the profile shows is "
         f"the Python that is left ({python} bytecode, counted in an untimed traced pass of `Replay.run` on the "
         "preloaded frames): the venue's handlers, the kit's dispatch that calls them (`kit/dispatch.py:on_frame` "
-        "and the venue's prefilter, where it has one), the scheme base's helpers, event records built by a "
-        "NamedTuple's `__new__`, and the benchmark's `NullSink.write` (the sink is Python; it is called by the "
-        "compiled pipeline once per topic of a frame).")
+        "and the venue's prefilter, where it has one), the scheme base's helpers and event records built by a "
+        "NamedTuple's `__new__`. The calls it makes into compiled code (the book's, the typed writers `quote`/"
+        "`trade`, `emit`) are in it as the opcodes that make them; their work is *book* and *encode* in the split.")
     out.append("")
     for case, e in profiled:
         if case not in TARGET_FLOOR_VENUES or not e.get("split"):
@@ -1111,18 +1441,24 @@ def _what_remains(venues: dict) -> list[str]:
         sp, prof = e["split"], e["python_profile"]
         af = e["us_per_frame"]["atomfast"]
         over = af - sp["decode"]
-        compiled = sp["book"] + sp["encode"]
-        budget = TARGET_FLOOR * sp["decode"] - sp["decode"] - compiled - sp["produce"]
+        compiled = sp["book"] + sp["encode"] + sp["produce"]
+        budget = TARGET_FLOOR * sp["decode"] - sp["decode"] - compiled
         ops = prof["opcodes_per_frame"]
+        w, r = sp.get("encode_writers"), sp.get("encode_rust")
+        enc_parts = (f" (the scheme's writes into the AvroRows, typed writers' parsing included, {R.num(w)}; the "
+                     f"Rust encoder for the topics outside SHAPES {R.num(r)})" if w is not None and r is not None
+                     else "")
         out.append(f"**{case}**: {R.num(af)} µs/frame against a floor of {R.num(sp['decode'])} "
-                   f"({R.ratio(e['ratios']['atomfast_floor'])}): {R.num(over)} µs over it, of which the compiled "
-                   f"parts (book incl. its C-built event rows and checksums, Avro encoding with keys) are "
-                   f"{R.num(compiled)} µs, the null sink's write {R.num(sp['produce'])} µs, and the rest "
-                   f"(*normalise*: the Python below and the compiled frame core) {R.num(sp['normalise'])} µs. "
-                   f"A {TARGET_FLOOR:g}x target leaves {R.num(sp['decode'])} µs over the floor; after the compiled "
-                   f"parts and the sink, " + (f"{R.num(budget)} µs per frame for everything else"
-                                             if budget > 0 else
-                                             f"nothing: they alone exceed it by {R.num(-budget)} µs") + ". "
+                   f"({R.ratio(e['ratios']['atomfast_floor'])}): {R.num(over)} µs over it, of which the book "
+                   f"(its updates, checksums and the `lob`/`spread` values it writes) {R.num(sp['book'])} µs, "
+                   f"the encoding {R.num(sp['encode'])} µs{enc_parts}, the null sink's compiled `write_rows`/`write` "
+                   f"{R.num(sp['produce'])} µs, and the rest (*normalise*: the Python below and the compiled frame "
+                   f"core) {R.num(sp['normalise'])} µs. "
+                   f"A {TARGET_FLOOR:g}x target leaves {R.num(sp['decode'])} µs over the floor; after book, encode "
+                   f"and produce ({R.num(compiled)} µs), " + (f"{R.num(budget)} µs per frame for everything else"
+                                                               if budget > 0 else
+                                                               f"nothing: they alone exceed it by {R.num(-budget)} µs")
+                   + ". "
                    f"Python bytecode per frame: **{ops:.0f} opcodes**"
                    + (f" (*normalise* / opcodes: {sp['normalise'] / ops * 1000:.0f} ns per opcode, an upper "
                       "bound, since *normalise* also holds the compiled frame core)" if ops and sp["normalise"] > 0
@@ -1161,12 +1497,17 @@ def _what_remains(venues: dict) -> list[str]:
     text = (f"Reading: a frame runs {ops[lo]:.0f} ({lo}) to {ops[hi]:.0f} ({hi}) opcodes of Python, "
             f"{min(venue_share) * 100:.0f}-{max(venue_share) * 100:.0f}% of them in the venue's own handlers "
             "(its checks and, where a handler walks a message's levels or rows in Python, a cost per level); "
-            f"the kit takes {spread('kit')} per frame (dispatch, and the book sync where the venue uses it), the "
-            f"sink's write {spread('sink')}. ")
+            f"the kit takes {spread('kit')} per frame (dispatch, and the book sync where the venue uses it)"
+            + (f", a sink's Python {spread('sink')}. " if "sink" in parts else
+               "; the null sink runs none (its `write_rows` and `write` are compiled). "))
     if missed:
+        over_budget = [c for c in missed if venues[c].get("split") and
+                       venues[c]["split"]["book"] + venues[c]["split"]["encode"] + venues[c]["split"]["produce"]
+                       >= (TARGET_FLOOR - 1) * venues[c]["split"]["decode"]]
         text += (f"(2)/(1) ≤ {TARGET_FLOOR:g} is not met on {', '.join(missed)}: what would close the gap is less "
-                 "Python per frame (a venue handler compiled, or its checks moved into the book or the decoder) "
-                 "and a sink write that is not a Python call per topic.")
+                 "Python per frame (a venue handler compiled, or its checks moved into the book or the decoder)"
+                 + (f", and on {', '.join(over_budget)} less compiled work per frame too (book, encoding, sink), "
+                    "which alone takes the target's room over the floor." if over_budget else "."))
     elif met:
         text += f"(2)/(1) ≤ {TARGET_FLOOR:g} is met on {', '.join(met)}."
     out.append(text)
