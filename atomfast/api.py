@@ -236,6 +236,10 @@ class _CallbackSink:
     to a task), ``thread`` (a replay in a worker thread: writes batched and handed to the loop,
     the thread waiting until the callbacks are done)."""
 
+    #: the callbacks read records: the pipeline must hand them, whatever the inner sink needs
+    #: (not looked up on the inner sink, as other attributes are; nor its ``write_rows``)
+    records_needed = True
+
     def __init__(self, callbacks: _Callbacks, inner: "Sink | None", mode: str,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.callbacks = callbacks
