@@ -475,10 +475,15 @@ def test_errors_and_bad_input():
            '"timestamp":"2021-07-22T22:37:00.000Z","trdMatchID":"x"}]}')
     h.feed('{"table":"quote","action":"insert","data":[{"symbol":"NOPE","bidPrice":1,"askPrice":2,"bidSize":1,'
            '"askSize":1,"timestamp":"2021-07-22T22:37:00.000Z"}]}')
+    # a trade at price 0, a quote of 1e15 contracts: no market's (the typed writers' ranges)
+    h.feed('{"table":"trade","action":"insert","data":[{"symbol":"XBTUSD","side":"Buy","size":1,"price":0,'
+           '"timestamp":"2021-07-22T22:37:00.000Z","trdMatchID":"y"}]}')
+    h.feed('{"table":"quote","action":"insert","data":[{"symbol":"XBTUSD","bidPrice":1,"askPrice":2,"bidSize":1e15,'
+           '"askSize":1,"timestamp":"2021-07-22T22:37:00.000Z"}]}')
     counts = h.metrics.errors.counts
     assert dict(counts) == {"bitmex: exchange error": 3, "bitmex: unknown table": 1, "bitmex: unknown message": 1,
-                            "bitmex: not a JSON object": 1, "bitmex: malformed JSON": 1, "bitmex: malformed trade": 1,
-                            "bitmex: unknown symbol": 1}
+                            "bitmex: not a JSON object": 1, "bitmex: malformed JSON": 1, "bitmex: malformed trade": 2,
+                            "bitmex: unknown symbol": 1, "bitmex: malformed quote": 1}
     assert not h.events("trades") and not h.events("ticker")
     # a synced book, then an update message whose second row has a negative size: refused whole
     h.feed_all(frames[:200])

@@ -71,7 +71,7 @@ from typing import Sequence
 import msgspec
 
 from ...book import ASK, BID, L3Book, parse_ticks
-from ...events import BUY, SELL, Candle, FundingRate, Lob, LobL3, OpenInterest, Spread, Ticker, Trade
+from ...events import Candle, FundingRate, Lob, LobL3, OpenInterest, Spread
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -806,11 +806,10 @@ class BitfinexScheme(Scheme):
                 del seen[next(iter(seen))]
             a = t.amount
             buy = a > 0
-            # the typed writer takes what is within its ranges (nearly every trade); a price or
-            # amount it refuses but the checks above take (up to MAX_FLOAT) goes as the record
+            # the typed writer checks what the checks above leave: a price or amount of 1e15 or more
+            # (no market's) is a malformed trade, as on every venue
             if not out.trade(exchange, symbol, t.price, a if buy else -a, buy, tid, t.mts, atom_us):
-                self.emit("trades", _new(Trade, (exchange, symbol, t.price, a if buy else -a, BUY if buy else SELL,
-                                                 str(tid), t.mts, atom_us)))
+                self.bad_input("malformed trade", f"{t.id!r} {t.mts!r} {a!r} {t.price!r}", data)
 
     def _on_ticker(self, conn: Connection, msg: m.TickerMsg, data: bytes, recv_ns: int) -> None:
         ch = self._channel(conn, msg, data, recv_ns)
@@ -819,10 +818,10 @@ class BitfinexScheme(Scheme):
             self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
             return
         atom_us = recv_ns // 1000
+        # (a value of 1e15 or more, which ok_float takes, the writer refuses: malformed, as on every venue)
         if not self.rows("ticker").quote(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
-                                         atom_us):  # (a value the writer refuses but ok_float takes: as the record)
-            self.emit("ticker", Ticker(self.exchange, ch.symbol, t.bid, t.bid_size, t.ask, t.ask_size, atom_us // 1000,
-                                       atom_us))
+                                         atom_us):
+            self.bad_input("malformed ticker", f"{t.bid!r} {t.bid_size!r} {t.ask!r} {t.ask_size!r}", data)
 
     def _on_candle(self, conn: Connection, msg: m.CandleUpdate, data: bytes, recv_ns: int) -> None:
         self._candles(self._channel(conn, msg, data, recv_ns), (msg.candle,), data, recv_ns)

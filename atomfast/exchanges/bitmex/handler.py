@@ -76,7 +76,7 @@ import msgspec
 from msgspec import UNSET
 
 from ...book import parse_ticks
-from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Ticker, Trade
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
@@ -592,12 +592,11 @@ class BitmexScheme(Scheme):
                 seen[1].add(t.trdMatchID)
             elif partial:
                 continue  # older than what we published: a repeat
-            # the typed writer, where its ranges take the trade (price > 0 and < 1e15, size < 1e15);
-            # else (a price of 0, a value up to 1e18: ok_float takes them) the record, as ever
+            # the typed writer checks what ok_float leaves: a price of 0, a value of 1e15 or more (no
+            # market's) is a malformed trade, as on every venue
             if not rows_out.trade(exchange, self._symbols[native], t.price, t.size, taker == "buy", t.trdMatchID, ms,
                                   atom_us):
-                self.emit("trades", Trade(exchange, self._symbols[native], t.price, t.size, taker, t.trdMatchID, ms,
-                                          atom_us))
+                self.bad_input("malformed trade", f"{t.side!r} {t.price!r} {t.size!r} {t.timestamp!r}", data)
 
     def _on_quotes(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
@@ -624,10 +623,10 @@ class BitmexScheme(Scheme):
         atom_us = recv_ns // 1000
         rows_out, exchange, symbols = self.rows("ticker"), self.exchange, self._symbols
         for native, bp, bs, ap, asz, ms in out:
-            # the typed writer takes what is within its range (< 1e15: nearly every quote); a value
-            # it refuses but ok_float takes (< 1e18) is published as the record, as ever
+            # the typed writer checks what ok_float leaves: a value of 1e15 or more (no market's) is
+            # a malformed quote, as on every venue
             if not rows_out.quote(exchange, symbols[native], bp, bs, ap, asz, ms, atom_us):
-                self.emit("ticker", Ticker(exchange, symbols[native], bp, bs, ap, asz, ms, atom_us))
+                self.bad_input("malformed quote", f"{bp!r} {bs!r} {ap!r} {asz!r} {ms!r}", data)
 
     def _on_liquidations(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
         try:
