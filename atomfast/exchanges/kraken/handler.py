@@ -197,11 +197,11 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     # for the handler; b"[" for a channelID not learnt yet, b"{" for an event.
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
-        """A data frame that did not decode as its channel's (``_route`` found the channel: a book
+        """A data frame that did not decode as its channel's (the dispatch's ``Lookup`` found the channel: a book
         message of another shape, or a malformed one), an event that did not decode (decoded
         again, to say why), or no JSON message."""
         first = data[:1]
-        if first == b"[":  # (only a routed channel's frame gets here: ``_route`` set ``_channel``)
+        if first == b"[":  # (only a routed channel's frame gets here: the ``Lookup`` set ``_channel``)
             channel = self._channel
             if channel.kind == "book":
                 self._on_book_message(conn, channel, data, recv_ns)
