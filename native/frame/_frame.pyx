@@ -208,22 +208,21 @@ cdef class Pipeline:
             if not n:
                 continue
             if type(records) is AvroRows:
-                if self._write_rows is not None:
+                if self._write_rows is not None:  # the sink reads the buffer itself
                     self._write_rows(topic, records)
                     (<AvroRows>records).clear()
-                    events[topic] = events.get(topic, 0) + n
-                    written += n
-                    continue
-                keys, values = (<AvroRows>records).take()
-                records = ()
-            elif self.encoder is not None:
-                index = self._schema_index.get(topic)
-                if index is None:
-                    index = self.encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
-                keys, values = self._encode_keyed(index, records)
+                else:
+                    keys, values = (<AvroRows>records).take()
+                    self._write(topic, (), keys, values)
             else:
-                keys, values = self._keys_of(<list>records), None
-            self._write(topic, records, keys, values)
+                if self.encoder is not None:
+                    index = self._schema_index.get(topic)
+                    if index is None:
+                        index = self.encoder._lookup(topic)  # KeyError: unknown (or id-less) topic
+                    keys, values = self._encode_keyed(index, records)
+                else:
+                    keys, values = self._keys_of(<list>records), None
+                self._write(topic, records, keys, values)
             events[topic] = events.get(topic, 0) + n
             written += n
         if recv_ns and written and self.timed:
