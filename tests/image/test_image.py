@@ -194,7 +194,10 @@ def test_run_in_the_image_into_kafka(image, kafka_bootstrap):
             seen = None
             while time.monotonic() < deadline and proc.poll() is None:
                 got = elsewhere(fetch)
-                if got.returncode == 0 and re.search(r"^atomfast_frames_total(\{[^}]*\})? [1-9]", got.stdout, re.M):
+                # the book's first events, not just the first frames (subscription answers and
+                # statuses come first): the lob counter appears with the first lob event written
+                if got.returncode == 0 and re.search(r'^atomfast_events_total\{[^}]*topic="lob"[^}]*\} [1-9]',
+                                                     got.stdout, re.M):
                     seen = got.stdout
                     break
                 time.sleep(0.2)
