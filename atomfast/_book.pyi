@@ -227,3 +227,5 @@ def format_js(ticks: int, decimals: int = 8) -> str:
 _CRC_CLMUL: Final[bool]
 
 def _crc32(data: bytes, value: int = 0, clmul: bool = True) -> int: ...
+def _writer_number(value: object, plain: bool = True) -> float | None:
+    """What a typed writer makes of a price or size (None: refused); ``plain=False`` without the fast path."""

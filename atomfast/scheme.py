@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterable, NamedTuple, Protocol, Sequence
 
 import msgspec
 
@@ -243,6 +243,12 @@ class Scheme:
         if self.dispatch is not None:
             #: the route table bound to this scheme's handlers (what the frame driver calls)
             self.on_frame = self.dispatch.bind(self)
+
+    def route(self, key: Any) -> Callable[[Connection, Any, bytes, int], None] | None:
+        """What the route table runs for ``key``'s messages, ``(conn, msg, data, recv_ns)``: the
+        handler method, or a declared shape's compiled executor (None: ignored). For a venue's
+        slow path that decodes a message itself (Binance's unwrapped payloads)."""
+        return self.on_frame.__self__.handler(key)
 
     # --- per exchange ----------------------------------------------------------------------
     @classmethod

@@ -31,6 +31,11 @@ A frame a route's decoder refuses (valid JSON of another shape; in the prefilter
 not JSON) goes to ``refused(conn, data, recv_ns, exc)`` where the venue names one (it reports the
 decoder's own words), else as what is not routed.
 
+A route names a handler method, or declares its message's shape (``atomfast.kit.shapes``:
+``Quote``, ``Trade``): where the event's fields are in the decoded message; the Router executes a
+shape in C, with no Python for a well-formed message. ``Scheme.route(key)`` is what runs for a
+key (for a venue's slow path that decodes a message itself).
+
 A handler is ``handler(conn, msg, data, recv_ns)``; with ``unwrap`` (an envelope format such as
 Binance's combined streams ``{"stream": .., "data": {..}}``; prefiltered routes only) it is handed
 ``getattr(msg, unwrap)`` instead of the envelope (``None`` for a route without a decoder). A route
@@ -47,6 +52,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
+from .shapes import Shape
+
 if TYPE_CHECKING:
     from ..scheme import Scheme
 
@@ -61,7 +68,7 @@ class Dispatch:
 
     def __init__(
         self,
-        routes: Mapping[Any, str | None],
+        routes: Mapping[Any, str | Shape | None],
         *,
         decoder: Any = None,
         decoders: Mapping[Any, Any] | None = None,
@@ -94,12 +101,12 @@ class Dispatch:
             raise TypeError(f"Dispatch: prefilter {prefilter!r} is neither a method name, ByteAfter nor Lookup")
         self.lead = lead
 
-    def handlers(self, scheme: "Scheme") -> dict[Any, Callable | None]:
-        """route key -> the scheme's bound handler (None: ignored)."""
-        out = {}
+    def handlers(self, scheme: "Scheme") -> dict[Any, Callable | Shape | None]:
+        """route key -> the scheme's bound handler (None: ignored), or the route's declared shape."""
+        out: dict[Any, Callable | Shape | None] = {}
         for key, name in self.routes.items():
-            if name is None:
-                out[key] = None
+            if name is None or isinstance(name, Shape):
+                out[key] = name
                 continue
             handler = getattr(scheme, name, None)
             if handler is None:

@@ -1642,10 +1642,50 @@ cdef bytes QUOTE_SHAPE = b"ddddll"
 cdef bytes TRADE_SHAPE = b"ddssll"
 
 
-cdef int _number(object value, double* out) except -1:
+#: 10**k, exact as doubles up to 10**22
+cdef double _POW10[23]
+for _k in range(23):
+    _POW10[_k] = 10.0 ** _k
+
+
+cdef inline bint _plain_decimal(const char* s, Py_ssize_t n, double* out) noexcept nogil:
+    """The common decimal string (``-?digits[.digits]``, at most 19 digits, their integer below
+    2**53 and at most 22 of them after the point) parsed exactly: the integer and 10**k are
+    exact doubles, so one IEEE division rounds as CPython's correctly rounded parser does (the
+    classic fast path of Clinger's algorithm). 0 for anything else: the caller parses it the
+    slow way."""
+    cdef uint64_t w = 0
+    cdef Py_ssize_t i = 0
+    cdef int digits = 0, frac = 0
+    cdef bint dot = False
+    cdef unsigned char c
+    cdef double d
+    if s[0] == c'-':
+        i = 1
+    while i < n:
+        c = <unsigned char>s[i]
+        if c'0' <= c <= c'9':
+            digits += 1
+            if digits > 19:
+                return 0
+            w = w * 10 + (c - c'0')
+            frac += dot
+        elif c == c'.' and not dot:
+            dot = True
+        else:
+            return 0
+        i += 1
+    if digits == 0 or w >= (<uint64_t>1 << 53) or frac > 22:
+        return 0
+    d = (<double>w) / _POW10[frac]
+    out[0] = -d if s[0] == c'-' else d
+    return 1
+
+
+cdef int _number(object value, double* out, bint plain=True) except -1:
     """A price or size as a typed writer takes it: a float, or an exchange's decimal string
     (parsed as float() parses it, without float()'s blanks and underscores); 0 when it is
-    neither a number nor such a string."""
+    neither a number nor such a string. (``plain=False``: without the fast path, for tests.)"""
     cdef const char* s
     cdef char* end
     cdef Py_ssize_t n
@@ -1656,6 +1696,8 @@ cdef int _number(object value, double* out) except -1:
         s = PyUnicode_AsUTF8AndSize(value, &n)
         if n == 0 or n > 64 or s[0] == b' ' or s[n - 1] == b' ':
             return 0
+        if plain and _plain_decimal(s, n, out):
+            return 1
         try:
             out[0] = PyOS_string_to_double(s, &end, NULL)
         except ValueError:  # no number at all
@@ -3238,6 +3280,13 @@ def format_js(int64_t ticks, int decimals=8):
 # ---------------------------------------------------------------------------------------
 
 _CRC_CLMUL = bool(af_crc_clmul_ok)   # the CPU's PCLMULQDQ is used for strings >= 64 bytes
+
+
+def _writer_number(value, bint plain=True):
+    """What a typed writer makes of a price or size (a float; None: refused, before the range
+    checks); ``plain=False`` without the exact fast path for plain decimals (tests compare)."""
+    cdef double d
+    return d if _number(value, &d, plain) else None
 
 
 def _crc32(bytes data, uint32_t value=0, bint clmul=True):

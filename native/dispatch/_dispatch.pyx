@@ -20,8 +20,11 @@ call of it is one vectorcall.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
+from libc.stdint cimport int64_t
 from libc.string cimport memchr, memcmp
+
+from atomfast._book cimport AvroRows
 
 import msgspec
 
@@ -55,15 +58,235 @@ cdef enum:
     K_LOOKUP = 3
 
 
+# ---------------------------------------------------------------------------------------------
+# Declared shapes (atomfast.kit.shapes), executed: a route's message read at its Struct's slot
+# offsets, its symbol looked up, its event written by the topic's typed writer; Python is called
+# only for a market not cached yet and for a refused message.
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    enum:
+        T_OBJECT
+        T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    PyTypeObject PyMemberDescr_Type
+    PyObject* _PyType_Lookup(PyTypeObject* tp, object name)
+    PyTypeObject* Py_TYPE(object o)
+
+cdef enum:
+    MAX_FIELDS = 12
+
+
+cdef class _Fields:
+    """A shape's fields of a message: read at the message type's slot offsets (found once per
+    type: a msgspec Struct's fields are member descriptors), else by ``getattr`` (a type whose
+    fields are not plain object slots)."""
+    cdef tuple names
+    cdef Py_ssize_t n
+    cdef PyTypeObject* tp       # the type the offsets were found on (NULL: none yet)
+    cdef object tp_ref          # (keeps it alive)
+    cdef bint slots
+    cdef Py_ssize_t offs[MAX_FIELDS]
+    cdef list held              # getattr's values, alive until the next message
+
+    def __cinit__(self, tuple names):
+        if len(names) > MAX_FIELDS:
+            raise ValueError(f"shape: {len(names)} fields, at most {MAX_FIELDS}")
+        self.names = names
+        self.n = len(names)
+        self.tp = NULL
+
+    cdef int _resolve(self, msg) except -1:
+        cdef PyObject* d
+        cdef PyMemberDef* member
+        cdef Py_ssize_t i
+        self.tp_ref = type(msg)
+        self.tp = Py_TYPE(msg)
+        self.slots = True
+        for i in range(self.n):
+            d = _PyType_Lookup(self.tp, self.names[i])
+            if d == NULL or Py_TYPE(<object>d) != &PyMemberDescr_Type:
+                self.slots = False
+                return 0
+            member = (<PyMemberDescrObject*>d).d_member
+            if member.type != T_OBJECT_EX and member.type != T_OBJECT:
+                self.slots = False
+                return 0
+            self.offs[i] = member.offset
+        return 0
+
+    cdef inline int load(self, msg, PyObject** out) except -1:
+        """``out[i]``: field i of ``msg`` (borrowed: valid while ``msg`` and the next ``load``)."""
+        cdef PyObject* v
+        cdef Py_ssize_t i
+        if Py_TYPE(msg) != self.tp:
+            self._resolve(msg)
+        if self.slots:
+            for i in range(self.n):
+                v = (<PyObject**>((<char*><PyObject*>msg) + self.offs[i]))[0]
+                if v == NULL:  # (an unset slot: getattr says what it is)
+                    return self._getattrs(msg, out)
+                out[i] = v
+            return 0
+        return self._getattrs(msg, out)
+
+    cdef int _getattrs(self, msg, PyObject** out) except -1:
+        cdef Py_ssize_t i
+        self.held = [getattr(msg, name) for name in self.names]
+        for i in range(self.n):
+            out[i] = <PyObject*>self.held[i]
+        return 0
+
+
+cdef class _ShapeExec:
+    """A declared shape bound to one scheme: ``on(msg, data, recv_ns)`` per message."""
+    cdef _Fields fields
+    cdef object rows_of         # the scheme's ``rows(topic)``
+    cdef str topic
+    cdef object exchange
+    cdef dict symbols           # the scheme's native -> symbol cache
+    cdef object known
+    cdef object symbol_of
+    cdef object bad_input
+    cdef str malformed
+    cdef Py_ssize_t t0, nt      # the time fields: fields[t0:t0 + nt]
+    cdef bint or_receipt
+
+    def __init__(self, decl, scheme):
+        self.fields = _Fields(tuple(decl.fields()))
+        self.rows_of = scheme.rows
+        self.topic = decl.topic
+        self.exchange = scheme.exchange
+        self.symbols = scheme._symbols
+        self.known = scheme.known
+        self.symbol_of = scheme.symbol_of
+        self.bad_input = scheme.bad_input
+        self.malformed = decl.malformed
+        self.nt = len(decl.time)
+        self.t0 = self.fields.n - self.nt
+        self.or_receipt = decl.or_receipt
+
+    cdef int on(self, msg, data, long long recv_ns) except -1:
+        return 0
+
+    def __call__(self, conn, msg, data, recv_ns):
+        """As a handler method is called (a venue's slow path, ``Scheme.route``)."""
+        self.on(msg, data, recv_ns)
+
+    cdef inline object _symbol(self, native, data):
+        """The symbol of the message's native name; None (counted by ``known``) for no market."""
+        cdef PyObject* hit
+        if type(native) is str:
+            hit = PyDict_GetItem(self.symbols, native)
+            if hit != NULL and <object>hit:
+                return <object>hit
+        if self.known(native, data):
+            return self.symbol_of(native)
+        return None
+
+    cdef inline object _time(self, PyObject** v):
+        """The first time field that is not 0; none: 0."""
+        cdef Py_ssize_t i
+        for i in range(self.t0, self.t0 + self.nt):
+            if <object>v[i]:
+                return <object>v[i]
+        return 0
+
+
+cdef class _QuoteExec(_ShapeExec):
+    """``atomfast.kit.shapes.Quote``: fields symbol, bid, bid_size, ask, ask_size, time..."""
+
+    cdef int on(self, msg, data, long long recv_ns) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef int64_t atom_us = recv_ns // 1000
+        cdef bint ok
+        self.fields.load(msg, v)
+        symbol = self._symbol(<object>v[0], data)
+        if symbol is None:
+            return 0
+        ms = self._time(v)
+        when = (atom_us // 1000) if self.or_receipt and not ms else ms
+        rows = self.rows_of(self.topic)
+        if type(rows) is AvroRows:
+            ok = (<AvroRows>rows).quote(self.exchange, symbol, <object>v[1], <object>v[2], <object>v[3],
+                                        <object>v[4], when, atom_us)
+        else:
+            ok = rows.quote(self.exchange, symbol, <object>v[1], <object>v[2], <object>v[3], <object>v[4], when,
+                            atom_us)
+        if not ok:
+            self.bad_input(self.malformed, f"{<object>v[1]!r} {<object>v[2]!r} {<object>v[3]!r} {<object>v[4]!r} "
+                                           f"T={ms}", data)
+        return 0
+
+
+cdef class _TradeExec(_ShapeExec):
+    """``atomfast.kit.shapes.Trade``: fields symbol, price, size, id, side (or buyer_maker), time..."""
+    cdef bint by_maker
+    cdef object buy
+
+    def __init__(self, decl, scheme):
+        super().__init__(decl, scheme)
+        self.by_maker = decl.buyer_maker is not None
+        self.buy = decl.buy
+
+    cdef int on(self, msg, data, long long recv_ns) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef int64_t atom_us = recv_ns // 1000
+        cdef bint ok, buy
+        self.fields.load(msg, v)
+        symbol = self._symbol(<object>v[0], data)
+        if symbol is None:
+            return 0
+        ms = self._time(v)
+        when = (atom_us // 1000) if self.or_receipt and not ms else ms
+        # the taker bought: the buyer was not the maker, or the side says so
+        buy = not <object>v[4] if self.by_maker else <object>v[4] == self.buy
+        rows = self.rows_of(self.topic)
+        if type(rows) is AvroRows:
+            ok = (<AvroRows>rows).trade(self.exchange, symbol, <object>v[1], <object>v[2], buy, <object>v[3], when,
+                                        atom_us)
+        else:
+            ok = rows.trade(self.exchange, symbol, <object>v[1], <object>v[2], buy, <object>v[3], when, atom_us)
+        if not ok:
+            self.bad_input(self.malformed, f"{<object>v[1]!r} {<object>v[2]!r} T={ms}", data)
+        return 0
+
+
+cdef object _compiled(handler, scheme):
+    """A route's handler as the Router calls it: a declared shape's executor, else the method."""
+    from atomfast.kit.shapes import Quote, Trade
+
+    if isinstance(handler, Quote):
+        return _QuoteExec(handler, scheme)
+    if isinstance(handler, Trade):
+        return _TradeExec(handler, scheme)
+    return handler
+
+
 cdef class _Route:
-    """One route: the scheme's bound handler (None: known and ignored) and the decoder's bound
-    ``decode`` (None: the handler is handed ``msg=None`` and decodes for itself)."""
+    """One route: the scheme's bound handler (None: known and ignored), or its declared shape's
+    executor (``shape``), and the decoder's bound ``decode`` (None: the handler is handed
+    ``msg=None`` and decodes for itself)."""
     cdef object handler
     cdef object decode
+    cdef _ShapeExec shape
 
     def __cinit__(self, handler, decode):
         self.handler = handler
         self.decode = decode
+        if isinstance(handler, _ShapeExec):
+            self.shape = <_ShapeExec>handler
+
+    cdef inline int call(self, conn, msg, data, recv_ns) except -1:
+        if self.shape is not None:
+            return self.shape.on(msg, data, recv_ns)
+        self.handler(conn, msg, data, recv_ns)
+        return 0
 
 
 cdef class Router:
@@ -110,7 +333,7 @@ cdef class Router:
         self.unrouted = dispatch.unrouted
         self.unwrap = dispatch.unwrap
         self.lead = -1
-        table = dispatch.handlers(scheme)
+        table = {key: _compiled(h, scheme) for key, h in dispatch.handlers(scheme).items()}
         pre = dispatch.prefilter
         default = dispatch.decoder.decode if dispatch.decoder is not None else None
         if pre is None:
@@ -144,6 +367,11 @@ cdef class Router:
             self.keep = pre.keep
         else:
             raise TypeError(f"Dispatch: prefilter {pre!r} is neither a method name, ByteAfter nor Lookup")
+
+    def handler(self, key):
+        """The route of ``key``'s handler as it runs (a declared shape's executor, or the method;
+        None: ignored); KeyError: no route."""
+        return (<_Route>self.routes[key]).handler
 
     def on_frame(self, conn, data, recv_ns):
         """One frame (bytes; a memoryview for a scheme with ``accepts_memoryview``) to its route."""
@@ -247,15 +475,13 @@ cdef class Router:
             else:
                 self.bad_input(self.unrouted, repr(getattr(key, "__name__", key))[:100], data)
             return
-        handler = (<_Route>entry).handler
-        if handler is not None:
-            handler(conn, msg, data, recv_ns)
+        if (<_Route>entry).handler is not None:
+            (<_Route>entry).call(conn, msg, data, recv_ns)
 
     cdef inline _routed(self, _Route entry, conn, data, recv_ns):
         """A prefiltered frame's route: its decoder (the refusals to ``_declined``), then its
         handler, handed the message (or its ``unwrap`` attribute)."""
-        handler = entry.handler
-        if handler is None:
+        if entry.handler is None:
             return
         msg = None
         if entry.decode is not None:
@@ -269,7 +495,7 @@ cdef class Router:
                 return
             if self.unwrap is not None:
                 msg = getattr(msg, self.unwrap)
-        handler(conn, msg, data, recv_ns)
+        entry.call(conn, msg, data, recv_ns)
 
     cdef _other(self, conn, data, recv_ns, str kind, str detail):
         """Not routed: the venue's fallback, or counted bad input of ``kind``."""

@@ -464,3 +464,125 @@ def test_under_a_profile_hook_the_routers_decoder_calls_are_seen(kraken):
     assert seen == [ARRAY, EVENTS] and [c[0] for c in h.scheme.calls] == ["a", "b"]
     h.scheme.on_frame(h.conn, update, T0)  # (no hook: the direct call)
     assert len(seen) == 2 and len(h.scheme.calls) == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# declared shapes (atomfast.kit.shapes), executed by the Router
+
+class BookTicker(msgspec.Struct):
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+    E: int = 0
+    T: int = 0
+
+
+class AggTrade(msgspec.Struct):
+    s: str
+    a: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class Plain:
+    """Not a Struct: its fields are read by getattr."""
+
+    def __init__(self, **fields) -> None:
+        self.__dict__.update(fields)
+
+
+def _shaped(decoders: dict) -> Harness:
+    from atomfast.kit.shapes import Quote, Trade
+
+    class Shaped(Rec):
+        exchange = "binance"
+
+        def known(self, native, data):  # NKNUSDT and XUSDT name markets; anything else is counted
+            if native in ("NKNUSDT", "XUSDT"):
+                return True
+            self.bad_input("unknown market", repr(native), data)
+            return False
+
+        def symbol_of(self, native):
+            return self._symbols.setdefault(native, native[:-4] + "-USDT")
+
+    Shaped.dispatch = Dispatch(
+        {ord("b"): Quote(symbol="s", bid="b", bid_size="B", ask="a", ask_size="A", time=("T", "E"), or_receipt=True),
+         ord("a"): Trade(symbol="s", price="p", size="q", id="a", time="T", buyer_maker="m"),
+         ord("t"): Trade(symbol="s", price="p", size="q", id="i", time="ts", side="S", buy="Buy", malformed="bad trade")},
+        prefilter=STREAM, unwrap="data", decoders=decoders)
+    return Harness(Shaped)
+
+
+def test_shapes_write_the_events_the_fields_declare(binance):
+    """A bookTicker (no time: the time of receipt) and an aggTrade of the Binance capture, by
+    declaration alone: the fields at their Struct offsets, the symbol through ``known`` and
+    ``symbol_of`` once, then from the cache; the taker's side from ``m`` (the buyer was not the
+    maker: the taker bought) or from a side field."""
+    from atomfast.events import Ticker, Trade as TradeEvent
+
+    _, ticker, agg = binance
+    h = _shaped({ord("b"): msgspec.json.Decoder(msgspec.defstruct("F", [("data", BookTicker)])),
+                 ord("a"): msgspec.json.Decoder(msgspec.defstruct("G", [("data", AggTrade)]))})
+    at = 1633998523970_123456
+    assert h.feed(ticker, at) == [("ticker", Ticker("binance", "NKN-USDT", 0.3521, 672.0, 0.3526, 3199.0,
+                                                    1633998523970, 1633998523970_123))]
+    assert h.feed(agg, at) == [("trades", TradeEvent("binance", "NKN-USDT", 0.3528, 58.0, "buy", "15683430",
+                                                      1633998523963, 1633998523970_123))]
+    assert h.scheme._symbols == {"NKNUSDT": "NKN-USDT"} and h.reports == []
+    # the time: T, else E; the buyer the maker: the taker sold
+    sold = agg.replace(b'"m":false', b'"m":true')
+    assert h.feed(sold, at)[0][1].taker_side == "sell"
+    stamped = ticker.replace(b'"A":"3199.00000000"', b'"A":"3199.00000000","E":1633998523900')
+    assert h.feed(stamped, at)[0][1].event_timestamp == 1633998523900
+    stamped = stamped.replace(b'"E":', b'"T":1633998523901,"E":')
+    assert h.feed(stamped, at)[0][1].event_timestamp == 1633998523901
+
+
+def test_shapes_count_what_the_writer_refuses_and_unknown_markets(binance):
+    """A value the typed writer refuses: nothing written, one bad input of the shape's kind with
+    the fields as sent; an unknown market: what ``known`` counted, nothing written."""
+    _, ticker, agg = binance
+    h = _shaped({ord("b"): msgspec.json.Decoder(msgspec.defstruct("F", [("data", BookTicker)])),
+                 ord("a"): msgspec.json.Decoder(msgspec.defstruct("G", [("data", AggTrade)]))})
+    bad = ticker.replace(b'"b":"0.35210000"', b'"b":"1e15"')
+    assert h.feed(bad) == [] and h.reports == [("binance: malformed ticker", "'1e15' '672.00000000' '0.35260000' "
+                                                "'3199.00000000' T=0", bad)]
+    zero = agg.replace(b'"p":"0.35280000"', b'"p":"0"')
+    assert h.feed(zero) == [] and h.reports[-1] == ("binance: malformed trade", "'0' '58.00000000' T=1633998523963", zero)
+    late = agg.replace(b'"T":1633998523963', b'"T":100000000000000')
+    assert h.feed(late) == [] and h.reports[-1][1] == "'0.35280000' '58.00000000' T=100000000000000"
+    other = ticker.replace(b'"s":"NKNUSDT"', b'"s":"ZZZ"')
+    assert h.feed(other) == [] and h.reports[-1] == ("binance: unknown market", "'ZZZ'", other)
+    assert len(h.reports) == 4
+
+
+def test_shapes_read_any_message_type_by_getattr_and_a_side_field():
+    """A message that is not a Struct (or a Struct of another type than the last one): its fields
+    by getattr; a trade's side from its ``side`` field (``buy``: the taker bought)."""
+    h = _shaped({})
+    run = h.scheme.route(ord("t"))
+    run(h.conn, Plain(s="XUSDT", p="61000.5", q="0.25", i="t-1", ts=1700000000000, S="Buy"), b"x", T0)
+    run(h.conn, Plain(s="XUSDT", p="61000.5", q="0.25", i=7, ts=1700000000001, S="Sell"), b"y", T0)
+    h.pipeline.end_frame()
+    got = [r for t, r in h.records if t == "trades"]
+    assert [(r.symbol, r.price, r.size, r.taker_side, r.trade_id, r.event_timestamp) for r in got] == [
+        ("X-USDT", 61000.5, 0.25, "buy", "t-1", 1700000000000), ("X-USDT", 61000.5, 0.25, "sell", "7", 1700000000001)]
+    # a missing field: the getattr's own error (a declaration that names no field of the message)
+    with pytest.raises(AttributeError):
+        run(h.conn, Plain(s="XUSDT", p="1", q="1", i=1, ts=1), b"z", T0)
+
+
+def test_a_shape_declaration_is_checked():
+    from atomfast.kit.shapes import Trade
+
+    with pytest.raises(ValueError, match="buyer_maker"):
+        Trade(symbol="s", price="p", size="q", id="t", time="T")
+    with pytest.raises(ValueError, match="buyer_maker"):
+        Trade(symbol="s", price="p", size="q", id="t", time="T", side="S")
+    with pytest.raises(ValueError, match="names no field"):
+        Trade(symbol="s", price="p", size="q", id="t", time=(), buyer_maker="m")

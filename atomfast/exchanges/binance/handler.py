@@ -54,6 +54,7 @@ import msgspec
 from ...book import BID
 from ...kit.booksync import BookSync, Chained, Contiguous
 from ...kit.dispatch import ByteAfter
+from ...kit.shapes import Quote, Trade
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -191,9 +192,16 @@ class BinanceScheme(Scheme):
     # "depth5"/"depth20" (partial) are not ours), and the frame is decoded once into that kind's
     # Struct. Anything else takes the tolerant slow path (``_slow``), which classifies it and
     # counts bad input.
+    # Trades and book tickers are declared shapes (atomfast.kit.shapes), executed in C. A trade's
+    # ``m``: the buyer is the maker, so the taker sold; a bookTicker's time is ``T`` (futures),
+    # else ``E``, else (spot: neither) the time of receipt. A price or size not in [0, 1e15), a
+    # trade at price 0, a time not in [0, 10**14) ms: a malformed trade or ticker.
     dispatch = Dispatch(
-        {_D: "_on_depth", _T: "_on_trade", _A: "_on_agg_trade", _B: "_on_book_ticker", _K: "_on_kline",
-         _M: "_on_mark_price", _F: "_on_force_order"},
+        {_D: "_on_depth",
+         _T: Trade(symbol="s", price="p", size="q", id="t", time="T", buyer_maker="m"),
+         _A: Trade(symbol="s", price="p", size="q", id="a", time="T", buyer_maker="m"),
+         _B: Quote(symbol="s", bid="b", bid_size="B", ask="a", ask_size="A", time=("T", "E"), or_receipt=True),
+         _K: "_on_kline", _M: "_on_mark_price", _F: "_on_force_order"},
         prefilter=ByteAfter(b'{"stream":"', b"@", end=96, only={_D: (b"depth@", b'depth"')}),
         unwrap="data",
         decoders={_D: m.depth_frame, _T: m.trade_frame, _A: m.agg_trade_frame, _B: m.book_ticker_frame,
@@ -244,14 +252,15 @@ class BinanceScheme(Scheme):
             return ""
         return _EVENT_KINDS.get(event or "", "")
 
+    #: a payload's kind -> its decoder and its route in ``dispatch``
     _PAYLOADS: ClassVar[dict[str, tuple]] = {
-        "depth": (m.depth, "_on_depth"),
-        "trade": (m.trade, "_on_trade"),
-        "aggTrade": (m.agg_trade, "_on_agg_trade"),
-        "bookTicker": (m.book_ticker, "_on_book_ticker"),
-        "kline": (m.kline, "_on_kline"),
-        "markPrice": (m.mark_price, "_on_mark_price"),
-        "forceOrder": (m.force_order, "_on_force_order"),
+        "depth": (m.depth, _D),
+        "trade": (m.trade, _T),
+        "aggTrade": (m.agg_trade, _A),
+        "bookTicker": (m.book_ticker, _B),
+        "kline": (m.kline, _K),
+        "markPrice": (m.mark_price, _M),
+        "forceOrder": (m.force_order, _F),
     }
 
     def _payload(self, conn: Connection, stream: str, payload: bytes, data: bytes, recv_ns: int) -> None:
@@ -277,7 +286,7 @@ class BinanceScheme(Scheme):
             if kind == "depth":
                 self._depth_lost(conn, stream, payload, recv_ns)
             return
-        getattr(self, entry[1])(conn, msg, data, recv_ns)
+        self.route(entry[1])(conn, msg, data, recv_ns)
 
     def _depth_lost(self, conn: Connection, stream: str, payload: bytes, recv_ns: int) -> None:
         """A depth message we could not read: its market's book cannot be trusted."""
@@ -400,35 +409,6 @@ class BinanceScheme(Scheme):
         return True
 
     # --- trades, tickers, candles, funding, open interest --------------------------------------
-    def _on_trade(self, conn: Connection, t: m.Trade, data: bytes, recv_ns: int) -> None:
-        self._trade(t.s, t.p, t.q, t.m, t.t, t.T, data, recv_ns)
-
-    def _on_agg_trade(self, conn: Connection, t: m.AggTrade, data: bytes, recv_ns: int) -> None:
-        self._trade(t.s, t.p, t.q, t.m, t.a, t.T, data, recv_ns)
-
-    def _trade(self, native: str, p: str, q: str, buyer_maker: bool, trade_id: int, ms: int, data: bytes,
-               recv_ns: int) -> None:
-        symbol = self._symbols.get(native) or self._symbol(native, data)
-        if symbol is None:
-            return
-        # m: the buyer is the maker, so the taker sold; the price in (0, 1e15), the size in
-        # [0, 1e15), T in [0, 10**14) ms, or a malformed trade (the writer's checks)
-        if not self.rows("trades").trade(self.exchange, symbol, p, q, not buyer_maker, trade_id, ms,
-                                         recv_ns // 1000):
-            self.bad_input("malformed trade", f"{p!r} {q!r} T={ms}", data)
-
-    def _on_book_ticker(self, conn: Connection, t: m.BookTicker, data: bytes, recv_ns: int) -> None:
-        symbol = self._symbols.get(t.s) or self._symbol(t.s, data)
-        if symbol is None:
-            return
-        ms = t.T or t.E
-        atom_us = recv_ns // 1000
-        # prices and sizes in [0, 1e15), the time in [0, 10**14) ms, or a malformed ticker (the
-        # writer's checks); no T nor E (spot's bookTicker): the time of receipt
-        if ms < 0 or not self.rows("ticker").quote(self.exchange, symbol, t.b, t.B, t.a, t.A, ms or atom_us // 1000,
-                                                   atom_us):
-            self.bad_input("malformed ticker", f"{t.b!r} {t.B!r} {t.a!r} {t.A!r} T={ms}", data)
-
     def _on_kline(self, conn: Connection, msg: m.Kline, data: bytes, recv_ns: int) -> None:
         symbol = self._symbols.get(msg.s) or self._symbol(msg.s, data)
         if symbol is None:
