@@ -4,6 +4,13 @@ from typing import Any, Callable, Iterable
 from .metrics import Metrics
 from ._book import AvroRows
 
+class Counters:
+    """The counters the frame core adds to every frame (the base of ``atomfast.metrics.Metrics``)."""
+
+    frames: int
+    bytes: int
+    events: Any
+
 class LatencyHistogram:
     counts: list[int]
     total: int

@@ -42,8 +42,10 @@ class ErrorLog:
         return sum(self.counts.values())
 
 
-class Metrics:
-    """One per process: what the status line, the metrics endpoint and the replay summary show."""
+class Metrics(_frame.Counters):
+    """One per process: what the status line, the metrics endpoint and the replay summary show.
+    ``frames``, ``bytes`` and ``events`` live in the compiled base (``_frame.Counters``): the
+    frame core adds to them in C."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()

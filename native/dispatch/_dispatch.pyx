@@ -300,6 +300,7 @@ cdef class Router:
     cdef object refused
     cdef str unrouted
     cdef object unwrap
+    cdef _Fields unwrapped      # (unwrap,): read at its slot offset
     # K_DECODED
     cdef object decode
     cdef object field
@@ -332,6 +333,8 @@ cdef class Router:
         self.refused = getattr(scheme, dispatch.refused) if dispatch.refused else None
         self.unrouted = dispatch.unrouted
         self.unwrap = dispatch.unwrap
+        if self.unwrap is not None:
+            self.unwrapped = _Fields((self.unwrap,))
         self.lead = -1
         table = {key: _compiled(h, scheme) for key, h in dispatch.handlers(scheme).items()}
         pre = dispatch.prefilter
@@ -481,6 +484,7 @@ cdef class Router:
     cdef inline _routed(self, _Route entry, conn, data, recv_ns):
         """A prefiltered frame's route: its decoder (the refusals to ``_declined``), then its
         handler, handed the message (or its ``unwrap`` attribute)."""
+        cdef PyObject* inner[1]
         if entry.handler is None:
             return
         msg = None
@@ -493,8 +497,9 @@ cdef class Router:
             except _MALFORMED as exc:
                 self._declined(conn, data, recv_ns, "malformed JSON", exc)
                 return
-            if self.unwrap is not None:
-                msg = getattr(msg, self.unwrap)
+            if self.unwrapped is not None:
+                self.unwrapped.load(msg, inner)
+                msg = <object>inner[0]
         entry.call(conn, msg, data, recv_ns)
 
     cdef _other(self, conn, data, recv_ns, str kind, str detail):

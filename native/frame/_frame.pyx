@@ -14,6 +14,9 @@ import math
 from time import time_ns as _time_ns
 from libc.string cimport memset
 from cpython.list cimport PyList_GET_ITEM
+from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_SIZE
 from atomfast._book cimport AvroRows
 
 
@@ -92,12 +95,22 @@ cdef class LatencyHistogram:
         }
 
 
+cdef class Counters:
+    """What the frame core counts on every frame, as C integers: the base of
+    ``atomfast.metrics.Metrics`` (``frames``, ``bytes``, ``events`` per topic), so that the
+    frame core adds to them without an attribute lookup; Python reads and sets them as ever."""
+    cdef public long long frames
+    cdef public long long bytes
+    cdef public object events
+
+
 cdef class Pipeline:
     """From scheme events to sink writes: the per-frame batch (see ``atomfast.pipeline``)."""
 
     cdef public object sink
     cdef public object encoder
     cdef public object metrics
+    cdef Counters _counters     # metrics, where it is one (else None)
     #: whether a frame's ``recv_ns`` is this machine's clock (a live feed): receipt -> produce()
     #: latency is recorded; a replay's recorded times are not
     cdef public bint timed
@@ -127,6 +140,7 @@ cdef class Pipeline:
             metrics = Metrics()
         self.sink = sink
         self.metrics = metrics
+        self._counters = metrics if isinstance(metrics, Counters) else None
         if encoder is None and sink.framing is not None:
             from atomfast.avro import AvroEncoder
 
@@ -197,7 +211,9 @@ cdef class Pipeline:
             return 0
         self._frame = {}
         cdef Py_ssize_t written = 0, n
-        cdef object events = self.metrics.events
+        cdef object events = self._counters.events if self._counters is not None else self.metrics.events
+        cdef bint plain = PyDict_Check(events)  # (a Counter: a dict, counted through the C API)
+        cdef PyObject* had
         cdef object topic, records, index, keys, values
         if self._note_receipt is not None:
             # this frame's receipt, or none (a replay, a timer's or a connection's events): never
@@ -223,7 +239,11 @@ cdef class Pipeline:
                 else:
                     keys, values = self._keys_of(<list>records), None
                 self._write(topic, records, keys, values)
-            events[topic] = events.get(topic, 0) + n
+            if plain:
+                had = PyDict_GetItem(events, topic)
+                PyDict_SetItem(events, topic, (<object>had + n) if had != NULL else n)
+            else:
+                events[topic] = events.get(topic, 0) + n
             written += n
         if recv_ns and written and self.timed:
             self.metrics.produce_latency.record(_time_ns() - recv_ns)
@@ -296,6 +316,7 @@ cdef class FrameCore:
     cdef public object on_frame
     cdef object _end_frame
     cdef object _errors
+    cdef Counters _counters     # metrics, where it is one (else None)
 
     def __init__(self, scheme, pipeline, raw_tap=None, frame_hook=None):
         self.scheme = scheme
@@ -307,14 +328,18 @@ cdef class FrameCore:
         self.on_frame = scheme.on_frame
         self._end_frame = pipeline.end_frame
         self._errors = self.metrics.errors
+        self._counters = self.metrics if isinstance(self.metrics, Counters) else None
 
     cpdef frame(self, conn, data, long long recv_ns, bint binary=False):
         """One received frame (bytes, or a memoryview valid during the call for a scheme with
         ``accepts_memoryview``), through the scheme to the sink."""
-        cdef object metrics = self.metrics
         cdef Py_ssize_t n = len(data)
-        metrics.frames += 1
-        metrics.bytes += n
+        if self._counters is not None:
+            self._counters.frames += 1
+            self._counters.bytes += n
+        else:
+            self.metrics.frames += 1
+            self.metrics.bytes += n
         if n > self.limit:
             self.too_large(conn, n, data)
             return
@@ -358,19 +383,30 @@ cdef class FrameCore:
         cdef object metrics = self.metrics
         cdef object f, conn
         for f in frames:
-            last_ns = f.ts_ns
-            if f.kind != recv_kind:
-                other(f)
-                continue
-            conn = connections.get(f.conn)
-            if conn is None:
-                conn = connection(f.conn, f.url)
-            self.frame(conn, f.data, last_ns, f.binary)
+            if type(f) is _Frame:  # (atomfast.capture.Frame: its fields by position)
+                last_ns = (<tuple>f)[0]
+                if (<tuple>f)[2] != recv_kind:
+                    other(f)
+                    continue
+                conn = connections.get((<tuple>f)[1])
+                if conn is None:
+                    conn = connection((<tuple>f)[1], (<tuple>f)[3])
+                self.frame(conn, (<tuple>f)[4], last_ns, (<tuple>f)[5])
+            else:
+                last_ns = f.ts_ns
+                if f.kind != recv_kind:
+                    other(f)
+                    continue
+                conn = connections.get(f.conn)
+                if conn is None:
+                    conn = connection(f.conn, f.url)
+                self.frame(conn, f.data, last_ns, f.binary)
             if fetches:
                 answer_fetches(last_ns)
             if max_frames and metrics.frames >= max_frames:
                 break
         return last_ns
 from atomfast._book import RecordRows
+from atomfast.capture import Frame as _Frame
 
 include "_kafka.pxi"
