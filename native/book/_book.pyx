@@ -1040,6 +1040,11 @@ cdef struct Side:
     int32_t best        # cached: max for bids, min for asks; 0 when empty
     int32_t count
     int32_t is_bid
+    # the levels by price (open addressing, linear probing, at most half full): a level that
+    # exists is found in one or two probes instead of a walk down the tree; NULL: none (the
+    # tree alone answers, as when it could not be allocated)
+    int32_t* slots
+    uint32_t mask       # slots - 1 (a power of two)
 
 
 cdef int _pool_init(Pool* p, Py_ssize_t capacity, size_t esize) except -1:
@@ -1206,10 +1211,89 @@ cdef inline void _rotate_right(Level* n, Side* t, int32_t x) noexcept nogil:
     n[x].parent = y
 
 
+cdef inline uint32_t _home(int64_t price, uint32_t mask) noexcept nogil:
+    """A price's first slot: Fibonacci hashing (the product's high bits)."""
+    return <uint32_t>((<uint64_t>price * <uint64_t>0x9E3779B97F4A7C15) >> 32) & mask
+
+
+cdef inline int32_t _index_find(Level* n, Side* t, int64_t price) noexcept nogil:
+    """The level at ``price`` by the index (0: none); the index must exist."""
+    cdef uint32_t i = _home(price, t.mask)
+    cdef int32_t x
+    while True:
+        x = t.slots[i]
+        if x == 0 or n[x].price == price:
+            return x
+        i = (i + 1) & t.mask
+
+
+cdef bint _index_grow(Level* n, Side* t) noexcept nogil:
+    """Twice the slots (16 at first), every level placed again; False: no memory (the index is
+    dropped: the tree answers alone)."""
+    cdef uint32_t cap = (t.mask + 1) * 2 if t.slots != NULL else 16
+    cdef int32_t* slots = <int32_t*>calloc(cap, sizeof(int32_t))
+    cdef int32_t* old = t.slots
+    cdef uint32_t i, j, oldcap = t.mask + 1 if t.slots != NULL else 0
+    if slots == NULL:
+        free(t.slots)
+        t.slots = NULL
+        t.mask = 0
+        return False
+    for i in range(oldcap):
+        if old[i] != 0:
+            j = _home(n[old[i]].price, cap - 1)
+            while slots[j] != 0:
+                j = (j + 1) & (cap - 1)
+            slots[j] = old[i]
+    free(old)
+    t.slots = slots
+    t.mask = cap - 1
+    return True
+
+
+cdef inline void _index_add(Level* n, Side* t, int32_t x) noexcept nogil:
+    """Level ``x`` (just created; the side's count includes it) into the index."""
+    cdef uint32_t i
+    if t.slots == NULL or <uint32_t>t.count * 2 > t.mask + 1:
+        if not _index_grow(n, t):
+            return
+    i = _home(n[x].price, t.mask)
+    while t.slots[i] != 0:
+        i = (i + 1) & t.mask
+    t.slots[i] = x
+
+
+cdef inline void _index_remove(Level* n, Side* t, int32_t x) noexcept nogil:
+    """Level ``x`` out of the index; the entries after it move back so that every probe still
+    finds its level (deletion by backward shift: no tombstones)."""
+    cdef uint32_t i, j, k
+    if t.slots == NULL:
+        return
+    i = _home(n[x].price, t.mask)
+    while t.slots[i] != x:
+        if t.slots[i] == 0:
+            return  # (not indexed: cannot happen)
+        i = (i + 1) & t.mask
+    j = i
+    while True:
+        j = (j + 1) & t.mask
+        if t.slots[j] == 0:
+            break
+        k = _home(n[t.slots[j]].price, t.mask)
+        # the entry at j stays where its home k lies cyclically in (i, j]
+        if (k > i and k <= j) if i <= j else (k > i or k <= j):
+            continue
+        t.slots[i] = t.slots[j]
+        i = j
+    t.slots[i] = 0
+
+
 cdef inline int32_t _find(Level* n, Side* t, int64_t price) noexcept nogil:
     cdef int32_t x = t.best
     if x != 0 and n[x].price == price:     # updates at the top of the book are the most common
         return x
+    if t.slots != NULL:
+        return _index_find(n, t, price)
     x = t.root
     while x != 0:
         if price < n[x].price:
@@ -1268,6 +1352,10 @@ cdef int32_t _find_or_insert(Pool* p, Side* t, int64_t price, bint* created) noe
     created[0] = False
     if x != 0 and n[x].price == price:
         return x
+    if t.slots != NULL:
+        x = _index_find(n, t, price)
+        if x != 0:
+            return x
     x = t.root
     while x != 0:
         y = x
@@ -1298,6 +1386,7 @@ cdef int32_t _find_or_insert(Pool* p, Side* t, int64_t price, bint* created) noe
         n[y].right = z
     _insert_fixup(n, t, z)
     t.count += 1
+    _index_add(n, t, z)
     if t.best == 0 or (price > n[t.best].price if t.is_bid else price < n[t.best].price):
         t.best = z
     created[0] = True
@@ -1370,6 +1459,7 @@ cdef void _erase(Pool* p, Side* t, int32_t z) noexcept nogil:
     cdef Level* n = p.n
     cdef int32_t x, y = z
     cdef uint8_t y_red = n[z].red
+    _index_remove(n, t, z)
     if z == t.best:
         t.best = _next_worse(n, t, z)
     if n[z].left == 0:
@@ -1401,10 +1491,23 @@ cdef void _erase(Pool* p, Side* t, int32_t z) noexcept nogil:
 
 
 cdef inline void _side_reset(Side* t, bint is_bid) noexcept nogil:
+    """An empty side (its index emptied, its slots kept for reuse)."""
     t.root = 0
     t.best = 0
     t.count = 0
     t.is_bid = is_bid
+    if t.slots != NULL:
+        memset(t.slots, 0, (t.mask + 1) * sizeof(int32_t))
+
+
+cdef inline void _side_release(Side* t) noexcept nogil:
+    free(t.slots)
+    t.slots = NULL
+    t.mask = 0
+
+
+cdef inline Py_ssize_t _side_nbytes(Side* t) noexcept nogil:
+    return (t.mask + 1) * sizeof(int32_t) if t.slots != NULL else 0
 
 
 cdef int _black_height(Level* n, int32_t x, str name) except -1:
@@ -1427,6 +1530,7 @@ cdef int _black_height(Level* n, int32_t x, str name) except -1:
 cdef int _validate_side(Level* n, Side* t, str name) except -1:
     """Check every red-black and cache invariant of one side (tests only)."""
     cdef int32_t x, prev = 0, seen = 0
+    cdef uint32_t i
     if n[0].red:
         raise AssertionError("sentinel is red")
     if t.root != 0 and (n[t.root].red or n[t.root].parent != 0):
@@ -1441,6 +1545,18 @@ cdef int _validate_side(Level* n, Side* t, str name) except -1:
         x = _successor(n, x)
     if seen != t.count:
         raise AssertionError(f"{name}: count {t.count} but {seen} nodes")
+    if t.slots != NULL:
+        seen = 0
+        for i in range(t.mask + 1):
+            if t.slots[i] != 0:
+                seen += 1
+        if seen != t.count:
+            raise AssertionError(f"{name}: {seen} levels indexed, {t.count} in the tree")
+        x = _minimum(n, t.root) if t.root else 0
+        while x != 0:
+            if _index_find(n, t, n[x].price) != x:
+                raise AssertionError(f"{name}: level {n[x].price} not found by the index")
+            x = _successor(n, x)
     if t.count == 0:
         if t.best != 0:
             raise AssertionError(f"{name}: best cached on an empty side")
@@ -2076,6 +2192,8 @@ cdef class L2Book:
 
     def __dealloc__(self):
         _pool_release(&self.pool)
+        _side_release(&self.sides[C_BID])
+        _side_release(&self.sides[C_ASK])
         _tc_free(self.tcache)
         free(self.scratch)
 
@@ -2097,8 +2215,10 @@ cdef class L2Book:
 
     @property
     def nbytes(self):
-        """Bytes of C memory held by the level pool (allocated nodes, used or free)."""
-        return <Py_ssize_t>self.pool.cap * sizeof(Level)
+        """Bytes of C memory held by the level pool (allocated nodes, used or free) and the
+        sides' price indexes."""
+        return (<Py_ssize_t>self.pool.cap * sizeof(Level) + _side_nbytes(&self.sides[C_BID])
+                + _side_nbytes(&self.sides[C_ASK]))
 
     cdef int _set(self, int side, int64_t price, int64_t size, int pdec, int sdec) except -1:
         cdef Side* t = &self.sides[side]
@@ -2613,6 +2733,8 @@ cdef class L3Book:
 
     def __dealloc__(self):
         _pool_release(&self.pool)
+        _side_release(&self.sides[C_BID])
+        _side_release(&self.sides[C_ASK])
         free(self.o)
 
     @property
@@ -2625,9 +2747,11 @@ cdef class L3Book:
 
     @property
     def nbytes(self):
-        """Bytes of C memory held by the level and order pools (allocated, used or free)."""
+        """Bytes of C memory held by the level and order pools (allocated, used or free) and the
+        sides' price indexes."""
         return (<Py_ssize_t>self.pool.cap * (sizeof(Level) + sizeof(LevelQueue))
-                + <Py_ssize_t>self.ocap * sizeof(Order))
+                + <Py_ssize_t>self.ocap * sizeof(Order) + _side_nbytes(&self.sides[C_BID])
+                + _side_nbytes(&self.sides[C_ASK]))
 
     # -- order slots ---------------------------------------------------------------
 

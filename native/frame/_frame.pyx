@@ -287,7 +287,12 @@ cdef class NullCounts:
 
     cdef inline void _count(self, str topic, Py_ssize_t n) except *:
         cdef object m = self.messages
-        m[topic] = m.get(topic, 0) + n
+        cdef PyObject* had
+        if PyDict_Check(m):  # (a Counter: a dict, counted through the C API)
+            had = PyDict_GetItem(m, topic)
+            PyDict_SetItem(m, topic, (<object>had + n) if had != NULL else n)
+        else:
+            m[topic] = m.get(topic, 0) + n
 
     cpdef write(self, str topic, object records, object keys, object values):
         cdef object v

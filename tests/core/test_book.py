@@ -970,3 +970,34 @@ def test_parse_checksum(text, value):
 def test_parse_checksum_refuses(text):
     with pytest.raises(ValueError):
         bk.parse_checksum(text)
+
+
+@pytest.mark.parametrize("span", [400, 50_000])
+def test_price_index_agrees_with_the_tree_through_random_updates(span):
+    """Each side's price index (open addressing, deletion by backward shift) follows the tree
+    through 16,000 random sets and removals, a clear and its growth: ``_validate`` checks that
+    every level of the tree is found by the index and that it holds no other; the levels equal
+    a dict's. A narrow span (many collisions and removals in one cluster) and a wide one."""
+    import random
+
+    rng = random.Random(span)
+    book = L2Book(2, 3)
+    model = {BID: {}, ASK: {}}
+    for step in range(16_000):
+        side = rng.choice((BID, ASK))
+        if rng.random() < 0.45 and model[side]:
+            price = rng.choice(list(model[side]))
+            book.apply(side, f"{price / 100:.2f}", "0")
+            del model[side][price]
+        else:
+            price, size = rng.randint(1, span), rng.randint(1, 10**6)
+            book.apply(side, f"{price / 100:.2f}", f"{size / 1000:.3f}")
+            model[side][price] = size
+        if step % 1000 == 0:
+            book._validate()
+        if step == 8000:
+            book.clear()
+            model = {BID: {}, ASK: {}}
+    book._validate()
+    for side in (BID, ASK):
+        assert {round(float(p) * 100): round(float(s) * 1000) for p, s in book.levels(side)} == model[side]
