@@ -320,6 +320,7 @@ cdef class Router:
     # K_LOOKUP: the frame's bytes up to ``delimiter`` (included) in ``conn.state``
     cdef int delimiter
     cdef object attr
+    cdef _Fields attr_field     # (attr,): read at its slot offset
     cdef object keep
 
     def __init__(self, dispatch, scheme):
@@ -367,6 +368,7 @@ cdef class Router:
             self.how = K_LOOKUP
             self.delimiter = pre.delimiter[0]
             self.attr = pre.attr
+            self.attr_field = _Fields((pre.attr,))
             self.keep = pre.keep
         else:
             raise TypeError(f"Dispatch: prefilter {pre!r} is neither a method name, ByteAfter nor Lookup")
@@ -456,9 +458,11 @@ cdef class Router:
                 found = state[prefix]
             except KeyError:
                 return self.routes.get(PyBytes_FromStringAndSize(<const char*>p, 1 if n else 0))
+        cdef PyObject* kind[1]
         if self.keep is not None:
             setattr(self.scheme, self.keep, found)
-        return self.routes.get(getattr(found, self.attr))
+        self.attr_field.load(found, kind)
+        return self.routes.get(<object>kind[0])
 
     cdef inline _decoded(self, conn, data, recv_ns):
         """Decode first, route by the message's type or ``field``."""
