@@ -459,24 +459,28 @@ cdef class KafkaProducer:
         so the caller retries from there. A message refused for another reason goes to
         ``on_failure``."""
         cdef af_message_t *ms = self.batch
-        cdef int j, err
+        cdef int j, err, took = cnt
         if cnt <= 0:
             return 0
         if af_rdk.produce_batch(self.topics[topic].rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                                 ms, cnt) == cnt:
             return cnt
+        failed = []  # read out of the array before any Python runs (it may produce again)
         for j in range(cnt):
             err = ms[j].err
             if err == 0:
                 continue
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL:
-                return j
+                took = j
+                break
             if values is not None:
                 value = values[base + j]
             else:
                 value = PyBytes_FromStringAndSize(<char *>ms[j].payload, ms[j].len)
-            self.on_failure(self._names[topic], err, keys[base + j], value)
-        return cnt
+            failed.append((err, keys[base + j], value))
+        for err, key, value in failed:
+            self.on_failure(self._names[topic], err, key, value)
+        return took
 
     cdef Py_ssize_t _produce_rows(self, int topic, AvroRows rows, long long receipt_ns) except -1:
         """``produce`` of a frame's ``AvroRows``: each value straight from the rows' buffer (no
