@@ -14,6 +14,14 @@
 # in C: per topic, the last offset and timestamp per partition, and the latencies into the
 # histograms. Python is called only for a failure, a client error or a log line.
 #
+# The batch goes to librdkafka as one ``rd_kafka_produce_batch`` call (the partitioner's
+# partition, RD_KAFKA_PARTITION_UA): ``rd_kafka_produce`` per message read the clock three times
+# and took the topic's lock per message. What stays per message is librdkafka's own (an
+# allocation and copy, the message-count lock, the partitioner's clock read, murmur2 and the
+# partition's lock; at delivery the message-count lock again and the free). Serving the reports
+# costs no measurable CPU beyond that: a build with no accounting at all in the callback (no
+# GIL, no counting) measured the same, so librdkafka's event API would not gain either.
+#
 # The librdkafka API used is its stable public C API (rdkafka.h); the message struct below is
 # ``rd_kafka_message_t`` as rdkafka.h declares it, unchanged since librdkafka 0.8.
 from libc.stdint cimport int32_t, int64_t, intptr_t
