@@ -95,12 +95,35 @@ TOP_CHANGED = 1   # best bid or best ask price or size changed by this call
 CROSSED = 2       # after this call best bid >= best ask (both sides non-empty)
 UNKNOWN = 4       # delete/update of a level or order that is not in the book (book unchanged)
 
+# L2Book.apply_update: the checksum an update is checked against (its kind: the book's
+# checksum_* method that computes it) ...
+CHECKSUM_NONE = 0           # none: the update is applied unchecked
+CHECKSUM_KRAKEN = 1         # checksum_kraken(): the values as sent (Kraken v1 strings)
+CHECKSUM_KRAKEN_SCALED = 2  # checksum_kraken(True): at the book's scale (Kraken v2 numbers)
+CHECKSUM_OKX = 3            # checksum_okx() (signed)
+CHECKSUM_BITFINEX = 4       # checksum_bitfinex() (signed)
+# ... and what came of it
+UPDATE_OK = 0               # applied, its rows written, the checksum equal (or none asked)
+UPDATE_MISMATCH = 1         # applied, its lob rows written, the checksum different: no spread
+UPDATE_NOT_APPLIED = -1     # a malformed level, time or expected checksum: nothing applied,
+                            # nothing written (the caller's step-by-step path says what)
+
 cdef enum:
     C_BID = 0
     C_ASK = 1
     F_TOP = 1
     F_CROSSED = 2
     F_UNKNOWN = 4
+
+cdef enum:
+    K_NONE = 0
+    K_KRAKEN = 1
+    K_KRAKEN_SCALED = 2
+    K_OKX = 3
+    K_BITFINEX = 4
+    U_OK = 0
+    U_MISMATCH = 1
+    U_NOT_APPLIED = -1
 
 cdef enum:
     MAX_SCALE = 18           # 10**18 < 2**63: the largest scale whose unit fits in int64
@@ -1526,11 +1549,73 @@ cdef str _PRICE = "price"
 cdef str _SIZE = "size"
 
 
+cdef extern from *:
+    """
+    #include "structmember.h"
+    /* The fields of a level object (a msgspec Struct: price, size, timestamp) read where its
+       type keeps them, as getattr() would find them, without getattr()'s lookups: per type
+       (one at a time: a message's levels are of one type), the offset of each name that is a
+       plain object slot (a member descriptor, T_OBJECT_EX, found on the type by the usual
+       lookup, under the generic __getattribute__); -1 for any other attribute. Valid while the
+       type's version tag is (any change to the type or its bases clears it). */
+    typedef struct {
+        PyTypeObject* type;         /* strong reference; NULL: nothing cached */
+        unsigned int version;
+        Py_ssize_t off[3];
+    } af_slots;
+
+    static void af_slots_fill(af_slots* c, PyTypeObject* t, PyObject** names, int k) {
+        int i;
+        PyTypeObject* old = c->type;
+        c->type = NULL;
+        Py_XDECREF(old);
+        if (t->tp_getattro != PyObject_GenericGetAttr) return;
+        for (i = 0; i < k; i++) {
+            PyObject* d = _PyType_Lookup(t, names[i]);
+            c->off[i] = -1;
+            if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
+                if (m->type == T_OBJECT_EX && !(m->flags & PY_AUDIT_READ)) c->off[i] = m->offset;
+            }
+        }
+        if (!(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return;  /* no tag: not kept */
+        Py_INCREF(t);
+        c->type = t;
+        c->version = t->tp_version_tag;
+    }
+
+    /* Field i (of the k names) of item, borrowed, or NULL: read it with getattr(). */
+    static inline PyObject* af_slot(af_slots* c, PyObject* item, int i, PyObject** names, int k) {
+        PyTypeObject* t = Py_TYPE(item);
+        if (t != c->type || t->tp_version_tag != c->version || !(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            af_slots_fill(c, t, names, k);
+            if (c->type != t) return NULL;
+        }
+        if (c->off[i] < 0) return NULL;
+        return *(PyObject**)((char*)item + c->off[i]);
+    }
+    """
+    ctypedef struct af_slots:
+        pass
+    PyObject* af_slot(af_slots* c, PyObject* item, int i, PyObject** names, int k) noexcept
+
+
+cdef af_slots _LEVEL_SLOTS
+cdef PyObject* _LEVEL_NAMES[3]
+cdef str _TIMESTAMP = "timestamp"
+_LEVEL_NAMES[0] = <PyObject*>_PRICE
+_LEVEL_NAMES[1] = <PyObject*>_SIZE
+_LEVEL_NAMES[2] = <PyObject*>_TIMESTAMP
+
+
 cdef inline int _level_item(object item, PyObject** price, PyObject** size) except -1:
     """(price, size) of one level: a tuple/list (first two items) or an object with ``price``
-    and ``size`` attributes (a msgspec Struct). Borrowed references, valid while ``item`` is."""
+    and ``size`` attributes (a msgspec Struct: read from its slots where they are plain ones).
+    Borrowed references, valid while ``item`` is."""
     cdef Py_ssize_t n
     cdef object v
+    cdef PyObject* p
+    cdef PyObject* z
     if PyTuple_CheckExact(item):
         n = PyTuple_GET_SIZE(item)
         if n < 2:
@@ -1544,6 +1629,12 @@ cdef inline int _level_item(object item, PyObject** price, PyObject** size) exce
         price[0] = PyList_GET_ITEM(item, 0)
         size[0] = PyList_GET_ITEM(item, 1)
     else:
+        p = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 0, _LEVEL_NAMES, 3)
+        z = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 1, _LEVEL_NAMES, 3)
+        if p != NULL and z != NULL:
+            price[0] = p
+            size[0] = z
+            return 0
         # a Struct holds its fields: the borrowed pointers stay valid while the item lives
         v = PyObject_GetAttr(item, _PRICE)
         price[0] = <PyObject*>v
@@ -1991,6 +2082,106 @@ cdef int _spread_into(Level* n, Side* sides, double pdiv, double sdiv, object bo
     return 0
 
 
+cdef str _LOB = "lob"
+cdef str _SPREAD = "spread"
+
+
+cdef int _expected_checksum(object value, int kind, int64_t* out) except -1:
+    """The checksum an update says the book has (``apply_update``'s ``expected``), for a
+    checksum of ``kind``: an int, or its decimal digits as text (str or bytes: 1..10 ASCII
+    digits, a '-' first for the signed kinds), within the kind's range (unsigned or signed
+    32 bits) -> 1, ``out``; anything else -> 0."""
+    cdef Py_ssize_t n, i = 0
+    cdef const char* s
+    cdef int64_t v = 0
+    cdef long long x
+    cdef int overflow = 0
+    cdef bint neg = False, signed = kind == K_OKX or kind == K_BITFINEX
+    if PyLong_CheckExact(value):
+        x = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            return 0
+        v = x
+    elif PyUnicode_Check(value) or PyBytes_Check(value):
+        s = _buffer(value, &n)
+        if signed and n and s[0] == 45:     # '-'
+            neg = True
+            i = 1
+        if n - i == 0 or n - i > 10:
+            return 0
+        while i < n:
+            if not 48 <= s[i] <= 57:
+                return 0
+            v = v * 10 + (s[i] - 48)
+            i += 1
+        if neg:
+            v = -v
+    else:
+        return 0
+    if signed:
+        if not -2147483648 <= v <= 2147483647:
+            return 0
+    elif not 0 <= v <= 4294967295:
+        return 0
+    out[0] = v
+    return 1
+
+
+cdef inline object _level_time(object item):
+    """A level's time (its third field: ``timestamp`` of a Struct, item 2 of a tuple or list)
+    where it is a str or bytes; None if it has none, or one of another type."""
+    cdef object v
+    cdef PyObject* t
+    if PyTuple_CheckExact(item):
+        if PyTuple_GET_SIZE(item) < 3:
+            return None
+        v = <object>PyTuple_GET_ITEM(item, 2)
+    elif PyList_CheckExact(item):
+        if PyList_GET_SIZE(item) < 3:
+            return None
+        v = <object>PyList_GET_ITEM(item, 2)
+    else:
+        t = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 2, _LEVEL_NAMES, 3)
+        if t != NULL:
+            v = <object>t
+        else:
+            try:
+                v = PyObject_GetAttr(item, _TIMESTAMP)
+            except AttributeError:
+                return None
+    if PyUnicode_Check(v) or PyBytes_Check(v):
+        return v
+    return None
+
+
+cdef int _newest_ms(object first, Py_ssize_t n1, object second, Py_ssize_t n2, int64_t atom_us,
+                    int64_t* out) except -1:
+    """The time of an update's newest level (``apply_update``'s ``event_ms=None``): the greatest
+    level time by its text (max() of the strings), as decimal seconds -> ms; ``atom_us // 1000``
+    where there is no level, or that text is "". 1, or 0 where a level has no time, or the
+    newest is no decimal seconds."""
+    cdef Py_ssize_t i, n, best_n = 0
+    cdef const char* s
+    cdef const char* best_s = NULL
+    cdef object t, best = None
+    cdef int c
+    for i in range(n1 + n2):
+        t = _level_time(_batch_item(first, i) if i < n1 else _batch_item(second, i - n1))
+        if t is None:
+            return 0
+        s = _buffer(t, &n)
+        if best is not None:
+            # bytewise, as str compares (UTF-8 keeps the order of code points)
+            c = memcmp(s, best_s, n if n < best_n else best_n)
+            if c < 0 or (c == 0 and n <= best_n):
+                continue
+        best, best_s, best_n = t, s, n
+    if best_n == 0:
+        out[0] = atom_us // 1000 if atom_us >= 0 else -((-atom_us + 999) // 1000)
+        return 1
+    return _seconds_c(best_s, best_n, 3, out) == 0
+
+
 # ---------------------------------------------------------------------------------------
 # L2 book
 # ---------------------------------------------------------------------------------------
@@ -2204,25 +2395,34 @@ cdef class L2Book:
         """
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
-        cdef Py_ssize_t i
-        cdef Parsed* lv
-        cdef int side, f, flags = 0, s
-        cdef Side* t
-        cdef int32_t x
-        cdef Level* n
-        cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef Parsed* lv = NULL
         cdef int64_t ems = 0, aus = 0
         _check_side(first)
         if not PyType_IsSubtype(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
         if n1 + n2 == 0 and depth <= 0:
             return 0
-        if avro is not None:
+        if type(rows) is AvroRows:
             ems, aus = event_ms, atom_us
         if n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
             self._parse_batch(second_levels, n2, lv + n1)
+        return self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
+                                  depth)
+
+    cdef int _apply_parsed(self, int first, Parsed* lv, Py_ssize_t n1, Py_ssize_t n2, object rows, type row_type,
+                           object exchange, object symbol, object event_ms, object atom_us, int64_t ems,
+                           int64_t aus, Py_ssize_t depth) except -1:
+        """``apply_sides`` once its levels are parsed (``lv``: ``n1`` levels of side ``first``,
+        then ``n2`` of the other): applied, a row per change, then the cut to ``depth``. The
+        times as objects (a row tuple's) and as C ints (an AvroRows'). Returns the flags."""
+        cdef Py_ssize_t i
+        cdef int side, f, flags = 0, s
+        cdef Side* t
+        cdef int32_t x
+        cdef Level* n
+        cdef AvroRows avro = rows if type(rows) is AvroRows else None
         for i in range(n1 + n2):
             side = first if i < n1 else 1 - first
             f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
@@ -2252,6 +2452,76 @@ cdef class L2Book:
                     x = _next_worse(n, t, x)
             self.truncate(depth)
         return flags
+
+    def apply_update(self, int first, first_levels, second_levels, rows_of, type row_type not None,
+                     type spread_type not None, exchange, symbol, atom_us, Py_ssize_t depth=0, int checksum=CHECKSUM_NONE, expected=None,
+                     event_ms=None):
+        """One L2 update, checked, in one call: ``apply_sides`` (the levels, all parsed before any
+        is applied, a ``lob`` row per change, the cut to ``depth``), then the book's checksum of
+        kind ``checksum`` (``CHECKSUM_KRAKEN``: ``checksum_kraken()``, ``CHECKSUM_KRAKEN_SCALED``:
+        ``checksum_kraken(True)``, ``CHECKSUM_OKX``, ``CHECKSUM_BITFINEX``; ``CHECKSUM_NONE``:
+        no check) compared with ``expected`` (an int, or its decimal digits as text: Kraken v1's
+        ``"c"``), then, where the checksum matched and the top changed, the top as a ``spread``
+        row (``spread_into``).
+
+        ``rows_of(topic)`` gives the rows a topic's events go to (``Scheme.rows``: a list, an
+        AvroRows, anything with ``append``): ``rows_of("lob")`` once the update is found sound,
+        ``rows_of("spread")`` only for a spread row. ``event_ms``: the events' time; None: the
+        time of the newest level, its third field (``timestamp``: decimal seconds as text,
+        Kraken v1; the newest is the greatest text, as all are written with the same digits),
+        ``atom_us // 1000`` where there is no level or it is "".
+
+        Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread: the
+        caller resyncs; the book's checksum is the checksum method's), or
+        ``UPDATE_NOT_APPLIED``: a malformed level (as apply_sides' ValueError), level time or
+        expected checksum (text other than 1..10 digits, or an int that is no checksum of
+        that kind): the book untouched, no row written, ``rows_of`` not called."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Parsed* lv = NULL
+        cdef int64_t ems = 0, aus, want = 0
+        cdef object rows, event
+        cdef int flags
+        _check_side(first)
+        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+            raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
+        if not K_NONE <= checksum <= K_BITFINEX:
+            raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
+        aus = atom_us
+        if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
+            return U_NOT_APPLIED
+        if event_ms is None:
+            if not _newest_ms(first_levels, n1, second_levels, n2, aus, &ems):
+                return U_NOT_APPLIED
+        else:
+            ems = event_ms
+        if n1 + n2:
+            lv = self._scratch(n1 + n2)
+            try:
+                self._parse_batch(first_levels, n1, lv)
+                self._parse_batch(second_levels, n2, lv + n1)
+            except (ValueError, OverflowError, TypeError):
+                return U_NOT_APPLIED
+        rows = rows_of(_LOB)
+        event = event_ms if event_ms is not None or type(rows) is AvroRows else ems
+        flags = self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event, atom_us, ems, aus,
+                                   depth)
+        if checksum != K_NONE and self._checksum(checksum) != want:
+            return U_MISMATCH
+        if flags & F_TOP:
+            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
+                         exchange, symbol, ems, aus)
+        return U_OK
+
+    cdef int64_t _checksum(self, int kind) noexcept:
+        """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE)."""
+        if kind == K_KRAKEN:
+            return self._ck_kraken(False)
+        if kind == K_KRAKEN_SCALED:
+            return self._ck_kraken(True)
+        if kind == K_OKX:
+            return self._ck_okx()
+        return self._ck_bitfinex()
 
     def truncate(self, Py_ssize_t depth):
         """Keep only the best `depth` levels of each side; returns how many were removed.
@@ -2370,6 +2640,9 @@ cdef class L2Book:
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v2
         """
+        return self._ck_kraken(book_scale)
+
+    cdef int64_t _ck_kraken(self, bint book_scale) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
@@ -2408,6 +2681,9 @@ cdef class L2Book:
         runs out, the other continues alone), prices and sizes exactly as sent, CRC-32 as
         a signed 32-bit integer. https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
         """
+        return self._ck_okx()
+
+    cdef int64_t _ck_okx(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
@@ -2446,6 +2722,9 @@ cdef class L2Book:
         https://docs.bitfinex.com/docs/ws-websocket-checksum; the exponent form for prices
         below 1e-6 is what the server uses (bitfinexcom/bfx-api-node-models issue #70).
         """
+        return self._ck_bitfinex()
+
+    cdef int64_t _ck_bitfinex(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
@@ -3067,26 +3346,23 @@ def parse_ticks(value, int decimals=8):
     return parse_decimal(value, decimals)[0]
 
 
-cdef object _seconds(object text, int digits):
+cdef int _seconds_c(const char* s, Py_ssize_t n, int digits, int64_t* out) noexcept nogil:
     """Decimal seconds ``WHOLE[.FRAC]`` (1..11 integer digits, at most 12 decimals, ASCII
-    digits only) -> an integer count of 10**-digits s, truncated; ValueError otherwise."""
-    cdef Py_ssize_t n, i = 0, nw, nf = 0
-    cdef const char* s
+    digits only) -> an integer count of 10**-digits s, truncated, into ``out``: 0; -1 if
+    malformed."""
+    cdef Py_ssize_t i = 0, nw, nf = 0
     cdef int64_t whole = 0, frac = 0
     cdef int kept = 0
-    if not PyUnicode_Check(text) and not PyBytes_Check(text):
-        raise ValueError(f"bad timestamp {text!r}")
-    s = _buffer(text, &n)
     while i < n and 48 <= s[i] <= 57:
         if i < 11:
             whole = whole * 10 + (s[i] - 48)
         i += 1
     nw = i
     if nw == 0 or nw > 11:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     if i < n:
         if s[i] != 46:              # '.'
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
         i += 1
         while i < n and 48 <= s[i] <= 57:
             if kept < digits:
@@ -3095,11 +3371,25 @@ cdef object _seconds(object text, int digits):
             nf += 1
             i += 1
         if i < n or nf > 12:
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
     while kept < digits:
         frac *= 10
         kept += 1
-    return whole * P10[digits] + frac
+    out[0] = whole * P10[digits] + frac
+    return 0
+
+
+cdef object _seconds(object text, int digits):
+    """``_seconds_c`` of a str or bytes; ValueError if malformed."""
+    cdef Py_ssize_t n
+    cdef const char* s
+    cdef int64_t v
+    if not PyUnicode_Check(text) and not PyBytes_Check(text):
+        raise ValueError(f"bad timestamp {text!r}")
+    s = _buffer(text, &n)
+    if _seconds_c(s, n, digits, &v) < 0:
+        raise ValueError(f"bad timestamp {text!r}")
+    return v
 
 
 def parse_checksum(text):
