@@ -2209,6 +2209,15 @@ cdef class L2Book:
     cdef TextCache* tcache      # checksum texts (NULL until the first checksum call)
     cdef Parsed* scratch        # apply_sides: the message's levels, parsed (grown as needed)
     cdef Py_ssize_t scratch_cap
+    # The last checksum computed (``_checksum``): its kind (0: none), its value, and, per side,
+    # whether it covered its full depth of levels (``ck_full``) and the price of the last one it
+    # covered (``ck_edge``). A change at a price beyond the edge of a full side (an insert,
+    # update or removal below the levels a checksum covers) leaves the value as it is; any
+    # other change (or a truncate into them, a clear) makes it stale (``ck_kind = 0``).
+    cdef int ck_kind
+    cdef int64_t ck_value
+    cdef int64_t ck_edge[2]
+    cdef bint ck_full[2]
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2219,6 +2228,7 @@ cdef class L2Book:
         self.tcache = NULL
         self.scratch = NULL
         self.scratch_cap = 0
+        self.ck_kind = 0
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
         _side_reset(&self.sides[C_ASK], False)
@@ -2256,6 +2266,9 @@ cdef class L2Book:
         cdef bint created
         cdef int flags = 0
         cdef Level* n = self.pool.n
+        if self.ck_kind and not (self.ck_full[side] and (price < self.ck_edge[side] if side == C_BID
+                                                          else price > self.ck_edge[side])):
+            self.ck_kind = 0            # within the levels the last checksum covered
         _top(n, t, &before)
         if size == 0:
             x = _find(n, t, price)
@@ -2514,14 +2527,28 @@ cdef class L2Book:
         return U_OK
 
     cdef int64_t _checksum(self, int kind) noexcept:
-        """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE)."""
+        """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE): the last one
+        computed where no change since touched the levels it covers, else computed."""
+        cdef int64_t v
+        if kind == self.ck_kind:
+            return self.ck_value
         if kind == K_KRAKEN:
-            return self._ck_kraken(False)
-        if kind == K_KRAKEN_SCALED:
-            return self._ck_kraken(True)
-        if kind == K_OKX:
-            return self._ck_okx()
-        return self._ck_bitfinex()
+            v = self._ck_kraken(False)
+        elif kind == K_KRAKEN_SCALED:
+            v = self._ck_kraken(True)
+        elif kind == K_OKX:
+            v = self._ck_okx()
+        else:
+            v = self._ck_bitfinex()
+        self.ck_kind = kind
+        self.ck_value = v
+        return v
+
+    cdef inline void _ck_covered(self, int side, int32_t last, int count, int depth) noexcept:
+        """What a checksum covered of ``side``: ``count`` levels of at most ``depth``, the last
+        ``last`` (a node, 0 for none)."""
+        self.ck_full[side] = count >= depth
+        self.ck_edge[side] = self.pool.n[last].price if last else 0
 
     def truncate(self, Py_ssize_t depth):
         """Keep only the best `depth` levels of each side; returns how many were removed.
@@ -2547,10 +2574,13 @@ cdef class L2Book:
                 x = nx
         if removed:
             self._forget_tops()
+            if depth < TL_MAX:
+                self.ck_kind = 0        # (a checksum covers at most TL_MAX levels a side)
         return removed
 
     def clear(self):
         """Remove every level (memory is kept for reuse)."""
+        self.ck_kind = 0
         self._forget_tops()
         _pool_reset(&self.pool)
         _side_reset(&self.sides[C_BID], True)
@@ -2640,7 +2670,7 @@ cdef class L2Book:
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v2
         """
-        return self._ck_kraken(book_scale)
+        return self._checksum(K_KRAKEN_SCALED if book_scale else K_KRAKEN)
 
     cdef int64_t _ck_kraken(self, bint book_scale) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
@@ -2648,7 +2678,7 @@ cdef class L2Book:
         cdef Py_ssize_t pos = 0
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
-        cdef int32_t x
+        cdef int32_t x, last = 0
         cdef Level* n = self.pool.n
         cdef TextCache* tc = self._tc()
         x = self.sides[C_ASK].best                 # asks, low to high
@@ -2659,18 +2689,23 @@ cdef class L2Book:
                 pos = 0
             pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
                              ss, ss if book_scale else n[x].sdec, buf + pos)
+            last = x
             x = _successor(n, x)
             i += 1
+        self._ck_covered(C_ASK, last, i, 10)
         x = self.sides[C_BID].best                 # bids, high to low
         i = 0
+        last = 0
         while x != 0 and i < 10:
             if pos > CK_BUF - 2 * FMT_BUF:
                 state = af_crc(state, buf, pos)
                 pos = 0
             pos += _tc_level(tc, C_BID, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
                              ss, ss if book_scale else n[x].sdec, buf + pos)
+            last = x
             x = _predecessor(n, x)
             i += 1
+        self._ck_covered(C_BID, last, i, 10)
         _tc_end(tc)
         return <uint32_t>~af_crc(state, buf, pos)
 
@@ -2681,7 +2716,7 @@ cdef class L2Book:
         runs out, the other continues alone), prices and sizes exactly as sent, CRC-32 as
         a signed 32-bit integer. https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
         """
-        return self._ck_okx()
+        return self._checksum(K_OKX)
 
     cdef int64_t _ck_okx(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
@@ -2690,7 +2725,8 @@ cdef class L2Book:
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, lb = 0, la = 0
+        cdef int nb = 0, na = 0
         cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
@@ -2702,12 +2738,18 @@ cdef class L2Book:
                 pos += _tc_level(tc, C_BID, &n[b], LK_OKX, ps, n[b].pdec, ss, n[b].sdec, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                lb = b
+                nb += 1
                 b = _predecessor(n, b)
             if a:
                 pos += _tc_level(tc, C_ASK, &n[a], LK_OKX, ps, n[a].pdec, ss, n[a].sdec, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                la = a
+                na += 1
                 a = _successor(n, a)
+        self._ck_covered(C_BID, lb, nb, 25)
+        self._ck_covered(C_ASK, la, na, 25)
         _tc_end(tc)
         if pos:
             pos -= 1                    # no ':' after the last number
@@ -2722,7 +2764,7 @@ cdef class L2Book:
         https://docs.bitfinex.com/docs/ws-websocket-checksum; the exponent form for prices
         below 1e-6 is what the server uses (bitfinexcom/bfx-api-node-models issue #70).
         """
-        return self._ck_bitfinex()
+        return self._checksum(K_BITFINEX)
 
     cdef int64_t _ck_bitfinex(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
@@ -2731,7 +2773,8 @@ cdef class L2Book:
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, lb = 0, la = 0
+        cdef int nb = 0, na = 0
         cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
@@ -2743,12 +2786,18 @@ cdef class L2Book:
                 pos += _tc_level(tc, C_BID, &n[b], LK_BFX_BID, ps, 0, ss, 0, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                lb = b
+                nb += 1
                 b = _predecessor(n, b)
             if a:
                 pos += _tc_level(tc, C_ASK, &n[a], LK_BFX_ASK, ps, 0, ss, 0, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                la = a
+                na += 1
                 a = _successor(n, a)
+        self._ck_covered(C_BID, lb, nb, 25)
+        self._ck_covered(C_ASK, la, na, 25)
         _tc_end(tc)
         if pos:
             pos -= 1                    # no ':' after the last number

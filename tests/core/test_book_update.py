@@ -310,3 +310,37 @@ def test_struct_levels_read_as_getattr_does():
     rows = _Rows()
     assert book.apply_update(BID, [Plain("2.00", "3.00", "9.0")], None, rows, Lob, Spread, "x", "X", 0) == UPDATE_OK
     assert rows.topics["lob"][0].event_timestamp == 8000
+
+
+def test_checksum_kept_while_its_levels_are_untouched():
+    """The last checksum is given again until a change reaches the levels it covered (random
+    changes on a book deeper than every checksum's depth, each kind in turn): always equal to
+    the checksum of a book built afresh from the levels."""
+    import random
+
+    rnd = random.Random(15)
+    kinds = [lambda b: b.checksum_kraken(), lambda b: b.checksum_kraken(True), lambda b: b.checksum_okx(),
+             lambda b: b.checksum_bitfinex()]
+    book = L2Book(2, 3)
+    for i in range(60):
+        book.apply(ASK, f"{100 + i}.{rnd.randrange(100):02d}", f"{rnd.randrange(1, 50)}.5")
+        book.apply(BID, f"{99 - i}.{rnd.randrange(100):02d}", f"{rnd.randrange(1, 50)}.25")
+    for step in range(3000):
+        side = rnd.choice((ASK, BID))
+        rank = min(int(rnd.expovariate(1 / 12)), book.count(side) - 1)
+        price = book.levels(side, 1, rank)[0][0] if rnd.random() < 0.7 else (
+            f"{rnd.uniform(100, 160):.2f}" if side == ASK else f"{rnd.uniform(40, 99.99):.2f}")
+        size = "0" if rnd.random() < 0.3 else rnd.choice(("1.5", "1.50", "2.125", "7"))
+        book.apply(side, price, size)
+        if step % 97 == 0:
+            book.truncate(rnd.choice((8, 30, 1000)))
+        if book.count(ASK) < 40 or book.count(BID) < 40:
+            for i in range(20):
+                book.apply(ASK, f"{130 + rnd.uniform(0, 30):.2f}", "3")
+                book.apply(BID, f"{40 + rnd.uniform(0, 30):.2f}", "3")
+        kind = kinds[rnd.randrange(4)] if step % 5 == 0 else kinds[0]
+        fresh = L2Book(2, 3)
+        for s in (ASK, BID):
+            for p, v in book.levels(s):
+                fresh.apply(s, p, v)
+        assert kind(book) == kind(fresh), step
