@@ -231,6 +231,11 @@ def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
 def parse_checksum(text: str | bytes) -> int:
     """``"974947235"`` -> 974947235: 1..10 ASCII digits below 2**32, else ValueError."""
 
+def newest_time(first_levels: _Levels | None, second_levels: _Levels | None = None) -> str | bytes:
+    """The time of a message's newest level: the greatest of the levels' times (their third
+    field: a Struct's ``timestamp``, item 2 of a tuple or list) by its text, as ``max()`` of the
+    strings; "" for no level; TypeError for a level without one."""
+
 def rfc3339_to_ms(text: str) -> int:
     """RFC 3339 UTC time -> ms since the epoch, truncated; ValueError ``bad timestamp ...``."""
 def seconds_to_ms(text: str | bytes) -> int:

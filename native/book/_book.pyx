@@ -35,7 +35,7 @@ Not thread-safe: a book belongs to one thread (the hot path holds the GIL throug
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, uint8_t, INT64_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy, memmove, memcmp
-from cpython.unicode cimport PyUnicode_Check
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
@@ -1814,12 +1814,22 @@ cdef class AvroRows:
     cdef int _head(self, object exchange, object symbol) except -1:
         if exchange is self._hx and symbol is self._hs:
             return 0
-        cdef tuple t = (exchange, symbol)
-        cdef object h = self._heads.get(t)
-        if h is None:
-            h = self._heads[t] = (f"{exchange}:{symbol}".encode(), _avro_string(exchange) + _avro_string(symbol))
+        # ``_heads``: (exchange, symbol) -> (key, body), and, for a symbol str, symbol ->
+        # (exchange, key, body) of the first exchange seen with it (a str key: no tuple to make
+        # and hash where a frame's symbol is not the previous frame's)
+        cdef object h = self._heads.get(symbol) if PyUnicode_CheckExact(symbol) else None
+        cdef tuple t
+        if h is not None and (<tuple>h)[0] is exchange:
+            self._hkey, self._hbody = (<tuple>h)[1], (<tuple>h)[2]
+        else:
+            t = (exchange, symbol)
+            h = self._heads.get(t)
+            if h is None:
+                h = self._heads[t] = (f"{exchange}:{symbol}".encode(), _avro_string(exchange) + _avro_string(symbol))
+                if PyUnicode_CheckExact(symbol) and symbol not in self._heads:
+                    self._heads[symbol] = (exchange, (<tuple>h)[0], (<tuple>h)[1])
+            self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
         self._hx, self._hs = exchange, symbol
-        self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
         return 0
 
     cdef char* _begin(self, object exchange, object symbol, Py_ssize_t body) except NULL:
@@ -2154,32 +2164,56 @@ cdef inline object _level_time(object item):
     return None
 
 
-cdef int _newest_ms(object first, Py_ssize_t n1, object second, Py_ssize_t n2, int64_t atom_us,
-                    int64_t* out) except -1:
-    """The time of an update's newest level (``apply_update``'s ``event_ms=None``): the greatest
-    level time by its text (max() of the strings), as decimal seconds -> ms; ``atom_us // 1000``
-    where there is no level, or that text is "". 1, or 0 where a level has no time, or the
-    newest is no decimal seconds."""
+cdef object _newest_time(object first, Py_ssize_t n1, object second, Py_ssize_t n2):
+    """The time of a message's newest level: the greatest level time by its text (as max() of the
+    strings: the first of equal ones), "" where there is no level; None where a level has no time
+    (or one that is no str or bytes)."""
     cdef Py_ssize_t i, n, best_n = 0
     cdef const char* s
     cdef const char* best_s = NULL
-    cdef object t, best = None
+    cdef object t, best = ""
     cdef int c
     for i in range(n1 + n2):
         t = _level_time(_batch_item(first, i) if i < n1 else _batch_item(second, i - n1))
         if t is None:
-            return 0
+            return None
         s = _buffer(t, &n)
-        if best is not None:
+        if best_s != NULL:
             # bytewise, as str compares (UTF-8 keeps the order of code points)
             c = memcmp(s, best_s, n if n < best_n else best_n)
             if c < 0 or (c == 0 and n <= best_n):
                 continue
         best, best_s, best_n = t, s, n
-    if best_n == 0:
+    return best
+
+
+cdef int _newest_ms(object first, Py_ssize_t n1, object second, Py_ssize_t n2, int64_t atom_us,
+                    int64_t* out) except -1:
+    """The time of an update's newest level (``apply_update``'s ``event_ms=None``, ``_newest_time``)
+    as decimal seconds -> ms; ``atom_us // 1000`` where there is no level, or its time is "". 1, or
+    0 where a level has no time, or the newest is no decimal seconds."""
+    cdef Py_ssize_t n
+    cdef const char* s
+    cdef object t = _newest_time(first, n1, second, n2)
+    if t is None:
+        return 0
+    s = _buffer(t, &n)
+    if n == 0:
         out[0] = atom_us // 1000 if atom_us >= 0 else -((-atom_us + 999) // 1000)
         return 1
-    return _seconds_c(best_s, best_n, 3, out) == 0
+    return _seconds_c(s, n, 3, out) == 0
+
+
+def newest_time(first_levels, second_levels=None):
+    """The time of a message's newest level: of the levels' times (their third field: a Struct's
+    ``timestamp``, item 2 of a tuple or list; str or bytes), the greatest text, as ``max()`` of
+    the strings gives it (Kraken v1 writes them all with the same digits); "" for no level.
+    TypeError where a level has no such time. Either side may be None."""
+    cdef object t = _newest_time(first_levels, _batch_len(first_levels), second_levels,
+                                 _batch_len(second_levels))
+    if t is None:
+        raise TypeError("a level without a time (its third field, str or bytes)")
+    return t
 
 
 # ---------------------------------------------------------------------------------------

@@ -344,3 +344,36 @@ def test_checksum_kept_while_its_levels_are_untouched():
             for p, v in book.levels(s):
                 fresh.apply(s, p, v)
         assert kind(book) == kind(fresh), step
+
+
+def test_newest_time_as_max_of_the_texts():
+    from atomfast.book import newest_time
+
+    a = [_Level("1", "1", "1618678134.500000"), _Level("2", "1", "1618678134.900001")]
+    b = [("1", "1", "1618678134.700000"), ["1", "1", "1618678134.900001"]]
+    assert newest_time(a, b) is a[1].timestamp  # the first of equal ones, as max()
+    assert newest_time(None, b) == "1618678134.900001"
+    assert newest_time([], None) == "" and newest_time(None) == ""
+    assert newest_time([("1", "1", "")]) == ""
+    assert newest_time([("1", "1", "9"), ("1", "1", "10")]) == "9"  # text order, as max() of strings
+    with pytest.raises(TypeError):
+        newest_time([("1", "1")])
+
+
+def test_avro_rows_heads_per_exchange_and_symbol():
+    """The head of a row (its key, exchange and symbol) by exchange and symbol, also where two
+    exchanges share a symbol and frames alternate between symbols."""
+    rows = AvroRows(b"", SHAPES["lob"])
+    want = AvroRows(b"", SHAPES["lob"])
+    book = L2Book(2, 2)
+    order = [("kraken", "BTC-USD"), ("kraken", "ETH-USD"), ("okx", "BTC-USD"), ("kraken", "BTC-USD"),
+             ("okx", "BTC-USD"), (str("okx".upper().lower()), "ETH-USD")]
+    for i, (exchange, symbol) in enumerate(order):
+        book.apply_sides(BID, [("1.00", f"{i + 1}.00")], None, rows, Lob, exchange, symbol, 5, 6)
+        want.append(Lob(exchange, symbol, 1.0, float(i + 1), "buy", 5, 6))
+    keys, values = rows.take()
+    assert keys == [f"{e}:{s}".encode() for e, s in order]
+    for (exchange, symbol), value in zip(order, values):  # Avro strings: zigzag length, then the bytes
+        head = bytes([2 * len(exchange)]) + exchange.encode() + bytes([2 * len(symbol)]) + symbol.encode()
+        assert value.startswith(head)
+    assert (keys, values) == want.take()

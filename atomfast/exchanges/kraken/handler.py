@@ -31,14 +31,13 @@ import hmac
 import json
 import os
 import time
-from operator import attrgetter
 from typing import Sequence
 from weakref import WeakSet
 
 import msgspec
 
-from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, UPDATE_OK, L2Book, L3Book, parse_checksum,
-                     parse_decimal)
+from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, UPDATE_OK, L2Book, L3Book, newest_time,
+                     parse_checksum, parse_decimal)
 from ...events import Candle, Lob, Spread
 from ...kit.dispatch import Lookup
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, TOP_CHANGED, UNKNOWN,
@@ -57,7 +56,6 @@ from .parse import (
     spot_instrument,
 )
 
-_TIMESTAMP = attrgetter("timestamp")
 _HEARTBEAT, _SUBSCRIPTION_STATUS, _ERROR = m.V1Heartbeat, m.V1SubscriptionStatus, m.V1Error
 #: v1 data channel kind -> the decoder of its messages (a book's: of its common update)
 _DATA_DECODERS = {"book": m.v1_update_decoder, "trade": m.v1_trade_decoder, "ticker": m.v1_ticker_decoder,
@@ -70,14 +68,9 @@ def interval_name(minutes: int) -> str:
     return INTERVALS.get(minutes) or f"{minutes}m"
 
 
-def _newest(asks, bids) -> str:
-    """The newest timestamp of a v1 message's levels ("" for none; a side may be None)."""
-    newest = max(asks, key=_TIMESTAMP).timestamp if asks else ""
-    if bids:
-        other = max(bids, key=_TIMESTAMP).timestamp
-        if other > newest:
-            newest = other
-    return newest
+#: the newest timestamp of a v1 message's levels, greatest text first ("" for none; a side may
+#: be None): ``max()`` of the strings, compiled
+_newest = newest_time
 
 
 class _KrakenSpot(Scheme):
