@@ -950,6 +950,27 @@ cdef inline void _tc_end(TextCache* tc) noexcept nogil:
             tc.side[k].nold = tc.side[k].ncur
 
 
+cdef inline void _tc_end_side(TextCache* tc, int k) noexcept nogil:
+    """``_tc_end`` of one side (a checksum that did not walk the other keeps its list)."""
+    cdef TextEntry* t
+    if tc != NULL:
+        t = tc.side[k].old
+        tc.side[k].old = tc.side[k].cur
+        tc.side[k].cur = t
+        tc.side[k].nold = tc.side[k].ncur
+
+
+cdef inline bint _tc_texts(TextCache* tc, int k) noexcept nogil:
+    """Whether the last checksum's list of side ``k`` holds the text of each of its levels."""
+    cdef int i
+    if tc == NULL:
+        return False
+    for i in range(tc.side[k].nold):
+        if tc.side[k].old[i].key == 0:
+            return False
+    return True
+
+
 cdef inline int _fmt_price(char* out, int kind, int64_t ticks, int scale, int dec) noexcept nogil:
     """The price part of a level's text (with its separator)."""
     cdef int n
@@ -2247,11 +2268,15 @@ cdef class L2Book:
     # whether it covered its full depth of levels (``ck_full``) and the price of the last one it
     # covered (``ck_edge``). A change at a price beyond the edge of a full side (an insert,
     # update or removal below the levels a checksum covers) leaves the value as it is; any
-    # other change (or a truncate into them, a clear) makes it stale (``ck_kind = 0``).
+    # other change makes that side's part stale (``ck_stale``; a truncate into the covered
+    # levels or a clear: all of it, ``ck_kind = 0``). Kraken's text is the asks', then the
+    # bids': ``ck_mid`` is the CRC state after the asks, the bids' texts are the text cache's.
     cdef int ck_kind
     cdef int64_t ck_value
     cdef int64_t ck_edge[2]
     cdef bint ck_full[2]
+    cdef bint ck_stale[2]
+    cdef uint32_t ck_mid
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2300,9 +2325,9 @@ cdef class L2Book:
         cdef bint created
         cdef int flags = 0
         cdef Level* n = self.pool.n
-        if self.ck_kind and not (self.ck_full[side] and (price < self.ck_edge[side] if side == C_BID
-                                                          else price > self.ck_edge[side])):
-            self.ck_kind = 0            # within the levels the last checksum covered
+        if not (self.ck_full[side] and (price < self.ck_edge[side] if side == C_BID
+                                        else price > self.ck_edge[side])):
+            self.ck_stale[side] = True  # within the levels the last checksum covered
         _top(n, t, &before)
         if size == 0:
             x = _find(n, t, price)
@@ -2564,18 +2589,20 @@ cdef class L2Book:
         """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE): the last one
         computed where no change since touched the levels it covers, else computed."""
         cdef int64_t v
-        if kind == self.ck_kind:
+        cdef bint same = kind == self.ck_kind
+        if same and not (self.ck_stale[C_ASK] or self.ck_stale[C_BID]):
             return self.ck_value
-        if kind == K_KRAKEN:
-            v = self._ck_kraken(False)
-        elif kind == K_KRAKEN_SCALED:
-            v = self._ck_kraken(True)
+        if kind == K_KRAKEN or kind == K_KRAKEN_SCALED:
+            # a side no change reached since the last one (of this kind) is not walked again
+            v = self._ck_kraken(kind == K_KRAKEN_SCALED, same and not self.ck_stale[C_ASK],
+                                same and not self.ck_stale[C_BID])
         elif kind == K_OKX:
             v = self._ck_okx()
         else:
             v = self._ck_bitfinex()
         self.ck_kind = kind
         self.ck_value = v
+        self.ck_stale[C_ASK] = self.ck_stale[C_BID] = False
         return v
 
     cdef inline void _ck_covered(self, int side, int32_t last, int count, int depth) noexcept:
@@ -2706,7 +2733,9 @@ cdef class L2Book:
         """
         return self._checksum(K_KRAKEN_SCALED if book_scale else K_KRAKEN)
 
-    cdef int64_t _ck_kraken(self, bint book_scale) noexcept:
+    cdef int64_t _ck_kraken(self, bint book_scale, bint asks_kept=False, bint bids_kept=False) noexcept:
+        """``asks_kept``/``bids_kept``: that side's top 10 are those of the last Kraken checksum of
+        this scale (the asks' CRC state kept, the bids' texts in the text cache)."""
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
@@ -2715,18 +2744,32 @@ cdef class L2Book:
         cdef int32_t x, last = 0
         cdef Level* n = self.pool.n
         cdef TextCache* tc = self._tc()
-        x = self.sides[C_ASK].best                 # asks, low to high
-        i = 0
-        while x != 0 and i < 10:
-            if pos > CK_BUF - 2 * FMT_BUF:
-                state = af_crc(state, buf, pos)
-                pos = 0
-            pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
-                             ss, ss if book_scale else n[x].sdec, buf + pos)
-            last = x
-            x = _successor(n, x)
-            i += 1
-        self._ck_covered(C_ASK, last, i, 10)
+        cdef TextSide* ts
+        if asks_kept:
+            state = self.ck_mid
+        else:
+            x = self.sides[C_ASK].best                 # asks, low to high
+            i = 0
+            while x != 0 and i < 10:
+                if pos > CK_BUF - 2 * FMT_BUF:
+                    state = af_crc(state, buf, pos)
+                    pos = 0
+                pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
+                                 ss, ss if book_scale else n[x].sdec, buf + pos)
+                last = x
+                x = _successor(n, x)
+                i += 1
+            self._ck_covered(C_ASK, last, i, 10)
+            _tc_end_side(tc, C_ASK)
+            state = af_crc(state, buf, pos)
+            pos = 0
+            self.ck_mid = state
+        if bids_kept and _tc_texts(tc, C_BID):
+            ts = &tc.side[C_BID]
+            for i in range(ts.nold):                 # the same texts as the last time
+                memcpy(buf + pos, ts.old[i].text, TE_COPY)
+                pos += ts.old[i].len
+            return <uint32_t>~af_crc(state, buf, pos)
         x = self.sides[C_BID].best                 # bids, high to low
         i = 0
         last = 0
@@ -2740,7 +2783,7 @@ cdef class L2Book:
             x = _predecessor(n, x)
             i += 1
         self._ck_covered(C_BID, last, i, 10)
-        _tc_end(tc)
+        _tc_end_side(tc, C_BID)
         return <uint32_t>~af_crc(state, buf, pos)
 
     def checksum_okx(self):
