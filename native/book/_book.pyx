@@ -2053,7 +2053,10 @@ cdef class AvroRows:
         return dropped
 
     cpdef clear(self):
-        self.keys = []
+        # empty already: no new list (the pipeline clears a topic's rows after a frame, and again
+        # at its first use in the next)
+        if self.n or self.keys is None or PyList_GET_SIZE(self.keys):
+            self.keys = []
         self.n = self.size = 0
 
 
