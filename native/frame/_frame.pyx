@@ -14,7 +14,26 @@ import math
 from time import time_ns as _time_ns
 from libc.string cimport memset
 from cpython.list cimport PyList_GET_ITEM
+from cpython.dict cimport PyDict_SetItem
+from cpython.object cimport PyObject
+from collections import Counter as _Counter
 from atomfast._book cimport AvroRows
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+
+
+cdef inline int _add_count(object counts, object topic, Py_ssize_t n) except -1:
+    """``counts[topic] = counts.get(topic, 0) + n``. For a dict or a Counter with the dict's own
+    calls: a Counter's item assignment goes through Python (it defines ``__delitem__``, which
+    shares the slot), one method lookup and call per count."""
+    cdef PyObject* old
+    if type(counts) is _Counter or type(counts) is dict:
+        old = PyDict_GetItemWithError(counts, topic)
+        PyDict_SetItem(counts, topic, n if old == NULL else <object>old + n)
+    else:
+        counts[topic] = counts.get(topic, 0) + n
+    return 0
 
 
 cdef extern from *:
@@ -223,7 +242,7 @@ cdef class Pipeline:
                 else:
                     keys, values = self._keys_of(<list>records), None
                 self._write(topic, records, keys, values)
-            events[topic] = events.get(topic, 0) + n
+            _add_count(events, topic, n)
             written += n
         if recv_ns and written and self.timed:
             self.metrics.produce_latency.record(_time_ns() - recv_ns)
@@ -266,8 +285,7 @@ cdef class NullCounts:
         self.bytes = 0
 
     cdef inline void _count(self, str topic, Py_ssize_t n) except *:
-        cdef object m = self.messages
-        m[topic] = m.get(topic, 0) + n
+        _add_count(self.messages, topic, n)
 
     cpdef write(self, str topic, object records, object keys, object values):
         cdef object v
