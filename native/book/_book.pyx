@@ -2120,6 +2120,9 @@ cdef str _LOB = "lob"
 cdef str _SPREAD = "spread"
 
 
+cdef int64_t I32_MIN = -2147483648, I32_MAX = 2147483647, U32_MAX = 4294967295
+
+
 cdef int _expected_checksum(object value, int kind, int64_t* out) except -1:
     """The checksum an update says the book has (``apply_update``'s ``expected``), for a
     checksum of ``kind``: an int, or its decimal digits as text (str or bytes: 1..10 ASCII
@@ -2153,9 +2156,9 @@ cdef int _expected_checksum(object value, int kind, int64_t* out) except -1:
     else:
         return 0
     if signed:
-        if not -2147483648 <= v <= 2147483647:
+        if not I32_MIN <= v <= I32_MAX:
             return 0
-    elif not 0 <= v <= 4294967295:
+    elif not 0 <= v <= U32_MAX:
         return 0
     out[0] = v
     return 1
