@@ -112,16 +112,17 @@ class L2Book:
         ValueError (book unchanged) on any bad level."""
     def apply_update(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
                      rows_of: Callable[[str], _Rows], row_type: type[tuple], spread_type: type[tuple],
-                     exchange: str, symbol: str, atom_us: int, depth: int = 0, checksum: int = ...,
+                     exchange: str, symbol: str, recv_ns: int, depth: int = 0, checksum: int = ...,
                      expected: int | str | bytes | None = None, event_ms: int | None = None) -> int:
         """One L2 update with its checksum in one call: ``apply_sides`` (every level parsed before
         any is applied; a ``row_type`` row per change into ``rows_of("lob")``; the cut to
         ``depth``), then the book's checksum of kind ``checksum`` (a ``CHECKSUM_`` constant)
         compared with ``expected`` (an int, or its decimal digits as text, a '-' first for the
         signed kinds), then, where it matched and the top changed, the top as a ``spread_type``
-        row into ``rows_of("spread")`` (``spread_into``). ``event_ms`` None: the time of the
-        newest level (its third field, ``timestamp``: decimal seconds as text, the greatest
-        text), ``atom_us // 1000`` for no level or an empty one.
+        row into ``rows_of("spread")`` (``spread_into``). The rows' ``atom_timestamp``:
+        ``recv_ns // 1000`` (µs). ``event_ms`` None: the time of the newest level (its third
+        field, ``timestamp``: decimal seconds as text, the greatest text), ``recv_ns`` in ms for
+        no level or an empty one.
 
         Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread), or
         ``UPDATE_NOT_APPLIED``: a malformed level (what ``apply_sides`` raises ValueError for),

@@ -2532,22 +2532,23 @@ cdef class L2Book:
         return flags
 
     def apply_update(self, int first, first_levels, second_levels, rows_of, type row_type not None,
-                     type spread_type not None, exchange, symbol, atom_us, Py_ssize_t depth=0, int checksum=CHECKSUM_NONE, expected=None,
-                     event_ms=None):
+                     type spread_type not None, exchange, symbol, int64_t recv_ns, Py_ssize_t depth=0,
+                     int checksum=CHECKSUM_NONE, expected=None, event_ms=None):
         """One L2 update, checked, in one call: ``apply_sides`` (the levels, all parsed before any
         is applied, a ``lob`` row per change, the cut to ``depth``), then the book's checksum of
         kind ``checksum`` (``CHECKSUM_KRAKEN``: ``checksum_kraken()``, ``CHECKSUM_KRAKEN_SCALED``:
         ``checksum_kraken(True)``, ``CHECKSUM_OKX``, ``CHECKSUM_BITFINEX``; ``CHECKSUM_NONE``:
         no check) compared with ``expected`` (an int, or its decimal digits as text: Kraken v1's
         ``"c"``), then, where the checksum matched and the top changed, the top as a ``spread``
-        row (``spread_into``).
+        row (``spread_into``). The rows' ``atom_timestamp``: ``recv_ns // 1000`` (the frame's receive
+        time in ns, as a handler has it; in µs).
 
         ``rows_of(topic)`` gives the rows a topic's events go to (``Scheme.rows``: a list, an
         AvroRows, anything with ``append``): ``rows_of("lob")`` once the update is found sound,
         ``rows_of("spread")`` only for a spread row. ``event_ms``: the events' time; None: the
         time of the newest level, its third field (``timestamp``: decimal seconds as text,
         Kraken v1; the newest is the greatest text, as all are written with the same digits),
-        ``atom_us // 1000`` where there is no level or it is "".
+        the receive time's ms where there is no level or it is "".
 
         Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread: the
         caller resyncs; the book's checksum is the checksum method's), or
@@ -2558,14 +2559,14 @@ cdef class L2Book:
         cdef Py_ssize_t n2 = _batch_len(second_levels)
         cdef Parsed* lv = NULL
         cdef int64_t ems = 0, aus, want = 0
-        cdef object rows, event
+        cdef object rows, event, atom_us
         cdef int flags
         _check_side(first)
         if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
             raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
         if not K_NONE <= checksum <= K_BITFINEX:
             raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
-        aus = atom_us
+        aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
         if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
             return U_NOT_APPLIED
         if event_ms is None:
@@ -2581,7 +2582,11 @@ cdef class L2Book:
             except (ValueError, OverflowError, TypeError):
                 return U_NOT_APPLIED
         rows = rows_of(_LOB)
-        event = event_ms if event_ms is not None or type(rows) is AvroRows else ems
+        if type(rows) is AvroRows:
+            event = atom_us = None      # (an AvroRows takes the C ints)
+        else:
+            event = ems if event_ms is None else event_ms
+            atom_us = aus
         flags = self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event, atom_us, ems, aus,
                                    depth)
         if checksum != K_NONE and self._checksum(checksum) != want:

@@ -100,7 +100,7 @@ def test_capture_every_update_as_the_step_by_step_calls():
         book, twin = books[cid]
         atom_us = 1618678134000000 + i
         rows = _Rows()
-        status = book.apply_update(ASK, msg.update.a, msg.update.b, rows, Lob, Spread, "kraken", msg.pair, atom_us,
+        status = book.apply_update(ASK, msg.update.a, msg.update.b, rows, Lob, Spread, "kraken", msg.pair, atom_us * 1000 + 999,
                                    1000, CHECKSUM_KRAKEN, msg.update.c)
         want, lob, spread = _step_by_step(twin, msg.update, msg.pair, atom_us, 1000)
         assert status == want == UPDATE_OK, (i, data)
@@ -136,7 +136,7 @@ def test_real_update_exact_rows():
     assert book.checksum_kraken() == 2624369021
     rows = _Rows()
     status = book.apply_update(ASK, msg.update.a, msg.update.b, rows, Lob, Spread, "kraken", "KSM-BTC",
-                               1618678134510000, 1000, CHECKSUM_KRAKEN, msg.update.c)
+                               1618678134510000_123, 1000, CHECKSUM_KRAKEN, msg.update.c)
     assert status == UPDATE_OK
     assert book.checksum_kraken() == 2466532719  # the update's "c"
     assert book.get(BID, "0.00755800") == "0.88690103"
@@ -149,7 +149,7 @@ def test_real_update_exact_rows():
 def test_mismatch_applies_writes_lob_but_no_spread():
     book, msg = _ksm_book()
     rows = _Rows()
-    status = book.apply_update(ASK, msg.update.a, msg.update.b, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000, 1000,
+    status = book.apply_update(ASK, msg.update.a, msg.update.b, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000_000, 1000,
                                CHECKSUM_KRAKEN, "2466532718")
     assert status == UPDATE_MISMATCH
     assert book.checksum_kraken() == 2466532719  # applied: the book's own checksum
@@ -157,7 +157,7 @@ def test_mismatch_applies_writes_lob_but_no_spread():
     assert rows.asked == ["lob"]
     # an int expected value is compared as well
     book, msg = _ksm_book()
-    assert book.apply_update(ASK, msg.update.a, msg.update.b, _Rows(), Lob, Spread, "kraken", "KSM-BTC", 7_000, 1000,
+    assert book.apply_update(ASK, msg.update.a, msg.update.b, _Rows(), Lob, Spread, "kraken", "KSM-BTC", 7_000_000, 1000,
                              CHECKSUM_KRAKEN, 2466532719) == UPDATE_OK
 
 
@@ -180,7 +180,7 @@ def test_malformed_nothing_applied(level, checksum):
     before = (book.levels(ASK), book.levels(BID), book.checksum_kraken())
     update = msgspec.json.decode(json.dumps({"b": [level], "c": "0"}), type=m.V1Update)
     rows = _Rows()
-    status = book.apply_update(ASK, update.a, update.b, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000, 1000,
+    status = book.apply_update(ASK, update.a, update.b, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000_000, 1000,
                                CHECKSUM_KRAKEN, checksum)
     assert status == UPDATE_NOT_APPLIED
     assert rows.asked == [] and rows.topics == {}
@@ -193,7 +193,7 @@ def test_second_level_malformed_nothing_applied():
     asks = [("0.00760000", "1.0", "1618678134.5")]
     bids = [("0.00755800", "1.0", "1618678134.5"), ("0.00755700", "x", "1618678134.5")]
     rows = _Rows()
-    assert book.apply_update(ASK, asks, bids, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000, 1000) == UPDATE_NOT_APPLIED
+    assert book.apply_update(ASK, asks, bids, rows, Lob, Spread, "kraken", "KSM-BTC", 7_000_000, 1000) == UPDATE_NOT_APPLIED
     assert rows.asked == [] and (book.levels(ASK), book.levels(BID)) == before
 
 
@@ -203,23 +203,26 @@ def test_event_time_newest_level_given_or_atom():
     # the newest of all levels by its text (as max() of the strings), whatever its side
     asks = [("10.00", "1.00", "1618678134.500000"), ("11.00", "1.00", "1618678134.900001")]
     bids = [("9.00", "1.00", "1618678134.700000")]
-    assert book.apply_update(ASK, asks, bids, rows, Lob, Spread, "x", "X", 5_000_999) == UPDATE_OK
+    assert book.apply_update(ASK, asks, bids, rows, Lob, Spread, "x", "X", 5_000_999_500) == UPDATE_OK
     assert {r.event_timestamp for r in rows.topics["lob"]} == {1618678134900}
     assert rows.topics["spread"] == [Spread("x", "X", 9.0, 1.0, 10.0, 1.0, 1618678134900, 5_000_999)]
     # given
     rows = _Rows()
-    assert book.apply_update(BID, [("9.00", "2.00")], None, rows, Lob, Spread, "x", "X", 5_000_999,
+    assert book.apply_update(BID, [("9.00", "2.00")], None, rows, Lob, Spread, "x", "X", 5_000_999_500,
                              event_ms=42) == UPDATE_OK
     assert rows.topics["lob"] == [Lob("x", "X", 9.0, 2.0, "buy", 42, 5_000_999)]
     # no level, or an empty time: the receive time's ms (floored)
     rows = _Rows()
-    assert book.apply_update(ASK, [], [], rows, Lob, Spread, "x", "X", 5_000_999) == UPDATE_OK
+    assert book.apply_update(ASK, [], [], rows, Lob, Spread, "x", "X", 5_000_999_500) == UPDATE_OK
     assert rows.topics == {"lob": []}
-    assert book.apply_update(ASK, [("10.00", "3.00", "")], [], rows, Lob, Spread, "x", "X", 5_000_999) == UPDATE_OK
+    assert book.apply_update(ASK, [("10.00", "3.00", "")], [], rows, Lob, Spread, "x", "X", 5_000_999_500) == UPDATE_OK
     assert rows.topics["lob"] == [Lob("x", "X", 10.0, 3.0, "sell", 5_000, 5_000_999)]
+    rows = _Rows()  # (floored, as //)
+    assert book.apply_update(ASK, [("10.00", "3.50", "")], [], rows, Lob, Spread, "x", "X", -1) == UPDATE_OK
+    assert rows.topics["lob"] == [Lob("x", "X", 10.0, 3.5, "sell", -1, -1)]
     # a level without a time cannot give one: not applied
     assert book.apply_update(ASK, [("10.00", "4.00")], [], _Rows(), Lob, Spread, "x", "X", 1) == UPDATE_NOT_APPLIED
-    assert book.get(ASK, "10.00") == "3.00"
+    assert book.get(ASK, "10.00") == "3.50"
 
 
 def test_truncation_rows_and_avro_rows():
@@ -227,7 +230,7 @@ def test_truncation_rows_and_avro_rows():
     def run(rows_of):
         book = L2Book(2, 2)
         book.apply_sides(ASK, [("10.00", "1.00"), ("11.00", "1.00")], [("9.00", "1.00")], [], Lob, "x", "X", 0, 0)
-        return book.apply_update(ASK, [("9.50", "2.00", "1.5")], [], rows_of, Lob, Spread, "x", "X", 3_000, 2)
+        return book.apply_update(ASK, [("9.50", "2.00", "1.5")], [], rows_of, Lob, Spread, "x", "X", 3_000_000, 2)
     lists = _Rows()
     assert run(lists) == UPDATE_OK
     assert lists.topics["lob"] == [Lob("x", "X", 9.5, 2.0, "sell", 1500, 3_000), Lob("x", "X", 11.0, 0.0, "sell", 1500, 3_000)]

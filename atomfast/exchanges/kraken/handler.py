@@ -36,7 +36,7 @@ from weakref import WeakSet
 
 import msgspec
 
-from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, UPDATE_OK, L2Book, L3Book, newest_time,
+from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, L2Book, L3Book, newest_time,
                      parse_checksum, parse_decimal)
 from ...events import Candle, Lob, Spread
 from ...kit.dispatch import Lookup
@@ -163,6 +163,9 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         self._channel: _Channel | None = None
         #: pair -> its book channels (on every connection), whose ``trunc`` follows ``depths``
         self._book_channels: dict[str, WeakSet[_Channel]] = {}
+        #: ``exchange`` on the instance, for the book's hot path (an instance attribute is read
+        #: without the class lookup)
+        self._exchange = self.exchange
 
     # --- subscriptions ------------------------------------------------------------------------
     def _subscription(self, channel: str, depth: int | None = None) -> dict:
@@ -300,9 +303,9 @@ class KrakenSpotV1Scheme(_KrakenSpot):
             # ("after each update, truncate your book to the subscribed depth",
             # https://docs.kraken.com/api/docs/guides/spot-ws-book-v1), its checksum compared
             # (v1: the strings as sent), the spread where the top changed
-            status = book.apply_update(ASK, update.a, update.b, self.rows, Lob, Spread, self.exchange, channel.symbol,
-                                       recv_ns // 1000, channel.trunc, CHECKSUM_KRAKEN, update.c)
-            if status == UPDATE_OK:
+            status = book.apply_update(ASK, update.a, update.b, self.rows, Lob, Spread, self._exchange, channel.symbol,
+                                       recv_ns, channel.trunc, CHECKSUM_KRAKEN, update.c)
+            if not status:  # UPDATE_OK
                 self.metrics.checksum_ok += 1
                 return
             if status == UPDATE_MISMATCH:
