@@ -100,7 +100,9 @@ class L2Book:
         """Set the total size at ``price``; size 0 removes the level (UNKNOWN if absent).
         Returns TOP_CHANGED | CROSSED | UNKNOWN flags."""
     def check_sides(self, first_levels: _Levels | None, second_levels: _Levels | None = None) -> None:
-        """Parse the levels as ``apply_sides`` would, applying nothing (ValueError if bad)."""
+        """Parse the levels as ``apply_sides`` would, applying nothing (ValueError if bad). The
+        parse is kept for an ``apply_sides`` of the same lists next: the levels must not change
+        in between."""
     def apply_sides(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
                     rows: _Rows, row_type: type[tuple], exchange: str, symbol: str, event_ms: int,
                     atom_us: int, depth: int = 0) -> int:

@@ -2283,6 +2283,10 @@ cdef class L2Book:
     cdef bint ck_full[2]
     cdef bint ck_stale[2]
     cdef uint32_t ck_mid
+    # check_sides' lists (held) and their lengths while ``scratch`` holds their parse, for the
+    # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
+    cdef object chk_first, chk_second
+    cdef Py_ssize_t chk_n1, chk_n2
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2444,14 +2448,37 @@ cdef class L2Book:
 
     def check_sides(self, first_levels, second_levels=None):
         """Parse the levels as apply_sides() would, applying nothing: ValueError on the first
-        bad level (e.g. a snapshot is checked whole before the book is cleared for it)."""
+        bad level (e.g. a snapshot is checked whole before the book is cleared for it). The
+        parse is kept for an apply_sides of the same lists next (not parsed again): the levels
+        must not change in between."""
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
         cdef Parsed* lv
+        self._forget_check()
         if n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
             self._parse_batch(second_levels, n2, lv + n1)
+            self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_levels, second_levels, n1, n2
+
+    cdef inline void _forget_check(self) noexcept:
+        self.chk_first = self.chk_second = None
+        self.chk_n1 = self.chk_n2 = 0
+
+    cdef bint _checked(self, object first_levels, Py_ssize_t n1, object second_levels, Py_ssize_t n2) noexcept:
+        """Whether ``scratch`` holds the parse of these levels: check_sides' (the same lists, of
+        the same lengths, holding the same level objects; the levels themselves unchanged since,
+        which is the caller's part: a message's levels are not changed between the two calls)."""
+        cdef Py_ssize_t i
+        cdef object item
+        if n1 + n2 == 0 or first_levels is not self.chk_first or second_levels is not self.chk_second \
+                or n1 != self.chk_n1 or n2 != self.chk_n2:
+            return False
+        for i in range(n1 + n2):
+            item = _batch_item(first_levels, i) if i < n1 else _batch_item(second_levels, i - n1)
+            if <PyObject*>item != self.scratch[i].item:
+                return False
+        return True
 
     def apply_sides(self, int first, first_levels, second_levels, rows, type row_type,
                     exchange, symbol, event_ms, atom_us, Py_ssize_t depth=0):
@@ -2482,10 +2509,13 @@ cdef class L2Book:
             return 0
         if type(rows) is AvroRows:
             ems, aus = event_ms, atom_us
-        if n1 + n2:
+        if self._checked(first_levels, n1, second_levels, n2):
+            lv = self.scratch               # parsed by check_sides
+        elif n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
             self._parse_batch(second_levels, n2, lv + n1)
+        self._forget_check()
         return self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
                                   depth)
 
@@ -2575,6 +2605,7 @@ cdef class L2Book:
         else:
             ems = event_ms
         if n1 + n2:
+            self._forget_check()
             lv = self._scratch(n1 + n2)
             try:
                 self._parse_batch(first_levels, n1, lv)

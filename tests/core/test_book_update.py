@@ -380,3 +380,47 @@ def test_avro_rows_heads_per_exchange_and_symbol():
         head = bytes([2 * len(exchange)]) + exchange.encode() + bytes([2 * len(symbol)]) + symbol.encode()
         assert value.startswith(head)
     assert (keys, values) == want.take()
+
+
+def test_apply_sides_after_check_sides_of_the_same_lists():
+    """A snapshot's levels checked, then applied: the parse is reused for the same lists (and
+    level objects), never for others (a list changed, other calls in between, another order)."""
+    def fresh():
+        return L2Book(2, 2)
+
+    asks = [("10.00", "1.00"), ("11.00", "2.00")]
+    bids = [("9.00", "3.00")]
+    book = fresh()
+    book.check_sides(asks, bids)
+    rows: list = []
+    book.apply_sides(ASK, asks, bids, rows, Lob, "x", "X", 1, 2)
+    assert book.levels(ASK) == [("10.00", "1.00"), ("11.00", "2.00")] and book.levels(BID) == [("9.00", "3.00")]
+    assert [r.price for r in rows] == [10.0, 11.0, 9.0]
+    # a level replaced after the check: parsed again
+    book = fresh()
+    book.check_sides(asks, bids)
+    asks2 = list(asks)
+    book.apply_sides(ASK, asks2, bids, [], Lob, "x", "X", 1, 2)  # another list
+    asks[1] = ("12.00", "5.00")
+    book = fresh()
+    book.check_sides(asks2, bids)
+    asks2[0] = ("10.50", "7.00")
+    book.apply_sides(ASK, asks2, bids, [], Lob, "x", "X", 1, 2)
+    assert book.levels(ASK) == [("10.50", "7.00"), ("11.00", "2.00")]
+    # other parses in between
+    book = fresh()
+    book.check_sides(asks, bids)
+    assert book.apply_update(BID, [("8.00", "1.00", "1.0")], None, _Rows(), Lob, Spread, "x", "X", 0) == UPDATE_OK
+    book.apply_sides(ASK, asks, bids, [], Lob, "x", "X", 1, 2)
+    assert book.levels(ASK) == [("10.00", "1.00"), ("12.00", "5.00")]
+    assert book.levels(BID) == [("9.00", "3.00"), ("8.00", "1.00")]
+    # the sides the other way round, a failed check
+    book = fresh()
+    book.check_sides(asks, bids)
+    book.apply_sides(BID, bids, asks, [], Lob, "x", "X", 1, 2)
+    assert book.levels(BID) == [("9.00", "3.00")] and book.levels(ASK) == [("10.00", "1.00"), ("12.00", "5.00")]
+    book = fresh()
+    with pytest.raises(ValueError):
+        book.check_sides([("1.00", "x")], bids)
+    book.apply_sides(ASK, [("1.00", "2.00")], bids, [], Lob, "x", "X", 1, 2)
+    assert book.levels(ASK) == [("1.00", "2.00")]
