@@ -2119,6 +2119,37 @@ cdef int _spread_into(Level* n, Side* sides, double pdiv, double sdiv, object bo
 cdef str _LOB = "lob"
 cdef str _SPREAD = "spread"
 
+cdef enum:
+    BULK_MIN = 8                # levels of a side loaded whole into an empty side (L2Book._load)
+
+
+cdef bint _loadable(Parsed* lv, Py_ssize_t m, int side) noexcept nogil:
+    """Whether levels of ``side`` are best first, strictly (each price worse than the one before),
+    and all of size > 0: what ``L2Book._load`` takes (a snapshot's side)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        if lv[i].size <= 0:
+            return False
+        if i and ((lv[i].price >= lv[i - 1].price) if side == C_BID else (lv[i].price <= lv[i - 1].price)):
+            return False
+    return True
+
+
+cdef int32_t _build(Level* n, int32_t* z, Py_ssize_t lo, Py_ssize_t hi, int depth, int red_depth,
+                    int32_t parent) noexcept nogil:
+    """The balanced subtree of the nodes ``z[lo..hi]`` (ascending prices): its root."""
+    cdef Py_ssize_t mid
+    cdef int32_t x
+    if lo > hi:
+        return 0
+    mid = (lo + hi) // 2
+    x = z[mid]
+    n[x].parent = parent
+    n[x].red = 1 if depth == red_depth else 0
+    n[x].left = _build(n, z, lo, mid - 1, depth + 1, red_depth, x)
+    n[x].right = _build(n, z, mid + 1, hi, depth + 1, red_depth, x)
+    return x
+
 
 cdef int64_t I32_MIN = -2147483648, I32_MAX = 2147483647, U32_MAX = 4294967295
 
@@ -2525,22 +2556,35 @@ cdef class L2Book:
         """``apply_sides`` once its levels are parsed (``lv``: ``n1`` levels of side ``first``,
         then ``n2`` of the other): applied, a row per change, then the cut to ``depth``. The
         times as objects (a row tuple's) and as C ints (an AvroRows'). Returns the flags."""
-        cdef Py_ssize_t i
-        cdef int side, f, flags = 0, s
+        cdef Py_ssize_t i, lo, hi
+        cdef int side, f, flags = 0, s, seg
         cdef Side* t
         cdef int32_t x
         cdef Level* n
         cdef AvroRows avro = rows if type(rows) is AvroRows else None
-        for i in range(n1 + n2):
-            side = first if i < n1 else 1 - first
-            f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
-            if f & F_UNKNOWN:
+        for seg in range(2):
+            side = first if seg == 0 else 1 - first
+            lo = 0 if seg == 0 else n1
+            hi = n1 if seg == 0 else n1 + n2
+            if hi - lo >= BULK_MIN and self.sides[side].count == 0 and _loadable(lv + lo, hi - lo, side):
+                # a snapshot's side into an empty side: the tree built whole, as the levels one by
+                # one would leave it (the same levels, top and flags), the rows in their order
+                flags |= self._load(side, lv + lo, hi - lo)
+                for i in range(lo, hi):
+                    if avro is not None:
+                        self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                    else:
+                        _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
                 continue
-            flags |= f
-            if avro is not None:
-                self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
-            else:
-                _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
+            for i in range(lo, hi):
+                f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
+                if f & F_UNKNOWN:
+                    continue
+                flags |= f
+                if avro is not None:
+                    self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                else:
+                    _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
             for s in range(2):
                 t = &self.sides[s]
@@ -2560,6 +2604,50 @@ cdef class L2Book:
                     x = _next_worse(n, t, x)
             self.truncate(depth)
         return flags
+
+    cdef int _load(self, int side, Parsed* lv, Py_ssize_t m) except -1:
+        """The ``m`` levels ``lv`` (``_loadable``: best first, strictly, sizes > 0) as side ``side``,
+        empty before: the nodes made and linked as a balanced red-black tree (every level black
+        but the deepest where it is not full, red). Returns the flags ``_set`` would have given
+        them together: TOP_CHANGED, and CROSSED as after the first (the best) of them."""
+        cdef Side* t = &self.sides[side]
+        cdef int32_t* z = <int32_t*>malloc(m * sizeof(int32_t))
+        cdef Py_ssize_t i, j
+        cdef int32_t x
+        cdef Level* n
+        cdef int h = 0, red_depth
+        if z == NULL:
+            raise MemoryError()
+        for i in range(m):                          # z: the nodes by ascending price
+            x = _pool_alloc(&self.pool)
+            if x == 0:
+                for j in range(i):
+                    _pool_free(&self.pool, z[j] if side == C_ASK else z[m - 1 - j])
+                free(z)
+                raise MemoryError("order book level pool exhausted")
+            z[i if side == C_ASK else m - 1 - i] = x
+        n = self.pool.n                             # (the pool may have moved)
+        for i in range(m):
+            x = z[i if side == C_ASK else m - 1 - i]
+            n[x].price = lv[i].price
+            n[x].size = lv[i].size
+            n[x].pdec = <uint8_t>lv[i].pdec
+            n[x].sdec = <uint8_t>lv[i].sdec
+            n[x].spare = 0
+        while (2 << h) <= m:                        # the depth of the deepest: floor(log2(m))
+            h += 1
+        red_depth = -1 if m == (2 << h) - 1 else h
+        t.root = _build(n, z, 0, m - 1, 0, red_depth, 0)
+        t.count = <int32_t>m
+        t.best = z[0] if side == C_ASK else z[m - 1]
+        free(z)
+        self._cache_best = None
+        if side == C_BID:
+            self._cache_bid = None
+        else:
+            self._cache_ask = None
+        self.ck_stale[side] = True
+        return F_TOP | _crossed(n, self.sides)
 
     def apply_update(self, int first, first_levels, second_levels, rows_of, type row_type not None,
                      type spread_type not None, exchange, symbol, int64_t recv_ns, Py_ssize_t depth=0,

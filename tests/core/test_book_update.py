@@ -424,3 +424,56 @@ def test_apply_sides_after_check_sides_of_the_same_lists():
         book.check_sides([("1.00", "x")], bids)
     book.apply_sides(ASK, [("1.00", "2.00")], bids, [], Lob, "x", "X", 1, 2)
     assert book.levels(ASK) == [("1.00", "2.00")]
+
+
+@pytest.mark.parametrize("n_asks, n_bids", [(8, 0), (0, 9), (15, 16), (31, 7), (2000, 1999), (7, 8), (1, 100)])
+def test_snapshot_sides_loaded_whole_as_level_by_level(n_asks, n_bids):
+    """A side loaded into an empty side (a snapshot's, best first: the tree built whole) is the
+    book, the rows and the flags that the levels one by one give; then it takes changes as ever."""
+    import random
+
+    rnd = random.Random(n_asks * 7919 + n_bids)
+    asks = [(f"{100 + i}.{rnd.randrange(100):02d}", f"{rnd.randrange(1, 99)}.5") for i in range(n_asks)]
+    bids = [(f"{(9999 - 5 * i - rnd.randrange(5)) / 100:.2f}", f"{rnd.randrange(1, 99)}.25") for i in range(n_bids)]
+    whole, single = L2Book(2, 2), L2Book(2, 2)
+    rows_w: list = []
+    flags_w = whole.apply_sides(ASK, asks, bids, rows_w, Lob, "x", "X", 1, 2)
+    rows_s: list = []
+    flags_s = 0
+    for side, levels in ((ASK, asks), (BID, bids)):
+        for lv in levels:
+            flags_s |= single.apply_sides(side, [lv], None, rows_s, Lob, "x", "X", 1, 2)
+    whole._validate()
+    assert flags_w == flags_s and rows_w == rows_s
+    assert whole.levels(ASK) == single.levels(ASK) and whole.levels(BID) == single.levels(BID)
+    assert whole.best() == single.best() and len(whole) == len(single)
+    assert whole.checksum_kraken() == single.checksum_kraken()
+    for step in range(300):  # the tree takes inserts, updates and removals as ever
+        side = rnd.choice((ASK, BID))
+        price = f"{rnd.uniform(1, 150):.2f}" if rnd.random() < 0.5 or not len(whole) else rnd.choice(
+            [p for p, _ in whole.levels(ASK) + whole.levels(BID)])
+        size = "0" if rnd.random() < 0.4 else "3.75"
+        assert whole.apply(side, price, size) == single.apply(side, price, size)
+        if step % 50 == 0:
+            whole._validate()
+    whole._validate()
+    assert whole.levels(ASK) == single.levels(ASK) and whole.levels(BID) == single.levels(BID)
+    assert whole.checksum_kraken() == single.checksum_kraken()
+
+
+def test_crossed_and_not_loadable_sides():
+    """A side loaded whole against a crossing other side flags CROSSED as level by level does;
+    sides not best first, or with a size 0, take the level-by-level way (same result)."""
+    asks = [(f"{10 + i}.00", "1.00") for i in range(10)]
+    bids = [(f"{12 - i}.00", "1.00") for i in range(10)]  # crosses the asks
+    for first_levels, second_levels in ((asks, bids), (asks[::-1], bids), (asks, bids[:5] + [("1.00", "0")] + bids[5:])):
+        whole, single = L2Book(2, 2), L2Book(2, 2)
+        rw: list = []
+        fw = whole.apply_sides(ASK, first_levels, second_levels, rw, Lob, "x", "X", 1, 2)
+        rs: list = []
+        fs = 0
+        for side, levels in ((ASK, first_levels), (BID, second_levels)):
+            for lv in levels:
+                fs |= single.apply_sides(side, [lv], None, rs, Lob, "x", "X", 1, 2)
+        whole._validate()
+        assert (fw, rw, whole.levels(ASK), whole.levels(BID)) == (fs, rs, single.levels(ASK), single.levels(BID))
