@@ -14,7 +14,7 @@ cdef class AvroRows:
     cdef list keys
     cdef readonly bytes prefix  # the framing, written before every body
     cdef readonly bytes shape   # the field codes after exchange and symbol (SHAPES)
-    cdef dict _heads            # (exchange, symbol) -> (key, Avro exchange + symbol)
+    cdef dict _heads            # (exchange, symbol) -> (key, Avro exchange + symbol); symbol -> (exchange, key, body)
     cdef object _hx, _hs        # the last head's exchange and symbol objects
     cdef bytes _hkey, _hbody
 

@@ -8,7 +8,7 @@ decimals written) and leaves the book unchanged; a value of another type raises 
 Strings returned by the books are rebuilt in plain notation with the decimals the value was
 sent with (identical to the sent text unless it used an exponent, a '+' or leading zeros).
 """
-from typing import Any, Final, Hashable, Protocol
+from typing import Any, Callable, Final, Hashable, Protocol
 
 _Decimal = str | bytes
 #: a message's levels: (price, size) pairs, or objects with ``price`` and ``size`` attributes
@@ -24,6 +24,17 @@ ASK: Final[int]  # 1
 TOP_CHANGED: Final[int]  # 1: best bid or best ask price or size changed by this call
 CROSSED: Final[int]  # 2: after this call best bid >= best ask, both sides non-empty
 UNKNOWN: Final[int]  # 4: delete/update of a level or order not in the book (book unchanged)
+
+# L2Book.apply_update: the checksum an update is checked against (the book's method computing it)
+CHECKSUM_NONE: Final[int]  # 0: no check
+CHECKSUM_KRAKEN: Final[int]  # 1: checksum_kraken() (values as sent: Kraken v1)
+CHECKSUM_KRAKEN_SCALED: Final[int]  # 2: checksum_kraken(True) (at the book's scale: Kraken v2)
+CHECKSUM_OKX: Final[int]  # 3: checksum_okx()
+CHECKSUM_BITFINEX: Final[int]  # 4: checksum_bitfinex()
+# ... and what came of the update
+UPDATE_OK: Final[int]  # 0: applied, rows written, checksum equal (or none asked)
+UPDATE_MISMATCH: Final[int]  # 1: applied, lob rows written, checksum different, no spread
+UPDATE_NOT_APPLIED: Final[int]  # -1: malformed level, time or expected checksum: nothing done
 
 LEVEL_BYTES: Final[int]  # bytes per L2 price level node (32)
 L3_LEVEL_BYTES: Final[int]  # bytes per L3 price level (44: node + order queue head/tail/count)
@@ -89,7 +100,9 @@ class L2Book:
         """Set the total size at ``price``; size 0 removes the level (UNKNOWN if absent).
         Returns TOP_CHANGED | CROSSED | UNKNOWN flags."""
     def check_sides(self, first_levels: _Levels | None, second_levels: _Levels | None = None) -> None:
-        """Parse the levels as ``apply_sides`` would, applying nothing (ValueError if bad)."""
+        """Parse the levels as ``apply_sides`` would, applying nothing (ValueError if bad). The
+        parse is kept for an ``apply_sides`` of the same lists next: the levels must not change
+        in between."""
     def apply_sides(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
                     rows: _Rows, row_type: type[tuple], exchange: str, symbol: str, event_ms: int,
                     atom_us: int, depth: int = 0) -> int:
@@ -99,6 +112,23 @@ class L2Book:
         floats equal to float() of the strings); then, with ``depth`` > 0, truncation to
         ``depth`` levels a side with a size-0.0 row per dropped level. Returns the flags.
         ValueError (book unchanged) on any bad level."""
+    def apply_update(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
+                     rows_of: Callable[[str], _Rows], row_type: type[tuple], spread_type: type[tuple],
+                     exchange: str, symbol: str, recv_ns: int, depth: int = 0, checksum: int = ...,
+                     expected: int | str | bytes | None = None, event_ms: int | None = None) -> int:
+        """One L2 update with its checksum in one call: ``apply_sides`` (every level parsed before
+        any is applied; a ``row_type`` row per change into ``rows_of("lob")``; the cut to
+        ``depth``), then the book's checksum of kind ``checksum`` (a ``CHECKSUM_`` constant)
+        compared with ``expected`` (an int, or its decimal digits as text, a '-' first for the
+        signed kinds), then, where it matched and the top changed, the top as a ``spread_type``
+        row into ``rows_of("spread")`` (``spread_into``). The rows' ``atom_timestamp``:
+        ``recv_ns // 1000`` (µs). ``event_ms`` None: the time of the newest level (its third
+        field, ``timestamp``: decimal seconds as text, the greatest text), ``recv_ns`` in ms for
+        no level or an empty one.
+
+        Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread), or
+        ``UPDATE_NOT_APPLIED``: a malformed level (what ``apply_sides`` raises ValueError for),
+        level time or expected checksum; the book untouched, ``rows_of`` not called."""
     def apply_ticks(self, side: int, price: int, size: int) -> int:
         """As ``apply`` with already-scaled integers (sent decimals = the book's scale)."""
     def truncate(self, depth: int) -> int:
@@ -203,6 +233,11 @@ def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
 
 def parse_checksum(text: str | bytes) -> int:
     """``"974947235"`` -> 974947235: 1..10 ASCII digits below 2**32, else ValueError."""
+
+def newest_time(first_levels: _Levels | None, second_levels: _Levels | None = None) -> str | bytes:
+    """The time of a message's newest level: the greatest of the levels' times (their third
+    field: a Struct's ``timestamp``, item 2 of a tuple or list) by its text, as ``max()`` of the
+    strings; "" for no level; TypeError for a level without one."""
 
 def rfc3339_to_ms(text: str) -> int:
     """RFC 3339 UTC time -> ms since the epoch, truncated; ValueError ``bad timestamp ...``."""

@@ -470,6 +470,16 @@ class _RowsProxy:
         return call
 
 
+class _RowsOf:
+    """Stands, in a logged book call, for the ``rows_of`` the call got (``L2Book.apply_update``:
+    ``topic -> rows``): the rows key of each topic the book asked for (``keys``)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self):
+        self.keys: dict[str, int] = {}
+
+
 class BookLog:
     """Every L2Book/L3Book built during a run and every method call made on them; and, in the
     same order (``seq``), every write the scheme's Python made into a topic's AvroRows and every
@@ -486,6 +496,9 @@ class BookLog:
         self.seq: list[tuple] = []
         #: rows key (id of the pipeline's AvroRows) -> (topic, prefix, shape, the rows)
         self.rows: dict[int, tuple] = {}
+        #: the scheme's ``rows`` as ``wrap_scheme`` made it, and the pipeline's behind it: a book
+        #: call handed the former (``rows_of``) gets one that hands the book the real rows
+        self.rows_fn = self.real_rows = None
 
     # --- the recording
 
@@ -536,6 +549,7 @@ class BookLog:
             return real_emit(topic, record)
 
         scheme.emit, scheme.rows = emit, rows
+        self.rows_fn, self.real_rows = rows, real_rows
 
     def proxy(self, real: type) -> type:
         log = self
@@ -565,13 +579,29 @@ class BookLog:
                     before = [len(a) if a.__class__ is list else -1 for a in args]
                     avro = {i: log._key(a) for i, a in enumerate(args) if _is_avro(a)}
                     lengths = {k: len(args[i]) for i, k in avro.items()}
+                    logged = args
+                    if log.rows_fn is not None and any(a is log.rows_fn for a in args):
+                        # the scheme's rows (apply_update's rows_of): the book gets the pipeline's
+                        # AvroRows themselves, each topic's logged (with its length before the
+                        # book writes into it) for the replays to hand it a fresh one
+                        marker, real_rows = _RowsOf(), log.real_rows
+
+                        def rows_of(topic):
+                            r = real_rows(topic)
+                            if _is_avro(r):
+                                key = marker.keys[topic] = log._key(r, topic)
+                                lengths.setdefault(key, len(r))
+                            return r
+
+                        logged = tuple(marker if a is log.rows_fn else a for a in args)
+                        args = tuple(rows_of if a is log.rows_fn else a for a in args)
                     log.seq.append(("book", len(calls), lengths))
                     try:
                         result = attr(*args, **kwargs)
                     except Exception:
-                        calls.append((index, name, args, kwargs, True, _outputs(args, before, avro)))
+                        calls.append((index, name, logged, kwargs, True, _outputs(args, before, avro)))
                         raise
-                    calls.append((index, name, args, kwargs, False, _outputs(args, before, avro)))
+                    calls.append((index, name, logged, kwargs, False, _outputs(args, before, avro)))
                     return result
 
                 return call
@@ -638,6 +668,17 @@ class BookLog:
         index, name, args, kwargs, raised, outputs = call
         method = getattr(books[index], name)
         out = None
+        for i, a in enumerate(args):
+            if type(a) is _RowsOf:  # rows_of: the topics' rows of the replay
+                keys = a.keys
+
+                def rows_of(topic, keys=keys):
+                    key = keys.get(topic)
+                    return [] if key is None else rows_for(key)
+
+                args = args[:i] + (rows_of,) + args[i + 1:]
+                if "lob" in keys:  # the output the replay empties now and then
+                    out = rows_for(keys["lob"])
         if outputs:
             subst = {}
             for i in outputs:

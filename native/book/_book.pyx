@@ -35,7 +35,7 @@ Not thread-safe: a book belongs to one thread (the hot path holds the GIL throug
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, uint8_t, INT64_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy, memmove, memcmp
-from cpython.unicode cimport PyUnicode_Check
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
 from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
@@ -95,12 +95,35 @@ TOP_CHANGED = 1   # best bid or best ask price or size changed by this call
 CROSSED = 2       # after this call best bid >= best ask (both sides non-empty)
 UNKNOWN = 4       # delete/update of a level or order that is not in the book (book unchanged)
 
+# L2Book.apply_update: the checksum an update is checked against (its kind: the book's
+# checksum_* method that computes it) ...
+CHECKSUM_NONE = 0           # none: the update is applied unchecked
+CHECKSUM_KRAKEN = 1         # checksum_kraken(): the values as sent (Kraken v1 strings)
+CHECKSUM_KRAKEN_SCALED = 2  # checksum_kraken(True): at the book's scale (Kraken v2 numbers)
+CHECKSUM_OKX = 3            # checksum_okx() (signed)
+CHECKSUM_BITFINEX = 4       # checksum_bitfinex() (signed)
+# ... and what came of it
+UPDATE_OK = 0               # applied, its rows written, the checksum equal (or none asked)
+UPDATE_MISMATCH = 1         # applied, its lob rows written, the checksum different: no spread
+UPDATE_NOT_APPLIED = -1     # a malformed level, time or expected checksum: nothing applied,
+                            # nothing written (the caller's step-by-step path says what)
+
 cdef enum:
     C_BID = 0
     C_ASK = 1
     F_TOP = 1
     F_CROSSED = 2
     F_UNKNOWN = 4
+
+cdef enum:
+    K_NONE = 0
+    K_KRAKEN = 1
+    K_KRAKEN_SCALED = 2
+    K_OKX = 3
+    K_BITFINEX = 4
+    U_OK = 0
+    U_MISMATCH = 1
+    U_NOT_APPLIED = -1
 
 cdef enum:
     MAX_SCALE = 18           # 10**18 < 2**63: the largest scale whose unit fits in int64
@@ -927,6 +950,27 @@ cdef inline void _tc_end(TextCache* tc) noexcept nogil:
             tc.side[k].nold = tc.side[k].ncur
 
 
+cdef inline void _tc_end_side(TextCache* tc, int k) noexcept nogil:
+    """``_tc_end`` of one side (a checksum that did not walk the other keeps its list)."""
+    cdef TextEntry* t
+    if tc != NULL:
+        t = tc.side[k].old
+        tc.side[k].old = tc.side[k].cur
+        tc.side[k].cur = t
+        tc.side[k].nold = tc.side[k].ncur
+
+
+cdef inline bint _tc_texts(TextCache* tc, int k) noexcept nogil:
+    """Whether the last checksum's list of side ``k`` holds the text of each of its levels."""
+    cdef int i
+    if tc == NULL:
+        return False
+    for i in range(tc.side[k].nold):
+        if tc.side[k].old[i].key == 0:
+            return False
+    return True
+
+
 cdef inline int _fmt_price(char* out, int kind, int64_t ticks, int scale, int dec) noexcept nogil:
     """The price part of a level's text (with its separator)."""
     cdef int n
@@ -1228,9 +1272,12 @@ cdef inline int32_t _index_find(Level* n, Side* t, int64_t price) noexcept nogil
 
 
 cdef bint _index_grow(Level* n, Side* t) noexcept nogil:
-    """Twice the slots (16 at first), every level placed again; False: no memory (the index is
-    dropped: the tree answers alone)."""
-    cdef uint32_t cap = (t.mask + 1) * 2 if t.slots != NULL else 16
+    """Slots for the side's ``count`` levels at most half full (a power of two, 16 at least),
+    every indexed level placed again; False: no memory (the index is dropped: the tree answers
+    alone)."""
+    cdef uint32_t cap = 16
+    while cap < <uint32_t>t.count * 2 + 2:
+        cap *= 2
     cdef int32_t* slots = <int32_t*>calloc(cap, sizeof(int32_t))
     cdef int32_t* old = t.slots
     cdef uint32_t i, j, oldcap = t.mask + 1 if t.slots != NULL else 0
@@ -1642,11 +1689,73 @@ cdef str _PRICE = "price"
 cdef str _SIZE = "size"
 
 
+cdef extern from *:
+    """
+    #include "structmember.h"
+    /* The fields of a level object (a msgspec Struct: price, size, timestamp) read where its
+       type keeps them, as getattr() would find them, without getattr()'s lookups: per type
+       (one at a time: a message's levels are of one type), the offset of each name that is a
+       plain object slot (a member descriptor, T_OBJECT_EX, found on the type by the usual
+       lookup, under the generic __getattribute__); -1 for any other attribute. Valid while the
+       type's version tag is (any change to the type or its bases clears it). */
+    typedef struct {
+        PyTypeObject* type;         /* strong reference; NULL: nothing cached */
+        unsigned int version;
+        Py_ssize_t off[3];
+    } af_slots;
+
+    static void af_slots_fill(af_slots* c, PyTypeObject* t, PyObject** names, int k) {
+        int i;
+        PyTypeObject* old = c->type;
+        c->type = NULL;
+        Py_XDECREF(old);
+        if (t->tp_getattro != PyObject_GenericGetAttr) return;
+        for (i = 0; i < k; i++) {
+            PyObject* d = _PyType_Lookup(t, names[i]);
+            c->off[i] = -1;
+            if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
+                if (m->type == T_OBJECT_EX && !(m->flags & PY_AUDIT_READ)) c->off[i] = m->offset;
+            }
+        }
+        if (!(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return;  /* no tag: not kept */
+        Py_INCREF(t);
+        c->type = t;
+        c->version = t->tp_version_tag;
+    }
+
+    /* Field i (of the k names) of item, borrowed, or NULL: read it with getattr(). */
+    static inline PyObject* af_slot(af_slots* c, PyObject* item, int i, PyObject** names, int k) {
+        PyTypeObject* t = Py_TYPE(item);
+        if (t != c->type || t->tp_version_tag != c->version || !(t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            af_slots_fill(c, t, names, k);
+            if (c->type != t) return NULL;
+        }
+        if (c->off[i] < 0) return NULL;
+        return *(PyObject**)((char*)item + c->off[i]);
+    }
+    """
+    ctypedef struct af_slots:
+        pass
+    PyObject* af_slot(af_slots* c, PyObject* item, int i, PyObject** names, int k) noexcept
+
+
+cdef af_slots _LEVEL_SLOTS
+cdef PyObject* _LEVEL_NAMES[3]
+cdef str _TIMESTAMP = "timestamp"
+_LEVEL_NAMES[0] = <PyObject*>_PRICE
+_LEVEL_NAMES[1] = <PyObject*>_SIZE
+_LEVEL_NAMES[2] = <PyObject*>_TIMESTAMP
+
+
 cdef inline int _level_item(object item, PyObject** price, PyObject** size) except -1:
     """(price, size) of one level: a tuple/list (first two items) or an object with ``price``
-    and ``size`` attributes (a msgspec Struct). Borrowed references, valid while ``item`` is."""
+    and ``size`` attributes (a msgspec Struct: read from its slots where they are plain ones).
+    Borrowed references, valid while ``item`` is."""
     cdef Py_ssize_t n
     cdef object v
+    cdef PyObject* p
+    cdef PyObject* z
     if PyTuple_CheckExact(item):
         n = PyTuple_GET_SIZE(item)
         if n < 2:
@@ -1660,6 +1769,12 @@ cdef inline int _level_item(object item, PyObject** price, PyObject** size) exce
         price[0] = PyList_GET_ITEM(item, 0)
         size[0] = PyList_GET_ITEM(item, 1)
     else:
+        p = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 0, _LEVEL_NAMES, 3)
+        z = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 1, _LEVEL_NAMES, 3)
+        if p != NULL and z != NULL:
+            price[0] = p
+            size[0] = z
+            return 0
         # a Struct holds its fields: the borrowed pointers stay valid while the item lives
         v = PyObject_GetAttr(item, _PRICE)
         price[0] = <PyObject*>v
@@ -1881,12 +1996,22 @@ cdef class AvroRows:
     cdef int _head(self, object exchange, object symbol) except -1:
         if exchange is self._hx and symbol is self._hs:
             return 0
-        cdef tuple t = (exchange, symbol)
-        cdef object h = self._heads.get(t)
-        if h is None:
-            h = self._heads[t] = (f"{exchange}:{symbol}".encode(), _avro_string(exchange) + _avro_string(symbol))
+        # ``_heads``: (exchange, symbol) -> (key, body), and, for a symbol str, symbol ->
+        # (exchange, key, body) of the first exchange seen with it (a str key: no tuple to make
+        # and hash where a frame's symbol is not the previous frame's)
+        cdef object h = self._heads.get(symbol) if PyUnicode_CheckExact(symbol) else None
+        cdef tuple t
+        if h is not None and (<tuple>h)[0] is exchange:
+            self._hkey, self._hbody = (<tuple>h)[1], (<tuple>h)[2]
+        else:
+            t = (exchange, symbol)
+            h = self._heads.get(t)
+            if h is None:
+                h = self._heads[t] = (f"{exchange}:{symbol}".encode(), _avro_string(exchange) + _avro_string(symbol))
+                if PyUnicode_CheckExact(symbol) and symbol not in self._heads:
+                    self._heads[symbol] = (exchange, (<tuple>h)[0], (<tuple>h)[1])
+            self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
         self._hx, self._hs = exchange, symbol
-        self._hkey, self._hbody = (<tuple>h)[0], (<tuple>h)[1]
         return 0
 
     cdef char* _begin(self, object exchange, object symbol, Py_ssize_t body) except NULL:
@@ -2089,7 +2214,10 @@ cdef class AvroRows:
         return dropped
 
     cpdef clear(self):
-        self.keys = []
+        # empty already: no new list (the pipeline clears a topic's rows after a frame, and again
+        # at its first use in the next)
+        if self.n or self.keys is None or PyList_GET_SIZE(self.keys):
+            self.keys = []
         self.n = self.size = 0
 
 
@@ -2149,6 +2277,164 @@ cdef int _spread_into(Level* n, Side* sides, double pdiv, double sdiv, object bo
     return 0
 
 
+cdef str _LOB = "lob"
+cdef str _SPREAD = "spread"
+
+cdef enum:
+    BULK_MIN = 8                # levels of a side loaded whole into an empty side (L2Book._load)
+
+
+cdef bint _loadable(Parsed* lv, Py_ssize_t m, int side) noexcept nogil:
+    """Whether levels of ``side`` are best first, strictly (each price worse than the one before),
+    and all of size > 0: what ``L2Book._load`` takes (a snapshot's side)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        if lv[i].size <= 0:
+            return False
+        if i and ((lv[i].price >= lv[i - 1].price) if side == C_BID else (lv[i].price <= lv[i - 1].price)):
+            return False
+    return True
+
+
+cdef int32_t _build(Level* n, int32_t* z, Py_ssize_t lo, Py_ssize_t hi, int depth, int red_depth,
+                    int32_t parent) noexcept nogil:
+    """The balanced subtree of the nodes ``z[lo..hi]`` (ascending prices): its root."""
+    cdef Py_ssize_t mid
+    cdef int32_t x
+    if lo > hi:
+        return 0
+    mid = (lo + hi) // 2
+    x = z[mid]
+    n[x].parent = parent
+    n[x].red = 1 if depth == red_depth else 0
+    n[x].left = _build(n, z, lo, mid - 1, depth + 1, red_depth, x)
+    n[x].right = _build(n, z, mid + 1, hi, depth + 1, red_depth, x)
+    return x
+
+
+cdef int64_t I32_MIN = -2147483648, I32_MAX = 2147483647, U32_MAX = 4294967295
+
+
+cdef int _expected_checksum(object value, int kind, int64_t* out) except -1:
+    """The checksum an update says the book has (``apply_update``'s ``expected``), for a
+    checksum of ``kind``: an int, or its decimal digits as text (str or bytes: 1..10 ASCII
+    digits, a '-' first for the signed kinds), within the kind's range (unsigned or signed
+    32 bits) -> 1, ``out``; anything else -> 0."""
+    cdef Py_ssize_t n, i = 0
+    cdef const char* s
+    cdef int64_t v = 0
+    cdef long long x
+    cdef int overflow = 0
+    cdef bint neg = False, signed = kind == K_OKX or kind == K_BITFINEX
+    if PyLong_CheckExact(value):
+        x = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            return 0
+        v = x
+    elif PyUnicode_Check(value) or PyBytes_Check(value):
+        s = _buffer(value, &n)
+        if signed and n and s[0] == 45:     # '-'
+            neg = True
+            i = 1
+        if n - i == 0 or n - i > 10:
+            return 0
+        while i < n:
+            if not 48 <= s[i] <= 57:
+                return 0
+            v = v * 10 + (s[i] - 48)
+            i += 1
+        if neg:
+            v = -v
+    else:
+        return 0
+    if signed:
+        if not I32_MIN <= v <= I32_MAX:
+            return 0
+    elif not 0 <= v <= U32_MAX:
+        return 0
+    out[0] = v
+    return 1
+
+
+cdef inline object _level_time(object item):
+    """A level's time (its third field: ``timestamp`` of a Struct, item 2 of a tuple or list)
+    where it is a str or bytes; None if it has none, or one of another type."""
+    cdef object v
+    cdef PyObject* t
+    if PyTuple_CheckExact(item):
+        if PyTuple_GET_SIZE(item) < 3:
+            return None
+        v = <object>PyTuple_GET_ITEM(item, 2)
+    elif PyList_CheckExact(item):
+        if PyList_GET_SIZE(item) < 3:
+            return None
+        v = <object>PyList_GET_ITEM(item, 2)
+    else:
+        t = af_slot(&_LEVEL_SLOTS, <PyObject*>item, 2, _LEVEL_NAMES, 3)
+        if t != NULL:
+            v = <object>t
+        else:
+            try:
+                v = PyObject_GetAttr(item, _TIMESTAMP)
+            except AttributeError:
+                return None
+    if PyUnicode_Check(v) or PyBytes_Check(v):
+        return v
+    return None
+
+
+cdef object _newest_time(object first, Py_ssize_t n1, object second, Py_ssize_t n2):
+    """The time of a message's newest level: the greatest level time by its text (as max() of the
+    strings: the first of equal ones), "" where there is no level; None where a level has no time
+    (or one that is no str or bytes)."""
+    cdef Py_ssize_t i, n, best_n = 0
+    cdef const char* s
+    cdef const char* best_s = NULL
+    cdef object t, best = ""
+    cdef int c
+    for i in range(n1 + n2):
+        t = _level_time(_batch_item(first, i) if i < n1 else _batch_item(second, i - n1))
+        if t is None:
+            return None
+        s = _buffer(t, &n)
+        if best_s != NULL:
+            # bytewise, as str compares (UTF-8 keeps the order of code points)
+            c = memcmp(s, best_s, n if n < best_n else best_n)
+            if c < 0 or (c == 0 and n <= best_n):
+                continue
+        best, best_s, best_n = t, s, n
+    return best
+
+
+cdef int _newest_ms(object first, Py_ssize_t n1, object second, Py_ssize_t n2, int64_t atom_us,
+                    int64_t* out) except -1:
+    """The time of an update's newest level (``apply_update``'s ``event_ms=None``, ``_newest_time``)
+    as decimal seconds -> ms; ``atom_us // 1000`` where there is no level, or its time is "". 1, or
+    0 where a level has no time, or the newest is no decimal seconds."""
+    cdef Py_ssize_t n
+    cdef const char* s
+    cdef object t = _newest_time(first, n1, second, n2)
+    if t is None:
+        return 0
+    s = _buffer(t, &n)
+    if n == 0:
+        out[0] = atom_us // 1000 if atom_us >= 0 else -((-atom_us + 999) // 1000)
+        return 1
+    return _seconds_c(s, n, 3, out) == 0
+
+
+def newest_time(first_levels, second_levels=None):
+    """The time of a message's newest level: of the levels' times (their third field: a Struct's
+    ``timestamp``, item 2 of a tuple or list; str or bytes), the greatest text, as ``max()`` of
+    the strings gives it (Kraken v1 writes them all with the same digits); "" for no level.
+    TypeError where a level has no such time. Either side may be None."""
+    cdef object t = _newest_time(first_levels, _batch_len(first_levels), second_levels,
+                                 _batch_len(second_levels))
+    if t is None:
+        raise TypeError("a level without a time (its third field, str or bytes)")
+    return t
+
+
 # ---------------------------------------------------------------------------------------
 # L2 book
 # ---------------------------------------------------------------------------------------
@@ -2176,6 +2462,23 @@ cdef class L2Book:
     cdef TextCache* tcache      # checksum texts (NULL until the first checksum call)
     cdef Parsed* scratch        # apply_sides: the message's levels, parsed (grown as needed)
     cdef Py_ssize_t scratch_cap
+    # The last checksum computed (``_checksum``): its kind (0: none), its value, and, per side,
+    # whether it covered its full depth of levels (``ck_full``) and the price of the last one it
+    # covered (``ck_edge``). A change at a price beyond the edge of a full side (an insert,
+    # update or removal below the levels a checksum covers) leaves the value as it is; any
+    # other change makes that side's part stale (``ck_stale``; a truncate into the covered
+    # levels or a clear: all of it, ``ck_kind = 0``). Kraken's text is the asks', then the
+    # bids': ``ck_mid`` is the CRC state after the asks, the bids' texts are the text cache's.
+    cdef int ck_kind
+    cdef int64_t ck_value
+    cdef int64_t ck_edge[2]
+    cdef bint ck_full[2]
+    cdef bint ck_stale[2]
+    cdef uint32_t ck_mid
+    # check_sides' lists (held) and their lengths while ``scratch`` holds their parse, for the
+    # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
+    cdef object chk_first, chk_second
+    cdef Py_ssize_t chk_n1, chk_n2
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2186,6 +2489,7 @@ cdef class L2Book:
         self.tcache = NULL
         self.scratch = NULL
         self.scratch_cap = 0
+        self.ck_kind = 0
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
         _side_reset(&self.sides[C_ASK], False)
@@ -2227,6 +2531,9 @@ cdef class L2Book:
         cdef bint created
         cdef int flags = 0
         cdef Level* n = self.pool.n
+        if not (self.ck_full[side] and (price < self.ck_edge[side] if side == C_BID
+                                        else price > self.ck_edge[side])):
+            self.ck_stale[side] = True  # within the levels the last checksum covered
         _top(n, t, &before)
         if size == 0:
             x = _find(n, t, price)
@@ -2337,14 +2644,37 @@ cdef class L2Book:
 
     def check_sides(self, first_levels, second_levels=None):
         """Parse the levels as apply_sides() would, applying nothing: ValueError on the first
-        bad level (e.g. a snapshot is checked whole before the book is cleared for it)."""
+        bad level (e.g. a snapshot is checked whole before the book is cleared for it). The
+        parse is kept for an apply_sides of the same lists next (not parsed again): the levels
+        must not change in between."""
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
         cdef Parsed* lv
+        self._forget_check()
         if n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
             self._parse_batch(second_levels, n2, lv + n1)
+            self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_levels, second_levels, n1, n2
+
+    cdef inline void _forget_check(self) noexcept:
+        self.chk_first = self.chk_second = None
+        self.chk_n1 = self.chk_n2 = 0
+
+    cdef bint _checked(self, object first_levels, Py_ssize_t n1, object second_levels, Py_ssize_t n2) noexcept:
+        """Whether ``scratch`` holds the parse of these levels: check_sides' (the same lists, of
+        the same lengths, holding the same level objects; the levels themselves unchanged since,
+        which is the caller's part: a message's levels are not changed between the two calls)."""
+        cdef Py_ssize_t i
+        cdef object item
+        if n1 + n2 == 0 or first_levels is not self.chk_first or second_levels is not self.chk_second \
+                or n1 != self.chk_n1 or n2 != self.chk_n2:
+            return False
+        for i in range(n1 + n2):
+            item = _batch_item(first_levels, i) if i < n1 else _batch_item(second_levels, i - n1)
+            if <PyObject*>item != self.scratch[i].item:
+                return False
+        return True
 
     def apply_sides(self, int first, first_levels, second_levels, rows, type row_type,
                     exchange, symbol, event_ms, atom_us, Py_ssize_t depth=0):
@@ -2366,35 +2696,60 @@ cdef class L2Book:
         """
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
-        cdef Py_ssize_t i
-        cdef Parsed* lv
-        cdef int side, f, flags = 0, s
-        cdef Side* t
-        cdef int32_t x
-        cdef Level* n
-        cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef Parsed* lv = NULL
         cdef int64_t ems = 0, aus = 0
         _check_side(first)
         if not PyType_IsSubtype(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
         if n1 + n2 == 0 and depth <= 0:
             return 0
-        if avro is not None:
+        if type(rows) is AvroRows:
             ems, aus = event_ms, atom_us
-        if n1 + n2:
+        if self._checked(first_levels, n1, second_levels, n2):
+            lv = self.scratch               # parsed by check_sides
+        elif n1 + n2:
             lv = self._scratch(n1 + n2)
             self._parse_batch(first_levels, n1, lv)
             self._parse_batch(second_levels, n2, lv + n1)
-        for i in range(n1 + n2):
-            side = first if i < n1 else 1 - first
-            f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
-            if f & F_UNKNOWN:
+        self._forget_check()
+        return self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
+                                  depth)
+
+    cdef int _apply_parsed(self, int first, Parsed* lv, Py_ssize_t n1, Py_ssize_t n2, object rows, type row_type,
+                           object exchange, object symbol, object event_ms, object atom_us, int64_t ems,
+                           int64_t aus, Py_ssize_t depth) except -1:
+        """``apply_sides`` once its levels are parsed (``lv``: ``n1`` levels of side ``first``,
+        then ``n2`` of the other): applied, a row per change, then the cut to ``depth``. The
+        times as objects (a row tuple's) and as C ints (an AvroRows'). Returns the flags."""
+        cdef Py_ssize_t i, lo, hi
+        cdef int side, f, flags = 0, s, seg
+        cdef Side* t
+        cdef int32_t x
+        cdef Level* n
+        cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        for seg in range(2):
+            side = first if seg == 0 else 1 - first
+            lo = 0 if seg == 0 else n1
+            hi = n1 if seg == 0 else n1 + n2
+            if hi - lo >= BULK_MIN and self.sides[side].count == 0 and _loadable(lv + lo, hi - lo, side):
+                # a snapshot's side into an empty side: the tree built whole, as the levels one by
+                # one would leave it (the same levels, top and flags), the rows in their order
+                flags |= self._load(side, lv + lo, hi - lo)
+                for i in range(lo, hi):
+                    if avro is not None:
+                        self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                    else:
+                        _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
                 continue
-            flags |= f
-            if avro is not None:
-                self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
-            else:
-                _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
+            for i in range(lo, hi):
+                f = self._set(side, lv[i].price, lv[i].size, lv[i].pdec, lv[i].sdec)
+                if f & F_UNKNOWN:
+                    continue
+                flags |= f
+                if avro is not None:
+                    self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                else:
+                    _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
             for s in range(2):
                 t = &self.sides[s]
@@ -2414,6 +2769,144 @@ cdef class L2Book:
                     x = _next_worse(n, t, x)
             self.truncate(depth)
         return flags
+
+    cdef int _load(self, int side, Parsed* lv, Py_ssize_t m) except -1:
+        """The ``m`` levels ``lv`` (``_loadable``: best first, strictly, sizes > 0) as side ``side``,
+        empty before: the nodes made and linked as a balanced red-black tree (every level black
+        but the deepest where it is not full, red). Returns the flags ``_set`` would have given
+        them together: TOP_CHANGED, and CROSSED as after the first (the best) of them."""
+        cdef Side* t = &self.sides[side]
+        cdef int32_t* z = <int32_t*>malloc(m * sizeof(int32_t))
+        cdef Py_ssize_t i, j
+        cdef int32_t x
+        cdef Level* n
+        cdef int h = 0, red_depth
+        if z == NULL:
+            raise MemoryError()
+        for i in range(m):                          # z: the nodes by ascending price
+            x = _pool_alloc(&self.pool)
+            if x == 0:
+                for j in range(i):
+                    _pool_free(&self.pool, z[j] if side == C_ASK else z[m - 1 - j])
+                free(z)
+                raise MemoryError("order book level pool exhausted")
+            z[i if side == C_ASK else m - 1 - i] = x
+        n = self.pool.n                             # (the pool may have moved)
+        for i in range(m):
+            x = z[i if side == C_ASK else m - 1 - i]
+            n[x].price = lv[i].price
+            n[x].size = lv[i].size
+            n[x].pdec = <uint8_t>lv[i].pdec
+            n[x].sdec = <uint8_t>lv[i].sdec
+            n[x].spare = 0
+        while (2 << h) <= m:                        # the depth of the deepest: floor(log2(m))
+            h += 1
+        red_depth = -1 if m == (2 << h) - 1 else h
+        t.root = _build(n, z, 0, m - 1, 0, red_depth, 0)
+        t.count = <int32_t>m
+        t.best = z[0] if side == C_ASK else z[m - 1]
+        for i in range(m):                          # the price index (sized for m at the first)
+            _index_add(n, t, z[i])
+        free(z)
+        self._cache_best = None
+        if side == C_BID:
+            self._cache_bid = None
+        else:
+            self._cache_ask = None
+        self.ck_stale[side] = True
+        return F_TOP | _crossed(n, self.sides)
+
+    def apply_update(self, int first, first_levels, second_levels, rows_of, type row_type not None,
+                     type spread_type not None, exchange, symbol, int64_t recv_ns, Py_ssize_t depth=0,
+                     int checksum=CHECKSUM_NONE, expected=None, event_ms=None):
+        """One L2 update, checked, in one call: ``apply_sides`` (the levels, all parsed before any
+        is applied, a ``lob`` row per change, the cut to ``depth``), then the book's checksum of
+        kind ``checksum`` (``CHECKSUM_KRAKEN``: ``checksum_kraken()``, ``CHECKSUM_KRAKEN_SCALED``:
+        ``checksum_kraken(True)``, ``CHECKSUM_OKX``, ``CHECKSUM_BITFINEX``; ``CHECKSUM_NONE``:
+        no check) compared with ``expected`` (an int, or its decimal digits as text: Kraken v1's
+        ``"c"``), then, where the checksum matched and the top changed, the top as a ``spread``
+        row (``spread_into``). The rows' ``atom_timestamp``: ``recv_ns // 1000`` (the frame's receive
+        time in ns, as a handler has it; in µs).
+
+        ``rows_of(topic)`` gives the rows a topic's events go to (``Scheme.rows``: a list, an
+        AvroRows, anything with ``append``): ``rows_of("lob")`` once the update is found sound,
+        ``rows_of("spread")`` only for a spread row. ``event_ms``: the events' time; None: the
+        time of the newest level, its third field (``timestamp``: decimal seconds as text,
+        Kraken v1; the newest is the greatest text, as all are written with the same digits),
+        the receive time's ms where there is no level or it is "".
+
+        Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread: the
+        caller resyncs; the book's checksum is the checksum method's), or
+        ``UPDATE_NOT_APPLIED``: a malformed level (as apply_sides' ValueError), level time or
+        expected checksum (text other than 1..10 digits, or an int that is no checksum of
+        that kind): the book untouched, no row written, ``rows_of`` not called."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Parsed* lv = NULL
+        cdef int64_t ems = 0, aus, want = 0
+        cdef object rows, event, atom_us
+        cdef int flags
+        _check_side(first)
+        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+            raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
+        if not K_NONE <= checksum <= K_BITFINEX:
+            raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
+        aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
+        if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
+            return U_NOT_APPLIED
+        if event_ms is None:
+            if not _newest_ms(first_levels, n1, second_levels, n2, aus, &ems):
+                return U_NOT_APPLIED
+        else:
+            ems = event_ms
+        if n1 + n2:
+            self._forget_check()
+            lv = self._scratch(n1 + n2)
+            try:
+                self._parse_batch(first_levels, n1, lv)
+                self._parse_batch(second_levels, n2, lv + n1)
+            except (ValueError, OverflowError, TypeError):
+                return U_NOT_APPLIED
+        rows = rows_of(_LOB)
+        if type(rows) is AvroRows:
+            event = atom_us = None      # (an AvroRows takes the C ints)
+        else:
+            event = ems if event_ms is None else event_ms
+            atom_us = aus
+        flags = self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event, atom_us, ems, aus,
+                                   depth)
+        if checksum != K_NONE and self._checksum(checksum) != want:
+            return U_MISMATCH
+        if flags & F_TOP:
+            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
+                         exchange, symbol, ems, aus)
+        return U_OK
+
+    cdef int64_t _checksum(self, int kind) noexcept:
+        """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE): the last one
+        computed where no change since touched the levels it covers, else computed."""
+        cdef int64_t v
+        cdef bint same = kind == self.ck_kind
+        if same and not (self.ck_stale[C_ASK] or self.ck_stale[C_BID]):
+            return self.ck_value
+        if kind == K_KRAKEN or kind == K_KRAKEN_SCALED:
+            # a side no change reached since the last one (of this kind) is not walked again
+            v = self._ck_kraken(kind == K_KRAKEN_SCALED, same and not self.ck_stale[C_ASK],
+                                same and not self.ck_stale[C_BID])
+        elif kind == K_OKX:
+            v = self._ck_okx()
+        else:
+            v = self._ck_bitfinex()
+        self.ck_kind = kind
+        self.ck_value = v
+        self.ck_stale[C_ASK] = self.ck_stale[C_BID] = False
+        return v
+
+    cdef inline void _ck_covered(self, int side, int32_t last, int count, int depth) noexcept:
+        """What a checksum covered of ``side``: ``count`` levels of at most ``depth``, the last
+        ``last`` (a node, 0 for none)."""
+        self.ck_full[side] = count >= depth
+        self.ck_edge[side] = self.pool.n[last].price if last else 0
 
     def truncate(self, Py_ssize_t depth):
         """Keep only the best `depth` levels of each side; returns how many were removed.
@@ -2439,10 +2932,13 @@ cdef class L2Book:
                 x = nx
         if removed:
             self._forget_tops()
+            if depth < TL_MAX:
+                self.ck_kind = 0        # (a checksum covers at most TL_MAX levels a side)
         return removed
 
     def clear(self):
         """Remove every level (memory is kept for reuse)."""
+        self.ck_kind = 0
         self._forget_tops()
         _pool_reset(&self.pool)
         _side_reset(&self.sides[C_BID], True)
@@ -2532,35 +3028,59 @@ cdef class L2Book:
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
         https://docs.kraken.com/api/docs/guides/spot-ws-book-v2
         """
+        return self._checksum(K_KRAKEN_SCALED if book_scale else K_KRAKEN)
+
+    cdef int64_t _ck_kraken(self, bint book_scale, bint asks_kept=False, bint bids_kept=False) noexcept:
+        """``asks_kept``/``bids_kept``: that side's top 10 are those of the last Kraken checksum of
+        this scale (the asks' CRC state kept, the bids' texts in the text cache)."""
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
-        cdef int32_t x
+        cdef int32_t x, last = 0
         cdef Level* n = self.pool.n
         cdef TextCache* tc = self._tc()
-        x = self.sides[C_ASK].best                 # asks, low to high
-        i = 0
-        while x != 0 and i < 10:
-            if pos > CK_BUF - 2 * FMT_BUF:
-                state = af_crc(state, buf, pos)
-                pos = 0
-            pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
-                             ss, ss if book_scale else n[x].sdec, buf + pos)
-            x = _successor(n, x)
-            i += 1
+        cdef TextSide* ts
+        if asks_kept:
+            state = self.ck_mid
+        else:
+            x = self.sides[C_ASK].best                 # asks, low to high
+            i = 0
+            while x != 0 and i < 10:
+                if pos > CK_BUF - 2 * FMT_BUF:
+                    state = af_crc(state, buf, pos)
+                    pos = 0
+                pos += _tc_level(tc, C_ASK, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
+                                 ss, ss if book_scale else n[x].sdec, buf + pos)
+                last = x
+                x = _successor(n, x)
+                i += 1
+            self._ck_covered(C_ASK, last, i, 10)
+            _tc_end_side(tc, C_ASK)
+            state = af_crc(state, buf, pos)
+            pos = 0
+            self.ck_mid = state
+        if bids_kept and _tc_texts(tc, C_BID):
+            ts = &tc.side[C_BID]
+            for i in range(ts.nold):                 # the same texts as the last time
+                memcpy(buf + pos, ts.old[i].text, TE_COPY)
+                pos += ts.old[i].len
+            return <uint32_t>~af_crc(state, buf, pos)
         x = self.sides[C_BID].best                 # bids, high to low
         i = 0
+        last = 0
         while x != 0 and i < 10:
             if pos > CK_BUF - 2 * FMT_BUF:
                 state = af_crc(state, buf, pos)
                 pos = 0
             pos += _tc_level(tc, C_BID, &n[x], LK_KRAKEN, ps, ps if book_scale else n[x].pdec,
                              ss, ss if book_scale else n[x].sdec, buf + pos)
+            last = x
             x = _predecessor(n, x)
             i += 1
-        _tc_end(tc)
+        self._ck_covered(C_BID, last, i, 10)
+        _tc_end_side(tc, C_BID)
         return <uint32_t>~af_crc(state, buf, pos)
 
     def checksum_okx(self):
@@ -2570,13 +3090,17 @@ cdef class L2Book:
         runs out, the other continues alone), prices and sizes exactly as sent, CRC-32 as
         a signed 32-bit integer. https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
         """
+        return self._checksum(K_OKX)
+
+    cdef int64_t _ck_okx(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, lb = 0, la = 0
+        cdef int nb = 0, na = 0
         cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
@@ -2588,12 +3112,18 @@ cdef class L2Book:
                 pos += _tc_level(tc, C_BID, &n[b], LK_OKX, ps, n[b].pdec, ss, n[b].sdec, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                lb = b
+                nb += 1
                 b = _predecessor(n, b)
             if a:
                 pos += _tc_level(tc, C_ASK, &n[a], LK_OKX, ps, n[a].pdec, ss, n[a].sdec, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                la = a
+                na += 1
                 a = _successor(n, a)
+        self._ck_covered(C_BID, lb, nb, 25)
+        self._ck_covered(C_ASK, la, na, 25)
         _tc_end(tc)
         if pos:
             pos -= 1                    # no ':' after the last number
@@ -2608,13 +3138,17 @@ cdef class L2Book:
         https://docs.bitfinex.com/docs/ws-websocket-checksum; the exponent form for prices
         below 1e-6 is what the server uses (bitfinexcom/bfx-api-node-models issue #70).
         """
+        return self._checksum(K_BITFINEX)
+
+    cdef int64_t _ck_bitfinex(self) noexcept:
         cdef uint32_t state = 0xFFFFFFFFu
         cdef char buf[CK_BUF]
         cdef Py_ssize_t pos = 0
         cdef int i
         cdef int ps = self.pscale, ss = self.sscale
         cdef Level* n = self.pool.n
-        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best
+        cdef int32_t b = self.sides[C_BID].best, a = self.sides[C_ASK].best, lb = 0, la = 0
+        cdef int nb = 0, na = 0
         cdef TextCache* tc = self._tc()
         for i in range(25):
             if b == 0 and a == 0:
@@ -2626,12 +3160,18 @@ cdef class L2Book:
                 pos += _tc_level(tc, C_BID, &n[b], LK_BFX_BID, ps, 0, ss, 0, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                lb = b
+                nb += 1
                 b = _predecessor(n, b)
             if a:
                 pos += _tc_level(tc, C_ASK, &n[a], LK_BFX_ASK, ps, 0, ss, 0, buf + pos)
                 buf[pos] = c':'
                 pos += 1
+                la = a
+                na += 1
                 a = _successor(n, a)
+        self._ck_covered(C_BID, lb, nb, 25)
+        self._ck_covered(C_ASK, la, na, 25)
         _tc_end(tc)
         if pos:
             pos -= 1                    # no ':' after the last number
@@ -3233,26 +3773,23 @@ def parse_ticks(value, int decimals=8):
     return parse_decimal(value, decimals)[0]
 
 
-cdef object _seconds(object text, int digits):
+cdef int _seconds_c(const char* s, Py_ssize_t n, int digits, int64_t* out) noexcept nogil:
     """Decimal seconds ``WHOLE[.FRAC]`` (1..11 integer digits, at most 12 decimals, ASCII
-    digits only) -> an integer count of 10**-digits s, truncated; ValueError otherwise."""
-    cdef Py_ssize_t n, i = 0, nw, nf = 0
-    cdef const char* s
+    digits only) -> an integer count of 10**-digits s, truncated, into ``out``: 0; -1 if
+    malformed."""
+    cdef Py_ssize_t i = 0, nw, nf = 0
     cdef int64_t whole = 0, frac = 0
     cdef int kept = 0
-    if not PyUnicode_Check(text) and not PyBytes_Check(text):
-        raise ValueError(f"bad timestamp {text!r}")
-    s = _buffer(text, &n)
     while i < n and 48 <= s[i] <= 57:
         if i < 11:
             whole = whole * 10 + (s[i] - 48)
         i += 1
     nw = i
     if nw == 0 or nw > 11:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     if i < n:
         if s[i] != 46:              # '.'
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
         i += 1
         while i < n and 48 <= s[i] <= 57:
             if kept < digits:
@@ -3261,11 +3798,25 @@ cdef object _seconds(object text, int digits):
             nf += 1
             i += 1
         if i < n or nf > 12:
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
     while kept < digits:
         frac *= 10
         kept += 1
-    return whole * P10[digits] + frac
+    out[0] = whole * P10[digits] + frac
+    return 0
+
+
+cdef object _seconds(object text, int digits):
+    """``_seconds_c`` of a str or bytes; ValueError if malformed."""
+    cdef Py_ssize_t n
+    cdef const char* s
+    cdef int64_t v
+    if not PyUnicode_Check(text) and not PyBytes_Check(text):
+        raise ValueError(f"bad timestamp {text!r}")
+    s = _buffer(text, &n)
+    if _seconds_c(s, n, digits, &v) < 0:
+        raise ValueError(f"bad timestamp {text!r}")
+    return v
 
 
 def parse_checksum(text):

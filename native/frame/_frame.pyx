@@ -14,10 +14,26 @@ import math
 from time import time_ns as _time_ns
 from libc.string cimport memset
 from cpython.list cimport PyList_GET_ITEM
-from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_SetItem
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_GET_SIZE
+from collections import Counter as _Counter
 from atomfast._book cimport AvroRows
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+
+
+cdef inline int _add_count(object counts, object topic, Py_ssize_t n) except -1:
+    """``counts[topic] = counts.get(topic, 0) + n``. For a dict or a Counter with the dict's own
+    calls: a Counter's item assignment goes through Python (it defines ``__delitem__``, which
+    shares the slot), one method lookup and call per count."""
+    cdef PyObject* old
+    if type(counts) is _Counter or type(counts) is dict:
+        old = PyDict_GetItemWithError(counts, topic)
+        PyDict_SetItem(counts, topic, n if old == NULL else <object>old + n)
+    else:
+        counts[topic] = counts.get(topic, 0) + n
+    return 0
 
 
 cdef extern from *:
@@ -212,8 +228,6 @@ cdef class Pipeline:
         self._frame = {}
         cdef Py_ssize_t written = 0, n
         cdef object events = self._counters.events if self._counters is not None else self.metrics.events
-        cdef bint plain = PyDict_Check(events)  # (a Counter: a dict, counted through the C API)
-        cdef PyObject* had
         cdef object topic, records, index, keys, values
         if self._note_receipt is not None:
             # this frame's receipt, or none (a replay, a timer's or a connection's events): never
@@ -239,11 +253,7 @@ cdef class Pipeline:
                 else:
                     keys, values = self._keys_of(<list>records), None
                 self._write(topic, records, keys, values)
-            if plain:
-                had = PyDict_GetItem(events, topic)
-                PyDict_SetItem(events, topic, (<object>had + n) if had != NULL else n)
-            else:
-                events[topic] = events.get(topic, 0) + n
+            _add_count(events, topic, n)
             written += n
         if recv_ns and written and self.timed:
             self.metrics.produce_latency.record(_time_ns() - recv_ns)
@@ -286,13 +296,7 @@ cdef class NullCounts:
         self.bytes = 0
 
     cdef inline void _count(self, str topic, Py_ssize_t n) except *:
-        cdef object m = self.messages
-        cdef PyObject* had
-        if PyDict_Check(m):  # (a Counter: a dict, counted through the C API)
-            had = PyDict_GetItem(m, topic)
-            PyDict_SetItem(m, topic, (<object>had + n) if had != NULL else n)
-        else:
-            m[topic] = m.get(topic, 0) + n
+        _add_count(self.messages, topic, n)
 
     cpdef write(self, str topic, object records, object keys, object values):
         cdef object v

@@ -13,8 +13,9 @@ fresh snapshot, which ``resubscribe`` asks for (unsubscribe + subscribe of that 
 that connection). A whole message is validated before the book is touched.
 
 v1 frames are routed by their channelID's digits as sent (no decoding to route); the common book
-update (one payload, one level, its checksum) takes a short path, and every other shape, or
-anything amiss, the step-by-step one: the events and errors are the same either way.
+update (one payload with its checksum) is applied by the book in one call
+(``L2Book.apply_update``), and every other shape, or anything amiss, takes the step-by-step path:
+the events and errors are the same either way.
 
 v1 has no trade id: ``trade_id`` is ``"<exchange time in µs>-<index of the trade in its
 message>"`` (e.g. ``"1618678142557535-0"``), deterministic across replays.
@@ -30,14 +31,14 @@ import hmac
 import json
 import os
 import time
-from operator import attrgetter
 from typing import Sequence
 from weakref import WeakSet
 
 import msgspec
 
-from ...book import ASK, BID, L2Book, L3Book, parse_checksum, parse_decimal
-from ...events import Candle, Lob
+from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, L2Book, L3Book, newest_time,
+                     parse_checksum, parse_decimal)
+from ...events import Candle, Lob, Spread
 from ...kit.dispatch import Lookup
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, TOP_CHANGED, UNKNOWN,
                        Connection, ConnectionPlan, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
@@ -55,10 +56,6 @@ from .parse import (
     spot_instrument,
 )
 
-_TIMESTAMP = attrgetter("timestamp")
-#: what sends a decoded v1 book update from its fast path to the step-by-step one (nothing
-#: applied yet): no book (KeyError), not one level (ValueError), a malformed value
-_NOT_FAST = (KeyError, *BOOK_ERRORS)
 _HEARTBEAT, _SUBSCRIPTION_STATUS, _ERROR = m.V1Heartbeat, m.V1SubscriptionStatus, m.V1Error
 #: v1 data channel kind -> the decoder of its messages (a book's: of its common update)
 _DATA_DECODERS = {"book": m.v1_update_decoder, "trade": m.v1_trade_decoder, "ticker": m.v1_ticker_decoder,
@@ -71,14 +68,9 @@ def interval_name(minutes: int) -> str:
     return INTERVALS.get(minutes) or f"{minutes}m"
 
 
-def _newest(asks, bids) -> str:
-    """The newest timestamp of a v1 message's levels ("" for none; a side may be None)."""
-    newest = max(asks, key=_TIMESTAMP).timestamp if asks else ""
-    if bids:
-        other = max(bids, key=_TIMESTAMP).timestamp
-        if other > newest:
-            newest = other
-    return newest
+#: the newest timestamp of a v1 message's levels, greatest text first ("" for none; a side may
+#: be None): ``max()`` of the strings, compiled
+_newest = newest_time
 
 
 class _KrakenSpot(Scheme):
@@ -171,6 +163,9 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         self._channel: _Channel | None = None
         #: pair -> its book channels (on every connection), whose ``trunc`` follows ``depths``
         self._book_channels: dict[str, WeakSet[_Channel]] = {}
+        #: ``exchange`` on the instance, for the book's hot path (an instance attribute is read
+        #: without the class lookup)
+        self._exchange = self.exchange
 
     # --- subscriptions ------------------------------------------------------------------------
     def _subscription(self, channel: str, depth: int | None = None) -> dict:
@@ -290,36 +285,34 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.V1UpdateFrame, data: bytes, recv_ns: int) -> None:
         """The common book message: an update of one payload with its checksum (``[cid, {"b": [..],
-        "c": ".."}, "book-1000", "PAIR"]``; another shape is ``_on_book_message``'s). An update of
-        one level is applied here; another, or one with anything amiss, goes to ``_on_update``
+        "c": ".."}, "book-1000", "PAIR"]``; another shape is ``_on_book_message``'s), applied by the
+        book in one call (``L2Book.apply_update``); one with anything amiss goes to ``_on_update``
         (nothing applied yet)."""
         channel = self._channel
         native = channel.pair
         if msg.pair != native:
             self._on_book_message(conn, channel, data, recv_ns)
             return
-        update = msg.update
         if self.unsynced and native in self.unsynced:
             return  # reloading: nothing of this pair until its snapshot
-        try:
-            book = self.books[native]
-            level, = update.a + update.b
-            event_ms = secs_to_ms(level.timestamp)
-            expected = parse_checksum(update.c)
-            # the level parsed before it is applied; then the book is cut to the subscribed
-            # depth: "after each update, truncate your book to the subscribed depth"
-            # (https://docs.kraken.com/api/docs/guides/spot-ws-book-v1)
-            flags = book.apply_sides(ASK, update.a, update.b, self.rows("lob"), Lob, self.exchange, channel.symbol,
-                                     event_ms, recv_ns // 1000, channel.trunc)
-        except _NOT_FAST:
-            self._on_update(conn, channel, update.a, update.b, update.c, data, recv_ns)
-            return
-        if book.checksum_kraken() == expected:  # v1: the strings as sent
-            self.metrics.checksum_ok += 1
-            if flags & TOP_CHANGED:
-                self.emit_spread(native, book, event_ms, recv_ns // 1000)
-        else:
-            self.checksum_failed(conn, native, update.c, book.checksum_kraken(), recv_ns)
+        update = msg.update
+        book = self.books.get(native)
+        if book is not None:
+            # in one call (the book's): every level parsed, the time of the newest and the
+            # checksum read, before any is applied; then the book cut to the subscribed depth
+            # ("after each update, truncate your book to the subscribed depth",
+            # https://docs.kraken.com/api/docs/guides/spot-ws-book-v1), its checksum compared
+            # (v1: the strings as sent), the spread where the top changed
+            status = book.apply_update(ASK, update.a, update.b, self.rows, Lob, Spread, self._exchange, channel.symbol,
+                                       recv_ns, channel.trunc, CHECKSUM_KRAKEN, update.c)
+            if not status:  # UPDATE_OK
+                self.metrics.checksum_ok += 1
+                return
+            if status == UPDATE_MISMATCH:
+                self.checksum_failed(conn, native, update.c, book.checksum_kraken(), recv_ns)
+                return
+        # no book, or something amiss (nothing applied): step by step, to say what
+        self._on_update(conn, channel, update.a, update.b, update.c, data, recv_ns)
 
     def _on_book_message(self, conn: Connection, channel: _Channel, data: bytes, recv_ns: int) -> None:
         """Any book message: a snapshot, an update (one payload or two, with or without a
