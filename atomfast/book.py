@@ -1,7 +1,8 @@
 """Live order books: the compiled core (``atomfast._book``) under its public names.
 
 ``L2Book`` keeps price levels (total size per price), ``L3Book`` keeps individual orders in
-queue order per price level. Both are red-black trees of C structs keyed on exact prices:
+queue order per price level. Both are red-black trees of C structs keyed on exact prices (each
+side with a price index beside it, so that a level the book holds is found in one or two probes):
 prices and sizes are given as the exchange's decimal strings (``str`` or ``bytes``, or a read-only
 bytes-like such as ``msgspec.Raw``: a JSON number's digits as sent), parsed in C
 into ``int64`` ticks at the book's fixed scale (``price_decimals`` / ``size_decimals``), never
