@@ -211,6 +211,24 @@ def test_malformed_update_refused_whole_before_the_book_is_touched(bad, detail):
     assert h.metrics.errors.total == 1 and h.metrics.resyncs == 1
 
 
+def test_an_order_the_writer_refuses_is_a_malformed_message_and_resyncs():
+    """A price within the pair's scale but of 1e15 or more (no market's): the book's checks take
+    it, the lob_l3 writer refuses it: counted as a malformed level3 message naming the order, the
+    book resynced (it was a NameError, an internal error, before)."""
+    h = harness()
+    h.feed(numbers(documented_snapshot()), T)
+    updates, _ = update_messages()
+    msg = json.loads(json.dumps(updates[2]))
+    add = {"event": "add", "order_id": "OQ3ADD-AAAAA-BBBBB9", "limit_price": "1000000000000000.0", "order_qty": "1"}
+    msg["data"][0]["bids"] = [add]
+    out = h.feed(numbers(msg), T + 1)
+    assert [r.reason for t, r in out if t == "status"] == [
+        "lob_l3: malformed level3 message: 'OQ3ADD-AAAAA-BBBBB9': price b'1000000000000000.0' qty b'1'"]
+    assert h.reports[-1][0] == "kraken: malformed level3 message"
+    assert h.metrics.errors.total == 1 and h.metrics.resyncs == 1
+    assert not any(k.endswith("internal error") for k in h.metrics.errors.counts)
+
+
 def test_update_before_a_snapshot_and_bad_type_resync():
     h = harness()
     updates, _ = update_messages()

@@ -876,7 +876,7 @@ class KrakenSpotScheme(_KrakenSpot):
                 continue
             if snapshot:
                 book = self.begin_snapshot_l3(native, recv_ns, event_ms)
-            flags = self._l3_apply(conn, native, book, d, snapshot, event_ms, atom_us, recv_ns)
+            flags = self._l3_apply(conn, native, book, d, snapshot, event_ms, atom_us, data, recv_ns)
             if flags < 0:
                 continue  # resynced
             got = book.checksum_kraken(True)  # at the pair's precision
@@ -913,7 +913,7 @@ class KrakenSpotScheme(_KrakenSpot):
         return ""
 
     def _l3_apply(self, conn: Connection, native: str, book: L3Book, d: m.V2L3Book, snapshot: bool, event_ms: int,
-                  atom_us: int, recv_ns: int) -> int:
+                  atom_us: int, data: bytes, recv_ns: int) -> int:
         """One checked payload into the book (a ``lob_l3`` event per change), then the book cut to
         the subscribed depth. The flags, or -1 when the book was resynced (a ``modify`` of an
         order it lacks)."""
