@@ -189,6 +189,11 @@ cdef class _ShapeExec:
             return self.symbol_of(native)
         return None
 
+    cdef inline object _market(self, msg, data, PyObject** v):
+        """The message's fields into ``v``, and its symbol (None: no market, counted)."""
+        self.fields.load(msg, v)
+        return self._symbol(<object>v[0], data)
+
     cdef inline object _time(self, PyObject** v):
         """The first time field that is not 0; none: 0."""
         cdef Py_ssize_t i
@@ -196,6 +201,10 @@ cdef class _ShapeExec:
             if <object>v[i]:
                 return <object>v[i]
         return 0
+
+    cdef inline object _when(self, ms, int64_t atom_us):
+        """The time the writer is given: ``ms``, or the receipt's where declared and none was sent."""
+        return (atom_us // 1000) if self.or_receipt and not ms else ms
 
 
 cdef class _QuoteExec(_ShapeExec):
@@ -205,12 +214,11 @@ cdef class _QuoteExec(_ShapeExec):
         cdef PyObject* v[MAX_FIELDS]
         cdef int64_t atom_us = recv_ns // 1000
         cdef bint ok
-        self.fields.load(msg, v)
-        symbol = self._symbol(<object>v[0], data)
+        symbol = self._market(msg, data, v)
         if symbol is None:
             return 0
         ms = self._time(v)
-        when = (atom_us // 1000) if self.or_receipt and not ms else ms
+        when = self._when(ms, atom_us)
         rows = self.rows_of(self.topic)
         if type(rows) is AvroRows:
             ok = (<AvroRows>rows).quote(self.exchange, symbol, <object>v[1], <object>v[2], <object>v[3],
@@ -238,12 +246,11 @@ cdef class _TradeExec(_ShapeExec):
         cdef PyObject* v[MAX_FIELDS]
         cdef int64_t atom_us = recv_ns // 1000
         cdef bint ok, buy
-        self.fields.load(msg, v)
-        symbol = self._symbol(<object>v[0], data)
+        symbol = self._market(msg, data, v)
         if symbol is None:
             return 0
         ms = self._time(v)
-        when = (atom_us // 1000) if self.or_receipt and not ms else ms
+        when = self._when(ms, atom_us)
         # the taker bought: the buyer was not the maker, or the side says so
         buy = not <object>v[4] if self.by_maker else <object>v[4] == self.buy
         rows = self.rows_of(self.topic)
