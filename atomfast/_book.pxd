@@ -1,5 +1,6 @@
 # The C interface of atomfast._book that other compiled modules use (native/frame/_frame.pyx:
-# sinks read a frame's AvroRows buffer without a bytes object per event). Implemented in
+# sinks read a frame's AvroRows buffer without a bytes object per event; native/dispatch: a
+# declared book shape applies an update without a Python call). Implemented in
 # native/book/_book.pyx.
 from libc.stdint cimport int64_t
 
@@ -32,3 +33,10 @@ cdef class AvroRows:
     cpdef bint order(self, object exchange, object symbol, object price, object size, bint bid,
                      object order_id, object event_ms, int64_t atom_us) except -1
     cpdef clear(self)
+
+
+# ``L2Book.apply_update`` (the event time the newest level's), called from C: the status
+# (UPDATE_OK, UPDATE_MISMATCH, UPDATE_NOT_APPLIED); -2 with an exception set
+cdef int book_update(object book, int first, object first_levels, object second_levels, object rows_of,
+                     type row_type, type spread_type, object exchange, object symbol, int64_t recv_ns,
+                     Py_ssize_t depth, int checksum, object expected) except -2

@@ -10,6 +10,7 @@ class Counters:
     frames: int
     bytes: int
     events: Any
+    checksum_ok: int
 
 class LatencyHistogram:
     counts: list[int]

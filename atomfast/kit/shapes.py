@@ -90,4 +90,72 @@ class Trade(Shape):
         return (self.symbol, self.price, self.size, self.id, self.buyer_maker or self.side, *self.time)
 
 
-__all__ = ["Quote", "Shape", "Trade"]
+class Channel:
+    """Where a route's channel (the object the dispatch's ``Lookup`` found for the frame: Kraken
+    v1's ``_Channel``) holds the market it carries (``market``), its normalised symbol
+    (``symbol``) and the depth its book is cut to (``depth``): attribute names."""
+
+    __slots__ = ("market", "symbol", "depth")
+
+    def __init__(self, *, market: str, symbol: str, depth: str):
+        self.market, self.symbol, self.depth = market, symbol, depth
+
+    def __repr__(self) -> str:
+        return f"Channel(market={self.market!r}, symbol={self.symbol!r}, depth={self.depth!r})"
+
+
+class BookUpdate(Shape):
+    """An L2 book update that carries the book's checksum: both sides' levels and the checksum
+    the exchange computed after it, applied and checked by the market's book in one call
+    (``L2Book.apply_update``: every level parsed before any is applied, a ``lob`` row per change,
+    ``first``'s levels first, the book cut to its depth, the checksum of kind ``kind`` (a
+    ``CHECKSUM_`` constant) compared, a ``spread`` row where the top changed). The events' time
+    is the newest level's (the levels' third field, Kraken v1's ``timestamp``).
+
+    ``market`` names the field with the market's native name; ``at``, where the levels and the
+    checksum are in a payload Struct of the message, that field. The symbol and the depth come
+    from the route's ``channel`` where one is declared (the message must name the channel's
+    market), else the symbol from the scheme's cache (as ``Quote``'s) and the depth ``depth``
+    (0: not cut).
+
+    Only the common case runs in C: a market with a book, not reloading (``scheme.unsynced``:
+    the message is dropped, as the venues do until the snapshot), the update sound and its
+    checksum equal (counted in ``metrics.checksum_ok``). A checksum that differs (the update
+    applied, no spread row) goes to the scheme's ``checksum_failed`` (the book resyncs); anything
+    else, with nothing applied, to the venue's ``otherwise`` method, called as a handler
+    ``(conn, msg, data, recv_ns)``, which says what is amiss: no book yet, a malformed level or
+    checksum, a message on another market than its channel's, a market not known.
+
+    Kraken v1's common book message::
+
+        BookUpdate(market="pair", at="update", asks="a", bids="b", checksum="c",
+                   kind=CHECKSUM_KRAKEN, channel=Channel(market="pair", symbol="symbol", depth="trunc"),
+                   otherwise="_on_book")
+    """
+
+    __slots__ = ("asks", "bids", "checksum", "kind", "at", "first", "channel", "depth", "otherwise")
+
+    def __init__(self, *, market: str, asks: str, bids: str, checksum: str, kind: int, otherwise: str,
+                 at: str | None = None, first: str = "asks", channel: Channel | None = None, depth: int = 0):
+        from ..book import CHECKSUM_BITFINEX, CHECKSUM_KRAKEN
+
+        if not CHECKSUM_KRAKEN <= kind <= CHECKSUM_BITFINEX:
+            raise ValueError(f"BookUpdate: kind {kind!r} is no checksum kind (CHECKSUM_KRAKEN..CHECKSUM_BITFINEX)")
+        if first not in ("asks", "bids"):
+            raise ValueError(f"BookUpdate: first={first!r}, asks or bids")
+        if not isinstance(otherwise, str) or not otherwise:
+            raise ValueError("BookUpdate: otherwise names the venue's method for what is not the common case")
+        if depth < 0:
+            raise ValueError(f"BookUpdate: depth {depth} < 0")
+        self.topic, self.malformed, self.symbol, self.time, self.or_receipt = "lob", "", market, (), False
+        self.asks, self.bids, self.checksum, self.kind = asks, bids, checksum, kind
+        self.at, self.first, self.channel, self.depth, self.otherwise = at, first, channel, depth, otherwise
+
+    def fields(self) -> tuple[str, ...]:
+        """The payload's fields (the message's where there is no ``at``): the first side's
+        levels, the second's, the checksum."""
+        sides = (self.asks, self.bids) if self.first == "asks" else (self.bids, self.asks)
+        return (*sides, self.checksum)
+
+
+__all__ = ["BookUpdate", "Channel", "Quote", "Shape", "Trade"]

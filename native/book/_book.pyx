@@ -2840,6 +2840,13 @@ cdef class L2Book:
         ``UPDATE_NOT_APPLIED``: a malformed level (as apply_sides' ValueError), level time or
         expected checksum (text other than 1..10 digits, or an int that is no checksum of
         that kind): the book untouched, no row written, ``rows_of`` not called."""
+        return self._update(first, first_levels, second_levels, rows_of, row_type, spread_type, exchange, symbol,
+                            recv_ns, depth, checksum, expected, event_ms)
+
+    cdef int _update(self, int first, first_levels, second_levels, rows_of, type row_type, type spread_type,
+                     exchange, symbol, int64_t recv_ns, Py_ssize_t depth, int checksum, expected,
+                     event_ms) except -2:
+        """``apply_update``'s work (also ``book_update``'s, for compiled callers)."""
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
         cdef Parsed* lv = NULL
@@ -2847,7 +2854,8 @@ cdef class L2Book:
         cdef object rows, event, atom_us
         cdef int flags
         _check_side(first)
-        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+        if row_type is None or spread_type is None or not (PyType_IsSubtype(row_type, tuple)
+                                                           and PyType_IsSubtype(spread_type, tuple)):
             raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
         if not K_NONE <= checksum <= K_BITFINEX:
             raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
@@ -3974,3 +3982,14 @@ def _crc32(bytes data, uint32_t value=0, bint clmul=True):
     r = ~af_crc(~value, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
     af_crc_use_clmul = saved
     return r
+
+
+cdef int book_update(object book, int first, object first_levels, object second_levels, object rows_of,
+                     type row_type, type spread_type, object exchange, object symbol, int64_t recv_ns,
+                     Py_ssize_t depth, int checksum, object expected) except -2:
+    """``book.apply_update(...)`` (the event time the newest level's) for compiled callers
+    (atomfast/_book.pxd: a declared book shape in native/dispatch), without a Python call."""
+    if type(book) is not L2Book:
+        raise TypeError(f"book_update: an L2Book, not {type(book).__name__}")
+    return (<L2Book>book)._update(first, first_levels, second_levels, rows_of, row_type, spread_type, exchange,
+                                  symbol, recv_ns, depth, checksum, expected, None)

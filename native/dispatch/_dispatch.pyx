@@ -20,11 +20,13 @@ call of it is one vectorcall.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
+from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t
 from libc.string cimport memchr, memcmp
 
-from atomfast._book cimport AvroRows
+from atomfast._book cimport AvroRows, book_update
+from atomfast._frame cimport Counters
 
 import msgspec
 
@@ -144,7 +146,9 @@ cdef class _Fields:
 
 
 cdef class _ShapeExec:
-    """A declared shape bound to one scheme: ``on(msg, data, recv_ns)`` per message."""
+    """A declared shape bound to one scheme: ``on(conn, msg, data, recv_ns, kept)`` per message."""
+    cdef object scheme
+    cdef object keep            # where the Router keeps the route's channel for a handler (None: none)
     cdef _Fields fields
     cdef object rows_of         # the scheme's ``rows(topic)``
     cdef str topic
@@ -158,6 +162,7 @@ cdef class _ShapeExec:
     cdef bint or_receipt
 
     def __init__(self, decl, scheme):
+        self.scheme = scheme
         self.fields = _Fields(tuple(decl.fields()))
         self.rows_of = scheme.rows
         self.topic = decl.topic
@@ -171,12 +176,13 @@ cdef class _ShapeExec:
         self.t0 = self.fields.n - self.nt
         self.or_receipt = decl.or_receipt
 
-    cdef int on(self, msg, data, long long recv_ns) except -1:
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        """One message of the route (``kept``: the route's channel, the ``Lookup`` hit, or None)."""
         return 0
 
     def __call__(self, conn, msg, data, recv_ns):
-        """As a handler method is called (a venue's slow path, ``Scheme.route``)."""
-        self.on(msg, data, recv_ns)
+        """As a handler method is called (a venue's slow path, ``Scheme.route``): no channel."""
+        self.on(conn, msg, data, recv_ns, None)
 
     cdef inline object _symbol(self, native, data):
         """The symbol of the message's native name; None (counted by ``known``) for no market."""
@@ -210,7 +216,7 @@ cdef class _ShapeExec:
 cdef class _QuoteExec(_ShapeExec):
     """``atomfast.kit.shapes.Quote``: fields symbol, bid, bid_size, ask, ask_size, time..."""
 
-    cdef int on(self, msg, data, long long recv_ns) except -1:
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
         cdef int64_t atom_us = recv_ns // 1000
         cdef bint ok
@@ -242,7 +248,7 @@ cdef class _TradeExec(_ShapeExec):
         self.by_maker = decl.buyer_maker is not None
         self.buy = decl.buy
 
-    cdef int on(self, msg, data, long long recv_ns) except -1:
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
         cdef int64_t atom_us = recv_ns // 1000
         cdef bint ok, buy
@@ -264,14 +270,111 @@ cdef class _TradeExec(_ShapeExec):
         return 0
 
 
+cdef class _BookUpdateExec(_ShapeExec):
+    """``atomfast.kit.shapes.BookUpdate``: the payload's fields first levels, second levels,
+    checksum; the message's market (and payload, ``at``); the channel's market, symbol, depth."""
+    cdef _Fields outer          # (market,) or (market, at)
+    cdef bint has_at
+    cdef _Fields chan           # (market, symbol, depth) of the route's channel; None: none declared
+    cdef Py_ssize_t depth       # without a channel: the depth books are cut to (0: not cut)
+    cdef int first, kind
+    cdef dict books
+    cdef set unsynced
+    cdef object metrics
+    cdef Counters counters      # metrics, where it is one (else None)
+    cdef object row_type, spread_type
+    cdef object otherwise
+    cdef object checksum_failed
+    cdef str got_method         # the book's method computing the checksum of ``kind``
+    cdef tuple got_args
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import ASK, BID, CHECKSUM_BITFINEX, CHECKSUM_KRAKEN_SCALED, CHECKSUM_OKX
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.has_at = decl.at is not None
+        self.outer = _Fields((decl.symbol, decl.at) if self.has_at else (decl.symbol,))
+        if decl.channel is not None:
+            self.chan = _Fields((decl.channel.market, decl.channel.symbol, decl.channel.depth))
+        self.depth = decl.depth
+        self.first = ASK if decl.first == "asks" else BID
+        self.kind = decl.kind
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+        self.metrics = scheme.metrics
+        if isinstance(self.metrics, Counters):
+            self.counters = <Counters>self.metrics
+        self.row_type, self.spread_type = Lob, Spread
+        self.otherwise = getattr(scheme, decl.otherwise)
+        self.checksum_failed = scheme.checksum_failed
+        self.got_method, self.got_args = (
+            ("checksum_okx", ()) if self.kind == CHECKSUM_OKX else
+            ("checksum_bitfinex", ()) if self.kind == CHECKSUM_BITFINEX else
+            ("checksum_kraken", (self.kind == CHECKSUM_KRAKEN_SCALED,)))
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* o[2]
+        cdef PyObject* c[3]
+        cdef PyObject* v[3]
+        cdef PyObject* hit
+        cdef Py_ssize_t depth
+        self.outer.load(msg, o)
+        market = <object>o[0]
+        payload = <object>o[1] if self.has_at else msg
+        if self.chan is not None:
+            if kept is None:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+            self.chan.load(kept, c)
+            if c[0] != o[0] and not (type(market) is str and <object>c[0] == market):
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # another market than its channel's
+            symbol = <object>c[1]
+            depth = <object>c[2]
+        else:
+            hit = PyDict_GetItem(self.symbols, market) if type(market) is str else NULL
+            if hit == NULL or not <object>hit:
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
+            symbol = <object>hit
+            depth = self.depth
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0  # reloading: nothing of this market until its snapshot
+        hit = PyDict_GetItem(self.books, market)
+        if hit == NULL:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        book = <object>hit
+        self.fields.load(payload, v)
+        status = book_update(book, self.first, <object>v[0], <object>v[1], self.rows_of, self.row_type,
+                             self.spread_type, self.exchange, symbol, recv_ns, depth, self.kind, <object>v[2])
+        if status == 0:  # UPDATE_OK
+            if self.counters is not None:
+                self.counters.checksum_ok += 1
+            else:
+                self.metrics.checksum_ok += 1
+        elif status == 1:  # UPDATE_MISMATCH: applied, the book resyncs
+            self.checksum_failed(conn, market, <object>v[2], getattr(book, self.got_method)(*self.got_args), recv_ns)
+        else:  # UPDATE_NOT_APPLIED: nothing applied, the venue says what is amiss
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        return 0
+
+    cdef int _otherwise(self, conn, msg, data, long long recv_ns, kept) except -1:
+        """The venue's method, handed the message as a handler is (the route's channel kept on
+        the scheme first, as the Router keeps it for a handler)."""
+        if self.keep is not None and kept is not None:
+            setattr(self.scheme, self.keep, kept)
+        self.otherwise(conn, msg, data, recv_ns)
+        return 0
+
+
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
-    from atomfast.kit.shapes import Quote, Trade
+    from atomfast.kit.shapes import BookUpdate, Quote, Trade
 
     if isinstance(handler, Quote):
         return _QuoteExec(handler, scheme)
     if isinstance(handler, Trade):
         return _TradeExec(handler, scheme)
+    if isinstance(handler, BookUpdate):
+        return _BookUpdateExec(handler, scheme)
     return handler
 
 
@@ -289,9 +392,9 @@ cdef class _Route:
         if isinstance(handler, _ShapeExec):
             self.shape = <_ShapeExec>handler
 
-    cdef inline int call(self, conn, msg, data, recv_ns) except -1:
+    cdef inline int call(self, conn, msg, data, recv_ns, kept) except -1:
         if self.shape is not None:
-            return self.shape.on(msg, data, recv_ns)
+            return self.shape.on(conn, msg, data, recv_ns, kept)
         self.handler(conn, msg, data, recv_ns)
         return 0
 
@@ -329,6 +432,7 @@ cdef class Router:
     cdef object attr
     cdef _Fields attr_field     # (attr,): read at its slot offset
     cdef object keep
+    cdef object kept            # the current frame's hit (None: none), handed to a declared shape
 
     def __init__(self, dispatch, scheme):
         global _called
@@ -377,6 +481,9 @@ cdef class Router:
             self.attr = pre.attr
             self.attr_field = _Fields((pre.attr,))
             self.keep = pre.keep
+            for entry in self.routes.values():
+                if (<_Route>entry).shape is not None:
+                    (<_Route>entry).shape.keep = self.keep
         else:
             raise TypeError(f"Dispatch: prefilter {pre!r} is neither a method name, ByteAfter nor Lookup")
 
@@ -406,6 +513,7 @@ cdef class Router:
             finally:
                 PyBuffer_Release(&view)
         if entry is None:
+            self._keep()
             self._other(conn, data, recv_ns, self.unrouted, "no route for the frame")
             return
         self._routed(<_Route>entry, conn, data, recv_ns)
@@ -453,6 +561,7 @@ cdef class Router:
         cdef const unsigned char* at = <const unsigned char*>memchr(p, self.delimiter, n)
         cdef Py_ssize_t upto = (at - p + 1) if at != NULL else 0
         cdef PyObject* hit
+        self.kept = None
         state = conn.state
         prefix = PyBytes_FromStringAndSize(<const char*>p, upto)
         if PyDict_CheckExact(state):
@@ -466,10 +575,16 @@ cdef class Router:
             except KeyError:
                 return self.routes.get(PyBytes_FromStringAndSize(<const char*>p, 1 if n else 0))
         cdef PyObject* kind[1]
-        if self.keep is not None:
-            setattr(self.scheme, self.keep, found)
+        self.kept = found
         self.attr_field.load(found, kind)
         return self.routes.get(<object>kind[0])
+
+    cdef inline int _keep(self) except -1:
+        """The ``Lookup`` hit kept on the scheme as ``keep``, for a handler or the fallback (a
+        declared shape is handed it instead: no attribute set on its frames)."""
+        if self.kept is not None and self.keep is not None:
+            setattr(self.scheme, self.keep, self.kept)
+        return 0
 
     cdef inline _decoded(self, conn, data, recv_ns):
         """Decode first, route by the message's type or ``field``."""
@@ -490,28 +605,33 @@ cdef class Router:
                 self.bad_input(self.unrouted, repr(getattr(key, "__name__", key))[:100], data)
             return
         if (<_Route>entry).handler is not None:
-            (<_Route>entry).call(conn, msg, data, recv_ns)
+            (<_Route>entry).call(conn, msg, data, recv_ns, None)
 
     cdef inline _routed(self, _Route entry, conn, data, recv_ns):
         """A prefiltered frame's route: its decoder (the refusals to ``_declined``), then its
         handler, handed the message (or its ``unwrap`` attribute)."""
         cdef PyObject* inner[1]
         if entry.handler is None:
+            self._keep()  # (ignored; the channel kept all the same)
             return
         msg = None
         if entry.decode is not None:
             try:
                 msg = _decode(entry.decode, data)
             except _VALIDATION as exc:
+                self._keep()
                 self._declined(conn, data, recv_ns, "unknown message", exc)
                 return
             except _MALFORMED as exc:
+                self._keep()
                 self._declined(conn, data, recv_ns, "malformed JSON", exc)
                 return
             if self.unwrapped is not None:
                 self.unwrapped.load(msg, inner)
                 msg = <object>inner[0]
-        entry.call(conn, msg, data, recv_ns)
+        if entry.shape is None:
+            self._keep()
+        entry.call(conn, msg, data, recv_ns, self.kept)
 
     cdef _other(self, conn, data, recv_ns, str kind, str detail):
         """Not routed: the venue's fallback, or counted bad input of ``kind``."""

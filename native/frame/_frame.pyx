@@ -112,12 +112,10 @@ cdef class LatencyHistogram:
 
 
 cdef class Counters:
-    """What the frame core counts on every frame, as C integers: the base of
-    ``atomfast.metrics.Metrics`` (``frames``, ``bytes``, ``events`` per topic), so that the
-    frame core adds to them without an attribute lookup; Python reads and sets them as ever."""
-    cdef public long long frames
-    cdef public long long bytes
-    cdef public object events
+    """What the compiled parts count on every frame, as C integers: the base of
+    ``atomfast.metrics.Metrics`` (``frames``, ``bytes``, ``events`` per topic: the frame core;
+    ``checksum_ok``: a declared book shape, native/dispatch), so that they add to them without an
+    attribute lookup; Python reads and sets them as ever. Declared in atomfast/_frame.pxd."""
 
 
 cdef class Pipeline:

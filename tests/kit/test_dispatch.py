@@ -586,3 +586,150 @@ def test_a_shape_declaration_is_checked():
         Trade(symbol="s", price="p", size="q", id="t", time="T", side="S")
     with pytest.raises(ValueError, match="names no field"):
         Trade(symbol="s", price="p", size="q", id="t", time=(), buyer_maker="m")
+
+
+# ------------------------------------------------------------------------------------------------
+# a declared book update (atomfast.kit.shapes.BookUpdate): Kraken v1's book route
+
+KRAKEN_FIRST_UPDATE = b'[1664,{"a":[["13.284500","1396.00000000","1618678133.383209"]],"c":"176333288"},"book-1000","WAVES/EUR"]'
+
+
+class _KrakenHandlerBook(KrakenSpotV1Scheme):
+    """Kraken v1 with its book route a handler method again (``_on_book``, all in Python): what
+    the declared ``BookUpdate`` took over, to compare with."""
+
+    dispatch = Dispatch({**KrakenSpotV1Scheme.dispatch.routes, "book": "_on_book"},
+                        prefilter=KrakenSpotV1Scheme.dispatch.prefilter, decoders=KrakenSpotV1Scheme.dispatch.decoders,
+                        fallback=KrakenSpotV1Scheme.dispatch.fallback)
+
+
+class _KrakenCountingBook(KrakenSpotV1Scheme):
+    """The stock route table; the messages its ``BookUpdate`` hands the venue's ``_on_book``, kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[tuple[bytes, object]] = []
+
+    def _on_book(self, conn, msg, data, recv_ns) -> None:
+        self.handed.append((data, self._channel))
+        super()._on_book(conn, msg, data, recv_ns)
+
+
+def _kraken_book(scheme_cls=KrakenSpotV1Scheme) -> tuple[Harness, tuple[int, bytes]]:
+    """A harness fed the book capture up to channel 1664's (WAVES/EUR) first update; that update."""
+    path = fixture_path(KRAKEN_BOOK)
+    frames = list(recv_frames(path))
+    i = next(k for k, (_, d) in enumerate(frames) if d == KRAKEN_FIRST_UPDATE)
+    h = Harness(scheme_cls, capture_instruments(path, KrakenSpotV1Scheme))
+    h.feed_all(frames[:i])
+    return h, frames[i]
+
+
+def test_kraken_book_updates_are_declared_and_give_what_the_handler_gave_on_the_whole_capture():
+    """Every common update of the capture applied and checked in C (none handed to ``_on_book``):
+    the events and counts of the handler it replaced, exactly."""
+    from atomfast.kit.shapes import BookUpdate
+
+    assert isinstance(KrakenSpotV1Scheme.dispatch.routes["book"], BookUpdate)
+    path = fixture_path(KRAKEN_BOOK)
+    declared = Harness(_KrakenCountingBook, capture_instruments(path, KrakenSpotV1Scheme))
+    handler = Harness(_KrakenHandlerBook, capture_instruments(path, KrakenSpotV1Scheme))
+    declared.feed_all(recv_frames(path))
+    handler.feed_all(recv_frames(path))
+    assert declared.scheme.handed == []
+    assert declared.records == handler.records and declared.reports == handler.reports == []
+    assert dict(declared.metrics.events) == {"lob": 6855, "spread": 460, "status": 12}
+    assert (declared.metrics.checksum_ok, declared.metrics.checksum_failed) == (2437, 0)
+    assert handler.metrics.checksum_ok == 2437
+
+
+def test_a_declared_book_update_writes_the_exchanges_levels_with_the_newest_levels_time():
+    from atomfast.events import Lob
+
+    h, (at, update) = _kraken_book()
+    ok = h.metrics.checksum_ok
+    assert h.feed(update, at) == [("lob", Lob("kraken", "WAVES-EUR", 13.2845, 1396.0, "sell", 1618678133383,
+                                               1618678134221057))]
+    assert h.metrics.checksum_ok == ok + 1 and h.scheme.books["WAVES/EUR"].checksum_kraken() == 176333288
+
+
+def test_a_declared_book_update_hands_the_venue_what_is_not_the_common_case():
+    """Nothing applied in C, the venue's ``_on_book`` says what is amiss, with the channel kept for
+    it (a malformed level or checksum: counted, the pair resyncs; a message on another pair than
+    its channel's; no book yet). A reloading pair's update is dropped; a checksum that differs
+    (the update applied, no spread) resyncs the pair."""
+    for change, kind, detail in [
+            ((b'"1396.00000000"', b'"1396.0.0"'), "malformed book level", "invalid size '1396.0.0': not a decimal number"),
+            ((b'"c":"176333288"', b'"c":"x"'), "malformed checksum", "'x'")]:
+        h, (at, update) = _kraken_book(_KrakenCountingBook)
+        bad = update.replace(*change)
+        events = h.feed(bad, at)
+        assert h.scheme.handed == [(bad, h.conn.state[b"[1664,"])]
+        assert h.reports == [(f"kraken: {kind}", detail, bad)]
+        assert [(t, e.status) for t, e in events] == [("status", "resync")] and "WAVES/EUR" in h.scheme.unsynced
+
+    h, (at, update) = _kraken_book(_KrakenCountingBook)
+    h.scheme.unsynced.add("WAVES/EUR")
+    assert h.feed(update, at) == [] and h.scheme.handed == [] and h.reports == []
+    h.scheme.unsynced.discard("WAVES/EUR")
+    del h.scheme.books["WAVES/EUR"]
+    events = h.feed(update, at)
+    assert h.scheme.handed == [(update, h.conn.state[b"[1664,"])]
+    assert [(t, e.status, e.reason) for t, e in events] == [("status", "resync", "book update before its snapshot")]
+
+    h, (at, update) = _kraken_book(_KrakenCountingBook)
+    other = update.replace(b'"WAVES/EUR"]', b'"XBT/EUR"]')
+    channel = h.conn.state[b"[1664,"]
+    h.feed(other, at)
+    assert h.scheme.handed == [(other, channel)] and h.conn.state[b"[1664,"].pair == "XBT/EUR"  # learnt anew
+    assert h.reports[0][:2] == ("kraken: channel mismatch", "channelID 1664: 'WAVES/EUR' in state, 'XBT/EUR' in message")
+
+    h, (at, update) = _kraken_book(_KrakenCountingBook)
+    ok = h.metrics.checksum_ok
+    wrong = update.replace(b'"c":"176333288"', b'"c":"176333289"')
+    events = h.feed(wrong, at)
+    assert h.scheme.handed == [] and [(t, e.status, e.reason) for t, e in events] == [
+        ("status", "resync", "checksum mismatch: exchange 176333289, book 176333288")]  # (its lob rows dropped)
+    assert (h.metrics.checksum_ok, h.metrics.checksum_failed, h.metrics.resyncs) == (ok, 1, 1)
+    h, (at, update) = _kraken_book(_KrakenHandlerBook)
+    assert h.feed(wrong, at) == events  # as the handler did
+
+
+def test_a_book_update_declared_without_a_channel_takes_the_cached_symbol_and_its_depth():
+    """The same capture through a ``BookUpdate`` with no channel (the symbol from the scheme's
+    cache, the book cut to the declared depth, the capture's 1000): the stock events."""
+    from atomfast.book import CHECKSUM_KRAKEN
+    from atomfast.kit.shapes import BookUpdate
+
+    class NoChannel(KrakenSpotV1Scheme):
+        dispatch = Dispatch({**KrakenSpotV1Scheme.dispatch.routes,
+                             "book": BookUpdate(market="pair", at="update", asks="a", bids="b", checksum="c",
+                                                kind=CHECKSUM_KRAKEN, otherwise="_on_book", depth=1000)},
+                            prefilter=KrakenSpotV1Scheme.dispatch.prefilter,
+                            decoders=KrakenSpotV1Scheme.dispatch.decoders, fallback=KrakenSpotV1Scheme.dispatch.fallback)
+
+    path = fixture_path(KRAKEN_BOOK)
+    plain = Harness(NoChannel, capture_instruments(path, KrakenSpotV1Scheme))
+    stock = Harness(KrakenSpotV1Scheme, capture_instruments(path, KrakenSpotV1Scheme))
+    plain.feed_all(recv_frames(path))
+    stock.feed_all(recv_frames(path))
+    assert plain.records == stock.records and plain.metrics.checksum_ok == 2437 and plain.reports == []
+    # a book update declared through ``Scheme.route`` (no channel handed): the venue's method
+    h, (at, update) = _kraken_book(_KrakenCountingBook)
+    run = h.scheme.route("book")
+    run(h.conn, msgspec.json.decode(update, type=h.scheme.dispatch.decoders["book"].type), update, at)
+    assert [d for d, _ in h.scheme.handed] == [update] and h.metrics.checksum_ok > 0
+
+
+def test_a_book_update_declaration_is_checked():
+    from atomfast.book import CHECKSUM_KRAKEN, CHECKSUM_NONE
+    from atomfast.kit.shapes import BookUpdate
+
+    with pytest.raises(ValueError, match="no checksum kind"):
+        BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_NONE, otherwise="_x")
+    with pytest.raises(ValueError, match="asks or bids"):
+        BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_KRAKEN, otherwise="_x", first="a")
+    with pytest.raises(ValueError, match="otherwise"):
+        BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_KRAKEN, otherwise="")
+    with pytest.raises(ValueError, match="depth"):
+        BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_KRAKEN, otherwise="_x", depth=-1)

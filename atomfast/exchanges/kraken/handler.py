@@ -40,6 +40,7 @@ from ...book import (ASK, BID, CHECKSUM_KRAKEN, UPDATE_MISMATCH, L2Book, L3Book,
                      parse_checksum, parse_decimal)
 from ...events import Candle, Lob, Spread
 from ...kit.dispatch import Lookup
+from ...kit.shapes import BookUpdate, Channel
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, TOP_CHANGED, UNKNOWN,
                        Connection, ConnectionPlan, Dispatch, Instrument, RestEndpoint, Routes, Scheme,
                        WebsocketEndpoint)
@@ -137,10 +138,12 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     trailing channelName and pair, and learnt). Routing reads those bytes, without decoding
     (``dispatch``'s ``Lookup``); ``{`` frames are events.
 
-    A book frame is decoded as the common update (one payload with its checksum, ``_on_book``);
-    one of another shape (a snapshot, two payloads, another pair) is decoded again as any book
-    message (``_on_book_message``), so the common one is decoded once and every other one is
-    taken exactly as before.
+    A book frame is decoded as the common update (one payload with its checksum), which the
+    route table's declared ``BookUpdate`` applies and checks in C on a synced pair's book; what
+    it does not take (no book yet, a malformed level or checksum, another pair than the
+    channel's) goes to ``_on_book``, and one of another shape (a snapshot, two payloads) is
+    decoded again as any book message (``_on_book_message``), so the common one is decoded once
+    and every other one is taken exactly as before.
     """
 
     exchange = "kraken"
@@ -150,7 +153,10 @@ class KrakenSpotV1Scheme(_KrakenSpot):
     #: data frames by their channel's kind (``Lookup``: the channelID's digits), decoded as its
     #: messages are (a book's as its common update), a frame on a channelID not learnt yet (b"["),
     #: an event (b"{"); what does not decode so, and what is neither, goes to ``_on_other``
-    dispatch = Dispatch({"book": "_on_book", "trade": "_on_trades", "ticker": "_on_ticker", "ohlc": "_on_ohlc",
+    dispatch = Dispatch({"book": BookUpdate(market="pair", at="update", asks="a", bids="b", checksum="c",
+                                            kind=CHECKSUM_KRAKEN, otherwise="_on_book",
+                                            channel=Channel(market="pair", symbol="symbol", depth="trunc")),
+                         "trade": "_on_trades", "ticker": "_on_ticker", "ohlc": "_on_ohlc",
                          "spread": None, b"[": "_on_new_channel", b"{": "_on_event"},
                         prefilter=Lookup(b",", attr="kind", keep="_channel"),
                         decoders={**_DATA_DECODERS, b"{": m.v1_event_decoder},
@@ -284,10 +290,11 @@ class KrakenSpotV1Scheme(_KrakenSpot):
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.V1UpdateFrame, data: bytes, recv_ns: int) -> None:
-        """The common book message: an update of one payload with its checksum (``[cid, {"b": [..],
-        "c": ".."}, "book-1000", "PAIR"]``; another shape is ``_on_book_message``'s), applied by the
-        book in one call (``L2Book.apply_update``); one with anything amiss goes to ``_on_update``
-        (nothing applied yet)."""
+        """The common book message (``[cid, {"b": [..], "c": ".."}, "book-1000", "PAIR"]``; another
+        shape is ``_on_book_message``'s) that the route's ``BookUpdate`` did not take, nothing of
+        it applied (also a venue's own call, ``route("book")`` without the channel): the same
+        steps in Python, the book's one call (``L2Book.apply_update``) where there is a book, and
+        one with anything amiss to ``_on_update``, step by step, to say what."""
         channel = self._channel
         native = channel.pair
         if msg.pair != native:
