@@ -328,6 +328,7 @@ cdef class _BookUpdateExec(_ShapeExec):
             self.chan.load(kept, c)
             if c[0] != o[0] and not (type(market) is str and <object>c[0] == market):
                 return self._otherwise(conn, msg, data, recv_ns, kept)  # another market than its channel's
+            market = <object>c[0]  # (the same text, whose hash is known: the lookups below)
             symbol = <object>c[1]
             depth = <object>c[2]
         else:

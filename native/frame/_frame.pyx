@@ -322,6 +322,8 @@ cdef class FrameCore:
     #: what a frame is handed to: the scheme's ``on_frame`` (its bound route table)
     cdef public object on_frame
     cdef object _end_frame
+    cdef Pipeline _pipeline     # pipeline, where it is one: its end_frame called in C (else None)
+    cdef bint _own_frame        # ``frame`` is this class's (no Python subclass overrides it)
     cdef object _errors
     cdef Counters _counters     # metrics, where it is one (else None)
 
@@ -334,12 +336,19 @@ cdef class FrameCore:
         self.limit = scheme.max_frame_bytes
         self.on_frame = scheme.on_frame
         self._end_frame = pipeline.end_frame
+        self._pipeline = pipeline if isinstance(pipeline, Pipeline) else None
+        self._own_frame = getattr(type(self), "frame") is getattr(FrameCore, "frame")
         self._errors = self.metrics.errors
         self._counters = self.metrics if isinstance(self.metrics, Counters) else None
 
     cpdef frame(self, conn, data, long long recv_ns, bint binary=False):
         """One received frame (bytes, or a memoryview valid during the call for a scheme with
         ``accepts_memoryview``), through the scheme to the sink."""
+        self._frame(conn, data, recv_ns, recv_ns, binary)
+
+    cdef int _frame(self, conn, data, object recv, long long recv_ns, bint binary) except -1:
+        """``frame``, the receive time also as the object the caller has (``recv``: the replay's
+        frame tuple holds it), handed to the scheme without making another."""
         cdef Py_ssize_t n = len(data)
         if self._counters is not None:
             self._counters.frames += 1
@@ -349,19 +358,23 @@ cdef class FrameCore:
             self.metrics.bytes += n
         if n > self.limit:
             self.too_large(conn, n, data)
-            return
+            return 0
         if self.raw_tap is not None:
-            self.raw_tap.frame(conn, data, recv_ns, binary)
+            self.raw_tap.frame(conn, data, recv, binary)
         if self.frame_hook is not None:
-            self.frame_hook(conn, data, recv_ns, binary)
+            self.frame_hook(conn, data, recv, binary)
         try:
-            self.on_frame(conn, data, recv_ns)
+            self.on_frame(conn, data, recv)
         except Exception as exc:  # a scheme must not raise; if it does, count it and go on
             self._errors.report("internal error", f"{type(exc).__name__}: {exc}", bytes(data[:200]))
         try:
-            self._end_frame(recv_ns)
+            if self._pipeline is not None:
+                self._pipeline.end_frame(recv_ns)
+            else:
+                self._end_frame(recv)
         except Exception as exc:
             self._errors.report("sink error", f"{type(exc).__name__}: {exc}")
+        return 0
 
     def apply(self, conn, data, long long recv_ns):
         """A frame whose outputs were delivered before (``atomfast process`` rebuilding its books
@@ -398,7 +411,10 @@ cdef class FrameCore:
                 conn = connections.get((<tuple>f)[1])
                 if conn is None:
                     conn = connection((<tuple>f)[1], (<tuple>f)[3])
-                self.frame(conn, (<tuple>f)[4], last_ns, (<tuple>f)[5])
+                if self._own_frame:
+                    self._frame(conn, (<tuple>f)[4], (<tuple>f)[0], last_ns, (<tuple>f)[5])
+                else:
+                    self.frame(conn, (<tuple>f)[4], last_ns, (<tuple>f)[5])
             else:
                 last_ns = f.ts_ns
                 if f.kind != recv_kind:
