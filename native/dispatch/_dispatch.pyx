@@ -22,8 +22,9 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
 from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
-from libc.stdint cimport int64_t
-from libc.string cimport memchr, memcmp
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memchr, memcmp, memcpy
 
 from atomfast._book cimport AvroRows, book_update
 from atomfast._frame cimport Counters
@@ -400,6 +401,43 @@ cdef class _Route:
         return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Lookup's cache: a frame's prefix -> the state's entry, without a bytes object, a hash and a dict
+# lookup per frame. An entry holds until the state dict changes (its version tag, PEP 509: any
+# insertion, replacement or removal gives it a new one).
+
+cdef extern from "Python.h":
+    ctypedef struct _VersionedDict "PyDictObject":
+        uint64_t ma_version_tag
+
+cdef enum:
+    LC_SIZE = 64                # entries (direct mapped by the prefix's bytes)
+    LC_KEY = 24                 # the longest prefix kept (Kraken's b"[3648,": 6)
+
+cdef struct _LookupEntry:
+    PyObject* state             # the state dict the entry was found in (a reference held)
+    uint64_t version            # its version tag then
+    Py_ssize_t n
+    unsigned char key[LC_KEY]
+    PyObject* found             # the state's entry (a reference held)
+    PyObject* attr              # its ``attr`` then (a reference held) ...
+    PyObject* route             # ... and that key's route (a reference held; Py_None: none)
+
+
+cdef inline uint32_t _prefix_slot(const unsigned char* p, Py_ssize_t n) noexcept:
+    cdef uint32_t h = 2166136261u    # FNV-1a
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 16777619u
+    return (h ^ (h >> 16)) & (LC_SIZE - 1)
+
+
+cdef inline void _set_ref(PyObject** slot, object value) noexcept:
+    Py_INCREF(value)
+    Py_XDECREF(slot[0])
+    slot[0] = <PyObject*>value
+
+
 cdef class Router:
     """A ``Dispatch`` bound to one scheme's handlers: ``on_frame(conn, data, recv_ns)``."""
 
@@ -434,6 +472,16 @@ cdef class Router:
     cdef _Fields attr_field     # (attr,): read at its slot offset
     cdef object keep
     cdef object kept            # the current frame's hit (None: none), handed to a declared shape
+    cdef object lc_conn, lc_state   # the last frame's connection and its ``state`` (made with it, never replaced)
+    cdef _LookupEntry lc[LC_SIZE]
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(LC_SIZE):
+            Py_XDECREF(self.lc[i].state)
+            Py_XDECREF(self.lc[i].found)
+            Py_XDECREF(self.lc[i].attr)
+            Py_XDECREF(self.lc[i].route)
 
     def __init__(self, dispatch, scheme):
         global _called
@@ -562,8 +610,24 @@ cdef class Router:
         cdef const unsigned char* at = <const unsigned char*>memchr(p, self.delimiter, n)
         cdef Py_ssize_t upto = (at - p + 1) if at != NULL else 0
         cdef PyObject* hit
+        cdef PyObject* kind[1]
+        cdef _LookupEntry* e = NULL
         self.kept = None
-        state = conn.state
+        if conn is self.lc_conn:
+            state = self.lc_state
+        else:
+            state = conn.state
+            self.lc_conn, self.lc_state = conn, state
+        if PyDict_CheckExact(state) and upto <= LC_KEY:
+            e = &self.lc[_prefix_slot(p, upto)]
+            if (e.state == <PyObject*>state and e.version == (<_VersionedDict*><PyObject*>state).ma_version_tag
+                    and e.n == upto and memcmp(e.key, p, upto) == 0):
+                found = <object>e.found
+                self.kept = found
+                self.attr_field.load(found, kind)
+                if kind[0] == e.attr:
+                    return <object>e.route
+                return self.routes.get(<object>kind[0])
         prefix = PyBytes_FromStringAndSize(<const char*>p, upto)
         if PyDict_CheckExact(state):
             hit = PyDict_GetItem(state, prefix)
@@ -575,10 +639,18 @@ cdef class Router:
                 found = state[prefix]
             except KeyError:
                 return self.routes.get(PyBytes_FromStringAndSize(<const char*>p, 1 if n else 0))
-        cdef PyObject* kind[1]
         self.kept = found
         self.attr_field.load(found, kind)
-        return self.routes.get(<object>kind[0])
+        route = self.routes.get(<object>kind[0])
+        if e != NULL:  # kept for the next frames with this prefix
+            _set_ref(&e.state, state)
+            e.version = (<_VersionedDict*><PyObject*>state).ma_version_tag
+            e.n = upto
+            memcpy(e.key, p, upto)
+            _set_ref(&e.found, found)
+            _set_ref(&e.attr, <object>kind[0])
+            _set_ref(&e.route, route)
+        return route
 
     cdef inline int _keep(self) except -1:
         """The ``Lookup`` hit kept on the scheme as ``keep``, for a handler or the fallback (a

@@ -391,6 +391,28 @@ def test_lookup_routes_by_the_state_entrys_kind_and_keeps_it_on_the_scheme(krake
     assert fed(h, b"[1664,") == ([], [("toy: malformed JSON", "Input data was truncated", b"[1664,")])
 
 
+def test_lookup_follows_the_state_as_it_changes(kraken):
+    """The Router keeps what a prefix found (no dict lookup per frame): a state entry replaced,
+    removed, or its kind changed in place is seen at the next frame."""
+    _, update, _ = kraken
+    h = harness(Dispatch({"book": "_a", "ticker": "_b", b"[": "_b"}, prefilter=CHANNEL, decoders={"book": ARRAY}))
+    book, tick = Channel("book"), Channel("ticker")
+    h.conn.state[b"[1664,"] = book
+    assert [c[0] for c in fed(h, update)[0]] == ["a"] and [c[0] for c in fed(h, update)[0]] == ["a"]
+    h.conn.state[b"[1664,"] = tick  # replaced
+    assert [c[:2] for c in fed(h, update)[0]] == [("b", None)] and h.scheme._channel is tick
+    tick.kind = "book"  # changed in place
+    assert [c[0] for c in fed(h, update)[0]] == ["a"] and h.scheme._channel is tick
+    del h.conn.state[b"[1664,"]  # removed: the first byte routes
+    assert [c[:2] for c in fed(h, update)[0]] == [("b", None)]
+    h.conn.state[b"[1664,"] = book
+    assert [c[0] for c in fed(h, update)[0]] == ["a"]
+    first, h.conn = h.conn, h.conn.__class__(7, "wss://x")  # another connection: its own state
+    assert [c[:2] for c in fed(h, update)[0]] == [("b", None)]
+    h.conn = first
+    assert [c[0] for c in fed(h, update)[0]] == ["a"]
+
+
 def test_lookup_without_keep_and_on_a_memoryview(kraken):
     _, update, _ = kraken
     h = harness(Dispatch({"book": "_a"}, prefilter=Lookup(b",", attr="kind"), decoders={"book": ARRAY}))
