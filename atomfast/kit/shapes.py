@@ -5,9 +5,13 @@ in the decoded message (the route's Struct, after ``unwrap``) the fields of one 
 compiled ``atomfast._dispatch.Router`` executes the declaration for every frame of the route (the
 fields read at their Struct offsets, the symbol looked up, the typed writer called on the topic's
 rows): no Python runs for a well-formed message. A venue whose messages fit no shape keeps its
-handler; the flows that are truly a venue's own (book sync, checksums, L3) stay methods.
+handler; the flows that are truly a venue's own (snapshots, book sync, L3) stay methods.
 
-What every shape does, as the venue's handlers did:
+The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``) and
+``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
+book; what is not the common case goes to the venue's method: see its text).
+
+What ``Quote`` and ``Trade`` do, as the venue's handlers did:
 
 * the symbol: the scheme's cache (``_symbols``) of the native name; a name not cached yet is
   asked of ``known`` (bad input ``unknown market`` if it names no market: the message is
@@ -18,7 +22,7 @@ What every shape does, as the venue's handlers did:
   time not in [0, 10**14) ms): nothing written, and the message is counted as bad input of kind
   ``malformed`` with its fields in the detail (``'0.1' '2' T=1723161600000``).
 
-Binance's trades and book tickers::
+Binance's trades and book tickers (Kraken v1's book updates: ``BookUpdate``'s text)::
 
     dispatch = Dispatch({_T: Trade(symbol="s", price="p", size="q", id="t", time="T", buyer_maker="m"),
                          _B: Quote(symbol="s", bid="b", bid_size="B", ask="a", ask_size="A",
