@@ -107,7 +107,8 @@ def _thread_kind(comm: str) -> str:
 # the child
 
 
-def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict) -> int:
+def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict,
+           poll_after_write: bool = True) -> int:
     sys.path.insert(0, str(ROOT)) if str(ROOT) not in sys.path else None
     import gc
 
@@ -128,6 +129,8 @@ def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict)
         sink = KafkaSink({"bootstrap.servers": bootstrap, **config},
                          topic_prefix=f"bench-cpu-{uuid.uuid4().hex[:10]}.")
         sink.ensure_topics(list(TOPICS), partitions=1)
+        # an experiment (--no-poll-after-write): the reports served by the final flush only
+        sink._producer.poll_after_write = poll_after_write
         for topic in TOPICS:
             sink.write(topic, [()], [b"warm:up"], [b"warm-up"])
         assert sink.flush(30) == 0, "the broker did not take the warm-up messages"
@@ -232,10 +235,10 @@ class _RecordedPass:
 
 
 def measure(case: str, sink_kind: str, passes: int, bootstrap: str = "", broker_pid: int | None = None,
-            config: dict | None = None) -> dict:
+            config: dict | None = None, poll_after_write: bool = True) -> dict:
     """One child: its CPU (and the broker's) over ``passes`` replays of ``case``."""
     cmd = [sys.executable, "-m", "bench.kafka_cpu", "--child", case, sink_kind, str(passes),
-           bootstrap or "-", json.dumps(config or {})]
+           bootstrap or "-", json.dumps(config or {}), "poll" if poll_after_write else "no-poll"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONHASHSEED": "0"})
     try:
@@ -270,12 +273,13 @@ def measure(case: str, sink_kind: str, passes: int, bootstrap: str = "", broker_
 
 
 def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str] | None = None,
-        config: dict | None = None, log=print) -> dict:
+        config: dict | None = None, log=print, poll_after_write: bool = True) -> dict:
     from .throughput import Broker
 
     cases = cases or (CASES[:1] if quick else CASES)
     passes = QUICK_PASSES if quick else PASSES
-    results: dict = {"runs": runs, "quick": quick, "config": config or {}, "cases": {}, "note": ""}
+    results: dict = {"runs": runs, "quick": quick, "config": config or {}, "cases": {}, "note": "",
+                     "poll_after_write": poll_after_write}
     broker = None
     if kafka:
         try:
@@ -289,7 +293,7 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str]
         broker_pid = broker.broker.pid if broker is not None and broker.broker is not None else None
         if broker is not None:  # a fresh broker (and its JIT) is slower at first: one throwaway run
             log("  kafka_cpu: broker warm-up")
-            measure(cases[0], "kafka", passes[cases[0]], broker.bootstrap, None, config)
+            measure(cases[0], "kafka", passes[cases[0]], broker.bootstrap, None, config, poll_after_write)
         for case in cases:
             results["cases"][case] = {"passes": passes[case], **{kind: [] for kind in KINDS}}
         for r in range(runs):
@@ -300,7 +304,8 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str]
                         continue
                     log(f"  kafka_cpu run {r + 1}/{runs}: {case} -> {kind}")
                     if kind.startswith("kafka"):
-                        e[kind].append(measure(case, kind, passes[case], broker.bootstrap, broker_pid, config))
+                        e[kind].append(measure(case, kind, passes[case], broker.bootstrap, broker_pid, config,
+                                               poll_after_write))
                     else:
                         e[kind].append(measure(case, kind, passes[case]))
     finally:
@@ -362,7 +367,11 @@ def markdown(results: dict) -> str:
         f"Median of {runs} run{'s' if runs != 1 else ''}; each measurement is its own subprocess "
         "(`bench/kafka_cpu.py`) replaying the preloaded capture N times into the sink (Kafka: "
         f"{results['note']}; default producer settings"
-        + (f" with {json.dumps(cfg)}" if cfg else "") + "; ended by a flush with every delivery report "
+        + (f" with {json.dumps(cfg)}" if cfg else "")
+        + ("" if results.get("poll_after_write", True) else
+           "; **an experiment: the writes do not poll (`KafkaProducer.poll_after_write` False), the delivery "
+           "reports are all served by the final flush**")
+        + "; ended by a flush with every delivery report "
         "served). CPU = user + system of **all the process's threads** from `/proc/<pid>/task/*/schedstat`, "
         "read by the parent before and after the replays (the child waits meanwhile); the broker's CPU "
         "(its JVM, read the same way) is apart. Target: Kafka / null <= "
@@ -446,16 +455,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         case, sink_kind, passes, bootstrap, config = argv[1:6]
-        return _child(case, sink_kind, int(passes), bootstrap, json.loads(config))
+        return _child(case, sink_kind, int(passes), bootstrap, json.loads(config), argv[6:7] != ["no-poll"])
     p = argparse.ArgumentParser(prog="python -m bench.kafka_cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--cases", default="", help=f"comma-separated among {', '.join(CASES)}")
     p.add_argument("--config", default="", help="JSON of producer overrides for the Kafka child")
+    p.add_argument("--no-poll-after-write", action="store_true",
+                   help="an experiment: the Kafka children's writes do not serve the delivery reports "
+                        "(KafkaProducer.poll_after_write False); the final flush serves them all")
     p.add_argument("--json", default="", help="write the raw results to this file")
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] or None
-    results = run(args.runs, args.quick, True, cases, json.loads(args.config) if args.config else None)
+    results = run(args.runs, args.quick, True, cases, json.loads(args.config) if args.config else None,
+                  poll_after_write=not args.no_poll_after_write)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(markdown(results))

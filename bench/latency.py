@@ -158,7 +158,7 @@ class Broker:
 
 def run_collector(bootstrap: str, rate: float, frames: int, *, variant: str = "stock", probe: bool = True,
                   skip_frames: int = 0, topic_prefix: str | None = None, append_topic: str | None = None,
-                  timeout: float = 300) -> dict:
+                  timeout: float = 300, producer_config: dict | None = None) -> dict:
     """One `atomfast run --sink kafka` against `atomfast simulate --rate R --loop`, until ``frames``
     frames. Returns the run's summary (``summary: {json}`` of stderr); with ``probe`` also
     ``probe``: full histograms of the frames after the first ``skip_frames`` (receipt -> delivery
@@ -183,7 +183,8 @@ def run_collector(bootstrap: str, rate: float, frames: int, *, variant: str = "s
             run_args[run_args.index("--endpoint") + 1] = sim.url
             if probe:
                 cmd = [sys.executable, "-m", "bench.latency", "--collector", "--probe-out", str(probe_out),
-                       "--variant", variant, "--skip-frames", str(skip_frames), "--", *run_args]
+                       "--variant", variant, "--skip-frames", str(skip_frames),
+                       "--producer-config", json.dumps(producer_config or {}), "--", *run_args]
             else:
                 cmd = [sys.executable, "-m", "atomfast.cli", *run_args]
             t0 = time.monotonic()
@@ -293,14 +294,19 @@ def _lob_atom_us(value: bytes) -> int:
 # --- the probe (runs inside the collector process) ----------------------------------------------
 
 
-def _collector_main(probe_out: str, variant: str, skip_frames: int, argv: list[str]) -> int:
+def _collector_main(probe_out: str, variant: str, skip_frames: int, argv: list[str],
+                    producer_config: dict | None = None) -> int:
     """``atomfast.cli.main(argv)`` through the probe (module docstring); writes the run's
     histograms of the frames after the first ``skip_frames`` to ``probe_out``."""
     import resource
 
     from atomfast import cli
     from atomfast import pipeline as pipeline_module
+    from atomfast.sinks import kafka as kafka_module
     from atomfast.sinks.kafka import KafkaSink
+
+    # an experiment's producer settings over the sink's defaults (``--producer-config``)
+    kafka_module.DEFAULT_PRODUCER_CONFIG.update(producer_config or {})
 
     # recv: receipt time (ns) of the frame being written, 0 for one not measured (warm-up, timer)
     state = {"recv": 0, "frames": 0, "t0": 0.0, "t_last": 0.0, "cpu0": 0.0, "first_recv_ns": 0,
@@ -482,13 +488,15 @@ def variants_at(rate: float) -> tuple[str, ...]:
     return tuple(v for v in VARIANTS if v != CONTRAST or rate in CONTRAST_RATES)
 
 
-def run(runs: int = 3, quick: bool = False, kafka: bool = True, rates: list[float] | None = None) -> dict:
+def run(runs: int = 3, quick: bool = False, kafka: bool = True, rates: list[float] | None = None,
+        producer_config: dict | None = None) -> dict:
     """The section: ``runs`` runs per rate and variant (quick: one rate, one run each).
     ``kafka=False`` (``python -m bench --no-kafka``): nothing is measured, the result says so.
     ``rates``: instead of RATES (quick: 1000)."""
     rates = list(rates) if rates else [1000] if quick else RATES
     runs = 1 if quick else max(1, runs)
-    out: dict = {"quick": quick, "runs": runs, "rates": rates, "variants": list(VARIANTS), "results": {}}
+    out: dict = {"quick": quick, "runs": runs, "rates": rates, "variants": list(VARIANTS), "results": {},
+                 "producer_config": producer_config or {}}
     if not kafka:
         out.update(skipped="--no-kafka", rates=[], seconds=0.0)
         return out
@@ -502,7 +510,7 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, rates: list[floa
         prefix = f"bench-latency-{uuid.uuid4().hex[:8]}."
         lob = _create_append_topic(broker.bootstrap, prefix + "lob")
         if not quick:
-            run_collector(broker.bootstrap, 1000, PASS_FRAMES, topic_prefix=prefix)
+            run_collector(broker.bootstrap, 1000, PASS_FRAMES, topic_prefix=prefix, producer_config=producer_config)
         for rate in rates:
             # the first pass of each run is its warm-up (connection, snapshots, the producer's
             # first requests): not measured
@@ -512,7 +520,8 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, rates: list[floa
                 for _ in range(runs):
                     # receipt -> broker append: read back for the variants that time every message
                     s = run_collector(broker.bootstrap, rate, frames, variant=variant, skip_frames=PASS_FRAMES,
-                                      topic_prefix=prefix, append_topic=None if variant == UPDATES else lob)
+                                      topic_prefix=prefix, append_topic=None if variant == UPDATES else lob,
+                                      producer_config=producer_config)
                     if s["checksum_failed"] or s["frames"] < frames:
                         raise RuntimeError(f"rate {rate} {variant}: bad run: {json.dumps(s)[:1000]}")
                     rows.append(s)
@@ -578,7 +587,9 @@ def markdown(results: dict) -> str:
     lines += [
         "`atomfast simulate cryptofeed/KRAKEN.ws.50.0 --loop --rate R` -> `atomfast run --exchange kraken "
         "--sink kafka --channels lob --symbols <the 6 pairs> --max-frames N` -> a single-node Kafka broker "
-        f"({results.get('broker', 'local')}; the sink's compiled producer: idempotent, acks=all, lz4, linger.ms 5). "
+        f"({results.get('broker', 'local')}; the sink's compiled producer: idempotent, acks=all, lz4, linger.ms 5"
+        + (f"; **an experiment: with {json.dumps(results['producer_config'])} over the defaults**"
+           if results.get("producer_config") else "") + "). "
         f"Each run plays {'1 pass' if quick else f'about {SECONDS:.0f} s'} of the 2,481-frame "
         "capture after a first pass that is not measured (warm-up); every pass starts with the 6 book "
         "snapshots (4,418 levels in all, of 7,329 events a pass), so bursts of ~4,400 events recur every "
@@ -803,19 +814,24 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--probe-out", required=True)
         ap.add_argument("--variant", default="stock", choices=VARIANTS)
         ap.add_argument("--skip-frames", type=int, default=0)
+        ap.add_argument("--producer-config", default="{}")
         split = argv.index("--")
         args = ap.parse_args(argv[:split])
-        return _collector_main(args.probe_out, args.variant, args.skip_frames, argv[split + 1:])
+        return _collector_main(args.probe_out, args.variant, args.skip_frames, argv[split + 1:],
+                               json.loads(args.producer_config))
     ap = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rates", default="", help=f"comma-separated frames/s (default {','.join(map(str, RATES))}; "
                     "--quick: 1000)")
+    ap.add_argument("--producer-config", default="", help="JSON of producer settings over the sink's defaults "
+                    "(an experiment: the report says so)")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     rates = [int(r) for r in args.rates.split(",") if r.strip()] or None
-    results = run(args.runs, args.quick, rates=rates)
+    results = run(args.runs, args.quick, rates=rates,
+                  producer_config=json.loads(args.producer_config) if args.producer_config else None)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency.json").write_text(json.dumps(results, indent=1))
     text = markdown(results)
