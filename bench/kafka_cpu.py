@@ -49,6 +49,9 @@ CASES = ["kraken-book", "binance-usdm-session"]
 PASSES = {"kraken-book": 30, "binance-usdm-session": 2}
 QUICK_PASSES = {"kraken-book": 5, "binance-usdm-session": 1}
 TARGET = 1.5  # Kafka CPU / null CPU per frame, at most
+#: the children of a run, interleaved: the replay into each sink, then the replay's recorded
+#: sink writes alone into each (``*-writes``: what the sink costs without the replay)
+KINDS = ("null", "kafka", "null-writes", "kafka-writes")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,13 +107,16 @@ def _thread_kind(comm: str) -> str:
 # the child
 
 
-def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict) -> int:
+def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict,
+           poll_after_write: bool = True) -> int:
     sys.path.insert(0, str(ROOT)) if str(ROOT) not in sys.path else None
     import gc
 
     from .throughput import Venue, _check, _drop_topics
 
     v = Venue(case)
+    writes = _recorded_writes(v) if sink_kind.endswith("-writes") else None
+    sink_kind = sink_kind.removesuffix("-writes")
     if sink_kind == "null":
         from atomfast.sinks.null import NullSink
 
@@ -123,6 +129,8 @@ def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict)
         sink = KafkaSink({"bootstrap.servers": bootstrap, **config},
                          topic_prefix=f"bench-cpu-{uuid.uuid4().hex[:10]}.")
         sink.ensure_topics(list(TOPICS), partitions=1)
+        # an experiment (--no-poll-after-write): the reports served by the final flush only
+        sink._producer.poll_after_write = poll_after_write
         for topic in TOPICS:
             sink.write(topic, [()], [b"warm:up"], [b"warm-up"])
         assert sink.flush(30) == 0, "the broker did not take the warm-up messages"
@@ -130,11 +138,15 @@ def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict)
     sink.close = lambda *a, **k: None  # every pass's pipeline closes the sink: keep it open
     warm = sink.stats().get("delivered_total", 0)
     try:
-        metrics = v.replay(sink).run()  # warm-up pass, untimed
-        _check(v, metrics)
+        if writes is None:
+            metrics = v.replay(sink).run()  # warm-up pass, untimed
+            _check(v, metrics)
+            replays = [v.replay(sink) for _ in range(passes)]
+        else:
+            _write_all(sink, writes)  # warm-up pass, untimed
+            replays = [_RecordedPass(v, sink, writes) for _ in range(passes)]
         sink.flush(120)
         warm = sink.stats().get("delivered_total", 0)
-        replays = [v.replay(sink) for _ in range(passes)]
         gc.collect()
         gc.freeze()
         print("ready", flush=True)
@@ -170,15 +182,63 @@ def _child(case: str, sink_kind: str, passes: int, bootstrap: str, config: dict)
     return 0
 
 
+def _recorded_writes(v) -> list[tuple[str, list, list]]:
+    """The sink writes of one replay of ``v``, in order: ``(topic, keys, values)``, the values
+    the Avro bytes the replay hands the sink (``write_rows``' rows taken as bytes)."""
+    from atomfast.sinks.null import NullSink
+
+    from .throughput import _check
+
+    class Recorder(NullSink):
+        def __init__(self):
+            super().__init__()
+            self.writes: list[tuple[str, list, list]] = []
+
+        def write(self, topic, records, keys, values):
+            self.writes.append((topic, list(keys), list(values)))
+
+        def write_rows(self, topic, rows):
+            keys, values = rows.take()
+            self.writes.append((topic, keys, values))
+
+    recorder = Recorder()
+    _check(v, v.replay(recorder).run())
+    return recorder.writes
+
+
+def _write_all(sink, writes) -> None:
+    write = sink.write
+    for topic, keys, values in writes:
+        write(topic, (), keys, values)
+
+
+class _RecordedPass:
+    """One pass of the recorded writes into ``sink`` (the ``*-writes`` children): what a replay
+    asks of the sink, without the replay. Kafka: each write is ``KafkaProducer.write`` (the
+    batch produced with one ``rd_kafka_produce_batch`` call, then ``poll(0)``), as in a replay."""
+
+    def __init__(self, v, sink, writes):
+        self.v, self.sink, self.writes = v, sink, writes
+
+    def run(self):
+        from types import SimpleNamespace
+
+        _write_all(self.sink, self.writes)
+        events: dict[str, int] = {}
+        for topic, keys, _ in self.writes:
+            events[topic] = events.get(topic, 0) + len(keys)
+        return SimpleNamespace(frames=len(self.v.recv), checksum_failed=0, events=events)
+
+
 # ---------------------------------------------------------------------------------------------
 # the parent
 
 
 def measure(case: str, sink_kind: str, passes: int, bootstrap: str = "", broker_pid: int | None = None,
-            config: dict | None = None) -> dict:
+            config: dict | None = None, poll_after_write: bool = True) -> dict:
     """One child: its CPU (and the broker's) over ``passes`` replays of ``case``."""
     cmd = [sys.executable, "-m", "bench.kafka_cpu", "--child", case, sink_kind, str(passes),
-           bootstrap or "-", json.dumps(config or {})]
+           bootstrap or "-", json.dumps(config or {}), "poll" if poll_after_write else "no-poll"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONHASHSEED": "0"})
     try:
@@ -213,12 +273,13 @@ def measure(case: str, sink_kind: str, passes: int, bootstrap: str = "", broker_
 
 
 def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str] | None = None,
-        config: dict | None = None, log=print) -> dict:
+        config: dict | None = None, log=print, poll_after_write: bool = True) -> dict:
     from .throughput import Broker
 
     cases = cases or (CASES[:1] if quick else CASES)
     passes = QUICK_PASSES if quick else PASSES
-    results: dict = {"runs": runs, "quick": quick, "config": config or {}, "cases": {}, "note": ""}
+    results: dict = {"runs": runs, "quick": quick, "config": config or {}, "cases": {}, "note": "",
+                     "poll_after_write": poll_after_write}
     broker = None
     if kafka:
         try:
@@ -232,17 +293,21 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str]
         broker_pid = broker.broker.pid if broker is not None and broker.broker is not None else None
         if broker is not None:  # a fresh broker (and its JIT) is slower at first: one throwaway run
             log("  kafka_cpu: broker warm-up")
-            measure(cases[0], "kafka", passes[cases[0]], broker.bootstrap, None, config)
+            measure(cases[0], "kafka", passes[cases[0]], broker.bootstrap, None, config, poll_after_write)
         for case in cases:
-            results["cases"][case] = {"passes": passes[case], "null": [], "kafka": []}
+            results["cases"][case] = {"passes": passes[case], **{kind: [] for kind in KINDS}}
         for r in range(runs):
             for case in cases:
                 e = results["cases"][case]
-                log(f"  kafka_cpu run {r + 1}/{runs}: {case} -> null")
-                e["null"].append(measure(case, "null", passes[case]))
-                if broker is not None:
-                    log(f"  kafka_cpu run {r + 1}/{runs}: {case} -> kafka")
-                    e["kafka"].append(measure(case, "kafka", passes[case], broker.bootstrap, broker_pid, config))
+                for kind in KINDS:
+                    if kind.startswith("kafka") and broker is None:
+                        continue
+                    log(f"  kafka_cpu run {r + 1}/{runs}: {case} -> {kind}")
+                    if kind.startswith("kafka"):
+                        e[kind].append(measure(case, kind, passes[case], broker.bootstrap, broker_pid, config,
+                                               poll_after_write))
+                    else:
+                        e[kind].append(measure(case, kind, passes[case]))
     finally:
         if broker is not None:
             broker.close()
@@ -253,8 +318,8 @@ def run(runs: int = 3, quick: bool = False, kafka: bool = True, cases: list[str]
 def _summarise(results: dict) -> None:
     for e in results["cases"].values():
         s: dict = {}
-        for kind in ("null", "kafka"):
-            ms = e[kind]
+        for kind in KINDS:
+            ms = e.get(kind)
             if not ms:
                 continue
             frames, events = ms[0]["frames"], ms[0]["events"]
@@ -283,6 +348,14 @@ def _summarise(results: dict) -> None:
                 "python": (kb.get("python", 0.0) - nb.get("python", 0.0)) * per_event,
                 "librdkafka": sum(v for k, v in kb.items() if k.startswith("rdk:")) * per_event,
             }
+        if "null-writes" in s and "kafka-writes" in s and "null" in s:
+            # librdkafka's own CPU per frame: the same writes into Kafka less into the null sink
+            # (no replay around them); the ratio a collector whose replay cost nothing extra
+            # would reach: (null + that) / null
+            own = s["kafka-writes"]["us_frame"] - s["null-writes"]["us_frame"]
+            s["librdkafka_us_frame"] = own
+            s["librdkafka_us_event"] = own * s["null"]["frames"] / s["null"]["events"]
+            s["ratio_floor"] = (s["null"]["us_frame"] + own) / s["null"]["us_frame"]
         e["summary"] = s
 
 
@@ -294,7 +367,11 @@ def markdown(results: dict) -> str:
         f"Median of {runs} run{'s' if runs != 1 else ''}; each measurement is its own subprocess "
         "(`bench/kafka_cpu.py`) replaying the preloaded capture N times into the sink (Kafka: "
         f"{results['note']}; default producer settings"
-        + (f" with {json.dumps(cfg)}" if cfg else "") + "; ended by a flush with every delivery report "
+        + (f" with {json.dumps(cfg)}" if cfg else "")
+        + ("" if results.get("poll_after_write", True) else
+           "; **an experiment: the writes do not poll (`KafkaProducer.poll_after_write` False), the delivery "
+           "reports are all served by the final flush**")
+        + "; ended by a flush with every delivery report "
         "served). CPU = user + system of **all the process's threads** from `/proc/<pid>/task/*/schedstat`, "
         "read by the parent before and after the replays (the child waits meanwhile); the broker's CPU "
         "(its JVM, read the same way) is apart. Target: Kafka / null <= "
@@ -325,7 +402,7 @@ def markdown(results: dict) -> str:
     out.append("")
     rows = []
     for case, e in results["cases"].items():
-        for kind in ("null", "kafka"):
+        for kind in KINDS:
             s = e.get("summary", {}).get(kind)
             if s:
                 rows.append([case, kind, ", ".join(f"{k} {v:.2f}" for k, v in s["by_kind_us_frame"].items())])
@@ -335,6 +412,34 @@ def markdown(results: dict) -> str:
              for case, e in results["cases"].items() if (x := e.get("summary", {}).get("extra_us_event_by_kind"))]
     if extra:
         out += ["", "Kafka's extra CPU per event: " + "; ".join(extra) + "."]
+    floors = [(case, e["summary"]) for case, e in results["cases"].items()
+              if "ratio_floor" in e.get("summary", {})]
+    if floors:
+        out += ["", "### librdkafka's own cost: the same writes without the replay", "",
+                "Children `null-writes` and `kafka-writes` (interleaved with the two above, same runs): one "
+                "replay of the capture into a recording sink first, untimed, keeps every sink write (topic, "
+                "keys, the Avro values as bytes); the measured part then makes the same writes, pass after "
+                "pass, into the sink alone, with no replay: Kafka's `write` is the compiled producer's "
+                "(one `rd_kafka_produce_batch` per write, then `poll(0)`), as in a replay; then the final "
+                "flush. **librdkafka's own CPU** = kafka-writes - null-writes (the Python loop over the writes "
+                "cancels out): what one librdkafka message per event costs in this process, all threads. "
+                "**Floor of Kafka/null** = (null + librdkafka's own) / null: the ratio the collector would "
+                "show if the replay and the producer cost nothing for each other (caches, cores).", ""]
+        rows = []
+        for case, s in floors:
+            kw, nw = s["kafka-writes"], s["null-writes"]
+            rows.append([case, R.num(nw["us_frame"]), R.num(kw["us_frame"]),
+                         ", ".join(f"{k} {v:.2f}" for k, v in kw["by_kind_us_frame"].items() if v >= 0.005),
+                         R.num(s["librdkafka_us_frame"]), R.num(s["librdkafka_us_event"]),
+                         f"{s['ratio_floor']:.2f}x", f"{s['ratio']:.2f}x" if "ratio" in s else "-"])
+        out.append(R.table(["case", "null-writes µs CPU/frame", "kafka-writes µs CPU/frame",
+                            "kafka-writes by thread", "librdkafka's own µs/frame", "librdkafka's own µs/event",
+                            "floor of Kafka/null", "Kafka/null measured"], rows))
+        out += ["", "Where the floor is above the target, the target cannot be met with one librdkafka "
+                "message per event (a contract of the design) whatever the collector's own code does: "
+                "what remains is librdkafka's per-message work (the message allocation and copy, its "
+                "locks, the partitioner, the delivery report and the free in the producing thread; "
+                "the message set, lz4 and the request in `rdk:broker`)."]
     return "\n".join(out)
 
 
@@ -350,16 +455,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         case, sink_kind, passes, bootstrap, config = argv[1:6]
-        return _child(case, sink_kind, int(passes), bootstrap, json.loads(config))
+        return _child(case, sink_kind, int(passes), bootstrap, json.loads(config), argv[6:7] != ["no-poll"])
     p = argparse.ArgumentParser(prog="python -m bench.kafka_cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--cases", default="", help=f"comma-separated among {', '.join(CASES)}")
     p.add_argument("--config", default="", help="JSON of producer overrides for the Kafka child")
+    p.add_argument("--no-poll-after-write", action="store_true",
+                   help="an experiment: the Kafka children's writes do not serve the delivery reports "
+                        "(KafkaProducer.poll_after_write False); the final flush serves them all")
     p.add_argument("--json", default="", help="write the raw results to this file")
     args = p.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] or None
-    results = run(args.runs, args.quick, True, cases, json.loads(args.config) if args.config else None)
+    results = run(args.runs, args.quick, True, cases, json.loads(args.config) if args.config else None,
+                  poll_after_write=not args.no_poll_after_write)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(markdown(results))

@@ -317,6 +317,53 @@ def test_latency_histograms_and_close(kafka_bootstrap):
 
 
 @pytest.mark.kafka
+def test_exact_receipt_samples_and_poll_after_write(kafka_bootstrap):
+    """The benchmark's hooks on the compiled producer (bench/latency.py): keep_receipt_samples
+    keeps each receipt -> delivery latency exactly as the histogram records it, up to its bound
+    (the rest counted as missed); poll_after_write False leaves the delivery reports to poll()."""
+    from array import array
+
+    prefix = fresh_prefix()
+    receipt = LatencyHistogram()
+    sink = KafkaSink({"bootstrap.servers": kafka_bootstrap}, topic_prefix=prefix, receipt_latency=receipt)
+    producer = sink._producer
+    sink.ensure_topics(["spread"])
+    producer.keep_receipt_samples(50)
+    sink.write("spread", [()] * 10, [b"kraken:BTC-USD"] * 10, [b"x%d" % i for i in range(10)])  # no receipt
+    sink.note_receipt(time.time_ns() - 2_000_000_000)
+    sink.write("spread", [()] * 60, [b"kraken:BTC-USD"] * 60, [b"y%d" % i for i in range(60)])
+    assert sink.flush(30) == 0
+    samples = array("q")
+    samples.frombytes(producer.receipt_samples())
+    assert len(samples) == 50 and producer.receipt_samples_missed == 10 and receipt.total == 60
+    assert all(2e9 <= ns < 32e9 for ns in samples)
+    check = LatencyHistogram()
+    for ns in samples:
+        check.record(ns)
+    assert check.percentile(100) <= receipt.percentile(100)  # the same values the histogram got
+    producer.keep_receipt_samples(0)
+    assert producer.receipt_samples() == b"" and producer.receipt_samples_missed == 0
+
+    producer.poll_after_write = False
+    delivered = sink.stats()["delivered_total"]
+    sink.write("spread", [()] * 5, [b"kraken:BTC-USD"] * 5, [b"z%d" % i for i in range(5)])
+    for _ in range(50):  # 1 s: delivered long since (linger 5 ms, loopback), its report not served
+        time.sleep(0.02)
+        sink.write("spread", [], [], [])  # writes that do not poll
+    assert sink.stats()["delivered_total"] == delivered and len(producer) >= 5  # (+ reports waiting)
+    sink.poll()
+    assert sink.flush(30) == 0 and sink.stats()["delivered_total"] == delivered + 5
+    producer.poll_after_write = True
+    sink.write("spread", [()] * 5, [b"kraken:BTC-USD"] * 5, [b"w%d" % i for i in range(5)])
+    deadline = time.monotonic() + 30
+    while sink.stats()["delivered_total"] != delivered + 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        sink.write("spread", [], [], [])  # each write serves the reports that are in
+    assert sink.stats()["delivered_total"] == delivered + 10
+    sink.close()
+
+
+@pytest.mark.kafka
 def test_ensure_topics_reports_failure(kafka_bootstrap):
     prefix = fresh_prefix()
     sink = KafkaSink.from_settings(kafka_bootstrap, topic_prefix=prefix)
