@@ -52,7 +52,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from ...book import BID
-from ...kit.booksync import BookSync, Chained, Contiguous
+from ...kit.booksync import BookSync, Chained, Contiguous, L2Diff
 from ...kit.dispatch import ByteAfter
 from ...kit.shapes import Quote, Trade
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest
@@ -97,14 +97,22 @@ class BinanceScheme(Scheme):
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
-        super().__init__(emit, metrics, instruments, symbols, channels)
         #: the books' sync: REST snapshot + buffered diffs, continuity by ``pu`` (futures) or
-        #: ``U``/``u`` (spot)
+        #: ``U``/``u`` (spot); a live diff is checked and applied in C (``L2Diff``: the levels
+        #: ``b``/``a``, the time ``T`` (futures), else ``E``; a time not in [0, 10**14) ms or a
+        #: level the book refuses: a malformed message, the book resyncs)
         self.book_sync = BookSync(self, Chained("U", "u", "pu") if self.pu_chain else Contiguous("U", "u"),
-                                  self._request_snapshot, self._apply, self._load, max_buffer=self.max_buffer,
-                                  max_attempts=self.max_snapshot_attempts, retry_delay_ns=self.retry_delay_ns)
+                                  self._request_snapshot,
+                                  L2Diff(self, "b", "a", ("T", "E"), MAX_MS, "malformed depth message",
+                                         "malformed book level"),
+                                  self._load, max_buffer=self.max_buffer, max_attempts=self.max_snapshot_attempts,
+                                  retry_delay_ns=self.retry_delay_ns)
         #: native -> its sync state (``MarketSync``: live, last, buffer, ...)
         self.sync = self.book_sync.markets
+        #: the depth route (``dispatch``): compiled, straight into the sync for a market it holds
+        #: (with ``pu`` on futures); ``_on_depth`` for the others
+        self._depth_route = self.book_sync.route(self._on_depth, "s", "U", "u", "pu", self.pu_chain)
+        super().__init__(emit, metrics, instruments, symbols, channels)  # (binds dispatch: after the route)
         #: conn.id -> (conn, natives) polled for open interest
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
@@ -197,7 +205,7 @@ class BinanceScheme(Scheme):
     # else ``E``, else (spot: neither) the time of receipt. A price or size not in [0, 1e15), a
     # trade at price 0, a time not in [0, 10**14) ms: a malformed trade or ticker.
     dispatch = Dispatch(
-        {_D: "_on_depth",
+        {_D: "_depth_route",
          _T: Trade(symbol="s", price="p", size="q", id="t", time="T", buyer_maker="m"),
          _A: Trade(symbol="s", price="p", size="q", id="a", time="T", buyer_maker="m"),
          _B: Quote(symbol="s", bid="b", bid_size="B", ask="a", ask_size="A", time=("T", "E"), or_receipt=True),
@@ -310,6 +318,8 @@ class BinanceScheme(Scheme):
         conn.fetch(self.snapshot_url(native))
 
     def _on_depth(self, conn: Connection, d: m.Depth, data: bytes, recv_ns: int) -> None:
+        """A depth message the compiled route (``_depth_route``) did not take: a market without
+        sync state yet (its name checked), or a futures update without ``pu``."""
         native = d.s
         if native not in self.sync and self._symbol(native, data) is None:
             return
@@ -337,24 +347,6 @@ class BinanceScheme(Scheme):
     def resubscribe(self, conn: Connection, native: str) -> None:
         """Reload one book: a fresh REST snapshot (the stream itself is fine)."""
         self.book_sync.restart(conn, native)
-
-    def _apply(self, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> bool:
-        st = self.sync[native]
-        book = self.books[native]
-        ms = d.T or d.E
-        if not 0 <= ms < MAX_MS:
-            self.book_failed(st.conn, native, "malformed depth message", f"time {ms}", data or b"", recv_ns)
-            return False
-        atom_us = recv_ns // 1000
-        try:  # every level parsed before any is applied (a bad one: nothing applied)
-            flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
-                                     atom_us)
-        except BOOK_ERRORS as exc:
-            self.book_failed(st.conn, native, "malformed book level", str(exc), data or b"", recv_ns)
-            return False
-        if flags & TOP_CHANGED:
-            self.emit_spread(native, book, ms, atom_us)
-        return True
 
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
         oi_path = self.rest_endpoint.routes.open_interest
