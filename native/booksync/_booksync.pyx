@@ -7,8 +7,23 @@
 # malformed input.
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t, INT64_MAX
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    enum:
+        T_OBJECT
+        T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    PyTypeObject PyMemberDescr_Type
+    PyObject* _PyType_Lookup(PyTypeObject* tp, object name)
+    PyTypeObject* Py_TYPE(object o)
 
 from atomfast._book import BID, TOP_CHANGED
 from atomfast.events import Lob, Spread
@@ -43,6 +58,60 @@ cdef inline bint _id(object x, int64_t* out) noexcept:
         return False
     out[0] = PyLong_AsLongLongAndOverflow(x, &overflow)
     return overflow == 0
+
+
+cdef enum:
+    MAX_FIELDS = 4
+
+
+cdef class _Fields:
+    """Fields of a decoded message, read at its type's slot offsets (found once per type: a
+    msgspec Struct's fields are member descriptors), else by ``getattr``. (The Router's
+    ``_Fields``, native/dispatch/_dispatch.pyx, reads a shape's fields so: a shared .pxd would
+    give both one owner.)"""
+    cdef tuple names
+    cdef Py_ssize_t n
+    cdef PyTypeObject* tp       # the type the offsets were found on (NULL: none yet)
+    cdef object tp_ref          # (keeps it alive)
+    cdef bint slots
+    cdef Py_ssize_t offs[MAX_FIELDS]
+
+    def __cinit__(self, tuple names):
+        if len(names) > MAX_FIELDS:
+            raise ValueError(f"{len(names)} fields, at most {MAX_FIELDS}")
+        self.names = names
+        self.n = len(names)
+        self.tp = NULL
+
+    cdef int _resolve(self, msg) except -1:
+        cdef PyObject* d
+        cdef PyMemberDef* member
+        cdef Py_ssize_t i
+        self.tp_ref = type(msg)
+        self.tp = Py_TYPE(msg)
+        self.slots = True
+        for i in range(self.n):
+            d = _PyType_Lookup(self.tp, self.names[i])
+            if d == NULL or Py_TYPE(<object>d) != &PyMemberDescr_Type:
+                self.slots = False
+                return 0
+            member = (<PyMemberDescrObject*>d).d_member
+            if member.type != T_OBJECT_EX and member.type != T_OBJECT:
+                self.slots = False
+                return 0
+            self.offs[i] = member.offset
+        return 0
+
+    cdef inline object get(self, msg, Py_ssize_t i):
+        """Field ``i`` of ``msg``."""
+        cdef PyObject* v
+        if Py_TYPE(msg) != self.tp:
+            self._resolve(msg)
+        if self.slots:
+            v = (<PyObject**>((<char*><PyObject*>msg) + self.offs[i]))[0]
+            if v != NULL:
+                return <object>v
+        return getattr(msg, self.names[i])  # (an unset slot: getattr says what it is)
 
 
 cdef class MarketSync:
@@ -97,9 +166,10 @@ cdef class L2Diff:
     (nothing applied): ``book_failed`` with ``bad_level`` (the book's message)."""
 
     cdef object scheme
-    cdef str bids, asks
-    cdef tuple times
+    cdef _Fields fields         # bids, asks, then the times
+    cdef Py_ssize_t ntimes
     cdef object max_ms
+    cdef int64_t max_ms_c       # (max_ms where it is an int64, else -1)
     cdef str bad_time, bad_level
     # the scheme's, read at the first diff (the scheme builds them after its book sync)
     cdef dict books, symbols, instruments
@@ -109,10 +179,11 @@ cdef class L2Diff:
         if not times:
             raise ValueError("L2Diff: no time field")
         self.scheme = scheme
-        self.bids = bids
-        self.asks = asks
-        self.times = times
+        self.fields = _Fields((bids, asks) + times)
+        self.ntimes = len(times)
         self.max_ms = max_ms
+        if not _id(max_ms, &self.max_ms_c):
+            self.max_ms_c = -1
         self.bad_time = bad_time
         self.bad_level = bad_level
 
@@ -120,23 +191,30 @@ cdef class L2Diff:
         """``diff`` into ``native``'s live book; False where it could not be (counted, resynced)."""
         cdef object scheme = self.scheme
         cdef object ms = 0, book, flags, atom_us, inst
-        cdef str name
+        cdef _Fields fields = self.fields
+        cdef Py_ssize_t i
+        cdef int64_t ms_c = 0
+        cdef bint bad
         if self.books is None:
             self.books, self.symbols, self.instruments = scheme.books, scheme._symbols, scheme.instruments
             self.exchange = scheme.exchange
         book = self.books[native]
-        for name in self.times:
-            ms = getattr(diff, name)
+        for i in range(2, 2 + self.ntimes):
+            ms = fields.get(diff, i)
             if ms:
                 break
-        if not 0 <= ms < self.max_ms:
+        if self.max_ms_c >= 0 and _id(ms, &ms_c):
+            bad = not (0 <= ms_c < self.max_ms_c)
+        else:
+            bad = not (0 <= ms < self.max_ms)
+        if bad:
             scheme.book_failed(st.conn, native, self.bad_time, f"time {ms}", data or b"", recv_ns)
             return False
         atom_us = recv_ns // 1000
         rows = scheme.rows  # (read each time: a benchmark's split wraps it)
         try:  # every level parsed before any is applied (a bad one: nothing applied)
-            flags = book.apply_sides(_BID, getattr(diff, self.bids), getattr(diff, self.asks), rows("lob"), Lob,
-                                     self.exchange, self.symbols[native], ms, atom_us)
+            flags = book.apply_sides(_BID, fields.get(diff, 0), fields.get(diff, 1), rows("lob"), Lob, self.exchange,
+                                     self.symbols[native], ms, atom_us)
         except _BOOK_ERRORS as exc:
             scheme.book_failed(st.conn, native, self.bad_level, str(exc), data or b"", recv_ns)
             return False
@@ -187,7 +265,7 @@ cdef class SyncCore:
         ``prev`` (None: 0), straight into ``diff``. ``slow(conn, msg, data, recv_ns)`` takes the
         message instead where its market has no sync state yet (the venue checks the name) or,
         with ``need_prev``, where ``prev`` is None."""
-        return DiffRoute(self, slow, native, first, last, prev, need_prev)
+        return DiffRoute(self, slow, native, first, last, prev, need_prev).on_diff
 
     cdef int _diff(self, MarketSync st, conn, native, diff, first, last, prev, data, recv_ns) except -1:
         st.conn = conn
@@ -256,28 +334,27 @@ cdef class SyncCore:
 
 
 cdef class DiffRoute:
-    """``SyncCore.route``'s handler (see there)."""
+    """``SyncCore.route``'s handler (see there): its bound ``on_diff``."""
 
     cdef SyncCore sync
     cdef object slow
-    cdef str native, first, last, prev
-    cdef bint need_prev
+    cdef _Fields fields         # native, first, last[, prev]
+    cdef bint has_prev, need_prev
 
     def __init__(self, SyncCore sync, slow, str native, str first, str last, str prev=None, bint need_prev=False):
         self.sync = sync
         self.slow = slow
-        self.native = native
-        self.first = first
-        self.last = last
-        self.prev = prev
+        self.fields = _Fields((native, first, last) if prev is None else (native, first, last, prev))
+        self.has_prev = prev is not None
         self.need_prev = need_prev and prev is not None
 
-    def __call__(self, conn, msg, data, recv_ns):
-        cdef object native = getattr(msg, self.native)
-        cdef object prev = getattr(msg, self.prev) if self.prev is not None else 0
+    def on_diff(self, conn, msg, data, recv_ns):
+        """One diff message (the route's handler)."""
+        cdef _Fields fields = self.fields
+        cdef object native = fields.get(msg, 0)
+        cdef object prev = fields.get(msg, 3) if self.has_prev else 0
         cdef PyObject* p = PyDict_GetItem(self.sync.markets, native)
         if p == NULL or (self.need_prev and prev is None):
             self.slow(conn, msg, data, recv_ns)
             return
-        self.sync._diff(<MarketSync?>p, conn, native, msg, getattr(msg, self.first), getattr(msg, self.last), prev,
-                        data, recv_ns)
+        self.sync._diff(<MarketSync?>p, conn, native, msg, fields.get(msg, 1), fields.get(msg, 2), prev, data, recv_ns)

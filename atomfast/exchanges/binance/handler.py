@@ -51,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from ..._book import json_levels
 from ...book import BID
 from ...kit.booksync import BookSync, Chained, Contiguous, L2Diff
 from ...kit.dispatch import ByteAfter
@@ -355,7 +356,7 @@ class BinanceScheme(Scheme):
             return
         native = self._native_of_url(url)
         try:
-            snap = m.snapshot.decode(body)
+            snap = self._decode_snapshot(body)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             self.book_sync.unusable(native or self.book_sync.awaiting())
@@ -381,13 +382,32 @@ class BinanceScheme(Scheme):
         values = parse_qs(urlsplit(url).query).get("symbol")
         return values[0] if values else ""
 
-    def _load(self, native: str, snap: m.DepthSnapshot, body: bytes, recv_ns: int) -> bool:
+    @staticmethod
+    def _decode_snapshot(body: bytes) -> m.DepthSnapshotText | m.DepthSnapshot:
+        """A REST snapshot: its levels as the JSON text where they are plain ``[price, size]``
+        strings (the book reads the text: ``_load``), else decoded (``DepthSnapshot``: its decode
+        error where the answer is malformed, as the one decoder said before the text path)."""
+        try:
+            snap = m.snapshot_text.decode(body)
+        except DECODE_ERRORS:
+            return m.snapshot.decode(body)
+        if json_levels(snap.bids) and json_levels(snap.asks):
+            return snap
+        return m.snapshot.decode(body)
+
+    def _load(self, native: str, snap: m.DepthSnapshotText | m.DepthSnapshot, body: bytes, recv_ns: int) -> bool:
         book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(snap.bids, snap.asks)
-        except BOOK_ERRORS as exc:
-            self.bad_input("malformed snapshot", str(exc), body)
-            return False
+        # the whole snapshot parsed before the book is cleared for it: from the text where the
+        # book reads it all, else (a level it refuses says why) from the decoded levels
+        text = snap.__class__ is m.DepthSnapshotText
+        if text and not book.check_json_sides(snap.bids, snap.asks):
+            snap, text = m.snapshot.decode(body), False
+        if not text:
+            try:
+                book.check_sides(snap.bids, snap.asks)
+            except BOOK_ERRORS as exc:
+                self.bad_input("malformed snapshot", str(exc), body)
+                return False
         ms = snap.T or snap.E or recv_ns // 1_000_000
         if not ms_ok(ms):
             self.bad_input("malformed snapshot", f"time {ms}", body)
@@ -395,7 +415,8 @@ class BinanceScheme(Scheme):
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
         symbol = self._symbols.get(native) or self._symbol(native) or native
-        flags = book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+        apply = book.apply_json_sides if text else book.apply_sides
+        flags = apply(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
         return True

@@ -201,6 +201,20 @@ class DepthSnapshot(Struct, gc=False):
     symbol: str = ""
 
 
+class DepthSnapshotText(Struct, gc=False):
+    """``DepthSnapshot`` with its levels kept as the JSON text sent (``msgspec.Raw``): the book
+    reads them from the text (``L2Book.check_json_sides``), no list, tuple or str made per level.
+    Levels that are not plain ``[price, size]`` strings (``atomfast._book.json_levels``): the snapshot is
+    decoded as ``DepthSnapshot`` (which says what is wrong)."""
+
+    lastUpdateId: int
+    bids: Raw
+    asks: Raw
+    E: int = 0
+    T: int = 0
+    symbol: str = ""
+
+
 class OpenInterestAnswer(Struct, gc=False):
     """``/fapi/v1/openInterest``, ``/dapi/v1/openInterest`` (in contracts on COIN-M)."""
 
@@ -259,6 +273,7 @@ force_order = msgspec.json.Decoder(ForceOrder)
 
 probe = msgspec.json.Decoder(Probe)
 snapshot = msgspec.json.Decoder(DepthSnapshot)
+snapshot_text = msgspec.json.Decoder(DepthSnapshotText)
 open_interest = msgspec.json.Decoder(OpenInterestAnswer)
 exchange_info = msgspec.json.Decoder(ExchangeInfo)
 any_json = msgspec.json.Decoder()
