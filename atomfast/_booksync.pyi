@@ -26,7 +26,7 @@ class L2Diff:
     """An L2 diff's levels and time, declared: applied by the book sync in C."""
 
     def __init__(self, scheme: Any, bids: str, asks: str, times: tuple[str, ...], max_ms: int, bad_time: str,
-                 bad_level: str) -> None: ...
+                 bad_level: str, levels: Any = None) -> None: ...
 
 class SyncCore:
     """The compiled base of ``atomfast.kit.booksync.BookSync``."""
@@ -43,7 +43,8 @@ class SyncCore:
     def diff(self, conn: Any, native: str, diff: Any, first: Any, last: Any, prev: Any, data: bytes | None,
              recv_ns: int) -> None: ...
     def route(self, slow: Callable[[Any, Any, bytes, int], None], native: str, first: str, last: str,
-              prev: str | None = None, need_prev: bool = False) -> Callable[[Any, Any, bytes, int], None]:
+              prev: str | None = None, need_prev: bool = False,
+              retype: Callable[[Any, Any, bytes, int], None] | None = None) -> Callable[[Any, Any, bytes, int], None]:
         """The bound ``on_diff`` of a ``DiffRoute``."""
     def _live(self, st: MarketSync, native: str, diff: Any, first: Any, last: Any, prev: Any, data: bytes | None,
               recv_ns: int) -> None: ...

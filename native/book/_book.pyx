@@ -4036,20 +4036,23 @@ cdef inline Py_ssize_t _json_space(const char* s, Py_ssize_t i, Py_ssize_t n) no
     return i
 
 
+# a byte in a JSON level string: 0 plain (printable ASCII), 1 the closing quote, 2 refused (an
+# escape, a control byte, not ASCII)
+cdef unsigned char _JSON_CHAR[256]
+for _c in range(256):
+    _JSON_CHAR[_c] = 1 if _c == 34 else 2 if _c == 92 or _c < 32 or _c > 126 else 0
+
+
 cdef inline Py_ssize_t _json_string(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """The end (the closing quote) of the string opening at ``s[i]``, or -1: not a string, or
     one with an escape or a byte outside printable ASCII."""
-    cdef unsigned char c
     if i >= n or s[i] != 34:
         return -1
     i += 1
-    while i < n:
-        c = <unsigned char>s[i]
-        if c == 34:
-            return i
-        if c == 92 or c < 32 or c > 126:
-            return -1
+    while i < n and _JSON_CHAR[<unsigned char>s[i]] == 0:
         i += 1
+    if i < n and s[i] == 34:
+        return i
     return -1
 
 

@@ -25,7 +25,9 @@ cdef extern from "Python.h":
     PyObject* _PyType_Lookup(PyTypeObject* tp, object name)
     PyTypeObject* Py_TYPE(object o)
 
-from atomfast._book import BID, TOP_CHANGED
+from msgspec import Raw
+
+from atomfast._book import BID, TOP_CHANGED, json_levels
 from atomfast.events import Lob, Spread
 
 # ``rule.check``'s results (atomfast.kit.booksync.STALE, APPLY): small ints, compared by identity
@@ -163,7 +165,14 @@ cdef class L2Diff:
     applied in C by the book sync: the levels with a ``lob`` row per change, and the top as a
     ``spread`` row where it changed (as ``Scheme.emit_spread``). A time not in [0, ``max_ms``):
     ``Scheme.book_failed`` with ``bad_time`` (detail ``time <ms>``); a level the book refuses
-    (nothing applied): ``book_failed`` with ``bad_level`` (the book's message)."""
+    (nothing applied): ``book_failed`` with ``bad_level`` (the book's message).
+
+    Levels may come as their JSON text (``msgspec.Raw``, where the venue's decoder keeps them
+    so: no list, tuple or str per level): read by the book from the text
+    (``L2Book.check_json_sides``). Such a message must be ``plain`` (the route checks it before
+    the diff enters the sync; one that is not is the venue's to decode); a text whose numbers
+    the book does not take from the text is decoded with ``levels`` (one side's text -> its
+    ``(price, size)`` list) and applied as such, so a refused level says why as it always has."""
 
     cdef object scheme
     cdef _Fields fields         # bids, asks, then the times
@@ -171,11 +180,12 @@ cdef class L2Diff:
     cdef object max_ms
     cdef int64_t max_ms_c       # (max_ms where it is an int64, else -1)
     cdef str bad_time, bad_level
+    cdef object levels          # one side's JSON text -> its levels (``decode``), or None
     # the scheme's, read at the first diff (the scheme builds them after its book sync)
     cdef dict books, symbols, instruments
     cdef object exchange
 
-    def __init__(self, scheme, str bids, str asks, tuple times, max_ms, str bad_time, str bad_level):
+    def __init__(self, scheme, str bids, str asks, tuple times, max_ms, str bad_time, str bad_level, levels=None):
         if not times:
             raise ValueError("L2Diff: no time field")
         self.scheme = scheme
@@ -186,11 +196,23 @@ cdef class L2Diff:
             self.max_ms_c = -1
         self.bad_time = bad_time
         self.bad_level = bad_level
+        self.levels = levels.decode if levels is not None else None
+
+    cdef bint plain(self, msg) except -1:
+        """Whether ``msg``'s levels are lists, or JSON text a decoder takes as ``[price, size]``
+        strings (``atomfast._book.json_levels``)."""
+        cdef object v
+        cdef Py_ssize_t i
+        for i in range(2):
+            v = self.fields.get(msg, i)
+            if type(v) is Raw and not json_levels(v):
+                return False
+        return True
 
     cdef bint apply(self, MarketSync st, native, diff, data, recv_ns) except -1:
         """``diff`` into ``native``'s live book; False where it could not be (counted, resynced)."""
         cdef object scheme = self.scheme
-        cdef object ms = 0, book, flags, atom_us, inst
+        cdef object ms = 0, book, flags, atom_us, inst, bids, asks
         cdef _Fields fields = self.fields
         cdef Py_ssize_t i
         cdef int64_t ms_c = 0
@@ -212,9 +234,20 @@ cdef class L2Diff:
             return False
         atom_us = recv_ns // 1000
         rows = scheme.rows  # (read each time: a benchmark's split wraps it)
+        bids, asks = fields.get(diff, 0), fields.get(diff, 1)
+        if type(bids) is Raw and self.levels is None:  # (the venue's declaration, not its input)
+            raise TypeError("L2Diff: levels as JSON text need a levels decoder")
         try:  # every level parsed before any is applied (a bad one: nothing applied)
-            flags = book.apply_sides(_BID, fields.get(diff, 0), fields.get(diff, 1), rows("lob"), Lob, self.exchange,
-                                     self.symbols[native], ms, atom_us)
+            if type(bids) is Raw:
+                if book.check_json_sides(bids, asks):
+                    flags = book.apply_json_sides(_BID, bids, asks, rows("lob"), Lob, self.exchange,
+                                                  self.symbols[native], ms, atom_us)
+                else:  # (decoded: the book says why it refuses one, or takes one of 2**53 ticks or more)
+                    flags = book.apply_sides(_BID, self.levels(bids), self.levels(asks), rows("lob"), Lob,
+                                             self.exchange, self.symbols[native], ms, atom_us)
+            else:
+                flags = book.apply_sides(_BID, bids, asks, rows("lob"), Lob, self.exchange, self.symbols[native], ms,
+                                         atom_us)
         except _BOOK_ERRORS as exc:
             scheme.book_failed(st.conn, native, self.bad_level, str(exc), data or b"", recv_ns)
             return False
@@ -259,13 +292,14 @@ cdef class SyncCore:
             st = <MarketSync?>p
         self._diff(st, conn, native, diff, first, last, prev, data, recv_ns)
 
-    def route(self, slow, str native, str first, str last, str prev=None, bint need_prev=False):
+    def route(self, slow, str native, str first, str last, str prev=None, bint need_prev=False, retype=None):
         """A route handler ``(conn, msg, data, recv_ns)`` for a venue's diff message (a decoded
         Struct): its market's name and ids read from the fields ``native``, ``first``, ``last``,
         ``prev`` (None: 0), straight into ``diff``. ``slow(conn, msg, data, recv_ns)`` takes the
         message instead where its market has no sync state yet (the venue checks the name) or,
-        with ``need_prev``, where ``prev`` is None."""
-        return DiffRoute(self, slow, native, first, last, prev, need_prev).on_diff
+        with ``need_prev``, where ``prev`` is None; ``retype(conn, msg, data, recv_ns)`` (with an
+        ``L2Diff``) where its levels are JSON text that is not ``plain``, before anything else."""
+        return DiffRoute(self, slow, native, first, last, prev, need_prev, retype).on_diff
 
     cdef int _diff(self, MarketSync st, conn, native, diff, first, last, prev, data, recv_ns) except -1:
         st.conn = conn
@@ -337,13 +371,17 @@ cdef class DiffRoute:
     """``SyncCore.route``'s handler (see there): its bound ``on_diff``."""
 
     cdef SyncCore sync
-    cdef object slow
+    cdef object slow, retype
     cdef _Fields fields         # native, first, last[, prev]
     cdef bint has_prev, need_prev
 
-    def __init__(self, SyncCore sync, slow, str native, str first, str last, str prev=None, bint need_prev=False):
+    def __init__(self, SyncCore sync, slow, str native, str first, str last, str prev=None, bint need_prev=False,
+                 retype=None):
+        if retype is not None and sync.l2 is None:
+            raise ValueError("DiffRoute: retype goes with an L2Diff")
         self.sync = sync
         self.slow = slow
+        self.retype = retype
         self.fields = _Fields((native, first, last) if prev is None else (native, first, last, prev))
         self.has_prev = prev is not None
         self.need_prev = need_prev and prev is not None
@@ -351,9 +389,14 @@ cdef class DiffRoute:
     def on_diff(self, conn, msg, data, recv_ns):
         """One diff message (the route's handler)."""
         cdef _Fields fields = self.fields
-        cdef object native = fields.get(msg, 0)
-        cdef object prev = fields.get(msg, 3) if self.has_prev else 0
-        cdef PyObject* p = PyDict_GetItem(self.sync.markets, native)
+        cdef object native, prev
+        cdef PyObject* p
+        if self.retype is not None and not self.sync.l2.plain(msg):
+            self.retype(conn, msg, data, recv_ns)
+            return
+        native = fields.get(msg, 0)
+        prev = fields.get(msg, 3) if self.has_prev else 0
+        p = PyDict_GetItem(self.sync.markets, native)
         if p == NULL or (self.need_prev and prev is None):
             self.slow(conn, msg, data, recv_ns)
             return

@@ -17,6 +17,7 @@ of a clean replay (built from scratch).
 """
 from __future__ import annotations
 
+import copy
 import gc
 import json
 from decimal import Decimal
@@ -498,3 +499,34 @@ def test_json_levels_and_check_json_sides():
     L2Book(2, 3).apply_sides(BID, [("100.5", "1")], [("101", "2.125")], ref, Lob, "x", "X", 1, 2)
     assert rows == ref and book.levels(BID) == [("100.5", "1")] and book.levels(ASK) == [("101", "2.125")]
     assert not book.check_json_sides(b'[["100.555","1"]]', b"[]")  # refused: the caller decodes
+
+
+class _LevelsDecoded(BinanceFuturesScheme):
+    """USD-M with its depth frames decoded with their levels (``DepthFrame``), as before the
+    route read them from the text: the reference of ``test_depth_levels_read_from_the_text_as_decoded``."""
+
+    dispatch = copy.copy(BinanceFuturesScheme.dispatch)
+    dispatch.decoders = {**BinanceFuturesScheme.dispatch.decoders, ord("d"): m.depth_frame_levels}
+
+
+def _depth_text(U: int, u: int, pu: int, bids: str, s: str = "BTCUSDT") -> str:
+    return (f'{{"stream":"{s.lower()}@depth@100ms","data":{{"e":"depthUpdate","E":1700000000000,'
+            f'"T":1700000000000,"s":"{s}","U":{U},"u":{u},"pu":{pu},"b":{bids},"a":[["101.00","0"]]}}}}')
+
+
+@pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS + ['[["100.00","1.0"],["99.00","0"]]', '[[]]', '"x"'])
+def test_depth_levels_read_from_the_text_as_decoded(bids):
+    def run(scheme_cls):
+        h = Harness(scheme_cls)
+        h.feed(_depth_text(1, 1, 0, '[]'))
+        h.rest(FUT_URL, snap(1, bids=[("100.00", "1.0"), ("99.00", "1")]))
+        out = [h.feed(_depth_text(2, 3, 1, bids)),            # live: applied (or refused)
+               h.feed(_depth_text(4, 5, 3, bids)),            # the next (or, after a refusal, buffered)
+               h.feed(_depth_text(1, 1, 0, bids)),            # stale
+               h.feed(_depth_text(7, 8, 6, bids, "ETHUSDT"))]  # a market without sync state
+        st = h.scheme.sync["BTCUSDT"]
+        book = h.scheme.books.get("BTCUSDT")
+        return (out, dict(h.metrics.errors.counts), h.reports, h.conn.fetches, h.metrics.gaps, st.live, st.last,
+                len(st.buffer), None if book is None else (book.levels(BID), book.levels(ASK)))
+
+    assert run(BinanceFuturesScheme) == run(_LevelsDecoded)

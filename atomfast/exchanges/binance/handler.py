@@ -35,6 +35,13 @@ by its C parser (price > 0, size >= 0, no sign) before any is applied, and the `
 are built there (floats: the ticks over the scale, the same double as ``float(text)``). A malformed depth message resyncs its market when live; while buffering it
 empties the buffer (the lost event can only be covered by a snapshot taken after it).
 
+The levels of a depth update and of a REST snapshot are decoded as their JSON text
+(``msgspec.Raw``) and read by the book from the text (``L2Book.check_json_sides``): no list,
+tuple or str per level. A text that is not plain ``[price, size]`` strings (escapes, another
+shape) is decoded with its levels, as it always was, so what is malformed is counted as before;
+a live update is checked, applied and its ``spread`` written in C (``atomfast.kit.booksync``:
+``L2Diff`` and the route ``_depth_route``).
+
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
 market of the connection that carries the ``openInterest`` pseudo channel) when the connection
 opens, then every ``open_interest_interval`` s from the feed's timer (``on_timer``, every
@@ -105,14 +112,15 @@ class BinanceScheme(Scheme):
         self.book_sync = BookSync(self, Chained("U", "u", "pu") if self.pu_chain else Contiguous("U", "u"),
                                   self._request_snapshot,
                                   L2Diff(self, "b", "a", ("T", "E"), MAX_MS, "malformed depth message",
-                                         "malformed book level"),
+                                         "malformed book level", m.levels),
                                   self._load, max_buffer=self.max_buffer, max_attempts=self.max_snapshot_attempts,
                                   retry_delay_ns=self.retry_delay_ns)
         #: native -> its sync state (``MarketSync``: live, last, buffer, ...)
         self.sync = self.book_sync.markets
         #: the depth route (``dispatch``): compiled, straight into the sync for a market it holds
         #: (with ``pu`` on futures); ``_on_depth`` for the others
-        self._depth_route = self.book_sync.route(self._on_depth, "s", "U", "u", "pu", self.pu_chain)
+        self._depth_route = self.book_sync.route(self._on_depth, "s", "U", "u", "pu", self.pu_chain,
+                                                 self._depth_decoded)
         super().__init__(emit, metrics, instruments, symbols, channels)  # (binds dispatch: after the route)
         #: conn.id -> (conn, natives) polled for open interest
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
@@ -330,6 +338,18 @@ class BinanceScheme(Scheme):
             self.book_sync.lost(conn, native, recv_ns)
             return
         self.book_sync.diff(conn, native, d, d.U, d.u, d.pu, data, recv_ns)
+
+    def _depth_decoded(self, conn: Connection, d: m.DepthText, data: bytes, recv_ns: int) -> None:
+        """A depth frame whose levels are not plain ``[price, size]`` strings (escapes, another
+        shape): decoded with its levels (``DepthFrame``), as the route's decoder did before the
+        levels were read from the text; one that decoder refuses goes to ``_slow``, as the Router
+        sends a frame its route's decoder refuses."""
+        try:
+            frame = m.depth_frame_levels.decode(data)
+        except DECODE_ERRORS:
+            self._slow(conn, data, recv_ns)
+            return
+        self._on_depth(conn, frame.data, data, recv_ns)
 
     #: COIN-M's depth updates name their pair (``ps``), USD-M's do not
     pair_field: ClassVar[bool] = False
