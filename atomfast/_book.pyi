@@ -168,6 +168,12 @@ class L2Book:
         prints numbers (exponent form below 1e-6)."""
     def _validate(self) -> None:
         """Internal (tests): raise AssertionError if a tree or cache invariant is broken."""
+    def check_json_sides(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
+        """``check_sides`` of levels as JSON text (``json_levels``): True where all parsed (kept
+        for ``apply_json_sides``); False where the caller must decode them and ``check_sides``."""
+    def apply_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
+                         row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
+        """``apply_sides`` of the levels ``check_json_sides`` just read from these texts."""
 
 class L3Book:
     """Level-3 book: orders by id, queued in arrival order at each exact price.
@@ -264,3 +270,6 @@ _CRC_CLMUL: Final[bool]
 def _crc32(data: bytes, value: int = 0, clmul: bool = True) -> int: ...
 def _writer_number(value: object, plain: bool = True) -> float | None:
     """What a typed writer makes of a price or size (None: refused); ``plain=False`` without the fast path."""
+def json_levels(text: bytes | Any) -> bool:
+    """Whether raw JSON ``text`` is an array of ``[price, size]`` strings (printable ASCII, no
+    escapes) that ``L2Book.check_json_sides`` reads."""

@@ -49,6 +49,12 @@ venue's wording: ``Contiguous``, ``Sequenced`` and ``Increasing`` take a ``reaso
 book's id, ``next`` = book + 1). A gap is reported by ``gap(conn, native, reason, recv_ns,
 book)``: ``Scheme.gap`` (reason ``gap: <reason>``) unless the venue names its own.
 
+Compiled (native/booksync/_booksync.pyx, ``SyncCore``, this ``BookSync``'s base): the markets'
+states (``MarketSync``), a diff's way in, the check of a live diff by the rules above (C twins of
+their ``check``, which still words a gap's reason: a change to one goes to the other) and, where
+the venue declares its diff as an ``L2Diff`` instead of an ``apply``, the apply with its ``lob``
+and ``spread`` rows; ``route`` gives a venue a compiled route handler for its diff message.
+
 A ``blind`` rule (``Increasing``) cannot tell from the ids whether a snapshot reaches the
 buffered stream, so the sync keeps track of it: a snapshot asked for before a restart, or before
 a diff that was lost, is not used when it comes (another is asked for: ``stale``); a diff dropped
@@ -60,6 +66,9 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, Callable
+
+from .._booksync import (RULE_CHAINED, RULE_CONTIGUOUS, RULE_INCREASING, RULE_PYTHON, L2Diff, MarketSync,
+                         SyncCore)
 
 if TYPE_CHECKING:
     from ..scheme import Connection, Scheme
@@ -178,34 +187,10 @@ class Increasing:
         return APPLY
 
 
-class MarketSync:
-    """Sync state of one market's book."""
-
-    __slots__ = ("live", "fresh", "last", "snap", "buffer", "pending", "conn", "attempts", "retry_ns", "stale",
-                 "floor")
-
-    def __init__(self, conn: "Connection | None" = None) -> None:
-        self.live = False  # the book is trusted and published
-        self.fresh = False  # live, and no diff applied since the snapshot
-        self.last = -1  # the book's id (the snapshot's, then each applied diff's last)
-        self.snap = -1  # the id of the snapshot the book was loaded from
-        #: (diff, first, last, prev, recv_ns) while not live
-        self.buffer: list[tuple[Any, int, int, int, int]] = []
-        self.pending = False  # a snapshot request is in flight
-        self.conn = conn  # where the market's last diff came from (requests go through it)
-        self.attempts = 0  # snapshot requests since the book was last live
-        self.retry_ns = 0  # after a failed request: none before this receive time
-        #: (blind rules) the request in flight was made before something its answer must cover:
-        #: the answer is not used, another is asked for
-        self.stale = False
-        #: (blind rules) the newest id dropped from an overflowing buffer since the last restart:
-        #: a snapshot must reach it
-        self.floor = -1
-
-
 #: ``apply(native, diff, data, recv_ns) -> bool``: one diff into the live book (False: it could
-#: not be applied and the venue resynced the book)
-Apply = Callable[[str, Any, "bytes | None", int], bool]
+#: not be applied and the venue resynced the book); or an ``L2Diff`` (the diff's levels and time
+#: declared: applied in C)
+Apply = "Callable[[str, Any, bytes | None, int], bool] | L2Diff"
 #: ``load(native, snapshot, body, recv_ns) -> bool``: a snapshot into a fresh book (False:
 #: malformed, counted by the venue: another is asked for)
 Load = Callable[[str, Any, bytes, int], bool]
@@ -215,16 +200,16 @@ Request = Callable[["Connection", str], None]
 Gap = Callable[["Connection | None", str, str, int, str], None]
 
 
-class BookSync:
-    """Every market's book sync of one scheme (see the module's doc)."""
+class BookSync(SyncCore):
+    """Every market's book sync of one scheme (see the module's doc). A diff's way in (``diff``),
+    the rule's check on a live book and the apply of an ``L2Diff`` are compiled (``SyncCore``,
+    native/booksync/_booksync.pyx); what is rare is here."""
 
     def __init__(self, scheme: "Scheme", rule: Any, request: Request, apply: Apply, load: Load, *,
                  book: str = "lob", max_buffer: int = 10_000, max_attempts: int = 10,
                  retry_delay_ns: int = 1_000_000_000, gap: Gap | None = None, overflow: str = "") -> None:
-        self.scheme = scheme
-        self.rule = rule
+        super().__init__(scheme, rule, apply, _compiled(rule))
         self.request = request
-        self.apply = apply
         self.load = load
         self.book = book  # which book a resync names (lob, lob_l3)
         #: how a gap is reported (``Scheme.gap``: ``gaps`` + 1, resync with ``gap: <reason>``)
@@ -237,8 +222,6 @@ class BookSync:
         self.max_buffer = max_buffer
         self.max_attempts = max_attempts
         self.retry_delay_ns = retry_delay_ns
-        #: native -> its sync state
-        self.markets: dict[str, MarketSync] = {}
 
     def market(self, native: str, conn: "Connection | None" = None) -> MarketSync:
         st = self.markets.get(native)
@@ -247,32 +230,18 @@ class BookSync:
         return st
 
     # --- diffs --------------------------------------------------------------------------------
-    def diff(self, conn: "Connection", native: str, diff: Any, first: int, last: int, prev: int,
-             data: bytes | None, recv_ns: int) -> None:
-        """A diff of ``native`` (its ids ``first``, ``last``, ``prev``) arrived on ``conn``."""
-        st = self.markets.get(native)
-        if st is None:
-            st = self.markets[native] = MarketSync(conn)
-        st.conn = conn
-        if st.live:
-            self._live(st, native, diff, first, last, prev, data, recv_ns)
-            return
+    # ``diff(conn, native, diff, first, last, prev, data, recv_ns)`` (SyncCore): a live book's diff
+    # is checked and applied there (``_live``), any other goes to ``_buffer``; ``route`` makes a
+    # venue's route handler that reads the ids from the decoded message
+
+    def _buffer(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int, recv_ns: int) -> None:
+        """A diff while the book is not live: buffered; the first asks for a snapshot."""
         buf = st.buffer
         buf.append((diff, first, last, prev, recv_ns))
         if len(buf) > self.max_buffer:
             self._overflow(st, native)
         if not st.pending and recv_ns >= st.retry_ns:
             self._request(st, native)
-
-    def _live(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int,
-              data: bytes | None, recv_ns: int) -> None:
-        verdict = self.rule.check(st, first, last, prev)
-        if verdict is APPLY:
-            if self.apply(native, diff, data, recv_ns):
-                st.last = last
-                st.fresh = False
-        elif verdict is not STALE:
-            self._gap(st, native, diff, first, last, prev, verdict, recv_ns)
 
     def _gap(self, st: MarketSync, native: str, diff: Any, first: int, last: int, prev: int, reason: str,
              recv_ns: int) -> None:
@@ -434,4 +403,14 @@ class BookSync:
         return ""
 
 
-__all__ = ["APPLY", "STALE", "BookSync", "Chained", "Contiguous", "Increasing", "MarketSync", "Sequenced"]
+def _compiled(rule: Any) -> int:
+    """Which rule's check the compiled sync runs for ``rule``: one whose ``check`` is that of a
+    class above (its C twin in native/booksync/_booksync.pyx), else its own ``check``."""
+    check = type(rule).check
+    for cls, code in ((Contiguous, RULE_CONTIGUOUS), (Chained, RULE_CHAINED), (Increasing, RULE_INCREASING)):
+        if check is cls.check:
+            return code
+    return RULE_PYTHON
+
+
+__all__ = ["APPLY", "STALE", "BookSync", "Chained", "Contiguous", "Increasing", "L2Diff", "MarketSync", "Sequenced"]

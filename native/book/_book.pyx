@@ -3190,6 +3190,46 @@ cdef class L2Book:
         _validate_side(self.pool.n, &self.sides[C_BID], "bids")
         _validate_side(self.pool.n, &self.sides[C_ASK], "asks")
 
+    # --- levels as JSON text (a REST snapshot's, kept as msgspec.Raw: no list, tuple or str
+    # made per level; _json_levels at the end of the module reads them)
+    def check_json_sides(self, first_text, second_text):
+        """``check_sides`` of two sides' levels as JSON text (the module's ``json_levels``): True where every
+        level parsed, kept for ``apply_json_sides`` of the same two texts next; False (nothing
+        kept, nothing raised) where a text is not of that shape, or holds a number the book
+        refuses or one of 2**53 ticks or more (its row is made from the text): the caller then
+        decodes the levels and takes ``check_sides``, which says why."""
+        cdef Py_ssize_t n1, n2, len1, len2
+        cdef const char* s1 = _buffer(first_text, &len1)
+        cdef const char* s2 = _buffer(second_text, &len2)
+        cdef Parsed* lv
+        self._forget_check()
+        lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
+        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv)
+        if n1 < 0:
+            return False
+        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1)
+        if n2 < 0:
+            return False
+        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        return True
+
+    def apply_json_sides(self, int first, first_text, second_text, rows, type row_type, exchange, symbol,
+                         event_ms, atom_us):
+        """``apply_sides`` of the levels ``check_json_sides`` just read from these two texts (the
+        book may be cleared in between, as for a snapshot): the same rows and flags."""
+        cdef int64_t ems = 0, aus = 0
+        cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if first_text is not self.chk_first or second_text is not self.chk_second:
+            raise ValueError("apply_json_sides: not the texts check_json_sides read last")
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        self._forget_check()
+        return self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
+                                  ems, aus, 0)
+
 
 # ---------------------------------------------------------------------------------------
 # L3 book
@@ -3993,3 +4033,100 @@ cdef int book_update(object book, int first, object first_levels, object second_
         raise TypeError(f"book_update: an L2Book, not {type(book).__name__}")
     return (<L2Book>book)._update(first, first_levels, second_levels, rows_of, row_type, spread_type, exchange,
                                   symbol, recv_ns, depth, checksum, expected, None)
+
+
+# ---------------------------------------------------------------------------------------
+# Levels as JSON text: ``[["price", "size"], ...]`` (json_levels, L2Book.check_json_sides)
+# ---------------------------------------------------------------------------------------
+
+def json_levels(text):
+    """Whether ``text`` (raw JSON: bytes, or a msgspec.Raw) is an array of ``[price, size]``
+    strings that a JSON decoder takes as such and ``L2Book.check_json_sides`` reads: exactly two
+    strings a level, printable ASCII without escapes. Its shape only: the numbers are the book's
+    to judge."""
+    cdef Py_ssize_t n
+    cdef const char* s = _buffer(text, &n)
+    return _json_levels(s, n, 0, 0, NULL) >= 0
+
+
+cdef inline Py_ssize_t _json_space(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (s[i] == 32 or s[i] == 10 or s[i] == 13 or s[i] == 9):
+        i += 1
+    return i
+
+
+# a byte in a JSON level string: 0 plain (printable ASCII), 1 the closing quote, 2 refused (an
+# escape, a control byte, not ASCII)
+cdef unsigned char _JSON_CHAR[256]
+for _c in range(256):
+    _JSON_CHAR[_c] = 1 if _c == 34 else 2 if _c == 92 or _c < 32 or _c > 126 else 0
+
+
+cdef inline Py_ssize_t _json_string(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The end (the closing quote) of the string opening at ``s[i]``, or -1: not a string, or
+    one with an escape or a byte outside printable ASCII."""
+    if i >= n or s[i] != 34:
+        return -1
+    i += 1
+    while i < n and _JSON_CHAR[<unsigned char>s[i]] == 0:
+        i += 1
+    if i < n and s[i] == 34:
+        return i
+    return -1
+
+
+cdef inline bint _json_number(const char* s, Py_ssize_t n, int scale, int64_t* out, int32_t* sent) noexcept nogil:
+    """One level's number, as ``_parse_unsigned`` reads it (no sign), below 2**53 ticks."""
+    cdef int status, dec
+    if n and (s[0] == 43 or s[0] == 45):
+        return False
+    status = _parse_plain(s, n, scale, False, out, &dec)
+    if status < 0:
+        status = _parse_dec(s, n, scale, False, out, &dec)
+    if status != P_OK or out[0] >= EXACT_FLOAT:
+        return False
+    sent[0] = dec
+    return True
+
+
+cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out) noexcept nogil:
+    """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` strings (each parsed
+    into ``out``, at the scales, where ``out`` is not NULL: a price > 0), or -1 where it is
+    anything else (``json_levels``), or (parsing) a number is refused."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_string(s, p0, n)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_string(s, z0, n)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        if out != NULL:
+            if not _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec) or out[k].price == 0:
+                return -1
+            if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
+                return -1
+            out[k].item = NULL
+        k += 1
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1

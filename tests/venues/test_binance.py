@@ -430,6 +430,28 @@ def test_spot_agg_trade_and_kline_doc_examples():
                                      1_700_000_000_000_000))]
 
 
+def test_kline_bounds_each_refused():
+    """Each bound of a kline (values in [0, 1e15), n < 2**31, times in [0, 10**14) ms with the close
+    not before the start, an interval of 1 to 8 characters) refused alone: a malformed kline."""
+    k = {"t": 1672515780000, "T": 1672515839999, "s": "BNBBTC", "i": "1m", "o": "0.0010", "c": "0.0020",
+         "h": "0.0025", "l": "0.0015", "v": "1000", "n": 100, "x": False}
+    bad = [{"o": "-1"}, {"h": "1e15"}, {"l": "nan"}, {"c": "x"}, {"v": "-0.1"}, {"n": 2**31}, {"n": -1},
+           {"t": -1}, {"T": 10**14}, {"t": 1672515839999, "T": 1672515780000}, {"i": ""}, {"i": "123456789"},
+           {"E": 10**14}, {"E": -1}]
+    for change in bad:
+        h = Harness(BinanceSpotScheme)
+        data = {"e": "kline", "E": 1672515782136, "s": "BNBBTC", "k": {**k, **change}}
+        if "E" in change:
+            data["E"] = change["E"]
+            del data["k"]["E"]
+        assert h.feed({"stream": "bnbbtc@kline_1m", "data": data}) == [], change
+        assert h.metrics.errors.counts == {"binance: malformed kline": 1}, change
+    h = Harness(BinanceSpotScheme)
+    edge = {**k, "t": 0, "T": 0, "o": "0", "n": 2**31 - 1, "i": "12345678"}
+    assert [t for t, _ in h.feed({"stream": "bnbbtc@kline_1m", "data": {"e": "kline", "E": 0, "s": "BNBBTC",
+                                                                          "k": edge}})] == ["candle"]
+
+
 def test_mark_price_doc_examples():
     h = Harness(BinanceFuturesScheme)
     out = h.feed({"stream": "btcusdt@markPrice@1s", "data": {

@@ -17,16 +17,19 @@ of a clean replay (built from scratch).
 """
 from __future__ import annotations
 
+import copy
 import gc
 import json
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from atomfast.book import ASK, BID
 from atomfast.capture import REST, RECV, Frame, open_capture
 from atomfast.events import Lob, Spread, Status
 from atomfast.exchanges.binance import BinanceDeliveryScheme, BinanceFuturesScheme, BinanceSpotScheme
+from atomfast.exchanges.binance import messages as m
 from atomfast.replay import Replay
 from atomfast.testing import T0, Harness, MemorySink, book_dict, fixture_path
 
@@ -434,3 +437,96 @@ def test_spread_from_own_book():
     assert out[-1] == ("spread", Spread("binance", "BTC-USDT", 100.5, 1.0, 101.0, 2.0, 1_700_000_000_000, T0 // 1000))
     out = h.feed(spot_depth(3, 3, b=[("90.00", "1")]))  # below the top: no spread
     assert [t for t, _ in out] == ["lob"]
+
+
+#: REST snapshot bodies (futures, BTCUSDT, lastUpdateId 1) whose levels the book reads from the
+#: JSON text, or which the text path hands to the decoder: each must give what the decoded levels
+#: give (records, counted errors, the book)
+_SNAPSHOT_LEVELS = [
+    '[["100.00","1.0"],["99.50","2"]]',
+    ' [ [ "100.00" , "1.0" ] ,\n\t[ "99.50" , "2" ] ] ',
+    '[]',
+    '[["100.00","0"]]',                          # size 0 in a snapshot: applied as the lists are
+    '[["\\u0031\\u0030\\u0030.00","1.0"]]',      # escapes: decoded ("100.00")
+    '[["100.00","1.0","x"]]',                    # three items: a malformed snapshot
+    '[["100.00"]]',
+    '[[100.00,"1.0"]]',                          # a number, not a string
+    '[["100.00","1.0"],]',                       # not JSON
+    'null',
+    '[["-100.00","1.0"]]',                       # refused by the book: it says why
+    '[["0","1.0"]]',
+    '[["100.001","1.0"]]',                       # beyond the book's decimals
+    '[["1e2","1.0"]]',
+    '[["100.00","9007199254740993"]]',           # 2**53 ticks and more: rows from the text
+    '[["100.00","1.0\u00e9"]]',                  # not ASCII
+    '[["100.00","1.0"]] x',
+]
+
+
+@pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS)
+def test_snapshot_levels_read_from_the_text_as_decoded(bids, monkeypatch):
+    def run(text_path: bool):
+        if not text_path:
+            monkeypatch.setattr(BinanceFuturesScheme, "_decode_snapshot",
+                                staticmethod(lambda body: m.snapshot.decode(body)))
+        h = Harness(BinanceFuturesScheme)
+        h.feed(fut_depth(1, 1, 0))
+        body = '{"lastUpdateId":1,"E":1700000000000,"T":1700000000000,"bids":' + bids + ',"asks":[["101.00","2.0"]]}'
+        out = h.rest(FUT_URL, body.encode())
+        monkeypatch.undo()
+        book = h.scheme.books.get("BTCUSDT")
+        return (out, dict(h.metrics.errors.counts), h.reports, h.conn.fetches,
+                None if book is None else (book.levels(BID), book.levels(ASK)))
+
+    assert run(True) == run(False)
+
+
+def test_json_levels_and_check_json_sides():
+    from atomfast._book import L2Book, json_levels
+
+    assert json_levels(b'[["1.5","2"]]') and json_levels(b" [ ] ") and json_levels(msgspec.Raw(b'[["1","2"]]'))
+    for text in (b"", b"[", b'[["1","2"]', b'[["1",2]]', b'[["1","2","3"]]', b'[["1\\n","2"]]', b"{}"):
+        assert not json_levels(text), text
+    book = L2Book(2, 3)
+    assert book.check_json_sides(b'[["100.5","1"],["99","0.25"]]', b'[["101","2.125"]]')
+    rows: list = []
+    with pytest.raises(ValueError):  # not the texts it read
+        book.apply_json_sides(BID, b'[["100.5","1"]]', b"[]", rows, Lob, "x", "X", 1, 2)
+    first, second = b'[["100.5","1"]]', b'[["101","2.125"]]'
+    assert book.check_json_sides(first, second)
+    book.apply_json_sides(BID, first, second, rows, Lob, "x", "X", 1, 2)
+    ref: list = []
+    L2Book(2, 3).apply_sides(BID, [("100.5", "1")], [("101", "2.125")], ref, Lob, "x", "X", 1, 2)
+    assert rows == ref and book.levels(BID) == [("100.5", "1")] and book.levels(ASK) == [("101", "2.125")]
+    assert not book.check_json_sides(b'[["100.555","1"]]', b"[]")  # refused: the caller decodes
+
+
+class _LevelsDecoded(BinanceFuturesScheme):
+    """USD-M with its depth frames decoded with their levels (``DepthFrame``), as before the
+    route read them from the text: the reference of ``test_depth_levels_read_from_the_text_as_decoded``."""
+
+    dispatch = copy.copy(BinanceFuturesScheme.dispatch)
+    dispatch.decoders = {**BinanceFuturesScheme.dispatch.decoders, ord("d"): m.depth_frame_levels}
+
+
+def _depth_text(U: int, u: int, pu: int, bids: str, s: str = "BTCUSDT") -> str:
+    return (f'{{"stream":"{s.lower()}@depth@100ms","data":{{"e":"depthUpdate","E":1700000000000,'
+            f'"T":1700000000000,"s":"{s}","U":{U},"u":{u},"pu":{pu},"b":{bids},"a":[["101.00","0"]]}}}}')
+
+
+@pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS + ['[["100.00","1.0"],["99.00","0"]]', '[[]]', '"x"'])
+def test_depth_levels_read_from_the_text_as_decoded(bids):
+    def run(scheme_cls):
+        h = Harness(scheme_cls)
+        h.feed(_depth_text(1, 1, 0, '[]'))
+        h.rest(FUT_URL, snap(1, bids=[("100.00", "1.0"), ("99.00", "1")]))
+        out = [h.feed(_depth_text(2, 3, 1, bids)),            # live: applied (or refused)
+               h.feed(_depth_text(4, 5, 3, bids)),            # the next (or, after a refusal, buffered)
+               h.feed(_depth_text(1, 1, 0, bids)),            # stale
+               h.feed(_depth_text(7, 8, 6, bids, "ETHUSDT"))]  # a market without sync state
+        st = h.scheme.sync["BTCUSDT"]
+        book = h.scheme.books.get("BTCUSDT")
+        return (out, dict(h.metrics.errors.counts), h.reports, h.conn.fetches, h.metrics.gaps, st.live, st.last,
+                len(st.buffer), None if book is None else (book.levels(BID), book.levels(ASK)))
+
+    assert run(BinanceFuturesScheme) == run(_LevelsDecoded)

@@ -35,6 +35,13 @@ by its C parser (price > 0, size >= 0, no sign) before any is applied, and the `
 are built there (floats: the ticks over the scale, the same double as ``float(text)``). A malformed depth message resyncs its market when live; while buffering it
 empties the buffer (the lost event can only be covered by a snapshot taken after it).
 
+The levels of a depth update and of a REST snapshot are decoded as their JSON text
+(``msgspec.Raw``) and read by the book from the text (``L2Book.check_json_sides``): no list,
+tuple or str per level. A text that is not plain ``[price, size]`` strings (escapes, another
+shape) is decoded with its levels, as it always was, so what is malformed is counted as before;
+a live update is checked, applied and its ``spread`` written in C (``atomfast.kit.booksync``:
+``L2Diff`` and the route ``_depth_route``).
+
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
 market of the connection that carries the ``openInterest`` pseudo channel) when the connection
 opens, then every ``open_interest_interval`` s from the feed's timer (``on_timer``, every
@@ -51,8 +58,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from ..._book import json_levels
 from ...book import BID
-from ...kit.booksync import BookSync, Chained, Contiguous
+from ...kit.booksync import BookSync, Chained, Contiguous, L2Diff
 from ...kit.dispatch import ByteAfter
 from ...kit.shapes import Quote, Trade
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, OpenInterest
@@ -97,14 +105,23 @@ class BinanceScheme(Scheme):
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
-        super().__init__(emit, metrics, instruments, symbols, channels)
         #: the books' sync: REST snapshot + buffered diffs, continuity by ``pu`` (futures) or
-        #: ``U``/``u`` (spot)
+        #: ``U``/``u`` (spot); a live diff is checked and applied in C (``L2Diff``: the levels
+        #: ``b``/``a``, the time ``T`` (futures), else ``E``; a time not in [0, 10**14) ms or a
+        #: level the book refuses: a malformed message, the book resyncs)
         self.book_sync = BookSync(self, Chained("U", "u", "pu") if self.pu_chain else Contiguous("U", "u"),
-                                  self._request_snapshot, self._apply, self._load, max_buffer=self.max_buffer,
-                                  max_attempts=self.max_snapshot_attempts, retry_delay_ns=self.retry_delay_ns)
+                                  self._request_snapshot,
+                                  L2Diff(self, "b", "a", ("T", "E"), MAX_MS, "malformed depth message",
+                                         "malformed book level", m.levels),
+                                  self._load, max_buffer=self.max_buffer, max_attempts=self.max_snapshot_attempts,
+                                  retry_delay_ns=self.retry_delay_ns)
         #: native -> its sync state (``MarketSync``: live, last, buffer, ...)
         self.sync = self.book_sync.markets
+        #: the depth route (``dispatch``): compiled, straight into the sync for a market it holds
+        #: (with ``pu`` on futures); ``_on_depth`` for the others
+        self._depth_route = self.book_sync.route(self._on_depth, "s", "U", "u", "pu", self.pu_chain,
+                                                 self._depth_decoded)
+        super().__init__(emit, metrics, instruments, symbols, channels)  # (binds dispatch: after the route)
         #: conn.id -> (conn, natives) polled for open interest
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
@@ -197,7 +214,7 @@ class BinanceScheme(Scheme):
     # else ``E``, else (spot: neither) the time of receipt. A price or size not in [0, 1e15), a
     # trade at price 0, a time not in [0, 10**14) ms: a malformed trade or ticker.
     dispatch = Dispatch(
-        {_D: "_on_depth",
+        {_D: "_depth_route",
          _T: Trade(symbol="s", price="p", size="q", id="t", time="T", buyer_maker="m"),
          _A: Trade(symbol="s", price="p", size="q", id="a", time="T", buyer_maker="m"),
          _B: Quote(symbol="s", bid="b", bid_size="B", ask="a", ask_size="A", time=("T", "E"), or_receipt=True),
@@ -310,6 +327,8 @@ class BinanceScheme(Scheme):
         conn.fetch(self.snapshot_url(native))
 
     def _on_depth(self, conn: Connection, d: m.Depth, data: bytes, recv_ns: int) -> None:
+        """A depth message the compiled route (``_depth_route``) did not take: a market without
+        sync state yet (its name checked), or a futures update without ``pu``."""
         native = d.s
         if native not in self.sync and self._symbol(native, data) is None:
             return
@@ -319,6 +338,18 @@ class BinanceScheme(Scheme):
             self.book_sync.lost(conn, native, recv_ns)
             return
         self.book_sync.diff(conn, native, d, d.U, d.u, d.pu, data, recv_ns)
+
+    def _depth_decoded(self, conn: Connection, d: m.DepthText, data: bytes, recv_ns: int) -> None:
+        """A depth frame whose levels are not plain ``[price, size]`` strings (escapes, another
+        shape): decoded with its levels (``DepthFrame``), as the route's decoder did before the
+        levels were read from the text; one that decoder refuses goes to ``_slow``, as the Router
+        sends a frame its route's decoder refuses."""
+        try:
+            frame = m.depth_frame_levels.decode(data)
+        except DECODE_ERRORS:
+            self._slow(conn, data, recv_ns)
+            return
+        self._on_depth(conn, frame.data, data, recv_ns)
 
     #: COIN-M's depth updates name their pair (``ps``), USD-M's do not
     pair_field: ClassVar[bool] = False
@@ -338,24 +369,6 @@ class BinanceScheme(Scheme):
         """Reload one book: a fresh REST snapshot (the stream itself is fine)."""
         self.book_sync.restart(conn, native)
 
-    def _apply(self, native: str, d: m.Depth, data: bytes | None, recv_ns: int) -> bool:
-        st = self.sync[native]
-        book = self.books[native]
-        ms = d.T or d.E
-        if not 0 <= ms < MAX_MS:
-            self.book_failed(st.conn, native, "malformed depth message", f"time {ms}", data or b"", recv_ns)
-            return False
-        atom_us = recv_ns // 1000
-        try:  # every level parsed before any is applied (a bad one: nothing applied)
-            flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native], ms,
-                                     atom_us)
-        except BOOK_ERRORS as exc:
-            self.book_failed(st.conn, native, "malformed book level", str(exc), data or b"", recv_ns)
-            return False
-        if flags & TOP_CHANGED:
-            self.emit_spread(native, book, ms, atom_us)
-        return True
-
     def on_rest(self, url: str, body: bytes, recv_ns: int) -> None:
         oi_path = self.rest_endpoint.routes.open_interest
         if oi_path and oi_path in url:
@@ -363,7 +376,7 @@ class BinanceScheme(Scheme):
             return
         native = self._native_of_url(url)
         try:
-            snap = m.snapshot.decode(body)
+            snap = self._decode_snapshot(body)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             self.book_sync.unusable(native or self.book_sync.awaiting())
@@ -389,13 +402,32 @@ class BinanceScheme(Scheme):
         values = parse_qs(urlsplit(url).query).get("symbol")
         return values[0] if values else ""
 
-    def _load(self, native: str, snap: m.DepthSnapshot, body: bytes, recv_ns: int) -> bool:
+    @staticmethod
+    def _decode_snapshot(body: bytes) -> m.DepthSnapshotText | m.DepthSnapshot:
+        """A REST snapshot: its levels as the JSON text where they are plain ``[price, size]``
+        strings (the book reads the text: ``_load``), else decoded (``DepthSnapshot``: its decode
+        error where the answer is malformed, as the one decoder said before the text path)."""
+        try:
+            snap = m.snapshot_text.decode(body)
+        except DECODE_ERRORS:
+            return m.snapshot.decode(body)
+        if json_levels(snap.bids) and json_levels(snap.asks):
+            return snap
+        return m.snapshot.decode(body)
+
+    def _load(self, native: str, snap: m.DepthSnapshotText | m.DepthSnapshot, body: bytes, recv_ns: int) -> bool:
         book = self.book(native)
-        try:  # the whole snapshot parsed before the book is cleared for it
-            book.check_sides(snap.bids, snap.asks)
-        except BOOK_ERRORS as exc:
-            self.bad_input("malformed snapshot", str(exc), body)
-            return False
+        # the whole snapshot parsed before the book is cleared for it: from the text where the
+        # book reads it all, else (a level it refuses says why) from the decoded levels
+        text = snap.__class__ is m.DepthSnapshotText
+        if text and not book.check_json_sides(snap.bids, snap.asks):
+            snap, text = m.snapshot.decode(body), False
+        if not text:
+            try:
+                book.check_sides(snap.bids, snap.asks)
+            except BOOK_ERRORS as exc:
+                self.bad_input("malformed snapshot", str(exc), body)
+                return False
         ms = snap.T or snap.E or recv_ns // 1_000_000
         if not ms_ok(ms):
             self.bad_input("malformed snapshot", f"time {ms}", body)
@@ -403,7 +435,8 @@ class BinanceScheme(Scheme):
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
         symbol = self._symbols.get(native) or self._symbol(native) or native
-        flags = book.apply_sides(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+        apply = book.apply_json_sides if text else book.apply_sides
+        flags = apply(BID, snap.bids, snap.asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
         return True
@@ -419,8 +452,10 @@ class BinanceScheme(Scheme):
         except ValueError:
             o = -1.0
             h = lo = c = v = 0.0
-        if not (all(0.0 <= x < MAX_VALUE for x in (o, h, lo, c, v)) and 0 <= k.n < 1 << 31
-                and ms_ok(k.t) and ms_ok(k.T) and k.T >= k.t and ms_ok(msg.E) and 0 < len(k.i) <= 8):
+        # (written out, not a generator over the five: a kline is checked in a few opcodes)
+        if not (0.0 <= o < MAX_VALUE and 0.0 <= h < MAX_VALUE and 0.0 <= lo < MAX_VALUE and 0.0 <= c < MAX_VALUE
+                and 0.0 <= v < MAX_VALUE and 0 <= k.n < 1 << 31 and 0 <= k.t <= k.T < MAX_MS
+                and 0 <= msg.E < MAX_MS and 0 < len(k.i) <= 8):
             self.bad_input("malformed kline", repr(k)[:200], data)
             return
         # Binance's close time is the candle's last ms: ``end`` is exclusive (close time + 1), as

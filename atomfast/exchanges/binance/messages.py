@@ -9,7 +9,10 @@ Anything else (subscription answers, errors, raw ``/ws`` payloads, a wrapper wit
 another order) goes through the tolerant ``Probe``.
 
 Prices and quantities are JSON strings (exact decimals): they stay strings until the book parses
-them (``parse_ticks``), never through a float on the way to the book.
+them (``parse_ticks``), never through a float on the way to the book. A depth update's and a
+snapshot's levels stay their JSON text (``DepthText``, ``DepthSnapshotText``: ``msgspec.Raw``),
+which the book reads; the Structs with decoded levels (``Depth``, ``DepthSnapshot``) take what
+is not plain text.
 """
 from __future__ import annotations
 
@@ -140,9 +143,32 @@ class ForceOrder(Struct, gc=False):
 # combined-stream wrappers: one decode per frame
 
 
+class DepthText(Struct, gc=False):
+    """``Depth`` with its levels kept as the JSON text sent (``msgspec.Raw``): the book reads them
+    from the text (``atomfast.kit.booksync.L2Diff``), no list, tuple or str made per level."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    b: Raw
+    a: Raw
+    e: str = "depthUpdate"
+    T: int = 0
+    pu: Union[int, None] = None
+
+
 class DepthFrame(Struct, gc=False):
     stream: str
     data: Depth
+
+
+class DepthTextFrame(Struct, gc=False):
+    """What the depth route decodes: a frame whose levels are not plain ``[price, size]``
+    strings (``atomfast._book.json_levels``) is decoded again as ``DepthFrame``."""
+
+    stream: str
+    data: DepthText
 
 
 class TradeFrame(Struct, gc=False):
@@ -201,6 +227,20 @@ class DepthSnapshot(Struct, gc=False):
     symbol: str = ""
 
 
+class DepthSnapshotText(Struct, gc=False):
+    """``DepthSnapshot`` with its levels kept as the JSON text sent (``msgspec.Raw``): the book
+    reads them from the text (``L2Book.check_json_sides``), no list, tuple or str made per level.
+    Levels that are not plain ``[price, size]`` strings (``atomfast._book.json_levels``): the snapshot is
+    decoded as ``DepthSnapshot`` (which says what is wrong)."""
+
+    lastUpdateId: int
+    bids: Raw
+    asks: Raw
+    E: int = 0
+    T: int = 0
+    symbol: str = ""
+
+
 class OpenInterestAnswer(Struct, gc=False):
     """``/fapi/v1/openInterest``, ``/dapi/v1/openInterest`` (in contracts on COIN-M)."""
 
@@ -241,7 +281,11 @@ class ExchangeInfo(Struct, gc=False):
 # --------------------------------------------------------------------------------------------
 # decoders (created once)
 
-depth_frame = msgspec.json.Decoder(DepthFrame)
+depth_frame = msgspec.json.Decoder(DepthTextFrame)
+#: a depth frame with its levels decoded (``DepthFrame``): where they are not plain text
+depth_frame_levels = msgspec.json.Decoder(DepthFrame)
+#: one side's levels, from their JSON text (a text the book does not read itself)
+levels = msgspec.json.Decoder(list[Level])
 trade_frame = msgspec.json.Decoder(TradeFrame)
 agg_trade_frame = msgspec.json.Decoder(AggTradeFrame)
 book_ticker_frame = msgspec.json.Decoder(BookTickerFrame)
@@ -259,6 +303,7 @@ force_order = msgspec.json.Decoder(ForceOrder)
 
 probe = msgspec.json.Decoder(Probe)
 snapshot = msgspec.json.Decoder(DepthSnapshot)
+snapshot_text = msgspec.json.Decoder(DepthSnapshotText)
 open_interest = msgspec.json.Decoder(OpenInterestAnswer)
 exchange_info = msgspec.json.Decoder(ExchangeInfo)
 any_json = msgspec.json.Decoder()
