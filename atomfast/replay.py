@@ -53,7 +53,20 @@ class ReplayConnection:
 
 def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict:
     """The instrument listings (``instruments_paths``) the capture recorded, parsed by the
-    scheme and merged; those it lacks are left out ({} where it holds none)."""
+    scheme and merged; those it lacks are left out ({} where it holds none). A new dict each call."""
+    return dict(_listed_instruments(scheme_cls, capture))
+
+
+#: (scheme class, the listings' bodies) -> their instruments, merged: a listing parsed once per
+#: process however often it is replayed (the key is the bodies' content, compared whole)
+_PARSED_LISTINGS: dict[tuple, dict] = {}
+#: the listings remembered at most (the oldest forgotten first)
+_PARSED_LISTINGS_MAX = 16
+
+
+def _listed_instruments(scheme_cls: type[Scheme], capture: Capture) -> dict:
+    """``instruments_from_capture``, the remembered dict itself (not to be changed: a scheme
+    copies the instruments it is given)."""
     if not scheme_cls.instruments_paths:
         return {}
     bodies = []
@@ -66,7 +79,14 @@ def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict
     if not bodies:
         log.warning("%s: capture holds no instrument listing; symbols are guessed", scheme_cls.exchange)
         return {}
-    return scheme_cls.merge_instruments(bodies)
+    key = (scheme_cls, tuple(bodies))
+    merged = _PARSED_LISTINGS.get(key)
+    if merged is None:
+        merged = scheme_cls.merge_instruments(bodies)
+        if len(_PARSED_LISTINGS) >= _PARSED_LISTINGS_MAX:
+            del _PARSED_LISTINGS[next(iter(_PARSED_LISTINGS))]
+        _PARSED_LISTINGS[key] = merged
+    return merged
 
 
 #: received frames of a URL-less capture that are asked ``Scheme.foreign``
@@ -145,7 +165,7 @@ class Replay:
         self.scheme = self.scheme_cls(
             self.pipeline.emit,
             self.metrics,
-            instruments_from_capture(self.scheme_cls, capture),
+            _listed_instruments(self.scheme_cls, capture),
             (),
             tuple(self.scheme_cls.channels),
         )
