@@ -148,6 +148,15 @@ cdef class FrameReader:
         self.last_whole_len = 0
         self.last_whole_ns = 0
 
+    def __dealloc__(self):
+        # a reader left before its end (a venue probe, max_frames) closes its file, as a
+        # generator's ``with`` did
+        if self.fh is not None:
+            try:
+                self.fh.close()
+            except Exception:
+                pass
+
     def __iter__(self):
         return self
 
