@@ -321,7 +321,7 @@ def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
         if not m:
             continue
         body_end = end
-        header = data.rfind(b" header: ", colon + 2, end)
+        header = _capture.last_header(data, colon + 2, end)  # data.rfind(b" header: ", colon + 2, end)
         if header >= 0 and data.startswith(b"{", header + len(b" header: "), end):
             body_end = header
         capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), data[colon + 2:body_end]))

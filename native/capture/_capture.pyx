@@ -360,3 +360,29 @@ cdef class FrameReader:
             return _frame(ts, conn_id, _SENT, self.urls.get(conn_id, ""), payload, False)
         url, _, body = payload.partition(b" ")
         return _frame(ts, conn_id, _REST, url.decode("utf-8", "surrogateescape"), body, False)
+
+
+def last_header(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end) -> int:
+    """``data.rfind(b" header: ", start, end)``: where a cryptofeed REST line's recorded headers
+    begin (the last such text of the line), or -1. A forward scan from space to space (``memchr``):
+    a listing's JSON holds few spaces, where ``rfind`` compares at every byte of a body of
+    megabytes and finds nothing."""
+    cdef const char* s
+    cdef const char* hit
+    cdef Py_ssize_t i, found = -1
+    if end > data.shape[0]:
+        end = data.shape[0]
+    if start < 0 or end - start < 9:
+        return -1
+    s = <const char*>&data[0]
+    i = start
+    while True:
+        hit = <const char*>memchr(s + i, 32, end - 9 - i + 1)
+        if hit == NULL:
+            return found
+        i = hit - s
+        if memcmp(hit, b" header: ", 9) == 0:
+            found = i
+        i += 1
+        if i > end - 9:
+            return found

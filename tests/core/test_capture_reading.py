@@ -236,3 +236,37 @@ def test_cryptofeed_and_hftbacktest_exact_values(tmp_path):
         (12345678901234567890, 0, "recv", "", b"{}", False),
     ]
     assert reports == []
+
+
+def test_rest_header_search_as_rfind():
+    from atomfast import _capture
+
+    rnd = random.Random(3)
+    alphabet = [b" ", b"h", b"eader", b": ", b" header: ", b"x", b"{", b"\n"]
+    for _ in range(20000):
+        data = b"".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+        start, end = sorted((rnd.randint(0, len(data)), rnd.randint(0, len(data))))
+        if rnd.random() < 0.2:
+            start, end = end, start
+        assert _capture.last_header(data, start, end) == data.rfind(b" header: ", start, end), (data, start, end)
+
+
+def test_listing_parsed_once_per_content():
+    import copy
+
+    from atomfast.exchanges.binance import BinanceSpotScheme as BinanceScheme
+    from atomfast.replay import _listed_instruments, instruments_from_capture
+    from atomfast.testing import fixture_path
+
+    cap = open_capture(fixture_path("cryptofeed/BINANCE.ws.1.0"))
+    url = next(u for u in cap.rest if u.endswith("/exchangeInfo"))
+    body = cap.rest[url][0][1]
+    parsed = BinanceScheme.merge_instruments([body])
+    again = open_capture(fixture_path("cryptofeed/BINANCE.ws.1.0"))  # the same listing, read anew
+    assert _listed_instruments(BinanceScheme, cap) is _listed_instruments(BinanceScheme, again)
+    assert instruments_from_capture(BinanceScheme, again) == parsed
+    assert instruments_from_capture(BinanceScheme, again) is not instruments_from_capture(BinanceScheme, again)
+    changed = copy.copy(cap)  # another listing (a market renamed): parsed, not taken from the first
+    changed.rest = {**cap.rest, url: [(cap.rest[url][0][0], body.replace(b'"ETHBTC"', b'"ETHXYZ"', 1))]}
+    other = instruments_from_capture(BinanceScheme, changed)
+    assert other == BinanceScheme.merge_instruments([changed.rest[url][0][1]]) and other != parsed
