@@ -363,7 +363,7 @@ cdef class FrameReader:
 
 
 def last_header(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end) -> int:
-    """``data.rfind(b" header: ", start, end)``: where a cryptofeed REST line's recorded headers
+    """``data.rfind(b" header: ", start, end)`` (0 <= start): where a cryptofeed REST line's recorded headers
     begin (the last such text of the line), or -1. A forward scan from space to space (``memchr``):
     a listing's JSON holds few spaces, where ``rfind`` compares at every byte of a body of
     megabytes and finds nothing."""
