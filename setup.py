@@ -18,6 +18,8 @@ extensions = [
         sources=["native/frame/_frame.pyx"],
         extra_compile_args=["-O3"],
     ),
+    # the capture line reader (atomfast.capture): a recorded line split in place, a Frame per frame
+    Extension("atomfast._capture", sources=["native/capture/_capture.pyx"], extra_compile_args=["-O3"]),
     Extension("atomfast._dispatch", sources=["native/dispatch/_dispatch.pyx"], extra_compile_args=["-O3"]),  # the kit's route table, executed (atomfast.kit.dispatch)
     # the book sync's live path: market state, rule check, L2 diff apply (atomfast.kit.booksync)
     Extension("atomfast._booksync", sources=["native/booksync/_booksync.pyx"], extra_compile_args=["-O3"]),

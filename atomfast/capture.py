@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import ast
 import base64
+import binascii
 import codecs
+import functools
 import gzip
 import heapq
 import json
 import logging
+import mmap
 import re
+import sys
 import zlib
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -168,70 +172,31 @@ _CF_REST = re.compile(r"^(https?://\S+) -> (\d+(?:\.\d+)?): (.*)$", re.S)
 
 
 def _read_frames(path: Path, conn: int, report: Callable[[str, str], None] = _log_problem) -> Iterator[Frame]:
+    """The file's frames (an iterator; the file is read a block at a time as it is consumed), the
+    connection numbered ``conn`` (a record names its own); nothing for an empty file."""
     fmt = detect_format(path)
-    reader = {"record": _read_record, "cryptofeed": _read_cryptofeed_ws, "hftbacktest": _read_hftbacktest}.get(fmt)
-    if reader is None:
-        return
-    lines = _Lines(path, report)
-    try:
-        yield from reader(lines, conn)
-    except _TRUNCATED as exc:
-        report(TRUNCATED, f"{path} ends early after line {lines.n} ({exc}): replayed up to it")
+    if fmt == "empty":
+        return iter(())
+    return _reader(path, fmt, conn, report)
 
 
 #: bytes read (decompressed) at a time
 _CHUNK = 1 << 18
 
 
-class _Lines:
-    """A capture file's lines (bytes, without the line end), numbered, with the reports of a line
-    that is no frame. A last line without its line end whose payload is cut short (not the JSON it
-    starts as) is the trace of an interrupted write: reported and not delivered.
+def _reader(path: Path, fmt: str, conn: int, report: Callable[[str, str], None], listing: bool = False) -> Iterator[Frame]:
+    """The compiled line reader (``atomfast._capture.FrameReader``) over the opened file.
 
-    ``blocks()`` hands out the lines a read at a time (``_CHUNK`` bytes, split at once: no
-    per-line read, slice or counter): ``(number of the block's first line, [line, ...])``, empty
-    lines included (a reader skips them). ``n``: the lines read whole so far (where a compressed
-    file that ends early broke off)."""
-
-    def __init__(self, path: Path, report: Callable[[str, str], None]) -> None:
-        self.path = path
-        self.report = report
-        self.n = 0
-
-    def blocks(self) -> Iterator[tuple[int, list[bytes]]]:
-        opener = gzip.open if self.path.suffix == ".gz" else open
-        pending: list[bytes] = []  # the start of a line not ended yet
-        with opener(self.path, "rb") as fh:
-            # read1: one read of the underlying (decompressing) reader a call, so that whatever a
-            # compressed file that ends early still holds is handed out before the error
-            read = fh.read1
-            while True:
-                data = read(_CHUNK)
-                if not data:
-                    break
-                if data.rfind(b"\n") < 0:
-                    pending.append(data)
-                    continue
-                if pending:
-                    pending.append(data)
-                    data = b"".join(pending)
-                block = data.split(b"\n")
-                rest = block.pop()  # what follows the last line end: the start of the next line
-                pending = [rest] if rest else []
-                first = self.n + 1
-                self.n += len(block)
-                yield first, block
-        rest = b"".join(pending)
-        if rest:  # a last line without its line end
-            self.n += 1
-            if _cut_short(rest):
-                self.report(TRUNCATED, f"{self.path} ends in the middle of line {self.n} (no line end, payload "
-                                       f"incomplete): replayed up to it")
-                return
-            yield self.n, [rest]
-
-    def bad(self, n: int, line: bytes, why: str) -> None:
-        self.report(BAD_LINE, f"{self.path}:{n}: {why}: {line[:80]!r}")
+    It reads ``_CHUNK`` bytes at a time with ``read1`` (one read of the underlying, decompressing,
+    reader a call, so that whatever a compressed file that ends early still holds is handed out
+    before the error) and splits the lines in place. Lines are numbered from 1, empty ones
+    included (and skipped); a line that is no frame is reported (``BAD_LINE``, ``file:line``) and
+    skipped; a compressed file that ends early is reported once (``TRUNCATED``, after the last
+    whole line) and read up to the break; a last line without its line end whose payload is cut
+    short (not the JSON it starts as: the trace of an interrupted write) is reported and not
+    delivered."""
+    fh = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    return FrameReader(fh, path, fmt, conn, report, _CHUNK, listing)
 
 
 def _cut_short(line: bytes) -> bool:
@@ -285,143 +250,72 @@ def _bytes_literal(payload: bytes) -> bytes | None:
     return data if isinstance(data, bytes) else None
 
 
-def _read_cryptofeed_ws(lines: _Lines, conn: int) -> Iterator[Frame]:
-    """Binary-mode parse: a received line is ``<digits>.<digits>: <payload>`` (the common case,
-    split without a regex and without decoding the payload); other lines are rare."""
-    url = ""
-    new = tuple.__new__  # Frame(...) without the Python-level NamedTuple __new__
-    last_whole, last_s = None, 0  # the whole seconds of the previous time (most frames share them)
-    for first, block in lines.blocks():
-        for n, line in enumerate(block, first):
-            if not line:
-                continue
-            if 48 <= line[0] <= 57:  # a digit: "<ts>: <payload>"
-                ts, sep, payload = line.partition(b": ")
-                if sep:
-                    whole, _, frac = ts.partition(b".")
-                    try:
-                        if whole != last_whole:
-                            last_s = int(whole) * 1_000_000_000
-                            last_whole = whole
-                        ts_ns = last_s + int((frac + b"000000000")[:9])
-                    except ValueError:
-                        lines.bad(n, line, "not a frame (bad time)")
-                        continue
-                    if payload[:1] == b"b" and payload[1:2] in (b"'", b'"'):
-                        data = _bytes_literal(payload)
-                        if data is None:
-                            lines.bad(n, line, "not a frame (bad bytes literal)")
-                            continue
-                        yield new(Frame, (ts_ns, conn, RECV, url, data, True))
-                    else:
-                        yield new(Frame, (ts_ns, conn, RECV, url, payload, False))
-                    continue
-            text = line.decode("utf-8", "surrogateescape")
-            m = _CF_SENT.match(text)
-            if m:
-                yield Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1),
-                            m.group(3).encode("utf-8", "surrogateescape"))
-                continue
-            m = _CF_OPEN.match(text)
-            if m:
-                url = m.group(1)
-                yield Frame(_secs_to_ns(m.group(2)), conn, OPEN, url, b"")
-                continue
-            lines.bad(n, line, "not a frame")
+def _cryptofeed_time_ns(ts: bytes) -> int | None:
+    """A cryptofeed time (``<secs>[.<frac>]``) in ns, as ``int()`` reads its parts (None if it
+    cannot): the compiled reader's way for a time that is not plain digits."""
+    whole, _, frac = ts.partition(b".")
+    try:
+        return int(whole) * 1_000_000_000 + int((frac + b"000000000")[:9])
+    except ValueError:
+        return None
 
 
-def _read_hftbacktest(lines: _Lines, conn: int) -> Iterator[Frame]:
-    new = tuple.__new__
-    for first, block in lines.blocks():
-        for n, line in enumerate(block, first):
-            if not line:
-                continue
-            ts, _, payload = line.partition(b" ")
-            if not payload or not ts.isdigit() or len(ts) > 20:
-                lines.bad(n, line, "not a frame ('<ns> <json>')")
-                continue
-            # the REST depth snapshot was written inline where it arrived
-            kind = REST if payload.startswith(b'{"lastUpdateId"') else RECV
-            yield new(Frame, (int(ts), conn, kind, "", payload, False))
+def _cryptofeed_other(line: bytes, conn: int) -> Frame | None:
+    """A cryptofeed line that is not ``<ts>: <payload>``: a send (``url <- ts: payload``) or a
+    connect (``url <-> ts``); None for anything else."""
+    text = line.decode("utf-8", "surrogateescape")
+    m = _CF_SENT.match(text)
+    if m:
+        return Frame(_secs_to_ns(m.group(2)), conn, SENT, m.group(1), m.group(3).encode("utf-8", "surrogateescape"))
+    m = _CF_OPEN.match(text)
+    if m:
+        return Frame(_secs_to_ns(m.group(2)), conn, OPEN, m.group(1), b"")
+    return None
 
 
-_RECORD_KINDS = frozenset((OPEN, RECV, "bin", "text64", SENT, REST))
-#: the same, as they appear in a line (a kind that is not ASCII is none of them)
-_RECORD_KINDS_B = frozenset(k.encode() for k in _RECORD_KINDS)
-_B_OPEN, _B_RECV, _B_SENT, _B_BIN, _B_TEXT64 = b"open", b"recv", b"sent", b"bin", b"text64"
+#: a record's ``bin`` and ``text64`` payloads: ``base64.b64decode(payload, validate=True)``
+_b64decode = functools.partial(binascii.a2b_base64, strict_mode=True)
 
 
-def _read_record(lines: _Lines, conn: int = 0) -> Iterator[Frame]:
-    urls: dict[int, str] = {}
-    header = True
-    new = tuple.__new__
-    for first, block in lines.blocks():
-        for n, line in enumerate(block, first):
-            if not line:
-                continue
-            if header:  # the header
-                header = False
-                continue
-            parts = line.split(b" ", 3)
-            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2] not in _RECORD_KINDS_B:
-                lines.bad(n, line, "not a frame ('<ns> <conn> <kind> <payload>')")
-                continue
-            ts, conn_id, kind = int(parts[0]), int(parts[1]), parts[2]
-            payload = parts[3] if len(parts) > 3 else b""
-            if kind == _B_RECV:
-                yield new(Frame, (ts, conn_id, RECV, urls.get(conn_id, ""), payload, False))
-            elif kind == _B_OPEN:
-                url = payload.decode("utf-8", "surrogateescape")
-                urls[conn_id] = url
-                yield new(Frame, (ts, conn_id, OPEN, url, b"", False))
-            elif kind == _B_BIN or kind == _B_TEXT64:
-                try:
-                    raw = base64.b64decode(payload, validate=True)
-                except ValueError:
-                    lines.bad(n, line, "not a frame (bad base64)")
-                    continue
-                yield new(Frame, (ts, conn_id, RECV, urls.get(conn_id, ""), raw, kind == _B_BIN))
-            elif kind == _B_SENT:
-                yield new(Frame, (ts, conn_id, SENT, urls.get(conn_id, ""), payload, False))
-            else:  # REST
-                url, _, body = payload.partition(b" ")
-                yield new(Frame, (ts, conn_id, REST, url.decode("utf-8", "surrogateescape"), body, False))
-
-
-def _record_listing(lines: _Lines, capture: Capture) -> None:
+def _record_listing(path: Path, capture: Capture) -> None:
     """What ``open_capture`` takes from an atomfast record before its frames are read: the first
-    connection's url and the REST answers (the lines ``_read_record`` reads as ``open`` and
-    ``rest``; the others are not parsed here)."""
-    header = True
-    for _first, block in lines.blocks():
-        for line in block:
-            if not line:
-                continue
-            if header:
-                header = False
-                continue
-            if b" open" not in line and b" rest" not in line:  # neither kind (a cheap sieve)
-                continue
-            parts = line.split(b" ", 3)
-            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
-                continue
-            kind = parts[2]
-            payload = parts[3] if len(parts) > 3 else b""
-            if kind == _B_OPEN:
-                if not capture.urls[-1]:
-                    capture.urls[-1] = payload.decode("utf-8", "surrogateescape")
-            elif kind == b"rest":
-                url, _, body = payload.partition(b" ")
-                capture.rest.setdefault(url.decode("utf-8", "surrogateescape"), []).append((int(parts[0]), body))
+    connection's url and the REST answers (its ``open`` and ``rest`` lines; the others are not
+    parsed here, and bad lines and an early end are reported when the frames are read)."""
+    for frame in _reader(path, "record", 0, lambda kind, detail: None, listing=True):
+        if frame.kind == OPEN:
+            if not capture.urls[-1]:
+                capture.urls[-1] = frame.url
+        else:
+            capture.rest.setdefault(frame.url, []).append((frame.ts_ns, frame.data))
 
 
 def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
     """A cryptofeed REST file (``URL -> <ts>: <body>[ header: {json}]`` and ``configuration:
-    {...}`` lines), read as bytes, whole (its answers are kept whole anyway): only the part of a
-    line before the body is decoded and matched, and each body is copied out once."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    {...}`` lines), whole (its answers are kept whole anyway): only the part of a line before the
+    body is decoded and matched, and each body is copied out once, from the file mapped in memory
+    (a listing of megabytes read into a buffer and then sliced cost twice the copies and page
+    faults) or, compressed, from its decompressed bytes."""
+    with open(path, "rb") as fh:
+        if path.suffix == ".gz":
+            with gzip.open(fh) as gz:
+                _parse_cryptofeed_rest(gz.read(), capture)
+            return
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file (nothing to map), a file that cannot be mapped
+            _parse_cryptofeed_rest(fh.read(), capture)
+            return
+        with data:
+            _parse_cryptofeed_rest(data, capture)
+
+
+def _starts(data: bytes | mmap.mmap, prefix: bytes, start: int, end: int) -> bool:
+    """``data.startswith(prefix, start, end)`` (which an mmap lacks)."""
+    stop = start + len(prefix)
+    return stop <= end and data[start:stop] == prefix
+
+
+def _parse_cryptofeed_rest(data: bytes | mmap.mmap, capture: Capture) -> None:
     size = len(data)
     start = 0
     while start < size:
@@ -429,7 +323,7 @@ def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
         if end < 0:
             end = size
         line_start, start = start, end + 1
-        if data.startswith(b"configuration: ", line_start, end):
+        if _starts(data, b"configuration: ", line_start, end):
             try:
                 capture.configuration = json.loads(
                     data[line_start + len(b"configuration: "):end].decode("utf-8", "surrogateescape"))
@@ -448,8 +342,8 @@ def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
         if not m:
             continue
         body_end = end
-        header = data.rfind(b" header: ", colon + 2, end)
-        if header >= 0 and data.startswith(b"{", header + len(b" header: "), end):
+        header = _capture.last_header(data, colon + 2, end)  # data.rfind(b" header: ", colon + 2, end)
+        if header >= 0 and _starts(data, b"{", header + len(b" header: "), end):
             body_end = header
         capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), data[colon + 2:body_end]))
 
@@ -478,11 +372,7 @@ def open_capture(*paths: str | Path, report: Callable[[str, str], None] | None =
         if fmt == "record":
             capture.exchange = _first_line(p)[len(RECORD_MAGIC):].strip()
             capture.urls.append("")
-            lines = _Lines(p, lambda kind, detail: None)  # reported when the frames are read
-            try:
-                _record_listing(lines, capture)
-            except _TRUNCATED:
-                pass
+            _record_listing(p, capture)
             continue
         first = _first_line(p) if fmt == "cryptofeed" else ""
         m = _CF_OPEN.match(first)
@@ -525,3 +415,9 @@ class RecordWriter:
 
     def close(self) -> None:
         self.fh.close()
+
+
+from . import _capture  # noqa: E402  (the compiled reader takes this module's names)
+
+_capture.bind(sys.modules[__name__])
+FrameReader = _capture.FrameReader

@@ -10,6 +10,7 @@ of each frame is its ``recv_ns``, so the output is deterministic.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import time
@@ -53,7 +54,21 @@ class ReplayConnection:
 
 def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict:
     """The instrument listings (``instruments_paths``) the capture recorded, parsed by the
-    scheme and merged; those it lacks are left out ({} where it holds none)."""
+    scheme and merged; those it lacks are left out ({} where it holds none). A new dict each call."""
+    return dict(_listed_instruments(scheme_cls, capture))
+
+
+#: the listings parsed so far: (scheme class, the listings' bodies, their instruments merged), so
+#: that a listing is parsed once per process however often it is replayed. Found by comparing the
+#: bodies whole (a length, then ``memcmp``: cheaper than hashing megabytes of listing)
+_PARSED_LISTINGS: list[tuple[type[Scheme], tuple[bytes, ...], dict]] = []
+#: the listings remembered at most (the oldest forgotten first)
+_PARSED_LISTINGS_MAX = 16
+
+
+def _listed_instruments(scheme_cls: type[Scheme], capture: Capture) -> dict:
+    """``instruments_from_capture``, the remembered dict itself (not to be changed: a scheme
+    copies the instruments it is given)."""
     if not scheme_cls.instruments_paths:
         return {}
     bodies = []
@@ -66,7 +81,15 @@ def instruments_from_capture(scheme_cls: type[Scheme], capture: Capture) -> dict
     if not bodies:
         log.warning("%s: capture holds no instrument listing; symbols are guessed", scheme_cls.exchange)
         return {}
-    return scheme_cls.merge_instruments(bodies)
+    listed = tuple(bodies)
+    for cls, seen, merged in _PARSED_LISTINGS:
+        if cls is scheme_cls and seen == listed:
+            return merged
+    merged = scheme_cls.merge_instruments(bodies)
+    if len(_PARSED_LISTINGS) >= _PARSED_LISTINGS_MAX:
+        del _PARSED_LISTINGS[0]
+    _PARSED_LISTINGS.append((scheme_cls, listed, merged))
+    return merged
 
 
 #: received frames of a URL-less capture that are asked ``Scheme.foreign``
@@ -82,12 +105,22 @@ def _local(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith(("127.", "10.", "192.168.")) or host.endswith(".local")
 
 
-def venue_hosts() -> dict[str, set[str]]:
-    """exchange -> the websocket hosts its schemes declare."""
-    out: dict[str, set[str]] = {}
+@functools.lru_cache(maxsize=1)
+def venue_hosts() -> dict[str, frozenset[str]]:
+    """exchange -> the websocket hosts its schemes declare (once per process, as ``schemes()``)."""
+    out: dict[str, frozenset[str]] = {}
     for exchange, classes in schemes().items():
-        out[exchange] = {urlsplit(e.url).hostname or "" for cls in classes for e in cls.websocket_endpoints}
+        out[exchange] = frozenset(urlsplit(e.url).hostname or "" for cls in classes for e in cls.websocket_endpoints)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _venue_of(exchange: str) -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
+    """``exchange``'s own hosts, the other venues' hosts (host -> exchange) and its own domains."""
+    hosts = venue_hosts()
+    own = hosts.get(exchange, frozenset())
+    others = {h: ex for ex, hs in hosts.items() if ex != exchange for h in hs if h not in own}
+    return own, others, frozenset(_domain(h) for h in own)
 
 
 def check_venue(capture: Capture, exchange: str, scheme_cls: type[Scheme]) -> None:
@@ -99,15 +132,13 @@ def check_venue(capture: Capture, exchange: str, scheme_cls: type[Scheme]) -> No
     name = ", ".join(str(p) for p in capture.paths)
     if capture.exchange and capture.exchange != exchange:
         raise CaptureError(f"{name} was recorded from {capture.exchange}, not {exchange} (--force replays it anyway)")
-    hosts = venue_hosts()
-    own = hosts.get(exchange, set())
-    others = {h: ex for ex, hs in hosts.items() if ex != exchange for h in hs if h not in own}
+    own, others, own_domains = _venue_of(exchange)
     urls = [u for u in capture.urls if u]
     for url in urls:
         host = urlsplit(url).hostname or ""
         if host in own or _local(host):
             continue
-        if host in others or _domain(host) not in {_domain(h) for h in own}:
+        if host in others or _domain(host) not in own_domains:
             whose = f" ({others[host]}'s)" if host in others else ""
             raise CaptureError(f"{name} was recorded from {host}{whose}, which is not {exchange}'s "
                                f"({', '.join(sorted(own))}) (--force replays it anyway)")
@@ -145,7 +176,7 @@ class Replay:
         self.scheme = self.scheme_cls(
             self.pipeline.emit,
             self.metrics,
-            instruments_from_capture(self.scheme_cls, capture),
+            _listed_instruments(self.scheme_cls, capture),
             (),
             tuple(self.scheme_cls.channels),
         )

@@ -98,3 +98,175 @@ def test_listing_helpers_answer_the_same_twice():
     for _ in range(2):
         with pytest.raises(KeyError):
             okx_parse._date("261345")
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled line reader (atomfast._capture) against the Python reader it replaced
+
+
+from pathlib import Path  # noqa: E402
+
+from atomfast.testing import FIXTURES  # noqa: E402
+
+from . import capture_reference as REF  # noqa: E402
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _read_all(module, paths):
+    """What a reader module makes of a capture: its head, every frame (with its type's name) and
+    every report; or the refusal's message."""
+    reports = []
+    try:
+        cap = module.open_capture(*paths, report=lambda kind, detail: reports.append((kind, detail)))
+    except ValueError as exc:
+        return "refused", str(exc)
+    frames = [(type(f).__name__, tuple(f)) for f in cap.frames()]
+    return (cap.urls, cap.rest, cap.configuration, cap.formats, cap.exchange), frames, reports
+
+
+def _capture_files():
+    files = sorted(p for root in (FIXTURES, REPO_DATA) for p in root.rglob("*") if p.is_file())
+    return [p for p in files if p.name != "README.md"]
+
+
+@pytest.mark.parametrize("path", _capture_files(), ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_compiled_reader_reads_every_capture_as_before(path):
+    new = _read_all(C, [path])
+    assert new == _read_all(REF, [path])
+    if new[0] != "refused" and ".ws." in path.name:
+        assert new[1] and all(name == "Frame" for name, _ in new[1])
+
+
+def test_compiled_reader_merges_connections_as_before():
+    paths = [FIXTURES / "cryptofeed/KRAKEN.ws.48.0", FIXTURES / "cryptofeed/KRAKEN.ws.49.0"]
+    new = _read_all(C, paths)
+    assert new == _read_all(REF, paths) and len(new[1]) == 51 + 62
+
+
+_CF_ODD = [b"wss://ws.x.com <-> 1.5", b"2.25: {\"a\":1}", b"12.123456789123: [1]", b"3.5: b'\\x00\\x01'",
+           b"3.6: b\"it's\"", b"4: []", b"5.: {}", b"6.5 : {}", b"1_0.5: {}", b"7.+5: {}", b"8.5\t: x", b"9x.1: {}",
+           b"12345678901234567890.5: {}", b"10.5:{}", b"11.5: b'\\q'", b"11.6: b'unterminated", b"12.5: ",
+           b"wss://ws.x.com <- 13.5: {\"op\":\"subscribe\"}", b"14.5: b", b"\xff\xfe", b"15.5: caf\xc3\xa9 \xff",
+           b"16.25: \r", b"17.5: b''"]
+_HFT_ODD = [b"1722470400000000000 {\"e\":1}", b"1722470400000000001 {\"lastUpdateId\":5,\"bids\":[]}",
+            b"12345678901234567890 {}", b"123456789012345678901 {}", b"12 ", b"12", b" 12 {}", b"1x {}",
+            b"5 {\"lastUpdateId\"", b"6  {}"]
+_RECORD_ODD = [b"#atomfast-capture 1 kraken", b"1 0 open wss://ws.kraken.com", b"2 0 recv {\"a\":1}", b"",
+               b"3 0 text64 eyJhIjoKMX0=", b"4 0 bin AAEC/w==", b"5 0 bin AAE", b"6 0 bin AA!C", b"7 0 sent {\"x\":1}",
+               b"8 0 rest https://api.kraken.com/0/public/AssetPairs {\"result\":{}}", b"9 0 rest https://x.com/a",
+               b"10 1 recv {\"b\":2}", b"11 1 open wss://ws-auth.kraken.com", b"12 1 recv", b"13 1 recv ",
+               b"14 x recv {}", b"15 0 nope {}", b"16 0", b"17", b"18  0 recv {}", b"123456789012345678901 2 recv []",
+               b"19 0 recv {\"c\":3} tail"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # b'\\q': an invalid escape, read as literal_eval does
+@pytest.mark.parametrize("name,lines", [("X.ws.1.0", _CF_ODD), ("X.ws.2.0.gz", _CF_ODD), ("hft.gz", _HFT_ODD),
+                                        ("rec.txt", _RECORD_ODD), ("rec.gz", _RECORD_ODD)])
+@pytest.mark.parametrize("chunk", [C._CHUNK, 7])
+def test_compiled_reader_odd_lines_as_before(tmp_path, monkeypatch, name, lines, chunk):
+    """Lines of every shape, good and bad, plain and gzip, whole, cut short and ended early."""
+    monkeypatch.setattr(C, "_CHUNK", chunk)
+    monkeypatch.setattr(REF, "_CHUNK", chunk)
+    body = b"\n".join(lines) + b"\n"
+    stem, suffix = (name[:-3], ".gz") if name.endswith(".gz") else (name, "")
+    variants = {
+        "whole" + suffix: body,
+        "unended" + suffix: body + lines[1],  # a last line without its line end, whole
+        "cut" + suffix: body + lines[1][:-2],  # ... and cut short
+    }
+    if suffix:
+        variants = {k: gzip.compress(v) for k, v in variants.items()}
+        variants["early.gz"] = gzip.compress(body * 40)[:-40]  # a gzip without its end
+    for variant, data in variants.items():
+        path = tmp_path / f"{stem}.{variant}"
+        path.write_bytes(data)
+        new = _read_all(C, [path])
+        assert new == _read_all(REF, [path]), variant
+
+
+def test_record_format_exact_values(tmp_path):
+    path = tmp_path / "rec.txt"
+    path.write_bytes(b"\n".join(_RECORD_ODD) + b"\n")
+    (head, frames, reports) = _read_all(C, [path])
+    assert head == (["wss://ws.kraken.com"], {"https://api.kraken.com/0/public/AssetPairs": [(8, b'{"result":{}}')],
+                                               "https://x.com/a": [(9, b"")]}, {}, ["record"], "kraken")
+    assert [f for _, f in frames] == [
+        (1, 0, "open", "wss://ws.kraken.com", b"", False),
+        (2, 0, "recv", "wss://ws.kraken.com", b'{"a":1}', False),
+        (3, 0, "recv", "wss://ws.kraken.com", b'{"a":\n1}', False),
+        (4, 0, "recv", "wss://ws.kraken.com", b"\x00\x01\x02\xff", True),
+        (7, 0, "sent", "wss://ws.kraken.com", b'{"x":1}', False),
+        (8, 0, "rest", "https://api.kraken.com/0/public/AssetPairs", b'{"result":{}}', False),
+        (9, 0, "rest", "https://x.com/a", b"", False),
+        (10, 1, "recv", "", b'{"b":2}', False),
+        (11, 1, "open", "wss://ws-auth.kraken.com", b"", False),
+        (12, 1, "recv", "wss://ws-auth.kraken.com", b"", False),
+        (13, 1, "recv", "wss://ws-auth.kraken.com", b"", False),
+        (123456789012345678901, 2, "recv", "", b"[]", False),
+        (19, 0, "recv", "wss://ws.kraken.com", b'{"c":3} tail', False),
+    ]
+    assert [(kind, detail.split(": ", 1)[0].rsplit(":", 1)[1]) for kind, detail in reports] == [
+        (C.BAD_LINE, "7"), (C.BAD_LINE, "8"), (C.BAD_LINE, "16"), (C.BAD_LINE, "17"), (C.BAD_LINE, "18"),
+        (C.BAD_LINE, "19"), (C.BAD_LINE, "20")]
+    assert reports[0][1] == f"{path}:7: not a frame (bad base64): b'5 0 bin AAE'"
+
+
+def test_cryptofeed_and_hftbacktest_exact_values(tmp_path):
+    cf = tmp_path / "X.ws.1.0"
+    cf.write_bytes(b"\n".join(_CF_ODD[:8]) + b"\n")
+    _head, frames, reports = _read_all(C, [cf])
+    url = "wss://ws.x.com"
+    assert [f for _, f in frames] == [
+        (1_500_000_000, 0, "open", url, b"", False),
+        (2_250_000_000, 0, "recv", url, b'{"a":1}', False),
+        (12_123_456_789, 0, "recv", url, b"[1]", False),
+        (3_500_000_000, 0, "recv", url, b"\x00\x01", True),
+        (3_600_000_000, 0, "recv", url, b"it's", True),
+        (4_000_000_000, 0, "recv", url, b"[]", False),
+        (5_000_000_000, 0, "recv", url, b"{}", False),
+    ]
+    assert reports == [(C.BAD_LINE, f"{cf}:8: not a frame (bad time): b'6.5 : {{}}'")]
+    hft = tmp_path / "h.gz"
+    hft.write_bytes(gzip.compress(b"\n".join(_HFT_ODD[:3]) + b"\n"))
+    _head, frames, reports = _read_all(C, [hft])
+    assert [f for _, f in frames] == [
+        (1722470400000000000, 0, "recv", "", b'{"e":1}', False),
+        (1722470400000000001, 0, "rest", "", b'{"lastUpdateId":5,"bids":[]}', False),
+        (12345678901234567890, 0, "recv", "", b"{}", False),
+    ]
+    assert reports == []
+
+
+def test_rest_header_search_as_rfind():
+    from atomfast import _capture
+
+    rnd = random.Random(3)
+    alphabet = [b" ", b"h", b"eader", b": ", b" header: ", b"x", b"{", b"\n"]
+    for _ in range(20000):
+        data = b"".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+        start, end = sorted((rnd.randint(0, len(data)), rnd.randint(0, len(data))))
+        if rnd.random() < 0.2:
+            start, end = end, start
+        assert _capture.last_header(data, start, end) == data.rfind(b" header: ", start, end), (data, start, end)
+
+
+def test_listing_parsed_once_per_content():
+    import copy
+
+    from atomfast.exchanges.binance import BinanceSpotScheme as BinanceScheme
+    from atomfast.replay import _listed_instruments, instruments_from_capture
+    from atomfast.testing import fixture_path
+
+    cap = open_capture(fixture_path("cryptofeed/BINANCE.ws.1.0"))
+    url = next(u for u in cap.rest if u.endswith("/exchangeInfo"))
+    body = cap.rest[url][0][1]
+    parsed = BinanceScheme.merge_instruments([body])
+    again = open_capture(fixture_path("cryptofeed/BINANCE.ws.1.0"))  # the same listing, read anew
+    assert _listed_instruments(BinanceScheme, cap) is _listed_instruments(BinanceScheme, again)
+    assert instruments_from_capture(BinanceScheme, again) == parsed
+    assert instruments_from_capture(BinanceScheme, again) is not instruments_from_capture(BinanceScheme, again)
+    changed = copy.copy(cap)  # another listing (a market renamed): parsed, not taken from the first
+    changed.rest = {**cap.rest, url: [(cap.rest[url][0][0], body.replace(b'"ETHBTC"', b'"ETHXYZ"', 1))]}
+    other = instruments_from_capture(BinanceScheme, changed)
+    assert other == BinanceScheme.merge_instruments([changed.rest[url][0][1]]) and other != parsed
