@@ -33,7 +33,6 @@ import gzip
 import heapq
 import json
 import logging
-import mmap
 import re
 import sys
 import zlib
@@ -291,31 +290,11 @@ def _record_listing(path: Path, capture: Capture) -> None:
 
 def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
     """A cryptofeed REST file (``URL -> <ts>: <body>[ header: {json}]`` and ``configuration:
-    {...}`` lines), whole (its answers are kept whole anyway): only the part of a line before the
-    body is decoded and matched, and each body is copied out once, from the file mapped in memory
-    (a listing of megabytes read into a buffer and then sliced cost twice the copies and page
-    faults) or, compressed, from its decompressed bytes."""
-    with open(path, "rb") as fh:
-        if path.suffix == ".gz":
-            with gzip.open(fh) as gz:
-                _parse_cryptofeed_rest(gz.read(), capture)
-            return
-        try:
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # an empty file (nothing to map), a file that cannot be mapped
-            _parse_cryptofeed_rest(fh.read(), capture)
-            return
-        with data:
-            _parse_cryptofeed_rest(data, capture)
-
-
-def _starts(data: bytes | mmap.mmap, prefix: bytes, start: int, end: int) -> bool:
-    """``data.startswith(prefix, start, end)`` (which an mmap lacks)."""
-    stop = start + len(prefix)
-    return stop <= end and data[start:stop] == prefix
-
-
-def _parse_cryptofeed_rest(data: bytes | mmap.mmap, capture: Capture) -> None:
+    {...}`` lines), read as bytes, whole (its answers are kept whole anyway): only the part of a
+    line before the body is decoded and matched, and each body is copied out once."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
     size = len(data)
     start = 0
     while start < size:
@@ -323,7 +302,7 @@ def _parse_cryptofeed_rest(data: bytes | mmap.mmap, capture: Capture) -> None:
         if end < 0:
             end = size
         line_start, start = start, end + 1
-        if _starts(data, b"configuration: ", line_start, end):
+        if data.startswith(b"configuration: ", line_start, end):
             try:
                 capture.configuration = json.loads(
                     data[line_start + len(b"configuration: "):end].decode("utf-8", "surrogateescape"))
@@ -343,7 +322,7 @@ def _parse_cryptofeed_rest(data: bytes | mmap.mmap, capture: Capture) -> None:
             continue
         body_end = end
         header = _capture.last_header(data, colon + 2, end)  # data.rfind(b" header: ", colon + 2, end)
-        if header >= 0 and _starts(data, b"{", header + len(b" header: "), end):
+        if header >= 0 and data.startswith(b"{", header + len(b" header: "), end):
             body_end = header
         capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), data[colon + 2:body_end]))
 
