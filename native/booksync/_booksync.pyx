@@ -10,20 +10,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t, INT64_MAX
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    enum:
-        T_OBJECT
-        T_OBJECT_EX
-
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-    PyTypeObject PyMemberDescr_Type
-    PyObject* _PyType_Lookup(PyTypeObject* tp, object name)
-    PyTypeObject* Py_TYPE(object o)
+from atomfast._fields cimport FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 
 from msgspec import Raw
 
@@ -62,58 +49,27 @@ cdef inline bint _id(object x, int64_t* out) noexcept:
     return overflow == 0
 
 
-cdef enum:
-    MAX_FIELDS = 4
-
-
 cdef class _Fields:
-    """Fields of a decoded message, read at its type's slot offsets (found once per type: a
-    msgspec Struct's fields are member descriptors), else by ``getattr``. (The Router's
-    ``_Fields``, native/dispatch/_dispatch.pyx, reads a shape's fields so: a shared .pxd would
-    give both one owner.)"""
+    """Fields of a decoded message (atomfast/_fields.pxd: read at its type's slot offsets, found
+    once per type), else by ``getattr``."""
     cdef tuple names
-    cdef Py_ssize_t n
-    cdef PyTypeObject* tp       # the type the offsets were found on (NULL: none yet)
-    cdef object tp_ref          # (keeps it alive)
-    cdef bint slots
-    cdef Py_ssize_t offs[MAX_FIELDS]
+    cdef FieldSlots f
+    cdef object tp_ref          # (keeps the type the offsets were found on alive)
 
     def __cinit__(self, tuple names):
-        if len(names) > MAX_FIELDS:
-            raise ValueError(f"{len(names)} fields, at most {MAX_FIELDS}")
+        fields_init(&self.f, names)
         self.names = names
-        self.n = len(names)
-        self.tp = NULL
-
-    cdef int _resolve(self, msg) except -1:
-        cdef PyObject* d
-        cdef PyMemberDef* member
-        cdef Py_ssize_t i
-        self.tp_ref = type(msg)
-        self.tp = Py_TYPE(msg)
-        self.slots = True
-        for i in range(self.n):
-            d = _PyType_Lookup(self.tp, self.names[i])
-            if d == NULL or Py_TYPE(<object>d) != &PyMemberDescr_Type:
-                self.slots = False
-                return 0
-            member = (<PyMemberDescrObject*>d).d_member
-            if member.type != T_OBJECT_EX and member.type != T_OBJECT:
-                self.slots = False
-                return 0
-            self.offs[i] = member.offset
-        return 0
 
     cdef inline object get(self, msg, Py_ssize_t i):
         """Field ``i`` of ``msg``."""
         cdef PyObject* v
-        if Py_TYPE(msg) != self.tp:
-            self._resolve(msg)
-        if self.slots:
-            v = (<PyObject**>((<char*><PyObject*>msg) + self.offs[i]))[0]
-            if v != NULL:
-                return <object>v
-        return getattr(msg, self.names[i])  # (an unset slot: getattr says what it is)
+        if Py_TYPE(msg) != self.f.tp:
+            self.tp_ref = type(msg)
+            fields_resolve(&self.f, self.names, msg)
+        v = field_slot(&self.f, msg, i)
+        if v != NULL:
+            return <object>v
+        return getattr(msg, self.names[i])  # (not in slots, or an unset slot: getattr says what it is)
 
 
 cdef class MarketSync:

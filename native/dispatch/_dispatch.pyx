@@ -27,6 +27,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 from atomfast._book cimport AvroRows, book_update
+from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
 import msgspec
@@ -68,72 +69,32 @@ cdef enum:
 # offsets, its symbol looked up, its event written by the topic's typed writer; Python is called
 # only for a market not cached yet and for a refused message.
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    enum:
-        T_OBJECT
-        T_OBJECT_EX
-
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-    PyTypeObject PyMemberDescr_Type
-    PyObject* _PyType_Lookup(PyTypeObject* tp, object name)
-    PyTypeObject* Py_TYPE(object o)
-
-cdef enum:
-    MAX_FIELDS = 12
-
-
 cdef class _Fields:
-    """A shape's fields of a message: read at the message type's slot offsets (found once per
-    type: a msgspec Struct's fields are member descriptors), else by ``getattr`` (a type whose
-    fields are not plain object slots)."""
+    """A shape's fields of a message: read at the message type's slot offsets (atomfast/_fields.pxd,
+    found once per type), else by ``getattr``."""
     cdef tuple names
     cdef Py_ssize_t n
-    cdef PyTypeObject* tp       # the type the offsets were found on (NULL: none yet)
-    cdef object tp_ref          # (keeps it alive)
-    cdef bint slots
-    cdef Py_ssize_t offs[MAX_FIELDS]
+    cdef FieldSlots f
+    cdef object tp_ref          # (keeps the type the offsets were found on alive)
     cdef list held              # getattr's values, alive until the next message
 
     def __cinit__(self, tuple names):
         if len(names) > MAX_FIELDS:
             raise ValueError(f"shape: {len(names)} fields, at most {MAX_FIELDS}")
+        fields_init(&self.f, names)
         self.names = names
         self.n = len(names)
-        self.tp = NULL
-
-    cdef int _resolve(self, msg) except -1:
-        cdef PyObject* d
-        cdef PyMemberDef* member
-        cdef Py_ssize_t i
-        self.tp_ref = type(msg)
-        self.tp = Py_TYPE(msg)
-        self.slots = True
-        for i in range(self.n):
-            d = _PyType_Lookup(self.tp, self.names[i])
-            if d == NULL or Py_TYPE(<object>d) != &PyMemberDescr_Type:
-                self.slots = False
-                return 0
-            member = (<PyMemberDescrObject*>d).d_member
-            if member.type != T_OBJECT_EX and member.type != T_OBJECT:
-                self.slots = False
-                return 0
-            self.offs[i] = member.offset
-        return 0
 
     cdef inline int load(self, msg, PyObject** out) except -1:
         """``out[i]``: field i of ``msg`` (borrowed: valid while ``msg`` and the next ``load``)."""
         cdef PyObject* v
         cdef Py_ssize_t i
-        if Py_TYPE(msg) != self.tp:
-            self._resolve(msg)
-        if self.slots:
+        if Py_TYPE(msg) != self.f.tp:
+            self.tp_ref = type(msg)
+            fields_resolve(&self.f, self.names, msg)
+        if self.f.slots:
             for i in range(self.n):
-                v = (<PyObject**>((<char*><PyObject*>msg) + self.offs[i]))[0]
+                v = field_slot(&self.f, msg, i)
                 if v == NULL:  # (an unset slot: getattr says what it is)
                     return self._getattrs(msg, out)
                 out[i] = v
