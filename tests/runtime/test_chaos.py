@@ -282,6 +282,8 @@ class Chaos:
         #: garbage frames received: the number in their text -> their ordinal in ``frames``
         self._garbage = {int(data.split()[1]): i + 1 for i, (data, _) in enumerate(self.frames)
                          if data.startswith(b"!garbage ")}
+        #: fault log line -> its frames as received (``locate``), found once for all faults
+        self._located: dict[int, list[tuple[int, bytes]] | None] | None = None
 
     def seen(self, kind: str) -> list[dict]:
         """The injected faults of ``kind`` that concern a frame the run received (REST and
@@ -313,7 +315,22 @@ class Chaos:
         """The frames of a frame fault (garbage, truncate, duplicate, reorder) as the run received
         them: [(ordinal in ``frames``, 1-based; payload)], or None if the run did not receive them.
         The n-th frame received is the simulator's n-th (``at``) unless frames in flight at a TCP
-        drop were lost: then they are a little earlier in the run's order."""
+        drop were lost: then they are a little earlier in the run's order. A received frame
+        belongs to one fault only: the faults claim theirs in the log's order, so a fault sent
+        after the stop never finds an earlier fault's frame of the same text (the first half of
+        two different book updates is often the same bytes)."""
+        if self._located is None:
+            self._located = {}
+            claimed: set[int] = set()
+            for i, g in enumerate(self.faults):
+                if g["fault"] in FRAME_FAULTS:
+                    found = self._find(g, claimed)
+                    if found is not None:
+                        claimed.update(at for at, _ in found)
+                    self._located[i] = found
+        return self._located[self.faults.index(f)]
+
+    def _find(self, f: dict, claimed: set[int]) -> list[tuple[int, bytes]] | None:
         kind = f["fault"]
         if kind == "garbage":
             number = self.faults.index(f) + 1  # (its text names its line in the fault log)
@@ -329,7 +346,7 @@ class Chaos:
             sent = [(f["at"] - 1, frames[f["index"] + 1][1]), (f["at"], data)]
         for shift in range(0, min(200, sent[0][0])):
             if sent[-1][0] - shift <= len(self.frames) and all(
-                    self.frames[at - 1 - shift][0] == want for at, want in sent):
+                    at - shift not in claimed and self.frames[at - 1 - shift][0] == want for at, want in sent):
                 return [(at - shift, want) for at, want in sent]
         return None
 
