@@ -22,3 +22,7 @@ class FrameReader(Iterator[Frame]):
 
 def last_header(data: bytes, start: int, end: int) -> int:
     """``data.rfind(b" header: ", start, end)`` (0 <= start): where a cryptofeed REST line's recorded headers begin, or -1."""
+
+def rest_body(data: bytes | bytearray, start: int, end: int) -> bytes:
+    """``bytes(data[start:end])``; a body of 64 KiB or more equal to one handed out before in this
+    process: that very object (at most 32 MiB of them kept, the oldest forgotten first)."""

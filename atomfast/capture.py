@@ -33,8 +33,10 @@ import gzip
 import heapq
 import json
 import logging
+import os
 import re
 import sys
+import threading
 import zlib
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -288,17 +290,51 @@ def _record_listing(path: Path, capture: Capture) -> None:
             capture.rest.setdefault(frame.url, []).append((frame.ts_ns, frame.data))
 
 
+#: a REST file up to this size is read into the thread's reused buffer (``_read_whole``)
+_REUSED_BUFFER_MAX = 64 << 20
+_buffers = threading.local()
+
+
+def _read_whole(path: Path) -> tuple[bytes | bytearray, int]:
+    """A file's bytes, whole, and their count. An uncompressed file of at most 64 MiB is read into
+    a buffer the thread keeps for the next one (valid until this thread's next call): no new
+    allocation of megabytes, faulted in page by page, per file."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as fh:
+            data = fh.read()
+        return data, len(data)
+    with open(path, "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > _REUSED_BUFFER_MAX:
+            data = fh.read()
+            return data, len(data)
+        buf = getattr(_buffers, "rest", None)
+        if buf is None or len(buf) < size + 1:
+            buf = _buffers.rest = bytearray(max(size + 1, 1 << 20))
+        view = memoryview(buf)
+        n = 0
+        while True:  # to the end, even if the file grew since fstat
+            got = fh.readinto(view[n:])
+            if not got:
+                break
+            n += got
+            if n == len(buf):
+                view.release()
+                buf.extend(bytes(len(buf)))
+                view = memoryview(buf)
+        view.release()
+        return buf, n
+
+
 def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
     """A cryptofeed REST file (``URL -> <ts>: <body>[ header: {json}]`` and ``configuration:
-    {...}`` lines), read as bytes, whole (its answers are kept whole anyway): only the part of a
-    line before the body is decoded and matched, and each body is copied out once."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    size = len(data)
+    {...}`` lines), read whole (its answers are kept whole anyway): only the part of a line before
+    the body is decoded and matched, and each body is copied out once (a large one equal to one
+    read before in this process is that same object: ``_capture.rest_body``)."""
+    data, size = _read_whole(path)
     start = 0
     while start < size:
-        end = data.find(b"\n", start)
+        end = data.find(b"\n", start, size)
         if end < 0:
             end = size
         line_start, start = start, end + 1
@@ -324,7 +360,7 @@ def _read_cryptofeed_rest(path: Path, capture: Capture) -> None:
         header = _capture.last_header(data, colon + 2, end)  # data.rfind(b" header: ", colon + 2, end)
         if header >= 0 and data.startswith(b"{", header + len(b" header: "), end):
             body_end = header
-        capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), data[colon + 2:body_end]))
+        capture.rest.setdefault(m.group(1), []).append((_secs_to_ns(m.group(2)), _capture.rest_body(data, colon + 2, body_end)))
 
 
 def companions(path: Path) -> list[Path]:

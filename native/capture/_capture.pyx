@@ -386,3 +386,48 @@ def last_header(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end)
         i += 1
         if i > end - 9:
             return found
+
+
+# --- REST answers: one bytes object per distinct large body in the process --------------------
+
+#: a body shorter than this is always a new bytes object
+cdef Py_ssize_t INTERN_MIN = 1 << 16
+#: the large bodies kept at most (bytes, all of them together)
+cdef Py_ssize_t INTERN_BUDGET = 32 << 20
+#: the large bodies handed out so far, oldest first, and their total size
+cdef list _interned = []
+cdef Py_ssize_t _interned_size = 0
+
+
+def rest_body(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end) -> bytes:
+    """``bytes(data[start:end])``; for a body of 64 KiB or more that equals one this process
+    handed out before (compared whole: its length, then ``memcmp``), that very bytes object.
+    An instrument listing recorded beside every capture of a venue (megabytes) is then one
+    object however many captures are opened: no new allocation to fault in, and the parsed
+    listings (``atomfast.replay``) recognise it by identity instead of comparing it again. The
+    bodies kept total at most 32 MiB (the oldest forgotten first)."""
+    global _interned_size
+    cdef Py_ssize_t n, i
+    cdef bytes b
+    if end > data.shape[0]:
+        end = data.shape[0]
+    if start < 0 or start > end:
+        start = end
+    n = end - start
+    if n == 0:
+        return _EMPTY
+    cdef const char* s = <const char*>&data[start]
+    if n < INTERN_MIN or n > INTERN_BUDGET:
+        return PyBytes_FromStringAndSize(s, n)
+    for i in range(len(_interned)):
+        b = <bytes>_interned[i]
+        if PyBytes_GET_SIZE(b) == n and memcmp(PyBytes_AS_STRING(b), s, n) == 0:
+            del _interned[i]
+            _interned.append(b)  # the newest again
+            return b
+    b = PyBytes_FromStringAndSize(s, n)
+    _interned.append(b)
+    _interned_size += n
+    while _interned_size > INTERN_BUDGET:
+        _interned_size -= PyBytes_GET_SIZE(<bytes>_interned.pop(0))
+    return b

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from atomfast import capture as C
-from atomfast.capture import open_capture
+from atomfast.capture import Capture, _read_cryptofeed_rest, open_capture
 from atomfast.exchanges import _common
 from atomfast.exchanges.binance import parse as binance_parse
 from atomfast.exchanges.deribit import parse as deribit_parse
@@ -270,3 +270,39 @@ def test_listing_parsed_once_per_content():
     changed.rest = {**cap.rest, url: [(cap.rest[url][0][0], body.replace(b'"ETHBTC"', b'"ETHXYZ"', 1))]}
     other = instruments_from_capture(BinanceScheme, changed)
     assert other == BinanceScheme.merge_instruments([changed.rest[url][0][1]]) and other != parsed
+
+
+def test_large_rest_body_is_one_object_per_content(tmp_path):
+    """A REST file read again (its listing: megabytes) hands out the body read before, itself;
+    a body that differs in its last byte, a small body, and a file read after a larger one
+    through the same reused buffer are read exactly."""
+    from atomfast import _capture
+    from atomfast.testing import fixture_path
+
+    listing = fixture_path("cryptofeed/BINANCE.0")
+    url = "https://api.binance.com/api/v3/exchangeInfo"
+    first, again = Capture([listing]), Capture([listing])
+    _read_cryptofeed_rest(listing, first)
+    _read_cryptofeed_rest(listing, again)
+    body = first.rest[url][0][1]
+    raw = listing.read_bytes()  # its first line: "URL -> 1633998511.132921: {...}"
+    assert body == raw[raw.index(b": {") + 2:raw.index(b"\n")] and len(body) == 1_860_807
+    assert again.rest[url][0][1] is body
+
+    # the same length, another last byte: its own object, its own bytes
+    tail = body[:-1] + b" "
+    line = f"{url} -> 1626099300.5: ".encode() + tail + b"\n"
+    other = tmp_path / "X.0"
+    other.write_bytes(line)
+    changed = Capture([other])
+    _read_cryptofeed_rest(other, changed)
+    got = changed.rest[url][0][1]
+    assert got == tail and got is not body and len(got) == len(body)
+
+    # a shorter file after the longer one, in the same buffer: nothing of the longer one's tail
+    small = tmp_path / "Y.0"
+    small.write_bytes(f"{url} -> 1626099300.5: ".encode() + b'{"a":1}')
+    short = Capture([small])
+    _read_cryptofeed_rest(small, short)
+    assert short.rest == {url: [(1626099300500000000, b'{"a":1}')]}
+    assert _capture.rest_body(b"x" * 10, 2, 5) == b"xxx" and _capture.rest_body(b"abc", 2, 1) == b""
