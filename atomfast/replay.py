@@ -25,7 +25,7 @@ from .driver import FrameDriver
 from .exchanges import scheme_for, schemes
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .scheme import ConnectionPlan, Scheme
+from .scheme import ConnectionPlan, Scheme, remember_listing
 
 log = logging.getLogger("atomfast.replay")
 
@@ -86,9 +86,11 @@ def _listed_instruments(scheme_cls: type[Scheme], capture: Capture) -> dict:
         if cls is scheme_cls and seen == listed:
             return merged
     merged = scheme_cls.merge_instruments(bodies)
+    forgotten = None
     if len(_PARSED_LISTINGS) >= _PARSED_LISTINGS_MAX:
-        del _PARSED_LISTINGS[0]
+        forgotten = _PARSED_LISTINGS.pop(0)[2]
     _PARSED_LISTINGS.append((scheme_cls, listed, merged))
+    remember_listing(merged, forgotten)
     return merged
 
 

@@ -272,6 +272,22 @@ def test_listing_parsed_once_per_content():
     assert other == BinanceScheme.merge_instruments([changed.rest[url][0][1]]) and other != parsed
 
 
+def test_scheme_of_a_remembered_listing_has_its_own_symbol_index():
+    """The schemes made from a listing the process keeps copy its by-symbol index (built once):
+    the same as built anew, and a market one scheme learns is not another's."""
+    from atomfast.exchanges.binance import BinanceSpotScheme as BinanceScheme
+    from atomfast.replay import _listed_instruments
+    from atomfast.testing import fixture_path
+
+    listed = _listed_instruments(BinanceScheme, open_capture(fixture_path("cryptofeed/BINANCE.ws.1.0")))
+    one, two = BinanceScheme(lambda *a: None, None, listed), BinanceScheme(lambda *a: None, None, listed)
+    assert len(one.by_symbol) == 1_695 and one.by_symbol["ETH-BTC"].native == "ETHBTC"
+    assert one.by_symbol == {i.symbol: i for i in listed.values()} and one.by_symbol is not two.by_symbol
+    one.by_symbol["XYZ-ABC"] = one.by_symbol["ETH-BTC"]
+    assert "XYZ-ABC" not in two.by_symbol
+    assert "XYZ-ABC" not in BinanceScheme(lambda *a: None, None, listed).by_symbol
+
+
 def test_large_rest_body_is_one_object_per_content(tmp_path):
     """A REST file read again (its listing: megabytes) hands out the body read before, itself;
     a body that differs in its last byte, a small body, and a file read after a larger one
