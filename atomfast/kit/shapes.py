@@ -7,9 +7,10 @@ fields read at their Struct offsets, the symbol looked up, the typed writer call
 rows): no Python runs for a well-formed message. A venue whose messages fit no shape keeps its
 handler; the flows that are truly a venue's own (snapshots, book sync, L3) stay methods.
 
-The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``) and
+The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``),
 ``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
-book; what is not the common case goes to the venue's method: see its text).
+book) and ``LevelDelta`` (one level's new size with a sequence number the book's chain checks);
+for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
 
@@ -162,4 +163,46 @@ class BookUpdate(Shape):
         return (*sides, self.checksum)
 
 
-__all__ = ["BookUpdate", "Channel", "Quote", "Shape", "Trade"]
+class LevelDelta(Shape):
+    """An L2 update of one level that carries the book's sequence number: the level's side, price
+    and new total size (0 removes it), and the message's number, which must follow the market's
+    in the scheme's ``Chain`` (``atomfast.kit.chain``) named ``chain``: consecutive chains, ``seq``
+    is the book's + 1; linked ones (``prev`` declared), ``prev`` is the book's. Applied as the
+    venue's handler did: ``L2Book.apply_sides`` (a ``lob`` row where the level changes), the chain
+    set to ``seq``, a ``spread`` row where the top changed (``Scheme.emit_spread``); the events'
+    time is the message's (ms, the first of ``time`` that is not 0).
+
+    Only the common case runs in C: a market whose symbol is cached, with a book, not reloading
+    (``scheme.unsynced``: the message is dropped, as the venues do until the snapshot), the number
+    following, the side one of ``sides`` (the venue's word -> ``BID``/``ASK``), the time an int
+    in [0, 10**14) ms and the level sound. Anything else, with nothing applied, goes to the venue's
+    ``otherwise`` method, called as a handler ``(conn, msg, data, recv_ns)``, which says what is
+    amiss (a gap, no book yet, a malformed side, time or level, a market not cached yet).
+
+    Kraken Futures' book delta::
+
+        LevelDelta(market="product_id", side="side", price="price", size="qty", seq="seq",
+                   time="timestamp", sides={"buy": BID, "sell": ASK}, chain="chain", otherwise="_on_delta")
+    """
+
+    __slots__ = ("side", "price", "size", "seq", "prev", "sides", "chain", "otherwise")
+
+    def __init__(self, *, market: str, side: str, price: str, size: str, seq: str, time: str | tuple[str, ...],
+                 sides: dict[str, int], chain: str, otherwise: str, prev: str | None = None):
+        from ..book import ASK, BID
+
+        if not sides or not all(isinstance(k, str) and v in (BID, ASK) for k, v in sides.items()):
+            raise ValueError(f"LevelDelta: sides {sides!r} maps the venue's words to BID or ASK")
+        for what, name in (("chain", chain), ("otherwise", otherwise)):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"LevelDelta: {what} names the scheme's attribute")
+        super().__init__("lob", "", market, time, False)
+        self.side, self.price, self.size, self.seq, self.prev = side, price, size, seq, prev
+        self.sides, self.chain, self.otherwise = dict(sides), chain, otherwise
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.symbol, self.side, self.price, self.size, self.seq, *((self.prev,) if self.prev else ()),
+                *self.time)
+
+
+__all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "Trade"]

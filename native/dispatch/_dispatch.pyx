@@ -124,9 +124,12 @@ cdef class _ShapeExec:
     cdef str malformed
     cdef Py_ssize_t t0, nt      # the time fields: fields[t0:t0 + nt]
     cdef bint or_receipt
+    cdef object otherwise       # a book shape's venue method for what is not the common case
 
     def __init__(self, decl, scheme):
         self.scheme = scheme
+        name = getattr(decl, "otherwise", None)
+        self.otherwise = getattr(scheme, name) if name else None
         self.fields = _Fields(tuple(decl.fields()))
         self.rows_of = scheme.rows
         self.topic = decl.topic
@@ -175,6 +178,14 @@ cdef class _ShapeExec:
     cdef inline object _when(self, ms, int64_t atom_us):
         """The time the writer is given: ``ms``, or the receipt's where declared and none was sent."""
         return (atom_us // 1000) if self.or_receipt and not ms else ms
+
+    cdef int _otherwise(self, conn, msg, data, long long recv_ns, kept) except -1:
+        """The venue's method, handed the message as a handler is (the route's channel kept on
+        the scheme first, as the Router keeps it for a handler)."""
+        if self.keep is not None and kept is not None:
+            setattr(self.scheme, self.keep, kept)
+        self.otherwise(conn, msg, data, recv_ns)
+        return 0
 
 
 cdef class _QuoteExec(_ShapeExec):
@@ -247,7 +258,6 @@ cdef class _BookUpdateExec(_ShapeExec):
     cdef object metrics
     cdef Counters counters      # metrics, where it is one (else None)
     cdef object row_type, spread_type
-    cdef object otherwise
     cdef object checksum_failed
     cdef str got_method         # the book's method computing the checksum of ``kind``
     cdef tuple got_args
@@ -270,7 +280,6 @@ cdef class _BookUpdateExec(_ShapeExec):
         if isinstance(self.metrics, Counters):
             self.counters = <Counters>self.metrics
         self.row_type, self.spread_type = Lob, Spread
-        self.otherwise = getattr(scheme, decl.otherwise)
         self.checksum_failed = scheme.checksum_failed
         self.got_method, self.got_args = (
             ("checksum_okx", ()) if self.kind == CHECKSUM_OKX else
@@ -326,18 +335,91 @@ cdef class _BookUpdateExec(_ShapeExec):
             return self._otherwise(conn, msg, data, recv_ns, kept)
         return 0
 
-    cdef int _otherwise(self, conn, msg, data, long long recv_ns, kept) except -1:
-        """The venue's method, handed the message as a handler is (the route's channel kept on
-        the scheme first, as the Router keeps it for a handler)."""
-        if self.keep is not None and kept is not None:
-            setattr(self.scheme, self.keep, kept)
-        self.otherwise(conn, msg, data, recv_ns)
+
+cdef class _LevelDeltaExec(_ShapeExec):
+    """``atomfast.kit.shapes.LevelDelta``: fields market, side, price, size, seq, (prev), time..."""
+    cdef dict books
+    cdef set unsynced
+    cdef dict ids               # the chain's market -> the book's number
+    cdef object missing         # the chain's number of a market without one
+    cdef bint linked
+    cdef dict sides
+    cdef object row_type
+    cdef object emit_spread
+    cdef long top_changed
+    cdef str chain_name
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import TOP_CHANGED
+        from atomfast.events import Lob
+
+        super().__init__(decl, scheme)
+        self.chain_name, self.linked = decl.chain, decl.prev is not None
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+        self.sides = dict(decl.sides)
+        self.row_type = Lob
+        self.emit_spread = scheme.emit_spread
+        self.top_changed = TOP_CHANGED
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef PyObject* hit
+        cdef long long ms
+        cdef long flags
+        self.fields.load(msg, v)
+        market = <object>v[0]
+        if type(market) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0  # reloading: nothing of this market until its snapshot
+        hit = PyDict_GetItem(self.symbols, market)
+        if hit == NULL or not <object>hit:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
+        symbol = <object>hit
+        hit = PyDict_GetItem(self.books, market)
+        if hit == NULL:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        book = <object>hit
+        seq = <object>v[4]
+        if self.ids is None:
+            self._bind_chain()
+        hit = PyDict_GetItem(self.ids, market)
+        have = <object>hit if hit != NULL else self.missing
+        if self.linked:
+            if not (<object>v[5] == have):
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # a gap: the venue reports it
+        elif type(seq) is not int or type(have) is not int or seq != have + 1:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        hit = PyDict_GetItem(self.sides, <object>v[1]) if type(<object>v[1]) is str else NULL
+        when = self._time(v)
+        if hit == NULL or type(when) is not int or not (0 <= when < 100_000_000_000_000):
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        ms = when
+        try:
+            flags = book.apply_sides(<object>hit, ((<object>v[2], <object>v[3]),), None, self.rows_of("lob"),
+                                     self.row_type, self.exchange, symbol, ms, recv_ns // 1000)
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        self.ids[market] = seq
+        if flags & self.top_changed:
+            self.emit_spread(market, book, ms, recv_ns // 1000)
+        return 0
+
+    cdef int _bind_chain(self) except -1:
+        """The scheme's chain (made in its ``__init__``, after the routes are bound): at the
+        first message."""
+        chain = getattr(self.scheme, self.chain_name)
+        if chain.linked != self.linked:
+            raise ValueError(f"LevelDelta: the scheme's {self.chain_name} is {'' if chain.linked else 'not '}"
+                             f"linked: declare {'prev' if chain.linked else 'no prev'}")
+        self.ids, self.missing = chain.ids, chain.missing
         return 0
 
 
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
-    from atomfast.kit.shapes import BookUpdate, Quote, Trade
+    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, Trade
 
     if isinstance(handler, Quote):
         return _QuoteExec(handler, scheme)
@@ -345,6 +427,8 @@ cdef object _compiled(handler, scheme):
         return _TradeExec(handler, scheme)
     if isinstance(handler, BookUpdate):
         return _BookUpdateExec(handler, scheme)
+    if isinstance(handler, LevelDelta):
+        return _LevelDeltaExec(handler, scheme)
     return handler
 
 

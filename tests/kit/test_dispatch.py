@@ -755,3 +755,114 @@ def test_a_book_update_declaration_is_checked():
         BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_KRAKEN, otherwise="")
     with pytest.raises(ValueError, match="depth"):
         BookUpdate(market="pair", asks="a", bids="b", checksum="c", kind=CHECKSUM_KRAKEN, otherwise="_x", depth=-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# a declared one-level delta with a sequence (atomfast.kit.shapes.LevelDelta): Kraken Futures' book
+
+from atomfast.exchanges.kraken_futures import KrakenFuturesScheme  # noqa: E402
+from atomfast.exchanges.kraken_futures import messages as kf_messages  # noqa: E402
+
+KRAKEN_FUTURES = "cryptofeed/KRAKEN_FUTURES.ws.1.0"
+KF_FIRST_DELTA = (b'{"feed":"book","product_id":"PI_ETHUSD","side":"sell","seq":26660860,"price":2004.85,'
+                  b'"qty":4787.0,"timestamp":1626994927744}')
+
+
+class _KFHandlerDelta(KrakenFuturesScheme):
+    """Kraken Futures with its delta route the handler method again (``_on_delta``, in Python)."""
+
+    dispatch = Dispatch({**KrakenFuturesScheme.dispatch.routes, kf_messages.FBook: "_on_delta"},
+                        decoder=KrakenFuturesScheme.dispatch.decoder, lead=b"{", fallback="_on_other")
+
+
+class _KFCountingDelta(KrakenFuturesScheme):
+    """The stock route table; the deltas its ``LevelDelta`` hands ``_on_delta``, kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[bytes] = []
+
+    def _on_delta(self, conn, msg, data, recv_ns) -> None:
+        self.handed.append(data)
+        super()._on_delta(conn, msg, data, recv_ns)
+
+
+def _kf(scheme_cls=KrakenFuturesScheme) -> tuple[Harness, tuple[int, bytes]]:
+    """A harness fed the Kraken Futures capture up to its first book delta; that delta."""
+    path = fixture_path(KRAKEN_FUTURES)
+    frames = list(recv_frames(path))
+    i = next(k for k, (_, d) in enumerate(frames) if d == KF_FIRST_DELTA)
+    h = Harness(scheme_cls, capture_instruments(path, KrakenFuturesScheme))
+    h.feed_all(frames[:i])
+    return h, frames[i]
+
+
+def test_kraken_futures_deltas_are_declared_and_give_what_the_handler_gave_on_the_whole_capture():
+    from atomfast.kit.shapes import LevelDelta
+
+    assert isinstance(KrakenFuturesScheme.dispatch.routes[kf_messages.FBook], LevelDelta)
+    path = fixture_path(KRAKEN_FUTURES)
+    declared = Harness(_KFCountingDelta, capture_instruments(path, KrakenFuturesScheme))
+    handler = Harness(_KFHandlerDelta, capture_instruments(path, KrakenFuturesScheme))
+    declared.feed_all(recv_frames(path))
+    handler.feed_all(recv_frames(path))
+    assert declared.scheme.handed == []
+    assert declared.records == handler.records and declared.reports == handler.reports
+    assert declared.metrics.events == handler.metrics.events and declared.metrics.gaps == handler.metrics.gaps == 0
+    assert declared.scheme.seqs == handler.scheme.seqs and declared.scheme.seqs["PI_ETHUSD"] > 26660860
+
+
+def test_a_declared_level_delta_writes_the_level_and_follows_the_chain():
+    from atomfast.events import Lob
+
+    h, (at, delta) = _kf()
+    assert h.scheme.seqs["PI_ETHUSD"] == 26660859
+    events = h.feed(delta, at)
+    assert events[0] == ("lob", Lob("kraken-futures", "ETH-USD-PERP", 2004.85, 4787.0, "sell", 1626994927744,
+                                    at // 1000))
+    assert [t for t, _ in events] in (["lob"], ["lob", "spread"]) and h.scheme.seqs["PI_ETHUSD"] == 26660860
+
+
+def test_a_declared_level_delta_hands_the_venue_what_is_not_the_common_case():
+    """Nothing applied in C, ``_on_delta`` says what is amiss: a gap (counted, the product resyncs),
+    a side or time it does not know, a malformed level, no book yet; a reloading product's delta
+    is dropped. Each as the handler did."""
+    cases = [
+        (KF_FIRST_DELTA.replace(b'"seq":26660860', b'"seq":26660862'), "gap"),
+        (KF_FIRST_DELTA.replace(b'"side":"sell"', b'"side":"ask"'), "side"),
+        (KF_FIRST_DELTA.replace(b'"timestamp":1626994927744', b'"timestamp":-1'), "time"),
+        (KF_FIRST_DELTA.replace(b'"qty":4787.0', b'"qty":-4787.0'), "level"),
+    ]
+    for bad, what in cases:
+        h, (at, _) = _kf(_KFCountingDelta)
+        ref, _ = _kf(_KFHandlerDelta)
+        events = h.feed(bad, at)
+        assert h.scheme.handed == [bad], what
+        assert events == ref.feed(bad, at) and h.reports == ref.reports, what
+        assert [(t, e.status) for t, e in events] == [("status", "resync")] and "PI_ETHUSD" in h.scheme.unsynced, what
+        assert h.scheme.seqs.get("PI_ETHUSD") == ref.scheme.seqs.get("PI_ETHUSD"), what
+    h, (at, _) = _kf(_KFCountingDelta)
+    assert h.feed(cases[0][0], at)[0][1].reason == "sequence gap: expected seq 26660860, got 26660862" and h.metrics.gaps == 1
+
+    h, (at, delta) = _kf(_KFCountingDelta)
+    h.scheme.unsynced.add("PI_ETHUSD")
+    assert h.feed(delta, at) == [] and h.scheme.handed == [] and h.reports == []
+    h.scheme.unsynced.discard("PI_ETHUSD")
+    del h.scheme.books["PI_ETHUSD"]
+    events = h.feed(delta, at)
+    assert h.scheme.handed == [delta]
+    assert [(t, e.status, e.reason) for t, e in events] == [("status", "resync", "book delta before its snapshot")]
+
+
+def test_a_level_delta_declaration_is_checked():
+    from atomfast.book import BID
+    from atomfast.kit.shapes import LevelDelta
+
+    args = dict(market="m", side="s", price="p", size="q", seq="n", time="T", chain="chain", otherwise="_x")
+    with pytest.raises(ValueError, match="BID or ASK"):
+        LevelDelta(**args, sides={"buy": 7})
+    with pytest.raises(ValueError, match="otherwise"):
+        LevelDelta(**{**args, "otherwise": ""}, sides={"buy": BID})
+    with pytest.raises(ValueError, match="names no field"):
+        LevelDelta(**{**args, "time": ()}, sides={"buy": BID})
+    assert LevelDelta(**args, sides={"buy": BID}, prev="p0").fields() == ("m", "s", "p", "q", "n", "p0", "T")

@@ -35,6 +35,7 @@ from typing import Sequence
 from ...book import ASK, BID
 from ...events import FundingRate, Lob, OpenInterest
 from ...kit.chain import Chain
+from ...kit.shapes import LevelDelta
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ms_ok, ok_float
@@ -97,7 +98,11 @@ class KrakenFuturesScheme(Scheme):
     # --- frames -------------------------------------------------------------------------------
     # Data messages are decoded as one tagged union (by ``feed``) and routed by their type; what
     # does not decode as one (events, garbage), or is no JSON object, goes to ``_on_other``.
-    dispatch = Dispatch({m.FBook: "_on_delta", m.FBookSnapshot: "_on_snapshot", m.FTrade: "_on_trade",
+    # a book delta (one level, ``seq`` consecutive) runs in C; what is not the common case goes to
+    # ``_on_delta``, which says what is amiss
+    dispatch = Dispatch({m.FBook: LevelDelta(market="product_id", side="side", price="price", size="qty", seq="seq",
+                                             time="timestamp", sides=_SIDES, chain="chain", otherwise="_on_delta"),
+                         m.FBookSnapshot: "_on_snapshot", m.FTrade: "_on_trade",
                          m.FTradeSnapshot: "_on_trade_snapshot", m.FTicker: "_on_ticker",
                          m.FTickerLite: "_on_ticker_lite", m.FHeartbeat: None},
                         decoder=m.data_decoder, lead=b"{", fallback="_on_other")
