@@ -174,6 +174,10 @@ class L2Book:
     def apply_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
                          row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
         """``apply_sides`` of the levels ``check_json_sides`` just read from these texts."""
+    def check_json_lists(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
+        """``check_json_sides`` of levels of two or more strings (``json_level_lists``: price,
+        size, then strings not read, e.g. OKX's ``[price, size, "0", orders]``); kept for
+        ``apply_json_sides``."""
 
 class L3Book:
     """Level-3 book: orders by id, queued in arrival order at each exact price.
@@ -273,3 +277,6 @@ def _writer_number(value: object, plain: bool = True) -> float | None:
 def json_levels(text: bytes | Any) -> bool:
     """Whether raw JSON ``text`` is an array of ``[price, size]`` strings (printable ASCII, no
     escapes) that ``L2Book.check_json_sides`` reads."""
+def json_level_lists(text: bytes | Any) -> bool:
+    """Whether raw JSON ``text`` is an array of arrays of two or more strings (price, size, then
+    any; printable ASCII, no escapes) that ``L2Book.check_json_lists`` reads."""
