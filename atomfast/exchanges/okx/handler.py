@@ -78,6 +78,8 @@ from .parse import inst_type, ms_text, name_instrument, number, parse_listing, s
 _LISTING = "/api/v5/public/instruments?instType="
 _CHANNEL = b'"channel":"'
 _EVENT = b'"event":"'
+#: how a push starts (its channel's name at byte 19): ``{"arg":{"channel":"books",...``
+_PUSH = b'{"arg":{"channel":"'
 _ROUTES = {b"books": b"books", b"trades": b"trades", b"tickers": b"tickers", b"funding-rate": b"funding-rate",
            b"open-interest": b"open-interest", b"liquidation-orders": b"liquidation-orders"}
 _WHAT = {"books": "malformed book message", "trades": "malformed trade", "tickers": "malformed ticker",
@@ -197,6 +199,15 @@ class OkxScheme(Scheme):
     def _route(conn: Connection, data: bytes) -> bytes | None:
         """The route of a frame, read on its bytes: ``event`` for an answer to an operation, else
         its channel (``candle`` for every bar); None where there is none (``pong``, garbage)."""
+        if data.startswith(_PUSH):  # a push as OKX writes it: its channel first (no event before it)
+            j = data.find(b'"', 19, 59)
+            if j < 0:
+                return None
+            name = data[19:j]
+            route = _ROUTES.get(name)
+            if route is None and name.startswith(b"candle"):
+                return b"candle"
+            return route
         if data[:1] != b"{":
             return None
         i = data.find(_CHANNEL, 0, 160)
