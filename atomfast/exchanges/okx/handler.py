@@ -41,6 +41,12 @@ snapshot is needed. Verification, per message:
   ``checksum mismatch: exchange X, book Y``, the book reloaded. An update with neither a
   ``seqId`` nor a checksum cannot be verified and is refused.
 
+The levels are decoded as JSON text (``msgspec.Raw``) and read by the market's book
+(``L2Book.check_json_lists``, then ``apply_json_sides``): no list or str per level. A push whose
+levels are not of the shape a ``list[list[str]]`` decoder takes is decoded whole with its levels
+(``m.book_lists_decoder``) and refused as that decoder refuses it; numbers the book does not take
+as text go through ``apply_sides``, which says why.
+
 A snapshot always replaces the book (status ``snapshot``, the levels). An update before any
 snapshot, or a malformed book message, resyncs too. OKX says the best ask may be below the best
 bid during a pre-open auction: a crossed book is not an error.
