@@ -3230,6 +3230,49 @@ cdef class L2Book:
         return self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
                                   ems, aus, 0)
 
+    def apply_json_update(self, int first, first_text, second_text, rows_of, type row_type not None,
+                          type spread_type not None, exchange, symbol, int64_t recv_ns, int64_t event_ms,
+                          int checksum=CHECKSUM_NONE, expected=None):
+        """``apply_update`` of the levels ``check_json_sides`` or ``check_json_lists`` just read
+        from these two texts (``event_ms``: the events' time, given): ``apply_json_sides`` (a
+        ``row_type`` row per change into ``rows_of("lob")``), the book's checksum of kind
+        ``checksum`` compared with ``expected``, and where it matched (or none is asked) and the
+        top changed, the top as a ``spread_type`` row into ``rows_of("spread")``. The rows'
+        ``atom_timestamp``: ``recv_ns // 1000``.
+
+        Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread), or
+        ``UPDATE_NOT_APPLIED`` where ``expected`` is no checksum of that kind (as
+        ``apply_update``): nothing done, the texts' reading kept for an ``apply_json_sides``."""
+        cdef int64_t aus, want = 0
+        cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
+        cdef object rows, event, atom_us
+        cdef int flags
+        _check_side(first)
+        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+            raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
+        if not K_NONE <= checksum <= K_BITFINEX:
+            raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
+        if first_text is not self.chk_first or second_text is not self.chk_second:
+            raise ValueError("apply_json_update: not the texts check_json_sides/check_json_lists read last")
+        aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
+        if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
+            return U_NOT_APPLIED
+        rows = rows_of(_LOB)
+        if type(rows) is AvroRows:
+            event = atom_us = None      # (an AvroRows takes the C ints)
+        else:
+            event = event_ms
+            atom_us = aus
+        self._forget_check()
+        flags = self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event, atom_us,
+                                   event_ms, aus, 0)
+        if checksum != K_NONE and self._checksum(checksum) != want:
+            return U_MISMATCH
+        if flags & F_TOP:
+            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
+                         exchange, symbol, event_ms, aus)
+        return U_OK
+
     def check_json_lists(self, first_text, second_text):
         """``check_json_sides`` of levels written as arrays of two or more strings (the module's
         ``json_level_lists``: price, size, then strings the book does not read, e.g. OKX's

@@ -382,6 +382,17 @@ def test_book_levels_read_as_text_as_the_decoder_read_them():
     assert h.feed(U) == [] and h.feed(U.replace(level, b'["8476.97",256]', 1)) == []
     assert h.reports[-1][:2] == ("okx: malformed book message", str_at[len("malformed book message: "):] + "bids[0][1]`")
 
+    # a checksum beyond a signed 32-bit one does not match, as any other that differs
+    got = -2102840145  # the book's, after this update (the fixture's own is not its books': see above)
+    for ck in (2**31, -2**31 - 1, 2**63, 123):
+        h.feed(S)
+        upd["data"][0]["checksum"] = ck
+        failed = h.metrics.checksum_failed
+        produced = h.feed(upd)
+        assert [(r.status, r.reason) for t, r in produced if t == "status"] == \
+            [("resync", f"checksum mismatch: exchange {ck}, book {got}")]
+        assert h.metrics.checksum_failed == failed + 1 and not [t for t, _ in produced if t == "spread"]
+
 
 def test_json_level_lists_and_check_json_lists():
     import msgspec

@@ -72,7 +72,7 @@ from typing import Sequence
 import msgspec
 
 from ..._book import json_level_lists
-from ...book import BID
+from ...book import BID, CHECKSUM_NONE, CHECKSUM_OKX, UPDATE_NOT_APPLIED, UPDATE_OK
 from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
@@ -353,15 +353,26 @@ class OkxScheme(Scheme):
         elif not d.checksum:
             self.book_failed(conn, native, "malformed book update", "neither seqId nor checksum", data, recv_ns)
             return
-        atom_us = recv_ns // 1000
         bids, asks = d.bids, d.asks
+        symbol = self._symbols[native]
+        if text:
+            # applied, checked and its spread written in one call (an int beyond a signed 32-bit
+            # checksum: not applied, the way below says it does not match)
+            ck = d.checksum
+            done = book.apply_json_update(BID, bids, asks, self.rows, Lob, Spread, self.exchange, symbol, recv_ns,
+                                          event_ms, CHECKSUM_OKX if ck else CHECKSUM_NONE, ck)
+            if done != UPDATE_NOT_APPLIED:
+                self.seq_ids[native] = seq  # (self.chain.set)
+                if ck:
+                    self.verify_checksum(conn, native, ck, ck if done == UPDATE_OK else book.checksum_okx(), recv_ns)
+                return
+        atom_us = recv_ns // 1000
         if text:
             apply = book.apply_json_sides
         else:
             if bids.__class__ is not list:  # numbers the book does not take as text: apply_sides says why
                 bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
             apply = book.apply_sides
-        symbol = self._symbols[native]
         try:
             flags = apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
         except BOOK_ERRORS as exc:
