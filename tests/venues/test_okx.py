@@ -413,6 +413,39 @@ def test_json_level_lists_and_check_json_lists():
     assert [(r.price, r.size, r.side) for r in rows] == [(1.5, 2.0, "buy"), (1.6, 0.25, "sell"), (1.7, 1.0, "sell")]
 
 
+def test_apply_json_update_is_apply_update_of_the_text():
+    from atomfast._book import (CHECKSUM_OKX, UPDATE_MISMATCH, UPDATE_NOT_APPLIED, UPDATE_OK, L2Book)
+    from atomfast.events import Spread
+
+    snap = ([["1.5", "2", "0", "3"], ["1.4", "1", "0", "1"]], [["1.6", "0.25", "0", "1"], ["1.7", "1", "0", "1"]])
+    upd = ([["1.55", "3", "0", "1"]], [["1.6", "0", "0", "0"]])
+    for expected in (None, "ok", "bad", 2**40):
+        lists, text = L2Book(2, 3), L2Book(2, 3)
+        for book in (lists, text):
+            book.apply_sides(BID, *snap, [], Lob, "okx", "X", 1, 2)
+        want = lists.apply_update(BID, *upd, lambda t: [], Lob, Spread, "okx", "X", 5_000_999, 0, CHECKSUM_OKX, 0,
+                                  event_ms=7)  # (the book's checksum, to know it)
+        ck = {None: 0, "ok": lists.checksum_okx(), "bad": 123, 2**40: 2**40}[expected]
+        lists = L2Book(2, 3)
+        lists.apply_sides(BID, *snap, [], Lob, "okx", "X", 1, 2)
+        got_rows: dict = {}
+        want_rows: dict = {}
+        kind = CHECKSUM_OKX if ck else 0
+        want = lists.apply_update(BID, *upd, lambda t: want_rows.setdefault(t, []), Lob, Spread, "okx", "X",
+                                  5_000_999, 0, kind, ck, event_ms=7)
+        first, second = (json.dumps(x).encode() for x in upd)
+        assert text.check_json_lists(first, second)
+        got = text.apply_json_update(BID, first, second, lambda t: got_rows.setdefault(t, []), Lob, Spread, "okx",
+                                     "X", 5_000_999, 7, kind, ck)
+        assert got == want == {None: UPDATE_OK, "ok": UPDATE_OK, "bad": UPDATE_MISMATCH,
+                               2**40: UPDATE_NOT_APPLIED}[expected]
+        assert got_rows == want_rows and text.levels(BID) == lists.levels(BID) and text.levels(ASK) == lists.levels(ASK)
+        if got == UPDATE_NOT_APPLIED:  # nothing done, the reading kept
+            assert not got_rows and text.apply_json_sides(BID, first, second, [], Lob, "okx", "X", 7, 5000) == 1
+        else:
+            assert got_rows["lob"][0] == Lob("okx", "X", 1.55, 3.0, "buy", 7, 5000)
+
+
 # --- the documented capture: every channel --------------------------------------------------
 
 def test_documented_capture_exact():
