@@ -174,6 +174,18 @@ class L2Book:
     def apply_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
                          row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
         """``apply_sides`` of the levels ``check_json_sides`` just read from these texts."""
+    def apply_json_update(self, first: int, first_text: bytes | Any, second_text: bytes | Any,
+                          rows_of: Callable[[str], _Rows], row_type: type[tuple], spread_type: type[tuple],
+                          exchange: str, symbol: str, recv_ns: int, event_ms: int, checksum: int = ...,
+                          expected: int | str | bytes | None = None) -> int:
+        """``apply_update`` of the levels ``check_json_sides``/``check_json_lists`` just read from
+        these texts (``event_ms`` given): ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows
+        written, no spread) or ``UPDATE_NOT_APPLIED`` (``expected`` no checksum of the kind:
+        nothing done, the reading kept for ``apply_json_sides``)."""
+    def check_json_lists(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
+        """``check_json_sides`` of levels of two or more strings (``json_level_lists``: price,
+        size, then strings not read, e.g. OKX's ``[price, size, "0", orders]``); kept for
+        ``apply_json_sides``."""
 
 class L3Book:
     """Level-3 book: orders by id, queued in arrival order at each exact price.
@@ -273,3 +285,6 @@ def _writer_number(value: object, plain: bool = True) -> float | None:
 def json_levels(text: bytes | Any) -> bool:
     """Whether raw JSON ``text`` is an array of ``[price, size]`` strings (printable ASCII, no
     escapes) that ``L2Book.check_json_sides`` reads."""
+def json_level_lists(text: bytes | Any) -> bool:
+    """Whether raw JSON ``text`` is an array of arrays of two or more strings (price, size, then
+    any; printable ASCII, no escapes) that ``L2Book.check_json_lists`` reads."""

@@ -3230,6 +3230,72 @@ cdef class L2Book:
         return self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
                                   ems, aus, 0)
 
+    def apply_json_update(self, int first, first_text, second_text, rows_of, type row_type not None,
+                          type spread_type not None, exchange, symbol, int64_t recv_ns, int64_t event_ms,
+                          int checksum=CHECKSUM_NONE, expected=None):
+        """``apply_update`` of the levels ``check_json_sides`` or ``check_json_lists`` just read
+        from these two texts (``event_ms``: the events' time, given): ``apply_json_sides`` (a
+        ``row_type`` row per change into ``rows_of("lob")``), the book's checksum of kind
+        ``checksum`` compared with ``expected``, and where it matched (or none is asked) and the
+        top changed, the top as a ``spread_type`` row into ``rows_of("spread")``. The rows'
+        ``atom_timestamp``: ``recv_ns // 1000``.
+
+        Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread), or
+        ``UPDATE_NOT_APPLIED`` where ``expected`` is no checksum of that kind (as
+        ``apply_update``): nothing done, the texts' reading kept for an ``apply_json_sides``."""
+        cdef int64_t aus, want = 0
+        cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
+        cdef object rows, event, atom_us
+        cdef int flags
+        _check_side(first)
+        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+            raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
+        if not K_NONE <= checksum <= K_BITFINEX:
+            raise ValueError(f"checksum kind {checksum}: one of the CHECKSUM_ constants")
+        if first_text is not self.chk_first or second_text is not self.chk_second:
+            raise ValueError("apply_json_update: not the texts check_json_sides/check_json_lists read last")
+        aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
+        if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
+            return U_NOT_APPLIED
+        rows = rows_of(_LOB)
+        if type(rows) is AvroRows:
+            event = atom_us = None      # (an AvroRows takes the C ints)
+        else:
+            event = event_ms
+            atom_us = aus
+        self._forget_check()
+        flags = self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event, atom_us,
+                                   event_ms, aus, 0)
+        if checksum != K_NONE and self._checksum(checksum) != want:
+            return U_MISMATCH
+        if flags & F_TOP:
+            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
+                         exchange, symbol, event_ms, aus)
+        return U_OK
+
+    def check_json_lists(self, first_text, second_text):
+        """``check_json_sides`` of levels written as arrays of two or more strings (the module's
+        ``json_level_lists``: price, size, then strings the book does not read, e.g. OKX's
+        ``[price, size, "0", orders]``): True where every level parsed, kept for
+        ``apply_json_sides`` of the same two texts next; False (nothing kept, nothing raised)
+        where a text is not of that shape, or holds a number the book refuses or one of 2**53
+        ticks or more: the caller then decodes the levels and takes ``check_sides`` or
+        ``apply_sides``, which say why."""
+        cdef Py_ssize_t n1, n2, len1, len2
+        cdef const char* s1 = _buffer(first_text, &len1)
+        cdef const char* s2 = _buffer(second_text, &len2)
+        cdef Parsed* lv
+        self._forget_check()
+        lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
+        n1 = _json_lists(s1, len1, self.pscale, self.sscale, lv)
+        if n1 < 0:
+            return False
+        n2 = _json_lists(s2, len2, self.pscale, self.sscale, lv + n1)
+        if n2 < 0:
+            return False
+        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        return True
+
 
 # ---------------------------------------------------------------------------------------
 # L3 book
@@ -4114,6 +4180,68 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
         if z1 < 0:
             return -1
         i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        if out != NULL:
+            if not _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec) or out[k].price == 0:
+                return -1
+            if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
+                return -1
+            out[k].item = NULL
+        k += 1
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1
+
+
+# ---------------------------------------------------------------------------------------
+# Levels as JSON arrays of two or more strings: ``[["price", "size", "0", "3"], ...]``
+# (json_level_lists, L2Book.check_json_lists): the strings after the size are not read
+# ---------------------------------------------------------------------------------------
+
+def json_level_lists(text):
+    """Whether ``text`` (raw JSON: bytes, or a msgspec.Raw) is an array of arrays of two or more
+    strings (a level: price, size, then any strings) that a JSON decoder takes as
+    ``list[list[str]]`` and ``L2Book.check_json_lists`` reads: printable ASCII without escapes.
+    Its shape only: the numbers are the book's to judge."""
+    cdef Py_ssize_t n
+    cdef const char* s = _buffer(text, &n)
+    return _json_lists(s, n, 0, 0, NULL) >= 0
+
+
+cdef Py_ssize_t _json_lists(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out) noexcept nogil:
+    """``_json_levels`` of levels of two or more strings (the first two parsed into ``out`` where
+    it is not NULL, the others only checked to be plain strings)."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, e
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_string(s, p0, n)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_string(s, z0, n)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        while i < n and s[i] == 44:         # the strings the book does not read
+            e = _json_string(s, _json_space(s, i + 1, n), n)
+            if e < 0:
+                return -1
+            i = _json_space(s, e + 1, n)
         if i >= n or s[i] != 93:
             return -1
         if out != NULL:

@@ -26,7 +26,7 @@ import zlib
 import pytest
 
 from atomfast.book import ASK, BID
-from atomfast.events import BUY, SELL, Candle, FundingRate, Liquidation, Status, Ticker, Trade
+from atomfast.events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Status, Ticker, Trade
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.okx import OkxScheme
 from atomfast.exchanges.okx.handler import bar_of
@@ -324,6 +324,126 @@ def test_book_messages_that_cannot_be_verified_or_read():
     h.feed(snap)
     produced = h.feed(b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":5}]}')
     assert [r.reason.split(":")[0] for t, r in produced if t == "status"] == ["malformed book message"]
+
+
+def test_book_levels_read_as_text_as_the_decoder_read_them():
+    """The levels are decoded as JSON text (msgspec.Raw) and read by the book: every push gives
+    what it gave when they were decoded as list[list[str]] (the same errors, kinds and details,
+    at the same point; the same rows), whether the book reads the text or not."""
+    snap = json.loads(fixture_path(f"{NAUTILUS}/ws_books_snapshot.json").read_text())
+    upd = json.loads(fixture_path(f"{NAUTILUS}/ws_books_update.json").read_text())
+    snap["data"][0]["checksum"] = upd["data"][0]["checksum"] = 0
+    S, U = (json.dumps(x, separators=(",", ":")).encode() for x in (snap, upd))
+    level = b'["8476.97","256","0","12"]'
+    assert level in U and b'"415"' in S
+    h = harness(strict=False)
+    h.feed(S)
+    fine = h.feed(U)
+    assert len([t for t, _ in fine if t == "lob"]) > 4
+    str_at = "malformed book message: Expected `str`, got `int` - at `$.data[0]."
+    cases = {  # the update changed -> what it gives: the same rows as the push unchanged, or a resync
+        U.replace(b'"256"', b'"25\\u0036"', 1): fine,  # an escape: not read as text, the same
+        U.replace(level, b'["8476.97","256"]', 1): fine,
+        U.replace(b'"256"', b'"2.56e2"', 1): fine,
+        U.replace(level, b'[ "8476.97" , "256" ,"0","12" ]', 1): fine,
+        U.replace(level, b'["8476.97",256,"0","12"]', 1): str_at + "bids[0][1]`",
+        U.replace(level, b'["8476.97","256",0,"12"]', 1): str_at + "bids[0][2]`",
+        U.replace(level, b'["8476.97",256]', 1).replace(b'"ts":', b'"tsx":', 1): str_at + "bids[0][1]`",
+        U.replace(b'"data":[{', b'"data":[{"ts":"1","asks":[[1]]},{', 1): str_at + "asks[0][0]`",
+        U.replace(b'"update"', b'"x"', 1).replace(level, b'["8476.97",256]', 1): str_at + "bids[0][1]`",
+        U.replace(b'"asks":[', b'"asks":null,"x":[', 1):
+            "malformed book message: Expected `array`, got `null` - at `$.data[0].asks`",
+        U.replace(level, b'["8476.97"]', 1): "malformed book update: level ['8476.97']: expected [price, size]",
+        U.replace(level, b'[]', 1): "malformed book update: level []: expected [price, size]",
+        U.replace(b'"256"', b'"-256"', 1): "malformed book update: invalid size '-256': signed",
+        U.replace(b'"8476.97"', b'"0"', 1): "malformed book update: invalid price '0': zero",
+        U.replace(b'"256"', b'"99999999999999999"', 1):
+            "malformed book update: size '99999999999999999' is out of range at 10 decimals (int64 ticks)",
+        U.replace(b'"256"', '"25\u00e9"'.encode(), 1): "malformed book update: invalid size '25\u00e9': not a decimal number",
+        S.replace(b'"415"', b'"41\\u0035"', 1): None,  # a snapshot, loaded
+        S.replace(b'"415"', b'415', 1): "malformed book message: Expected `str`, got `int` - at `$.data[0].asks[0][1]`",
+        S.replace(b'"415"', b'"-415"', 1): "malformed book snapshot: invalid size '-415': signed",
+    }
+    for data, want in cases.items():
+        h.feed(S)
+        got = h.feed(data)
+        if want is None:
+            assert got[0][1].status == "snapshot" and [r for t, r in got if t == "lob"] == \
+                [r for t, r in h.feed(S) if t == "lob"], data
+        elif isinstance(want, str):
+            assert [(t, r.status, r.reason) for t, r in got] == [("status", "resync", want)], data
+        else:
+            assert got == want, data
+    h.feed(S)
+    produced = h.feed(U.replace(b'"256",', b'"256",,', 1))
+    assert produced == [] and h.reports[-1][:2] == ("okx: malformed JSON", "JSON is malformed: invalid character (byte 304)")
+    # a bad level while the book reloads: refused as the decoder refused it, before the drop
+    h.feed(U.replace(b'"256"', b'"-256"', 1))
+    assert h.feed(U) == [] and h.feed(U.replace(level, b'["8476.97",256]', 1)) == []
+    assert h.reports[-1][:2] == ("okx: malformed book message", str_at[len("malformed book message: "):] + "bids[0][1]`")
+
+    # a checksum beyond a signed 32-bit one does not match, as any other that differs
+    got = -2102840145  # the book's, after this update (the fixture's own is not its books': see above)
+    for ck in (2**31, -2**31 - 1, 2**63, 123):
+        h.feed(S)
+        upd["data"][0]["checksum"] = ck
+        failed = h.metrics.checksum_failed
+        produced = h.feed(upd)
+        assert [(r.status, r.reason) for t, r in produced if t == "status"] == \
+            [("resync", f"checksum mismatch: exchange {ck}, book {got}")]
+        assert h.metrics.checksum_failed == failed + 1 and not [t for t, _ in produced if t == "spread"]
+
+
+def test_json_level_lists_and_check_json_lists():
+    import msgspec
+
+    from atomfast._book import L2Book, json_level_lists
+
+    assert json_level_lists(b'[["1.5","2","0","3"],["2","1"]]') and json_level_lists(b" [ ] ")
+    assert json_level_lists(msgspec.Raw(b'[["1","2","x"]]'))
+    for text in (b'[["1"]]', b"[[]]", b'[["1",2]]', b'[["1","2",0]]', b'[["1","2\\u0030"]]', b"null", b"",
+                 b'[["1","2"],]', b'[["1","2"]] x', '[["1","\u00e9"]]'.encode()):
+        assert not json_level_lists(text), text
+    book, rows = L2Book(2, 3), []
+    assert not book.check_json_lists(b'[["1","-2","0","1"]]', b"[]")  # a number refused: apply_sides says why
+    first, second = b'[["1.5","2","0","3"]]', b'[["1.6","0.25","0","1"],["1.7","1","0","1"]]'
+    assert book.check_json_lists(first, second)
+    book.apply_json_sides(BID, first, second, rows, Lob, "okx", "X", 1, 2)
+    assert book.levels(BID) == [("1.5", "2")] and book.levels(ASK) == [("1.6", "0.25"), ("1.7", "1")]
+    assert [(r.price, r.size, r.side) for r in rows] == [(1.5, 2.0, "buy"), (1.6, 0.25, "sell"), (1.7, 1.0, "sell")]
+
+
+def test_apply_json_update_is_apply_update_of_the_text():
+    from atomfast._book import (CHECKSUM_OKX, UPDATE_MISMATCH, UPDATE_NOT_APPLIED, UPDATE_OK, L2Book)
+    from atomfast.events import Spread
+
+    snap = ([["1.5", "2", "0", "3"], ["1.4", "1", "0", "1"]], [["1.6", "0.25", "0", "1"], ["1.7", "1", "0", "1"]])
+    upd = ([["1.55", "3", "0", "1"]], [["1.6", "0", "0", "0"]])
+    for expected in (None, "ok", "bad", 2**40):
+        lists, text = L2Book(2, 3), L2Book(2, 3)
+        for book in (lists, text):
+            book.apply_sides(BID, *snap, [], Lob, "okx", "X", 1, 2)
+        want = lists.apply_update(BID, *upd, lambda t: [], Lob, Spread, "okx", "X", 5_000_999, 0, CHECKSUM_OKX, 0,
+                                  event_ms=7)  # (the book's checksum, to know it)
+        ck = {None: 0, "ok": lists.checksum_okx(), "bad": 123, 2**40: 2**40}[expected]
+        lists = L2Book(2, 3)
+        lists.apply_sides(BID, *snap, [], Lob, "okx", "X", 1, 2)
+        got_rows: dict = {}
+        want_rows: dict = {}
+        kind = CHECKSUM_OKX if ck else 0
+        want = lists.apply_update(BID, *upd, lambda t: want_rows.setdefault(t, []), Lob, Spread, "okx", "X",
+                                  5_000_999, 0, kind, ck, event_ms=7)
+        first, second = (json.dumps(x).encode() for x in upd)
+        assert text.check_json_lists(first, second)
+        got = text.apply_json_update(BID, first, second, lambda t: got_rows.setdefault(t, []), Lob, Spread, "okx",
+                                     "X", 5_000_999, 7, kind, ck)
+        assert got == want == {None: UPDATE_OK, "ok": UPDATE_OK, "bad": UPDATE_MISMATCH,
+                               2**40: UPDATE_NOT_APPLIED}[expected]
+        assert got_rows == want_rows and text.levels(BID) == lists.levels(BID) and text.levels(ASK) == lists.levels(ASK)
+        if got == UPDATE_NOT_APPLIED:  # nothing done, the reading kept
+            assert not got_rows and text.apply_json_sides(BID, first, second, [], Lob, "okx", "X", 7, 5000) == 1
+        else:
+            assert got_rows["lob"][0] == Lob("okx", "X", 1.55, 3.0, "buy", 7, 5000)
 
 
 # --- the documented capture: every channel --------------------------------------------------

@@ -41,6 +41,12 @@ snapshot is needed. Verification, per message:
   ``checksum mismatch: exchange X, book Y``, the book reloaded. An update with neither a
   ``seqId`` nor a checksum cannot be verified and is refused.
 
+The levels are decoded as JSON text (``msgspec.Raw``) and read by the market's book
+(``L2Book.check_json_lists``, then ``apply_json_sides``): no list or str per level. A push whose
+levels are not of the shape a ``list[list[str]]`` decoder takes is decoded whole with its levels
+(``m.book_lists_decoder``) and refused as that decoder refuses it; numbers the book does not take
+as text go through ``apply_sides``, which says why.
+
 A snapshot always replaces the book (status ``snapshot``, the levels). An update before any
 snapshot, or a malformed book message, resyncs too. OKX says the best ask may be below the best
 bid during a pre-open auction: a crossed book is not an error.
@@ -65,8 +71,9 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import BID
-from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest
+from ..._book import json_level_lists
+from ...book import BID, CHECKSUM_NONE, CHECKSUM_OKX, UPDATE_NOT_APPLIED, UPDATE_OK
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -77,6 +84,8 @@ from .parse import inst_type, ms_text, name_instrument, number, parse_listing, s
 _LISTING = "/api/v5/public/instruments?instType="
 _CHANNEL = b'"channel":"'
 _EVENT = b'"event":"'
+#: how a push starts (its channel's name at byte 19): ``{"arg":{"channel":"books",...``
+_PUSH = b'{"arg":{"channel":"'
 _ROUTES = {b"books": b"books", b"trades": b"trades", b"tickers": b"tickers", b"funding-rate": b"funding-rate",
            b"open-interest": b"open-interest", b"liquidation-orders": b"liquidation-orders"}
 _WHAT = {"books": "malformed book message", "trades": "malformed trade", "tickers": "malformed ticker",
@@ -196,6 +205,15 @@ class OkxScheme(Scheme):
     def _route(conn: Connection, data: bytes) -> bytes | None:
         """The route of a frame, read on its bytes: ``event`` for an answer to an operation, else
         its channel (``candle`` for every bar); None where there is none (``pong``, garbage)."""
+        if data.startswith(_PUSH):  # a push as OKX writes it: its channel first (no event before it)
+            j = data.find(b'"', 19, 59)
+            if j < 0:
+                return None
+            name = data[19:j]
+            route = _ROUTES.get(name)
+            if route is None and name.startswith(b"candle"):
+                return b"candle"
+            return route
         if data[:1] != b"{":
             return None
         i = data.find(_CHANNEL, 0, 160)
@@ -224,6 +242,8 @@ class OkxScheme(Scheme):
     def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """A push its channel's decoder refused: counted; a book's resyncs (the message is lost to
         its sequence)."""
+        if self._route(conn, data) == b"books":
+            exc = self._book_error(data, exc)
         try:
             head = m.head_decoder.decode(data)
         except DECODE_ERRORS:
@@ -263,12 +283,43 @@ class OkxScheme(Scheme):
         self.bad_input("unknown message", f"event {kind!r}", data)
 
     # --- books --------------------------------------------------------------------------------
+    @staticmethod
+    def _book_error(data: bytes, exc: Exception) -> Exception:
+        """What the decoder of a book push with its levels decoded (``m.book_lists_decoder``) says
+        is wrong with it: the levels are decoded as text (``msgspec.Raw``), so the error of the
+        first decoder may name a later field than the first one amiss."""
+        try:
+            m.book_lists_decoder.decode(data)
+        except DECODE_ERRORS as lists_exc:
+            return lists_exc
+        return exc
+
     def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
+        # The levels are JSON text. Where the market's book is at hand it reads them now (their
+        # shape and numbers, in one pass: kept for its apply_json_sides below); else, or where it
+        # does not take them, their shape is checked: what a decoder does not take as
+        # list[list[str]] makes the push decoded whole with its levels, as the venue's decoder
+        # did (what that decoder refuses is refused here first, before anything else; what it
+        # takes goes on with the levels decoded: the book says what is wrong with them).
         native = msg.arg.instId
+        book = self.books.get(native)
+        text = False
+        if book is not None and len(msg.data) == 1:
+            d = msg.data[0]
+            text = book.check_json_lists(d.bids, d.asks)
+        if not text:
+            for d in msg.data:
+                if not (json_level_lists(d.asks) and json_level_lists(d.bids)):
+                    try:
+                        msg = m.book_lists_decoder.decode(data)
+                    except DECODE_ERRORS as exc:
+                        self._on_refused(conn, data, recv_ns, exc)
+                        return
+                    break
         if msg.arg.channel != "books" or not native:
             self.bad_input("malformed book message", f"arg {msg.arg.channel!r} {native!r}", data)
             return
-        if not self.known(native, data):
+        if native not in self._symbols and not self.known(native, data):
             return
         action = msg.action
         if action not in ("snapshot", "update") or len(msg.data) != 1:
@@ -281,11 +332,10 @@ class OkxScheme(Scheme):
         d = msg.data[0]
         event_ms = ms_text(d.ts)
         if action == "snapshot":
-            self._snapshot(conn, native, d, event_ms, data, recv_ns)
+            self._snapshot(conn, native, d, event_ms, data, recv_ns, text)
             return
         if native in self.unsynced:
             return  # waiting for the snapshot our resubscription brings
-        book = self.books.get(native)
         if book is None:
             self.resync(conn, native, "book update before its snapshot", recv_ns)
             return
@@ -303,30 +353,57 @@ class OkxScheme(Scheme):
         elif not d.checksum:
             self.book_failed(conn, native, "malformed book update", "neither seqId nor checksum", data, recv_ns)
             return
+        bids, asks = d.bids, d.asks
+        symbol = self._symbols[native]
+        if text:
+            # applied, checked and its spread written in one call (an int beyond a signed 32-bit
+            # checksum: not applied, the way below says it does not match)
+            ck = d.checksum
+            done = book.apply_json_update(BID, bids, asks, self.rows, Lob, Spread, self.exchange, symbol, recv_ns,
+                                          event_ms, CHECKSUM_OKX if ck else CHECKSUM_NONE, ck)
+            if done != UPDATE_NOT_APPLIED:
+                self.seq_ids[native] = seq  # (self.chain.set)
+                if ck:
+                    self.verify_checksum(conn, native, ck, ck if done == UPDATE_OK else book.checksum_okx(), recv_ns)
+                return
         atom_us = recv_ns // 1000
+        if text:
+            apply = book.apply_json_sides
+        else:
+            if bids.__class__ is not list:  # numbers the book does not take as text: apply_sides says why
+                bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
+            apply = book.apply_sides
         try:
-            flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
-                                     event_ms, atom_us)
+            flags = apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
-        self.chain.set(native, seq)
+        self.seq_ids[native] = seq  # (self.chain.set)
         if d.checksum and not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return
         if flags & TOP_CHANGED:
-            self.emit_spread(native, book, event_ms, atom_us)
+            book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, event_ms, atom_us)  # (emit_spread)
 
     def _snapshot(self, conn: Connection, native: str, d: m.BookData, event_ms: int, data: bytes,
-                  recv_ns: int) -> None:
+                  recv_ns: int, text: bool) -> None:
+        """``text``: the market's book read the levels (``check_json_lists``) for ``apply_json_sides``."""
         if event_ms < 0:
             self.book_failed(conn, native, "malformed book snapshot", f"ts {d.ts!r}", data, recv_ns)
             return
-        if not self.check_snapshot(conn, native, d.bids, d.asks, data, recv_ns):
-            return
+        bids, asks = d.bids, d.asks
+        if not text:
+            if bids.__class__ is not list and self.book(native).check_json_lists(bids, asks):
+                text = True
+            else:
+                if bids.__class__ is not list:  # numbers the book does not take as text: check_sides says why
+                    bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
+                if not self.check_snapshot(conn, native, bids, asks, data, recv_ns):
+                    return
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        flags = book.apply_sides(BID, d.bids, d.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
-                                 event_ms, atom_us)
+        apply = book.apply_json_sides if text else book.apply_sides
+        flags = apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
+                      atom_us)
         self.chain.set(native, d.seqId)
         if d.checksum and not self.verify_checksum(conn, native, d.checksum, book.checksum_okx(), recv_ns):
             return

@@ -7,8 +7,8 @@ no instrument). Answers to our operations are ``{"event": "subscribe"|"unsubscri
 text ``pong``. The scheme reads the channel on the raw bytes (``handler.OkxScheme._route``) and
 decodes the frame once with that channel's decoder.
 
-Book levels stay text (``[price, size, "0", orders]``): the exact digits go to the compiled
-book (and to the checksum, which is computed on the texts as sent).
+Book levels stay JSON text (``[price, size, "0", orders]``, ``msgspec.Raw``): the compiled book
+reads the exact digits from it (and the checksum is computed on the texts as sent).
 
 Sources: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel,
 ...-ws-trades-channel, ...-ws-tickers-channel, ...-ws-candlesticks-channel (business endpoint),
@@ -31,7 +31,28 @@ class Arg(Struct, gc=False):
 
 class BookData(Struct, gc=False):
     """One book push: ``checksum`` (CRC32 of the top 25 levels; 0 where OKX no longer sends
-    one), ``seqId``/``prevSeqId`` (absent in pushes before 2022-06)."""
+    one), ``seqId``/``prevSeqId`` (absent in pushes before 2022-06). The levels
+    (``[price, size, "0", orders]``) are kept as their JSON text: the book reads them
+    (``L2Book.check_json_lists``), no list or str is made per level; the handler checks their
+    shape (``json_level_lists``: what ``BookDataLists`` takes) first."""
+
+    ts: str
+    asks: msgspec.Raw = msgspec.Raw(b"[]")
+    bids: msgspec.Raw = msgspec.Raw(b"[]")
+    checksum: int = 0
+    seqId: Union[int, None] = None
+    prevSeqId: Union[int, None] = None
+
+
+class BookMsg(Struct, gc=False):
+    arg: Arg
+    data: list[BookData]
+    action: str = ""
+
+
+class BookDataLists(Struct, gc=False):
+    """``BookData`` with its levels decoded (a push whose levels the book does not read as
+    text: decoded whole, as the venue's decoder did; its error says what is wrong)."""
 
     ts: str
     asks: list[list[str]] = []
@@ -41,9 +62,9 @@ class BookData(Struct, gc=False):
     prevSeqId: Union[int, None] = None
 
 
-class BookMsg(Struct, gc=False):
+class BookMsgLists(Struct, gc=False):
     arg: Arg
-    data: list[BookData]
+    data: list[BookDataLists]
     action: str = ""
 
 
@@ -154,6 +175,10 @@ class Head(Struct, gc=False):
 
 
 book_decoder = msgspec.json.Decoder(BookMsg)
+#: a book push with its levels decoded (the slow way: levels the book does not read as text)
+book_lists_decoder = msgspec.json.Decoder(BookMsgLists)
+#: one side's levels, decoded (a level the book refused as text: ``apply_sides`` says why)
+levels_decoder = msgspec.json.Decoder(list[list[str]])
 trade_decoder = msgspec.json.Decoder(TradeMsg)
 ticker_decoder = msgspec.json.Decoder(TickerMsg)
 candle_decoder = msgspec.json.Decoder(CandleMsg)
