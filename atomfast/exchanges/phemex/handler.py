@@ -61,15 +61,17 @@ Keep-alive: ``server.ping`` every 5 s (the docs: less than 30 s, 5 s recommended
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Sequence
 
 from ...book import ASK, BID, parse_ticks
+from ...book import format_ticks as _text
 from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import (MAX_FLOAT, MAX_VALUE, guess_instrument, hedged, is_plain, ns_ok, ok_float, parse_products, scaled_float,
-                    scaled_text)
+from .parse import (MAX_FLOAT, MAX_NS, MAX_SCALED, MAX_VALUE, guess_instrument, hedged, is_plain, ns_ok, ok_float,
+                    parse_products, scaled_float, scaled_text)
 
 # route keys (read on the raw bytes by ``_route``)
 BOOK, BOOK_P, TRADES, TRADES_P, KLINE, KLINE_P, PACK, ANSWER = (b"book", b"book_p", b"trades", b"trades_p",
@@ -80,6 +82,11 @@ _MARKERS = ((b'"book":', BOOK), (b'"orderbook_p":', BOOK_P), (b'"trades":', TRAD
 _WHAT = {BOOK: "book message", BOOK_P: "book message", TRADES: "trades", TRADES_P: "trades", KLINE: "kline",
          KLINE_P: "kline", PACK: "market24h pack", ANSWER: "answer"}
 _SIDES = ("Buy", "Sell")  # the taker's
+_TIME, _PRICE, _SIZE = itemgetter(0), itemgetter(2), itemgetter(3)  # a scaled trade's
+#: 10**scale (a scaled integer's divisor: ``p / _TEN[scale]`` is ``scaled_float(p, scale)``)
+_TEN = tuple(10**k for k in range(19))
+#: from this scale on a scaled integer below 2**63 is below 1e15 (``MAX_VALUE``) once scaled
+_BOUNDED = next(k for k in range(19) if MAX_SCALED / 10**k < MAX_VALUE)
 _INTERVALS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 14400: "4h", 86400: "1d", 604800: "1w",
               2592000: "1M", 7776000: "3M", 31104000: "1y"}
 _PACK = "perp_market24h_pack"
@@ -215,6 +222,14 @@ class PhemexScheme(Scheme):
     def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """A frame its kind's decoder refused: counted; a book message resyncs its book."""
         key = self._route(conn, data)
+        if key is TRADES:  # the values its decoder refused: the scheme's own checks say what is wrong
+            try:
+                msg = m.trades_any_decoder.decode(data)
+            except DECODE_ERRORS as any_exc:
+                exc = any_exc  # (not a trades message: as that decoder words it)
+            else:
+                self._on_trades_any(conn, msg, data, recv_ns)
+                return
         what = f"malformed {_WHAT.get(key, 'message')}"
         try:
             native = m.head_decoder.decode(data).symbol
@@ -232,6 +247,28 @@ class PhemexScheme(Scheme):
     # --- books --------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.Book, data: bytes, recv_ns: int) -> None:
         native = msg.symbol
+        seq, ts = msg.sequence, msg.timestamp
+        symbol = self._symbols.get(native)
+        if (symbol is not None and msg.type == "incremental" and native not in self.unsynced and 0 <= ts < MAX_NS
+                and native in self.books and seq > self.sequences[native]):
+            # the common case: an incremental message on a live book, in order (what ``_book``
+            # checks first, checked); its levels applied as the exact text of the scaled integers
+            book = self.books[native]
+            sides = msg.book
+            pd, sd = book.price_decimals, book.size_decimals
+            event_ms = ts // 1_000_000
+            atom_us = recv_ns // 1000
+            try:
+                flags = book.apply_sides(BID, [(_text(p, pd), _text(s, sd)) for p, s in sides.bids],
+                                         [(_text(p, pd), _text(s, sd)) for p, s in sides.asks], self.rows("lob"),
+                                         Lob, self.exchange, symbol, event_ms, atom_us)
+            except BOOK_ERRORS:
+                pass  # (nothing applied) a value out of range: the steps below say which
+            else:
+                self.sequences[native] = seq
+                if flags & TOP_CHANGED:
+                    self.emit_spread(native, book, event_ms, atom_us)
+                return
         if not self.known(native, data):
             return
         inst = self.instrument(native)
@@ -333,6 +370,24 @@ class PhemexScheme(Scheme):
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.Trades, data: bytes, recv_ns: int) -> None:
+        """A scaled trades message whose values its decoder checked (``m.Trades``)."""
+        native = msg.symbol
+        if not self.known(native, data):
+            return
+        trades, kind = msg.trades, msg.type
+        if trades and (kind == "snapshot" or kind == "incremental"):
+            inst = self.instrument(native)
+            pd, sd = inst.price_decimals, inst.size_decimals
+            pdiv, sdiv = _TEN[pd], _TEN[sd]
+            # below 1e15 once scaled: sure from 4 decimals on (the decoder's bound, 2**63)
+            if ((pd >= _BOUNDED or max(map(_PRICE, trades)) / pdiv < MAX_VALUE)
+                    and (sd >= _BOUNDED or max(map(_SIZE, trades)) / sdiv < MAX_VALUE)):
+                self._scaled_trades(native, trades, max(map(_TIME, trades)), kind, pdiv, sdiv, recv_ns)
+                return
+        self._on_trades_any(conn, msg, data, recv_ns)
+
+    def _on_trades_any(self, conn: Connection, msg: m.Trades | m.TradesAny, data: bytes, recv_ns: int) -> None:
+        """A scaled trades message, every value checked here (what is wrong with it said)."""
         native = msg.symbol
         if not self.known(native, data):
             return
@@ -344,6 +399,24 @@ class PhemexScheme(Scheme):
             self.bad_input("malformed trades", str(exc), data)
             return
         self._trades(native, rows, msg.type, data, recv_ns)
+
+    def _scaled_trades(self, native: str, trades: list, newest: int, kind: str, pdiv: int, sdiv: int,
+                       recv_ns: int) -> None:
+        """``_trades`` of a scaled message whose every row is valid (``newest``: its newest time);
+        a price or size is ``scaled_float``'s float (``p / 10**scale``, correctly rounded)."""
+        last = self._last_trade.get(native)
+        self._last_trade[native] = newest if last is None or newest > last else last
+        if kind == "snapshot":
+            if last is None:
+                return  # history from before the first subscription
+            rows = [r for r in reversed(trades) if r[0] > last]
+        else:
+            rows = trades[::-1]
+        rows.sort(key=_TIME)  # newest first as sent: oldest first (stable for trades of one time)
+        atom_us = recv_ns // 1000
+        write, exchange, symbol = self.rows("trades").trade, self.exchange, self._symbols[native]
+        for ts, side, p, q in rows:
+            write(exchange, symbol, p / pdiv, q / sdiv, side == "Buy", "", ts // 1_000_000, atom_us)
 
     def _on_trades_p(self, conn: Connection, msg: m.TradesP, data: bytes, recv_ns: int) -> None:
         native = msg.symbol
