@@ -65,7 +65,6 @@ from operator import itemgetter
 from typing import Sequence
 
 from ...book import ASK, BID, parse_ticks
-from ...book import format_ticks as _text
 from ...events import Candle, FundingRate, Lob, OpenInterest
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -252,18 +251,17 @@ class PhemexScheme(Scheme):
         if (symbol is not None and msg.type == "incremental" and native not in self.unsynced and 0 <= ts < MAX_NS
                 and native in self.books and seq > self.sequences[native]):
             # the common case: an incremental message on a live book, in order (what ``_book``
-            # checks first, checked); its levels applied as the exact text of the scaled integers
+            # checks first, checked); its scaled integers are the book's ticks (the book has the
+            # instrument's scales): applied as they are
             book = self.books[native]
             sides = msg.book
-            pd, sd = book.price_decimals, book.size_decimals
             event_ms = ts // 1_000_000
             atom_us = recv_ns // 1000
             try:
-                flags = book.apply_sides(BID, [(_text(p, pd), _text(s, sd)) for p, s in sides.bids],
-                                         [(_text(p, pd), _text(s, sd)) for p, s in sides.asks], self.rows("lob"),
-                                         Lob, self.exchange, symbol, event_ms, atom_us)
+                flags = book.apply_scaled_sides(BID, sides.bids, sides.asks, self.rows("lob"), Lob, self.exchange,
+                                                symbol, event_ms, atom_us)
             except BOOK_ERRORS:
-                pass  # (nothing applied) a value out of range: the steps below say which
+                pass  # (nothing applied) a value out of range, or 2**53 ticks or more: the steps below
             else:
                 self.sequences[native] = seq
                 if flags & TOP_CHANGED:
