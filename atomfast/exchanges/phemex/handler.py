@@ -66,6 +66,7 @@ from typing import Sequence
 
 from ...book import ASK, BID, parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest
+from ...kit.dispatch import ByteAfter
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -78,6 +79,8 @@ BOOK, BOOK_P, TRADES, TRADES_P, KLINE, KLINE_P, PACK, ANSWER = (b"book", b"book_
 _MARKERS = ((b'"book":', BOOK), (b'"orderbook_p":', BOOK_P), (b'"trades":', TRADES), (b'"trades_p":', TRADES_P),
             (b'"kline":', KLINE), (b'"kline_p":', KLINE_P), (b'"perp_market24h_pack_p.update"', PACK),
             (b'"result":', ANSWER), (b'"error":', ANSWER))
+#: the byte after ``{"`` of a frame that starts ``{"book":`` (``dispatch``)
+_LEAD_BOOK = ord("b")
 _WHAT = {BOOK: "book message", BOOK_P: "book message", TRADES: "trades", TRADES_P: "trades", KLINE: "kline",
          KLINE_P: "kline", PACK: "market24h pack", ANSWER: "answer"}
 _SIDES = ("Buy", "Sell")  # the taker's
@@ -128,13 +131,17 @@ class PhemexScheme(Scheme):
     silence_timeout = 20.0
     #: kline interval subscribed (seconds)
     kline_interval = 60
-    dispatch = Dispatch({BOOK: "_on_book", BOOK_P: "_on_book_p", TRADES: "_on_trades", TRADES_P: "_on_trades_p",
-                         KLINE: "_on_kline", KLINE_P: "_on_kline_p", PACK: "_on_pack", ANSWER: "_on_answer"},
-                        prefilter="_route",
-                        decoders={BOOK: m.book_decoder, BOOK_P: m.book_p_decoder, TRADES: m.trades_decoder,
-                                  TRADES_P: m.trades_p_decoder, KLINE: m.kline_decoder, KLINE_P: m.kline_p_decoder,
-                                  PACK: m.pack_decoder, ANSWER: m.answer_decoder},
-                        fallback="_on_other", refused="_on_invalid")
+    #: the common frame, a scaled book message (``{"book":..``), routed in C (what ``_route``
+    #: says of it: ``BOOK``); every other frame goes to ``_on_unrouted``, which routes it by
+    #: ``_route`` through the same table
+    dispatch = Dispatch({_LEAD_BOOK: "_on_book", BOOK: "_on_book", BOOK_P: "_on_book_p", TRADES: "_on_trades",
+                         TRADES_P: "_on_trades_p", KLINE: "_on_kline", KLINE_P: "_on_kline_p", PACK: "_on_pack",
+                         ANSWER: "_on_answer"},
+                        prefilter=ByteAfter(b"{", b'"', end=2, only={_LEAD_BOOK: (b'book":',)}),
+                        decoders={_LEAD_BOOK: m.book_decoder, BOOK: m.book_decoder, BOOK_P: m.book_p_decoder,
+                                  TRADES: m.trades_decoder, TRADES_P: m.trades_p_decoder, KLINE: m.kline_decoder,
+                                  KLINE_P: m.kline_p_decoder, PACK: m.pack_decoder, ANSWER: m.answer_decoder},
+                        fallback="_on_unrouted", refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
@@ -209,6 +216,20 @@ class PhemexScheme(Scheme):
             if marker in data:
                 return key
         return None
+
+    def _on_unrouted(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A frame that does not start as a book message: its kind by ``_route``, then that
+        route's decoder and handler (as the dispatch runs a route: a refusal to ``_on_invalid``)."""
+        key = self._route(conn, data)
+        if key is None:
+            self._on_other(conn, data, recv_ns)
+            return
+        try:
+            msg = self.dispatch.decoders[key].decode(data)
+        except DECODE_ERRORS as exc:
+            self._on_invalid(conn, data, recv_ns, exc)
+            return
+        self.route(key)(conn, msg, data, recv_ns)
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         try:
