@@ -87,6 +87,9 @@ _SIDES = ("Buy", "Sell")  # the taker's
 _TIME, _PRICE, _SIZE = itemgetter(0), itemgetter(2), itemgetter(3)  # a scaled trade's
 #: 10**scale (a scaled integer's divisor: ``p / _TEN[scale]`` is ``scaled_float(p, scale)``)
 _TEN = tuple(10**k for k in range(19))
+_LEVEL_PRICE = itemgetter(0)
+#: ticks below this are applied as they are (``L2Book.apply_scaled_sides``), from it as text
+_EXACT = 2**53
 #: from this scale on a scaled integer below 2**63 is below 1e15 (``MAX_VALUE``) once scaled
 _BOUNDED = next(k for k in range(19) if MAX_SCALED / 10**k < MAX_VALUE)
 _INTERVALS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 14400: "4h", 86400: "1d", 604800: "1w",
@@ -112,6 +115,14 @@ def _text_float(v, signed: bool = False) -> float | None:
     if signed:
         return x if math.isfinite(x) and abs(x) < MAX_FLOAT else None
     return x if ok_float(x) else None
+
+
+def _ticks(levels: list) -> bool:
+    """Whether a scaled book message's levels (msgspec's ``(int, int)`` pairs) are all what
+    ``L2Book.apply_scaled_sides`` takes and ``scaled_text`` + ``check_sides`` would: values in
+    [0, 2**53), prices above 0."""
+    return not levels or (min(map(min, levels)) >= 0 and max(map(max, levels)) < _EXACT
+                          and min(map(_LEVEL_PRICE, levels)) > 0)
 
 
 class PhemexScheme(Scheme):
@@ -267,9 +278,9 @@ class PhemexScheme(Scheme):
     # --- books --------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.Book, data: bytes, recv_ns: int) -> None:
         native = msg.symbol
-        seq, ts = msg.sequence, msg.timestamp
+        seq, ts, kind = msg.sequence, msg.timestamp, msg.type
         symbol = self._symbols.get(native)
-        if (symbol is not None and msg.type == "incremental" and native not in self.unsynced and 0 <= ts < MAX_NS
+        if (symbol is not None and kind == "incremental" and native not in self.unsynced and 0 <= ts < MAX_NS
                 and native in self.books and seq > self.sequences[native]):
             # the common case: an incremental message on a live book, in order (what ``_book``
             # checks first, checked); its scaled integers are the book's ticks (the book has the
@@ -287,6 +298,15 @@ class PhemexScheme(Scheme):
                 self.sequences[native] = seq
                 if flags & TOP_CHANGED:
                     self.emit_spread(native, book, event_ms, atom_us)
+                return
+        elif kind == "snapshot" and 0 <= ts < MAX_NS and seq >= 0:
+            # a snapshot whose values are all ticks the book takes as they are (what the text
+            # below would be, checked by ``check_sides``): no text made
+            if not self.known(native, data):
+                return
+            sides = msg.book
+            if _ticks(sides.bids) and _ticks(sides.asks):
+                self._snapshot(conn, native, sides.bids, sides.asks, seq, ts, data, recv_ns, scaled=True)
                 return
         if not self.known(native, data):
             return
@@ -344,11 +364,12 @@ class PhemexScheme(Scheme):
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
-    def _differs(self, book, bids, asks) -> str:
-        """"" if the snapshot's levels are the book's (exact ticks), else where they differ."""
+    def _differs(self, book, bids, asks, scaled: bool = False) -> str:
+        """"" if the snapshot's levels are the book's (exact ticks), else where they differ
+        (``scaled``: the levels are ticks already, ``_ticks``)."""
         pd, sd = book.price_decimals, book.size_decimals
         for side, name, levels in ((BID, "bids", bids), (ASK, "asks", asks)):
-            want = [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in levels]
+            want = levels if scaled else [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in levels]
             want = sorted((lv for lv in want if lv[1]), reverse=side == BID)
             have = [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in book.levels(side)]
             if want != have:
@@ -357,19 +378,21 @@ class PhemexScheme(Scheme):
         return ""
 
     def _snapshot(self, conn: Connection, native: str, bids, asks, seq: int, ts: int, data: bytes,
-                  recv_ns: int) -> None:
+                  recv_ns: int, scaled: bool = False) -> None:
+        """A snapshot's levels: decimal text, or (``scaled``) ticks that ``_ticks`` checked."""
         book = self.book(native)
-        try:
-            book.check_sides(bids, asks)
-        except BOOK_ERRORS as exc:
-            self._malformed(conn, native, str(exc), data, recv_ns)
-            return
+        if not scaled:
+            try:
+                book.check_sides(bids, asks)
+            except BOOK_ERRORS as exc:
+                self._malformed(conn, native, str(exc), data, recv_ns)
+                return
         if native in self.sequences and native not in self.unsynced:  # a live book: verify it
             last = self.sequences[native]
             if seq < last:
                 self.gap(conn, native, f"snapshot sequence {seq} below the book's {last}", recv_ns, kind="sequence")
                 return
-            differs = self._differs(book, bids, asks)
+            differs = self._differs(book, bids, asks, scaled)
             if not differs:
                 self.metrics.checksum_ok += 1
                 self.sequences[native] = seq
@@ -383,7 +406,8 @@ class PhemexScheme(Scheme):
         event_ms = ts // 1_000_000
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us)
+        apply = book.apply_scaled_sides if scaled else book.apply_sides
+        apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us)
         self.sequences[native] = seq
         self.emit_spread(native, book, event_ms, atom_us)
 
