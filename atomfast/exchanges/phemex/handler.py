@@ -277,15 +277,19 @@ class PhemexScheme(Scheme):
 
     # --- books --------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.Book, data: bytes, recv_ns: int) -> None:
+        """A scaled book message. Its values are the book's ticks (the book has the instrument's
+        scales): an in-order incremental on a live book, and a snapshot of ticks in [0, 2**53),
+        are applied as they are (``L2Book.apply_scaled_sides``); anything else goes the way of
+        decimal text (``scaled_text``, ``_book``), which says what is wrong with it."""
         native = msg.symbol
         seq, ts, kind = msg.sequence, msg.timestamp, msg.type
         symbol = self._symbols.get(native)
-        if (symbol is not None and kind == "incremental" and native not in self.unsynced and 0 <= ts < MAX_NS
-                and native in self.books and seq > self.sequences[native]):
+        book = self.books.get(native)
+        if (book is not None and symbol is not None and kind == "incremental" and native not in self.unsynced
+                and 0 <= ts < MAX_NS and seq > self.sequences[native]):
             # the common case: an incremental message on a live book, in order (what ``_book``
             # checks first, checked); its scaled integers are the book's ticks (the book has the
             # instrument's scales): applied as they are
-            book = self.books[native]
             sides = msg.book
             event_ms = ts // 1_000_000
             atom_us = recv_ns // 1000
