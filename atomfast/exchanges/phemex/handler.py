@@ -81,6 +81,7 @@ _MARKERS = ((b'"book":', BOOK), (b'"orderbook_p":', BOOK_P), (b'"trades":', TRAD
             (b'"result":', ANSWER), (b'"error":', ANSWER))
 #: the byte after ``{"`` of a frame that starts ``{"book":`` (``dispatch``)
 _LEAD_BOOK = ord("b")
+_NO_BOOK_MARKERS = _MARKERS[2:]  # the markers after the two that hold "book"
 _WHAT = {BOOK: "book message", BOOK_P: "book message", TRADES: "trades", TRADES_P: "trades", KLINE: "kline",
          KLINE_P: "kline", PACK: "market24h pack", ANSWER: "answer"}
 _SIDES = ("Buy", "Sell")  # the taker's
@@ -123,6 +124,15 @@ def _ticks(levels: list) -> bool:
     [0, 2**53), prices above 0."""
     return not levels or (min(map(min, levels)) >= 0 and max(map(max, levels)) < _EXACT
                           and min(map(_LEVEL_PRICE, levels)) > 0)
+
+
+def kind_of(data: bytes) -> bytes | None:
+    """The kind of a message: the first of ``_MARKERS`` it holds (None: none of ours). One scan
+    for ``book`` tells whether the two book markers need looking for (a trade snapshot is long)."""
+    for marker, key in (_MARKERS if b"book" in data else _NO_BOOK_MARKERS):
+        if marker in data:
+            return key
+    return None
 
 
 class PhemexScheme(Scheme):
@@ -223,10 +233,7 @@ class PhemexScheme(Scheme):
     # --- frames -------------------------------------------------------------------------------
     def _route(self, conn: Connection, data: bytes) -> bytes | None:
         """The kind of a message, from the key only that kind holds (None: none of ours)."""
-        for marker, key in _MARKERS:
-            if marker in data:
-                return key
-        return None
+        return kind_of(data)
 
     def _on_unrouted(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         """A frame that does not start as a book message: its kind by ``_route``, then that
