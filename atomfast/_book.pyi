@@ -112,6 +112,14 @@ class L2Book:
         floats equal to float() of the strings); then, with ``depth`` > 0, truncation to
         ``depth`` levels a side with a size-0.0 row per dropped level. Returns the flags.
         ValueError (book unchanged) on any bad level."""
+    def apply_scaled_sides(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
+                           rows: _Rows, row_type: type[tuple], exchange: str, symbol: str, event_ms: int,
+                           atom_us: int) -> int:
+        """``apply_sides`` (no ``depth``) of levels whose prices and sizes are ints already at the
+        book's scale (scaled integers: Phemex's ``[priceEp, size]``), each set as ``apply_ticks``
+        sets it; the rows' floats ticks / 10**scale. Every level read before any is applied:
+        TypeError for a value not an int, ValueError for a negative one, one of 2**53 ticks or
+        more (apply that level as text with ``apply_sides``) or a zero price; book unchanged."""
     def apply_update(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None,
                      rows_of: Callable[[str], _Rows], row_type: type[tuple], spread_type: type[tuple],
                      exchange: str, symbol: str, recv_ns: int, depth: int = 0, checksum: int = ...,

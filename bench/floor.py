@@ -411,18 +411,20 @@ def poloniex(frames: list[bytes]) -> int:
 
 
 def phemex(frames: list[bytes]) -> int:
-    """Phemex (``PhemexScheme``): the kind from a key only that kind holds (the scheme's
-    ``_route``), then that kind's decoder, once."""
+    """Phemex (``PhemexScheme``): a frame that starts ``{"book":`` is a book message (the
+    scheme's ``ByteAfter``); another's kind is from a key only that kind holds (the scheme's
+    ``_route``: ``kind_of``); then that kind's decoder, once."""
     from atomfast.exchanges.phemex import handler as h
     from atomfast.exchanges.phemex import messages as m
 
     decoders = {h.BOOK: m.book_decoder.decode, h.BOOK_P: m.book_p_decoder.decode, h.TRADES: m.trades_decoder.decode,
                 h.TRADES_P: m.trades_p_decoder.decode, h.KLINE: m.kline_decoder.decode,
                 h.KLINE_P: m.kline_p_decoder.decode, h.PACK: m.pack_decoder.decode, h.ANSWER: m.answer_decoder.decode}
-    markers = h._MARKERS
+    kind_of = h.kind_of
+    book = h.BOOK
     n = 0
     for data in frames:
-        key = next((k for marker, k in markers if marker in data), None)
+        key = book if data[:8] == b'{"book":' else kind_of(data)
         try:
             if key is not None:
                 decoders[key](data)

@@ -1799,6 +1799,20 @@ cdef inline int _parse_unsigned(object value, int scale, str what, int64_t* out,
     return 0
 
 
+cdef inline int64_t _tick_value(object value, str what) except -1:
+    """A level's price or size sent as an integer already at the book's scale (a scaled
+    integer: Phemex's ``priceEp``): an int in [0, 2**53) (``EXACT_FLOAT``: a row's float is
+    then ticks / 10**scale, as float() of its text), else ValueError (TypeError: not an int)."""
+    cdef int overflow = 0
+    cdef long long v
+    if not PyLong_CheckExact(value):
+        raise TypeError(f"{what} {value!r}: expected an int (ticks)")
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or v < 0 or v >= EXACT_FLOAT:
+        raise ValueError(f"{what} {value!r} (ticks) is not in [0, 2**53)")
+    return v
+
+
 cdef inline Py_ssize_t _batch_len(object levels) except -1:
     if levels is None:
         return 0
@@ -2714,6 +2728,52 @@ cdef class L2Book:
         self._forget_check()
         return self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
                                   depth)
+
+    def apply_scaled_sides(self, int first, first_levels, second_levels, rows, type row_type,
+                           exchange, symbol, event_ms, atom_us):
+        """``apply_sides`` (without ``depth``) of levels whose prices and sizes are integers
+        already at the book's scale, as a venue sending scaled integers has them (Phemex's
+        ``[priceEp, size]``): each level as ``apply_ticks`` sets it (written with the book's
+        decimals), the rows' floats ticks / 10**scale (what float() of that text gives).
+
+        EVERY level is read before any is applied: a value that is not an int (TypeError), a
+        negative one, one of 2**53 ticks or more (its float needs the text: apply such a level
+        as text with ``apply_sides``) or a zero price raises ValueError and leaves the book
+        unchanged. Returns the flags (as ``apply_sides``)."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Parsed* lv
+        cdef int64_t ems = 0, aus = 0
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        self._forget_check()
+        if n1 + n2 == 0:
+            return 0
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        lv = self._scratch(n1 + n2)
+        self._tick_batch(first_levels, n1, lv)
+        self._tick_batch(second_levels, n2, lv + n1)
+        return self._apply_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus, 0)
+
+    cdef int _tick_batch(self, object levels, Py_ssize_t n, Parsed* out) except -1:
+        """``_parse_batch`` of levels sent as scaled integers (``apply_scaled_sides``)."""
+        cdef Py_ssize_t i
+        cdef PyObject* po
+        cdef PyObject* so
+        cdef object item
+        for i in range(n):
+            item = _batch_item(levels, i)
+            _level_item(item, &po, &so)
+            out[i].item = <PyObject*>item
+            out[i].price = _tick_value(<object>po, "price")
+            if out[i].price == 0:
+                raise ValueError(f"invalid price {<object>po!r}: zero")
+            out[i].size = _tick_value(<object>so, "size")
+            out[i].pdec = self.pscale
+            out[i].sdec = self.sscale
+        return 0
 
     cdef int _apply_parsed(self, int first, Parsed* lv, Py_ssize_t n1, Py_ssize_t n2, object rows, type row_type,
                            object exchange, object symbol, object event_ms, object atom_us, int64_t ems,

@@ -236,6 +236,33 @@ def test_trade_snapshot_on_a_later_subscription_publishes_only_newer_trades():
     assert h.metrics.errors.total == 0
 
 
+def test_trades_values_refused_by_the_decoder_are_said_by_the_schemes_checks():
+    """The trades decoder checks the values (``m.Trades``); what it refuses is decoded again
+    and the scheme's own checks say what is wrong, in the same words, first fault first. A
+    value its bounds leave out but the scheme takes (a time of 2**64 ns) is still published."""
+    h = Harness(PhemexScheme, listing(), strict=False)
+    ts = 1625342244127000000
+    for sym, rows in [("XMRUSD", [[ts, "Buy", 12345678, 1], [ts, "Buy", -5, 1], [ts, "Hold", 1, 1]]),
+                      ("XMRUSD", [[ts, "Hold", 1, 1], [ts, "Buy", 1, -1]]),
+                      ("XMRUSD", [[ts, "Buy", 1, 10**15]]),  # contracts: below 1e15 once scaled
+                      ("sGRTUSDT", [[ts, "Buy", 2**63, 1]]),
+                      ("sGRTUSDT", [[-1, "Buy", 1, 1]]),
+                      ("sGRTUSDT", [[ts, "Buy", "12", 1]]),
+                      ("no market", [[ts, "Buy", -1, 1]])]:
+        h.feed({"sequence": 1, "symbol": sym, "trades": rows, "type": "incremental"})
+    assert [(k, d) for k, d, _ in h.reports] == [
+        ("phemex: malformed trades", "scaled number out of range: -5"),
+        ("phemex: malformed trades", "scaled number out of range: -1"),
+        ("phemex: malformed trades", f"{ts} 'Buy' 0.0001 1000000000000000.0"),
+        ("phemex: malformed trades", "scaled number out of range: 9223372036854775808"),
+        ("phemex: malformed trades", "-1 'Buy' 1e-08 1e-08"),
+        ("phemex: malformed trades", "Expected `int`, got `str` - at `$.trades[0][2]`"),
+        ("phemex: unknown market", "'no market'")]
+    assert h.records == []
+    h.feed({"sequence": 1, "symbol": "XMRUSD", "trades": [[2**64, "Sell", 1, 10**15 - 1]], "type": "incremental"})
+    assert h.events("trades") == [Trade(EX, "XMR-USD-PERP", 0.0001, 1e15 - 1, "sell", "", 2**64 // 10**6, T0 // 1000)]
+
+
 # --------------------------------------------------------------------------------------------
 # the sync rule on real messages: duplicate, reorder, drop, malformed
 

@@ -61,15 +61,17 @@ Keep-alive: ``server.ping`` every 5 s (the docs: less than 30 s, 5 s recommended
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Sequence
 
 from ...book import ASK, BID, parse_ticks
 from ...events import Candle, FundingRate, Lob, OpenInterest
+from ...kit.dispatch import ByteAfter
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .parse import (MAX_FLOAT, MAX_VALUE, guess_instrument, hedged, is_plain, ns_ok, ok_float, parse_products, scaled_float,
-                    scaled_text)
+from .parse import (MAX_FLOAT, MAX_NS, MAX_SCALED, MAX_VALUE, guess_instrument, hedged, is_plain, ns_ok, ok_float,
+                    parse_products, scaled_float, scaled_text)
 
 # route keys (read on the raw bytes by ``_route``)
 BOOK, BOOK_P, TRADES, TRADES_P, KLINE, KLINE_P, PACK, ANSWER = (b"book", b"book_p", b"trades", b"trades_p",
@@ -77,9 +79,20 @@ BOOK, BOOK_P, TRADES, TRADES_P, KLINE, KLINE_P, PACK, ANSWER = (b"book", b"book_
 _MARKERS = ((b'"book":', BOOK), (b'"orderbook_p":', BOOK_P), (b'"trades":', TRADES), (b'"trades_p":', TRADES_P),
             (b'"kline":', KLINE), (b'"kline_p":', KLINE_P), (b'"perp_market24h_pack_p.update"', PACK),
             (b'"result":', ANSWER), (b'"error":', ANSWER))
+#: the byte after ``{"`` of a frame that starts ``{"book":`` (``dispatch``)
+_LEAD_BOOK = ord("b")
+_NO_BOOK_MARKERS = _MARKERS[2:]  # the markers after the two that hold "book"
 _WHAT = {BOOK: "book message", BOOK_P: "book message", TRADES: "trades", TRADES_P: "trades", KLINE: "kline",
          KLINE_P: "kline", PACK: "market24h pack", ANSWER: "answer"}
 _SIDES = ("Buy", "Sell")  # the taker's
+_TIME, _PRICE, _SIZE = itemgetter(0), itemgetter(2), itemgetter(3)  # a scaled trade's
+#: 10**scale (a scaled integer's divisor: ``p / _TEN[scale]`` is ``scaled_float(p, scale)``)
+_TEN = tuple(10**k for k in range(19))
+_LEVEL_PRICE = itemgetter(0)
+#: ticks below this are applied as they are (``L2Book.apply_scaled_sides``), from it as text
+_EXACT = 2**53
+#: from this scale on a scaled integer below 2**63 is below 1e15 (``MAX_VALUE``) once scaled
+_BOUNDED = next(k for k in range(19) if MAX_SCALED / 10**k < MAX_VALUE)
 _INTERVALS = {60: "1m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 14400: "4h", 86400: "1d", 604800: "1w",
               2592000: "1M", 7776000: "3M", 31104000: "1y"}
 _PACK = "perp_market24h_pack"
@@ -105,6 +118,23 @@ def _text_float(v, signed: bool = False) -> float | None:
     return x if ok_float(x) else None
 
 
+def _ticks(levels: list) -> bool:
+    """Whether a scaled book message's levels (msgspec's ``(int, int)`` pairs) are all what
+    ``L2Book.apply_scaled_sides`` takes and ``scaled_text`` + ``check_sides`` would: values in
+    [0, 2**53), prices above 0."""
+    return not levels or (min(map(min, levels)) >= 0 and max(map(max, levels)) < _EXACT
+                          and min(map(_LEVEL_PRICE, levels)) > 0)
+
+
+def kind_of(data: bytes) -> bytes | None:
+    """The kind of a message: the first of ``_MARKERS`` it holds (None: none of ours). One scan
+    for ``book`` tells whether the two book markers need looking for (a trade snapshot is long)."""
+    for marker, key in (_MARKERS if b"book" in data else _NO_BOOK_MARKERS):
+        if marker in data:
+            return key
+    return None
+
+
 class PhemexScheme(Scheme):
     exchange = "phemex"
     websocket_endpoints = (WebsocketEndpoint("wss://phemex.com/ws"),)
@@ -122,13 +152,17 @@ class PhemexScheme(Scheme):
     silence_timeout = 20.0
     #: kline interval subscribed (seconds)
     kline_interval = 60
-    dispatch = Dispatch({BOOK: "_on_book", BOOK_P: "_on_book_p", TRADES: "_on_trades", TRADES_P: "_on_trades_p",
-                         KLINE: "_on_kline", KLINE_P: "_on_kline_p", PACK: "_on_pack", ANSWER: "_on_answer"},
-                        prefilter="_route",
-                        decoders={BOOK: m.book_decoder, BOOK_P: m.book_p_decoder, TRADES: m.trades_decoder,
-                                  TRADES_P: m.trades_p_decoder, KLINE: m.kline_decoder, KLINE_P: m.kline_p_decoder,
-                                  PACK: m.pack_decoder, ANSWER: m.answer_decoder},
-                        fallback="_on_other", refused="_on_invalid")
+    #: the common frame, a scaled book message (``{"book":..``), routed in C (what ``_route``
+    #: says of it: ``BOOK``); every other frame goes to ``_on_unrouted``, which routes it by
+    #: ``_route`` through the same table
+    dispatch = Dispatch({_LEAD_BOOK: "_on_book", BOOK: "_on_book", BOOK_P: "_on_book_p", TRADES: "_on_trades",
+                         TRADES_P: "_on_trades_p", KLINE: "_on_kline", KLINE_P: "_on_kline_p", PACK: "_on_pack",
+                         ANSWER: "_on_answer"},
+                        prefilter=ByteAfter(b"{", b'"', end=2, only={_LEAD_BOOK: (b'book":',)}),
+                        decoders={_LEAD_BOOK: m.book_decoder, BOOK: m.book_decoder, BOOK_P: m.book_p_decoder,
+                                  TRADES: m.trades_decoder, TRADES_P: m.trades_p_decoder, KLINE: m.kline_decoder,
+                                  KLINE_P: m.kline_p_decoder, PACK: m.pack_decoder, ANSWER: m.answer_decoder},
+                        fallback="_on_unrouted", refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
@@ -199,10 +233,21 @@ class PhemexScheme(Scheme):
     # --- frames -------------------------------------------------------------------------------
     def _route(self, conn: Connection, data: bytes) -> bytes | None:
         """The kind of a message, from the key only that kind holds (None: none of ours)."""
-        for marker, key in _MARKERS:
-            if marker in data:
-                return key
-        return None
+        return kind_of(data)
+
+    def _on_unrouted(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A frame that does not start as a book message: its kind by ``_route``, then that
+        route's decoder and handler (as the dispatch runs a route: a refusal to ``_on_invalid``)."""
+        key = self._route(conn, data)
+        if key is None:
+            self._on_other(conn, data, recv_ns)
+            return
+        try:
+            msg = self.dispatch.decoders[key].decode(data)
+        except DECODE_ERRORS as exc:
+            self._on_invalid(conn, data, recv_ns, exc)
+            return
+        self.route(key)(conn, msg, data, recv_ns)
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         try:
@@ -215,6 +260,14 @@ class PhemexScheme(Scheme):
     def _on_invalid(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
         """A frame its kind's decoder refused: counted; a book message resyncs its book."""
         key = self._route(conn, data)
+        if key is TRADES:  # the values its decoder refused: the scheme's own checks say what is wrong
+            try:
+                msg = m.trades_any_decoder.decode(data)
+            except DECODE_ERRORS as any_exc:
+                exc = any_exc  # (not a trades message: as that decoder words it)
+            else:
+                self._on_trades_any(conn, msg, data, recv_ns)
+                return
         what = f"malformed {_WHAT.get(key, 'message')}"
         try:
             native = m.head_decoder.decode(data).symbol
@@ -231,7 +284,41 @@ class PhemexScheme(Scheme):
 
     # --- books --------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.Book, data: bytes, recv_ns: int) -> None:
+        """A scaled book message. Its values are the book's ticks (the book has the instrument's
+        scales): an in-order incremental on a live book, and a snapshot of ticks in [0, 2**53),
+        are applied as they are (``L2Book.apply_scaled_sides``); anything else goes the way of
+        decimal text (``scaled_text``, ``_book``), which says what is wrong with it."""
         native = msg.symbol
+        seq, ts, kind = msg.sequence, msg.timestamp, msg.type
+        symbol = self._symbols.get(native)
+        book = self.books.get(native)
+        if (book is not None and symbol is not None and kind == "incremental" and native not in self.unsynced
+                and 0 <= ts < MAX_NS and seq > self.sequences[native]):
+            # the common case: an incremental message on a live book, in order (what ``_book``
+            # checks first, checked); its scaled integers are the book's ticks (the book has the
+            # instrument's scales): applied as they are
+            sides = msg.book
+            event_ms = ts // 1_000_000
+            atom_us = recv_ns // 1000
+            try:
+                flags = book.apply_scaled_sides(BID, sides.bids, sides.asks, self.rows("lob"), Lob, self.exchange,
+                                                symbol, event_ms, atom_us)
+            except BOOK_ERRORS:
+                pass  # (nothing applied) a value out of range, or 2**53 ticks or more: the steps below
+            else:
+                self.sequences[native] = seq
+                if flags & TOP_CHANGED:
+                    self.emit_spread(native, book, event_ms, atom_us)
+                return
+        elif kind == "snapshot" and 0 <= ts < MAX_NS and seq >= 0:
+            # a snapshot whose values are all ticks the book takes as they are (what the text
+            # below would be, checked by ``check_sides``): no text made
+            if not self.known(native, data):
+                return
+            sides = msg.book
+            if _ticks(sides.bids) and _ticks(sides.asks):
+                self._snapshot(conn, native, sides.bids, sides.asks, seq, ts, data, recv_ns, scaled=True)
+                return
         if not self.known(native, data):
             return
         inst = self.instrument(native)
@@ -288,11 +375,12 @@ class PhemexScheme(Scheme):
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
-    def _differs(self, book, bids, asks) -> str:
-        """"" if the snapshot's levels are the book's (exact ticks), else where they differ."""
+    def _differs(self, book, bids, asks, scaled: bool = False) -> str:
+        """"" if the snapshot's levels are the book's (exact ticks), else where they differ
+        (``scaled``: the levels are ticks already, ``_ticks``)."""
         pd, sd = book.price_decimals, book.size_decimals
         for side, name, levels in ((BID, "bids", bids), (ASK, "asks", asks)):
-            want = [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in levels]
+            want = levels if scaled else [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in levels]
             want = sorted((lv for lv in want if lv[1]), reverse=side == BID)
             have = [(parse_ticks(p, pd), parse_ticks(s, sd)) for p, s in book.levels(side)]
             if want != have:
@@ -301,19 +389,21 @@ class PhemexScheme(Scheme):
         return ""
 
     def _snapshot(self, conn: Connection, native: str, bids, asks, seq: int, ts: int, data: bytes,
-                  recv_ns: int) -> None:
+                  recv_ns: int, scaled: bool = False) -> None:
+        """A snapshot's levels: decimal text, or (``scaled``) ticks that ``_ticks`` checked."""
         book = self.book(native)
-        try:
-            book.check_sides(bids, asks)
-        except BOOK_ERRORS as exc:
-            self._malformed(conn, native, str(exc), data, recv_ns)
-            return
+        if not scaled:
+            try:
+                book.check_sides(bids, asks)
+            except BOOK_ERRORS as exc:
+                self._malformed(conn, native, str(exc), data, recv_ns)
+                return
         if native in self.sequences and native not in self.unsynced:  # a live book: verify it
             last = self.sequences[native]
             if seq < last:
                 self.gap(conn, native, f"snapshot sequence {seq} below the book's {last}", recv_ns, kind="sequence")
                 return
-            differs = self._differs(book, bids, asks)
+            differs = self._differs(book, bids, asks, scaled)
             if not differs:
                 self.metrics.checksum_ok += 1
                 self.sequences[native] = seq
@@ -327,12 +417,31 @@ class PhemexScheme(Scheme):
         event_ms = ts // 1_000_000
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us)
+        apply = book.apply_scaled_sides if scaled else book.apply_sides
+        apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us)
         self.sequences[native] = seq
         self.emit_spread(native, book, event_ms, atom_us)
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.Trades, data: bytes, recv_ns: int) -> None:
+        """A scaled trades message whose values its decoder checked (``m.Trades``)."""
+        native = msg.symbol
+        if not self.known(native, data):
+            return
+        trades, kind = msg.trades, msg.type
+        if trades and (kind == "snapshot" or kind == "incremental"):
+            inst = self.instrument(native)
+            pd, sd = inst.price_decimals, inst.size_decimals
+            pdiv, sdiv = _TEN[pd], _TEN[sd]
+            # below 1e15 once scaled: sure from 4 decimals on (the decoder's bound, 2**63)
+            if ((pd >= _BOUNDED or max(map(_PRICE, trades)) / pdiv < MAX_VALUE)
+                    and (sd >= _BOUNDED or max(map(_SIZE, trades)) / sdiv < MAX_VALUE)):
+                self._scaled_trades(native, trades, max(map(_TIME, trades)), kind, pdiv, sdiv, recv_ns)
+                return
+        self._on_trades_any(conn, msg, data, recv_ns)
+
+    def _on_trades_any(self, conn: Connection, msg: m.Trades | m.TradesAny, data: bytes, recv_ns: int) -> None:
+        """A scaled trades message, every value checked here (what is wrong with it said)."""
         native = msg.symbol
         if not self.known(native, data):
             return
@@ -344,6 +453,24 @@ class PhemexScheme(Scheme):
             self.bad_input("malformed trades", str(exc), data)
             return
         self._trades(native, rows, msg.type, data, recv_ns)
+
+    def _scaled_trades(self, native: str, trades: list, newest: int, kind: str, pdiv: int, sdiv: int,
+                       recv_ns: int) -> None:
+        """``_trades`` of a scaled message whose every row is valid (``newest``: its newest time);
+        a price or size is ``scaled_float``'s float (``p / 10**scale``, correctly rounded)."""
+        last = self._last_trade.get(native)
+        self._last_trade[native] = newest if last is None or newest > last else last
+        if kind == "snapshot":
+            if last is None:
+                return  # history from before the first subscription
+            rows = [r for r in reversed(trades) if r[0] > last]
+        else:
+            rows = trades[::-1]
+        rows.sort(key=_TIME)  # newest first as sent: oldest first (stable for trades of one time)
+        atom_us = recv_ns // 1000
+        write, exchange, symbol = self.rows("trades").trade, self.exchange, self._symbols[native]
+        for ts, side, p, q in rows:
+            write(exchange, symbol, p / pdiv, q / sdiv, side == "Buy", "", ts // 1_000_000, atom_us)
 
     def _on_trades_p(self, conn: Connection, msg: m.TradesP, data: bytes, recv_ns: int) -> None:
         native = msg.symbol

@@ -12,10 +12,10 @@ Public-Contract-API-en.md and Public-Hedged-Perpetual-API.md of github.com/pheme
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
-from msgspec import Raw, Struct
+from msgspec import Meta, Raw, Struct
 
 
 class ScaledSides(Struct, gc=False):
@@ -49,8 +49,26 @@ class BookP(Struct, gc=False):
     type: str
 
 
+#: what the scheme accepts of a scaled trade's values (``parse.scaled_float``: an int in
+#: [0, 2**63); ``parse.ns_ok``; a price above 0; the taker's side), checked as it is decoded
+_TIME_NS = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+_PRICE_EP = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+_SIZE = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+
+
 class Trades(Struct, gc=False):
-    """``trade`` (scaled): rows [timestamp ns, "Buy"|"Sell" (the taker), priceEp, size]."""
+    """``trade`` (scaled): rows [timestamp ns, "Buy"|"Sell" (the taker), priceEp, size], their
+    values checked in the decoder: a message it refuses is decoded again as ``TradesAny`` to
+    say what is wrong (the scheme's checks)."""
+
+    trades: list[tuple[_TIME_NS, Literal["Buy", "Sell"], _PRICE_EP, _SIZE]]
+    symbol: str
+    type: str
+    sequence: int = 0
+
+
+class TradesAny(Struct, gc=False):
+    """``Trades`` without the checks of its values."""
 
     trades: list[tuple[int, str, int, int]]
     symbol: str
@@ -118,6 +136,7 @@ class Head(Struct, gc=False):
 book_decoder = msgspec.json.Decoder(Book)
 book_p_decoder = msgspec.json.Decoder(BookP)
 trades_decoder = msgspec.json.Decoder(Trades)
+trades_any_decoder = msgspec.json.Decoder(TradesAny)
 trades_p_decoder = msgspec.json.Decoder(TradesP)
 kline_decoder = msgspec.json.Decoder(Kline)
 kline_p_decoder = msgspec.json.Decoder(KlineP)
