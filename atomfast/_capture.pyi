@@ -26,3 +26,7 @@ def last_header(data: bytes, start: int, end: int) -> int:
 def rest_body(data: bytes | bytearray, start: int, end: int) -> bytes:
     """``bytes(data[start:end])``; a body of 64 KiB or more equal to one handed out before in this
     process: that very object (at most 32 MiB of them kept, the oldest forgotten first)."""
+
+def bytes_literal(payload: bytes) -> bytes | None:
+    """The value of ``payload``, a bytes literal as ``repr(bytes)`` writes it (printable ASCII, the
+    quote and the common escapes escaped); None for any other text (the Python reader decides)."""

@@ -3258,16 +3258,20 @@ cdef class L2Book:
         kept, nothing raised) where a text is not of that shape, or holds a number the book
         refuses or one of 2**53 ticks or more (its row is made from the text): the caller then
         decodes the levels and takes ``check_sides``, which says why."""
+        return self._check_json(first_text, second_text, False)
+
+    cdef bint _check_json(self, first_text, second_text, bint more) except -1:
+        """``check_json_sides`` (``more``: ``check_json_lists``)."""
         cdef Py_ssize_t n1, n2, len1, len2
         cdef const char* s1 = _buffer(first_text, &len1)
         cdef const char* s2 = _buffer(second_text, &len2)
         cdef Parsed* lv
         self._forget_check()
         lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
-        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv)
+        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv, more)
         if n1 < 0:
             return False
-        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1)
+        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1, more)
         if n2 < 0:
             return False
         self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
@@ -3341,20 +3345,7 @@ cdef class L2Book:
         where a text is not of that shape, or holds a number the book refuses or one of 2**53
         ticks or more: the caller then decodes the levels and takes ``check_sides`` or
         ``apply_sides``, which say why."""
-        cdef Py_ssize_t n1, n2, len1, len2
-        cdef const char* s1 = _buffer(first_text, &len1)
-        cdef const char* s2 = _buffer(second_text, &len2)
-        cdef Parsed* lv
-        self._forget_check()
-        lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
-        n1 = _json_lists(s1, len1, self.pscale, self.sscale, lv)
-        if n1 < 0:
-            return False
-        n2 = _json_lists(s2, len2, self.pscale, self.sscale, lv + n1)
-        if n2 < 0:
-            return False
-        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
-        return True
+        return self._check_json(first_text, second_text, True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -4172,7 +4163,7 @@ def json_levels(text):
     to judge."""
     cdef Py_ssize_t n
     cdef const char* s = _buffer(text, &n)
-    return _json_levels(s, n, 0, 0, NULL) >= 0
+    return _json_levels(s, n, 0, 0, NULL, False) >= 0
 
 
 cdef inline Py_ssize_t _json_space(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -4215,11 +4206,13 @@ cdef inline bint _json_number(const char* s, Py_ssize_t n, int scale, int64_t* o
     return True
 
 
-cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out) noexcept nogil:
+cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out,
+                             bint more) noexcept nogil:
     """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` strings (each parsed
     into ``out``, at the scales, where ``out`` is not NULL: a price > 0), or -1 where it is
-    anything else (``json_levels``), or (parsing) a number is refused."""
-    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    anything else (``json_levels``), or (parsing) a number is refused. ``more``: a level may hold
+    more strings after the size (``json_level_lists``), checked to be plain strings, not read."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, e
     if i >= n or s[i] != 91:
         return -1
     i = _json_space(s, i + 1, n)
@@ -4240,6 +4233,11 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
         if z1 < 0:
             return -1
         i = _json_space(s, z1 + 1, n)
+        while more and i < n and s[i] == 44:    # the strings the book does not read
+            e = _json_string(s, _json_space(s, i + 1, n), n)
+            if e < 0:
+                return -1
+            i = _json_space(s, e + 1, n)
         if i >= n or s[i] != 93:
             return -1
         if out != NULL:
@@ -4270,51 +4268,6 @@ def json_level_lists(text):
     Its shape only: the numbers are the book's to judge."""
     cdef Py_ssize_t n
     cdef const char* s = _buffer(text, &n)
-    return _json_lists(s, n, 0, 0, NULL) >= 0
+    return _json_levels(s, n, 0, 0, NULL, True) >= 0
 
 
-cdef Py_ssize_t _json_lists(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out) noexcept nogil:
-    """``_json_levels`` of levels of two or more strings (the first two parsed into ``out`` where
-    it is not NULL, the others only checked to be plain strings)."""
-    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, e
-    if i >= n or s[i] != 91:
-        return -1
-    i = _json_space(s, i + 1, n)
-    if i < n and s[i] == 93:
-        return -1 if _json_space(s, i + 1, n) != n else 0
-    while True:
-        if i >= n or s[i] != 91:
-            return -1
-        p0 = _json_space(s, i + 1, n)
-        p1 = _json_string(s, p0, n)
-        if p1 < 0:
-            return -1
-        i = _json_space(s, p1 + 1, n)
-        if i >= n or s[i] != 44:
-            return -1
-        z0 = _json_space(s, i + 1, n)
-        z1 = _json_string(s, z0, n)
-        if z1 < 0:
-            return -1
-        i = _json_space(s, z1 + 1, n)
-        while i < n and s[i] == 44:         # the strings the book does not read
-            e = _json_string(s, _json_space(s, i + 1, n), n)
-            if e < 0:
-                return -1
-            i = _json_space(s, e + 1, n)
-        if i >= n or s[i] != 93:
-            return -1
-        if out != NULL:
-            if not _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec) or out[k].price == 0:
-                return -1
-            if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
-                return -1
-            out[k].item = NULL
-        k += 1
-        i = _json_space(s, i + 1, n)
-        if i < n and s[i] == 44:
-            i = _json_space(s, i + 1, n)
-            continue
-        if i < n and s[i] == 93:
-            return k if _json_space(s, i + 1, n) == n else -1
-        return -1

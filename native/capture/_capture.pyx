@@ -13,6 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_FromLongLong
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.string cimport memchr, memcmp
 
@@ -278,7 +279,10 @@ cdef class FrameReader:
                         return None
                 payload = PyBytes_FromStringAndSize(s + colon + 2, length - colon - 2)
                 if length - colon - 2 >= 2 and s[colon + 2] == 98 and (s[colon + 3] == 39 or s[colon + 3] == 34):
-                    data = _bytes_literal(payload)  # b'...' / b"...": a binary frame
+                    # b'...' / b"...": a binary frame (repr's common form in C, else the Python way)
+                    data = _literal(s + colon + 2, length - colon - 2)
+                    if data is None:
+                        data = _bytes_literal(payload)
                     if data is None:
                         self._bad(s, length, "not a frame (bad bytes literal)")
                         return None
@@ -431,3 +435,91 @@ def rest_body(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end) -
     while _interned_size > INTERN_BUDGET:
         _interned_size -= PyBytes_GET_SIZE(<bytes>_interned.pop(0))
     return b
+
+
+# --- a binary frame as cryptofeed writes it: repr(bytes) ---------------------------------------
+
+#: a hex digit's value by its byte, -1 for any other byte
+cdef signed char _HEX[256]
+for _i in range(256):
+    _HEX[_i] = -1
+for _i, _c in enumerate(bytearray(b"0123456789abcdef")):
+    _HEX[_c] = _i
+for _i, _c in enumerate(bytearray(b"ABCDEF")):
+    _HEX[_c] = 10 + _i
+#: the byte a one-letter escape stands for (\\ \' \" \n \r \t \a \b \f \v), 0 for none
+cdef char _ESCAPED[256]
+for _i in range(256):
+    _ESCAPED[_i] = 0
+for _c, _v in zip(bytearray(b"\\'\"nrtabfv"), bytearray(b"\\'\"\n\r\t\a\b\f\v")):
+    _ESCAPED[_c] = _v
+
+
+cdef object _literal(const char* s, Py_ssize_t n):
+    r"""The value of the bytes literal ``s[:n]`` (``b'...'`` or ``b"..."``) in the form
+    ``repr(bytes)`` writes: printable ASCII between the quotes, the quote escaped, the escapes
+    ``\\ \' \" \t \n \r \xhh`` (and ``\a \b \f \v``, octal up to ``\377``). None for
+    anything else (``atomfast.capture._bytes_literal`` then decides, as before): what it returns
+    is what that function returns for the same text."""
+    cdef char quote
+    cdef unsigned char c
+    cdef char* out
+    cdef Py_ssize_t i, k = 0, end
+    cdef int h, l, v, d
+    if n < 3 or s[0] != 98:
+        return None
+    quote = s[1]
+    end = n - 1
+    if (quote != 39 and quote != 34) or s[end] != quote:
+        return None
+    out = <char*>PyMem_Malloc(n if n > 1 else 1)
+    if out == NULL:
+        raise MemoryError()
+    try:
+        i = 2
+        while i < end:
+            c = <unsigned char>s[i]
+            if c != 92:
+                if c < 32 or c > 126 or c == <unsigned char>quote:
+                    return None         # not printable, or a quote not escaped: not repr's form
+                out[k] = <char>c
+                k += 1
+                i += 1
+                continue
+            if i + 1 >= end:
+                return None             # a lone backslash at the end
+            c = <unsigned char>s[i + 1]
+            i += 2
+            if c == 120:                # \xhh (repr's escape of every other byte): two hex digits
+                if i + 1 >= end:
+                    return None
+                h = _HEX[<unsigned char>s[i]]
+                l = _HEX[<unsigned char>s[i + 1]]
+                if h < 0 or l < 0:
+                    return None
+                out[k] = <char>(h * 16 + l)
+                i += 2
+            elif _ESCAPED[c]:
+                out[k] = _ESCAPED[c]
+            elif 48 <= c <= 55:         # \o, \oo, \ooo
+                v = c - 48
+                for d in range(2):
+                    if i < end and 48 <= s[i] <= 55:
+                        v = v * 8 + (s[i] - 48)
+                        i += 1
+                    else:
+                        break
+                if v > 255:
+                    return None
+                out[k] = <char>v
+            else:
+                return None             # an escape repr does not write
+            k += 1
+        return PyBytes_FromStringAndSize(out, k)
+    finally:
+        PyMem_Free(out)
+
+
+def bytes_literal(payload: bytes):
+    """``_literal`` of ``payload`` (tests): its value, or None where it is not repr's form."""
+    return _literal(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))

@@ -322,3 +322,26 @@ def test_large_rest_body_is_one_object_per_content(tmp_path):
     _read_cryptofeed_rest(small, short)
     assert short.rest == {url: [(1626099300500000000, b'{"a":1}')]}
     assert _capture.rest_body(b"x" * 10, 2, 5) == b"xxx" and _capture.rest_body(b"abc", 2, 1) == b""
+
+
+def test_binary_frames_read_in_c_as_the_python_reader_reads_them():
+    """``repr(bytes)``'s form decoded in C (``_capture.bytes_literal``): every byte string's repr
+    gives the bytes back; any other text is None there and the Python reader decides; where
+    both decode, they agree."""
+    from atomfast import _capture
+
+    rnd = random.Random(11)
+    for _ in range(3000):
+        data = bytes(rnd.choice((rnd.randrange(256), 39, 34, 92, 10, 0))
+                     for _ in range(rnd.randint(0, 40)))
+        assert _capture.bytes_literal(repr(data).encode()) == data
+    odd = [b"b'\\q'", b"b'\\x4'", b"b'\\x4g'", b"b'\\777'", b"b'\\400'", b"b'\\'", b"b'a'b'", b"b'ab", b"b'",
+           b"b\"a'b\"", b"b'\\101\\0\\12\\3777'", b"b'\\a\\b\\f\\v'", b"b'\\\n'", b"b'\xe9'", b"b'\\x41\\X41'",
+           b"b'\\\\\\''", b"x'a'", b"b\"\\\"\""]
+    for text in odd:
+        fast = _capture.bytes_literal(text)
+        assert fast is None or fast == C._bytes_literal(text), text
+    assert [_capture.bytes_literal(t) for t in odd] == [
+        None, None, None, None, None, None, None, None, None,
+        b"a'b", b"A\x00\n\xff7", b"\x07\x08\x0c\x0b", None, None, None,
+        b"\\'", None, b'"']

@@ -637,14 +637,20 @@ class _KrakenCountingBook(KrakenSpotV1Scheme):
         super()._on_book(conn, msg, data, recv_ns)
 
 
-def _kraken_book(scheme_cls=KrakenSpotV1Scheme) -> tuple[Harness, tuple[int, bytes]]:
-    """A harness fed the book capture up to channel 1664's (WAVES/EUR) first update; that update."""
-    path = fixture_path(KRAKEN_BOOK)
+def _fed_up_to(scheme_cls, capture: str, listing_cls, frame: bytes) -> tuple[Harness, tuple[int, bytes]]:
+    """A harness of ``scheme_cls`` (the capture's listing read as ``listing_cls``'s) fed the
+    capture up to ``frame``; that frame (time, data)."""
+    path = fixture_path(capture)
     frames = list(recv_frames(path))
-    i = next(k for k, (_, d) in enumerate(frames) if d == KRAKEN_FIRST_UPDATE)
-    h = Harness(scheme_cls, capture_instruments(path, KrakenSpotV1Scheme))
+    i = next(k for k, (_, d) in enumerate(frames) if d == frame)
+    h = Harness(scheme_cls, capture_instruments(path, listing_cls))
     h.feed_all(frames[:i])
     return h, frames[i]
+
+
+def _kraken_book(scheme_cls=KrakenSpotV1Scheme) -> tuple[Harness, tuple[int, bytes]]:
+    """A harness fed the book capture up to channel 1664's (WAVES/EUR) first update; that update."""
+    return _fed_up_to(scheme_cls, KRAKEN_BOOK, KrakenSpotV1Scheme, KRAKEN_FIRST_UPDATE)
 
 
 def test_kraken_book_updates_are_declared_and_give_what_the_handler_gave_on_the_whole_capture():
@@ -789,12 +795,7 @@ class _KFCountingDelta(KrakenFuturesScheme):
 
 def _kf(scheme_cls=KrakenFuturesScheme) -> tuple[Harness, tuple[int, bytes]]:
     """A harness fed the Kraken Futures capture up to its first book delta; that delta."""
-    path = fixture_path(KRAKEN_FUTURES)
-    frames = list(recv_frames(path))
-    i = next(k for k, (_, d) in enumerate(frames) if d == KF_FIRST_DELTA)
-    h = Harness(scheme_cls, capture_instruments(path, KrakenFuturesScheme))
-    h.feed_all(frames[:i])
-    return h, frames[i]
+    return _fed_up_to(scheme_cls, KRAKEN_FUTURES, KrakenFuturesScheme, KF_FIRST_DELTA)
 
 
 def test_kraken_futures_deltas_are_declared_and_give_what_the_handler_gave_on_the_whole_capture():
