@@ -37,7 +37,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy, memmove, memcmp
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
-from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
 from cpython.list cimport PyList_CheckExact, PyList_GET_SIZE, PyList_GET_ITEM, PyList_Append
 from cpython.tuple cimport PyTuple_Check, PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
@@ -594,6 +594,79 @@ cdef inline int _parse(object value, int scale, bint allow_negative, str what,
     if status != P_OK:
         _raise_parse(status, value, what, scale)
     return 0
+
+
+cdef int _parse_round(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
+    """A size with more decimals than ``scale`` (or written with too many), rounded to ``scale``
+    decimals half-even, a non-zero value to at least one tick: what ``Decimal(text).quantize(
+    Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)`` gives (1 tick where that is 0), as ticks.
+    Only for ``digits[.digits][(e|E)[+-]digits]`` (a JSON number without sign), non-zero, an
+    exponent within +-400, rounding needed, and the ticks within int64: P_OK; -1 for anything
+    else (the caller decides)."""
+    cdef Py_ssize_t i = 0, i0, i1, f0 = 0, f1 = 0, L, j, keep
+    cdef int exp = 0, d, rd = 0
+    cdef bint eneg = False, sticky = False, nonzero = False
+    cdef int64_t k
+    cdef uint64_t q = 0
+    i0 = i
+    while i < n and 48 <= s[i] <= 57:
+        i += 1
+    i1 = i
+    if i1 == i0:
+        return -1
+    f0 = f1 = i
+    if i < n and s[i] == 46:                # '.'
+        i += 1
+        f0 = i
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+        f1 = i
+        if f1 == f0:
+            return -1
+    if i < n and (s[i] == 101 or s[i] == 69):   # 'e' / 'E'
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
+            i += 1
+        j = i
+        while i < n and 48 <= s[i] <= 57:
+            if exp <= 400:
+                exp = exp * 10 + (s[i] - 48)
+            i += 1
+        if i == j or exp > 400:
+            return -1
+        if eneg:
+            exp = -exp
+    if i != n:
+        return -1
+    # the digits D (integer part, then fraction): ticks = D * 10**k
+    L = (i1 - i0) + (f1 - f0)
+    k = <int64_t>exp - (f1 - f0) + scale
+    if k >= 0:
+        return -1                           # nothing to round
+    keep = L + k                            # the leading digits of D kept (may be <= 0)
+    for j in range(L):
+        d = (s[i0 + j] if j < i1 - i0 else s[f0 + j - (i1 - i0)]) - 48
+        if d:
+            nonzero = True
+        if j < keep:
+            if q > (<uint64_t>INT64_MAX - <uint64_t>d) // 10:
+                return -1
+            q = q * 10 + <uint64_t>d
+        elif j == keep:
+            rd = d
+        elif d:
+            sticky = True
+    if not nonzero:
+        return -1
+    if rd > 5 or (rd == 5 and (sticky or (q & 1))):
+        if q == <uint64_t>INT64_MAX:
+            return -1
+        q += 1
+    if q == 0:
+        q = 1
+    out[0] = <int64_t>q
+    return P_OK
 
 
 # ---------------------------------------------------------------------------------------
@@ -2890,6 +2963,134 @@ cdef class L2Book:
                          exchange, symbol, ems, aus)
         return U_OK
 
+    def replace_sides(self, int first, first_levels, second_levels, rows, type row_type,
+                      exchange, symbol, event_ms, atom_us, bint round_sizes=False):
+        """Each side replaced whole by a message's levels (the whole side as sent: HTX
+        ``depth.step0``, Hyperliquid ``l2Book``), with a row only per change: what
+        ``apply_sides(first, side_changes(book, first, first_levels), side_changes(book, other,
+        second_levels), ...)`` (``atomfast.kit.levels``) does, in one call. Per side: the levels
+        new or of another size than the book's (sizes compared as ticks), in their order (a
+        price sent twice: its second level counts as new), then every level of the book the
+        message does not name, best first, with size 0 (its row's price as the book holds it).
+        Returns the flags of that ``apply_sides`` (a crossing on the way included).
+
+        EVERY level is parsed before anything changes (as ``apply_sides``; ValueError, book
+        unchanged); the parse of a ``check_sides`` of the same lists just before is used.
+        ``round_sizes``: a size with more decimals than the book's scale (or written with too
+        many) is rounded to the scale half-even, a non-zero one to at least one tick (as
+        ``Decimal.quantize``), and then held as written with the scale's decimals; it must be a
+        JSON number without sign (ValueError for any other such size)."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Py_ssize_t c1, c2, cap, i
+        cdef Parsed* lv = NULL
+        cdef Parsed* ch
+        cdef int64_t ems = 0, aus = 0
+        cdef list keep = []
+        cdef tuple removed
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        if not round_sizes and self._checked(first_levels, n1, second_levels, n2):
+            lv = self.scratch               # parsed by check_sides
+        elif n1 + n2:
+            lv = self._scratch(n1 + n2)
+            if round_sizes:
+                self._parse_fit(first_levels, n1, lv, keep)
+                self._parse_fit(second_levels, n2, lv + n1, keep)
+            else:
+                self._parse_batch(first_levels, n1, lv)
+                self._parse_batch(second_levels, n2, lv + n1)
+        self._forget_check()
+        cap = n1 + n2 + self.sides[C_BID].count + self.sides[C_ASK].count
+        if cap == 0:
+            return 0
+        ch = <Parsed*>malloc(cap * sizeof(Parsed))
+        if ch == NULL:
+            raise MemoryError()
+        try:
+            c1 = self._side_changes(first, lv, n1, ch)
+            c2 = self._side_changes(1 - first, lv + n1, n2, ch + c1)
+            for i in range(c1 + c2):
+                if ch[i].item == NULL and ch[i].price >= EXACT_FLOAT:
+                    # a removal whose row's price is float() of the level's text (as _row reads it)
+                    removed = (_text(ch[i].price, self.pscale, ch[i].pdec), "0")
+                    keep.append(removed)
+                    ch[i].item = <PyObject*>removed
+            return self._apply_parsed(first, ch, c1, c2, rows, row_type, exchange, symbol, event_ms, atom_us, ems,
+                                      aus, 0)
+        finally:
+            free(ch)
+
+    cdef Py_ssize_t _side_changes(self, int side, Parsed* lv, Py_ssize_t m, Parsed* out) noexcept:
+        """``replace_sides``' changes of one side into ``out`` (their number): the levels ``lv``
+        that are new or of another size, then the book's levels they do not name (size 0, no
+        item), best first. The book's levels named are marked (``spare``) while this runs."""
+        cdef Side* t = &self.sides[side]
+        cdef Level* n = self.pool.n
+        cdef Py_ssize_t i, k = 0
+        cdef int32_t x
+        for i in range(m):
+            x = _find(n, t, lv[i].price)
+            if x != 0 and n[x].spare == 0:
+                n[x].spare = 1
+                if n[x].size == lv[i].size:
+                    continue
+            out[k] = lv[i]
+            k += 1
+        x = t.best
+        while x != 0:
+            if n[x].spare:
+                n[x].spare = 0
+            else:
+                out[k].price = n[x].price
+                out[k].size = 0
+                out[k].pdec = n[x].pdec
+                out[k].sdec = 0
+                out[k].item = NULL
+                k += 1
+            x = _next_worse(n, t, x)
+        return k
+
+    cdef int _parse_fit(self, object levels, Py_ssize_t n, Parsed* out, list keep) except -1:
+        """``_parse_batch`` with sizes rounded to the book's scale (``replace_sides``'
+        ``round_sizes``); a rounded size of 2**53 ticks or more gets a level of its rounded text
+        (held in ``keep``) for its row's float."""
+        cdef Py_ssize_t i, ln
+        cdef PyObject* po
+        cdef PyObject* so
+        cdef object item
+        cdef const char* b
+        cdef int status, dec
+        cdef char buf[FMT_BUF]
+        cdef tuple fitted
+        for i in range(n):
+            item = _batch_item(levels, i)
+            _level_item(item, &po, &so)
+            out[i].item = <PyObject*>item
+            _parse_unsigned(<object>po, self.pscale, "price", &out[i].price, &out[i].pdec)
+            if out[i].price == 0:
+                raise ValueError(f"invalid price {_shown(<object>po)}: zero")
+            b = _buffer(<object>so, &ln)
+            if ln and (b[0] == 43 or b[0] == 45):
+                raise ValueError(f"invalid size {_shown(<object>so)}: signed")
+            status = _parse_plain(b, ln, self.sscale, False, &out[i].size, &dec)
+            if status < 0:
+                status = _parse_dec(b, ln, self.sscale, False, &out[i].size, &dec)
+            if status != P_OK:
+                if _parse_round(b, ln, self.sscale, &out[i].size) != P_OK:
+                    _raise_parse(status, <object>so, "size", self.sscale)
+                dec = self.sscale
+                if out[i].size >= EXACT_FLOAT:
+                    fitted = (<object>po, PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, out[i].size, self.sscale,
+                                                                                     self.sscale)))
+                    keep.append(fitted)
+                    out[i].item = <PyObject*>fitted
+            out[i].sdec = dec
+        return 0
+
     cdef int64_t _checksum(self, int kind) noexcept:
         """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE): the last one
         computed where no change since touched the levels it covers, else computed."""
@@ -3819,6 +4020,56 @@ def parse_decimal(value, int decimals=8):
 def parse_ticks(value, int decimals=8):
     """The int64 ticks of a decimal string at `decimals` scale: parse_ticks("1.5", 2) == 150."""
     return parse_decimal(value, decimals)[0]
+
+
+def round_sizes(levels, int decimals=8):
+    """``levels`` ((price, size) pairs) with every size that ``parse_ticks(size, decimals)``
+    refuses rounded to ``decimals`` decimals, half-even (a non-zero size to at least one tick),
+    as ASCII bytes written with exactly ``decimals`` decimals: what ``format(Decimal(size).
+    quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_EVEN), "f").encode()`` gives. The levels
+    whose size it reads are kept as they are. A new list; None where a level is not a (price,
+    size) pair (tuple or list) or a size to round is not a JSON number without sign whose
+    rounding fits in int64 ticks: the caller rounds those itself."""
+    cdef Py_ssize_t n, i, ln
+    cdef object item, price, size
+    cdef const char* b
+    cdef int status, dec
+    cdef int64_t v
+    cdef char buf[FMT_BUF]
+    cdef list out
+    if not 0 <= decimals <= MAX_SCALE:
+        raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
+    if not (PyList_CheckExact(levels) or PyTuple_CheckExact(levels)):
+        return None
+    n = _batch_len(levels)
+    out = []
+    for i in range(n):
+        item = _batch_item(levels, i)
+        if PyTuple_CheckExact(item) and PyTuple_GET_SIZE(item) == 2:
+            price = <object>PyTuple_GET_ITEM(item, 0)
+            size = <object>PyTuple_GET_ITEM(item, 1)
+        elif PyList_CheckExact(item) and PyList_GET_SIZE(item) == 2:
+            price = <object>PyList_GET_ITEM(item, 0)
+            size = <object>PyList_GET_ITEM(item, 1)
+            item = (price, size)
+        else:
+            return None
+        if not (PyBytes_Check(size) or (PyUnicode_Check(size) and PyUnicode_IS_COMPACT_ASCII(size))
+                or (PyObject_CheckBuffer(size) and not PyByteArray_Check(size))):
+            return None
+        try:
+            b = _buffer(size, &ln)
+        except (TypeError, ValueError):
+            return None
+        status = _parse_plain(b, ln, decimals, True, &v, &dec)
+        if status < 0:
+            status = _parse_dec(b, ln, decimals, True, &v, &dec)
+        if status != P_OK:
+            if _parse_round(b, ln, decimals, &v) != P_OK:
+                return None
+            item = (price, PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, v, decimals, decimals)))
+        out.append(item)
+    return out
 
 
 cdef int _seconds_c(const char* s, Py_ssize_t n, int digits, int64_t* out) noexcept nogil:

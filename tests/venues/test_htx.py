@@ -531,3 +531,58 @@ def test_simulate_and_run_the_spot_capture(replayed):
     assert s["frames"] == 362
     assert {t: n for t, n in s["events"].items() if t != "status"} == {"lob": 5512, "spread": 251, "trades": 73}
     assert (s["gaps"], s["resyncs"], s["errors"]) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# spot depth.step0 on a live book: the message replaces it whole (L2Book.replace_sides), or is refused
+
+
+def _step0(version: int, bids: str, asks: str, native: str = "trioeth") -> bytes:
+    return (f'{{"ch":"market.{native}.depth.step0","ts":{1618678069870 + version},'
+            f'"tick":{{"bids":{bids},"asks":{asks},"version":{version},"ts":1618678069000}}}}').encode()
+
+
+def _step0_harness() -> Harness:
+    h = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+    # trioeth: 10 price decimals (8 + 2), 7 size decimals (2 + 5)
+    h.feed(_step0(1, "[[9.121E-7,92730.24],[9.12E-7,66053.68]]", "[[9.13E-7,100],[9.14E-7,5.5]]"))
+    return h
+
+
+def test_step0_changes_only_with_sizes_fitted():
+    h = _step0_harness()
+    produced = h.feed(_step0(2, "[[9.121E-7,92730.240000000001],[9.11E-7,1.123456789]]",
+                             "[[9.13E-7,100.0],[9.14E-7,5.50000015]]"))
+    lob = [(r.price, r.size, r.side) for t, r in produced if t == "lob"]
+    assert lob == [(9.11e-07, 1.1234568, "buy"), (9.12e-07, 0.0, "buy"), (9.14e-07, 5.5000002, "sell")]
+    assert [t for t, _r in produced if t == "spread"] == []
+    book = h.scheme.books["trioeth"]
+    assert book.levels(0) == [("0.0000009121", "92730.24"), ("0.000000911", "1.1234568")]
+    assert book.levels(1) == [("0.000000913", "100"), ("0.000000914", "5.5000002")]
+    assert h.reports == []
+
+
+def test_step0_refused_on_a_live_book():
+    h = _step0_harness()
+    # a negative size: nothing applied, counted, the book reloaded by the next message
+    produced = h.feed(_step0(2, "[[9.121E-7,-1]]", "[[9.13E-7,100]]"))
+    assert [t for t, _r in produced if t == "lob"] == []
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
+        ("resync", "malformed depth snapshot: invalid size b'-1': signed")]
+    assert [r[:2] for r in h.reports] == [("htx: malformed book message",
+                                           "malformed depth snapshot: invalid size b'-1': signed")]
+    # a stale version: ignored
+    h.feed(_step0(1, "[[9.121E-7,1]]", "[[9.13E-7,100]]"))
+    assert h.reports[-1][:2] == ("htx: stale depth snapshot", "trioeth: version 1 after 1")
+    # the next message loads the book again
+    produced = h.feed(_step0(3, "[[9.121E-7,1]]", "[[9.13E-7,100]]"))
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [("snapshot", "")]
+    assert [(r.price, r.size) for t, r in produced if t == "lob"] == [(9.121e-07, 1.0), (9.13e-07, 100.0)]
+
+
+def test_step0_crossed_on_a_live_book_resyncs():
+    h = _step0_harness()
+    produced = h.feed(_step0(2, "[[9.2E-7,1]]", "[[9.13E-7,100]]"))
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
+        ("resync", "snapshot book crossed: bid 9.2e-07 >= ask 9.13e-07")]
+    assert h.reports[-1][:2] == ("htx: crossed snapshot", "trioeth: book crossed: bid 9.2e-07 >= ask 9.13e-07")

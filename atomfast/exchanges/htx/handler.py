@@ -438,16 +438,34 @@ class HtxScheme(_HtxBase):
         if t.version <= last:
             self.bad_input("stale depth snapshot", f"{native}: version {t.version} after {last}", data)
             return
-        try:
-            bids, asks = self._fit(native, t.bids or [], t.asks or [])
-        except ValueError as exc:
-            self._book_lost(conn, native, f"malformed depth snapshot: {exc}"[:300], data, recv_ns)
-            return
-        self._step_versions[native] = t.version
         event_ms = msg.ts
         atom_us = recv_ns // 1000
         symbol = self._symbols[native]
         book = self.books.get(native)
+        bids, asks = t.bids or [], t.asks or []
+        if book is not None and native not in self.unsynced:
+            # the live book turned into this one in one call: a row per change (sizes fitted as
+            # ``_fit`` fits them); a message it refuses (nothing changed) takes the path below,
+            # which says why (or, for a size only ``fit_size`` reads, applies it)
+            try:
+                flags = book.replace_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms,
+                                           atom_us, round_sizes=True)
+            except BOOK_ERRORS:
+                flags = -1
+            if flags >= 0:
+                self._step_versions[native] = t.version
+                # (the flag may be a crossing within the call)
+                if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                    return
+                if flags & TOP_CHANGED:
+                    self.emit_spread(native, book, event_ms, atom_us)
+                return
+        try:
+            bids, asks = self._fit(native, bids, asks)
+        except ValueError as exc:
+            self._book_lost(conn, native, f"malformed depth snapshot: {exc}"[:300], data, recv_ns)
+            return
+        self._step_versions[native] = t.version
         if book is None or native in self.unsynced:
             book = self.begin_snapshot(native, recv_ns, event_ms)
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
