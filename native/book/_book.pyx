@@ -2552,6 +2552,9 @@ cdef class L2Book:
     # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
     cdef object chk_first, chk_second
     cdef Py_ssize_t chk_n1, chk_n2
+    # check_json_numbers: the level items it made (values of 2**53 ticks or more), which the kept
+    # parse borrows
+    cdef object chk_keep
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2982,12 +2985,9 @@ cdef class L2Book:
         JSON number without sign (ValueError for any other such size)."""
         cdef Py_ssize_t n1 = _batch_len(first_levels)
         cdef Py_ssize_t n2 = _batch_len(second_levels)
-        cdef Py_ssize_t c1, c2, cap, i
         cdef Parsed* lv = NULL
-        cdef Parsed* ch
         cdef int64_t ems = 0, aus = 0
         cdef list keep = []
-        cdef tuple removed
         _check_side(first)
         if not PyType_IsSubtype(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
@@ -3004,6 +3004,19 @@ cdef class L2Book:
                 self._parse_batch(first_levels, n1, lv)
                 self._parse_batch(second_levels, n2, lv + n1)
         self._forget_check()
+        return self._replace_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
+                                    keep)
+
+    cdef int _replace_parsed(self, int first, Parsed* lv, Py_ssize_t n1, Py_ssize_t n2, object rows, type row_type,
+                             object exchange, object symbol, object event_ms, object atom_us, int64_t ems,
+                             int64_t aus, list keep) except -1:
+        """``replace_sides`` once its levels are parsed (``lv``: ``n1`` levels of side ``first``,
+        then ``n2`` of the other; ``keep``: the objects their items borrow)."""
+        cdef Py_ssize_t c1, c2, cap, i
+        cdef Parsed* ch
+        cdef tuple removed
+        if keep is None:
+            keep = []
         cap = n1 + n2 + self.sides[C_BID].count + self.sides[C_ASK].count
         if cap == 0:
             return 0
@@ -3430,6 +3443,49 @@ cdef class L2Book:
         self._forget_check()
         return self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
                                   ems, aus, 0)
+
+    def check_json_numbers(self, first_text, second_text, bint round_sizes=False):
+        """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``, raw JSON:
+        bytes or a msgspec.Raw; empty text or ``null``: no levels): True where every level parsed
+        (as ``check_sides``; with ``round_sizes``, sizes rounded as ``replace_sides`` rounds
+        them), kept for ``apply_json_sides`` or ``replace_json_sides`` of the same two texts
+        next; False (nothing kept, nothing raised) where a text is not of that shape (a number
+        must start with a digit), or holds a number the book refuses (values of 2**53 ticks or
+        more are read, their rows' floats float() of their texts): the caller then decodes the
+        levels and takes ``check_sides``/``replace_sides``."""
+        cdef Py_ssize_t n1, n2, len1, len2
+        cdef const char* s1 = _buffer(first_text, &len1)
+        cdef const char* s2 = _buffer(second_text, &len2)
+        cdef Parsed* lv
+        cdef list keep = []
+        self._forget_check()
+        lv = self._scratch(len1 // 6 + len2 // 6 + 2)  # a level takes 6 bytes of text at least
+        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv, keep)
+        if n1 < 0:
+            return False
+        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1, keep)
+        if n2 < 0:
+            return False
+        self.chk_keep = keep            # (the items of values beyond 2**53 ticks: alive until the next check)
+        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        return True
+
+    def replace_json_sides(self, int first, first_text, second_text, rows, type row_type, exchange, symbol,
+                           event_ms, atom_us):
+        """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just
+        read from these two texts: the same rows and flags."""
+        cdef int64_t ems = 0, aus = 0
+        cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if first_text is not self.chk_first or second_text is not self.chk_second:
+            raise ValueError("replace_json_sides: not the texts check_json_numbers read last")
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        self._forget_check()
+        return self._replace_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
+                                    ems, aus, None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -4373,6 +4429,96 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
             if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
                 return -1
             out[k].item = NULL
+        k += 1
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1
+
+
+cdef inline int _json_num(const char* s, Py_ssize_t n, int scale, bint round_sizes, int64_t* out,
+                          int32_t* sent) noexcept nogil:
+    """One level's JSON number (starting with a digit), as ``_parse_unsigned`` reads it (with
+    ``round_sizes``, a size beyond the scale as ``_parse_round`` rounds it): 1 as written, 2
+    rounded, 0 refused."""
+    cdef int status, dec
+    if n == 0 or s[0] < 48 or s[0] > 57:
+        return 0
+    status = _parse_plain(s, n, scale, False, out, &dec)
+    if status < 0:
+        status = _parse_dec(s, n, scale, False, out, &dec)
+    if status != P_OK:
+        if not round_sizes or _parse_round(s, n, scale, out) != P_OK:
+            return 0
+        sent[0] = scale
+        return 2
+    sent[0] = dec
+    return 1
+
+
+cdef inline Py_ssize_t _json_token(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The end of the number token at ``s[i]`` (its characters: digits, '.', 'e', 'E', '+', '-')."""
+    cdef char c
+    while i < n:
+        c = s[i]
+        if not ((48 <= c <= 57) or c == 46 or c == 101 or c == 69 or c == 43 or c == 45):
+            break
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int sscale, bint round_sizes,
+                                    Parsed* out, list keep) except -2:
+    """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` numbers (empty text
+    or ``null``: none), each parsed into ``out`` at the scales (a price > 0), or -1 where it is
+    anything else or a number is refused (``L2Book.check_json_numbers``). A level with a value
+    of 2**53 ticks or more gets an item, (price text, size text as held) in bytes, appended to
+    ``keep``: its row's float is float() of that text."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    cdef int sized
+    cdef char buf[FMT_BUF]
+    cdef tuple item
+    if i >= n:
+        return 0
+    if s[i] == 110:                                     # null
+        if n - i >= 4 and s[i + 1] == 117 and s[i + 2] == 108 and s[i + 3] == 108:
+            return 0 if _json_space(s, i + 4, n) == n else -1
+        return -1
+    if s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_token(s, p0, n)
+        i = _json_space(s, p1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_token(s, z0, n)
+        i = _json_space(s, z1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1 or out[k].price == 0:
+            return -1
+        sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
+        if sized == 0:
+            return -1
+        out[k].item = NULL
+        if out[k].price >= EXACT_FLOAT or out[k].size >= EXACT_FLOAT:
+            if sized == 2:
+                item = (PyBytes_FromStringAndSize(s + p0, p1 - p0),
+                        PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, out[k].size, sscale, sscale)))
+            else:
+                item = (PyBytes_FromStringAndSize(s + p0, p1 - p0), PyBytes_FromStringAndSize(s + z0, z1 - z0))
+            keep.append(item)
+            out[k].item = <PyObject*>item
         k += 1
         i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:

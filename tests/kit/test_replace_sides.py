@@ -214,3 +214,89 @@ def test_replace_sides_beyond_exact_floats(avro):
             assert (ra.take() == rb.take()) if avro else ra == rb
             assert _book_state(a) == _book_state(b)
             held_b, held_a = a.levels(BID), a.levels(ASK)
+
+
+_RAW_LEVELS = msgspec.json.Decoder(list[tuple[msgspec.Raw, msgspec.Raw]])
+
+
+def _json_side(rng, levels) -> bytes:
+    """Levels as a JSON array of numbers (the sizes' texts as JSON numbers where they are)."""
+    sp = rng.choice(["", " "])
+    return ("[" + f",{sp}".join(f"[{p},{sp}{s}]" for p, s in levels) + "]").encode()
+
+
+def _json_number(text: str) -> bool:
+    try:
+        msgspec.json.decode(text.encode())
+        return text[:1].isdigit() or text[:1] == "-"
+    except msgspec.DecodeError:
+        return False
+
+
+@pytest.mark.parametrize("avro", [False, True])
+def test_json_numbers_are_the_decoded_levels(avro):
+    """check_json_numbers + replace_json_sides / apply_json_sides == the decoded levels' replace_sides
+    (live) / fitted apply_sides (a load), where the text is read; nothing kept where it is not."""
+    rng = random.Random(21 + avro)
+    read = refused = 0
+    for trial in range(800):
+        pd, sd = rng.choice([(2, 4), (4, 9), (10, 9), (13, 12)])
+        a, b = L2Book(pd, sd), L2Book(pd, sd)
+        held_b: list = []
+        held_a: list = []
+        for step in range(5):
+            lo = 500 if pd == 13 else 1
+            bids = [(p, s) for p, s in _side(rng, min(pd, 6), lo, lo + 100, rng.randint(0, 25), held_b)
+                    if _json_number(p) and _json_number(s)]
+            asks = [(p, s) for p, s in _side(rng, min(pd, 6), lo + 90, lo + 200, rng.randint(0, 25), held_a)
+                    if _json_number(p) and _json_number(s)]
+            if rng.random() < 0.2:
+                bids = [(f"{float(p):.5E}" if rng.random() < 0.5 else p, s) for p, s in bids]
+            tb, ta = _json_side(rng, bids), _json_side(rng, asks)
+            if rng.random() < 0.05:
+                tb = b"null"
+                bids = []
+            raw_b, raw_a = _RAW_LEVELS.decode(tb) if tb != b"null" else [], _RAW_LEVELS.decode(ta)
+            ra = AvroRows() if avro else []
+            rb = AvroRows() if avro else []
+            load = step == 0 or rng.random() < 0.1
+            before = _book_state(b)
+            first = msgspec.Raw(tb) if rng.random() < 0.5 else tb
+            if not b.check_json_numbers(first, ta, True):
+                refused += 1
+                assert _book_state(b) == before
+                with pytest.raises(ValueError):
+                    b.replace_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)
+                a, b = L2Book(pd, sd), L2Book(pd, sd)
+                held_b, held_a = [], []
+                continue
+            read += 1
+            if load:
+                a.clear()
+                b.clear()  # (a snapshot: checked, the book cleared, applied)
+                want = a.apply_sides(BID, [(p, _fit_size(s, sd)) for p, s in raw_b],
+                                     [(p, _fit_size(s, sd)) for p, s in raw_a], ra, Lob, "x", "X-Y", 5, 6)
+                got = b.apply_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)
+            else:
+                want = a.replace_sides(BID, raw_b, raw_a, ra, Lob, "x", "X-Y", 5, 6, round_sizes=True)
+                got = b.replace_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)
+            assert got == want, (trial, step)
+            assert (ra.take() == rb.take()) if avro else ra == rb
+            assert _book_state(a) == _book_state(b)
+            b._validate()
+            held_b, held_a = a.levels(BID), a.levels(ASK)
+    assert read > 1000 and refused > 50
+
+
+def test_json_numbers_shapes():
+    book = L2Book(2, 4)
+    for text in (b"", b"null", b" null ", b"[]", b" [ ] "):
+        assert book.check_json_numbers(text, b"[[1.5,2]]")
+    for text in (b"nul", b"[[1.5]]", b"[[1.5,2,3]]", b'[["1.5","2"]]', b"[[1.5,2],]", b"[[-1.5,2]]",
+                 b"[[1.5,-2]]", b"[[0,2]]", b"[[1.555,2]]", b"[[1.5,2]] x", b"{}", b"[[1.5,null]]"):
+        assert not book.check_json_numbers(text, b"[]"), text
+    assert not book.check_json_numbers(b"[[1.5,2.00005]]", b"[]")
+    assert book.check_json_numbers(b"[[1.5,2.00005]]", b"[]", True)
+    rows: list = []
+    assert book.apply_json_sides(BID, b"[[1.5,2.00005]]", b"[]", rows, Lob, "x", "X", 1, 2) == 1
+    assert book.levels(BID) == [("1.5", "2.0000")]

@@ -29,7 +29,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 
 from atomfast.exchanges.htx import HtxCoinSwapScheme, HtxFuturesScheme, HtxScheme
+from atomfast.exchanges.htx import messages as htx_messages
 from atomfast.exchanges.htx.parse import contract_instrument
+from atomfast.scheme import Dispatch
 from atomfast.testing import (Harness, MemorySink, RefBook, SimProcess, T0, capture_instruments, check_events,
                               cli_summary, fixture_path, recv_frames, replay_fixture, run_cli)
 
@@ -586,3 +588,57 @@ def test_step0_crossed_on_a_live_book_resyncs():
     assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
         ("resync", "snapshot book crossed: bid 9.2e-07 >= ask 9.13e-07")]
     assert h.reports[-1][:2] == ("htx: crossed snapshot", "trioeth: book crossed: bid 9.2e-07 >= ask 9.13e-07")
+
+
+class _WholeDecoded(HtxScheme):
+    """HtxScheme as it was before its step0 levels were read from the raw JSON by the book: the
+    route decodes the whole message (``DepthMsg``) and ``_on_depth`` handles it."""
+
+    dispatch = Dispatch({**HtxScheme.dispatch.routes, b"dep": "_on_depth"}, prefilter="_route",
+                        decoders={**HtxScheme.dispatch.decoders, b"dep": htx_messages.depth_decoder},
+                        fallback="_on_other", refused="_on_refused")
+
+
+_STEP0_CASES = [
+    # a book loaded, changed (sizes fitted), then every kind of message the raw read leaves to the decoder
+    _step0(1, "[[9.121E-7,92730.24],[9.12E-7,66053.68]]", "[[9.13E-7,100],[9.14E-7,5.5]]"),
+    _step0(2, "[[9.121E-7,92730.240000000001],[9.11E-7,1.123456789]]", "[[9.13E-7,100.0],[9.14E-7,5.50000015]]"),
+    _step0(3, "[[9.121E-7]]", "[]"),                                    # a level of one number
+    _step0(3, '[["9.121E-7","1"]]', "[]"),                              # strings
+    _step0(3, "[[9.121E-7,1],[9.12E-7,null]]", "[]"),
+    _step0(3, "[[9.121E-7,1]", "[]"),                                   # not JSON
+    _step0(1, "[[9.121E-7]]", "[]"),                                    # stale and malformed
+    _step0(4, "[[9.121E-7,1]]", "[[9.13E-7,1]]"),                       # reloads (after the resync)
+    _step0(3, "[[9.121E-7,2]]", "[[9.13E-7,1]]"),                       # stale
+    _step0(5, "[[9.121E-7,-2]]", "[[9.13E-7,1]]"),                      # negative
+    _step0(6, "[[0,2]]", "[[9.13E-7,1]]"),                              # price 0
+    _step0(7, "[[9.1211111111111E-7,2]]", "[[9.13E-7,1]]"),             # price beyond the scale
+    _step0(8, "[[9.121E-7,1]]", "null"),
+    _step0(9, "[[9.121E-7,1],[9.121E-7,3]]", "[[9.13E-7,1]]"),          # a price twice
+    _step0(10, "[[9.2E-7,1]]", "[[9.13E-7,1]]"),                        # crossed
+    _step0(11, "[[9.121E-7,1E+30]]", "[[9.13E-7,1]]"),                  # out of range
+    _step0(12, "[[9.121E-7,1.5E7]]", "[[9.13E-7,25000000.123456789]]"),  # beyond 2**53 ticks
+    _step0(13, "[[9.121E-7,1.5E7]]", "[[9.13E-7,25000000.123456789]]").replace(b"step0", b"step1"),
+    _step0(14, "[[9.121E-7,1]]", "[[9.13E-7,1]]", native="zzzzzz9"),
+    _step0(15, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"ts":1618678069885', b'"ts":-5'),
+    _step0(16, "[[9.121E-7, 2] , [9.12E-7,3]]", " [ [9.13E-7,1] ]"),
+    _step0(17, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"version":17', b'"version":"17"'),
+    _step0(18, "[]", "[]"),
+    _step0(19, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"bids":[[9.121E-7,1]],', b""),
+    _step0(1, "[[9.121E-7,1]]", "[[9.13E-7,1]]", native="xvgeth"),
+    _step0(1, "[[1E-9,1]]", "[[9.13E-7,1]]", native="omgbtc"),
+]
+
+
+def test_step0_read_raw_as_decoded_whole():
+    """Every message gives what the whole message's decoder and ``_on_depth`` gave: the same
+    records (events, statuses) and the same counted bad input, in the same order."""
+    new = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+    old = Harness(_WholeDecoded, capture_instruments(CAPTURE, HtxScheme))
+    for i, frame in enumerate(_STEP0_CASES):
+        data = gzip.compress(frame) if i % 2 else frame
+        assert new.feed(data, binary=bool(i % 2)) == old.feed(data, binary=bool(i % 2)), frame
+        assert new.reports == old.reports, frame
+    assert len(old.reports) >= 12
+    assert {k: (b.levels(0), b.levels(1)) for k, b in new.scheme.books.items()} == {
+        k: (b.levels(0), b.levels(1)) for k, b in old.scheme.books.items()}

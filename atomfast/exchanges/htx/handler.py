@@ -299,10 +299,10 @@ class HtxScheme(_HtxBase):
     #: updates held per book while its snapshot is on its way
     buffer_limit = 20_000
     dispatch = Dispatch(
-        {b"mbp": "_on_mbp", b"dep": "_on_depth", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
+        {b"mbp": "_on_mbp", b"dep": "_on_step0", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
          b"ping": "_on_ping", b"rep": "_on_rep"},
         prefilter="_route",
-        decoders={b"mbp": m.mbp_decoder, b"dep": m.depth_decoder, b"tra": m.trade_decoder,
+        decoders={b"mbp": m.mbp_decoder, b"dep": m.depth_raw_decoder, b"tra": m.trade_decoder,
                   b"bbo": m.spot_bbo_decoder, b"kli": m.kline_decoder, b"ping": m.ping_decoder,
                   b"rep": m.rep_decoder},
         fallback="_on_other", refused="_on_refused")
@@ -421,6 +421,62 @@ class HtxScheme(_HtxBase):
         return True
 
     # --- depth.step0: a whole book a message ------------------------------------------------------
+    def _on_step0(self, conn: Connection, msg: m.DepthRawMsg, data: bytes, recv_ns: int) -> None:
+        """A ``depth.step0`` message with its levels as raw JSON: where it is sound (a listed
+        market's channel, time and a newer version) and the book reads every level from the
+        text (``check_json_numbers``, sizes fitted as ``_fit`` fits them), applied here: the live
+        book turned into it (a row per change), or the first loaded. Anything else (a message
+        to count or refuse, a level the book does not read) is decoded whole and takes
+        ``_on_depth``, which says why or applies it."""
+        parts = msg.ch.split(".")
+        t = msg.tick
+        if len(parts) == 4 and parts[0] == "market" and parts[2] == "depth" and parts[3] == "step0":
+            native = parts[1]
+            symbol = self._symbols.get(native)
+            event_ms = msg.ts
+            if symbol is not None and ms_ok(event_ms) and self._step_versions.get(native, -1) < t.version < 2**63:
+                book = self.books.get(native)
+                if book is None:
+                    inst = self.instrument(native)
+                    book = L2Book(inst.price_decimals, inst.size_decimals)
+                if book.check_json_numbers(t.bids, t.asks, True):
+                    self._step_versions[native] = t.version
+                    atom_us = recv_ns // 1000
+                    if native in self.books and native not in self.unsynced:
+                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                                                        symbol, event_ms, atom_us)
+                        # (the flag may be a crossing within the call)
+                        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                            return
+                    else:
+                        self.books.setdefault(native, book)
+                        book = self.begin_snapshot(native, recv_ns, event_ms)
+                        flags = book.apply_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                                                      symbol, event_ms, atom_us) | TOP_CHANGED
+                        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                            return
+                    if flags & TOP_CHANGED:
+                        self.emit_spread(native, book, event_ms, atom_us)
+                    return
+        try:
+            whole = m.depth_decoder.decode(data)
+        except DECODE_ERRORS as exc:
+            self._on_refused(conn, data, recv_ns, exc)
+            return
+        self._on_depth(conn, whole, data, recv_ns)
+
+    def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
+        if self._route(conn, data) == b"dep":
+            # refused by the raw decoder: in the words of the whole message's decoder
+            try:
+                whole = m.depth_decoder.decode(data)
+            except DECODE_ERRORS as whole_exc:
+                exc = whole_exc
+            else:
+                self._on_depth(conn, whole, data, recv_ns)
+                return
+        super()._on_refused(conn, data, recv_ns, exc)
+
     def _on_depth(self, conn: Connection, msg: m.DepthMsg, data: bytes, recv_ns: int) -> None:
         parts = msg.ch.split(".")
         if len(parts) != 4 or parts[0] != "market" or parts[2] != "depth" or parts[3] != "step0":
