@@ -187,11 +187,12 @@ class L2Book:
     def check_json_numbers(self, first_text: bytes | Any, second_text: bytes | Any, round_sizes: bool = False) -> bool:
         """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``; empty text or
         ``null``: no levels; ``round_sizes`` as ``replace_sides``): True where all parsed (kept for
-        ``apply_json_sides`` / ``replace_json_sides`` of the same texts); False where the caller
-        must decode them (another shape, a signed number, a value the book refuses)."""
+        ``replace_json_sides`` of the same texts, also into the cleared book: a load); False where
+        the caller must decode them (another shape, a signed number, a value the book refuses)."""
     def replace_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
                            row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
-        """``replace_sides`` of the levels ``check_json_numbers`` just read from these texts."""
+        """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just read
+        from these texts (the book may be cleared in between: a load)."""
 
 class L3Book:
     """Level-3 book: orders by id, queued in arrival order at each exact price.

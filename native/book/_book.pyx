@@ -2552,9 +2552,9 @@ cdef class L2Book:
     # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
     cdef object chk_first, chk_second
     cdef Py_ssize_t chk_n1, chk_n2
-    # check_json_numbers: the level items it made (values of 2**53 ticks or more), which the kept
-    # parse borrows
-    cdef object chk_keep
+    # check_json_numbers' texts while ``scratch`` holds their parse (for replace_json_sides; not
+    # apply_json_sides: a level of 2**53 ticks or more has no item, replace_json_sides makes it)
+    cdef object chk_nfirst, chk_nsecond
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2735,6 +2735,7 @@ cdef class L2Book:
 
     cdef inline void _forget_check(self) noexcept:
         self.chk_first = self.chk_second = None
+        self.chk_nfirst = self.chk_nsecond = None
         self.chk_n1 = self.chk_n2 = 0
 
     cdef bint _checked(self, object first_levels, Py_ssize_t n1, object second_levels, Py_ssize_t n2) noexcept:
@@ -3027,9 +3028,10 @@ cdef class L2Book:
             c1 = self._side_changes(first, lv, n1, ch)
             c2 = self._side_changes(1 - first, lv + n1, n2, ch + c1)
             for i in range(c1 + c2):
-                if ch[i].item == NULL and ch[i].price >= EXACT_FLOAT:
-                    # a removal whose row's price is float() of the level's text (as _row reads it)
-                    removed = (_text(ch[i].price, self.pscale, ch[i].pdec), "0")
+                if ch[i].item == NULL and (ch[i].price >= EXACT_FLOAT or ch[i].size >= EXACT_FLOAT):
+                    # (a removal, or a level read from JSON text) whose row's floats are float() of
+                    # its texts, as _row reads them: its values written with their decimals as sent
+                    removed = (_text(ch[i].price, self.pscale, ch[i].pdec), _text(ch[i].size, self.sscale, ch[i].sdec))
                     keep.append(removed)
                     ch[i].item = <PyObject*>removed
             return self._apply_parsed(first, ch, c1, c2, rows, row_type, exchange, symbol, event_ms, atom_us, ems,
@@ -3448,8 +3450,8 @@ cdef class L2Book:
         """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``, raw JSON:
         bytes or a msgspec.Raw; empty text or ``null``: no levels): True where every level parsed
         (as ``check_sides``; with ``round_sizes``, sizes rounded as ``replace_sides`` rounds
-        them), kept for ``apply_json_sides`` or ``replace_json_sides`` of the same two texts
-        next; False (nothing kept, nothing raised) where a text is not of that shape (a number
+        them), kept for ``replace_json_sides`` of the same two texts next (a load: into the
+        cleared book); False (nothing kept, nothing raised) where a text is not of that shape (a number
         must start with a digit), or holds a number the book refuses (values of 2**53 ticks or
         more are read, their rows' floats float() of their texts): the caller then decodes the
         levels and takes ``check_sides``/``replace_sides``."""
@@ -3457,29 +3459,30 @@ cdef class L2Book:
         cdef const char* s1 = _buffer(first_text, &len1)
         cdef const char* s2 = _buffer(second_text, &len2)
         cdef Parsed* lv
-        cdef list keep = []
         self._forget_check()
         lv = self._scratch(len1 // 6 + len2 // 6 + 2)  # a level takes 6 bytes of text at least
-        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv, keep)
+        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv)
         if n1 < 0:
             return False
-        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1, keep)
+        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1)
         if n2 < 0:
             return False
-        self.chk_keep = keep            # (the items of values beyond 2**53 ticks: alive until the next check)
-        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        self.chk_nfirst, self.chk_nsecond, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
         return True
 
     def replace_json_sides(self, int first, first_text, second_text, rows, type row_type, exchange, symbol,
                            event_ms, atom_us):
         """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just
-        read from these two texts: the same rows and flags."""
+        read from these two texts (the book may be cleared in between, as for a snapshot: the
+        levels loaded): the same rows and flags."""
         cdef int64_t ems = 0, aus = 0
         cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
         _check_side(first)
         if not PyType_IsSubtype(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
-        if first_text is not self.chk_first or second_text is not self.chk_second:
+        if not ((first_text is self.chk_nfirst and second_text is self.chk_nsecond)
+                or (first_text is self.chk_first and second_text is self.chk_second)) \
+                or self.chk_nfirst is None and self.chk_first is None:
             raise ValueError("replace_json_sides: not the texts check_json_numbers read last")
         if type(rows) is AvroRows:
             ems, aus = event_ms, atom_us
@@ -4459,6 +4462,104 @@ cdef inline int _json_num(const char* s, Py_ssize_t n, int scale, bint round_siz
     return 1
 
 
+cdef inline int _json_fast(const char* s, Py_ssize_t i, Py_ssize_t n, int scale, bint round_sizes, int64_t* out,
+                           int32_t* sent, Py_ssize_t* end) noexcept nogil:
+    """``_json_num``'s one pass over the number at ``s[i]`` for what HTX sends
+    (``digits[.digits][(e|E)[+-]digits]`` with at most 19 significant digits, below 2**63,
+    written with at most 255 decimals): the ticks as ``_parse_plain``/``_parse_dec`` read them
+    (1), or rounded as ``_parse_round`` rounds them (2), and the number's end into ``end``; -1
+    for anything else (its token is then read by the general parsers)."""
+    cdef Py_ssize_t start
+    cdef uint64_t m = 0, p, q, r, v
+    cdef unsigned int d
+    cdef int digits = 0, frac = 0, exp = 0, need, shift
+    cdef bint eneg = False
+    start = i
+    while i < n:                                    # integer part
+        d = <unsigned char>s[i] - 48
+        if d > 9:
+            break
+        if m or d:
+            digits += 1
+        m = m * 10 + d
+        i += 1
+    if i == start:
+        return -1
+    if i < n and s[i] == 46:                        # '.'
+        i += 1
+        start = i
+        while i < n:
+            if m and i + 8 <= n and af_parse8(s + i, &v):   # 8 digits at once
+                m = m * 100000000 + v
+                digits += 8
+                i += 8
+                continue
+            d = <unsigned char>s[i] - 48
+            if d > 9:
+                break
+            if m or d:
+                digits += 1
+            m = m * 10 + d
+            i += 1
+        frac = <int>(i - start)
+        if frac == 0 or frac > 4096:
+            return -1
+    if i < n and (s[i] == 101 or s[i] == 69):       # 'e' / 'E'
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
+            i += 1
+        start = i
+        while i < n:
+            d = <unsigned char>s[i] - 48
+            if d > 9:
+                break
+            if exp < 10000:
+                exp = exp * 10 + <int>d
+            i += 1
+        if i == start:
+            return -1
+        if eneg:
+            exp = -exp
+    if i < n and (s[i] == 46 or s[i] == 101 or s[i] == 69 or s[i] == 43 or s[i] == 45):
+        return -1                                   # (the token goes on: not of this form)
+    if digits > 19 or m > <uint64_t>INT64_MAX:
+        return -1
+    need = frac - exp                               # the decimals as sent (when > 0)
+    if need > MAX_SENT:
+        return -1
+    end[0] = i
+    if m == 0:
+        out[0] = 0
+        sent[0] = need if need > 0 else 0
+        return 1
+    shift = scale - need
+    if shift >= 0:
+        if shift > 18 or m > <uint64_t>P10_LIMIT[shift]:
+            return -1
+        out[0] = <int64_t>(m * <uint64_t>P10[shift])
+        sent[0] = need if need > 0 else 0
+        return 1
+    if -shift > 18:
+        return -1
+    p = <uint64_t>P10[-shift]
+    q = m // p
+    r = m - q * p
+    if r == 0:
+        out[0] = <int64_t>q
+        sent[0] = need
+        return 1
+    if not round_sizes:
+        return -1
+    if r > p // 2 or (r == p // 2 and (q & 1)):     # half-even
+        q += 1
+    if q == 0:
+        q = 1
+    out[0] = <int64_t>q
+    sent[0] = scale
+    return 2
+
+
 cdef inline Py_ssize_t _json_token(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """The end of the number token at ``s[i]`` (its characters: digits, '.', 'e', 'E', '+', '-')."""
     cdef char c
@@ -4471,16 +4572,13 @@ cdef inline Py_ssize_t _json_token(const char* s, Py_ssize_t i, Py_ssize_t n) no
 
 
 cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int sscale, bint round_sizes,
-                                    Parsed* out, list keep) except -2:
+                                    Parsed* out) noexcept nogil:
     """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` numbers (empty text
     or ``null``: none), each parsed into ``out`` at the scales (a price > 0), or -1 where it is
-    anything else or a number is refused (``L2Book.check_json_numbers``). A level with a value
-    of 2**53 ticks or more gets an item, (price text, size text as held) in bytes, appended to
-    ``keep``: its row's float is float() of that text."""
+    anything else or a number is refused (``L2Book.check_json_numbers``). No item (NULL), also
+    for a value of 2**53 ticks or more (``_replace_parsed`` makes its texts)."""
     cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
     cdef int sized
-    cdef char buf[FMT_BUF]
-    cdef tuple item
     if i >= n:
         return 0
     if s[i] == 110:                                     # null
@@ -4496,29 +4594,26 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
         if i >= n or s[i] != 91:
             return -1
         p0 = _json_space(s, i + 1, n)
-        p1 = _json_token(s, p0, n)
+        if _json_fast(s, p0, n, pscale, False, &out[k].price, &out[k].pdec, &p1) < 0:
+            p1 = _json_token(s, p0, n)
+            if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1:
+                return -1
+        if out[k].price == 0:
+            return -1
         i = _json_space(s, p1, n)
         if i >= n or s[i] != 44:
             return -1
         z0 = _json_space(s, i + 1, n)
-        z1 = _json_token(s, z0, n)
+        sized = _json_fast(s, z0, n, sscale, round_sizes, &out[k].size, &out[k].sdec, &z1)
+        if sized < 0:
+            z1 = _json_token(s, z0, n)
+            sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
+            if sized == 0:
+                return -1
         i = _json_space(s, z1, n)
         if i >= n or s[i] != 93:
             return -1
-        if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1 or out[k].price == 0:
-            return -1
-        sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
-        if sized == 0:
-            return -1
         out[k].item = NULL
-        if out[k].price >= EXACT_FLOAT or out[k].size >= EXACT_FLOAT:
-            if sized == 2:
-                item = (PyBytes_FromStringAndSize(s + p0, p1 - p0),
-                        PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, out[k].size, sscale, sscale)))
-            else:
-                item = (PyBytes_FromStringAndSize(s + p0, p1 - p0), PyBytes_FromStringAndSize(s + z0, z1 - z0))
-            keep.append(item)
-            out[k].item = <PyObject*>item
         k += 1
         i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:

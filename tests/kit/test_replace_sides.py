@@ -276,7 +276,7 @@ def test_json_numbers_are_the_decoded_levels(avro):
                 b.clear()  # (a snapshot: checked, the book cleared, applied)
                 want = a.apply_sides(BID, [(p, _fit_size(s, sd)) for p, s in raw_b],
                                      [(p, _fit_size(s, sd)) for p, s in raw_a], ra, Lob, "x", "X-Y", 5, 6)
-                got = b.apply_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)
+                got = b.replace_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)  # (into the cleared book)
             else:
                 want = a.replace_sides(BID, raw_b, raw_a, ra, Lob, "x", "X-Y", 5, 6, round_sizes=True)
                 got = b.replace_json_sides(BID, first, ta, rb, Lob, "x", "X-Y", 5, 6)
@@ -298,5 +298,60 @@ def test_json_numbers_shapes():
     assert not book.check_json_numbers(b"[[1.5,2.00005]]", b"[]")
     assert book.check_json_numbers(b"[[1.5,2.00005]]", b"[]", True)
     rows: list = []
-    assert book.apply_json_sides(BID, b"[[1.5,2.00005]]", b"[]", rows, Lob, "x", "X", 1, 2) == 1
+    with pytest.raises(ValueError):  # (not check_json_sides' texts: a level may have no item)
+        book.apply_json_sides(BID, b"[[1.5,2.00005]]", b"[]", rows, Lob, "x", "X", 1, 2)
+    assert book.check_json_numbers(b"[[1.5,2.00005]]", b"[]", True)
+    assert book.replace_json_sides(BID, b"[[1.5,2.00005]]", b"[]", rows, Lob, "x", "X", 1, 2) == 1
     assert book.levels(BID) == [("1.5", "2.0000")]
+    with pytest.raises(ValueError):  # (once)
+        book.replace_json_sides(BID, b"[[1.5,2.00005]]", b"[]", rows, Lob, "x", "X", 1, 2)
+
+
+def _json_number_text(rng: random.Random) -> str:
+    """A JSON number without sign, of the forms exchanges print (and some they do not)."""
+    kind = rng.random()
+    if kind < 0.5:
+        return _size_text(rng).lstrip("+-") or "0"
+    x = rng.uniform(0, 10 ** rng.randint(-12, 12))
+    if kind < 0.7:
+        return repr(x)
+    if kind < 0.85:
+        return f"{x:.{rng.randint(0, 18)}E}".replace("E", rng.choice(["E", "e", "E+", "e-"]) if rng.random() < 0.2
+                                                      else "E")
+    return f"{rng.randint(0, 10 ** rng.randint(0, 20))}" + (f".{rng.randint(0, 10 ** rng.randint(1, 20))}"
+                                                            if rng.random() < 0.7 else "")
+
+
+@pytest.mark.parametrize("as_price", [False, True])
+def test_json_number_read_as_the_book_reads_text(as_price):
+    """One number read from JSON text (check_json_numbers: its one-pass reader where it applies)
+    is the number the book reads from the same text (apply_sides / replace_sides' rounding):
+    the level held (ticks and decimals as sent), its row's floats; refused alike."""
+    rng = random.Random(31 + as_price)
+    seen = {True: 0, False: 0}
+    for _ in range(30_000):
+        pd, sd = rng.randint(0, 18), rng.randint(0, 18)
+        text = _json_number_text(rng)
+        try:
+            msgspec.json.decode(text.encode())
+        except msgspec.DecodeError:
+            continue
+        level = (text, "1") if as_price else ("1", text)
+        json_level = f"[[{level[0]},{level[1]}]]".encode()
+        for round_sizes in (False, True):
+            a, b = L2Book(pd, sd), L2Book(pd, sd)
+            ra: list = []
+            rb: list = []
+            try:
+                want = a.replace_sides(BID, [(msgspec.Raw(level[0].encode()), msgspec.Raw(level[1].encode()))],
+                                       None, ra, Lob, "x", "X", 1, 2, round_sizes=round_sizes)
+            except (ValueError, OverflowError):
+                want = None
+            ok = b.check_json_numbers(json_level, b"", round_sizes)
+            seen[ok] += 1
+            if not ok:
+                assert want is None, (text, pd, sd, round_sizes)
+                continue
+            got = b.replace_json_sides(BID, json_level, b"", rb, Lob, "x", "X", 1, 2)
+            assert (got, rb, b.levels(BID)) == (want, ra, a.levels(BID)), (text, pd, sd, round_sizes)
+    assert seen[True] > 5000 and seen[False] > 5000

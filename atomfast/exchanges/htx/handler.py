@@ -445,16 +445,15 @@ class HtxScheme(_HtxBase):
                     if native in self.books and native not in self.unsynced:
                         flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
                                                         symbol, event_ms, atom_us)
-                        # (the flag may be a crossing within the call)
-                        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
-                            return
                     else:
+                        # a load: the levels into the cleared book (every one a change)
                         self.books.setdefault(native, book)
                         book = self.begin_snapshot(native, recv_ns, event_ms)
-                        flags = book.apply_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
-                                                      symbol, event_ms, atom_us) | TOP_CHANGED
-                        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
-                            return
+                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                                                        symbol, event_ms, atom_us) | TOP_CHANGED
+                    # (the flag may be a crossing within the call)
+                    if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                        return
                     if flags & TOP_CHANGED:
                         self.emit_spread(native, book, event_ms, atom_us)
                     return
