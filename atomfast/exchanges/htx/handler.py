@@ -315,6 +315,8 @@ class HtxScheme(_HtxBase):
         self._mbp_topic = f"mbp.{self.mbp_levels}"
         #: markets whose book comes from ``depth.step0`` -> the last snapshot's version
         self._step_versions: dict[str, int] = {}
+        #: ``market.<native>.depth.step0`` of a listed market -> (native, symbol)
+        self._step0_channels: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -428,13 +430,17 @@ class HtxScheme(_HtxBase):
         book turned into it (a row per change), or the first loaded. Anything else (a message
         to count or refuse, a level the book does not read) is decoded whole and takes
         ``_on_depth``, which says why or applies it."""
-        parts = msg.ch.split(".")
         t = msg.tick
-        if len(parts) == 4 and parts[0] == "market" and parts[2] == "depth" and parts[3] == "step0":
-            native = parts[1]
-            symbol = self._symbols.get(native)
+        market = self._step0_channels.get(msg.ch)
+        if market is None:
+            parts = msg.ch.split(".")
+            if len(parts) == 4 and parts[0] == "market" and parts[2] == "depth" and parts[3] == "step0" \
+                    and parts[1] in self._symbols:
+                market = self._step0_channels[msg.ch] = (parts[1], self._symbols[parts[1]])
+        if market is not None:
+            native, symbol = market
             event_ms = msg.ts
-            if symbol is not None and ms_ok(event_ms) and self._step_versions.get(native, -1) < t.version < 2**63:
+            if ms_ok(event_ms) and self._step_versions.get(native, -1) < t.version < 2**63:
                 book = self.books.get(native)
                 if book is None:
                     inst = self.instrument(native)
