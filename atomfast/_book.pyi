@@ -188,7 +188,9 @@ class L2Book:
         """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``; empty text or
         ``null``: no levels; ``round_sizes`` as ``replace_sides``): True where all parsed (kept for
         ``replace_json_sides`` of the same texts, also into the cleared book: a load); False where
-        the caller must decode them (another shape, a signed number, a value the book refuses)."""
+        the caller must decode them (another shape, a signed number, a value the book refuses).
+        The book keeps the texts it read last (a reference) and their levels' parse: a level
+        written as it was then is not parsed again."""
     def replace_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
                            row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
         """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just read

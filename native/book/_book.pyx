@@ -2512,6 +2512,66 @@ def newest_time(first_levels, second_levels=None):
 # L2 book
 # ---------------------------------------------------------------------------------------
 
+cdef struct JsonCache:
+    # check_json_numbers' last texts read, per side (0: the first text, 1: the second): each
+    # level's parse and where its text ("[price,size]") was; a level whose text comes again is
+    # not parsed again (its parse is a function of its text, the book's scales and the rounding)
+    Parsed* lv[2]
+    int32_t* at[2]
+    int32_t* ln[2]
+    Py_ssize_t n[2]
+    int32_t* tat[2]             # the read in progress (swapped in where it succeeds)
+    int32_t* tln[2]
+    Py_ssize_t cap              # of every array
+    int rounded                 # the round_sizes of the texts kept
+
+
+cdef void _jc_free(JsonCache* c) noexcept nogil:
+    cdef int k
+    if c == NULL:
+        return
+    for k in range(2):
+        free(c.lv[k])
+        free(c.at[k])
+        free(c.ln[k])
+        free(c.tat[k])
+        free(c.tln[k])
+    free(c)
+
+
+cdef int _jc_reserve(JsonCache* c, Py_ssize_t need) noexcept nogil:
+    """Every array of ``c`` grown to ``need`` entries at least (the kept ones' contents kept):
+    0, or -1 (out of memory; ``c`` as it was, every array at least its old capacity)."""
+    cdef int k
+    cdef Py_ssize_t cap = need + 64
+    cdef void* p
+    if need <= c.cap:
+        return 0
+    for k in range(2):
+        p = realloc(c.lv[k], cap * sizeof(Parsed))
+        if p == NULL:
+            return -1
+        c.lv[k] = <Parsed*>p
+        p = realloc(c.at[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.at[k] = <int32_t*>p
+        p = realloc(c.ln[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.ln[k] = <int32_t*>p
+        p = realloc(c.tat[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.tat[k] = <int32_t*>p
+        p = realloc(c.tln[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.tln[k] = <int32_t*>p
+    c.cap = cap
+    return 0
+
+
 cdef class L2Book:
     """Level-2 book: price -> total size per side, keyed on exact prices.
 
@@ -2555,6 +2615,9 @@ cdef class L2Book:
     # check_json_numbers' texts while ``scratch`` holds their parse (for replace_json_sides; not
     # apply_json_sides: a level of 2**53 ticks or more has no item, replace_json_sides makes it)
     cdef object chk_nfirst, chk_nsecond
+    # check_json_numbers' last texts (held: their bytes are what jcache's offsets point into)
+    cdef JsonCache* jcache
+    cdef object jc_text0, jc_text1
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2565,6 +2628,7 @@ cdef class L2Book:
         self.tcache = NULL
         self.scratch = NULL
         self.scratch_cap = 0
+        self.jcache = NULL
         self.ck_kind = 0
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
@@ -2576,6 +2640,7 @@ cdef class L2Book:
         _side_release(&self.sides[C_ASK])
         _tc_free(self.tcache)
         free(self.scratch)
+        _jc_free(self.jcache)
 
     cdef inline TextCache* _tc(self) noexcept:
         if self.tcache == NULL:
@@ -3454,19 +3519,56 @@ cdef class L2Book:
         cleared book); False (nothing kept, nothing raised) where a text is not of that shape (a number
         must start with a digit), or holds a number the book refuses (values of 2**53 ticks or
         more are read, their rows' floats float() of their texts): the caller then decodes the
-        levels and takes ``check_sides``/``replace_sides``."""
-        cdef Py_ssize_t n1, n2, len1, len2
+        levels and takes ``check_sides``/``replace_sides``.
+
+        The book keeps the two texts it read last (a reference: their bytes must not change) and
+        their levels' parse: a level written as it was then (the same bytes, "[" to "]", compared
+        where the reading of that side's last text is, which follows the levels by price) is
+        taken as parsed then (a whole book sent again and again: most levels unchanged)."""
+        cdef Py_ssize_t n1, n2, len1, len2, plen0 = 0, plen1 = 0
         cdef const char* s1 = _buffer(first_text, &len1)
         cdef const char* s2 = _buffer(second_text, &len2)
+        cdef const char* p0 = NULL
+        cdef const char* p1 = NULL
         cdef Parsed* lv
+        cdef JsonCache* c = self.jcache
+        cdef int k
+        cdef int32_t* t
         self._forget_check()
         lv = self._scratch(len1 // 6 + len2 // 6 + 2)  # a level takes 6 bytes of text at least
-        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv)
+        if c == NULL:
+            c = self.jcache = <JsonCache*>calloc(1, sizeof(JsonCache))
+            if c == NULL:
+                raise MemoryError()
+        if _jc_reserve(c, (len1 if len1 > len2 else len2) // 6 + 2) < 0:
+            raise MemoryError()
+        if c.rounded == <int>round_sizes:           # the texts kept were read as these are
+            if self.jc_text0 is not None:
+                p0 = _buffer(self.jc_text0, &plen0)
+            if self.jc_text1 is not None:
+                p1 = _buffer(self.jc_text1, &plen1)
+        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv, p0,
+                                 c.lv[0], c.at[0], c.ln[0], c.n[0] if p0 != NULL else 0, c.tat[0], c.tln[0])
         if n1 < 0:
             return False
-        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1)
+        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1, p1,
+                                 c.lv[1], c.at[1], c.ln[1], c.n[1] if p1 != NULL else 0, c.tat[1], c.tln[1])
         if n2 < 0:
             return False
+        # these texts are kept for the next read
+        memcpy(c.lv[0], lv, n1 * sizeof(Parsed))
+        memcpy(c.lv[1], lv + n1, n2 * sizeof(Parsed))
+        for k in range(2):
+            t = c.at[k]
+            c.at[k] = c.tat[k]
+            c.tat[k] = t
+            t = c.ln[k]
+            c.ln[k] = c.tln[k]
+            c.tln[k] = t
+        c.n[0] = n1
+        c.n[1] = n2
+        c.rounded = round_sizes
+        self.jc_text0, self.jc_text1 = first_text, second_text
         self.chk_nfirst, self.chk_nsecond, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
         return True
 
@@ -4572,12 +4674,18 @@ cdef inline Py_ssize_t _json_token(const char* s, Py_ssize_t i, Py_ssize_t n) no
 
 
 cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int sscale, bint round_sizes,
-                                    Parsed* out) noexcept nogil:
+                                    Parsed* out, const char* ps, Parsed* plv, int32_t* pat, int32_t* pln,
+                                    Py_ssize_t pn, int32_t* at, int32_t* ln) noexcept nogil:
     """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` numbers (empty text
     or ``null``: none), each parsed into ``out`` at the scales (a price > 0), or -1 where it is
     anything else or a number is refused (``L2Book.check_json_numbers``). No item (NULL), also
-    for a value of 2**53 ticks or more (``_replace_parsed`` makes its texts)."""
-    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    for a value of 2**53 ticks or more (``_replace_parsed`` makes its texts).
+
+    ``ps``: the text read last (NULL: none), its ``pn`` levels' parse ``plv`` and texts (``pat``
+    offsets, ``pln`` lengths, '[' to ']'): a level written as one of those (compared where the
+    reading is, and a few levels on) is taken as parsed then. Each level's text into ``at``,
+    ``ln``."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, j = 0, x, start
     cdef int sized
     if i >= n:
         return 0
@@ -4593,29 +4701,49 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
     while True:
         if i >= n or s[i] != 91:
             return -1
-        p0 = _json_space(s, i + 1, n)
-        if _json_fast(s, p0, n, pscale, False, &out[k].price, &out[k].pdec, &p1) < 0:
-            p1 = _json_token(s, p0, n)
-            if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1:
+        start = i
+        if j < pn and pln[j] <= n - i and memcmp(s + i, ps + pat[j], pln[j]) == 0:
+            # the level as it was written last time (its text ends with its ']'): its parse
+            out[k] = plv[j]
+            at[k] = <int32_t>i
+            ln[k] = pln[j]
+            i += pln[j]
+            j += 1
+        else:
+            p0 = _json_space(s, i + 1, n)
+            if _json_fast(s, p0, n, pscale, False, &out[k].price, &out[k].pdec, &p1) < 0:
+                p1 = _json_token(s, p0, n)
+                if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1:
+                    return -1
+            if out[k].price == 0:
                 return -1
-        if out[k].price == 0:
-            return -1
-        i = _json_space(s, p1, n)
-        if i >= n or s[i] != 44:
-            return -1
-        z0 = _json_space(s, i + 1, n)
-        sized = _json_fast(s, z0, n, sscale, round_sizes, &out[k].size, &out[k].sdec, &z1)
-        if sized < 0:
-            z1 = _json_token(s, z0, n)
-            sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
-            if sized == 0:
+            i = _json_space(s, p1, n)
+            if i >= n or s[i] != 44:
                 return -1
-        i = _json_space(s, z1, n)
-        if i >= n or s[i] != 93:
-            return -1
-        out[k].item = NULL
+            z0 = _json_space(s, i + 1, n)
+            sized = _json_fast(s, z0, n, sscale, round_sizes, &out[k].size, &out[k].sdec, &z1)
+            if sized < 0:
+                z1 = _json_token(s, z0, n)
+                sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
+                if sized == 0:
+                    return -1
+            i = _json_space(s, z1, n)
+            if i >= n or s[i] != 93:
+                return -1
+            out[k].item = NULL
+            i += 1
+            at[k] = <int32_t>start
+            ln[k] = <int32_t>(i - start)
+            # the last text's reading goes on after this price (a changed level), or where it is
+            # found a few levels on (levels gone); else where it was (a new level)
+            x = j
+            while x < pn and x < j + 4:
+                if plv[x].price == out[k].price:
+                    j = x + 1
+                    break
+                x += 1
         k += 1
-        i = _json_space(s, i + 1, n)
+        i = _json_space(s, i, n)
         if i < n and s[i] == 44:
             i = _json_space(s, i + 1, n)
             continue
