@@ -29,7 +29,10 @@ chain can be checked, not the content of the levels.
 Spot ``market.$symbol.depth.step0`` (the top 150 as a whole, once a second: the channel of
 cryptofeed's 2021 recording) is read whenever it comes: each message is self-contained, turned
 into level changes against the book it replaces (the first loads the book: status
-``snapshot``). A message whose ``version`` is not newer than the last one is stale (bad input,
+``snapshot``). Its levels are read by the book itself from the message's raw JSON
+(``DepthRawMsg``; ``L2Book.check_json_numbers``, then ``replace_json_sides``: the changes in one
+call); a message it does not read is decoded whole (``DepthMsg``) and handled level list by level
+list, which words what is wrong with it. A message whose ``version`` is not newer than the last one is stale (bad input,
 ignored); a crossed one is refused (resync; the next message reloads). Nothing else can be
 verified on it. (The aggregated ``step1``..``step5`` are no exact levels: refused.)
 
