@@ -31,9 +31,9 @@ cryptofeed's 2021 recording) is read whenever it comes: each message is self-con
 into level changes against the book it replaces (the first loads the book: status
 ``snapshot``). Its levels are read by the book itself from the message's raw JSON
 (``DepthRawMsg``; ``L2Book.check_json_numbers``, then ``replace_json_sides``: the changes in one
-call); a message it does not read is decoded whole (``DepthMsg``) and handled level list by level
-list, which words what is wrong with it. A message whose ``version`` is not newer than the last one is stale (bad input,
-ignored); a crossed one is refused (resync; the next message reloads). Nothing else can be
+call); a message it does not read is decoded whole (``DepthMsg``) and handled as level lists,
+which words what is wrong with it. A message whose ``version`` is not newer than the last one is
+stale (bad input, ignored); a crossed one is refused (resync; the next message reloads). Nothing else can be
 verified on it. (The aggregated ``step1``..``step5`` are no exact levels: refused.)
 
 Futures (``wss://api.hbdm.com/linear-swap-ws``; coin-margined ``/swap-ws``): lob ->
