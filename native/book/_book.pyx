@@ -3535,6 +3535,8 @@ cdef class L2Book:
         cdef int k
         cdef int32_t* t
         self._forget_check()
+        if len1 > 2147483647 or len2 > 2147483647:  # (the kept levels' offsets are int32)
+            return False
         lv = self._scratch(len1 // 6 + len2 // 6 + 2)  # a level takes 6 bytes of text at least
         if c == NULL:
             c = self.jcache = <JsonCache*>calloc(1, sizeof(JsonCache))
