@@ -8,7 +8,7 @@ decimals written) and leaves the book unchanged; a value of another type raises 
 Strings returned by the books are rebuilt in plain notation with the decimals the value was
 sent with (identical to the sent text unless it used an exponent, a '+' or leading zeros).
 """
-from typing import Any, Callable, Final, Hashable, Protocol
+from typing import Any, Callable, Final, Hashable, Protocol, Sequence
 
 _Decimal = str | bytes
 #: a message's levels: (price, size) pairs, or objects with ``price`` and ``size`` attributes
@@ -137,6 +137,16 @@ class L2Book:
         Returns ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows written, no spread), or
         ``UPDATE_NOT_APPLIED``: a malformed level (what ``apply_sides`` raises ValueError for),
         level time or expected checksum; the book untouched, ``rows_of`` not called."""
+    def replace_sides(self, first: int, first_levels: _Levels | None, second_levels: _Levels | None, rows: _Rows,
+                      row_type: type[tuple], exchange: str, symbol: str, event_ms: int, atom_us: int,
+                      round_sizes: bool = False) -> int:
+        """Each side replaced whole by a message's levels, a row only per change: what
+        ``apply_sides(first, side_changes(book, first, first_levels), side_changes(book, other,
+        second_levels), ...)`` (``atomfast.kit.levels``) does, in one call (new or resized levels
+        in their order, then the levels no longer there, best first, size 0). Every level parsed
+        before anything changes (ValueError, book unchanged). ``round_sizes``: a size with more
+        decimals than the scale is rounded to it half-even (a non-zero one to at least one tick),
+        as ``round_sizes`` rounds it; ValueError where it is no JSON number without sign."""
     def apply_ticks(self, side: int, price: int, size: int) -> int:
         """As ``apply`` with already-scaled integers (sent decimals = the book's scale)."""
     def truncate(self, depth: int) -> int:
@@ -194,6 +204,17 @@ class L2Book:
         """``check_json_sides`` of levels of two or more strings (``json_level_lists``: price,
         size, then strings not read, e.g. OKX's ``[price, size, "0", orders]``); kept for
         ``apply_json_sides``."""
+    def check_json_numbers(self, first_text: bytes | Any, second_text: bytes | Any, round_sizes: bool = False) -> bool:
+        """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``; empty text or
+        ``null``: no levels; ``round_sizes`` as ``replace_sides``): True where all parsed (kept for
+        ``replace_json_sides`` of the same texts, also into the cleared book: a load); False where
+        the caller must decode them (another shape, a signed number, a value the book refuses).
+        The book keeps the texts it read last (a reference) and their levels' parse: a level
+        written as it was then is not parsed again."""
+    def replace_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
+                           row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
+        """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just read
+        from these texts (the book may be cleared in between: a load)."""
 
 class L3Book:
     """Level-3 book: orders by id, queued in arrival order at each exact price.
@@ -256,6 +277,13 @@ class L3Book:
 def parse_decimal(value: _Decimal, decimals: int = 8) -> tuple[int, int]:
     """(ticks, decimals as sent): ``parse_decimal("0.1000", 8) == (10000000, 4)``. Negative
     values are accepted here (not by the books)."""
+
+def round_sizes(levels: Sequence[tuple[Any, Any]] | Any, decimals: int = 8) -> list[tuple[Any, Any]] | None:
+    """``levels`` with each size ``parse_ticks(size, decimals)`` refuses rounded to ``decimals``
+    half-even (a non-zero size to at least one tick) as ASCII bytes with exactly ``decimals``
+    decimals (``format(Decimal(size).quantize(...), "f").encode()``); the others kept. None where a
+    level is no (price, size) pair or a size to round no JSON number without sign within int64
+    ticks: the caller rounds those itself."""
 
 def parse_checksum(text: str | bytes) -> int:
     """``"974947235"`` -> 974947235: 1..10 ASCII digits below 2**32, else ValueError."""

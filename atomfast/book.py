@@ -61,6 +61,7 @@ from atomfast._book import (
     parse_checksum,
     parse_ticks,
     rfc3339_to_ms,
+    round_sizes,
     seconds_to_ms,
     seconds_to_us,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "parse_checksum",
     "parse_ticks",
     "rfc3339_to_ms",
+    "round_sizes",
     "seconds_to_ms",
     "seconds_to_us",
 ]

@@ -528,15 +528,15 @@ def okx(frames: list[bytes]) -> int:
 
 def htx(frames: list[bytes]) -> int:
     """HTX spot (``HtxScheme``): each frame gunzipped (HTX sends gzip), its route read on the
-    bytes (the scheme's ``_route``), then that route's decoder; what has none (answers) is
-    decoded as a control message."""
+    bytes (the scheme's ``_route``), then that route's decoder (``depth.step0``: its levels kept
+    as raw JSON, read by the book); what has none (answers) is decoded as a control message."""
     import zlib
 
     from atomfast.exchanges.htx import messages as m
     from atomfast.exchanges.htx.handler import HtxScheme
 
     route = HtxScheme._route
-    decoders = {b"mbp": m.mbp_decoder.decode, b"dep": m.depth_decoder.decode, b"tra": m.trade_decoder.decode,
+    decoders = {b"mbp": m.mbp_decoder.decode, b"dep": m.depth_raw_decoder.decode, b"tra": m.trade_decoder.decode,
                 b"bbo": m.spot_bbo_decoder.decode, b"kli": m.kline_decoder.decode, b"ping": m.ping_decoder.decode,
                 b"rep": m.rep_decoder.decode}
     control = m.control_decoder.decode

@@ -37,7 +37,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy, memmove, memcmp
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
-from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_Check, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject, PyTypeObject, PyObject_GetAttr
 from cpython.list cimport PyList_CheckExact, PyList_GET_SIZE, PyList_GET_ITEM, PyList_Append
 from cpython.tuple cimport PyTuple_Check, PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
@@ -594,6 +594,79 @@ cdef inline int _parse(object value, int scale, bint allow_negative, str what,
     if status != P_OK:
         _raise_parse(status, value, what, scale)
     return 0
+
+
+cdef int _parse_round(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
+    """A size with more decimals than ``scale`` (or written with too many), rounded to ``scale``
+    decimals half-even, a non-zero value to at least one tick: what ``Decimal(text).quantize(
+    Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)`` gives (1 tick where that is 0), as ticks.
+    Only for ``digits[.digits][(e|E)[+-]digits]`` (a JSON number without sign), non-zero, an
+    exponent within +-400, rounding needed, and the ticks within int64: P_OK; -1 for anything
+    else (the caller decides)."""
+    cdef Py_ssize_t i = 0, i0, i1, f0 = 0, f1 = 0, L, j, keep
+    cdef int exp = 0, d, rd = 0
+    cdef bint eneg = False, sticky = False, nonzero = False
+    cdef int64_t k
+    cdef uint64_t q = 0
+    i0 = i
+    while i < n and 48 <= s[i] <= 57:
+        i += 1
+    i1 = i
+    if i1 == i0:
+        return -1
+    f0 = f1 = i
+    if i < n and s[i] == 46:                # '.'
+        i += 1
+        f0 = i
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+        f1 = i
+        if f1 == f0:
+            return -1
+    if i < n and (s[i] == 101 or s[i] == 69):   # 'e' / 'E'
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
+            i += 1
+        j = i
+        while i < n and 48 <= s[i] <= 57:
+            if exp <= 400:
+                exp = exp * 10 + (s[i] - 48)
+            i += 1
+        if i == j or exp > 400:
+            return -1
+        if eneg:
+            exp = -exp
+    if i != n:
+        return -1
+    # the digits D (integer part, then fraction): ticks = D * 10**k
+    L = (i1 - i0) + (f1 - f0)
+    k = <int64_t>exp - (f1 - f0) + scale
+    if k >= 0:
+        return -1                           # nothing to round
+    keep = L + k                            # the leading digits of D kept (may be <= 0)
+    for j in range(L):
+        d = (s[i0 + j] if j < i1 - i0 else s[f0 + j - (i1 - i0)]) - 48
+        if d:
+            nonzero = True
+        if j < keep:
+            if q > (<uint64_t>INT64_MAX - <uint64_t>d) // 10:
+                return -1
+            q = q * 10 + <uint64_t>d
+        elif j == keep:
+            rd = d
+        elif d:
+            sticky = True
+    if not nonzero:
+        return -1
+    if rd > 5 or (rd == 5 and (sticky or (q & 1))):
+        if q == <uint64_t>INT64_MAX:
+            return -1
+        q += 1
+    if q == 0:
+        q = 1
+    out[0] = <int64_t>q
+    return P_OK
 
 
 # ---------------------------------------------------------------------------------------
@@ -2453,6 +2526,66 @@ def newest_time(first_levels, second_levels=None):
 # L2 book
 # ---------------------------------------------------------------------------------------
 
+cdef struct JsonCache:
+    # check_json_numbers' last texts read, per side (0: the first text, 1: the second): each
+    # level's parse and where its text ("[price,size]") was; a level whose text comes again is
+    # not parsed again (its parse is a function of its text, the book's scales and the rounding)
+    Parsed* lv[2]
+    int32_t* at[2]
+    int32_t* ln[2]
+    Py_ssize_t n[2]
+    int32_t* tat[2]             # the read in progress (swapped in where it succeeds)
+    int32_t* tln[2]
+    Py_ssize_t cap              # of every array
+    int rounded                 # the round_sizes of the texts kept
+
+
+cdef void _jc_free(JsonCache* c) noexcept nogil:
+    cdef int k
+    if c == NULL:
+        return
+    for k in range(2):
+        free(c.lv[k])
+        free(c.at[k])
+        free(c.ln[k])
+        free(c.tat[k])
+        free(c.tln[k])
+    free(c)
+
+
+cdef int _jc_reserve(JsonCache* c, Py_ssize_t need) noexcept nogil:
+    """Every array of ``c`` grown to ``need`` entries at least (the kept ones' contents kept):
+    0, or -1 (out of memory; ``c`` as it was, every array at least its old capacity)."""
+    cdef int k
+    cdef Py_ssize_t cap = need + 64
+    cdef void* p
+    if need <= c.cap:
+        return 0
+    for k in range(2):
+        p = realloc(c.lv[k], cap * sizeof(Parsed))
+        if p == NULL:
+            return -1
+        c.lv[k] = <Parsed*>p
+        p = realloc(c.at[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.at[k] = <int32_t*>p
+        p = realloc(c.ln[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.ln[k] = <int32_t*>p
+        p = realloc(c.tat[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.tat[k] = <int32_t*>p
+        p = realloc(c.tln[k], cap * sizeof(int32_t))
+        if p == NULL:
+            return -1
+        c.tln[k] = <int32_t*>p
+    c.cap = cap
+    return 0
+
+
 cdef class L2Book:
     """Level-2 book: price -> total size per side, keyed on exact prices.
 
@@ -2493,6 +2626,12 @@ cdef class L2Book:
     # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
     cdef object chk_first, chk_second
     cdef Py_ssize_t chk_n1, chk_n2
+    # check_json_numbers' texts while ``scratch`` holds their parse (for replace_json_sides; not
+    # apply_json_sides: a level of 2**53 ticks or more has no item, replace_json_sides makes it)
+    cdef object chk_nfirst, chk_nsecond
+    # check_json_numbers' last texts (held: their bytes are what jcache's offsets point into)
+    cdef JsonCache* jcache
+    cdef object jc_text0, jc_text1
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -2503,6 +2642,7 @@ cdef class L2Book:
         self.tcache = NULL
         self.scratch = NULL
         self.scratch_cap = 0
+        self.jcache = NULL
         self.ck_kind = 0
         _pool_init(&self.pool, capacity, 0)
         _side_reset(&self.sides[C_BID], True)
@@ -2514,6 +2654,7 @@ cdef class L2Book:
         _side_release(&self.sides[C_ASK])
         _tc_free(self.tcache)
         free(self.scratch)
+        _jc_free(self.jcache)
 
     cdef inline TextCache* _tc(self) noexcept:
         if self.tcache == NULL:
@@ -2673,6 +2814,7 @@ cdef class L2Book:
 
     cdef inline void _forget_check(self) noexcept:
         self.chk_first = self.chk_second = None
+        self.chk_nfirst = self.chk_nsecond = None
         self.chk_n1 = self.chk_n2 = 0
 
     cdef bint _checked(self, object first_levels, Py_ssize_t n1, object second_levels, Py_ssize_t n2) noexcept:
@@ -2949,6 +3091,145 @@ cdef class L2Book:
             _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
                          exchange, symbol, ems, aus)
         return U_OK
+
+    def replace_sides(self, int first, first_levels, second_levels, rows, type row_type,
+                      exchange, symbol, event_ms, atom_us, bint round_sizes=False):
+        """Each side replaced whole by a message's levels (the whole side as sent: HTX
+        ``depth.step0``, Hyperliquid ``l2Book``), with a row only per change: what
+        ``apply_sides(first, side_changes(book, first, first_levels), side_changes(book, other,
+        second_levels), ...)`` (``atomfast.kit.levels``) does, in one call. Per side: the levels
+        new or of another size than the book's (sizes compared as ticks), in their order (a
+        price sent twice: its second level counts as new), then every level of the book the
+        message does not name, best first, with size 0 (its row's price as the book holds it).
+        Returns the flags of that ``apply_sides`` (a crossing on the way included).
+
+        EVERY level is parsed before anything changes (as ``apply_sides``; ValueError, book
+        unchanged); the parse of a ``check_sides`` of the same lists just before is used.
+        ``round_sizes``: a size with more decimals than the book's scale (or written with too
+        many) is rounded to the scale half-even, a non-zero one to at least one tick (as
+        ``Decimal.quantize``), and then held as written with the scale's decimals; it must be a
+        JSON number without sign (ValueError for any other such size)."""
+        cdef Py_ssize_t n1 = _batch_len(first_levels)
+        cdef Py_ssize_t n2 = _batch_len(second_levels)
+        cdef Parsed* lv = NULL
+        cdef int64_t ems = 0, aus = 0
+        cdef list keep = []
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        if not round_sizes and self._checked(first_levels, n1, second_levels, n2):
+            lv = self.scratch               # parsed by check_sides
+        elif n1 + n2:
+            lv = self._scratch(n1 + n2)
+            if round_sizes:
+                self._parse_fit(first_levels, n1, lv, keep)
+                self._parse_fit(second_levels, n2, lv + n1, keep)
+            else:
+                self._parse_batch(first_levels, n1, lv)
+                self._parse_batch(second_levels, n2, lv + n1)
+        self._forget_check()
+        return self._replace_parsed(first, lv, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us, ems, aus,
+                                    keep)
+
+    cdef int _replace_parsed(self, int first, Parsed* lv, Py_ssize_t n1, Py_ssize_t n2, object rows, type row_type,
+                             object exchange, object symbol, object event_ms, object atom_us, int64_t ems,
+                             int64_t aus, list keep) except -1:
+        """``replace_sides`` once its levels are parsed (``lv``: ``n1`` levels of side ``first``,
+        then ``n2`` of the other; ``keep``: the objects their items borrow)."""
+        cdef Py_ssize_t c1, c2, cap, i
+        cdef Parsed* ch
+        cdef tuple removed
+        if keep is None:
+            keep = []
+        cap = n1 + n2 + self.sides[C_BID].count + self.sides[C_ASK].count
+        if cap == 0:
+            return 0
+        ch = <Parsed*>malloc(cap * sizeof(Parsed))
+        if ch == NULL:
+            raise MemoryError()
+        try:
+            c1 = self._side_changes(first, lv, n1, ch)
+            c2 = self._side_changes(1 - first, lv + n1, n2, ch + c1)
+            for i in range(c1 + c2):
+                if ch[i].item == NULL and (ch[i].price >= EXACT_FLOAT or ch[i].size >= EXACT_FLOAT):
+                    # (a removal, or a level read from JSON text) whose row's floats are float() of
+                    # its texts, as _row reads them: its values written with their decimals as sent
+                    removed = (_text(ch[i].price, self.pscale, ch[i].pdec), _text(ch[i].size, self.sscale, ch[i].sdec))
+                    keep.append(removed)
+                    ch[i].item = <PyObject*>removed
+            return self._apply_parsed(first, ch, c1, c2, rows, row_type, exchange, symbol, event_ms, atom_us, ems,
+                                      aus, 0)
+        finally:
+            free(ch)
+
+    cdef Py_ssize_t _side_changes(self, int side, Parsed* lv, Py_ssize_t m, Parsed* out) noexcept:
+        """``replace_sides``' changes of one side into ``out`` (their number): the levels ``lv``
+        that are new or of another size, then the book's levels they do not name (size 0, no
+        item), best first. The book's levels named are marked (``spare``) while this runs."""
+        cdef Side* t = &self.sides[side]
+        cdef Level* n = self.pool.n
+        cdef Py_ssize_t i, k = 0
+        cdef int32_t x
+        for i in range(m):
+            x = _find(n, t, lv[i].price)
+            if x != 0 and n[x].spare == 0:
+                n[x].spare = 1
+                if n[x].size == lv[i].size:
+                    continue
+            out[k] = lv[i]
+            k += 1
+        x = t.best
+        while x != 0:
+            if n[x].spare:
+                n[x].spare = 0
+            else:
+                out[k].price = n[x].price
+                out[k].size = 0
+                out[k].pdec = n[x].pdec
+                out[k].sdec = 0
+                out[k].item = NULL
+                k += 1
+            x = _next_worse(n, t, x)
+        return k
+
+    cdef int _parse_fit(self, object levels, Py_ssize_t n, Parsed* out, list keep) except -1:
+        """``_parse_batch`` with sizes rounded to the book's scale (``replace_sides``'
+        ``round_sizes``); a rounded size of 2**53 ticks or more gets a level of its rounded text
+        (held in ``keep``) for its row's float."""
+        cdef Py_ssize_t i, ln
+        cdef PyObject* po
+        cdef PyObject* so
+        cdef object item
+        cdef const char* b
+        cdef int status, dec
+        cdef char buf[FMT_BUF]
+        cdef tuple fitted
+        for i in range(n):
+            item = _batch_item(levels, i)
+            _level_item(item, &po, &so)
+            out[i].item = <PyObject*>item
+            _parse_unsigned(<object>po, self.pscale, "price", &out[i].price, &out[i].pdec)
+            if out[i].price == 0:
+                raise ValueError(f"invalid price {_shown(<object>po)}: zero")
+            b = _buffer(<object>so, &ln)
+            if ln and (b[0] == 43 or b[0] == 45):
+                raise ValueError(f"invalid size {_shown(<object>so)}: signed")
+            status = _parse_plain(b, ln, self.sscale, False, &out[i].size, &dec)
+            if status < 0:
+                status = _parse_dec(b, ln, self.sscale, False, &out[i].size, &dec)
+            if status != P_OK:
+                if _parse_round(b, ln, self.sscale, &out[i].size) != P_OK:
+                    _raise_parse(status, <object>so, "size", self.sscale)
+                dec = self.sscale
+                if out[i].size >= EXACT_FLOAT:
+                    fitted = (<object>po, PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, out[i].size, self.sscale,
+                                                                                     self.sscale)))
+                    keep.append(fitted)
+                    out[i].item = <PyObject*>fitted
+            out[i].sdec = dec
+        return 0
 
     cdef int64_t _checksum(self, int kind) noexcept:
         """The book's checksum of kind ``kind`` (a CHECKSUM_ constant but NONE): the last one
@@ -3346,6 +3627,89 @@ cdef class L2Book:
         ticks or more: the caller then decodes the levels and takes ``check_sides`` or
         ``apply_sides``, which say why."""
         return self._check_json(first_text, second_text, True)
+
+    def check_json_numbers(self, first_text, second_text, bint round_sizes=False):
+        """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``, raw JSON:
+        bytes or a msgspec.Raw; empty text or ``null``: no levels): True where every level parsed
+        (as ``check_sides``; with ``round_sizes``, sizes rounded as ``replace_sides`` rounds
+        them), kept for ``replace_json_sides`` of the same two texts next (a load: into the
+        cleared book); False (nothing kept, nothing raised) where a text is not of that shape (a number
+        must start with a digit), or holds a number the book refuses (values of 2**53 ticks or
+        more are read, their rows' floats float() of their texts): the caller then decodes the
+        levels and takes ``check_sides``/``replace_sides``.
+
+        The book keeps the two texts it read last (a reference: their bytes must not change) and
+        their levels' parse: a level written as it was then (the same bytes, "[" to "]", compared
+        where the reading of that side's last text is, which follows the levels by price) is
+        taken as parsed then (a whole book sent again and again: most levels unchanged)."""
+        cdef Py_ssize_t n1, n2, len1, len2, plen0 = 0, plen1 = 0
+        cdef const char* s1 = _buffer(first_text, &len1)
+        cdef const char* s2 = _buffer(second_text, &len2)
+        cdef const char* p0 = NULL
+        cdef const char* p1 = NULL
+        cdef Parsed* lv
+        cdef JsonCache* c = self.jcache
+        cdef int k
+        cdef int32_t* t
+        self._forget_check()
+        if len1 > 2147483647 or len2 > 2147483647:  # (the kept levels' offsets are int32)
+            return False
+        lv = self._scratch(len1 // 6 + len2 // 6 + 2)  # a level takes 6 bytes of text at least
+        if c == NULL:
+            c = self.jcache = <JsonCache*>calloc(1, sizeof(JsonCache))
+            if c == NULL:
+                raise MemoryError()
+        if _jc_reserve(c, (len1 if len1 > len2 else len2) // 6 + 2) < 0:
+            raise MemoryError()
+        if c.rounded == <int>round_sizes:           # the texts kept were read as these are
+            if self.jc_text0 is not None:
+                p0 = _buffer(self.jc_text0, &plen0)
+            if self.jc_text1 is not None:
+                p1 = _buffer(self.jc_text1, &plen1)
+        n1 = _json_number_levels(s1, len1, self.pscale, self.sscale, round_sizes, lv, p0,
+                                 c.lv[0], c.at[0], c.ln[0], c.n[0] if p0 != NULL else 0, c.tat[0], c.tln[0])
+        if n1 < 0:
+            return False
+        n2 = _json_number_levels(s2, len2, self.pscale, self.sscale, round_sizes, lv + n1, p1,
+                                 c.lv[1], c.at[1], c.ln[1], c.n[1] if p1 != NULL else 0, c.tat[1], c.tln[1])
+        if n2 < 0:
+            return False
+        # these texts are kept for the next read
+        memcpy(c.lv[0], lv, n1 * sizeof(Parsed))
+        memcpy(c.lv[1], lv + n1, n2 * sizeof(Parsed))
+        for k in range(2):
+            t = c.at[k]
+            c.at[k] = c.tat[k]
+            c.tat[k] = t
+            t = c.ln[k]
+            c.ln[k] = c.tln[k]
+            c.tln[k] = t
+        c.n[0] = n1
+        c.n[1] = n2
+        c.rounded = round_sizes
+        self.jc_text0, self.jc_text1 = first_text, second_text
+        self.chk_nfirst, self.chk_nsecond, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        return True
+
+    def replace_json_sides(self, int first, first_text, second_text, rows, type row_type, exchange, symbol,
+                           event_ms, atom_us):
+        """``replace_sides`` of the levels ``check_json_numbers`` (or ``check_json_sides``) just
+        read from these two texts (the book may be cleared in between, as for a snapshot: the
+        levels loaded): the same rows and flags."""
+        cdef int64_t ems = 0, aus = 0
+        cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
+        _check_side(first)
+        if not PyType_IsSubtype(row_type, tuple):
+            raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+        if not ((first_text is self.chk_nfirst and second_text is self.chk_nsecond)
+                or (first_text is self.chk_first and second_text is self.chk_second)) \
+                or self.chk_nfirst is None and self.chk_first is None:
+            raise ValueError("replace_json_sides: not the texts check_json_numbers read last")
+        if type(rows) is AvroRows:
+            ems, aus = event_ms, atom_us
+        self._forget_check()
+        return self._replace_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event_ms, atom_us,
+                                    ems, aus, None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -3938,6 +4302,56 @@ def parse_ticks(value, int decimals=8):
     return parse_decimal(value, decimals)[0]
 
 
+def round_sizes(levels, int decimals=8):
+    """``levels`` ((price, size) pairs) with every size that ``parse_ticks(size, decimals)``
+    refuses rounded to ``decimals`` decimals, half-even (a non-zero size to at least one tick),
+    as ASCII bytes written with exactly ``decimals`` decimals: what ``format(Decimal(size).
+    quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_EVEN), "f").encode()`` gives. The levels
+    whose size it reads are kept as they are. A new list; None where a level is not a (price,
+    size) pair (tuple or list) or a size to round is not a JSON number without sign whose
+    rounding fits in int64 ticks: the caller rounds those itself."""
+    cdef Py_ssize_t n, i, ln
+    cdef object item, price, size
+    cdef const char* b
+    cdef int status, dec
+    cdef int64_t v
+    cdef char buf[FMT_BUF]
+    cdef list out
+    if not 0 <= decimals <= MAX_SCALE:
+        raise ValueError(f"decimals must be within 0..{MAX_SCALE}")
+    if not (PyList_CheckExact(levels) or PyTuple_CheckExact(levels)):
+        return None
+    n = _batch_len(levels)
+    out = []
+    for i in range(n):
+        item = _batch_item(levels, i)
+        if PyTuple_CheckExact(item) and PyTuple_GET_SIZE(item) == 2:
+            price = <object>PyTuple_GET_ITEM(item, 0)
+            size = <object>PyTuple_GET_ITEM(item, 1)
+        elif PyList_CheckExact(item) and PyList_GET_SIZE(item) == 2:
+            price = <object>PyList_GET_ITEM(item, 0)
+            size = <object>PyList_GET_ITEM(item, 1)
+            item = (price, size)
+        else:
+            return None
+        if not (PyBytes_Check(size) or (PyUnicode_Check(size) and PyUnicode_IS_COMPACT_ASCII(size))
+                or (PyObject_CheckBuffer(size) and not PyByteArray_Check(size))):
+            return None
+        try:
+            b = _buffer(size, &ln)
+        except (TypeError, ValueError):
+            return None
+        status = _parse_plain(b, ln, decimals, True, &v, &dec)
+        if status < 0:
+            status = _parse_dec(b, ln, decimals, True, &v, &dec)
+        if status != P_OK:
+            if _parse_round(b, ln, decimals, &v) != P_OK:
+                return None
+            item = (price, PyBytes_FromStringAndSize(buf, _fmt_fixed(buf, v, decimals, decimals)))
+        out.append(item)
+    return out
+
+
 cdef int _seconds_c(const char* s, Py_ssize_t n, int digits, int64_t* out) noexcept nogil:
     """Decimal seconds ``WHOLE[.FRAC]`` (1..11 integer digits, at most 12 decimals, ASCII
     digits only) -> an integer count of 10**-digits s, truncated, into ``out``: 0; -1 if
@@ -4271,3 +4685,209 @@ def json_level_lists(text):
     return _json_levels(s, n, 0, 0, NULL, True) >= 0
 
 
+cdef inline int _json_num(const char* s, Py_ssize_t n, int scale, bint round_sizes, int64_t* out,
+                          int32_t* sent) noexcept nogil:
+    """One level's JSON number (starting with a digit), as ``_parse_unsigned`` reads it (with
+    ``round_sizes``, a size beyond the scale as ``_parse_round`` rounds it): 1 as written, 2
+    rounded, 0 refused."""
+    cdef int status, dec
+    if n == 0 or s[0] < 48 or s[0] > 57:
+        return 0
+    status = _parse_plain(s, n, scale, False, out, &dec)
+    if status < 0:
+        status = _parse_dec(s, n, scale, False, out, &dec)
+    if status != P_OK:
+        if not round_sizes or _parse_round(s, n, scale, out) != P_OK:
+            return 0
+        sent[0] = scale
+        return 2
+    sent[0] = dec
+    return 1
+
+
+cdef inline int _json_fast(const char* s, Py_ssize_t i, Py_ssize_t n, int scale, bint round_sizes, int64_t* out,
+                           int32_t* sent, Py_ssize_t* end) noexcept nogil:
+    """``_json_num``'s one pass over the number at ``s[i]`` for what HTX sends
+    (``digits[.digits][(e|E)[+-]digits]`` with at most 19 significant digits, below 2**63,
+    written with at most 255 decimals): the ticks as ``_parse_plain``/``_parse_dec`` read them
+    (1), or rounded as ``_parse_round`` rounds them (2), and the number's end into ``end``; -1
+    for anything else (its token is then read by the general parsers)."""
+    cdef Py_ssize_t start
+    cdef uint64_t m = 0, p, q, r, v
+    cdef unsigned int d
+    cdef int digits = 0, frac = 0, exp = 0, need, shift
+    cdef bint eneg = False
+    start = i
+    while i < n:                                    # integer part
+        d = <unsigned char>s[i] - 48
+        if d > 9:
+            break
+        if m or d:
+            digits += 1
+        m = m * 10 + d
+        i += 1
+    if i == start:
+        return -1
+    if i < n and s[i] == 46:                        # '.'
+        i += 1
+        start = i
+        while i < n:
+            if m and i + 8 <= n and af_parse8(s + i, &v):   # 8 digits at once
+                m = m * 100000000 + v
+                digits += 8
+                i += 8
+                continue
+            d = <unsigned char>s[i] - 48
+            if d > 9:
+                break
+            if m or d:
+                digits += 1
+            m = m * 10 + d
+            i += 1
+        frac = <int>(i - start)
+        if frac == 0 or frac > 4096:
+            return -1
+    if i < n and (s[i] == 101 or s[i] == 69):       # 'e' / 'E'
+        i += 1
+        if i < n and (s[i] == 43 or s[i] == 45):
+            eneg = s[i] == 45
+            i += 1
+        start = i
+        while i < n:
+            d = <unsigned char>s[i] - 48
+            if d > 9:
+                break
+            if exp < 10000:
+                exp = exp * 10 + <int>d
+            i += 1
+        if i == start:
+            return -1
+        if eneg:
+            exp = -exp
+    if i < n and (s[i] == 46 or s[i] == 101 or s[i] == 69 or s[i] == 43 or s[i] == 45):
+        return -1                                   # (the token goes on: not of this form)
+    if digits > 19 or m > <uint64_t>INT64_MAX:
+        return -1
+    need = frac - exp                               # the decimals as sent (when > 0)
+    if need > MAX_SENT:
+        return -1
+    end[0] = i
+    if m == 0:
+        out[0] = 0
+        sent[0] = need if need > 0 else 0
+        return 1
+    shift = scale - need
+    if shift >= 0:
+        if shift > 18 or m > <uint64_t>P10_LIMIT[shift]:
+            return -1
+        out[0] = <int64_t>(m * <uint64_t>P10[shift])
+        sent[0] = need if need > 0 else 0
+        return 1
+    if -shift > 18:
+        return -1
+    p = <uint64_t>P10[-shift]
+    q = m // p
+    r = m - q * p
+    if r == 0:
+        out[0] = <int64_t>q
+        sent[0] = need
+        return 1
+    if not round_sizes:
+        return -1
+    if r > p // 2 or (r == p // 2 and (q & 1)):     # half-even
+        q += 1
+    if q == 0:
+        q = 1
+    out[0] = <int64_t>q
+    sent[0] = scale
+    return 2
+
+
+cdef inline Py_ssize_t _json_token(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The end of the number token at ``s[i]`` (its characters: digits, '.', 'e', 'E', '+', '-')."""
+    cdef char c
+    while i < n:
+        c = s[i]
+        if not ((48 <= c <= 57) or c == 46 or c == 101 or c == 69 or c == 43 or c == 45):
+            break
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int sscale, bint round_sizes,
+                                    Parsed* out, const char* ps, Parsed* plv, int32_t* pat, int32_t* pln,
+                                    Py_ssize_t pn, int32_t* at, int32_t* ln) noexcept nogil:
+    """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` numbers (empty text
+    or ``null``: none), each parsed into ``out`` at the scales (a price > 0), or -1 where it is
+    anything else or a number is refused (``L2Book.check_json_numbers``). No item (NULL), also
+    for a value of 2**53 ticks or more (``_replace_parsed`` makes its texts).
+
+    ``ps``: the text read last (NULL: none), its ``pn`` levels' parse ``plv`` and texts (``pat``
+    offsets, ``pln`` lengths, '[' to ']'): a level written as one of those (compared where the
+    reading is, and a few levels on) is taken as parsed then. Each level's text into ``at``,
+    ``ln``."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, j = 0, x, start
+    cdef int sized
+    if i >= n:
+        return 0
+    if s[i] == 110:                                     # null
+        if n - i >= 4 and s[i + 1] == 117 and s[i + 2] == 108 and s[i + 3] == 108:
+            return 0 if _json_space(s, i + 4, n) == n else -1
+        return -1
+    if s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        start = i
+        if j < pn and pln[j] <= n - i and memcmp(s + i, ps + pat[j], pln[j]) == 0:
+            # the level as it was written last time (its text ends with its ']'): its parse
+            out[k] = plv[j]
+            at[k] = <int32_t>i
+            ln[k] = pln[j]
+            i += pln[j]
+            j += 1
+        else:
+            p0 = _json_space(s, i + 1, n)
+            if _json_fast(s, p0, n, pscale, False, &out[k].price, &out[k].pdec, &p1) < 0:
+                p1 = _json_token(s, p0, n)
+                if _json_num(s + p0, p1 - p0, pscale, False, &out[k].price, &out[k].pdec) != 1:
+                    return -1
+            if out[k].price == 0:
+                return -1
+            i = _json_space(s, p1, n)
+            if i >= n or s[i] != 44:
+                return -1
+            z0 = _json_space(s, i + 1, n)
+            sized = _json_fast(s, z0, n, sscale, round_sizes, &out[k].size, &out[k].sdec, &z1)
+            if sized < 0:
+                z1 = _json_token(s, z0, n)
+                sized = _json_num(s + z0, z1 - z0, sscale, round_sizes, &out[k].size, &out[k].sdec)
+                if sized == 0:
+                    return -1
+            i = _json_space(s, z1, n)
+            if i >= n or s[i] != 93:
+                return -1
+            out[k].item = NULL
+            i += 1
+            at[k] = <int32_t>start
+            ln[k] = <int32_t>(i - start)
+            # the last text's reading goes on after this price (a changed level), or where it is
+            # found a few levels on (levels gone); else where it was (a new level)
+            x = j
+            while x < pn and x < j + 4:
+                if plv[x].price == out[k].price:
+                    j = x + 1
+                    break
+                x += 1
+        k += 1
+        i = _json_space(s, i, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1

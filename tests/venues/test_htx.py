@@ -29,7 +29,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 
 from atomfast.exchanges.htx import HtxCoinSwapScheme, HtxFuturesScheme, HtxScheme
+from atomfast.exchanges.htx import messages as htx_messages
 from atomfast.exchanges.htx.parse import contract_instrument
+from atomfast.scheme import Dispatch
 from atomfast.testing import (Harness, MemorySink, RefBook, SimProcess, T0, capture_instruments, check_events,
                               cli_summary, fixture_path, recv_frames, replay_fixture, run_cli)
 
@@ -531,3 +533,112 @@ def test_simulate_and_run_the_spot_capture(replayed):
     assert s["frames"] == 362
     assert {t: n for t, n in s["events"].items() if t != "status"} == {"lob": 5512, "spread": 251, "trades": 73}
     assert (s["gaps"], s["resyncs"], s["errors"]) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# spot depth.step0 on a live book: the message replaces it whole (L2Book.replace_sides), or is refused
+
+
+def _step0(version: int, bids: str, asks: str, native: str = "trioeth") -> bytes:
+    return (f'{{"ch":"market.{native}.depth.step0","ts":{1618678069870 + version},'
+            f'"tick":{{"bids":{bids},"asks":{asks},"version":{version},"ts":1618678069000}}}}').encode()
+
+
+def _step0_harness() -> Harness:
+    h = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+    # trioeth: 10 price decimals (8 + 2), 7 size decimals (2 + 5)
+    h.feed(_step0(1, "[[9.121E-7,92730.24],[9.12E-7,66053.68]]", "[[9.13E-7,100],[9.14E-7,5.5]]"))
+    return h
+
+
+def test_step0_changes_only_with_sizes_fitted():
+    h = _step0_harness()
+    produced = h.feed(_step0(2, "[[9.121E-7,92730.240000000001],[9.11E-7,1.123456789]]",
+                             "[[9.13E-7,100.0],[9.14E-7,5.50000015]]"))
+    lob = [(r.price, r.size, r.side) for t, r in produced if t == "lob"]
+    assert lob == [(9.11e-07, 1.1234568, "buy"), (9.12e-07, 0.0, "buy"), (9.14e-07, 5.5000002, "sell")]
+    assert [t for t, _r in produced if t == "spread"] == []
+    book = h.scheme.books["trioeth"]
+    assert book.levels(0) == [("0.0000009121", "92730.24"), ("0.000000911", "1.1234568")]
+    assert book.levels(1) == [("0.000000913", "100"), ("0.000000914", "5.5000002")]
+    assert h.reports == []
+
+
+def test_step0_refused_on_a_live_book():
+    h = _step0_harness()
+    # a negative size: nothing applied, counted, the book reloaded by the next message
+    produced = h.feed(_step0(2, "[[9.121E-7,-1]]", "[[9.13E-7,100]]"))
+    assert [t for t, _r in produced if t == "lob"] == []
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
+        ("resync", "malformed depth snapshot: invalid size b'-1': signed")]
+    assert [r[:2] for r in h.reports] == [("htx: malformed book message",
+                                           "malformed depth snapshot: invalid size b'-1': signed")]
+    # a stale version: ignored
+    h.feed(_step0(1, "[[9.121E-7,1]]", "[[9.13E-7,100]]"))
+    assert h.reports[-1][:2] == ("htx: stale depth snapshot", "trioeth: version 1 after 1")
+    # the next message loads the book again
+    produced = h.feed(_step0(3, "[[9.121E-7,1]]", "[[9.13E-7,100]]"))
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [("snapshot", "")]
+    assert [(r.price, r.size) for t, r in produced if t == "lob"] == [(9.121e-07, 1.0), (9.13e-07, 100.0)]
+
+
+def test_step0_crossed_on_a_live_book_resyncs():
+    h = _step0_harness()
+    produced = h.feed(_step0(2, "[[9.2E-7,1]]", "[[9.13E-7,100]]"))
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [
+        ("resync", "snapshot book crossed: bid 9.2e-07 >= ask 9.13e-07")]
+    assert h.reports[-1][:2] == ("htx: crossed snapshot", "trioeth: book crossed: bid 9.2e-07 >= ask 9.13e-07")
+
+
+class _WholeDecoded(HtxScheme):
+    """HtxScheme as it was before its step0 levels were read from the raw JSON by the book: the
+    route decodes the whole message (``DepthMsg``) and ``_on_depth`` handles it."""
+
+    dispatch = Dispatch({**HtxScheme.dispatch.routes, b"dep": "_on_depth"}, prefilter="_route",
+                        decoders={**HtxScheme.dispatch.decoders, b"dep": htx_messages.depth_decoder},
+                        fallback="_on_other", refused="_on_refused")
+
+
+_STEP0_CASES = [
+    # a book loaded, changed (sizes fitted), then every kind of message the raw read leaves to the decoder
+    _step0(1, "[[9.121E-7,92730.24],[9.12E-7,66053.68]]", "[[9.13E-7,100],[9.14E-7,5.5]]"),
+    _step0(2, "[[9.121E-7,92730.240000000001],[9.11E-7,1.123456789]]", "[[9.13E-7,100.0],[9.14E-7,5.50000015]]"),
+    _step0(3, "[[9.121E-7]]", "[]"),                                    # a level of one number
+    _step0(3, '[["9.121E-7","1"]]', "[]"),                              # strings
+    _step0(3, "[[9.121E-7,1],[9.12E-7,null]]", "[]"),
+    _step0(3, "[[9.121E-7,1]", "[]"),                                   # not JSON
+    _step0(1, "[[9.121E-7]]", "[]"),                                    # stale and malformed
+    _step0(4, "[[9.121E-7,1]]", "[[9.13E-7,1]]"),                       # reloads (after the resync)
+    _step0(3, "[[9.121E-7,2]]", "[[9.13E-7,1]]"),                       # stale
+    _step0(5, "[[9.121E-7,-2]]", "[[9.13E-7,1]]"),                      # negative
+    _step0(6, "[[0,2]]", "[[9.13E-7,1]]"),                              # price 0
+    _step0(7, "[[9.1211111111111E-7,2]]", "[[9.13E-7,1]]"),             # price beyond the scale
+    _step0(8, "[[9.121E-7,1]]", "null"),
+    _step0(9, "[[9.121E-7,1],[9.121E-7,3]]", "[[9.13E-7,1]]"),          # a price twice
+    _step0(10, "[[9.2E-7,1]]", "[[9.13E-7,1]]"),                        # crossed
+    _step0(11, "[[9.121E-7,1E+30]]", "[[9.13E-7,1]]"),                  # out of range
+    _step0(12, "[[9.121E-7,1.5E7]]", "[[9.13E-7,25000000.123456789]]"),  # beyond 2**53 ticks
+    _step0(13, "[[9.121E-7,1.5E7]]", "[[9.13E-7,25000000.123456789]]").replace(b"step0", b"step1"),
+    _step0(14, "[[9.121E-7,1]]", "[[9.13E-7,1]]", native="zzzzzz9"),
+    _step0(15, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"ts":1618678069885', b'"ts":-5'),
+    _step0(16, "[[9.121E-7, 2] , [9.12E-7,3]]", " [ [9.13E-7,1] ]"),
+    _step0(17, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"version":17', b'"version":"17"'),
+    _step0(18, "[]", "[]"),
+    _step0(19, "[[9.121E-7,1]]", "[[9.13E-7,1]]").replace(b'"bids":[[9.121E-7,1]],', b""),
+    _step0(1, "[[9.121E-7,1]]", "[[9.13E-7,1]]", native="xvgeth"),
+    _step0(1, "[[1E-9,1]]", "[[9.13E-7,1]]", native="omgbtc"),
+]
+
+
+def test_step0_read_raw_as_decoded_whole():
+    """Every message gives what the whole message's decoder and ``_on_depth`` gave: the same
+    records (events, statuses) and the same counted bad input, in the same order."""
+    new = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+    old = Harness(_WholeDecoded, capture_instruments(CAPTURE, HtxScheme))
+    for i, frame in enumerate(_STEP0_CASES):
+        data = gzip.compress(frame) if i % 2 else frame
+        assert new.feed(data, binary=bool(i % 2)) == old.feed(data, binary=bool(i % 2)), frame
+        assert new.reports == old.reports, frame
+    assert len(old.reports) >= 12
+    assert {k: (b.levels(0), b.levels(1)) for k, b in new.scheme.books.items()} == {
+        k: (b.levels(0), b.levels(1)) for k, b in old.scheme.books.items()}

@@ -29,8 +29,11 @@ chain can be checked, not the content of the levels.
 Spot ``market.$symbol.depth.step0`` (the top 150 as a whole, once a second: the channel of
 cryptofeed's 2021 recording) is read whenever it comes: each message is self-contained, turned
 into level changes against the book it replaces (the first loads the book: status
-``snapshot``). A message whose ``version`` is not newer than the last one is stale (bad input,
-ignored); a crossed one is refused (resync; the next message reloads). Nothing else can be
+``snapshot``). Its levels are read by the book itself from the message's raw JSON
+(``DepthRawMsg``; ``L2Book.check_json_numbers``, then ``replace_json_sides``: the changes in one
+call); a message it does not read is decoded whole (``DepthMsg``) and handled as level lists,
+which words what is wrong with it. A message whose ``version`` is not newer than the last one is
+stale (bad input, ignored); a crossed one is refused (resync; the next message reloads). Nothing else can be
 verified on it. (The aggregated ``step1``..``step5`` are no exact levels: refused.)
 
 Futures (``wss://api.hbdm.com/linear-swap-ws``; coin-margined ``/swap-ws``): lob ->
@@ -299,10 +302,10 @@ class HtxScheme(_HtxBase):
     #: updates held per book while its snapshot is on its way
     buffer_limit = 20_000
     dispatch = Dispatch(
-        {b"mbp": "_on_mbp", b"dep": "_on_depth", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
+        {b"mbp": "_on_mbp", b"dep": "_on_step0", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
          b"ping": "_on_ping", b"rep": "_on_rep"},
         prefilter="_route",
-        decoders={b"mbp": m.mbp_decoder, b"dep": m.depth_decoder, b"tra": m.trade_decoder,
+        decoders={b"mbp": m.mbp_decoder, b"dep": m.depth_raw_decoder, b"tra": m.trade_decoder,
                   b"bbo": m.spot_bbo_decoder, b"kli": m.kline_decoder, b"ping": m.ping_decoder,
                   b"rep": m.rep_decoder},
         fallback="_on_other", refused="_on_refused")
@@ -315,6 +318,8 @@ class HtxScheme(_HtxBase):
         self._mbp_topic = f"mbp.{self.mbp_levels}"
         #: markets whose book comes from ``depth.step0`` -> the last snapshot's version
         self._step_versions: dict[str, int] = {}
+        #: ``market.<native>.depth.step0`` of a listed market -> (native, symbol)
+        self._step0_channels: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -421,6 +426,65 @@ class HtxScheme(_HtxBase):
         return True
 
     # --- depth.step0: a whole book a message ------------------------------------------------------
+    def _on_step0(self, conn: Connection, msg: m.DepthRawMsg, data: bytes, recv_ns: int) -> None:
+        """A ``depth.step0`` message with its levels as raw JSON: where it is sound (a listed
+        market's channel, time and a newer version) and the book reads every level from the
+        text (``check_json_numbers``, sizes fitted as ``_fit`` fits them), applied here: the live
+        book turned into it (a row per change), or the first loaded. Anything else (a message
+        to count or refuse, a level the book does not read) is decoded whole and takes
+        ``_on_depth``, which says why or applies it."""
+        t = msg.tick
+        market = self._step0_channels.get(msg.ch)
+        if market is None:
+            parts = msg.ch.split(".")
+            if len(parts) == 4 and parts[0] == "market" and parts[2] == "depth" and parts[3] == "step0" \
+                    and parts[1] in self._symbols:
+                market = self._step0_channels[msg.ch] = (parts[1], self._symbols[parts[1]])
+        if market is not None:
+            native, symbol = market
+            event_ms = msg.ts
+            if ms_ok(event_ms) and self._step_versions.get(native, -1) < t.version < 2**63:
+                book = self.books.get(native)
+                if book is None:
+                    inst = self.instrument(native)
+                    book = L2Book(inst.price_decimals, inst.size_decimals)
+                if book.check_json_numbers(t.bids, t.asks, True):
+                    self._step_versions[native] = t.version
+                    atom_us = recv_ns // 1000
+                    if native in self.books and native not in self.unsynced:
+                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                                                        symbol, event_ms, atom_us)
+                    else:
+                        # a load: the levels into the cleared book (every one a change)
+                        self.books.setdefault(native, book)
+                        book = self.begin_snapshot(native, recv_ns, event_ms)
+                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                                                        symbol, event_ms, atom_us) | TOP_CHANGED
+                    # (the flag may be a crossing within the call)
+                    if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                        return
+                    if flags & TOP_CHANGED:
+                        self.emit_spread(native, book, event_ms, atom_us)
+                    return
+        try:
+            whole = m.depth_decoder.decode(data)
+        except DECODE_ERRORS as exc:
+            self._on_refused(conn, data, recv_ns, exc)
+            return
+        self._on_depth(conn, whole, data, recv_ns)
+
+    def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
+        if self._route(conn, data) == b"dep":
+            # refused by the raw decoder: in the words of the whole message's decoder
+            try:
+                whole = m.depth_decoder.decode(data)
+            except DECODE_ERRORS as whole_exc:
+                exc = whole_exc
+            else:
+                self._on_depth(conn, whole, data, recv_ns)
+                return
+        super()._on_refused(conn, data, recv_ns, exc)
+
     def _on_depth(self, conn: Connection, msg: m.DepthMsg, data: bytes, recv_ns: int) -> None:
         parts = msg.ch.split(".")
         if len(parts) != 4 or parts[0] != "market" or parts[2] != "depth" or parts[3] != "step0":
@@ -438,16 +502,34 @@ class HtxScheme(_HtxBase):
         if t.version <= last:
             self.bad_input("stale depth snapshot", f"{native}: version {t.version} after {last}", data)
             return
-        try:
-            bids, asks = self._fit(native, t.bids or [], t.asks or [])
-        except ValueError as exc:
-            self._book_lost(conn, native, f"malformed depth snapshot: {exc}"[:300], data, recv_ns)
-            return
-        self._step_versions[native] = t.version
         event_ms = msg.ts
         atom_us = recv_ns // 1000
         symbol = self._symbols[native]
         book = self.books.get(native)
+        bids, asks = t.bids or [], t.asks or []
+        if book is not None and native not in self.unsynced:
+            # the live book turned into this one in one call: a row per change (sizes fitted as
+            # ``_fit`` fits them); a message it refuses (nothing changed) takes the path below,
+            # which says why (or, for a size only ``fit_size`` reads, applies it)
+            try:
+                flags = book.replace_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms,
+                                           atom_us, round_sizes=True)
+            except BOOK_ERRORS:
+                flags = -1
+            if flags >= 0:
+                self._step_versions[native] = t.version
+                # (the flag may be a crossing within the call)
+                if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
+                    return
+                if flags & TOP_CHANGED:
+                    self.emit_spread(native, book, event_ms, atom_us)
+                return
+        try:
+            bids, asks = self._fit(native, bids, asks)
+        except ValueError as exc:
+            self._book_lost(conn, native, f"malformed depth snapshot: {exc}"[:300], data, recv_ns)
+            return
+        self._step_versions[native] = t.version
         if book is None or native in self.unsynced:
             book = self.begin_snapshot(native, recv_ns, event_ms)
             flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)

@@ -79,6 +79,24 @@ class DepthMsg(Struct, gc=False):
     ts: int = 0
 
 
+class DepthRawTick(Struct, gc=False):
+    """``DepthTick`` with each side kept as its raw JSON (spot ``depth.step0``: read by the book
+    itself, ``L2Book.check_json_numbers``; absent: empty). What the book does not read is decoded
+    as ``DepthMsg``, whose decoder also words a refusal."""
+
+    bids: Raw = Raw(b"")
+    asks: Raw = Raw(b"")
+    event: str = ""
+    version: int = 0
+    ts: int = 0
+
+
+class DepthRawMsg(Struct, gc=False):
+    ch: str
+    tick: DepthRawTick
+    ts: int = 0
+
+
 # --- trades -----------------------------------------------------------------------------------
 class TradeItem(Struct, gc=False):
     """``direction``: the taker's side. ``tradeId`` (spot): the trade's id; ``id`` (spot: a
@@ -205,6 +223,7 @@ class LiquidationItem(Struct, gc=False):
 mbp_decoder = msgspec.json.Decoder(MbpMsg)
 rep_decoder = msgspec.json.Decoder(Rep)
 depth_decoder = msgspec.json.Decoder(DepthMsg)
+depth_raw_decoder = msgspec.json.Decoder(DepthRawMsg)
 trade_decoder = msgspec.json.Decoder(TradeMsg)
 spot_bbo_decoder = msgspec.json.Decoder(SpotBboMsg)
 swap_bbo_decoder = msgspec.json.Decoder(SwapBboMsg)

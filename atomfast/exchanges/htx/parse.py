@@ -25,7 +25,7 @@ from typing import Any, Union
 
 import msgspec
 
-from ...book import parse_ticks
+from ...book import parse_ticks, round_sizes
 from ...scheme import Instrument
 
 MAX_DECIMALS = 12
@@ -191,5 +191,9 @@ def fit_size(size: Any, decimals: int) -> Any:
 
 
 def fit_levels(levels, decimals: int) -> list:
-    """A message's levels with every size the book can hold (``fit_size``)."""
+    """A message's levels with every size the book can hold (``fit_size``; compiled:
+    ``round_sizes``, which leaves the rare size it cannot read to ``fit_size``)."""
+    fitted = round_sizes(levels, decimals)
+    if fitted is not None:
+        return fitted
     return [(price, fit_size(size, decimals)) for price, size in levels]
