@@ -28,7 +28,10 @@ sequence numbers and no checksum: an update or delete of an ``id`` we do not hol
 (``metrics.gaps`` += 1) and the symbol is resynced (status ``resync``, book dropped, its rows
 ignored) by unsubscribing and subscribing its ``orderBookL2`` again, which brings a fresh
 ``partial``. A message is checked whole, per symbol, before that symbol's book is touched; a
-malformed one resyncs the symbol. ``event_timestamp`` of a level is its row's ``timestamp``
+malformed one resyncs the symbol. The common case (a live book's rows of one market, ids in the
+state the action expects, strict times, plain decimals) is one C call
+(``atomfast.kit.idlevels.IdRows``: the book, the ids, the spread); anything else is read here step
+by step, which says what is amiss. ``event_timestamp`` of a level is its row's ``timestamp``
 (BitMEX has sent one on every book row since 2022) or, in older streams, the receive time.
 
 Trades: every ``trade`` row (``side`` Buy/Sell is the taker's); the ``partial`` that a
@@ -76,7 +79,8 @@ import msgspec
 from msgspec import UNSET
 
 from ...book import parse_ticks
-from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
+from ...kit.idlevels import DELETE, INSERT, UPDATE, IdRows
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
@@ -103,6 +107,7 @@ _TABLE = re.compile(rb'"table"\s*:\s*"([^"\\]*)"')
 _ACTION = re.compile(rb'"action"\s*:\s*"([^"\\]*)"')
 _CONTROL = re.compile(rb'\s*\{\s*"(?:info|success|error|status|subscribe|unsubscribe|request)"')
 _BOOK_ACTIONS = (b"insert", b"update", b"delete")
+_ACTION_CODES = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 #: ``conn.state`` key: the natives whose orderBookL2 partial came on the connection
 _BOOKS = "bitmex_books"
 
@@ -180,6 +185,9 @@ class BitmexScheme(Scheme):
         self._instrument_state: dict[str, list] = {}
         #: orderID of each liquidation order published and still in the book -> its symbol
         self._liquidations: dict[str, str] = {}
+        #: a book message's rows applied in C in the common case (atomfast.kit.idlevels)
+        id_rows = IdRows("Buy", "Sell", Lob, Spread, self.exchange, BID, ASK)
+        self._id_rows, self._id_partial = id_rows.apply, id_rows.partial
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
@@ -331,13 +339,20 @@ class BitmexScheme(Scheme):
                 if native in self.books or (action == "partial" and native in self.instruments):
                     self.resync(conn, native, "malformed book message", recv_ns)
             return
-        if action == "partial":
-            self._on_partial(conn, env, rows, data, recv_ns)
-            return
-        if action not in ("insert", "update", "delete"):
-            self.bad_input("malformed book message", f"action {action!r}", data)
+        code = _ACTION_CODES.get(action)
+        if code is None:
+            if action == "partial":
+                self._on_partial(conn, env, rows, data, recv_ns)
+            else:
+                self.bad_input("malformed book message", f"action {action!r}", data)
             return
         if not rows:
+            return
+        # the common case in one C call: a live book's rows of one market, nothing amiss
+        native = rows[0].symbol
+        book = self.books.get(native)
+        if book is not None and native not in self.unsynced and self._id_rows(
+                book, self.ids[native], rows, code, self.rows, native, self._symbols[native], recv_ns) >= 0:
             return
         natives = set(map(_row_symbol, rows))
         if len(natives) == 1:  # (one symbol: nearly every message)
@@ -512,25 +527,11 @@ class BitmexScheme(Scheme):
         for native, group in groups.items():
             if not self.known(native, data):
                 continue
-            # the rows in runs of one side and one timestamp (a partial is sorted by side and its
-            # rows share a few timestamps: each distinct one is parsed once), checked in row order
-            runs = []
-            times: dict[str, int] = {}
             try:
-                for (side_name, ts), run in groupby(group, _row_run):
-                    side = _SIDES.get(side_name)
-                    if side is None:
-                        raise _Malformed(f"side {side_name!r}")
-                    if not ts:
-                        event_ms = recv_ms
-                    else:
-                        event_ms = times.get(ts)
-                        if event_ms is None:
-                            try:
-                                event_ms = times[ts] = iso_to_ms(ts)
-                            except ValueError as exc:
-                                raise _Malformed(str(exc)) from None
-                    runs.append((side, list(run), event_ms))
+                # the rows in runs of one side and one time, and the ids {id: (side, price as sent)}:
+                # in C where every side and time is in the common form (atomfast.kit.idlevels)
+                prepared = self._id_partial(group, recv_ms)
+                runs, ids = prepared if prepared is not None else (self._partial_runs(group, recv_ms), None)
                 book = self.book(native)
                 try:  # every level parsed before the book is cleared for them (the rows are levels)
                     book.check_sides(group)
@@ -541,10 +542,11 @@ class BitmexScheme(Scheme):
                 continue
             snap_ms = max([run[2] for run in runs]) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            # id -> (side, price as sent), built in C run by run
-            self.ids[native] = ids = {}
-            for side, levels, _ in runs:
-                ids.update(zip(map(_row_id, levels), zip(repeat(side), map(bytes, map(_row_price, levels)))))
+            if ids is None:  # id -> (side, price as sent), built in C run by run
+                ids = {}
+                for side, levels, _ in runs:
+                    ids.update(zip(map(_row_id, levels), zip(repeat(side), map(bytes, map(_row_price, levels)))))
+            self.ids[native] = ids
             carried = conn.state.get(_BOOKS)
             if carried is None:
                 carried = conn.state[_BOOKS] = set()
@@ -555,6 +557,29 @@ class BitmexScheme(Scheme):
                 flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
+
+    @staticmethod
+    def _partial_runs(group: list[m.L2Row], recv_ms: int) -> list[tuple[int, list[m.L2Row], int]]:
+        """A partial's rows in runs of one side and one timestamp (a partial is sorted by side and
+        its rows share a few timestamps: each distinct one is parsed once), checked in row order:
+        ``(side, rows, event ms)``; raises _Malformed."""
+        runs = []
+        times: dict[str, int] = {}
+        for (side_name, ts), run in groupby(group, _row_run):
+            side = _SIDES.get(side_name)
+            if side is None:
+                raise _Malformed(f"side {side_name!r}")
+            if not ts:
+                event_ms = recv_ms
+            else:
+                event_ms = times.get(ts)
+                if event_ms is None:
+                    try:
+                        event_ms = times[ts] = iso_to_ms(ts)
+                    except ValueError as exc:
+                        raise _Malformed(str(exc)) from None
+            runs.append((side, list(run), event_ms))
+        return runs
 
     # --- trades, quotes, instruments, bins ----------------------------------------------------
     def _on_trades(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:

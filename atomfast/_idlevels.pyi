@@ -1,0 +1,14 @@
+"""Type stubs for native/idlevels/_idlevels.pyx (atomfast.kit.idlevels)."""
+from typing import Any, Callable
+
+INSERT: int
+UPDATE: int
+DELETE: int
+NOT_APPLIED: int
+
+class IdRows:
+    def __init__(self, bid_name: str, ask_name: str, lob_type: type[tuple], spread_type: type[tuple],
+                 exchange: str, bid: int = 0, ask: int = 1) -> None: ...
+    def apply(self, book: Any, ids: dict[Any, tuple[int, bytes]], rows: list[Any], action: int,
+              rows_of: Callable[[str], Any], native: str, symbol: str, recv_ns: int) -> int:
+        """The book's flags, or ``NOT_APPLIED`` with nothing changed (book, ids, rows)."""

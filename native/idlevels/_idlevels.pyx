@@ -1,0 +1,328 @@
+# cython: language_level=3
+"""The common case of a book message whose levels the exchange names by id, in C (atomfast.kit.idlevels).
+
+BitMEX's ``orderBookL2``: a ``partial`` gives every level with its ``id``, ``side`` and ``price``;
+then ``insert`` adds an id at a price, ``update`` sets the total size of a held id, ``delete``
+removes one, the rows of ``update``/``delete`` carrying their price or not. The venue keeps its
+market's ids as a dict ``id -> (side, price as sent)``; ``IdRows.apply`` applies one message's rows
+of one market when nothing about them is out of the ordinary, and otherwise applies nothing and
+says so (``NOT_APPLIED``), for the venue's own step-by-step path to say what is amiss.
+
+The common case, every condition checked before anything is applied:
+
+- every row names the market (``symbol`` equal to the one given) and a side by one of the two
+  names given (``bid_name``, ``ask_name``);
+- every row's time is the strict ``YYYY-MM-DDTHH:MM:SS.fffZ`` (a real date and time, second 60
+  allowed, the result in [0, 10**14) ms) or empty (then the receive time, in ms);
+- an ``insert``'s id is not held, its price and size are plain decimals (digits and at most one
+  ``.``, no sign, no exponent), the price not zero; an ``update``'s or ``delete``'s id is held on
+  that side, its row's price empty or the very bytes held; an ``update``'s size a plain decimal;
+- no id twice in the message;
+- the book takes the levels (``apply_sides`` parses them all before applying any: its
+  ``ValueError``/``TypeError``/``OverflowError`` is a ``NOT_APPLIED``).
+
+Then the levels, in runs of consecutive rows of one side and one time, one ``apply_sides`` call
+a run (several runs: every level parsed by ``check_sides`` before any run is applied), the
+``lob`` rows into ``rows_of("lob")``, each row at its own time; the ids updated (an insert held as
+``(side, bytes(price))``, a delete dropped); where the top changed, the spread (``spread_into``
+into ``rows_of("spread")``, at the last row's time). Returns the book's flags.
+"""
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_Check
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t
+
+from atomfast._fields cimport FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    int PyObject_GetBuffer(object obj, Py_buffer* view, int flags) except -1
+    void PyBuffer_Release(Py_buffer* view)
+    dict _PyDict_NewPresized(Py_ssize_t minused)
+    ctypedef struct Py_buffer:
+        void* buf
+        Py_ssize_t len
+
+INSERT = 0
+UPDATE = 1
+DELETE = 2
+NOT_APPLIED = -1
+
+cdef int C_INSERT = 0, C_UPDATE = 1, C_DELETE = 2
+cdef int F_TOP_CHANGED = 1
+cdef tuple _BOOK_ERRORS = (ValueError, TypeError, OverflowError)
+cdef tuple _FIELDS = ("symbol", "id", "side", "size", "price", "timestamp")
+cdef enum:
+    F_SYMBOL = 0
+    F_ID = 1
+    F_SIDE = 2
+    F_SIZE = 3
+    F_PRICE = 4
+    F_TIME = 5
+cdef int[13] _MONTH_DAYS
+_MONTH_DAYS[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+cdef bytes _ZERO = b"0"
+
+
+cdef inline int _two(const char* s) noexcept:
+    if 48 <= s[0] <= 57 and 48 <= s[1] <= 57:
+        return (s[0] - 48) * 10 + (s[1] - 48)
+    return -1
+
+
+cdef inline int64_t _days_from_civil(int64_t y, int m, int d) noexcept:
+    # Howard Hinnant's days_from_civil: days since 1970-01-01
+    cdef int64_t era, yoe, doy, doe
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef int64_t strict_iso_ms(object text) except -2:
+    """``YYYY-MM-DDTHH:MM:SS.fffZ`` (exactly; a real date, second 60 allowed) -> ms since the
+    epoch; -1 for anything else (also a result outside [0, 10**14))."""
+    cdef Py_ssize_t n
+    cdef const char* s
+    cdef int c1, c2, mo, d, h, mi, sec, f1, dim
+    cdef int64_t y, ms
+    if not PyUnicode_Check(text):
+        return -1
+    s = PyUnicode_AsUTF8AndSize(text, &n)
+    if n != 24 or s[4] != 45 or s[7] != 45 or s[10] != 84 or s[13] != 58 or s[16] != 58 or s[19] != 46 \
+            or s[23] != 90:
+        return -1
+    c1, c2, mo, d = _two(s), _two(s + 2), _two(s + 5), _two(s + 8)
+    h, mi, sec = _two(s + 11), _two(s + 14), _two(s + 17)
+    f1 = _two(s + 20)
+    if c1 < 0 or c2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 \
+            or sec < 0 or sec > 60 or f1 < 0 or not 48 <= s[22] <= 57:
+        return -1
+    y = c1 * 100 + c2
+    dim = _MONTH_DAYS[mo]
+    if mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
+        dim = 29
+    if y < 1 or d > dim:
+        return -1
+    ms = _days_from_civil(y, mo, d) * 86400000 + ((h * 60 + mi) * 60 + sec) * 1000 + f1 * 10 + (s[22] - 48)
+    if not 0 <= ms < 100000000000000:
+        return -1
+    return ms
+
+
+cdef bytes _bytes(object value):
+    """``bytes(value)`` for a buffer (a ``msgspec.Raw``): its bytes copied, without the type call."""
+    cdef Py_buffer view
+    cdef bytes out
+    if type(value) is bytes:
+        return <bytes>value
+    PyObject_GetBuffer(value, &view, 0)
+    try:
+        out = PyBytes_FromStringAndSize(<const char*>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+cdef bint _plain(object value, bint nonzero) except -1:
+    """Digits with at most one '.', at least one digit (and a non-zero one where ``nonzero``)."""
+    cdef Py_buffer view
+    cdef const unsigned char* s
+    cdef Py_ssize_t i
+    cdef int dots = 0, digits = 0, nz = 0
+    cdef unsigned char c
+    if value is None:
+        return False
+    try:
+        PyObject_GetBuffer(value, &view, 0)
+    except (TypeError, BufferError):
+        return False
+    s = <const unsigned char*>view.buf
+    for i in range(view.len):
+        c = s[i]
+        if 48 <= c <= 57:
+            digits += 1
+            if c != 48:
+                nz = 1
+        elif c == 46:
+            dots += 1
+        else:
+            PyBuffer_Release(&view)
+            return False
+    PyBuffer_Release(&view)
+    return digits > 0 and dots <= 1 and (nz or not nonzero)
+
+
+cdef class IdRows:
+    """Applies a message's rows of one market in the common case (see the module): the field
+    names of the row Struct (``symbol``, ``id``, ``side``, ``size``, ``price``, ``timestamp``), the
+    two side names, the event types of ``lob`` and ``spread`` rows and the exchange."""
+
+    cdef FieldSlots f
+    cdef object bid_name, ask_name, lob_type, spread_type, exchange
+    cdef object bid, ask
+
+    def __init__(self, bid_name, ask_name, lob_type, spread_type, exchange, bid=0, ask=1):
+        fields_init(&self.f, _FIELDS)
+        self.bid_name = bid_name
+        self.ask_name = ask_name
+        self.lob_type = lob_type
+        self.spread_type = spread_type
+        self.exchange = exchange
+        self.bid = bid
+        self.ask = ask
+
+    cdef object _field(self, object row, Py_ssize_t i):
+        cdef PyObject* p
+        if Py_TYPE(row) != self.f.tp:
+            fields_resolve(&self.f, _FIELDS, row)
+        p = field_slot(&self.f, row, i)
+        if p != NULL:
+            return <object>p
+        return getattr(row, _FIELDS[i])
+
+    def apply(self, book, dict ids, list rows, int action, rows_of, str native, str symbol, int64_t recv_ns):
+        """One message's ``rows`` (``action``: ``INSERT``, ``UPDATE``, ``DELETE``) of market
+        ``native`` (published as ``symbol``) onto ``book`` and ``ids``: the book's flags, or
+        ``NOT_APPLIED`` with nothing changed."""
+        cdef Py_ssize_t n = len(rows), i, start
+        cdef object row, side_name, side, rid, ts, price, size, known, seen = None, lob
+        cdef int64_t ms, recv_ms = recv_ns // 1000000, atom_us = recv_ns // 1000
+        cdef int flags = 0
+        cdef bint one_run = True
+        cdef PyObject* hit
+        cdef list levels, sides, times, prices = None
+        if n == 0 or action < C_INSERT or action > C_DELETE:
+            return NOT_APPLIED
+        levels = [None] * n
+        sides = [None] * n
+        times = [None] * n
+        if action == C_INSERT:
+            prices = [None] * n
+        if n > 1:
+            seen = set()
+        for i in range(n):
+            row = rows[i]
+            if self._field(row, F_SYMBOL) != native:
+                return NOT_APPLIED
+            side_name = self._field(row, F_SIDE)
+            if side_name == self.bid_name:
+                side = self.bid
+            elif side_name == self.ask_name:
+                side = self.ask
+            else:
+                return NOT_APPLIED
+            ts = self._field(row, F_TIME)
+            if not ts:
+                ms = recv_ms
+            else:
+                ms = strict_iso_ms(ts)
+                if ms < 0:
+                    return NOT_APPLIED
+            sides[i] = side
+            times[i] = ms
+            if i and (side != sides[i - 1] or ms != <int64_t>times[i - 1]):
+                one_run = False
+            rid = self._field(row, F_ID)
+            if seen is not None:
+                if rid in seen:
+                    return NOT_APPLIED
+                seen.add(rid)
+            hit = PyDict_GetItem(ids, rid)
+            price = self._field(row, F_PRICE)
+            if action == C_INSERT:
+                if hit != NULL:
+                    return NOT_APPLIED
+                size = self._field(row, F_SIZE)
+                if not _plain(price, True) or not _plain(size, False):
+                    return NOT_APPLIED
+                price = _bytes(price)
+                prices[i] = price
+            else:
+                if hit == NULL:
+                    return NOT_APPLIED
+                known = <object>hit
+                if type(known) is not tuple or len(<tuple>known) != 2 or (<tuple>known)[0] != side:
+                    return NOT_APPLIED
+                if price:
+                    if _bytes(price) != (<tuple>known)[1]:
+                        return NOT_APPLIED
+                price = (<tuple>known)[1]
+                if action == C_UPDATE:
+                    size = self._field(row, F_SIZE)
+                    if not _plain(size, False):
+                        return NOT_APPLIED
+                else:
+                    size = _ZERO
+            levels[i] = (price, size)
+        lob = rows_of("lob")
+        if one_run:
+            try:
+                flags = book.apply_sides(sides[0], levels, None, lob, self.lob_type, self.exchange, symbol, times[0],
+                                         atom_us)
+            except _BOOK_ERRORS:
+                return NOT_APPLIED  # nothing applied
+        else:
+            try:  # every level parsed before any run is applied
+                book.check_sides(levels)
+            except _BOOK_ERRORS:
+                return NOT_APPLIED
+            start = 0
+            for i in range(1, n + 1):
+                if i == n or sides[i] != sides[start] or <int64_t>times[i] != <int64_t>times[start]:
+                    flags |= book.apply_sides(sides[start], levels[start:i], None, lob, self.lob_type, self.exchange,
+                                              symbol, times[start], atom_us)
+                    start = i
+        if action == C_INSERT:
+            for i in range(n):
+                PyDict_SetItem(ids, self._field(rows[i], F_ID), (sides[i], prices[i]))
+        elif action == C_DELETE:
+            for i in range(n):
+                PyDict_DelItem(ids, self._field(rows[i], F_ID))
+        if flags & F_TOP_CHANGED:
+            book.spread_into(rows_of("spread"), self.spread_type, self.exchange, symbol, times[n - 1], atom_us)
+        return flags
+
+    def partial(self, list rows, int64_t recv_ms):
+        """A snapshot's ``rows`` of one market, read in the common case: ``(runs, ids)``, the runs
+        of consecutive rows of one side and one time as ``(side, [rows], event ms)`` (a row
+        without a time: ``recv_ms``) and the ids ``{id: (side, bytes(price))}``; None where a
+        row's side is neither name or its time not the strict form (the venue reads it itself).
+        Nothing about the levels is checked here (the book's ``check_sides`` is)."""
+        cdef Py_ssize_t n = len(rows), i, start = 0
+        cdef object row, side_name, side, prev_side = None, ts, prev_ts = None, price
+        cdef int64_t ms = 0, prev_ms = 0
+        cdef list runs = []
+        cdef dict ids = _PyDict_NewPresized(n)
+        for i in range(n):
+            row = rows[i]
+            side_name = self._field(row, F_SIDE)
+            if side_name == self.bid_name:
+                side = self.bid
+            elif side_name == self.ask_name:
+                side = self.ask
+            else:
+                return None
+            ts = self._field(row, F_TIME)
+            if i == 0 or ts is not prev_ts:
+                if i and ts == prev_ts:
+                    pass  # the same time (an equal string)
+                elif not ts:
+                    ms = recv_ms
+                else:
+                    ms = strict_iso_ms(ts)
+                    if ms < 0:
+                        return None
+                prev_ts = ts
+            if i and (side != prev_side or ms != prev_ms):
+                runs.append((prev_side, rows[start:i], prev_ms))
+                start = i
+            prev_side, prev_ms = side, ms
+            price = self._field(row, F_PRICE)
+            PyDict_SetItem(ids, self._field(row, F_ID), (side, _bytes(price)))
+        if n:
+            runs.append((prev_side, rows[start:n], prev_ms))
+        return runs, ids
