@@ -8,8 +8,9 @@ rows when nothing about them is out of the ordinary (see ``atomfast._idlevels``:
 market, of one side and one time, a strict ``YYYY-MM-DDTHH:MM:SS.fffZ`` time or none, ids in the
 state the action expects, plain decimals the book takes; the ``lob`` rows, the ids, the spread
 where the top changed) and otherwise changes nothing and returns ``NOT_APPLIED``, for the venue's
-step-by-step path to say what is amiss (a gap, a malformed row).
+step-by-step path to say what is amiss (a gap, a malformed row). ``IdRows.partial`` reads a
+snapshot's runs and ids the same way; ``iso_ms`` is the strict time those read (-1: not that form).
 """
-from .._idlevels import DELETE, INSERT, NOT_APPLIED, UPDATE, IdRows
+from .._idlevels import DELETE, INSERT, NOT_APPLIED, UPDATE, IdRows, iso_ms
 
-__all__ = ["DELETE", "INSERT", "NOT_APPLIED", "UPDATE", "IdRows"]
+__all__ = ["DELETE", "INSERT", "NOT_APPLIED", "UPDATE", "IdRows", "iso_ms"]

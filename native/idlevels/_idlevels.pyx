@@ -127,6 +127,13 @@ cdef bytes _bytes(object value):
     return out
 
 
+def iso_ms(text):
+    """``"2021-07-22T22:36:09.757Z"`` -> 1626993369757: the strict ``YYYY-MM-DDTHH:MM:SS.fffZ``
+    (a real date and time, second 60 allowed, the result in [0, 10**14) ms); -1 for anything
+    else (another form, or not a str), for the caller's own rules to read."""
+    return strict_iso_ms(text)
+
+
 cdef bint _plain(object value, bint nonzero) except -1:
     """Digits with at most one '.', at least one digit (and a non-zero one where ``nonzero``)."""
     cdef Py_buffer view
