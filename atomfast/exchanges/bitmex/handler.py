@@ -532,9 +532,15 @@ class BitmexScheme(Scheme):
                 # in C where every side and time is in the common form (atomfast.kit.idlevels)
                 prepared = self._id_partial(group, recv_ms)
                 runs, ids = prepared if prepared is not None else (self._partial_runs(group, recv_ms), None)
+                # two runs, one a side, of one time (a partial of a stream without row times): one
+                # apply_sides call of both, its levels' parse kept from the check
+                both = len(runs) == 2 and runs[0][0] != runs[1][0] and runs[0][2] == runs[1][2]
                 book = self.book(native)
                 try:  # every level parsed before the book is cleared for them (the rows are levels)
-                    book.check_sides(group)
+                    if both:
+                        book.check_sides(runs[0][1], runs[1][1])
+                    else:
+                        book.check_sides(group)
                 except BOOK_ERRORS as exc:
                     raise _Malformed(str(exc)) from None
             except _Malformed as exc:
@@ -552,9 +558,13 @@ class BitmexScheme(Scheme):
                 carried = conn.state[_BOOKS] = set()
             carried.add(native)
             rows_out, exchange, symbol = self.rows("lob"), self.exchange, self.symbol_of(native)
-            flags = 0
-            for side, levels, event_ms in runs:
-                flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
+            if both:
+                (side, first, event_ms), (_, second, _) = runs
+                flags = book.apply_sides(side, first, second, rows_out, Lob, exchange, symbol, event_ms, atom_us)
+            else:
+                flags = 0
+                for side, levels, event_ms in runs:
+                    flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
 
