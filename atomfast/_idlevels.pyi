@@ -15,5 +15,8 @@ class IdRows:
     def apply(self, book: Any, ids: dict[Any, tuple[int, bytes]], rows: list[Any], action: int,
               rows_of: Callable[[str], Any], native: str, symbol: str, recv_ns: int) -> int:
         """The book's flags, or ``NOT_APPLIED`` with nothing changed (book, ids, rows)."""
+    def message(self, owner: Any, action: str, rows: list[Any], recv_ns: int) -> int:
+        """``apply`` on the live book of the first row's market, read from ``owner`` (the scheme's
+        books, unsynced, _symbols, rows, ids); ``NOT_APPLIED`` also for another action or no book."""
     def partial(self, rows: list[Any], recv_ms: int) -> tuple[list[tuple[int, list[Any], int]], dict] | None:
         """A snapshot's rows: (runs (side, rows, event ms), ids), or None (not the common form)."""

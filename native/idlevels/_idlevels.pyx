@@ -50,6 +50,7 @@ DELETE = 2
 NOT_APPLIED = -1
 
 cdef int C_INSERT = 0, C_UPDATE = 1, C_DELETE = 2
+cdef dict _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 cdef int F_TOP_CHANGED = 1
 cdef tuple _BOOK_ERRORS = (ValueError, TypeError, OverflowError)
 cdef tuple _FIELDS = ("symbol", "id", "side", "size", "price", "timestamp")
@@ -181,6 +182,25 @@ cdef class IdRows:
         self.exchange = exchange
         self.bid = bid
         self.ask = ask
+
+    def message(self, owner, action, list rows, int64_t recv_ns):
+        """A message of ``action`` (its name: ``insert``, ``update``, ``delete``) as ``apply`` onto
+        the live book of the market its first row names, all read from ``owner`` (the scheme:
+        ``books``, ``unsynced``, ``_symbols``, ``rows`` and the venue's ``ids``, native -> its
+        ids dict) at the call; ``NOT_APPLIED`` also for another action, no row, or no live book
+        (none, or resyncing)."""
+        cdef object code = _ACTIONS.get(action), native, book, ids, symbol
+        if code is None or not rows:
+            return NOT_APPLIED
+        native = self._field(rows[0], F_SYMBOL)
+        book = (<dict?>owner.books).get(native)
+        if book is None or native in owner.unsynced:
+            return NOT_APPLIED
+        ids = (<dict?>owner.ids).get(native)
+        symbol = (<dict?>owner._symbols).get(native)
+        if type(ids) is not dict or type(symbol) is not str:
+            return NOT_APPLIED
+        return self.apply(book, ids, rows, code, owner.rows, native, symbol, recv_ns)
 
     cdef object _field(self, object row, Py_ssize_t i):
         cdef PyObject* p

@@ -80,7 +80,7 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
-from ...kit.idlevels import DELETE, INSERT, UPDATE, IdRows
+from ...kit.idlevels import IdRows
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from .._common import ok_float
@@ -107,7 +107,6 @@ _TABLE = re.compile(rb'"table"\s*:\s*"([^"\\]*)"')
 _ACTION = re.compile(rb'"action"\s*:\s*"([^"\\]*)"')
 _CONTROL = re.compile(rb'\s*\{\s*"(?:info|success|error|status|subscribe|unsubscribe|request)"')
 _BOOK_ACTIONS = (b"insert", b"update", b"delete")
-_ACTION_CODES = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 #: ``conn.state`` key: the natives whose orderBookL2 partial came on the connection
 _BOOKS = "bitmex_books"
 
@@ -187,7 +186,7 @@ class BitmexScheme(Scheme):
         self._liquidations: dict[str, str] = {}
         #: a book message's rows applied in C in the common case (atomfast.kit.idlevels)
         id_rows = IdRows("Buy", "Sell", Lob, Spread, self.exchange, BID, ASK)
-        self._id_rows, self._id_partial = id_rows.apply, id_rows.partial
+        self._id_message, self._id_partial = id_rows.message, id_rows.partial
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
@@ -339,20 +338,16 @@ class BitmexScheme(Scheme):
                 if native in self.books or (action == "partial" and native in self.instruments):
                     self.resync(conn, native, "malformed book message", recv_ns)
             return
-        code = _ACTION_CODES.get(action)
-        if code is None:
-            if action == "partial":
-                self._on_partial(conn, env, rows, data, recv_ns)
-            else:
-                self.bad_input("malformed book message", f"action {action!r}", data)
+        # the common case in one C call: a live book's rows of one market, nothing amiss
+        if self._id_message(self, action, rows, recv_ns) >= 0:
+            return
+        if action == "partial":
+            self._on_partial(conn, env, rows, data, recv_ns)
+            return
+        if action not in ("insert", "update", "delete"):
+            self.bad_input("malformed book message", f"action {action!r}", data)
             return
         if not rows:
-            return
-        # the common case in one C call: a live book's rows of one market, nothing amiss
-        native = rows[0].symbol
-        book = self.books.get(native)
-        if book is not None and native not in self.unsynced and self._id_rows(
-                book, self.ids[native], rows, code, self.rows, native, self._symbols[native], recv_ns) >= 0:
             return
         natives = set(map(_row_symbol, rows))
         if len(natives) == 1:  # (one symbol: nearly every message)
