@@ -40,6 +40,7 @@ cdef extern from "Python.h":
     int PyObject_GetBuffer(object obj, Py_buffer* view, int flags) except -1
     void PyBuffer_Release(Py_buffer* view)
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    void PyObject_GC_UnTrack(void* op)
     ctypedef struct Py_buffer:
         void* buf
         Py_ssize_t len
@@ -133,6 +134,15 @@ def iso_ms(text):
     (a real date and time, second 60 allowed, the result in [0, 10**14) ms); -1 for anything
     else (another form, or not a str), for the caller's own rules to read."""
     return strict_iso_ms(text)
+
+
+cdef inline tuple _held(object side, bytes price):
+    """``(side, price)``, untracked by the garbage collector as CPython's own collection would
+    leave it (a tuple of an int and a bytes can be in no cycle): a book's id map of such tuples
+    then stays out of every collection."""
+    cdef tuple t = (side, price)
+    PyObject_GC_UnTrack(<void*>t)
+    return t
 
 
 cdef bint _plain(object value, bint nonzero) except -1:
@@ -305,7 +315,7 @@ cdef class IdRows:
                     start = i
         if action == C_INSERT:
             for i in range(n):
-                PyDict_SetItem(ids, self._field(rows[i], F_ID), (sides[i], prices[i]))
+                PyDict_SetItem(ids, self._field(rows[i], F_ID), _held(sides[i], prices[i]))
         elif action == C_DELETE:
             for i in range(n):
                 PyDict_DelItem(ids, self._field(rows[i], F_ID))
@@ -349,7 +359,7 @@ cdef class IdRows:
                 start = i
             prev_side, prev_ms = side, ms
             price = self._field(row, F_PRICE)
-            PyDict_SetItem(ids, self._field(row, F_ID), (side, _bytes(price)))
+            PyDict_SetItem(ids, self._field(row, F_ID), _held(side, _bytes(price)))
         if n:
             runs.append((prev_side, rows[start:n], prev_ms))
         return runs, ids
