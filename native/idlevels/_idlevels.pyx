@@ -27,10 +27,12 @@ a run (several runs: every level parsed by ``check_sides`` before any run is app
 ``(side, bytes(price))``, a delete dropped); where the top changed, the spread (``spread_into``
 into ``rows_of("spread")``, at the last row's time). Returns the book's flags.
 """
+cimport cython
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t
 
 from atomfast._fields cimport FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
@@ -50,11 +52,13 @@ UPDATE = 1
 DELETE = 2
 NOT_APPLIED = -1
 
-cdef int C_INSERT = 0, C_UPDATE = 1, C_DELETE = 2
+cdef int C_INSERT = 0, C_UPDATE = 1, C_DELETE = 2, C_NOT_APPLIED = -1
 cdef dict _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 cdef int F_TOP_CHANGED = 1
 cdef tuple _BOOK_ERRORS = (ValueError, TypeError, OverflowError)
 cdef tuple _FIELDS = ("symbol", "id", "side", "size", "price", "timestamp")
+cdef enum:
+    RUN_BUF = 32                # rows of a message whose sides and times fit on the stack
 cdef enum:
     F_SYMBOL = 0
     F_ID = 1
@@ -174,13 +178,15 @@ cdef bint _plain(object value, bint nonzero) except -1:
     return digits > 0 and dots <= 1 and (nz or not nonzero)
 
 
+@cython.final
 cdef class IdRows:
     """Applies a message's rows of one market in the common case (see the module): the field
     names of the row Struct (``symbol``, ``id``, ``side``, ``size``, ``price``, ``timestamp``), the
     two side names, the event types of ``lob`` and ``spread`` rows and the exchange."""
 
     cdef FieldSlots f
-    cdef object bid_name, ask_name, lob_type, spread_type, exchange
+    cdef str bid_name, ask_name
+    cdef object lob_type, spread_type, exchange
     cdef object bid, ask
 
     def __init__(self, bid_name, ask_name, lob_type, spread_type, exchange, bid=0, ask=1):
@@ -210,9 +216,19 @@ cdef class IdRows:
         symbol = (<dict?>owner._symbols).get(native)
         if type(ids) is not dict or type(symbol) is not str:
             return NOT_APPLIED
-        return self.apply(book, ids, rows, code, owner.rows, native, symbol, recv_ns)
+        return self._apply(book, <dict>ids, rows, code, owner.rows, native, <str>symbol, recv_ns)
 
-    cdef object _field(self, object row, Py_ssize_t i):
+    cdef inline object _side(self, object name):
+        """The side a row's side name says; None for any other name (or what is no str)."""
+        if type(name) is not str:
+            return None
+        if name is self.bid_name or (<str>name) == self.bid_name:
+            return self.bid
+        if name is self.ask_name or (<str>name) == self.ask_name:
+            return self.ask
+        return None
+
+    cdef inline object _field(self, object row, Py_ssize_t i):
         cdef PyObject* p
         if Py_TYPE(row) != self.f.tp:
             fields_resolve(&self.f, _FIELDS, row)
@@ -225,103 +241,119 @@ cdef class IdRows:
         """One message's ``rows`` (``action``: ``INSERT``, ``UPDATE``, ``DELETE``) of market
         ``native`` (published as ``symbol``) onto ``book`` and ``ids``: the book's flags, or
         ``NOT_APPLIED`` with nothing changed."""
+        return self._apply(book, ids, rows, action, rows_of, native, symbol, recv_ns)
+
+    cdef int _apply(self, object book, dict ids, list rows, int action, object rows_of, str native, str symbol,
+                    int64_t recv_ns) except -2:
         cdef Py_ssize_t n = len(rows), i, start
-        cdef object row, side_name, side, rid, ts, price, size, known, seen = None, lob
+        cdef object row, side, rid, ts, price, size, known, seen = None, lob
         cdef int64_t ms, recv_ms = recv_ns // 1000000, atom_us = recv_ns // 1000
         cdef int flags = 0
         cdef bint one_run = True
         cdef PyObject* hit
-        cdef list levels, sides, times, prices = None
+        cdef list levels, prices = None
+        cdef char side_buf[RUN_BUF]
+        cdef int64_t time_buf[RUN_BUF]
+        cdef char* sides = side_buf
+        cdef int64_t* times = time_buf
         if n == 0 or action < C_INSERT or action > C_DELETE:
-            return NOT_APPLIED
-        levels = [None] * n
-        sides = [None] * n
-        times = [None] * n
-        if action == C_INSERT:
-            prices = [None] * n
-        if n > 1:
-            seen = set()
-        for i in range(n):
-            row = rows[i]
-            if self._field(row, F_SYMBOL) != native:
-                return NOT_APPLIED
-            side_name = self._field(row, F_SIDE)
-            if side_name == self.bid_name:
-                side = self.bid
-            elif side_name == self.ask_name:
-                side = self.ask
-            else:
-                return NOT_APPLIED
-            ts = self._field(row, F_TIME)
-            if not ts:
-                ms = recv_ms
-            else:
-                ms = strict_iso_ms(ts)
-                if ms < 0:
-                    return NOT_APPLIED
-            sides[i] = side
-            times[i] = ms
-            if i and (side != sides[i - 1] or ms != <int64_t>times[i - 1]):
-                one_run = False
-            rid = self._field(row, F_ID)
-            if seen is not None:
-                if rid in seen:
-                    return NOT_APPLIED
-                seen.add(rid)
-            hit = PyDict_GetItem(ids, rid)
-            price = self._field(row, F_PRICE)
+            return C_NOT_APPLIED
+        if n > RUN_BUF:
+            sides = <char*>PyMem_Malloc(n * (sizeof(char) + sizeof(int64_t)) + sizeof(int64_t))
+            if sides == NULL:
+                raise MemoryError()
+            times = <int64_t*>(sides + n + (sizeof(int64_t) - n % sizeof(int64_t)))
+        try:
+            levels = [None] * n
             if action == C_INSERT:
-                if hit != NULL:
-                    return NOT_APPLIED
-                size = self._field(row, F_SIZE)
-                if not _plain(price, True) or not _plain(size, False):
-                    return NOT_APPLIED
-                price = _bytes(price)
-                prices[i] = price
-            else:
-                if hit == NULL:
-                    return NOT_APPLIED
-                known = <object>hit
-                if type(known) is not tuple or len(<tuple>known) != 2 or (<tuple>known)[0] != side:
-                    return NOT_APPLIED
-                if price:
-                    if _bytes(price) != (<tuple>known)[1]:
-                        return NOT_APPLIED
-                price = (<tuple>known)[1]
-                if action == C_UPDATE:
-                    size = self._field(row, F_SIZE)
-                    if not _plain(size, False):
-                        return NOT_APPLIED
+                prices = [None] * n
+            if n > 1:
+                seen = set()
+            for i in range(n):
+                row = rows[i]
+                if self._field(row, F_SYMBOL) != native:
+                    return C_NOT_APPLIED
+                side = self._side(self._field(row, F_SIDE))
+                if side is None:
+                    return C_NOT_APPLIED
+                ts = self._field(row, F_TIME)
+                if not ts:
+                    ms = recv_ms
                 else:
-                    size = _ZERO
-            levels[i] = (price, size)
-        lob = rows_of("lob")
-        if one_run:
-            try:
-                flags = book.apply_sides(sides[0], levels, None, lob, self.lob_type, self.exchange, symbol, times[0],
-                                         atom_us)
-            except _BOOK_ERRORS:
-                return NOT_APPLIED  # nothing applied
-        else:
-            try:  # every level parsed before any run is applied
-                book.check_sides(levels)
-            except _BOOK_ERRORS:
-                return NOT_APPLIED
-            start = 0
-            for i in range(1, n + 1):
-                if i == n or sides[i] != sides[start] or <int64_t>times[i] != <int64_t>times[start]:
-                    flags |= book.apply_sides(sides[start], levels[start:i], None, lob, self.lob_type, self.exchange,
-                                              symbol, times[start], atom_us)
-                    start = i
-        if action == C_INSERT:
-            for i in range(n):
-                PyDict_SetItem(ids, self._field(rows[i], F_ID), _held(sides[i], prices[i]))
-        elif action == C_DELETE:
-            for i in range(n):
-                PyDict_DelItem(ids, self._field(rows[i], F_ID))
-        if flags & F_TOP_CHANGED:
-            book.spread_into(rows_of("spread"), self.spread_type, self.exchange, symbol, times[n - 1], atom_us)
-        return flags
+                    ms = strict_iso_ms(ts)
+                    if ms < 0:
+                        return C_NOT_APPLIED
+                sides[i] = 0 if side is self.bid else 1
+                times[i] = ms
+                if i and (sides[i] != sides[i - 1] or ms != times[i - 1]):
+                    one_run = False
+                rid = self._field(row, F_ID)
+                if seen is not None:
+                    if rid in seen:
+                        return C_NOT_APPLIED
+                    seen.add(rid)
+                hit = PyDict_GetItem(ids, rid)
+                price = self._field(row, F_PRICE)
+                if action == C_INSERT:
+                    if hit != NULL:
+                        return C_NOT_APPLIED
+                    size = self._field(row, F_SIZE)
+                    if not _plain(price, True) or not _plain(size, False):
+                        return C_NOT_APPLIED
+                    price = _bytes(price)
+                    prices[i] = price
+                else:
+                    if hit == NULL:
+                        return C_NOT_APPLIED
+                    known = <object>hit
+                    if type(known) is not tuple or len(<tuple>known) != 2:
+                        return C_NOT_APPLIED
+                    if (<tuple>known)[0] is not side and (<tuple>known)[0] != side:
+                        return C_NOT_APPLIED
+                    if price:
+                        if _bytes(price) != (<tuple>known)[1]:
+                            return C_NOT_APPLIED
+                    price = (<tuple>known)[1]
+                    if action == C_UPDATE:
+                        size = self._field(row, F_SIZE)
+                        if not _plain(size, False):
+                            return C_NOT_APPLIED
+                    else:
+                        size = _ZERO
+                levels[i] = (price, size)
+            lob = rows_of("lob")
+            if one_run:
+                try:
+                    flags = book.apply_sides(self._side_of(sides[0]), levels, None, lob, self.lob_type, self.exchange,
+                                             symbol, times[0], atom_us)
+                except _BOOK_ERRORS:
+                    return C_NOT_APPLIED  # nothing applied
+            else:
+                try:  # every level parsed before any run is applied
+                    book.check_sides(levels)
+                except _BOOK_ERRORS:
+                    return C_NOT_APPLIED
+                start = 0
+                for i in range(1, n + 1):
+                    if i == n or sides[i] != sides[start] or times[i] != times[start]:
+                        flags |= book.apply_sides(self._side_of(sides[start]), levels[start:i], None, lob,
+                                                  self.lob_type, self.exchange, symbol, times[start], atom_us)
+                        start = i
+            if action == C_INSERT:
+                for i in range(n):
+                    PyDict_SetItem(ids, self._field(rows[i], F_ID), _held(self._side_of(sides[i]), prices[i]))
+            elif action == C_DELETE:
+                for i in range(n):
+                    PyDict_DelItem(ids, self._field(rows[i], F_ID))
+            if flags & F_TOP_CHANGED:
+                book.spread_into(rows_of("spread"), self.spread_type, self.exchange, symbol, times[n - 1], atom_us)
+            return flags
+        finally:
+            if sides != side_buf:
+                PyMem_Free(sides)
+
+    cdef inline object _side_of(self, char side):
+        return self.bid if side == 0 else self.ask
 
     def partial(self, list rows, int64_t recv_ms):
         """A snapshot's ``rows`` of one market, read in the common case: ``(runs, ids)``, the runs
@@ -330,18 +362,14 @@ cdef class IdRows:
         row's side is neither name or its time not the strict form (the venue reads it itself).
         Nothing about the levels is checked here (the book's ``check_sides`` is)."""
         cdef Py_ssize_t n = len(rows), i, start = 0
-        cdef object row, side_name, side, prev_side = None, ts, prev_ts = None, price
+        cdef object row, side, prev_side = None, ts, prev_ts = None, price
         cdef int64_t ms = 0, prev_ms = 0
         cdef list runs = []
         cdef dict ids = _PyDict_NewPresized(n)
         for i in range(n):
             row = rows[i]
-            side_name = self._field(row, F_SIDE)
-            if side_name == self.bid_name:
-                side = self.bid
-            elif side_name == self.ask_name:
-                side = self.ask
-            else:
+            side = self._side(self._field(row, F_SIDE))
+            if side is None:
                 return None
             ts = self._field(row, F_TIME)
             if i == 0 or ts is not prev_ts:
