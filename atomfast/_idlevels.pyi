@@ -18,5 +18,7 @@ class IdRows:
     def message(self, owner: Any, action: str, rows: list[Any], recv_ns: int) -> int:
         """``apply`` on the live book of the first row's market, read from ``owner`` (the scheme's
         books, unsynced, _symbols, rows, ids); ``NOT_APPLIED`` also for another action or no book."""
+    def market(self, rows: list[Any]) -> str | None:
+        """The market (``symbol``) every row names; None for no row or rows of several."""
     def partial(self, rows: list[Any], recv_ms: int) -> tuple[list[tuple[int, list[Any], int]], dict] | None:
         """A snapshot's rows: (runs (side, rows, event ms), ids), or None (not the common form)."""

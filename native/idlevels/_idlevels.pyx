@@ -355,6 +355,21 @@ cdef class IdRows:
     cdef inline object _side_of(self, char side):
         return self.bid if side == 0 else self.ask
 
+    def market(self, list rows):
+        """The market every row names (its ``symbol``), or None (no row, or rows of several)."""
+        cdef Py_ssize_t n = len(rows), i
+        cdef object first, other
+        if n == 0:
+            return None
+        first = self._field(rows[0], F_SYMBOL)
+        if type(first) is not str:
+            return None
+        for i in range(1, n):
+            other = self._field(rows[i], F_SYMBOL)
+            if other is not first and (type(other) is not str or (<str>other) != (<str>first)):
+                return None
+        return first
+
     def partial(self, list rows, int64_t recv_ms):
         """A snapshot's ``rows`` of one market, read in the common case: ``(runs, ids)``, the runs
         of consecutive rows of one side and one time as ``(side, [rows], event ms)`` (a row

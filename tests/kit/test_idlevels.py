@@ -210,6 +210,8 @@ def test_apply_and_partial_directly():
         (ASK, [3], 77), (ASK, [4], 1684486303911), (BID, [5], 1684486303911)]
     assert got == {3: (ASK, b"2"), 4: (ASK, b"3"), 5: (BID, b"1")}
     assert ids_rows.partial(dec(b'[{"symbol":"X","id":3,"side":"Bid","size":1,"price":2}]'), 0) is None
+    assert ids_rows.market(part) == "X" and ids_rows.market([]) is None
+    assert ids_rows.market(part + dec(b'[{"symbol":"Y","id":3,"side":"Buy"}]')) is None
     assert ids_rows.partial(dec(b'[{"symbol":"X","id":3,"side":"Buy","timestamp":"2023-05-19T08:51:43Z"}]'),
                             0) is None
 

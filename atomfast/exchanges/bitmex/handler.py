@@ -186,7 +186,7 @@ class BitmexScheme(Scheme):
         self._liquidations: dict[str, str] = {}
         #: a book message's rows applied in C in the common case (atomfast.kit.idlevels)
         id_rows = IdRows("Buy", "Sell", Lob, Spread, self.exchange, BID, ASK)
-        self._id_message, self._id_partial = id_rows.message, id_rows.partial
+        self._id_message, self._id_partial, self._id_market = id_rows.message, id_rows.partial, id_rows.market
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
@@ -508,9 +508,9 @@ class BitmexScheme(Scheme):
 
     def _on_partial(self, conn: Connection, env: m.Envelope, rows: list[m.L2Row], data: bytes, recv_ns: int) -> None:
         filtered = env.filter.symbol if env.filter is not None else ""
-        natives = set(map(_row_symbol, rows))
-        if len(natives) == 1 and (not filtered or filtered in natives):
-            groups = {natives.pop(): rows}  # (one symbol: nearly every partial)
+        native = self._id_market(rows)  # (one symbol: nearly every partial)
+        if native is not None and (not filtered or filtered == native):
+            groups = {native: rows}
         else:
             groups = {}
             if filtered:
