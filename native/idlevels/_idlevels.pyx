@@ -47,6 +47,20 @@ cdef extern from "Python.h":
         void* buf
         Py_ssize_t len
 
+cdef extern from *:
+    """
+    /* equality of two exact str objects (ready, as every str of CPython 3.11 made by its API) */
+    static inline int af_str_eq(PyObject* a, PyObject* b) {
+        Py_ssize_t n;
+        if (a == b) return 1;
+        n = PyUnicode_GET_LENGTH(a);
+        if (n != PyUnicode_GET_LENGTH(b) || PyUnicode_KIND(a) != PyUnicode_KIND(b)) return 0;
+        return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+    }
+    """
+    bint af_str_eq(object a, object b) noexcept
+
+
 INSERT = 0
 UPDATE = 1
 DELETE = 2
@@ -222,9 +236,9 @@ cdef class IdRows:
         """The side a row's side name says; None for any other name (or what is no str)."""
         if type(name) is not str:
             return None
-        if name is self.bid_name or (<str>name) == self.bid_name:
+        if af_str_eq(name, self.bid_name):
             return self.bid
-        if name is self.ask_name or (<str>name) == self.ask_name:
+        if af_str_eq(name, self.ask_name):
             return self.ask
         return None
 
@@ -246,7 +260,7 @@ cdef class IdRows:
     cdef int _apply(self, object book, dict ids, list rows, int action, object rows_of, str native, str symbol,
                     int64_t recv_ns) except -2:
         cdef Py_ssize_t n = len(rows), i, start
-        cdef object row, side, rid, ts, price, size, known, seen = None, lob
+        cdef object row, side, rid, ts, price, size, known, seen = None, lob, sym
         cdef int64_t ms, recv_ms = recv_ns // 1000000, atom_us = recv_ns // 1000
         cdef int flags = 0
         cdef bint one_run = True
@@ -271,7 +285,8 @@ cdef class IdRows:
                 seen = set()
             for i in range(n):
                 row = rows[i]
-                if self._field(row, F_SYMBOL) != native:
+                sym = self._field(row, F_SYMBOL)
+                if type(sym) is not str or not af_str_eq(sym, native):
                     return C_NOT_APPLIED
                 side = self._side(self._field(row, F_SIDE))
                 if side is None:
@@ -366,7 +381,7 @@ cdef class IdRows:
             return None
         for i in range(1, n):
             other = self._field(rows[i], F_SYMBOL)
-            if other is not first and (type(other) is not str or (<str>other) != (<str>first)):
+            if type(other) is not str or not af_str_eq(other, first):
                 return None
         return first
 
@@ -388,7 +403,7 @@ cdef class IdRows:
                 return None
             ts = self._field(row, F_TIME)
             if i == 0 or ts is not prev_ts:
-                if i and ts == prev_ts:
+                if i and type(ts) is str and type(prev_ts) is str and af_str_eq(ts, prev_ts):
                     pass  # the same time (an equal string)
                 elif not ts:
                     ms = recv_ms
@@ -397,7 +412,7 @@ cdef class IdRows:
                     if ms < 0:
                         return None
                 prev_ts = ts
-            if i and (side != prev_side or ms != prev_ms):
+            if i and (side is not prev_side or ms != prev_ms):  # (side: self.bid or self.ask)
                 runs.append((prev_side, rows[start:i], prev_ms))
                 start = i
             prev_side, prev_ms = side, ms
