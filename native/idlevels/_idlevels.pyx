@@ -67,7 +67,6 @@ DELETE = 2
 NOT_APPLIED = -1
 
 cdef int C_INSERT = 0, C_UPDATE = 1, C_DELETE = 2, C_NOT_APPLIED = -1
-cdef dict _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 cdef int F_TOP_CHANGED = 1
 cdef tuple _BOOK_ERRORS = (ValueError, TypeError, OverflowError)
 cdef tuple _FIELDS = ("symbol", "id", "side", "size", "price", "timestamp")
@@ -219,8 +218,17 @@ cdef class IdRows:
         ``books``, ``unsynced``, ``_symbols``, ``rows`` and the venue's ``ids``, native -> its
         ids dict) at the call; ``NOT_APPLIED`` also for another action, no row, or no live book
         (none, or resyncing)."""
-        cdef object code = _ACTIONS.get(action), native, book, ids, symbol
-        if code is None or not rows:
+        cdef int code
+        cdef object native, book, ids, symbol
+        if type(action) is not str or not rows:
+            return NOT_APPLIED
+        if af_str_eq(action, "update"):
+            code = C_UPDATE
+        elif af_str_eq(action, "insert"):
+            code = C_INSERT
+        elif af_str_eq(action, "delete"):
+            code = C_DELETE
+        else:
             return NOT_APPLIED
         native = self._field(rows[0], F_SYMBOL)
         book = (<dict?>owner.books).get(native)

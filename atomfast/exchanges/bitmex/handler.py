@@ -80,10 +80,10 @@ from msgspec import UNSET
 
 from ...book import parse_ticks
 from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
-from ...kit.idlevels import IdRows
+from ...kit.idlevels import IdRows, iso_ms
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
-from .._common import ok_float
+from .._common import MAX_FLOAT, ok_float
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
@@ -635,23 +635,33 @@ class BitmexScheme(Scheme):
             self.bad_input("malformed quote message", str(exc), data)
             return
         out = []
+        symbols = self._symbols
         for q in rows:
-            bp = q.bidPrice if q.bidPrice is not None else 0.0
-            bs = q.bidSize if q.bidSize is not None else 0.0
-            ap = q.askPrice if q.askPrice is not None else 0.0
-            asz = q.askSize if q.askSize is not None else 0.0
-            try:
-                ms = iso_to_ms(q.timestamp)
-            except ValueError:
-                ms = -1
-            if ms < 0 or not (ok_float(bp) and ok_float(bs) and ok_float(ap) and ok_float(asz)):
+            bp, bs, ap, asz = q.bidPrice, q.bidSize, q.askPrice, q.askSize
+            if bp is None:
+                bp = 0.0
+            if bs is None:
+                bs = 0.0
+            if ap is None:
+                ap = 0.0
+            if asz is None:
+                asz = 0.0
+            ms = iso_ms(q.timestamp)  # (BitMEX's form, in C; -1: read by iso_to_ms's rules)
+            if ms < 0:
+                try:
+                    ms = iso_to_ms(q.timestamp)
+                except ValueError:
+                    ms = -1
+            # (ok_float inline: 0 <= x < MAX_FLOAT, False for NaN)
+            if ms < 0 or not (0.0 <= bp < MAX_FLOAT and 0.0 <= bs < MAX_FLOAT and 0.0 <= ap < MAX_FLOAT
+                              and 0.0 <= asz < MAX_FLOAT):
                 self.bad_input("malformed quote", f"{bp!r} {bs!r} {ap!r} {asz!r} {q.timestamp!r}", data)
                 return
-            if not self.known(q.symbol, data):
+            if q.symbol not in symbols and not self.known(q.symbol, data):
                 return
             out.append((q.symbol, bp, bs, ap, asz, ms))
         atom_us = recv_ns // 1000
-        rows_out, exchange, symbols = self.rows("ticker"), self.exchange, self._symbols
+        rows_out, exchange = self.rows("ticker"), self.exchange
         for native, bp, bs, ap, asz, ms in out:
             # the typed writer checks what ok_float leaves: a value of 1e15 or more (no market's) is
             # a malformed quote, as on every venue
