@@ -79,8 +79,8 @@ cdef enum:
     F_SIZE = 3
     F_PRICE = 4
     F_TIME = 5
-cdef int[13] _MONTH_DAYS
-_MONTH_DAYS[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+cdef int[16] _MONTH_DAYS  # (16: room gcc can see; months are 1..12)
+_MONTH_DAYS[:] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0]
 cdef bytes _ZERO = b"0"
 
 
