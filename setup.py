@@ -23,6 +23,8 @@ extensions = [
     Extension("atomfast._dispatch", sources=["native/dispatch/_dispatch.pyx"], extra_compile_args=["-O3"]),  # the kit's route table, executed (atomfast.kit.dispatch)
     # the book sync's live path: market state, rule check, L2 diff apply (atomfast.kit.booksync)
     Extension("atomfast._booksync", sources=["native/booksync/_booksync.pyx"], extra_compile_args=["-O3"]),
+    # a book whose levels the exchange names by id: a message's rows in the common case (atomfast.kit.idlevels)
+    Extension("atomfast._idlevels", sources=["native/idlevels/_idlevels.pyx"], extra_compile_args=["-O3"]),
     # picows' listener, compiled against picows' own .pxd (atomfast.feed falls back to Python)
     Extension(
         "atomfast._listener",

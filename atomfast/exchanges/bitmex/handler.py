@@ -28,7 +28,10 @@ sequence numbers and no checksum: an update or delete of an ``id`` we do not hol
 (``metrics.gaps`` += 1) and the symbol is resynced (status ``resync``, book dropped, its rows
 ignored) by unsubscribing and subscribing its ``orderBookL2`` again, which brings a fresh
 ``partial``. A message is checked whole, per symbol, before that symbol's book is touched; a
-malformed one resyncs the symbol. ``event_timestamp`` of a level is its row's ``timestamp``
+malformed one resyncs the symbol. The common case (a live book's rows of one market, ids in the
+state the action expects, strict times, plain decimals) is one C call
+(``atomfast.kit.idlevels.IdRows``: the book, the ids, the spread); anything else is read here step
+by step, which says what is amiss. ``event_timestamp`` of a level is its row's ``timestamp``
 (BitMEX has sent one on every book row since 2022) or, in older streams, the receive time.
 
 Trades: every ``trade`` row (``side`` Buy/Sell is the taker's); the ``partial`` that a
@@ -76,10 +79,11 @@ import msgspec
 from msgspec import UNSET
 
 from ...book import parse_ticks
-from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest
+from ...events import Candle, FundingRate, Liquidation, Lob, OpenInterest, Spread
+from ...kit.idlevels import IdRows, iso_ms
 from ...scheme import (ASK, BID, BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
-from .._common import ok_float
+from .._common import MAX_FLOAT, ok_float
 from . import messages as m
 from .parse import ALIASES, iso_to_ms, parse_instruments, symbol_instrument, valid_level
 
@@ -180,6 +184,9 @@ class BitmexScheme(Scheme):
         self._instrument_state: dict[str, list] = {}
         #: orderID of each liquidation order published and still in the book -> its symbol
         self._liquidations: dict[str, str] = {}
+        #: a book message's rows applied in C in the common case (atomfast.kit.idlevels)
+        id_rows = IdRows("Buy", "Sell", Lob, Spread, self.exchange, BID, ASK)
+        self._id_message, self._id_partial, self._id_market = id_rows.message, id_rows.partial, id_rows.market
         wanted = set(self.channel_names)
         self._want_funding = "funding_rate" in wanted
         self._want_oi = "open_interest" in wanted
@@ -330,6 +337,9 @@ class BitmexScheme(Scheme):
             for native in natives:
                 if native in self.books or (action == "partial" and native in self.instruments):
                     self.resync(conn, native, "malformed book message", recv_ns)
+            return
+        # the common case in one C call: a live book's rows of one market, nothing amiss
+        if self._id_message(self, action, rows, recv_ns) >= 0:
             return
         if action == "partial":
             self._on_partial(conn, env, rows, data, recv_ns)
@@ -498,9 +508,9 @@ class BitmexScheme(Scheme):
 
     def _on_partial(self, conn: Connection, env: m.Envelope, rows: list[m.L2Row], data: bytes, recv_ns: int) -> None:
         filtered = env.filter.symbol if env.filter is not None else ""
-        natives = set(map(_row_symbol, rows))
-        if len(natives) == 1 and (not filtered or filtered in natives):
-            groups = {natives.pop(): rows}  # (one symbol: nearly every partial)
+        native = self._id_market(rows)  # (one symbol: nearly every partial)
+        if native is not None and (not filtered or filtered == native):
+            groups = {native: rows}
         else:
             groups = {}
             if filtered:
@@ -512,28 +522,20 @@ class BitmexScheme(Scheme):
         for native, group in groups.items():
             if not self.known(native, data):
                 continue
-            # the rows in runs of one side and one timestamp (a partial is sorted by side and its
-            # rows share a few timestamps: each distinct one is parsed once), checked in row order
-            runs = []
-            times: dict[str, int] = {}
             try:
-                for (side_name, ts), run in groupby(group, _row_run):
-                    side = _SIDES.get(side_name)
-                    if side is None:
-                        raise _Malformed(f"side {side_name!r}")
-                    if not ts:
-                        event_ms = recv_ms
-                    else:
-                        event_ms = times.get(ts)
-                        if event_ms is None:
-                            try:
-                                event_ms = times[ts] = iso_to_ms(ts)
-                            except ValueError as exc:
-                                raise _Malformed(str(exc)) from None
-                    runs.append((side, list(run), event_ms))
+                # the rows in runs of one side and one time, and the ids {id: (side, price as sent)}:
+                # in C where every side and time is in the common form (atomfast.kit.idlevels)
+                prepared = self._id_partial(group, recv_ms)
+                runs, ids = prepared if prepared is not None else (self._partial_runs(group, recv_ms), None)
+                # two runs, one a side, of one time (a partial of a stream without row times): one
+                # apply_sides call of both, its levels' parse kept from the check
+                both = len(runs) == 2 and runs[0][0] != runs[1][0] and runs[0][2] == runs[1][2]
                 book = self.book(native)
                 try:  # every level parsed before the book is cleared for them (the rows are levels)
-                    book.check_sides(group)
+                    if both:
+                        book.check_sides(runs[0][1], runs[1][1])
+                    else:
+                        book.check_sides(group)
                 except BOOK_ERRORS as exc:
                     raise _Malformed(str(exc)) from None
             except _Malformed as exc:
@@ -541,20 +543,48 @@ class BitmexScheme(Scheme):
                 continue
             snap_ms = max([run[2] for run in runs]) if group and group[0].timestamp else 0
             book = self.begin_snapshot(native, recv_ns, snap_ms)
-            # id -> (side, price as sent), built in C run by run
-            self.ids[native] = ids = {}
-            for side, levels, _ in runs:
-                ids.update(zip(map(_row_id, levels), zip(repeat(side), map(bytes, map(_row_price, levels)))))
+            if ids is None:  # id -> (side, price as sent), built in C run by run
+                ids = {}
+                for side, levels, _ in runs:
+                    ids.update(zip(map(_row_id, levels), zip(repeat(side), map(bytes, map(_row_price, levels)))))
+            self.ids[native] = ids
             carried = conn.state.get(_BOOKS)
             if carried is None:
                 carried = conn.state[_BOOKS] = set()
             carried.add(native)
             rows_out, exchange, symbol = self.rows("lob"), self.exchange, self.symbol_of(native)
-            flags = 0
-            for side, levels, event_ms in runs:
-                flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
+            if both:
+                (side, first, event_ms), (_, second, _) = runs
+                flags = book.apply_sides(side, first, second, rows_out, Lob, exchange, symbol, event_ms, atom_us)
+            else:
+                flags = 0
+                for side, levels, event_ms in runs:
+                    flags |= book.apply_sides(side, levels, None, rows_out, Lob, exchange, symbol, event_ms, atom_us)
             if flags & TOP_CHANGED:
                 self.emit_spread(native, book, snap_ms or recv_ms, atom_us)
+
+    @staticmethod
+    def _partial_runs(group: list[m.L2Row], recv_ms: int) -> list[tuple[int, list[m.L2Row], int]]:
+        """A partial's rows in runs of one side and one timestamp (a partial is sorted by side and
+        its rows share a few timestamps: each distinct one is parsed once), checked in row order:
+        ``(side, rows, event ms)``; raises _Malformed."""
+        runs = []
+        times: dict[str, int] = {}
+        for (side_name, ts), run in groupby(group, _row_run):
+            side = _SIDES.get(side_name)
+            if side is None:
+                raise _Malformed(f"side {side_name!r}")
+            if not ts:
+                event_ms = recv_ms
+            else:
+                event_ms = times.get(ts)
+                if event_ms is None:
+                    try:
+                        event_ms = times[ts] = iso_to_ms(ts)
+                    except ValueError as exc:
+                        raise _Malformed(str(exc)) from None
+            runs.append((side, list(run), event_ms))
+        return runs
 
     # --- trades, quotes, instruments, bins ----------------------------------------------------
     def _on_trades(self, conn: Connection, env: m.Envelope, data: bytes, recv_ns: int) -> None:
@@ -605,23 +635,33 @@ class BitmexScheme(Scheme):
             self.bad_input("malformed quote message", str(exc), data)
             return
         out = []
+        symbols = self._symbols
         for q in rows:
-            bp = q.bidPrice if q.bidPrice is not None else 0.0
-            bs = q.bidSize if q.bidSize is not None else 0.0
-            ap = q.askPrice if q.askPrice is not None else 0.0
-            asz = q.askSize if q.askSize is not None else 0.0
-            try:
-                ms = iso_to_ms(q.timestamp)
-            except ValueError:
-                ms = -1
-            if ms < 0 or not (ok_float(bp) and ok_float(bs) and ok_float(ap) and ok_float(asz)):
+            bp, bs, ap, asz = q.bidPrice, q.bidSize, q.askPrice, q.askSize
+            if bp is None:
+                bp = 0.0
+            if bs is None:
+                bs = 0.0
+            if ap is None:
+                ap = 0.0
+            if asz is None:
+                asz = 0.0
+            ms = iso_ms(q.timestamp)  # (BitMEX's form, in C; -1: read by iso_to_ms's rules)
+            if ms < 0:
+                try:
+                    ms = iso_to_ms(q.timestamp)
+                except ValueError:
+                    ms = -1
+            # (ok_float inline: 0 <= x < MAX_FLOAT, False for NaN)
+            if ms < 0 or not (0.0 <= bp < MAX_FLOAT and 0.0 <= bs < MAX_FLOAT and 0.0 <= ap < MAX_FLOAT
+                              and 0.0 <= asz < MAX_FLOAT):
                 self.bad_input("malformed quote", f"{bp!r} {bs!r} {ap!r} {asz!r} {q.timestamp!r}", data)
                 return
-            if not self.known(q.symbol, data):
+            if q.symbol not in symbols and not self.known(q.symbol, data):
                 return
             out.append((q.symbol, bp, bs, ap, asz, ms))
         atom_us = recv_ns // 1000
-        rows_out, exchange, symbols = self.rows("ticker"), self.exchange, self._symbols
+        rows_out, exchange = self.rows("ticker"), self.exchange
         for native, bp, bs, ap, asz, ms in out:
             # the typed writer checks what ok_float leaves: a value of 1e15 or more (no market's) is
             # a malformed quote, as on every venue

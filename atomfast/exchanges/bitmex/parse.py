@@ -26,6 +26,7 @@ import re
 
 import msgspec
 
+from ...kit.idlevels import iso_ms
 from ...scheme import Instrument
 from .._common import MAX_MS, decimals_of, ms_ok, valid_level  # noqa: F401 (this module's API)
 
@@ -48,9 +49,13 @@ _EPOCH = _dt.date(1970, 1, 1)
 _day_cache: dict[str, int] = {}
 
 
-def iso_to_ms(text: str) -> int:
+def iso_to_ms(text: str, _strict=iso_ms) -> int:
     """``"2021-07-22T22:36:09.757Z"`` -> 1626993369757 (UTC; fraction truncated to the ms).
-    ValueError if malformed."""
+    ValueError if malformed. BitMEX's own form (``YYYY-MM-DDTHH:MM:SS.fffZ``) is read in C
+    (``atomfast.kit.idlevels.iso_ms``, the same value), any other by the rules below."""
+    ms = _strict(text)
+    if ms >= 0:
+        return ms
     day = text[:10]
     base = _day_cache.get(day)
     if base is None:
