@@ -42,17 +42,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ...book import BID
+from ...book import BID, L2Book
 from ..._book import json_levels
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
+from .._common import MAX_MS
 from .parse import MAX_VALUE, guess_instrument, ms_ok, number, parse_symbols, rate
 
 #: sequence numbers are JSON integers below this (int64)
 MAX_SEQ = 2**63
+_NO_SEQ = 2**65  # (no sequence yet: no int64 follows it)
 _SUBS_KEY = "hitbtc_subscriptions"  # conn.state: channel -> the symbols the venue said it serves
 _SIDES = ("buy", "sell")
 _CANDLE_MS = 60_000
@@ -196,12 +198,14 @@ class HitbtcScheme(Scheme):
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
-        # The levels are JSON text (``msgspec.Raw``). The common message, one market's update
-        # whose book is at hand, has its levels read by that book now (shape and numbers in one
-        # pass, kept for the ``apply_json_update`` of ``_update``). Else the shape of every level
-        # is checked first: a message whose levels are not ``[price, size]`` strings is decoded
-        # whole with its levels (``book_lists_decoder``: the union's decoder before the levels were
-        # text), refused as that decoder refused it, before anything is done.
+        # The levels are JSON text (``msgspec.Raw``). A message of one market has them read by the
+        # market's book first (shape and numbers in one pass, kept for the apply that follows):
+        # an update whose book is at hand, a snapshot of a market whose symbol is cached (a book
+        # made for it, the market's once the snapshot is taken). The common update then runs
+        # here whole: it follows, its time is sound, the market is not reloading. Else the shape
+        # of every level is checked first: a message whose levels are not ``[price, size]``
+        # strings is decoded whole with its levels (``book_lists_decoder``: the union's decoder
+        # before the levels were text), refused as that decoder refused it, before anything else.
         snap, upd = msg.snapshot, msg.update
         if snap is None:
             if upd is None:
@@ -211,8 +215,26 @@ class HitbtcScheme(Scheme):
                 for native, d in upd.items():
                     book = self.books.get(native)
                     if book is not None and book.check_json_sides(d.b, d.a):
+                        seq, event_ms = d.s, d.t
+                        if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= event_ms < MAX_MS \
+                                and native not in self.unsynced:
+                            # applied, its rows and the spread where the top changed written in
+                            # one call (no checksum: the venue sends none)
+                            book.apply_json_update(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
+                                                   self._symbols[native], recv_ns, event_ms)
+                            self.seqs[native] = seq  # (self.chain.set)
+                            return
                         self._update(conn, native, d, data, recv_ns, True)
                         return
+        elif upd is None and len(snap) == 1:
+            for native, d in snap.items():
+                book = self.books.get(native)
+                if book is None and native in self._symbols:
+                    inst = self.instrument(native)
+                    book = L2Book(inst.price_decimals, inst.size_decimals)
+                if book is not None and book.check_json_sides(d.b, d.a):
+                    self._snapshot(conn, native, d, data, recv_ns, book)
+                    return
         for part in (snap, upd):
             if part is not None and not all(json_levels(d.a) and json_levels(d.b) for d in part.values()):
                 try:
@@ -224,19 +246,25 @@ class HitbtcScheme(Scheme):
                 break
         if snap is not None:
             for native, d in snap.items():
-                self._snapshot(conn, native, d, data, recv_ns)
+                self._snapshot(conn, native, d, data, recv_ns, None)
         if upd is not None:
             for native, d in upd.items():
                 self._update(conn, native, d, data, recv_ns, False)
 
-    def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int) -> None:
+    def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int,
+                  read: L2Book | None) -> None:
+        """``read``: a book that has read the levels (``check_json_sides``): the market's, or one
+        made for it, which becomes the market's here (where ``Scheme.book`` would make it)."""
         if not self.known(native, data):
             return
         if not (ms_ok(d.t) and 0 <= d.s < MAX_SEQ):
             self.book_failed(conn, native, "malformed book snapshot", f"t {d.t!r} s {d.s!r}", data, recv_ns)
             return
         bids, asks = d.b, d.a
-        text = bids.__class__ is not list and self.book(native).check_json_sides(bids, asks)
+        if read is not None:
+            text = self.books.setdefault(native, read) is read
+        else:
+            text = bids.__class__ is not list and self.book(native).check_json_sides(bids, asks)
         if not text:
             if bids.__class__ is not list:  # numbers the book does not read as text: check_sides says why
                 bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
