@@ -26,7 +26,10 @@ Anything else (a lost, repeated or reordered update) is a gap: ``metrics.gaps`` 
 ``resync`` with the reason, the book dropped and its updates ignored until a fresh snapshot,
 which unsubscribe + subscribe of that symbol's ``orderbook/full`` brings (a second subscribe
 alone brings none). An update before any snapshot, or a malformed book message, resyncs too.
-Every level of a message is parsed before the book is touched. HitBTC sends no checksum.
+Every level of a message is parsed before the book is touched: the book reads them from the
+message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides``); a message whose levels are
+not plain ``[price, size]`` strings is decoded whole with them, and refused as such a decoder
+refuses it. HitBTC sends no checksum.
 
 Trades: ``trade_id`` is ``i``; a ``snapshot`` (sent on subscription only when a ``limit`` is
 asked for; we ask for none) repeats recent trades: those not above the last id published are
