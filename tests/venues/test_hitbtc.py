@@ -338,6 +338,31 @@ def test_malformed_update_of_a_live_book_resyncs_it():
     assert h.scheme.books["ETHBTC"].count(BID) == 0 and h.metrics.resyncs == 1 and h.metrics.gaps == 0
 
 
+
+def test_levels_read_as_text_and_what_is_not():
+    """The levels are read by the book from the message's text; what the book does not read there
+    takes the way of decoded levels, with the same outcome: a price with a JSON escape (decoded
+    whole, applied), a level of numbers (refused as the decoder of lists refuses it: a malformed
+    book message, the book resynced), a far level of 2**53 ticks or more (applied from the text)."""
+    h, frames = docs()
+    h.feed_all(frames)
+    book = h.scheme.books["ETHBTC"]
+    seq = h.scheme.seqs["ETHBTC"]
+    escaped = ('{"ch":"orderbook/full","update":{"ETHBTC":{"t":1626866579000,"s":%d,"a":[["0.06\\u00305","1.5"]],'
+               '"b":[]}}}' % (seq + 1)).encode()
+    lob = [r for t, r in h.feed(escaped) if t == "lob"]
+    assert [(r.price, r.size, r.side) for r in lob] == [(0.0605, 1.5, "sell")] and book.get(ASK, "0.0605") == "1.5"
+    far = ('{"ch":"orderbook/full","update":{"ETHBTC":{"t":1626866579000,"s":%d,"a":[["99999999999.000001","2"]],'
+           '"b":[]}}}' % (seq + 2)).encode()
+    lob = [r for t, r in h.feed(far) if t == "lob"]
+    assert [(r.price, r.size) for r in lob] == [(99999999999.000001, 2.0)] and h.scheme.seqs["ETHBTC"] == seq + 2
+    numbers = ('{"ch":"orderbook/full","update":{"ETHBTC":{"t":1626866579000,"s":%d,"a":[[0.0606,"1"]],'
+               '"b":[]}}}' % (seq + 3)).encode()
+    produced = h.feed(numbers)
+    assert h.reports[-1][:2] == ("hitbtc: malformed book message", "failed validation")
+    assert [(r.status, r.reason) for t, r in produced if t == "status"] == [("resync", "malformed book message")]
+    assert h.metrics.resyncs == 1 and h.metrics.gaps == 0
+
 # --- simulate + run ------------------------------------------------------------------------------
 
 def test_simulate_and_run_publish_what_replay_does():

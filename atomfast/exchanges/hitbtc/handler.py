@@ -26,7 +26,10 @@ Anything else (a lost, repeated or reordered update) is a gap: ``metrics.gaps`` 
 ``resync`` with the reason, the book dropped and its updates ignored until a fresh snapshot,
 which unsubscribe + subscribe of that symbol's ``orderbook/full`` brings (a second subscribe
 alone brings none). An update before any snapshot, or a malformed book message, resyncs too.
-Every level of a message is parsed before the book is touched. HitBTC sends no checksum.
+Every level of a message is parsed before the book is touched: the book reads them from the
+message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides``); a message whose levels are
+not plain ``[price, size]`` strings is decoded whole with them, and refused as such a decoder
+refuses it. HitBTC sends no checksum.
 
 Trades: ``trade_id`` is ``i``; a ``snapshot`` (sent on subscription only when a ``limit`` is
 asked for; we ask for none) repeats recent trades: those not above the last id published are
@@ -42,16 +45,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ...book import BID
-from ...events import Candle, FundingRate, Lob, OpenInterest
+from ...book import BID, L2Book
+from ..._book import json_levels
+from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
+from .._common import MAX_MS
 from .parse import MAX_VALUE, guess_instrument, ms_ok, number, parse_symbols, rate
 
 #: sequence numbers are JSON integers below this (int64)
 MAX_SEQ = 2**63
+_NO_SEQ = 2**65  # (no sequence yet: no int64 follows it)
 _SUBS_KEY = "hitbtc_subscriptions"  # conn.state: channel -> the symbols the venue said it serves
 _SIDES = ("buy", "sell")
 _CANDLE_MS = 60_000
@@ -195,35 +201,89 @@ class HitbtcScheme(Scheme):
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
+        # The levels are JSON text (``msgspec.Raw``). A message of one market has them read by the
+        # market's book first (shape and numbers in one pass, kept for the apply that follows):
+        # an update whose book is at hand, a snapshot of a market whose symbol is cached (a book
+        # made for it, the market's once the snapshot is taken). The common update then runs
+        # here whole: it follows, its time is sound, the market is not reloading. Else the shape
+        # of every level is checked first: a message whose levels are not ``[price, size]``
+        # strings is decoded whole with its levels (``book_lists_decoder``: the union's decoder
+        # before the levels were text), refused as that decoder refused it, before anything else.
         snap, upd = msg.snapshot, msg.update
-        if snap is None and upd is None:
-            self.bad_input("malformed book message", "neither snapshot nor update", data)
-            return
+        if snap is None:
+            if upd is None:
+                self.bad_input("malformed book message", "neither snapshot nor update", data)
+                return
+            if len(upd) == 1:
+                for native, d in upd.items():
+                    book = self.books.get(native)
+                    if book is not None and book.check_json_sides(d.b, d.a):
+                        seq, event_ms = d.s, d.t
+                        if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= event_ms < MAX_MS \
+                                and native not in self.unsynced:
+                            # applied, its rows and the spread where the top changed written in
+                            # one call (no checksum: the venue sends none)
+                            book.apply_json_update(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
+                                                   self._symbols[native], recv_ns, event_ms)
+                            self.seqs[native] = seq  # (self.chain.set)
+                            return
+                        self._update(conn, native, d, data, recv_ns, True)
+                        return
+        elif upd is None and len(snap) == 1:
+            for native, d in snap.items():
+                book = self.books.get(native)
+                if book is None and native in self._symbols:
+                    inst = self.instrument(native)
+                    book = L2Book(inst.price_decimals, inst.size_decimals)
+                if book is not None and book.check_json_sides(d.b, d.a):
+                    self._snapshot(conn, native, d, data, recv_ns, book)
+                    return
+        for part in (snap, upd):
+            if part is not None and not all(json_levels(d.a) and json_levels(d.b) for d in part.values()):
+                try:
+                    msg = m.book_lists_decoder.decode(data)
+                except DECODE_ERRORS:
+                    self._on_other(conn, data, recv_ns)  # counted as the union's refusal was
+                    return
+                snap, upd = msg.snapshot, msg.update
+                break
         if snap is not None:
             for native, d in snap.items():
-                self._snapshot(conn, native, d, data, recv_ns)
+                self._snapshot(conn, native, d, data, recv_ns, None)
         if upd is not None:
             for native, d in upd.items():
-                self._update(conn, native, d, data, recv_ns)
+                self._update(conn, native, d, data, recv_ns, False)
 
-    def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int) -> None:
+    def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int,
+                  read: L2Book | None) -> None:
+        """``read``: a book that has read the levels (``check_json_sides``): the market's, or one
+        made for it, which becomes the market's here (where ``Scheme.book`` would make it)."""
         if not self.known(native, data):
             return
         if not (ms_ok(d.t) and 0 <= d.s < MAX_SEQ):
             self.book_failed(conn, native, "malformed book snapshot", f"t {d.t!r} s {d.s!r}", data, recv_ns)
             return
-        if not self.check_snapshot(conn, native, d.b, d.a, data, recv_ns):
-            return
+        bids, asks = d.b, d.a
+        if read is not None:
+            text = self.books.setdefault(native, read) is read
+        else:
+            text = bids.__class__ is not list and self.book(native).check_json_sides(bids, asks)
+        if not text:
+            if bids.__class__ is not list:  # numbers the book does not read as text: check_sides says why
+                bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
+            if not self.check_snapshot(conn, native, bids, asks, data, recv_ns):
+                return
         event_ms = d.t
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
-        flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native],
-                                 event_ms, atom_us)
+        apply = book.apply_json_sides if text else book.apply_sides
+        flags = apply(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms, atom_us)
         self.chain.set(native, d.s)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 
-    def _update(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int) -> None:
+    def _update(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int, text: bool) -> None:
+        """``text``: the market's book has read the levels (``check_json_sides``)."""
         if native in self.unsynced:
             return  # waiting for the snapshot our resubscription brings
         book = self.books.get(native)
@@ -231,20 +291,31 @@ class HitbtcScheme(Scheme):
             if self.known(native, data):
                 self.resync(conn, native, "book update before its snapshot", recv_ns)
             return
-        if not self.chain.follows(conn, native, d.s, d.s, 0, recv_ns):
-            return
-        if not ms_ok(d.t):
-            self.book_failed(conn, native, "malformed book update", f"t {d.t!r}", data, recv_ns)
+        seq = d.s
+        if seq != self.seqs.get(native) + 1 and not self.chain.follows(conn, native, seq, seq, 0, recv_ns):
             return
         event_ms = d.t
+        if not ms_ok(event_ms):
+            self.book_failed(conn, native, "malformed book update", f"t {event_ms!r}", data, recv_ns)
+            return
+        bids, asks = d.b, d.a
+        if text or bids.__class__ is not list and book.check_json_sides(bids, asks):
+            # every level parsed already: applied, its rows and the spread where the top changed
+            # written in one call (no checksum: the venue sends none)
+            book.apply_json_update(BID, bids, asks, self.rows, Lob, Spread, self.exchange, self._symbols[native],
+                                   recv_ns, event_ms)
+            self.seqs[native] = seq  # (self.chain.set)
+            return
+        if bids.__class__ is not list:  # numbers the book does not read as text: apply_sides says why
+            bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
         atom_us = recv_ns // 1000
         try:  # every level parsed before any is applied
-            flags = book.apply_sides(BID, d.b, d.a, self.rows("lob"), Lob, self.exchange, self._symbols[native],
+            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, self._symbols[native],
                                      event_ms, atom_us)
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book update", str(exc), data, recv_ns)
             return
-        self.chain.set(native, d.s)
+        self.chain.set(native, seq)
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, event_ms, atom_us)
 

@@ -6,7 +6,8 @@ A notification is ``{"ch": <channel>, "snapshot"|"update"|"data": {<symbol>: <pa
 payloads (only the fields used):
 
 - ``orderbook/full``: ``{"t": ms, "s": sequence, "a": [[price, size], ...], "b": [...]}``;
-  prices and sizes are decimal strings, handed to the book exactly as sent;
+  prices and sizes are decimal strings, handed to the book exactly as sent (the levels as their
+  JSON text, ``msgspec.Raw``: the book parses them);
 - ``trades``: a list of ``{"t": ms, "i": trade id, "p": price, "q": quantity, "s": "buy"|"sell"}``;
 - ``ticker/1s``: ``{"t": ms, "a": best ask, "A": its size, "b": best bid, "B": its size, ...}``;
 - ``candles/M1``: a list of ``{"t": start ms, "o", "c", "h", "l", "v": base volume, "q"}``;
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 import msgspec
-from msgspec import Struct
+from msgspec import Raw, Struct
 
 #: the channels of the union (the tag values): one per topic family we subscribe
 BOOK = "orderbook/full"
@@ -31,18 +32,38 @@ CANDLES = "candles/M1"
 FUTURES_INFO = "futures/info"
 
 Level = tuple[str, str]
+_EMPTY = Raw(b"[]")
 
 
 class BookData(Struct, gc=False):
+    """One symbol's book notification. The levels are kept as their JSON text: the book reads
+    them (``L2Book.check_json_sides``), no list, tuple or str is made per level; the handler
+    checks their shape (``json_levels``: what ``BookDataLists`` takes) where the book has not."""
+
+    t: int
+    s: int
+    a: Raw = _EMPTY
+    b: Raw = _EMPTY
+
+
+class BookMsg(Struct, tag_field="ch", tag=BOOK, gc=False):
+    snapshot: Union[dict[str, BookData], None] = None
+    update: Union[dict[str, BookData], None] = None
+
+
+class BookDataLists(Struct, gc=False):
+    """``BookData`` with its levels decoded (a message whose levels are not plain ``[price, size]``
+    strings: decoded whole, as the union did before its levels were kept as text)."""
+
     t: int
     s: int
     a: list[Level] = []
     b: list[Level] = []
 
 
-class BookMsg(Struct, tag_field="ch", tag=BOOK, gc=False):
-    snapshot: Union[dict[str, BookData], None] = None
-    update: Union[dict[str, BookData], None] = None
+class BookMsgLists(Struct, tag_field="ch", tag=BOOK, gc=False):
+    snapshot: Union[dict[str, BookDataLists], None] = None
+    update: Union[dict[str, BookDataLists], None] = None
 
 
 class TradeData(Struct, gc=False):
@@ -117,5 +138,9 @@ class Answer(Struct, gc=False):
 
 decoder = msgspec.json.Decoder(Notification)
 answer_decoder = msgspec.json.Decoder(Answer)
+#: a book message whose levels are not plain strings (``json_levels``), decoded whole
+book_lists_decoder = msgspec.json.Decoder(BookMsgLists)
+#: one side's levels of a ``BookData`` whose numbers the book does not read as text
+levels_decoder = msgspec.json.Decoder(list[Level])
 any_decoder = msgspec.json.Decoder()
 encode = msgspec.json.Encoder().encode
