@@ -463,12 +463,19 @@ _SNAPSHOT_LEVELS = [
 ]
 
 
+class _NoText:
+    """A snapshot text decoder that refuses everything (the reference: levels decoded)."""
+
+    @staticmethod
+    def decode(body: bytes):
+        raise msgspec.ValidationError("text path off")
+
+
 @pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS)
 def test_snapshot_levels_read_from_the_text_as_decoded(bids, monkeypatch):
     def run(text_path: bool):
-        if not text_path:
-            monkeypatch.setattr(BinanceFuturesScheme, "_decode_snapshot",
-                                staticmethod(lambda body: m.snapshot.decode(body)))
+        if not text_path:  # no text decode: every snapshot decoded with its levels
+            monkeypatch.setattr(m, "snapshot_text", _NoText())
         h = Harness(BinanceFuturesScheme)
         h.feed(fut_depth(1, 1, 0))
         body = '{"lastUpdateId":1,"E":1700000000000,"T":1700000000000,"bids":' + bids + ',"asks":[["101.00","2.0"]]}'

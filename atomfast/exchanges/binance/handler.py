@@ -52,6 +52,7 @@ the timer hook existed.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +79,8 @@ _EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade"
                 "kline": "kline", "markPriceUpdate": "markPrice", "forceOrder": "forceOrder", "serverShutdown": "serverShutdown"}
 
 OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
+#: a market name as Binance writes it (``[A-Z0-9_]``, ASCII), nothing a URL query escapes
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+").fullmatch
 _SIDES = {"BUY": BUY, "SELL": SELL}
 
 
@@ -126,6 +129,8 @@ class BinanceScheme(Scheme):
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
         self._next_id = 0
+        #: the text snapshot whose levels ``on_rest`` just had the book read (``_load`` applies them)
+        self._checked: m.DepthSnapshotText | None = None
 
     # --- symbols ---------------------------------------------------------------------------
     def _symbol(self, native: str, data: bytes = b"") -> str | None:
@@ -321,6 +326,8 @@ class BinanceScheme(Scheme):
     # lastUpdateId; futures: u < lastUpdateId), the first remaining diff straddles it, then spot
     # U = previous u + 1 (an overlap U <= id < u is applied), futures pu = previous u.
     def snapshot_url(self, native: str) -> str:
+        if _PLAIN_NAME(native):  # (what urlencode would write: nothing in the name to escape)
+            return f"{self.rest_url}{self.rest_endpoint.routes.snapshot}?symbol={native}&limit={self.snapshot_limit}"
         return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native, limit=self.snapshot_limit)
 
     def _request_snapshot(self, conn: Connection, native: str) -> None:
@@ -376,7 +383,29 @@ class BinanceScheme(Scheme):
             return
         native = self._native_of_url(url)
         try:
-            snap = self._decode_snapshot(body)
+            snap = m.snapshot_text.decode(body)
+        except DECODE_ERRORS:
+            snap = None
+        st = self.sync.get(native) if snap is not None else None
+        if st is not None and not st.live:
+            # the common case: an answer for a market whose book waits for it (the sync holds
+            # it: its name is known). Its levels are read by the book here, once (shape and
+            # numbers: the reading kept for ``_load``'s apply); where the book does not read
+            # them all from the text, the way below (``_decode_snapshot``), without the book
+            # made here for the reading (``_load`` makes it)
+            made = native not in self.books
+            if self.book(native).check_json_sides(snap.bids, snap.asks):
+                self._checked = snap
+                self.book_sync.snapshot(native, snap.lastUpdateId, snap, body, recv_ns)
+                if self._checked is not None:  # not loaded (``_load`` takes it): no book made
+                    self._checked = None
+                    if made:
+                        self.books.pop(native, None)
+                return
+            if made:
+                del self.books[native]
+        try:
+            snap = self._decode_snapshot(body, snap)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             self.book_sync.unusable(native or self.book_sync.awaiting())
@@ -397,20 +426,28 @@ class BinanceScheme(Scheme):
 
     @staticmethod
     def _native_of_url(url: str) -> str:
+        """The ``symbol`` of a snapshot request's query (the first, as ``parse_qs`` gives it)."""
         if not url:
             return ""
+        head, sep, tail = url.partition("?symbol=")
+        if sep and "?" not in head and "#" not in head:
+            name = tail.partition("&")[0]
+            if _PLAIN_NAME(name):  # (the query's first field: nothing in it for parse_qs to unquote)
+                return name
         values = parse_qs(urlsplit(url).query).get("symbol")
         return values[0] if values else ""
 
     @staticmethod
-    def _decode_snapshot(body: bytes) -> m.DepthSnapshotText | m.DepthSnapshot:
-        """A REST snapshot: its levels as the JSON text where they are plain ``[price, size]``
-        strings (the book reads the text: ``_load``), else decoded (``DepthSnapshot``: its decode
-        error where the answer is malformed, as the one decoder said before the text path)."""
-        try:
-            snap = m.snapshot_text.decode(body)
-        except DECODE_ERRORS:
-            return m.snapshot.decode(body)
+    def _decode_snapshot(body: bytes, snap: m.DepthSnapshotText | None = None) -> m.DepthSnapshotText | m.DepthSnapshot:
+        """A REST snapshot (``snap``: its text decode, where it was made already, else None): its
+        levels as the JSON text where they are plain ``[price, size]`` strings (the book reads the
+        text: ``_load``), else decoded (``DepthSnapshot``: its decode error where the answer is
+        malformed, as the one decoder said before the text path)."""
+        if snap is None:
+            try:
+                snap = m.snapshot_text.decode(body)
+            except DECODE_ERRORS:
+                return m.snapshot.decode(body)
         if json_levels(snap.bids) and json_levels(snap.asks):
             return snap
         return m.snapshot.decode(body)
@@ -420,7 +457,8 @@ class BinanceScheme(Scheme):
         # the whole snapshot parsed before the book is cleared for it: from the text where the
         # book reads it all, else (a level it refuses says why) from the decoded levels
         text = snap.__class__ is m.DepthSnapshotText
-        if text and not book.check_json_sides(snap.bids, snap.asks):
+        checked, self._checked = self._checked is snap, None  # (read by the book in on_rest)
+        if text and not checked and not book.check_json_sides(snap.bids, snap.asks):
             snap, text = m.snapshot.decode(body), False
         if not text:
             try:
