@@ -2493,6 +2493,9 @@ cdef class L2Book:
     # apply_sides of the same lists that follows (a snapshot: checked, the book cleared, applied)
     cdef object chk_first, chk_second
     cdef Py_ssize_t chk_n1, chk_n2
+    # check_json_sides_wide: the (price, size) strings of the levels of 2**53 ticks or more it
+    # read (``scratch``'s items point at them), held until its next call
+    cdef list chk_wide
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -3268,6 +3271,31 @@ cdef class L2Book:
         if n1 < 0:
             return False
         n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1)
+        if n2 < 0:
+            return False
+        self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
+        return True
+
+    def check_json_sides_wide(self, first_text, second_text):
+        """``check_json_sides`` that reads from the text levels of 2**53 ticks or more too (a
+        level of such a price or size gets its two strings, made from the text, for its row's
+        float: ``float()`` of the string, as ``apply_sides`` makes it from the decoded level):
+        True where every level parsed, kept for ``apply_json_sides`` of the same two texts next;
+        False (nothing kept, nothing raised) where a text is not of the shape (``json_levels``)
+        or holds a number the book refuses: the caller decodes the levels and takes
+        ``check_sides``, which says why."""
+        cdef Py_ssize_t n1, n2, len1, len2
+        cdef const char* s1 = _buffer(first_text, &len1)
+        cdef const char* s2 = _buffer(second_text, &len2)
+        cdef Parsed* lv
+        cdef list wide = []
+        self._forget_check()
+        self.chk_wide = wide
+        lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
+        n1 = _json_levels_wide(s1, len1, self.pscale, self.sscale, lv, wide)
+        if n1 < 0:
+            return False
+        n2 = _json_levels_wide(s2, len2, self.pscale, self.sscale, lv + n1, wide)
         if n2 < 0:
             return False
         self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
@@ -4248,6 +4276,73 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
             if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
                 return -1
             out[k].item = NULL
+        k += 1
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1
+
+
+cdef inline int _json_number_wide(const char* s, Py_ssize_t n, int scale, int64_t* out, int32_t* sent) noexcept nogil:
+    """``_json_number`` of any size: 1 (below 2**53 ticks), 2 (2**53 ticks or more), 0 (refused)."""
+    cdef int status, dec
+    if n and (s[0] == 43 or s[0] == 45):
+        return 0
+    status = _parse_plain(s, n, scale, False, out, &dec)
+    if status < 0:
+        status = _parse_dec(s, n, scale, False, out, &dec)
+    if status != P_OK:
+        return 0
+    sent[0] = dec
+    return 2 if out[0] >= EXACT_FLOAT else 1
+
+
+cdef Py_ssize_t _json_levels_wide(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out,
+                                  list wide) except -2:
+    """``_json_levels`` (parsing into ``out``) that takes numbers of 2**53 ticks or more: such a
+    level's item is its (price, size) strings made from the text (appended to ``wide``, which
+    holds them), for its row's float; the others' item is NULL. -1: not of the shape, or a number
+    refused."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    cdef int a, b
+    cdef object item
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_string(s, p0, n)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_string(s, z0, n)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        a = _json_number_wide(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec)
+        if a == 0 or out[k].price == 0:
+            return -1
+        b = _json_number_wide(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec)
+        if b == 0:
+            return -1
+        out[k].item = NULL
+        if a == 2 or b == 2:
+            item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
+                    PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
+            wide.append(item)
+            out[k].item = <PyObject*>item
         k += 1
         i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:

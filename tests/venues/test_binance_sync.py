@@ -508,6 +508,40 @@ def test_json_levels_and_check_json_sides():
     assert not book.check_json_sides(b'[["100.555","1"]]', b"[]")  # refused: the caller decodes
 
 
+@pytest.mark.parametrize("bids", [
+    b'[["100.00","9007199254740993"]]',                 # beyond int64 at 8 decimals: refused
+    b'[["100.00","332200000"],["99.5","1.5"]]',         # 2**53 ticks and more (Binance's deep levels)
+    b'[["90071992.54740993","1"],["90071992.54740992","90071992.54740994"]]',
+    b'[["100","92233720368.54775807"]]', b'[["100","92233720368.54775808"]]',
+    b'[["1e3","1e10"]]', b'[["100.00","90071992.5474099312"]]', b'[["-1","2"]]', b'[["1",2]]', b"[]",
+])
+def test_check_json_sides_wide_as_the_decoded_levels(bids):
+    """``check_json_sides_wide``: levels of 2**53 ticks or more read from the text, their rows'
+    floats from the strings: the same flags, rows and book as ``check_sides``/``apply_sides`` of
+    the decoded levels; refused where those refuse."""
+    from atomfast._book import SHAPES, AvroRows, L2Book
+
+    asks = b'[["101","2"],["102","123456789"]]'
+
+    for avro in (False, True):
+        book, ref = L2Book(8, 8), L2Book(8, 8)
+        rows, ref_rows = (AvroRows(b"p", SHAPES["lob"]), AvroRows(b"p", SHAPES["lob"])) if avro else ([], [])
+        b, a = msgspec.Raw(bids), msgspec.Raw(asks)
+        read = book.check_json_sides_wide(b, a)
+        try:
+            levels = m.levels.decode(bids), m.levels.decode(asks)
+            ref.check_sides(*levels)
+        except (ValueError, msgspec.ValidationError):
+            levels = None
+        assert read == (levels is not None), bids
+        if not read:
+            continue
+        flags = book.apply_json_sides(BID, b, a, rows, Lob, "x", "X", 1, 2)
+        assert flags == ref.apply_sides(BID, levels[0], levels[1], ref_rows, Lob, "x", "X", 1, 2)
+        assert (rows.take() == ref_rows.take()) if avro else (rows == ref_rows)
+        assert book.levels(BID) == ref.levels(BID) and book.levels(ASK) == ref.levels(ASK)
+
+
 class _LevelsDecoded(BinanceFuturesScheme):
     """USD-M with its depth frames decoded with their levels (``DepthFrame``), as before the
     route read them from the text: the reference of ``test_depth_levels_read_from_the_text_as_decoded``."""

@@ -40,7 +40,10 @@ The levels of a depth update and of a REST snapshot are decoded as their JSON te
 tuple or str per level. A text that is not plain ``[price, size]`` strings (escapes, another
 shape) is decoded with its levels, as it always was, so what is malformed is counted as before;
 a live update is checked, applied and its ``spread`` written in C (``atomfast.kit.booksync``:
-``L2Diff`` and the route ``_depth_route``).
+``L2Diff`` and the route ``_depth_route``). A snapshot's text is read once, when it comes
+(``on_rest``: ``L2Book.check_json_sides_wide``, which also takes the deep levels' sizes of 2**53
+ticks or more, e.g. ``"332200000"`` at 8 decimals, their rows' floats from the strings), and
+applied by ``_load``.
 
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
 market of the connection that carries the ``openInterest`` pseudo channel) when the connection
@@ -394,7 +397,7 @@ class BinanceScheme(Scheme):
             # them all from the text, the way below (``_decode_snapshot``), without the book
             # made here for the reading (``_load`` makes it)
             made = native not in self.books
-            if self.book(native).check_json_sides(snap.bids, snap.asks):
+            if self.book(native).check_json_sides_wide(snap.bids, snap.asks):
                 self._checked = snap
                 self.book_sync.snapshot(native, snap.lastUpdateId, snap, body, recv_ns)
                 if self._checked is not None:  # not loaded (``_load`` takes it): no book made
@@ -458,7 +461,7 @@ class BinanceScheme(Scheme):
         # book reads it all, else (a level it refuses says why) from the decoded levels
         text = snap.__class__ is m.DepthSnapshotText
         checked, self._checked = self._checked is snap, None  # (read by the book in on_rest)
-        if text and not checked and not book.check_json_sides(snap.bids, snap.asks):
+        if text and not checked and not book.check_json_sides_wide(snap.bids, snap.asks):
             snap, text = m.snapshot.decode(body), False
         if not text:
             try:
