@@ -571,3 +571,23 @@ def test_depth_levels_read_from_the_text_as_decoded(bids):
                 len(st.buffer), None if book is None else (book.levels(BID), book.levels(ASK)))
 
     assert run(BinanceFuturesScheme) == run(_LevelsDecoded)
+
+
+def test_snapshot_url_and_its_symbol_as_urllib_makes_and_reads_them():
+    """``snapshot_url`` writes a plain market name itself and ``_native_of_url`` reads it back
+    without urllib: both as ``RestEndpoint.url`` (urlencode) and ``parse_qs`` give them."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def ref(url: str) -> str:
+        return (parse_qs(urlsplit(url).query).get("symbol") or [""])[0] if url else ""
+
+    scheme = BinanceFuturesScheme(lambda *a: None)
+    endpoint = scheme.rest_endpoint
+    for native in ("BTCUSDT", "BTCUSD_PERP", "btc_usdt", "a b", "X%Y", "A+B", "\u00c4B", ""):
+        url = scheme.snapshot_url(native)
+        assert url == endpoint.url(endpoint.routes.snapshot, symbol=native, limit=scheme.snapshot_limit)
+        assert scheme._native_of_url(url) == ref(url), url
+    for url in ("https://x/y?symbol=AB&limit=1", "https://x/y?limit=1&symbol=AB", "https://x/y?symbol=&symbol=CD",
+                "https://x/y#?symbol=AB", "https://x?a=1?symbol=AB", "https://x/y?symbol=A+B", "https://x/y?symbol=A%42",
+                "", "https://x/y?symbol=AB#frag", "https://x/y?symbol=AB;x=1", "https://x/y?symbol=A\tB"):
+        assert scheme._native_of_url(url) == ref(url), url

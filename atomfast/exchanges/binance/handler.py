@@ -329,9 +329,11 @@ class BinanceScheme(Scheme):
     # lastUpdateId; futures: u < lastUpdateId), the first remaining diff straddles it, then spot
     # U = previous u + 1 (an overlap U <= id < u is applied), futures pu = previous u.
     def snapshot_url(self, native: str) -> str:
-        if _PLAIN_NAME(native):  # (what urlencode would write: nothing in the name to escape)
-            return f"{self.rest_url}{self.rest_endpoint.routes.snapshot}?symbol={native}&limit={self.snapshot_limit}"
-        return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native, limit=self.snapshot_limit)
+        endpoint = self.rest_endpoint
+        path = endpoint.routes.snapshot
+        if _PLAIN_NAME(native) and "?" not in path:  # (what ``url`` writes: nothing to escape)
+            return f"{endpoint.base}{path}?symbol={native}&limit={self.snapshot_limit:d}"
+        return endpoint.url(path, symbol=native, limit=self.snapshot_limit)
 
     def _request_snapshot(self, conn: Connection, native: str) -> None:
         conn.fetch(self.snapshot_url(native))
