@@ -29,6 +29,7 @@ from atomfast.book import ASK, BID
 from atomfast.capture import REST, RECV, Frame, open_capture
 from atomfast.events import Lob, Spread, Status
 from atomfast.exchanges.binance import BinanceDeliveryScheme, BinanceFuturesScheme, BinanceSpotScheme
+from atomfast.exchanges.binance import handler as binance_handler
 from atomfast.exchanges.binance import messages as m
 from atomfast.replay import Replay
 from atomfast.testing import T0, Harness, MemorySink, book_dict, fixture_path
@@ -474,8 +475,9 @@ class _NoText:
 @pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS)
 def test_snapshot_levels_read_from_the_text_as_decoded(bids, monkeypatch):
     def run(text_path: bool):
-        if not text_path:  # no text decode: every snapshot decoded with its levels
+        if not text_path:  # no text read: every snapshot decoded with its levels
             monkeypatch.setattr(m, "snapshot_text", _NoText())
+            monkeypatch.setattr(binance_handler, "_snapshot_as_sent", lambda body: None)
         h = Harness(BinanceFuturesScheme)
         h.feed(fut_depth(1, 1, 0))
         body = '{"lastUpdateId":1,"E":1700000000000,"T":1700000000000,"bids":' + bids + ',"asks":[["101.00","2.0"]]}'
@@ -591,3 +593,42 @@ def test_snapshot_url_and_its_symbol_as_urllib_makes_and_reads_them():
                 "https://x/y#?symbol=AB", "https://x?a=1?symbol=AB", "https://x/y?symbol=A+B", "https://x/y?symbol=A%42",
                 "", "https://x/y?symbol=AB#frag", "https://x/y?symbol=AB;x=1", "https://x/y?symbol=A\tB"):
         assert scheme._native_of_url(url) == ref(url), url
+
+
+_AS_SENT = [
+    b'{"lastUpdateId":1,"bids":[["1.5","2"]],"asks":[["1.6","3"]]}',
+    b'{"lastUpdateId":1,"E":2,"T":3,"bids":[],"asks":[]}',
+    b'{"lastUpdateId":0,"E":0,"T":0,"symbol":"BTCUSD_PERP","pair":"BTCUSD","bids":[["1","2"]],"asks":[]}',
+    b'{"lastUpdateId":999999999999999999,"E":1,"T":2,"bids":[["1","2"]],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":9999999999999999999,"bids":[["1","2"]],"asks":[["3","4"]]}',  # 19 digits: decoded
+    b'{"lastUpdateId":01,"bids":[],"asks":[]}',                                        # not JSON
+    b'{"lastUpdateId":-1,"bids":[],"asks":[]}',
+    b'{"lastUpdateId":1,"E":2,"bids":[],"asks":[]}',                                   # E without T: decoded
+    b'{"lastUpdateId":1,"pair":"X","bids":[],"asks":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","],\\"asks\\":"]],"asks":[["3","4"]]}',        # escapes
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"asks":[["5","6"]]}',    # asks twice
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"x":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]] ,"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]]} ',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]]}}',
+    b'{"lastUpdateId":1,"bids":[["1","2"],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]]],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"bids":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","332200000"]]}',
+]
+
+
+@pytest.mark.parametrize("body", _AS_SENT)
+def test_snapshot_read_as_sent_as_decoded(body):
+    """``_snapshot_as_sent`` (no JSON decoder) where the book then reads both sides: the values
+    ``snapshot_text`` decodes (which must accept the text) and the same sides' texts; else the
+    text goes to the decoder."""
+    from atomfast._book import L2Book
+
+    snap = binance_handler._snapshot_as_sent(body)
+    if snap is None or not L2Book(8, 8).check_json_sides_wide(snap.bids, snap.asks):
+        return
+    ref = m.snapshot_text.decode(body)
+    assert (snap.lastUpdateId, snap.E, snap.T, snap.symbol) == (ref.lastUpdateId, ref.E, ref.T, ref.symbol)
+    assert bytes(snap.bids) == bytes(ref.bids) and bytes(snap.asks) == bytes(ref.asks)
+

@@ -61,6 +61,7 @@ from typing import ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from msgspec import Raw
 
 from ..._book import json_levels
 from ...book import BID
@@ -85,6 +86,42 @@ OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
 #: a market name as Binance writes it (``[A-Z0-9_]``, ASCII), nothing a URL query escapes
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+").fullmatch
 _SIDES = {"BUY": BUY, "SELL": SELL}
+
+
+#: the head of a depth snapshot as Binance writes it (spot: ``lastUpdateId`` only; futures add
+#: ``E``, ``T``; COIN-M then ``symbol``, ``pair``), up to its bids' ``[``: JSON integers of at most
+#: 18 digits (no sign, no leading zero), names of ``[A-Za-z0-9_]``
+_SNAPSHOT_HEAD = re.compile(
+    rb'\{"lastUpdateId":(0|[1-9][0-9]{0,17})'
+    rb'(?:,"E":(0|[1-9][0-9]{0,17}),"T":(0|[1-9][0-9]{0,17}))?'
+    rb'(?:,"symbol":"([A-Za-z0-9_]*)","pair":"[A-Za-z0-9_]*")?'
+    rb',"bids":(?=\[)').match
+_ASKS = b'],"asks":'
+
+
+def _snapshot_as_sent(body: bytes) -> m.DepthSnapshotText | None:
+    """A depth snapshot written exactly as Binance writes it (``_SNAPSHOT_HEAD``, the bids, then
+    ``],"asks":``, the asks, ``}`` last), read without a JSON decoder: its ids, times and symbol,
+    and its two sides' texts (views of ``body``; the book reads them, ``check_json_sides_wide``,
+    which holds them to be arrays of plain ``[price, size]`` strings: then ``body`` is the JSON
+    object ``snapshot_text`` decodes to the same values). None for any other text (decoded)."""
+    if body.__class__ is not bytes or body[-2:] != b"]}":
+        return None
+    head = _SNAPSHOT_HEAD(body)
+    if head is None:
+        return None
+    start = head.end()
+    # the bids end at the first ``],"asks":`` (it holds a quote: not inside a plain string, and
+    # not between a plain text's levels; where it is something else, the bids' text is no array
+    # of levels and the book refuses it)
+    end = body.find(_ASKS, start)
+    if end < 0:
+        return None
+    view = memoryview(body)
+    uid, e, t, symbol = head.groups()
+    return m.DepthSnapshotText(int(uid), Raw(view[start:end + 1]), Raw(view[end + len(_ASKS):-1]),
+                               int(e) if e is not None else 0, int(t) if t is not None else 0,
+                               symbol.decode() if symbol is not None else "")
 
 
 class BinanceScheme(Scheme):
@@ -387,17 +424,21 @@ class BinanceScheme(Scheme):
             self._on_open_interest(url, body, recv_ns)
             return
         native = self._native_of_url(url)
-        try:
-            snap = m.snapshot_text.decode(body)
-        except DECODE_ERRORS:
-            snap = None
-        st = self.sync.get(native) if snap is not None else None
+        st = self.sync.get(native)
+        snap = None
         if st is not None and not st.live:
             # the common case: an answer for a market whose book waits for it (the sync holds
             # it: its name is known). Its levels are read by the book here, once (shape and
             # numbers: the reading kept for ``_load``'s apply); where the book does not read
             # them all from the text, the way below (``_decode_snapshot``), without the book
             # made here for the reading (``_load`` makes it)
+            snap = _snapshot_as_sent(body)
+            if snap is None:
+                try:
+                    snap = m.snapshot_text.decode(body)
+                except DECODE_ERRORS:
+                    snap = None
+        if snap is not None:
             made = native not in self.books
             if self.book(native).check_json_sides_wide(snap.bids, snap.asks):
                 self._checked = snap
@@ -409,6 +450,7 @@ class BinanceScheme(Scheme):
                 return
             if made:
                 del self.books[native]
+            snap = None  # (decoded below as it always was)
         try:
             snap = self._decode_snapshot(body, snap)
         except DECODE_ERRORS as exc:
