@@ -450,9 +450,8 @@ class BinanceScheme(Scheme):
                 return
             if made:
                 del self.books[native]
-            snap = None  # (decoded below as it always was)
-        try:
-            snap = self._decode_snapshot(body, snap)
+        try:  # (decoded as it always was)
+            snap = self._decode_snapshot(body)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
             self.book_sync.unusable(native or self.book_sync.awaiting())
@@ -485,16 +484,14 @@ class BinanceScheme(Scheme):
         return values[0] if values else ""
 
     @staticmethod
-    def _decode_snapshot(body: bytes, snap: m.DepthSnapshotText | None = None) -> m.DepthSnapshotText | m.DepthSnapshot:
-        """A REST snapshot (``snap``: its text decode, where it was made already, else None): its
-        levels as the JSON text where they are plain ``[price, size]`` strings (the book reads the
-        text: ``_load``), else decoded (``DepthSnapshot``: its decode error where the answer is
-        malformed, as the one decoder said before the text path)."""
-        if snap is None:
-            try:
-                snap = m.snapshot_text.decode(body)
-            except DECODE_ERRORS:
-                return m.snapshot.decode(body)
+    def _decode_snapshot(body: bytes) -> m.DepthSnapshotText | m.DepthSnapshot:
+        """A REST snapshot: its levels as the JSON text where they are plain ``[price, size]``
+        strings (the book reads the text: ``_load``), else decoded (``DepthSnapshot``: its decode
+        error where the answer is malformed, as the one decoder said before the text path)."""
+        try:
+            snap = m.snapshot_text.decode(body)
+        except DECODE_ERRORS:
+            return m.snapshot.decode(body)
         if json_levels(snap.bids) and json_levels(snap.asks):
             return snap
         return m.snapshot.decode(body)
