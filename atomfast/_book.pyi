@@ -189,6 +189,10 @@ class L2Book:
     def check_json_sides(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
         """``check_sides`` of levels as JSON text (``json_levels``): True where all parsed (kept
         for ``apply_json_sides``); False where the caller must decode them and ``check_sides``."""
+    def check_json_sides_wide(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
+        """``check_json_sides`` that reads levels of 2**53 ticks or more from the text too (their
+        rows' floats: ``float()`` of the level's strings, as ``apply_sides`` makes them): False
+        only where a text is not of the shape or holds a number the book refuses."""
     def apply_json_sides(self, first: int, first_text: bytes | Any, second_text: bytes | Any, rows: Any,
                          row_type: type, exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
         """``apply_sides`` of the levels ``check_json_sides`` just read from these texts."""

@@ -2632,6 +2632,9 @@ cdef class L2Book:
     # check_json_numbers' last texts (held: their bytes are what jcache's offsets point into)
     cdef JsonCache* jcache
     cdef object jc_text0, jc_text1
+    # check_json_sides_wide: the (price, size) strings of the levels of 2**53 ticks or more it
+    # read (``scratch``'s items point at them), held until its next call
+    cdef list chk_wide
 
     def __cinit__(self, int price_decimals=8, int size_decimals=8, Py_ssize_t capacity=1024):
         _check_decimals(price_decimals, size_decimals)
@@ -3539,24 +3542,36 @@ cdef class L2Book:
         kept, nothing raised) where a text is not of that shape, or holds a number the book
         refuses or one of 2**53 ticks or more (its row is made from the text): the caller then
         decodes the levels and takes ``check_sides``, which says why."""
-        return self._check_json(first_text, second_text, False)
+        return self._check_json(first_text, second_text, False, None)
 
-    cdef bint _check_json(self, first_text, second_text, bint more) except -1:
-        """``check_json_sides`` (``more``: ``check_json_lists``)."""
+    cdef bint _check_json(self, first_text, second_text, bint more, list wide) except -1:
+        """``check_json_sides`` (``more``: ``check_json_lists``; ``wide``: ``check_json_sides_wide``,
+        the list that holds the strings of its levels of 2**53 ticks or more)."""
         cdef Py_ssize_t n1, n2, len1, len2
         cdef const char* s1 = _buffer(first_text, &len1)
         cdef const char* s2 = _buffer(second_text, &len2)
         cdef Parsed* lv
         self._forget_check()
+        self.chk_wide = wide
         lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
-        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv, more)
+        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv, more, wide)
         if n1 < 0:
             return False
-        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1, more)
+        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1, more, wide)
         if n2 < 0:
             return False
         self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
         return True
+
+    def check_json_sides_wide(self, first_text, second_text):
+        """``check_json_sides`` that reads from the text levels of 2**53 ticks or more too (a
+        level of such a price or size gets its two strings, made from the text, for its row's
+        float: ``float()`` of the string, as ``apply_sides`` makes it from the decoded level):
+        True where every level parsed, kept for ``apply_json_sides`` of the same two texts next;
+        False (nothing kept, nothing raised) where a text is not of the shape (``json_levels``)
+        or holds a number the book refuses: the caller decodes the levels and takes
+        ``check_sides``, which says why."""
+        return self._check_json(first_text, second_text, False, [])
 
     def apply_json_sides(self, int first, first_text, second_text, rows, type row_type, exchange, symbol,
                          event_ms, atom_us):
@@ -3626,7 +3641,7 @@ cdef class L2Book:
         where a text is not of that shape, or holds a number the book refuses or one of 2**53
         ticks or more: the caller then decodes the levels and takes ``check_sides`` or
         ``apply_sides``, which say why."""
-        return self._check_json(first_text, second_text, True)
+        return self._check_json(first_text, second_text, True, None)
 
     def check_json_numbers(self, first_text, second_text, bint round_sizes=False):
         """``check_json_sides`` of levels written as JSON numbers (``[[0.1,2.5],...]``, raw JSON:
@@ -4577,7 +4592,7 @@ def json_levels(text):
     to judge."""
     cdef Py_ssize_t n
     cdef const char* s = _buffer(text, &n)
-    return _json_levels(s, n, 0, 0, NULL, False) >= 0
+    return _json_levels(s, n, 0, 0, NULL, False, None) >= 0
 
 
 cdef inline Py_ssize_t _json_space(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -4606,27 +4621,33 @@ cdef inline Py_ssize_t _json_string(const char* s, Py_ssize_t i, Py_ssize_t n) n
     return -1
 
 
-cdef inline bint _json_number(const char* s, Py_ssize_t n, int scale, int64_t* out, int32_t* sent) noexcept nogil:
-    """One level's number, as ``_parse_unsigned`` reads it (no sign), below 2**53 ticks."""
+cdef inline int _json_number(const char* s, Py_ssize_t n, int scale, int64_t* out, int32_t* sent) noexcept nogil:
+    """One level's number, as ``_parse_unsigned`` reads it (no sign): 1 (below 2**53 ticks), 2 (2**53
+    ticks or more: its row's float is made from the text), 0 (refused)."""
     cdef int status, dec
     if n and (s[0] == 43 or s[0] == 45):
-        return False
+        return 0
     status = _parse_plain(s, n, scale, False, out, &dec)
     if status < 0:
         status = _parse_dec(s, n, scale, False, out, &dec)
-    if status != P_OK or out[0] >= EXACT_FLOAT:
-        return False
+    if status != P_OK:
+        return 0
     sent[0] = dec
-    return True
+    return 2 if out[0] >= EXACT_FLOAT else 1
 
 
-cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out,
-                             bint more) noexcept nogil:
+cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out, bint more,
+                             list wide) except -2:
     """The number of levels of ``s[:n]``, a JSON array of ``[price, size]`` strings (each parsed
     into ``out``, at the scales, where ``out`` is not NULL: a price > 0), or -1 where it is
     anything else (``json_levels``), or (parsing) a number is refused. ``more``: a level may hold
-    more strings after the size (``json_level_lists``), checked to be plain strings, not read."""
+    more strings after the size (``json_level_lists``), checked to be plain strings, not read.
+    ``wide`` (a list): a number of 2**53 ticks or more is taken, its level's item the (price,
+    size) strings made from the text (appended to ``wide``, which holds them) for its row's float,
+    the others' item NULL; None: such a number is refused."""
     cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, e
+    cdef int a, b
+    cdef object item
     if i >= n or s[i] != 91:
         return -1
     i = _json_space(s, i + 1, n)
@@ -4655,11 +4676,20 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
         if i >= n or s[i] != 93:
             return -1
         if out != NULL:
-            if not _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec) or out[k].price == 0:
+            a = _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec)
+            if a == 0 or out[k].price == 0:
                 return -1
-            if not _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec):
+            b = _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec)
+            if b == 0:
                 return -1
             out[k].item = NULL
+            if a == 2 or b == 2:
+                if wide is None:
+                    return -1
+                item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
+                        PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
+                wide.append(item)
+                out[k].item = <PyObject*>item
         k += 1
         i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:
@@ -4682,7 +4712,7 @@ def json_level_lists(text):
     Its shape only: the numbers are the book's to judge."""
     cdef Py_ssize_t n
     cdef const char* s = _buffer(text, &n)
-    return _json_levels(s, n, 0, 0, NULL, True) >= 0
+    return _json_levels(s, n, 0, 0, NULL, True, None) >= 0
 
 
 cdef inline int _json_num(const char* s, Py_ssize_t n, int scale, bint round_sizes, int64_t* out,

@@ -140,6 +140,9 @@ cdef class L2Diff:
     # the scheme's, read at the first diff (the scheme builds them after its book sync)
     cdef dict books, symbols, instruments
     cdef object exchange
+    # the diff whose levels its live book read whole (``read``: shape and numbers, kept by the
+    # book for the apply that follows in the same call), else None
+    cdef object _read
 
     def __init__(self, scheme, str bids, str asks, tuple times, max_ms, str bad_time, str bad_level, levels=None):
         if not times:
@@ -163,6 +166,26 @@ cdef class L2Diff:
             v = self.fields.get(msg, i)
             if type(v) is Raw and not json_levels(v):
                 return False
+        return True
+
+    cdef bint read(self, MarketSync st, native, msg) except -1:
+        """Where ``native``'s book is live and ``msg``'s levels are JSON text: the book reads them
+        whole (``check_json_sides``: a plain text whose numbers it takes), kept for ``apply`` of
+        ``msg`` in the same call (the route's); whether it did (then ``msg`` is ``plain``)."""
+        cdef object bids, asks, book
+        self._read = None
+        if not st.live:
+            return False
+        bids = self.fields.get(msg, 0)
+        if type(bids) is not Raw:
+            return False
+        asks = self.fields.get(msg, 1)
+        if type(asks) is not Raw:
+            return False
+        book = self.scheme.books.get(native)
+        if book is None or not book.check_json_sides(bids, asks):
+            return False
+        self._read = msg
         return True
 
     cdef bint apply(self, MarketSync st, native, diff, data, recv_ns) except -1:
@@ -195,7 +218,11 @@ cdef class L2Diff:
             raise TypeError("L2Diff: levels as JSON text need a levels decoder")
         try:  # every level parsed before any is applied (a bad one: nothing applied)
             if type(bids) is Raw:
-                if book.check_json_sides(bids, asks):
+                if self._read is diff:  # (read by the route: ``read``)
+                    self._read = None
+                    flags = book.apply_json_sides(_BID, bids, asks, rows("lob"), Lob, self.exchange,
+                                                  self.symbols[native], ms, atom_us)
+                elif book.check_json_sides(bids, asks):
                     flags = book.apply_json_sides(_BID, bids, asks, rows("lob"), Lob, self.exchange,
                                                   self.symbols[native], ms, atom_us)
                 else:  # (decoded: the book says why it refuses one, or takes one of 2**53 ticks or more)
@@ -347,13 +374,30 @@ cdef class DiffRoute:
         cdef _Fields fields = self.fields
         cdef object native, prev
         cdef PyObject* p
-        if self.retype is not None and not self.sync.l2.plain(msg):
-            self.retype(conn, msg, data, recv_ns)
-            return
+        cdef L2Diff l2 = self.sync.l2
+        cdef bint read = False
+        if self.retype is not None:
+            # a live book reads the levels here, once (for the apply below), which tells that
+            # they are plain too; else the shape alone is looked at, as before
+            native = fields.get(msg, 0)
+            p = PyDict_GetItem(self.sync.markets, native)
+            read = p != NULL and l2.read(<MarketSync?>p, native, msg)
+            if not read and not l2.plain(msg):
+                self.retype(conn, msg, data, recv_ns)
+                return
         native = fields.get(msg, 0)
         prev = fields.get(msg, 3) if self.has_prev else 0
         p = PyDict_GetItem(self.sync.markets, native)
         if p == NULL or (self.need_prev and prev is None):
+            if read:
+                l2._read = None
             self.slow(conn, msg, data, recv_ns)
+            return
+        if read:
+            try:
+                self.sync._diff(<MarketSync?>p, conn, native, msg, fields.get(msg, 1), fields.get(msg, 2), prev,
+                                data, recv_ns)
+            finally:
+                l2._read = None  # (not applied: a stale or gapped diff)
             return
         self.sync._diff(<MarketSync?>p, conn, native, msg, fields.get(msg, 1), fields.get(msg, 2), prev, data, recv_ns)

@@ -29,6 +29,7 @@ from atomfast.book import ASK, BID
 from atomfast.capture import REST, RECV, Frame, open_capture
 from atomfast.events import Lob, Spread, Status
 from atomfast.exchanges.binance import BinanceDeliveryScheme, BinanceFuturesScheme, BinanceSpotScheme
+from atomfast.exchanges.binance import handler as binance_handler
 from atomfast.exchanges.binance import messages as m
 from atomfast.replay import Replay
 from atomfast.testing import T0, Harness, MemorySink, book_dict, fixture_path
@@ -463,12 +464,20 @@ _SNAPSHOT_LEVELS = [
 ]
 
 
+class _NoText:
+    """A snapshot text decoder that refuses everything (the reference: levels decoded)."""
+
+    @staticmethod
+    def decode(body: bytes):
+        raise msgspec.ValidationError("text path off")
+
+
 @pytest.mark.parametrize("bids", _SNAPSHOT_LEVELS)
 def test_snapshot_levels_read_from_the_text_as_decoded(bids, monkeypatch):
     def run(text_path: bool):
-        if not text_path:
-            monkeypatch.setattr(BinanceFuturesScheme, "_decode_snapshot",
-                                staticmethod(lambda body: m.snapshot.decode(body)))
+        if not text_path:  # no text read: every snapshot decoded with its levels
+            monkeypatch.setattr(m, "snapshot_text", _NoText())
+            monkeypatch.setattr(binance_handler, "_snapshot_as_sent", lambda body: None)
         h = Harness(BinanceFuturesScheme)
         h.feed(fut_depth(1, 1, 0))
         body = '{"lastUpdateId":1,"E":1700000000000,"T":1700000000000,"bids":' + bids + ',"asks":[["101.00","2.0"]]}'
@@ -501,6 +510,40 @@ def test_json_levels_and_check_json_sides():
     assert not book.check_json_sides(b'[["100.555","1"]]', b"[]")  # refused: the caller decodes
 
 
+@pytest.mark.parametrize("bids", [
+    b'[["100.00","9007199254740993"]]',                 # beyond int64 at 8 decimals: refused
+    b'[["100.00","332200000"],["99.5","1.5"]]',         # 2**53 ticks and more (Binance's deep levels)
+    b'[["90071992.54740993","1"],["90071992.54740992","90071992.54740994"]]',
+    b'[["100","92233720368.54775807"]]', b'[["100","92233720368.54775808"]]',
+    b'[["1e3","1e10"]]', b'[["100.00","90071992.5474099312"]]', b'[["-1","2"]]', b'[["1",2]]', b"[]",
+])
+def test_check_json_sides_wide_as_the_decoded_levels(bids):
+    """``check_json_sides_wide``: levels of 2**53 ticks or more read from the text, their rows'
+    floats from the strings: the same flags, rows and book as ``check_sides``/``apply_sides`` of
+    the decoded levels; refused where those refuse."""
+    from atomfast._book import SHAPES, AvroRows, L2Book
+
+    asks = b'[["101","2"],["102","123456789"]]'
+
+    for avro in (False, True):
+        book, ref = L2Book(8, 8), L2Book(8, 8)
+        rows, ref_rows = (AvroRows(b"p", SHAPES["lob"]), AvroRows(b"p", SHAPES["lob"])) if avro else ([], [])
+        b, a = msgspec.Raw(bids), msgspec.Raw(asks)
+        read = book.check_json_sides_wide(b, a)
+        try:
+            levels = m.levels.decode(bids), m.levels.decode(asks)
+            ref.check_sides(*levels)
+        except (ValueError, msgspec.ValidationError):
+            levels = None
+        assert read == (levels is not None), bids
+        if not read:
+            continue
+        flags = book.apply_json_sides(BID, b, a, rows, Lob, "x", "X", 1, 2)
+        assert flags == ref.apply_sides(BID, levels[0], levels[1], ref_rows, Lob, "x", "X", 1, 2)
+        assert (rows.take() == ref_rows.take()) if avro else (rows == ref_rows)
+        assert book.levels(BID) == ref.levels(BID) and book.levels(ASK) == ref.levels(ASK)
+
+
 class _LevelsDecoded(BinanceFuturesScheme):
     """USD-M with its depth frames decoded with their levels (``DepthFrame``), as before the
     route read them from the text: the reference of ``test_depth_levels_read_from_the_text_as_decoded``."""
@@ -530,3 +573,62 @@ def test_depth_levels_read_from_the_text_as_decoded(bids):
                 len(st.buffer), None if book is None else (book.levels(BID), book.levels(ASK)))
 
     assert run(BinanceFuturesScheme) == run(_LevelsDecoded)
+
+
+def test_snapshot_url_and_its_symbol_as_urllib_makes_and_reads_them():
+    """``snapshot_url`` writes a plain market name itself and ``_native_of_url`` reads it back
+    without urllib: both as ``RestEndpoint.url`` (urlencode) and ``parse_qs`` give them."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def ref(url: str) -> str:
+        return (parse_qs(urlsplit(url).query).get("symbol") or [""])[0] if url else ""
+
+    scheme = BinanceFuturesScheme(lambda *a: None)
+    endpoint = scheme.rest_endpoint
+    for native in ("BTCUSDT", "BTCUSD_PERP", "btc_usdt", "a b", "X%Y", "A+B", "\u00c4B", ""):
+        url = scheme.snapshot_url(native)
+        assert url == endpoint.url(endpoint.routes.snapshot, symbol=native, limit=scheme.snapshot_limit)
+        assert scheme._native_of_url(url) == ref(url), url
+    for url in ("https://x/y?symbol=AB&limit=1", "https://x/y?limit=1&symbol=AB", "https://x/y?symbol=&symbol=CD",
+                "https://x/y#?symbol=AB", "https://x?a=1?symbol=AB", "https://x/y?symbol=A+B", "https://x/y?symbol=A%42",
+                "", "https://x/y?symbol=AB#frag", "https://x/y?symbol=AB;x=1", "https://x/y?symbol=A\tB"):
+        assert scheme._native_of_url(url) == ref(url), url
+
+
+_AS_SENT = [
+    b'{"lastUpdateId":1,"bids":[["1.5","2"]],"asks":[["1.6","3"]]}',
+    b'{"lastUpdateId":1,"E":2,"T":3,"bids":[],"asks":[]}',
+    b'{"lastUpdateId":0,"E":0,"T":0,"symbol":"BTCUSD_PERP","pair":"BTCUSD","bids":[["1","2"]],"asks":[]}',
+    b'{"lastUpdateId":999999999999999999,"E":1,"T":2,"bids":[["1","2"]],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":9999999999999999999,"bids":[["1","2"]],"asks":[["3","4"]]}',  # 19 digits: decoded
+    b'{"lastUpdateId":01,"bids":[],"asks":[]}',                                        # not JSON
+    b'{"lastUpdateId":-1,"bids":[],"asks":[]}',
+    b'{"lastUpdateId":1,"E":2,"bids":[],"asks":[]}',                                   # E without T: decoded
+    b'{"lastUpdateId":1,"pair":"X","bids":[],"asks":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","],\\"asks\\":"]],"asks":[["3","4"]]}',        # escapes
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"asks":[["5","6"]]}',    # asks twice
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"x":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]] ,"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]]} ',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]]}}',
+    b'{"lastUpdateId":1,"bids":[["1","2"],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]]],"asks":[["3","4"]]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","4"]],"bids":[]}',
+    b'{"lastUpdateId":1,"bids":[["1","2"]],"asks":[["3","332200000"]]}',
+]
+
+
+@pytest.mark.parametrize("body", _AS_SENT)
+def test_snapshot_read_as_sent_as_decoded(body):
+    """``_snapshot_as_sent`` (no JSON decoder) where the book then reads both sides: the values
+    ``snapshot_text`` decodes (which must accept the text) and the same sides' texts; else the
+    text goes to the decoder."""
+    from atomfast._book import L2Book
+
+    snap = binance_handler._snapshot_as_sent(body)
+    if snap is None or not L2Book(8, 8).check_json_sides_wide(snap.bids, snap.asks):
+        return
+    ref = m.snapshot_text.decode(body)
+    assert (snap.lastUpdateId, snap.E, snap.T, snap.symbol) == (ref.lastUpdateId, ref.E, ref.T, ref.symbol)
+    assert bytes(snap.bids) == bytes(ref.bids) and bytes(snap.asks) == bytes(ref.asks)
+

@@ -40,7 +40,10 @@ The levels of a depth update and of a REST snapshot are decoded as their JSON te
 tuple or str per level. A text that is not plain ``[price, size]`` strings (escapes, another
 shape) is decoded with its levels, as it always was, so what is malformed is counted as before;
 a live update is checked, applied and its ``spread`` written in C (``atomfast.kit.booksync``:
-``L2Diff`` and the route ``_depth_route``).
+``L2Diff`` and the route ``_depth_route``). A snapshot's text is read once, when it comes
+(``on_rest``: ``L2Book.check_json_sides_wide``, which also takes the deep levels' sizes of 2**53
+ticks or more, e.g. ``"332200000"`` at 8 decimals, their rows' floats from the strings), and
+applied by ``_load``.
 
 Open interest has no stream: it is polled (``conn.fetch`` of ``open_interest_path`` for each
 market of the connection that carries the ``openInterest`` pseudo channel) when the connection
@@ -52,11 +55,13 @@ the timer hook existed.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from msgspec import Raw
 
 from ..._book import json_levels
 from ...book import BID
@@ -78,7 +83,45 @@ _EVENT_KINDS = {"depthUpdate": "depth", "trade": "trade", "aggTrade": "aggTrade"
                 "kline": "kline", "markPriceUpdate": "markPrice", "forceOrder": "forceOrder", "serverShutdown": "serverShutdown"}
 
 OPEN_INTEREST = "openInterest"  # pseudo channel: a REST poll, not a stream
+#: a market name as Binance writes it (``[A-Z0-9_]``, ASCII), nothing a URL query escapes
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+").fullmatch
 _SIDES = {"BUY": BUY, "SELL": SELL}
+
+
+#: the head of a depth snapshot as Binance writes it (spot: ``lastUpdateId`` only; futures add
+#: ``E``, ``T``; COIN-M then ``symbol``, ``pair``), up to its bids' ``[``: JSON integers of at most
+#: 18 digits (no sign, no leading zero), names of ``[A-Za-z0-9_]``
+_SNAPSHOT_HEAD = re.compile(
+    rb'\{"lastUpdateId":(0|[1-9][0-9]{0,17})'
+    rb'(?:,"E":(0|[1-9][0-9]{0,17}),"T":(0|[1-9][0-9]{0,17}))?'
+    rb'(?:,"symbol":"([A-Za-z0-9_]*)","pair":"[A-Za-z0-9_]*")?'
+    rb',"bids":(?=\[)').match
+_ASKS = b'],"asks":'
+
+
+def _snapshot_as_sent(body: bytes) -> m.DepthSnapshotText | None:
+    """A depth snapshot written exactly as Binance writes it (``_SNAPSHOT_HEAD``, the bids, then
+    ``],"asks":``, the asks, ``}`` last), read without a JSON decoder: its ids, times and symbol,
+    and its two sides' texts (views of ``body``; the book reads them, ``check_json_sides_wide``,
+    which holds them to be arrays of plain ``[price, size]`` strings: then ``body`` is the JSON
+    object ``snapshot_text`` decodes to the same values). None for any other text (decoded)."""
+    if body.__class__ is not bytes or body[-2:] != b"]}":
+        return None
+    head = _SNAPSHOT_HEAD(body)
+    if head is None:
+        return None
+    start = head.end()
+    # the bids end at the first ``],"asks":`` (it holds a quote: not inside a plain string, and
+    # not between a plain text's levels; where it is something else, the bids' text is no array
+    # of levels and the book refuses it)
+    end = body.find(_ASKS, start)
+    if end < 0:
+        return None
+    view = memoryview(body)
+    uid, e, t, symbol = head.groups()
+    return m.DepthSnapshotText(int(uid), Raw(view[start:end + 1]), Raw(view[end + len(_ASKS):-1]),
+                               int(e) if e is not None else 0, int(t) if t is not None else 0,
+                               symbol.decode() if symbol is not None else "")
 
 
 class BinanceScheme(Scheme):
@@ -126,6 +169,8 @@ class BinanceScheme(Scheme):
         self._oi: dict[int, tuple[Connection, list[str]]] = {}
         self._oi_next = 0.0
         self._next_id = 0
+        #: the text snapshot whose levels ``on_rest`` just had the book read (``_load`` applies them)
+        self._checked: m.DepthSnapshotText | None = None
 
     # --- symbols ---------------------------------------------------------------------------
     def _symbol(self, native: str, data: bytes = b"") -> str | None:
@@ -321,7 +366,11 @@ class BinanceScheme(Scheme):
     # lastUpdateId; futures: u < lastUpdateId), the first remaining diff straddles it, then spot
     # U = previous u + 1 (an overlap U <= id < u is applied), futures pu = previous u.
     def snapshot_url(self, native: str) -> str:
-        return self.rest_endpoint.url(self.rest_endpoint.routes.snapshot, symbol=native, limit=self.snapshot_limit)
+        endpoint = self.rest_endpoint
+        path = endpoint.routes.snapshot
+        if _PLAIN_NAME(native) and "?" not in path:  # (what ``url`` writes: nothing to escape)
+            return f"{endpoint.base}{path}?symbol={native}&limit={self.snapshot_limit:d}"
+        return endpoint.url(path, symbol=native, limit=self.snapshot_limit)
 
     def _request_snapshot(self, conn: Connection, native: str) -> None:
         conn.fetch(self.snapshot_url(native))
@@ -375,7 +424,33 @@ class BinanceScheme(Scheme):
             self._on_open_interest(url, body, recv_ns)
             return
         native = self._native_of_url(url)
-        try:
+        st = self.sync.get(native)
+        snap = None
+        if st is not None and not st.live:
+            # the common case: an answer for a market whose book waits for it (the sync holds
+            # it: its name is known). Its levels are read by the book here, once (shape and
+            # numbers: the reading kept for ``_load``'s apply); where the book does not read
+            # them all from the text, the way below (``_decode_snapshot``), without the book
+            # made here for the reading (``_load`` makes it)
+            snap = _snapshot_as_sent(body)
+            if snap is None:
+                try:
+                    snap = m.snapshot_text.decode(body)
+                except DECODE_ERRORS:
+                    snap = None
+        if snap is not None:
+            made = native not in self.books
+            if self.book(native).check_json_sides_wide(snap.bids, snap.asks):
+                self._checked = snap
+                self.book_sync.snapshot(native, snap.lastUpdateId, snap, body, recv_ns)
+                if self._checked is not None:  # not loaded (``_load`` takes it): no book made
+                    self._checked = None
+                    if made:
+                        self.books.pop(native, None)
+                return
+            if made:
+                del self.books[native]
+        try:  # (decoded as it always was)
             snap = self._decode_snapshot(body)
         except DECODE_ERRORS as exc:
             self.bad_input("malformed snapshot", str(exc), body)
@@ -397,8 +472,14 @@ class BinanceScheme(Scheme):
 
     @staticmethod
     def _native_of_url(url: str) -> str:
+        """The ``symbol`` of a snapshot request's query (the first, as ``parse_qs`` gives it)."""
         if not url:
             return ""
+        head, sep, tail = url.partition("?symbol=")
+        if sep and "?" not in head and "#" not in head:
+            name = tail.partition("&")[0]
+            if _PLAIN_NAME(name):  # (the query's first field: nothing in it for parse_qs to unquote)
+                return name
         values = parse_qs(urlsplit(url).query).get("symbol")
         return values[0] if values else ""
 
@@ -420,7 +501,8 @@ class BinanceScheme(Scheme):
         # the whole snapshot parsed before the book is cleared for it: from the text where the
         # book reads it all, else (a level it refuses says why) from the decoded levels
         text = snap.__class__ is m.DepthSnapshotText
-        if text and not book.check_json_sides(snap.bids, snap.asks):
+        checked, self._checked = self._checked is snap, None  # (read by the book in on_rest)
+        if text and not checked and not book.check_json_sides_wide(snap.bids, snap.asks):
             snap, text = m.snapshot.decode(body), False
         if not text:
             try:
