@@ -27,7 +27,8 @@ Anything else (a lost, repeated or reordered update) is a gap: ``metrics.gaps`` 
 which unsubscribe + subscribe of that symbol's ``orderbook/full`` brings (a second subscribe
 alone brings none). An update before any snapshot, or a malformed book message, resyncs too.
 Every level of a message is parsed before the book is touched: the book reads them from the
-message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides``); a message whose levels are
+message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides_wide``: a far level of 2**53 ticks or
+more at the market's scale, as USDTUSDP's ``9999999999.000000``, read from its text too); a message whose levels are
 not plain ``[price, size]`` strings is decoded whole with them, and refused as such a decoder
 refuses it. HitBTC sends no checksum.
 
@@ -217,7 +218,7 @@ class HitbtcScheme(Scheme):
             if len(upd) == 1:
                 for native, d in upd.items():
                     book = self.books.get(native)
-                    if book is not None and book.check_json_sides(d.b, d.a):
+                    if book is not None and book.check_json_sides_wide(d.b, d.a):
                         seq, event_ms = d.s, d.t
                         if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= event_ms < MAX_MS \
                                 and native not in self.unsynced:
@@ -235,7 +236,7 @@ class HitbtcScheme(Scheme):
                 if book is None and native in self._symbols:
                     inst = self.instrument(native)
                     book = L2Book(inst.price_decimals, inst.size_decimals)
-                if book is not None and book.check_json_sides(d.b, d.a):
+                if book is not None and book.check_json_sides_wide(d.b, d.a):
                     self._snapshot(conn, native, d, data, recv_ns, book)
                     return
         for part in (snap, upd):
@@ -256,7 +257,7 @@ class HitbtcScheme(Scheme):
 
     def _snapshot(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int,
                   read: L2Book | None) -> None:
-        """``read``: a book that has read the levels (``check_json_sides``): the market's, or one
+        """``read``: a book that has read the levels (``check_json_sides_wide``): the market's, or one
         made for it, which becomes the market's here (where ``Scheme.book`` would make it)."""
         if not self.known(native, data):
             return
@@ -267,7 +268,7 @@ class HitbtcScheme(Scheme):
         if read is not None:
             text = self.books.setdefault(native, read) is read
         else:
-            text = bids.__class__ is not list and self.book(native).check_json_sides(bids, asks)
+            text = bids.__class__ is not list and self.book(native).check_json_sides_wide(bids, asks)
         if not text:
             if bids.__class__ is not list:  # numbers the book does not read as text: check_sides says why
                 bids, asks = m.levels_decoder.decode(bids), m.levels_decoder.decode(asks)
@@ -283,7 +284,7 @@ class HitbtcScheme(Scheme):
             self.emit_spread(native, book, event_ms, atom_us)
 
     def _update(self, conn: Connection, native: str, d: m.BookData, data: bytes, recv_ns: int, text: bool) -> None:
-        """``text``: the market's book has read the levels (``check_json_sides``)."""
+        """``text``: the market's book has read the levels (``check_json_sides_wide``)."""
         if native in self.unsynced:
             return  # waiting for the snapshot our resubscription brings
         book = self.books.get(native)
@@ -299,7 +300,7 @@ class HitbtcScheme(Scheme):
             self.book_failed(conn, native, "malformed book update", f"t {event_ms!r}", data, recv_ns)
             return
         bids, asks = d.b, d.a
-        if text or bids.__class__ is not list and book.check_json_sides(bids, asks):
+        if text or bids.__class__ is not list and book.check_json_sides_wide(bids, asks):
             # every level parsed already: applied, its rows and the spread where the top changed
             # written in one call (no checksum: the venue sends none)
             book.apply_json_update(BID, bids, asks, self.rows, Lob, Spread, self.exchange, self._symbols[native],
