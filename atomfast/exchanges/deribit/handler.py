@@ -408,10 +408,11 @@ class DeribitScheme(Scheme):
         if self._want_funding and (t.current_funding is not None or t.funding_8h is not None):
             self._on_funding(t, native, symbol, event_ms, atom_us, data)
         oi = t.open_interest
-        if oi is not None and self._want_oi:
+        # only a valid amount is kept as the last one: an amount equal to it is valid (and not new)
+        if oi is not None and oi != self._last_oi.get(native) and self._want_oi:
             if not 0.0 <= oi < MAX_FLOAT:
                 self.bad_input("malformed open interest", repr(oi), data)
-            elif self._last_oi.get(native) != oi:
+            else:
                 self._last_oi[native] = oi
                 self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, event_ms, atom_us))
 
