@@ -51,13 +51,13 @@ import math
 from typing import Sequence
 
 from ...book import ASK, BID
-from ...events import Candle, FundingRate, OpenInterest
+from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
-from .._common import ok_float
+from .._common import MAX_FLOAT, ok_float
 from . import messages as m
-from .parse import ms_ok, name_instrument, parse_instruments, valid_level
+from .parse import MAX_MS, ms_ok, name_instrument, parse_instruments
 
 _ZERO = b"0"
 #: the largest price or size a trade may carry (the typed writers' bound: no exchange means more)
@@ -267,68 +267,86 @@ class DeribitScheme(Scheme):
 
     # --- book ---------------------------------------------------------------------------------
     @staticmethod
-    def _levels(levels: list[m.Level], pd: int, sd: int) -> list[tuple[bytes, bytes]] | None:
-        """(price, size) of each level as the exact digits (size 0 for a delete), or None if any
-        level is malformed."""
+    def _levels(levels: list) -> list | None:
+        """The levels as the book reads them: the notification decoder's (``m.New``,
+        ``m.Change``, ``m.Delete``: ``price`` and ``size``, 0 for a delete) as they are; the slow
+        way's ``[action, price, amount]`` as (price, amount) pairs, (price, 0) for a delete;
+        None if an action is none of the three. The numbers are checked by the book
+        (``L2Book.check_sides``)."""
+        if not levels or levels[0].__class__ is not tuple:
+            return levels
         out = []
         for action, price, amount in levels:
-            p = bytes(price)
-            a = bytes(amount)
             if action == "delete":
-                if not valid_level(p, _ZERO, pd, sd):
-                    return None
-                a = _ZERO
-            elif action not in _ACTIONS or not valid_level(p, a, pd, sd):
+                amount = _ZERO
+            elif action not in _ACTIONS:
                 return None
-            out.append((p, a))
+            out.append((price, amount))
         return out
 
     def _on_book(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         msg: m.Book = params.data
         native = msg.instrument_name
-        if not self.known(native, data):
-            return
-        snapshot = msg.type == "snapshot" or (msg.type == "" and msg.prev_change_id is None)
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            if not self.known(native, data):
+                return
+            symbol = self._symbols[native]
+        typ = msg.type
+        snapshot = typ == "snapshot" or (typ == "" and msg.prev_change_id is None)
         if not snapshot and native in self.unsynced:
             return  # waiting for the snapshot our resubscription brings
-        if not ms_ok(msg.timestamp):
+        event_ms = msg.timestamp
+        if not 0 <= event_ms < MAX_MS:
             self.book_failed(conn, native, "malformed book message", f"timestamp {msg.timestamp!r}", data, recv_ns)
             return
         if snapshot:
-            self._on_snapshot(conn, native, msg, data, recv_ns)
+            self._on_snapshot(conn, native, symbol, msg, data, recv_ns)
             return
         book = self.books.get(native)
         if book is None:
             self.resync(conn, native, "book change before its snapshot", recv_ns)
             return
-        if msg.type != "change":
-            self.book_failed(conn, native, "malformed book message", f"type {msg.type!r}", data, recv_ns)
+        if typ != "change":
+            self.book_failed(conn, native, "malformed book message", f"type {typ!r}", data, recv_ns)
             return
-        if not self.chain.follows(conn, native, msg.change_id, msg.change_id, msg.prev_change_id, recv_ns):
+        change_id = msg.change_id
+        if (msg.prev_change_id != self.change_ids.get(native)
+                and not self.chain.follows(conn, native, change_id, change_id, msg.prev_change_id, recv_ns)):
             return
-        pd, sd = book.price_decimals, book.size_decimals
-        bids = self._levels(msg.bids, pd, sd)
-        asks = self._levels(msg.asks, pd, sd)
-        if bids is None or asks is None:
+        bids = msg.bids
+        asks = msg.asks
+        if (bids and bids[0].__class__ is tuple) or (asks and asks[0].__class__ is tuple):
+            bids = self._levels(bids)
+            asks = self._levels(asks)
+        try:
+            if bids is None or asks is None:
+                raise ValueError
+            book.check_sides(bids, asks)
+        except (ValueError, TypeError):
             self.book_failed(conn, native, "malformed book change", "level not [action, price, amount]", data, recv_ns)
             return
-        event_ms = msg.timestamp
         atom_us = recv_ns // 1000
         try:
-            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
-            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
+            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
-        self.chain.set(native, msg.change_id)
+        self.change_ids[native] = change_id
         if flags & TOP_CHANGED:
-            self.emit_spread(native, book, event_ms, atom_us)
+            book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, event_ms, atom_us)
 
-    def _on_snapshot(self, conn: Connection, native: str, msg: m.Book, data: bytes, recv_ns: int) -> None:
-        inst = self.instrument(native)
-        bids = self._levels(msg.bids, inst.price_decimals, inst.size_decimals)
-        asks = self._levels(msg.asks, inst.price_decimals, inst.size_decimals)
-        if bids is None or asks is None:
+    def _on_snapshot(self, conn: Connection, native: str, symbol: str, msg: m.Book, data: bytes,
+                     recv_ns: int) -> None:
+        bids = self._levels(msg.bids)
+        asks = self._levels(msg.asks)
+        # checked whole before the book is cleared for it (the book keeps the parse for the load)
+        book = self.book(native)
+        try:
+            if bids is None or asks is None:
+                raise ValueError
+            book.check_sides(bids, asks)
+        except (ValueError, TypeError):
             self.book_failed(conn, native, "malformed book snapshot", "level not [action, price, amount]", data,
                              recv_ns)
             return
@@ -336,14 +354,13 @@ class DeribitScheme(Scheme):
         atom_us = recv_ns // 1000
         book = self.begin_snapshot(native, recv_ns, event_ms)
         try:
-            flags = self.apply_levels(native, book, BID, bids, event_ms, atom_us)
-            flags |= self.apply_levels(native, book, ASK, asks, event_ms, atom_us)
+            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, event_ms, atom_us)
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "book refused a level", str(exc), data, recv_ns)
             return
-        self.chain.set(native, msg.change_id)
+        self.change_ids[native] = msg.change_id
         if flags & TOP_CHANGED:
-            self.emit_spread(native, book, event_ms, atom_us)
+            book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, event_ms, atom_us)
 
     # --- trades, ticker, candles --------------------------------------------------------------
     def _on_trades(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
@@ -367,40 +384,50 @@ class DeribitScheme(Scheme):
     def _on_ticker(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         t: m.Ticker = params.data
         native = t.instrument_name
-        if not ms_ok(t.timestamp):
-            self.bad_input("malformed ticker", f"timestamp {t.timestamp!r}", data)
-            return
-        if not self.known(native, data):
-            return
         event_ms = t.timestamp
+        if not 0 <= event_ms < MAX_MS:
+            self.bad_input("malformed ticker", f"timestamp {event_ms!r}", data)
+            return
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            if not self.known(native, data):
+                return
+            symbol = self._symbols[native]
         atom_us = recv_ns // 1000
-        symbol = self._symbols[native]
         if self._want_ticker:
-            bp = t.best_bid_price if t.best_bid_price is not None else 0.0
-            bs = t.best_bid_amount if t.best_bid_amount is not None else 0.0
-            ap = t.best_ask_price if t.best_ask_price is not None else 0.0
-            asz = t.best_ask_amount if t.best_ask_amount is not None else 0.0
-            # each in [0, 1e15), or a malformed ticker (the writer's checks)
-            if not self.rows("ticker").quote(self.exchange, symbol, bp, bs, ap, asz, event_ms, atom_us):
+            bp = t.best_bid_price
+            bs = t.best_bid_amount
+            ap = t.best_ask_price
+            asz = t.best_ask_amount
+            # each in [0, 1e15), or a malformed ticker (the writer's checks); a missing one is 0.0
+            if not self.rows("ticker").quote(self.exchange, symbol, 0.0 if bp is None else bp,
+                                             0.0 if bs is None else bs, 0.0 if ap is None else ap,
+                                             0.0 if asz is None else asz, event_ms, atom_us):
+                bp, bs, ap, asz = (0.0 if x is None else x for x in (bp, bs, ap, asz))
                 self.bad_input("malformed ticker", f"{bp!r} {bs!r} {ap!r} {asz!r}", data)
         if self._want_funding and (t.current_funding is not None or t.funding_8h is not None):
-            rate = t.current_funding if t.current_funding is not None else 0.0
-            rate8 = t.funding_8h if t.funding_8h is not None else 0.0
-            mark = t.mark_price if t.mark_price is not None else 0.0
-            if not (math.isfinite(rate) and math.isfinite(rate8) and ok_float(mark)):
-                self.bad_input("malformed funding rate", f"{rate!r} {rate8!r} {mark!r}", data)
-            elif self._last_funding.get(native) != (rate, rate8):
-                self._last_funding[native] = (rate, rate8)
-                next_ms = (event_ms // _FUNDING_PERIOD_MS + 1) * _FUNDING_PERIOD_MS
-                self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, rate, next_ms, rate8, event_ms,
-                                                      atom_us))
-        if self._want_oi and t.open_interest is not None:
-            oi = t.open_interest
-            if not ok_float(oi):
+            self._on_funding(t, native, symbol, event_ms, atom_us, data)
+        oi = t.open_interest
+        # only a valid amount is kept as the last one: an amount equal to it is valid (and not new)
+        if oi is not None and oi != self._last_oi.get(native) and self._want_oi:
+            if not 0.0 <= oi < MAX_FLOAT:
                 self.bad_input("malformed open interest", repr(oi), data)
-            elif self._last_oi.get(native) != oi:
+            else:
                 self._last_oi[native] = oi
                 self.emit("open_interest", OpenInterest(self.exchange, symbol, oi, event_ms, atom_us))
+
+    def _on_funding(self, t: m.Ticker, native: str, symbol: str, event_ms: int, atom_us: int, data: bytes) -> None:
+        """A perpetual's ticker: its funding rates, published when they change."""
+        rate = t.current_funding if t.current_funding is not None else 0.0
+        rate8 = t.funding_8h if t.funding_8h is not None else 0.0
+        mark = t.mark_price if t.mark_price is not None else 0.0
+        if not (math.isfinite(rate) and math.isfinite(rate8) and ok_float(mark)):
+            self.bad_input("malformed funding rate", f"{rate!r} {rate8!r} {mark!r}", data)
+        elif self._last_funding.get(native) != (rate, rate8):
+            self._last_funding[native] = (rate, rate8)
+            next_ms = (event_ms // _FUNDING_PERIOD_MS + 1) * _FUNDING_PERIOD_MS
+            self.emit("funding_rate", FundingRate(self.exchange, symbol, mark, rate, next_ms, rate8, event_ms,
+                                                  atom_us))
 
     def _on_chart(self, conn: Connection, params: m.Subscription, data: bytes, recv_ns: int) -> None:
         candle_channel = _candle_channel(params.channel)

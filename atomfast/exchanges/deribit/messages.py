@@ -11,6 +11,9 @@ the raw bytes (``handler.DeribitScheme._channel_kind``). It accepts exactly the 
 ``Envelope`` accepts and that the channel's own decoder accepts in ``params.data``, and checks that
 the channel decoded is of that kind (a frame it refuses goes the slow way: ``Envelope`` with
 ``data`` left as ``msgspec.Raw``, then the channel's decoder, so an error names the part at fault).
+The one exception is the book's: its notification decoder (``ActionBook``) also refuses a level
+whose action is not ``new``, ``change`` or ``delete``; such a frame goes the slow way too, where
+``Book`` takes it and the handler refuses the level (the same bad-input kind as before).
 Book prices and amounts stay ``msgspec.Raw``: the exact digits go to the book.
 """
 from __future__ import annotations
@@ -47,6 +50,40 @@ class Envelope(Struct, gc=False):
 #: one book level: [action, price, amount]; action "new" | "change" | "delete"
 Level = tuple[str, Raw, Raw]
 
+_NO_SIZE = b"0"
+
+
+class New(Struct, array_like=True, tag="new", forbid_unknown_fields=True, gc=False):
+    """A book level ``["new", price, amount]`` (the notification's decoder: the book reads
+    ``price`` and ``size`` from it as they were sent)."""
+
+    price: Raw
+    size: Raw
+
+
+class Change(Struct, array_like=True, tag="change", forbid_unknown_fields=True, gc=False):
+    """A book level ``["change", price, amount]``: the level's new amount."""
+
+    price: Raw
+    size: Raw
+
+
+class Delete(Struct, array_like=True, tag="delete", forbid_unknown_fields=True, gc=False):
+    """A book level ``["delete", price, amount]``: the level removed (``size`` 0, whatever the
+    amount sent)."""
+
+    price: Raw
+    amount: Raw
+
+    @property
+    def size(self) -> bytes:
+        return _NO_SIZE
+
+
+#: a level of the notification's decoder: exactly the 3-item arrays ``Level`` takes whose action
+#: is one of the three (any other goes the slow way, whose ``Level`` lets the handler refuse it)
+Action = Union[New, Change, Delete]
+
 
 class Book(Struct, gc=False):
     """``book.{instrument}.{interval}``: ``type`` "snapshot" (with ``change_id``) or "change"
@@ -59,6 +96,19 @@ class Book(Struct, gc=False):
     prev_change_id: Union[int, None] = None
     bids: list[Level] = []
     asks: list[Level] = []
+
+
+class ActionBook(Struct, gc=False):
+    """``Book`` as the notification's decoder reads it: each level a ``New``, ``Change`` or
+    ``Delete`` (read by the book as it is); a frame with any other level goes the slow way."""
+
+    instrument_name: str
+    change_id: int
+    timestamp: int
+    type: str = ""
+    prev_change_id: Union[int, None] = None
+    bids: list[Action] = []
+    asks: list[Action] = []
 
 
 class Trade(Struct, gc=False):
@@ -137,7 +187,7 @@ ticker_decoder = msgspec.json.Decoder(Ticker)
 chart_decoder = msgspec.json.Decoder(Chart)
 channels_decoder = msgspec.json.Decoder(list[str])
 #: a notification of each channel kind, decoded once
-book_notification = msgspec.json.Decoder(Notification[channel_of("book"), Book])
+book_notification = msgspec.json.Decoder(Notification[channel_of("book"), ActionBook])
 trades_notification = msgspec.json.Decoder(Notification[channel_of("trades"), list[Trade]])
 ticker_notification = msgspec.json.Decoder(Notification[channel_of("ticker"), Ticker])
 chart_notification = msgspec.json.Decoder(Notification[channel_of("chart"), Chart])
