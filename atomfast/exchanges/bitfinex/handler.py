@@ -77,6 +77,7 @@ from ...events import Candle, FundingRate, Lob, LobL3, OpenInterest, Spread
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from ...kit.dispatch import Lookup
+from ...kit.shapes import SignedLevel
 from . import messages as m
 from .._common import MAX_FLOAT, ok_float
 from .parse import (
@@ -136,14 +137,16 @@ def _ok_pos(x: float) -> bool:
 class _Chan:
     """One subscription of a connection (a ``chanId``)."""
 
-    __slots__ = ("kind", "is_book", "book", "native", "key", "symbol", "timeframe", "last_mts", "dead", "route")
+    __slots__ = ("kind", "is_book", "book", "native", "key", "symbol", "timeframe", "last_mts", "dead", "route",
+                 "stream")
 
     #: the route key of a channel's common message, the one ``dispatch``'s ``Lookup`` tries first
     #: (its decoder refuses the channel's others: ``_refused`` classifies them)
     ROUTE = {BOOK: (BOOK, ROW), RAW: (RAW, ROW), TRADES: (TRADES, "te"), TICKER: (TICKER, ROW),
              CANDLES: (CANDLES, ROW), STATUS: (STATUS, ROW)}
 
-    def __init__(self, kind: int, native: str, key: str, symbol: str, timeframe: str = "") -> None:
+    def __init__(self, kind: int, native: str, key: str, symbol: str, timeframe: str = "",
+                 stream: "_ConnState | None" = None) -> None:
         self.kind = kind
         self.is_book = kind == BOOK or kind == RAW
         self.book = None  # the book, once this subscription's snapshot arrived
@@ -154,6 +157,7 @@ class _Chan:
         self.last_mts = 0  # candles: start of the newest candle seen
         self.dead = False  # unsubscribed by us (resync): its remaining messages are ignored
         self.route = _Chan.ROUTE[kind]
+        self.stream = stream  # the connection's state: its sequence number (``SignedLevel``'s stream)
 
 
 class _ConnState:
@@ -428,7 +432,11 @@ class BitfinexScheme(Scheme):
     #: channel id as written (``Lookup``: ``[232955,`` in ``conn.state``, the channel kept as
     #: ``_chan``); what that decoder refuses (snapshots, checksums, heartbeats, malformed frames)
     #: goes to ``_refused``, frames of no channel learnt (and not ``{``) to ``_slow``
-    dispatch = Dispatch({key: handler for key, (_, handler) in ROUTES.items()},
+    #: a one-row P0 update (nearly every frame) is applied in C (the kit's ``SignedLevel``: the
+    #: common case, as ``_on_p0_row`` does it; anything else goes to ``_on_p0_row``)
+    dispatch = Dispatch({**{key: handler for key, (_, handler) in ROUTES.items()},
+                         (BOOK, ROW): SignedLevel(at="level", price="price", count="count", amount="amount",
+                                                  seq="seq", otherwise="_on_p0_row")},
                         prefilter=Lookup(b",", attr="route", keep="_chan"),
                         decoders={key: dec for key, (dec, _) in ROUTES.items() if dec is not None},
                         fallback="_slow", refused="_refused")
@@ -981,7 +989,7 @@ class BitfinexScheme(Scheme):
         if kind == RAW:
             self._raw_book(native)
         st = self._state(conn)
-        ch = _Chan(kind, native, key, self.symbol_of(native), timeframe)
+        ch = _Chan(kind, native, key, self.symbol_of(native), timeframe, st)
         st.bind(chan_id, ch)
         self.status(self.symbol_of(native), "subscribed", KIND_CHANNELS[kind], recv_ns)
 
