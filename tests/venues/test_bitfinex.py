@@ -676,3 +676,24 @@ def _row_run(scheme_cls, frames):
     book = h.scheme.books["tBTCUSD"]
     return (out, h.reports, h.metrics.gaps, h.metrics.resyncs, sorted(h.scheme.unsynced),
             h.scheme._state(h.conn).seq, book.levels(BID), book.levels(ASK), [json.loads(s) for s in h.conn.sent])
+
+
+@pytest.mark.parametrize("bad", ["[0,1,5]", "[-0,1,5]", "[-100,1,5]", "[100,0,5]", "[100,-1,5]", "[100,1,0]",
+                                 "[100,1,-0.0]", "[100,1,0e3]", "[100,1,1e-9]", "[1e400,1,1]", '["100",1,5]',
+                                 '[100,1,"5"]', "[1e-20,1,1]", "[100,1,--1]"])
+def test_p0_snapshot_bad_level_reported_whole(bad):
+    """A snapshot with one bad level (before it good levels of both sides): nothing applied,
+    the first bad level reported as it was sent, the book reloaded."""
+    h = bitfinex({})
+    _subscribed_books(h)
+    h.reports.clear()
+    frame = f"[1,[[99,1,1],[101,2,-1],{bad},[102,1,-3]],2]"
+    out = h.feed(frame)
+    if bad == "[100,1,--1]":  # not JSON
+        assert [k for k, _d, _s in h.reports] == ["bitfinex: malformed JSON"]
+        return
+    assert [(t, r.status) for t, r in out] == [("status", "resync")]
+    assert [k for k, _d, _s in h.reports] == ["bitfinex: malformed book level"]
+    price, count, amount = bad[1:-1].split(",")
+    assert h.reports[0][1] == f"{price.encode()!r} {int(count)!r} {amount.encode()!r}"
+    assert len(h.scheme.books["tBTCUSD"]) == 0 and "tBTCUSD" in h.scheme.unsynced  # dropped, reloading

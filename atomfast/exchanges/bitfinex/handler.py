@@ -79,7 +79,7 @@ from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CH
 from ...kit.dispatch import Lookup
 from ...kit.shapes import SignedLevel
 from . import messages as m
-from .._common import MAX_FLOAT, ok_float
+from .._common import MAX_FLOAT, MAX_MS, ok_float
 from .parse import (
     ALIASES,
     candle_end,
@@ -617,28 +617,34 @@ class BitfinexScheme(Scheme):
         if ch.dead:
             return
         native = ch.native
-        inst = self.instrument(native)
-        pd, sd = inst.price_decimals, inst.size_decimals
         runs: list[tuple[int, list]] = []  # the levels in order, in runs of one side
         run_side = -1
-        # every level checked as ``positive`` would (a value > 0 at the decimals: a sign, a zero,
-        # text that is no number fail), inline; the first bad level is reported by ``_bad_level``
+        # every level as ``positive`` would take it (a value > 0 at the decimals): COUNT > 0 and
+        # the size not zero here, the rest (numbers, signs, zero prices, decimals) by the book's
+        # parse (``check_sides``, kept for ``apply_sides``); the first bad level is reported by
+        # ``_bad_level``
+        for lv in msg.levels:
+            amount = bytes(lv.amount)
+            if amount[:1] == b"-":
+                side, size = ASK, amount[1:]
+            else:
+                side, size = BID, amount
+            if lv.count <= 0 or size[:1] == b"0" and size.strip(b"0.")[:1] in b"eE":  # (``_zero``, inline)
+                self._bad_level(conn, ch, msg, data, recv_ns)
+                return
+            if side != run_side:
+                run_side, run = side, []
+                runs.append((side, run))
+            run.append((lv.price, size))
+        book = self.book(native)
         try:
-            for lv in msg.levels:
-                price = lv.price
-                amount = bytes(lv.amount)
-                if amount[:1] == b"-":
-                    side, size = ASK, amount[1:]
-                else:
-                    side, size = BID, amount
-                if lv.count <= 0 or parse_ticks(price, pd) <= 0 or parse_ticks(size, sd) <= 0:
-                    raise ValueError
-                if side != run_side:
-                    run_side, run = side, []
-                    runs.append((side, run))
-                run.append((price, size))
-        except (ValueError, TypeError):
-            self._bad_level(conn, ch, msg, pd, sd, data, recv_ns)
+            if len(runs) > 2:  # (not Bitfinex's: bids, then asks)
+                for _side, levels in runs:
+                    book.check_sides(levels)
+            elif runs:
+                book.check_sides(runs[0][1], runs[1][1] if len(runs) == 2 else None)
+        except BOOK_ERRORS:
+            self._bad_level(conn, ch, msg, data, recv_ns)
             return
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
@@ -646,17 +652,22 @@ class BitfinexScheme(Scheme):
         rows, exchange, symbol = self.rows("lob"), self.exchange, ch.symbol
         flags = 0
         try:
-            for side, levels in runs:
-                flags |= book.apply_sides(side, levels, None, rows, Lob, exchange, symbol, ms, atom_us)
+            if len(runs) > 2:
+                for side, levels in runs:
+                    flags |= book.apply_sides(side, levels, None, rows, Lob, exchange, symbol, ms, atom_us)
+            elif runs:  # the levels parsed by check_sides above: not again
+                flags = book.apply_sides(runs[0][0], runs[0][1], runs[1][1] if len(runs) == 2 else None, rows, Lob,
+                                         exchange, symbol, ms, atom_us)
         except BOOK_ERRORS as exc:  # validated above: not expected
             self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
             return
         if flags & TOP_CHANGED:
             book.spread_into(self.rows("spread"), Spread, exchange, symbol, ms, atom_us)
 
-    def _bad_level(self, conn: Connection, ch: _Chan, msg: m.P0Snapshot, pd: int, sd: int, data: bytes,
-                   recv_ns: int) -> None:
+    def _bad_level(self, conn: Connection, ch: _Chan, msg: m.P0Snapshot, data: bytes, recv_ns: int) -> None:
         """A snapshot's first malformed level, reported (the book reloaded)."""
+        inst = self.instrument(ch.native)
+        pd, sd = inst.price_decimals, inst.size_decimals
         for lv in msg.levels:
             price = bytes(lv.price)
             amount = bytes(lv.amount)
@@ -844,8 +855,9 @@ class BitfinexScheme(Scheme):
     def _trades(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
         for t in rows:
             a = t.amount
-            if not (_ok_pos(t.price) and a == a and a != 0.0 and -MAX_FLOAT < a < MAX_FLOAT and ms_ok(t.mts)
-                    and 0 <= t.id < 1 << 63):
+            # (``_ok_pos(t.price)`` and ``ms_ok(t.mts)``, inline)
+            if not (0.0 < t.price < MAX_FLOAT and a == a and a != 0.0 and -MAX_FLOAT < a < MAX_FLOAT
+                    and 0 <= t.mts < MAX_MS and 0 <= t.id < 1 << 63):
                 self.bad_input("malformed trade", f"{t.id!r} {t.mts!r} {a!r} {t.price!r}", data)
                 return
         seen = self._seen.get(ch.native)
