@@ -697,3 +697,24 @@ def test_p0_snapshot_bad_level_reported_whole(bad):
     price, count, amount = bad[1:-1].split(",")
     assert h.reports[0][1] == f"{price.encode()!r} {int(count)!r} {amount.encode()!r}"
     assert len(h.scheme.books["tBTCUSD"]) == 0 and "tBTCUSD" in h.scheme.unsynced  # dropped, reloading
+
+
+@pytest.mark.parametrize("levels,order", [
+    ("[[99,1,1],[100,2,3],[101,1,-1],[102,4,-0.5]]", [(99, "buy"), (100, "buy"), (101, "sell"), (102, "sell")]),
+    ("[[101,1,-1],[102,4,-0.5],[99,1,1]]", [(101, "sell"), (102, "sell"), (99, "buy")]),  # asks first
+    ("[[99,1,1],[101,1,-1],[98,1,2],[102,4,-0.5]]", [(99, "buy"), (101, "sell"), (98, "buy"), (102, "sell")]),
+    ("[[101,1,-1]]", [(101, "sell")]),
+    ("[[99,1,1]]", [(99, "buy")]),
+    ("[]", []),
+])
+def test_p0_snapshot_levels_in_any_order(levels, order):
+    """Bitfinex sends bids then asks; any order is taken all the same, the rows in the sent order."""
+    h = bitfinex({})
+    _subscribed_books(h)
+    out = h.feed(f"[1,{levels},2]")
+    assert out[0][0] == "status" and out[0][1].status == "snapshot"
+    assert [(r.price, r.side) for t, r in out if t == "lob"] == order
+    book = h.scheme.books["tBTCUSD"]
+    assert sorted(float(p) for p, _s in book.levels(BID)) == sorted(p for p, s in order if s == "buy")
+    assert sorted(float(p) for p, _s in book.levels(ASK)) == sorted(p for p, s in order if s == "sell")
+    assert h.reports == [] and "tBTCUSD" not in h.scheme.unsynced
