@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 from itertools import repeat
-from operator import attrgetter, itemgetter, methodcaller
+from operator import attrgetter
 from typing import Sequence
 
 import msgspec
@@ -133,13 +133,6 @@ def _zero(text: bytes) -> bool:
 
 
 _amount_of, _count_of, _price_of = attrgetter("amount"), attrgetter("count"), attrgetter("price")
-_signed = methodcaller("startswith", b"-")
-_unsigned = itemgetter(slice(1, None))
-
-
-def _size_decimals(scheme: Scheme, native: str) -> int:
-    """The size decimals of ``native``'s market."""
-    return scheme.instrument(native).size_decimals
 
 
 def _ok_pos(x: float) -> bool:
@@ -630,16 +623,19 @@ class BitfinexScheme(Scheme):
             return
         native = ch.native
         levels = msg.levels
+        book = self.book(native)
         # Bitfinex's order, bids then asks, taken whole in C (map/zip: no bytecode per level):
         # COUNT > 0, each size > 0 at the decimals (parse_ticks), the prices (and the sizes' text)
         # by the book's parse below; any other order level by level
-        amounts = list(map(bytes, map(_amount_of, levels)))
-        signs = list(map(_signed, amounts))
-        k = signs.index(True) if True in signs else len(signs)  # the first ask
-        if levels and False not in signs[k:]:
+        # (the amounts' texts joined by NUL, which no JSON number holds: "\0-" starts an ask)
+        joined = b"\0".join(map(_amount_of, levels))
+        amounts = joined.split(b"\0")
+        k = len(amounts) - (b"\0" + joined).count(b"\0-")  # the first ask, if the asks are last
+        asks = b"\0".join(amounts[k:])
+        if levels and (b"\0" + asks).count(b"\0-") == len(amounts) - k:
             try:
-                sizes = amounts[:k] + list(map(_unsigned, amounts[k:]))
-                sd = _size_decimals(self, native)
+                sizes = amounts[:k] + asks[1:].split(b"\0-") if asks else amounts
+                sd = book.size_decimals
                 if min(map(_count_of, levels)) <= 0 or min(map(parse_ticks, sizes, repeat(sd))) <= 0:
                     raise ValueError
             except (ValueError, TypeError):
@@ -670,7 +666,6 @@ class BitfinexScheme(Scheme):
                 run_side, run = side, []
                 runs.append((side, run))
             run.append((lv.price, size))
-        book = self.book(native)
         try:
             if len(runs) > 2:  # (not Bitfinex's: bids, then asks)
                 for _side, levels in runs:
