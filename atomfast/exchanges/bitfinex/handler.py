@@ -49,7 +49,9 @@ its id as written (``[232955,``, kept in ``conn.state``) and keeps it as ``_chan
 decoder refuses (snapshots, checksums, heartbeats: one refused decode each) go to ``_refused``,
 frames of no channel learnt to ``_slow``: classified by ``_examine`` and routed. What no route
 takes, or its decoder refuses, goes to ``_unrouted``: counted, and the books it may concern
-reloaded. A one-row P0 update goes to the book with ``L2Book.apply_sides``, as snapshots do.
+reloaded. A one-row P0 update goes to the book with ``L2Book.apply_sides``, as snapshots do: in C
+(the kit's ``SignedLevel`` shape) in the common case, else by ``_on_p0_row``, which says what is
+amiss. A snapshot's bids-then-asks are split and checked whole (the book's ``check_sides``).
 
 P0 rows ``[PRICE, COUNT, AMOUNT]``: AMOUNT > 0 bid, < 0 ask, COUNT 0 deletes the level (AMOUNT
 1/-1 names the side). R0 rows ``[ORDER_ID, PRICE, AMOUNT]``: PRICE 0 removes the order; an
