@@ -201,7 +201,9 @@ def binance(frames: list[bytes]) -> int:
 
 def bitfinex(frames: list[bytes]) -> int:
     """Bitfinex v2 (``BitfinexScheme.on_frame``): ``{`` events; arrays by their channel (learnt
-    from ``subscribed``) and the shape of element 1 (``[[`` snapshot, ``[n`` row, ``"tag"``)."""
+    from ``subscribed``): first as the channel's common message (``common``: the scheme's
+    ``_Chan.ROUTE``, tried by its ``Lookup``), where that decoder refuses the frame by the shape
+    of element 1 (``[[`` snapshot, ``[n`` row, ``"tag"``)."""
     from atomfast.exchanges.bitfinex import messages as m
 
     event = m.event_decoder.decode
@@ -217,6 +219,7 @@ def bitfinex(frames: list[bytes]) -> int:
         "candles": {"row": m.candle_update_decoder.decode, "snapshot": m.candles_snapshot_decoder.decode},
         "status": {"row": m.status_decoder.decode},
     }
+    common = {"book": "row", "raw": "row", "trades": "te", "ticker": "row", "candles": "row", "status": "row"}
     channels: dict[bytes, dict] = {}  # chanId digits -> shape/tag -> decode
     n = 0
     for data in frames:
@@ -225,6 +228,15 @@ def bitfinex(frames: list[bytes]) -> int:
             if first == b"[":
                 comma = data.find(b",", 1, 24)
                 ch = channels.get(data[1:comma]) if comma > 0 else None
+                tried = None
+                if ch is not None:
+                    tried = ch["common"]
+                    try:
+                        tried(data)
+                        n += 1
+                        continue
+                    except _ERRORS:
+                        pass
                 c1 = data[comma + 1:comma + 2]
                 if c1 == b"[":
                     c2 = data[comma + 2:comma + 3]
@@ -242,7 +254,7 @@ def bitfinex(frames: list[bytes]) -> int:
                     decode = ch.get(shape) if ch is not None else None
                     if decode is None:
                         parts(data)  # unusual spacing / unknown channel: the scheme classifies it
-                    else:
+                    elif decode is not tried:
                         decode(data)
             elif first == b"{":
                 ev = event(data)
@@ -251,7 +263,7 @@ def bitfinex(frames: list[bytes]) -> int:
                     if kind == "book":
                         kind = "raw" if ev.prec == "R0" else "book"
                     if kind in by_kind:
-                        channels[str(ev.chanId).encode()] = by_kind[kind]
+                        channels[str(ev.chanId).encode()] = {**by_kind[kind], "common": by_kind[kind][common[kind]]}
             else:
                 continue
             n += 1

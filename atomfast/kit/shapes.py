@@ -9,7 +9,8 @@ handler; the flows that are truly a venue's own (snapshots, book sync, L3) stay 
 
 The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``),
 ``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
-book) and ``LevelDelta`` (one level's new size with a sequence number the book's chain checks);
+book), ``LevelDelta`` (one level's new size with a sequence number the book's chain checks) and
+``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex);
 for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
@@ -205,4 +206,46 @@ class LevelDelta(Shape):
                 *self.time)
 
 
-__all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "Trade"]
+class SignedLevel(Shape):
+    """An L2 update of one level whose amount's sign names its side, on the channel the dispatch's
+    ``Lookup`` found (kept): Bitfinex's P0 row ``[PRICE, COUNT, AMOUNT]`` (AMOUNT > 0 a bid, < 0 an
+    ask, its magnitude the level's new total size; COUNT 0 removes the level), the row in the
+    message's field ``at``, with the message's sequence number ``seq``, which must be the stream's
+    + 1 (the stream: an object the channel names, holding the last number as ``seq``; Bitfinex's is
+    the connection's). Applied as the venue's handler did: ``L2Book.apply_sides`` (a ``lob`` row
+    where the level changes), the stream's number set, a ``spread`` row where the top changed
+    (``L2Book.spread_into``); the events' time is the receipt's.
+
+    The channel object names (attribute names, declared here) its book (``book``: None before its
+    snapshot), its normalised symbol, its book's key in ``scheme.unsynced`` (``key``), whether its
+    messages are ignored (``dead``) and its stream.
+
+    Only the common case runs in C: a channel kept, the number following, not ignored, with a
+    book, not reloading, COUNT an int >= 0, AMOUNT not zero and the level sound. Anything else,
+    with nothing applied and the number not taken, goes to the venue's ``otherwise`` method,
+    called as a handler ``(conn, msg, data, recv_ns)`` (the channel kept on the scheme first),
+    which says what is amiss.
+
+    Bitfinex's P0 row::
+
+        SignedLevel(at="level", price="price", count="count", amount="amount", seq="seq",
+                    otherwise="_on_p0_row")
+    """
+
+    __slots__ = ("at", "price", "count", "amount", "seq", "otherwise", "book", "key", "dead", "stream")
+
+    def __init__(self, *, at: str, price: str, count: str, amount: str, seq: str, otherwise: str,
+                 book: str = "book", symbol: str = "symbol", key: str = "key", dead: str = "dead",
+                 stream: str = "stream"):
+        if not isinstance(otherwise, str) or not otherwise:
+            raise ValueError("SignedLevel: otherwise names the venue's method for what is not the common case")
+        self.topic, self.malformed, self.symbol, self.time, self.or_receipt = "lob", "", symbol, (), False
+        self.at, self.price, self.count, self.amount, self.seq = at, price, count, amount, seq
+        self.otherwise, self.book, self.key, self.dead, self.stream = otherwise, book, key, dead, stream
+
+    def fields(self) -> tuple[str, ...]:
+        """The row's fields (in the message's ``at``): price, count, amount."""
+        return (self.price, self.count, self.amount)
+
+
+__all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "SignedLevel", "Trade"]

@@ -417,9 +417,98 @@ cdef class _LevelDeltaExec(_ShapeExec):
         return 0
 
 
+cdef class _SignedLevelExec(_ShapeExec):
+    """``atomfast.kit.shapes.SignedLevel``: fields price, count, amount of the message's ``at``;
+    the kept channel's book, symbol, key, dead, stream; the stream's ``seq``."""
+    cdef _Fields outer          # (at, seq) of the message
+    cdef _Fields chan           # (book, symbol, key, dead, stream) of the kept channel
+    cdef _Fields last           # (seq,) of the stream
+    cdef str seq_name
+    cdef set unsynced
+    cdef object row_type, spread_type
+    cdef long top_changed
+    cdef object bid, ask
+    cdef bytes zero
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import ASK, BID, TOP_CHANGED
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.outer = _Fields((decl.at, decl.seq))
+        self.chan = _Fields((decl.book, decl.symbol, decl.key, decl.dead, decl.stream))
+        self.last = _Fields(("seq",))
+        self.seq_name = "seq"
+        self.unsynced = scheme.unsynced
+        self.row_type, self.spread_type = Lob, Spread
+        self.top_changed = TOP_CHANGED
+        self.bid, self.ask = BID, ASK
+        self.zero = b"0"
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* o[2]
+        cdef PyObject* c[5]
+        cdef PyObject* v[3]
+        cdef PyObject* l[1]
+        cdef Py_buffer view
+        cdef const unsigned char* p
+        cdef Py_ssize_t n, i
+        cdef bint ask
+        cdef long flags
+        cdef long long atom_us, ms
+        if kept is None:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        self.outer.load(msg, o)
+        seq = <object>o[1]
+        self.chan.load(kept, c)
+        stream = <object>c[4]
+        self.last.load(stream, l)
+        have = <object>l[0]
+        if type(seq) is not int or type(have) is not int or seq != have + 1:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # a gap, or no number: the venue's
+        book = <object>c[0]
+        if <object>c[3] is not False or book is None:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # ignored, or no snapshot yet
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, <object>c[2]):
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # reloading
+        self.fields.load(<object>o[0], v)
+        count = <object>v[1]
+        if type(count) is not int or count < 0:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        amount = <object>v[2]
+        PyObject_GetBuffer(amount, &view, PyBUF_SIMPLE)
+        try:
+            p = <const unsigned char*>view.buf
+            n = view.len
+            ask = n > 0 and p[0] == 45  # "-"
+            i = 1 if ask else 0
+            size = PyBytes_FromStringAndSize(<const char*>p + i, n - i)
+            if i < n and p[i] == 48:  # "0": a zero (no other digit before the exponent) is malformed
+                while i < n and (p[i] == 48 or p[i] == 46):
+                    i += 1
+                if i == n or p[i] == 101 or p[i] == 69:
+                    return self._otherwise(conn, msg, data, recv_ns, kept)
+        finally:
+            PyBuffer_Release(&view)
+        if count == 0:
+            size = self.zero  # COUNT 0: the level goes
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        symbol = <object>c[1]
+        try:
+            flags = book.apply_sides(self.ask if ask else self.bid, ((<object>v[0], size),), None, self.rows_of("lob"),
+                                     self.row_type, self.exchange, symbol, ms, atom_us)
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        setattr(stream, self.seq_name, seq)
+        if flags & self.top_changed:
+            book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+        return 0
+
+
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
-    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, Trade
+    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, SignedLevel, Trade
 
     if isinstance(handler, Quote):
         return _QuoteExec(handler, scheme)
@@ -429,6 +518,8 @@ cdef object _compiled(handler, scheme):
         return _BookUpdateExec(handler, scheme)
     if isinstance(handler, LevelDelta):
         return _LevelDeltaExec(handler, scheme)
+    if isinstance(handler, SignedLevel):
+        return _SignedLevelExec(handler, scheme)
     return handler
 
 

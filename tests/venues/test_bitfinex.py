@@ -31,6 +31,7 @@ from atomfast.events import Candle, FundingRate, Lob, LobL3, OpenInterest, Sprea
 from atomfast.exchanges import scheme_for, schemes
 from atomfast.exchanges.bitfinex import BitfinexScheme
 from atomfast.exchanges.bitfinex.parse import candle_end, native_of, pair_instrument, parse_pair_lists
+from atomfast.kit.dispatch import Dispatch, Lookup
 from atomfast.scheme import ConnectionPlan
 from atomfast.testing import T0, BitfinexReference, bitfinex_dumps, bitfinex_with_checksums, decimal_levels, fixture_path
 from atomfast.testing import Harness, recv_frames, replay_fixture, signed32
@@ -602,3 +603,118 @@ def test_lost_or_malformed_snapshot_after_a_resync_is_asked_for_again():
     assert "tBTCUSD" not in h.scheme.unsynced
     assert h.scheme.books["tBTCUSD"].best() == (100.0, 1.0, 101.0, 2.0)
     assert h.metrics.resyncs == 1  # one resync (status), reloaded three times
+
+
+# ------------------------------------------------------------------------------------------------
+# the one-row P0 update in C (the kit's SignedLevel) against the venue's Python handler
+
+
+class _PythonRowScheme(BitfinexScheme):
+    """The scheme with its one-row P0 route handled by ``_on_p0_row`` (Python) instead of the
+    declared ``SignedLevel`` shape (C)."""
+
+    dispatch = Dispatch({key: handler for key, (_, handler) in BitfinexScheme.ROUTES.items()},
+                        prefilter=Lookup(b",", attr="route", keep="_chan"),
+                        decoders={key: dec for key, (dec, _) in BitfinexScheme.ROUTES.items() if dec is not None},
+                        fallback="_slow", refused="_refused")
+
+
+_ROWS = ["[100,1,1]", "[100,2,0.5]", "[101,1,-0.25]", "[99,3,0.10]", "[100,0,1]", "[101,0,-1]", "[102,1,0.0]",
+         "[102,1,-0e5]", "[102,1,0.000]", "[102,1,00.5]", "[103,1,0e0]", "[102,0,0]", "[100,0,-0.0]", "[102,-1,1]",
+         "[0,1,1]", "[-0,1,1]", "[-100,1,1]", '["100",1,5]', "[1e400,1,1]", "[100,1,1e-9]", "[100,1]", "[100,1,1,7]",
+         '[100,1,"1"]', "[98,1,2]", "[97,2,-3]", "[100.5,1,1.5]", "[100.5,0,1]", "[99.99,1,-2]", "[101,5,0.01e2]",
+         "[101,1,-1E-2]", "[105,0,1]", "[1,1,-]", "[100,true,1]", "[100,1.0,1]", "[100,1,-1]", "[99,1,-1]"]
+
+
+def _row_cases() -> list[list[str]]:
+    """Each row alone on a fresh book (after the snapshot's number 1), the good rows in one
+    sequence, and sequence faults (a gap, a duplicate, no number, a channel not learnt, a dead
+    channel's row)."""
+    cases = [[f"[1,{row},2]"] for row in _ROWS]
+    good = [r for r in _ROWS if r not in ("[102,1,0.0]",)][:6] + ["[98,1,2]", "[97,2,-3]", "[100.5,1,1.5]",
+                                                                   "[99.99,1,-2]", "[100,1,-1]"]
+    cases.append([f"[1,{row},{i + 2}]" for i, row in enumerate(good)])
+    cases.append(["[1,[100,1,1],2]", "[1,[100,1,2],4]", "[1,[100,1,3],5]"])  # a gap
+    cases.append(["[1,[100,1,1],2]", "[1,[100,1,2],2]", "[1,[100,1,3],3]"])  # a duplicate
+    cases.append(["[1,[100,1,1]]", "[1,[100,1,3],2]"])  # no number
+    cases.append(["[7,[100,1,1],2]"])  # a channel not learnt
+    cases.append(['{"event":"info","code":20060}', "[1,[100,1,1],2]"])  # maintenance: dead until 20061
+    cases.append(['{"event":"subscribed","channel":"book","chanId":1,"symbol":"tBTCUSD","prec":"P0","freq":"F0",'
+                  '"len":"25","pair":"BTCUSD"}', "[1,[100,1,1],2]"])  # a row before the snapshot
+    return cases
+
+
+@pytest.mark.parametrize("case", _row_cases(), ids=lambda c: c[-1])
+def test_p0_row_compiled_equals_the_handler(case):
+    want = _row_run(_PythonRowScheme, case)
+    assert _row_run(BitfinexScheme, case) == want
+
+
+def test_p0_row_compiled_is_the_route():
+    calls = []
+
+    class Counted(BitfinexScheme):
+        def _on_p0_row(self, *args):
+            calls.append(args[2])
+            super()._on_p0_row(*args)
+
+    h = Harness(Counted, {}, None, ())
+    _subscribed_books(h)
+    assert [t for t, _r in h.feed("[1,[102,1,2],2]")] == ["lob", "spread"]  # the common case: in C
+    assert calls == [] and h.scheme._state(h.conn).seq == 2
+    out = h.feed("[1,[102,1,0],3]")  # a zero amount: the handler's (malformed: the book resyncs)
+    assert [(t, r.status) for t, r in out] == [("status", "resync")] and calls == [b"[1,[102,1,0],3]"]
+    assert "tBTCUSD" in h.scheme.unsynced
+
+
+def _row_run(scheme_cls, frames):
+    h = Harness(scheme_cls, {}, None, ())
+    _subscribed_books(h)
+    out = []
+    for f in frames:
+        out.extend(h.feed(f))
+    book = h.scheme.books["tBTCUSD"]
+    return (out, h.reports, h.metrics.gaps, h.metrics.resyncs, sorted(h.scheme.unsynced),
+            h.scheme._state(h.conn).seq, book.levels(BID), book.levels(ASK), [json.loads(s) for s in h.conn.sent])
+
+
+@pytest.mark.parametrize("bad", ["[0,1,5]", "[-0,1,5]", "[-100,1,5]", "[100,0,5]", "[100,-1,5]", "[100,1,0]",
+                                 "[100,1,-0.0]", "[100,1,0e3]", "[100,1,1e-9]", "[1e400,1,1]", '["100",1,5]',
+                                 '[100,1,"5"]', "[1e-20,1,1]", "[100,1,--1]"])
+def test_p0_snapshot_bad_level_reported_whole(bad):
+    """A snapshot with one bad level (before it good levels of both sides): nothing applied,
+    the first bad level reported as it was sent, the book reloaded."""
+    h = bitfinex({})
+    _subscribed_books(h)
+    h.reports.clear()
+    frame = f"[1,[[99,1,1],[101,2,-1],{bad},[102,1,-3]],2]"
+    out = h.feed(frame)
+    if bad == "[100,1,--1]":  # not JSON
+        assert [k for k, _d, _s in h.reports] == ["bitfinex: malformed JSON"]
+        return
+    assert [(t, r.status) for t, r in out] == [("status", "resync")]
+    assert [k for k, _d, _s in h.reports] == ["bitfinex: malformed book level"]
+    price, count, amount = bad[1:-1].split(",")
+    assert h.reports[0][1] == f"{price.encode()!r} {int(count)!r} {amount.encode()!r}"
+    assert len(h.scheme.books["tBTCUSD"]) == 0 and "tBTCUSD" in h.scheme.unsynced  # dropped, reloading
+
+
+@pytest.mark.parametrize("levels,order", [
+    ("[[99,1,1],[100,2,3],[101,1,-1],[102,4,-0.5]]", [(99, "buy"), (100, "buy"), (101, "sell"), (102, "sell")]),
+    ("[[101,1,-1],[102,4,-0.5],[99,1,1]]", [(101, "sell"), (102, "sell"), (99, "buy")]),  # asks first
+    ("[[99,1,1],[101,1,-1],[98,1,2],[102,4,-0.5]]", [(99, "buy"), (101, "sell"), (98, "buy"), (102, "sell")]),
+    ("[[101,1,-1]]", [(101, "sell")]),
+    ("[[99,1,1]]", [(99, "buy")]),
+    ("[]", []),
+])
+def test_p0_snapshot_levels_in_any_order(levels, order):
+    """Bitfinex sends bids then asks; any order is taken all the same, the rows in the sent order."""
+    h = bitfinex({})
+    _subscribed_books(h)
+    out = h.feed(f"[1,{levels},2]")
+    assert out[0][0] == "status" and out[0][1].status == "snapshot"
+    assert [(r.price, r.side) for t, r in out if t == "lob"] == order
+    book = h.scheme.books["tBTCUSD"]
+    assert sorted(float(p) for p, _s in book.levels(BID)) == sorted(p for p, s in order if s == "buy")
+    assert sorted(float(p) for p, _s in book.levels(ASK)) == sorted(p for p, s in order if s == "sell")
+    assert h.reports == [] and "tBTCUSD" not in h.scheme.unsynced

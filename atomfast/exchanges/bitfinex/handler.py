@@ -40,14 +40,18 @@ message is validated before the book is touched; a book message that cannot be r
 that book, and a channel message that cannot be attributed to a subscription (unreadable
 channel id, unknown channel) resyncs every book of the connection.
 
-Dispatch (``dispatch``, the kit's route table). A frame's route key is read from its first bytes
-(``_route_key``): ``{`` an event; ``[CHANNEL_ID,`` the subscription, then the shape of element 1:
-``[`` one row, ``[[``/``[]`` a snapshot, ``"TAG"`` a tagged message (``hb`` on any channel). The key
-(channel kind, shape or tag) names the message's decoder and handler, so each frame is decoded
-once. A one-row P0/R0 update (nearly every frame) is known from the channel id as written and the
-two bytes after it (``_ConnState.rows``); other frames are classified by ``_examine``. What no route
+Dispatch (``dispatch``, the kit's route table). A route key is (channel kind, shape or tag of
+element 1: ``[`` one row, ``[[``/``[]`` a snapshot, ``"TAG"`` a tagged message; ``hb`` on any
+channel), or ``{`` for an event; it names the message's decoder and handler. Each channel's
+common message (``_Chan.route``: a one-row P0/R0 update, nearly every frame; a ``te``/``tu``
+trade; a ticker, candle or status row) is routed in C: the kit's ``Lookup`` finds the channel by
+its id as written (``[232955,``, kept in ``conn.state``) and keeps it as ``_chan``. Frames that
+decoder refuses (snapshots, checksums, heartbeats: one refused decode each) go to ``_refused``,
+frames of no channel learnt to ``_slow``: classified by ``_examine`` and routed. What no route
 takes, or its decoder refuses, goes to ``_unrouted``: counted, and the books it may concern
-reloaded. A one-row P0 update goes to the book with ``L2Book.apply_sides``, as snapshots do.
+reloaded. A one-row P0 update goes to the book with ``L2Book.apply_sides``, as snapshots do: in C
+(the kit's ``SignedLevel`` shape) in the common case, else by ``_on_p0_row``, which says what is
+amiss. A snapshot's bids-then-asks are split and checked whole (the book's ``check_sides``).
 
 P0 rows ``[PRICE, COUNT, AMOUNT]``: AMOUNT > 0 bid, < 0 ask, COUNT 0 deletes the level (AMOUNT
 1/-1 names the side). R0 rows ``[ORDER_ID, PRICE, AMOUNT]``: PRICE 0 removes the order; an
@@ -66,6 +70,8 @@ the authenticated host), conf flags 65536 (sequence numbers, no checksums), P0 b
 from __future__ import annotations
 
 import math
+from itertools import repeat
+from operator import attrgetter
 from typing import Sequence
 
 import msgspec
@@ -74,8 +80,10 @@ from ...book import ASK, BID, L3Book, parse_ticks
 from ...events import Candle, FundingRate, Lob, LobL3, OpenInterest, Spread
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN, Connection, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
+from ...kit.dispatch import Lookup
+from ...kit.shapes import SignedLevel
 from . import messages as m
-from .._common import MAX_FLOAT, ok_float
+from .._common import MAX_FLOAT, MAX_MS, ok_float
 from .parse import (
     ALIASES,
     candle_end,
@@ -107,9 +115,8 @@ RAW_SUFFIX = "|R0"  # key of a raw (L3) book in ``books``/``unsynced``: native +
 ROW, SNAPSHOT, TAG = 0, 1, 2
 SHAPE_NAMES = ("row", "snapshot", "tag")
 #: route keys of the frames that are not a channel's: events and heartbeats
-EVENT, HEARTBEAT = "event", "hb"
-#: the two bytes after ``[CHANNEL_ID,`` of a one-row book update: ``[`` then a digit or ``-``
-_ROW_HEADS = tuple(b"[" + bytes((c,)) for c in b"-0123456789")
+#: (an event's key is the ``Lookup``'s for a frame starting with ``{``: its first byte)
+EVENT, HEARTBEAT = b"{", "hb"
 #: a channel kind's name in "unknown message" details
 _KIND_MESSAGES = {BOOK: "book message", RAW: "raw book message", TRADES: "trades message",
                   TICKER: "ticker message", CANDLES: "candles message", STATUS: "status message"}
@@ -127,6 +134,9 @@ def _zero(text: bytes) -> bool:
     return text[:1] == b"0" and text.strip(b"0.")[:1] in b"eE"  # b"" is in b"eE" too
 
 
+_amount_of, _count_of, _price_of = attrgetter("amount"), attrgetter("count"), attrgetter("price")
+
+
 def _ok_pos(x: float) -> bool:
     return 0.0 < x < MAX_FLOAT
 
@@ -134,9 +144,16 @@ def _ok_pos(x: float) -> bool:
 class _Chan:
     """One subscription of a connection (a ``chanId``)."""
 
-    __slots__ = ("kind", "is_book", "book", "native", "key", "symbol", "timeframe", "last_mts", "dead")
+    __slots__ = ("kind", "is_book", "book", "native", "key", "symbol", "timeframe", "last_mts", "dead", "route",
+                 "stream")
 
-    def __init__(self, kind: int, native: str, key: str, symbol: str, timeframe: str = "") -> None:
+    #: the route key of a channel's common message, the one ``dispatch``'s ``Lookup`` tries first
+    #: (its decoder refuses the channel's others: ``_refused`` classifies them)
+    ROUTE = {BOOK: (BOOK, ROW), RAW: (RAW, ROW), TRADES: (TRADES, "te"), TICKER: (TICKER, ROW),
+             CANDLES: (CANDLES, ROW), STATUS: (STATUS, ROW)}
+
+    def __init__(self, kind: int, native: str, key: str, symbol: str, timeframe: str = "",
+                 stream: "_ConnState | None" = None) -> None:
         self.kind = kind
         self.is_book = kind == BOOK or kind == RAW
         self.book = None  # the book, once this subscription's snapshot arrived
@@ -146,19 +163,20 @@ class _Chan:
         self.timeframe = timeframe
         self.last_mts = 0  # candles: start of the newest candle seen
         self.dead = False  # unsubscribed by us (resync): its remaining messages are ignored
+        self.route = _Chan.ROUTE[kind]
+        self.stream = stream  # the connection's state: its sequence number (``SignedLevel``'s stream)
 
 
 class _ConnState:
     """Per connection: channel ids, the last sequence number, the confirmed conf flags."""
 
-    __slots__ = ("channels", "prefix", "rows", "seq", "flags", "seq_on", "paused")
+    __slots__ = ("channels", "prefix", "seq", "flags", "seq_on", "paused")
 
-    def __init__(self) -> None:
+    def __init__(self, table: dict) -> None:
         self.channels: dict[int, _Chan] = {}
-        #: a frame's start up to its first comma, the channel id as written (b"[232955,") -> channel
-        self.prefix: dict[bytes, _Chan] = {}
-        #: the first bytes of a book channel's one-row update (b"[232955,[7") -> its route key
-        self.rows: dict[bytes, tuple[int, int]] = {}
+        #: a frame's start up to its first comma, the channel id as written (b"[232955,") -> channel:
+        #: the connection's ``state`` itself, where ``dispatch``'s ``Lookup`` reads it (in C)
+        self.prefix: dict = table
         self.seq: int | None = None
         self.flags = 0
         self.seq_on = False
@@ -167,16 +185,11 @@ class _ConnState:
     def bind(self, chan_id: int, ch: _Chan | None) -> None:
         """The channel ``chan_id`` is now ``ch`` (None: unsubscribed)."""
         prefix = b"[%d," % chan_id
-        for head in _ROW_HEADS:
-            self.rows.pop(prefix + head, None)
         if ch is None:
             self.channels.pop(chan_id, None)
             self.prefix.pop(prefix, None)
             return
         self.channels[chan_id] = self.prefix[prefix] = ch
-        if ch.is_book:
-            for head in _ROW_HEADS:
-                self.rows[prefix + head] = (ch.kind, ROW)
 
 
 class BitfinexScheme(Scheme):
@@ -221,6 +234,8 @@ class BitfinexScheme(Scheme):
         #: native -> trade ids published (insertion-ordered, bounded)
         self._seen: dict[str, dict[int, None]] = {}
         self._ping_id = 0
+        #: the channel of the frame being routed (kept by the dispatch's ``Lookup``, or ``_slow``)
+        self._chan: _Chan | None = None
 
     # --- instruments --------------------------------------------------------------------------
     @classmethod
@@ -284,7 +299,9 @@ class BitfinexScheme(Scheme):
 
     def on_open(self, conn: Connection, recv_ns: int) -> None:
         """Connected: fresh per-connection state, conf (sequence numbers + checksums), subscribe."""
-        conn.state[_STATE] = _ConnState()
+        for k in [k for k in conn.state if type(k) is bytes]:  # (a state kept over a reconnect)
+            del conn.state[k]
+        conn.state[_STATE] = _ConnState(conn.state)
         self.status("", "connected", conn.url, recv_ns)
         conn.send(m.encode({"event": "conf", "flags": CONF_FLAGS}).decode())
         for msg in self.subscribe_plan(conn.plan):
@@ -329,7 +346,7 @@ class BitfinexScheme(Scheme):
     def _state(self, conn: Connection) -> _ConnState:
         st = conn.state.get(_STATE)
         if st is None:
-            st = conn.state[_STATE] = _ConnState()
+            st = conn.state[_STATE] = _ConnState(conn.state)
         return st
 
     def _raw_book(self, native: str) -> tuple[str, L3Book]:
@@ -417,19 +434,47 @@ class BitfinexScheme(Scheme):
         (CANDLES, SNAPSHOT): (m.candles_snapshot_decoder, "_on_candles"),
         (STATUS, ROW): (m.status_decoder, "_on_status"),
     }
-    dispatch = Dispatch({key: handler for key, (_, handler) in ROUTES.items()}, prefilter="_route_key",
+    #: the frames of a channel are first tried as its common message (``_Chan.route``: a one-row
+    #: book update, a ``te``/``tu`` trade, a ticker, candle or status row), found (in C) by the
+    #: channel id as written (``Lookup``: ``[232955,`` in ``conn.state``, the channel kept as
+    #: ``_chan``); what that decoder refuses (snapshots, checksums, heartbeats, malformed frames)
+    #: goes to ``_refused``, frames of no channel learnt (and not ``{``) to ``_slow``
+    #: a one-row P0 update (nearly every frame) is applied in C (the kit's ``SignedLevel``: the
+    #: common case, as ``_on_p0_row`` does it; anything else goes to ``_on_p0_row``)
+    dispatch = Dispatch({**{key: handler for key, (_, handler) in ROUTES.items()},
+                         (BOOK, ROW): SignedLevel(at="level", price="price", count="count", amount="amount",
+                                                  seq="seq", otherwise="_on_p0_row")},
+                        prefilter=Lookup(b",", attr="route", keep="_chan"),
                         decoders={key: dec for key, (dec, _) in ROUTES.items() if dec is not None},
-                        fallback="_unrouted")  # no route, or its decoder refused the frame: classified there
+                        fallback="_slow", refused="_refused")
 
-    def _route_key(self, conn: Connection, data: bytes) -> tuple | str | None:
-        """The route key of a frame: a one-row book update's from its first bytes (``rows``),
-        any other's from ``_examine``."""
-        st = conn.state.get(_STATE)
-        if st is not None:
-            key = st.rows.get(data[:data.find(b",", 1, 24) + 3])
-            if key is not None:
-                return key
-        return self._examine(conn, data)[0]
+    def _refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
+        """The route's decoder refused the frame: an event's refusal is reported (``_unrouted``),
+        a channel's frame is classified and routed (``_slow``) unless it is of the very route
+        whose decoder refused it."""
+        if data[:1] == b"{":
+            self._unrouted(conn, data, recv_ns)
+            return
+        self._slow(conn, data, recv_ns, True)
+
+    def _slow(self, conn: Connection, data: bytes, recv_ns: int, tried: bool = False) -> None:
+        """A frame's route key from ``_examine``, its decoder and handler; what no route takes, or
+        its decoder refuses, to ``_unrouted``."""
+        key, st, chan_id, ch, shape, tag = self._examine(conn, data)
+        route = self.ROUTES.get(key)
+        if route is None or (tried and ch is not None and key == ch.route):
+            self._unrouted(conn, data, recv_ns)
+            return
+        decoder, name = route
+        msg = None
+        if decoder is not None:
+            try:
+                msg = decoder.decode(data)
+            except DECODE_ERRORS:
+                self._unrouted(conn, data, recv_ns)
+                return
+        self._chan = ch
+        getattr(self, name)(conn, msg, data, recv_ns)
 
     def _examine(self, conn: Connection, data: bytes) -> tuple:
         """A frame's route key (None: no route) and what ``_unrouted`` reports from:
@@ -579,75 +624,125 @@ class BitfinexScheme(Scheme):
         if ch.dead:
             return
         native = ch.native
-        inst = self.instrument(native)
-        pd, sd = inst.price_decimals, inst.size_decimals
-        runs: list[tuple[int, list]] = []  # the levels in order, in runs of one side
+        levels = msg.levels
+        book = self.book(native)
+        # Bitfinex's order, bids then asks, taken whole in C (map/zip: no bytecode per level):
+        # COUNT > 0, each size > 0 at the decimals (parse_ticks), the prices (and the sizes' text)
+        # by the book's parse below; any other order level by level
+        # (the amounts' texts joined by NUL, which no JSON number holds: "\0-" starts an ask)
+        joined = b"\0".join(map(_amount_of, levels))
+        amounts = joined.split(b"\0")
+        k = len(amounts) - (b"\0" + joined).count(b"\0-")  # the first ask, if the asks are last
+        asks = b"\0".join(amounts[k:])
+        if levels and (b"\0" + asks).count(b"\0-") == len(amounts) - k:
+            try:
+                sizes = amounts[:k] + asks[1:].split(b"\0-") if asks else amounts
+                sd = book.size_decimals
+                if min(map(_count_of, levels)) <= 0 or min(map(parse_ticks, sizes, repeat(sd))) <= 0:
+                    raise ValueError
+            except (ValueError, TypeError):
+                self._bad_level(conn, ch, msg, data, recv_ns)
+                return
+            prices = list(map(_price_of, levels))
+            runs = [(BID, list(zip(prices[:k], sizes[:k])))] if k else []
+            if k < len(levels):
+                runs.append((ASK, list(zip(prices[k:], sizes[k:]))))
+            levels = ()  # (done)
+        else:
+            runs = []  # the levels in order, in runs of one side
         run_side = -1
-        for lv in msg.levels:
-            price = bytes(lv.price)
+        # every level as ``positive`` would take it (a value > 0 at the decimals): COUNT > 0 and
+        # the size not zero here, the rest (numbers, signs, zero prices, decimals) by the book's
+        # parse (``check_sides``, kept for ``apply_sides``); the first bad level is reported by
+        # ``_bad_level``
+        for lv in levels:
             amount = bytes(lv.amount)
             if amount[:1] == b"-":
                 side, size = ASK, amount[1:]
             else:
                 side, size = BID, amount
-            if lv.count <= 0 or not positive(price, pd) or not positive(size, sd):
-                self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
-                                  recv_ns)
+            if lv.count <= 0 or size[:1] == b"0" and size.strip(b"0.")[:1] in b"eE":  # (``_zero``, inline)
+                self._bad_level(conn, ch, msg, data, recv_ns)
                 return
             if side != run_side:
                 run_side, run = side, []
                 runs.append((side, run))
-            run.append((price, size))
+            run.append((lv.price, size))
+        try:
+            if len(runs) > 2:  # (not Bitfinex's: bids, then asks)
+                for _side, levels in runs:
+                    book.check_sides(levels)
+            elif runs:
+                book.check_sides(runs[0][1], runs[1][1] if len(runs) == 2 else None)
+        except BOOK_ERRORS:
+            self._bad_level(conn, ch, msg, data, recv_ns)
+            return
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
         book = ch.book = self.begin_snapshot(native, recv_ns, ms)
         rows, exchange, symbol = self.rows("lob"), self.exchange, ch.symbol
         flags = 0
         try:
-            for side, levels in runs:
-                flags |= book.apply_sides(side, levels, None, rows, Lob, exchange, symbol, ms, atom_us)
+            if len(runs) > 2:
+                for side, levels in runs:
+                    flags |= book.apply_sides(side, levels, None, rows, Lob, exchange, symbol, ms, atom_us)
+            elif runs:  # the levels parsed by check_sides above: not again
+                flags = book.apply_sides(runs[0][0], runs[0][1], runs[1][1] if len(runs) == 2 else None, rows, Lob,
+                                         exchange, symbol, ms, atom_us)
         except BOOK_ERRORS as exc:  # validated above: not expected
             self._book_failed(conn, ch, "malformed book level", str(exc), data, recv_ns)
             return
         if flags & TOP_CHANGED:
             book.spread_into(self.rows("spread"), Spread, exchange, symbol, ms, atom_us)
 
+    def _bad_level(self, conn: Connection, ch: _Chan, msg: m.P0Snapshot, data: bytes, recv_ns: int) -> None:
+        """A snapshot's first malformed level, reported (the book reloaded)."""
+        inst = self.instrument(ch.native)
+        pd, sd = inst.price_decimals, inst.size_decimals
+        for lv in msg.levels:
+            price = bytes(lv.price)
+            amount = bytes(lv.amount)
+            size = amount[1:] if amount[:1] == b"-" else amount
+            if lv.count <= 0 or not positive(price, pd) or not positive(size, sd):
+                self._book_failed(conn, ch, "malformed book level", f"{price!r} {lv.count!r} {amount!r}", data,
+                                  recv_ns)
+                return
+        self._book_failed(conn, ch, "malformed book level", "unreadable level", data, recv_ns)  # (not expected)
+
     def _on_p0_row(self, conn: Connection, msg: m.P0Update, data: bytes, recv_ns: int) -> None:
         """``[CHANNEL_ID, [PRICE, COUNT, AMOUNT], SEQ]``: nearly every frame (``_channel`` is inline).
         COUNT 0 deletes the level; a negative COUNT, or a zero PRICE or AMOUNT, is malformed (the
         size's zero is seen here, the price's where the book refuses it: ``_p0_refused``)."""
+        ch = self._chan
         st = conn.state[_STATE]
-        ch = st.channels[msg.chan]
         seq = msg.seq
         last = st.seq
         if seq is None or last is None or seq != last + 1:
             self._check_seq(conn, st, seq, data, recv_ns)
         else:
             st.seq = seq
-        if ch.dead or ch.native in self.unsynced:
+        if ch.dead or ch.book is None or ch.native in self.unsynced:
+            if not ch.dead and ch.native not in self.unsynced:
+                self._reload(conn, ch, "book update before its snapshot", recv_ns)
             return  # reloading: nothing of this book until its snapshot
-        book = ch.book
-        if book is None:
-            self._reload(conn, ch, "book update before its snapshot", recv_ns)
-            return
         lv = msg.level
         amount = bytes(lv.amount)
+        count = lv.count
         if amount[:1] == b"-":
             side, size = ASK, amount[1:]
         else:
             side, size = BID, amount
-        count = lv.count
-        if count <= 0 or size[:1] == b"0":
-            if count < 0 or _zero(size):
-                self._book_failed(conn, ch, "malformed book level", f"{bytes(lv.price)!r} {count!r} {amount!r}",
-                                  data, recv_ns)
-                return
-            if count == 0:
-                size = b"0"  # COUNT 0: the level goes
+        if count < 0 or size[:1] == b"0" and size.strip(b"0.")[:1] in b"eE":  # (``_zero``, inline)
+            self._book_failed(conn, ch, "malformed book level", f"{bytes(lv.price)!r} {count!r} {amount!r}", data,
+                              recv_ns)
+            return
+        if count == 0:
+            size = b"0"  # COUNT 0: the level goes
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
+        book = ch.book
         try:
-            f = book.apply_sides(side, [(lv.price, size)], None, self.rows("lob"), Lob, self.exchange, ch.symbol, ms,
+            f = book.apply_sides(side, ((lv.price, size),), None, self.rows("lob"), Lob, self.exchange, ch.symbol, ms,
                                  atom_us)
         except BOOK_ERRORS:
             f = self._p0_refused(conn, ch, lv, side, size, amount, data, recv_ns, ms, atom_us)
@@ -779,6 +874,9 @@ class BitfinexScheme(Scheme):
     # --- trades, ticker, candles, status ------------------------------------------------------
     def _on_trade(self, conn: Connection, msg: m.TradeUpdate, data: bytes, recv_ns: int) -> None:
         """``te`` (published) and ``tu`` (published if its ``te`` was not)."""
+        if msg.tag != "te" and msg.tag != "tu":  # (routed as the channel's common message)
+            self._unrouted(conn, data, recv_ns)
+            return
         self._trades(self._channel(conn, msg, data, recv_ns), (msg.trade,), data, recv_ns)
 
     def _on_trades(self, conn: Connection, msg: m.TradesSnapshot, data: bytes, recv_ns: int) -> None:
@@ -788,8 +886,9 @@ class BitfinexScheme(Scheme):
     def _trades(self, ch: _Chan, rows, data: bytes, recv_ns: int) -> None:
         for t in rows:
             a = t.amount
-            if not (_ok_pos(t.price) and a == a and a != 0.0 and -MAX_FLOAT < a < MAX_FLOAT and ms_ok(t.mts)
-                    and 0 <= t.id < 1 << 63):
+            # (``_ok_pos(t.price)`` and ``ms_ok(t.mts)``, inline)
+            if not (0.0 < t.price < MAX_FLOAT and a == a and a != 0.0 and -MAX_FLOAT < a < MAX_FLOAT
+                    and 0 <= t.mts < MAX_MS and 0 <= t.id < 1 << 63):
                 self.bad_input("malformed trade", f"{t.id!r} {t.mts!r} {a!r} {t.price!r}", data)
                 return
         seen = self._seen.get(ch.native)
@@ -933,7 +1032,7 @@ class BitfinexScheme(Scheme):
         if kind == RAW:
             self._raw_book(native)
         st = self._state(conn)
-        ch = _Chan(kind, native, key, self.symbol_of(native), timeframe)
+        ch = _Chan(kind, native, key, self.symbol_of(native), timeframe, st)
         st.bind(chan_id, ch)
         self.status(self.symbol_of(native), "subscribed", KIND_CHANNELS[kind], recv_ns)
 
