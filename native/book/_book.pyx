@@ -2558,31 +2558,23 @@ cdef int _jc_reserve(JsonCache* c, Py_ssize_t need) noexcept nogil:
     0, or -1 (out of memory; ``c`` as it was, every array at least its old capacity)."""
     cdef int k
     cdef Py_ssize_t cap = need + 64
-    cdef void* p
     if need <= c.cap:
         return 0
     for k in range(2):
-        p = realloc(c.lv[k], cap * sizeof(Parsed))
-        if p == NULL:
+        if (_grow(<void**>&c.lv[k], cap * sizeof(Parsed)) or _grow(<void**>&c.at[k], cap * sizeof(int32_t))
+                or _grow(<void**>&c.ln[k], cap * sizeof(int32_t)) or _grow(<void**>&c.tat[k], cap * sizeof(int32_t))
+                or _grow(<void**>&c.tln[k], cap * sizeof(int32_t))):
             return -1
-        c.lv[k] = <Parsed*>p
-        p = realloc(c.at[k], cap * sizeof(int32_t))
-        if p == NULL:
-            return -1
-        c.at[k] = <int32_t*>p
-        p = realloc(c.ln[k], cap * sizeof(int32_t))
-        if p == NULL:
-            return -1
-        c.ln[k] = <int32_t*>p
-        p = realloc(c.tat[k], cap * sizeof(int32_t))
-        if p == NULL:
-            return -1
-        c.tat[k] = <int32_t*>p
-        p = realloc(c.tln[k], cap * sizeof(int32_t))
-        if p == NULL:
-            return -1
-        c.tln[k] = <int32_t*>p
     c.cap = cap
+    return 0
+
+
+cdef inline int _grow(void** p, size_t size) noexcept nogil:
+    """``p[0]`` reallocated to ``size`` bytes: 0, or -1 (out of memory; ``p[0]`` as it was)."""
+    cdef void* q = realloc(p[0], size)
+    if q == NULL:
+        return -1
+    p[0] = q
     return 0
 
 
