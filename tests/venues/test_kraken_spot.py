@@ -395,6 +395,20 @@ def test_v1_unknown_channel_id_is_learnt_from_the_message():
     assert (channel.kind, channel.pair, channel.depth, channel.symbol) == ("trade", "XMR/USD", 0, "XMR-USD")
 
 
+def test_v1_book_update_on_an_unknown_channel_id_goes_to_the_declared_book_route():
+    """A book update on a channelID never subscribed (the book route is a declared ``BookUpdate``,
+    not a method name): the channel learnt from the frame, the update handed to the route, which
+    says there is no book yet (a resync), no exception."""
+    h = Harness(KrakenSpotV1Scheme, capture_instruments(fixture_path(BOOK), KrakenSpotV1Scheme))
+    frame = (b'[1664,{"a":[["13.284500","1396.00000000","1618678133.383209"]],"c":"176333288"},"book-1000",'
+             b'"WAVES/EUR"]')
+    produced = h.feed(frame, 1618678134221057000)
+    assert [(t, e.status, e.reason) for t, e in produced] == [("status", "resync", "book update before its snapshot")]
+    channel = h.conn.state[b"[1664,"]
+    assert (channel.kind, channel.pair, channel.depth, channel.symbol) == ("book", "WAVES/EUR", 1000, "WAVES-EUR")
+    assert h.metrics.errors.total == 0 and "WAVES/EUR" in h.scheme.unsynced
+
+
 def test_v1_ohlc():
     h = Harness(KrakenSpotV1Scheme)
     h.feed('{"channelID":42,"channelName":"ohlc-5","event":"subscriptionStatus","pair":"XBT/USD",'

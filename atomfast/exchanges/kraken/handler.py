@@ -278,15 +278,15 @@ class KrakenSpotV1Scheme(_KrakenSpot):
         if not self.known(pair, data):
             return
         channel = self._channel = self._learnt(conn, cid, spec[0], pair, spec[1])
-        handler = self.dispatch.routes[channel.kind]
-        if handler is None:
+        run = self.route(channel.kind)  # (a method, or a declared shape's executor: the book's)
+        if run is None:
             return
         try:
             msg = _DATA_DECODERS[channel.kind].decode(data)
         except DECODE_ERRORS:
             self._on_other(conn, data, recv_ns)
             return
-        getattr(self, handler)(conn, msg, data, recv_ns)
+        run(conn, msg, data, recv_ns)
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.V1UpdateFrame, data: bytes, recv_ns: int) -> None:
