@@ -23,6 +23,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
 from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -417,9 +418,102 @@ cdef class _LevelDeltaExec(_ShapeExec):
         return 0
 
 
+cdef class _SidedLevelsExec(_ShapeExec):
+    """``atomfast.kit.shapes.SidedLevels``: fields market, levels, time."""
+    cdef dict books
+    cdef set unsynced
+    cdef dict sides
+    cdef object row_type, spread_type
+    cdef object crossed
+    cdef object rfc3339_to_ms
+    cdef long top_changed, crossed_flag
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import CROSSED, TOP_CHANGED, rfc3339_to_ms
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+        self.sides = dict(decl.sides)
+        self.row_type, self.spread_type = Lob, Spread
+        self.crossed = getattr(scheme, decl.crossed)
+        self.rfc3339_to_ms = rfc3339_to_ms
+        self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef PyObject* hit
+        cdef PyObject* first = NULL
+        cdef Py_ssize_t i, n
+        cdef int64_t atom_us = recv_ns // 1000
+        cdef long long ms
+        cdef long flags
+        cdef list changes
+        self.fields.load(msg, v)
+        market = <object>v[0]
+        if type(market) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0  # reloading: nothing of this market until its snapshot
+        hit = PyDict_GetItem(self.symbols, market)
+        if hit == NULL or not <object>hit:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
+        symbol = <object>hit
+        hit = PyDict_GetItem(self.books, market)
+        if hit == NULL:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        book = <object>hit
+        if type(<object>v[1]) is not list:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        changes = <list>v[1]
+        n = len(changes)
+        if n == 0:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        levels = PyTuple_New(n)
+        side0 = None
+        for i in range(n):
+            item = changes[i]
+            if type(item) is not tuple or PyTuple_GET_SIZE(item) != 3:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+            side = <object>PyTuple_GET_ITEM(item, 0)
+            if type(side) is not str:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+            if i == 0:
+                side0 = side
+                first = PyDict_GetItem(self.sides, side)
+                if first == NULL:
+                    return self._otherwise(conn, msg, data, recv_ns, kept)
+            elif side is not side0 and side != side0:
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
+            level = (<object>PyTuple_GET_ITEM(item, 1), <object>PyTuple_GET_ITEM(item, 2))
+            Py_INCREF(level)
+            PyTuple_SET_ITEM(levels, i, level)
+        t = <object>v[2]
+        if type(t) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if t:
+            try:
+                ms = self.rfc3339_to_ms(t)
+            except ValueError:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+        else:
+            ms = atom_us // 1000
+        try:
+            flags = book.apply_sides(<object>first, levels, None, self.rows_of("lob"), self.row_type, self.exchange,
+                                     symbol, ms, atom_us)
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
+            return 0
+        if flags & self.top_changed:
+            book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+        return 0
+
+
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
-    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, Trade
+    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, SidedLevels, Trade
 
     if isinstance(handler, Quote):
         return _QuoteExec(handler, scheme)
@@ -429,6 +523,8 @@ cdef object _compiled(handler, scheme):
         return _BookUpdateExec(handler, scheme)
     if isinstance(handler, LevelDelta):
         return _LevelDeltaExec(handler, scheme)
+    if isinstance(handler, SidedLevels):
+        return _SidedLevelsExec(handler, scheme)
     return handler
 
 

@@ -67,6 +67,7 @@ import msgspec
 from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, Spread, TradeL3
 from ...kit.booksync import BookSync, Sequenced
+from ...kit.shapes import SidedLevels
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
                        Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -160,7 +161,11 @@ class CoinbaseScheme(Scheme):
     #: no limit to the snapshots asked for in a row: while REST fails, the book waits (the
     #: connection and its other channels go on)
     max_snapshot_attempts = 0
-    dispatch = Dispatch({m.L2Update: "_on_l2update", m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
+    #: the level-2 update: a message of one side (nearly all) applied in C (``SidedLevels``); the
+    #: others (both sides, no book yet, anything malformed) by ``_on_l2update``
+    dispatch = Dispatch({m.L2Update: SidedLevels(market="product_id", levels="changes", time="time",
+                                                 sides={BUY: BID, SELL: ASK}, crossed="_crossed",
+                                                 otherwise="_on_l2update"), m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
                          m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
