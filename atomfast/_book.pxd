@@ -40,3 +40,9 @@ cdef class AvroRows:
 cdef int book_update(object book, int first, object first_levels, object second_levels, object rows_of,
                      type row_type, type spread_type, object exchange, object symbol, int64_t recv_ns,
                      Py_ssize_t depth, int checksum, object expected) except -2
+
+# ``L2Book.apply_sides(first, levels, None, rows, row_type, exchange, symbol, event_ms, atom_us)``
+# (one side's levels), called from C: the flags; -1 with an exception set (ValueError: a bad
+# level, the book unchanged)
+cdef int book_sides(object book, int first, object levels, object rows, type row_type, object exchange,
+                    object symbol, int64_t event_ms, int64_t atom_us) except -1

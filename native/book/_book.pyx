@@ -4566,6 +4566,31 @@ cdef int book_update(object book, int first, object first_levels, object second_
                                   symbol, recv_ns, depth, checksum, expected, None)
 
 
+
+cdef int book_sides(object book, int first, object levels, object rows, type row_type, object exchange,
+                    object symbol, int64_t event_ms, int64_t atom_us) except -1:
+    """``book.apply_sides(first, levels, None, rows, row_type, exchange, symbol, event_ms,
+    atom_us)`` for compiled callers (atomfast/_book.pxd: a declared book shape in
+    native/dispatch), without a Python call: the flags; ValueError (book unchanged) on a bad
+    level, as ``apply_sides``."""
+    cdef L2Book b
+    cdef Py_ssize_t n = _batch_len(levels)
+    cdef Parsed* lv
+    if type(book) is not L2Book:
+        raise TypeError(f"book_sides: an L2Book, not {type(book).__name__}")
+    b = <L2Book>book
+    _check_side(first)
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    b._forget_check()
+    if n == 0:
+        return 0
+    lv = b._scratch(n)
+    b._parse_batch(levels, n, lv)
+    if type(rows) is AvroRows:
+        return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, None, None, event_ms, atom_us, 0)
+    return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, event_ms, atom_us, event_ms, atom_us, 0)
+
 # ---------------------------------------------------------------------------------------
 # Levels as JSON text: ``[["price", "size"], ...]`` (json_levels, L2Book.check_json_sides)
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTu
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
-from atomfast._book cimport AvroRows, book_update
+from atomfast._book cimport AvroRows, book_sides, book_update
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -422,7 +422,8 @@ cdef class _SidedLevelsExec(_ShapeExec):
     """``atomfast.kit.shapes.SidedLevels``: fields market, levels, time."""
     cdef dict books
     cdef set unsynced
-    cdef dict sides
+    cdef tuple words            # the venue's side words ...
+    cdef tuple values           # ... and their sides (BID/ASK)
     cdef object row_type, spread_type
     cdef object crossed
     cdef object rfc3339_to_ms
@@ -435,19 +436,28 @@ cdef class _SidedLevelsExec(_ShapeExec):
         super().__init__(decl, scheme)
         self.books = scheme.books
         self.unsynced = scheme.unsynced
-        self.sides = dict(decl.sides)
+        self.words = tuple(decl.sides)
+        self.values = tuple(decl.sides.values())
         self.row_type, self.spread_type = Lob, Spread
         self.crossed = getattr(scheme, decl.crossed)
         self.rfc3339_to_ms = rfc3339_to_ms
         self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
 
+    cdef inline int _side(self, str word) except -2:
+        """The side (BID/ASK) of the venue's word; -1: none."""
+        cdef Py_ssize_t k
+        for k in range(len(self.words)):
+            if word == <str>self.words[k]:
+                return <int>self.values[k]
+        return -1
+
     cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
         cdef PyObject* hit
-        cdef PyObject* first = NULL
         cdef Py_ssize_t i, n
+        cdef int first = -1
         cdef int64_t atom_us = recv_ns // 1000
-        cdef long long ms
+        cdef int64_t ms
         cdef long flags
         cdef list changes
         self.fields.load(msg, v)
@@ -481,8 +491,8 @@ cdef class _SidedLevelsExec(_ShapeExec):
                 return self._otherwise(conn, msg, data, recv_ns, kept)
             if i == 0:
                 side0 = side
-                first = PyDict_GetItem(self.sides, side)
-                if first == NULL:
+                first = self._side(<str>side)
+                if first < 0:
                     return self._otherwise(conn, msg, data, recv_ns, kept)
             elif side is not side0 and side != side0:
                 return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
@@ -500,8 +510,12 @@ cdef class _SidedLevelsExec(_ShapeExec):
         else:
             ms = atom_us // 1000
         try:
-            flags = book.apply_sides(<object>first, levels, None, self.rows_of("lob"), self.row_type, self.exchange,
-                                     symbol, ms, atom_us)
+            if type(book) is _L2Book:
+                flags = book_sides(book, first, levels, self.rows_of("lob"), self.row_type, self.exchange, symbol,
+                                   ms, atom_us)
+            else:  # (a stand-in for the book: the benchmark's recording proxy)
+                flags = book.apply_sides(first, levels, None, self.rows_of("lob"), self.row_type, self.exchange,
+                                         symbol, ms, atom_us)
         except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
             return self._otherwise(conn, msg, data, recv_ns, kept)
         if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
@@ -509,7 +523,6 @@ cdef class _SidedLevelsExec(_ShapeExec):
         if flags & self.top_changed:
             book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
         return 0
-
 
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
