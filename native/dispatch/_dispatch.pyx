@@ -881,3 +881,37 @@ cdef class Router:
             self.refused(conn, data, recv_ns, exc)
         else:
             self._other(conn, data, recv_ns, kind, str(exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# A decoder whose frames that are no JSON at all are refusals (to the venue's ``refused``)
+
+cdef class RefusingDecoder:
+    """``decoder`` (a msgspec decoder) as a ``Dispatch``'s ``decoder``, a frame it cannot read at
+    all (no JSON: ``msgspec.DecodeError``, ``RecursionError``, ``UnicodeDecodeError``) raised as
+    ``refusal(<the decoder's words>)``, a ``msgspec.ValidationError`` subclass: the Router then
+    hands it, with its connection, to the venue's ``refused`` (as a frame of the wrong shape),
+    instead of counting it ``malformed JSON`` itself (Coinbase resyncs the books such a frame may
+    have concerned). What a Python ``decode`` doing the same costs a frame, without the Python
+    call; under a profile hook the decoder is called from Python (``kit.dispatch._called``), so
+    that the hook sees its calls."""
+    cdef readonly object decoder
+    cdef readonly object refusal
+    cdef object _inner
+
+    def __init__(self, decoder, refusal):
+        if not (isinstance(refusal, type) and issubclass(refusal, msgspec.ValidationError)):
+            raise TypeError(f"RefusingDecoder: refusal {refusal!r} is no msgspec.ValidationError subclass")
+        self.decoder = decoder
+        self.refusal = refusal
+        self._inner = decoder.decode
+
+    def decode(self, data):
+        try:
+            if _called is not None:
+                return _decode(self._inner, data)
+            return self._inner(data)
+        except _VALIDATION:
+            raise
+        except _MALFORMED as exc:
+            raise self.refusal(str(exc)) from None

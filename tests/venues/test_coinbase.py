@@ -723,3 +723,25 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
     assert out[3] == []
     assert [e.reason for t_, e in out[6] if t_ == "status"] == ["book crossed: bid 0.72 >= ask 0.72"]
     assert outs[0][4][0] == 1
+
+
+def test_dispatch_decoder_refuses_what_is_no_json():
+    """The dispatch's decoder (``RefusingDecoder``): the messages as ``messages.decoder`` gives
+    them; no JSON: a refusal with the decoder's words (to ``_on_invalid``, with the connection)."""
+    import msgspec
+
+    from atomfast.exchanges.coinbase import handler as ch
+    from atomfast.exchanges.coinbase import messages as cm
+    from atomfast.kit.dispatch import RefusingDecoder
+
+    dec = CoinbaseScheme.dispatch.decoder
+    assert isinstance(dec, RefusingDecoder) and dec.decoder is cm.decoder and dec.refusal is ch._Unreadable
+    data = b'{"type":"l2update","product_id":"BTC-USD","changes":[["buy","1","2"]],"time":""}'
+    assert dec.decode(data) == cm.decoder.decode(data)
+    with pytest.raises(ch._Unreadable, match="^Input data was truncated$"):
+        dec.decode(data[:20])
+    with pytest.raises(msgspec.ValidationError) as err:
+        dec.decode(b'{"type":"nothing"}')
+    assert err.type is msgspec.ValidationError
+    with pytest.raises(TypeError):
+        RefusingDecoder(cm.decoder, ValueError)

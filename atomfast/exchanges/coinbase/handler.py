@@ -67,8 +67,9 @@ import msgspec
 from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
 from ...events import BUY, SELL, Lob, Spread, TradeL3
 from ...kit.booksync import BookSync, Sequenced
+from ...kit.dispatch import RefusingDecoder
 from ...kit.shapes import SidedLevels
-from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED,
                        Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
@@ -113,24 +114,8 @@ def _bad_level(book: L2Book, msg: m.Snapshot) -> str:
 
 
 class _Unreadable(msgspec.ValidationError):
-    """A frame that is no JSON at all, raised by the dispatch's decoder as a refusal (a
-    ``ValidationError``) so that it reaches ``_on_invalid`` with its connection."""
-
-
-def _decode(data: bytes, _decode=m.decoder.decode):
-    try:
-        return _decode(data)
-    except msgspec.ValidationError:
-        raise
-    except MALFORMED as exc:
-        raise _Unreadable(str(exc)) from None
-
-
-class _Decoder:
-    """The dispatch's decoder: ``m.decoder``, a frame that is no JSON refused as ``_Unreadable``."""
-
-    __slots__ = ()
-    decode = staticmethod(_decode)
+    """A frame that is no JSON at all, raised by the dispatch's decoder (``RefusingDecoder``) as a
+    refusal (a ``ValidationError``) so that it reaches ``_on_invalid`` with its connection."""
 
 
 class CoinbaseScheme(Scheme):
@@ -169,7 +154,7 @@ class CoinbaseScheme(Scheme):
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
                          m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
-                        decoder=_Decoder(), refused="_on_invalid")
+                        decoder=RefusingDecoder(m.decoder, _Unreadable), refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
