@@ -46,3 +46,11 @@ cdef int book_update(object book, int first, object first_levels, object second_
 # level, the book unchanged)
 cdef int book_sides(object book, int first, object levels, object rows, type row_type, object exchange,
                     object symbol, int64_t event_ms, int64_t atom_us) except -1
+
+# ``rfc3339_to_ms(text)`` for compiled callers: 0 and the ms in ``out``; -1 where it raises
+# ``bad timestamp`` (no exception set); -2 with an exception set
+cdef int rfc3339_ms(object text, int64_t* out) except -2
+
+# ``L2Book.spread_into(rows, row_type, exchange, symbol, event_ms, atom_us)``, called from C
+cdef int book_spread(object book, object rows, type row_type, object exchange, object symbol, int64_t event_ms,
+                     int64_t atom_us) except -1

@@ -4456,27 +4456,36 @@ def rfc3339_to_ms(text):
     ``+00:00`` or nothing after it, up to 12 fraction digits (Kraken's v2 ohlc sends nine) or
     none, second 60 (a leap second) allowed, a real date of years 1..9999, and a result in
     [0, 10**14); ValueError ``bad timestamp '...'`` otherwise (also for what is not a str)."""
+    cdef int64_t ms
+    if rfc3339_ms(text, &ms) != 0:
+        raise ValueError(f"bad timestamp {text!r}")
+    return ms
+
+
+cdef int rfc3339_ms(object text, int64_t* out) except -2:
+    """``rfc3339_to_ms`` for compiled callers (atomfast/_book.pxd): 0 and the ms in ``out``; -1
+    where it raises ``bad timestamp``."""
     cdef Py_ssize_t n, i, nf
     cdef const char* s
     cdef int64_t y, ms = 0
     cdef int mo, d, h, mi, sec, c1, c2, dim
     if not PyUnicode_Check(text):
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     s = _buffer(text, &n)
     if n < 19 or s[4] != 45 or s[7] != 45 or not (s[10] == 84 or s[10] == 116 or s[10] == 32) \
             or s[13] != 58 or s[16] != 58:                      # '-', 'T' 't' ' ', ':'
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     c1, c2, mo, d = _two(s), _two(s + 2), _two(s + 5), _two(s + 8)
     h, mi, sec = _two(s + 11), _two(s + 14), _two(s + 17)
     if c1 < 0 or c2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 \
             or sec < 0 or sec > 60:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     y = c1 * 100 + c2
     dim = _MONTH_DAYS[mo]
     if mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
         dim = 29
     if y < 1 or d > dim:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     i = 19
     if i < n and s[i] == 46:                                    # '.'
         i += 1
@@ -4487,18 +4496,19 @@ def rfc3339_to_ms(text):
             nf += 1
             i += 1
         if nf == 0 or nf > 12:
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
         while nf < 3:
             ms *= 10
             nf += 1
     n -= i
     if not (n == 0 or (n == 1 and (s[i] == 90 or s[i] == 122))             # 'Z' 'z'
             or (n == 6 and memcmp(s + i, b"+00:00", 6) == 0)):
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     ms += _days_from_civil(y, mo, d) * 86400000 + ((h * 60 + mi) * 60 + sec) * 1000
     if not 0 <= ms < 100000000000000:
-        raise ValueError(f"bad timestamp {text!r}")
-    return ms
+        return -1
+    out[0] = ms
+    return 0
 
 
 def format_ticks(int64_t ticks, int decimals=8, int sent_decimals=-1):
@@ -4590,6 +4600,18 @@ cdef int book_sides(object book, int first, object levels, object rows, type row
     if type(rows) is AvroRows:
         return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, None, None, event_ms, atom_us, 0)
     return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, event_ms, atom_us, event_ms, atom_us, 0)
+
+
+cdef int book_spread(object book, object rows, type row_type, object exchange, object symbol, int64_t event_ms,
+                     int64_t atom_us) except -1:
+    """``book.spread_into(rows, row_type, exchange, symbol, event_ms, atom_us)`` for compiled
+    callers (atomfast/_book.pxd), without a Python call."""
+    cdef L2Book b
+    if type(book) is not L2Book:
+        raise TypeError(f"book_spread: an L2Book, not {type(book).__name__}")
+    b = <L2Book>book
+    _spread_into(b.pool.n, b.sides, b.pdiv, b.sdiv, b, rows, row_type, exchange, symbol, event_ms, atom_us)
+    return 0
 
 # ---------------------------------------------------------------------------------------
 # Levels as JSON text: ``[["price", "size"], ...]`` (json_levels, L2Book.check_json_sides)

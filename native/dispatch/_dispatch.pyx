@@ -27,7 +27,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTu
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
-from atomfast._book cimport AvroRows, book_sides, book_update
+from atomfast._book cimport AvroRows, book_sides, book_spread, book_update, rfc3339_ms
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -426,11 +426,10 @@ cdef class _SidedLevelsExec(_ShapeExec):
     cdef tuple values           # ... and their sides (BID/ASK)
     cdef object row_type, spread_type
     cdef object crossed
-    cdef object rfc3339_to_ms
     cdef long top_changed, crossed_flag
 
     def __init__(self, decl, scheme):
-        from atomfast.book import CROSSED, TOP_CHANGED, rfc3339_to_ms
+        from atomfast.book import CROSSED, TOP_CHANGED
         from atomfast.events import Lob, Spread
 
         super().__init__(decl, scheme)
@@ -440,7 +439,6 @@ cdef class _SidedLevelsExec(_ShapeExec):
         self.values = tuple(decl.sides.values())
         self.row_type, self.spread_type = Lob, Spread
         self.crossed = getattr(scheme, decl.crossed)
-        self.rfc3339_to_ms = rfc3339_to_ms
         self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
 
     cdef inline int _side(self, str word) except -2:
@@ -460,6 +458,7 @@ cdef class _SidedLevelsExec(_ShapeExec):
         cdef int64_t ms
         cdef long flags
         cdef list changes
+        cdef bint bad
         self.fields.load(msg, v)
         market = <object>v[0]
         if type(market) is not str:
@@ -502,15 +501,18 @@ cdef class _SidedLevelsExec(_ShapeExec):
         t = <object>v[2]
         if type(t) is not str:
             return self._otherwise(conn, msg, data, recv_ns, kept)
-        if t:
-            try:
-                ms = self.rfc3339_to_ms(t)
-            except ValueError:
-                return self._otherwise(conn, msg, data, recv_ns, kept)
-        else:
+        if not t:
             ms = atom_us // 1000
+        else:
+            try:
+                bad = rfc3339_ms(t, &ms) != 0
+            except ValueError:  # (text that is no UTF-8: the venue says what it is)
+                bad = True
+            if bad:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+        is_book = type(book) is _L2Book
         try:
-            if type(book) is _L2Book:
+            if is_book:
                 flags = book_sides(book, first, levels, self.rows_of("lob"), self.row_type, self.exchange, symbol,
                                    ms, atom_us)
             else:  # (a stand-in for the book: the benchmark's recording proxy)
@@ -521,7 +523,10 @@ cdef class _SidedLevelsExec(_ShapeExec):
         if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
             return 0
         if flags & self.top_changed:
-            book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+            if is_book:
+                book_spread(book, self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+            else:
+                book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
         return 0
 
 cdef object _compiled(handler, scheme):

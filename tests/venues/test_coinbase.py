@@ -696,6 +696,7 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
         {"changes": [["buy", "0.70000000001", "5"]]},
         {"changes": [["sell", "0.9000", "1"], ["sell", "x", "2"]]},
         {"changes": [["buy", "0.7000", "5"]], "time": "yesterday"},
+        {"changes": [["buy", "0.7000", "5"]], "time": "2021-04-17T16:43:37.2Z\u00e9"},
         {"changes": [["buy", "0.7000", "5"]], "time": ""},
         {"changes": []},
         {"changes": [["buy", "0.7000", "5"]], "product_id": "NOT-LISTED"},
