@@ -4577,17 +4577,21 @@ cdef int book_update(object book, int first, object first_levels, object second_
 
 
 
-cdef int book_sides(object book, int first, object levels, object rows, type row_type, object exchange,
+cdef int book_sided(object book, int first, list changes, object rows, type row_type, object exchange,
                     object symbol, int64_t event_ms, int64_t atom_us) except -1:
-    """``book.apply_sides(first, levels, None, rows, row_type, exchange, symbol, event_ms,
-    atom_us)`` for compiled callers (atomfast/_book.pxd: a declared book shape in
-    native/dispatch), without a Python call: the flags; ValueError (book unchanged) on a bad
-    level, as ``apply_sides``."""
+    """``book.apply_sides(first, [(price, size), ...], None, rows, row_type, exchange, symbol,
+    event_ms, atom_us)`` of changes written ``[side, price, size]`` (Coinbase's ``l2update``), all
+    of side ``first`` (the caller has read their sides), for compiled callers (atomfast/_book.pxd: a
+    declared book shape in native/dispatch): no Python call, no pair made per change. The flags;
+    ValueError (book unchanged) on a bad level (every level parsed before any is applied) or a
+    change that is no three-item list or tuple."""
     cdef L2Book b
-    cdef Py_ssize_t n = _batch_len(levels)
+    cdef Py_ssize_t i, n = len(changes)
     cdef Parsed* lv
+    cdef list kept = None       # (price, size) of a level of 2**53 ticks or more (its row reads the text)
+    cdef object item, po, so, pair
     if type(book) is not L2Book:
-        raise TypeError(f"book_sides: an L2Book, not {type(book).__name__}")
+        raise TypeError(f"book_sided: an L2Book, not {type(book).__name__}")
     b = <L2Book>book
     _check_side(first)
     if not PyType_IsSubtype(row_type, tuple):
@@ -4596,7 +4600,24 @@ cdef int book_sides(object book, int first, object levels, object rows, type row
     if n == 0:
         return 0
     lv = b._scratch(n)
-    b._parse_batch(levels, n, lv)
+    for i in range(n):
+        item = changes[i]
+        if not ((PyTuple_CheckExact(item) or PyList_CheckExact(item)) and len(item) == 3):
+            raise ValueError(f"level {item!r}: expected [side, price, size]")
+        po = item[1]
+        so = item[2]
+        _parse_unsigned(po, b.pscale, "price", &lv[i].price, &lv[i].pdec)
+        if lv[i].price == 0:
+            raise ValueError(f"invalid price {_shown(po)}: zero")
+        _parse_unsigned(so, b.sscale, "size", &lv[i].size, &lv[i].sdec)
+        if lv[i].price >= EXACT_FLOAT or lv[i].size >= EXACT_FLOAT:
+            pair = (po, so)
+            if kept is None:
+                kept = []
+            kept.append(pair)
+            lv[i].item = <PyObject*>pair
+        else:
+            lv[i].item = <PyObject*>item    # (not read below 2**53 ticks)
     if type(rows) is AvroRows:
         return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, None, None, event_ms, atom_us, 0)
     return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, event_ms, atom_us, event_ms, atom_us, 0)

@@ -23,11 +23,11 @@ from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
 from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
-from atomfast._book cimport AvroRows, book_sides, book_spread, book_update, rfc3339_ms
+from atomfast._book cimport AvroRows, book_sided, book_spread, book_update, rfc3339_ms
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -479,7 +479,6 @@ cdef class _SidedLevelsExec(_ShapeExec):
         n = len(changes)
         if n == 0:
             return self._otherwise(conn, msg, data, recv_ns, kept)
-        levels = PyTuple_New(n)
         side0 = None
         for i in range(n):
             item = changes[i]
@@ -495,9 +494,6 @@ cdef class _SidedLevelsExec(_ShapeExec):
                     return self._otherwise(conn, msg, data, recv_ns, kept)
             elif side is not side0 and side != side0:
                 return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
-            level = (<object>PyTuple_GET_ITEM(item, 1), <object>PyTuple_GET_ITEM(item, 2))
-            Py_INCREF(level)
-            PyTuple_SET_ITEM(levels, i, level)
         t = <object>v[2]
         if type(t) is not str:
             return self._otherwise(conn, msg, data, recv_ns, kept)
@@ -512,12 +508,12 @@ cdef class _SidedLevelsExec(_ShapeExec):
                 return self._otherwise(conn, msg, data, recv_ns, kept)
         is_book = type(book) is _L2Book
         try:
-            if is_book:
-                flags = book_sides(book, first, levels, self.rows_of("lob"), self.row_type, self.exchange, symbol,
+            if is_book:  # the changes read as they are (no (price, size) pair made)
+                flags = book_sided(book, first, changes, self.rows_of("lob"), self.row_type, self.exchange, symbol,
                                    ms, atom_us)
             else:  # (a stand-in for the book: the benchmark's recording proxy)
-                flags = book.apply_sides(first, levels, None, self.rows_of("lob"), self.row_type, self.exchange,
-                                         symbol, ms, atom_us)
+                flags = book.apply_sides(first, [(c[1], c[2]) for c in changes], None, self.rows_of("lob"),
+                                         self.row_type, self.exchange, symbol, ms, atom_us)
         except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
             return self._otherwise(conn, msg, data, recv_ns, kept)
         if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):

@@ -686,6 +686,7 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
         [["sell", "0.9000", "1.5"], ["sell", "0.9100", "2"]],
         [["buy", "0.6000", "0"]],  # not held: no event
         [["sell", "0.9100", "0"], ["buy", "0.7100", "1"], ["sell", "0.9200", "3"], ["buy", "0.7000", "0"]],
+        [["sell", "99999999.12345678", "1"], ["sell", "0.9500", "90071992.54740993"]],  # 2**53 ticks or more
         [["buy", "0.7200", "1"]],
         [["sell", "0.7200", "1"]],  # crosses the bid: a gap, resync
     ]
@@ -722,7 +723,8 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
                                       Spread("coinbase", "SKL-USD", 0.7, 5.0, 0.9, 1.0, 1618677817200, T0 // 1000)]
     assert [e.side for t_, e in out[4] if t_ == "lob"] == ["sell", "buy", "sell", "buy"]  # the message's order
     assert out[3] == []
-    assert [e.reason for t_, e in out[6] if t_ == "status"] == ["book crossed: bid 0.72 >= ask 0.72"]
+    assert [(e.price, e.size) for _, e in out[5]] == [(99999999.12345678, 1.0), (0.95, 90071992.54740993)]
+    assert [e.reason for t_, e in out[7] if t_ == "status"] == ["book crossed: bid 0.72 >= ask 0.72"]
     assert outs[0][4][0] == 1
 
 
