@@ -22,6 +22,9 @@ Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, eve
 ``lob`` event); ``l2update``s follow. There are no sequence numbers or checksums in level 2:
 an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
 best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
+An ``l2update`` whose changes are all of one side (nearly all) is applied in C by its route
+(``atomfast.kit.shapes.SidedLevels``: the levels parsed and applied by the book, the rows
+written by it); any other goes to ``_on_l2update``, which does the same in Python.
 
 Frames that cannot be read: level 2 has nothing that tells a lost message (a crossed book only
 sometimes shows it), so a frame that is no JSON, or JSON that is no well-formed message, is
@@ -359,6 +362,9 @@ class CoinbaseScheme(Scheme):
         self.emit_spread(native, book, event_ms, atom_us)
 
     def _on_l2update(self, conn: Connection, msg: m.L2Update, data: bytes, recv_ns: int) -> None:
+        """An ``l2update`` the route's ``SidedLevels`` did not apply (nothing of it applied): changes
+        of both sides (applied in the message's order), no book yet, a malformed side, level or
+        time, a product not cached yet. The same events as the route's for what it applies."""
         native = msg.product_id
         book = self.books.get(native)
         if book is None or native in self.unsynced:
