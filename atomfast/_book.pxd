@@ -40,3 +40,17 @@ cdef class AvroRows:
 cdef int book_update(object book, int first, object first_levels, object second_levels, object rows_of,
                      type row_type, type spread_type, object exchange, object symbol, int64_t recv_ns,
                      Py_ssize_t depth, int checksum, object expected) except -2
+
+# ``rfc3339_to_ms(text)`` for compiled callers: 0 and the ms in ``out``; -1 where it raises
+# ``bad timestamp`` (no exception set); -2 with an exception set
+cdef int rfc3339_ms(object text, int64_t* out) except -2
+
+# ``L2Book.spread_into(rows, row_type, exchange, symbol, event_ms, atom_us)``, called from C
+cdef int book_spread(object book, object rows, type row_type, object exchange, object symbol, int64_t event_ms,
+                     int64_t atom_us) except -1
+
+# ``L2Book.apply_sides(first, [(price, size) of each change], None, rows, ...)`` of changes written
+# ``[side, price, size]``, all of side ``first`` (read by the caller), called from C without a pair
+# made per change: the flags; -1 with an exception set (ValueError: a bad level, book unchanged)
+cdef int book_sided(object book, int first, list changes, object rows, type row_type, object exchange,
+                    object symbol, int64_t event_ms, int64_t atom_us) except -1

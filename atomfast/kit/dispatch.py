@@ -194,6 +194,6 @@ def _called(decode: Callable[[Any], Any], data: Any) -> Any:
     return decode(data)
 
 
-from .._dispatch import Router  # noqa: E402  (it reads ByteAfter and Lookup from here)
+from .._dispatch import RefusingDecoder, Router  # noqa: E402  (it reads ByteAfter and Lookup from here)
 
-__all__ = ["ByteAfter", "Dispatch", "Lookup", "OnFrame"]
+__all__ = ["ByteAfter", "Dispatch", "Lookup", "OnFrame", "RefusingDecoder"]

@@ -9,8 +9,9 @@ handler; the flows that are truly a venue's own (snapshots, book sync, L3) stay 
 
 The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``),
 ``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
-book), ``LevelDelta`` (one level's new size with a sequence number the book's chain checks) and
-``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex);
+book), ``LevelDelta`` (one level's new size with a sequence number the book's chain checks),
+``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex)
+and ``SidedLevels`` (levels that each name their side, no checksum, no sequence: Coinbase's);
 for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
@@ -248,4 +249,47 @@ class SignedLevel(Shape):
         return (self.price, self.count, self.amount)
 
 
-__all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "SignedLevel", "Trade"]
+class SidedLevels(Shape):
+    """An L2 update whose levels each lead with their side, ``[side, price, size]`` (Coinbase's
+    ``l2update``: ``changes``), with no checksum and no sequence number: applied by the market's
+    book as the venue's handler did (``L2Book.apply_sides``: every level parsed before any is
+    applied, a ``lob`` row per change of the book), then, where the book may have crossed (the
+    ``CROSSED`` flag), the venue's ``crossed`` method ``(conn, market, book, recv_ns) -> bool``
+    (True: the book resynced, nothing more is written), then a ``spread`` row where the top
+    changed (``L2Book.spread_into``). The events' time: ``time``, RFC 3339 text
+    (``rfc3339_to_ms``); "" (not sent): the time of receipt, in ms.
+
+    Only the common case runs in C: a market whose symbol is cached, with a book, not reloading
+    (``scheme.unsynced``: the message is dropped, as the venues do until the snapshot), the
+    levels a list of three-item levels all of ONE side (the venue's word, one of ``sides`` ->
+    ``BID``/``ASK``), the time readable and every level sound. Anything else, with nothing
+    applied, goes to the venue's ``otherwise`` method, called as a handler ``(conn, msg, data,
+    recv_ns)``, which says what is amiss (no book yet, a malformed side, level or time, a market
+    not cached yet) or applies what the shape does not (levels of both sides: in their order).
+
+    Coinbase's level-2 update::
+
+        SidedLevels(market="product_id", levels="changes", time="time", sides={"buy": BID, "sell": ASK},
+                    crossed="_crossed", otherwise="_on_l2update")
+    """
+
+    __slots__ = ("levels", "sides", "crossed", "otherwise")
+
+    def __init__(self, *, market: str, levels: str, time: str, sides: dict[str, int], crossed: str, otherwise: str):
+        from ..book import ASK, BID
+
+        if not sides or not all(isinstance(k, str) and v in (BID, ASK) for k, v in sides.items()):
+            raise ValueError(f"SidedLevels: sides {sides!r} maps the venue's words to BID or ASK")
+        for what, name in (("crossed", crossed), ("otherwise", otherwise)):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"SidedLevels: {what} names the scheme's method")
+        super().__init__("lob", "", market, time, False)
+        if len(self.time) != 1:
+            raise ValueError(f"SidedLevels: time {time!r}: one field")
+        self.levels, self.sides, self.crossed, self.otherwise = levels, dict(sides), crossed, otherwise
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.symbol, self.levels, *self.time)
+
+
+__all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "SidedLevels", "SignedLevel", "Trade"]

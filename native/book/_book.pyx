@@ -4463,27 +4463,36 @@ def rfc3339_to_ms(text):
     ``+00:00`` or nothing after it, up to 12 fraction digits (Kraken's v2 ohlc sends nine) or
     none, second 60 (a leap second) allowed, a real date of years 1..9999, and a result in
     [0, 10**14); ValueError ``bad timestamp '...'`` otherwise (also for what is not a str)."""
+    cdef int64_t ms
+    if rfc3339_ms(text, &ms) != 0:
+        raise ValueError(f"bad timestamp {text!r}")
+    return ms
+
+
+cdef int rfc3339_ms(object text, int64_t* out) except -2:
+    """``rfc3339_to_ms`` for compiled callers (atomfast/_book.pxd): 0 and the ms in ``out``; -1
+    where it raises ``bad timestamp``."""
     cdef Py_ssize_t n, i, nf
     cdef const char* s
     cdef int64_t y, ms = 0
     cdef int mo, d, h, mi, sec, c1, c2, dim
     if not PyUnicode_Check(text):
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     s = _buffer(text, &n)
     if n < 19 or s[4] != 45 or s[7] != 45 or not (s[10] == 84 or s[10] == 116 or s[10] == 32) \
             or s[13] != 58 or s[16] != 58:                      # '-', 'T' 't' ' ', ':'
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     c1, c2, mo, d = _two(s), _two(s + 2), _two(s + 5), _two(s + 8)
     h, mi, sec = _two(s + 11), _two(s + 14), _two(s + 17)
     if c1 < 0 or c2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 \
             or sec < 0 or sec > 60:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     y = c1 * 100 + c2
     dim = _MONTH_DAYS[mo]
     if mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
         dim = 29
     if y < 1 or d > dim:
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     i = 19
     if i < n and s[i] == 46:                                    # '.'
         i += 1
@@ -4494,18 +4503,19 @@ def rfc3339_to_ms(text):
             nf += 1
             i += 1
         if nf == 0 or nf > 12:
-            raise ValueError(f"bad timestamp {text!r}")
+            return -1
         while nf < 3:
             ms *= 10
             nf += 1
     n -= i
     if not (n == 0 or (n == 1 and (s[i] == 90 or s[i] == 122))             # 'Z' 'z'
             or (n == 6 and memcmp(s + i, b"+00:00", 6) == 0)):
-        raise ValueError(f"bad timestamp {text!r}")
+        return -1
     ms += _days_from_civil(y, mo, d) * 86400000 + ((h * 60 + mi) * 60 + sec) * 1000
     if not 0 <= ms < 100000000000000:
-        raise ValueError(f"bad timestamp {text!r}")
-    return ms
+        return -1
+    out[0] = ms
+    return 0
 
 
 def format_ticks(int64_t ticks, int decimals=8, int sent_decimals=-1):
@@ -4572,6 +4582,64 @@ cdef int book_update(object book, int first, object first_levels, object second_
     return (<L2Book>book)._update(first, first_levels, second_levels, rows_of, row_type, spread_type, exchange,
                                   symbol, recv_ns, depth, checksum, expected, None)
 
+
+
+cdef int book_sided(object book, int first, list changes, object rows, type row_type, object exchange,
+                    object symbol, int64_t event_ms, int64_t atom_us) except -1:
+    """``book.apply_sides(first, [(price, size), ...], None, rows, row_type, exchange, symbol,
+    event_ms, atom_us)`` of changes written ``[side, price, size]`` (Coinbase's ``l2update``), all
+    of side ``first`` (the caller has read their sides), for compiled callers (atomfast/_book.pxd: a
+    declared book shape in native/dispatch): no Python call, no pair made per change. The flags;
+    ValueError (book unchanged) on a bad level (every level parsed before any is applied) or a
+    change that is no three-item list or tuple."""
+    cdef L2Book b
+    cdef Py_ssize_t i, n = len(changes)
+    cdef Parsed* lv
+    cdef list kept = None       # (price, size) of a level of 2**53 ticks or more (its row reads the text)
+    cdef object item, po, so, pair
+    if type(book) is not L2Book:
+        raise TypeError(f"book_sided: an L2Book, not {type(book).__name__}")
+    b = <L2Book>book
+    _check_side(first)
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    b._forget_check()
+    if n == 0:
+        return 0
+    lv = b._scratch(n)
+    for i in range(n):
+        item = changes[i]
+        if not ((PyTuple_CheckExact(item) or PyList_CheckExact(item)) and len(item) == 3):
+            raise ValueError(f"level {item!r}: expected [side, price, size]")
+        po = item[1]
+        so = item[2]
+        _parse_unsigned(po, b.pscale, "price", &lv[i].price, &lv[i].pdec)
+        if lv[i].price == 0:
+            raise ValueError(f"invalid price {_shown(po)}: zero")
+        _parse_unsigned(so, b.sscale, "size", &lv[i].size, &lv[i].sdec)
+        if lv[i].price >= EXACT_FLOAT or lv[i].size >= EXACT_FLOAT:
+            pair = (po, so)
+            if kept is None:
+                kept = []
+            kept.append(pair)
+            lv[i].item = <PyObject*>pair
+        else:
+            lv[i].item = <PyObject*>item    # (not read below 2**53 ticks)
+    if type(rows) is AvroRows:
+        return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, None, None, event_ms, atom_us, 0)
+    return b._apply_parsed(first, lv, n, 0, rows, row_type, exchange, symbol, event_ms, atom_us, event_ms, atom_us, 0)
+
+
+cdef int book_spread(object book, object rows, type row_type, object exchange, object symbol, int64_t event_ms,
+                     int64_t atom_us) except -1:
+    """``book.spread_into(rows, row_type, exchange, symbol, event_ms, atom_us)`` for compiled
+    callers (atomfast/_book.pxd), without a Python call."""
+    cdef L2Book b
+    if type(book) is not L2Book:
+        raise TypeError(f"book_spread: an L2Book, not {type(book).__name__}")
+    b = <L2Book>book
+    _spread_into(b.pool.n, b.sides, b.pdiv, b.sdiv, b, rows, row_type, exchange, symbol, event_ms, atom_us)
+    return 0
 
 # ---------------------------------------------------------------------------------------
 # Levels as JSON text: ``[["price", "size"], ...]`` (json_levels, L2Book.check_json_sides)

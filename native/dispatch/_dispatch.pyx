@@ -23,10 +23,11 @@ from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
 from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
-from atomfast._book cimport AvroRows, book_update
+from atomfast._book cimport AvroRows, book_sided, book_spread, book_update, rfc3339_ms
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -506,9 +507,117 @@ cdef class _SignedLevelExec(_ShapeExec):
         return 0
 
 
+cdef class _SidedLevelsExec(_ShapeExec):
+    """``atomfast.kit.shapes.SidedLevels``: fields market, levels, time."""
+    cdef dict books
+    cdef set unsynced
+    cdef tuple words            # the venue's side words ...
+    cdef tuple values           # ... and their sides (BID/ASK)
+    cdef object row_type, spread_type
+    cdef object crossed
+    cdef long top_changed, crossed_flag
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import CROSSED, TOP_CHANGED
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+        self.words = tuple(decl.sides)
+        self.values = tuple(decl.sides.values())
+        self.row_type, self.spread_type = Lob, Spread
+        self.crossed = getattr(scheme, decl.crossed)
+        self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
+
+    cdef inline int _side(self, str word) except -2:
+        """The side (BID/ASK) of the venue's word; -1: none."""
+        cdef Py_ssize_t k
+        for k in range(len(self.words)):
+            if word == <str>self.words[k]:
+                return <int>self.values[k]
+        return -1
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef PyObject* hit
+        cdef Py_ssize_t i, n
+        cdef int first = -1
+        cdef int64_t atom_us = recv_ns // 1000
+        cdef int64_t ms
+        cdef long flags
+        cdef list changes
+        cdef bint bad
+        self.fields.load(msg, v)
+        market = <object>v[0]
+        if type(market) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0  # reloading: nothing of this market until its snapshot
+        hit = PyDict_GetItem(self.symbols, market)
+        if hit == NULL or not <object>hit:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
+        symbol = <object>hit
+        hit = PyDict_GetItem(self.books, market)
+        if hit == NULL:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        book = <object>hit
+        if type(<object>v[1]) is not list:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        changes = <list>v[1]
+        n = len(changes)
+        if n == 0:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        side0 = None
+        for i in range(n):
+            item = changes[i]
+            if type(item) is not tuple or PyTuple_GET_SIZE(item) != 3:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+            side = <object>PyTuple_GET_ITEM(item, 0)
+            if type(side) is not str:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+            if i == 0:
+                side0 = side
+                first = self._side(<str>side)
+                if first < 0:
+                    return self._otherwise(conn, msg, data, recv_ns, kept)
+            elif side is not side0 and side != side0:
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
+        t = <object>v[2]
+        if type(t) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if not t:
+            ms = atom_us // 1000
+        else:
+            try:
+                bad = rfc3339_ms(t, &ms) != 0
+            except ValueError:  # (text that is no UTF-8: the venue says what it is)
+                bad = True
+            if bad:
+                return self._otherwise(conn, msg, data, recv_ns, kept)
+        is_book = type(book) is _L2Book
+        try:
+            if is_book:  # the changes read as they are (no (price, size) pair made)
+                flags = book_sided(book, first, changes, self.rows_of("lob"), self.row_type, self.exchange, symbol,
+                                   ms, atom_us)
+            else:  # (a stand-in for the book: the benchmark's recording proxy)
+                flags = book.apply_sides(first, [(c[1], c[2]) for c in changes], None, self.rows_of("lob"),
+                                         self.row_type, self.exchange, symbol, ms, atom_us)
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
+            return 0
+        if flags & self.top_changed:
+            if is_book:
+                book_spread(book, self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+            else:
+                book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+        return 0
+
+
 cdef object _compiled(handler, scheme):
     """A route's handler as the Router calls it: a declared shape's executor, else the method."""
-    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, SignedLevel, Trade
+    from atomfast.kit.shapes import BookUpdate, LevelDelta, Quote, SidedLevels, SignedLevel, Trade
 
     if isinstance(handler, Quote):
         return _QuoteExec(handler, scheme)
@@ -520,6 +629,8 @@ cdef object _compiled(handler, scheme):
         return _LevelDeltaExec(handler, scheme)
     if isinstance(handler, SignedLevel):
         return _SignedLevelExec(handler, scheme)
+    if isinstance(handler, SidedLevels):
+        return _SidedLevelsExec(handler, scheme)
     return handler
 
 
@@ -863,3 +974,37 @@ cdef class Router:
             self.refused(conn, data, recv_ns, exc)
         else:
             self._other(conn, data, recv_ns, kind, str(exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# A decoder whose frames that are no JSON at all are refusals (to the venue's ``refused``)
+
+cdef class RefusingDecoder:
+    """``decoder`` (a msgspec decoder) as a ``Dispatch``'s ``decoder``, a frame it cannot read at
+    all (no JSON: ``msgspec.DecodeError``, ``RecursionError``, ``UnicodeDecodeError``) raised as
+    ``refusal(<the decoder's words>)``, a ``msgspec.ValidationError`` subclass: the Router then
+    hands it, with its connection, to the venue's ``refused`` (as a frame of the wrong shape),
+    instead of counting it ``malformed JSON`` itself (Coinbase resyncs the books such a frame may
+    have concerned). What a Python ``decode`` doing the same costs a frame, without the Python
+    call; under a profile hook the decoder is called from Python (``kit.dispatch._called``), so
+    that the hook sees its calls."""
+    cdef readonly object decoder
+    cdef readonly object refusal
+    cdef object _inner
+
+    def __init__(self, decoder, refusal):
+        if not (isinstance(refusal, type) and issubclass(refusal, msgspec.ValidationError)):
+            raise TypeError(f"RefusingDecoder: refusal {refusal!r} is no msgspec.ValidationError subclass")
+        self.decoder = decoder
+        self.refusal = refusal
+        self._inner = decoder.decode
+
+    def decode(self, data):
+        try:
+            if _called is not None:
+                return _decode(self._inner, data)
+            return self._inner(data)
+        except _VALIDATION:
+            raise
+        except _MALFORMED as exc:
+            raise self.refusal(str(exc)) from None

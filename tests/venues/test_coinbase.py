@@ -662,3 +662,89 @@ def test_control_messages_and_bad_input():
 def test_capture_path_is_the_documented_one():
     assert Path(fixture_path(CAPTURE)).name == "COINBASE.ws.28.0"
     assert Path(fixture_path(LISTING)).exists()
+
+
+def test_l2_update_declared_shape_gives_what_the_handler_gives():
+    """The level-2 update's route (``SidedLevels``: the common case in C, the rest to
+    ``_on_l2update``) writes the very events, errors and resyncs the handler alone writes, frame
+    for frame: one side, both sides (in the message's order), a removal of a level not held, a
+    crossing, and malformed sides, levels and times."""
+    from atomfast.exchanges.coinbase import messages as cm
+    from atomfast.kit.dispatch import Dispatch
+    from atomfast.kit.shapes import SidedLevels
+
+    assert isinstance(CoinbaseScheme.dispatch.routes[cm.L2Update], SidedLevels)
+    d = CoinbaseScheme.dispatch
+    routes = {**d.routes, cm.L2Update: "_on_l2update"}
+
+    class HandlerOnly(CoinbaseScheme):
+        dispatch = Dispatch(routes, decoder=d.decoder, refused=d.refused)
+
+    t = "2021-04-17T16:43:37.2Z"
+    updates = [
+        [["buy", "0.7000", "5"]],
+        [["sell", "0.9000", "1.5"], ["sell", "0.9100", "2"]],
+        [["buy", "0.6000", "0"]],  # not held: no event
+        [["sell", "0.9100", "0"], ["buy", "0.7100", "1"], ["sell", "0.9200", "3"], ["buy", "0.7000", "0"]],
+        [["sell", "99999999.12345678", "1"], ["sell", "0.9500", "90071992.54740993"]],  # 2**53 ticks or more
+        [["buy", "0.7200", "1"]],
+        [["sell", "0.7200", "1"]],  # crosses the bid: a gap, resync
+    ]
+    bad = [
+        {"changes": [["bid", "0.7000", "5"]]},
+        {"changes": [["buy", "0.7000", "-5"]]},
+        {"changes": [["buy", "+0.7000", "5"]]},
+        {"changes": [["buy", "0.70000000001", "5"]]},
+        {"changes": [["sell", "0.9000", "1"], ["sell", "x", "2"]]},
+        {"changes": [["buy", "0.7000", "5"]], "time": "yesterday"},
+        {"changes": [["buy", "0.7000", "5"]], "time": "2021-04-17T16:43:37.2Z\u00e9"},
+        {"changes": [["buy", "0.7000", "5"]], "time": ""},
+        {"changes": []},
+        {"changes": [["buy", "0.7000", "5"]], "product_id": "NOT-LISTED"},
+    ]
+    snapshot = {"type": "snapshot", "product_id": "SKL-USD", "bids": [["0.7000", "1"]], "asks": [["0.9000", "1"]]}
+    outs = []
+    for cls in (CoinbaseScheme, HandlerOnly):
+        h = Harness(cls, instruments=listing())
+        out = [h.feed(snapshot)]
+        for i, changes in enumerate(updates):
+            out.append(h.feed({"type": "l2update", "product_id": "SKL-USD", "time": t, "changes": changes},
+                              T0 + i))
+        for i, extra in enumerate(bad):
+            out.append(h.feed(snapshot))
+            out.append(h.feed({"type": "l2update", "product_id": "SKL-USD", "time": t, **extra}, T0 + 100 + i))
+        book = h.scheme.books["SKL-USD"]
+        book._validate()
+        outs.append((out, book.levels(BID), book.levels(ASK), dict(h.metrics.errors.counts),
+                     (h.metrics.gaps, h.metrics.resyncs)))
+    assert outs[0] == outs[1]
+    out = outs[0][0]
+    assert [e for _, e in out[1]] == [Lob("coinbase", "SKL-USD", 0.7, 5.0, "buy", 1618677817200, T0 // 1000),
+                                      Spread("coinbase", "SKL-USD", 0.7, 5.0, 0.9, 1.0, 1618677817200, T0 // 1000)]
+    assert [e.side for t_, e in out[4] if t_ == "lob"] == ["sell", "buy", "sell", "buy"]  # the message's order
+    assert out[3] == []
+    assert [(e.price, e.size) for _, e in out[5]] == [(99999999.12345678, 1.0), (0.95, 90071992.54740993)]
+    assert [e.reason for t_, e in out[7] if t_ == "status"] == ["book crossed: bid 0.72 >= ask 0.72"]
+    assert outs[0][4][0] == 1
+
+
+def test_dispatch_decoder_refuses_what_is_no_json():
+    """The dispatch's decoder (``RefusingDecoder``): the messages as ``messages.decoder`` gives
+    them; no JSON: a refusal with the decoder's words (to ``_on_invalid``, with the connection)."""
+    import msgspec
+
+    from atomfast.exchanges.coinbase import handler as ch
+    from atomfast.exchanges.coinbase import messages as cm
+    from atomfast.kit.dispatch import RefusingDecoder
+
+    dec = CoinbaseScheme.dispatch.decoder
+    assert isinstance(dec, RefusingDecoder) and dec.decoder is cm.decoder and dec.refusal is ch._Unreadable
+    data = b'{"type":"l2update","product_id":"BTC-USD","changes":[["buy","1","2"]],"time":""}'
+    assert dec.decode(data) == cm.decoder.decode(data)
+    with pytest.raises(ch._Unreadable, match="^Input data was truncated$"):
+        dec.decode(data[:20])
+    with pytest.raises(msgspec.ValidationError) as err:
+        dec.decode(b'{"type":"nothing"}')
+    assert err.type is msgspec.ValidationError
+    with pytest.raises(TypeError):
+        RefusingDecoder(cm.decoder, ValueError)

@@ -22,6 +22,9 @@ Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, eve
 ``lob`` event); ``l2update``s follow. There are no sequence numbers or checksums in level 2:
 an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
 best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
+An ``l2update`` whose changes are all of one side (nearly all) is applied in C by its route
+(``atomfast.kit.shapes.SidedLevels``: the levels parsed and applied by the book, the rows
+written by it); any other goes to ``_on_l2update``, which does the same in Python.
 
 Frames that cannot be read: level 2 has nothing that tells a lost message (a crossed book only
 sometimes shows it), so a frame that is no JSON, or JSON that is no well-formed message, is
@@ -65,9 +68,11 @@ from typing import Sequence
 import msgspec
 
 from ...book import ASK, BID, L2Book, format_ticks, parse_decimal
-from ...events import BUY, SELL, Lob, TradeL3
+from ...events import BUY, SELL, Lob, Spread, TradeL3
 from ...kit.booksync import BookSync, Sequenced
-from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, MALFORMED, SIDE_NAMES, TOP_CHANGED, UNKNOWN,
+from ...kit.dispatch import RefusingDecoder
+from ...kit.shapes import SidedLevels
+from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, LOB, LOB_L3, SIDE_NAMES, TOP_CHANGED,
                        Connection, Dispatch, Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
 from .parse import guess_instrument, is_plain, parse_products, rfc3339_to_ms, valid_level
@@ -86,25 +91,34 @@ _PRODUCT = re.compile(rb'"product_id"\s*:\s*"([^"\\]*)"')
 _L2_BOOKS = "coinbase_l2_books"
 
 
+def _runs(changes: list[tuple[str, str, str]]) -> list[tuple[int, list[tuple[str, str]]]]:
+    """An ``l2update``'s checked changes as runs of one side, in the message's order: (side,
+    its ``(price, size)`` levels)."""
+    out: list[tuple[int, list[tuple[str, str]]]] = []
+    last = None
+    levels: list[tuple[str, str]] = []
+    for side, price, size in changes:
+        if side != last:
+            levels = []
+            out.append((BID if side == BUY else ASK, levels))
+            last = side
+        levels.append((price, size))
+    return out
+
+
+def _bad_level(book: L2Book, msg: m.Snapshot) -> str:
+    """The first level of a snapshot the book refuses, as ``'price' 'size'`` ("" if none)."""
+    pd, sd = book.price_decimals, book.size_decimals
+    for levels in (msg.bids, msg.asks):
+        for price, size in levels:
+            if not valid_level(price, size, pd, sd):
+                return f"{price!r} {size!r}"
+    return ""
+
+
 class _Unreadable(msgspec.ValidationError):
-    """A frame that is no JSON at all, raised by the dispatch's decoder as a refusal (a
-    ``ValidationError``) so that it reaches ``_on_invalid`` with its connection."""
-
-
-def _decode(data: bytes, _decode=m.decoder.decode):
-    try:
-        return _decode(data)
-    except msgspec.ValidationError:
-        raise
-    except MALFORMED as exc:
-        raise _Unreadable(str(exc)) from None
-
-
-class _Decoder:
-    """The dispatch's decoder: ``m.decoder``, a frame that is no JSON refused as ``_Unreadable``."""
-
-    __slots__ = ()
-    decode = staticmethod(_decode)
+    """A frame that is no JSON at all, raised by the dispatch's decoder (``RefusingDecoder``) as a
+    refusal (a ``ValidationError``) so that it reaches ``_on_invalid`` with its connection."""
 
 
 class CoinbaseScheme(Scheme):
@@ -135,11 +149,15 @@ class CoinbaseScheme(Scheme):
     #: no limit to the snapshots asked for in a row: while REST fails, the book waits (the
     #: connection and its other channels go on)
     max_snapshot_attempts = 0
-    dispatch = Dispatch({m.L2Update: "_on_l2update", m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
+    #: the level-2 update: a message of one side (nearly all) applied in C (``SidedLevels``); the
+    #: others (both sides, no book yet, anything malformed) by ``_on_l2update``
+    dispatch = Dispatch({m.L2Update: SidedLevels(market="product_id", levels="changes", time="time",
+                                                 sides={BUY: BID, SELL: ASK}, crossed="_crossed",
+                                                 otherwise="_on_l2update"), m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
                          m.Heartbeat: None, m.StatusMsg: None, m.Activate: None},
-                        decoder=_Decoder(), refused="_on_invalid")
+                        decoder=RefusingDecoder(m.decoder, _Unreadable), refused="_on_invalid")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
@@ -314,78 +332,86 @@ class CoinbaseScheme(Scheme):
         native = msg.product_id
         if not self.known(native, data):
             return
-        inst = self.instrument(native)
-        pd, sd = inst.price_decimals, inst.size_decimals
-        for levels in (msg.bids, msg.asks):
-            for price, size in levels:
-                if not valid_level(price, size, pd, sd):
-                    self.book_failed(conn, native, "malformed snapshot level", f"{price!r} {size!r}", data, recv_ns)
-                    return
+        # every level checked (parsed by the book, nothing applied) before the book is cleared
+        book = self.books.get(native)
+        if book is None:
+            inst = self.instrument(native)
+            book = L2Book(inst.price_decimals, inst.size_decimals)
+        try:
+            book.check_sides(msg.bids, msg.asks)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed snapshot level", _bad_level(book, msg) or str(exc), data, recv_ns)
+            return
         atom_us = recv_ns // 1000
         try:
             event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
         except ValueError as exc:
             self.book_failed(conn, native, "malformed snapshot", str(exc), data, recv_ns)
             return
+        self.books.setdefault(native, book)
         book = self.begin_snapshot(native, recv_ns, event_ms)
         carried = conn.state.get(_L2_BOOKS)
         if carried is None:
             carried = conn.state[_L2_BOOKS] = set()
         carried.add(native)
-        self.apply_levels(native, book, BID, msg.bids, event_ms, atom_us)
-        self.apply_levels(native, book, ASK, msg.asks, event_ms, atom_us)
+        # (the levels the book just read: bids, then asks, a lob row each)
+        book.apply_sides(BID, msg.bids, msg.asks, self.rows("lob"), Lob, self.exchange, self._symbols[native], event_ms,
+                         atom_us)
         if self._crossed(conn, native, book, recv_ns):
             return
         self.emit_spread(native, book, event_ms, atom_us)
 
     def _on_l2update(self, conn: Connection, msg: m.L2Update, data: bytes, recv_ns: int) -> None:
+        """An ``l2update`` the route's ``SidedLevels`` did not apply (nothing of it applied): changes
+        of both sides (applied in the message's order), no book yet, a malformed side, level or
+        time, a product not cached yet. The same events as the route's for what it applies."""
         native = msg.product_id
-        if native in self.unsynced:
-            return  # reloading: nothing until its snapshot
         book = self.books.get(native)
-        if book is None:
-            if self.known(native, data):
+        if book is None or native in self.unsynced:
+            if book is None and native not in self.unsynced and self.known(native, data):
                 self.resync(conn, native, "book update before its snapshot", recv_ns)
-            return
+            return  # (a reloading book: nothing until its snapshot)
         changes = msg.changes
-        # validate the whole message before touching the book (a single level: the book
-        # validates it and refuses it whole)
+        # validate the whole message before touching the book: the sides here, the numbers by
+        # the book (every level parsed before any is applied; a bad one: nothing applied)
         if len(changes) == 1:
-            side = changes[0][0]
-            if side != BUY and side != SELL:
+            side, price, size = changes[0]
+            if side == BUY:
+                first = BID
+            elif side == SELL:
+                first = ASK
+            else:
                 self.book_failed(conn, native, "malformed book level", f"side {side!r}", data, recv_ns)
                 return
+            runs = ((first, ((price, size),)),)
         else:
             pd, sd = book.price_decimals, book.size_decimals
             for side, price, size in changes:
                 if (side != BUY and side != SELL) or not valid_level(price, size, pd, sd):
                     self.book_failed(conn, native, "malformed book level", f"{side!r} {price!r} {size!r}", data, recv_ns)
                     return
+            runs = _runs(changes)
         atom_us = recv_ns // 1000
+        t = msg.time
         try:
-            event_ms = rfc3339_to_ms(msg.time) if msg.time else atom_us // 1000
+            event_ms = rfc3339_to_ms(t) if t else atom_us // 1000
         except ValueError as exc:
             self.book_failed(conn, native, "malformed book timestamp", str(exc), data, recv_ns)
             return
-        emit = self.emit
         exchange = self.exchange
         symbol = self._symbols[native]
-        apply = book.apply
+        rows = self.rows("lob")
         flags = 0
         try:
-            for side, price, size in changes:
-                f = apply(BID if side == BUY else ASK, price, size)
-                if f & UNKNOWN:
-                    continue
-                flags |= f
-                emit("lob", Lob(exchange, symbol, float(price), float(size), side, event_ms, atom_us))
+            for first, levels in runs:  # in the message's order: a lob row per change of the book
+                flags |= book.apply_sides(first, levels, None, rows, Lob, exchange, symbol, event_ms, atom_us)
         except BOOK_ERRORS as exc:  # the single level of the message was refused (nothing applied)
             self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
             return
         if flags & CROSSED and self._crossed(conn, native, book, recv_ns):
             return
         if flags & TOP_CHANGED:
-            self.emit_spread(native, book, event_ms, atom_us)
+            book.spread_into(self.rows("spread"), Spread, exchange, symbol, event_ms, atom_us)
 
     # --- ticker, trades -----------------------------------------------------------------------
     def _on_ticker(self, conn: Connection, msg: m.Ticker, data: bytes, recv_ns: int) -> None:
