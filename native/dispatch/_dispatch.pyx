@@ -337,10 +337,33 @@ cdef class _BookUpdateExec(_ShapeExec):
         return 0
 
 
-cdef class _LevelDeltaExec(_ShapeExec):
-    """``atomfast.kit.shapes.LevelDelta``: fields market, side, price, size, seq, (prev), time..."""
+cdef class _MarketBookExec(_ShapeExec):
+    """A book shape whose message names its market: the market's cached symbol and live book."""
     cdef dict books
     cdef set unsynced
+
+    def __init__(self, decl, scheme):
+        super().__init__(decl, scheme)
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+
+    cdef inline int _market_book(self, market, PyObject** symbol, PyObject** book) except -2:
+        """1: ``symbol`` and ``book`` (borrowed) of ``market``; 0: it is reloading (the message is
+        dropped, as the venues do until the snapshot); -1: the venue's method says what is
+        amiss (no market name, a symbol not cached yet, no book)."""
+        if type(market) is not str:
+            return -1
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0
+        symbol[0] = PyDict_GetItem(self.symbols, market)
+        if symbol[0] == NULL or not <object>symbol[0]:
+            return -1
+        book[0] = PyDict_GetItem(self.books, market)
+        return 1 if book[0] != NULL else -1
+
+
+cdef class _LevelDeltaExec(_MarketBookExec):
+    """``atomfast.kit.shapes.LevelDelta``: fields market, side, price, size, seq, (prev), time..."""
     cdef dict ids               # the chain's market -> the book's number
     cdef object missing         # the chain's number of a market without one
     cdef bint linked
@@ -356,8 +379,6 @@ cdef class _LevelDeltaExec(_ShapeExec):
 
         super().__init__(decl, scheme)
         self.chain_name, self.linked = decl.chain, decl.prev is not None
-        self.books = scheme.books
-        self.unsynced = scheme.unsynced
         self.sides = dict(decl.sides)
         self.row_type = Lob
         self.emit_spread = scheme.emit_spread
@@ -366,22 +387,17 @@ cdef class _LevelDeltaExec(_ShapeExec):
     cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
         cdef PyObject* hit
+        cdef PyObject* sym
+        cdef PyObject* bk
+        cdef int found
         cdef long long ms
         cdef long flags
         self.fields.load(msg, v)
         market = <object>v[0]
-        if type(market) is not str:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
-            return 0  # reloading: nothing of this market until its snapshot
-        hit = PyDict_GetItem(self.symbols, market)
-        if hit == NULL or not <object>hit:
-            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
-        symbol = <object>hit
-        hit = PyDict_GetItem(self.books, market)
-        if hit == NULL:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        book = <object>hit
+        found = self._market_book(market, &sym, &bk)
+        if found <= 0:
+            return 0 if found == 0 else self._otherwise(conn, msg, data, recv_ns, kept)
+        symbol, book = <object>sym, <object>bk
         seq = <object>v[4]
         if self.ids is None:
             self._bind_chain()
@@ -507,10 +523,8 @@ cdef class _SignedLevelExec(_ShapeExec):
         return 0
 
 
-cdef class _SidedLevelsExec(_ShapeExec):
+cdef class _SidedLevelsExec(_MarketBookExec):
     """``atomfast.kit.shapes.SidedLevels``: fields market, levels, time."""
-    cdef dict books
-    cdef set unsynced
     cdef tuple words            # the venue's side words ...
     cdef tuple values           # ... and their sides (BID/ASK)
     cdef object row_type, spread_type
@@ -522,8 +536,6 @@ cdef class _SidedLevelsExec(_ShapeExec):
         from atomfast.events import Lob, Spread
 
         super().__init__(decl, scheme)
-        self.books = scheme.books
-        self.unsynced = scheme.unsynced
         self.words = tuple(decl.sides)
         self.values = tuple(decl.sides.values())
         self.row_type, self.spread_type = Lob, Spread
@@ -541,6 +553,9 @@ cdef class _SidedLevelsExec(_ShapeExec):
     cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
         cdef PyObject* hit
+        cdef PyObject* sym
+        cdef PyObject* bk
+        cdef int found
         cdef Py_ssize_t i, n
         cdef int first = -1
         cdef int64_t atom_us = recv_ns // 1000
@@ -550,18 +565,10 @@ cdef class _SidedLevelsExec(_ShapeExec):
         cdef bint bad
         self.fields.load(msg, v)
         market = <object>v[0]
-        if type(market) is not str:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
-            return 0  # reloading: nothing of this market until its snapshot
-        hit = PyDict_GetItem(self.symbols, market)
-        if hit == NULL or not <object>hit:
-            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
-        symbol = <object>hit
-        hit = PyDict_GetItem(self.books, market)
-        if hit == NULL:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        book = <object>hit
+        found = self._market_book(market, &sym, &bk)
+        if found <= 0:
+            return 0 if found == 0 else self._otherwise(conn, msg, data, recv_ns, kept)
+        symbol, book = <object>sym, <object>bk
         if type(<object>v[1]) is not list:
             return self._otherwise(conn, msg, data, recv_ns, kept)
         changes = <list>v[1]
