@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import threading
 import zlib
@@ -92,7 +93,9 @@ class Capture:
     report: Callable[[str, str], None] = _log_problem
 
     def frames(self) -> Iterator[Frame]:
-        streams = [_read_frames(p, i, self.report) for i, p in enumerate(self.paths)]
+        # the formats ``open_capture`` found (a file is not sniffed twice), else each file's own
+        fmts = self.formats if len(self.formats) == len(self.paths) else [None] * len(self.paths)
+        streams = [_read_frames(p, i, self.report, fmt) for i, (p, fmt) in enumerate(zip(self.paths, fmts))]
         if len(streams) == 1:
             return streams[0]
         return heapq.merge(*streams, key=_TS)
@@ -112,47 +115,46 @@ def _path_of(url: str) -> str:
     return (m.group(1) or "/") if m else url
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="\n")
-    return open(path, encoding="utf-8", errors="surrogateescape", newline="\n")
-
-
-def _first_line(path: Path) -> str:
-    with _open_text(path) as fh:
-        return fh.readline().rstrip("\n")
-
-
 _HFT_LINE = re.compile(r"^\d{1,20} \S")
+
+
+def _sniff(path: Path) -> tuple[str, str]:
+    """The file's format (``detect_format``) and its first line (without its line end): one
+    ``stat`` and one read of its start."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CaptureError(f"capture {path} does not exist") from None
+    except OSError as exc:
+        raise CaptureError(f"{path} is not a capture: cannot read it ({exc})") from None
+    if stat.S_ISDIR(mode):
+        raise CaptureError(f"{path} is a directory, not a capture file")
+    if not stat.S_ISREG(mode):
+        raise CaptureError(f"{path} is not a regular file, not a capture")
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            first = fh.readline(65536)
+    except _TRUNCATED + (OSError,) as exc:
+        raise CaptureError(f"{path} is not a capture: cannot read it as {'gzip ' if path.suffix == '.gz' else ''}"
+                           f"text ({exc})") from None
+    first = first.decode("utf-8", "surrogateescape").rstrip("\n")
+    if not first:
+        return "empty", first
+    if first.startswith(RECORD_MAGIC):
+        return "record", first
+    if _CF_OPEN.match(first):
+        return "cryptofeed", first
+    if _HFT_LINE.match(first) and not any("\udc80" <= c <= "\udcff" for c in first[:200]):
+        return "hftbacktest", first
+    shown = repr(first[:60]) if first[:60].isprintable() else "binary data"
+    raise CaptureError(f"{path} is not a capture: its first line is none of the known formats (atomfast record, "
+                       f"cryptofeed EXCHANGE.ws.N.0, hftbacktest '<ns> <json>'): {shown}")
 
 
 def detect_format(path: Path) -> str:
     """``record``, ``cryptofeed``, ``hftbacktest`` or ``empty`` (no line at all), from the first
     line; ``CaptureError`` naming the file for anything else."""
-    if path.is_dir():
-        raise CaptureError(f"{path} is a directory, not a capture file")
-    if not path.exists():
-        raise CaptureError(f"capture {path} does not exist")
-    if not path.is_file():
-        raise CaptureError(f"{path} is not a regular file, not a capture")
-    try:
-        with _open_text(path) as fh:
-            first = fh.readline(65536)
-    except _TRUNCATED + (OSError,) as exc:
-        raise CaptureError(f"{path} is not a capture: cannot read it as {'gzip ' if path.suffix == '.gz' else ''}"
-                           f"text ({exc})") from None
-    first = first.rstrip("\n")
-    if not first:
-        return "empty"
-    if first.startswith(RECORD_MAGIC):
-        return "record"
-    if _CF_OPEN.match(first):
-        return "cryptofeed"
-    if _HFT_LINE.match(first) and not any("\udc80" <= c <= "\udcff" for c in first[:200]):
-        return "hftbacktest"
-    shown = repr(first[:60]) if first[:60].isprintable() else "binary data"
-    raise CaptureError(f"{path} is not a capture: its first line is none of the known formats (atomfast record, "
-                       f"cryptofeed EXCHANGE.ws.N.0, hftbacktest '<ns> <json>'): {shown}")
+    return _sniff(path)[0]
 
 
 def _secs_to_ns(text: str) -> int:
@@ -172,10 +174,13 @@ _CF_RECV = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
 _CF_REST = re.compile(r"^(https?://\S+) -> (\d+(?:\.\d+)?): (.*)$", re.S)
 
 
-def _read_frames(path: Path, conn: int, report: Callable[[str, str], None] = _log_problem) -> Iterator[Frame]:
+def _read_frames(path: Path, conn: int, report: Callable[[str, str], None] = _log_problem,
+                 fmt: str | None = None) -> Iterator[Frame]:
     """The file's frames (an iterator; the file is read a block at a time as it is consumed), the
-    connection numbered ``conn`` (a record names its own); nothing for an empty file."""
-    fmt = detect_format(path)
+    connection numbered ``conn`` (a record names its own); nothing for an empty file. ``fmt``: its
+    format if already known (``detect_format``'s name)."""
+    if fmt is None:
+        fmt = detect_format(path)
     if fmt == "empty":
         return iter(())
     return _reader(path, fmt, conn, report)
@@ -369,8 +374,13 @@ def companions(path: Path) -> list[Path]:
     if ".ws." not in name:
         return []
     prefix = name.split(".ws.", 1)[0]
-    out = [p for p in [path.with_name(prefix + ".0")] if p.exists()]
-    out += sorted(path.parent.glob(prefix + ".http.*"))
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    http = prefix + ".http."
+    out = [path.with_name(prefix + ".0")] if prefix + ".0" in names else []
+    out += [path.with_name(n) for n in sorted(names) if n.startswith(http)]
     return out
 
 
@@ -381,16 +391,16 @@ def open_capture(*paths: str | Path, report: Callable[[str, str], None] | None =
     capture = Capture(plist)
     if report is not None:
         capture.report = report
-    capture.formats = [detect_format(p) for p in plist]
+    sniffed = [_sniff(p) for p in plist]
+    capture.formats = [fmt for fmt, _ in sniffed]
     seen: set[Path] = set()
-    for p, fmt in zip(plist, capture.formats):
+    for p, (fmt, first) in zip(plist, sniffed):
         if fmt == "record":
-            capture.exchange = _first_line(p)[len(RECORD_MAGIC):].strip()
+            capture.exchange = first[len(RECORD_MAGIC):].strip()
             capture.urls.append("")
             _record_listing(p, capture)
             continue
-        first = _first_line(p) if fmt == "cryptofeed" else ""
-        m = _CF_OPEN.match(first)
+        m = _CF_OPEN.match(first) if fmt == "cryptofeed" else None
         capture.urls.append(m.group(1) if m else "")
         for comp in companions(p):
             if comp not in seen:
