@@ -12,7 +12,9 @@ implementations interleaved run by run.
 Sections (each a module with ``run(runs, quick) -> dict``, ``markdown(results) -> str`` and
 ``plot(results, outdir) -> list[Path]``): ``throughput`` (bench/throughput.py), ``book``
 (bench/bookcmp.py), ``memory`` (bench/memory.py), ``latency`` (bench/latency.py) and ``kafka_cpu``
-(bench/kafka_cpu.py: the collector's CPU per frame to Kafka against the null sink); a section
+(bench/kafka_cpu.py: the collector's CPU per frame to Kafka against the null sink), ``scale``
+(bench/scale.py) and ``outside`` (bench/outside.py: the floor target from outside the project,
+``atomfast replay`` against reading and decoding the file); a section
 whose module is not there yet is skipped with a note in the report.
 
 Against the previous run: before anything is written, the ``results.json`` already in the output
@@ -38,7 +40,8 @@ from . import report as R
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {"throughput": "bench.throughput", "book": "bench.bookcmp", "memory": "bench.memory",
-            "latency": "bench.latency", "kafka_cpu": "bench.kafka_cpu", "scale": "bench.scale"}
+            "latency": "bench.latency", "kafka_cpu": "bench.kafka_cpu", "scale": "bench.scale",
+            "outside": "bench.outside"}
 DEFAULT_OUT = ROOT / "bench" / "results"
 
 

@@ -139,3 +139,19 @@ def test_floor_decodes_what_the_scheme_decodes():
         if not check["same"]:
             differ[case] = check["differences"]
     assert not differ, f"(decoder, scheme's calls, floor's calls): {differ}"
+
+
+def test_outside_floor_and_replay_count_the_same_frames():
+    """The outside-the-project check (bench/outside.py) reads the capture's received frames as the
+    replay does: Kraken's book capture has 2,481 received frames (the send and the connect are
+    not frames), the replay's checksums all pass (2,437 of them: the other 44 frames are the
+    system status, subscription answers, snapshots and heartbeats), and the Binance USD-M
+    session's 93,953 frames (its inline REST depth snapshot is decoded but is no frame)."""
+    from bench.outside import decode_floor, replay_child
+
+    kraken = fixture_path("cryptofeed/KRAKEN.ws.50.0")
+    assert decode_floor(kraken)[0] == 2481
+    summary = replay_child("kraken", kraken)
+    assert (summary["frames"], summary["checksum_ok"], summary["checksum_failed"], summary["errors"]) == (2481, 2437, 0, 0)
+    assert summary["child_cpu"] > 0
+    assert decode_floor(fixture_path("hftbacktest/usdm/btcusdt_20240808.gz"))[0] == 93953
