@@ -42,6 +42,7 @@ from ...book import BID
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...kit.dispatch import ByteAfter
+from ...kit.shapes import ChainedSides
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument, RestEndpoint,
                        Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -58,6 +59,12 @@ DEPTH = 20
 _BOOK_KEY = ord("b")
 _PREFIX = b'{"channel":'
 BOOK_FRAME = ByteAfter(_PREFIX, b'"', end=len(_PREFIX) + 1, only={_BOOK_KEY: (b'book_lv2"',)})
+#: the book frame's common case, an update that follows the book's id, applied in C (the kit's
+#: shape); what it does not take (a snapshot, a gap, a fault, a market not cached yet) goes to
+#: ``_on_book_frame``. (``RawFBookItem`` names the futures fields ``s`` and ``lid`` as these.)
+BOOK_UPDATE = ChainedSides(at="data", market="symbol", bids="bids", asks="asks", seq="id", prev="lastId", time="ts",
+                           chain="chain", depth=DEPTH, where={"action": "update", "event": "", "channel": "book_lv2"},
+                           otherwise="_on_book_frame")
 
 
 class _PoloniexScheme(Scheme):
@@ -261,7 +268,7 @@ class PoloniexScheme(_PoloniexScheme):
     exchange = "poloniex"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.poloniex.com/ws/public"),)
     rest_endpoint = RestEndpoint("https://api.poloniex.com", Routes(instruments="/markets"))
-    dispatch = Dispatch({_BOOK_KEY: "_on_book_frame"}, decoders={_BOOK_KEY: m.book_msg_decoder}, prefilter=BOOK_FRAME,
+    dispatch = Dispatch({_BOOK_KEY: BOOK_UPDATE}, decoders={_BOOK_KEY: m.book_msg_decoder}, prefilter=BOOK_FRAME,
                         fallback="_on_envelope", refused="_on_refused")
     channels = {"lob": "book_lv2", "trades": "trades", "candle": "candles_minute_1"}
     default_channels = ("lob", "trades")
@@ -320,7 +327,7 @@ class PoloniexFuturesScheme(_PoloniexScheme):
     exchange = "poloniex-futures"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.poloniex.com/ws/v3/public"),)
     rest_endpoint = RestEndpoint("https://api.poloniex.com", Routes(instruments="/v3/market/allInstruments"))
-    dispatch = Dispatch({_BOOK_KEY: "_on_book_frame"}, decoders={_BOOK_KEY: m.fbook_msg_decoder}, prefilter=BOOK_FRAME,
+    dispatch = Dispatch({_BOOK_KEY: BOOK_UPDATE}, decoders={_BOOK_KEY: m.fbook_msg_decoder}, prefilter=BOOK_FRAME,
                         fallback="_on_envelope", refused="_on_refused")
     channels = {"lob": "book_lv2", "funding_rate": "funding_rate", "open_interest": "open_interest"}
     default_channels = ("lob", "funding_rate", "open_interest")
