@@ -166,7 +166,8 @@ def test_what_is_not_the_common_case_goes_to_the_venue_with_nothing_applied(raw,
         assert h.scheme.books["X"].levels(BID) == before and h.scheme.chain.ids["X"] == 5, bad
     # two items: the venue's
     h = _harness(raw, linked)
-    two = _update(6, prev, *good).replace(b"}]}", b"}," + _update(6, prev, *good)[len(b'{"kind": "update", "data": ['):])
+    one = _update(6, prev, *good)
+    two = one.replace(b"}]}", b"}," + one[len(b'{"kind": "update", "data": ['):])
     h.feed(two, T0)
     assert h.scheme.handed == [two]
     # reloading: dropped, not handed

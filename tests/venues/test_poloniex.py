@@ -451,7 +451,8 @@ def test_book_route_reads_as_the_envelope_does(market):
     whole.feed_all(frames)
     _same(fast, whole)
     assert fast.records and not [r for r in fast.reports]
-    updates = [i for i, (_, d) in enumerate(frames) if b'"action":"update"' in d and d.startswith(b'{"channel":"book_lv2"')]
+    updates = [i for i, (_, d) in enumerate(frames)
+               if b'"action":"update"' in d and d.startswith(b'{"channel":"book_lv2"')]
     snapshots = [i for i, (_, d) in enumerate(frames) if b'"action":"snapshot"' in d]
     assert updates and snapshots
     cases = [(i, v) for i in (updates[0], updates[-1], snapshots[0]) for v in _variants(frames[i][1], prev, name)]

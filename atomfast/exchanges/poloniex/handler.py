@@ -53,18 +53,19 @@ from .parse import guess_instrument, is_plain, is_rate, ms_ok, ok_float, parse_m
 DEPTH = 20
 #: every non-event message is ``{"channel": C, "data": [...], ...}``, written with ``channel``
 #: first and without spaces: a frame that starts ``{"channel":"book_lv2"`` is routed in C (the
-#: key: the channel's first byte) to ``_on_book_frame``, decoded whole (levels as raw JSON);
-#: every other frame (events, trades, candles, or a book message written otherwise) goes the
-#: envelope's way (``_on_envelope``: the route table ``envelope_dispatch``)
+#: key: the channel's first byte) and decoded whole, its levels kept as raw JSON (``BookMsg``,
+#: ``FBookMsg``) for the book to read; every other frame (events, trades, candles, funding, or a
+#: book message written otherwise) goes the envelope's way (``_on_envelope``: the route table
+#: ``envelope_dispatch``, the previous one, whose ``_on_book`` also words every book fault)
 _BOOK_KEY = ord("b")
 _PREFIX = b'{"channel":'
 BOOK_FRAME = ByteAfter(_PREFIX, b'"', end=len(_PREFIX) + 1, only={_BOOK_KEY: (b'book_lv2"',)})
 #: the book frame's common case, an update that follows the book's id, applied in C (the kit's
 #: shape); what it does not take (a snapshot, a gap, a fault, a market not cached yet) goes to
 #: ``_on_book_frame``. (``RawFBookItem`` names the futures fields ``s`` and ``lid`` as these.)
-BOOK_UPDATE = ChainedSides(at="data", market="symbol", bids="bids", asks="asks", seq="id", prev="lastId", time="ts",
-                           chain="chain", depth=DEPTH, where={"action": "update", "event": "", "channel": "book_lv2"},
-                           otherwise="_on_book_frame")
+BOOK_UPDATE = ChainedSides(at="data", market="symbol", bids="bids", asks="asks", seq="id", prev="lastId",
+                           time="ts", chain="chain", depth=DEPTH, otherwise="_on_book_frame",
+                           where={"action": "update", "event": "", "channel": "book_lv2"})
 
 
 class _PoloniexScheme(Scheme):
@@ -142,10 +143,11 @@ class _PoloniexScheme(Scheme):
         self._envelope(conn, data, recv_ns)
 
     def _on_book_frame(self, conn: Connection, msg, data: bytes, recv_ns: int) -> None:
-        """A ``book_lv2`` frame decoded whole, its levels raw JSON: the common case (one item, a
-        cached market, a sound id and time, levels the book reads from the text) applied here,
-        as ``_on_book`` applies it; anything else, with nothing done, goes the envelope's way
-        (``_on_book`` then words the fault)."""
+        """A ``book_lv2`` frame decoded whole, its levels raw JSON, that ``BOOK_UPDATE`` (the
+        update that follows, in C) did not take: a snapshot, or an update it handed over. The
+        common case (one item, a cached market, a sound id and time, levels the book reads from
+        the text) is applied here, as ``_on_book`` applies it; anything else, with nothing done,
+        goes the envelope's way (``_on_book`` then words the fault)."""
         items = msg.data
         action = msg.action
         if msg.event or len(items) != 1 or msg.channel != "book_lv2":
@@ -274,9 +276,9 @@ class PoloniexScheme(_PoloniexScheme):
     default_channels = ("lob", "trades")
     default_symbols = ("BTC-USDT", "ETH-USDT")
     envelope_dispatch = Dispatch({"book_lv2": "_on_book", "trades": "_on_trades", "candles_minute_1": "_on_candles",
-                         "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
-                         "event:error": "_on_error"},
-                        decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
+                                  "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
+                                  "event:error": "_on_error"},
+                                 decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -337,10 +339,10 @@ class PoloniexFuturesScheme(_PoloniexScheme):
     prev_field = "lid"
     perp = True
     book_items = m.fbook_decoder
-    envelope_dispatch = Dispatch({"book_lv2": "_on_book", "funding_rate": "_on_funding", "open_interest": "_on_open_interest",
-                         "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
-                         "event:error": "_on_error"},
-                        decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
+    envelope_dispatch = Dispatch({"book_lv2": "_on_book", "funding_rate": "_on_funding",
+                                  "open_interest": "_on_open_interest", "event:subscribe": "_on_subscribed",
+                                  "event:unsubscribe": None, "event:pong": None, "event:error": "_on_error"},
+                                 decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
