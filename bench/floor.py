@@ -402,20 +402,26 @@ def fmfw(frames: list[bytes]) -> int:
 
 
 def poloniex(frames: list[bytes]) -> int:
-    """Poloniex v3 spot (``PoloniexScheme``): the envelope (``data`` kept raw), then the data with
-    the decoder of its channel (book, trades, candles); answers and events stop at the envelope."""
+    """Poloniex v3 spot (``PoloniexScheme``): a frame that starts ``{"channel":"book_lv2"`` (the
+    scheme's ``ByteAfter``) decoded whole, its levels kept as raw JSON (read by the book); any
+    other, the envelope (``data`` kept raw), then the data with the decoder of its channel
+    (trades, candles); answers and events stop at the envelope."""
     from atomfast.exchanges.poloniex import messages as m
 
+    book = m.book_msg_decoder.decode
     envelope = m.envelope_decoder.decode
     channels = {"book_lv2": m.book_decoder.decode, "trades": m.trades_decoder.decode,
                 "candles_minute_1": m.candles_decoder.decode}
     n = 0
     for data in frames:
         try:
-            env = envelope(data)
-            decode = channels.get(env.channel) if not env.event else None
-            if decode is not None:
-                decode(env.data)
+            if data.startswith(b'{"channel":"book_lv2"'):
+                book(data)
+            else:
+                env = envelope(data)
+                decode = channels.get(env.channel) if not env.event else None
+                if decode is not None:
+                    decode(env.data)
             n += 1
         except _ERRORS:
             pass

@@ -293,3 +293,64 @@ class SidedLevels(Shape):
 
 
 __all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "SidedLevels", "SignedLevel", "Trade"]
+
+
+class ChainedSides(Shape):
+    """An L2 update of both sides' levels (``[price, size]``, size 0 removes; each side a list, or
+    its raw JSON text: ``msgspec.Raw``, read by the book, ``L2Book.check_json_sides``) that
+    carries the message's id, chained in the scheme's ``Chain`` named ``chain`` (linked,
+    ``prev`` declared: ``prev`` is the book's id; consecutive: ``seq`` is the book's + 1), with no
+    checksum: Poloniex's ``book_lv2`` update. Applied as the venue's handler did:
+    ``L2Book.apply_sides`` (every level parsed before any is applied, ``first``'s levels first, a
+    ``lob`` row per change, the cut to ``depth`` levels a side with a removal row per level cut),
+    the chain set to ``seq``, a ``spread`` row where the top changed (``L2Book.spread_into``); the
+    events' time is the message's (ms, the first of ``time`` that is not 0).
+
+    ``at`` names the message's field holding the update (a Struct, or a list of exactly one:
+    Poloniex's ``data``; None: the message itself); ``where``, fields of the message and the value
+    each must have for the message to be an update (Poloniex: ``action`` "update", no ``event``).
+
+    Only the common case runs in C: the message of ``where``, one update, a market whose symbol is
+    cached, ``seq`` an int in [0, 2**63), the time an int in [0, 10**14) ms, not reloading
+    (``scheme.unsynced``: the message is dropped, as the venues do until the snapshot), the id
+    following, with a book, every level sound. Anything else, with nothing applied, goes to the
+    venue's ``otherwise`` method, called as a handler ``(conn, msg, data, recv_ns)``, which says
+    what is amiss or applies what the shape does not (a snapshot, a market not cached yet).
+
+    Poloniex's book message (spot)::
+
+        ChainedSides(at="data", market="symbol", bids="bids", asks="asks", seq="id", prev="lastId",
+                     time="ts", chain="chain", depth=20, where={"action": "update", "event": ""},
+                     otherwise="_on_book_frame")
+    """
+
+    __slots__ = ("at", "asks", "bids", "seq", "prev", "first", "depth", "chain", "where", "otherwise")
+
+    def __init__(self, *, market: str, asks: str, bids: str, seq: str, time: str | tuple[str, ...], chain: str,
+                 otherwise: str, prev: str | None = None, at: str | None = None, first: str = "bids",
+                 depth: int = 0, where: dict[str, object] | None = None):
+        if first not in ("asks", "bids"):
+            raise ValueError(f"ChainedSides: first={first!r}, asks or bids")
+        for what, name in (("chain", chain), ("otherwise", otherwise)):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"ChainedSides: {what} names the scheme's attribute")
+        if depth < 0:
+            raise ValueError(f"ChainedSides: depth {depth} < 0")
+        super().__init__("lob", "", market, time, False)
+        self.at, self.asks, self.bids, self.seq, self.prev = at, asks, bids, seq, prev
+        self.first, self.depth, self.chain, self.otherwise = first, depth, chain, otherwise
+        self.where = dict(where or {})
+        if not all(isinstance(k, str) and k for k in self.where):
+            raise ValueError(f"ChainedSides: where {where!r} maps field names to values")
+
+    def fields(self) -> tuple[str, ...]:
+        """The update's fields: market, the first side's levels, the second's, seq, (prev), time..."""
+        sides = (self.bids, self.asks) if self.first == "bids" else (self.asks, self.bids)
+        return (self.symbol, *sides, self.seq, *((self.prev,) if self.prev else ()), *self.time)
+
+    def outer(self) -> tuple[str, ...]:
+        """The message's fields read first: ``at`` (where declared), then ``where``'s."""
+        return (*((self.at,) if self.at else ()), *self.where)
+
+
+__all__ += ["ChainedSides"]

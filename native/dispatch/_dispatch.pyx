@@ -638,6 +638,9 @@ cdef object _compiled(handler, scheme):
         return _SignedLevelExec(handler, scheme)
     if isinstance(handler, SidedLevels):
         return _SidedLevelsExec(handler, scheme)
+    from atomfast.kit.shapes import ChainedSides
+    if isinstance(handler, ChainedSides):
+        return _ChainedSidesExec(handler, scheme)
     return handler
 
 
@@ -1015,3 +1018,128 @@ cdef class RefusingDecoder:
             raise
         except _MALFORMED as exc:
             raise self.refusal(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# ChainedSides (atomfast.kit.shapes): an L2 update of both sides, its id chained, no checksum
+
+#: a ``ChainedSides`` id is below this (an int64)
+cdef object _SEQ_END = 2 ** 63
+
+
+cdef class _ChainedSidesExec(_ShapeExec):
+    """``atomfast.kit.shapes.ChainedSides``: the message's fields ``at`` (where declared) and
+    ``where``'s; the update's market, first levels, second levels, seq, (prev), time..."""
+    cdef _Fields outer          # (at, *where) of the message; None: neither declared
+    cdef bint has_at
+    cdef tuple wanted           # where's values, in ``outer``'s order after ``at``
+    cdef int first
+    cdef Py_ssize_t depth
+    cdef dict ids               # the chain's market -> the book's id
+    cdef object missing         # the chain's id of a market without one
+    cdef bint linked
+    cdef str chain_name
+    cdef dict books
+    cdef set unsynced
+    cdef object row_type, spread_type
+    cdef long top_changed
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import ASK, BID, TOP_CHANGED
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        names = tuple(decl.outer())
+        if names:
+            self.outer = _Fields(names)
+        self.has_at = decl.at is not None
+        self.wanted = tuple(decl.where.values())
+        self.first = BID if decl.first == "bids" else ASK
+        self.depth = decl.depth
+        self.chain_name, self.linked = decl.chain, decl.prev is not None
+        self.books = scheme.books
+        self.unsynced = scheme.unsynced
+        self.row_type, self.spread_type = Lob, Spread
+        self.top_changed = TOP_CHANGED
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* o[MAX_FIELDS]
+        cdef PyObject* v[MAX_FIELDS]
+        cdef PyObject* hit
+        cdef Py_ssize_t i, k
+        cdef long long ms
+        cdef int64_t atom_us
+        cdef long flags
+        payload = msg
+        if self.outer is not None:
+            self.outer.load(msg, o)
+            k = 1 if self.has_at else 0
+            for i in range(PyTuple_GET_SIZE(self.wanted)):
+                if not (<object>o[k + i] == <object>PyTuple_GET_ITEM(self.wanted, i)):
+                    return self._otherwise(conn, msg, data, recv_ns, kept)  # not an update
+            if self.has_at:
+                payload = <object>o[0]
+                if type(payload) is list:
+                    if len(<list>payload) != 1:
+                        return self._otherwise(conn, msg, data, recv_ns, kept)
+                    payload = (<list>payload)[0]
+        self.fields.load(payload, v)
+        market = <object>v[0]
+        if type(market) is not str:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        hit = PyDict_GetItem(self.symbols, market)
+        if hit == NULL or not <object>hit:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # not cached yet: the venue asks
+        symbol = <object>hit
+        seq = <object>v[3]
+        when = self._time(v)
+        if (type(seq) is not int or not (0 <= seq < _SEQ_END) or type(when) is not int
+                or not (0 <= when < 100_000_000_000_000)):
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if PySet_GET_SIZE(self.unsynced) and PySet_Contains(self.unsynced, market):
+            return 0  # reloading: nothing of this market until its snapshot
+        if self.ids is None:
+            self._bind_chain()
+        hit = PyDict_GetItem(self.ids, market)
+        have = <object>hit if hit != NULL else self.missing
+        if self.linked:
+            if not (<object>v[4] == have):
+                return self._otherwise(conn, msg, data, recv_ns, kept)  # a gap (or no book yet): the venue's
+        elif type(have) is not int or seq != have + 1:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        hit = PyDict_GetItem(self.books, market)
+        if hit == NULL:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        book = <object>hit
+        ms = when
+        atom_us = recv_ns // 1000
+        lob = self.rows_of("lob")
+        levels1, levels2 = <object>v[1], <object>v[2]
+        try:
+            if type(levels1) is list and type(levels2) is list:
+                flags = book.apply_sides(self.first, levels1, levels2, lob, self.row_type, self.exchange, symbol,
+                                         ms, atom_us, self.depth)
+            else:
+                if not book.check_json_sides(levels1, levels2):
+                    return self._otherwise(conn, msg, data, recv_ns, kept)  # the venue decodes them
+                flags = book.apply_json_sides(self.first, levels1, levels2, lob, self.row_type, self.exchange,
+                                              symbol, ms, atom_us)
+                if self.depth > 0:  # the cut: the rows the one call with ``depth`` makes
+                    flags |= book.apply_sides(self.first, None, None, lob, self.row_type, self.exchange, symbol,
+                                              ms, atom_us, self.depth)
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        self.ids[market] = seq
+        if flags & self.top_changed:
+            book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+        return 0
+
+    cdef int _bind_chain(self) except -1:
+        """The scheme's chain (made in its ``__init__``, after the routes are bound): at the
+        first message."""
+        chain = getattr(self.scheme, self.chain_name)
+        if chain.linked != self.linked:
+            raise ValueError(f"ChainedSides: the scheme's {self.chain_name} is {'' if chain.linked else 'not '}"
+                             f"linked: declare {'prev' if chain.linked else 'no prev'}")
+        self.ids, self.missing = chain.ids, chain.missing
+        return 0

@@ -363,3 +363,106 @@ def test_simulator_and_run_endpoint(capture, exchange, symbols):
         assert s["events"].get(topic, 0) == offline["events"].get(topic, 0), topic
     topics = Counter(json.loads(ln)["topic"] for ln in r.stdout.splitlines() if ln)
     assert topics["lob"] == offline["events"]["lob"]
+
+
+# --- the book route (a book frame decoded whole, its levels read from the JSON text) ------------
+def _pair(cls, path):
+    """The scheme as it runs (a ``{"channel":"book_lv2"`` frame routed to ``_on_book_frame``) and
+    the same scheme taking every frame by its envelope (``_on_book``): what both must do alike."""
+    inst = capture_instruments(path, cls)
+    fast, whole = Harness(cls, inst), Harness(cls, inst)
+    whole.scheme.on_frame = whole.driver.on_frame = whole.scheme._envelope
+    return fast, whole
+
+
+def _same(fast: Harness, whole: Harness) -> None:
+    assert fast.records == whole.records
+    assert fast.reports == whole.reports
+    assert dict(fast.metrics.errors.counts) == dict(whole.metrics.errors.counts)
+    assert fast.metrics.gaps == whole.metrics.gaps
+    assert fast.conn.sent == whole.conn.sent
+    assert fast.scheme.ids == whole.scheme.ids and fast.scheme.unsynced == whole.scheme.unsynced
+    assert sorted(fast.scheme.books) == sorted(whole.scheme.books)
+    for native, book in fast.scheme.books.items():
+        other = whole.scheme.books[native]
+        assert book.levels(BID) == other.levels(BID) and book.levels(ASK) == other.levels(ASK)
+
+
+def _variants(frame: bytes, prev: str, name: str) -> list[bytes]:
+    """Faulty and unusual versions of one book update: each must be read as ``_on_book`` reads it."""
+    msg = json.loads(frame)
+    item = msg["data"][0]
+    out = []
+
+    def put(**changes):
+        m2 = json.loads(frame)
+        for k, v in changes.items():
+            if k in ("action", "event", "channel", "data"):
+                m2[k] = v
+            elif v is None:
+                m2["data"][0].pop(k, None)
+            else:
+                m2["data"][0][k] = v
+        out.append(json.dumps(m2, separators=(",", ":")).encode())
+
+    side = "bids" if item["bids"] else "asks"
+    price = (item[side] or [["1", "1"]])[0][0]
+    for levels in ([[price, "-1"]], [[price, 1]], [["0", "1"]], [[price, "1.1234567890123"]], [[price, "1e5"]],
+                   [["123456789012.5", "1"]], [["12345678901234567", "1"]], [[price, "0.5", "x"]], [[price]], [],
+                   "x", [[price, " 1"]], [[price, "01"]], [[price + "0", "0"]], [[price, "0"], [price, "2"]]):
+        put(**{side: levels})
+    put(bids=None, asks=None)
+    out.append(frame.replace(b'"' + side.encode() + b'":[', b'"' + side.encode() + b'":[ ', 1))
+    put(**{prev: item[prev] + 1})
+    put(**{prev: "x"})
+    put(id=-1)
+    put(id=2**63)
+    put(ts=-1)
+    put(ts=10**14)
+    put(ts=1.5)
+    put(**{name: "NOPE_USDT"})
+    put(**{name: "nope"})
+    put(**{name: 5})
+    put(action="delete")
+    put(action=None)
+    put(event="subscribe")
+    put(data=[])
+    put(data=[item, item])
+    put(data={})
+    out.append(frame.replace(b'"action":"update"', b'"action":"update","channel":"trades"'))
+    out.append(frame[:-5])
+    out.append(frame.replace(b'{"channel":"book_lv2"', b'{"channel": "book_lv2"'))
+    out.append(frame.replace(b'{"channel":"book_lv2"', b'{"channel":"book_lv2x"'))
+    return out
+
+
+@pytest.mark.parametrize("market", ["spot", "futures"])
+def test_book_route_reads_as_the_envelope_does(market):
+    """Every frame of the capture, then each faulty version of an update (levels that are no
+    strings, signed, too precise, a gap, an id, time, market or action out of the rules, two
+    items, an event): the book route (levels read from the raw JSON text) gives the same records,
+    bad input, gaps, resubscriptions and books as the envelope's ``_on_book``; each fault after a
+    fresh start, and the capture's own frames after it again."""
+    cls, path = (PoloniexScheme, fixture_path(CAPTURE)) if market == "spot" else (PoloniexFuturesScheme, FUTURES)
+    prev, name = ("lastId", "symbol") if market == "spot" else ("lid", "s")
+    frames = recv_frames(path)
+    fast, whole = _pair(cls, path)
+    fast.feed_all(frames)
+    whole.feed_all(frames)
+    _same(fast, whole)
+    assert fast.records and not [r for r in fast.reports]
+    updates = [i for i, (_, d) in enumerate(frames)
+               if b'"action":"update"' in d and d.startswith(b'{"channel":"book_lv2"')]
+    snapshots = [i for i, (_, d) in enumerate(frames) if b'"action":"snapshot"' in d]
+    assert updates and snapshots
+    cases = [(i, v) for i in (updates[0], updates[-1], snapshots[0]) for v in _variants(frames[i][1], prev, name)]
+    if market == "spot":  # (a snapshot's faults before the market's first book, too)
+        cases += [(snapshots[0], v.replace(b'"action":"update"', b'"action":"snapshot"'))
+                  for v in _variants(frames[updates[0]][1], prev, name)]
+    for i, variant in cases:
+        fast, whole = _pair(cls, path)
+        for h in (fast, whole):
+            h.feed_all(frames[:i])
+            h.feed(variant, frames[i][0])
+            h.feed_all(frames[i:])
+        _same(fast, whole)

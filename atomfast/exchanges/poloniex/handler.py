@@ -37,16 +37,35 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from ..._book import json_levels
 from ...book import BID
-from ...events import Candle, FundingRate, Lob, OpenInterest
+from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
+from ...kit.dispatch import ByteAfter
+from ...kit.shapes import ChainedSides
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, TOP_CHANGED, Connection, Dispatch, Instrument, RestEndpoint,
                        Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
+from .._common import MAX_MS
 from .parse import guess_instrument, is_plain, is_rate, ms_ok, ok_float, parse_markets, parse_products
 
 #: levels a side that ``book_lv2`` keeps (both markets)
 DEPTH = 20
+#: every non-event message is ``{"channel": C, "data": [...], ...}``, written with ``channel``
+#: first and without spaces: a frame that starts ``{"channel":"book_lv2"`` is routed in C (the
+#: key: the channel's first byte) and decoded whole, its levels kept as raw JSON (``BookMsg``,
+#: ``FBookMsg``) for the book to read; every other frame (events, trades, candles, funding, or a
+#: book message written otherwise) goes the envelope's way (``_on_envelope``: the route table
+#: ``envelope_dispatch``, the previous one, whose ``_on_book`` also words every book fault)
+_BOOK_KEY = ord("b")
+_PREFIX = b'{"channel":'
+BOOK_FRAME = ByteAfter(_PREFIX, b'"', end=len(_PREFIX) + 1, only={_BOOK_KEY: (b'book_lv2"',)})
+#: the book frame's common case, an update that follows the book's id, applied in C (the kit's
+#: shape); what it does not take (a snapshot, a gap, a fault, a market not cached yet) goes to
+#: ``_on_book_frame``. (``RawFBookItem`` names the futures fields ``s`` and ``lid`` as these.)
+BOOK_UPDATE = ChainedSides(at="data", market="symbol", bids="bids", asks="asks", seq="id", prev="lastId",
+                           time="ts", chain="chain", depth=DEPTH, otherwise="_on_book_frame",
+                           where={"action": "update", "event": "", "channel": "book_lv2"})
 
 
 class _PoloniexScheme(Scheme):
@@ -61,9 +80,13 @@ class _PoloniexScheme(Scheme):
     prev_field = "lastId"
     perp = False
     book_items = m.book_decoder
+    #: the route table of a frame taken whole (``{"channel": .., "data": <raw>, ..}`` or an event)
+    envelope_dispatch: Dispatch
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (), channels: Sequence[str] = ()) -> None:
         super().__init__(emit, metrics, instruments, symbols, channels)
+        #: a frame the book route does not take, through the envelope's route table
+        self._envelope = self.envelope_dispatch.bind(self)
         #: each update's ``prev_field`` must be the id of the last book message applied
         self.chain = Chain(self, linked=True, reason=f"{self.prev_field} {{prev}} is not the last id {{book}}")
         #: market -> id of the last book message applied
@@ -108,6 +131,67 @@ class _PoloniexScheme(Scheme):
 
     def _on_other(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         self.bad_input("unknown message", bytes(data[:100]).decode("utf-8", "replace"), data)
+
+    # --- routing: a book frame whole, the rest by its envelope -------------------------------
+    def _on_envelope(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A frame the book route does not take: routed by its envelope (``envelope_dispatch``)."""
+        self._envelope(conn, data, recv_ns)
+
+    def _on_refused(self, conn: Connection, data: bytes, recv_ns: int, exc: Exception) -> None:
+        """A ``{"channel":"book_lv2"`` frame its whole decoder refuses: read by its envelope,
+        which says what is amiss (as it words a malformed book message or JSON)."""
+        self._envelope(conn, data, recv_ns)
+
+    def _on_book_frame(self, conn: Connection, msg, data: bytes, recv_ns: int) -> None:
+        """A ``book_lv2`` frame decoded whole, its levels raw JSON, that ``BOOK_UPDATE`` (the
+        update that follows, in C) did not take: a snapshot, or an update it handed over. The
+        common case (one item, a cached market, a sound id and time, levels the book reads from
+        the text) is applied here, as ``_on_book`` applies it; anything else, with nothing done,
+        goes the envelope's way (``_on_book`` then words the fault)."""
+        items = msg.data
+        action = msg.action
+        if msg.event or len(items) != 1 or msg.channel != "book_lv2":
+            self._envelope(conn, data, recv_ns)
+            return
+        item = items[0]
+        native = item.symbol
+        symbol = self._symbols.get(native)
+        ts, book_id = item.ts, item.id
+        if not symbol or not (0 <= ts < MAX_MS and 0 <= book_id < 2**63):
+            self._envelope(conn, data, recv_ns)
+            return
+        asks, bids = item.asks, item.bids
+        book = self.books.get(native)
+        if action == "update":
+            if native in self.unsynced:
+                return  # resyncing: its fresh snapshot is on its way
+            last = self.ids.get(native)
+            if last is None:
+                return  # an update before the market's first snapshot (which follows the subscription)
+            if item.lastId != last or book is None or not book.check_json_sides(bids, asks):
+                self._envelope(conn, data, recv_ns)  # a gap, or levels the book does not read from the text
+                return
+        elif action == "snapshot":
+            if book is None:  # (made as check_snapshot makes it, where the levels decode as it decodes them)
+                if not (json_levels(bids) and json_levels(asks)):
+                    self._envelope(conn, data, recv_ns)
+                    return
+                book = self.book(native)
+            if not book.check_json_sides(bids, asks):
+                self._envelope(conn, data, recv_ns)
+                return
+            self.begin_snapshot(native, recv_ns, ts)
+        else:
+            self._envelope(conn, data, recv_ns)
+            return
+        atom_us = recv_ns // 1000
+        rows = self.rows("lob")
+        exchange = self.exchange
+        flags = book.apply_json_sides(BID, bids, asks, rows, Lob, exchange, symbol, ts, atom_us)
+        flags |= book.apply_sides(BID, None, None, rows, Lob, exchange, symbol, ts, atom_us, DEPTH)  # the cut
+        self.ids[native] = book_id
+        if flags & TOP_CHANGED:
+            book.spread_into(self.rows("spread"), Spread, exchange, symbol, ts, atom_us)
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.Envelope, data: bytes, recv_ns: int) -> None:
@@ -186,13 +270,15 @@ class PoloniexScheme(_PoloniexScheme):
     exchange = "poloniex"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.poloniex.com/ws/public"),)
     rest_endpoint = RestEndpoint("https://api.poloniex.com", Routes(instruments="/markets"))
+    dispatch = Dispatch({_BOOK_KEY: BOOK_UPDATE}, decoders={_BOOK_KEY: m.book_msg_decoder}, prefilter=BOOK_FRAME,
+                        fallback="_on_envelope", refused="_on_refused")
     channels = {"lob": "book_lv2", "trades": "trades", "candle": "candles_minute_1"}
     default_channels = ("lob", "trades")
     default_symbols = ("BTC-USDT", "ETH-USDT")
-    dispatch = Dispatch({"book_lv2": "_on_book", "trades": "_on_trades", "candles_minute_1": "_on_candles",
-                         "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
-                         "event:error": "_on_error"},
-                        decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
+    envelope_dispatch = Dispatch({"book_lv2": "_on_book", "trades": "_on_trades", "candles_minute_1": "_on_candles",
+                                  "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
+                                  "event:error": "_on_error"},
+                                 decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
@@ -243,6 +329,8 @@ class PoloniexFuturesScheme(_PoloniexScheme):
     exchange = "poloniex-futures"
     websocket_endpoints = (WebsocketEndpoint("wss://ws.poloniex.com/ws/v3/public"),)
     rest_endpoint = RestEndpoint("https://api.poloniex.com", Routes(instruments="/v3/market/allInstruments"))
+    dispatch = Dispatch({_BOOK_KEY: BOOK_UPDATE}, decoders={_BOOK_KEY: m.fbook_msg_decoder}, prefilter=BOOK_FRAME,
+                        fallback="_on_envelope", refused="_on_refused")
     channels = {"lob": "book_lv2", "funding_rate": "funding_rate", "open_interest": "open_interest"}
     default_channels = ("lob", "funding_rate", "open_interest")
     #: the one contract the documented listing (tests/data/poloniex/POLONIEX_FUTURES.0) names
@@ -251,10 +339,10 @@ class PoloniexFuturesScheme(_PoloniexScheme):
     prev_field = "lid"
     perp = True
     book_items = m.fbook_decoder
-    dispatch = Dispatch({"book_lv2": "_on_book", "funding_rate": "_on_funding", "open_interest": "_on_open_interest",
-                         "event:subscribe": "_on_subscribed", "event:unsubscribe": None, "event:pong": None,
-                         "event:error": "_on_error"},
-                        decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
+    envelope_dispatch = Dispatch({"book_lv2": "_on_book", "funding_rate": "_on_funding",
+                                  "open_interest": "_on_open_interest", "event:subscribe": "_on_subscribed",
+                                  "event:unsubscribe": None, "event:pong": None, "event:error": "_on_error"},
+                                 decoder=m.envelope_decoder, field="route", lead=b"{", unrouted="unknown channel")
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:

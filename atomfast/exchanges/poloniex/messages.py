@@ -103,7 +103,50 @@ class OpenInterestItem(Struct, gc=False):
     ts: int
 
 
+# --- a book message decoded whole, its levels kept as JSON text (read by the book) -------------
+class RawBookItem(Struct, gc=False):
+    """A ``book_lv2`` item (spot names; ``RawFBookItem``: futures') whose levels are kept as raw
+    JSON text (``L2Book.check_json_sides`` reads them: no list, tuple or str made per level)."""
+
+    symbol: str
+    id: int
+    lastId: int
+    ts: int
+    asks: Raw = Raw(b"[]")
+    bids: Raw = Raw(b"[]")
+
+
+class RawFBookItem(Struct, gc=False):
+    """``RawBookItem`` of futures v3: ``s`` the contract, ``lid`` the previous message's id."""
+
+    symbol: str = msgspec.field(name="s")
+    id: int
+    lastId: int = msgspec.field(name="lid")
+    ts: int
+    asks: Raw = Raw(b"[]")
+    bids: Raw = Raw(b"[]")
+
+
+class BookMsg(Struct, gc=False):
+    """A ``book_lv2`` frame whole (the route of a frame that starts ``{"channel":"book_lv2"``):
+    ``event`` read so that a frame naming one goes the envelope's way."""
+
+    channel: Any = ""
+    event: Any = ""
+    action: Any = ""
+    data: list[RawBookItem] = []
+
+
+class FBookMsg(Struct, gc=False):
+    channel: Any = ""
+    event: Any = ""
+    action: Any = ""
+    data: list[RawFBookItem] = []
+
+
 envelope_decoder = msgspec.json.Decoder(Envelope)
+book_msg_decoder = msgspec.json.Decoder(BookMsg)
+fbook_msg_decoder = msgspec.json.Decoder(FBookMsg)
 book_decoder = msgspec.json.Decoder(list[BookItem])
 trades_decoder = msgspec.json.Decoder(list[TradeItem])
 candles_decoder = msgspec.json.Decoder(list[CandleItem])
