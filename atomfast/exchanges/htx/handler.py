@@ -59,6 +59,7 @@ from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
+from ...kit.dispatch import ByteAfter
 from ...kit.levels import crossed, side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -301,14 +302,17 @@ class HtxScheme(_HtxBase):
     default_symbols = ("BTC-USDT", "ETH-USDT")
     #: updates held per book while its snapshot is on its way
     buffer_limit = 20_000
+    # The market data (``{"ch":"market.<s>.<kind>``) is routed in C by the first letter of its
+    # kind, which must go on as ``_route`` reads it (``mbp``, ``dep``, ``tra``, ``bbo``, ``kli``);
+    # the rest (the ping, ``req`` answers, ``sub`` answers, errors) by ``_on_unrouted``, which
+    # reads ``_route``'s key: the same routes as the table ``_route`` would prefilter.
     dispatch = Dispatch(
-        {b"mbp": "_on_mbp", b"dep": "_on_step0", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
-         b"ping": "_on_ping", b"rep": "_on_rep"},
-        prefilter="_route",
-        decoders={b"mbp": m.mbp_decoder, b"dep": m.depth_raw_decoder, b"tra": m.trade_decoder,
-                  b"bbo": m.spot_bbo_decoder, b"kli": m.kline_decoder, b"ping": m.ping_decoder,
-                  b"rep": m.rep_decoder},
-        fallback="_on_other", refused="_on_refused")
+        {ord("m"): "_on_mbp", ord("d"): "_on_step0", ord("t"): "_on_trades", ord("b"): "_on_bbo",
+         ord("k"): "_on_kline"},
+        prefilter=ByteAfter(_CH, b".", end=100, only={k[0]: (k,) for k in (b"mbp", b"dep", b"tra", b"bbo", b"kli")}),
+        decoders={ord("m"): m.mbp_decoder, ord("d"): m.depth_raw_decoder, ord("t"): m.trade_decoder,
+                  ord("b"): m.spot_bbo_decoder, ord("k"): m.kline_decoder},
+        fallback="_on_unrouted", refused="_on_refused")
 
     def __init__(self, emit, metrics=None, instruments=None, symbols: Sequence[str] = (),
                  channels: Sequence[str] = ()) -> None:
@@ -320,6 +324,25 @@ class HtxScheme(_HtxBase):
         self._step_versions: dict[str, int] = {}
         #: ``market.<native>.depth.step0`` of a listed market -> (native, symbol)
         self._step0_channels: dict[str, tuple[str, str]] = {}
+
+    def _on_unrouted(self, conn: Connection, data: bytes, recv_ns: int) -> None:
+        """A frame the C prefilter did not route: the ping and the ``req`` answers (by
+        ``_route``'s key), decoded and handled as a route would (a refusal to ``_on_refused``);
+        anything else is ``_on_other``'s."""
+        key = self._route(conn, data)
+        if key == b"ping":
+            decoder, handler = m.ping_decoder, self._on_ping
+        elif key == b"rep":
+            decoder, handler = m.rep_decoder, self._on_rep
+        else:
+            self._on_other(conn, data, recv_ns)
+            return
+        try:
+            msg = decoder.decode(data)
+        except DECODE_ERRORS as exc:
+            self._on_refused(conn, data, recv_ns, exc)
+            return
+        handler(conn, msg, data, recv_ns)
 
     @classmethod
     def parse_instruments(cls, body: bytes) -> dict[str, Instrument]:
