@@ -56,14 +56,14 @@ import zlib
 from typing import Any, Sequence
 
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
-from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob
+from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Spread
 from ...kit.booksync import APPLY, STALE, BookSync
 from ...kit.chain import Chain
 from ...kit.dispatch import ByteAfter
 from ...kit.levels import crossed, side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
-from .._common import ms_ok, ok_float
+from .._common import MAX_MS, ms_ok, ok_float
 from . import messages as m
 from .parse import fit_levels, guess_contract, guess_spot, parse_contracts, parse_spot
 
@@ -140,13 +140,14 @@ class _HtxBase(Scheme):
             except zlib.error as exc:
                 self.bad_input("malformed gzip", str(exc), data[:200])
                 return
+            if z.eof:  # (the whole stream within the bound: no unconsumed_tail then)
+                self._route_frame(conn, out, recv_ns)
+                return
             if z.unconsumed_tail:
                 self.bad_input("frame too large", f"inflates beyond {self.max_inflated_bytes} bytes", data[:200])
-                return
-            if not z.eof:
+            else:
                 self.bad_input("malformed gzip", "truncated gzip stream", data[:200])
-                return
-            data = out
+            return
         self._route_frame(conn, data, recv_ns)
 
     @staticmethod
@@ -466,28 +467,33 @@ class HtxScheme(_HtxBase):
         if market is not None:
             native, symbol = market
             event_ms = msg.ts
-            if ms_ok(event_ms) and self._step_versions.get(native, -1) < t.version < 2**63:
-                book = self.books.get(native)
+            versions = self._step_versions
+            # (ms_ok, inline)
+            if 0 <= event_ms < MAX_MS and versions.get(native, -1) < t.version < 2**63:
+                books = self.books
+                book = books.get(native)
+                live = book is not None and native not in self.unsynced
                 if book is None:
                     inst = self.instrument(native)
                     book = L2Book(inst.price_decimals, inst.size_decimals)
-                if book.check_json_numbers(t.bids, t.asks, True):
-                    self._step_versions[native] = t.version
+                bids, asks = t.bids, t.asks
+                if book.check_json_numbers(bids, asks, True):
+                    versions[native] = t.version
                     atom_us = recv_ns // 1000
-                    if native in self.books and native not in self.unsynced:
-                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                    if live:
+                        flags = book.replace_json_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange,
                                                         symbol, event_ms, atom_us)
                     else:
                         # a load: the levels into the cleared book (every one a change)
-                        self.books.setdefault(native, book)
+                        books.setdefault(native, book)
                         book = self.begin_snapshot(native, recv_ns, event_ms)
-                        flags = book.replace_json_sides(BID, t.bids, t.asks, self.rows("lob"), Lob, self.exchange,
+                        flags = book.replace_json_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange,
                                                         symbol, event_ms, atom_us) | TOP_CHANGED
                     # (the flag may be a crossing within the call)
                     if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, data):
                         return
-                    if flags & TOP_CHANGED:
-                        self.emit_spread(native, book, event_ms, atom_us)
+                    if flags & TOP_CHANGED:  # (emit_spread, the symbol known)
+                        book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, event_ms, atom_us)
                     return
         try:
             whole = m.depth_decoder.decode(data)
