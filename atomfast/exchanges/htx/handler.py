@@ -63,7 +63,7 @@ from ...kit.dispatch import ByteAfter
 from ...kit.levels import crossed, side_changes
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, LOB, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
-from .._common import MAX_MS, ms_ok, ok_float
+from .._common import MAX_FLOAT, MAX_MS, ms_ok, ok_float
 from . import messages as m
 from .parse import fit_levels, guess_contract, guess_spot, parse_contracts, parse_spot
 
@@ -130,6 +130,8 @@ class _HtxBase(Scheme):
         self.on_frame = self._inflate
         #: market -> an empty book of its precision: levels are checked on it before use
         self._checkers: dict[str, L2Book] = {}
+        #: ``market.<native>.trade.detail`` of a known market -> (native, symbol)
+        self._trade_channels: dict[str, tuple[str, str]] = {}
 
     # --- frames -------------------------------------------------------------------------------
     def _inflate(self, conn: Connection, data: bytes, recv_ns: int) -> None:
@@ -240,28 +242,32 @@ class _HtxBase(Scheme):
 
     # --- trades -------------------------------------------------------------------------------
     def _on_trades(self, conn: Connection, msg: m.TradeMsg, data: bytes, recv_ns: int) -> None:
-        native = self._market(msg.ch, "trade", data)
-        if native is None:
-            return
-        # the whole message checked before any trade is written
+        market = self._trade_channels.get(msg.ch)
+        if market is None:
+            native = self._market(msg.ch, "trade", data)
+            if native is None:
+                return
+            market = (native, self._symbols[native])
+            if msg.ch == f"market.{native}.trade.detail":  # (the cache holds the subscribed channels only)
+                self._trade_channels[msg.ch] = market
+        # the whole message checked before any trade is written (ok_float, ms_ok inline)
         tids = []
         for t in msg.tick.data:
-            side = _SIDES.get(t.direction)
             if t.tradeId is not None:
                 tid = str(t.tradeId) if t.tradeId >= 0 else ""
             else:
                 raw = bytes(t.id)
                 tid = raw.decode("ascii") if 0 < len(raw) <= 40 and raw.isdigit() else ""
-            if side is None or not tid or not (ok_float(t.price) and t.price > 0) or not ok_float(t.amount) \
-                    or not ms_ok(t.ts):
+            if t.direction not in _SIDES or not tid or not 0.0 < t.price < MAX_FLOAT or not 0.0 <= t.amount < MAX_FLOAT \
+                    or not 0 <= t.ts < MAX_MS:
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.ts!r} {tid!r}", data)
                 return
             tids.append(tid)
-        rows, exchange, symbol = self.rows("trades"), self.exchange, self._symbols[native]
+        trade, exchange, symbol = self.rows("trades").trade, self.exchange, market[1]
         atom_us = recv_ns // 1000
         for t, tid in zip(msg.tick.data, tids):
             # a value of 1e15 or more (no market's) is refused by the writer
-            if not rows.trade(exchange, symbol, t.price, t.amount, t.direction == "buy", tid, t.ts, atom_us):
+            if not trade(exchange, symbol, t.price, t.amount, t.direction == "buy", tid, t.ts, atom_us):
                 self.bad_input("malformed trade", f"{t.price!r} {t.amount!r} {t.direction!r} {t.ts!r} {tid!r}", data)
                 return
 
