@@ -178,6 +178,28 @@ def test_gzip_frames_and_ping():
     assert kinds == ["htx: malformed gzip", "htx: malformed gzip", "htx: frame too large"]
 
 
+def test_gzip_read_alike_by_zlib_and_zlib_ng(monkeypatch):
+    """Whichever inflates (zlib-ng where installed, else zlib): the same records and reports for
+    sound, malformed, truncated and oversized frames."""
+    import zlib
+
+    from atomfast.exchanges.htx import handler
+
+    frames = [gzip.compress(b'{"ping":1618678073643}'), b"\x1f\x8b\x08\x00garbage", gzip.compress(b'{"ping":1}')[:-6],
+              gzip.compress(b'{"ping":1}') + b"trailing", gzip.compress(b" " * (HtxScheme.max_inflated_bytes + 1)),
+              *(d for _, d in recv_frames(CAPTURE)[:40])]
+
+    def run():
+        h = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+        out = [h.feed(f, binary=True) for f in frames]
+        return out, h.reports, h.conn.sent
+
+    used = run()
+    monkeypatch.setattr(handler, "_zlib", zlib)
+    assert run() == used
+    assert [r[0] for r in used[1][:3]] == ["htx: malformed gzip", "htx: malformed gzip", "htx: frame too large"]
+
+
 def test_futures_heartbeats():
     h = Harness(HtxFuturesScheme, capture_instruments(FUTURES, HtxFuturesScheme))
     h.feed(gzip.compress(b'{"ping":1622711946534}'))

@@ -2,9 +2,10 @@
 swaps and futures, ``htx-futures``), ``HtxCoinSwapScheme`` (coin-margined swaps, ``htx-coin-swaps``).
 
 Frames. Every frame HTX sends is gzip-compressed binary: the scheme inflates it (bounded by
-``max_inflated_bytes``: a frame inflating beyond it is bad input) and hands the JSON to its route
-table (``Dispatch`` with a prefilter on the inflated bytes: the kind of ``"ch":"market.<s>.<kind>"``,
-or ``ping``, ``rep``, ``op``). A text frame (plain JSON) is read as it is. Heartbeat: the server
+``max_inflated_bytes``: a frame inflating beyond it is bad input; with zlib-ng where it is
+installed, zlib's drop-in, else zlib) and hands the JSON to its route table (``Dispatch`` with a
+prefilter on the inflated bytes: spot's market data read in C, the kind of
+``"ch":"market.<s>.<kind>"``; the rest by ``_route``: ``ping``, ``rep``, ``op``). A text frame (plain JSON) is read as it is. Heartbeat: the server
 sends ``{"ping": ts}`` (futures notification endpoint: ``{"op": "ping", "ts": ts}``) and is
 answered ``{"pong": ts}`` (``{"op": "pong", "ts": ts}``); HTX closes a connection that does not
 answer.
@@ -52,8 +53,12 @@ sizes are base units (candle volume: ``amount``).
 """
 from __future__ import annotations
 
-import zlib
 from typing import Any, Sequence
+
+try:  # zlib-ng (PyPI ``zlib-ng``): zlib's API, output and error words, inflating ~3x faster
+    from zlib_ng import zlib_ng as _zlib
+except ImportError:
+    import zlib as _zlib
 
 from ...book import ASK, BID, CROSSED, TOP_CHANGED, L2Book
 from ...events import BUY, SELL, Candle, FundingRate, Liquidation, Lob, Spread
@@ -136,10 +141,10 @@ class _HtxBase(Scheme):
     # --- frames -------------------------------------------------------------------------------
     def _inflate(self, conn: Connection, data: bytes, recv_ns: int) -> None:
         if data[:2] == GZIP_MAGIC:
-            z = zlib.decompressobj(31)
+            z = _zlib.decompressobj(31)
             try:
                 out = z.decompress(data, self.max_inflated_bytes)
-            except zlib.error as exc:
+            except _zlib.error as exc:
                 self.bad_input("malformed gzip", str(exc), data[:200])
                 return
             if z.eof:  # (the whole stream within the bound: no unconsumed_tail then)
