@@ -178,6 +178,28 @@ def test_gzip_frames_and_ping():
     assert kinds == ["htx: malformed gzip", "htx: malformed gzip", "htx: frame too large"]
 
 
+def test_gzip_read_alike_by_zlib_and_zlib_ng(monkeypatch):
+    """Whichever inflates (zlib-ng where installed, else zlib): the same records and reports for
+    sound, malformed, truncated and oversized frames."""
+    import zlib
+
+    from atomfast.exchanges.htx import handler
+
+    frames = [gzip.compress(b'{"ping":1618678073643}'), b"\x1f\x8b\x08\x00garbage", gzip.compress(b'{"ping":1}')[:-6],
+              gzip.compress(b'{"ping":1}') + b"trailing", gzip.compress(b" " * (HtxScheme.max_inflated_bytes + 1)),
+              *(d for _, d in recv_frames(CAPTURE)[:40])]
+
+    def run():
+        h = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+        out = [h.feed(f, binary=True) for f in frames]
+        return out, h.reports, h.conn.sent
+
+    used = run()
+    monkeypatch.setattr(handler, "_zlib", zlib)
+    assert run() == used
+    assert [r[0] for r in used[1][:3]] == ["htx: malformed gzip", "htx: malformed gzip", "htx: frame too large"]
+
+
 def test_futures_heartbeats():
     h = Harness(HtxFuturesScheme, capture_instruments(FUTURES, HtxFuturesScheme))
     h.feed(gzip.compress(b'{"ping":1622711946534}'))
@@ -594,9 +616,15 @@ class _WholeDecoded(HtxScheme):
     """HtxScheme as it was before its step0 levels were read from the raw JSON by the book: the
     route decodes the whole message (``DepthMsg``) and ``_on_depth`` handles it."""
 
-    dispatch = Dispatch({**HtxScheme.dispatch.routes, b"dep": "_on_depth"}, prefilter="_route",
-                        decoders={**HtxScheme.dispatch.decoders, b"dep": htx_messages.depth_decoder},
-                        fallback="_on_other", refused="_on_refused")
+    dispatch = Dispatch(
+        {b"mbp": "_on_mbp", b"dep": "_on_depth", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
+         b"ping": "_on_ping", b"rep": "_on_rep"},
+        prefilter="_route",
+        decoders={b"mbp": htx_messages.mbp_decoder, b"dep": htx_messages.depth_decoder,
+                  b"tra": htx_messages.trade_decoder, b"bbo": htx_messages.spot_bbo_decoder,
+                  b"kli": htx_messages.kline_decoder, b"ping": htx_messages.ping_decoder,
+                  b"rep": htx_messages.rep_decoder},
+        fallback="_on_other", refused="_on_refused")
 
 
 _STEP0_CASES = [
@@ -642,3 +670,57 @@ def test_step0_read_raw_as_decoded_whole():
     assert len(old.reports) >= 12
     assert {k: (b.levels(0), b.levels(1)) for k, b in new.scheme.books.items()} == {
         k: (b.levels(0), b.levels(1)) for k, b in old.scheme.books.items()}
+
+
+class _PrefilteredInPython(HtxScheme):
+    """HtxScheme as it was routed before its market data was prefiltered in C (``ByteAfter``):
+    ``_route``'s key for every frame, the ping and ``req`` answers as routes of the table."""
+
+    dispatch = Dispatch(
+        {b"mbp": "_on_mbp", b"dep": "_on_step0", b"tra": "_on_trades", b"bbo": "_on_bbo", b"kli": "_on_kline",
+         b"ping": "_on_ping", b"rep": "_on_rep"},
+        prefilter="_route",
+        decoders={b"mbp": htx_messages.mbp_decoder, b"dep": htx_messages.depth_raw_decoder,
+                  b"tra": htx_messages.trade_decoder, b"bbo": htx_messages.spot_bbo_decoder,
+                  b"kli": htx_messages.kline_decoder, b"ping": htx_messages.ping_decoder,
+                  b"rep": htx_messages.rep_decoder},
+        fallback="_on_other", refused="_on_refused")
+
+
+_ROUTING_CASES = [
+    b'{"ping":1618678073643}', b'{"ping":', b'{"ping":1', b'{"pong":1}', b'{"op":"ping","ts":1}',
+    b'{"id":"trioeth","rep":"market.trioeth.mbp.150","status":"ok","data":{"seqNum":5,"bids":[],"asks":[]}}',
+    b'{"id":"trioeth","rep":"market.trioeth.mbp.150","status":"ok","data":{"seqNum":"x"}}',
+    b'{"id":"x","status":"error","err-code":"bad-request","err-msg":"invalid topic","rep":"market.x.mbp.150"}',
+    b'{"id":1,"status":"ok","subbed":"market.trioeth.depth.step0","ts":1618678069772}',
+    b'{"status":"error","ts":1618678070653,"id":"x","err-code":"bad-request","err-msg":"invalid"}',
+    b'{"ch":"market.trioeth.foo","ts":1}', b'{"ch":"market.trioeth', b'{"ch":"market.trioeth.', b'{"ch":"market.trioeth.db',
+    b'{"ch":"market.trioeth.depth.step0","tick":5}', b'{"ch":"market.trioeth.depth.step0"',
+    b'{"ch":"market.trioeth.trade.detail","ts":1618678069870,"tick":{"data":[{"ts":1618678069870,"price":9.13E-7,'
+    b'"amount":12.5,"direction":"buy","tradeId":100,"id":123456789012345678901234567}]}}',
+    b'{"ch":"market.trioeth.trade.detail","tick":{"data":[{"price":"x"}]}}',
+    b'{"ch":"market.trioeth.bbo","ts":1618678069870,"tick":{"bid":9.12E-7,"bidSize":1,"ask":9.13E-7,"askSize":2,'
+    b'"quoteTime":1618678069870}}',
+    b'{"ch":"market.trioeth.bbo","tick":{}}',
+    b'{"ch":"market.trioeth.kline.1min","ts":1618678069870,"tick":{"id":1618678020,"open":1,"close":1,"high":1,'
+    b'"low":1,"amount":2,"vol":2,"count":3}}',
+    b'{"ch":"market.trioeth.mbp.150","ts":1618678069870,"tick":{"seqNum":6,"prevSeqNum":5,"bids":[[9.12E-7,1]]}}',
+    b'{"ch":"market.trioeth.mbp.150","tick":{"seqNum":"6"}}',
+    b'{"ch":"market.trioeth.mbpx.150","ts":1,"tick":{"seqNum":6,"prevSeqNum":5}}',
+    _step0(1, "[[9.121E-7,1]]", "[[9.13E-7,1]]"),
+    b'{"ch":"market.trioeth.depth.step0","ts":1,"tick":{"bids":[[9.121E-7,1]],"asks":[],"version":2}}x',
+    b"[]", b"hello", b"", b'{"ch":"MARKET.trioeth.bbo"}',
+]
+
+
+def test_routes_read_in_c_as_in_python():
+    """The C prefilter and ``_on_unrouted`` route every frame as ``_route`` did: the same records
+    and the same counted bad input, in the same order."""
+    new = Harness(HtxScheme, capture_instruments(CAPTURE, HtxScheme))
+    old = Harness(_PrefilteredInPython, capture_instruments(CAPTURE, HtxScheme))
+    for i, frame in enumerate(_ROUTING_CASES):
+        data = gzip.compress(frame) if i % 2 else frame
+        assert new.feed(data, binary=bool(i % 2)) == old.feed(data, binary=bool(i % 2)), frame
+        assert new.reports == old.reports, frame
+    assert len(old.reports) >= 12
+    assert new.conn.sent == old.conn.sent and new.conn.sent  # (the pongs)
