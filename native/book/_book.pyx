@@ -2924,6 +2924,9 @@ cdef class L2Book:
         cdef int32_t x
         cdef Level* n
         cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef LobTail tail
+        if avro is not None:
+            _lob_tail(&tail, ems, aus)  # (each row's side and times, encoded once: _avro_lob_row)
         for seg in range(2):
             side = first if seg == 0 else 1 - first
             lo = 0 if seg == 0 else n1
@@ -2934,7 +2937,7 @@ cdef class L2Book:
                 flags |= self._load(side, lv + lo, hi - lo)
                 for i in range(lo, hi):
                     if avro is not None:
-                        self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                        _avro_lob_row(self, avro, exchange, symbol, side, &lv[i], &tail)
                     else:
                         _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
                 continue
@@ -2944,7 +2947,7 @@ cdef class L2Book:
                     continue
                 flags |= f
                 if avro is not None:
-                    self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                    _avro_lob_row(self, avro, exchange, symbol, side, &lv[i], &tail)
                 else:
                     _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
@@ -5055,3 +5058,49 @@ cdef inline Py_ssize_t _json_plain_number(const char* s, Py_ssize_t i, Py_ssize_
     out[0] = <int64_t>m
     kind[0] = 2 if out[0] >= EXACT_FLOAT else 1
     return j
+
+
+# ---------------------------------------------------------------------------------------
+# lob rows of one apply (``L2Book._apply_parsed`` into an AvroRows): what follows a row's
+# price and size (its side and the two times, the same for every row of the call) encoded
+# once per call, not per row
+# ---------------------------------------------------------------------------------------
+
+cdef struct LobTail:
+    char b[2][40]           # per book side (C_BID, C_ASK): the side string, then the two longs
+    Py_ssize_t n[2]
+
+
+cdef void _lob_tail(LobTail* t, int64_t event_ms, int64_t atom_us) noexcept:
+    """The tails ``AvroRows.add`` writes after a ``lob`` row's price and size, for both sides."""
+    cdef int s
+    cdef bytes side
+    cdef Py_ssize_t k
+    for s in range(2):
+        side = AVRO_BUY if s == C_BID else AVRO_SELL
+        k = PyBytes_GET_SIZE(side)
+        memcpy(t.b[s], PyBytes_AS_STRING(side), k)
+        k += _put_long(t.b[s] + k, event_ms)
+        k += _put_long(t.b[s] + k, atom_us)
+        t.n[s] = k
+
+
+cdef int _avro_lob_row(L2Book book, AvroRows rows, object exchange, object symbol, int side, Parsed* lv,
+                       LobTail* t) except -1:
+    """``L2Book._avro_row`` with the row's tail from ``t``: the same bytes (price and size the same
+    doubles, a level of 2**53 ticks or more from its strings), the same key."""
+    cdef PyObject* po = NULL
+    cdef PyObject* so = NULL
+    cdef double price = lv.price / book.pdiv, size = lv.size / book.sdiv
+    cdef char* out
+    if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
+        _level_item(<object>lv.item, &po, &so)
+        if lv.price >= EXACT_FLOAT:
+            price = float(<object>po)
+        if lv.size >= EXACT_FLOAT:
+            size = float(<object>so)
+    out = rows._begin(exchange, symbol, 16 + t.n[side])
+    memcpy(out, &price, 8)  # Avro double: IEEE 754, little-endian (this machine's order)
+    memcpy(out + 8, &size, 8)
+    memcpy(out + 16, t.b[side], t.n[side])
+    return rows._end(out + 16 + t.n[side])
