@@ -2924,6 +2924,9 @@ cdef class L2Book:
         cdef int32_t x
         cdef Level* n
         cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef LobTail tail
+        if avro is not None:
+            _lob_tail(&tail, ems, aus)  # (each row's side and times, encoded once: _avro_lob_row)
         for seg in range(2):
             side = first if seg == 0 else 1 - first
             lo = 0 if seg == 0 else n1
@@ -2934,7 +2937,7 @@ cdef class L2Book:
                 flags |= self._load(side, lv + lo, hi - lo)
                 for i in range(lo, hi):
                     if avro is not None:
-                        self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                        _avro_lob_row(self, avro, exchange, symbol, side, &lv[i], &tail)
                     else:
                         _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
                 continue
@@ -2944,7 +2947,7 @@ cdef class L2Book:
                     continue
                 flags |= f
                 if avro is not None:
-                    self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                    _avro_lob_row(self, avro, exchange, symbol, side, &lv[i], &tail)
                 else:
                     _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
@@ -4706,7 +4709,7 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
     size) strings made from the text (appended to ``wide``, which holds them) for its row's float,
     the others' item NULL; None: such a number is refused."""
     cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1, e
-    cdef int a, b
+    cdef int a = -1, b = -1
     cdef object item
     if i >= n or s[i] != 91:
         return -1
@@ -4717,16 +4720,24 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
         if i >= n or s[i] != 91:
             return -1
         p0 = _json_space(s, i + 1, n)
-        p1 = _json_string(s, p0, n)
+        # (parsing: a plain number is read in the pass that finds its string's end,
+        # ``_json_plain_number``; any other text as before: a = b = -1, read below)
+        p1 = _json_plain_number(s, p0, n, pscale, &out[k].price, &out[k].pdec, &a) if out != NULL else -1
         if p1 < 0:
-            return -1
+            a = -1
+            p1 = _json_string(s, p0, n)
+            if p1 < 0:
+                return -1
         i = _json_space(s, p1 + 1, n)
         if i >= n or s[i] != 44:
             return -1
         z0 = _json_space(s, i + 1, n)
-        z1 = _json_string(s, z0, n)
+        z1 = _json_plain_number(s, z0, n, sscale, &out[k].size, &out[k].sdec, &b) if out != NULL else -1
         if z1 < 0:
-            return -1
+            b = -1
+            z1 = _json_string(s, z0, n)
+            if z1 < 0:
+                return -1
         i = _json_space(s, z1 + 1, n)
         while more and i < n and s[i] == 44:    # the strings the book does not read
             e = _json_string(s, _json_space(s, i + 1, n), n)
@@ -4736,10 +4747,12 @@ cdef Py_ssize_t _json_levels(const char* s, Py_ssize_t n, int pscale, int sscale
         if i >= n or s[i] != 93:
             return -1
         if out != NULL:
-            a = _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec)
+            if a < 0:
+                a = _json_number(s + p0 + 1, p1 - p0 - 1, pscale, &out[k].price, &out[k].pdec)
             if a == 0 or out[k].price == 0:
                 return -1
-            b = _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec)
+            if b < 0:
+                b = _json_number(s + z0 + 1, z1 - z0 - 1, sscale, &out[k].size, &out[k].sdec)
             if b == 0:
                 return -1
             out[k].item = NULL
@@ -4981,3 +4994,113 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
         if i < n and s[i] == 93:
             return k if _json_space(s, i + 1, n) == n else -1
         return -1
+
+
+# ---------------------------------------------------------------------------------------
+# A level's number read in the pass that finds its string's end (``_json_levels``)
+# ---------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _json_plain_number(const char* s, Py_ssize_t i, Py_ssize_t n, int scale, int64_t* out,
+                                          int32_t* sent, int* kind) noexcept nogil:
+    """At ``s[i]``, a JSON string of digits with at most one ``.`` between digits (at most 19
+    digits): its end (the closing quote), the number read in the same pass as ``_json_number``
+    reads it from the text between the quotes: ``kind`` 1 (below 2**53 ticks), 2 (2**53 ticks or
+    more), 0 (refused: out of range or too precise at ``scale``), ``out`` and ``sent`` as there.
+    -1 for any other text (a sign, an exponent, a byte that is not a digit, no digit before or
+    after the point, more digits, a value over INT64_MAX): ``_json_string`` and
+    ``_json_number`` then take it, as before this pass existed (``_parse_plain`` gives -1 for
+    exactly these, and the same status and values for the others)."""
+    cdef Py_ssize_t j
+    cdef uint64_t m = 0, d, q
+    cdef int digits = 0, point = -1, frac, shift
+    cdef char c
+    if i >= n or s[i] != 34:
+        return -1
+    j = i + 1
+    while j < n:
+        c = s[j]
+        d = <uint64_t>(<uint8_t>c) - <uint64_t>48
+        if d <= 9:
+            m = m * 10 + d              # (wraps past 19 digits: not used then)
+            digits += 1
+        elif c == 34:
+            break
+        elif c == 46 and point < 0:     # '.'
+            point = digits
+        else:
+            return -1
+        j += 1
+    if j >= n or digits == 0 or digits > 19 or point == 0 or point == digits:
+        return -1
+    if m > <uint64_t>INT64_MAX:
+        return -1
+    frac = 0 if point < 0 else digits - point
+    sent[0] = frac
+    if m == 0:
+        out[0] = 0
+        kind[0] = 1
+        return j
+    shift = scale - frac
+    if shift >= 0:
+        if m > <uint64_t>P10_LIMIT[shift]:
+            kind[0] = 0                 # P_RANGE
+            return j
+        m *= <uint64_t>P10[shift]
+    else:
+        if -shift > 18:
+            kind[0] = 0                 # P_PRECISION
+            return j
+        q = m // <uint64_t>P10[-shift]
+        if q * <uint64_t>P10[-shift] != m:
+            kind[0] = 0                 # P_PRECISION
+            return j
+        m = q
+    out[0] = <int64_t>m
+    kind[0] = 2 if out[0] >= EXACT_FLOAT else 1
+    return j
+
+
+# ---------------------------------------------------------------------------------------
+# lob rows of one apply (``L2Book._apply_parsed`` into an AvroRows): what follows a row's
+# price and size (its side and the two times, the same for every row of the call) encoded
+# once per call, not per row
+# ---------------------------------------------------------------------------------------
+
+cdef struct LobTail:
+    char b[2][40]           # per book side (C_BID, C_ASK): the side string, then the two longs
+    Py_ssize_t n[2]
+
+
+cdef void _lob_tail(LobTail* t, int64_t event_ms, int64_t atom_us) noexcept:
+    """The tails ``AvroRows.add`` writes after a ``lob`` row's price and size, for both sides."""
+    cdef int s
+    cdef bytes side
+    cdef Py_ssize_t k
+    for s in range(2):
+        side = AVRO_BUY if s == C_BID else AVRO_SELL
+        k = PyBytes_GET_SIZE(side)
+        memcpy(t.b[s], PyBytes_AS_STRING(side), k)
+        k += _put_long(t.b[s] + k, event_ms)
+        k += _put_long(t.b[s] + k, atom_us)
+        t.n[s] = k
+
+
+cdef int _avro_lob_row(L2Book book, AvroRows rows, object exchange, object symbol, int side, Parsed* lv,
+                       LobTail* t) except -1:
+    """``L2Book._avro_row`` with the row's tail from ``t``: the same bytes (price and size the same
+    doubles, a level of 2**53 ticks or more from its strings), the same key."""
+    cdef PyObject* po = NULL
+    cdef PyObject* so = NULL
+    cdef double price = lv.price / book.pdiv, size = lv.size / book.sdiv
+    cdef char* out
+    if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
+        _level_item(<object>lv.item, &po, &so)
+        if lv.price >= EXACT_FLOAT:
+            price = float(<object>po)
+        if lv.size >= EXACT_FLOAT:
+            size = float(<object>so)
+    out = rows._begin(exchange, symbol, 16 + t.n[side])
+    memcpy(out, &price, 8)  # Avro double: IEEE 754, little-endian (this machine's order)
+    memcpy(out + 8, &size, 8)
+    memcpy(out + 16, t.b[side], t.n[side])
+    return rows._end(out + 16 + t.n[side])

@@ -655,3 +655,52 @@ def test_fast_and_slow_paths_agree():
     assert fast == slow == reordered == [("ticker", Ticker("binance-futures", "BTC-USDT-PERP", 61800.2, 2.507, 61800.3,
                                                            2.51, 5, 1_700_000_000_000_000))]
     assert h.metrics.errors.total == 0
+
+
+# --- the book reads a depth message's level text as the decoded levels ----------------------------
+# (the diff-depth and snapshot levels stay JSON text, ``msgspec.Raw``; ``L2Book.check_json_sides_wide``
+# reads their numbers in the pass that finds each string's end: the same ticks, refusals and rows as
+# ``check_sides`` / ``apply_sides`` on the decoded levels)
+
+_LEVEL_NUMBERS = ["0", "00", "1", "7.6110", "0.00000001", "1563", "0.000", "0001.5", "0.10", "1.", ".5", "5.5.5",
+                  "1e5", "-1", "+1", " 1", "", "123456789012345678", "1234567890123456789", "12345678901234567890",
+                  "9223372036854775807", "9223372036854775808", "9007199254740991", "9007199254740992",
+                  "90071992.54740992", "332200000", "12345678.12345678", "1.2345678912345678"]
+
+
+def _level_texts(rng):
+    for _ in range(1500):
+        k = rng.randint(0, 4)
+        yield "[" + ",".join('["%s","%s"]' % (rng.choice(_LEVEL_NUMBERS), rng.choice(_LEVEL_NUMBERS))
+                             for _ in range(k)) + "]"
+
+
+def test_level_text_read_as_the_decoded_levels():
+    import random
+
+    import msgspec
+
+    from atomfast._book import BID, L2Book, json_levels
+    from atomfast.events import Lob
+
+    rng = random.Random(15)
+    taken = 0
+    for text in _level_texts(rng):
+        raw = text.encode()
+        for ps, ss in ((0, 0), (2, 3), (4, 0), (8, 8), (18, 18)):
+            levels = msgspec.json.decode(raw, type=list[tuple[str, str]])
+            ref = L2Book(ps, ss)
+            try:
+                ref.check_sides(levels, [])
+                ok = json_levels(raw)
+            except ValueError:
+                ok = False
+            book = L2Book(ps, ss)
+            assert book.check_json_sides_wide(raw, b"[]") is ok, (text, ps, ss)
+            if ok:
+                taken += 1
+                rows, ref_rows = [], []
+                flags = book.apply_json_sides(BID, raw, b"[]", rows, Lob, "x", "y", 1, 2)
+                assert flags == ref.apply_sides(BID, levels, [], ref_rows, Lob, "x", "y", 1, 2)
+                assert rows == ref_rows and book.levels(BID) == ref.levels(BID)
+    assert taken > 1000
