@@ -547,11 +547,11 @@ def okx(frames: list[bytes]) -> int:
 def htx(frames: list[bytes]) -> int:
     """HTX spot (``HtxScheme``): each frame gunzipped (HTX sends gzip), its route read on the
     bytes (the scheme's ``_route``), then that route's decoder (``depth.step0``: its levels kept
-    as raw JSON, read by the book); what has none (answers) is decoded as a control message."""
-    import zlib
-
+    as raw JSON, read by the book); what has none (answers) is decoded as a control message.
+    Inflated by the module the scheme inflates with (``handler._zlib``: zlib-ng, else zlib)."""
     from atomfast.exchanges.htx import messages as m
     from atomfast.exchanges.htx.handler import HtxScheme
+    from atomfast.exchanges.htx.handler import _zlib as zlib
 
     route = HtxScheme._route
     decoders = {b"mbp": m.mbp_decoder.decode, b"dep": m.depth_raw_decoder.decode, b"tra": m.trade_decoder.decode,

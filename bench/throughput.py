@@ -826,7 +826,11 @@ def record(v: Venue) -> dict:
     # ``rows``, ``emit`` and ``bad_input`` when bound, and must take the logged ones
     scheme = replay.scheme
     if getattr(scheme, "dispatch", None) is not None:
-        scheme.on_frame = replay.driver.on_frame = scheme.dispatch.bind(scheme)
+        if getattr(scheme, "_route_frame", None) is not None:
+            # a scheme that reads its frames before routing them (HTX's gzip): its route table
+            scheme._route_frame = scheme.dispatch.bind(scheme)
+        else:
+            scheme.on_frame = replay.driver.on_frame = scheme.dispatch.bind(scheme)
     undo = log.patch()
     try:
         metrics = replay.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import gc
 import math
 import struct
 import sys
@@ -436,11 +437,15 @@ def test_error_types_name_field(field, value, exc):
 
 def test_error_leaves_encoder_usable_and_no_refcount_leak():
     enc = AvroEncoder("single_object")
-    # the strings made anew (not the interned "binance", "buy" that other threads' events share:
-    # their counts move with whatever else runs in the process)
+    # every field made anew (not the interned "binance", "buy", nor the sample's ints and floats,
+    # which other objects share: their counts move with whatever else runs in the process, e.g.
+    # the collection of an earlier test's garbage during the loop)
     rec = EVENTS["trades"][1]
     rec = rec._replace(**{f: "".join(list(getattr(rec, f))) for f in ("exchange", "symbol", "taker_side", "trade_id")})
+    rec = rec._replace(**{f: type(getattr(rec, f))(str(getattr(rec, f)))
+                          for f in ("price", "size", "event_timestamp", "atom_timestamp")})
     batch = [rec] * 50
+    gc.collect()
     before = [sys.getrefcount(x) for x in rec]
     for _ in range(2000):
         enc.encode_many("trades", batch)
