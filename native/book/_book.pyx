@@ -4981,3 +4981,120 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
         if i < n and s[i] == 93:
             return k if _json_space(s, i + 1, n) == n else -1
         return -1
+
+
+# ---------------------------------------------------------------------------------------
+# Levels written ``[side, price, size]``, of both sides in one message (Gemini's l2_updates)
+# ---------------------------------------------------------------------------------------
+
+cdef Py_ssize_t _sided_parse(L2Book b, list changes, str bid_word, str ask_word, list kept) except -2:
+    """The changes into ``b``'s scratch, as ``apply_sides(BID, bids, asks)`` parses its levels:
+    those whose side is ``bid_word`` first (in the message's order), then ``ask_word``'s. The
+    number of bid changes; -1 (nothing parsed) where a change's side is neither word (every side
+    is read before any level is parsed). ValueError on a change that is no three-item list or
+    tuple, or on a bad level (the bids' levels parsed before the asks'). ``b`` None: the sides
+    only."""
+    cdef Py_ssize_t i, k = 0, nb = 0, n = len(changes)
+    cdef int step
+    cdef Parsed* lv
+    cdef object item, side, po, so, pair
+    cdef bint bid
+    for i in range(n):
+        item = changes[i]
+        if not ((PyTuple_CheckExact(item) or PyList_CheckExact(item)) and len(item) == 3):
+            raise ValueError(f"level {item!r}: expected [side, price, size]")
+        side = item[0]
+        if side is bid_word or side == bid_word:
+            nb += 1
+        elif not (side is ask_word or side == ask_word):
+            return -1
+    if b is None or n == 0:
+        return nb
+    lv = b._scratch(n)
+    for step in range(2):  # the bids, then the asks
+        if (nb == 0 and step == 0) or (nb == n and step == 1):
+            continue
+        for i in range(n):
+            item = changes[i]
+            side = item[0]
+            bid = side is bid_word or side == bid_word
+            if bid != (step == 0):
+                continue
+            po = item[1]
+            so = item[2]
+            _parse_unsigned(po, b.pscale, "price", &lv[k].price, &lv[k].pdec)
+            if lv[k].price == 0:
+                raise ValueError(f"invalid price {_shown(po)}: zero")
+            _parse_unsigned(so, b.sscale, "size", &lv[k].size, &lv[k].sdec)
+            if lv[k].price >= EXACT_FLOAT or lv[k].size >= EXACT_FLOAT:
+                pair = (po, so)     # (its row reads the text: a (price, size) pair, kept alive)
+                kept.append(pair)
+                lv[k].item = <PyObject*>pair
+            else:
+                lv[k].item = <PyObject*>item
+            k += 1
+    return nb
+
+
+def check_sided_levels(book, list changes, str bid_word, str ask_word):
+    """Check changes written ``[side, price, size]`` of either side, in any order (Gemini's
+    ``l2_updates``: ``["buy", "302.75", "0.00001"]``), as ``apply_sided_levels`` reads them,
+    applying nothing: -1 where a change's side is neither ``bid_word`` nor ``ask_word`` (the
+    sides are read before any level), else the number of bid changes; ValueError on a bad level
+    (as ``check_sides(bids, asks)`` raises it: the bids' levels first). ``book`` None: the sides
+    only (no level parsed). A stand-in for an L2Book (the benchmark's recording proxy): its
+    ``check_sides(bids, asks)``."""
+    cdef list kept = []
+    cdef Py_ssize_t nb
+    if book is None or type(book) is L2Book:
+        if book is not None:
+            (<L2Book>book)._forget_check()
+        return _sided_parse(<L2Book>book, changes, bid_word, ask_word, kept)
+    nb = _sided_parse(None, changes, bid_word, ask_word, kept)
+    if nb >= 0:
+        book.check_sides(*_sided_pairs(changes, bid_word))
+    return nb
+
+
+cdef tuple _sided_pairs(list changes, str bid_word):
+    """(bids, asks): the changes' (price, size), by side (their sides read already)."""
+    bids, asks = [], []
+    for c in changes:
+        (bids if c[0] == bid_word else asks).append((c[1], c[2]))
+    return bids, asks
+
+
+def apply_sided_levels(book, list changes, str bid_word, str ask_word, rows, type row_type, exchange,
+                       symbol, int64_t event_ms, int64_t atom_us):
+    """``book.apply_sides(BID, bids, asks, rows, row_type, exchange, symbol, event_ms, atom_us)``
+    of changes written ``[side, price, size]`` of either side, in any order (Gemini's
+    ``l2_updates``), without a pair made per change: ``bids`` the ``(price, size)`` of the changes
+    whose side is ``bid_word``, in the message's order, ``asks`` those of ``ask_word``. The flags
+    (as ``apply_sides``); -1, the book unchanged, where a change's side is neither word (every
+    side read before any level is parsed). EVERY level is parsed before any is applied: a bad one
+    raises ValueError (the same as ``apply_sides(BID, bids, asks)``'s) and leaves the book
+    unchanged. A stand-in for an L2Book (the benchmark's recording proxy): its ``apply_sides``
+    of those lists."""
+    cdef list kept = []
+    cdef Py_ssize_t nb, n
+    cdef L2Book b
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    if type(book) is not L2Book:
+        if _sided_parse(None, changes, bid_word, ask_word, kept) < 0:
+            return -1
+        bids, asks = _sided_pairs(changes, bid_word)
+        return book.apply_sides(C_BID, bids, asks, rows, row_type, exchange, symbol, event_ms, atom_us)
+    b = <L2Book>book
+    b._forget_check()
+    nb = _sided_parse(b, changes, bid_word, ask_word, kept)
+    if nb < 0:
+        return -1
+    n = len(changes)
+    if n == 0:
+        return 0
+    if type(rows) is AvroRows:
+        return b._apply_parsed(C_BID, b.scratch, nb, n - nb, rows, row_type, exchange, symbol, None, None,
+                               event_ms, atom_us, 0)
+    return b._apply_parsed(C_BID, b.scratch, nb, n - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
+                           event_ms, atom_us, 0)

@@ -272,6 +272,51 @@ def test_v2_bad_input_counted():
     assert h.records == []
 
 
+def test_v2_sided_levels_as_apply_sides():
+    """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
+    the changes split by side: the same rows, flags, book and errors (nothing applied)."""
+    from atomfast._book import apply_sided_levels, check_sided_levels
+    from atomfast.book import BID, L2Book
+
+    changes = [("sell", "101.5", "2"), ("buy", "100.25", "1.5"), ("buy", "99", "3"), ("sell", "102", "0.5"),
+               ("buy", "100.25", "0"), ("sell", "90071992547.40993", "1")]
+    a, b = L2Book(8, 8), L2Book(8, 8)
+    ra, rb = [], []
+    fa = apply_sided_levels(a, changes, "buy", "sell", ra, Lob, "gemini", "X-Y", 5, 5000)
+    fb = b.apply_sides(BID, [(p, q) for s, p, q in changes if s == "buy"],
+                       [(p, q) for s, p, q in changes if s == "sell"], rb, Lob, "gemini", "X-Y", 5, 5000)
+    assert (fa, ra) == (fb, rb) and a.levels(0) == b.levels(0) and a.levels(1) == b.levels(1)
+    assert check_sided_levels(None, changes, "buy", "sell") == 3
+    assert check_sided_levels(None, changes + [("bid", "1", "1")], "buy", "sell") == -1
+    assert apply_sided_levels(a, [("buy", "-1", "1"), ("x", "1", "1")], "buy", "sell", ra, Lob, "gemini", "X-Y",
+                              5, 5000) == -1
+    for bad in ([("sell", "1e", "1"), ("buy", "1", "-2")], [("buy", "0", "1")]):
+        with pytest.raises(ValueError) as sided:
+            apply_sided_levels(a, bad, "buy", "sell", ra, Lob, "gemini", "X-Y", 5, 5000)
+        with pytest.raises(ValueError) as sides:
+            b.apply_sides(BID, [(p, q) for s, p, q in bad if s == "buy"], [(p, q) for s, p, q in bad if s == "sell"],
+                          rb, Lob, "gemini", "X-Y", 5, 5000)
+        assert str(sided.value) == str(sides.value)
+    assert (ra, a.levels(0), a.levels(1)) == (rb, b.levels(0), b.levels(1))
+
+
+def test_v2_update_bad_side_resyncs():
+    k = _index_of("BTCGBP", lambda msg: True)
+
+    def mutate(i, d):
+        if i == k:
+            msg = json.loads(d)
+            msg["changes"][-1][0] = "bid"
+            return [json.dumps(msg).encode()]
+        return [d]
+
+    h = _v2_run(mutate, _v2_book_now())
+    assert (h.metrics.gaps, h.metrics.resyncs) == (0, 1)
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates": 1}
+    ref = V2Reference(parsed())
+    assert ref.books["BTCGBP"].equals(h.scheme.books["BTCGBP"])
+
+
 # ------------------------------------------------------------------------------------------------
 # the current API: documented messages
 

@@ -36,7 +36,8 @@ from typing import Sequence
 import msgspec
 
 from ...book import BID
-from ...events import Lob
+from ..._book import apply_sided_levels, check_sided_levels
+from ...events import Lob, Spread
 from ...kit.booksync import BookSync, Contiguous
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
@@ -45,6 +46,8 @@ from .parse import parse_listing, price_size, split, to_ms
 
 REST = RestEndpoint("https://api.gemini.com", Routes(instruments="/v1/symbols"))
 DEPTH = "depth@100ms"
+#: market data v2's sides of a change (and of a trade's taker)
+BUY, SELL = "buy", "sell"
 #: update ids are int64 (the spec's ``format: int64``): a larger one is absurd
 MAX_ID = 2**63
 
@@ -397,47 +400,65 @@ class GeminiV2Scheme(Scheme):
             self.bad_input(kind, str(exc), data)
 
     def _on_l2(self, conn: Connection, msg: m.L2Updates, data: bytes, recv_ns: int) -> None:
+        """An ``l2_updates``: its changes of both sides read and applied in C
+        (``apply_sided_levels``: the ``buy`` changes as bids, then the ``sell`` ones as asks, each
+        side in the message's order; every side, then every level, checked before any is
+        applied)."""
         native = msg.symbol
-        if native not in self._symbols and not self.known(native, data):
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            if not self.known(native, data):
+                return
+            symbol = self._symbols[native]
+        if msg.trades is not None:
+            self._on_l2_snapshot(conn, msg, native, symbol, data, recv_ns)
             return
-        changes = msg.changes
-        bids = [(p, q) for side, p, q in changes if side == "buy"]
-        asks = [(p, q) for side, p, q in changes if side == "sell"]
-        snapshot = msg.trades is not None
+        book = self.books.get(native)
+        if book is None or native in self.unsynced:
+            # no book until the subscription's first message: dropped (a bad side counted)
+            if check_sided_levels(None, msg.changes, BUY, SELL) < 0:
+                self.bad_input("malformed l2_updates", "side not buy or sell", data)
+            return
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        try:
+            flags = apply_sided_levels(book, msg.changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
+                                       atom_us)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            return
+        if flags < 0:
+            self.book_failed(conn, native, "malformed l2_updates", "side not buy or sell", data, recv_ns)
+            return
+        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+            return
+        if flags & TOP_CHANGED:
+            book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, ms, atom_us)
+
+    def _on_l2_snapshot(self, conn: Connection, msg: m.L2Updates, native: str, symbol: str, data: bytes,
+                        recv_ns: int) -> None:
+        """The first ``l2_updates`` of a subscription: the whole book (every side and level checked
+        before the book is cleared for it)."""
         live = native in self.books and native not in self.unsynced
-        if len(bids) + len(asks) != len(changes):
+        changes = msg.changes
+        if check_sided_levels(None, changes, BUY, SELL) < 0:  # (the sides first)
             if live:
                 self.book_failed(conn, native, "malformed l2_updates", "side not buy or sell", data, recv_ns)
             else:
                 self.bad_input("malformed l2_updates", "side not buy or sell", data)
             return
-        ms = recv_ns // 1_000_000
-        atom_us = recv_ns // 1000
-        symbol = self._symbols[native]
-        if snapshot:
-            try:
-                self.book(native).check_sides(bids, asks)
-            except BOOK_ERRORS as exc:
-                self.bad_input("malformed snapshot", f"{native}: {exc}", data)
-                if live:
-                    self.resync(conn, native, f"malformed snapshot: {exc}", recv_ns)
-                return
-            book = self.begin_snapshot(native, recv_ns, ms)
-            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
-            if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
-                return
-            if flags & TOP_CHANGED:
-                self.emit_spread(native, book, ms, atom_us)
-            return
-        if not live:
-            return  # no book until the subscription's first message
-        book = self.books[native]
         try:
-            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+            check_sided_levels(self.book(native), changes, BUY, SELL)
         except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            self.bad_input("malformed snapshot", f"{native}: {exc}", data)
+            if live:
+                self.resync(conn, native, f"malformed snapshot: {exc}", recv_ns)
             return
-        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        book = self.begin_snapshot(native, recv_ns, ms)
+        flags = apply_sided_levels(book, changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
