@@ -317,6 +317,66 @@ def test_v2_update_bad_side_resyncs():
     assert ref.books["BTCGBP"].equals(h.scheme.books["BTCGBP"])
 
 
+def test_v2_declared_shape_gives_what_the_handler_gives():
+    """The ``l2_updates`` route (``SidedChanges``: an update in C, the rest to ``_on_l2``) writes
+    the very events, errors and resyncs the handler alone writes, message for message: one side,
+    both sides, a removal of a level not held, 2**53 ticks or more, a crossing, malformed sides
+    and levels, a snapshot on a live book and on a reloading one, a market not listed."""
+    from atomfast.book import ASK, BID
+    from atomfast.exchanges.gemini import messages as gm
+    from atomfast.kit.dispatch import Dispatch
+    from atomfast.kit.shapes import SidedChanges
+
+    d = GeminiV2Scheme.dispatch
+    assert isinstance(d.routes[gm.L2Updates], SidedChanges)
+
+    class HandlerOnly(GeminiV2Scheme):
+        dispatch = Dispatch({**d.routes, gm.L2Updates: "_on_l2"}, decoder=d.decoder, lead=d.lead, refused=d.refused)
+
+    def l2(changes, symbol="BTCUSD", **extra):
+        return {"type": "l2_updates", "symbol": symbol, "changes": changes, **extra}
+
+    snapshot = l2([["buy", "0.70", "1"], ["sell", "0.90", "1"]], trades=[], auction_events=[])
+    updates = [
+        [["buy", "0.70", "5"]],
+        [["sell", "0.90", "1.5"], ["sell", "0.91", "2"]],
+        [["buy", "0.60", "0"]],  # not held: no event
+        [["sell", "0.91", "0"], ["buy", "0.71", "1"], ["sell", "0.92", "3"], ["buy", "0.70", "0"]],
+        [["sell", "99999999.12345678", "1"], ["sell", "0.95", "90071992.54740993"]],  # 2**53 ticks or more
+        [],
+        [["buy", "0.72", "1"]],
+        [["sell", "0.72", "1"], ["buy", "0.50", "1"]],  # crosses the bid: a gap, resync
+        [["buy", "0.73", "1"]],  # reloading: dropped
+    ]
+    bad = [
+        [["bid", "0.70", "5"]],
+        [["buy", "0.70", "-5"], ["sel", "1", "1"]],
+        [["buy", "0.70", "-5"]],
+        [["sell", "x", "2"], ["buy", "0.70", "1"]],
+        [["buy", "0.700000001", "5"]],
+        [["buy", "0", "5"]],
+    ]
+    outs = []
+    for cls in (GeminiV2Scheme, HandlerOnly):
+        h = Harness(cls, v2_listing(), url=V2_URL)
+        out = [h.feed(l2([["buy", "0.70", "1"]])), h.feed(snapshot)]  # no book yet: dropped
+        for i, changes in enumerate(updates):
+            out.append(h.feed(l2(changes), T0 + i))
+        out.append(h.feed(snapshot))  # the reloading book's snapshot
+        out.append(h.feed(snapshot))  # a snapshot on a live book
+        for i, changes in enumerate(bad):
+            out.append(h.feed(snapshot))
+            out.append(h.feed(l2(changes), T0 + 100 + i))
+        out.append(h.feed(l2([["buy", "1", "1"]], symbol="NOTLISTED!")))
+        out.append(h.feed(l2([["buy", "1", "1"]], symbol="ETHUSD")))  # listed, no book
+        book = h.scheme.books["BTCUSD"]
+        book._validate()
+        outs.append((out, book.levels(BID), book.levels(ASK), dict(h.metrics.errors.counts),
+                     (h.metrics.gaps, h.metrics.resyncs), [m for m in h.conn.sent]))
+    assert outs[0] == outs[1]
+    assert outs[0][4] == (1, 7)
+
+
 # ------------------------------------------------------------------------------------------------
 # the current API: documented messages
 
