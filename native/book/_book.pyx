@@ -4987,6 +4987,44 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
 # Levels written ``[side, price, size]``, of both sides in one message (Gemini's l2_updates)
 # ---------------------------------------------------------------------------------------
 
+cdef inline bint _same_word(object text, str word) except -1:
+    """``text == word`` of an exact str: a byte compare where both are ASCII (a venue's words)."""
+    cdef Py_ssize_t n
+    if text is word:
+        return True
+    n = PyUnicode_GET_LENGTH(text)
+    if n != PyUnicode_GET_LENGTH(word):
+        return False
+    if PyUnicode_IS_COMPACT_ASCII(text) and PyUnicode_IS_COMPACT_ASCII(word):
+        return memcmp(PyUnicode_DATA(text), PyUnicode_DATA(word), n) == 0
+    return text == word
+
+
+cdef inline int _sided_side(object item, str bid_word, str ask_word, PyObject** po, PyObject** so) except -2:
+    """One change ``[side, price, size]``: 0 a bid, 1 an ask, -1 a side neither word; its price
+    and size (borrowed) in ``po``/``so``. ValueError: no three-item list or tuple."""
+    cdef object side
+    if PyTuple_CheckExact(item) and PyTuple_GET_SIZE(item) == 3:
+        side = <object>PyTuple_GET_ITEM(item, 0)
+        po[0] = PyTuple_GET_ITEM(item, 1)
+        so[0] = PyTuple_GET_ITEM(item, 2)
+    elif PyList_CheckExact(item) and PyList_GET_SIZE(item) == 3:
+        side = <object>PyList_GET_ITEM(item, 0)
+        po[0] = PyList_GET_ITEM(item, 1)
+        so[0] = PyList_GET_ITEM(item, 2)
+    else:
+        raise ValueError(f"level {item!r}: expected [side, price, size]")
+    if PyUnicode_CheckExact(side):
+        if _same_word(side, bid_word):
+            return 0
+        if _same_word(side, ask_word):
+            return 1
+        return -1
+    if side == bid_word:  # (a str subclass)
+        return 0
+    return 1 if side == ask_word else -1
+
+
 cdef Py_ssize_t _sided_parse(L2Book b, list changes, str bid_word, str ask_word, list kept) except -2:
     """The changes into ``b``'s scratch, as ``apply_sides(BID, bids, asks)`` parses its levels:
     those whose side is ``bid_word`` first (in the message's order), then ``ask_word``'s. The
@@ -4994,20 +5032,18 @@ cdef Py_ssize_t _sided_parse(L2Book b, list changes, str bid_word, str ask_word,
     is read before any level is parsed). ValueError on a change that is no three-item list or
     tuple, or on a bad level (the bids' levels parsed before the asks'). ``b`` None: the sides
     only."""
-    cdef Py_ssize_t i, k = 0, nb = 0, n = len(changes)
-    cdef int step
+    cdef Py_ssize_t i, k = 0, nb = 0, n = PyList_GET_SIZE(changes)
+    cdef int step, side
     cdef Parsed* lv
-    cdef object item, side, po, so, pair
-    cdef bint bid
+    cdef PyObject* po
+    cdef PyObject* so
+    cdef object item, pair
     for i in range(n):
-        item = changes[i]
-        if not ((PyTuple_CheckExact(item) or PyList_CheckExact(item)) and len(item) == 3):
-            raise ValueError(f"level {item!r}: expected [side, price, size]")
-        side = item[0]
-        if side is bid_word or side == bid_word:
-            nb += 1
-        elif not (side is ask_word or side == ask_word):
+        side = _sided_side(<object>PyList_GET_ITEM(changes, i), bid_word, ask_word, &po, &so)
+        if side < 0:
             return -1
+        if side == 0:
+            nb += 1
     if b is None or n == 0:
         return nb
     lv = b._scratch(n)
@@ -5015,19 +5051,17 @@ cdef Py_ssize_t _sided_parse(L2Book b, list changes, str bid_word, str ask_word,
         if (nb == 0 and step == 0) or (nb == n and step == 1):
             continue
         for i in range(n):
-            item = changes[i]
-            side = item[0]
-            bid = side is bid_word or side == bid_word
-            if bid != (step == 0):
+            item = <object>PyList_GET_ITEM(changes, i)
+            if nb != 0 and nb != n and _sided_side(item, bid_word, ask_word, &po, &so) != step:
                 continue
-            po = item[1]
-            so = item[2]
-            _parse_unsigned(po, b.pscale, "price", &lv[k].price, &lv[k].pdec)
+            elif nb == 0 or nb == n:
+                _sided_side(item, bid_word, ask_word, &po, &so)
+            _parse_unsigned(<object>po, b.pscale, "price", &lv[k].price, &lv[k].pdec)
             if lv[k].price == 0:
-                raise ValueError(f"invalid price {_shown(po)}: zero")
-            _parse_unsigned(so, b.sscale, "size", &lv[k].size, &lv[k].sdec)
+                raise ValueError(f"invalid price {_shown(<object>po)}: zero")
+            _parse_unsigned(<object>so, b.sscale, "size", &lv[k].size, &lv[k].sdec)
             if lv[k].price >= EXACT_FLOAT or lv[k].size >= EXACT_FLOAT:
-                pair = (po, so)     # (its row reads the text: a (price, size) pair, kept alive)
+                pair = (<object>po, <object>so)     # (its row reads the text: a (price, size) pair, kept alive)
                 kept.append(pair)
                 lv[k].item = <PyObject*>pair
             else:
