@@ -272,6 +272,25 @@ def test_v2_bad_input_counted():
     assert h.records == []
 
 
+def test_v2_snapshot_trades_not_decoded_but_checked():
+    """A subscription's first ``l2_updates`` carries its market's past trades (not published: kept
+    as raw JSON): ``null`` is none (an update), anything but an array is malformed, as when they
+    were decoded."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+    snap = {"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "1", "1"], ["sell", "2", "1"]]}
+    assert [e[0] for e in h.feed({**snap, "trades": [{"type": "trade", "price": "1"}], "auction_events": []})] \
+        == ["status", "lob", "lob", "spread"]
+    assert [e[0] for e in h.feed({**snap, "changes": [["buy", "1.5", "1"]], "trades": None})] == ["lob", "spread"]
+    out = [h.feed({**snap, "trades": bad}) for bad in ("x", {}, 1)]
+    assert [[(e[0], e[1].status, e[1].reason) for e in o] for o in out] == [
+        [("status", "resync", "malformed l2_updates message: Expected `array | null`, got `str` - at `$.trades`")],
+        [], []]  # (the book reloading already)
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates message": 3}
+    assert h.metrics.resyncs == 1
+    assert h.feed({**snap, "symbol": "NOTLISTED!", "trades": "x"}) == []
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates message": 4}
+
+
 def test_v2_sided_levels_as_apply_sides():
     """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
     the changes split by side: the same rows, flags, book and errors (nothing applied)."""

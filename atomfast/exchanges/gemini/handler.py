@@ -412,13 +412,21 @@ class GeminiV2Scheme(Scheme):
         not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
         the ``buy`` changes as bids, then the ``sell`` ones as asks, each side in the message's
         order; every side, then every level, checked before any is applied)."""
+        trades = msg.trades  # (raw JSON: an array in a subscription's first message)
+        lead = None if trades is None else memoryview(trades)[:1]
+        if lead is not None and lead != b"[" and lead != b"n":  # (null: none) refused as before
+            try:
+                m.v2_checked.decode(data)
+            except msgspec.ValidationError as exc:
+                self._on_invalid(conn, data, recv_ns, exc)
+                return
         native = msg.symbol
         symbol = self._symbols.get(native)
         if symbol is None:
             if not self.known(native, data):
                 return
             symbol = self._symbols[native]
-        if msg.trades is not None:
+        if lead == b"[":
             self._on_l2_snapshot(conn, msg, native, symbol, data, recv_ns)
             return
         book = self.books.get(native)

@@ -59,7 +59,18 @@ frame = msgspec.json.Decoder(Frame)
 class L2Updates(Struct, tag_field="type", tag="l2_updates", gc=False):
     symbol: str
     changes: list[tuple[str, str, str]]
-    #: present (a list, maybe empty) only in the first message of a subscription: the full book
+    #: present (a list, maybe empty) only in the first message of a subscription: the full book.
+    #: Its trades are not published: kept as the raw JSON, not decoded (None: absent); the handler
+    #: takes ``null`` as absent and refuses what is not an array as ``L2UpdatesChecked`` does
+    trades: msgspec.Raw = None  # type: ignore[assignment]
+
+
+class L2UpdatesChecked(Struct, tag_field="type", tag="l2_updates", gc=False):
+    """``L2Updates`` with its ``trades`` validated (a list or null): the error of a message whose
+    ``trades`` is something else."""
+
+    symbol: str
+    changes: list[tuple[str, str, str]]
     trades: Union[list[Any], None] = None
 
 
@@ -79,6 +90,8 @@ class Heartbeat(Struct, tag_field="type", tag="heartbeat", gc=False):
 V2Message = Union[L2Updates, V2Trade, Heartbeat]
 
 v2_decoder = msgspec.json.Decoder(V2Message)
+#: the v2 messages with ``trades`` validated (``L2UpdatesChecked``)
+v2_checked = msgspec.json.Decoder(Union[L2UpdatesChecked, V2Trade, Heartbeat])
 
 
 class AnyType(Struct, gc=False):
