@@ -339,3 +339,9 @@ def apply_sided_levels(book: L2Book, changes: list[Sequence[Any]], bid_word: str
     (``bids``: the ``bid_word`` changes' (price, size) in order; ``asks``: ``ask_word``'s), no pair
     made per change: the flags; -1 (book unchanged) where a side is neither word; ValueError
     (book unchanged) on a bad level."""
+def apply_json_sided_levels(book: L2Book, text: bytes | Any, bid_word: str, ask_word: str, rows: _Rows | AvroRows,
+                            row_type: type[tuple], exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
+    """``apply_sided_levels`` of the changes' JSON text (bytes or a msgspec.Raw), read in C: the
+    flags; -2 (nothing applied) where the text is not an array of ``[side, price, size]`` plain
+    strings (printable ASCII, no escapes) with the two words as sides, a number is refused, or
+    ``book`` is no L2Book: decode the changes and take ``apply_sided_levels``, which says why."""

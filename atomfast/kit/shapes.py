@@ -314,7 +314,9 @@ class SidedChanges(Shape):
     Only the common case runs in C: no ``snapshot``, a market whose symbol is cached, with a
     book, not reloading (``scheme.unsynced``: the message is dropped, as the venues do until the
     snapshot), the levels a list of three-item levels whose sides are the two words of ``sides``
-    (-> ``BID``/``ASK``), every level sound. Anything else, with nothing applied, goes to the
+    (-> ``BID``/``ASK``), or their JSON text (a ``msgspec.Raw``: read in C by
+    ``atomfast._book.apply_json_sided_levels``, plain strings only), every level sound. Anything
+    else, with nothing applied, goes to the
     venue's ``otherwise`` method, called as a handler ``(conn, msg, data, recv_ns)``, which says
     what is amiss (no book yet, a malformed side or level, a market not cached yet) or loads the
     snapshot.

@@ -5132,3 +5132,121 @@ def apply_sided_levels(book, list changes, str bid_word, str ask_word, rows, typ
                                event_ms, atom_us, 0)
     return b._apply_parsed(C_BID, b.scratch, nb, n - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
                            event_ms, atom_us, 0)
+
+
+cdef Py_ssize_t _json_sided(const char* s, Py_ssize_t n, const char* bw, Py_ssize_t bn, const char* aw,
+                            Py_ssize_t an, Py_ssize_t* nbids, L2Book b, Py_ssize_t nb, list wide) except -2:
+    """Changes ``[side, price, size]`` as JSON text (``s[:n]``: an array of arrays of three plain
+    strings, printable ASCII without escapes; each side the bid word ``bw`` or the ask word
+    ``aw``): their number, the bids' in ``nbids``; -1 where the text is anything else. ``b`` not
+    None: the levels parsed into its scratch, the ``nb`` bids first then the asks, each in the
+    text's order (-1 where a number is refused, or is a price 0); a level of 2**53 ticks or more
+    gets its (price, size) strings, made from the text and held by ``wide``, as its item."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, kb = 0, ka = nb, count = 0, w0, w1, p0, p1, z0, z1
+    cdef bint bid
+    cdef int x, y
+    cdef Parsed* lv = b.scratch if b is not None else NULL
+    cdef object item
+    nbids[0] = 0
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        w0 = _json_space(s, i + 1, n)
+        w1 = _json_string(s, w0, n)
+        if w1 < 0:
+            return -1
+        if w1 - w0 - 1 == bn and memcmp(s + w0 + 1, bw, bn) == 0:
+            bid = True
+        elif w1 - w0 - 1 == an and memcmp(s + w0 + 1, aw, an) == 0:
+            bid = False
+        else:
+            return -1
+        i = _json_space(s, w1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_string(s, p0, n)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_string(s, z0, n)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        count += 1
+        if bid:
+            nbids[0] += 1
+        if lv != NULL:
+            if bid:
+                k = kb
+                kb += 1
+            else:
+                k = ka
+                ka += 1
+            x = _json_number(s + p0 + 1, p1 - p0 - 1, b.pscale, &lv[k].price, &lv[k].pdec)
+            if x == 0 or lv[k].price == 0:
+                return -1
+            y = _json_number(s + z0 + 1, z1 - z0 - 1, b.sscale, &lv[k].size, &lv[k].sdec)
+            if y == 0:
+                return -1
+            lv[k].item = NULL
+            if x == 2 or y == 2:
+                item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
+                        PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
+                wide.append(item)
+                lv[k].item = <PyObject*>item
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return count if _json_space(s, i + 1, n) == n else -1
+        return -1
+
+
+def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type row_type, exchange, symbol,
+                            int64_t event_ms, int64_t atom_us):
+    """``apply_sided_levels`` of changes ``[side, price, size]`` given as their JSON text (raw
+    JSON: bytes or a msgspec.Raw; Gemini's ``l2_updates`` ``changes``), read in C without a
+    Python object per change: the flags; -2, nothing applied, where the text is not an array of
+    arrays of three plain strings (printable ASCII, no escapes) whose sides are the two words, a
+    number is one the book refuses, or ``book`` is no L2Book: the caller then decodes the changes
+    and takes ``apply_sided_levels``, which says why."""
+    cdef Py_ssize_t n, bn, an, count, nb
+    cdef const char* s
+    cdef const char* bw
+    cdef const char* aw
+    cdef list wide = []
+    cdef L2Book b
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    if type(book) is not L2Book:
+        return -2
+    b = <L2Book>book
+    s = _buffer(text, &n)
+    bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
+    aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
+    count = _json_sided(s, n, bw, bn, aw, an, &nb, None, 0, None)
+    if count < 0:
+        return -2
+    if count == 0:
+        return 0
+    b._forget_check()
+    b._scratch(count)
+    if _json_sided(s, n, bw, bn, aw, an, &nb, b, nb, wide) != count:
+        return -2
+    if type(rows) is AvroRows:
+        return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, None, None,
+                               event_ms, atom_us, 0)
+    return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
+                           event_ms, atom_us, 0)

@@ -1024,13 +1024,14 @@ cdef class _SidedChangesExec(_MarketBookExec):
     """``atomfast.kit.shapes.SidedChanges``: fields market, levels, (snapshot)."""
     cdef bint has_snapshot
     cdef str bid_word, ask_word
-    cdef object apply           # atomfast._book.apply_sided_levels
+    cdef object apply           # atomfast._book.apply_sided_levels (decoded changes)
+    cdef object apply_json      # atomfast._book.apply_json_sided_levels (their JSON text)
     cdef object row_type, spread_type
     cdef object crossed
     cdef long top_changed, crossed_flag
 
     def __init__(self, decl, scheme):
-        from atomfast._book import apply_sided_levels
+        from atomfast._book import apply_json_sided_levels, apply_sided_levels
         from atomfast.book import BID, CROSSED, TOP_CHANGED
         from atomfast.events import Lob, Spread
 
@@ -1042,6 +1043,7 @@ cdef class _SidedChangesExec(_MarketBookExec):
             else:
                 self.ask_word = word
         self.apply = apply_sided_levels
+        self.apply_json = apply_json_sided_levels
         self.row_type, self.spread_type = Lob, Spread
         self.crossed = getattr(scheme, decl.crossed)
         self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
@@ -1062,14 +1064,19 @@ cdef class _SidedChangesExec(_MarketBookExec):
         if found <= 0:
             return 0 if found == 0 else self._otherwise(conn, msg, data, recv_ns, kept)
         symbol, book = <object>sym, <object>bk
-        if type(<object>v[1]) is not list:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
+        levels = <object>v[1]
         try:
-            flags = self.apply(book, <object>v[1], self.bid_word, self.ask_word, self.rows_of("lob"), self.row_type,
-                               self.exchange, symbol, ms, atom_us)
+            if type(levels) is list:
+                flags = self.apply(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"), self.row_type,
+                                   self.exchange, symbol, ms, atom_us)
+            elif levels is not None:  # the JSON text (a msgspec.Raw)
+                flags = self.apply_json(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
+                                        self.row_type, self.exchange, symbol, ms, atom_us)
+            else:
+                flags = -1
         except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
             return self._otherwise(conn, msg, data, recv_ns, kept)
-        if flags < 0:  # a side neither word: nothing applied
+        if flags < 0:  # a side neither word, a text not of the shape: nothing applied
             return self._otherwise(conn, msg, data, recv_ns, kept)
         if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
             return 0

@@ -388,12 +388,18 @@ def test_v2_declared_shape_gives_what_the_handler_gives():
             out.append(h.feed(l2(changes), T0 + 100 + i))
         out.append(h.feed(l2([["buy", "1", "1"]], symbol="NOTLISTED!")))
         out.append(h.feed(l2([["buy", "1", "1"]], symbol="ETHUSD")))  # listed, no book
+        # the changes' JSON as the C reading takes it (plain strings) and as it leaves it to the venue
+        for raw in (b'[ [ "buy" , "0.70" , "2" ] , ["sell","0.9","1"] ]', b'[["bu\\u0079","0.70","3"]]',
+                    b'[["buy","0.70\\u0030","4"]]', b'[["buy",0.7,"1"]]', b'[["buy","0.70"]]',
+                    b'[["buy","0.70","1","x"]]', b'{}', b'[["buy","0.70","1"]],"trades":"x"', b'[]'):
+            out.append(h.feed(snapshot))
+            out.append(h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b'}'))
         book = h.scheme.books["BTCUSD"]
         book._validate()
         outs.append((out, book.levels(BID), book.levels(ASK), dict(h.metrics.errors.counts),
                      (h.metrics.gaps, h.metrics.resyncs), [m for m in h.conn.sent]))
     assert outs[0] == outs[1]
-    assert outs[0][4] == (1, 7)
+    assert outs[0][4] == (1, 12)
 
 
 # ------------------------------------------------------------------------------------------------

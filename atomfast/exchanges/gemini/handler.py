@@ -412,14 +412,23 @@ class GeminiV2Scheme(Scheme):
         not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
         the ``buy`` changes as bids, then the ``sell`` ones as asks, each side in the message's
         order; every side, then every level, checked before any is applied)."""
-        trades = msg.trades  # (raw JSON: an array in a subscription's first message)
+        # the changes and trades are raw JSON: refused as when they were decoded with the message
+        # (L2UpdatesChecked: the changes three strings each, the trades a list or null)
+        trades = msg.trades  # (an array in a subscription's first message)
         lead = None if trades is None else memoryview(trades)[:1]
-        if lead is not None and lead != b"[" and lead != b"n":  # (null: none) refused as before
+        try:
+            changes = m.changes.decode(msg.changes)
+            refused = lead is not None and lead != b"[" and lead != b"n"
+        except msgspec.ValidationError:
+            refused = True
+        if refused:
             try:
                 m.v2_checked.decode(data)
-            except msgspec.ValidationError as exc:
+            except msgspec.ValidationError as exc:  # (its error names the field, as before)
                 self._on_invalid(conn, data, recv_ns, exc)
-                return
+            else:  # (not reached: what is refused here, the checked decoder refuses)
+                self.bad_input("malformed l2_updates message", "changes or trades", data)
+            return
         native = msg.symbol
         symbol = self._symbols.get(native)
         if symbol is None:
@@ -427,18 +436,18 @@ class GeminiV2Scheme(Scheme):
                 return
             symbol = self._symbols[native]
         if lead == b"[":
-            self._on_l2_snapshot(conn, msg, native, symbol, data, recv_ns)
+            self._on_l2_snapshot(conn, changes, native, symbol, data, recv_ns)
             return
         book = self.books.get(native)
         if book is None or native in self.unsynced:
             # no book until the subscription's first message: dropped (a bad side counted)
-            if check_sided_levels(None, msg.changes, BUY, SELL) < 0:
+            if check_sided_levels(None, changes, BUY, SELL) < 0:
                 self.bad_input("malformed l2_updates", "side not buy or sell", data)
             return
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
         try:
-            flags = apply_sided_levels(book, msg.changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
+            flags = apply_sided_levels(book, changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
                                        atom_us)
         except BOOK_ERRORS as exc:
             self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
@@ -451,12 +460,11 @@ class GeminiV2Scheme(Scheme):
         if flags & TOP_CHANGED:
             book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, ms, atom_us)
 
-    def _on_l2_snapshot(self, conn: Connection, msg: m.L2Updates, native: str, symbol: str, data: bytes,
-                        recv_ns: int) -> None:
+    def _on_l2_snapshot(self, conn: Connection, changes: list[tuple[str, str, str]], native: str, symbol: str,
+                        data: bytes, recv_ns: int) -> None:
         """The first ``l2_updates`` of a subscription: the whole book (every side and level checked
         before the book is cleared for it)."""
         live = native in self.books and native not in self.unsynced
-        changes = msg.changes
         if check_sided_levels(None, changes, BUY, SELL) < 0:  # (the sides first)
             if live:
                 self.book_failed(conn, native, "malformed l2_updates", "side not buy or sell", data, recv_ns)
