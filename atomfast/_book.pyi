@@ -345,3 +345,6 @@ def apply_json_sided_levels(book: L2Book, text: bytes | Any, bid_word: str, ask_
     flags; -2 (nothing applied) where the text is not an array of ``[side, price, size]`` plain
     strings (printable ASCII, no escapes) with the two words as sides, a number is refused, or
     ``book`` is no L2Book: decode the changes and take ``apply_sided_levels``, which says why."""
+def check_json_sided_levels(book: L2Book | None, text: bytes | Any, bid_word: str, ask_word: str) -> int:
+    """``apply_json_sided_levels``' reading, nothing applied: the number of changes, or -2 where
+    it would return -2 (``book`` None: the shape and sides only)."""

@@ -5250,3 +5250,29 @@ def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type r
                                event_ms, atom_us, 0)
     return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
                            event_ms, atom_us, 0)
+
+
+def check_json_sided_levels(book, text, str bid_word, str ask_word):
+    """``apply_json_sided_levels``' reading of the text, applying nothing: the number of changes,
+    or -2 where it would return -2 (``book`` None: the text's shape and sides only, no number
+    read)."""
+    cdef Py_ssize_t n, bn, an, count, nb
+    cdef const char* s
+    cdef const char* bw
+    cdef const char* aw
+    cdef list wide = []
+    cdef L2Book b
+    if book is not None and type(book) is not L2Book:
+        return -2
+    s = _buffer(text, &n)
+    bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
+    aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
+    count = _json_sided(s, n, bw, bn, aw, an, &nb, None, 0, None)
+    if count < 0:
+        return -2
+    if book is None or count == 0:
+        return count
+    b = <L2Book>book
+    b._forget_check()
+    b._scratch(count)
+    return count if _json_sided(s, n, bw, bn, aw, an, &nb, b, nb, wide) == count else -2

@@ -291,6 +291,31 @@ def test_v2_snapshot_trades_not_decoded_but_checked():
     assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates message": 4}
 
 
+def test_v2_snapshot_read_from_text_as_decoded():
+    """A snapshot's changes are read by the book from their JSON text where it is plain, else
+    decoded: the same events either way; a number the book refuses is a malformed snapshot, a
+    bad side a malformed l2_updates (the book resyncs)."""
+    def run(raw):
+        h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+        h.feed({"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "5", "1"]], "trades": []})
+        out = h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b',"trades":[]}')
+        return out, h.scheme.books["BTCUSD"].levels(0), dict(h.metrics.errors.counts), h.metrics.resyncs
+
+    plain = run(b'[["buy","1.5","2"],["sell","2","1"],["buy","1","3"]]')
+    assert [(e[0], getattr(e[1], "price", None)) for e in plain[0]] == [
+        ("status", None), ("lob", 1.5), ("lob", 1.0), ("lob", 2.0), ("spread", None)]
+    assert plain[1:] == ([("1.5", "2"), ("1", "3")], {}, 0)
+    assert run(b'[["b\\u0075y","1.5","2"],["sell","2","1"],["buy","1","\\u0033"]]') == plain
+    for raw, kind, reason in (
+            (b'[["buy","1.5","2"],["sell","-2","1"]]', "malformed snapshot",
+             "malformed snapshot: invalid price '-2': signed"),
+            (b'[["buy","1.5","2"],["ask","2","1"]]', "malformed l2_updates",
+             "malformed l2_updates: side not buy or sell")):
+        out, bids, errors, resyncs = run(raw)
+        assert [(e[0], e[1].status, e[1].reason) for e in out] == [("status", "resync", reason)]
+        assert (bids, errors, resyncs) == ([], {f"gemini: {kind}": 1}, 1)
+
+
 def test_v2_sided_levels_as_apply_sides():
     """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
     the changes split by side: the same rows, flags, book and errors (nothing applied)."""

@@ -36,7 +36,7 @@ from typing import Sequence
 import msgspec
 
 from ...book import ASK, BID
-from ..._book import apply_sided_levels, check_sided_levels
+from ..._book import apply_json_sided_levels, apply_sided_levels, check_json_sided_levels, check_sided_levels
 from ...events import Lob, Spread
 from ...kit.booksync import BookSync, Contiguous
 from ...kit.shapes import SidedChanges
@@ -416,8 +416,13 @@ class GeminiV2Scheme(Scheme):
         # (L2UpdatesChecked: the changes three strings each, the trades a list or null)
         trades = msg.trades  # (an array in a subscription's first message)
         lead = None if trades is None else memoryview(trades)[:1]
+        # a snapshot of plain JSON text (three plain strings a change, the sides buy or sell) is
+        # read by the book in C; any other message's changes are decoded here
+        plain = lead == b"[" and check_json_sided_levels(None, msg.changes, BUY, SELL) >= 0
+        changes = None
         try:
-            changes = m.changes.decode(msg.changes)
+            if not plain:
+                changes = m.changes.decode(msg.changes)
             refused = lead is not None and lead != b"[" and lead != b"n"
         except msgspec.ValidationError:
             refused = True
@@ -435,6 +440,9 @@ class GeminiV2Scheme(Scheme):
             if not self.known(native, data):
                 return
             symbol = self._symbols[native]
+        if plain:
+            self._on_l2_json_snapshot(conn, msg.changes, native, symbol, data, recv_ns)
+            return
         if lead == b"[":
             self._on_l2_snapshot(conn, changes, native, symbol, data, recv_ns)
             return
@@ -459,6 +467,27 @@ class GeminiV2Scheme(Scheme):
             return
         if flags & TOP_CHANGED:
             book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, ms, atom_us)
+
+    def _on_l2_json_snapshot(self, conn: Connection, text: msgspec.Raw, native: str, symbol: str, data: bytes,
+                             recv_ns: int) -> None:
+        """``_on_l2_snapshot`` of changes whose JSON text is plain, their sides read already: the
+        levels checked and applied by the book from the text (a number it refuses: the decoded
+        changes to ``_on_l2_snapshot``, which says why)."""
+        book = self.book(native)
+        if check_json_sided_levels(book, text, BUY, SELL) < 0:
+            self._on_l2_snapshot(conn, m.changes.decode(text), native, symbol, data, recv_ns)
+            return
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        book = self.begin_snapshot(native, recv_ns, ms)
+        flags = apply_json_sided_levels(book, text, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
+                                        atom_us)
+        if flags < 0:  # (not reached: the same text and book were just read whole)
+            raise AssertionError(f"gemini {native}: snapshot text checked, then refused")
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
+            return
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, ms, atom_us)
 
     def _on_l2_snapshot(self, conn: Connection, changes: list[tuple[str, str, str]], native: str, symbol: str,
                         data: bytes, recv_ns: int) -> None:
