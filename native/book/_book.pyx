@@ -5134,18 +5134,38 @@ def apply_sided_levels(book, list changes, str bid_word, str ask_word, rows, typ
                            event_ms, atom_us, 0)
 
 
+# the asks of a text ``_json_sided`` reads, parsed before they are put after its bids (grown as
+# needed; used with the GIL held, by no code that can run Python in between)
+cdef Parsed* _sided_asks = NULL
+cdef Py_ssize_t _sided_asks_cap = 0
+# ``L2Book.chk_second`` of a book whose scratch holds a sided text's reading (``chk_first``: the text)
+cdef object _SIDED_TEXT = object()
+
+
+cdef Parsed* _sided_room(Py_ssize_t n) except NULL:
+    global _sided_asks, _sided_asks_cap
+    cdef Parsed* grown
+    if n > _sided_asks_cap:
+        grown = <Parsed*>realloc(_sided_asks, (2 * n + 16) * sizeof(Parsed))
+        if grown == NULL:
+            raise MemoryError()
+        _sided_asks = grown
+        _sided_asks_cap = 2 * n + 16
+    return _sided_asks
+
+
 cdef Py_ssize_t _json_sided(const char* s, Py_ssize_t n, const char* bw, Py_ssize_t bn, const char* aw,
-                            Py_ssize_t an, Py_ssize_t* nbids, L2Book b, Py_ssize_t nb, list wide) except -2:
+                            Py_ssize_t an, Py_ssize_t* nbids, L2Book b, list wide) except -2:
     """Changes ``[side, price, size]`` as JSON text (``s[:n]``: an array of arrays of three plain
     strings, printable ASCII without escapes; each side the bid word ``bw`` or the ask word
-    ``aw``): their number, the bids' in ``nbids``; -1 where the text is anything else. ``b`` not
-    None: the levels parsed into its scratch, the ``nb`` bids first then the asks, each in the
-    text's order (-1 where a number is refused, or is a price 0); a level of 2**53 ticks or more
-    gets its (price, size) strings, made from the text and held by ``wide``, as its item."""
-    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, kb = 0, ka = nb, count = 0, w0, w1, p0, p1, z0, z1
+    ``aw``), read in one pass: their number, the bids' in ``nbids``; -1 where the text is anything
+    else. ``b`` not None: the levels parsed into its scratch, the bids first then the asks, each
+    in the text's order (-1 where a number is refused, or is a price 0); a level of 2**53 ticks
+    or more gets its (price, size) strings, made from the text and held by ``wide``, as its item."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), kb = 0, ka = 0, w0, w1, p0, p1, z0, z1
     cdef bint bid
     cdef int x, y
-    cdef Parsed* lv = b.scratch if b is not None else NULL
+    cdef Parsed* lv
     cdef object item
     nbids[0] = 0
     if i >= n or s[i] != 91:
@@ -5183,68 +5203,87 @@ cdef Py_ssize_t _json_sided(const char* s, Py_ssize_t n, const char* bw, Py_ssiz
         i = _json_space(s, z1 + 1, n)
         if i >= n or s[i] != 93:
             return -1
-        count += 1
-        if bid:
-            nbids[0] += 1
-        if lv != NULL:
+        if b is not None:
             if bid:
-                k = kb
-                kb += 1
+                lv = (b._scratch(2 * kb + 16) if kb >= b.scratch_cap else b.scratch) + kb
             else:
-                k = ka
-                ka += 1
-            x = _json_number(s + p0 + 1, p1 - p0 - 1, b.pscale, &lv[k].price, &lv[k].pdec)
-            if x == 0 or lv[k].price == 0:
+                lv = _sided_room(ka + 1) + ka
+            x = _json_number(s + p0 + 1, p1 - p0 - 1, b.pscale, &lv.price, &lv.pdec)
+            if x == 0 or lv.price == 0:
                 return -1
-            y = _json_number(s + z0 + 1, z1 - z0 - 1, b.sscale, &lv[k].size, &lv[k].sdec)
+            y = _json_number(s + z0 + 1, z1 - z0 - 1, b.sscale, &lv.size, &lv.sdec)
             if y == 0:
                 return -1
-            lv[k].item = NULL
+            lv.item = NULL
             if x == 2 or y == 2:
                 item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
                         PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
                 wide.append(item)
-                lv[k].item = <PyObject*>item
+                lv.item = <PyObject*>item
+        if bid:
+            kb += 1
+        else:
+            ka += 1
         i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:
             i = _json_space(s, i + 1, n)
             continue
         if i < n and s[i] == 93:
-            return count if _json_space(s, i + 1, n) == n else -1
+            if _json_space(s, i + 1, n) != n:
+                return -1
+            break
         return -1
+    nbids[0] = kb
+    if b is not None and ka:
+        memcpy(b._scratch(kb + ka) + kb, _sided_asks, ka * sizeof(Parsed))
+    return kb + ka
+
+
+cdef Py_ssize_t _json_sided_read(L2Book b, object text, str bid_word, str ask_word, Py_ssize_t* nb) except -2:
+    """``_json_sided`` of ``text`` (``b`` None: shape and sides only); where ``b`` read it whole,
+    its scratch is kept as the reading of ``text`` (``chk_first``) for ``apply_json_sided_levels``
+    (the book may be cleared in between, as for a snapshot)."""
+    cdef Py_ssize_t n, bn, an, count
+    cdef const char* s = _buffer(text, &n)
+    cdef const char* bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
+    cdef const char* aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
+    cdef list wide
+    if b is None:
+        return _json_sided(s, n, bw, bn, aw, an, nb, None, None)
+    wide = []
+    b._forget_check()
+    count = _json_sided(s, n, bw, bn, aw, an, nb, b, wide)
+    if count > 0:
+        b.chk_first, b.chk_second, b.chk_n1, b.chk_n2, b.chk_wide = text, _SIDED_TEXT, nb[0], count - nb[0], wide
+    return count
 
 
 def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type row_type, exchange, symbol,
                             int64_t event_ms, int64_t atom_us):
     """``apply_sided_levels`` of changes ``[side, price, size]`` given as their JSON text (raw
     JSON: bytes or a msgspec.Raw; Gemini's ``l2_updates`` ``changes``), read in C without a
-    Python object per change: the flags; -2, nothing applied, where the text is not an array of
-    arrays of three plain strings (printable ASCII, no escapes) whose sides are the two words, a
-    number is one the book refuses, or ``book`` is no L2Book: the caller then decodes the changes
-    and takes ``apply_sided_levels``, which says why."""
-    cdef Py_ssize_t n, bn, an, count, nb
-    cdef const char* s
-    cdef const char* bw
-    cdef const char* aw
-    cdef list wide = []
+    Python object per change (or the reading ``check_json_sided_levels`` just kept of this very
+    text: the book may be cleared in between, as for a snapshot): the flags; -2, nothing applied,
+    where the text is not an array of arrays of three plain strings (printable ASCII, no escapes)
+    whose sides are the two words, a number is one the book refuses, or ``book`` is no L2Book:
+    the caller then decodes the changes and takes ``apply_sided_levels``, which says why."""
+    cdef Py_ssize_t count, nb
     cdef L2Book b
     if not PyType_IsSubtype(row_type, tuple):
         raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
     if type(book) is not L2Book:
         return -2
     b = <L2Book>book
-    s = _buffer(text, &n)
-    bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
-    aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
-    count = _json_sided(s, n, bw, bn, aw, an, &nb, None, 0, None)
-    if count < 0:
-        return -2
+    if b.chk_first is text and b.chk_second is _SIDED_TEXT:
+        nb, count = b.chk_n1, b.chk_n1 + b.chk_n2
+    else:
+        count = _json_sided_read(b, text, bid_word, ask_word, &nb)
+        if count < 0:
+            b._forget_check()
+            return -2
+    b._forget_check()
     if count == 0:
         return 0
-    b._forget_check()
-    b._scratch(count)
-    if _json_sided(s, n, bw, bn, aw, an, &nb, b, nb, wide) != count:
-        return -2
     if type(rows) is AvroRows:
         return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, None, None,
                                event_ms, atom_us, 0)
@@ -5255,24 +5294,13 @@ def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type r
 def check_json_sided_levels(book, text, str bid_word, str ask_word):
     """``apply_json_sided_levels``' reading of the text, applying nothing: the number of changes,
     or -2 where it would return -2 (``book`` None: the text's shape and sides only, no number
-    read)."""
-    cdef Py_ssize_t n, bn, an, count, nb
-    cdef const char* s
-    cdef const char* bw
-    cdef const char* aw
-    cdef list wide = []
-    cdef L2Book b
+    read). A book's reading is kept for ``apply_json_sided_levels`` of the same text next."""
+    cdef Py_ssize_t count, nb
     if book is not None and type(book) is not L2Book:
         return -2
-    s = _buffer(text, &n)
-    bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
-    aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
-    count = _json_sided(s, n, bw, bn, aw, an, &nb, None, 0, None)
+    count = _json_sided_read(<L2Book>book, text, bid_word, ask_word, &nb)
     if count < 0:
+        if book is not None:
+            (<L2Book>book)._forget_check()
         return -2
-    if book is None or count == 0:
-        return count
-    b = <L2Book>book
-    b._forget_check()
-    b._scratch(count)
-    return count if _json_sided(s, n, bw, bn, aw, an, &nb, b, nb, wide) == count else -2
+    return count

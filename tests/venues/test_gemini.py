@@ -23,6 +23,7 @@ import json
 from collections import Counter
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from atomfast.capture import open_capture
@@ -342,6 +343,42 @@ def test_v2_sided_levels_as_apply_sides():
                           rb, Lob, "gemini", "X-Y", 5, 5000)
         assert str(sided.value) == str(sides.value)
     assert (ra, a.levels(0), a.levels(1)) == (rb, b.levels(0), b.levels(1))
+
+
+def test_v2_sided_levels_from_text_as_decoded():
+    """``apply_json_sided_levels`` (the changes' JSON text read in C; or the reading
+    ``check_json_sided_levels`` kept of it) gives what ``apply_sided_levels`` of the decoded
+    changes gives: flags, rows (tuples and Avro), books; every l2_updates of the capture, and many
+    changes of both sides with numbers of 2**53 ticks or more."""
+    import random
+
+    from atomfast._book import AvroRows, apply_json_sided_levels, apply_sided_levels, check_json_sided_levels
+    from atomfast.book import L2Book
+
+    class Raw(msgspec.Struct):
+        changes: msgspec.Raw = None
+
+    raw_of = msgspec.json.Decoder(Raw).decode
+    rng = random.Random(1)
+    big = [(rng.choice(["buy", "sell"]), f"{rng.randint(1, 10**6)}.{rng.randint(0, 99):02d}",
+            rng.choice(["0", "1.5", "90071992547.40993"])) for _ in range(3000)]
+    texts = [(m_["symbol"], [tuple(c) for c in m_["changes"]], raw_of(d).changes)
+             for _ts, d in recv_frames(CAPTURE) if (m_ := json.loads(d))["type"] == "l2_updates"]
+    texts.append(("BIG", big, json.dumps(big).encode()))
+    books: dict = {}
+    for symbol, changes, text in texts:
+        a, b, c = books.setdefault(symbol, (L2Book(8, 8), L2Book(8, 8), L2Book(8, 8)))
+        ra, rb, rc = [], [], []
+        assert check_json_sided_levels(c, text, "buy", "sell") == len(changes)
+        assert (apply_sided_levels(a, changes, "buy", "sell", ra, Lob, "gemini", "X-Y", 1, 2), ra) \
+            == (apply_json_sided_levels(b, text, "buy", "sell", rb, Lob, "gemini", "X-Y", 1, 2), rb) \
+            == (apply_json_sided_levels(c, text, "buy", "sell", rc, Lob, "gemini", "X-Y", 1, 2), rc)
+    for a, b, c in books.values():
+        assert a.levels(0) == b.levels(0) == c.levels(0) and a.levels(1) == b.levels(1) == c.levels(1)
+    va, vb = AvroRows(), AvroRows()
+    apply_sided_levels(L2Book(8, 8), big, "buy", "sell", va, Lob, "gemini", "X-Y", 1, 2)
+    apply_json_sided_levels(L2Book(8, 8), json.dumps(big).encode(), "buy", "sell", vb, Lob, "gemini", "X-Y", 1, 2)
+    assert va.take() == vb.take()
 
 
 def test_v2_update_bad_side_resyncs():
