@@ -5267,6 +5267,12 @@ def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type r
     where the text is not an array of arrays of three plain strings (printable ASCII, no escapes)
     whose sides are the two words, a number is one the book refuses, or ``book`` is no L2Book:
     the caller then decodes the changes and takes ``apply_sided_levels``, which says why."""
+    return book_json_sided(book, text, bid_word, ask_word, rows, row_type, exchange, symbol, event_ms, atom_us)
+
+
+cdef int book_json_sided(object book, object text, str bid_word, str ask_word, object rows, type row_type,
+                         object exchange, object symbol, int64_t event_ms, int64_t atom_us) except -3:
+    """``apply_json_sided_levels`` for compiled callers (atomfast/_book.pxd), without a Python call."""
     cdef Py_ssize_t count, nb
     cdef L2Book b
     if not PyType_IsSubtype(row_type, tuple):

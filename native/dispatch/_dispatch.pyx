@@ -28,6 +28,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 from atomfast._book cimport AvroRows, book_sided, book_spread, book_update, rfc3339_ms
+from atomfast._book cimport book_json_sided
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -1025,13 +1026,12 @@ cdef class _SidedChangesExec(_MarketBookExec):
     cdef bint has_snapshot
     cdef str bid_word, ask_word
     cdef object apply           # atomfast._book.apply_sided_levels (decoded changes)
-    cdef object apply_json      # atomfast._book.apply_json_sided_levels (their JSON text)
     cdef object row_type, spread_type
     cdef object crossed
     cdef long top_changed, crossed_flag
 
     def __init__(self, decl, scheme):
-        from atomfast._book import apply_json_sided_levels, apply_sided_levels
+        from atomfast._book import apply_sided_levels
         from atomfast.book import BID, CROSSED, TOP_CHANGED
         from atomfast.events import Lob, Spread
 
@@ -1043,7 +1043,6 @@ cdef class _SidedChangesExec(_MarketBookExec):
             else:
                 self.ask_word = word
         self.apply = apply_sided_levels
-        self.apply_json = apply_json_sided_levels
         self.row_type, self.spread_type = Lob, Spread
         self.crossed = getattr(scheme, decl.crossed)
         self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
@@ -1069,8 +1068,8 @@ cdef class _SidedChangesExec(_MarketBookExec):
             if type(levels) is list:
                 flags = self.apply(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"), self.row_type,
                                    self.exchange, symbol, ms, atom_us)
-            elif levels is not None:  # the JSON text (a msgspec.Raw)
-                flags = self.apply_json(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
+            elif levels is not None:  # the JSON text (a msgspec.Raw): apply_json_sided_levels
+                flags = book_json_sided(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
                                         self.row_type, self.exchange, symbol, ms, atom_us)
             else:
                 flags = -1
