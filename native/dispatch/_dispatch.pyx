@@ -1060,8 +1060,8 @@ cdef class _SidedChangesExec(_MarketBookExec):
             return self._otherwise(conn, msg, data, recv_ns, kept)  # the whole book: the venue's
         market = <object>v[0]
         found = self._market_book(market, &sym, &bk)
-        if found <= 0:
-            return 0 if found == 0 else self._otherwise(conn, msg, data, recv_ns, kept)
+        if found <= 0:  # (a reloading book too: the venue drops its updates, counting malformed ones)
+            return self._otherwise(conn, msg, data, recv_ns, kept)
         symbol, book = <object>sym, <object>bk
         levels = <object>v[1]
         try:

@@ -317,6 +317,23 @@ def test_v2_snapshot_read_from_text_as_decoded():
         assert (bids, errors, resyncs) == ([], {f"gemini: {kind}": 1}, 1)
 
 
+def test_v2_updates_of_a_reloading_book_dropped_malformed_counted():
+    """While a book reloads (after a resync, until its snapshot), its updates are dropped; a
+    malformed one is still counted, as it was by the handler alone."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+    snap = {"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "1", "1"], ["sell", "2", "1"]],
+            "trades": []}
+    h.feed(snap)
+    h.feed({"type": "l2_updates", "symbol": "BTCUSD", "changes": [["sell", "0.5", "1"]]})  # crossed: resync
+    assert "BTCUSD" in h.scheme.unsynced and h.metrics.gaps == 1
+    outs = [h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b'}')
+            for raw in (b'[["buy","1.5","1"]]', b'[["bid","1.5","1"]]', b'[["buy",1.5,"1"]]', b'[["buy","-1","1"]]')]
+    assert outs == [[], [], [], []]
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates": 1,
+                                             "gemini: malformed l2_updates message": 1}
+    assert h.scheme.books["BTCUSD"].levels(0) == []
+
+
 def test_v2_sided_levels_as_apply_sides():
     """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
     the changes split by side: the same rows, flags, book and errors (nothing applied)."""
