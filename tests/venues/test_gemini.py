@@ -334,6 +334,26 @@ def test_v2_updates_of_a_reloading_book_dropped_malformed_counted():
     assert h.scheme.books["BTCUSD"].levels(0) == []
 
 
+def test_v2_first_snapshot_malformed_or_of_no_market():
+    """A market's first snapshot: a refused number is a malformed snapshot (its empty book made,
+    as the handler always did), a bad type a malformed message (before the market is looked up),
+    a market not listed an unknown market."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+
+    def feed(symbol, changes):
+        return h.feed(b'{"type":"l2_updates","symbol":"' + symbol + b'","changes":' + changes + b',"trades":[]}')
+
+    assert feed(b"ETHUSD", b'[["buy","-1","1"]]') == []
+    assert h.scheme.books["ETHUSD"].levels(0) == []
+    assert feed(b"NOTLISTED!", b'[["buy",1,"1"]]') == []
+    assert feed(b"NOTLISTED!", b'[["buy","1","1"]]') == []
+    assert feed(b"BTCUSD", b'[["ask","1","1"]]') == []
+    assert "BTCUSD" not in h.scheme.books
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed snapshot": 1, "gemini: malformed l2_updates message": 1,
+                                             "gemini: unknown market": 1, "gemini: malformed l2_updates": 1}
+    assert [e[0] for e in feed(b"BTCUSD", b'[["buy","1","1"]]')] == ["status", "lob", "spread"]
+
+
 def test_v2_sided_levels_as_apply_sides():
     """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
     the changes split by side: the same rows, flags, book and errors (nothing applied)."""

@@ -416,13 +416,13 @@ class GeminiV2Scheme(Scheme):
         # (L2UpdatesChecked: the changes three strings each, the trades a list or null)
         trades = msg.trades  # (an array in a subscription's first message)
         lead = None if trades is None else memoryview(trades)[:1]
-        # a snapshot of plain JSON text (three plain strings a change, the sides buy or sell) is
-        # read by the book in C; any other message's changes are decoded here
-        plain = lead == b"[" and check_json_sided_levels(None, msg.changes, BUY, SELL) >= 0
-        changes = None
+        # a snapshot of a market of ours whose JSON text is plain (three plain strings a change,
+        # the sides buy or sell, every number one the book takes) is read by the book in C; any
+        # other message's changes are decoded here
+        if lead == b"[" and self._on_l2_json_snapshot(conn, msg.symbol, msg.changes, recv_ns):
+            return
         try:
-            if not plain:
-                changes = m.changes.decode(msg.changes)
+            changes = m.changes.decode(msg.changes)
             refused = lead is not None and lead != b"[" and lead != b"n"
         except msgspec.ValidationError:
             refused = True
@@ -440,9 +440,6 @@ class GeminiV2Scheme(Scheme):
             if not self.known(native, data):
                 return
             symbol = self._symbols[native]
-        if plain:
-            self._on_l2_json_snapshot(conn, msg.changes, native, symbol, data, recv_ns)
-            return
         if lead == b"[":
             self._on_l2_snapshot(conn, changes, native, symbol, data, recv_ns)
             return
@@ -468,15 +465,23 @@ class GeminiV2Scheme(Scheme):
         if flags & TOP_CHANGED:
             book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, ms, atom_us)
 
-    def _on_l2_json_snapshot(self, conn: Connection, text: msgspec.Raw, native: str, symbol: str, data: bytes,
-                             recv_ns: int) -> None:
-        """``_on_l2_snapshot`` of changes whose JSON text is plain, their sides read already: the
-        levels checked and applied by the book from the text (a number it refuses: the decoded
-        changes to ``_on_l2_snapshot``, which says why)."""
+    def _on_l2_json_snapshot(self, conn: Connection, native, text: msgspec.Raw, recv_ns: int) -> bool:
+        """``_on_l2_snapshot`` of a market of ours (named well: its symbol known, or made as
+        ``known`` makes it) whose changes' JSON text the book reads whole (every change plain,
+        every number one it takes), from the text: whether it was; if not, nothing is done (no
+        book made) and the decoded changes say what is amiss."""
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            try:
+                symbol = self.symbol_of(native)
+            except KeyError:  # (no market: counted on the decoded path, after the message's checks)
+                return False
+        made = native not in self.books
         book = self.book(native)
         if check_json_sided_levels(book, text, BUY, SELL) < 0:
-            self._on_l2_snapshot(conn, m.changes.decode(text), native, symbol, data, recv_ns)
-            return
+            if made:
+                del self.books[native]  # (made where the decoded path checks the levels, as before)
+            return False
         atom_us = recv_ns // 1000
         ms = atom_us // 1000
         book = self.begin_snapshot(native, recv_ns, ms)
@@ -485,9 +490,10 @@ class GeminiV2Scheme(Scheme):
         if flags < 0:  # (not reached: the same text and book were just read whole)
             raise AssertionError(f"gemini {native}: snapshot text checked, then refused")
         if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
-            return
+            return True
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)
+        return True
 
     def _on_l2_snapshot(self, conn: Connection, changes: list[tuple[str, str, str]], native: str, symbol: str,
                         data: bytes, recv_ns: int) -> None:
