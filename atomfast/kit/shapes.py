@@ -312,14 +312,13 @@ class SidedChanges(Shape):
     message is the venue's (``otherwise``), whatever the state of the market's book.
 
     Only the common case runs in C: no ``snapshot``, a market whose symbol is cached, with a
-    book, not reloading (``scheme.unsynced``: the venue's method, which drops the update until the
-    snapshot and says what is amiss in a malformed one), the levels a list of three-item levels whose sides are the two words of ``sides``
-    (-> ``BID``/``ASK``), or their JSON text (a ``msgspec.Raw``: read in C by
-    ``atomfast._book.apply_json_sided_levels``, plain strings only), every level sound. Anything
-    else, with nothing applied, goes to the
-    venue's ``otherwise`` method, called as a handler ``(conn, msg, data, recv_ns)``, which says
-    what is amiss (no book yet, a reloading book, a malformed side or level, a market not cached
-    yet) or loads the snapshot.
+    book, not reloading (``scheme.unsynced``), the levels a list of three-item levels whose sides
+    are the two words of ``sides`` (-> ``BID``/``ASK``), or their JSON text (a ``msgspec.Raw``,
+    read in C by ``atomfast._book.apply_json_sided_levels``: plain strings only), every level
+    sound. Anything else, with nothing applied, goes to the venue's ``otherwise`` method, called
+    as a handler ``(conn, msg, data, recv_ns)``, which says what is amiss (no book yet, a
+    malformed side or level, a market not cached yet), drops a reloading book's update until its
+    snapshot (counting a malformed one) or loads the snapshot.
 
     Gemini's market data v2 update::
 

@@ -360,9 +360,10 @@ class GeminiV2Scheme(Scheme):
     default_symbols = ("BTC-USD", "ETH-USD")
     symbols_per_message = 100
     silence_timeout = 30.0  # the server sends a heartbeat every 5 s
-    #: an update's changes applied in C (``SidedChanges``); a subscription's first message (it
-    #: carries ``trades``: the whole book) and whatever is not the common case (no book yet, a
-    #: malformed side or level, a market not cached yet) by ``_on_l2``
+    #: an update's changes applied in C (``SidedChanges``, from their JSON text); a
+    #: subscription's first message (it carries ``trades``: the whole book) and whatever is not
+    #: the common case (no book yet, a reloading book, a malformed side or level, a market not
+    #: cached yet) by ``_on_l2``
     dispatch = Dispatch({m.L2Updates: SidedChanges(market="symbol", levels="changes", snapshot="trades",
                                                    sides={BUY: BID, SELL: ASK}, crossed="gap_crossed",
                                                    otherwise="_on_l2"),
@@ -408,8 +409,8 @@ class GeminiV2Scheme(Scheme):
 
     def _on_l2(self, conn: Connection, msg: m.L2Updates, data: bytes, recv_ns: int) -> None:
         """An ``l2_updates`` the route's ``SidedChanges`` did not apply (nothing of it applied): a
-        subscription's first (the whole book), no book yet, a malformed side or level, a market
-        not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
+        subscription's first (the whole book), no book yet, a reloading book (dropped), a
+        malformed side or level, a market not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
         the ``buy`` changes as bids, then the ``sell`` ones as asks, each side in the message's
         order; every side, then every level, checked before any is applied)."""
         # the changes and trades are raw JSON: refused as when they were decoded with the message
