@@ -54,3 +54,10 @@ cdef int book_spread(object book, object rows, type row_type, object exchange, o
 # made per change: the flags; -1 with an exception set (ValueError: a bad level, book unchanged)
 cdef int book_sided(object book, int first, list changes, object rows, type row_type, object exchange,
                     object symbol, int64_t event_ms, int64_t atom_us) except -1
+
+# ``apply_json_sided_levels(book, text, bid_word, ask_word, rows, ...)`` (changes ``[side, price,
+# size]`` of either side as JSON text, the bids applied first), called from C: the flags; -2,
+# nothing applied, where the text is not of the shape, a number is refused or the book is no
+# L2Book; -3 with an exception set
+cdef int book_json_sided(object book, object text, str bid_word, str ask_word, object rows, type row_type,
+                         object exchange, object symbol, int64_t event_ms, int64_t atom_us) except -3

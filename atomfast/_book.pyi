@@ -328,3 +328,23 @@ def json_levels(text: bytes | Any) -> bool:
 def json_level_lists(text: bytes | Any) -> bool:
     """Whether raw JSON ``text`` is an array of arrays of two or more strings (price, size, then
     any; printable ASCII, no escapes) that ``L2Book.check_json_lists`` reads."""
+def check_sided_levels(book: L2Book | None, changes: list[Sequence[Any]], bid_word: str, ask_word: str) -> int:
+    """Check changes ``[side, price, size]`` of either side (Gemini's ``l2_updates``) as
+    ``apply_sided_levels`` reads them, applying nothing: -1 where a side is neither word, else
+    the number of bid changes; ValueError on a bad level (the bids' first). ``book`` None: the
+    sides only."""
+def apply_sided_levels(book: L2Book, changes: list[Sequence[Any]], bid_word: str, ask_word: str, rows: _Rows | AvroRows,
+                       row_type: type[tuple], exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
+    """``book.apply_sides(BID, bids, asks, ...)`` of changes ``[side, price, size]`` of either side
+    (``bids``: the ``bid_word`` changes' (price, size) in order; ``asks``: ``ask_word``'s), no pair
+    made per change: the flags; -1 (book unchanged) where a side is neither word; ValueError
+    (book unchanged) on a bad level."""
+def apply_json_sided_levels(book: L2Book, text: bytes | Any, bid_word: str, ask_word: str, rows: _Rows | AvroRows,
+                            row_type: type[tuple], exchange: str, symbol: str, event_ms: int, atom_us: int) -> int:
+    """``apply_sided_levels`` of the changes' JSON text (bytes or a msgspec.Raw), read in C: the
+    flags; -2 (nothing applied) where the text is not an array of ``[side, price, size]`` plain
+    strings (printable ASCII, no escapes) with the two words as sides, a number is refused, or
+    ``book`` is no L2Book: decode the changes and take ``apply_sided_levels``, which says why."""
+def check_json_sided_levels(book: L2Book | None, text: bytes | Any, bid_word: str, ask_word: str) -> int:
+    """``apply_json_sided_levels``' reading, nothing applied: the number of changes, or -2 where
+    it would return -2 (``book`` None: the shape and sides only)."""

@@ -354,3 +354,56 @@ class ChainedSides(Shape):
 
 
 __all__ += ["ChainedSides"]
+
+
+class SidedChanges(Shape):
+    """An L2 update whose levels each lead with their side, ``[side, price, size]``, of EITHER side
+    in one message (Gemini's market data v2 ``l2_updates``: ``changes``), with no checksum, no
+    sequence number and no time: applied by the market's book in one call as
+    ``L2Book.apply_sides(BID, bids, asks)`` of the changes split by side
+    (``atomfast._book.apply_sided_levels``: the bids first, each side in the message's order;
+    every side, then every level, checked before any is applied; a ``lob`` row per change of the
+    book), then, where the book may have crossed (the ``CROSSED`` flag), the venue's ``crossed``
+    method ``(conn, market, book, recv_ns) -> bool`` (True: the book resynced, nothing more is
+    written; ``Scheme.gap_crossed``), then a ``spread`` row where the top changed. The events'
+    time is the receipt's (ms).
+
+    ``snapshot`` names a field that is None in an update and set in the message that carries the
+    whole book (Gemini: ``trades``, sent only in a subscription's first ``l2_updates``): such a
+    message is the venue's (``otherwise``), whatever the state of the market's book.
+
+    Only the common case runs in C: no ``snapshot``, a market whose symbol is cached, with a
+    book, not reloading (``scheme.unsynced``), the levels a list of three-item levels whose sides
+    are the two words of ``sides`` (-> ``BID``/``ASK``), or their JSON text (a ``msgspec.Raw``,
+    read in C by ``atomfast._book.apply_json_sided_levels``: plain strings only), every level
+    sound. Anything else, with nothing applied, goes to the venue's ``otherwise`` method, called
+    as a handler ``(conn, msg, data, recv_ns)``, which says what is amiss (no book yet, a
+    malformed side or level, a market not cached yet), drops a reloading book's update until its
+    snapshot (counting a malformed one) or loads the snapshot.
+
+    Gemini's market data v2 update::
+
+        SidedChanges(market="symbol", levels="changes", snapshot="trades", sides={"buy": BID, "sell": ASK},
+                     crossed="gap_crossed", otherwise="_on_l2")
+    """
+
+    __slots__ = ("levels", "snapshot", "sides", "crossed", "otherwise")
+
+    def __init__(self, *, market: str, levels: str, sides: dict[str, int], crossed: str, otherwise: str,
+                 snapshot: str | None = None):
+        from ..book import ASK, BID
+
+        if sorted(sides.values()) != [BID, ASK] or not all(isinstance(k, str) and k for k in sides):
+            raise ValueError(f"SidedChanges: sides {sides!r} maps one word to BID and one to ASK")
+        for what, name in (("crossed", crossed), ("otherwise", otherwise)):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"SidedChanges: {what} names the scheme's method")
+        self.topic, self.malformed, self.symbol, self.time, self.or_receipt = "lob", "", market, (), False
+        self.levels, self.snapshot, self.sides = levels, snapshot, dict(sides)
+        self.crossed, self.otherwise = crossed, otherwise
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.symbol, self.levels, *((self.snapshot,) if self.snapshot else ()))
+
+
+__all__ += ["SidedChanges"]

@@ -5104,3 +5104,332 @@ cdef int _avro_lob_row(L2Book book, AvroRows rows, object exchange, object symbo
     memcpy(out + 8, &size, 8)
     memcpy(out + 16, t.b[side], t.n[side])
     return rows._end(out + 16 + t.n[side])
+
+
+# ---------------------------------------------------------------------------------------
+# Levels written ``[side, price, size]``, of both sides in one message (Gemini's l2_updates)
+# ---------------------------------------------------------------------------------------
+
+cdef inline bint _same_word(object text, str word) except -1:
+    """``text == word`` of an exact str: a byte compare where both are ASCII (a venue's words)."""
+    cdef Py_ssize_t n
+    if text is word:
+        return True
+    n = PyUnicode_GET_LENGTH(text)
+    if n != PyUnicode_GET_LENGTH(word):
+        return False
+    if PyUnicode_IS_COMPACT_ASCII(text) and PyUnicode_IS_COMPACT_ASCII(word):
+        return memcmp(PyUnicode_DATA(text), PyUnicode_DATA(word), n) == 0
+    return text == word
+
+
+cdef inline int _sided_side(object item, str bid_word, str ask_word, PyObject** po, PyObject** so) except -2:
+    """One change ``[side, price, size]``: 0 a bid, 1 an ask, -1 a side neither word; its price
+    and size (borrowed) in ``po``/``so``. ValueError: no three-item list or tuple."""
+    cdef object side
+    if PyTuple_CheckExact(item) and PyTuple_GET_SIZE(item) == 3:
+        side = <object>PyTuple_GET_ITEM(item, 0)
+        po[0] = PyTuple_GET_ITEM(item, 1)
+        so[0] = PyTuple_GET_ITEM(item, 2)
+    elif PyList_CheckExact(item) and PyList_GET_SIZE(item) == 3:
+        side = <object>PyList_GET_ITEM(item, 0)
+        po[0] = PyList_GET_ITEM(item, 1)
+        so[0] = PyList_GET_ITEM(item, 2)
+    else:
+        raise ValueError(f"level {item!r}: expected [side, price, size]")
+    if PyUnicode_CheckExact(side):
+        if _same_word(side, bid_word):
+            return 0
+        if _same_word(side, ask_word):
+            return 1
+        return -1
+    if side == bid_word:  # (a str subclass)
+        return 0
+    return 1 if side == ask_word else -1
+
+
+cdef Py_ssize_t _sided_parse(L2Book b, list changes, str bid_word, str ask_word, list kept) except -2:
+    """The changes into ``b``'s scratch, as ``apply_sides(BID, bids, asks)`` parses its levels:
+    those whose side is ``bid_word`` first (in the message's order), then ``ask_word``'s. The
+    number of bid changes; -1 (nothing parsed) where a change's side is neither word (every side
+    is read before any level is parsed). ValueError on a change that is no three-item list or
+    tuple, or on a bad level (the bids' levels parsed before the asks'). ``b`` None: the sides
+    only."""
+    cdef Py_ssize_t i, k = 0, nb = 0, n = PyList_GET_SIZE(changes)
+    cdef int step, side
+    cdef Parsed* lv
+    cdef PyObject* po
+    cdef PyObject* so
+    cdef object item, pair
+    for i in range(n):
+        side = _sided_side(<object>PyList_GET_ITEM(changes, i), bid_word, ask_word, &po, &so)
+        if side < 0:
+            return -1
+        if side == 0:
+            nb += 1
+    if b is None or n == 0:
+        return nb
+    lv = b._scratch(n)
+    for step in range(2):  # the bids, then the asks
+        if (nb == 0 and step == 0) or (nb == n and step == 1):
+            continue
+        for i in range(n):
+            item = <object>PyList_GET_ITEM(changes, i)
+            if nb != 0 and nb != n and _sided_side(item, bid_word, ask_word, &po, &so) != step:
+                continue
+            elif nb == 0 or nb == n:
+                _sided_side(item, bid_word, ask_word, &po, &so)
+            _parse_unsigned(<object>po, b.pscale, "price", &lv[k].price, &lv[k].pdec)
+            if lv[k].price == 0:
+                raise ValueError(f"invalid price {_shown(<object>po)}: zero")
+            _parse_unsigned(<object>so, b.sscale, "size", &lv[k].size, &lv[k].sdec)
+            if lv[k].price >= EXACT_FLOAT or lv[k].size >= EXACT_FLOAT:
+                pair = (<object>po, <object>so)     # (its row reads the text: a (price, size) pair, kept alive)
+                kept.append(pair)
+                lv[k].item = <PyObject*>pair
+            else:
+                lv[k].item = <PyObject*>item
+            k += 1
+    return nb
+
+
+def check_sided_levels(book, list changes, str bid_word, str ask_word):
+    """Check changes written ``[side, price, size]`` of either side, in any order (Gemini's
+    ``l2_updates``: ``["buy", "302.75", "0.00001"]``), as ``apply_sided_levels`` reads them,
+    applying nothing: -1 where a change's side is neither ``bid_word`` nor ``ask_word`` (the
+    sides are read before any level), else the number of bid changes; ValueError on a bad level
+    (as ``check_sides(bids, asks)`` raises it: the bids' levels first). ``book`` None: the sides
+    only (no level parsed). A stand-in for an L2Book (the benchmark's recording proxy): its
+    ``check_sides(bids, asks)``."""
+    cdef list kept = []
+    cdef Py_ssize_t nb
+    if book is None or type(book) is L2Book:
+        if book is not None:
+            (<L2Book>book)._forget_check()
+        return _sided_parse(<L2Book>book, changes, bid_word, ask_word, kept)
+    nb = _sided_parse(None, changes, bid_word, ask_word, kept)
+    if nb >= 0:
+        book.check_sides(*_sided_pairs(changes, bid_word))
+    return nb
+
+
+cdef tuple _sided_pairs(list changes, str bid_word):
+    """(bids, asks): the changes' (price, size), by side (their sides read already)."""
+    bids, asks = [], []
+    for c in changes:
+        (bids if c[0] == bid_word else asks).append((c[1], c[2]))
+    return bids, asks
+
+
+def apply_sided_levels(book, list changes, str bid_word, str ask_word, rows, type row_type, exchange,
+                       symbol, int64_t event_ms, int64_t atom_us):
+    """``book.apply_sides(BID, bids, asks, rows, row_type, exchange, symbol, event_ms, atom_us)``
+    of changes written ``[side, price, size]`` of either side, in any order (Gemini's
+    ``l2_updates``), without a pair made per change: ``bids`` the ``(price, size)`` of the changes
+    whose side is ``bid_word``, in the message's order, ``asks`` those of ``ask_word``. The flags
+    (as ``apply_sides``); -1, the book unchanged, where a change's side is neither word (every
+    side read before any level is parsed). EVERY level is parsed before any is applied: a bad one
+    raises ValueError (the same as ``apply_sides(BID, bids, asks)``'s) and leaves the book
+    unchanged. A stand-in for an L2Book (the benchmark's recording proxy): its ``apply_sides``
+    of those lists."""
+    cdef list kept = []
+    cdef Py_ssize_t nb, n
+    cdef L2Book b
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    if type(book) is not L2Book:
+        if _sided_parse(None, changes, bid_word, ask_word, kept) < 0:
+            return -1
+        bids, asks = _sided_pairs(changes, bid_word)
+        return book.apply_sides(C_BID, bids, asks, rows, row_type, exchange, symbol, event_ms, atom_us)
+    b = <L2Book>book
+    b._forget_check()
+    nb = _sided_parse(b, changes, bid_word, ask_word, kept)
+    if nb < 0:
+        return -1
+    n = len(changes)
+    if n == 0:
+        return 0
+    if type(rows) is AvroRows:
+        return b._apply_parsed(C_BID, b.scratch, nb, n - nb, rows, row_type, exchange, symbol, None, None,
+                               event_ms, atom_us, 0)
+    return b._apply_parsed(C_BID, b.scratch, nb, n - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
+                           event_ms, atom_us, 0)
+
+
+# the asks of a text ``_json_sided`` reads, parsed before they are put after its bids (grown as
+# needed; used with the GIL held, by no code that can run Python in between)
+cdef Parsed* _sided_asks = NULL
+cdef Py_ssize_t _sided_asks_cap = 0
+# ``L2Book.chk_second`` of a book whose scratch holds a sided text's reading (``chk_first``: the text)
+cdef object _SIDED_TEXT = object()
+
+
+cdef Parsed* _sided_room(Py_ssize_t n) except NULL:
+    global _sided_asks, _sided_asks_cap
+    cdef Parsed* grown
+    if n > _sided_asks_cap:
+        grown = <Parsed*>realloc(_sided_asks, (2 * n + 16) * sizeof(Parsed))
+        if grown == NULL:
+            raise MemoryError()
+        _sided_asks = grown
+        _sided_asks_cap = 2 * n + 16
+    return _sided_asks
+
+
+cdef Py_ssize_t _json_sided(const char* s, Py_ssize_t n, const char* bw, Py_ssize_t bn, const char* aw,
+                            Py_ssize_t an, Py_ssize_t* nbids, L2Book b, list wide) except -2:
+    """Changes ``[side, price, size]`` as JSON text (``s[:n]``: an array of arrays of three plain
+    strings, printable ASCII without escapes; each side the bid word ``bw`` or the ask word
+    ``aw``), read in one pass: their number, the bids' in ``nbids``; -1 where the text is anything
+    else. ``b`` not None: the levels parsed into its scratch, the bids first then the asks, each
+    in the text's order (-1 where a number is refused, or is a price 0); a level of 2**53 ticks
+    or more gets its (price, size) strings, made from the text and held by ``wide``, as its item."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), kb = 0, ka = 0, w0, w1, p0, p1, z0, z1
+    cdef bint bid
+    cdef int x, y
+    cdef Parsed* lv
+    cdef object item
+    nbids[0] = 0
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        w0 = _json_space(s, i + 1, n)
+        w1 = _json_string(s, w0, n)
+        if w1 < 0:
+            return -1
+        if w1 - w0 - 1 == bn and memcmp(s + w0 + 1, bw, bn) == 0:
+            bid = True
+        elif w1 - w0 - 1 == an and memcmp(s + w0 + 1, aw, an) == 0:
+            bid = False
+        else:
+            return -1
+        i = _json_space(s, w1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_string(s, p0, n)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_string(s, z0, n)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        if b is not None:
+            if bid:
+                lv = (b._scratch(2 * kb + 16) if kb >= b.scratch_cap else b.scratch) + kb
+            else:
+                lv = _sided_room(ka + 1) + ka
+            x = _json_number(s + p0 + 1, p1 - p0 - 1, b.pscale, &lv.price, &lv.pdec)
+            if x == 0 or lv.price == 0:
+                return -1
+            y = _json_number(s + z0 + 1, z1 - z0 - 1, b.sscale, &lv.size, &lv.sdec)
+            if y == 0:
+                return -1
+            lv.item = NULL
+            if x == 2 or y == 2:
+                item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
+                        PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
+                wide.append(item)
+                lv.item = <PyObject*>item
+        if bid:
+            kb += 1
+        else:
+            ka += 1
+        i = _json_space(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            if _json_space(s, i + 1, n) != n:
+                return -1
+            break
+        return -1
+    nbids[0] = kb
+    if b is not None and ka:
+        memcpy(b._scratch(kb + ka) + kb, _sided_asks, ka * sizeof(Parsed))
+    return kb + ka
+
+
+cdef Py_ssize_t _json_sided_read(L2Book b, object text, str bid_word, str ask_word, Py_ssize_t* nb) except -2:
+    """``_json_sided`` of ``text`` (``b`` None: shape and sides only); where ``b`` read it whole,
+    its scratch is kept as the reading of ``text`` (``chk_first``) for ``apply_json_sided_levels``
+    (the book may be cleared in between, as for a snapshot)."""
+    cdef Py_ssize_t n, bn, an, count
+    cdef const char* s = _buffer(text, &n)
+    cdef const char* bw = PyUnicode_AsUTF8AndSize(bid_word, &bn)
+    cdef const char* aw = PyUnicode_AsUTF8AndSize(ask_word, &an)
+    cdef list wide
+    if b is None:
+        return _json_sided(s, n, bw, bn, aw, an, nb, None, None)
+    wide = []
+    b._forget_check()
+    count = _json_sided(s, n, bw, bn, aw, an, nb, b, wide)
+    if count > 0:
+        b.chk_first, b.chk_second, b.chk_n1, b.chk_n2, b.chk_wide = text, _SIDED_TEXT, nb[0], count - nb[0], wide
+    return count
+
+
+def apply_json_sided_levels(book, text, str bid_word, str ask_word, rows, type row_type, exchange, symbol,
+                            int64_t event_ms, int64_t atom_us):
+    """``apply_sided_levels`` of changes ``[side, price, size]`` given as their JSON text (raw
+    JSON: bytes or a msgspec.Raw; Gemini's ``l2_updates`` ``changes``), read in C without a
+    Python object per change (or the reading ``check_json_sided_levels`` just kept of this very
+    text: the book may be cleared in between, as for a snapshot): the flags; -2, nothing applied,
+    where the text is not an array of arrays of three plain strings (printable ASCII, no escapes)
+    whose sides are the two words, a number is one the book refuses, or ``book`` is no L2Book:
+    the caller then decodes the changes and takes ``apply_sided_levels``, which says why."""
+    return book_json_sided(book, text, bid_word, ask_word, rows, row_type, exchange, symbol, event_ms, atom_us)
+
+
+cdef int book_json_sided(object book, object text, str bid_word, str ask_word, object rows, type row_type,
+                         object exchange, object symbol, int64_t event_ms, int64_t atom_us) except -3:
+    """``apply_json_sided_levels`` for compiled callers (atomfast/_book.pxd), without a Python call."""
+    cdef Py_ssize_t count, nb
+    cdef L2Book b
+    if not PyType_IsSubtype(row_type, tuple):
+        raise TypeError("row_type must be a tuple subclass (a NamedTuple)")
+    if type(book) is not L2Book:
+        return -2
+    b = <L2Book>book
+    if b.chk_first is text and b.chk_second is _SIDED_TEXT:
+        nb, count = b.chk_n1, b.chk_n1 + b.chk_n2
+    else:
+        count = _json_sided_read(b, text, bid_word, ask_word, &nb)
+        if count < 0:
+            b._forget_check()
+            return -2
+    b._forget_check()
+    if count == 0:
+        return 0
+    if type(rows) is AvroRows:
+        return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, None, None,
+                               event_ms, atom_us, 0)
+    return b._apply_parsed(C_BID, b.scratch, nb, count - nb, rows, row_type, exchange, symbol, event_ms, atom_us,
+                           event_ms, atom_us, 0)
+
+
+def check_json_sided_levels(book, text, str bid_word, str ask_word):
+    """``apply_json_sided_levels``' reading of the text, applying nothing: the number of changes,
+    or -2 where it would return -2 (``book`` None: the text's shape and sides only, no number
+    read). A book's reading is kept for ``apply_json_sided_levels`` of the same text next."""
+    cdef Py_ssize_t count, nb
+    if book is not None and type(book) is not L2Book:
+        return -2
+    count = _json_sided_read(<L2Book>book, text, bid_word, ask_word, &nb)
+    if count < 0:
+        if book is not None:
+            (<L2Book>book)._forget_check()
+        return -2
+    return count

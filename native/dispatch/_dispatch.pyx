@@ -27,7 +27,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
-from atomfast._book cimport AvroRows, book_sided, book_spread, book_update, rfc3339_ms
+from atomfast._book cimport AvroRows, book_json_sided, book_sided, book_spread, book_update, rfc3339_ms
 from atomfast._fields cimport MAX_FIELDS, FieldSlots, Py_TYPE, field_slot, fields_init, fields_resolve
 from atomfast._frame cimport Counters
 
@@ -641,6 +641,9 @@ cdef object _compiled(handler, scheme):
     from atomfast.kit.shapes import ChainedSides
     if isinstance(handler, ChainedSides):
         return _ChainedSidesExec(handler, scheme)
+    from atomfast.kit.shapes import SidedChanges
+    if isinstance(handler, SidedChanges):
+        return _SidedChangesExec(handler, scheme)
     return handler
 
 
@@ -1142,4 +1145,70 @@ cdef class _ChainedSidesExec(_ShapeExec):
             raise ValueError(f"ChainedSides: the scheme's {self.chain_name} is {'' if chain.linked else 'not '}"
                              f"linked: declare {'prev' if chain.linked else 'no prev'}")
         self.ids, self.missing = chain.ids, chain.missing
+        return 0
+
+
+cdef class _SidedChangesExec(_MarketBookExec):
+    """``atomfast.kit.shapes.SidedChanges``: fields market, levels, (snapshot)."""
+    cdef bint has_snapshot
+    cdef str bid_word, ask_word
+    cdef object apply           # atomfast._book.apply_sided_levels (decoded changes)
+    cdef object row_type, spread_type
+    cdef object crossed
+    cdef long top_changed, crossed_flag
+
+    def __init__(self, decl, scheme):
+        from atomfast._book import apply_sided_levels
+        from atomfast.book import BID, CROSSED, TOP_CHANGED
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.has_snapshot = bool(decl.snapshot)
+        for word, side in decl.sides.items():
+            if side == BID:
+                self.bid_word = word
+            else:
+                self.ask_word = word
+        self.apply = apply_sided_levels
+        self.row_type, self.spread_type = Lob, Spread
+        self.crossed = getattr(scheme, decl.crossed)
+        self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* v[MAX_FIELDS]
+        cdef PyObject* sym
+        cdef PyObject* bk
+        cdef int found
+        cdef int64_t atom_us = recv_ns // 1000
+        cdef int64_t ms = atom_us // 1000
+        cdef long flags
+        self.fields.load(msg, v)
+        if self.has_snapshot and <object>v[2] is not None:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # the whole book: the venue's
+        market = <object>v[0]
+        found = self._market_book(market, &sym, &bk)
+        if found <= 0:  # (a reloading book too: the venue drops its updates, counting malformed ones)
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        symbol, book = <object>sym, <object>bk
+        levels = <object>v[1]
+        try:
+            if type(levels) is list:
+                flags = self.apply(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"), self.row_type,
+                                   self.exchange, symbol, ms, atom_us)
+            elif levels is not None:  # the JSON text (a msgspec.Raw): apply_json_sided_levels
+                flags = book_json_sided(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
+                                        self.row_type, self.exchange, symbol, ms, atom_us)
+            else:
+                flags = -1
+        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if flags < 0:  # a side neither word, a text not of the shape: nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
+            return 0
+        if flags & self.top_changed:
+            if type(book) is _L2Book:
+                book_spread(book, self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+            else:  # (a stand-in for the book: the benchmark's recording proxy)
+                book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
         return 0

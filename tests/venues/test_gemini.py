@@ -23,6 +23,7 @@ import json
 from collections import Counter
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from atomfast.capture import open_capture
@@ -270,6 +271,234 @@ def test_v2_bad_input_counted():
     assert dict(h.metrics.errors.counts) == {"gemini: unknown message": 1, "gemini: malformed trade": 2,
                                              "gemini: not a JSON object": 1, "gemini: unknown market": 1}
     assert h.records == []
+
+
+def test_v2_snapshot_trades_not_decoded_but_checked():
+    """A subscription's first ``l2_updates`` carries its market's past trades (not published: kept
+    as raw JSON): ``null`` is none (an update), anything but an array is malformed, as when they
+    were decoded."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+    snap = {"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "1", "1"], ["sell", "2", "1"]]}
+    assert [e[0] for e in h.feed({**snap, "trades": [{"type": "trade", "price": "1"}], "auction_events": []})] \
+        == ["status", "lob", "lob", "spread"]
+    assert [e[0] for e in h.feed({**snap, "changes": [["buy", "1.5", "1"]], "trades": None})] == ["lob", "spread"]
+    out = [h.feed({**snap, "trades": bad}) for bad in ("x", {}, 1)]
+    assert [[(e[0], e[1].status, e[1].reason) for e in o] for o in out] == [
+        [("status", "resync", "malformed l2_updates message: Expected `array | null`, got `str` - at `$.trades`")],
+        [], []]  # (the book reloading already)
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates message": 3}
+    assert h.metrics.resyncs == 1
+    assert h.feed({**snap, "symbol": "NOTLISTED!", "trades": "x"}) == []
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates message": 4}
+
+
+def test_v2_snapshot_read_from_text_as_decoded():
+    """A snapshot's changes are read by the book from their JSON text where it is plain, else
+    decoded: the same events either way; a number the book refuses is a malformed snapshot, a
+    bad side a malformed l2_updates (the book resyncs)."""
+    def run(raw):
+        h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+        h.feed({"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "5", "1"]], "trades": []})
+        out = h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b',"trades":[]}')
+        return out, h.scheme.books["BTCUSD"].levels(0), dict(h.metrics.errors.counts), h.metrics.resyncs
+
+    plain = run(b'[["buy","1.5","2"],["sell","2","1"],["buy","1","3"]]')
+    assert [(e[0], getattr(e[1], "price", None)) for e in plain[0]] == [
+        ("status", None), ("lob", 1.5), ("lob", 1.0), ("lob", 2.0), ("spread", None)]
+    assert plain[1:] == ([("1.5", "2"), ("1", "3")], {}, 0)
+    assert run(b'[["b\\u0075y","1.5","2"],["sell","2","1"],["buy","1","\\u0033"]]') == plain
+    for raw, kind, reason in (
+            (b'[["buy","1.5","2"],["sell","-2","1"]]', "malformed snapshot",
+             "malformed snapshot: invalid price '-2': signed"),
+            (b'[["buy","1.5","2"],["ask","2","1"]]', "malformed l2_updates",
+             "malformed l2_updates: side not buy or sell")):
+        out, bids, errors, resyncs = run(raw)
+        assert [(e[0], e[1].status, e[1].reason) for e in out] == [("status", "resync", reason)]
+        assert (bids, errors, resyncs) == ([], {f"gemini: {kind}": 1}, 1)
+
+
+def test_v2_updates_of_a_reloading_book_dropped_malformed_counted():
+    """While a book reloads (after a resync, until its snapshot), its updates are dropped; a
+    malformed one is still counted, as it was by the handler alone."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+    snap = {"type": "l2_updates", "symbol": "BTCUSD", "changes": [["buy", "1", "1"], ["sell", "2", "1"]],
+            "trades": []}
+    h.feed(snap)
+    h.feed({"type": "l2_updates", "symbol": "BTCUSD", "changes": [["sell", "0.5", "1"]]})  # crossed: resync
+    assert "BTCUSD" in h.scheme.unsynced and h.metrics.gaps == 1
+    outs = [h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b'}')
+            for raw in (b'[["buy","1.5","1"]]', b'[["bid","1.5","1"]]', b'[["buy",1.5,"1"]]', b'[["buy","-1","1"]]')]
+    assert outs == [[], [], [], []]
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates": 1,
+                                             "gemini: malformed l2_updates message": 1}
+    assert h.scheme.books["BTCUSD"].levels(0) == []
+
+
+def test_v2_first_snapshot_malformed_or_of_no_market():
+    """A market's first snapshot: a refused number is a malformed snapshot (its empty book made,
+    as the handler always did), a bad type a malformed message (before the market is looked up),
+    a market not listed an unknown market."""
+    h = Harness(GeminiV2Scheme, v2_listing(), url=V2_URL)
+
+    def feed(symbol, changes):
+        return h.feed(b'{"type":"l2_updates","symbol":"' + symbol + b'","changes":' + changes + b',"trades":[]}')
+
+    assert feed(b"ETHUSD", b'[["buy","-1","1"]]') == []
+    assert h.scheme.books["ETHUSD"].levels(0) == []
+    assert feed(b"NOTLISTED!", b'[["buy",1,"1"]]') == []
+    assert feed(b"NOTLISTED!", b'[["buy","1","1"]]') == []
+    assert feed(b"BTCUSD", b'[["ask","1","1"]]') == []
+    assert "BTCUSD" not in h.scheme.books
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed snapshot": 1, "gemini: malformed l2_updates message": 1,
+                                             "gemini: unknown market": 1, "gemini: malformed l2_updates": 1}
+    assert [e[0] for e in feed(b"BTCUSD", b'[["buy","1","1"]]')] == ["status", "lob", "spread"]
+
+
+def test_v2_sided_levels_as_apply_sides():
+    """``apply_sided_levels`` (the v2 changes applied in C) is ``apply_sides(BID, bids, asks)`` of
+    the changes split by side: the same rows, flags, book and errors (nothing applied)."""
+    from atomfast._book import apply_sided_levels, check_sided_levels
+    from atomfast.book import BID, L2Book
+
+    changes = [("sell", "101.5", "2"), ("buy", "100.25", "1.5"), ("buy", "99", "3"), ("sell", "102", "0.5"),
+               ("buy", "100.25", "0"), ("sell", "90071992547.40993", "1")]
+    a, b = L2Book(8, 8), L2Book(8, 8)
+    ra, rb = [], []
+    fa = apply_sided_levels(a, changes, "buy", "sell", ra, Lob, "gemini", "X-Y", 5, 5000)
+    fb = b.apply_sides(BID, [(p, q) for s, p, q in changes if s == "buy"],
+                       [(p, q) for s, p, q in changes if s == "sell"], rb, Lob, "gemini", "X-Y", 5, 5000)
+    assert (fa, ra) == (fb, rb) and a.levels(0) == b.levels(0) and a.levels(1) == b.levels(1)
+    assert check_sided_levels(None, changes, "buy", "sell") == 3
+    assert check_sided_levels(None, changes + [("bid", "1", "1")], "buy", "sell") == -1
+    assert apply_sided_levels(a, [("buy", "-1", "1"), ("x", "1", "1")], "buy", "sell", ra, Lob, "gemini", "X-Y",
+                              5, 5000) == -1
+    for bad in ([("sell", "1e", "1"), ("buy", "1", "-2")], [("buy", "0", "1")]):
+        with pytest.raises(ValueError) as sided:
+            apply_sided_levels(a, bad, "buy", "sell", ra, Lob, "gemini", "X-Y", 5, 5000)
+        with pytest.raises(ValueError) as sides:
+            b.apply_sides(BID, [(p, q) for s, p, q in bad if s == "buy"], [(p, q) for s, p, q in bad if s == "sell"],
+                          rb, Lob, "gemini", "X-Y", 5, 5000)
+        assert str(sided.value) == str(sides.value)
+    assert (ra, a.levels(0), a.levels(1)) == (rb, b.levels(0), b.levels(1))
+
+
+def test_v2_sided_levels_from_text_as_decoded():
+    """``apply_json_sided_levels`` (the changes' JSON text read in C; or the reading
+    ``check_json_sided_levels`` kept of it) gives what ``apply_sided_levels`` of the decoded
+    changes gives: flags, rows (tuples and Avro), books; every l2_updates of the capture, and many
+    changes of both sides with numbers of 2**53 ticks or more."""
+    import random
+
+    from atomfast._book import AvroRows, apply_json_sided_levels, apply_sided_levels, check_json_sided_levels
+    from atomfast.book import L2Book
+
+    class Raw(msgspec.Struct):
+        changes: msgspec.Raw = None
+
+    raw_of = msgspec.json.Decoder(Raw).decode
+    rng = random.Random(1)
+    big = [(rng.choice(["buy", "sell"]), f"{rng.randint(1, 10**6)}.{rng.randint(0, 99):02d}",
+            rng.choice(["0", "1.5", "90071992547.40993"])) for _ in range(3000)]
+    texts = [(m_["symbol"], [tuple(c) for c in m_["changes"]], raw_of(d).changes)
+             for _ts, d in recv_frames(CAPTURE) if (m_ := json.loads(d))["type"] == "l2_updates"]
+    texts.append(("BIG", big, json.dumps(big).encode()))
+    books: dict = {}
+    for symbol, changes, text in texts:
+        a, b, c = books.setdefault(symbol, (L2Book(8, 8), L2Book(8, 8), L2Book(8, 8)))
+        ra, rb, rc = [], [], []
+        assert check_json_sided_levels(c, text, "buy", "sell") == len(changes)
+        assert (apply_sided_levels(a, changes, "buy", "sell", ra, Lob, "gemini", "X-Y", 1, 2), ra) \
+            == (apply_json_sided_levels(b, text, "buy", "sell", rb, Lob, "gemini", "X-Y", 1, 2), rb) \
+            == (apply_json_sided_levels(c, text, "buy", "sell", rc, Lob, "gemini", "X-Y", 1, 2), rc)
+    for a, b, c in books.values():
+        assert a.levels(0) == b.levels(0) == c.levels(0) and a.levels(1) == b.levels(1) == c.levels(1)
+    va, vb = AvroRows(), AvroRows()
+    apply_sided_levels(L2Book(8, 8), big, "buy", "sell", va, Lob, "gemini", "X-Y", 1, 2)
+    apply_json_sided_levels(L2Book(8, 8), json.dumps(big).encode(), "buy", "sell", vb, Lob, "gemini", "X-Y", 1, 2)
+    assert va.take() == vb.take()
+
+
+def test_v2_update_bad_side_resyncs():
+    k = _index_of("BTCGBP", lambda msg: True)
+
+    def mutate(i, d):
+        if i == k:
+            msg = json.loads(d)
+            msg["changes"][-1][0] = "bid"
+            return [json.dumps(msg).encode()]
+        return [d]
+
+    h = _v2_run(mutate, _v2_book_now())
+    assert (h.metrics.gaps, h.metrics.resyncs) == (0, 1)
+    assert dict(h.metrics.errors.counts) == {"gemini: malformed l2_updates": 1}
+    ref = V2Reference(parsed())
+    assert ref.books["BTCGBP"].equals(h.scheme.books["BTCGBP"])
+
+
+def test_v2_declared_shape_gives_what_the_handler_gives():
+    """The ``l2_updates`` route (``SidedChanges``: an update in C, the rest to ``_on_l2``) writes
+    the very events, errors and resyncs the handler alone writes, message for message: one side,
+    both sides, a removal of a level not held, 2**53 ticks or more, a crossing, malformed sides
+    and levels, a snapshot on a live book and on a reloading one, a market not listed."""
+    from atomfast.book import ASK, BID
+    from atomfast.exchanges.gemini import messages as gm
+    from atomfast.kit.dispatch import Dispatch
+    from atomfast.kit.shapes import SidedChanges
+
+    d = GeminiV2Scheme.dispatch
+    assert isinstance(d.routes[gm.L2Updates], SidedChanges)
+
+    class HandlerOnly(GeminiV2Scheme):
+        dispatch = Dispatch({**d.routes, gm.L2Updates: "_on_l2"}, decoder=d.decoder, lead=d.lead, refused=d.refused)
+
+    def l2(changes, symbol="BTCUSD", **extra):
+        return {"type": "l2_updates", "symbol": symbol, "changes": changes, **extra}
+
+    snapshot = l2([["buy", "0.70", "1"], ["sell", "0.90", "1"]], trades=[], auction_events=[])
+    updates = [
+        [["buy", "0.70", "5"]],
+        [["sell", "0.90", "1.5"], ["sell", "0.91", "2"]],
+        [["buy", "0.60", "0"]],  # not held: no event
+        [["sell", "0.91", "0"], ["buy", "0.71", "1"], ["sell", "0.92", "3"], ["buy", "0.70", "0"]],
+        [["sell", "99999999.12345678", "1"], ["sell", "0.95", "90071992.54740993"]],  # 2**53 ticks or more
+        [],
+        [["buy", "0.72", "1"]],
+        [["sell", "0.72", "1"], ["buy", "0.50", "1"]],  # crosses the bid: a gap, resync
+        [["buy", "0.73", "1"]],  # reloading: dropped
+    ]
+    bad = [
+        [["bid", "0.70", "5"]],
+        [["buy", "0.70", "-5"], ["sel", "1", "1"]],
+        [["buy", "0.70", "-5"]],
+        [["sell", "x", "2"], ["buy", "0.70", "1"]],
+        [["buy", "0.700000001", "5"]],
+        [["buy", "0", "5"]],
+    ]
+    outs = []
+    for cls in (GeminiV2Scheme, HandlerOnly):
+        h = Harness(cls, v2_listing(), url=V2_URL)
+        out = [h.feed(l2([["buy", "0.70", "1"]])), h.feed(snapshot)]  # no book yet: dropped
+        for i, changes in enumerate(updates):
+            out.append(h.feed(l2(changes), T0 + i))
+        out.append(h.feed(snapshot))  # the reloading book's snapshot
+        out.append(h.feed(snapshot))  # a snapshot on a live book
+        for i, changes in enumerate(bad):
+            out.append(h.feed(snapshot))
+            out.append(h.feed(l2(changes), T0 + 100 + i))
+        out.append(h.feed(l2([["buy", "1", "1"]], symbol="NOTLISTED!")))
+        out.append(h.feed(l2([["buy", "1", "1"]], symbol="ETHUSD")))  # listed, no book
+        # the changes' JSON as the C reading takes it (plain strings) and as it leaves it to the venue
+        for raw in (b'[ [ "buy" , "0.70" , "2" ] , ["sell","0.9","1"] ]', b'[["bu\\u0079","0.70","3"]]',
+                    b'[["buy","0.70\\u0030","4"]]', b'[["buy",0.7,"1"]]', b'[["buy","0.70"]]',
+                    b'[["buy","0.70","1","x"]]', b'{}', b'[["buy","0.70","1"]],"trades":"x"', b'[]'):
+            out.append(h.feed(snapshot))
+            out.append(h.feed(b'{"type":"l2_updates","symbol":"BTCUSD","changes":' + raw + b'}'))
+        book = h.scheme.books["BTCUSD"]
+        book._validate()
+        outs.append((out, book.levels(BID), book.levels(ASK), dict(h.metrics.errors.counts),
+                     (h.metrics.gaps, h.metrics.resyncs), [m for m in h.conn.sent]))
+    assert outs[0] == outs[1]
+    assert outs[0][4] == (1, 12)
 
 
 # ------------------------------------------------------------------------------------------------

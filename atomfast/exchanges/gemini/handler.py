@@ -35,9 +35,11 @@ from typing import Sequence
 
 import msgspec
 
-from ...book import BID
-from ...events import Lob
+from ...book import ASK, BID
+from ..._book import apply_json_sided_levels, apply_sided_levels, check_json_sided_levels, check_sided_levels
+from ...events import Lob, Spread
 from ...kit.booksync import BookSync, Contiguous
+from ...kit.shapes import SidedChanges
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -45,6 +47,8 @@ from .parse import parse_listing, price_size, split, to_ms
 
 REST = RestEndpoint("https://api.gemini.com", Routes(instruments="/v1/symbols"))
 DEPTH = "depth@100ms"
+#: market data v2's sides of a change (and of a trade's taker)
+BUY, SELL = "buy", "sell"
 #: update ids are int64 (the spec's ``format: int64``): a larger one is absurd
 MAX_ID = 2**63
 
@@ -356,7 +360,14 @@ class GeminiV2Scheme(Scheme):
     default_symbols = ("BTC-USD", "ETH-USD")
     symbols_per_message = 100
     silence_timeout = 30.0  # the server sends a heartbeat every 5 s
-    dispatch = Dispatch({m.L2Updates: "_on_l2", m.V2Trade: "_on_trade", m.Heartbeat: None},
+    #: an update's changes applied in C (``SidedChanges``, from their JSON text); a
+    #: subscription's first message (it carries ``trades``: the whole book) and whatever is not
+    #: the common case (no book yet, a reloading book, a malformed side or level, a market not
+    #: cached yet) by ``_on_l2``
+    dispatch = Dispatch({m.L2Updates: SidedChanges(market="symbol", levels="changes", snapshot="trades",
+                                                   sides={BUY: BID, SELL: ASK}, crossed="gap_crossed",
+                                                   otherwise="_on_l2"),
+                         m.V2Trade: "_on_trade", m.Heartbeat: None},
                         decoder=m.v2_decoder, lead=b"{", refused="_on_invalid")
 
     @classmethod
@@ -397,47 +408,117 @@ class GeminiV2Scheme(Scheme):
             self.bad_input(kind, str(exc), data)
 
     def _on_l2(self, conn: Connection, msg: m.L2Updates, data: bytes, recv_ns: int) -> None:
-        native = msg.symbol
-        if native not in self._symbols and not self.known(native, data):
+        """An ``l2_updates`` the route's ``SidedChanges`` did not apply (nothing of it applied): a
+        subscription's first (the whole book), no book yet, a reloading book (dropped), a
+        malformed side or level, a market not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
+        the ``buy`` changes as bids, then the ``sell`` ones as asks, each side in the message's
+        order; every side, then every level, checked before any is applied)."""
+        # the changes and trades are raw JSON: refused as when they were decoded with the message
+        # (L2UpdatesChecked: the changes three strings each, the trades a list or null)
+        trades = msg.trades  # (an array in a subscription's first message)
+        lead = None if trades is None else memoryview(trades)[:1]
+        # a snapshot of a market of ours whose JSON text is plain (three plain strings a change,
+        # the sides buy or sell, every number one the book takes) is read by the book in C; any
+        # other message's changes are decoded here
+        if lead == b"[" and self._on_l2_json_snapshot(conn, msg.symbol, msg.changes, recv_ns):
             return
-        changes = msg.changes
-        bids = [(p, q) for side, p, q in changes if side == "buy"]
-        asks = [(p, q) for side, p, q in changes if side == "sell"]
-        snapshot = msg.trades is not None
+        try:
+            changes = m.changes.decode(msg.changes)
+            refused = lead is not None and lead != b"[" and lead != b"n"
+        except msgspec.ValidationError:
+            refused = True
+        if refused:
+            try:
+                m.v2_checked.decode(data)
+            except msgspec.ValidationError as exc:  # (its error names the field, as before)
+                self._on_invalid(conn, data, recv_ns, exc)
+            else:  # (not reached: what is refused here, the checked decoder refuses)
+                self.bad_input("malformed l2_updates message", "changes or trades", data)
+            return
+        native = msg.symbol
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            if not self.known(native, data):
+                return
+            symbol = self._symbols[native]
+        if lead == b"[":
+            self._on_l2_snapshot(conn, changes, native, symbol, data, recv_ns)
+            return
+        book = self.books.get(native)
+        if book is None or native in self.unsynced:
+            # no book until the subscription's first message: dropped (a bad side counted)
+            if check_sided_levels(None, changes, BUY, SELL) < 0:
+                self.bad_input("malformed l2_updates", "side not buy or sell", data)
+            return
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        try:
+            flags = apply_sided_levels(book, changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
+                                       atom_us)
+        except BOOK_ERRORS as exc:
+            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            return
+        if flags < 0:
+            self.book_failed(conn, native, "malformed l2_updates", "side not buy or sell", data, recv_ns)
+            return
+        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+            return
+        if flags & TOP_CHANGED:
+            book.spread_into(self.rows("spread"), Spread, self.exchange, symbol, ms, atom_us)
+
+    def _on_l2_json_snapshot(self, conn: Connection, native, text: msgspec.Raw, recv_ns: int) -> bool:
+        """``_on_l2_snapshot`` of a market of ours (named well: its symbol known, or made as
+        ``known`` makes it) whose changes' JSON text the book reads whole (every change plain,
+        every number one it takes), from the text: whether it was; if not, nothing is done (no
+        book made) and the decoded changes say what is amiss."""
+        symbol = self._symbols.get(native)
+        if symbol is None:
+            try:
+                symbol = self.symbol_of(native)
+            except KeyError:  # (no market: counted on the decoded path, after the message's checks)
+                return False
+        made = native not in self.books
+        book = self.book(native)
+        if check_json_sided_levels(book, text, BUY, SELL) < 0:
+            if made:
+                del self.books[native]  # (made where the decoded path checks the levels, as before)
+            return False
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        book = self.begin_snapshot(native, recv_ns, ms)
+        flags = apply_json_sided_levels(book, text, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms,
+                                        atom_us)
+        if flags < 0:  # (not reached: the same text and book were just read whole)
+            raise AssertionError(f"gemini {native}: snapshot text checked, then refused")
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
+            return True
+        if flags & TOP_CHANGED:
+            self.emit_spread(native, book, ms, atom_us)
+        return True
+
+    def _on_l2_snapshot(self, conn: Connection, changes: list[tuple[str, str, str]], native: str, symbol: str,
+                        data: bytes, recv_ns: int) -> None:
+        """The first ``l2_updates`` of a subscription: the whole book (every side and level checked
+        before the book is cleared for it)."""
         live = native in self.books and native not in self.unsynced
-        if len(bids) + len(asks) != len(changes):
+        if check_sided_levels(None, changes, BUY, SELL) < 0:  # (the sides first)
             if live:
                 self.book_failed(conn, native, "malformed l2_updates", "side not buy or sell", data, recv_ns)
             else:
                 self.bad_input("malformed l2_updates", "side not buy or sell", data)
             return
-        ms = recv_ns // 1_000_000
-        atom_us = recv_ns // 1000
-        symbol = self._symbols[native]
-        if snapshot:
-            try:
-                self.book(native).check_sides(bids, asks)
-            except BOOK_ERRORS as exc:
-                self.bad_input("malformed snapshot", f"{native}: {exc}", data)
-                if live:
-                    self.resync(conn, native, f"malformed snapshot: {exc}", recv_ns)
-                return
-            book = self.begin_snapshot(native, recv_ns, ms)
-            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
-            if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
-                return
-            if flags & TOP_CHANGED:
-                self.emit_spread(native, book, ms, atom_us)
-            return
-        if not live:
-            return  # no book until the subscription's first message
-        book = self.books[native]
         try:
-            flags = book.apply_sides(BID, bids, asks, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+            check_sided_levels(self.book(native), changes, BUY, SELL)
         except BOOK_ERRORS as exc:
-            self.book_failed(conn, native, "malformed book level", str(exc), data, recv_ns)
+            self.bad_input("malformed snapshot", f"{native}: {exc}", data)
+            if live:
+                self.resync(conn, native, f"malformed snapshot: {exc}", recv_ns)
             return
-        if flags & CROSSED and self.gap_crossed(conn, native, book, recv_ns):
+        atom_us = recv_ns // 1000
+        ms = atom_us // 1000
+        book = self.begin_snapshot(native, recv_ns, ms)
+        flags = apply_sided_levels(book, changes, BUY, SELL, self.rows("lob"), Lob, self.exchange, symbol, ms, atom_us)
+        if flags & CROSSED and self.resync_crossed(conn, native, book, recv_ns, b""):
             return
         if flags & TOP_CHANGED:
             self.emit_spread(native, book, ms, atom_us)

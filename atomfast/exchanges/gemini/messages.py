@@ -58,8 +58,21 @@ frame = msgspec.json.Decoder(Frame)
 
 class L2Updates(Struct, tag_field="type", tag="l2_updates", gc=False):
     symbol: str
+    #: ``[[side, price, quantity], ...]`` as raw JSON: read by the book in C
+    #: (``apply_json_sided_levels``), else decoded by ``changes``
+    changes: msgspec.Raw
+    #: present (a list, maybe empty) only in the first message of a subscription: the full book.
+    #: Its trades are not published: kept as the raw JSON, not decoded (None: absent); the handler
+    #: takes ``null`` as absent and refuses what is not an array as ``L2UpdatesChecked`` does
+    trades: msgspec.Raw = None  # type: ignore[assignment]
+
+
+class L2UpdatesChecked(Struct, tag_field="type", tag="l2_updates", gc=False):
+    """``L2Updates`` with its ``changes`` and ``trades`` validated: the error of a message whose
+    changes are not three strings each, or whose ``trades`` is no list or null."""
+
+    symbol: str
     changes: list[tuple[str, str, str]]
-    #: present (a list, maybe empty) only in the first message of a subscription: the full book
     trades: Union[list[Any], None] = None
 
 
@@ -79,6 +92,10 @@ class Heartbeat(Struct, tag_field="type", tag="heartbeat", gc=False):
 V2Message = Union[L2Updates, V2Trade, Heartbeat]
 
 v2_decoder = msgspec.json.Decoder(V2Message)
+#: the v2 messages with ``changes`` and ``trades`` validated (``L2UpdatesChecked``)
+v2_checked = msgspec.json.Decoder(Union[L2UpdatesChecked, V2Trade, Heartbeat])
+#: an ``l2_updates``' ``changes`` (its raw JSON) decoded
+changes = msgspec.json.Decoder(list[tuple[str, str, str]])
 
 
 class AnyType(Struct, gc=False):
