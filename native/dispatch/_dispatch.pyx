@@ -426,12 +426,19 @@ cdef class _LevelDeltaExec(_MarketBookExec):
     cdef int _bind_chain(self) except -1:
         """The scheme's chain (made in its ``__init__``, after the routes are bound): at the
         first message."""
-        chain = getattr(self.scheme, self.chain_name)
-        if chain.linked != self.linked:
-            raise ValueError(f"LevelDelta: the scheme's {self.chain_name} is {'' if chain.linked else 'not '}"
-                             f"linked: declare {'prev' if chain.linked else 'no prev'}")
+        chain = _declared_chain(self.scheme, self.chain_name, self.linked, "LevelDelta")
         self.ids, self.missing = chain.ids, chain.missing
         return 0
+
+
+cdef object _declared_chain(object scheme, str chain_name, bint linked, str shape):
+    """The scheme's ``atomfast.kit.chain.Chain`` named ``chain_name``, refused (ValueError) where its
+    linking is not the one the shape declares (``prev`` given: linked ids)."""
+    chain = getattr(scheme, chain_name)
+    if chain.linked != linked:
+        raise ValueError(f"{shape}: the scheme's {chain_name} is {'' if chain.linked else 'not '}"
+                         f"linked: declare {'prev' if chain.linked else 'no prev'}")
+    return chain
 
 
 cdef class _SignedLevelExec(_ShapeExec):
@@ -1140,10 +1147,7 @@ cdef class _ChainedSidesExec(_ShapeExec):
     cdef int _bind_chain(self) except -1:
         """The scheme's chain (made in its ``__init__``, after the routes are bound): at the
         first message."""
-        chain = getattr(self.scheme, self.chain_name)
-        if chain.linked != self.linked:
-            raise ValueError(f"ChainedSides: the scheme's {self.chain_name} is {'' if chain.linked else 'not '}"
-                             f"linked: declare {'prev' if chain.linked else 'no prev'}")
+        chain = _declared_chain(self.scheme, self.chain_name, self.linked, "ChainedSides")
         self.ids, self.missing = chain.ids, chain.missing
         return 0
 
