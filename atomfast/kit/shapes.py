@@ -10,9 +10,12 @@ handler; the flows that are truly a venue's own (snapshots, book sync, L3) stay 
 The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trades``),
 ``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
 book), ``LevelDelta`` (one level's new size with a sequence number the book's chain checks),
-``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex)
-and ``SidedLevels`` (levels that each name their side, no checksum, no sequence: Coinbase's);
-for the book shapes, what is not the common case goes to the venue's method: see their text.
+``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex),
+``SidedLevels`` (levels of one side that each name it, no checksum, no sequence: Coinbase's),
+``ChainedSides`` (both sides' levels with an id chained in the scheme's ``Chain``, no checksum:
+Poloniex's) and ``SidedChanges`` (levels of either side that each name it, a snapshot field, no
+time: Gemini's; SidedLevels and SidedChanges describe one message form and should become one
+shape); for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
 
