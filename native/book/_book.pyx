@@ -3546,10 +3546,16 @@ cdef class L2Book:
         self._forget_check()
         self.chk_wide = wide
         lv = self._scratch(len1 // 4 + len2 // 4 + 2)  # a level takes 9 bytes of text at least
-        n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv, more, wide)
+        if more:
+            n1 = _json_levels(s1, len1, self.pscale, self.sscale, lv, True, wide)
+        else:  # (the same reading, in one pass: _json_levels_read)
+            n1 = _json_levels_read(s1, len1, self.pscale, self.sscale, lv, wide)
         if n1 < 0:
             return False
-        n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1, more, wide)
+        if more:
+            n2 = _json_levels(s2, len2, self.pscale, self.sscale, lv + n1, True, wide)
+        else:
+            n2 = _json_levels_read(s2, len2, self.pscale, self.sscale, lv + n1, wide)
         if n2 < 0:
             return False
         self.chk_first, self.chk_second, self.chk_n1, self.chk_n2 = first_text, second_text, n1, n2
@@ -4975,6 +4981,116 @@ cdef Py_ssize_t _json_number_levels(const char* s, Py_ssize_t n, int pscale, int
                 x += 1
         k += 1
         i = _json_space(s, i, n)
+        if i < n and s[i] == 44:
+            i = _json_space(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return k if _json_space(s, i + 1, n) == n else -1
+        return -1
+
+
+# ---------------------------------------------------------------------------------------
+# Levels as JSON text read in one pass (L2Book.check_json_sides, check_json_sides_wide):
+# ``_json_levels`` finds a string's end, then parses it; here the common number (plain digits,
+# at most 19, ticks that fit) is parsed as its string is scanned, anything else read as there
+# ---------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _json_str_number(const char* s, Py_ssize_t i, Py_ssize_t n, int scale, int64_t* out,
+                                        int32_t* sent, int* kind) noexcept nogil:
+    """The JSON string opening at ``s[i]`` read as ``_json_levels`` reads a level's number
+    (``_json_string``, then ``_json_number``): the index of its closing quote, ``kind`` the
+    number's (1 below 2**53 ticks, 2 at or above); -1: not a string of that shape, or a number
+    refused. ``digits[.digits]`` (at most 19 digits) whose ticks fit int64 at ``scale`` is read
+    in the one pass (the ticks and decimals ``_parse_plain`` gives it); anything else by
+    ``_json_string`` and ``_json_number`` themselves."""
+    cdef Py_ssize_t j, start, e
+    cdef uint64_t m = 0, d, q
+    cdef int frac = 0, shift
+    cdef Py_ssize_t nd
+    if i >= n or s[i] != 34:
+        return -1
+    j = i + 1
+    start = j
+    while j < n:
+        d = <uint64_t>(<uint8_t>s[j]) - <uint64_t>48
+        if d > 9:
+            break
+        m = m * 10 + d
+        j += 1
+    nd = j - start
+    if nd and j < n and s[j] == 46:                 # '.'
+        j += 1
+        start = j
+        while j < n:
+            d = <uint64_t>(<uint8_t>s[j]) - <uint64_t>48
+            if d > 9:
+                break
+            m = m * 10 + d
+            j += 1
+        frac = <int>(j - start)
+        nd = nd + frac if frac else 0
+    if 0 < nd <= 19 and j < n and s[j] == 34 and m <= <uint64_t>INT64_MAX:
+        shift = scale - frac
+        if 0 <= shift <= 18:
+            if m <= <uint64_t>P10_LIMIT[shift]:
+                out[0] = <int64_t>(m * <uint64_t>P10[shift])
+                sent[0] = frac
+                kind[0] = 2 if out[0] >= EXACT_FLOAT else 1
+                return j
+        elif -18 <= shift < 0:
+            q = m // <uint64_t>P10[-shift]
+            if q * <uint64_t>P10[-shift] == m:
+                out[0] = <int64_t>q
+                sent[0] = frac
+                kind[0] = 2 if out[0] >= EXACT_FLOAT else 1
+                return j
+    e = _json_string(s, i, n)                       # the general reading
+    if e < 0:
+        return -1
+    kind[0] = _json_number(s + i + 1, e - i - 1, scale, out, sent)
+    return e if kind[0] != 0 else -1
+
+
+cdef Py_ssize_t _json_levels_read(const char* s, Py_ssize_t n, int pscale, int sscale, Parsed* out,
+                                  list wide) except -2:
+    """``_json_levels(s, n, pscale, sscale, out, False, wide)`` (``out`` not NULL), the numbers
+    read as their strings are scanned (``_json_str_number``): the same count, levels and
+    ``wide`` strings, -1 for the same texts."""
+    cdef Py_ssize_t i = _json_space(s, 0, n), k = 0, p0, p1, z0, z1
+    cdef int a = 0, b = 0
+    cdef object item
+    if i >= n or s[i] != 91:
+        return -1
+    i = _json_space(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return -1 if _json_space(s, i + 1, n) != n else 0
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        p0 = _json_space(s, i + 1, n)
+        p1 = _json_str_number(s, p0, n, pscale, &out[k].price, &out[k].pdec, &a)
+        if p1 < 0:
+            return -1
+        i = _json_space(s, p1 + 1, n)
+        if i >= n or s[i] != 44:
+            return -1
+        z0 = _json_space(s, i + 1, n)
+        z1 = _json_str_number(s, z0, n, sscale, &out[k].size, &out[k].sdec, &b)
+        if z1 < 0:
+            return -1
+        i = _json_space(s, z1 + 1, n)
+        if i >= n or s[i] != 93 or out[k].price == 0:
+            return -1
+        out[k].item = NULL
+        if a == 2 or b == 2:
+            if wide is None:
+                return -1
+            item = (PyUnicode_DecodeASCII(s + p0 + 1, p1 - p0 - 1, NULL),
+                    PyUnicode_DecodeASCII(s + z0 + 1, z1 - z0 - 1, NULL))
+            wide.append(item)
+            out[k].item = <PyObject*>item
+        k += 1
+        i = _json_space(s, i + 1, n)
         if i < n and s[i] == 44:
             i = _json_space(s, i + 1, n)
             continue
