@@ -328,3 +328,8 @@ def json_levels(text: bytes | Any) -> bool:
 def json_level_lists(text: bytes | Any) -> bool:
     """Whether raw JSON ``text`` is an array of arrays of two or more strings (price, size, then
     any; printable ASCII, no escapes) that ``L2Book.check_json_lists`` reads."""
+def json_update_wide(book: L2Book, first: int, first_text: bytes | Any, second_text: bytes | Any, rows_of: Any,
+                     row_type: type, spread_type: type, exchange: str, symbol: str, recv_ns: int, event_ms: int) -> int:
+    """``book.check_json_sides_wide`` then ``book.apply_json_update`` (no checksum) in one call:
+    ``UPDATE_OK``, or ``UPDATE_NOT_APPLIED`` where a text is not read (nothing applied, nothing
+    kept, ``rows_of`` not called)."""

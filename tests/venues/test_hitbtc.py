@@ -363,6 +363,45 @@ def test_levels_read_as_text_and_what_is_not():
     assert [(r.status, r.reason) for t, r in produced if t == "status"] == [("resync", "malformed book message")]
     assert h.metrics.resyncs == 1 and h.metrics.gaps == 0
 
+
+def test_book_reads_update_text_as_decoded_levels():
+    """``json_update_wide`` (the update's one call: the levels read from the text in one pass, then
+    applied) gives what ``check_json_sides_wide`` + ``apply_json_update`` give, and the levels of
+    ``check_json_sides`` equal those the former reading (``check_json_lists``) takes, on the
+    capture's books and on numbers outside the one pass's form (exponents, 20 digits, too precise,
+    escapes); a text not read is ``UPDATE_NOT_APPLIED``, nothing applied."""
+    from msgspec import Raw
+
+    from atomfast._book import UPDATE_NOT_APPLIED, UPDATE_OK, json_update_wide
+    from atomfast.book import L2Book
+    from atomfast.events import Lob, Spread
+
+    texts = [(p.get("b", []), p.get("a", [])) for _, _, p in filter(None, (book_part(d) for _, d in recv_frames(
+        fixture_path(CAPTURE))))]
+    odd = ["1e2", "0.5E-1", "12345678901234567890", "0.123456789", "00.50", "1.", ".5", "-1", "+1", "0",
+           "0.0", "9" * 19, "0.06\\u00305", "99999999999999.000", "1 ", ""]
+    texts += [([[p, "1"]], [["2", s]]) for p in odd for s in ("3", *odd)]
+    for bids, asks in texts:
+        b, a = (Raw(("[" + ",".join(f'["{p}","{s}"]' for p, s in side) + "]").encode()) for side in (bids, asks))
+        one, two, old = L2Book(8, 4), L2Book(8, 4), L2Book(8, 4)
+        rows1, rows2 = [], []
+        spreads1, spreads2 = [], []
+        of1 = {"lob": rows1, "spread": spreads1}.__getitem__
+        of2 = {"lob": rows2, "spread": spreads2}.__getitem__
+        read = two.check_json_sides_wide(b, a)
+        got = json_update_wide(one, BID, b, a, of1, Lob, Spread, "x", "X-Y", 1_000_000, 7)
+        assert got == (UPDATE_OK if read else UPDATE_NOT_APPLIED)
+        if read:
+            two.apply_json_update(BID, b, a, of2, Lob, Spread, "x", "X-Y", 1_000_000, 7)
+        assert (rows1, spreads1) == (rows2, spreads2) and one.levels(BID) == two.levels(BID)
+        if two.check_json_sides(b, a):
+            assert old.check_json_lists(b, a)
+            two.apply_json_sides(BID, b, a, rows1, Lob, "x", "X-Y", 1, 2)
+            old.apply_json_sides(BID, b, a, rows2, Lob, "x", "X-Y", 1, 2)
+            assert rows1 == rows2
+        else:
+            assert not old.check_json_lists(b, a)
+
 # --- simulate + run ------------------------------------------------------------------------------
 
 def test_simulate_and_run_publish_what_replay_does():

@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import BID, L2Book
-from ..._book import json_levels
+from ..._book import UPDATE_OK, json_levels, json_update_wide
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
@@ -218,16 +218,19 @@ class HitbtcScheme(Scheme):
             if len(upd) == 1:
                 for native, d in upd.items():
                     book = self.books.get(native)
-                    if book is not None and book.check_json_sides_wide(d.b, d.a):
-                        seq, event_ms = d.s, d.t
-                        if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= event_ms < MAX_MS \
-                                and native not in self.unsynced:
-                            # applied, its rows and the spread where the top changed written in
-                            # one call (no checksum: the venue sends none)
-                            book.apply_json_update(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
-                                                   self._symbols[native], recv_ns, event_ms)
-                            self.seqs[native] = seq  # (self.chain.set)
-                            return
+                    if book is None:
+                        break
+                    seq = d.s
+                    # it follows, its time is sound, the market is not reloading: read and applied,
+                    # its rows and the spread where the top changed written, in one call (no
+                    # checksum: the venue sends none); UPDATE_NOT_APPLIED: a level not read
+                    if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= d.t < MAX_MS \
+                            and native not in self.unsynced \
+                            and json_update_wide(book, BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
+                                                 self._symbols[native], recv_ns, d.t) == UPDATE_OK:
+                        self.seqs[native] = seq  # (self.chain.set)
+                        return
+                    if book.check_json_sides_wide(d.b, d.a):
                         self._update(conn, native, d, data, recv_ns, True)
                         return
         elif upd is None and len(snap) == 1:
