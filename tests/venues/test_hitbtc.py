@@ -365,14 +365,14 @@ def test_levels_read_as_text_and_what_is_not():
 
 
 def test_book_reads_update_text_as_decoded_levels():
-    """``json_update_wide`` (the update's one call: the levels read from the text in one pass, then
+    """``L2Book.json_update_wide`` (the update's one call: the levels read from the text in one pass, then
     applied) gives what ``check_json_sides_wide`` + ``apply_json_update`` give, and the levels of
     ``check_json_sides`` equal those the former reading (``check_json_lists``) takes, on the
     capture's books and on numbers outside the one pass's form (exponents, 20 digits, too precise,
     escapes); a text not read is ``UPDATE_NOT_APPLIED``, nothing applied."""
     from msgspec import Raw
 
-    from atomfast._book import UPDATE_NOT_APPLIED, UPDATE_OK, json_update_wide
+    from atomfast._book import UPDATE_NOT_APPLIED, UPDATE_OK
     from atomfast.book import L2Book
     from atomfast.events import Lob, Spread
 
@@ -389,7 +389,7 @@ def test_book_reads_update_text_as_decoded_levels():
         of1 = {"lob": rows1, "spread": spreads1}.__getitem__
         of2 = {"lob": rows2, "spread": spreads2}.__getitem__
         read = two.check_json_sides_wide(b, a)
-        got = json_update_wide(one, BID, b, a, of1, Lob, Spread, "x", "X-Y", 1_000_000, 7)
+        got = one.json_update_wide(BID, b, a, of1, Lob, Spread, "x", "X-Y", 1_000_000, 7)
         assert got == (UPDATE_OK if read else UPDATE_NOT_APPLIED)
         if read:
             two.apply_json_update(BID, b, a, of2, Lob, Spread, "x", "X-Y", 1_000_000, 7)

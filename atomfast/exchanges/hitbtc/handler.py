@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import BID, L2Book
-from ..._book import UPDATE_OK, json_levels, json_update_wide
+from ..._book import UPDATE_OK, json_levels
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
@@ -210,38 +210,39 @@ class HitbtcScheme(Scheme):
         # of every level is checked first: a message whose levels are not ``[price, size]``
         # strings is decoded whole with its levels (``book_lists_decoder``: the union's decoder
         # before the levels were text), refused as that decoder refused it, before anything else.
-        snap, upd = msg.snapshot, msg.update
-        if snap is None:
-            if upd is None:
-                self.bad_input("malformed book message", "neither snapshot nor update", data)
-                return
-            if len(upd) == 1:
-                for native, d in upd.items():
-                    book = self.books.get(native)
-                    if book is None:
-                        break
-                    seq = d.s
-                    # it follows, its time is sound, the market is not reloading: read and applied,
-                    # its rows and the spread where the top changed written, in one call (no
-                    # checksum: the venue sends none); UPDATE_NOT_APPLIED: a level not read
-                    if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= d.t < MAX_MS \
-                            and native not in self.unsynced \
-                            and json_update_wide(book, BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
-                                                 self._symbols[native], recv_ns, d.t) == UPDATE_OK:
-                        self.seqs[native] = seq  # (self.chain.set)
-                        return
-                    if book.check_json_sides_wide(d.b, d.a):
-                        self._update(conn, native, d, data, recv_ns, True)
-                        return
-        elif upd is None and len(snap) == 1:
-            for native, d in snap.items():
-                book = self.books.get(native)
-                if book is None and native in self._symbols:
-                    inst = self.instrument(native)
-                    book = L2Book(inst.price_decimals, inst.size_decimals)
-                if book is not None and book.check_json_sides_wide(d.b, d.a):
-                    self._snapshot(conn, native, d, data, recv_ns, book)
+        upd = msg.update
+        if upd is not None and msg.snapshot is None and len(upd) == 1:
+            ((native, d),) = upd.items()
+            book = self.books.get(native)
+            if book is not None:
+                seq = d.s
+                # it follows, its time is sound, the market is not reloading: read and applied, its
+                # rows and the spread where the top changed written, in one call (no checksum: the
+                # venue sends none); UPDATE_NOT_APPLIED: a level not read, nothing applied
+                if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= d.t < MAX_MS and native not in self.unsynced \
+                        and book.json_update_wide(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
+                                                  self._symbols[native], recv_ns, d.t) == UPDATE_OK:
+                    self.seqs[native] = seq  # (self.chain.set)
                     return
+                if book.check_json_sides_wide(d.b, d.a):
+                    self._update(conn, native, d, data, recv_ns, True)
+                    return
+            snap = None
+        else:
+            snap = msg.snapshot
+            if snap is None:
+                if upd is None:
+                    self.bad_input("malformed book message", "neither snapshot nor update", data)
+                    return
+            elif upd is None and len(snap) == 1:
+                for native, d in snap.items():
+                    book = self.books.get(native)
+                    if book is None and native in self._symbols:
+                        inst = self.instrument(native)
+                        book = L2Book(inst.price_decimals, inst.size_decimals)
+                    if book is not None and book.check_json_sides_wide(d.b, d.a):
+                        self._snapshot(conn, native, d, data, recv_ns, book)
+                        return
         for part in (snap, upd):
             if part is not None and not all(json_levels(d.a) and json_levels(d.b) for d in part.values()):
                 try:
