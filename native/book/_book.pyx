@@ -2924,6 +2924,8 @@ cdef class L2Book:
         cdef int32_t x
         cdef Level* n
         cdef AvroRows avro = rows if type(rows) is AvroRows else None
+        cdef char times[24]             # an AvroRows row's two times, written once (_avro_lob)
+        cdef int tlen = _avro_times(ems, aus, times) if avro is not None else 0
         for seg in range(2):
             side = first if seg == 0 else 1 - first
             lo = 0 if seg == 0 else n1
@@ -2934,7 +2936,7 @@ cdef class L2Book:
                 flags |= self._load(side, lv + lo, hi - lo)
                 for i in range(lo, hi):
                     if avro is not None:
-                        self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                        _avro_lob(avro, self, exchange, symbol, side, &lv[i], times, tlen)
                     else:
                         _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
                 continue
@@ -2944,7 +2946,7 @@ cdef class L2Book:
                     continue
                 flags |= f
                 if avro is not None:
-                    self._avro_row(avro, exchange, symbol, side, &lv[i], ems, aus)
+                    _avro_lob(avro, self, exchange, symbol, side, &lv[i], times, tlen)
                 else:
                     _put_row(rows, self._row(row_type, exchange, symbol, side, &lv[i], event_ms, atom_us))
         if depth > 0 and (self.sides[C_BID].count > depth or self.sides[C_ASK].count > depth):
@@ -5133,3 +5135,38 @@ cdef Py_ssize_t _json_levels_read(const char* s, Py_ssize_t n, int pscale, int s
             return k if _json_space(s, i + 1, n) == n else -1
         return -1
 
+
+# ---------------------------------------------------------------------------------------
+# A message's lob rows into an AvroRows (L2Book._apply_parsed): the two times, the same for
+# every row of the message, written once
+# ---------------------------------------------------------------------------------------
+
+cdef inline int _avro_times(int64_t event_ms, int64_t atom_us, char* out) noexcept nogil:
+    """The Avro longs ``event_ms`` then ``atom_us`` (what ``AvroRows.add`` ends a row with) into
+    ``out`` (20 bytes at most); their length."""
+    cdef Py_ssize_t k = _put_long(out, event_ms)
+    return <int>(k + _put_long(out + k, atom_us))
+
+
+cdef inline int _avro_lob(AvroRows rows, L2Book book, object exchange, object symbol, int side, Parsed* lv,
+                          const char* times, int tlen) except -1:
+    """``book._avro_row(rows, exchange, symbol, side, lv, event_ms, atom_us)`` with the times
+    written before (``_avro_times``): the same row, key and room asked."""
+    cdef PyObject* po = NULL
+    cdef PyObject* so = NULL
+    cdef double price = lv.price / book.pdiv, size = lv.size / book.sdiv
+    cdef bytes sb = AVRO_BUY if side == C_BID else AVRO_SELL
+    cdef Py_ssize_t slen = PyBytes_GET_SIZE(sb)
+    cdef char* out
+    if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
+        _level_item(<object>lv.item, &po, &so)
+        if lv.price >= EXACT_FLOAT:
+            price = float(<object>po)
+        if lv.size >= EXACT_FLOAT:
+            size = float(<object>so)
+    out = rows._begin(exchange, symbol, 16 + slen + 20)
+    memcpy(out, &price, 8)  # Avro double: IEEE 754, little-endian (this machine's order)
+    memcpy(out + 8, &size, 8)
+    memcpy(out + 16, PyBytes_AS_STRING(sb), slen)
+    memcpy(out + 16 + slen, times, tlen)
+    return rows._end(out + 16 + slen + tlen)
