@@ -402,6 +402,59 @@ def test_book_reads_update_text_as_decoded_levels():
         else:
             assert not old.check_json_lists(b, a)
 
+
+def test_update_shape_in_c_publishes_what_the_handler_does():
+    """The book route is the kit's ``KeyedTextLevels`` (the common update runs in C); fed the capture
+    with odd messages mixed in (an update of two markets, a snapshot and an update in one message,
+    an update of a market without a book, a gap, a time out of range, levels of numbers, an escaped
+    price, a far level, updates of a market reloading), it publishes what ``_on_book`` alone
+    publishes: the same records, reports, metrics and requests."""
+    from atomfast.exchanges.hitbtc import messages as m
+    from atomfast.kit.dispatch import Dispatch
+    from atomfast.kit.shapes import KeyedTextLevels
+
+    assert isinstance(FmfwScheme.dispatch.routes[m.BookMsg], KeyedTextLevels)
+    with pytest.raises(ValueError, match="first="):
+        KeyedTextLevels(at="update", unless="snapshot", seq="s", time="t", asks="a", bids="b", first="up",
+                        chain="chain", otherwise="_on_book")
+
+    class Handled(FmfwScheme):
+        dispatch = Dispatch({**FmfwScheme.dispatch.routes, m.BookMsg: "_on_book"}, decoder=m.decoder, lead=b"{",
+                            fallback="_on_other")
+
+    path = fixture_path(CAPTURE)
+    shaped, handled = (Harness(cls, capture_instruments(path, FmfwScheme)) for cls in (FmfwScheme, Handled))
+
+    def update(native: str, s: int, t: int = 1633806860000, a: str = '[["99.5","1"]]', b: str = "[]") -> bytes:
+        return ('{"ch":"orderbook/full","update":{"%s":{"t":%d,"s":%d,"a":%s,"b":%s}}}' % (native, t, s, a, b)).encode()
+
+    def odd(k: int) -> list[bytes]:
+        seq = shaped.scheme.seqs.get("DOGEUSDT")
+        if seq is None:
+            return []
+        nxt = seq + 1
+        return [
+            [update("DOGEUSDT", nxt, a='[["1.5","3"]]')[:-2] + b',"HTBTC":{"t":1,"s":1,"a":[],"b":[]}}}'],
+            [b'{"ch":"orderbook/full","snapshot":{"NEOBTC":{"t":1,"s":1,"a":[],"b":[]}},'
+             b'"update":{"DOGEUSDT":{"t":1,"s":1,"a":[],"b":[]}}}'],
+            [update("NEOBTC", 5)],
+            [update("DOGEUSDT", nxt, t=10**15)],
+            [update("DOGEUSDT", nxt, a='[[1.5,"3"]]')],
+            [update("DOGEUSDT", nxt, a='[["1.\\u0035","3"]]'), update("DOGEUSDT", nxt + 1, a='[["9999999999.5","2"]]')],
+            [update("DOGEUSDT", nxt + 2), update("DOGEUSDT", nxt + 3)],
+        ][k % 7]
+
+    for i, (ts, data) in enumerate(recv_frames(path)):
+        for d in [data, *(odd(i // 40) if i % 40 == 39 else [])]:
+            assert shaped.feed(d, ts) == handled.feed(d, ts), (i, d[:120])
+    assert shaped.records == handled.records and shaped.reports == handled.reports
+    assert shaped.sent() == handled.sent() and shaped.scheme.seqs == handled.scheme.seqs
+    for what in ("gaps", "resyncs", "frames"):
+        assert getattr(shaped.metrics, what) == getattr(handled.metrics, what), what
+    assert shaped.metrics.gaps >= 2 and shaped.metrics.resyncs >= 3 and shaped.reports
+    assert {n: (b.levels(BID), b.levels(ASK)) for n, b in shaped.scheme.books.items()} == {
+        n: (b.levels(BID), b.levels(ASK)) for n, b in handled.scheme.books.items()}
+
 # --- simulate + run ------------------------------------------------------------------------------
 
 def test_simulate_and_run_publish_what_replay_does():

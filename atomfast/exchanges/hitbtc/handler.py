@@ -50,6 +50,7 @@ from ...book import BID, L2Book
 from ..._book import UPDATE_OK, json_levels
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
+from ...kit.shapes import KeyedTextLevels
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -128,8 +129,12 @@ class HitbtcScheme(Scheme):
 
     # --- frames -------------------------------------------------------------------------------
     #: notifications are one tagged union (on ``ch``), decoded once; answers, errors and what
-    #: the union refuses go to ``_on_other``
-    dispatch = Dispatch({m.BookMsg: "_on_book", m.TradesMsg: "_on_trades", m.TickerMsg: "_on_ticker",
+    #: the union refuses go to ``_on_other``. A book update of one market that follows runs in C
+    #: (the kit's ``KeyedTextLevels``: what ``_on_book``'s common update does); anything else of
+    #: the book channel (a snapshot, a gap, levels not read as text, ...) goes to ``_on_book``
+    dispatch = Dispatch({m.BookMsg: KeyedTextLevels(at="update", unless="snapshot", seq="s", time="t", asks="a",
+                                                    bids="b", first="bids", chain="chain", otherwise="_on_book"),
+                         m.TradesMsg: "_on_trades", m.TickerMsg: "_on_ticker",
                          m.CandlesMsg: "_on_candles", m.FuturesInfoMsg: "_on_futures_info"},
                         decoder=m.decoder, lead=b"{", fallback="_on_other")
 
