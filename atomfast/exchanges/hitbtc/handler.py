@@ -30,7 +30,9 @@ Every level of a message is parsed before the book is touched: the book reads th
 message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides_wide``: a far level of 2**53 ticks or
 more at the market's scale, as USDTUSDP's ``9999999999.000000``, read from its text too); a message whose levels are
 not plain ``[price, size]`` strings is decoded whole with them, and refused as such a decoder
-refuses it. HitBTC sends no checksum.
+refuses it. HitBTC sends no checksum. The common update (one market's, that follows, of a book
+not reloading, its levels read as text) runs in C: the kit's ``KeyedTextLevels`` shape; the rest is
+``_on_book``'s.
 
 Trades: ``trade_id`` is ``i``; a ``snapshot`` (sent on subscription only when a ``limit`` is
 asked for; we ask for none) repeats recent trades: those not above the last id published are
@@ -47,19 +49,17 @@ from __future__ import annotations
 from typing import Sequence
 
 from ...book import BID, L2Book
-from ..._book import UPDATE_OK, json_levels
+from ..._book import json_levels
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
 from ...kit.shapes import KeyedTextLevels
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .._common import MAX_MS
 from .parse import MAX_VALUE, guess_instrument, ms_ok, number, parse_symbols, rate
 
 #: sequence numbers are JSON integers below this (int64)
 MAX_SEQ = 2**63
-_NO_SEQ = 2**65  # (no sequence yet: no int64 follows it)
 _SUBS_KEY = "hitbtc_subscriptions"  # conn.state: channel -> the symbols the venue said it serves
 _SIDES = ("buy", "sell")
 _CANDLE_MS = 60_000
@@ -207,47 +207,29 @@ class HitbtcScheme(Scheme):
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
-        # The levels are JSON text (``msgspec.Raw``). A message of one market has them read by the
-        # market's book first (shape and numbers in one pass, kept for the apply that follows):
-        # an update whose book is at hand, a snapshot of a market whose symbol is cached (a book
-        # made for it, the market's once the snapshot is taken). The common update then runs
-        # here whole: it follows, its time is sound, the market is not reloading. Else the shape
-        # of every level is checked first: a message whose levels are not ``[price, size]``
-        # strings is decoded whole with its levels (``book_lists_decoder``: the union's decoder
-        # before the levels were text), refused as that decoder refused it, before anything else.
-        upd = msg.update
-        if upd is not None and msg.snapshot is None and len(upd) == 1:
-            ((native, d),) = upd.items()
-            book = self.books.get(native)
-            if book is not None:
-                seq = d.s
-                # it follows, its time is sound, the market is not reloading: read and applied, its
-                # rows and the spread where the top changed written, in one call (no checksum: the
-                # venue sends none); UPDATE_NOT_APPLIED: a level not read, nothing applied
-                if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= d.t < MAX_MS and native not in self.unsynced \
-                        and book.json_update_wide(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
-                                                  self._symbols[native], recv_ns, d.t) == UPDATE_OK:
-                    self.seqs[native] = seq  # (self.chain.set)
+        # What the route's KeyedTextLevels does not apply in C (``dispatch``): a snapshot, an update
+        # that does not follow or whose market has no book or is reloading, one of several markets,
+        # levels the book does not read as text. The levels are JSON text (``msgspec.Raw``). A
+        # snapshot of one market whose symbol is cached has them read by a book first (the
+        # market's, or one made for it, which becomes the market's once the snapshot is taken).
+        # Else the shape of every level is checked first: a message whose levels are not
+        # ``[price, size]`` strings is decoded whole with its levels (``book_lists_decoder``: the
+        # union's decoder before the levels were text), refused as that decoder refused it, before
+        # anything else; the rest, market by market (``_snapshot``, ``_update``).
+        snap, upd = msg.snapshot, msg.update
+        if snap is None:
+            if upd is None:
+                self.bad_input("malformed book message", "neither snapshot nor update", data)
+                return
+        elif upd is None and len(snap) == 1:
+            for native, d in snap.items():
+                book = self.books.get(native)
+                if book is None and native in self._symbols:
+                    inst = self.instrument(native)
+                    book = L2Book(inst.price_decimals, inst.size_decimals)
+                if book is not None and book.check_json_sides_wide(d.b, d.a):
+                    self._snapshot(conn, native, d, data, recv_ns, book)
                     return
-                if book.check_json_sides_wide(d.b, d.a):
-                    self._update(conn, native, d, data, recv_ns, True)
-                    return
-            snap = None
-        else:
-            snap = msg.snapshot
-            if snap is None:
-                if upd is None:
-                    self.bad_input("malformed book message", "neither snapshot nor update", data)
-                    return
-            elif upd is None and len(snap) == 1:
-                for native, d in snap.items():
-                    book = self.books.get(native)
-                    if book is None and native in self._symbols:
-                        inst = self.instrument(native)
-                        book = L2Book(inst.price_decimals, inst.size_decimals)
-                    if book is not None and book.check_json_sides_wide(d.b, d.a):
-                        self._snapshot(conn, native, d, data, recv_ns, book)
-                        return
         for part in (snap, upd):
             if part is not None and not all(json_levels(d.a) and json_levels(d.b) for d in part.values()):
                 try:
