@@ -204,6 +204,12 @@ class L2Book:
         these texts (``event_ms`` given): ``UPDATE_OK``, ``UPDATE_MISMATCH`` (applied, lob rows
         written, no spread) or ``UPDATE_NOT_APPLIED`` (``expected`` no checksum of the kind:
         nothing done, the reading kept for ``apply_json_sides``)."""
+    def json_update_wide(self, first: int, first_text: bytes | Any, second_text: bytes | Any,
+                         rows_of: Callable[[str], _Rows], row_type: type[tuple], spread_type: type[tuple],
+                         exchange: str, symbol: str, recv_ns: int, event_ms: int) -> int:
+        """``check_json_sides_wide`` then ``apply_json_update`` (no checksum) in one call:
+        ``UPDATE_OK``, or ``UPDATE_NOT_APPLIED`` where a text is not read (nothing applied, nothing
+        kept, ``rows_of`` not called)."""
     def check_json_lists(self, first_text: bytes | Any, second_text: bytes | Any) -> bool:
         """``check_json_sides`` of levels of two or more strings (``json_level_lists``: price,
         size, then strings not read, e.g. OKX's ``[price, size, "0", orders]``); kept for

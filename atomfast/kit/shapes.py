@@ -13,9 +13,10 @@ book), ``LevelDelta`` (one level's new size with a sequence number the book's ch
 ``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex),
 ``SidedLevels`` (levels of one side that each name it, no checksum, no sequence: Coinbase's),
 ``ChainedSides`` (both sides' levels with an id chained in the scheme's ``Chain``, no checksum:
-Poloniex's) and ``SidedChanges`` (levels of either side that each name it, a snapshot field, no
+Poloniex's), ``SidedChanges`` (levels of either side that each name it, a snapshot field, no
 time: Gemini's; SidedLevels and SidedChanges describe one message form and should become one
-shape); for the book shapes, what is not the common case goes to the venue's method: see their text.
+shape) and ``KeyedTextLevels`` (an update keyed by its market, levels as JSON text, a sequence:
+HitBTC's); for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
 
@@ -410,3 +411,53 @@ class SidedChanges(Shape):
 
 
 __all__ += ["SidedChanges"]
+
+
+class KeyedTextLevels(Shape):
+    """An L2 update keyed by its market, its levels JSON text, a consecutive sequence number, no
+    checksum (HitBTC's and FMFW's ``orderbook/full`` update): the message's field ``at`` is a
+    dict of the market's native name -> the payload (a Struct) that holds the sequence number
+    ``seq``, the time ``time`` (ms) and both sides' levels as their JSON text (``msgspec.Raw``:
+    ``[[price, size], ...]`` strings, read by the book: ``L2Book.json_update_wide``). The number
+    must follow the market's in the scheme's consecutive ``Chain`` named ``chain`` (``seq`` = the
+    book's + 1). Applied as the venue's handler did: ``L2Book.json_update_wide`` (every level read
+    from the text before any is applied, ``first``'s levels first, a ``lob`` row per change, a
+    ``spread`` row where the top changed), then the chain set to ``seq``.
+
+    Only the common case runs in C: ``at`` a dict of ONE market, the message's ``unless`` field
+    None (e.g. a snapshot it may carry instead), the market's symbol cached, a book, not reloading,
+    the number following, the time an int in [0, 10**14) ms and every level read from the text.
+    Anything else, with nothing applied, goes to the venue's ``otherwise`` method, called as a
+    handler ``(conn, msg, data, recv_ns)``, which does what the venue does with it (a snapshot,
+    a gap, no book yet, a market reloading or not cached yet, levels the book does not read as
+    text, a malformed time).
+
+    HitBTC's book update::
+
+        KeyedTextLevels(at="update", unless="snapshot", seq="s", time="t", asks="a", bids="b",
+                        first="bids", chain="chain", otherwise="_on_book")
+    """
+
+    __slots__ = ("at", "unless", "seq", "asks", "bids", "first", "chain", "otherwise")
+
+    def __init__(self, *, at: str, unless: str, seq: str, time: str, asks: str, bids: str, chain: str,
+                 otherwise: str, first: str = "bids"):
+        if first not in ("asks", "bids"):
+            raise ValueError(f"KeyedTextLevels: first={first!r}, asks or bids")
+        for what, name in (("chain", chain), ("otherwise", otherwise)):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"KeyedTextLevels: {what} names the scheme's attribute")
+        super().__init__("lob", "", at, time, False)
+        if len(self.time) != 1:
+            raise ValueError(f"KeyedTextLevels: time {time!r}: one field")
+        self.at, self.unless, self.seq, self.asks, self.bids = at, unless, seq, asks, bids
+        self.first, self.chain, self.otherwise = first, chain, otherwise
+
+    def fields(self) -> tuple[str, ...]:
+        """The payload's fields: the sequence number, the time, the first side's levels, the
+        second's."""
+        sides = (self.asks, self.bids) if self.first == "asks" else (self.bids, self.asks)
+        return (self.seq, *self.time, *sides)
+
+
+__all__ += ["KeyedTextLevels"]

@@ -3628,6 +3628,41 @@ cdef class L2Book:
                          exchange, symbol, event_ms, aus)
         return U_OK
 
+    def json_update_wide(self, int first, first_text, second_text, rows_of, type row_type not None,
+                         type spread_type not None, exchange, symbol, int64_t recv_ns, int64_t event_ms):
+        """``check_json_sides_wide(first_text, second_text)`` then, where it read every level,
+        ``apply_json_update(first, first_text, second_text, rows_of, row_type, spread_type,
+        exchange, symbol, recv_ns, event_ms)`` (no checksum), in one call: ``UPDATE_OK`` (applied,
+        a ``lob`` row per change into ``rows_of("lob")``, the top as a ``spread`` row where it
+        changed), or ``UPDATE_NOT_APPLIED`` where a text is not read (``check_json_sides_wide``'s
+        False): nothing applied, nothing kept, ``rows_of`` not called (the caller decodes the
+        levels and says why). For a venue whose update is checked in the caller (its sequence,
+        its time)."""
+        cdef int64_t aus
+        cdef Py_ssize_t n1, n2
+        cdef object rows, event, atom_us
+        cdef int flags
+        _check_side(first)
+        if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
+            raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
+        if not self._check_json(first_text, second_text, False, []):
+            return U_NOT_APPLIED
+        n1, n2 = self.chk_n1, self.chk_n2
+        aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
+        rows = rows_of(_LOB)
+        if type(rows) is AvroRows:
+            event = atom_us = None      # (an AvroRows takes the C ints)
+        else:
+            event = event_ms
+            atom_us = aus
+        self._forget_check()
+        flags = self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event, atom_us,
+                                   event_ms, aus, 0)
+        if flags & F_TOP:
+            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
+                         exchange, symbol, event_ms, aus)
+        return U_OK
+
     def check_json_lists(self, first_text, second_text):
         """``check_json_sides`` of levels written as arrays of two or more strings (the module's
         ``json_level_lists``: price, size, then strings the book does not read, e.g. OKX's

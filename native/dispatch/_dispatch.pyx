@@ -19,7 +19,7 @@ call of it is one vectorcall.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.dict cimport PyDict_GetItem, PyDict_CheckExact
+from cpython.dict cimport PyDict_CheckExact, PyDict_GetItem, PyDict_Next, PyDict_Size
 from cpython.set cimport PySet_Contains, PySet_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -651,6 +651,9 @@ cdef object _compiled(handler, scheme):
     from atomfast.kit.shapes import SidedChanges
     if isinstance(handler, SidedChanges):
         return _SidedChangesExec(handler, scheme)
+    from atomfast.kit.shapes import KeyedTextLevels
+    if isinstance(handler, KeyedTextLevels):
+        return _KeyedTextLevelsExec(handler, scheme)
     return handler
 
 
@@ -1215,4 +1218,71 @@ cdef class _SidedChangesExec(_MarketBookExec):
                 book_spread(book, self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
             else:  # (a stand-in for the book: the benchmark's recording proxy)
                 book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# KeyedTextLevels (atomfast.kit.shapes): an update keyed by its market, levels as JSON text
+
+
+cdef class _KeyedTextLevelsExec(_MarketBookExec):
+    """``atomfast.kit.shapes.KeyedTextLevels``: the message's fields at (a dict of one market ->
+    its payload) and unless; the payload's seq, time, first levels, second levels."""
+    cdef _Fields outer          # (at, unless) of the message
+    cdef dict ids               # the chain's market -> the book's number
+    cdef int first
+    cdef object row_type, spread_type
+    cdef str chain_name
+
+    def __init__(self, decl, scheme):
+        from atomfast.book import ASK, BID
+        from atomfast.events import Lob, Spread
+
+        super().__init__(decl, scheme)
+        self.outer = _Fields((decl.at, decl.unless))
+        self.first = ASK if decl.first == "asks" else BID
+        self.row_type, self.spread_type = Lob, Spread
+        self.chain_name = decl.chain
+
+    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
+        cdef PyObject* o[2]
+        cdef PyObject* v[4]
+        cdef PyObject* hit
+        cdef PyObject* sym
+        cdef PyObject* bk
+        cdef PyObject* key
+        cdef PyObject* val
+        cdef Py_ssize_t pos = 0
+        self.outer.load(msg, o)
+        keyed = <object>o[0]
+        if <object>o[1] is not None or type(keyed) is not dict or PyDict_Size(keyed) != 1:
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        PyDict_Next(keyed, &pos, &key, &val)
+        market = <object>key
+        if self._market_book(market, &sym, &bk) != 1:  # (reloading too: the venue drops it, or says why not)
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        self.fields.load(<object>val, v)
+        seq, when = <object>v[0], <object>v[1]
+        if self.ids is None:
+            self._bind_chain()
+        hit = PyDict_GetItem(self.ids, market)
+        if hit == NULL or type(seq) is not int or type(<object>hit) is not int or not seq == <object>hit + 1:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # a gap, or no number yet: the venue's
+        if type(when) is not int or not (0 <= when < 100_000_000_000_000):
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        # (a method call, as the benchmark's recording proxy of the book takes it too)
+        if (<object>bk).json_update_wide(self.first, <object>v[2], <object>v[3], self.rows_of, self.row_type,
+                                         self.spread_type, self.exchange, <object>sym, recv_ns, when) != 0:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # UPDATE_NOT_APPLIED: a level not read
+        self.ids[market] = seq
+        return 0
+
+    cdef int _bind_chain(self) except -1:
+        """The scheme's chain (made in its ``__init__``, after the routes are bound): at the
+        first message."""
+        chain = getattr(self.scheme, self.chain_name)
+        if chain.linked:
+            raise ValueError(f"KeyedTextLevels: the scheme's {self.chain_name} is linked: a consecutive one is "
+                             "needed")
+        self.ids = chain.ids
         return 0

@@ -363,6 +363,98 @@ def test_levels_read_as_text_and_what_is_not():
     assert [(r.status, r.reason) for t, r in produced if t == "status"] == [("resync", "malformed book message")]
     assert h.metrics.resyncs == 1 and h.metrics.gaps == 0
 
+
+def test_book_reads_update_text_as_decoded_levels():
+    """``L2Book.json_update_wide`` (the update's one call: the levels read from the text in one pass, then
+    applied) gives what ``check_json_sides_wide`` + ``apply_json_update`` give, and the levels of
+    ``check_json_sides`` equal those the former reading (``check_json_lists``) takes, on the
+    capture's books and on numbers outside the one pass's form (exponents, 20 digits, too precise,
+    escapes); a text not read is ``UPDATE_NOT_APPLIED``, nothing applied."""
+    from msgspec import Raw
+
+    from atomfast._book import UPDATE_NOT_APPLIED, UPDATE_OK
+    from atomfast.book import L2Book
+    from atomfast.events import Lob, Spread
+
+    texts = [(p.get("b", []), p.get("a", [])) for _, _, p in filter(None, (book_part(d) for _, d in recv_frames(
+        fixture_path(CAPTURE))))]
+    odd = ["1e2", "0.5E-1", "12345678901234567890", "0.123456789", "00.50", "1.", ".5", "-1", "+1", "0",
+           "0.0", "9" * 19, "0.06\\u00305", "99999999999999.000", "1 ", ""]
+    texts += [([[p, "1"]], [["2", s]]) for p in odd for s in ("3", *odd)]
+    for bids, asks in texts:
+        b, a = (Raw(("[" + ",".join(f'["{p}","{s}"]' for p, s in side) + "]").encode()) for side in (bids, asks))
+        one, two, old = L2Book(8, 4), L2Book(8, 4), L2Book(8, 4)
+        rows1, rows2 = [], []
+        spreads1, spreads2 = [], []
+        of1 = {"lob": rows1, "spread": spreads1}.__getitem__
+        of2 = {"lob": rows2, "spread": spreads2}.__getitem__
+        read = two.check_json_sides_wide(b, a)
+        got = one.json_update_wide(BID, b, a, of1, Lob, Spread, "x", "X-Y", 1_000_000, 7)
+        assert got == (UPDATE_OK if read else UPDATE_NOT_APPLIED)
+        if read:
+            two.apply_json_update(BID, b, a, of2, Lob, Spread, "x", "X-Y", 1_000_000, 7)
+        assert (rows1, spreads1) == (rows2, spreads2) and one.levels(BID) == two.levels(BID)
+        if two.check_json_sides(b, a):
+            assert old.check_json_lists(b, a)
+            two.apply_json_sides(BID, b, a, rows1, Lob, "x", "X-Y", 1, 2)
+            old.apply_json_sides(BID, b, a, rows2, Lob, "x", "X-Y", 1, 2)
+            assert rows1 == rows2
+        else:
+            assert not old.check_json_lists(b, a)
+
+
+def test_update_shape_in_c_publishes_what_the_handler_does():
+    """The book route is the kit's ``KeyedTextLevels`` (the common update runs in C); fed the capture
+    with odd messages mixed in (an update of two markets, a snapshot and an update in one message,
+    an update of a market without a book, a gap, a time out of range, levels of numbers, an escaped
+    price, a far level, updates of a market reloading), it publishes what ``_on_book`` alone
+    publishes: the same records, reports, metrics and requests."""
+    from atomfast.exchanges.hitbtc import messages as m
+    from atomfast.kit.dispatch import Dispatch
+    from atomfast.kit.shapes import KeyedTextLevels
+
+    assert isinstance(FmfwScheme.dispatch.routes[m.BookMsg], KeyedTextLevels)
+    with pytest.raises(ValueError, match="first="):
+        KeyedTextLevels(at="update", unless="snapshot", seq="s", time="t", asks="a", bids="b", first="up",
+                        chain="chain", otherwise="_on_book")
+
+    class Handled(FmfwScheme):
+        dispatch = Dispatch({**FmfwScheme.dispatch.routes, m.BookMsg: "_on_book"}, decoder=m.decoder, lead=b"{",
+                            fallback="_on_other")
+
+    path = fixture_path(CAPTURE)
+    shaped, handled = (Harness(cls, capture_instruments(path, FmfwScheme)) for cls in (FmfwScheme, Handled))
+
+    def update(native: str, s: int, t: int = 1633806860000, a: str = '[["99.5","1"]]', b: str = "[]") -> bytes:
+        return ('{"ch":"orderbook/full","update":{"%s":{"t":%d,"s":%d,"a":%s,"b":%s}}}' % (native, t, s, a, b)).encode()
+
+    def odd(k: int) -> list[bytes]:
+        seq = shaped.scheme.seqs.get("DOGEUSDT")
+        if seq is None:
+            return []
+        nxt = seq + 1
+        return [
+            [update("DOGEUSDT", nxt, a='[["1.5","3"]]')[:-2] + b',"HTBTC":{"t":1,"s":1,"a":[],"b":[]}}}'],
+            [b'{"ch":"orderbook/full","snapshot":{"NEOBTC":{"t":1,"s":1,"a":[],"b":[]}},'
+             b'"update":{"DOGEUSDT":{"t":1,"s":1,"a":[],"b":[]}}}'],
+            [update("NEOBTC", 5)],
+            [update("DOGEUSDT", nxt, t=10**15)],
+            [update("DOGEUSDT", nxt, a='[[1.5,"3"]]')],
+            [update("DOGEUSDT", nxt, a='[["1.\\u0035","3"]]'), update("DOGEUSDT", nxt + 1, a='[["9999999999.5","2"]]')],
+            [update("DOGEUSDT", nxt + 2), update("DOGEUSDT", nxt + 3)],
+        ][k % 7]
+
+    for i, (ts, data) in enumerate(recv_frames(path)):
+        for d in [data, *(odd(i // 40) if i % 40 == 39 else [])]:
+            assert shaped.feed(d, ts) == handled.feed(d, ts), (i, d[:120])
+    assert shaped.records == handled.records and shaped.reports == handled.reports
+    assert shaped.sent() == handled.sent() and shaped.scheme.seqs == handled.scheme.seqs
+    for what in ("gaps", "resyncs", "frames"):
+        assert getattr(shaped.metrics, what) == getattr(handled.metrics, what), what
+    assert shaped.metrics.gaps >= 2 and shaped.metrics.resyncs >= 3 and shaped.reports
+    assert {n: (b.levels(BID), b.levels(ASK)) for n, b in shaped.scheme.books.items()} == {
+        n: (b.levels(BID), b.levels(ASK)) for n, b in handled.scheme.books.items()}
+
 # --- simulate + run ------------------------------------------------------------------------------
 
 def test_simulate_and_run_publish_what_replay_does():

@@ -30,7 +30,9 @@ Every level of a message is parsed before the book is touched: the book reads th
 message's JSON text (``msgspec.Raw``, ``L2Book.check_json_sides_wide``: a far level of 2**53 ticks or
 more at the market's scale, as USDTUSDP's ``9999999999.000000``, read from its text too); a message whose levels are
 not plain ``[price, size]`` strings is decoded whole with them, and refused as such a decoder
-refuses it. HitBTC sends no checksum.
+refuses it. HitBTC sends no checksum. The common update (one market's, that follows, of a book
+not reloading, its levels read as text) runs in C: the kit's ``KeyedTextLevels`` shape; the rest is
+``_on_book``'s.
 
 Trades: ``trade_id`` is ``i``; a ``snapshot`` (sent on subscription only when a ``limit`` is
 asked for; we ask for none) repeats recent trades: those not above the last id published are
@@ -50,15 +52,14 @@ from ...book import BID, L2Book
 from ..._book import json_levels
 from ...events import Candle, FundingRate, Lob, OpenInterest, Spread
 from ...kit.chain import Chain
+from ...kit.shapes import KeyedTextLevels
 from ...scheme import (BOOK_ERRORS, DECODE_ERRORS, MALFORMED, TOP_CHANGED, Connection, Dispatch, Instrument,
                        RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
-from .._common import MAX_MS
 from .parse import MAX_VALUE, guess_instrument, ms_ok, number, parse_symbols, rate
 
 #: sequence numbers are JSON integers below this (int64)
 MAX_SEQ = 2**63
-_NO_SEQ = 2**65  # (no sequence yet: no int64 follows it)
 _SUBS_KEY = "hitbtc_subscriptions"  # conn.state: channel -> the symbols the venue said it serves
 _SIDES = ("buy", "sell")
 _CANDLE_MS = 60_000
@@ -128,8 +129,12 @@ class HitbtcScheme(Scheme):
 
     # --- frames -------------------------------------------------------------------------------
     #: notifications are one tagged union (on ``ch``), decoded once; answers, errors and what
-    #: the union refuses go to ``_on_other``
-    dispatch = Dispatch({m.BookMsg: "_on_book", m.TradesMsg: "_on_trades", m.TickerMsg: "_on_ticker",
+    #: the union refuses go to ``_on_other``. A book update of one market that follows runs in C
+    #: (the kit's ``KeyedTextLevels``: what ``_on_book``'s common update does); anything else of
+    #: the book channel (a snapshot, a gap, levels not read as text, ...) goes to ``_on_book``
+    dispatch = Dispatch({m.BookMsg: KeyedTextLevels(at="update", unless="snapshot", seq="s", time="t", asks="a",
+                                                    bids="b", first="bids", chain="chain", otherwise="_on_book"),
+                         m.TradesMsg: "_on_trades", m.TickerMsg: "_on_ticker",
                          m.CandlesMsg: "_on_candles", m.FuturesInfoMsg: "_on_futures_info"},
                         decoder=m.decoder, lead=b"{", fallback="_on_other")
 
@@ -202,34 +207,20 @@ class HitbtcScheme(Scheme):
 
     # --- book ---------------------------------------------------------------------------------
     def _on_book(self, conn: Connection, msg: m.BookMsg, data: bytes, recv_ns: int) -> None:
-        # The levels are JSON text (``msgspec.Raw``). A message of one market has them read by the
-        # market's book first (shape and numbers in one pass, kept for the apply that follows):
-        # an update whose book is at hand, a snapshot of a market whose symbol is cached (a book
-        # made for it, the market's once the snapshot is taken). The common update then runs
-        # here whole: it follows, its time is sound, the market is not reloading. Else the shape
-        # of every level is checked first: a message whose levels are not ``[price, size]``
-        # strings is decoded whole with its levels (``book_lists_decoder``: the union's decoder
-        # before the levels were text), refused as that decoder refused it, before anything else.
+        # What the route's KeyedTextLevels does not apply in C (``dispatch``): a snapshot, an update
+        # that does not follow or whose market has no book or is reloading, one of several markets,
+        # levels the book does not read as text. The levels are JSON text (``msgspec.Raw``). A
+        # snapshot of one market whose symbol is cached has them read by a book first (the
+        # market's, or one made for it, which becomes the market's once the snapshot is taken).
+        # Else the shape of every level is checked first: a message whose levels are not
+        # ``[price, size]`` strings is decoded whole with its levels (``book_lists_decoder``: the
+        # union's decoder before the levels were text), refused as that decoder refused it, before
+        # anything else; the rest, market by market (``_snapshot``, ``_update``).
         snap, upd = msg.snapshot, msg.update
         if snap is None:
             if upd is None:
                 self.bad_input("malformed book message", "neither snapshot nor update", data)
                 return
-            if len(upd) == 1:
-                for native, d in upd.items():
-                    book = self.books.get(native)
-                    if book is not None and book.check_json_sides_wide(d.b, d.a):
-                        seq, event_ms = d.s, d.t
-                        if seq == self.seqs.get(native, _NO_SEQ) + 1 and 0 <= event_ms < MAX_MS \
-                                and native not in self.unsynced:
-                            # applied, its rows and the spread where the top changed written in
-                            # one call (no checksum: the venue sends none)
-                            book.apply_json_update(BID, d.b, d.a, self.rows, Lob, Spread, self.exchange,
-                                                   self._symbols[native], recv_ns, event_ms)
-                            self.seqs[native] = seq  # (self.chain.set)
-                            return
-                        self._update(conn, native, d, data, recv_ns, True)
-                        return
         elif upd is None and len(snap) == 1:
             for native, d in snap.items():
                 book = self.books.get(native)
