@@ -3600,8 +3600,6 @@ cdef class L2Book:
         ``apply_update``): nothing done, the texts' reading kept for an ``apply_json_sides``."""
         cdef int64_t aus, want = 0
         cdef Py_ssize_t n1 = self.chk_n1, n2 = self.chk_n2
-        cdef object rows, event, atom_us
-        cdef int flags
         _check_side(first)
         if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
             raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
@@ -3612,6 +3610,18 @@ cdef class L2Book:
         aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
         if checksum != K_NONE and not _expected_checksum(expected, checksum, &want):
             return U_NOT_APPLIED
+        return self._apply_read(first, n1, n2, rows_of, row_type, spread_type, exchange, symbol, event_ms, aus,
+                                checksum, want)
+
+    cdef int _apply_read(self, int first, Py_ssize_t n1, Py_ssize_t n2, object rows_of, type row_type,
+                         type spread_type, object exchange, object symbol, int64_t event_ms, int64_t aus,
+                         int checksum, int64_t want) except -2:
+        """The ``n1`` + ``n2`` levels the last check read (the scratch) applied (a ``lob`` row per
+        change into ``rows_of("lob")``), the checksum of kind ``checksum`` compared with ``want``,
+        and where it matched (or none is asked) and the top changed, a ``spread`` row:
+        ``apply_json_update``'s and ``json_update_wide``'s common end. ``U_OK`` or ``U_MISMATCH``."""
+        cdef object rows, event, atom_us
+        cdef int flags
         rows = rows_of(_LOB)
         if type(rows) is AvroRows:
             event = atom_us = None      # (an AvroRows takes the C ints)
@@ -3639,29 +3649,14 @@ cdef class L2Book:
         levels and says why). For a venue whose update is checked in the caller (its sequence,
         its time)."""
         cdef int64_t aus
-        cdef Py_ssize_t n1, n2
-        cdef object rows, event, atom_us
-        cdef int flags
         _check_side(first)
         if not (PyType_IsSubtype(row_type, tuple) and PyType_IsSubtype(spread_type, tuple)):
             raise TypeError("row_type and spread_type must be tuple subclasses (NamedTuples)")
         if not self._check_json(first_text, second_text, False, []):
             return U_NOT_APPLIED
-        n1, n2 = self.chk_n1, self.chk_n2
         aus = recv_ns // 1000 if recv_ns >= 0 else -((-recv_ns + 999) // 1000)  # (floored, as //)
-        rows = rows_of(_LOB)
-        if type(rows) is AvroRows:
-            event = atom_us = None      # (an AvroRows takes the C ints)
-        else:
-            event = event_ms
-            atom_us = aus
-        self._forget_check()
-        flags = self._apply_parsed(first, self.scratch, n1, n2, rows, row_type, exchange, symbol, event, atom_us,
-                                   event_ms, aus, 0)
-        if flags & F_TOP:
-            _spread_into(self.pool.n, self.sides, self.pdiv, self.sdiv, self, rows_of(_SPREAD), spread_type,
-                         exchange, symbol, event_ms, aus)
-        return U_OK
+        return self._apply_read(first, self.chk_n1, self.chk_n2, rows_of, row_type, spread_type, exchange, symbol,
+                                event_ms, aus, K_NONE, 0)
 
     def check_json_lists(self, first_text, second_text):
         """``check_json_sides`` of levels written as arrays of two or more strings (the module's
