@@ -11,11 +11,10 @@ The shapes: ``Quote`` (a top of book: ``ticker``), ``Trade`` (one trade: ``trade
 ``BookUpdate`` (an L2 update carrying the book's checksum, applied and checked by the market's
 book), ``LevelDelta`` (one level's new size with a sequence number the book's chain checks),
 ``SignedLevel`` (one level whose amount's sign is its side, on a ``Lookup``'s channel: Bitfinex),
-``SidedLevels`` (levels of one side that each name it, no checksum, no sequence: Coinbase's),
+``SidedLevels`` (levels that each name their side, of one side or both, no checksum, no sequence,
+an optional time and snapshot field: Coinbase's ``l2update`` and Gemini's ``l2_updates``),
 ``ChainedSides`` (both sides' levels with an id chained in the scheme's ``Chain``, no checksum:
-Poloniex's), ``SidedChanges`` (levels of either side that each name it, a snapshot field, no
-time: Gemini's; SidedLevels and SidedChanges describe one message form and should become one
-shape) and ``KeyedTextLevels`` (an update keyed by its market, levels as JSON text, a sequence:
+Poloniex's) and ``KeyedTextLevels`` (an update keyed by its market, levels as JSON text, a sequence:
 HitBTC's); for the book shapes, what is not the common case goes to the venue's method: see their text.
 
 What ``Quote`` and ``Trade`` do, as the venue's handlers did:
@@ -254,46 +253,69 @@ class SignedLevel(Shape):
 
 
 class SidedLevels(Shape):
-    """An L2 update whose levels each lead with their side, ``[side, price, size]`` (Coinbase's
-    ``l2update``: ``changes``), with no checksum and no sequence number: applied by the market's
-    book as the venue's handler did (``L2Book.apply_sides``: every level parsed before any is
-    applied, a ``lob`` row per change of the book), then, where the book may have crossed (the
-    ``CROSSED`` flag), the venue's ``crossed`` method ``(conn, market, book, recv_ns) -> bool``
-    (True: the book resynced, nothing more is written), then a ``spread`` row where the top
-    changed (``L2Book.spread_into``). The events' time: ``time``, RFC 3339 text
-    (``rfc3339_to_ms``); "" (not sent): the time of receipt, in ms.
+    """An L2 update whose levels each lead with their side, ``[side, price, size]`` (``levels``:
+    Coinbase's ``l2update`` and Gemini's market data v2 ``l2_updates``, both ``changes``), with
+    no checksum and no sequence number. Applied by the market's book in one call, every level
+    parsed before any is applied (a bad one: nothing applied), a ``lob`` row per change of the
+    book: the levels of one side as ``L2Book.apply_sides(side, levels, None, ...)``, in the
+    message's order; levels of both sides as ``apply_sides(BID, bids, asks, ...)`` of them split by
+    side (``atomfast._book.apply_sided_levels``: the bids first, each side in the message's order;
+    every side read before any level). Then, where the book may have crossed (the ``CROSSED``
+    flag), the venue's ``crossed`` method ``(conn, market, book, recv_ns) -> bool`` (True: the
+    book resynced, nothing more is written), then a ``spread`` row where the top changed
+    (``L2Book.spread_into``).
 
-    Only the common case runs in C: a market whose symbol is cached, with a book, not reloading
-    (``scheme.unsynced``: the message is dropped, as the venues do until the snapshot), the
-    levels a list of three-item levels all of ONE side (the venue's word, one of ``sides`` ->
-    ``BID``/``ASK``), the time readable and every level sound. Anything else, with nothing
+    ``sides`` maps the venue's two words to ``BID`` and ``ASK`` (one each). ``levels`` is a list
+    of three-item levels, or their JSON text (a ``msgspec.Raw``, read in C by
+    ``atomfast._book.apply_json_sided_levels``: plain strings only, bids first as above).
+    ``time`` (optional) names the events' time, RFC 3339 text (``rfc3339_to_ms``; "", not sent:
+    the time of receipt); none declared: the time of receipt, in ms. ``snapshot`` (optional)
+    names a field that is None in an update and set in the message that carries the whole book
+    (Gemini: ``trades``, sent only in a subscription's first ``l2_updates``): such a message is
+    the venue's (``otherwise``), whatever the state of the market's book. ``mixed`` False: a
+    message with levels of both sides is the venue's (``otherwise``), which applies them in the
+    message's order, side runs as they come (Coinbase), and text levels are not read in C.
+
+    Only the common case runs in C: no ``snapshot``, a market whose symbol is cached, with a
+    book, not reloading (``scheme.unsynced``), the levels' sides the two words (of one side
+    where not ``mixed``), the time readable and every level sound. Anything else, with nothing
     applied, goes to the venue's ``otherwise`` method, called as a handler ``(conn, msg, data,
     recv_ns)``, which says what is amiss (no book yet, a malformed side, level or time, a market
-    not cached yet) or applies what the shape does not (levels of both sides: in their order).
+    not cached yet), drops a reloading book's update until its snapshot (Gemini counting a
+    malformed one), loads the snapshot, or applies what the shape does not (where not ``mixed``:
+    levels of both sides, in their order).
 
-    Coinbase's level-2 update::
+    Coinbase's level-2 update and Gemini's market data v2 update::
 
         SidedLevels(market="product_id", levels="changes", time="time", sides={"buy": BID, "sell": ASK},
-                    crossed="_crossed", otherwise="_on_l2update")
+                    mixed=False, crossed="_crossed", otherwise="_on_l2update")
+        SidedLevels(market="symbol", levels="changes", snapshot="trades", sides={"buy": BID, "sell": ASK},
+                    crossed="gap_crossed", otherwise="_on_l2")
     """
 
-    __slots__ = ("levels", "sides", "crossed", "otherwise")
+    __slots__ = ("levels", "sides", "snapshot", "mixed", "crossed", "otherwise")
 
-    def __init__(self, *, market: str, levels: str, time: str, sides: dict[str, int], crossed: str, otherwise: str):
+    def __init__(self, *, market: str, levels: str, sides: dict[str, int], crossed: str, otherwise: str,
+                 time: str | None = None, snapshot: str | None = None, mixed: bool = True):
         from ..book import ASK, BID
 
-        if not sides or not all(isinstance(k, str) and v in (BID, ASK) for k, v in sides.items()):
-            raise ValueError(f"SidedLevels: sides {sides!r} maps the venue's words to BID or ASK")
+        if (not isinstance(sides, dict) or sorted(sides.values()) != sorted((BID, ASK))
+                or not all(isinstance(k, str) and k for k in sides)):
+            raise ValueError(f"SidedLevels: sides {sides!r} maps one word to BID and one to ASK")
         for what, name in (("crossed", crossed), ("otherwise", otherwise)):
             if not isinstance(name, str) or not name:
                 raise ValueError(f"SidedLevels: {what} names the scheme's method")
-        super().__init__("lob", "", market, time, False)
-        if len(self.time) != 1:
-            raise ValueError(f"SidedLevels: time {time!r}: one field")
-        self.levels, self.sides, self.crossed, self.otherwise = levels, dict(sides), crossed, otherwise
+        for what, name in (("time", time), ("snapshot", snapshot)):
+            if name is not None and (not isinstance(name, str) or not name):
+                raise ValueError(f"SidedLevels: {what} {name!r}: one field, or None")
+        self.topic, self.malformed, self.symbol, self.or_receipt = "lob", "", market, False
+        self.time = () if time is None else (time,)
+        self.levels, self.sides, self.snapshot, self.mixed = levels, dict(sides), snapshot, bool(mixed)
+        self.crossed, self.otherwise = crossed, otherwise
 
     def fields(self) -> tuple[str, ...]:
-        return (self.symbol, self.levels, *self.time)
+        """The update's fields: market, levels, (snapshot), (time)."""
+        return (self.symbol, self.levels, *((self.snapshot,) if self.snapshot else ()), *self.time)
 
 
 __all__ = ["BookUpdate", "Channel", "LevelDelta", "Quote", "Shape", "SidedLevels", "SignedLevel", "Trade"]
@@ -358,59 +380,6 @@ class ChainedSides(Shape):
 
 
 __all__ += ["ChainedSides"]
-
-
-class SidedChanges(Shape):
-    """An L2 update whose levels each lead with their side, ``[side, price, size]``, of EITHER side
-    in one message (Gemini's market data v2 ``l2_updates``: ``changes``), with no checksum, no
-    sequence number and no time: applied by the market's book in one call as
-    ``L2Book.apply_sides(BID, bids, asks)`` of the changes split by side
-    (``atomfast._book.apply_sided_levels``: the bids first, each side in the message's order;
-    every side, then every level, checked before any is applied; a ``lob`` row per change of the
-    book), then, where the book may have crossed (the ``CROSSED`` flag), the venue's ``crossed``
-    method ``(conn, market, book, recv_ns) -> bool`` (True: the book resynced, nothing more is
-    written; ``Scheme.gap_crossed``), then a ``spread`` row where the top changed. The events'
-    time is the receipt's (ms).
-
-    ``snapshot`` names a field that is None in an update and set in the message that carries the
-    whole book (Gemini: ``trades``, sent only in a subscription's first ``l2_updates``): such a
-    message is the venue's (``otherwise``), whatever the state of the market's book.
-
-    Only the common case runs in C: no ``snapshot``, a market whose symbol is cached, with a
-    book, not reloading (``scheme.unsynced``), the levels a list of three-item levels whose sides
-    are the two words of ``sides`` (-> ``BID``/``ASK``), or their JSON text (a ``msgspec.Raw``,
-    read in C by ``atomfast._book.apply_json_sided_levels``: plain strings only), every level
-    sound. Anything else, with nothing applied, goes to the venue's ``otherwise`` method, called
-    as a handler ``(conn, msg, data, recv_ns)``, which says what is amiss (no book yet, a
-    malformed side or level, a market not cached yet), drops a reloading book's update until its
-    snapshot (counting a malformed one) or loads the snapshot.
-
-    Gemini's market data v2 update::
-
-        SidedChanges(market="symbol", levels="changes", snapshot="trades", sides={"buy": BID, "sell": ASK},
-                     crossed="gap_crossed", otherwise="_on_l2")
-    """
-
-    __slots__ = ("levels", "snapshot", "sides", "crossed", "otherwise")
-
-    def __init__(self, *, market: str, levels: str, sides: dict[str, int], crossed: str, otherwise: str,
-                 snapshot: str | None = None):
-        from ..book import ASK, BID
-
-        if sorted(sides.values()) != [BID, ASK] or not all(isinstance(k, str) and k for k in sides):
-            raise ValueError(f"SidedChanges: sides {sides!r} maps one word to BID and one to ASK")
-        for what, name in (("crossed", crossed), ("otherwise", otherwise)):
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"SidedChanges: {what} names the scheme's method")
-        self.topic, self.malformed, self.symbol, self.time, self.or_receipt = "lob", "", market, (), False
-        self.levels, self.snapshot, self.sides = levels, snapshot, dict(sides)
-        self.crossed, self.otherwise = crossed, otherwise
-
-    def fields(self) -> tuple[str, ...]:
-        return (self.symbol, self.levels, *((self.snapshot,) if self.snapshot else ()))
-
-
-__all__ += ["SidedChanges"]
 
 
 class KeyedTextLevels(Shape):

@@ -531,93 +531,113 @@ cdef class _SignedLevelExec(_ShapeExec):
 
 
 cdef class _SidedLevelsExec(_MarketBookExec):
-    """``atomfast.kit.shapes.SidedLevels``: fields market, levels, time."""
-    cdef tuple words            # the venue's side words ...
-    cdef tuple values           # ... and their sides (BID/ASK)
+    """``atomfast.kit.shapes.SidedLevels``: fields market, levels, (snapshot), (time)."""
+    cdef Py_ssize_t snap_at     # the snapshot field's index (-1: none declared)
+    cdef Py_ssize_t time_at     # the time field's index (-1: none declared: the time of receipt)
+    cdef bint mixed             # levels of both sides applied here (bids first), text levels read here
+    cdef str bid_word, ask_word
+    cdef int bid, ask
+    cdef object apply           # atomfast._book.apply_sided_levels (decoded levels of both sides)
     cdef object row_type, spread_type
     cdef object crossed
     cdef long top_changed, crossed_flag
 
     def __init__(self, decl, scheme):
-        from atomfast.book import CROSSED, TOP_CHANGED
+        from atomfast._book import apply_sided_levels
+        from atomfast.book import ASK, BID, CROSSED, TOP_CHANGED
         from atomfast.events import Lob, Spread
 
         super().__init__(decl, scheme)
-        self.words = tuple(decl.sides)
-        self.values = tuple(decl.sides.values())
+        self.snap_at = 2 if decl.snapshot else -1
+        self.time_at = self.fields.n - 1 if decl.time else -1
+        self.mixed = decl.mixed
+        for word, side in decl.sides.items():
+            if side == BID:
+                self.bid_word = word
+            else:
+                self.ask_word = word
+        self.bid, self.ask = BID, ASK
+        self.apply = apply_sided_levels
         self.row_type, self.spread_type = Lob, Spread
         self.crossed = getattr(scheme, decl.crossed)
         self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
 
-    cdef inline int _side(self, str word) except -2:
-        """The side (BID/ASK) of the venue's word; -1: none."""
-        cdef Py_ssize_t k
-        for k in range(len(self.words)):
-            if word == <str>self.words[k]:
-                return <int>self.values[k]
-        return -1
-
     cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
         cdef PyObject* v[MAX_FIELDS]
-        cdef PyObject* hit
         cdef PyObject* sym
         cdef PyObject* bk
         cdef int found
         cdef Py_ssize_t i, n
-        cdef int first = -1
+        cdef int first = -1, side
+        cdef bint both = False
         cdef int64_t atom_us = recv_ns // 1000
-        cdef int64_t ms
+        cdef int64_t ms = atom_us // 1000
         cdef long flags
         cdef list changes
         cdef bint bad
         self.fields.load(msg, v)
+        if self.snap_at >= 0 and <object>v[self.snap_at] is not None:
+            return self._otherwise(conn, msg, data, recv_ns, kept)  # the whole book: the venue's
         market = <object>v[0]
         found = self._market_book(market, &sym, &bk)
-        if found <= 0:
-            return 0 if found == 0 else self._otherwise(conn, msg, data, recv_ns, kept)
+        if found <= 0:  # (a reloading book too: the venue drops its updates, Gemini counting malformed ones)
+            return self._otherwise(conn, msg, data, recv_ns, kept)
         symbol, book = <object>sym, <object>bk
-        if type(<object>v[1]) is not list:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        changes = <list>v[1]
-        n = len(changes)
-        if n == 0:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        side0 = None
-        for i in range(n):
-            item = changes[i]
-            if type(item) is not tuple or PyTuple_GET_SIZE(item) != 3:
+        if self.time_at >= 0:
+            t = <object>v[self.time_at]
+            if type(t) is not str:
                 return self._otherwise(conn, msg, data, recv_ns, kept)
-            side = <object>PyTuple_GET_ITEM(item, 0)
-            if type(side) is not str:
-                return self._otherwise(conn, msg, data, recv_ns, kept)
-            if i == 0:
-                side0 = side
-                first = self._side(<str>side)
-                if first < 0:
+            if t:
+                try:
+                    bad = rfc3339_ms(t, &ms) != 0
+                except ValueError:  # (text that is no UTF-8: the venue says what it is)
+                    bad = True
+                if bad:
                     return self._otherwise(conn, msg, data, recv_ns, kept)
-            elif side is not side0 and side != side0:
-                return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
-        t = <object>v[2]
-        if type(t) is not str:
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        if not t:
-            ms = atom_us // 1000
-        else:
-            try:
-                bad = rfc3339_ms(t, &ms) != 0
-            except ValueError:  # (text that is no UTF-8: the venue says what it is)
-                bad = True
-            if bad:
-                return self._otherwise(conn, msg, data, recv_ns, kept)
+        levels = <object>v[1]
         is_book = type(book) is _L2Book
         try:
-            if is_book:  # the changes read as they are (no (price, size) pair made)
-                flags = book_sided(book, first, changes, self.rows_of("lob"), self.row_type, self.exchange, symbol,
-                                   ms, atom_us)
-            else:  # (a stand-in for the book: the benchmark's recording proxy)
-                flags = book.apply_sides(first, [(c[1], c[2]) for c in changes], None, self.rows_of("lob"),
-                                         self.row_type, self.exchange, symbol, ms, atom_us)
+            if type(levels) is list:
+                changes = <list>levels
+                n = len(changes)
+                for i in range(n):  # the sides read (every level three items) before any is parsed
+                    item = changes[i]
+                    if not ((type(item) is tuple or type(item) is list) and len(item) == 3):
+                        return self._otherwise(conn, msg, data, recv_ns, kept)
+                    word = item[0]
+                    if type(word) is not str:
+                        return self._otherwise(conn, msg, data, recv_ns, kept)
+                    if word is self.bid_word or word == self.bid_word:
+                        side = self.bid
+                    elif word is self.ask_word or word == self.ask_word:
+                        side = self.ask
+                    else:
+                        return self._otherwise(conn, msg, data, recv_ns, kept)  # a side neither word
+                    if i == 0:
+                        first = side
+                    elif side != first:
+                        both = True
+                if both:
+                    if not self.mixed:
+                        return self._otherwise(conn, msg, data, recv_ns, kept)  # both sides: the venue, in order
+                    flags = self.apply(book, changes, self.bid_word, self.ask_word, self.rows_of("lob"),
+                                       self.row_type, self.exchange, symbol, ms, atom_us)
+                elif n == 0:
+                    flags = 0
+                elif is_book:  # the changes read as they are (no (price, size) pair made)
+                    flags = book_sided(book, first, changes, self.rows_of("lob"), self.row_type, self.exchange,
+                                       symbol, ms, atom_us)
+                else:  # (a stand-in for the book: the benchmark's recording proxy)
+                    flags = book.apply_sides(first, [(c[1], c[2]) for c in changes], None, self.rows_of("lob"),
+                                             self.row_type, self.exchange, symbol, ms, atom_us)
+            elif self.mixed and levels is not None:  # the JSON text (a msgspec.Raw): apply_json_sided_levels
+                flags = book_json_sided(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
+                                        self.row_type, self.exchange, symbol, ms, atom_us)
+            else:
+                flags = -1
         except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
+            return self._otherwise(conn, msg, data, recv_ns, kept)
+        if flags < 0:  # a side neither word, a text not of the shape: nothing applied
             return self._otherwise(conn, msg, data, recv_ns, kept)
         if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
             return 0
@@ -648,9 +668,6 @@ cdef object _compiled(handler, scheme):
     from atomfast.kit.shapes import ChainedSides
     if isinstance(handler, ChainedSides):
         return _ChainedSidesExec(handler, scheme)
-    from atomfast.kit.shapes import SidedChanges
-    if isinstance(handler, SidedChanges):
-        return _SidedChangesExec(handler, scheme)
     from atomfast.kit.shapes import KeyedTextLevels
     if isinstance(handler, KeyedTextLevels):
         return _KeyedTextLevelsExec(handler, scheme)
@@ -1152,72 +1169,6 @@ cdef class _ChainedSidesExec(_ShapeExec):
         first message."""
         chain = _declared_chain(self.scheme, self.chain_name, self.linked, "ChainedSides")
         self.ids, self.missing = chain.ids, chain.missing
-        return 0
-
-
-cdef class _SidedChangesExec(_MarketBookExec):
-    """``atomfast.kit.shapes.SidedChanges``: fields market, levels, (snapshot)."""
-    cdef bint has_snapshot
-    cdef str bid_word, ask_word
-    cdef object apply           # atomfast._book.apply_sided_levels (decoded changes)
-    cdef object row_type, spread_type
-    cdef object crossed
-    cdef long top_changed, crossed_flag
-
-    def __init__(self, decl, scheme):
-        from atomfast._book import apply_sided_levels
-        from atomfast.book import BID, CROSSED, TOP_CHANGED
-        from atomfast.events import Lob, Spread
-
-        super().__init__(decl, scheme)
-        self.has_snapshot = bool(decl.snapshot)
-        for word, side in decl.sides.items():
-            if side == BID:
-                self.bid_word = word
-            else:
-                self.ask_word = word
-        self.apply = apply_sided_levels
-        self.row_type, self.spread_type = Lob, Spread
-        self.crossed = getattr(scheme, decl.crossed)
-        self.top_changed, self.crossed_flag = TOP_CHANGED, CROSSED
-
-    cdef int on(self, conn, msg, data, long long recv_ns, kept) except -1:
-        cdef PyObject* v[MAX_FIELDS]
-        cdef PyObject* sym
-        cdef PyObject* bk
-        cdef int found
-        cdef int64_t atom_us = recv_ns // 1000
-        cdef int64_t ms = atom_us // 1000
-        cdef long flags
-        self.fields.load(msg, v)
-        if self.has_snapshot and <object>v[2] is not None:
-            return self._otherwise(conn, msg, data, recv_ns, kept)  # the whole book: the venue's
-        market = <object>v[0]
-        found = self._market_book(market, &sym, &bk)
-        if found <= 0:  # (a reloading book too: the venue drops its updates, counting malformed ones)
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        symbol, book = <object>sym, <object>bk
-        levels = <object>v[1]
-        try:
-            if type(levels) is list:
-                flags = self.apply(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"), self.row_type,
-                                   self.exchange, symbol, ms, atom_us)
-            elif levels is not None:  # the JSON text (a msgspec.Raw): apply_json_sided_levels
-                flags = book_json_sided(book, levels, self.bid_word, self.ask_word, self.rows_of("lob"),
-                                        self.row_type, self.exchange, symbol, ms, atom_us)
-            else:
-                flags = -1
-        except (ValueError, OverflowError, TypeError):  # (the scheme's BOOK_ERRORS) nothing applied
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        if flags < 0:  # a side neither word, a text not of the shape: nothing applied
-            return self._otherwise(conn, msg, data, recv_ns, kept)
-        if flags & self.crossed_flag and self.crossed(conn, market, book, recv_ns):
-            return 0
-        if flags & self.top_changed:
-            if type(book) is _L2Book:
-                book_spread(book, self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
-            else:  # (a stand-in for the book: the benchmark's recording proxy)
-                book.spread_into(self.rows_of("spread"), self.spread_type, self.exchange, symbol, ms, atom_us)
         return 0
 
 

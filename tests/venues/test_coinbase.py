@@ -668,7 +668,7 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
     """The level-2 update's route (``SidedLevels``: the common case in C, the rest to
     ``_on_l2update``) writes the very events, errors and resyncs the handler alone writes, frame
     for frame: one side, both sides (in the message's order), a removal of a level not held, a
-    crossing, and malformed sides, levels and times."""
+    crossing, an update while the book reloads, and malformed sides, levels and times."""
     from atomfast.exchanges.coinbase import messages as cm
     from atomfast.kit.dispatch import Dispatch
     from atomfast.kit.shapes import SidedLevels
@@ -689,6 +689,8 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
         [["sell", "99999999.12345678", "1"], ["sell", "0.9500", "90071992.54740993"]],  # 2**53 ticks or more
         [["buy", "0.7200", "1"]],
         [["sell", "0.7200", "1"]],  # crosses the bid: a gap, resync
+        [["buy", "0.7300", "1"]],  # reloading: dropped
+        [["buy", "0.7300", "x"]],  # reloading: dropped (not counted)
     ]
     bad = [
         {"changes": [["bid", "0.7000", "5"]]},
@@ -726,6 +728,7 @@ def test_l2_update_declared_shape_gives_what_the_handler_gives():
     assert [(e.price, e.size) for _, e in out[5]] == [(99999999.12345678, 1.0), (0.95, 90071992.54740993)]
     assert [e.reason for t_, e in out[7] if t_ == "status"] == ["book crossed: bid 0.72 >= ask 0.72"]
     assert outs[0][4][0] == 1
+    assert out[8] == out[9] == []  # reloading: nothing
 
 
 def test_dispatch_decoder_refuses_what_is_no_json():

@@ -436,17 +436,17 @@ def test_v2_update_bad_side_resyncs():
 
 
 def test_v2_declared_shape_gives_what_the_handler_gives():
-    """The ``l2_updates`` route (``SidedChanges``: an update in C, the rest to ``_on_l2``) writes
+    """The ``l2_updates`` route (``SidedLevels``: an update in C, the rest to ``_on_l2``) writes
     the very events, errors and resyncs the handler alone writes, message for message: one side,
     both sides, a removal of a level not held, 2**53 ticks or more, a crossing, malformed sides
     and levels, a snapshot on a live book and on a reloading one, a market not listed."""
     from atomfast.book import ASK, BID
     from atomfast.exchanges.gemini import messages as gm
     from atomfast.kit.dispatch import Dispatch
-    from atomfast.kit.shapes import SidedChanges
+    from atomfast.kit.shapes import SidedLevels
 
     d = GeminiV2Scheme.dispatch
-    assert isinstance(d.routes[gm.L2Updates], SidedChanges)
+    assert isinstance(d.routes[gm.L2Updates], SidedLevels)
 
     class HandlerOnly(GeminiV2Scheme):
         dispatch = Dispatch({**d.routes, gm.L2Updates: "_on_l2"}, decoder=d.decoder, lead=d.lead, refused=d.refused)

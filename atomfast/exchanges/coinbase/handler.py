@@ -23,8 +23,9 @@ Level 2 sync: the ``snapshot`` message starts the book (status ``snapshot``, eve
 an update before the snapshot, a malformed book message, or a book left crossed (best bid >=
 best ask: something was lost) resyncs the product (unsubscribe + subscribe: a new snapshot).
 An ``l2update`` whose changes are all of one side (nearly all) is applied in C by its route
-(``atomfast.kit.shapes.SidedLevels``: the levels parsed and applied by the book, the rows
-written by it); any other goes to ``_on_l2update``, which does the same in Python.
+(``atomfast.kit.shapes.SidedLevels``, declared ``mixed=False``: the levels parsed and applied by
+the book, the rows written by it); any other goes to ``_on_l2update``, which does the same in
+Python (changes of both sides in the message's order).
 
 Frames that cannot be read: level 2 has nothing that tells a lost message (a crossed book only
 sometimes shows it), so a frame that is no JSON, or JSON that is no well-formed message, is
@@ -150,9 +151,10 @@ class CoinbaseScheme(Scheme):
     #: connection and its other channels go on)
     max_snapshot_attempts = 0
     #: the level-2 update: a message of one side (nearly all) applied in C (``SidedLevels``); the
-    #: others (both sides, no book yet, anything malformed) by ``_on_l2update``
+    #: others (both sides: ``mixed=False``, applied in the message's order; no book yet, a
+    #: reloading book, anything malformed) by ``_on_l2update``
     dispatch = Dispatch({m.L2Update: SidedLevels(market="product_id", levels="changes", time="time",
-                                                 sides={BUY: BID, SELL: ASK}, crossed="_crossed",
+                                                 sides={BUY: BID, SELL: ASK}, mixed=False, crossed="_crossed",
                                                  otherwise="_on_l2update"), m.Match: "_on_match", m.Received: "_on_full", m.Open: "_on_full",
                          m.Done: "_on_full", m.Change: "_on_full", m.Ticker: "_on_ticker", m.Snapshot: "_on_snapshot",
                          m.Subscriptions: "_on_subscriptions", m.LastMatch: "_on_last_match", m.Error: "_on_error",
@@ -363,8 +365,8 @@ class CoinbaseScheme(Scheme):
 
     def _on_l2update(self, conn: Connection, msg: m.L2Update, data: bytes, recv_ns: int) -> None:
         """An ``l2update`` the route's ``SidedLevels`` did not apply (nothing of it applied): changes
-        of both sides (applied in the message's order), no book yet, a malformed side, level or
-        time, a product not cached yet. The same events as the route's for what it applies."""
+        of both sides (applied in the message's order), no book yet, a reloading book (dropped), a
+        malformed side, level or time, a product not cached yet. The same events as the route's for what it applies."""
         native = msg.product_id
         book = self.books.get(native)
         if book is None or native in self.unsynced:

@@ -39,7 +39,7 @@ from ...book import ASK, BID
 from ..._book import apply_json_sided_levels, apply_sided_levels, check_json_sided_levels, check_sided_levels
 from ...events import Lob, Spread
 from ...kit.booksync import BookSync, Contiguous
-from ...kit.shapes import SidedChanges
+from ...kit.shapes import SidedLevels
 from ...scheme import (BOOK_ERRORS, CROSSED, DECODE_ERRORS, TOP_CHANGED, Connection, ConnectionPlan, Dispatch,
                        Instrument, RestEndpoint, Routes, Scheme, WebsocketEndpoint)
 from . import messages as m
@@ -360,13 +360,13 @@ class GeminiV2Scheme(Scheme):
     default_symbols = ("BTC-USD", "ETH-USD")
     symbols_per_message = 100
     silence_timeout = 30.0  # the server sends a heartbeat every 5 s
-    #: an update's changes applied in C (``SidedChanges``, from their JSON text); a
+    #: an update's changes applied in C (``SidedLevels``, from their JSON text); a
     #: subscription's first message (it carries ``trades``: the whole book) and whatever is not
     #: the common case (no book yet, a reloading book, a malformed side or level, a market not
     #: cached yet) by ``_on_l2``
-    dispatch = Dispatch({m.L2Updates: SidedChanges(market="symbol", levels="changes", snapshot="trades",
-                                                   sides={BUY: BID, SELL: ASK}, crossed="gap_crossed",
-                                                   otherwise="_on_l2"),
+    dispatch = Dispatch({m.L2Updates: SidedLevels(market="symbol", levels="changes", snapshot="trades",
+                                                  sides={BUY: BID, SELL: ASK}, crossed="gap_crossed",
+                                                  otherwise="_on_l2"),
                          m.V2Trade: "_on_trade", m.Heartbeat: None},
                         decoder=m.v2_decoder, lead=b"{", refused="_on_invalid")
 
@@ -408,7 +408,7 @@ class GeminiV2Scheme(Scheme):
             self.bad_input(kind, str(exc), data)
 
     def _on_l2(self, conn: Connection, msg: m.L2Updates, data: bytes, recv_ns: int) -> None:
-        """An ``l2_updates`` the route's ``SidedChanges`` did not apply (nothing of it applied): a
+        """An ``l2_updates`` the route's ``SidedLevels`` did not apply (nothing of it applied): a
         subscription's first (the whole book), no book yet, a reloading book (dropped), a
         malformed side or level, a market not cached yet. An update's changes are applied as the route does (``apply_sided_levels``:
         the ``buy`` changes as bids, then the ``sell`` ones as asks, each side in the message's
