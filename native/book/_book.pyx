@@ -2778,20 +2778,6 @@ cdef class L2Book:
                        lv.size / self.sdiv, so, ROW_BUY if side == C_BID else ROW_SELL,
                        event_ms, atom_us)
 
-    cdef int _avro_row(self, AvroRows rows, object exchange, object symbol, int side, Parsed* lv,
-                       int64_t event_ms, int64_t atom_us) except -1:
-        """``_row``'s event, written as Avro bytes (the same price and size doubles)."""
-        cdef PyObject* po = NULL
-        cdef PyObject* so = NULL
-        cdef double price = lv.price / self.pdiv, size = lv.size / self.sdiv
-        if lv.price >= EXACT_FLOAT or lv.size >= EXACT_FLOAT:
-            _level_item(<object>lv.item, &po, &so)
-            if lv.price >= EXACT_FLOAT:
-                price = float(<object>po)
-            if lv.size >= EXACT_FLOAT:
-                size = float(<object>so)
-        return rows.add(exchange, symbol, price, size, side == C_BID, event_ms, atom_us)
-
     def check_sides(self, first_levels, second_levels=None):
         """Parse the levels as apply_sides() would, applying nothing: ValueError on the first
         bad level (e.g. a snapshot is checked whole before the book is cleared for it). The
@@ -5117,8 +5103,9 @@ cdef void _lob_tail(LobTail* t, int64_t event_ms, int64_t atom_us) noexcept:
 
 cdef int _avro_lob_row(L2Book book, AvroRows rows, object exchange, object symbol, int side, Parsed* lv,
                        LobTail* t) except -1:
-    """``L2Book._avro_row`` with the row's tail from ``t``: the same bytes (price and size the same
-    doubles, a level of 2**53 ticks or more from its strings), the same key."""
+    """``L2Book._row``'s event as Avro bytes, with the row's tail from ``t``: what ``AvroRows.add``
+    writes (price and size the same doubles, a level of 2**53 ticks or more from its strings),
+    the same key."""
     cdef PyObject* po = NULL
     cdef PyObject* so = NULL
     cdef double price = lv.price / book.pdiv, size = lv.size / book.sdiv
